@@ -1,0 +1,211 @@
+"""Generation-independent models of Coder chats, as the rest of the bridge sees them.
+
+Coder's chat API exists in several generations with different paths, framings and status names
+(see the API reference, section 0). Each backend turns its wire JSON into these models, so nothing
+above ``bridge.coder`` depends on one generation. Unknown keys are ignored and unknown part types,
+statuses and event types are kept by name rather than rejected: a newer Coder must never crash us.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal, NewType
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ChatId = NewType("ChatId", str)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class ChatPhase(StrEnum):
+    """What a chat is doing, in words every generation's statuses map onto."""
+
+    STARTING = "starting"  # accepted, waiting for a worker (G1 "pending")
+    WORKING = "working"  # the agent is running a turn
+    IDLE = "idle"  # nothing to do: finished a turn, interrupted, or new
+    NEEDS_USER = "needs_user"  # the agent waits for a person (G1 "paused", G2 "requires_action")
+    DONE = "done"  # the task is complete (G1 "completed")
+    ERROR = "error"  # the last turn failed
+    UNKNOWN = "unknown"  # a status this bridge does not know yet
+
+    @property
+    def busy(self) -> bool:
+        """Whether a turn is under way, so new messages queue and the stream has work to show."""
+        return self in (ChatPhase.STARTING, ChatPhase.WORKING)
+
+
+class ChatStatus(_Model):
+    """A chat's phase plus the server's own status name, which is what users are shown."""
+
+    phase: ChatPhase
+    name: str
+
+
+class Part(_Model):
+    """One piece of message content; fields not used by a part's ``type`` stay at their defaults."""
+
+    type: str
+    text: str = ""
+    tool_call_id: str = ""
+    tool_name: str = ""
+    args: Any = None
+    args_delta: str = ""
+    result: Any = None
+    result_delta: str = ""
+    is_error: bool = False
+    url: str = ""
+    title: str = ""
+    media_type: str = ""
+    file_id: str = ""
+    file_name: str = ""
+
+
+class Message(_Model):
+    """A persisted chat message. ``id`` increases monotonically and is the stream cursor."""
+
+    id: int
+    role: str
+    content: tuple[Part, ...] = ()
+    created_at: datetime | None = None
+
+    @property
+    def text(self) -> str:
+        """The message's visible text: its text parts joined in order."""
+        return "".join(p.text for p in self.content if p.type == "text")
+
+
+class QueuedMessage(_Model):
+    """A follow-up Coder holds until the agent is free; its id is from a separate sequence."""
+
+    id: int
+    content: tuple[Part, ...] = ()
+    created_at: datetime | None = None
+
+    @property
+    def text(self) -> str:
+        """The queued message's text parts joined."""
+        return "".join(p.text for p in self.content if p.type == "text")
+
+
+class DiffStatus(_Model):
+    """Pull-request / diff summary Coder keeps for a chat."""
+
+    url: str = ""
+    pull_request_state: str = ""
+    pull_request_title: str = ""
+    pull_request_draft: bool = False
+    additions: int = 0
+    deletions: int = 0
+    changed_files: int = 0
+
+
+class Chat(_Model):
+    """A Coder chat's metadata (no messages)."""
+
+    id: ChatId
+    title: str = ""
+    status: ChatStatus
+    labels: dict[str, str] = Field(default_factory=dict)
+    archived: bool = False
+    last_error: str | None = None
+    diff_status: DiffStatus | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class SendResult(_Model):
+    """What became of a message sent to a chat: delivered into history, or queued."""
+
+    queued: bool
+    message: Message | None = None
+    queued_message: QueuedMessage | None = None
+
+
+class CoderUser(_Model):
+    """The user a session token belongs to."""
+
+    id: str
+    username: str
+    organization_ids: tuple[str, ...] = ()
+
+
+class InputPart(_Model):
+    """Content sent to Coder: text, or an uploaded file referenced by id."""
+
+    type: Literal["text", "file"]
+    text: str = ""
+    file_id: str = ""
+
+    @classmethod
+    def of_text(cls, text: str) -> InputPart:
+        """A text part."""
+        return cls(type="text", text=text)
+
+    @classmethod
+    def of_file(cls, file_id: str) -> InputPart:
+        """A part referencing a file uploaded with ``upload_file``."""
+        return cls(type="file", file_id=file_id)
+
+
+# Stream events, normalized. Each stream batch is a list of these.
+
+
+class StatusEvent(_Model):
+    """The chat's status changed (or, first in every snapshot, is reported)."""
+
+    kind: Literal["status"] = "status"
+    status: ChatStatus
+
+
+class PartEvent(_Model):
+    """A transient delta of the message being generated; never persisted, has no id."""
+
+    kind: Literal["part"] = "part"
+    role: str
+    part: Part
+
+
+class MessageEvent(_Model):
+    """A message was persisted; authoritative over the deltas that preceded it."""
+
+    kind: Literal["message"] = "message"
+    message: Message
+
+
+class QueueEvent(_Model):
+    """The full current queue of follow-ups (empty when the queue drained)."""
+
+    kind: Literal["queue"] = "queue"
+    queue: tuple[QueuedMessage, ...] = ()
+
+
+class ErrorEvent(_Model):
+    """Processing failed, or the stream itself reported an error."""
+
+    kind: Literal["error"] = "error"
+    message: str
+    retryable: bool = False
+    error_kind: str = ""
+
+
+class RetryEvent(_Model):
+    """Coder is retrying a failed model call; the chat stays busy."""
+
+    kind: Literal["retry"] = "retry"
+    attempt: int
+    delay_ms: int
+    error: str
+
+
+class ConnectedEvent(_Model):
+    """A stream (re)connected: what follows is a fresh snapshot, so per-turn deltas restart."""
+
+    kind: Literal["connected"] = "connected"
+    after_id: int | None = None
+
+
+StreamEvent = StatusEvent | PartEvent | MessageEvent | QueueEvent | ErrorEvent | RetryEvent | ConnectedEvent

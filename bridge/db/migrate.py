@@ -1,0 +1,39 @@
+"""Apply Alembic migrations from inside the running program (``bridge serve`` and ``bridge migrate``).
+
+The migration scripts ship inside the package (``bridge.migrations``, kept in the repository's
+``migrations/`` folder), so an installed wheel can migrate without a checkout. On PostgreSQL an
+advisory lock serialises replicas that start at the same moment; the loser then finds nothing to do.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, text
+
+from bridge.db.engine import Database
+
+_LOCK_KEY = 0x5C0DE_B81D6E  # arbitrary but fixed: every replica must contend for the same lock
+
+
+def alembic_config() -> Config:
+    """An Alembic config pointing at the packaged migration scripts."""
+    config = Config()
+    config.set_main_option("script_location", str(files("bridge.migrations")))
+    return config
+
+
+def _upgrade(connection: Connection, revision: str) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+async def upgrade(db: Database, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` (idempotent)."""
+    async with db.engine.begin() as conn:
+        await conn.run_sync(_upgrade, revision)

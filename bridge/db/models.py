@@ -1,0 +1,101 @@
+"""SQLModel tables. Idempotency lives in their unique constraints, not in memory.
+
+Schema changes need an Alembic revision in ``migrations/versions`` (the test suite fails on drift).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import BigInteger, Column, DateTime, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now; every stored timestamp is UTC."""
+    return datetime.now(UTC)
+
+
+def _ts_column() -> Column[datetime]:
+    return Column(DateTime(timezone=True), nullable=False)
+
+
+class ThreadLink(SQLModel, table=True):
+    """A Slack thread tied to a Coder chat.
+
+    The row is written *before* the chat is created (``chat_id`` still empty), which claims the
+    thread: a second mention or a retried event for the same thread finds the claim instead of
+    creating a second chat.
+    """
+
+    __tablename__ = "thread_link"
+    __table_args__ = (UniqueConstraint("team_id", "channel_id", "thread_ts", name="uq_thread_link_thread"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(max_length=32)
+    channel_id: str = Field(max_length=32, index=True)
+    thread_ts: str = Field(max_length=32)
+    requester_user_id: str = Field(max_length=32)
+    chat_id: str | None = Field(default=None, max_length=64, unique=True)
+    status: str = Field(default="", max_length=32)
+    phase: str = Field(default="starting", max_length=16)
+    archived: bool = Field(default=False)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())
+
+
+class StreamCursor(SQLModel, table=True):
+    """The highest Coder message id whose Slack output is durable; a stream resumes after it."""
+
+    __tablename__ = "stream_cursor"
+
+    chat_id: str = Field(primary_key=True, max_length=64)
+    after_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())
+
+
+class SeenEvent(SQLModel, table=True):
+    """A Slack event id already taken in; Slack's retries of it stop here."""
+
+    __tablename__ = "seen_event"
+
+    event_id: str = Field(primary_key=True, max_length=64)
+    received_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())
+
+
+class InboundMessage(SQLModel, table=True):
+    """A person's Slack message relayed to a chat, and what Coder made of it.
+
+    Unique per (channel, ts): Slack delivers a mention both as ``app_mention`` and as ``message``,
+    and either may be retried; only the first claim is relayed.
+    """
+
+    __tablename__ = "inbound_message"
+    __table_args__ = (UniqueConstraint("channel_id", "ts", name="uq_inbound_message_ts"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    link_id: int = Field(foreign_key="thread_link.id", index=True)
+    channel_id: str = Field(max_length=32)
+    ts: str = Field(max_length=32)
+    user_id: str = Field(max_length=32)
+    coder_message_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    queued_message_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())
+
+
+class SlackMessage(SQLModel, table=True):
+    """A message the bridge posted in a thread, by slot (e.g. ``msg:42`` for Coder message 42).
+
+    Knowing the ``ts`` of every slot turns a repeated output into an edit, never a second post.
+    ``digest`` is a hash of the last text sent, so an unchanged replay costs no Slack call.
+    """
+
+    __tablename__ = "slack_message"
+    __table_args__ = (UniqueConstraint("link_id", "slot", name="uq_slack_message_slot"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    link_id: int = Field(foreign_key="thread_link.id", index=True)
+    slot: str = Field(max_length=64)
+    ts: str = Field(max_length=32)
+    digest: str = Field(default="", max_length=64)
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())

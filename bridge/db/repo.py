@@ -1,0 +1,210 @@
+"""Named queries. Each takes the unit of work (``AsyncSession``) so callers decide the transaction.
+
+Claims are ``INSERT … ON CONFLICT DO NOTHING``: the database, not process memory, decides who was
+first, which holds across retries, restarts and replicas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from bridge.db.models import InboundMessage, SeenEvent, SlackMessage, StreamCursor, ThreadLink, utcnow
+
+BUSY_PHASES = ("starting", "working")
+
+
+async def _insert_ignore(session: AsyncSession, model: type[Any], values: Mapping[str, Any]) -> bool:
+    """Insert unless a unique constraint says the row exists; True when this call inserted it."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(model).values(**values).on_conflict_do_nothing()
+    result = await session.execute(stmt)
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+async def claim_event(session: AsyncSession, event_id: str) -> bool:
+    """Record a Slack event id; False when it was seen before (a retry or a duplicate delivery)."""
+    return await _insert_ignore(session, SeenEvent, {"event_id": event_id, "received_at": utcnow()})
+
+
+async def claim_thread(
+    session: AsyncSession, *, team_id: str, channel_id: str, thread_ts: str, requester_user_id: str
+) -> ThreadLink | None:
+    """Claim a thread for a new chat; None when the thread is already linked (or being linked)."""
+    now = utcnow()
+    inserted = await _insert_ignore(
+        session,
+        ThreadLink,
+        {
+            "team_id": team_id,
+            "channel_id": channel_id,
+            "thread_ts": thread_ts,
+            "requester_user_id": requester_user_id,
+            "status": "",
+            "phase": "starting",
+            "archived": False,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    if not inserted:
+        return None
+    return await find_link_by_thread(session, team_id=team_id, channel_id=channel_id, thread_ts=thread_ts)
+
+
+async def find_link_by_thread(
+    session: AsyncSession, *, team_id: str, channel_id: str, thread_ts: str
+) -> ThreadLink | None:
+    """The link of a Slack thread, if any."""
+    stmt = select(ThreadLink).where(
+        col(ThreadLink.team_id) == team_id,
+        col(ThreadLink.channel_id) == channel_id,
+        col(ThreadLink.thread_ts) == thread_ts,
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def find_link_by_chat(session: AsyncSession, chat_id: str) -> ThreadLink | None:
+    """The link of a Coder chat, if any."""
+    stmt = select(ThreadLink).where(col(ThreadLink.chat_id) == chat_id)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def get_link(session: AsyncSession, link_id: int) -> ThreadLink | None:
+    """A link by primary key."""
+    return await session.get(ThreadLink, link_id)
+
+
+async def attach_chat(session: AsyncSession, link_id: int, *, chat_id: str, status: str, phase: str) -> None:
+    """Complete a claim with the chat Coder created for it."""
+    await session.execute(
+        update(ThreadLink)
+        .where(col(ThreadLink.id) == link_id)
+        .values(chat_id=chat_id, status=status, phase=phase, updated_at=utcnow())
+    )
+
+
+async def release_thread(session: AsyncSession, link_id: int) -> None:
+    """Drop a claim whose chat could not be created, so the user can simply try again."""
+    await session.execute(delete(InboundMessage).where(col(InboundMessage.link_id) == link_id))
+    await session.execute(delete(SlackMessage).where(col(SlackMessage.link_id) == link_id))
+    await session.execute(
+        delete(ThreadLink).where(col(ThreadLink.id) == link_id, col(ThreadLink.chat_id).is_(None))
+    )
+
+
+async def set_status(session: AsyncSession, chat_id: str, *, status: str, phase: str) -> None:
+    """Remember a chat's last known status (drives which chats are followed after a restart)."""
+    await session.execute(
+        update(ThreadLink)
+        .where(col(ThreadLink.chat_id) == chat_id)
+        .values(status=status, phase=phase, updated_at=utcnow())
+    )
+
+
+async def set_archived(session: AsyncSession, chat_id: str, archived: bool) -> None:
+    """Remember that a chat was archived or unarchived."""
+    await session.execute(
+        update(ThreadLink)
+        .where(col(ThreadLink.chat_id) == chat_id)
+        .values(archived=archived, updated_at=utcnow())
+    )
+
+
+async def busy_links(session: AsyncSession) -> Sequence[ThreadLink]:
+    """Links whose chat was last seen busy: the chats to follow again after a restart."""
+    stmt = select(ThreadLink).where(
+        col(ThreadLink.chat_id).is_not(None),
+        col(ThreadLink.archived).is_(False),
+        col(ThreadLink.phase).in_(BUSY_PHASES),
+    )
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def claim_inbound(
+    session: AsyncSession, *, link_id: int, channel_id: str, ts: str, user_id: str
+) -> bool:
+    """Claim a person's Slack message for relaying; False when it was already relayed."""
+    return await _insert_ignore(
+        session,
+        InboundMessage,
+        {"link_id": link_id, "channel_id": channel_id, "ts": ts, "user_id": user_id, "created_at": utcnow()},
+    )
+
+
+async def record_inbound(
+    session: AsyncSession,
+    *,
+    channel_id: str,
+    ts: str,
+    coder_message_id: int | None,
+    queued_message_id: int | None,
+) -> None:
+    """Remember what Coder made of a relayed Slack message (needed for edits and deletions)."""
+    await session.execute(
+        update(InboundMessage)
+        .where(col(InboundMessage.channel_id) == channel_id, col(InboundMessage.ts) == ts)
+        .values(coder_message_id=coder_message_id, queued_message_id=queued_message_id)
+    )
+
+
+async def release_inbound(session: AsyncSession, *, channel_id: str, ts: str) -> None:
+    """Forget a claim whose relay failed, so a retry by Slack or by the user can relay it."""
+    await session.execute(
+        delete(InboundMessage).where(
+            col(InboundMessage.channel_id) == channel_id, col(InboundMessage.ts) == ts
+        )
+    )
+
+
+async def get_cursor(session: AsyncSession, chat_id: str) -> int | None:
+    """The highest message id whose Slack output is durable, if any."""
+    row = await session.get(StreamCursor, chat_id)
+    return row.after_id if row else None
+
+
+async def save_cursor(session: AsyncSession, chat_id: str, after_id: int) -> None:
+    """Advance (never move back) a chat's cursor."""
+    row = await session.get(StreamCursor, chat_id)
+    if row is None:
+        if await _insert_ignore(
+            session, StreamCursor, {"chat_id": chat_id, "after_id": after_id, "updated_at": utcnow()}
+        ):
+            return
+        row = await session.get(StreamCursor, chat_id, populate_existing=True)
+        assert row is not None
+    if after_id > row.after_id:
+        row.after_id = after_id
+        row.updated_at = utcnow()
+
+
+async def slots(session: AsyncSession, link_id: int) -> dict[str, SlackMessage]:
+    """Every message the bridge posted in a thread, by slot."""
+    stmt = select(SlackMessage).where(col(SlackMessage.link_id) == link_id)
+    return {row.slot: row for row in (await session.execute(stmt)).scalars()}
+
+
+async def save_slot(session: AsyncSession, *, link_id: int, slot: str, ts: str, digest: str) -> None:
+    """Record the ``ts`` and text digest of a slot's message (insert or update)."""
+    stmt = select(SlackMessage).where(col(SlackMessage.link_id) == link_id, col(SlackMessage.slot) == slot)
+    row = (await session.execute(stmt)).scalar_one_or_none()
+    if row is None:
+        session.add(SlackMessage(link_id=link_id, slot=slot, ts=ts, digest=digest))
+    else:
+        row.ts, row.digest, row.updated_at = ts, digest, utcnow()
+
+
+async def rename_slot(session: AsyncSession, *, link_id: int, old: str, new: str) -> bool:
+    """Re-key a slot (a streamed draft becoming the persisted message); False if ``old`` is absent."""
+    result = await session.execute(
+        update(SlackMessage)
+        .where(col(SlackMessage.link_id) == link_id, col(SlackMessage.slot) == old)
+        .values(slot=new, updated_at=utcnow())
+    )
+    return bool(getattr(result, "rowcount", 0))

@@ -1,0 +1,1 @@
+"""One revision per schema change, reviewed by hand."""
