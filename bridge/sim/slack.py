@@ -1,0 +1,868 @@
+"""A Slack workspace on loopback: Web API, file hosting, Events API / Socket Mode delivery, user actions.
+
+``SlackSim`` is what tests, the offline demo and the benchmarks talk to instead of slack.com. It serves
+the Web API at ``api_url`` (point ``AsyncWebClient(base_url=...)`` / ``SLACK_API_URL`` at it), keeps
+the workspace state, enforces Slack's rate limits, records every call and delivery, and plays users:
+``await sim.user_says(...)`` stores a message and delivers the events Slack would, over Socket Mode if
+the app is connected, else by signed POST to ``event_url``. Tests wait on conditions
+(``await sim.wait_for(...)``) that are re-checked on every state change, never on sleeps.
+
+Deliberate deviations from Slack are listed where they occur; the main ones: ``Retry-After`` carries
+decimals when ``time_scale != 1``; an unknown ``thread_ts`` is refused with ``thread_not_found``; file
+downloads check token and scope but not channel visibility; event subscriptions are not tied to scopes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from bridge.sim.sender import AppResponse, Delivery, EventDeliverer, SocketModeHub
+from bridge.sim.slack_api import ApiResult, Fault, WebApi
+from bridge.sim.slack_events import EventFactory, find_action, is_bot_mention
+from bridge.sim.slack_limits import TIER_1, TIER_2, TIER_3, TIER_4, Limit, RateLimiter, RateLimits
+from bridge.sim.slack_state import (
+    ALICE,
+    ALICE_DM,
+    APP_ID,
+    BOB,
+    BOT_ID,
+    BOT_USER_ID,
+    DEFAULT_SCOPES,
+    GENERAL,
+    MESSAGE_SUBSCRIPTION,
+    RANDOM,
+    TEAM_ID,
+    AgentSession,
+    ChannelKind,
+    Ephemeral,
+    JsonDict,
+    SimChannel,
+    SimMessage,
+    SimUser,
+    Workspace,
+    rich_text_blocks,
+)
+
+__all__ = [
+    "TIER_1",
+    "TIER_2",
+    "TIER_3",
+    "TIER_4",
+    "AgentSession",
+    "ApiCall",
+    "AppResponse",
+    "Delivery",
+    "Ephemeral",
+    "Limit",
+    "RateLimits",
+    "ResponseUrlPost",
+    "SimChannel",
+    "SimMessage",
+    "SimUser",
+    "SlackSim",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SUBSCRIPTIONS = frozenset(
+    {
+        "app_mention",
+        "message.channels",
+        "message.groups",
+        "message.im",
+        "message.mpim",
+        "reaction_added",
+        "reaction_removed",
+        "app_home_opened",
+    }
+)
+RESPONSE_URL_MAX_USES = 5
+_SIGN_IN_PAGE = (
+    "<!DOCTYPE html><html><head><title>Sign in | Slack</title></head>"
+    "<body><h1>Sign in to Example</h1><form action='/signin'></form></body></html>"
+)
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """One Web API request as the simulator received and answered it (token not included)."""
+
+    method: str
+    params: JsonDict
+    time: float
+    status: int
+    ok: bool
+    error: str | None
+
+
+@dataclass(frozen=True)
+class ResponseUrlPost:
+    """One POST the app made to a ``response_url`` the simulator handed out."""
+
+    url_id: str
+    body: JsonDict
+    time: float
+
+
+@dataclass
+class _ResponseTarget:
+    """What a ``response_url`` answers for: the clicked message or the command's channel."""
+
+    channel: str
+    user: str
+    message_ts: str | None
+    uses: int = 0
+
+
+class SlackSim:
+    """The simulated Slack; see the module docstring. Use ``async with SlackSim() as sim``."""
+
+    team_id = TEAM_ID
+    bot_user_id = BOT_USER_ID
+    bot_id = BOT_ID
+    app_id = APP_ID
+    alice = ALICE
+    bob = BOB
+    general = GENERAL
+    random = RANDOM
+    alice_dm = ALICE_DM
+
+    def __init__(
+        self,
+        *,
+        signing_secret: str = "sim-signing-secret",
+        bot_token: str = "xoxb-sim-bot",
+        app_token: str = "xapp-sim-app",
+        time_scale: float = 1.0,
+        rate_limits_enabled: bool = True,
+        ack_timeout: float = 3.0,
+        echo_bot_messages: bool = True,
+        agent_declared: bool = True,
+        scopes: Iterable[str] | None = None,
+        subscriptions: Iterable[str] | None = None,
+    ) -> None:
+        if time_scale <= 0:
+            raise ValueError("time_scale must be positive")
+        self.bot_token = bot_token
+        self.app_token = app_token
+        self.time_scale = time_scale
+        self.echo_bot_messages = echo_bot_messages
+        self.subscriptions = frozenset(DEFAULT_SUBSCRIPTIONS if subscriptions is None else subscriptions)
+        self.latency = 0.0
+        self.calls: list[ApiCall] = []
+        self.ratelimited_count = 0
+        self.response_url_posts: list[ResponseUrlPost] = []
+        self.workspace = Workspace()
+        self._changed = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._response_targets: dict[str, _ResponseTarget] = {}
+        self._runner: web.AppRunner | None = None
+        self._port = 0
+        self._events = EventFactory(self.workspace, verification_token="sim-verification-token")
+        self._hub = SocketModeHub(app_id=APP_ID, on_change=self._notify)
+        self._deliverer = EventDeliverer(
+            signing_secret=signing_secret,
+            ack_timeout=ack_timeout,
+            time_scale=time_scale,
+            hub=self._hub,
+            on_change=self._notify,
+        )
+        self._api = WebApi(
+            self.workspace,
+            self._events,
+            bot_token=bot_token,
+            app_token=app_token,
+            scopes=DEFAULT_SCOPES if scopes is None else scopes,
+            limiter=RateLimiter(RateLimits(), time_scale=time_scale),
+            time_scale=time_scale,
+            agent_declared=agent_declared,
+            subscriptions=self.subscriptions,
+            echo=self._echo,
+            open_socket=self._hub.open_url,
+        )
+        self._api.rate_limits_enabled = rate_limits_enabled
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Listen on 127.0.0.1, on a free port."""
+        app = web.Application()
+        app.router.add_route("*", "/api/{method}", self._handle_api)
+        app.router.add_get("/files-pri/{key}/download/{name}", self._handle_file)
+        app.router.add_get("/files-pri/{key}/{name}", self._handle_file)
+        app.router.add_get("/", self._handle_sign_in)
+        app.router.add_get("/link/", self._hub.handle)
+        app.router.add_get("/link", self._hub.handle)
+        app.router.add_post("/response_url/{url_id}", self._handle_response_url)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self._port = self._runner.addresses[0][1]
+        self.workspace.base_url = self.base_url
+        self._hub.base_url = f"ws://127.0.0.1:{self._port}"
+        await self._deliverer.start()
+
+    async def close(self) -> None:
+        """Stop background deliveries, close sockets and the server."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._hub.close()
+        await self._deliverer.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> SlackSim:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT`` of the running server."""
+        if not self._port:
+            raise RuntimeError("SlackSim is not started")
+        return f"http://127.0.0.1:{self._port}"
+
+    @property
+    def api_url(self) -> str:
+        """The Web API base URL, ending in ``/``: ``SLACK_API_URL`` or ``AsyncWebClient(base_url=...)``."""
+        return f"{self.base_url}/api/"
+
+    # --- configuration knobs ---------------------------------------------------------------------
+
+    @property
+    def event_url(self) -> str | None:
+        """Where HTTP Events API deliveries go (the app's ``/slack/events``); None: HTTP mode off."""
+        return self._deliverer.event_url
+
+    @event_url.setter
+    def event_url(self, url: str | None) -> None:
+        self._deliverer.event_url = url
+
+    @property
+    def signing_secret(self) -> str:
+        """The secret HTTP deliveries are signed with; change it to send badly signed requests."""
+        return self._deliverer.signing_secret
+
+    @signing_secret.setter
+    def signing_secret(self, secret: str) -> None:
+        self._deliverer.signing_secret = secret
+
+    @property
+    def request_timestamp_offset(self) -> float:
+        """Seconds added to ``X-Slack-Request-Timestamp`` (negative: replay an old request)."""
+        return self._deliverer.request_timestamp_offset
+
+    @request_timestamp_offset.setter
+    def request_timestamp_offset(self, seconds: float) -> None:
+        self._deliverer.request_timestamp_offset = seconds
+
+    @property
+    def ack_timeout(self) -> float:
+        """Seconds the app has to acknowledge a delivery before it counts as failed."""
+        return self._deliverer.ack_timeout
+
+    @ack_timeout.setter
+    def ack_timeout(self, seconds: float) -> None:
+        self._deliverer.ack_timeout = seconds
+
+    @property
+    def retry_delays(self) -> tuple[float, ...]:
+        """Waits before retry 1, 2, 3 of a failed event (seconds, multiplied by ``time_scale``)."""
+        return self._deliverer.retry_delays
+
+    @retry_delays.setter
+    def retry_delays(self, delays: Sequence[float]) -> None:
+        self._deliverer.retry_delays = tuple(delays)
+
+    @property
+    def rate_limits(self) -> RateLimits:
+        """The rate-limit table; assigning a new one resets all budgets."""
+        return self._api.limiter.limits
+
+    @rate_limits.setter
+    def rate_limits(self, limits: RateLimits) -> None:
+        self._api.limiter = RateLimiter(limits, time_scale=self.time_scale)
+
+    @property
+    def rate_limits_enabled(self) -> bool:
+        """Whether calls are checked against ``rate_limits`` at all."""
+        return self._api.rate_limits_enabled
+
+    @rate_limits_enabled.setter
+    def rate_limits_enabled(self, enabled: bool) -> None:
+        self._api.rate_limits_enabled = enabled
+
+    @property
+    def agent_declared(self) -> bool:
+        """Whether the app is declared as an agent; if not, ``agents.sessions.*`` fail ``not_authorized``."""
+        return self._api.agent_declared
+
+    @agent_declared.setter
+    def agent_declared(self, declared: bool) -> None:
+        self._api.agent_declared = declared
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        """The bot token's granted scopes."""
+        return self._api.scopes
+
+    def fail_next(
+        self,
+        method: str,
+        *,
+        error: str = "internal_error",
+        status: int = 200,
+        retry_after: float | None = None,
+        count: int = 1,
+    ) -> None:
+        """Make the next ``count`` calls of ``method`` fail with ``{"ok": false, "error": error}``.
+
+        ``status`` 429 or 5xx imitates rate limits and outages; ``retry_after`` adds the header.
+        Injected failures come before rate limiting, so they spend no budget.
+        """
+        self._api.faults.setdefault(method, deque()).append(Fault(error, status, retry_after, count))
+
+    # --- state: setup helpers ---------------------------------------------------------------------
+
+    def add_user(
+        self,
+        user_id: str,
+        name: str,
+        *,
+        real_name: str | None = None,
+        team_id: str | None = None,
+        is_restricted: bool = False,
+        is_ultra_restricted: bool = False,
+        email: str | None = None,
+        channels: Iterable[str] = (GENERAL,),
+    ) -> SimUser:
+        """Add a user (a guest with ``is_restricted``, external with another ``team_id``) to channels."""
+        user = self.workspace.add_user(
+            user_id,
+            name,
+            real_name=real_name,
+            team_id=team_id,
+            is_restricted=is_restricted,
+            is_ultra_restricted=is_ultra_restricted,
+            email=email,
+        )
+        for channel_id in channels:
+            self.workspace.channels[channel_id].members.add(user_id)
+        self._notify()
+        return user
+
+    def add_channel(
+        self,
+        channel_id: str,
+        name: str,
+        *,
+        kind: ChannelKind = "public",
+        members: Iterable[str] = (ALICE, BOB, BOT_USER_ID),
+        is_ext_shared: bool = False,
+        is_archived: bool = False,
+    ) -> SimChannel:
+        """Add a conversation; the bot is in it only if ``BOT_USER_ID`` is among ``members``."""
+        channel = self.workspace.add_channel(
+            channel_id, name, kind=kind, members=members, is_ext_shared=is_ext_shared, is_archived=is_archived
+        )
+        self._notify()
+        return channel
+
+    def add_im(self, user_id: str) -> SimChannel:
+        """Open (or return) the DM between a user and the bot."""
+        channel = self.workspace.add_im(user_id)
+        self._notify()
+        return channel
+
+    def add_file(
+        self,
+        content: bytes,
+        name: str,
+        mimetype: str,
+        *,
+        user: str = ALICE,
+        redirect_to: str | None = None,
+    ) -> JsonDict:
+        """Upload a file; returns its Slack file object. ``redirect_to`` sends downloads to another host."""
+        if not self._port:
+            raise RuntimeError("start the simulator first: file URLs point at its address")
+        file = self.workspace.add_file(content, name, mimetype, user=user, redirect_to=redirect_to)
+        self._notify()
+        return self.workspace.file_json(file)
+
+    # --- state: queries ---------------------------------------------------------------------------
+
+    def message(self, channel: str, ts: str) -> SimMessage | None:
+        """The message ``ts`` in ``channel`` (deleted ones too, flagged ``deleted``)."""
+        return self.workspace.message(channel, ts)
+
+    def thread(self, channel: str, thread_ts: str) -> list[SimMessage]:
+        """A thread: root first, then replies in ts order; deleted messages left out."""
+        return self.workspace.thread(channel, thread_ts)
+
+    def history(self, channel: str) -> list[SimMessage]:
+        """Top-level messages of a channel, oldest first; deleted ones left out."""
+        return [
+            m for m in self.workspace.messages.get(channel, {}).values() if not m.deleted and not m.is_reply
+        ]
+
+    def ephemerals(self, user: str) -> list[Ephemeral]:
+        """Ephemeral messages shown to ``user``, oldest first."""
+        return [e for e in self.workspace.ephemerals if e.user == user]
+
+    def home_view(self, user: str) -> JsonDict | None:
+        """The latest Home tab view published for ``user``."""
+        return self.workspace.home_views.get(user)
+
+    @property
+    def agent_sessions(self) -> dict[tuple[str, str | None], AgentSession]:
+        """Agent Sessions by (channel_id, thread_ts)."""
+        return self.workspace.agent_sessions
+
+    @property
+    def assistant_status(self) -> dict[tuple[str, str], str]:
+        """Current ``assistant.threads.setStatus`` text by (channel_id, thread_ts)."""
+        return self.workspace.assistant_status
+
+    @property
+    def deliveries(self) -> list[Delivery]:
+        """Every delivery attempt to the app, in the order they were sent."""
+        return self._deliverer.deliveries
+
+    @property
+    def socket_connections(self) -> int:
+        """How many Socket Mode clients are connected."""
+        return self._hub.connection_count
+
+    def calls_to(self, method: str) -> list[ApiCall]:
+        """The recorded calls of one Web API method."""
+        return [c for c in self.calls if c.method == method]
+
+    def render_thread(self, channel: str, thread_ts: str) -> str:
+        """A readable transcript of a thread ("alice: ..." / "bot: ..."), for terminal demos."""
+        lines: list[str] = []
+        for message in self.thread(channel, thread_ts):
+            text_lines = message.visible_text.splitlines() or [""]
+            head = f"{self.workspace.display_name(message.user)}: {text_lines[0]}"
+            lines.append(head)
+            lines.extend(f"    {line}" for line in text_lines[1:])
+            lines.extend(f"    [file {f.get('name')}]" for f in message.files)
+            lines.extend(f"    [{c.get('status', 'plan')}] {c.get('title', '')}" for c in message.chunks)
+            marks = [
+                f":{name}: {', '.join(self.workspace.display_name(u) for u in users)}"
+                for name, users in message.reactions.items()
+            ]
+            if message.streaming:
+                marks.append("streaming…")
+            if message.edited:
+                marks.append("edited")
+            if marks:
+                lines[len(lines) - 1] += "  [" + "] [".join(marks) + "]"
+        return "\n".join(lines)
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+        """Wait until ``predicate()`` is true; it is re-checked after every change of simulator state.
+
+        Raises ``TimeoutError`` naming the predicate and the latest calls and deliveries.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not predicate():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(self._timeout_report(predicate, timeout))
+            changed = self._changed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), remaining)
+
+    def _timeout_report(self, predicate: Callable[[], bool], timeout: float) -> str:
+        name = getattr(predicate, "__qualname__", repr(predicate))
+        calls = ", ".join(
+            f"{c.method}->{c.status}{'' if c.ok else ' ' + str(c.error)}" for c in self.calls[-8:]
+        )
+        deliveries = ", ".join(
+            f"{d.event_type}#{d.attempt}:{'acked' if d.acked else d.failure or 'pending'}"
+            for d in self.deliveries[-8:]
+        )
+        return (
+            f"condition {name} still false after {timeout}s; "
+            f"last API calls: [{calls}]; last deliveries: [{deliveries}]"
+        )
+
+    def _notify(self) -> None:
+        """Wake every ``wait_for``: state changed."""
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    # --- users acting ------------------------------------------------------------------------------
+
+    async def user_says(
+        self,
+        user: str,
+        channel: str,
+        text: str,
+        *,
+        thread_ts: str | None = None,
+        files: Sequence[JsonDict] | None = None,
+        wait_ack: bool = True,
+    ) -> str:
+        """Post a message as a user; delivers ``message`` and, for a mention outside DMs, ``app_mention``.
+
+        Returns the message ts once every delivery was acknowledged or finally failed (at once with
+        ``wait_ack=False``). ``files`` are file objects from ``add_file``; they make a file_share.
+        """
+        conversation = self._conversation(channel, user)
+        author = self.workspace.users.get(user)
+        root_ts: str | None = None
+        if thread_ts is not None:
+            root = self.workspace.message(channel, thread_ts)
+            if root is None:
+                raise ValueError(f"no message {thread_ts} in {channel} to reply to")
+            root_ts = root.thread_ts if root.is_reply else root.ts
+        message = self.workspace.store(
+            SimMessage(
+                channel=channel,
+                ts=self.workspace.clock.next(),
+                text=text,
+                user=user,
+                blocks=rich_text_blocks(text) if text else [],
+                thread_ts=root_ts,
+                subtype="file_share" if files else None,
+                files=[dict(f) for f in files or ()],
+                client_msg_id=str(uuid.uuid4()),
+                team=author.team_id if author else self.team_id,
+            )
+        )
+        self._notify()
+        events = [self._events.message(message, conversation)]
+        if conversation.kind != "im" and is_bot_mention(text):
+            events.append(self._events.app_mention(message, conversation))
+        await self._run([self._deliver(event, conversation) for event in events], wait_ack)
+        return message.ts
+
+    async def edit(self, user: str, channel: str, ts: str, text: str, *, wait_ack: bool = True) -> None:
+        """Edit a user's own message; delivers ``message_changed``."""
+        conversation = self._conversation(channel, user)
+        message = self._users_message(channel, ts, user)
+        previous = self.workspace.message_json(message)
+        message.text, message.blocks = text, rich_text_blocks(text)
+        message.edited_ts, message.edited_by = self.workspace.clock.next(), user
+        self._notify()
+        event = self._events.message_changed(message, conversation, previous)
+        await self._run([self._deliver(event, conversation)], wait_ack)
+
+    async def delete(self, user: str, channel: str, ts: str, *, wait_ack: bool = True) -> None:
+        """Delete a user's own message; delivers ``message_deleted``."""
+        conversation = self._conversation(channel, user)
+        message = self._users_message(channel, ts, user)
+        previous = self.workspace.message_json(message)
+        message.deleted = True
+        self._notify()
+        event = self._events.message_deleted(message, conversation, previous)
+        await self._run([self._deliver(event, conversation)], wait_ack)
+
+    async def react(self, user: str, channel: str, ts: str, name: str, *, wait_ack: bool = True) -> None:
+        """Add a reaction as a user; delivers ``reaction_added``."""
+        conversation, message = self._reaction_target(user, channel, ts)
+        users = message.reactions.setdefault(name, [])
+        if user in users:
+            raise ValueError(f"{user} already reacted :{name}: to {ts}")
+        users.append(user)
+        self._notify()
+        event = self._events.reaction("reaction_added", user, message, name)
+        await self._run([self._deliver(event, conversation)], wait_ack)
+
+    async def unreact(self, user: str, channel: str, ts: str, name: str, *, wait_ack: bool = True) -> None:
+        """Remove a user's reaction; delivers ``reaction_removed``."""
+        conversation, message = self._reaction_target(user, channel, ts)
+        users = message.reactions.get(name, [])
+        if user not in users:
+            raise ValueError(f"{user} has no :{name}: on {ts}")
+        users.remove(user)
+        if not users:
+            del message.reactions[name]
+        self._notify()
+        event = self._events.reaction("reaction_removed", user, message, name)
+        await self._run([self._deliver(event, conversation)], wait_ack)
+
+    async def click(
+        self, user: str, channel: str, message_ts: str, action_id: str, value: str | None = None
+    ) -> AppResponse:
+        """Click the button ``action_id`` on a message; sends ``block_actions`` and returns the app's answer.
+
+        ``value`` overrides the button's own value.
+        """
+        conversation = self._conversation(channel, user)
+        message = self.workspace.message(channel, message_ts)
+        action = find_action(message, action_id) if message is not None else None
+        if message is None or action is None:
+            raise ValueError(f"no element {action_id!r} on message {message_ts} in {channel}")
+        if value is not None:
+            action["value"] = value
+        _, response_url = self._response_url(channel, user, message_ts)
+        payload = self._events.block_actions(user, conversation, message, action, response_url=response_url)
+        return await self._deliverer.deliver_interaction("interactive", payload)
+
+    async def slash_command(self, user: str, channel: str, command: str, text: str = "") -> AppResponse:
+        """Run ``/command text`` as a user; returns the app's answer and shows it like Slack would."""
+        conversation = self._conversation(channel, user)
+        url_id, response_url = self._response_url(channel, user, None)
+        fields = self._events.slash_command(user, conversation, command, text, response_url=response_url)
+        response = await self._deliverer.deliver_interaction("slash_commands", fields)
+        if response.status == 200 and response.body.strip():
+            try:
+                reply = json.loads(response.body)
+            except ValueError:
+                reply = {"text": response.body}
+            if isinstance(reply, dict):
+                self._apply_response(self._response_targets[url_id], reply)
+        return response
+
+    async def open_home(self, user: str, tab: str = "home", *, wait_ack: bool = True) -> None:
+        """Open the app's Home (or Messages) tab as a user; delivers ``app_home_opened``."""
+        conversation = self.workspace.add_im(user)
+        event = self._events.app_home_opened(user, conversation, tab)
+        await self._run([self._deliver(event, conversation)], wait_ack)
+
+    async def deliver_event(
+        self, event: JsonDict, *, retry_num: int | None = None, wrap: bool = True
+    ) -> Delivery:
+        """Deliver any event as is, subscribed or not (for malformed-input and duplicate tests).
+
+        ``wrap`` puts it in a fresh ``event_callback`` envelope; ``wrap=False`` sends ``event`` as the
+        whole body (e.g. a previous ``Delivery.payload`` to replay it). With ``retry_num`` exactly one
+        attempt is made, carrying that ``X-Slack-Retry-Num``.
+        """
+        if wrap:
+            channel = self.workspace.channels.get(str(event.get("channel", "")))
+            body = self._events.callback(event, channel=channel)
+        else:
+            body = event
+        return await self._deliverer.deliver_event(body, retry_num=retry_num)
+
+    async def disconnect_socket_mode(self, reason: str = "refresh_requested") -> None:
+        """Send Socket Mode clients a ``disconnect`` frame, then close their connections."""
+        await self._hub.disconnect(reason, grace=self.ack_timeout)
+
+    # --- internals -----------------------------------------------------------------------------------
+
+    def _conversation(self, channel: str, user: str) -> SimChannel:
+        conversation = self.workspace.channels.get(channel)
+        if conversation is None:
+            raise ValueError(f"no conversation {channel}")
+        if user not in conversation.members:
+            raise ValueError(f"{user} is not a member of {channel}")
+        return conversation
+
+    def _users_message(self, channel: str, ts: str, user: str) -> SimMessage:
+        message = self.workspace.message(channel, ts)
+        if message is None or message.deleted:
+            raise ValueError(f"no message {ts} in {channel}")
+        if message.user != user or message.bot_id is not None:
+            raise ValueError(f"{user} can only change their own messages")
+        return message
+
+    def _reaction_target(self, user: str, channel: str, ts: str) -> tuple[SimChannel, SimMessage]:
+        conversation = self._conversation(channel, user)
+        message = self.workspace.message(channel, ts)
+        if message is None or message.deleted:
+            raise ValueError(f"no message {ts} in {channel}")
+        return conversation, message
+
+    def _subscribed(self, event: JsonDict, channel: SimChannel) -> bool:
+        """Slack delivers an event only if subscribed, and only from conversations the bot is in."""
+        kind = event.get("type")
+        key = MESSAGE_SUBSCRIPTION[channel.kind] if kind == "message" else kind
+        return key in self.subscriptions and self.workspace.is_member(channel)
+
+    async def _deliver(self, event: JsonDict, channel: SimChannel) -> Delivery | None:
+        if not self._subscribed(event, channel):
+            return None
+        return await self._deliverer.deliver_event(self._events.callback(event, channel=channel))
+
+    def _echo(self, event: JsonDict, channel: SimChannel) -> None:
+        """The app's own posts, edits and reactions come back to it as events, as in Slack."""
+        if self.echo_bot_messages:
+            self._spawn(self._deliver(event, channel))
+        self._notify()
+
+    async def _run(self, deliveries: list[Coroutine[Any, Any, Delivery | None]], wait: bool) -> None:
+        if wait:
+            await asyncio.gather(*deliveries)
+        else:
+            for delivery in deliveries:
+                self._spawn(delivery)
+
+    def _spawn(self, work: Awaitable[Any]) -> None:
+        """Run a delivery in the background; kept referenced, failures logged, cancelled on close."""
+
+        async def guarded() -> None:
+            try:
+                await work
+            except Exception:
+                logger.exception("background delivery failed")
+
+        task = asyncio.create_task(guarded())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _response_url(self, channel: str, user: str, message_ts: str | None) -> tuple[str, str]:
+        """A fresh response_url (id and URL) answering for this message or command."""
+        url_id = uuid.uuid4().hex
+        self._response_targets[url_id] = _ResponseTarget(channel=channel, user=user, message_ts=message_ts)
+        return url_id, f"{self.base_url}/response_url/{url_id}"
+
+    def _apply_response(self, target: _ResponseTarget, reply: JsonDict) -> None:
+        """Show a response_url post or command reply: replace/delete the original, post, or whisper."""
+        original = self.workspace.message(target.channel, target.message_ts) if target.message_ts else None
+        conversation = self.workspace.channels[target.channel]
+        if original is not None and (reply.get("delete_original") or reply.get("replace_original")):
+            previous = self.workspace.message_json(original)
+            if reply.get("delete_original"):
+                original.deleted = True
+                self._echo(self._events.message_deleted(original, conversation, previous), conversation)
+                return
+            original.text, original.blocks = str(reply.get("text", "")), list(reply.get("blocks", []))
+            original.markdown_text = None
+            original.edited_ts, original.edited_by = self.workspace.clock.next(), BOT_USER_ID
+            self._echo(self._events.message_changed(original, conversation, previous), conversation)
+            return
+        text, blocks = str(reply.get("text", "")), list(reply.get("blocks", []))
+        thread_ts = reply.get("thread_ts")
+        if reply.get("response_type") == "in_channel":
+            message = self.workspace.store(
+                SimMessage(
+                    channel=target.channel,
+                    ts=self.workspace.clock.next(),
+                    text=text,
+                    user=BOT_USER_ID,
+                    bot_id=BOT_ID,
+                    blocks=blocks,
+                    thread_ts=thread_ts if isinstance(thread_ts, str) else None,
+                )
+            )
+            self._echo(self._events.message(message, conversation), conversation)
+            return
+        self.workspace.ephemerals.append(
+            Ephemeral(
+                channel=target.channel,
+                user=target.user,
+                ts=self.workspace.clock.next(),
+                text=text,
+                blocks=blocks,
+                markdown_text=None,
+                thread_ts=thread_ts if isinstance(thread_ts, str) else None,
+            )
+        )
+        self._notify()
+
+    # --- HTTP handlers ---------------------------------------------------------------------------------
+
+    async def _handle_api(self, request: web.Request) -> web.Response:
+        received = time.monotonic()
+        method = request.match_info["method"]
+        params, token, parse_error = await _read_params(request)
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        if parse_error is not None:
+            result = ApiResult(200, {"ok": False, "error": parse_error})
+        else:
+            result = await self._api.call(method, params, token)
+        if result.status == 429:
+            self.ratelimited_count += 1
+        self.calls.append(ApiCall(method, params, received, result.status, result.ok, result.error))
+        self._notify()
+        return web.json_response(result.body, status=result.status, headers=result.headers)
+
+    async def _handle_file(self, request: web.Request) -> web.StreamResponse:
+        """Serve a file to the bot token with files:read; anyone else is sent to the sign-in page."""
+        authorization = request.headers.get("Authorization", "")
+        authorised = authorization == f"Bearer {self.bot_token}" and "files:read" in self.scopes
+        if not authorised:
+            raise web.HTTPFound(f"/?redir={quote(request.path_qs, safe='')}")
+        team, _, file_id = request.match_info["key"].partition("-")
+        file = self.workspace.files.get(file_id)
+        if team != self.team_id or file is None or file.name != request.match_info["name"]:
+            raise web.HTTPNotFound(text="file not found")
+        if file.redirect_to is not None:
+            raise web.HTTPFound(file.redirect_to)
+        headers = {}
+        if request.path.startswith(f"/files-pri/{team}-{file_id}/download/"):
+            headers["Content-Disposition"] = f'attachment; filename="{file.name}"'
+        return web.Response(body=file.content, content_type=file.mimetype, headers=headers)
+
+    async def _handle_sign_in(self, request: web.Request) -> web.Response:
+        """Where unauthorised file downloads land: an HTML page, 200, as on slack.com."""
+        return web.Response(text=_SIGN_IN_PAGE, content_type="text/html")
+
+    async def _handle_response_url(self, request: web.Request) -> web.Response:
+        """Record a response_url post and show its effect; each URL works five times."""
+        url_id = request.match_info["url_id"]
+        target = self._response_targets.get(url_id)
+        if target is None:
+            return web.Response(status=404, text="no_service")
+        target.uses += 1
+        if target.uses > RESPONSE_URL_MAX_USES:
+            return web.Response(status=404, text="used_url")
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.Response(status=400, text="invalid_payload")
+        if not isinstance(body, dict):
+            return web.Response(status=400, text="invalid_payload")
+        self.response_url_posts.append(ResponseUrlPost(url_id, body, time.monotonic()))
+        self._apply_response(target, body)
+        return web.Response(text="ok")
+
+
+async def _read_params(request: web.Request) -> tuple[JsonDict, str | None, str | None]:
+    """Merge query string, form body and JSON body the way Slack does; returns (params, token, error).
+
+    The token comes from ``Authorization: Bearer`` or, for form posts, a ``token`` field; a token in
+    the query string or inside a JSON body is ignored, as Slack ignores it.
+    """
+    params: JsonDict = {k: v for k, v in request.query.items() if k != "token"}
+    token: str | None = None
+    if request.content_type == "application/json":
+        try:
+            body = await request.json() if request.can_read_body else {}
+        except ValueError:
+            return params, None, "invalid_json"
+        if isinstance(body, dict):
+            params.update({k: v for k, v in body.items() if k != "token"})
+    elif request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.post()
+        for key, value in form.items():
+            if isinstance(value, str):
+                if key == "token":
+                    token = value
+                else:
+                    params[key] = value
+    authorization = request.headers.get("Authorization", "")
+    if authorization.startswith("Bearer "):
+        token = authorization.removeprefix("Bearer ").strip()
+    return params, token, None

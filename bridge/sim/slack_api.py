@@ -1,0 +1,768 @@
+"""The simulated Web API methods: argument rules, errors and responses as reference section 4 gives them.
+
+``WebApi.call`` is the whole request pipeline after HTTP parsing: method lookup, token check, injected
+faults, rate limits, scopes, then the method itself. Errors are HTTP 200 with ``{"ok": false}``, rate
+limits HTTP 429 with ``Retry-After``, exactly as Slack answers, because the bridge's error handling is
+tested against these answers and nothing else.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from bridge.sim.slack_events import EventFactory, is_own_message
+from bridge.sim.slack_limits import RateLimiter, format_retry_after
+from bridge.sim.slack_state import (
+    APP_ID,
+    BOT_ID,
+    BOT_NAME,
+    BOT_USER_ID,
+    SCOPE_FAMILY,
+    AgentSession,
+    Ephemeral,
+    JsonDict,
+    SimChannel,
+    SimMessage,
+    Workspace,
+)
+
+MAX_TEXT = 40_000
+MAX_MARKDOWN_TEXT = 12_000
+MAX_BLOCKS = 50
+MAX_HOME_BLOCKS = 100
+MAX_SESSION_TITLE = 200
+SESSION_STATUSES = frozenset({"processing", "active", "suspended", "closed"})
+TASK_STATUSES = frozenset({"pending", "in_progress", "complete", "error"})
+_EMOJI_NAME = re.compile(r"^[a-z0-9_+'\-]+(::skin-tone-[2-6])?$")
+
+TokenKind = Literal["bot", "app"]
+# An echo hook: the app's own action produced this event in this conversation.
+EchoHook = Callable[[JsonDict, SimChannel], None]
+
+
+class ApiError(Exception):
+    """A Slack error answer: ``error`` plus extra top-level fields (``needed``, ``provided``, ...)."""
+
+    def __init__(self, error: str, **extra: Any) -> None:
+        super().__init__(error)
+        self.error = error
+        self.extra = extra
+
+
+def _missing(name: str) -> ApiError:
+    return ApiError(
+        "invalid_arguments", response_metadata={"messages": [f"[ERROR] missing required field: {name}"]}
+    )
+
+
+@dataclass
+class ApiResult:
+    """The HTTP answer to one Web API call."""
+
+    status: int
+    body: JsonDict
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """Slack's verdict in the body."""
+        return bool(self.body.get("ok"))
+
+    @property
+    def error(self) -> str | None:
+        """The error code of a failed call."""
+        error = self.body.get("error")
+        return error if isinstance(error, str) else None
+
+
+@dataclass
+class Fault:
+    """An injected failure for the next call(s) of one method (``SlackSim.fail_next``)."""
+
+    error: str
+    status: int
+    retry_after: float | None
+    remaining: int
+
+
+class Args:
+    """A call's merged arguments (query string, form body, JSON body) with Slack's loose typing."""
+
+    def __init__(self, values: JsonDict) -> None:
+        self.values = values
+
+    def get(self, name: str) -> str | None:
+        """A non-empty string argument (numbers are accepted as form posts send them as text)."""
+        value = self.values.get(name)
+        if value is None or value == "":
+            return None
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return value if isinstance(value, str) else str(value)
+
+    def require(self, name: str) -> str:
+        """A required string argument; missing means ``invalid_arguments``."""
+        value = self.get(name)
+        if value is None:
+            raise _missing(name)
+        return value
+
+    def decoded(self, name: str, error: str) -> Any:
+        """An argument that form posts carry as a JSON string and JSON posts as a value."""
+        value = self.values.get(name)
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except ValueError as exc:
+                raise ApiError(error) from exc
+        return value
+
+    def flag(self, name: str) -> bool:
+        """A boolean argument: ``true``/``1`` in forms, ``true`` in JSON."""
+        value = self.values.get(name)
+        if isinstance(value, str):
+            return value.lower() in ("1", "true")
+        return bool(value)
+
+
+@dataclass(frozen=True)
+class _Content:
+    text: str | None
+    blocks: list[JsonDict] | None
+    markdown_text: str | None
+
+
+Handler = Callable[[Args], Awaitable[JsonDict]]
+ScopeRule = Callable[[Args], str | None]
+
+
+@dataclass(frozen=True)
+class _Method:
+    handler: Handler
+    scope: ScopeRule
+    token: TokenKind = "bot"
+
+
+class WebApi:
+    """Every simulated Web API method over one workspace."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        events: EventFactory,
+        *,
+        bot_token: str,
+        app_token: str,
+        scopes: Iterable[str],
+        limiter: RateLimiter,
+        time_scale: float,
+        agent_declared: bool,
+        subscriptions: frozenset[str],
+        echo: EchoHook,
+        open_socket: Callable[[], str],
+    ) -> None:
+        self._ws = workspace
+        self._events = events
+        self._tokens: dict[str, TokenKind] = {bot_token: "bot", app_token: "app"}
+        self.scopes = tuple(scopes)
+        self.limiter = limiter
+        self.rate_limits_enabled = True
+        self.agent_declared = agent_declared
+        self._time_scale = time_scale
+        self._subscriptions = subscriptions
+        self._echo = echo
+        self._open_socket = open_socket
+        self.faults: dict[str, deque[Fault]] = {}
+        self._methods: dict[str, _Method] = {
+            "auth.test": _Method(self._auth_test, _no_scope),
+            "apps.connections.open": _Method(self._apps_connections_open, _no_scope, token="app"),
+            "chat.postMessage": _Method(self._chat_post_message, _scope("chat:write")),
+            "chat.update": _Method(self._chat_update, _scope("chat:write")),
+            "chat.delete": _Method(self._chat_delete, _scope("chat:write")),
+            "chat.postEphemeral": _Method(self._chat_post_ephemeral, _scope("chat:write")),
+            "chat.getPermalink": _Method(self._chat_get_permalink, _no_scope),
+            "chat.startStream": _Method(self._chat_start_stream, _scope("chat:write")),
+            "chat.appendStream": _Method(self._chat_append_stream, _scope("chat:write")),
+            "chat.stopStream": _Method(self._chat_stop_stream, _scope("chat:write")),
+            "reactions.add": _Method(self._reactions_add, _scope("reactions:write")),
+            "reactions.remove": _Method(self._reactions_remove, _scope("reactions:write")),
+            "conversations.replies": _Method(self._conversations_replies, self._family_scope("history")),
+            "conversations.info": _Method(self._conversations_info, self._family_scope("read")),
+            "users.info": _Method(self._users_info, _scope("users:read")),
+            "files.info": _Method(self._files_info, _scope("files:read")),
+            "views.publish": _Method(self._views_publish, _no_scope),
+            "assistant.threads.setStatus": _Method(self._assistant_set_status, self._status_scope),
+            "agents.sessions.setStatus": _Method(self._sessions_set_status, _scope("chat:write")),
+            "agents.sessions.rename": _Method(self._sessions_rename, _scope("chat:write")),
+        }
+
+    def token_kind(self, token: str | None) -> TokenKind | None:
+        """Which of the simulator's tokens this is, if any."""
+        return self._tokens.get(token) if token is not None else None
+
+    async def call(self, method: str, params: JsonDict, token: str | None) -> ApiResult:
+        """Run one call through Slack's checks in Slack's order and produce its HTTP answer."""
+        spec = self._methods.get(method)
+        if spec is None:
+            return _error("unknown_method")
+        if token is None:
+            return _error("not_authed")
+        kind = self.token_kind(token)
+        if kind is None:
+            return _error("invalid_auth")
+        headers = {"x-oauth-scopes": ",".join(self.scopes)} if kind == "bot" else {}
+        if kind != spec.token:
+            # Reference 1.2: a bot token on apps.connections.open is "not_authed".
+            return _error("not_authed" if spec.token == "app" else "not_allowed_token_type", headers)
+        fault = self._take_fault(method)
+        if fault is not None:
+            if fault.retry_after is not None:
+                headers["Retry-After"] = format_retry_after(fault.retry_after, time_scale=self._time_scale)
+            return ApiResult(fault.status, {"ok": False, "error": fault.error}, headers)
+        args = Args(params)
+        if self.rate_limits_enabled:
+            wait = self.limiter.admit(method, args.get("channel") or args.get("channel_id"))
+            if wait > 0:
+                headers["Retry-After"] = format_retry_after(wait, time_scale=self._time_scale)
+                return ApiResult(429, {"ok": False, "error": "ratelimited"}, headers)
+        needed = spec.scope(args)
+        if needed is not None and needed not in self.scopes:
+            return _error("missing_scope", headers, needed=needed, provided=",".join(self.scopes))
+        if needed is not None:
+            headers["x-accepted-oauth-scopes"] = needed
+        try:
+            body = await spec.handler(args)
+        except ApiError as exc:
+            return _error(exc.error, headers, **exc.extra)
+        return ApiResult(200, {"ok": True, **body}, headers)
+
+    def _take_fault(self, method: str) -> Fault | None:
+        queue = self.faults.get(method)
+        if not queue:
+            return None
+        fault = queue[0]
+        fault.remaining -= 1
+        if fault.remaining <= 0:
+            queue.popleft()
+        return fault
+
+    # --- scopes -------------------------------------------------------------------------------
+
+    def _family_scope(self, suffix: str) -> ScopeRule:
+        """conversations.* need the scope of the conversation's kind: channels:, groups:, im:, mpim:."""
+
+        def rule(args: Args) -> str:
+            channel = self._ws.channels.get(args.get("channel") or "")
+            return f"{SCOPE_FAMILY[channel.kind if channel else 'public']}:{suffix}"
+
+        return rule
+
+    def _status_scope(self, args: Args) -> str | None:
+        """assistant.threads.setStatus takes chat:write or, legacy, assistant:write (reference 4.12)."""
+        return None if "assistant:write" in self.scopes else "chat:write"
+
+    # --- conversation access ------------------------------------------------------------------
+
+    def _visible_channel(self, channel_id: str | None) -> SimChannel:
+        """A conversation the bot may see: any public channel, other kinds only as a member."""
+        channel = self._ws.channels.get(channel_id or "")
+        if channel is None or (channel.kind != "public" and not self._ws.is_member(channel)):
+            raise ApiError("channel_not_found")
+        return channel
+
+    def _member_channel(self, channel_id: str | None) -> SimChannel:
+        """A conversation the bot belongs to; a public one it hasn't joined is ``not_in_channel``."""
+        channel = self._visible_channel(channel_id)
+        if not self._ws.is_member(channel):
+            raise ApiError("not_in_channel")
+        return channel
+
+    def _writable_channel(self, args: Args, name: str = "channel") -> SimChannel:
+        """Where the bot may post: a user id means the bot's DM with that user (reference 4.1)."""
+        channel_id = args.get(name)
+        if channel_id and channel_id[0] in "UW" and channel_id in self._ws.users:
+            channel = self._ws.add_im(channel_id)
+        else:
+            channel = self._visible_channel(channel_id)
+            if not self._ws.is_member(channel) and "chat:write.public" not in self.scopes:
+                raise ApiError("not_in_channel")
+        if channel.is_archived:
+            raise ApiError("is_archived")
+        return channel
+
+    def _own_message(self, channel: SimChannel, ts: str, *, error: str) -> SimMessage:
+        """A live message of the bot; someone else's is ``error`` (cant_update_message, ...)."""
+        message = self._ws.message(channel.id, ts)
+        if message is None or message.deleted:
+            raise ApiError("message_not_found")
+        if not is_own_message(message):
+            raise ApiError(error)
+        return message
+
+    def _thread_root(self, channel: SimChannel, thread_ts: str | None) -> str | None:
+        """The root ts to reply under; a reply's ts is normalised to its root, an unknown one refused.
+
+        Refusing an unknown ``thread_ts`` is stricter than Slack (which may accept it silently) on
+        purpose: replying to a thread that doesn't exist is always a bug in the caller.
+        """
+        if thread_ts is None:
+            return None
+        root = self._ws.message(channel.id, thread_ts)
+        if root is None or root.deleted:
+            raise ApiError("thread_not_found")
+        return root.thread_ts if root.is_reply else root.ts
+
+    # --- content rules --------------------------------------------------------------------------
+
+    @staticmethod
+    def _content(args: Args) -> _Content:
+        """text / blocks / markdown_text with Slack's exclusivity and length rules (reference 4.1)."""
+        text = args.get("text")
+        markdown_text = args.get("markdown_text")
+        blocks = args.decoded("blocks", "invalid_blocks_format")
+        attachments = args.decoded("attachments", "invalid_attachments")
+        if markdown_text is not None and (text is not None or blocks is not None):
+            raise ApiError("markdown_text_conflict")
+        if blocks is not None:
+            if not isinstance(blocks, list) or not all(isinstance(b, dict) and "type" in b for b in blocks):
+                raise ApiError("invalid_blocks_format")
+            if len(blocks) > MAX_BLOCKS:
+                raise ApiError("invalid_blocks")
+        if text is None and not blocks and markdown_text is None and not attachments:
+            raise ApiError("no_text")
+        if (text is not None and len(text) > MAX_TEXT) or (
+            markdown_text is not None and len(markdown_text) > MAX_MARKDOWN_TEXT
+        ):
+            raise ApiError("msg_too_long")
+        return _Content(text, blocks, markdown_text)
+
+    @staticmethod
+    def _chunks(args: Args) -> list[JsonDict]:
+        """Validate streaming ``chunks`` (reference 4.13); anything unrecognised is ``invalid_chunks``."""
+        chunks = args.decoded("chunks", "invalid_chunks")
+        if chunks is None:
+            return []
+        if not isinstance(chunks, list):
+            raise ApiError("invalid_chunks")
+        for chunk in chunks:
+            kind = chunk.get("type") if isinstance(chunk, dict) else None
+            valid = (
+                (kind == "markdown_text" and isinstance(chunk.get("text"), str))
+                or (kind == "task_update" and chunk.get("id") and chunk.get("status") in TASK_STATUSES)
+                or (kind == "plan_update" and isinstance(chunk.get("title"), str))
+                or (kind == "blocks" and isinstance(chunk.get("blocks"), list))
+            )
+            if not valid:
+                raise ApiError("invalid_chunks")
+        return chunks
+
+    @staticmethod
+    def _apply_stream(message: SimMessage, markdown_text: str | None, chunks: list[JsonDict]) -> None:
+        """Grow a streamed message: text is appended; task/plan updates replace their earlier state."""
+        if markdown_text is not None:
+            if len(markdown_text) > MAX_MARKDOWN_TEXT:
+                raise ApiError("msg_too_long")
+            message.markdown_text = (message.markdown_text or "") + markdown_text
+        for chunk in chunks:
+            kind = chunk["type"]
+            if kind == "markdown_text":
+                message.markdown_text = (message.markdown_text or "") + chunk["text"]
+            elif kind == "blocks":
+                message.blocks.extend(chunk["blocks"])
+            else:
+                message.chunks = [
+                    c
+                    for c in message.chunks
+                    if not (c["type"] == kind and (kind == "plan_update" or c.get("id") == chunk.get("id")))
+                ]
+                message.chunks.append(chunk)
+
+    # --- methods ----------------------------------------------------------------------------------
+
+    async def _auth_test(self, args: Args) -> JsonDict:
+        return {
+            "url": f"https://{self._ws.domain}.slack.com/",
+            "team": self._ws.team_name,
+            "user": BOT_NAME,
+            "team_id": self._ws.team_id,
+            "user_id": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": False,
+        }
+
+    async def _apps_connections_open(self, args: Args) -> JsonDict:
+        return {"url": self._open_socket()}
+
+    async def _chat_post_message(self, args: Args) -> JsonDict:
+        channel = self._writable_channel(args)
+        content = self._content(args)
+        thread_ts = self._thread_root(channel, args.get("thread_ts"))
+        metadata = args.decoded("metadata", "invalid_metadata_format")
+        message = self._ws.store(
+            SimMessage(
+                channel=channel.id,
+                ts=self._ws.clock.next(),
+                text=content.text or "",
+                user=BOT_USER_ID,
+                bot_id=BOT_ID,
+                blocks=content.blocks or [],
+                markdown_text=content.markdown_text,
+                thread_ts=thread_ts,
+                subtype="thread_broadcast" if thread_ts and args.flag("reply_broadcast") else None,
+                metadata=metadata if isinstance(metadata, dict) else None,
+            )
+        )
+        if thread_ts is not None:
+            # An assistant status clears when the app replies in the thread (reference 4.12).
+            self._ws.assistant_status.pop((channel.id, thread_ts), None)
+        self._echo(self._events.message(message, channel), channel)
+        return {"channel": channel.id, "ts": message.ts, "message": self._ws.message_json(message)}
+
+    async def _chat_update(self, args: Args) -> JsonDict:
+        channel = self._writable_channel(args)
+        message = self._own_message(channel, args.require("ts"), error="cant_update_message")
+        content = self._content(args)
+        previous = self._ws.message_json(message)
+        if content.markdown_text is not None:
+            message.markdown_text, message.text, message.blocks = content.markdown_text, "", []
+        else:
+            message.markdown_text = None
+            if content.text is not None:
+                message.text = content.text
+            if content.blocks is not None:
+                message.blocks = content.blocks
+        message.edited_ts, message.edited_by = self._ws.clock.next(), BOT_USER_ID
+        self._echo(self._events.message_changed(message, channel, previous), channel)
+        return {
+            "channel": channel.id,
+            "ts": message.ts,
+            "text": message.visible_text,
+            "message": self._ws.message_json(message),
+        }
+
+    async def _chat_delete(self, args: Args) -> JsonDict:
+        channel = self._writable_channel(args)
+        message = self._own_message(channel, args.require("ts"), error="cant_delete_message")
+        previous = self._ws.message_json(message)
+        message.deleted = True
+        self._echo(self._events.message_deleted(message, channel, previous), channel)
+        return {"channel": channel.id, "ts": message.ts}
+
+    async def _chat_post_ephemeral(self, args: Args) -> JsonDict:
+        channel = self._writable_channel(args)
+        user = args.require("user")
+        if not self._ws.is_member(channel, user):
+            raise ApiError("user_not_in_channel")
+        content = self._content(args)
+        ephemeral = Ephemeral(
+            channel=channel.id,
+            user=user,
+            ts=self._ws.clock.next(),
+            text=content.text or "",
+            blocks=content.blocks or [],
+            markdown_text=content.markdown_text,
+            thread_ts=args.get("thread_ts"),
+        )
+        self._ws.ephemerals.append(ephemeral)
+        return {"message_ts": ephemeral.ts}
+
+    async def _chat_get_permalink(self, args: Args) -> JsonDict:
+        channel = self._visible_channel(args.get("channel"))
+        message = self._ws.message(channel.id, args.require("message_ts"))
+        if message is None or message.deleted:
+            raise ApiError("message_not_found")
+        link = f"https://{self._ws.domain}.slack.com/archives/{channel.id}/p{message.ts.replace('.', '')}"
+        if message.is_reply:
+            link += f"?thread_ts={message.thread_ts}&cid={channel.id}"
+        return {"channel": channel.id, "permalink": link}
+
+    async def _chat_start_stream(self, args: Args) -> JsonDict:
+        channel = self._writable_channel(args)
+        if channel.kind != "im" and not (args.get("recipient_user_id") and args.get("recipient_team_id")):
+            # Streams into channels are addressed to one recipient (reference 4.13).
+            raise ApiError("invalid_arguments", response_metadata={"messages": ["[ERROR] missing recipient"]})
+        chunks = self._chunks(args)
+        thread_ts = self._thread_root(channel, args.get("thread_ts"))
+        message = SimMessage(
+            channel=channel.id,
+            ts=self._ws.clock.next(),
+            user=BOT_USER_ID,
+            bot_id=BOT_ID,
+            markdown_text="",
+            thread_ts=thread_ts,
+            streaming=True,
+        )
+        self._apply_stream(message, args.get("markdown_text"), chunks)
+        self._ws.store(message)
+        if thread_ts is not None:
+            self._ws.assistant_status.pop((channel.id, thread_ts), None)
+        self._echo(self._events.message(message, channel), channel)
+        return {"channel": channel.id, "ts": message.ts}
+
+    def _streaming_message(self, args: Args) -> tuple[SimChannel, SimMessage]:
+        channel = self._writable_channel(args)
+        message = self._own_message(channel, args.require("ts"), error="cant_update_message")
+        if not message.streaming:
+            raise ApiError("message_not_in_streaming_state")
+        return channel, message
+
+    async def _chat_append_stream(self, args: Args) -> JsonDict:
+        channel, message = self._streaming_message(args)
+        markdown_text, chunks = args.get("markdown_text"), self._chunks(args)
+        if markdown_text is None and not chunks:
+            raise _missing("markdown_text")
+        self._apply_stream(message, markdown_text, chunks)
+        return {"channel": channel.id, "ts": message.ts}
+
+    async def _chat_stop_stream(self, args: Args) -> JsonDict:
+        channel, message = self._streaming_message(args)
+        session_status = args.get("session_status")
+        if session_status is not None and session_status not in SESSION_STATUSES:
+            raise _enum_error("session_status")
+        blocks = args.decoded("blocks", "invalid_blocks_format")
+        if blocks is not None and (not isinstance(blocks, list) or len(blocks) > MAX_BLOCKS):
+            raise ApiError("invalid_blocks")
+        previous = self._ws.message_json(message)
+        self._apply_stream(message, args.get("markdown_text"), self._chunks(args))
+        message.blocks.extend(blocks or [])
+        metadata = args.decoded("metadata", "invalid_metadata_format")
+        if isinstance(metadata, dict):
+            message.metadata = metadata
+        message.streaming = False
+        session = self._ws.agent_sessions.get((channel.id, message.thread_ts))
+        if session is not None:
+            # The session leaves "processing" with the stream; "active" when not told otherwise (12.2).
+            _set_session_status(session, session_status or "active")
+        self._echo(self._events.message_changed(message, channel, previous), channel)
+        return {"channel": channel.id, "ts": message.ts, "message": self._ws.message_json(message)}
+
+    async def _reactions_add(self, args: Args) -> JsonDict:
+        channel, message, name = self._reaction_target(args)
+        users = message.reactions.setdefault(name, [])
+        if BOT_USER_ID in users:
+            raise ApiError("already_reacted")
+        users.append(BOT_USER_ID)
+        self._echo(self._events.reaction("reaction_added", BOT_USER_ID, message, name), channel)
+        return {}
+
+    async def _reactions_remove(self, args: Args) -> JsonDict:
+        channel, message, name = self._reaction_target(args)
+        users = message.reactions.get(name, [])
+        if BOT_USER_ID not in users:
+            raise ApiError("no_reaction")
+        users.remove(BOT_USER_ID)
+        if not users:
+            del message.reactions[name]
+        self._echo(self._events.reaction("reaction_removed", BOT_USER_ID, message, name), channel)
+        return {}
+
+    def _reaction_target(self, args: Args) -> tuple[SimChannel, SimMessage, str]:
+        channel = self._member_channel(args.get("channel"))
+        if channel.is_archived:
+            raise ApiError("is_archived")
+        ts = args.get("timestamp")
+        if ts is None:
+            raise ApiError("no_item_specified")
+        name = (args.get("name") or "").strip(":")
+        if not _EMOJI_NAME.match(name):
+            raise ApiError("invalid_name")
+        message = self._ws.message(channel.id, ts)
+        if message is None or message.deleted:
+            raise ApiError("message_not_found")
+        return channel, message, name
+
+    async def _conversations_replies(self, args: Args) -> JsonDict:
+        channel = self._member_channel(args.get("channel"))
+        ts = args.require("ts")
+        found = self._ws.message(channel.id, ts)
+        root = self._ws.message(channel.id, (found.thread_ts if found is not None else None) or ts)
+        if root is None or root.deleted:
+            raise ApiError("thread_not_found")
+        oldest, latest = args.get("oldest"), args.get("latest")
+        inclusive = args.flag("inclusive")
+        messages = [
+            m
+            for m in self._ws.thread(channel.id, root.ts)
+            if m is root
+            or (
+                (oldest is None or m.ts > oldest or (inclusive and m.ts == oldest))
+                and (latest is None or m.ts < latest or (inclusive and m.ts == latest))
+            )
+        ]
+        start = _decode_cursor(args.get("cursor"))
+        try:
+            limit = max(1, min(int(args.get("limit") or 1000), 1000))
+        except ValueError as exc:
+            raise ApiError("invalid_limit") from exc
+        page = messages[start : start + limit]
+        has_more = start + limit < len(messages)
+        return {
+            "messages": [self._ws.message_json(m, thread_summary=True) for m in page],
+            "has_more": has_more,
+            "response_metadata": {"next_cursor": _encode_cursor(start + limit) if has_more else ""},
+        }
+
+    async def _conversations_info(self, args: Args) -> JsonDict:
+        return {"channel": self._ws.channel_json(self._visible_channel(args.get("channel")))}
+
+    async def _users_info(self, args: Args) -> JsonDict:
+        user = self._ws.users.get(args.require("user"))
+        if user is None:
+            raise ApiError("user_not_found")
+        return {"user": self._ws.user_json(user)}
+
+    async def _files_info(self, args: Args) -> JsonDict:
+        file = self._ws.files.get(args.require("file"))
+        if file is None:
+            raise ApiError("file_not_found")
+        return {
+            "file": self._ws.file_json(file),
+            "comments": [],
+            "response_metadata": {"next_cursor": ""},
+        }
+
+    async def _views_publish(self, args: Args) -> JsonDict:
+        user_id = args.require("user_id")
+        if user_id not in self._ws.users:
+            raise ApiError("user_not_found")
+        view = args.decoded("view", "invalid_arguments")
+        if not isinstance(view, dict) or view.get("type") != "home":
+            raise ApiError(
+                "invalid_arguments", response_metadata={"messages": ["[ERROR] view.type must be home"]}
+            )
+        blocks = view.get("blocks", [])
+        if not isinstance(blocks, list) or len(blocks) > MAX_HOME_BLOCKS:
+            raise ApiError("invalid_blocks")
+        current = self._ws.home_views.get(user_id)
+        expected_hash = args.get("hash")
+        if current is not None and expected_hash is not None and expected_hash != current["hash"]:
+            raise ApiError("hash_conflict")
+        view_id = current["id"] if current else f"V0SIM{secrets.token_hex(4).upper()}"
+        stored = {
+            "id": view_id,
+            "team_id": self._ws.team_id,
+            "type": "home",
+            "blocks": blocks,
+            "private_metadata": view.get("private_metadata", ""),
+            "callback_id": view.get("callback_id", ""),
+            "external_id": view.get("external_id", ""),
+            "state": {"values": {}},
+            "hash": f"{time.time():.6f}.{secrets.token_hex(4)}",
+            "title": view.get("title"),
+            "clear_on_close": False,
+            "notify_on_close": False,
+            "close": None,
+            "submit": None,
+            "previous_view_id": None,
+            "root_view_id": view_id,
+            "app_id": APP_ID,
+            "app_installed_team_id": self._ws.team_id,
+            "bot_id": BOT_ID,
+        }
+        self._ws.home_views[user_id] = stored
+        return {"view": stored}
+
+    async def _assistant_set_status(self, args: Args) -> JsonDict:
+        channel = self._member_channel(args.require("channel_id"))
+        thread_ts = args.require("thread_ts")
+        if "status" not in args.values:
+            raise _missing("status")
+        loading = args.decoded("loading_messages", "invalid_arguments")
+        if loading is not None and (not isinstance(loading, list) or len(loading) > 10):
+            raise ApiError("invalid_arguments")
+        status = args.get("status")
+        if status is None:
+            self._ws.assistant_status.pop((channel.id, thread_ts), None)
+        else:
+            self._ws.assistant_status[(channel.id, thread_ts)] = status
+        return {}
+
+    def _session_channel(self, args: Args) -> SimChannel:
+        if not self.agent_declared:
+            # Only apps declared as agents may create sessions (reference 12.2).
+            raise ApiError("not_authorized")
+        return self._member_channel(args.require("channel_id"))
+
+    async def _sessions_set_status(self, args: Args) -> JsonDict:
+        channel = self._session_channel(args)
+        status = args.get("status")
+        if status not in SESSION_STATUSES:
+            raise _enum_error("status")
+        title = args.get("title")
+        if title is not None and len(title) > MAX_SESSION_TITLE:
+            raise ApiError("invalid_arguments")
+        key = (channel.id, args.get("thread_ts"))
+        session = self._ws.agent_sessions.get(key)
+        if session is None:
+            session = self._ws.agent_sessions[key] = AgentSession(
+                channel_id=channel.id,
+                thread_ts=key[1],
+                status=status,
+                title=title,
+                initiator_user_id=args.get("initiator_user_id"),
+            )
+        _set_session_status(session, status)
+        if status == "processing" and "agent_session_stopped" not in self._subscriptions:
+            warning = "missing_agent_session_stopped_event_subscription"
+            return {"warning": warning, "response_metadata": {"warnings": [warning]}}
+        return {}
+
+    async def _sessions_rename(self, args: Args) -> JsonDict:
+        channel = self._session_channel(args)
+        title = args.require("title")
+        if len(title) > MAX_SESSION_TITLE:
+            raise ApiError("invalid_arguments")
+        key = (channel.id, args.get("thread_ts"))
+        session = self._ws.agent_sessions.get(key)
+        if session is None:
+            session = self._ws.agent_sessions[key] = AgentSession(
+                channel_id=channel.id, thread_ts=key[1], status="active", title=title, initiator_user_id=None
+            )
+        session.title = title
+        return {}
+
+
+def _scope(name: str) -> ScopeRule:
+    return lambda args: name
+
+
+def _no_scope(args: Args) -> None:
+    return None
+
+
+def _error(error: str, headers: dict[str, str] | None = None, **extra: Any) -> ApiResult:
+    return ApiResult(200, {"ok": False, "error": error, **extra}, dict(headers or {}))
+
+
+def _enum_error(name: str) -> ApiError:
+    detail = f"[ERROR] must be a valid enum value [json-pointer:/{name}]"
+    return ApiError("invalid_arguments", response_metadata={"messages": [detail]})
+
+
+def _set_session_status(session: AgentSession, status: str) -> None:
+    session.status = status
+    session.history.append(status)
+
+
+def _encode_cursor(offset: int) -> str:
+    return base64.b64encode(f"offset:{offset}".encode()).decode()
+
+
+def _decode_cursor(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    try:
+        kind, _, offset = base64.b64decode(cursor).decode().partition(":")
+        if kind != "offset":
+            raise ValueError(cursor)
+        return int(offset)
+    except ValueError as exc:
+        raise ApiError("invalid_cursor") from exc

@@ -1,0 +1,235 @@
+"""Builders for what Slack sends *to* the app: event callbacks, block_actions and slash-command payloads.
+
+Shapes follow reference sections 2 and 8 field by field, because the bridge parses exactly these; the
+builders are pure functions of the workspace state so every transport (HTTP or Socket Mode) carries the
+same bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import secrets
+import time
+from typing import Any
+
+from bridge.sim.slack_state import (
+    APP_ID,
+    BOT_ID,
+    BOT_USER_ID,
+    JsonDict,
+    SimChannel,
+    SimMessage,
+    Workspace,
+)
+
+
+class EventFactory:
+    """Makes Slack payloads for one workspace, numbering event ids so each delivery is traceable."""
+
+    def __init__(self, workspace: Workspace, *, verification_token: str) -> None:
+        self._ws = workspace
+        self.verification_token = verification_token
+        self._ids = itertools.count(1)
+
+    def callback(self, event: JsonDict, *, channel: SimChannel | None) -> JsonDict:
+        """Wrap an inner event in the ``event_callback`` envelope (reference 2.1) with a fresh event_id."""
+        context = {"et": event.get("type"), "tid": self._ws.team_id, "aid": APP_ID}
+        if channel is not None:
+            context["cid"] = channel.id
+        encoded = base64.urlsafe_b64encode(json.dumps(context, separators=(",", ":")).encode()).decode()
+        return {
+            "token": self.verification_token,
+            "team_id": self._ws.team_id,
+            "context_team_id": self._ws.team_id,
+            "context_enterprise_id": None,
+            "api_app_id": APP_ID,
+            "event": event,
+            "type": "event_callback",
+            "event_id": f"Ev0SIM{next(self._ids):06d}",
+            "event_time": int(time.time()),
+            "authorizations": [
+                {
+                    "enterprise_id": None,
+                    "team_id": self._ws.team_id,
+                    "user_id": BOT_USER_ID,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+            "is_ext_shared_channel": bool(channel and channel.is_ext_shared),
+            "event_context": "4-" + encoded.rstrip("="),
+        }
+
+    def message(self, message: SimMessage, channel: SimChannel) -> JsonDict:
+        """A ``message`` event (plain, thread reply, file_share or bot post) for a stored message."""
+        event = self._ws.message_json(message)
+        event.update(channel=channel.id, event_ts=message.ts, channel_type=channel.channel_type)
+        self._add_source_team(event, message.user)
+        return event
+
+    def app_mention(self, message: SimMessage, channel: SimChannel) -> JsonDict:
+        """The ``app_mention`` twin of a user message that mentions the bot (reference 2.2)."""
+        event = self._ws.message_json(message)
+        event.update(type="app_mention", channel=channel.id, event_ts=message.ts)
+        event.pop("subtype", None)
+        self._add_source_team(event, message.user)
+        return event
+
+    def message_changed(self, message: SimMessage, channel: SimChannel, previous: JsonDict) -> JsonDict:
+        """A hidden ``message_changed`` event; its own ts is the edit time, the message keeps its ts."""
+        event_ts = message.edited_ts or self._ws.clock.next()
+        return {
+            "type": "message",
+            "subtype": "message_changed",
+            "hidden": True,
+            "channel": channel.id,
+            "channel_type": channel.channel_type,
+            "ts": event_ts,
+            "event_ts": event_ts,
+            "message": self._ws.message_json(message),
+            "previous_message": previous,
+        }
+
+    def message_deleted(self, message: SimMessage, channel: SimChannel, previous: JsonDict) -> JsonDict:
+        """A hidden ``message_deleted`` event naming the removed message in ``deleted_ts``."""
+        event_ts = self._ws.clock.next()
+        return {
+            "type": "message",
+            "subtype": "message_deleted",
+            "hidden": True,
+            "channel": channel.id,
+            "channel_type": channel.channel_type,
+            "ts": event_ts,
+            "event_ts": event_ts,
+            "deleted_ts": message.ts,
+            "previous_message": previous,
+        }
+
+    def reaction(self, kind: str, user: str, message: SimMessage, name: str) -> JsonDict:
+        """A ``reaction_added`` / ``reaction_removed`` event on a message (reference 2.4)."""
+        event: JsonDict = {"type": kind, "user": user, "reaction": name}
+        if message.user is not None:
+            event["item_user"] = message.user
+        event["item"] = {"type": "message", "channel": message.channel, "ts": message.ts}
+        event["event_ts"] = self._ws.clock.next()
+        return event
+
+    def app_home_opened(self, user: str, channel: SimChannel, tab: str) -> JsonDict:
+        """An ``app_home_opened`` event; ``view`` only when a Home view was published for the user."""
+        event: JsonDict = {
+            "type": "app_home_opened",
+            "user": user,
+            "channel": channel.id,
+            "tab": tab,
+            "event_ts": self._ws.clock.next(),
+        }
+        view = self._ws.home_views.get(user)
+        if view is not None:
+            event["view"] = view
+        return event
+
+    def block_actions(
+        self,
+        user: str,
+        channel: SimChannel,
+        message: SimMessage,
+        action: JsonDict,
+        *,
+        response_url: str,
+    ) -> JsonDict:
+        """A ``block_actions`` payload for a button click on a message (reference 8.1)."""
+        container: JsonDict = {
+            "type": "message",
+            "message_ts": message.ts,
+            "channel_id": channel.id,
+            "is_ephemeral": False,
+        }
+        if message.thread_ts is not None:
+            container["thread_ts"] = message.thread_ts
+        return {
+            "type": "block_actions",
+            "user": self._user_ref(user),
+            "api_app_id": APP_ID,
+            "token": self.verification_token,
+            "container": container,
+            "trigger_id": self.trigger_id(),
+            "team": {"id": self._ws.team_id, "domain": self._ws.domain},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "channel": {"id": channel.id, "name": channel.name or "directmessage"},
+            "message": self._ws.message_json(message),
+            "state": {"values": {}},
+            "response_url": response_url,
+            "actions": [dict(action, action_ts=f"{time.time():.6f}")],
+        }
+
+    def slash_command(
+        self, user: str, channel: SimChannel, command: str, text: str, *, response_url: str
+    ) -> dict[str, str]:
+        """The fields of a slash-command request (reference 8.2); no thread_ts, as in Slack."""
+        return {
+            "token": self.verification_token,
+            "team_id": self._ws.team_id,
+            "team_domain": self._ws.domain,
+            "channel_id": channel.id,
+            "channel_name": channel.name or "directmessage",
+            "user_id": user,
+            "user_name": self._ws.users[user].name if user in self._ws.users else user,
+            "command": command,
+            "text": text,
+            "api_app_id": APP_ID,
+            "is_enterprise_install": "false",
+            "response_url": response_url,
+            "trigger_id": self.trigger_id(),
+        }
+
+    @staticmethod
+    def trigger_id() -> str:
+        """A trigger id in Slack's ``<digits>.<digits>.<hex>`` shape."""
+        return f"{int(time.time() * 1000)}.{secrets.randbelow(10**10)}.{secrets.token_hex(16)}"
+
+    def _user_ref(self, user_id: str) -> JsonDict:
+        user = self._ws.users.get(user_id)
+        name = user.name if user else user_id
+        return {
+            "id": user_id,
+            "username": name,
+            "name": name,
+            "team_id": user.team_id if user else self._ws.team_id,
+        }
+
+    def _add_source_team(self, event: JsonDict, user_id: str | None) -> None:
+        """External users' messages say which organisation they come from (reference 10.3)."""
+        user = self._ws.users.get(user_id) if user_id else None
+        if user is not None and user.team_id != self._ws.team_id:
+            event.update(team=user.team_id, user_team=user.team_id, source_team=user.team_id)
+
+
+def find_action(message: SimMessage, action_id: str) -> JsonDict | None:
+    """The interactive element with ``action_id`` in a message's blocks, as a block_actions entry."""
+    for block in message.blocks:
+        candidates: list[Any] = list(block.get("elements", []))
+        if "accessory" in block:
+            candidates.append(block["accessory"])
+        for element in candidates:
+            if isinstance(element, dict) and element.get("action_id") == action_id:
+                action = {
+                    key: element[key]
+                    for key in ("type", "action_id", "text", "value", "style")
+                    if key in element
+                }
+                action["block_id"] = block.get("block_id", "")
+                return action
+    return None
+
+
+def is_bot_mention(text: str) -> bool:
+    """Whether the text mentions the app's bot user the way Slack encodes mentions."""
+    return f"<@{BOT_USER_ID}>" in text
+
+
+def is_own_message(message: SimMessage) -> bool:
+    """Whether the app itself posted the message."""
+    return message.bot_id == BOT_ID
