@@ -1,0 +1,235 @@
+"""The G1 backend: Coder's experimental Chats API under ``/api/experimental/chats``.
+
+Paths and request bodies live here; the JSON shapes are read by ``experimental_wire``, retries and
+error mapping happen in ``rest``, and the stream is the generic ``ReconnectingStream``.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Mapping, Sequence
+from functools import partial
+from typing import Any
+from urllib.parse import quote
+
+from bridge.coder.errors import CoderRejected
+from bridge.coder.experimental_wire import (
+    decode,
+    parse_chat,
+    parse_message,
+    parse_send_result,
+    parse_stream_event,
+    parse_user,
+)
+from bridge.coder.observe import NOOP_OBSERVER, CoderObserver
+from bridge.coder.rest import DEFAULT_RETRY, DEFAULT_TIMEOUT, RestClient, RetryPolicy, read_json
+from bridge.coder.stream import DEFAULT_RECONNECT, ReconnectingStream, ReconnectPolicy, websocket_url
+from bridge.coder.types import Chat, ChatId, CoderUser, InputPart, Message, SendResult
+
+CHATS = "/api/experimental/chats"
+_MAX_PAGE = 200  # Coder answers 400 to a messages limit outside 1..200
+
+
+def _chat_path(chat_id: str, *rest: str) -> str:
+    return "/".join((CHATS, quote(chat_id, safe=""), *rest))
+
+
+def _content(parts: Sequence[InputPart]) -> list[dict[str, str]]:
+    """ChatInputPart JSON; only the keys a part's type uses, as Coder validates them."""
+    return [
+        {"type": "text", "text": p.text} if p.type == "text" else {"type": "file", "file_id": p.file_id}
+        for p in parts
+    ]
+
+
+def _content_disposition(filename: str) -> str:
+    """An attachment header that survives any file name (HTTP headers must be ASCII)."""
+    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in filename)
+    value = f'attachment; filename="{fallback}"'
+    if fallback != filename:
+        value += f"; filename*=UTF-8''{quote(filename, safe='')}"
+    return value
+
+
+def _already_in_state(exc: CoderRejected) -> bool:
+    """Coder's 400 for archiving an archived chat (or the reverse): the goal is already met."""
+    return exc.status == 400 and "already" in exc.message.lower()
+
+
+class ExperimentalBackend:
+    """``CoderBackend`` for the G1 experimental API (``/api/experimental/chats``).
+
+    ``organization_id`` is sent on chat creation, which later G1 builds require and earlier ones
+    ignore; when not given it is the token owner's first organization, looked up once.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        organization_id: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        ssl_context: ssl.SSLContext | None = None,
+        retry: RetryPolicy = DEFAULT_RETRY,
+        reconnect: ReconnectPolicy = DEFAULT_RECONNECT,
+        observer: CoderObserver = NOOP_OBSERVER,
+    ) -> None:
+        self._rest = RestClient(
+            base_url, token, timeout=timeout, ssl_context=ssl_context, retry=retry, observer=observer
+        )
+        self._token = token
+        self._organization_id = organization_id
+        self._ssl_context = ssl_context
+        self._reconnect = reconnect
+        self._observer = observer
+
+    @property
+    def generation(self) -> str:
+        """Always ``experimental``."""
+        return "experimental"
+
+    @property
+    def base_url(self) -> str:
+        """The deployment URL without a trailing slash."""
+        return self._rest.base_url
+
+    def chat_url(self, chat_id: ChatId) -> str:
+        """The chat in Coder's web UI (``/agents/{id}``)."""
+        return f"{self.base_url}/agents/{quote(chat_id, safe='')}"
+
+    async def whoami(self) -> CoderUser:
+        """``GET /api/v2/users/me``; this route predates and outlives every chats generation."""
+        response = await self._rest.call("whoami", "GET", "/api/v2/users/me", idempotent=True)
+        return decode(read_json(response), parse_user, "user")
+
+    async def create_chat(
+        self,
+        content: Sequence[InputPart],
+        *,
+        labels: Mapping[str, str],
+        organization_id: str | None = None,
+    ) -> Chat:
+        """``POST /chats``; not retried, since a retry after a lost answer would start a second chat."""
+        body: dict[str, Any] = {"content": _content(content), "labels": dict(labels)}
+        organization = organization_id or await self._default_organization()
+        if organization:
+            body["organization_id"] = organization
+        response = await self._rest.call("create_chat", "POST", CHATS, idempotent=False, json_body=body)
+        return decode(read_json(response), parse_chat, "chat")
+
+    async def _default_organization(self) -> str | None:
+        """The configured organization, else the token owner's first one, looked up once.
+
+        ``None`` if the user has none: then the server decides (early G1 builds need none).
+        """
+        if self._organization_id is None:
+            organizations = (await self.whoami()).organization_ids
+            self._organization_id = organizations[0] if organizations else ""
+        return self._organization_id or None
+
+    async def send_message(self, chat_id: ChatId, content: Sequence[InputPart]) -> SendResult:
+        """``POST /chats/{id}/messages``; not retried (a retry could post the message twice)."""
+        response = await self._rest.call(
+            "send_message",
+            "POST",
+            _chat_path(chat_id, "messages"),
+            idempotent=False,
+            json_body={"content": _content(content)},
+        )
+        return decode(read_json(response), parse_send_result, "message response")
+
+    async def get_chat(self, chat_id: ChatId) -> Chat:
+        """``GET /chats/{id}``."""
+        response = await self._rest.call("get_chat", "GET", _chat_path(chat_id), idempotent=True)
+        return decode(read_json(response), parse_chat, "chat")
+
+    async def list_chats(self, *, labels: Mapping[str, str] | None = None) -> list[Chat]:
+        """``GET /chats``, filtered server-side by ``label=key:value`` (all must match)."""
+        params = {"label": [f"{key}:{value}" for key, value in labels.items()]} if labels else None
+        response = await self._rest.call("list_chats", "GET", CHATS, idempotent=True, params=params)
+        return decode(read_json(response), lambda raw: [parse_chat(chat) for chat in raw], "chat list")
+
+    async def recent_messages(self, chat_id: ChatId, *, limit: int = 50) -> list[Message]:
+        """``GET /chats/{id}/messages``, which answers newest first; returned sorted oldest first."""
+        limit = min(max(limit, 1), _MAX_PAGE)
+        response = await self._rest.call(
+            "recent_messages",
+            "GET",
+            _chat_path(chat_id, "messages"),
+            idempotent=True,
+            params={"limit": limit},
+        )
+        messages = decode(
+            read_json(response), lambda raw: [parse_message(m) for m in raw["messages"] or ()], "message list"
+        )
+        return sorted(messages, key=lambda message: message.id)
+
+    async def interrupt(self, chat_id: ChatId) -> Chat:
+        """``POST /chats/{id}/interrupt``; retried, as interrupting twice is harmless."""
+        response = await self._rest.call(
+            "interrupt", "POST", _chat_path(chat_id, "interrupt"), idempotent=True
+        )
+        return decode(read_json(response), parse_chat, "chat")
+
+    async def set_archived(self, chat_id: ChatId, archived: bool) -> None:
+        """``PATCH /chats/{id}`` with ``archived``; succeeds if the chat already is in that state.
+
+        The earliest G1 builds had no PATCH route but ``POST /archive`` and ``/unarchive``; a 404
+        or 405 from PATCH falls back to those once a GET shows the chat itself exists.
+        """
+        try:
+            await self._rest.call(
+                "set_archived",
+                "PATCH",
+                _chat_path(chat_id),
+                idempotent=True,
+                json_body={"archived": archived},
+            )
+            return
+        except CoderRejected as exc:
+            if _already_in_state(exc):
+                return
+            if exc.status not in (404, 405):
+                raise
+        await self.get_chat(chat_id)
+        action = "archive" if archived else "unarchive"
+        try:
+            await self._rest.call("set_archived", "POST", _chat_path(chat_id, action), idempotent=True)
+        except CoderRejected as exc:
+            if not _already_in_state(exc):
+                raise
+
+    async def upload_file(self, organization_id: str, data: bytes, media_type: str, filename: str) -> str:
+        """``POST /chats/files?organization=…`` with the raw bytes; Coder sniffs and checks the type."""
+        response = await self._rest.call(
+            "upload_file",
+            "POST",
+            f"{CHATS}/files",
+            idempotent=False,
+            params={"organization": organization_id},
+            content=data,
+            headers={"Content-Type": media_type, "Content-Disposition": _content_disposition(filename)},
+        )
+        return decode(read_json(response), lambda raw: str(raw["id"]), "upload response")
+
+    def stream(self, chat_id: ChatId, *, after_id: int | None = None) -> ReconnectingStream:
+        """The chat's WebSocket stream, resuming after ``after_id`` and after each reconnect."""
+        return ReconnectingStream(
+            chat_id=chat_id,
+            url_for=partial(self._stream_url, chat_id),
+            token=self._token,
+            parse_event=parse_stream_event,
+            after_id=after_id,
+            policy=self._reconnect,
+            observer=self._observer,
+            ssl_context=self._ssl_context,
+        )
+
+    def _stream_url(self, chat_id: str, after_id: int | None) -> str:
+        params = {} if after_id is None else {"after_id": after_id}
+        return websocket_url(self.base_url, _chat_path(chat_id, "stream"), params)
+
+    async def aclose(self) -> None:
+        """Close the HTTP connection pool; streams are closed by whoever opened them."""
+        await self._rest.aclose()

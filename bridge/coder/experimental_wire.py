@@ -1,0 +1,194 @@
+"""G1 (``/api/experimental/chats``) JSON to domain models, tolerant of every G1 build's quirks.
+
+What this absorbs (reference sections 3 and 4.3): keys that are absent in one build and ``null`` in
+another; the zero-valued keys every message part carries (``"url":""``, ``"start_line":0``, …);
+``last_error`` as a string, an object or ``null``; status names beyond G1's own six; ``status``
+events whose payload is an object; ``queue_update`` events that omit an empty queue. Unknown part
+types are kept by name; unknown event types are skipped, so a newer Coder degrades gracefully.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from bridge.coder.errors import CoderError
+from bridge.coder.excerpt import excerpt
+from bridge.coder.framing import RawEvent
+from bridge.coder.types import (
+    Chat,
+    ChatPhase,
+    ChatStatus,
+    CoderUser,
+    ErrorEvent,
+    Message,
+    MessageEvent,
+    Part,
+    PartEvent,
+    QueuedMessage,
+    QueueEvent,
+    RetryEvent,
+    SendResult,
+    StatusEvent,
+    StreamEvent,
+)
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+STATUS_PHASES: Mapping[str, ChatPhase] = {
+    "waiting": ChatPhase.IDLE,
+    "pending": ChatPhase.STARTING,
+    "running": ChatPhase.WORKING,
+    "paused": ChatPhase.NEEDS_USER,
+    "completed": ChatPhase.DONE,
+    "error": ChatPhase.ERROR,
+    # G2 names, which a server in the promotion window may already send on this path:
+    "requires_action": ChatPhase.NEEDS_USER,
+    "interrupting": ChatPhase.WORKING,
+}
+
+UNREADABLE = (ValidationError, ValueError, TypeError, KeyError)
+"""What a parser below raises on JSON of the wrong shape."""
+
+
+def _fields(raw: Any) -> dict[str, Any]:
+    """A JSON object with ``null`` members dropped, so absent and ``null`` read the same."""
+    if not isinstance(raw, dict):
+        raise TypeError(f"expected a JSON object, got {type(raw).__name__}")
+    return {key: value for key, value in raw.items() if value is not None}
+
+
+def parse_status(name: Any) -> ChatStatus:
+    """A status name as a ``ChatStatus``; names we don't know keep their text with phase UNKNOWN."""
+    text = str(name) if name is not None else ""
+    return ChatStatus(phase=STATUS_PHASES.get(text, ChatPhase.UNKNOWN), name=text)
+
+
+def _error_text(raw: Any) -> str | None:
+    """``last_error`` as text: G1 sends a string, G2 an object with ``message``."""
+    if isinstance(raw, dict):
+        raw = raw.get("message")
+    return str(raw) if raw else None
+
+
+def parse_chat(raw: Any) -> Chat:
+    """A Chat object (full or the partial one in watch events)."""
+    data = _fields(raw)
+    diff = data.get("diff_status")
+    return Chat.model_validate(
+        {
+            **data,
+            "status": parse_status(data.get("status")),
+            "last_error": _error_text(data.get("last_error")),
+            "diff_status": _fields(diff) if diff else None,
+        }
+    )
+
+
+def parse_part(raw: Any) -> Part:
+    """A ChatMessagePart; the zero-valued keys of other part types are ignored or harmless."""
+    return Part.model_validate(_fields(raw))
+
+
+def _parts(raw: Any) -> tuple[Part, ...]:
+    return tuple(parse_part(part) for part in raw or ())
+
+
+def parse_message(raw: Any) -> Message:
+    """A persisted ChatMessage."""
+    data = _fields(raw)
+    return Message.model_validate({**data, "content": _parts(data.get("content"))})
+
+
+def parse_queued(raw: Any) -> QueuedMessage:
+    """A ChatQueuedMessage."""
+    data = _fields(raw)
+    return QueuedMessage.model_validate({**data, "content": _parts(data.get("content"))})
+
+
+def parse_send_result(raw: Any) -> SendResult:
+    """The POST /messages answer: the delivered message, or the queued one."""
+    data = _fields(raw)
+    if data.get("queued"):
+        return SendResult(queued=True, queued_message=parse_queued(data["queued_message"]))
+    return SendResult(queued=False, message=parse_message(data["message"]))
+
+
+def parse_user(raw: Any) -> CoderUser:
+    """GET /api/v2/users/me."""
+    data = _fields(raw)
+    return CoderUser.model_validate({**data, "organization_ids": tuple(data.get("organization_ids", ()))})
+
+
+def _status_event(data: dict[str, Any]) -> StatusEvent:
+    payload = data["status"]
+    name = payload.get("status") if isinstance(payload, dict) else payload
+    return StatusEvent(status=parse_status(name))
+
+
+def _part_event(data: dict[str, Any]) -> PartEvent:
+    payload = _fields(data["message_part"])
+    # ``role`` is omitempty; parts without one belong to the reply being generated.
+    return PartEvent(role=str(payload.get("role") or "assistant"), part=parse_part(payload["part"]))
+
+
+def _message_event(data: dict[str, Any]) -> MessageEvent:
+    return MessageEvent(message=parse_message(data["message"]))
+
+
+def _queue_event(data: dict[str, Any]) -> QueueEvent:
+    return QueueEvent(queue=tuple(parse_queued(item) for item in data.get("queued_messages", ())))
+
+
+def _error_event(data: dict[str, Any]) -> ErrorEvent:
+    payload = data.get("error")
+    details = _fields(payload) if isinstance(payload, dict) else {}
+    return ErrorEvent(
+        message=_error_text(payload) or "Coder reported an error",
+        retryable=bool(details.get("retryable", False)),
+        error_kind=str(details.get("kind", "")),
+    )
+
+
+def _retry_event(data: dict[str, Any]) -> RetryEvent:
+    payload = _fields(data["retry"])
+    return RetryEvent(
+        attempt=payload.get("attempt", 0), delay_ms=payload.get("delay_ms", 0), error=payload.get("error", "")
+    )
+
+
+_EVENT_PARSERS: Mapping[str, Callable[[dict[str, Any]], StreamEvent]] = {
+    "status": _status_event,
+    "message_part": _part_event,
+    "message": _message_event,
+    "queue_update": _queue_event,
+    "error": _error_event,
+    "retry": _retry_event,
+}
+
+
+def parse_stream_event(raw: RawEvent) -> StreamEvent | None:
+    """One ChatStreamEvent as a domain event; ``None`` (and a log line) for one we can't use."""
+    kind = raw.get("type")
+    parser = _EVENT_PARSERS.get(kind) if isinstance(kind, str) else None
+    if parser is None:
+        log.debug("Skipping a Coder stream event of unknown type %r", kind)
+        return None
+    try:
+        return parser(_fields(raw))
+    except UNREADABLE as exc:
+        log.warning("Skipping an unreadable Coder %s event (%s): %s", kind, exc, excerpt(repr(raw)))
+        return None
+
+
+def decode(raw: Any, parse: Callable[[Any], _T], what: str) -> _T:
+    """``parse(raw)`` for a REST answer, reporting a wrong shape as a ``CoderError``."""
+    try:
+        return parse(raw)
+    except UNREADABLE as exc:
+        raise CoderError(f"Coder sent an unreadable {what}", detail=excerpt(str(exc))) from exc

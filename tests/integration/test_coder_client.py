@@ -1,0 +1,687 @@
+"""The G1 Coder client against the Coder simulator over real loopback sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any, get_args
+
+import pytest
+from aiohttp import web
+
+from bridge.coder.backend import ChatStream, connect_backend
+from bridge.coder.backoff import Backoff
+from bridge.coder.errors import (
+    CoderApiMissing,
+    CoderAuthError,
+    CoderNotFound,
+    CoderRejected,
+    CoderUnavailable,
+)
+from bridge.coder.experimental import ExperimentalBackend
+from bridge.coder.rest import RetryPolicy
+from bridge.coder.stream import ReconnectPolicy
+from bridge.coder.types import (
+    Chat,
+    ChatId,
+    ChatPhase,
+    ConnectedEvent,
+    InputPart,
+    MessageEvent,
+    PartEvent,
+    StatusEvent,
+    StreamEvent,
+)
+from bridge.sim.coder import CoderSim
+from bridge.sim.coder_agent import Gate, Step, Text, ToolCall
+from bridge.sim.coder_state import Framing
+
+TOKEN = "sim-token"
+FAST_RETRY = RetryPolicy(attempts=3, delays=Backoff(initial=0.01, cap=0.02).delays)
+FAST_RECONNECT = ReconnectPolicy(max_failures=3, delays=lambda: itertools.repeat(0.01), open_timeout=2.0)
+TIMEOUT = 5.0
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+FRAMINGS = get_args(Framing)
+
+
+class RecordingObserver:
+    """Keeps every observer report, to check what metrics would see."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.opened = 0
+        self.closed = 0
+
+    def call_finished(self, operation: str, outcome: str, seconds: float) -> None:
+        self.calls.append((operation, outcome))
+
+    def stream_opened(self) -> None:
+        self.opened += 1
+
+    def stream_closed(self) -> None:
+        self.closed += 1
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[CoderSim]:
+    async with CoderSim(part_interval=0.001) as sim:
+        yield sim
+
+
+@pytest.fixture
+def observer() -> RecordingObserver:
+    return RecordingObserver()
+
+
+def make_backend(sim: CoderSim, token: str = TOKEN, **options: Any) -> ExperimentalBackend:
+    options = {"retry": FAST_RETRY, "reconnect": FAST_RECONNECT, **options}
+    return ExperimentalBackend(sim.url, token, **options)
+
+
+@pytest.fixture
+async def backend(sim: CoderSim, observer: RecordingObserver) -> AsyncIterator[ExperimentalBackend]:
+    client = make_backend(sim, observer=observer)
+    yield client
+    await client.aclose()
+
+
+def gated(gate: asyncio.Event, *after: Step) -> Callable[[str], list[Step]]:
+    """A script that holds every turn at ``gate`` (keeping the chat busy), then plays ``after``."""
+    return lambda prompt: [Gate(gate), *(after or [Text(f"Echo: {prompt}")])]
+
+
+async def new_chat(backend: ExperimentalBackend, text: str = "Fix the login bug") -> Chat:
+    return await backend.create_chat([InputPart.of_text(text)], labels={"source": "test"})
+
+
+def paths(sim: CoderSim, method: str, path: str) -> list[dict[str, list[str]]]:
+    """The query strings of the requests made to one method and path."""
+    return [r.query for r in sim.requests if r.method == method and r.path == path]
+
+
+class Reader:
+    """Reads a stream in a background task, so tests wait on what arrived instead of sleeping."""
+
+    def __init__(self, stream: ChatStream) -> None:
+        self.stream = stream
+        self.batches: list[list[StreamEvent]] = []
+        self.changed = asyncio.Condition()
+        self.task = asyncio.ensure_future(self._read())
+
+    async def _read(self) -> None:
+        async for batch in self.stream:
+            async with self.changed:
+                self.batches.append(batch)
+                self.changed.notify_all()
+
+    @property
+    def events(self) -> list[StreamEvent]:
+        return [event for batch in self.batches for event in batch]
+
+    def messages(self) -> list[MessageEvent]:
+        return [e for e in self.events if isinstance(e, MessageEvent)]
+
+    async def until(self, predicate: Callable[[list[StreamEvent]], bool], timeout: float = TIMEOUT) -> None:
+        async with asyncio.timeout(timeout), self.changed:
+            await self.changed.wait_for(lambda: predicate(self.events) or self.task.done())
+        if self.task.done():
+            self.task.result()  # surface the stream's exception
+            assert predicate(self.events), "stream ended early"
+
+    async def close(self) -> None:
+        await self.stream.aclose()
+        async with asyncio.timeout(TIMEOUT):
+            await self.task
+
+
+def turn_finished(events: Iterable[StreamEvent], turns: int = 1) -> bool:
+    """Whether ``turns`` assistant replies were persisted and the chat went idle after the last."""
+    replies = 0
+    idle_after_reply = False
+    for event in events:
+        if isinstance(event, MessageEvent) and event.message.role == "assistant":
+            replies += 1
+            idle_after_reply = False
+        elif isinstance(event, StatusEvent):
+            idle_after_reply = replies >= turns and event.status.phase is ChatPhase.IDLE
+    return idle_after_reply
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# Detection ---------------------------------------------------------------------------------------
+
+
+async def test_auto_detects_the_experimental_api(sim: CoderSim) -> None:
+    """With the agents experiment on, 'auto' picks the experimental backend and says why."""
+    backend, reason = await connect_backend(sim.url, TOKEN, retry=FAST_RETRY)
+    try:
+        assert backend.generation == "experimental"
+        assert reason.startswith("GET /api/experimental/chats answered 200")
+        assert (await backend.whoami()).username == "alice"
+    finally:
+        await backend.aclose()
+
+
+async def test_forced_api_skips_probing(sim: CoderSim) -> None:
+    """api='experimental' builds the backend without a probe request."""
+    backend, reason = await connect_backend(sim.url, TOKEN, api="experimental")
+    await backend.aclose()
+    assert backend.generation == "experimental"
+    assert "configuration" in reason
+    assert sim.requests == []
+
+
+async def test_no_chats_api_anywhere(sim: CoderSim) -> None:
+    """When both probed paths answer 404 the error names what was probed and what answered."""
+    sim.fail_next("GET", r"^/api/experimental/chats$", 404, "Route not found.")
+    with pytest.raises(CoderApiMissing) as caught:
+        await connect_backend(sim.url, TOKEN, retry=FAST_RETRY)
+    assert "No Coder Chats API found" in caught.value.message
+    assert "GET /api/experimental/chats answered 404" in caught.value.detail
+    assert "GET /api/v2/chats answered 404" in caught.value.detail
+
+
+async def test_disabled_experiment_is_explained(sim: CoderSim) -> None:
+    """A 403 naming the experiment says how to enable it."""
+    sim.fail_next(
+        "GET",
+        r"^/api/experimental/chats$",
+        403,
+        "Chat functionality requires enabling the 'agents' experiment.",
+    )
+    with pytest.raises(CoderApiMissing, match="CODER_EXPERIMENTS=agents"):
+        await connect_backend(sim.url, TOKEN, retry=FAST_RETRY)
+
+
+async def test_detection_with_a_bad_token(sim: CoderSim) -> None:
+    """Probing with a wrong token is an auth error, not a missing API."""
+    with pytest.raises(CoderAuthError):
+        await connect_backend(sim.url, "wrong-token", retry=FAST_RETRY)
+
+
+async def test_detection_of_an_unreachable_server() -> None:
+    """Nothing listening: CoderUnavailable naming the probed URL."""
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(CoderUnavailable, match=f"{url}/api/experimental/chats"):
+        await connect_backend(url, TOKEN, retry=FAST_RETRY)
+
+
+async def test_unknown_api_setting() -> None:
+    """An unsupported api value lists the supported ones."""
+    with pytest.raises(CoderApiMissing, match="auto, experimental"):
+        await connect_backend("http://127.0.0.1:1", TOKEN, api="v3")
+
+
+# REST --------------------------------------------------------------------------------------------
+
+
+async def test_create_chat_sends_labels_and_the_users_organization(
+    sim: CoderSim, backend: ExperimentalBackend
+) -> None:
+    """create_chat sends content, labels and the organization looked up from /users/me (once)."""
+    sim.agent = gated(asyncio.Event())
+    first = await new_chat(backend, "Fix the login bug")
+    await new_chat(backend, "Another one")
+    stored = sim.chats[first.id]
+    assert stored.labels == {"source": "test"}
+    assert first.title.startswith("Fix the login bug")
+    assert first.status.phase in (ChatPhase.STARTING, ChatPhase.WORKING)
+    bodies = [r.json for r in sim.requests if r.method == "POST" and r.path == "/api/experimental/chats"]
+    assert [b["organization_id"] for b in bodies] == [sim.organization_id] * 2
+    assert bodies[0]["content"] == [{"type": "text", "text": "Fix the login bug"}]
+    assert len(paths(sim, "GET", "/api/v2/users/me")) == 1
+
+
+async def test_bare_build_requires_the_organization() -> None:
+    """Later G1 builds reject a create without organization_id; an explicit one is used as given."""
+    async with CoderSim(framing="bare") as sim:
+        client = make_backend(sim, organization_id=str(uuid.uuid4()))
+        try:
+            with pytest.raises(CoderRejected, match="not a member"):
+                await new_chat(client)
+            chat = await client.create_chat(
+                [InputPart.of_text("hi")], labels={}, organization_id=sim.organization_id
+            )
+            assert chat.id in sim.chats
+        finally:
+            await client.aclose()
+
+
+async def test_send_is_queued_while_busy_and_delivered_when_idle(
+    sim: CoderSim, backend: ExperimentalBackend
+) -> None:
+    """A follow-up to a busy chat is queued; one to an idle chat becomes a message."""
+    gate = asyncio.Event()
+    sim.agent = gated(gate)
+    chat = await new_chat(backend)
+    queued = await backend.send_message(chat.id, [InputPart.of_text("and the tests")])
+    assert queued.queued
+    assert queued.queued_message is not None
+    assert queued.queued_message.text == "and the tests"
+    gate.set()
+    await sim.wait_for(lambda: sim.chats[chat.id].status == "waiting" and not sim.chats[chat.id].queue)
+    delivered = await backend.send_message(chat.id, [InputPart.of_text("thanks")])
+    assert not delivered.queued
+    assert delivered.message is not None
+    assert (delivered.message.role, delivered.message.text) == ("user", "thanks")
+
+
+async def test_recent_messages_are_oldest_first(sim: CoderSim, backend: ExperimentalBackend) -> None:
+    """Coder pages newest first; recent_messages returns the newest ones in id order."""
+    chat = await new_chat(backend, "first")
+    await sim.wait_for(lambda: sim.chats[chat.id].status == "waiting")
+    messages = await backend.recent_messages(chat.id)
+    ids = [m.id for m in messages]
+    assert ids == sorted(ids)
+    assert messages[0].role == "user"
+    assert messages[0].text == "first"
+    assert messages[-1].role == "assistant"
+    assert [m.id for m in await backend.recent_messages(chat.id, limit=2)] == ids[-2:]
+
+
+async def test_list_chats_filters_by_labels(sim: CoderSim, backend: ExperimentalBackend) -> None:
+    """list_chats passes every label as a key:value filter."""
+    mine = await backend.create_chat([InputPart.of_text("a")], labels={"team": "T1", "thread": "1"})
+    await backend.create_chat([InputPart.of_text("b")], labels={"team": "T1", "thread": "2"})
+    found = await backend.list_chats(labels={"team": "T1", "thread": "1"})
+    assert [c.id for c in found] == [mine.id]
+    assert len(await backend.list_chats()) == 2
+
+
+async def test_bad_token_is_an_auth_error(sim: CoderSim) -> None:
+    """A wrong token gives CoderAuthError, and the token appears in no error text."""
+    client = make_backend(sim, token="wrong-token")
+    try:
+        with pytest.raises(CoderAuthError) as caught:
+            await client.list_chats()
+    finally:
+        await client.aclose()
+    assert caught.value.status == 401
+    assert "wrong-token" not in str(caught.value)
+
+
+async def test_unknown_chat_is_not_found(backend: ExperimentalBackend) -> None:
+    """Operations on a chat that does not exist raise CoderNotFound."""
+    missing = ChatId(str(uuid.uuid4()))
+    with pytest.raises(CoderNotFound):
+        await backend.get_chat(missing)
+    with pytest.raises(CoderNotFound):
+        await backend.send_message(missing, [InputPart.of_text("hello?")])
+    with pytest.raises(CoderNotFound):
+        await backend.set_archived(missing, True)
+
+
+async def test_get_is_retried_after_a_server_error(
+    sim: CoderSim, backend: ExperimentalBackend, observer: RecordingObserver
+) -> None:
+    """A 500 on GET is retried, and both attempts are reported to the observer."""
+    chat = await new_chat(backend)
+    sim.fail_next("GET", f"^/api/experimental/chats/{chat.id}$", 500, "Failed to get chat.")
+    assert (await backend.get_chat(chat.id)).id == chat.id
+    assert len(paths(sim, "GET", f"/api/experimental/chats/{chat.id}")) == 2
+    assert [c for c in observer.calls if c[0] == "get_chat"] == [
+        ("get_chat", "CoderUnavailable"),
+        ("get_chat", "ok"),
+    ]
+
+
+async def test_retries_are_bounded(sim: CoderSim, backend: ExperimentalBackend) -> None:
+    """A GET failing every time gives up after the configured attempts with Coder's message."""
+    sim.set_unavailable(True)
+    with pytest.raises(CoderUnavailable, match="Chat processor is unavailable"):
+        await backend.list_chats()
+    assert len(paths(sim, "GET", "/api/experimental/chats")) == FAST_RETRY.attempts
+
+
+async def test_create_is_not_retried(sim: CoderSim, backend: ExperimentalBackend) -> None:
+    """A 500 on POST /chats is raised at once: a retry could create a second chat."""
+    await backend.whoami()  # resolve the organization first, so only the create is counted
+    sim.fail_next("POST", r"^/api/experimental/chats$", 500, "Failed to create chat.")
+    with pytest.raises(CoderUnavailable, match="Failed to create chat"):
+        await new_chat(backend)
+    assert len(paths(sim, "POST", "/api/experimental/chats")) == 1
+    assert sim.chats == {}
+
+
+async def test_archive_is_idempotent(sim: CoderSim, backend: ExperimentalBackend) -> None:
+    """Archiving or unarchiving twice succeeds; Coder's 'already' 400 counts as done."""
+    chat = await new_chat(backend)
+    await backend.set_archived(chat.id, True)
+    await backend.set_archived(chat.id, True)
+    assert sim.chats[chat.id].archived
+    await backend.set_archived(chat.id, False)
+    await backend.set_archived(chat.id, False)
+    assert not sim.chats[chat.id].archived
+    assert [r.json for r in sim.requests if r.method == "PATCH"] == [
+        {"archived": True},
+        {"archived": True},
+        {"archived": False},
+        {"archived": False},
+    ]
+
+
+async def test_interrupt_stops_the_turn(sim: CoderSim, backend: ExperimentalBackend) -> None:
+    """interrupt returns the chat idle."""
+    sim.agent = gated(asyncio.Event())
+    chat = await new_chat(backend)
+    await sim.wait_for(lambda: sim.chats[chat.id].status == "running")
+    interrupted = await backend.interrupt(chat.id)
+    assert interrupted.status.phase is ChatPhase.IDLE
+    assert sim.chats[chat.id].status == "waiting"
+
+
+async def test_upload_and_use_a_file(sim: CoderSim, backend: ExperimentalBackend) -> None:
+    """An uploaded image (any file name) gets an id that a chat message can reference."""
+    organization = (await backend.whoami()).organization_ids[0]
+    file_id = await backend.upload_file(organization, PNG, "image/png", 'skärmbild "1".png')
+    upload = next(r for r in sim.requests if r.path == "/api/experimental/chats/files")
+    assert upload.query == {"organization": [organization]}
+    chat = await backend.create_chat(
+        [InputPart.of_text("What is this?"), InputPart.of_file(file_id)], labels={}
+    )
+    content = sim.chats[chat.id].messages[0]["content"]
+    assert [(p["type"], p.get("file_id")) for p in content][1] == ("file", file_id)
+
+
+async def test_upload_of_an_unsupported_type_is_rejected(backend: ExperimentalBackend) -> None:
+    """Coder's 400 for a non-image upload arrives with its message and detail."""
+    organization = (await backend.whoami()).organization_ids[0]
+    with pytest.raises(CoderRejected, match="Unsupported file type") as caught:
+        await backend.upload_file(organization, b"plain text", "text/html", "a.html")
+    assert "image/png" in caught.value.detail
+
+
+class OldBuild:
+    """A few routes answering like builds the simulator does not imitate, on loopback port 0."""
+
+    CHAT = "11111111-1111-1111-1111-111111111111"
+
+    def __init__(self, *, retry_after: str = "0", v2_chats: list[dict[str, Any]] | None = None) -> None:
+        self.retry_after = retry_after
+        self.v2_chats = v2_chats or []
+        self.seen: list[tuple[str, str]] = []
+        self.app = web.Application()
+        self.app.add_routes(
+            [
+                web.get("/api/v2/users/me", self._me),
+                web.get("/api/experimental/chats/{chat}", self._chat),
+                web.patch("/api/experimental/chats/{chat}", self._method_not_allowed),
+                web.post("/api/experimental/chats/{chat}/archive", self._no_content),
+                web.get("/api/v2/chats", self._v2_chats),
+            ]
+        )
+        self.runner = web.AppRunner(self.app, access_log=None)
+
+    async def __aenter__(self) -> OldBuild:
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}"
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.runner.cleanup()
+
+    def _record(self, request: web.Request) -> None:
+        self.seen.append((request.method, request.path))
+
+    async def _me(self, request: web.Request) -> web.Response:
+        """429 with Retry-After the first time, then the user."""
+        self._record(request)
+        if len(self.seen) == 1:
+            return web.json_response(
+                {"message": "Too many requests."}, status=429, headers={"Retry-After": self.retry_after}
+            )
+        return web.json_response({"id": "u1", "username": "alice", "organization_ids": ["o1"]})
+
+    async def _chat(self, request: web.Request) -> web.Response:
+        self._record(request)
+        if request.match_info["chat"] != self.CHAT:
+            return web.json_response(
+                {"message": "Resource not found or you do not have access to this resource"}, status=404
+            )
+        return web.json_response({"id": self.CHAT, "title": "t", "status": "waiting", "last_error": None})
+
+    async def _v2_chats(self, request: web.Request) -> web.Response:
+        self._record(request)
+        return web.json_response(self.v2_chats)
+
+    async def _method_not_allowed(self, request: web.Request) -> web.Response:
+        self._record(request)
+        return web.Response(status=405, text="Method Not Allowed")
+
+    async def _no_content(self, request: web.Request) -> web.Response:
+        self._record(request)
+        return web.Response(status=204)
+
+
+V2_CHAT = {
+    "id": "c1",
+    "title": "t",
+    "created_at": "2026-09-01T00:00:00Z",
+    "updated_at": "2026-09-01T00:00:00Z",
+}
+
+
+@pytest.mark.parametrize(
+    ("v2_chats", "message"),
+    [
+        ([{**V2_CHAT, "status": "waiting", "last_model_config_id": "m1"}], "graduated Chats API"),
+        ([{**V2_CHAT, "status": "waiting", "owner_id": "u1"}], "chat-daemon prototype"),
+        ([V2_CHAT], "2025 AI-SDK chat API"),
+    ],
+)
+async def test_other_generations_are_named_but_unsupported(
+    v2_chats: list[dict[str, Any]], message: str
+) -> None:
+    """A server without the experimental API but with another /api/v2/chats says which one it has."""
+    async with OldBuild(v2_chats=v2_chats) as server:
+        with pytest.raises(CoderApiMissing, match=message) as caught:
+            await connect_backend(server.url, TOKEN, retry=FAST_RETRY)
+    assert "not support yet" in caught.value.message
+    assert caught.value.detail.startswith(
+        "GET /api/experimental/chats answered 404; GET /api/v2/chats answered 200"
+    )
+
+
+async def test_empty_v2_chat_list_is_unrecognisable() -> None:
+    """An empty /api/v2/chats list identifies nothing; the error says so."""
+    async with OldBuild() as server:
+        with pytest.raises(CoderApiMissing, match="No Coder Chats API found") as caught:
+            await connect_backend(server.url, TOKEN, retry=FAST_RETRY)
+    assert "an empty chat list" in caught.value.detail
+
+
+async def test_archive_falls_back_to_the_oldest_route() -> None:
+    """Without a PATCH route (405) archiving uses POST /archive once the chat is known to exist."""
+    async with OldBuild() as server:
+        client = ExperimentalBackend(server.url, TOKEN, retry=FAST_RETRY)
+        try:
+            await client.set_archived(ChatId(OldBuild.CHAT), True)
+            with pytest.raises(CoderNotFound):
+                await client.set_archived(ChatId(str(uuid.uuid4())), True)
+        finally:
+            await client.aclose()
+    chat_path = f"/api/experimental/chats/{OldBuild.CHAT}"
+    assert server.seen[:3] == [("PATCH", chat_path), ("GET", chat_path), ("POST", chat_path + "/archive")]
+
+
+async def test_retry_after_is_honoured() -> None:
+    """A 429 with Retry-After delays the retry by that long, not by the (tiny) backoff."""
+    async with OldBuild(retry_after="0.3") as server:
+        client = ExperimentalBackend(server.url, TOKEN, retry=FAST_RETRY)
+        try:
+            started = time.monotonic()
+            assert (await client.whoami()).username == "alice"
+            assert time.monotonic() - started >= 0.3
+        finally:
+            await client.aclose()
+
+
+async def test_too_long_retry_after_ends_retrying() -> None:
+    """A Retry-After beyond max_retry_after is left to the caller: the 429 is raised at once."""
+    async with OldBuild(retry_after="3600") as server:
+        client = ExperimentalBackend(server.url, TOKEN, retry=FAST_RETRY)
+        try:
+            with pytest.raises(CoderUnavailable, match="Too many requests") as caught:
+                await client.whoami()
+        finally:
+            await client.aclose()
+    assert caught.value.status == 429
+    assert len(server.seen) == 1
+
+
+def test_chat_url(sim: CoderSim) -> None:
+    """Chats open in Coder's UI under /agents/{id}."""
+    assert make_backend(sim).chat_url(ChatId("c1")) == f"{sim.url}/agents/c1"
+
+
+# Streams -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("framing", FRAMINGS)
+async def test_stream_in_every_framing(framing: Framing, observer: RecordingObserver) -> None:
+    """Connected, then the snapshot (status, user message), live parts, and the final reply."""
+    async with CoderSim(framing=framing, part_interval=0.001) as sim:
+        sim.agent = lambda prompt: [Text("Hello there, friend.")]
+        client = make_backend(sim, observer=observer, organization_id=sim.organization_id)
+        chat = await new_chat(client, "hi")
+        reader = Reader(client.stream(chat.id))
+        try:
+            await reader.until(turn_finished)
+        finally:
+            await reader.close()
+            await client.aclose()
+    assert reader.batches[0] == [ConnectedEvent(after_id=None)]
+    events = reader.events
+    assert isinstance(events[1], StatusEvent)
+    assert any(isinstance(e, PartEvent) and e.part.type == "text" for e in events)
+    reply = reader.messages()[-1].message
+    assert (reply.role, reply.text) == ("assistant", "Hello there, friend.")
+    assert reader.messages()[0].message.text == "hi"
+    streamed = "".join(e.part.text for e in events if isinstance(e, PartEvent) and e.part.type == "text")
+    assert streamed == reply.text
+    assert (observer.opened, observer.closed) == (1, 1)
+
+
+async def test_stream_resumes_after_a_drop_without_repeats(
+    sim: CoderSim, backend: ExperimentalBackend, observer: RecordingObserver
+) -> None:
+    """After a dropped socket the stream reconnects with after_id and no message comes twice."""
+    gate = asyncio.Event()
+    sim.agent = lambda prompt: [
+        ToolCall("execute", {"command": "ls"}, {"output": "a\n", "exit_code": 0}),
+        Gate(gate),
+        Text("Done."),
+    ]
+    chat = await new_chat(backend)
+    await sim.wait_for(lambda: len(sim.chats[chat.id].messages) == 3)  # user, tool call, tool result
+    reader = Reader(backend.stream(chat.id))
+    try:
+        await reader.until(lambda events: len(reader.messages()) == 3)
+        last_id = reader.messages()[-1].message.id
+        sim.drop_streams(chat.id)
+        await reader.until(lambda events: ConnectedEvent(after_id=last_id) in events)
+        gate.set()
+        await reader.until(turn_finished)
+    finally:
+        await reader.close()
+    ids = [m.message.id for m in reader.messages()]
+    assert len(ids) == len(set(ids)) == 4
+    stream_path = f"/api/experimental/chats/{chat.id}/stream"
+    assert paths(sim, "GET", stream_path) == [{}, {"after_id": [str(last_id)]}]
+    assert observer.opened == observer.closed == 2
+
+
+async def test_stream_starts_after_a_given_cursor(sim: CoderSim, backend: ExperimentalBackend) -> None:
+    """Opening with after_id skips the messages the caller already has."""
+    chat = await new_chat(backend)
+    await sim.wait_for(lambda: sim.chats[chat.id].status == "waiting")
+    newest = sim.chats[chat.id].messages[-1]["id"]
+    reader = Reader(backend.stream(chat.id, after_id=newest - 1))
+    try:
+        await reader.until(lambda events: len(reader.messages()) == 1)
+    finally:
+        await reader.close()
+    assert reader.batches[0] == [ConnectedEvent(after_id=newest - 1)]
+    assert [m.message.id for m in reader.messages()] == [newest]
+
+
+async def test_stream_of_unknown_chat_is_not_found(backend: ExperimentalBackend) -> None:
+    """A 404 on the upgrade ends the stream with CoderNotFound, without retrying."""
+    with pytest.raises(CoderNotFound):
+        async for _ in backend.stream(ChatId(str(uuid.uuid4()))):
+            pass
+
+
+async def test_stream_with_bad_token_is_an_auth_error(sim: CoderSim, backend: ExperimentalBackend) -> None:
+    """A 401 on the upgrade ends the stream with CoderAuthError."""
+    chat = await new_chat(backend)
+    client = make_backend(sim, token="wrong-token")
+    try:
+        with pytest.raises(CoderAuthError):
+            async for _ in client.stream(chat.id):
+                pass
+    finally:
+        await client.aclose()
+
+
+async def test_stream_gives_up_after_repeated_failures(sim: CoderSim, backend: ExperimentalBackend) -> None:
+    """While Coder answers 500, the stream retries max_failures times, then raises CoderUnavailable."""
+    chat = await new_chat(backend)
+    sim.set_unavailable(True)
+    with pytest.raises(CoderUnavailable, match="3 failed connection attempts"):
+        async for _ in backend.stream(chat.id):
+            pass
+    assert len(paths(sim, "GET", f"/api/experimental/chats/{chat.id}/stream")) == 3
+
+
+async def test_stream_recovers_when_coder_comes_back(sim: CoderSim, backend: ExperimentalBackend) -> None:
+    """Failed attempts below the limit are retried until Coder answers again."""
+    chat = await new_chat(backend)
+    await sim.wait_for(lambda: sim.chats[chat.id].status == "waiting")
+    stored = len(sim.chats[chat.id].messages)
+    sim.fail_next("GET", "/stream$", 503, "Service unavailable.", count=2)
+    reader = Reader(backend.stream(chat.id))
+    try:
+        await reader.until(lambda events: len(reader.messages()) == stored)
+    finally:
+        await reader.close()
+    assert reader.batches[0] == [ConnectedEvent(after_id=None)]
+    assert len(paths(sim, "GET", f"/api/experimental/chats/{chat.id}/stream")) == 3
+
+
+async def test_aclose_from_another_task_ends_the_stream(
+    sim: CoderSim, backend: ExperimentalBackend, observer: RecordingObserver
+) -> None:
+    """aclose() while another task waits for events ends that task's iteration promptly."""
+    sim.agent = gated(asyncio.Event())
+    chat = await new_chat(backend)
+    reader = Reader(backend.stream(chat.id))
+    await reader.until(lambda events: len(events) > 1)
+    await reader.close()
+    assert reader.task.done()
+    assert observer.opened == observer.closed == 1
+    await sim.wait_for(lambda: sim.active_streams(chat.id) == 0)
+
+
+async def test_aclose_during_backoff_is_prompt(sim: CoderSim) -> None:
+    """aclose() while waiting to reconnect does not wait out the delay."""
+    client = make_backend(sim, reconnect=ReconnectPolicy(delays=lambda: itertools.repeat(60.0)))
+    sim.set_unavailable(True)
+    reader = Reader(client.stream(ChatId(str(uuid.uuid4()))))
+    try:
+        await sim.wait_for(lambda: any(r.path.endswith("/stream") for r in sim.requests))
+        await reader.close()
+    finally:
+        await client.aclose()
+    assert reader.events == []

@@ -1,0 +1,501 @@
+"""Reading G1 (experimental) Chats API JSON and Coder error answers into the bridge's own types."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosedError, InvalidStatus, InvalidURI
+from websockets.frames import Close
+from websockets.http11 import Response
+
+from bridge.coder.backoff import Backoff
+from bridge.coder.errors import (
+    CoderAuthError,
+    CoderError,
+    CoderNotFound,
+    CoderRejected,
+    CoderUnavailable,
+    Validation,
+)
+from bridge.coder.experimental_wire import (
+    decode,
+    parse_chat,
+    parse_message,
+    parse_send_result,
+    parse_status,
+    parse_stream_event,
+    parse_user,
+)
+from bridge.coder.rest import error_from_response
+from bridge.coder.stream import classify_failure, websocket_url
+from bridge.coder.types import (
+    ChatPhase,
+    ErrorEvent,
+    MessageEvent,
+    Part,
+    PartEvent,
+    QueueEvent,
+    RetryEvent,
+    StatusEvent,
+)
+
+ZERO_KEYS = {
+    "text": "",
+    "url": "",
+    "media_type": "",
+    "file_name": "",
+    "start_line": 0,
+    "end_line": 0,
+    "content": "",
+    "context_file_path": "",
+}
+
+
+def wire_part(**fields: Any) -> dict[str, Any]:
+    """A part as G1 sends it: every shared key present with its zero value unless set."""
+    return {**ZERO_KEYS, **fields}
+
+
+def wire_chat(**fields: Any) -> dict[str, Any]:
+    chat: dict[str, Any] = {
+        "id": "c1",
+        "owner_id": "u1",
+        "root_chat_id": "c1",
+        "last_model_config_id": "m1",
+        "title": "Fix tests",
+        "status": "waiting",
+        "last_error": None,
+        "created_at": "2025-07-17T00:00:00.123456Z",
+        "updated_at": "2025-07-17T00:00:01Z",
+        "archived": False,
+        "pin_order": 0,
+        "mcp_server_ids": [],
+        "labels": {"source": "slack"},
+        "has_unread": False,
+    }
+    return {**chat, **fields}
+
+
+def wire_message(id: int, role: str = "assistant", *parts: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": id,
+        "chat_id": "c1",
+        "created_at": "2025-07-17T00:00:05Z",
+        "role": role,
+        "content": list(parts) or [wire_part(type="text", text=f"message {id}")],
+    }
+
+
+# Chats -------------------------------------------------------------------------------------------
+
+
+def test_chat_parses_seed_example_with_explicit_nulls() -> None:
+    """The seed doc's chat, which prints unset pointers as null, parses like the omitted form."""
+    seed = wire_chat(workspace_id=None, build_id=None, parent_chat_id=None, diff_status=None)
+    omitted = wire_chat()
+    assert parse_chat(seed) == parse_chat(omitted)
+    chat = parse_chat(seed)
+    assert chat.id == "c1"
+    assert chat.title == "Fix tests"
+    assert chat.labels == {"source": "slack"}
+    assert chat.diff_status is None
+    assert chat.created_at == datetime(2025, 7, 17, 0, 0, 0, 123456, tzinfo=UTC)
+
+
+def test_partial_watch_chat_with_null_labels() -> None:
+    """A watch event's partial chat (labels null, keys missing) still parses."""
+    chat = parse_chat({"id": "c1", "title": "t", "status": "running", "labels": None, "last_error": None})
+    assert chat.labels == {}
+    assert chat.status.phase is ChatPhase.WORKING
+
+
+@pytest.mark.parametrize(
+    ("last_error", "expected"),
+    [
+        (None, None),
+        ("chat processing panicked: boom", "chat processing panicked: boom"),
+        (
+            {"message": "Anthropic is overloaded", "retryable": True, "kind": "overloaded"},
+            "Anthropic is overloaded",
+        ),
+        ("", None),
+    ],
+)
+def test_last_error_as_string_object_or_null(last_error: Any, expected: str | None) -> None:
+    """last_error is a string in G1 and an object in G2; both read as text, null as None."""
+    assert parse_chat(wire_chat(status="error", last_error=last_error)).last_error == expected
+
+
+def test_last_error_omitted() -> None:
+    """G2 omits last_error when there is none."""
+    raw = wire_chat()
+    del raw["last_error"]
+    assert parse_chat(raw).last_error is None
+
+
+def test_diff_status_with_zero_values() -> None:
+    """The list endpoint's empty diff status parses; optional keys default."""
+    diff = {
+        "chat_id": "c1",
+        "pull_request_title": "",
+        "pull_request_draft": False,
+        "changes_requested": False,
+        "additions": 3,
+        "deletions": 1,
+        "changed_files": 2,
+        "url": None,
+    }
+    status = parse_chat(wire_chat(diff_status=diff)).diff_status
+    assert status is not None
+    assert (status.additions, status.deletions, status.changed_files, status.url) == (3, 1, 2, "")
+
+
+@pytest.mark.parametrize(
+    ("name", "phase"),
+    [
+        ("waiting", ChatPhase.IDLE),
+        ("pending", ChatPhase.STARTING),
+        ("running", ChatPhase.WORKING),
+        ("paused", ChatPhase.NEEDS_USER),
+        ("completed", ChatPhase.DONE),
+        ("error", ChatPhase.ERROR),
+        ("requires_action", ChatPhase.NEEDS_USER),
+        ("interrupting", ChatPhase.WORKING),
+        ("hibernating", ChatPhase.UNKNOWN),
+    ],
+)
+def test_status_names_map_to_phases(name: str, phase: ChatPhase) -> None:
+    """Every known status name has a phase; an unknown one is UNKNOWN and keeps its name."""
+    status = parse_status(name)
+    assert (status.phase, status.name) == (phase, name)
+
+
+def test_missing_status_is_unknown() -> None:
+    """A chat without a status (never sent by Coder, but possible in partials) is UNKNOWN."""
+    raw = wire_chat()
+    del raw["status"]
+    assert parse_chat(raw).status.phase is ChatPhase.UNKNOWN
+
+
+# Messages and parts ------------------------------------------------------------------------------
+
+
+def test_zero_value_keys_of_other_part_types_are_ignored() -> None:
+    """G1 emits every shared key on every part; a text part keeps only its text."""
+    message = parse_message(wire_message(42, "assistant", wire_part(type="text", text="Hello")))
+    assert message.content == (Part(type="text", text="Hello"),)
+    assert message.text == "Hello"
+
+
+def test_tool_call_and_result_parts() -> None:
+    """Tool calls and results keep ids, names and raw JSON args/results."""
+    call = wire_part(type="tool-call", tool_call_id="toolu_01", tool_name="execute", args={"command": "ls"})
+    result = wire_part(
+        type="tool-result",
+        tool_call_id="toolu_01",
+        tool_name="execute",
+        result={"output": "a\nb\n", "exit_code": 0},
+        is_error=False,
+    )
+    parts = parse_message(wire_message(5, "tool", call, result)).content
+    assert parts[0].args == {"command": "ls"}
+    assert parts[1].result == {"output": "a\nb\n", "exit_code": 0}
+    assert (parts[1].tool_call_id, parts[1].tool_name) == ("toolu_01", "execute")
+
+
+def test_unknown_part_types_are_kept_by_type() -> None:
+    """A part type from a newer Coder is kept, with whatever known fields it has."""
+    part = parse_message(
+        wire_message(7, "assistant", {"type": "skill", "skill_name": "x", "text": "hi"})
+    ).content[0]
+    assert (part.type, part.text) == ("skill", "hi")
+
+
+def test_older_builds_omit_zero_keys_and_content() -> None:
+    """Envelope-era builds omit zero-valued part keys, and a message may omit empty content."""
+    assert parse_message(wire_message(1, "user", {"type": "text", "text": "hi"})).text == "hi"
+    assert parse_message({"id": 2, "role": "assistant", "created_at": "2025-07-17T00:00:05Z"}).content == ()
+
+
+def test_file_part_keeps_file_id_and_media_type() -> None:
+    """A stored file input becomes a file part with its id and sniffed media type."""
+    part = parse_message(
+        wire_message(3, "user", wire_part(type="file", media_type="image/png", file_id="f1"))
+    ).content[0]
+    assert (part.type, part.file_id, part.media_type) == ("file", "f1", "image/png")
+
+
+def test_send_result_delivered() -> None:
+    """A send answered queued:false carries the persisted user message."""
+    result = parse_send_result({"queued": False, "message": wire_message(42, "user")})
+    assert not result.queued
+    assert result.message is not None
+    assert result.message.id == 42
+
+
+def test_send_result_queued() -> None:
+    """A send answered queued:true carries the queued message (own id sequence)."""
+    queued = {
+        "id": 7,
+        "chat_id": "c1",
+        "content": [wire_part(type="text", text="later")],
+        "created_at": "2025-07-17T00:00:05Z",
+    }
+    result = parse_send_result({"queued": True, "queued_message": queued})
+    assert result.queued
+    assert result.message is None
+    assert result.queued_message is not None
+    assert result.queued_message.text == "later"
+
+
+def test_user_organizations() -> None:
+    """/users/me gives the user and their organizations, extra keys ignored."""
+    user = parse_user({"id": "u1", "username": "alice", "email": "a@x", "organization_ids": ["o1", "o2"]})
+    assert (user.username, user.organization_ids) == ("alice", ("o1", "o2"))
+
+
+def test_decode_reports_wrong_shapes_as_coder_error() -> None:
+    """A 2xx body of the wrong shape is a CoderError, not a pydantic error."""
+    with pytest.raises(CoderError, match="unreadable chat"):
+        decode({"title": "no id"}, parse_chat, "chat")
+    with pytest.raises(CoderError):
+        decode([1, 2], parse_chat, "chat")
+
+
+# Stream events -----------------------------------------------------------------------------------
+
+
+def test_status_event_nested_object() -> None:
+    """A status event's payload is an object holding the status name."""
+    event = parse_stream_event({"type": "status", "chat_id": "c1", "status": {"status": "running"}})
+    assert isinstance(event, StatusEvent)
+    assert event.status.phase is ChatPhase.WORKING
+
+
+def test_status_event_plain_string_tolerated() -> None:
+    """A status payload given as a bare string is read too."""
+    event = parse_stream_event({"type": "status", "chat_id": "c1", "status": "pending"})
+    assert isinstance(event, StatusEvent)
+    assert event.status.phase is ChatPhase.STARTING
+
+
+def test_message_part_event() -> None:
+    """message_part nests role and part; the part's zero keys are ignored."""
+    raw = {
+        "type": "message_part",
+        "chat_id": "c1",
+        "message_part": {"role": "assistant", "part": wire_part(type="text", text="Hel")},
+    }
+    assert parse_stream_event(raw) == PartEvent(role="assistant", part=Part(type="text", text="Hel"))
+
+
+def test_message_part_without_role_is_assistant() -> None:
+    """role is omitempty; a part without one belongs to the reply being generated."""
+    raw = {
+        "type": "message_part",
+        "chat_id": "c1",
+        "message_part": {"part": {"type": "reasoning", "text": "hm"}},
+    }
+    event = parse_stream_event(raw)
+    assert isinstance(event, PartEvent)
+    assert event.role == "assistant"
+
+
+def test_tool_call_delta_part() -> None:
+    """A streaming tool-call part carries args_delta."""
+    raw = {
+        "type": "message_part",
+        "chat_id": "c1",
+        "message_part": {
+            "role": "assistant",
+            "part": wire_part(type="tool-call", tool_call_id="t1", tool_name="execute", args_delta='{"com'),
+        },
+    }
+    event = parse_stream_event(raw)
+    assert isinstance(event, PartEvent)
+    assert event.part.args_delta == '{"com'
+
+
+def test_message_event() -> None:
+    """A message event carries the full persisted message with usage ignored."""
+    raw_message = {**wire_message(43), "usage": {"input_tokens": 10, "output_tokens": 2}}
+    event = parse_stream_event({"type": "message", "chat_id": "c1", "message": raw_message})
+    assert isinstance(event, MessageEvent)
+    assert (event.message.id, event.message.text) == (43, "message 43")
+
+
+def test_queue_update_with_and_without_key() -> None:
+    """queue_update lists the whole queue; a missing key means the queue is now empty."""
+    queued = {"id": 1, "chat_id": "c1", "content": [wire_part(type="text", text="q")], "created_at": None}
+    full = parse_stream_event({"type": "queue_update", "chat_id": "c1", "queued_messages": [queued]})
+    empty = parse_stream_event({"type": "queue_update", "chat_id": "c1"})
+    assert isinstance(full, QueueEvent)
+    assert [q.text for q in full.queue] == ["q"]
+    assert empty == QueueEvent(queue=())
+
+
+def test_error_event_with_only_message() -> None:
+    """Early G1 error payloads carry only a message."""
+    event = parse_stream_event({"type": "error", "chat_id": "c1", "error": {"message": "boom"}})
+    assert event == ErrorEvent(message="boom")
+
+
+def test_error_event_full() -> None:
+    """Later error payloads add kind and retryable."""
+    raw = {
+        "type": "error",
+        "chat_id": "c1",
+        "error": {"message": "overloaded", "kind": "overloaded", "provider": "anthropic", "retryable": True},
+    }
+    assert parse_stream_event(raw) == ErrorEvent(
+        message="overloaded", retryable=True, error_kind="overloaded"
+    )
+
+
+def test_retry_event() -> None:
+    """A retry event keeps attempt, delay and error; extra keys are ignored."""
+    raw = {
+        "type": "retry",
+        "chat_id": "c1",
+        "retry": {
+            "attempt": 2,
+            "delay_ms": 2000,
+            "error": "Anthropic is overloaded",
+            "retrying_at": "2025-07-17T00:00:05Z",
+            "status_code": 529,
+        },
+    }
+    assert parse_stream_event(raw) == RetryEvent(attempt=2, delay_ms=2000, error="Anthropic is overloaded")
+
+
+def test_unknown_event_types_are_skipped() -> None:
+    """An event type from a newer Coder is skipped, not fatal."""
+    assert parse_stream_event({"type": "usage_update", "chat_id": "c1", "usage": {}}) is None
+    assert parse_stream_event({"chat_id": "c1"}) is None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"type": "message", "chat_id": "c1"},
+        {"type": "message", "chat_id": "c1", "message": {"id": "not-a-number", "role": "user"}},
+        {"type": "message_part", "chat_id": "c1", "message_part": "text"},
+        {"type": "status", "chat_id": "c1"},
+        {"type": "retry", "chat_id": "c1", "retry": {"attempt": "x"}},
+    ],
+)
+def test_malformed_events_are_skipped(raw: dict[str, Any]) -> None:
+    """A known event type with a broken payload is skipped with a warning, never raised."""
+    assert parse_stream_event(raw) is None
+
+
+# Error answers -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "error_class"),
+    [
+        (400, CoderRejected),
+        (401, CoderAuthError),
+        (403, CoderRejected),
+        (404, CoderNotFound),
+        (408, CoderUnavailable),
+        (409, CoderRejected),
+        (413, CoderRejected),
+        (429, CoderUnavailable),
+        (500, CoderUnavailable),
+        (503, CoderUnavailable),
+    ],
+)
+def test_rest_status_maps_to_error_class(status: int, error_class: type[CoderError]) -> None:
+    """Each HTTP status lands on the branch of the error tree that says what to do."""
+    error = error_from_response(status, b'{"message":"x"}')
+    assert type(error) is error_class
+    assert error.status == status
+
+
+def test_error_body_fields_are_kept() -> None:
+    """Coder's message, detail and validations travel with the error."""
+    body = (
+        b'{"message":"Invalid labels.","detail":"d",'
+        b'"validations":[{"field":"labels","detail":"label value for key \\"x\\" must not be empty"}]}'
+    )
+    error = error_from_response(400, body)
+    assert (error.message, error.detail) == ("Invalid labels.", "d")
+    assert error.validations == (Validation("labels", 'label value for key "x" must not be empty'),)
+    assert "labels: label value" in str(error)
+
+
+def test_non_json_error_body_names_the_status() -> None:
+    """A proxy's HTML error page becomes a message with the status, the body shortened as detail."""
+    error = error_from_response(502, b"<html>" + b"x" * 1000 + b"</html>", "Bad Gateway")
+    assert isinstance(error, CoderUnavailable)
+    assert error.message == "Coder answered HTTP 502 Bad Gateway"
+    assert len(error.detail) <= 201
+
+
+def invalid_status(status: int, body: bytes = b"") -> InvalidStatus:
+    return InvalidStatus(Response(status, "", Headers(), body))
+
+
+@pytest.mark.parametrize(
+    ("exc", "error_class"),
+    [
+        (invalid_status(401, b'{"message":"You must be logged in."}'), CoderAuthError),
+        (invalid_status(403), CoderAuthError),
+        (invalid_status(404), CoderNotFound),
+        (invalid_status(400, b'{"message":"Invalid after_id parameter."}'), CoderRejected),
+        (invalid_status(500, b'{"message":"Chat streaming is not available."}'), CoderUnavailable),
+        (invalid_status(502), CoderUnavailable),
+        (ConnectionRefusedError(), CoderUnavailable),
+        (TimeoutError(), CoderUnavailable),
+        (ConnectionClosedError(Close(1011, "keepalive ping timeout"), None), CoderUnavailable),
+        (InvalidURI("nope://", "bad scheme"), CoderError),
+    ],
+)
+def test_stream_failures_decide_retry_or_give_up(exc: Exception, error_class: type[CoderError]) -> None:
+    """Upgrade auth failures, unknown chats and bad requests give up; network trouble retries."""
+    error = classify_failure(exc)
+    assert type(error) is error_class
+
+
+def test_stream_failure_keeps_coder_message() -> None:
+    """The upgrade's JSON error body becomes the error's message."""
+    error = classify_failure(invalid_status(400, b'{"message":"Invalid after_id parameter."}'))
+    assert error is not None
+    assert error.message == "Invalid after_id parameter."
+
+
+def test_bugs_are_not_classified_as_connection_failures() -> None:
+    """An exception unrelated to the connection is left to propagate."""
+    assert classify_failure(KeyError("x")) is None
+
+
+def test_websocket_url() -> None:
+    """http(s) deployment URLs become ws(s) stream URLs, with query parameters."""
+    assert (
+        websocket_url("https://coder.example.com/", "/s", {"after_id": 5})
+        == "wss://coder.example.com/s?after_id=5"
+    )
+    assert websocket_url("http://127.0.0.1:8080", "/s", {}) == "ws://127.0.0.1:8080/s"
+
+
+# Backoff (shared by REST retries and stream reconnects) ------------------------------------------
+
+
+def test_backoff_ceiling_grows_exponentially_up_to_cap() -> None:
+    """With the jitter draw at its maximum, delays are initial * factor**n capped."""
+    delays = Backoff(initial=1.0, factor=2.0, cap=5.0, rng=lambda: 1.0).delays()
+    assert list(itertools.islice(delays, 6)) == [1.0, 2.0, 4.0, 5.0, 5.0, 5.0]
+
+
+def test_backoff_full_jitter_stays_below_ceiling() -> None:
+    """Real draws are between zero and the ceiling, and each sequence starts over."""
+    backoff = Backoff(initial=0.1, factor=3.0, cap=1.0)
+    for _ in range(20):
+        drawn = list(itertools.islice(backoff.delays(), 5))
+        assert all(0.0 <= d <= c for d, c in zip(drawn, [0.1, 0.3, 0.9, 1.0, 1.0], strict=True))
