@@ -1,0 +1,634 @@
+"""Coder Chats API simulator: the G1 ``/api/experimental/chats`` REST and WebSocket API on loopback.
+
+It speaks the wire format of ``shared/reference/coder-chats-api.md`` (paths, status codes, error
+bodies, omitted keys, stream framing), so the bridge's Coder client is exercised against the real
+shapes rather than a mock of our own reading of them. ``framing`` picks the G1 build being imitated:
+"envelope" (batched ``{"type":"data"}`` envelopes), "envelope-single" (the earliest handler: one
+envelope per event) or "bare" (later builds: bare arrays, ``organization_id`` required on create,
+``busy_behavior`` on send, edit answers wrapped in ``{"message": ...}``).
+
+Tests and benchmarks observe and steer it through ``chats``, ``requests``, ``frame_log``,
+``wait_for`` and the fault knobs (``fail_next``, ``latency``, ``set_unavailable``, ``drop_streams``,
+``revoke_token``). Agent turns are scripted: see ``coder_agent`` and ``scenarios``.
+
+    async with CoderSim(framing="bare") as sim:
+        client = httpx.AsyncClient(base_url=sim.url, headers={"Coder-Session-Token": "sim-token"})
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from types import MappingProxyType, TracebackType
+from typing import Any, Final
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from bridge.sim.coder_agent import Script
+from bridge.sim.coder_engine import ChatEngine, Subscriber
+from bridge.sim.coder_rules import (
+    ApiError,
+    canonical_uuid,
+    check_mcp_servers,
+    check_upload,
+    derive_title,
+    not_found,
+    optional,
+    optional_uuid,
+    parse_after_id,
+    parse_archived_query,
+    parse_body,
+    parse_content,
+    parse_label_filter,
+    parse_labels,
+    parse_list_page,
+    parse_message_id,
+    parse_message_page,
+    parse_queued_id,
+    parse_uuid_param,
+    upload_name,
+)
+from bridge.sim.coder_state import (
+    MODELS_RESPONSE,
+    NIL_UUID,
+    PING_FRAME,
+    Framing,
+    JsonDict,
+    SimChat,
+    SimFile,
+    SimUser,
+    chat_json,
+    encode,
+    messages_page_json,
+    stream_frames,
+    timestamp,
+    user_json,
+    watch_frame,
+)
+from bridge.sim.scenarios import CANNED, fix_login_bug
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+DEFAULT_TOKENS: Final[Mapping[str, str]] = MappingProxyType({"sim-token": "alice"})
+G1_BASE: Final = "/api/experimental/chats"
+VERSION: Final = "v2.36.0-sim"
+_PUBLIC_PATHS: Final = frozenset({"/api/v2/buildinfo"})
+_STREAM_BATCH: Final = 256  # chatStreamBatchSize
+_MAX_BODY: Final = 64 << 20  # above the 10 MiB upload cap, so the cap answers 413 with Coder's body
+_CLOSE_TIMEOUT: Final = 2.0
+_USER: Final = web.RequestKey("user", SimUser)
+_SIGNED_OUT: Final = "You are signed out or your session has expired. Please sign in again to continue."
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One HTTP request as received (WebSocket upgrades included); ``query`` keeps repeated keys."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    json: Any
+    token: str | None
+
+
+@dataclass(eq=False)
+class _Fault:
+    method: str
+    path: re.Pattern[str]
+    status: int
+    message: str
+    remaining: int
+
+
+class CoderSim:
+    """A Coder deployment with the ``agents`` experiment on, its users given by ``tokens``."""
+
+    def __init__(
+        self,
+        *,
+        tokens: Mapping[str, str] = DEFAULT_TOKENS,
+        framing: Framing = "envelope",
+        part_interval: float = 0.01,
+        start_delay: float = 0.0,
+        heartbeat: float | None = 15.0,
+        agent: Script = fix_login_bug,
+        scripts: Mapping[str, Script] = CANNED,
+        chunk_words: int = 1,
+    ) -> None:
+        self.framing: Framing = framing
+        self.organization_id = str(uuid.uuid4())
+        self.model_config_id = str(uuid.uuid4())
+        self.users = {name: SimUser(str(uuid.uuid4()), name) for name in dict.fromkeys(tokens.values())}
+        self.requests: list[RecordedRequest] = []
+        self.frame_log: list[tuple[float, str, list[JsonDict]]] = []
+        self.latency = 0.0
+        self._tokens = dict(tokens)
+        self._heartbeat = heartbeat
+        self._engine = ChatEngine(
+            agent=agent,
+            scripts=scripts,
+            part_interval=part_interval,
+            start_delay=start_delay,
+            chunk_words=chunk_words,
+        )
+        self._faults: list[_Fault] = []
+        self._unavailable = False
+        self._sockets: set[web.WebSocketResponse] = set()
+        self._runner: web.AppRunner | None = None
+        self._port = 0
+        self._started_at = timestamp()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Listen on 127.0.0.1 on a port the OS picks."""
+        app = web.Application(middlewares=[self._middleware], client_max_size=_MAX_BODY)
+        app.add_routes(self._routes())
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=_CLOSE_TIMEOUT)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self._port = self._runner.addresses[0][1]
+
+    async def close(self) -> None:
+        """Stop turns, close sockets with 1001 (going away), stop listening."""
+        await self._engine.close()
+        goodbye = b"Server shutting down"
+        await asyncio.gather(
+            *(ws.close(code=WSCloseCode.GOING_AWAY, message=goodbye) for ws in self._sockets)
+        )
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> CoderSim:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._port}"
+
+    # -- observation and control ---------------------------------------------------------------
+
+    @property
+    def chats(self) -> dict[str, SimChat]:
+        return self._engine.chats
+
+    @property
+    def agent(self) -> Script:
+        """The script for prompts no ``scripts`` prefix claims; assignable at any time."""
+        return self._engine.agent
+
+    @agent.setter
+    def agent(self, script: Script) -> None:
+        self._engine.agent = script
+
+    @property
+    def scripts(self) -> dict[str, Script]:
+        """Prompt prefix (case-insensitive) -> script; the first matching prefix wins."""
+        return self._engine.scripts
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+        """Return once ``predicate()`` holds; it is re-checked after every state change."""
+        await self._engine.changes.wait_for(predicate, timeout)
+
+    def active_streams(self, chat_id: str | None = None) -> int:
+        return self._engine.active_streams(chat_id)
+
+    def drop_streams(self, chat_id: str | None = None) -> None:
+        """Cut stream sockets (all, or one chat's) without a close frame, like a lost connection."""
+        self._engine.drop_streams(chat_id)
+
+    def fail_next(
+        self, method: str, path_regex: str, status: int, message: str = "Simulated failure.", count: int = 1
+    ) -> None:
+        """Answer the next ``count`` requests whose method matches and path matches (re.search)."""
+        self._faults.append(_Fault(method.upper(), re.compile(path_regex), status, message, count))
+
+    def set_unavailable(self, flag: bool) -> None:
+        """While set, every endpoint answers 500 "Chat processor is unavailable."."""
+        self._unavailable = flag
+
+    def revoke_token(self, token: str) -> None:
+        self._tokens.pop(token, None)
+
+    def set_diff(
+        self, chat_id: str, status: Mapping[str, Any], contents: Mapping[str, Any] | None = None
+    ) -> None:
+        """Give a chat a diff/PR status (and GET /diff contents) and announce ``diff_status_change``."""
+        self._engine.set_diff(self.chats[chat_id], status, contents or {})
+
+    # -- HTTP plumbing -------------------------------------------------------------------------
+
+    def _routes(self) -> list[web.RouteDef]:
+        """Every path served, in one table: another API generation is one more block here."""
+        return [
+            web.get("/api/v2/buildinfo", self._buildinfo),
+            web.get("/api/v2/users/me", self._me),
+            web.get("/api/v2/experiments", self._experiments),
+            *self._g1_routes(G1_BASE),
+        ]
+
+    def _g1_routes(self, base: str) -> list[web.RouteDef]:
+        chat = base + "/{chat}"
+        return [
+            web.get(base, self._list_chats),
+            web.post(base, self._create_chat),
+            web.get(base + "/watch", self._watch),
+            web.get(base + "/models", self._models),
+            web.post(base + "/files", self._upload_file),
+            web.get(base + "/files/{file}", self._download_file),
+            web.get(chat, self._get_chat),
+            web.patch(chat, self._patch_chat),
+            web.get(chat + "/messages", self._list_messages),
+            web.post(chat + "/messages", self._send_message),
+            web.patch(chat + "/messages/{message}", self._edit_message),
+            web.post(chat + "/interrupt", self._interrupt),
+            web.delete(chat + "/queue/{queued}", self._delete_queued),
+            web.post(chat + "/queue/{queued}/promote", self._promote),
+            web.get(chat + "/diff", self._diff),
+            web.post(chat + "/title/regenerate", self._regenerate_title),
+            web.get(chat + "/stream", self._stream),
+        ]
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Record, delay, inject faults, authenticate; turn every ApiError into Coder's error body."""
+        self._record(request, await request.read())
+        if self.latency > 0:
+            await asyncio.sleep(self.latency)
+        try:
+            self._raise_injected_fault(request)
+            _raise_if_unrouted(request)
+            user = self._authenticate(request)
+            if user is not None:
+                request[_USER] = user
+            return await handler(request)
+        except ApiError as err:
+            return _json(err.status, err.body)
+
+    def _record(self, request: web.Request, raw: bytes) -> None:
+        query = {key: request.query.getall(key) for key in request.query}
+        self.requests.append(
+            RecordedRequest(request.method, request.path, query, _json_or_none(raw), _token(request))
+        )
+        self._engine.changes.notify()
+
+    def _raise_injected_fault(self, request: web.Request) -> None:
+        if self._unavailable:
+            raise ApiError(500, "Chat processor is unavailable.", "Chat processor is not configured.")
+        for fault in self._faults:
+            if fault.method == request.method and fault.path.search(request.path):
+                fault.remaining -= 1
+                if not fault.remaining:
+                    self._faults.remove(fault)
+                raise ApiError(fault.status, fault.message)
+
+    def _authenticate(self, request: web.Request) -> SimUser | None:
+        if request.path in _PUBLIC_PATHS:
+            return None
+        token = _token(request)
+        if not token:
+            raise ApiError(
+                401, _SIGNED_OUT, 'Cookie "coder_session_token" or query parameter must be provided.'
+            )
+        username = self._tokens.get(token)
+        if username is None:
+            raise ApiError(401, _SIGNED_OUT, "API key is invalid.")
+        return self.users[username]
+
+    def _chat(self, request: web.Request) -> SimChat:
+        """The ``{chat}`` of the path; someone else's chat is as absent as an unknown one."""
+        chat = self.chats.get(parse_uuid_param(request.match_info["chat"]))
+        if chat is None or chat.owner_id != _user(request).id:
+            raise not_found()
+        return chat
+
+    def _content(self, request: web.Request, body: JsonDict) -> tuple[list[JsonDict], str]:
+        """The body's input parts as stored parts (plus title text); files resolve per caller."""
+        media_type_of = functools.partial(self._engine.media_type_of, _user(request).id)
+        return parse_content(body.get("content"), media_type_of)
+
+    # -- deployment endpoints ------------------------------------------------------------------
+
+    async def _buildinfo(self, request: web.Request) -> web.Response:
+        return _json(200, {"version": VERSION, "external_url": self.url, "dashboard_url": self.url})
+
+    async def _me(self, request: web.Request) -> web.Response:
+        return _json(200, user_json(_user(request), self.organization_id, self._started_at))
+
+    async def _experiments(self, request: web.Request) -> web.Response:
+        return _json(200, ["agents"])
+
+    # -- chats ---------------------------------------------------------------------------------
+
+    async def _list_chats(self, request: web.Request) -> web.Response:
+        archived = parse_archived_query(request.query.get("q", ""))
+        wanted = parse_label_filter(request.query.getall("label", []))
+        limit, offset = parse_list_page(request.query)
+        owner_id = _user(request).id
+        chats = [
+            c
+            for c in self.chats.values()
+            if c.owner_id == owner_id and c.archived == archived and wanted.items() <= c.labels.items()
+        ]
+        # Pinned chats first in pin order, then the most recently updated.
+        chats.sort(key=lambda c: datetime.fromisoformat(c.updated_at), reverse=True)
+        chats.sort(key=lambda c: (not c.pin_order, c.pin_order))
+        page = chats[offset : offset + limit] if limit else chats[offset:]
+        return _json(200, [chat_json(c) for c in page])
+
+    async def _create_chat(self, request: web.Request) -> web.Response:
+        user = _user(request)
+        body = parse_body(await request.read())
+        if self.framing == "bare":
+            self._check_organization(body)
+        content, title_source = self._content(request, body)
+        if optional_uuid(body, "workspace_id") is not None:
+            raise ApiError(400, "Workspace not found or you do not have access to this resource")
+        model_config_id = self._model_config(body)
+        check_mcp_servers(body.get("mcp_server_ids"))
+        labels = parse_labels(body.get("labels")) or {}
+        chat = self._engine.create_chat(
+            user, content, title=derive_title(title_source), labels=labels, model_config_id=model_config_id
+        )
+        return _json(201, chat_json(chat))
+
+    def _check_organization(self, body: JsonDict) -> None:
+        organization_id = optional_uuid(body, "organization_id")
+        if organization_id in (None, NIL_UUID):
+            raise ApiError(400, "organization_id is required.")
+        if organization_id != self.organization_id:
+            raise ApiError(403, "You are not a member of the specified organization.")
+
+    def _model_config(self, body: JsonDict) -> str:
+        """The one model config of the deployment; any other id fails the foreign key (400)."""
+        requested = optional_uuid(body, "model_config_id")
+        if requested not in (None, self.model_config_id):
+            raise ApiError(400, "Invalid model config ID.")
+        return self.model_config_id
+
+    async def _get_chat(self, request: web.Request) -> web.Response:
+        return _json(200, chat_json(self._chat(request)))
+
+    async def _patch_chat(self, request: web.Request) -> web.Response:
+        """Labels, then archive, then pin, as patchChat applies them; ``title`` is read but ignored."""
+        chat = self._chat(request)
+        body = parse_body(await request.read())
+        labels = parse_labels(body.get("labels"))
+        if labels is not None:
+            self._engine.set_labels(chat, labels)
+        archived = optional(body, "archived", bool)
+        if archived is not None:
+            self._engine.set_archived(chat, archived)
+        pin_order = optional(body, "pin_order", int)
+        if pin_order is not None:
+            self._engine.pin(chat, pin_order)
+        return web.Response(status=204)
+
+    async def _interrupt(self, request: web.Request) -> web.Response:
+        chat = self._chat(request)
+        self._engine.interrupt(chat)
+        return _json(200, chat_json(chat))
+
+    async def _regenerate_title(self, request: web.Request) -> web.Response:
+        chat = self._chat(request)
+        self._engine.regenerate_title(chat)
+        return _json(200, chat_json(chat))
+
+    async def _diff(self, request: web.Request) -> web.Response:
+        chat = self._chat(request)
+        return _json(200, {"chat_id": chat.id, **chat.diff})
+
+    async def _models(self, request: web.Request) -> web.Response:
+        return _json(200, MODELS_RESPONSE)
+
+    # -- messages and queue --------------------------------------------------------------------
+
+    async def _list_messages(self, request: web.Request) -> web.Response:
+        chat = self._chat(request)
+        before_id, limit = parse_message_page(request.query)
+        return _json(200, messages_page_json(chat, before_id, limit))
+
+    async def _send_message(self, request: web.Request) -> web.Response:
+        chat = self._chat(request)
+        body = parse_body(await request.read())
+        content, _ = self._content(request, body)
+        check_mcp_servers(body.get("mcp_server_ids"))
+        interrupt = self._busy_behavior(body) == "interrupt"
+        return _json(200, self._engine.send(chat, content, interrupt=interrupt))
+
+    def _busy_behavior(self, body: JsonDict) -> str:
+        """Envelope-era builds always queue; bare builds take ``busy_behavior``."""
+        if self.framing != "bare":
+            return "queue"
+        behavior = optional(body, "busy_behavior", str) or "queue"
+        if behavior not in ("queue", "interrupt"):
+            raise ApiError(400, "Invalid busy_behavior value.", 'Must be "queue" or "interrupt".')
+        return behavior
+
+    async def _edit_message(self, request: web.Request) -> web.Response:
+        chat = self._chat(request)
+        message_id = parse_message_id(request.match_info["message"])
+        body = parse_body(await request.read())
+        content, _ = self._content(request, body)
+        message = self._engine.edit(chat, message_id, content)
+        return _json(200, {"message": message} if self.framing == "bare" else message)
+
+    async def _delete_queued(self, request: web.Request) -> web.Response:
+        chat = self._chat(request)
+        self._engine.delete_queued(chat, parse_queued_id(request.match_info["queued"]))
+        return web.Response(status=204)
+
+    async def _promote(self, request: web.Request) -> web.Response:
+        chat = self._chat(request)
+        return _json(200, self._engine.promote(chat, parse_queued_id(request.match_info["queued"])))
+
+    # -- files ---------------------------------------------------------------------------------
+
+    async def _upload_file(self, request: web.Request) -> web.Response:
+        organization = request.query.get("organization", "")
+        if not organization:
+            raise ApiError(400, "Missing organization query parameter.")
+        if canonical_uuid(organization) is None:
+            raise ApiError(400, "Invalid organization ID.")
+        data = await request.read()
+        media_type = check_upload(request.headers.get("Content-Type", ""), data)
+        name = upload_name(request.headers.get("Content-Disposition", ""))
+        file = SimFile(str(uuid.uuid4()), _user(request).id, name, media_type, data)
+        self._engine.files[file.id] = file
+        return _json(201, {"id": file.id})
+
+    async def _download_file(self, request: web.Request) -> web.Response:
+        file_id = canonical_uuid(request.match_info["file"])
+        if file_id is None:
+            raise ApiError(400, "Invalid file ID.")
+        file = self._engine.files.get(file_id)
+        if file is None or file.owner_id != _user(request).id:
+            raise not_found()
+        disposition = f'inline; filename="{file.name}"' if file.name else "inline"
+        headers = {
+            "Content-Disposition": disposition,
+            "Cache-Control": "private, max-age=31536000, immutable",
+        }
+        return web.Response(body=file.data, content_type=file.media_type, headers=headers)
+
+    # -- WebSockets ----------------------------------------------------------------------------
+
+    async def _stream(self, request: web.Request) -> web.WebSocketResponse:
+        """One chat's events: the snapshot in batches of 256, then live batches (reference 4)."""
+        chat = self._chat(request)
+        after_id = parse_after_id(request.query.get("after_id", ""))
+        ws = await self._accept(request)
+        subscriber, snapshot = self._engine.subscribe_stream(chat, after_id, _aborter(request))
+        try:
+            await self._serve(ws, subscriber, self._write_stream(ws, chat.id, subscriber, snapshot))
+        finally:
+            self._engine.unsubscribe_stream(chat, subscriber)
+        return ws
+
+    async def _watch(self, request: web.Request) -> web.WebSocketResponse:
+        """The caller's chat-list events, one per frame; envelope builds greet with one ping (4.8)."""
+        ws = await self._accept(request)
+        subscriber = self._engine.subscribe_watch(_user(request).id, _aborter(request))
+        try:
+            await self._serve(ws, subscriber, self._write_watch(ws, subscriber))
+        finally:
+            self._engine.unsubscribe_watch(subscriber)
+        return ws
+
+    async def _accept(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=self._heartbeat, compress=False, timeout=_CLOSE_TIMEOUT)
+        await ws.prepare(request)
+        self._sockets.add(ws)
+        return ws
+
+    async def _serve(
+        self, ws: web.WebSocketResponse, subscriber: Subscriber, writer: Coroutine[Any, Any, None]
+    ) -> None:
+        """Write from one task, read (pongs, close, forbidden client frames) in this one."""
+        writing = asyncio.create_task(writer)
+        try:
+            await self._read_until_closed(ws)
+        finally:
+            subscriber.close()
+            await writing
+            self._sockets.discard(ws)
+
+    async def _read_until_closed(self, ws: web.WebSocketResponse) -> None:
+        """The sockets are one-way: a client data frame closes them (reference 4.1)."""
+        async for message in ws:
+            if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                if self.framing == "bare":
+                    # UNCERTAIN (reference 7.15): the library's CloseRead code, believed 1008.
+                    await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"unexpected data message")
+                else:
+                    reason = b"Clients cannot send messages for one-way WebSockets"
+                    await ws.close(code=WSCloseCode.PROTOCOL_ERROR, message=reason)
+                return
+
+    async def _write_stream(
+        self, ws: web.WebSocketResponse, chat_id: str, subscriber: Subscriber, snapshot: list[JsonDict]
+    ) -> None:
+        for start in range(0, len(snapshot), _STREAM_BATCH):
+            if not await self._send_batch(ws, chat_id, snapshot[start : start + _STREAM_BATCH]):
+                return
+        while (batch := await _next_batch(subscriber)) is not None:
+            if not await self._send_batch(ws, chat_id, batch):
+                return
+
+    async def _send_batch(self, ws: web.WebSocketResponse, chat_id: str, batch: list[JsonDict]) -> bool:
+        """Write one batch as this build frames it; False once the connection is gone."""
+        for text, events in stream_frames(self.framing, batch):
+            if not await _send(ws, text):
+                return False
+            self.frame_log.append((time.monotonic(), chat_id, events))
+            self._engine.changes.notify()
+        return True
+
+    async def _write_watch(self, ws: web.WebSocketResponse, subscriber: Subscriber) -> None:
+        if self.framing != "bare" and not await _send(ws, PING_FRAME):
+            return
+        while (event := await subscriber.events.get()) is not None:
+            if not await _send(ws, watch_frame(self.framing, event)):
+                return
+
+
+async def _next_batch(subscriber: Subscriber) -> list[JsonDict] | None:
+    """The next event plus whatever else is already waiting (at most 256); None once closed."""
+    first = await subscriber.events.get()
+    if first is None:
+        return None
+    batch = [first]
+    while len(batch) < _STREAM_BATCH and not subscriber.events.empty():
+        event = subscriber.events.get_nowait()
+        if event is None:
+            subscriber.close()  # put the end marker back for the next call
+            break
+        batch.append(event)
+    return batch
+
+
+async def _send(ws: web.WebSocketResponse, text: str) -> bool:
+    if ws.closed:
+        return False
+    try:
+        await ws.send_str(text)
+    except ConnectionResetError:
+        return False
+    return True
+
+
+def _raise_if_unrouted(request: web.Request) -> None:
+    """Unknown paths get Coder JSON too, before auth, so a generation probe reads a plain 404."""
+    unmatched = request.match_info.http_exception
+    if unmatched is not None:
+        # UNCERTAIN: coderd's chi fallbacks; unknown API routes answer "Route not found.".
+        raise ApiError(unmatched.status, "Route not found." if unmatched.status == 404 else unmatched.reason)
+
+
+def _aborter(request: web.Request) -> Callable[[], None]:
+    """Cuts the TCP connection without a close frame: what a client sees on a network drop."""
+    transport = request.transport
+    return transport.abort if transport is not None else lambda: None
+
+
+def _user(request: web.Request) -> SimUser:
+    return request[_USER]
+
+
+def _token(request: web.Request) -> str | None:
+    """The session token, looked up like coderd: cookie, then Coder-Session-Token, then Bearer."""
+    bearer = request.headers.get("Authorization", "")
+    return (
+        request.cookies.get("coder_session_token")
+        or request.headers.get("Coder-Session-Token")
+        or (bearer[7:].strip() if bearer[:7].lower() == "bearer " else None)
+        or None
+    )
+
+
+def _json(status: int, body: Any) -> web.Response:
+    """Like httpapi.Write: Go-escaped JSON plus the encoder's trailing newline."""
+    return web.Response(
+        status=status, text=encode(body) + "\n", content_type="application/json", charset="utf-8"
+    )
+
+
+def _json_or_none(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None

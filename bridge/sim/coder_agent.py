@@ -1,0 +1,195 @@
+"""The scripted agent: the steps a script is made of, and the turn that plays them as chatd streams.
+
+A script is a plain function from the latest user prompt to a list of steps, so demos, tests and
+benchmarks describe an agent's behaviour as data. ``Turn`` turns the steps into what the real server
+publishes (reference sections 4.3-4.4 and 5): transient ``message_part`` deltas while a step streams,
+then persisted messages when it completes. It never touches chats or sockets; the engine binds its
+output to one chat through ``TurnOutput``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from bridge.sim.coder_state import JsonDict, encode, part, timestamp
+
+_WORD_BOUNDARY = re.compile(r"(?<=\s)(?=\S)")
+_ARGS_DELTA_CHUNKS = 3
+
+
+@dataclass(frozen=True)
+class Text:
+    """Assistant prose, streamed as text deltas of the simulator's ``chunk_words`` words each."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Reasoning:
+    """Model reasoning, streamed like ``Text`` but as ``reasoning`` parts."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One tool use, which also ends the current assistant message.
+
+    Streams a few ``args_delta`` chunks and a final ``tool-call`` part with the full ``args``; then the
+    assistant message (prose so far plus the call) is persisted, the tool "runs" for ``seconds``, and
+    its result is streamed and persisted as a role ``tool`` message. Later prose starts a new message.
+    """
+
+    name: str
+    args: Mapping[str, Any]
+    result: Any
+    is_error: bool = False
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Pause:
+    """The model thinks silently for a while; the chat stays ``running``."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Gate:
+    """Hold the turn until ``event`` is set, so a test decides exactly when a turn may go on."""
+
+    event: asyncio.Event
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A ``retry`` event of the LLM call; the chat stays ``running`` (add a Pause for the backoff)."""
+
+    attempt: int
+    delay_ms: int
+    error: str
+
+
+@dataclass(frozen=True)
+class Fail:
+    """The turn fails: an ``error`` event, then status ``error``; queued messages stay queued."""
+
+    message: str
+    kind: str = "generic"
+    retryable: bool = False
+
+
+Step = Text | Reasoning | ToolCall | Pause | Gate | Retry | Fail
+Script = Callable[[str], Sequence[Step]]
+
+
+class TurnOutput(Protocol):
+    """Where a turn's output goes; the engine implements it for one chat."""
+
+    def part(self, role: str, body: JsonDict) -> None:
+        """Publish (and buffer for snapshots) one transient ``message_part``."""
+
+    def persist(self, role: str, content: list[JsonDict]) -> None:
+        """Store a complete message and publish its ``message`` event."""
+
+    def retry(self, payload: JsonDict) -> None:
+        """Publish a ``retry`` event."""
+
+
+class Turn:
+    """One play of a script for one chat; it keeps the unsaved draft so an interrupt can persist it."""
+
+    def __init__(self, output: TurnOutput, *, part_interval: float, chunk_words: int) -> None:
+        self._output = output
+        self._interval = part_interval
+        self._chunk_words = chunk_words
+        self._draft: list[JsonDict] = []
+
+    def draft_content(self) -> list[JsonDict]:
+        """The streamed but not yet persisted parts that carry content (copies)."""
+        return [dict(p) for p in self._draft if p["type"] == "tool-call" or p["text"]]
+
+    async def play(self, steps: Sequence[Step]) -> Fail | None:
+        """Run the steps; the ``Fail`` that ended the turn, or None after a normal end."""
+        for step in steps:
+            if isinstance(step, Fail):
+                # UNCERTAIN: chatd persists a step only when it completes, so a failure drops the draft.
+                return step
+            await self._play(step)
+        self._flush()
+        return None
+
+    async def _play(self, step: Step) -> None:
+        match step:
+            case Text(text=text):
+                await self._stream_prose("text", text)
+            case Reasoning(text=text):
+                await self._stream_prose("reasoning", text)
+            case ToolCall():
+                await self._call_tool(step)
+            case Pause(seconds=seconds):
+                await asyncio.sleep(seconds)
+            case Gate(event=event):
+                await event.wait()
+            case Retry():
+                self._output.retry(_retry_payload(step))
+
+    async def _stream_prose(self, kind: str, text: str) -> None:
+        draft = part(kind)
+        self._draft.append(draft)
+        for chunk in _word_chunks(text, self._chunk_words):
+            await asyncio.sleep(self._interval)
+            draft["text"] += chunk
+            self._output.part("assistant", part(kind, text=chunk))
+
+    async def _call_tool(self, step: ToolCall) -> None:
+        # UNCERTAIN (reference 4.4): G1's exact tool-call chunking; deltas first, then full args.
+        ids = {"tool_call_id": f"toolu_{uuid.uuid4().hex[:24]}", "tool_name": step.name}
+        for chunk in _even_chunks(encode(dict(step.args)), _ARGS_DELTA_CHUNKS):
+            await asyncio.sleep(self._interval)
+            self._output.part("assistant", part("tool-call", **ids, args_delta=chunk))
+        await asyncio.sleep(self._interval)
+        call = part("tool-call", **ids, args=dict(step.args))
+        self._output.part("assistant", call)
+        self._draft.append(call)
+        self._flush()
+        await asyncio.sleep(max(step.seconds, self._interval))
+        flags = {"is_error": True} if step.is_error else {}
+        result = part("tool-result", **ids, result=step.result, **flags)
+        self._output.part("tool", result)
+        self._output.persist("tool", [result])
+
+    def _flush(self) -> None:
+        content = self.draft_content()
+        self._draft = []
+        if content:
+            self._output.persist("assistant", content)
+
+
+def _retry_payload(step: Retry) -> JsonDict:
+    """The fields every G1 build sends (4.3); kind/provider/status_code are later additions."""
+    retrying_at = datetime.now(UTC) + timedelta(milliseconds=step.delay_ms)
+    return {
+        "attempt": step.attempt,
+        "delay_ms": step.delay_ms,
+        "error": step.error,
+        "retrying_at": timestamp(retrying_at),
+    }
+
+
+def _word_chunks(text: str, words: int) -> Iterator[str]:
+    """Deltas of ``words`` words, each keeping its trailing whitespace, so they join back exactly."""
+    pieces = [piece for piece in _WORD_BOUNDARY.split(text) if piece]
+    for start in range(0, len(pieces), words):
+        yield "".join(pieces[start : start + words])
+
+
+def _even_chunks(text: str, count: int) -> list[str]:
+    size = max(1, -(-len(text) // count))
+    return [text[start : start + size] for start in range(0, len(text), size)]

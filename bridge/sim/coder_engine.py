@@ -1,0 +1,465 @@
+"""The simulator's chat daemon: status transitions, the queue, event fan-out and scripted turns.
+
+It mirrors chatd (reference section 5). Every operation is a plain synchronous method, so the state
+change and the events it publishes happen atomically with respect to other requests, exactly like
+chatd's one-transaction-then-publish; the only awaits live inside the turns the agent plays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from bridge.sim.coder_agent import Fail, Script, Turn
+from bridge.sim.coder_rules import ApiError, derive_title
+from bridge.sim.coder_state import (
+    JsonDict,
+    SimChat,
+    SimFile,
+    SimUser,
+    diff_status_json,
+    message_event,
+    message_json,
+    part_event,
+    queue_event,
+    queued_json,
+    status_event,
+    stream_event,
+    timestamp,
+    watch_event,
+)
+
+log = logging.getLogger(__name__)
+
+QUEUE_LIMIT: Final = 20  # chatd.MaxQueueSize
+# UNCERTAIN (reference 7.8): shouldQueueUserMessage's exact set; pending and running are assumed.
+# "paused" and "completed" are never set: reference 7.3 found no setter for them in G1 chatd.
+_BUSY: Final = frozenset({"pending", "running"})
+# CreateChat stores a system prompt and a workspace-awareness note (hidden) before the user message;
+# they take ids from the shared sequence, so clients see the gaps a real server leaves.
+_HIDDEN_MESSAGES_PER_CHAT: Final = 2
+_INPUT_TOKENS: Final = 1200
+_CONTEXT_LIMIT: Final = 200_000
+
+
+class ChangeSignal:
+    """Wakes every waiter on any state change, so tests wait on conditions instead of sleeping."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float) -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                while not predicate():
+                    await self._event.wait()
+        except TimeoutError:
+            raise TimeoutError(
+                f"sim.wait_for: {_describe(predicate)} still false after {timeout} s"
+            ) from None
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One open socket: the events waiting to be written, and how to cut its connection."""
+
+    key: str
+    abort: Callable[[], None]
+    events: asyncio.Queue[JsonDict | None] = field(default_factory=asyncio.Queue)
+
+    def close(self) -> None:
+        """Tell the socket's writer to stop once it has written what is already queued."""
+        self.events.put_nowait(None)
+
+
+@dataclass(eq=False)
+class _Run:
+    task: asyncio.Task[None]
+    turn: Turn | None = None
+
+
+class _ChatOutput:
+    """Binds one turn's output to one chat, so the agent never sees chats or subscribers."""
+
+    def __init__(self, engine: ChatEngine, chat: SimChat) -> None:
+        self._engine = engine
+        self._chat = chat
+
+    def part(self, role: str, body: JsonDict) -> None:
+        event = part_event(self._chat.id, role, body)
+        self._chat.parts.append(event)
+        self._engine.publish(self._chat, event)
+
+    def persist(self, role: str, content: list[JsonDict]) -> None:
+        self._engine.append(self._chat, role, content)
+
+    def retry(self, payload: JsonDict) -> None:
+        self._engine.publish(self._chat, stream_event("retry", self._chat.id, retry=payload))
+
+
+class ChatEngine:
+    """All chats of the deployment and the turns running on them."""
+
+    def __init__(
+        self,
+        *,
+        agent: Script,
+        scripts: Mapping[str, Script],
+        part_interval: float,
+        start_delay: float,
+        chunk_words: int,
+    ) -> None:
+        self.chats: dict[str, SimChat] = {}
+        self.files: dict[str, SimFile] = {}
+        self.agent = agent
+        self.scripts = dict(scripts)
+        self.changes = ChangeSignal()
+        self._part_interval = part_interval
+        self._start_delay = start_delay
+        self._chunk_words = chunk_words
+        self._message_ids = itertools.count(1)
+        self._queued_ids = itertools.count(1)
+        self._runs: dict[str, _Run] = {}
+        self._streams: defaultdict[str, set[Subscriber]] = defaultdict(set)
+        self._watchers: defaultdict[str, set[Subscriber]] = defaultdict(set)
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def create_chat(
+        self,
+        owner: SimUser,
+        content: list[JsonDict],
+        *,
+        title: str,
+        labels: dict[str, str],
+        model_config_id: str,
+    ) -> SimChat:
+        """CreateChat: the chat is born ``pending`` with its prompt stored, and a turn is scheduled."""
+        # UNCERTAIN (reference 7.2): the seed doc shows "waiting"; chatd sets pending in the create tx.
+        chat = SimChat(
+            id=str(uuid.uuid4()),
+            owner=owner.username,
+            owner_id=owner.id,
+            title=title,
+            model_config_id=model_config_id,
+            labels=labels,
+        )
+        self.chats[chat.id] = chat
+        for _ in range(_HIDDEN_MESSAGES_PER_CHAT):
+            next(self._message_ids)
+        self.append(chat, "user", content, created_by=owner.id)
+        self._watch(chat, "created")
+        self._start_turn(chat)
+        return chat
+
+    def send(self, chat: SimChat, content: list[JsonDict], *, interrupt: bool) -> JsonDict:
+        """SendMessage: queue behind a busy chat (FIFO), else deliver and go ``pending``."""
+        if (chat.status in _BUSY or chat.queue) and not interrupt:
+            return {"queued": True, "queued_message": self._enqueue(chat, content)}
+        self._stop_turn(chat, keep_draft=True)
+        message = self.append(chat, "user", content, created_by=chat.owner_id)
+        self._begin(chat)
+        return {"queued": False, "message": message}
+
+    def edit(self, chat: SimChat, message_id: int, content: list[JsonDict]) -> JsonDict:
+        """EditMessage: drop the message and all later ones, store the new text under a new id."""
+        target = next((m for m in chat.messages if m["id"] == message_id), None)
+        if target is None:
+            raise ApiError(404, "Chat message not found.", "Message does not belong to this chat.")
+        if target["role"] != "user":
+            raise ApiError(400, "Only user messages can be edited.")
+        # A partial reply to the replaced prompt would outlive the truncation, so it is discarded.
+        self._stop_turn(chat, keep_draft=False)
+        chat.messages = [m for m in chat.messages if m["id"] < message_id]
+        message = self._store(chat, "user", content, created_by=chat.owner_id)
+        # The "full refresh": every socket is re-sent all messages from the start (reference 4.6).
+        for stored in chat.messages:
+            self.publish(chat, message_event(chat.id, stored))
+        chat.queue.clear()
+        self.publish(chat, queue_event(chat))
+        self._begin(chat)
+        return message
+
+    def interrupt(self, chat: SimChat) -> None:
+        """InterruptChat: cancel the turn and go ``waiting``; the queue is left for the user.
+
+        UNCERTAIN (reference 5): whether G1 persists the partial reply; G2 documents that it does, so
+        it is persisted here, before the status change like any other turn-ending message. Only a
+        normal turn end auto-promotes (reference 5), so an interrupt leaves the queue alone.
+        """
+        self._stop_turn(chat, keep_draft=True)
+        self._set_status(chat, "waiting")
+
+    def set_archived(self, chat: SimChat, archived: bool) -> None:
+        """Archive interrupts active processing first and unpins; watchers see deleted/created."""
+        if archived == chat.archived:
+            raise ApiError(400, f"Chat is already {'archived' if archived else 'not archived'}.")
+        if archived and chat.status in _BUSY:
+            self.interrupt(chat)
+        if archived:
+            self.pin(chat, 0)
+        chat.archived = archived
+        chat.updated_at = timestamp()
+        self._watch(chat, "deleted" if archived else "created")
+
+    def set_labels(self, chat: SimChat, labels: dict[str, str]) -> None:
+        chat.labels = labels
+        self.changes.notify()
+
+    def pin(self, chat: SimChat, order: int) -> None:
+        """0 unpins; pinning appends (the asked order is ignored); re-pinning moves, clamped to 1..n."""
+        if order < 0:
+            raise ApiError(400, "Pin order must be non-negative.")
+        if order > 0 and chat.archived:
+            raise ApiError(400, "Cannot pin an archived chat.")
+        pinned = sorted(
+            (c for c in self.chats.values() if c.owner_id == chat.owner_id and c.pin_order and c is not chat),
+            key=lambda c: c.pin_order,
+        )
+        if order > 0:
+            position = len(pinned) if not chat.pin_order else min(order, len(pinned) + 1) - 1
+            pinned.insert(position, chat)
+        chat.pin_order = 0
+        for rank, pinned_chat in enumerate(pinned, start=1):
+            pinned_chat.pin_order = rank
+        self.changes.notify()
+
+    def delete_queued(self, chat: SimChat, queued_id: int) -> None:
+        """DeleteQueued, publishing the remaining queue."""
+        # UNCERTAIN: an id that is not queued is not an error (204), like a DELETE matching no row.
+        remaining = [q for q in chat.queue if q["id"] != queued_id]
+        if len(remaining) != len(chat.queue):
+            chat.queue = remaining
+            self.publish(chat, queue_event(chat))
+
+    def promote(self, chat: SimChat, queued_id: int) -> JsonDict:
+        """PromoteQueued: the item becomes the next user message now.
+
+        A running turn is cut short: the ``pending`` notification cancels the local run in chatd
+        (reference 5), and chatd's cleanup keeps the ``pending`` someone else set.
+        """
+        queued = next((q for q in chat.queue if q["id"] == queued_id), None)
+        if queued is None:
+            raise ApiError(500, "Failed to promote queued message.", "queued message not found")
+        self._stop_turn(chat, keep_draft=True)
+        chat.queue.remove(queued)
+        message = self.append(chat, "user", queued["content"], created_by=chat.owner_id)
+        self.publish(chat, queue_event(chat))
+        self._begin(chat)
+        return message
+
+    def regenerate_title(self, chat: SimChat) -> None:
+        """A "generated" title: the latest prompt's first words, announced as ``title_change``."""
+        chat.title = derive_title(_latest_prompt(chat))
+        chat.updated_at = timestamp()
+        self._watch(chat, "title_change")
+
+    def set_diff(self, chat: SimChat, status: Mapping[str, Any], contents: Mapping[str, Any]) -> None:
+        chat.diff_status = diff_status_json(chat.id, status)
+        chat.diff = dict(contents)
+        self._watch(chat, "diff_status_change")
+
+    def media_type_of(self, owner_id: str, file_id: str) -> str | None:
+        """The stored type of a file the owner uploaded; others' files do not exist for them."""
+        file = self.files.get(file_id)
+        return file.media_type if file is not None and file.owner_id == owner_id else None
+
+    # -- sockets -------------------------------------------------------------------------------
+
+    def subscribe_stream(
+        self, chat: SimChat, after_id: int, abort: Callable[[], None]
+    ) -> tuple[Subscriber, list[JsonDict]]:
+        """chatd.Subscribe: the snapshot and the live subscription are taken in one step (4.5)."""
+        snapshot = [status_event(chat), *chat.parts]
+        snapshot += [message_event(chat.id, m) for m in chat.messages if m["id"] > after_id]
+        if chat.queue:
+            snapshot.append(queue_event(chat))
+        subscriber = Subscriber(chat.id, abort)
+        self._streams[chat.id].add(subscriber)
+        self._mark_read(chat)
+        return subscriber, snapshot
+
+    def unsubscribe_stream(self, chat: SimChat, subscriber: Subscriber) -> None:
+        self._streams[chat.id].discard(subscriber)
+        self._mark_read(chat)
+
+    def subscribe_watch(self, owner_id: str, abort: Callable[[], None]) -> Subscriber:
+        subscriber = Subscriber(owner_id, abort)
+        self._watchers[owner_id].add(subscriber)
+        self.changes.notify()
+        return subscriber
+
+    def unsubscribe_watch(self, subscriber: Subscriber) -> None:
+        self._watchers[subscriber.key].discard(subscriber)
+        self.changes.notify()
+
+    def drop_streams(self, chat_id: str | None) -> None:
+        for key, subscribers in self._streams.items():
+            if chat_id in (None, key):
+                for subscriber in list(subscribers):
+                    subscriber.abort()
+                    subscribers.discard(subscriber)
+        self.changes.notify()
+
+    def active_streams(self, chat_id: str | None) -> int:
+        return sum(len(subs) for key, subs in self._streams.items() if chat_id in (None, key))
+
+    async def close(self) -> None:
+        """Cancel every turn and wait until each has unwound."""
+        tasks = [run.task for run in self._runs.values()]
+        self._runs.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- events --------------------------------------------------------------------------------
+
+    def publish(self, chat: SimChat, event: JsonDict) -> None:
+        for subscriber in self._streams.get(chat.id, ()):
+            subscriber.events.put_nowait(event)
+        self.changes.notify()
+
+    def append(
+        self, chat: SimChat, role: str, content: list[JsonDict], created_by: str | None = None
+    ) -> JsonDict:
+        """Store a message and publish its ``message`` event."""
+        message = self._store(chat, role, content, created_by=created_by)
+        self.publish(chat, message_event(chat.id, message))
+        return message
+
+    def _store(self, chat: SimChat, role: str, content: list[JsonDict], created_by: str | None) -> JsonDict:
+        usage = _usage(content) if role == "assistant" else None
+        message = message_json(
+            next(self._message_ids), chat, role, content, created_by=created_by, usage=usage
+        )
+        chat.messages.append(message)
+        chat.updated_at = message["created_at"]
+        return message
+
+    def _enqueue(self, chat: SimChat, content: list[JsonDict]) -> JsonDict:
+        if len(chat.queue) >= QUEUE_LIMIT:
+            raise ApiError(429, "Message queue is full.", f"Maximum {QUEUE_LIMIT} messages can be queued.")
+        queued = queued_json(next(self._queued_ids), chat.id, content)
+        chat.queue.append(queued)
+        self.publish(chat, queue_event(chat))
+        return queued
+
+    def _set_status(self, chat: SimChat, status: str, error: str | None = None) -> None:
+        chat.status = status
+        chat.last_error = error
+        chat.updated_at = timestamp()
+        self.publish(chat, status_event(chat))
+        self._watch(chat, "status_change")
+
+    def _watch(self, chat: SimChat, kind: str) -> None:
+        event = watch_event(kind, chat)
+        for subscriber in self._watchers.get(chat.owner_id, ()):
+            subscriber.events.put_nowait(event)
+        self.changes.notify()
+
+    def _mark_read(self, chat: SimChat) -> None:
+        assistant_ids = [m["id"] for m in chat.messages if m["role"] == "assistant"]
+        chat.last_read_id = max(assistant_ids, default=chat.last_read_id)
+        self.changes.notify()
+
+    # -- turns ---------------------------------------------------------------------------------
+
+    def _begin(self, chat: SimChat) -> None:
+        self._set_status(chat, "pending")
+        self._start_turn(chat)
+
+    def _start_turn(self, chat: SimChat) -> None:
+        self._runs[chat.id] = _Run(
+            asyncio.create_task(self._run_turn(chat), name=f"coder-sim-turn:{chat.id}")
+        )
+
+    async def _run_turn(self, chat: SimChat) -> None:
+        await asyncio.sleep(self._start_delay)
+        run = self._runs[chat.id]
+        run.turn = Turn(
+            _ChatOutput(self, chat), part_interval=self._part_interval, chunk_words=self._chunk_words
+        )
+        chat.parts.clear()
+        self._set_status(chat, "running")
+        prompt = _latest_prompt(chat)
+        try:
+            failure = await run.turn.play(self._script_for(prompt)(prompt))
+        except Exception as exc:  # a broken script must end like chatd's panic recovery, not hang running
+            log.exception("coder sim: script failed for chat %s", chat.id)
+            failure = Fail(f"chat processing panicked: {exc}")
+        del self._runs[chat.id]
+        # UNCERTAIN: the snapshot carries parts of the turn "currently being generated" only, so the
+        # buffer is emptied when a turn ends as well as when the next one starts.
+        chat.parts.clear()
+        if failure is None:
+            self._finish_turn(chat)
+        else:
+            self._fail_turn(chat, failure)
+
+    def _finish_turn(self, chat: SimChat) -> None:
+        """End of a normal turn: auto-promote the oldest queued message (FIFO), else go ``waiting``."""
+        if not chat.queue:
+            self._set_status(chat, "waiting")
+            return
+        queued = chat.queue.pop(0)
+        self.append(chat, "user", queued["content"], created_by=chat.owner_id)
+        self.publish(chat, queue_event(chat))
+        self._begin(chat)
+
+    def _fail_turn(self, chat: SimChat, failure: Fail) -> None:
+        error = {"message": failure.message, "kind": failure.kind, "retryable": failure.retryable}
+        self.publish(chat, stream_event("error", chat.id, error=error))
+        self._set_status(chat, "error", error=failure.message)
+
+    def _stop_turn(self, chat: SimChat, *, keep_draft: bool) -> None:
+        """Cancel the chat's turn, if any, persisting its streamed-but-unsaved reply when asked."""
+        run = self._runs.pop(chat.id, None)
+        if run is None:
+            return
+        run.task.cancel()
+        chat.parts.clear()
+        draft = run.turn.draft_content() if run.turn is not None else []
+        if keep_draft and draft:
+            self.append(chat, "assistant", draft)
+
+    def _script_for(self, prompt: str) -> Script:
+        """The script of the first ``scripts`` prefix the prompt starts with, else ``agent``."""
+        lowered = prompt.strip().lower()
+        return next(
+            (s for prefix, s in self.scripts.items() if lowered.startswith(prefix.lower())), self.agent
+        )
+
+
+def _latest_prompt(chat: SimChat) -> str:
+    latest = next((m for m in reversed(chat.messages) if m["role"] == "user"), None)
+    parts = latest.get("content", []) if latest is not None else []
+    return " ".join(p["text"] for p in parts if p["type"] == "text")
+
+
+def _usage(content: list[JsonDict]) -> JsonDict:
+    """Plausible token counts, so clients meet ``usage`` on assistant messages as on a real server."""
+    output = sum(len(p["text"].split()) for p in content) + 20 * sum(
+        p["type"] == "tool-call" for p in content
+    )
+    return {
+        "input_tokens": _INPUT_TOKENS,
+        "output_tokens": output,
+        "total_tokens": _INPUT_TOKENS + output,
+        "context_limit": _CONTEXT_LIMIT,
+    }
+
+
+def _describe(predicate: Callable[[], bool]) -> str:
+    code = getattr(predicate, "__code__", None)
+    where = f" ({code.co_filename}:{code.co_firstlineno})" if code is not None else ""
+    return f"{getattr(predicate, '__qualname__', repr(predicate))}{where}"

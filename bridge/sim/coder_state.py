@@ -1,0 +1,301 @@
+"""The simulated Coder deployment's stored state and the JSON shapes it takes on the wire (G1).
+
+Every key the simulator emits is decided here, next to the reference section that fixes it, so an
+``omitempty`` rule or the part-serialization quirk is written once and shared by REST, stream and
+watch. Section numbers refer to ``shared/reference/coder-chats-api.md``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+
+JsonDict = dict[str, Any]
+Framing = Literal["envelope", "envelope-single", "bare"]
+
+NIL_UUID: Final = "00000000-0000-0000-0000-000000000000"
+
+# Section 3.3: the Go part struct is shared by every variant, so these keys are emitted, zero-valued,
+# on every part. ``text`` is placed right after ``type`` by ``part`` to match the struct order.
+# UNCERTAIN (reference 7.13): the oldest envelope builds omitted them; every framing emits them here.
+_ZERO_PART_FIELDS: Final[Mapping[str, Any]] = {
+    "url": "",
+    "media_type": "",
+    "file_name": "",
+    "start_line": 0,
+    "end_line": 0,
+    "content": "",
+    "context_file_path": "",
+}
+
+# Section 3.7: the ChatDiffStatus keys that are present even when nothing is known.
+_DIFF_STATUS_DEFAULTS: Final[Mapping[str, Any]] = {
+    "pull_request_title": "",
+    "pull_request_draft": False,
+    "changes_requested": False,
+    "additions": 0,
+    "deletions": 0,
+    "changed_files": 0,
+}
+
+# Section 2, GET /models; ids are illustrative catalog strings, not model-config uuids.
+MODELS_RESPONSE: Final[JsonDict] = {
+    "providers": [
+        {
+            "provider": "anthropic",
+            "available": True,
+            "models": [
+                {
+                    "id": "anthropic:claude-sonnet-4",
+                    "provider": "anthropic",
+                    "model": "claude-sonnet-4",
+                    "display_name": "Claude Sonnet 4",
+                }
+            ],
+        },
+        {"provider": "openai", "available": False, "unavailable_reason": "missing_api_key", "models": []},
+    ]
+}
+
+# Section 4.2: the watch socket's "connection ready" envelope.
+PING_FRAME: Final = '{"type":"ping","data":null}'
+
+
+def timestamp(moment: datetime | None = None) -> str:
+    """RFC 3339 as Go prints a Postgres timestamp: microseconds, trailing zeros trimmed, ``Z``."""
+    moment = moment or datetime.now(UTC)
+    fraction = f"{moment.microsecond:06d}".rstrip("0")
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction}" if fraction else "") + "Z"
+
+
+def encode(value: Any) -> str:
+    """Compact JSON with Go's default escaping, so no client comes to rely on Python's spelling."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    for raw, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
+        text = text.replace(raw, escaped)
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
+@dataclass(frozen=True)
+class SimUser:
+    """A deployment user; each distinct username behind a token is one user with its own uuid."""
+
+    id: str
+    username: str
+
+    @property
+    def email(self) -> str:
+        return f"{self.username}@example.com"
+
+
+@dataclass(eq=False)
+class SimFile:
+    """An uploaded chat file; ``media_type`` is the sniffed type, never the declared one (2a)."""
+
+    id: str
+    owner_id: str
+    name: str
+    media_type: str
+    data: bytes
+
+
+@dataclass(eq=False)
+class SimChat:
+    """One chat as chatd stores it.
+
+    ``messages`` holds the user-visible rows in id order as wire dicts; rows soft-deleted by an edit
+    are removed from it (they are invisible to every endpoint), and the hidden system messages are
+    never stored. ``parts`` buffers the ``message_part`` events of the running turn for snapshots.
+    """
+
+    id: str
+    owner: str
+    owner_id: str
+    title: str
+    model_config_id: str
+    status: str = "pending"
+    labels: dict[str, str] = field(default_factory=dict)
+    archived: bool = False
+    pin_order: int = 0
+    last_error: str | None = None
+    messages: list[JsonDict] = field(default_factory=list)
+    queue: list[JsonDict] = field(default_factory=list)
+    parts: list[JsonDict] = field(default_factory=list)
+    diff_status: JsonDict | None = None
+    diff: JsonDict = field(default_factory=dict)
+    last_read_id: int = 0
+    created_at: str = field(default_factory=timestamp)
+    updated_at: str = field(default_factory=timestamp)
+
+    @property
+    def has_unread(self) -> bool:
+        """True when an assistant message is newer than the read cursor that stream sockets move."""
+        return any(m["role"] == "assistant" and m["id"] > self.last_read_id for m in self.messages)
+
+
+def part(kind: str, **fields: Any) -> JsonDict:
+    """A ChatMessagePart: ``type``, ``text``, the variant's own fields, then the zero-valued quirk keys."""
+    body: JsonDict = {"type": kind, "text": ""}
+    body.update(fields)
+    for key, zero in _ZERO_PART_FIELDS.items():
+        body.setdefault(key, zero)
+    return body
+
+
+def error_body(message: str, detail: str | None = None, validations: Sequence[JsonDict] = ()) -> JsonDict:
+    """Coder's ``Response``: ``detail`` and ``validations`` are omitted when empty (section 1)."""
+    body: JsonDict = {"message": message}
+    if detail:
+        body["detail"] = detail
+    if validations:
+        body["validations"] = list(validations)
+    return body
+
+
+def chat_json(chat: SimChat) -> JsonDict:
+    """A full Chat (3.1). workspace/build/agent/parent ids are omitted: the simulator has no workspaces."""
+    body: JsonDict = {
+        "id": chat.id,
+        "owner_id": chat.owner_id,
+        "root_chat_id": chat.id,
+        "last_model_config_id": chat.model_config_id,
+        "title": chat.title,
+        "status": chat.status,
+        "last_error": chat.last_error,
+    }
+    if chat.diff_status is not None:
+        body["diff_status"] = chat.diff_status
+    body.update(
+        created_at=chat.created_at,
+        updated_at=chat.updated_at,
+        archived=chat.archived,
+        pin_order=chat.pin_order,
+        mcp_server_ids=[],
+        labels=dict(chat.labels),
+        has_unread=chat.has_unread,
+    )
+    return body
+
+
+def watch_event(kind: str, chat: SimChat) -> JsonDict:
+    """A ChatWatchEvent: chatd's partial Chat, with Go zero values where it fills nothing (4.8)."""
+    partial: JsonDict = {
+        "id": chat.id,
+        "owner_id": chat.owner_id,
+        "title": chat.title,
+        "status": chat.status,
+        "created_at": chat.created_at,
+        "updated_at": chat.updated_at,
+        "root_chat_id": chat.id,
+        "last_model_config_id": NIL_UUID,
+        "last_error": None,
+        "archived": False,
+        "pin_order": 0,
+        "mcp_server_ids": None,
+        "labels": None,
+        "has_unread": False,
+    }
+    if kind == "diff_status_change" and chat.diff_status is not None:
+        partial["diff_status"] = chat.diff_status
+    return {"kind": kind, "chat": partial}
+
+
+def diff_status_json(chat_id: str, fields: Mapping[str, Any]) -> JsonDict:
+    """A ChatDiffStatus with its always-present keys filled in (3.7)."""
+    return {"chat_id": chat_id, **_DIFF_STATUS_DEFAULTS, **fields}
+
+
+def message_json(
+    message_id: int,
+    chat: SimChat,
+    role: str,
+    content: list[JsonDict],
+    *,
+    created_by: str | None = None,
+    usage: JsonDict | None = None,
+) -> JsonDict:
+    """A ChatMessage (3.2): ``created_by`` only on user rows, ``content``/``usage`` omitted when empty."""
+    body: JsonDict = {"id": message_id, "chat_id": chat.id}
+    if created_by:
+        body["created_by"] = created_by
+    body.update(model_config_id=chat.model_config_id, created_at=timestamp(), role=role)
+    if content:
+        body["content"] = content
+    if usage:
+        body["usage"] = usage
+    return body
+
+
+def queued_json(queued_id: int, chat_id: str, content: list[JsonDict]) -> JsonDict:
+    """A ChatQueuedMessage (3.5); its id comes from the queue's own sequence."""
+    return {"id": queued_id, "chat_id": chat_id, "content": content, "created_at": timestamp()}
+
+
+def messages_page_json(chat: SimChat, before_id: int, limit: int) -> JsonDict:
+    """GET /messages: newest first, ``before_id`` pages backwards, the queue only on the first page."""
+    older = [m for m in reversed(chat.messages) if not before_id or m["id"] < before_id]
+    return {
+        "messages": older[:limit],
+        "queued_messages": list(chat.queue) if not before_id else [],
+        "has_more": len(older) > limit,
+    }
+
+
+def user_json(user: SimUser, organization_id: str, created_at: str) -> JsonDict:
+    """The subset of Coder's User object a client reads (GET /api/v2/users/me)."""
+    return {
+        "id": user.id,
+        "username": user.username,
+        "name": "",
+        "email": user.email,
+        "created_at": created_at,
+        "last_seen_at": created_at,
+        "status": "active",
+        "login_type": "password",
+        "organization_ids": [organization_id],
+        "roles": [],
+        "avatar_url": "",
+    }
+
+
+def stream_event(kind: str, chat_id: str, **payload: Any) -> JsonDict:
+    """A ChatStreamEvent (4.3): exactly one payload key next to ``type`` and ``chat_id``."""
+    return {"type": kind, "chat_id": chat_id, **payload}
+
+
+def status_event(chat: SimChat) -> JsonDict:
+    return stream_event("status", chat.id, status={"status": chat.status})
+
+
+def message_event(chat_id: str, message: JsonDict) -> JsonDict:
+    return stream_event("message", chat_id, message=message)
+
+
+def part_event(chat_id: str, role: str, body: JsonDict) -> JsonDict:
+    return stream_event("message_part", chat_id, message_part={"role": role, "part": body})
+
+
+def queue_event(chat: SimChat) -> JsonDict:
+    """A ``queue_update``; an empty queue omits ``queued_messages`` entirely (4.3)."""
+    if not chat.queue:
+        return stream_event("queue_update", chat.id)
+    return stream_event("queue_update", chat.id, queued_messages=list(chat.queue))
+
+
+def stream_frames(framing: Framing, batch: list[JsonDict]) -> list[tuple[str, list[JsonDict]]]:
+    """The text frames one stream batch becomes in each G1 build, each with the events it carries (4.2)."""
+    if framing == "bare":
+        return [(encode(batch) + "\n", batch)]
+    if framing == "envelope-single":
+        return [(encode({"type": "data", "data": event}), [event]) for event in batch]
+    return [(encode({"type": "data", "data": batch}), batch)]
+
+
+def watch_frame(framing: Framing, event: JsonDict) -> str:
+    """Watch events are never batched: one envelope (``data`` an object) or one bare object (4.8)."""
+    if framing == "bare":
+        return encode(event) + "\n"
+    return encode({"type": "data", "data": event})

@@ -1,0 +1,754 @@
+"""The Coder Chats API simulator speaks the G1 wire format over real sockets.
+
+Exercised with plain httpx and websockets clients (never the bridge's own client), so these tests pin
+the simulator to the reference rather than to our reading of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from bridge.sim import scenarios
+from bridge.sim.coder import CoderSim
+from bridge.sim.coder_agent import Fail, Gate, Step, Text
+from bridge.sim.coder_state import SimChat
+
+ALICE = "sim-token"
+BOB = "bob-token"
+BASE = "/api/experimental/chats"
+MAX_INT64 = 2**63 - 1
+NIL_UUID = "00000000-0000-0000-0000-000000000000"
+OTHER_ORG = "11111111-2222-3333-4444-555555555555"
+ZERO_PART_KEYS = {
+    "text",
+    "url",
+    "media_type",
+    "file_name",
+    "start_line",
+    "end_line",
+    "content",
+    "context_file_path",
+}
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(64)
+
+Event = dict[str, Any]
+MakeSim = Callable[..., Awaitable[CoderSim]]
+
+
+@pytest.fixture
+async def make_sim() -> AsyncIterator[MakeSim]:
+    sims: list[CoderSim] = []
+
+    async def make(**options: Any) -> CoderSim:
+        sim = CoderSim(**{"tokens": {ALICE: "alice", BOB: "bob"}, "part_interval": 0.0, **options})
+        await sim.start()
+        sims.append(sim)
+        return sim
+
+    yield make
+    for sim in sims:
+        await sim.close()
+
+
+@pytest.fixture
+async def sim(make_sim: MakeSim) -> CoderSim:
+    return await make_sim()
+
+
+@pytest.fixture
+async def client(sim: CoderSim) -> AsyncIterator[httpx.AsyncClient]:
+    async with http(sim) as alice:
+        yield alice
+
+
+def http(sim: CoderSim, token: str | None = ALICE) -> httpx.AsyncClient:
+    headers = {"Coder-Session-Token": token} if token else {}
+    return httpx.AsyncClient(base_url=sim.url, headers=headers, trust_env=False)
+
+
+def socket(sim: CoderSim, path: str, token: str = ALICE) -> connect:
+    url = sim.url.replace("http://", "ws://") + path
+    return connect(url, additional_headers={"Coder-Session-Token": token}, proxy=None)
+
+
+def stream(sim: CoderSim, chat_id: str, after_id: int | None = None) -> connect:
+    query = "" if after_id is None else f"?after_id={after_id}"
+    return socket(sim, f"{BASE}/{chat_id}/stream{query}")
+
+
+def events_of(frame: str | bytes) -> list[Event]:
+    """Any G1 framing: bare array, envelope with an array, or envelope with one object."""
+    value = json.loads(frame)
+    if isinstance(value, list):
+        return value
+    data = value["data"]
+    return data if isinstance(data, list) else [data]
+
+
+async def read_until(
+    ws: ClientConnection, stop: Callable[[Event], bool], timeout: float = 3.0
+) -> list[Event]:
+    events: list[Event] = []
+    async with asyncio.timeout(timeout):
+        while True:
+            for event in events_of(await ws.recv()):
+                events.append(event)
+                if stop(event):
+                    return events
+
+
+async def read_frames_until(ws: ClientConnection, stop: Callable[[Event], bool]) -> list[str]:
+    frames: list[str] = []
+    async with asyncio.timeout(3.0):
+        while not frames or not any(stop(event) for event in events_of(frames[-1])):
+            frames.append(str(await ws.recv()))
+    return frames
+
+
+def summary(event: Event) -> str:
+    if event["type"] == "message":
+        return "message:" + text_of(event["message"])
+    if event["type"] == "status":
+        return "status:" + event["status"]["status"]
+    if event["type"] == "queue_update":
+        return f"queue:{len(event.get('queued_messages', []))}"
+    return str(event["type"])
+
+
+def status_is(status: str) -> Callable[[Event], bool]:
+    return lambda event: event["type"] == "status" and event["status"]["status"] == status
+
+
+def text_of(message: Event) -> str:
+    return "".join(p["text"] for p in message.get("content", []) if p["type"] == "text")
+
+
+async def create(client: httpx.AsyncClient, text: str = "fix the login bug", **extra: Any) -> Event:
+    response = await client.post(BASE, json={"content": [{"type": "text", "text": text}], **extra})
+    assert response.status_code == 201, response.text
+    chat: Event = response.json()
+    return chat
+
+
+async def send(client: httpx.AsyncClient, chat_id: str, text: str, **extra: Any) -> Event:
+    response = await client.post(
+        f"{BASE}/{chat_id}/messages", json={"content": [{"type": "text", "text": text}], **extra}
+    )
+    assert response.status_code == 200, response.text
+    answer: Event = response.json()
+    return answer
+
+
+async def answered_chat(sim: CoderSim, client: httpx.AsyncClient, text: str) -> SimChat:
+    """A chat whose first turn, played by the echo agent, has ended."""
+    sim.agent = scenarios.echo
+    chat = sim.chats[(await create(client, text))["id"]]
+    await sim.wait_for(lambda: chat.status == "waiting")
+    return chat
+
+
+def gated(gate: asyncio.Event, *then: Step) -> Callable[[str], list[Step]]:
+    return lambda prompt: [Text("held"), Gate(gate), *then]
+
+
+async def test_create_returns_pending_chat_with_omitempty_keys_absent(
+    sim: CoderSim, client: httpx.AsyncClient
+) -> None:
+    """POST /chats answers 201 with a pending Chat whose empty optional keys are absent, not null."""
+    sim.agent = scenarios.stuck
+    response = await client.post(
+        BASE, json={"content": [{"type": "text", "text": "  please fix the login bug in auth today "}]}
+    )
+    assert response.status_code == 201
+    assert response.headers["content-type"] == "application/json; charset=utf-8"
+    chat = response.json()
+    assert chat["status"] == "pending"
+    assert chat["title"] == "please fix the login bug in…"
+    assert chat["owner_id"] == sim.users["alice"].id
+    assert chat["root_chat_id"] == chat["id"]
+    assert chat["last_model_config_id"] == sim.model_config_id
+    assert (chat["last_error"], chat["labels"], chat["mcp_server_ids"], chat["pin_order"]) == (
+        None,
+        {},
+        [],
+        0,
+    )
+    assert not {"workspace_id", "build_id", "agent_id", "parent_chat_id", "diff_status"} & chat.keys()
+    page = (await client.get(f"{BASE}/{chat['id']}/messages")).json()
+    prompt = page["messages"][-1]
+    assert prompt["role"] == "user"
+    assert prompt["created_by"] == chat["owner_id"]
+    assert "usage" not in prompt
+    assert prompt["content"] == [
+        {
+            "type": "text",
+            "text": "please fix the login bug in auth today",
+            "url": "",
+            "media_type": "",
+            "file_name": "",
+            "start_line": 0,
+            "end_line": 0,
+            "content": "",
+            "context_file_path": "",
+        }
+    ]
+
+
+async def test_create_rejects_bad_content_and_labels_with_coder_messages(client: httpx.AsyncClient) -> None:
+    """Invalid content, labels and bodies get coderd's exact 400 bodies, with empty keys omitted."""
+    cases: list[tuple[Any, Event]] = [
+        ({"content": []}, {"message": "Content is required.", "detail": "Content cannot be empty."}),
+        (
+            {"content": [{"type": "text", "text": "  "}]},
+            {"message": "Invalid input part.", "detail": "content[0].text cannot be empty."},
+        ),
+        (
+            {"content": [{"type": "text", "text": "hi"}, {"type": "Video"}]},
+            {"message": "Invalid input part.", "detail": 'content[1].type "Video" is not supported.'},
+        ),
+        (
+            {"content": [{"type": "text", "text": "hi"}], "labels": {"ok": "", "bad key": "v"}},
+            {
+                "message": "Invalid labels.",
+                "validations": [
+                    {"field": "labels", "detail": 'label value for key "ok" must not be empty'},
+                    {
+                        "field": "labels",
+                        "detail": 'label key "bad key" contains invalid characters; must match '
+                        "^[a-zA-Z0-9][a-zA-Z0-9._/-]*$",
+                    },
+                ],
+            },
+        ),
+    ]
+    for body, expected in cases:
+        response = await client.post(BASE, json=body)
+        assert (response.status_code, response.json()) == (400, expected)
+    response = await client.post(BASE, content=b"not json", headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["message"] == "Request body must be valid JSON."
+
+
+async def test_missing_unknown_and_revoked_tokens_are_401(sim: CoderSim) -> None:
+    """Every endpoint but buildinfo needs a live token, sent as Coder-Session-Token or Bearer."""
+    signed_out = "You are signed out or your session has expired. Please sign in again to continue."
+    async with http(sim, token=None) as anonymous, http(sim, token="nope") as stranger:
+        missing = await anonymous.get(BASE)
+        assert missing.status_code == 401
+        assert missing.json() == {
+            "message": signed_out,
+            "detail": 'Cookie "coder_session_token" or query parameter must be provided.',
+        }
+        assert (await stranger.get(BASE)).json() == {"message": signed_out, "detail": "API key is invalid."}
+        assert (await anonymous.get("/api/v2/buildinfo")).json()["version"] == "v2.36.0-sim"
+        assert (await anonymous.get(BASE, headers={"Authorization": f"Bearer {ALICE}"})).status_code == 200
+    sim.revoke_token(ALICE)
+    async with http(sim) as alice:
+        assert (await alice.get(BASE)).status_code == 401
+
+
+async def test_chats_are_visible_only_to_their_owner(sim: CoderSim, client: httpx.AsyncClient) -> None:
+    """Another user's chat is 404 everywhere (never 403) and absent from their list; bad ids are 400."""
+    chat = await create(client)
+    not_found = {"message": "Resource not found or you do not have access to this resource"}
+    async with http(sim, BOB) as bob:
+        response = await bob.get(f"{BASE}/{chat['id']}")
+        assert (response.status_code, response.json()) == (404, not_found)
+        assert (await bob.post(f"{BASE}/{chat['id']}/interrupt")).status_code == 404
+        assert (await bob.get(BASE)).json() == []
+    with pytest.raises(InvalidStatus) as refused:
+        async with socket(sim, f"{BASE}/{chat['id']}/stream", token=BOB):
+            pass
+    assert refused.value.response.status_code == 404
+    bad = await client.get(f"{BASE}/not-a-uuid")
+    assert bad.status_code == 400
+    assert bad.json()["message"] == 'Invalid UUID "not-a-uuid".'
+
+
+async def test_stream_snapshot_orders_status_parts_messages_queue(
+    sim: CoderSim, client: httpx.AsyncClient
+) -> None:
+    """The snapshot is status, the running turn's parts, messages with id > after_id, then the queue."""
+    sim.agent = scenarios.stuck
+    chat = await create(client)
+    simchat = sim.chats[chat["id"]]
+    await sim.wait_for(lambda: len(simchat.parts) == 3)
+    await send(client, chat["id"], "and the tests")
+    prompt_id = simchat.messages[0]["id"]
+
+    async with stream(sim, chat["id"]) as ws:
+        snapshot = events_of(await ws.recv())
+    assert [e["type"] for e in snapshot] == ["status", *["message_part"] * 3, "message", "queue_update"]
+    assert snapshot[0]["status"] == {"status": "running"}
+    assert "".join(e["message_part"]["part"]["text"] for e in snapshot[1:4]) == "Working on it"
+    assert snapshot[4]["message"]["id"] == prompt_id
+    assert [q["content"][0]["text"] for q in snapshot[5]["queued_messages"]] == ["and the tests"]
+
+    for after_id in (prompt_id, MAX_INT64):
+        async with stream(sim, chat["id"], after_id=after_id) as ws:
+            assert [e["type"] for e in events_of(await ws.recv())] == [
+                "status",
+                *["message_part"] * 3,
+                "queue_update",
+            ]
+    bad = await client.get(f"{BASE}/{chat['id']}/stream", params={"after_id": "x"})
+    assert (bad.status_code, bad.json()["message"]) == (400, "Invalid after_id parameter.")
+
+
+async def test_turn_streams_deltas_then_persists_messages_then_waits(
+    sim: CoderSim, client: httpx.AsyncClient
+) -> None:
+    """The default agent streams text and tool-call deltas, persists each step, and ends waiting."""
+    chat = await create(client, "fix the login bug")
+    async with stream(sim, chat["id"]) as ws:
+        events = await read_until(ws, status_is("waiting"))
+    messages = [e["message"] for e in events if e["type"] == "message"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant", "tool", "assistant"]
+    assert [m["id"] for m in messages] == sorted({m["id"] for m in messages})
+    parts = [e["message_part"] for e in events if e["type"] == "message_part"]
+    intro = itertools.takewhile(lambda p: p["part"]["type"] == "text", parts)
+    assert "".join(p["part"]["text"] for p in intro) == text_of(messages[1])
+    calls = [p["part"] for p in parts if p["part"]["type"] == "tool-call"][:4]
+    assert all("args_delta" in c for c in calls[:-1])
+    assert calls[-1]["args"] == {"command": "grep -rn login src/"}
+    assert json.loads("".join(c["args_delta"] for c in calls[:-1])) == calls[-1]["args"]
+    assert messages[2]["content"][0]["type"] == "tool-result"
+    assert all(p.keys() >= ZERO_PART_KEYS for m in messages for p in m["content"])
+    answer = text_of(messages[-1])
+    assert "fix the login bug" in answer
+    assert "```python" in answer
+    assert "**" in answer
+    assert "\n- " in answer
+    assert "usage" in messages[-1]
+    assert "created_by" not in messages[-1]
+    assert sim.chats[chat["id"]].status == "waiting"
+
+
+@pytest.mark.parametrize("framing", ["envelope", "envelope-single", "bare"])
+async def test_each_framing_writes_its_own_frames(make_sim: MakeSim, framing: str) -> None:
+    """Envelope batches arrays, envelope-single wraps one object, bare sends arrays plus a newline."""
+    gate = asyncio.Event()
+    sim = await make_sim(framing=framing, agent=gated(gate, Text("done")))
+    async with http(sim) as alice, socket(sim, f"{BASE}/watch") as watch:
+        if framing != "bare":
+            assert json.loads(await watch.recv()) == {"type": "ping", "data": None}
+        chat = await create(alice, "hello", organization_id=sim.organization_id)
+        first_event = json.loads(await watch.recv())
+        created = first_event if framing == "bare" else first_event["data"]
+        assert (created["kind"], created["chat"]["id"], created["chat"]["labels"]) == (
+            "created",
+            chat["id"],
+            None,
+        )
+
+        async with stream(sim, chat["id"]) as ws:
+            gate.set()
+            frames = await read_frames_until(ws, status_is("waiting"))
+    for frame in frames:
+        value = json.loads(frame)
+        if framing == "bare":
+            assert frame.endswith("\n")
+            assert isinstance(value, list)
+            assert value
+        else:
+            assert value["type"] == "data"
+            assert isinstance(value["data"], dict if framing == "envelope-single" else list)
+    logged = [events for _, chat_id, events in sim.frame_log if chat_id == chat["id"]]
+    assert logged == [events_of(frame) for frame in frames]
+
+
+async def test_queue_holds_twenty_then_answers_429(sim: CoderSim, client: httpx.AsyncClient) -> None:
+    """A busy chat queues follow-ups (no message key) up to 20; the 21st gets 429 queue full."""
+    sim.agent = scenarios.stuck
+    chat = await create(client)
+    answers = [await send(client, chat["id"], f"follow-up {n}") for n in range(20)]
+    assert all(a["queued"] and "message" not in a for a in answers)
+    assert [a["queued_message"]["id"] for a in answers] == sorted(
+        {a["queued_message"]["id"] for a in answers}
+    )
+    full = await client.post(
+        f"{BASE}/{chat['id']}/messages", json={"content": [{"type": "text", "text": "one more"}]}
+    )
+    assert (full.status_code, full.json()) == (
+        429,
+        {"message": "Message queue is full.", "detail": "Maximum 20 messages can be queued."},
+    )
+    assert len((await client.get(f"{BASE}/{chat['id']}/messages")).json()["queued_messages"]) == 20
+
+
+async def test_normal_turn_end_promotes_queue_fifo(sim: CoderSim, client: httpx.AsyncClient) -> None:
+    """At the end of a normal turn the oldest queued message becomes the next prompt (FIFO)."""
+    gate = asyncio.Event()
+    sim.agent = scenarios.echo
+    sim.scripts["/hold"] = gated(gate)
+    chat = await create(client, "/hold")
+    await sim.wait_for(lambda: sim.chats[chat["id"]].status == "running")
+    await send(client, chat["id"], "first")
+    await send(client, chat["id"], "second")
+    async with stream(sim, chat["id"], after_id=MAX_INT64) as ws:
+        await ws.recv()  # snapshot
+        gate.set()
+        events = await read_until(ws, status_is("waiting"))
+    relevant = [summary(e) for e in events if e["type"] != "message_part"]
+    assert relevant == [
+        "message:held",
+        "message:first",
+        "queue:1",
+        "status:pending",
+        "status:running",
+        "message:Echo: first",
+        "message:second",
+        "queue:0",
+        "status:pending",
+        "status:running",
+        "message:Echo: second",
+        "status:waiting",
+    ]
+    assert "queued_messages" not in events[relevant.index("queue:0")]
+
+
+async def test_failed_turn_reports_error_and_keeps_queue(sim: CoderSim, client: httpx.AsyncClient) -> None:
+    """A failing turn publishes an error event, ends in status error, and does not promote the queue."""
+    gate = asyncio.Event()
+    sim.scripts["/boom"] = gated(gate, Fail("model exploded", kind="overloaded", retryable=True))
+    chat = await create(client, "/boom")
+    await sim.wait_for(lambda: sim.chats[chat["id"]].status == "running")
+    await send(client, chat["id"], "later")
+    async with stream(sim, chat["id"], after_id=MAX_INT64) as ws:
+        await ws.recv()
+        gate.set()
+        events = await read_until(ws, status_is("error"))
+    assert events[-2] == {
+        "type": "error",
+        "chat_id": chat["id"],
+        "error": {"message": "model exploded", "kind": "overloaded", "retryable": True},
+    }
+    fetched = (await client.get(f"{BASE}/{chat['id']}")).json()
+    assert (fetched["status"], fetched["last_error"]) == ("error", "model exploded")
+    assert len(sim.chats[chat["id"]].queue) == 1
+
+
+async def test_interrupt_persists_partial_reply_and_waits(sim: CoderSim, client: httpx.AsyncClient) -> None:
+    """Interrupt cancels the turn, keeps the streamed text as a message, goes waiting, keeps the queue."""
+    sim.agent = scenarios.stuck
+    chat = await create(client)
+    simchat = sim.chats[chat["id"]]
+    await sim.wait_for(lambda: len(simchat.parts) == 3)
+    await send(client, chat["id"], "later")
+    response = await client.post(f"{BASE}/{chat['id']}/interrupt")
+    assert (response.status_code, response.json()["status"]) == (200, "waiting")
+    newest = (await client.get(f"{BASE}/{chat['id']}/messages")).json()["messages"][0]
+    assert (newest["role"], text_of(newest)) == ("assistant", "Working on it")
+    assert (simchat.status, len(simchat.queue), simchat.parts) == ("waiting", 1, [])
+
+
+async def test_archive_via_patch_interrupts_and_rejects_same_state(
+    sim: CoderSim, client: httpx.AsyncClient
+) -> None:
+    """PATCH archived interrupts, hides the chat from the default list, and repeats answer 400."""
+    sim.agent = scenarios.stuck
+    chat = await create(client)
+    await sim.wait_for(lambda: sim.chats[chat["id"]].status == "running")
+    url = f"{BASE}/{chat['id']}"
+    async with socket(sim, f"{BASE}/watch") as watch:
+        await watch.recv()  # ping
+        assert (await client.patch(url, json={"archived": True})).status_code == 204
+        kinds = [events_of(await watch.recv())[0]["kind"] for _ in range(2)]
+        assert kinds == ["status_change", "deleted"]
+        again = await client.patch(url, json={"archived": True})
+        assert (again.status_code, again.json()) == (400, {"message": "Chat is already archived."})
+        assert (await client.get(BASE)).json() == []
+        archived = (await client.get(BASE, params={"q": "archived:true"})).json()
+        assert [(c["id"], c["archived"], c["status"]) for c in archived] == [(chat["id"], True, "waiting")]
+        assert (await client.patch(url, json={"archived": False, "title": "ignored"})).status_code == 204
+        assert events_of(await watch.recv())[0]["kind"] == "created"
+    again = await client.patch(url, json={"archived": False})
+    assert again.json() == {"message": "Chat is already not archived."}
+    assert (await client.get(url)).json()["title"] == chat["title"]
+    bad = await client.get(BASE, params={"q": "archived:maybe"})
+    assert (bad.status_code, bad.json()["message"]) == (400, "Invalid chat search query.")
+
+
+async def test_file_upload_sniffs_content_and_caps_size(sim: CoderSim, client: httpx.AsyncClient) -> None:
+    """Uploads need an allowed declared type and sniffed image; the sniffed type is stored; 10 MiB cap."""
+    files = f"{BASE}/files"
+    org = {"organization": sim.organization_id}
+    headers = {"Content-Type": "image/jpeg", "Content-Disposition": 'attachment; filename="shot.png"'}
+    uploaded = await client.post(files, params=org, content=PNG, headers=headers)
+    assert uploaded.status_code == 201
+    assert uploaded.json().keys() == {"id"}
+    download = await client.get(f"{files}/{uploaded.json()['id']}")
+    assert download.content == PNG
+    assert download.headers["content-type"] == "image/png"
+    assert download.headers["content-disposition"] == 'inline; filename="shot.png"'
+
+    unsupported = {
+        "message": "Unsupported file type.",
+        "detail": "Allowed types: image/gif, image/jpeg, image/png, image/webp.",
+    }
+    for content_type, body in (("image/png", b"<svg/>"), ("image/svg+xml", PNG), ("", PNG)):
+        response = await client.post(files, params=org, content=body, headers={"Content-Type": content_type})
+        assert (response.status_code, response.json()) == (400, unsupported)
+    huge = await client.post(
+        files, params=org, content=PNG + bytes(10 << 20), headers={"Content-Type": "image/png"}
+    )
+    assert (huge.status_code, huge.json()) == (
+        413,
+        {"message": "File too large.", "detail": "Maximum file size is 10485760 bytes."},
+    )
+    missing = await client.post(files, content=PNG, headers={"Content-Type": "image/png"})
+    assert missing.json() == {"message": "Missing organization query parameter."}
+
+    file_id = uploaded.json()["id"]
+    chat = await client.post(BASE, json={"content": [{"type": "file", "file_id": file_id}]})
+    assert chat.json()["title"] == "New Chat"
+    stored = sim.chats[chat.json()["id"]].messages[0]["content"][0]
+    assert (stored["type"], stored["file_id"], stored["media_type"]) == ("file", file_id, "image/png")
+    async with http(sim, BOB) as bob:
+        foreign = await bob.post(BASE, json={"content": [{"type": "file", "file_id": file_id}]})
+    assert foreign.json()["detail"] == "content[0].file_id references a file that does not exist."
+
+
+async def test_edit_truncates_history_clears_queue_and_restarts(
+    sim: CoderSim, client: httpx.AsyncClient
+) -> None:
+    """Editing a user message drops it and later ones, stores the text under a new id, empties the queue."""
+    simchat = await answered_chat(sim, client, "one")
+    await send(client, simchat.id, "two")
+    await sim.wait_for(lambda: simchat.status == "waiting" and len(simchat.messages) == 4)
+    first, reply, second, _ = (m["id"] for m in simchat.messages)
+    sim.agent = scenarios.stuck
+    await send(client, simchat.id, "three")
+    await send(client, simchat.id, "four")
+    async with stream(sim, simchat.id, after_id=MAX_INT64) as ws:
+        await ws.recv()
+        response = await client.patch(
+            f"{BASE}/{simchat.id}/messages/{second}",
+            json={"content": [{"type": "text", "text": "two, edited"}]},
+        )
+        events = await read_until(ws, status_is("pending"))
+    edited = response.json()
+    assert (response.status_code, edited["role"], text_of(edited)) == (200, "user", "two, edited")
+    assert edited["id"] > max(first, reply, second)
+    assert [m["id"] for m in simchat.messages][:3] == [first, reply, edited["id"]]
+    assert [e["message"]["id"] for e in events if e["type"] == "message"] == [first, reply, edited["id"]]
+    assert events[-2] == {"type": "queue_update", "chat_id": simchat.id}
+    assert simchat.queue == []
+
+    not_user = await client.patch(
+        f"{BASE}/{simchat.id}/messages/{reply}", json={"content": [{"type": "text", "text": "x"}]}
+    )
+    assert (not_user.status_code, not_user.json()) == (400, {"message": "Only user messages can be edited."})
+    gone = await client.patch(
+        f"{BASE}/{simchat.id}/messages/{second}", json={"content": [{"type": "text", "text": "x"}]}
+    )
+    assert (gone.status_code, gone.json()) == (
+        404,
+        {"message": "Chat message not found.", "detail": "Message does not belong to this chat."},
+    )
+    bad = await client.patch(
+        f"{BASE}/{simchat.id}/messages/zero", json={"content": [{"type": "text", "text": "x"}]}
+    )
+    assert bad.json() == {
+        "message": "Invalid chat message ID.",
+        "detail": "Message ID must be a positive integer.",
+    }
+
+
+async def test_label_filters_are_anded(sim: CoderSim, client: httpx.AsyncClient) -> None:
+    """Repeated label=key:value filters must all match; a malformed filter is 400."""
+    sim.agent = scenarios.stuck
+    a = await create(client, labels={"team": "a", "channel": "C1"})
+    b = await create(client, labels={"team": "a", "channel": "C2"})
+    await create(client, labels={"team": "b"})
+    team_a = (await client.get(BASE, params={"label": "team:a"})).json()
+    assert sorted(c["id"] for c in team_a) == sorted([a["id"], b["id"]])
+    both = (await client.get(BASE, params=[("label", "team:a"), ("label", "channel:C1")])).json()
+    assert [c["id"] for c in both] == [a["id"]]
+    bad = await client.get(BASE, params={"label": "team"})
+    assert (bad.status_code, bad.json()) == (
+        400,
+        {"message": 'Invalid label filter: "team" (expected format key:value, both must be non-empty)'},
+    )
+
+
+async def test_messages_page_newest_first_with_queue_on_first_page(
+    sim: CoderSim, client: httpx.AsyncClient
+) -> None:
+    """GET /messages is newest first, pages with before_id, and lists the queue only on page one."""
+    simchat = await answered_chat(sim, client, "one")
+    sim.agent = scenarios.stuck
+    await send(client, simchat.id, "two")
+    await send(client, simchat.id, "queued")
+    url = f"{BASE}/{simchat.id}/messages"
+    ids = [m["id"] for m in simchat.messages]
+    first = (await client.get(url, params={"limit": 2})).json()
+    assert ([m["id"] for m in first["messages"]], first["has_more"]) == (ids[::-1][:2], True)
+    assert [q["content"][0]["text"] for q in first["queued_messages"]] == ["queued"]
+    older = (await client.get(url, params={"limit": 2, "before_id": first["messages"][-1]["id"]})).json()
+    assert older == {"messages": [simchat.messages[0]], "queued_messages": [], "has_more": False}
+    for limit in ("0", "201"):
+        response = await client.get(url, params={"limit": limit})
+        assert (response.status_code, response.json()) == (
+            400,
+            {"message": "Invalid limit parameter (1-200)."},
+        )
+    invalid = (await client.get(url, params={"limit": "abc"})).json()
+    assert invalid["message"] == "Query parameters have invalid values."
+    assert invalid["validations"][0]["field"] == "limit"
+
+
+async def test_drop_streams_cuts_sockets_without_close_frame(
+    sim: CoderSim, client: httpx.AsyncClient
+) -> None:
+    """drop_streams aborts one chat's or every stream socket, as a network failure would."""
+    sim.agent = scenarios.stuck
+    one, two = await create(client), await create(client)
+    async with stream(sim, one["id"]) as ws_one, stream(sim, two["id"]) as ws_two:
+        await ws_one.recv()
+        await ws_two.recv()
+        assert (sim.active_streams(), sim.active_streams(one["id"])) == (2, 1)
+        sim.drop_streams(one["id"])
+        with pytest.raises(ConnectionClosed) as dropped:
+            await read_until(ws_one, lambda event: False)
+        assert dropped.value.rcvd is None
+        assert sim.active_streams() == 1
+        sim.drop_streams()
+        with pytest.raises(ConnectionClosed):
+            await read_until(ws_two, lambda event: False)
+    assert sim.active_streams() == 0
+
+
+async def test_client_data_frame_closes_stream_with_1002(sim: CoderSim, client: httpx.AsyncClient) -> None:
+    """The stream is one-way: an envelope build closes with 1002 when the client writes."""
+    sim.agent = scenarios.stuck
+    chat = await create(client)
+    async with stream(sim, chat["id"]) as ws:
+        await ws.recv()
+        await ws.send("hello")
+        with pytest.raises(ConnectionClosed) as closed:
+            await read_until(ws, lambda event: False)
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (
+        1002,
+        "Clients cannot send messages for one-way WebSockets",
+    )
+
+
+async def test_promote_and_delete_queued_messages(sim: CoderSim, client: httpx.AsyncClient) -> None:
+    """Promote turns a queued item into the next prompt; an unknown id is 500; delete answers 204."""
+    sim.agent = scenarios.stuck
+    chat = await create(client)
+    a = (await send(client, chat["id"], "a"))["queued_message"]
+    b = (await send(client, chat["id"], "b"))["queued_message"]
+    promoted = await client.post(f"{BASE}/{chat['id']}/queue/{b['id']}/promote")
+    assert (promoted.status_code, promoted.json()["role"], text_of(promoted.json())) == (200, "user", "b")
+    simchat = sim.chats[chat["id"]]
+    assert [q["id"] for q in simchat.queue] == [a["id"]]
+    assert simchat.status in ("pending", "running")
+    unknown = await client.post(f"{BASE}/{chat['id']}/queue/999/promote")
+    assert (unknown.status_code, unknown.json()) == (
+        500,
+        {"message": "Failed to promote queued message.", "detail": "queued message not found"},
+    )
+    assert (await client.delete(f"{BASE}/{chat['id']}/queue/{a['id']}")).status_code == 204
+    assert simchat.queue == []
+    bad = await client.delete(f"{BASE}/{chat['id']}/queue/x")
+    assert (bad.status_code, bad.json()["message"]) == (400, "Invalid queued message ID.")
+
+
+async def test_bare_build_requires_organization_and_takes_busy_behavior(make_sim: MakeSim) -> None:
+    """Later G1 builds need organization_id, accept busy_behavior, and wrap the edited message."""
+    sim = await make_sim(framing="bare", agent=scenarios.stuck)
+    async with http(sim) as alice:
+        missing = await alice.post(BASE, json={"content": [{"type": "text", "text": "hi"}]})
+        assert (missing.status_code, missing.json()) == (400, {"message": "organization_id is required."})
+        nil_org = await alice.post(
+            BASE, json={"content": [{"type": "text", "text": "hi"}], "organization_id": NIL_UUID}
+        )
+        assert nil_org.json() == {"message": "organization_id is required."}
+        other = await alice.post(
+            BASE, json={"content": [{"type": "text", "text": "hi"}], "organization_id": OTHER_ORG}
+        )
+        assert (other.status_code, other.json()) == (
+            403,
+            {"message": "You are not a member of the specified organization."},
+        )
+        chat = await create(alice, "hi", organization_id=sim.organization_id)
+        simchat = sim.chats[chat["id"]]
+        await sim.wait_for(lambda: len(simchat.parts) == 3)
+        invalid = await alice.post(
+            f"{BASE}/{chat['id']}/messages",
+            json={"content": [{"type": "text", "text": "x"}], "busy_behavior": "later"},
+        )
+        assert invalid.json() == {
+            "message": "Invalid busy_behavior value.",
+            "detail": 'Must be "queue" or "interrupt".',
+        }
+        sent = await send(alice, chat["id"], "now please", busy_behavior="interrupt")
+        assert sent["queued"] is False
+        assert text_of(sent["message"]) == "now please"
+        assert [text_of(m) for m in simchat.messages[-2:]] == ["Working on it", "now please"]
+        edited = await alice.patch(
+            f"{BASE}/{chat['id']}/messages/{sent['message']['id']}",
+            json={"content": [{"type": "text", "text": "later"}]},
+        )
+        assert edited.json().keys() == {"message"}
+
+
+async def test_fault_knobs_fail_requests_and_record_everything(
+    sim: CoderSim, client: httpx.AsyncClient
+) -> None:
+    """fail_next answers matching requests once with a Coder body; set_unavailable fails everything."""
+    sim.fail_next("GET", r"/chats$", 503, "Try again later.")
+    failed = await client.get(BASE, params={"q": "archived:false"})
+    assert (failed.status_code, failed.json()) == (503, {"message": "Try again later."})
+    assert (await client.get(BASE)).status_code == 200
+    sim.set_unavailable(True)
+    down = await client.get("/api/v2/buildinfo")
+    assert (down.status_code, down.json()) == (
+        500,
+        {"message": "Chat processor is unavailable.", "detail": "Chat processor is not configured."},
+    )
+    sim.set_unavailable(False)
+    await create(client, "recorded")
+    first, _, _, last = sim.requests
+    assert (first.method, first.path, first.query, first.token) == (
+        "GET",
+        BASE,
+        {"q": ["archived:false"]},
+        ALICE,
+    )
+    assert last.json == {"content": [{"type": "text", "text": "recorded"}]}
+
+
+async def test_deployment_endpoints_and_unknown_routes(sim: CoderSim, client: httpx.AsyncClient) -> None:
+    """buildinfo, users/me, experiments and models answer like Coder; unknown routes are JSON 404s."""
+    me = (await client.get("/api/v2/users/me")).json()
+    assert (me["id"], me["username"], me["status"], me["organization_ids"]) == (
+        sim.users["alice"].id,
+        "alice",
+        "active",
+        [sim.organization_id],
+    )
+    assert (await client.get("/api/v2/experiments")).json() == ["agents"]
+    assert (await client.get("/api/v2/buildinfo")).json()["external_url"] == sim.url
+    models = (await client.get(f"{BASE}/models")).json()
+    assert models["providers"][0]["models"][0]["id"] == "anthropic:claude-sonnet-4"
+    missing = await client.get("/api/v2/chats")
+    assert (missing.status_code, missing.json()) == (404, {"message": "Route not found."})
+
+
+async def test_wait_for_times_out_with_a_clear_message(sim: CoderSim) -> None:
+    """wait_for raises TimeoutError naming the predicate that never held."""
+    with pytest.raises(TimeoutError, match=r"still false after 0\.05 s"):
+        await sim.wait_for(lambda: False, timeout=0.05)
