@@ -56,6 +56,9 @@ class Settings(BaseSettings):
         default="auto", validation_alias=_env("BRIDGE_CODER_API")
     )
     edit_interval: float = Field(default=1.0, ge=0, le=60, validation_alias=_env("BRIDGE_EDIT_INTERVAL"))
+    slack_rate_scale: float = Field(
+        default=1.0, gt=0, le=1000, validation_alias=_env("BRIDGE_SLACK_RATE_SCALE")
+    )
     reconnect_max_delay: float = Field(
         default=30.0, gt=0, le=3600, validation_alias=_env("BRIDGE_RECONNECT_MAX_DELAY")
     )
@@ -98,6 +101,18 @@ class Settings(BaseSettings):
     def socket_mode(self) -> bool:
         """Socket Mode replaces HTTP event delivery whenever an app-level token is configured."""
         return self.slack_app_token is not None
+
+    def has_credentials(self) -> bool:
+        """Whether any Slack or Coder credential is configured (otherwise ``bridge`` plays the demo)."""
+        return any(
+            value is not None
+            for value in (
+                self.slack_bot_token,
+                self.slack_app_token,
+                self.coder_url,
+                self.coder_session_token,
+            )
+        )
 
     def secrets(self) -> list[str]:
         """Every configured secret value, so output can be checked for leaks."""

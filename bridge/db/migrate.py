@@ -7,11 +7,13 @@ advisory lock serialises replicas that start at the same moment; the loser then 
 
 from __future__ import annotations
 
+import asyncio
 from importlib.resources import files
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import OperationalError
 
 from bridge.db.engine import Database
 
@@ -34,6 +36,18 @@ def _upgrade(connection: Connection, revision: str) -> None:
 
 
 async def upgrade(db: Database, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` (idempotent)."""
-    async with db.engine.begin() as conn:
-        await conn.run_sync(_upgrade, revision)
+    """Bring the schema to ``revision`` (idempotent).
+
+    SQLite has no advisory locks: two processes starting at once may both try to create a table;
+    the loser fails, and simply running again finds the schema current.
+    """
+    attempts = 5 if db.is_sqlite else 1
+    for attempt in range(1, attempts + 1):
+        try:
+            async with db.engine.begin() as conn:
+                await conn.run_sync(_upgrade, revision)
+            return
+        except OperationalError:
+            if attempt == attempts:
+                raise
+            await asyncio.sleep(0.2 * attempt)

@@ -17,6 +17,7 @@ from sqlmodel import col
 from bridge.db.models import InboundMessage, SeenEvent, SlackMessage, StreamCursor, ThreadLink, utcnow
 
 BUSY_PHASES = ("starting", "working")
+FAILED_PHASE = "failed"
 
 
 async def _insert_ignore(session: AsyncSession, model: type[Any], values: Mapping[str, Any]) -> bool:
@@ -90,12 +91,12 @@ async def attach_chat(session: AsyncSession, link_id: int, *, chat_id: str, stat
     )
 
 
-async def release_thread(session: AsyncSession, link_id: int) -> None:
-    """Drop a claim whose chat could not be created, so the user can simply try again."""
-    await session.execute(delete(InboundMessage).where(col(InboundMessage.link_id) == link_id))
-    await session.execute(delete(SlackMessage).where(col(SlackMessage.link_id) == link_id))
+async def mark_failed(session: AsyncSession, link_id: int) -> None:
+    """A claim whose chat could not be created: kept (its Slack replies stay linked), open to a retry."""
     await session.execute(
-        delete(ThreadLink).where(col(ThreadLink.id) == link_id, col(ThreadLink.chat_id).is_(None))
+        update(ThreadLink)
+        .where(col(ThreadLink.id) == link_id)
+        .values(phase=FAILED_PHASE, updated_at=utcnow())
     )
 
 

@@ -1,0 +1,228 @@
+"""Composition root: builds every object of a running bridge from ``Settings`` and runs its lifecycle.
+
+Start order: database (migrated) -> Coder (generation detected) -> Slack (auth.test) -> relay ->
+HTTP endpoints -> Socket Mode (if configured) -> resume chats that were busy. Stop order is the
+reverse of intake: stop taking events, let in-flight handlers finish, drain the outbox within a
+deadline, close streams (cursors are saved after every batch already), release connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bridge.coder.backend import CoderBackend, connect_backend
+from bridge.coder.backoff import Backoff
+from bridge.coder.stream import ReconnectPolicy
+from bridge.config import Settings
+from bridge.db.engine import Database
+from bridge.db.migrate import upgrade
+from bridge.metrics import Metrics
+from bridge.relay.inbound import Inbound
+from bridge.relay.limits import SlackLimits
+from bridge.relay.outbox import Outbox
+from bridge.relay.supervisor import Supervisor
+from bridge.slack import events
+from bridge.slack.poster import WebPoster
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """The bridge cannot start; the message is one line an operator can act on."""
+
+
+@dataclass(frozen=True)
+class SlackIdentity:
+    """Who the bot is in its workspace (from ``auth.test``)."""
+
+    team_id: str
+    bot_user_id: str
+    bot_id: str
+    scopes: frozenset[str]
+
+
+async def slack_identity(client: AsyncWebClient) -> SlackIdentity:
+    """Call ``auth.test``; a bad token or unreachable Slack becomes a ``StartupError``."""
+    try:
+        response = await client.auth_test()
+    except SlackApiError as exc:
+        raise StartupError(f"Slack rejected SLACK_BOT_TOKEN: {exc.response.get('error')}") from None
+    except Exception as exc:  # any transport failure: the reason matters, not the type
+        raise StartupError(
+            f"Slack is unreachable at {client.base_url}: {type(exc).__name__}: {exc}"
+        ) from None
+    scopes = response.headers.get("x-oauth-scopes") or response.headers.get("X-OAuth-Scopes") or ""
+    return SlackIdentity(
+        team_id=str(response["team_id"]),
+        bot_user_id=str(response["user_id"]),
+        bot_id=str(response.get("bot_id") or ""),
+        scopes=frozenset(s.strip() for s in scopes.split(",") if s.strip()),
+    )
+
+
+class Bridge:
+    """A running bridge: Slack intake, Coder streams, HTTP endpoints."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.db = Database(settings.database_url)
+        self.port: int | None = None
+        self.coder_reason = ""
+        self._backend: CoderBackend | None = None
+        self._client: AsyncWebClient | None = None
+        self._inbound: Inbound | None = None
+        self._outbox: Outbox | None = None
+        self._supervisor: Supervisor | None = None
+        self._runner: web.AppRunner | None = None
+        self._socket: AsyncSocketModeHandler | None = None
+        self._accepting = False
+        self._slack_ok = False
+
+    async def start(self) -> None:
+        """Bring everything up; raises ``StartupError`` with a one-line reason when it cannot."""
+        settings = self.settings
+        settings.require_serve()
+        assert settings.coder_url is not None
+        assert settings.coder_session_token is not None
+        assert settings.slack_bot_token is not None
+        try:
+            await upgrade(self.db)
+        except Exception as exc:
+            raise StartupError(f"database {self.db.engine.url.render_as_string()} unusable: {exc}") from None
+        backend, self.coder_reason = await connect_backend(
+            settings.coder_url,
+            settings.coder_session_token.get_secret_value(),
+            api=settings.coder_api,
+            organization_id=settings.coder_organization_id,
+            observer=self.metrics,
+            reconnect=ReconnectPolicy(delays=Backoff(initial=0.5, cap=settings.reconnect_max_delay).delays),
+        )
+        self._backend = backend
+        log.info("Coder at %s: %s", settings.coder_url, self.coder_reason)
+        client = AsyncWebClient(
+            token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
+        )
+        self._client = client
+        identity = await slack_identity(client)
+        self._slack_ok = True
+        log.info("Slack: bot user %s in team %s", identity.bot_user_id, identity.team_id)
+
+        self._outbox = Outbox(
+            self.db,
+            WebPoster(client, self.metrics),
+            limits=SlackLimits(scale=settings.slack_rate_scale),
+            edit_interval=settings.edit_interval,
+        )
+        self._supervisor = Supervisor(self.db, backend, self._outbox)
+        self._inbound = Inbound(
+            self.db,
+            backend,
+            self._outbox,
+            self._supervisor,
+            bot_user_id=identity.bot_user_id,
+            organization_id=settings.coder_organization_id,
+        )
+        bolt = AsyncApp(
+            client=client,
+            signing_secret=(
+                settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+            ),
+            request_verification_enabled=not settings.socket_mode,
+            process_before_response=False,
+        )
+        events.register(bolt, self._inbound, self.metrics)
+        await self._serve_http(bolt)
+        if settings.socket_mode:
+            assert settings.slack_app_token is not None
+            self._socket = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
+            await self._socket.connect_async()  # type: ignore[no-untyped-call]
+        self._accepting = True
+        resumed = await self._supervisor.resume()
+        log.info(
+            "bridge ready on port %s (%s mode); following %d busy chats again",
+            self.port,
+            "Socket" if settings.socket_mode else "HTTP",
+            resumed,
+        )
+
+    async def _serve_http(self, bolt: AsyncApp) -> None:
+        app = web.Application()
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/metrics", self._metrics)
+        if not self.settings.socket_mode:
+
+            async def slack_events(request: web.Request) -> web.Response:
+                if not self._accepting:
+                    return web.json_response({"error": "shutting down"}, status=503)
+                return await to_aiohttp_response(await bolt.async_dispatch(await to_bolt_request(request)))
+
+            app.router.add_post("/slack/events", slack_events)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else self.settings.port
+
+    async def _healthz(self, _: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def _readyz(self, _: web.Request) -> web.Response:
+        reasons: list[str] = []
+        try:
+            await asyncio.wait_for(self.db.ping(), 5)
+        except Exception as exc:
+            reasons.append(f"database: {type(exc).__name__}")
+        if not self._slack_ok:
+            reasons.append("slack: not connected")
+        if self._socket is not None and not self._socket.client.is_connected():
+            reasons.append("slack: socket mode disconnected")
+        if self._backend is None:
+            reasons.append("coder: not connected")
+        if not self._accepting:
+            reasons.append("bridge: not accepting events")
+        if reasons:
+            return web.json_response({"status": "unavailable", "reasons": reasons}, status=503)
+        return web.json_response({"status": "ready", "coder": self.coder_reason})
+
+    async def _metrics(self, _: web.Request) -> web.Response:
+        return web.Response(body=self.metrics.render(), content_type="text/plain", charset="utf-8")
+
+    async def stop(self) -> None:
+        """Stop intake, finish in-flight work within ``BRIDGE_SHUTDOWN_TIMEOUT``, close everything."""
+        timeout = self.settings.shutdown_timeout
+        self._accepting = False
+        if self._socket is not None:
+            await self._socket.close_async()  # type: ignore[no-untyped-call]
+        if self._inbound is not None and not await self._inbound.drain(timeout / 2):
+            log.warning("shutdown: cancelling Slack messages still being relayed")
+            await self._inbound.close()
+        if self._outbox is not None and not await self._outbox.drain(timeout / 2):
+            log.warning(
+                "shutdown: %d Slack updates not sent; they are replayed on the next start",
+                self._outbox.pending(),
+            )
+        if self._supervisor is not None:
+            await self._supervisor.close()
+        if self._outbox is not None:
+            await self._outbox.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._backend is not None:
+            await self._backend.aclose()
+        if self._client is not None and self._client.session is not None:
+            await self._client.session.close()
+        await self.db.dispose()
+        log.info("bridge stopped")

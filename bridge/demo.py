@@ -1,0 +1,133 @@
+"""``bridge demo``: the real bridge against the built-in Slack and Coder simulators, on loopback.
+
+No credentials and no network: both simulators run in this process on free local ports, the bridge
+is configured exactly as an operator would configure it (their URLs, tokens and signing secret), and
+a scripted user mentions the bot, waits for the agent's answer, then sends a follow-up. The Slack
+thread is printed as it changes: new messages appear, streamed replies grow in place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+from collections.abc import Callable
+
+from pydantic import SecretStr
+
+from bridge.app import Bridge
+from bridge.config import Settings
+from bridge.logs import configure
+from bridge.sim.coder import CoderSim
+from bridge.sim.slack import SlackSim
+
+FOLLOW_UP = "Thanks! Please also add a regression test for it."
+_TOKEN = "sim-demo-token"
+
+
+class ThreadPrinter:
+    """Prints a simulated Slack thread as a user watching it would see it change."""
+
+    def __init__(self, slack: SlackSim, channel: str, out: Callable[[str], None] = print) -> None:
+        self._slack = slack
+        self._channel = channel
+        self._shown: dict[str, str] = {}
+        self._last: str | None = None
+        self._out = out
+
+    def refresh(self, thread_ts: str) -> None:
+        """Print what changed: new messages in full, a growing last message by its new tail only."""
+        for message in self._slack.thread(self._channel, thread_ts):
+            text = message.visible_text
+            before = self._shown.get(message.ts)
+            if before == text:
+                continue
+            who = "bot" if message.bot_id else self._slack.workspace.display_name(message.user)
+            if before is None:
+                self._out(f"\n\n{who}: {text}")
+                self._last = message.ts
+            elif message.ts == self._last and text.startswith(before):
+                self._out(text[len(before) :])
+            else:
+                first, *rest = text.splitlines() or [""]
+                self._out(f"\n  ✎ {who} edited a message: {first}{' …' if rest else ''}")
+                self._last = None
+            self._shown[message.ts] = text
+
+
+async def run_demo(*, prompt: str, speed: float = 1.0) -> int:
+    """Play the scripted conversation; 0 when the thread ended with the agent's full answers."""
+    configure("WARNING", "text")
+    with tempfile.TemporaryDirectory(prefix="bridge-demo-") as workdir:
+        async with (
+            CoderSim(tokens={_TOKEN: "alice"}, part_interval=0.04 / speed, start_delay=0.3 / speed) as coder,
+            SlackSim() as slack,
+        ):
+            settings = Settings(
+                slack_bot_token=SecretStr(slack.bot_token),
+                slack_signing_secret=SecretStr("sim-signing-secret"),
+                slack_api_url=slack.api_url,
+                coder_url=coder.url,
+                coder_session_token=SecretStr(_TOKEN),
+                database_url=f"sqlite:///{workdir}/demo.db",
+                host="127.0.0.1",
+                port=0,
+                edit_interval=1.0 / speed,
+            )
+            bridge = Bridge(settings)
+            await bridge.start()
+            slack.event_url = f"http://127.0.0.1:{bridge.port}/slack/events"
+            print(f"Simulated Slack at {slack.api_url}, Coder at {coder.url}, bridge on port {bridge.port}")
+            printer = ThreadPrinter(slack, slack.general, lambda s: print(s, end="", flush=True))
+            try:
+                root = await slack.user_says(slack.alice, slack.general, f"<@{slack.bot_user_id}> {prompt}")
+                await _watch_turn(slack, coder, printer, root, turns=1)
+                await slack.user_says(slack.alice, slack.general, FOLLOW_UP, thread_ts=root)
+                await _watch_turn(slack, coder, printer, root, turns=2)
+            except TimeoutError as exc:
+                print(f"\n\ndemo failed: {exc}", file=sys.stderr)
+                return 1
+            finally:
+                await bridge.stop()
+            print("\n\nThe thread as it stands:\n")
+            print(slack.render_thread(slack.general, root))
+            print("\nDemo finished: every reply of the agent is in the thread.")
+    return 0
+
+
+async def _watch_turn(
+    slack: SlackSim, coder: CoderSim, printer: ThreadPrinter, root: str, *, turns: int
+) -> None:
+    """Print the thread until the agent finished ``turns`` turns and Slack shows its last reply."""
+
+    def finished() -> bool:
+        printer.refresh(root)
+        chats = [c for c in coder.chats.values() if c.labels.get("slack_thread") == root]
+        if len(chats) != 1 or chats[0].status != "waiting":
+            return False
+        replies = [m for m in chats[0].messages if m["role"] == "assistant"]
+        texts = {m.visible_text for m in slack.thread(slack.general, root)}
+        answered = [m for m in replies if _text(m) and _text(m) in texts]
+        users = [m for m in chats[0].messages if m["role"] == "user"]
+        return len(users) >= turns and bool(replies) and _text(replies[-1]) in texts and bool(answered)
+
+    await wait_either(slack, coder, finished, timeout=60)
+
+
+async def wait_either(
+    slack: SlackSim, coder: CoderSim, predicate: Callable[[], bool], timeout: float
+) -> None:
+    """Wait until ``predicate`` holds, re-checking it whenever either simulator's state changes."""
+    waits = [asyncio.ensure_future(sim.wait_for(predicate, timeout)) for sim in (slack, coder)]
+    done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    for task in done:
+        task.result()
+
+
+def _text(message: dict[str, object]) -> str:
+    content = message.get("content") or []
+    assert isinstance(content, list)
+    return "".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text")

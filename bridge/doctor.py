@@ -1,0 +1,129 @@
+"""``bridge doctor``: check each setting, Slack and Coder, and say how to fix what fails.
+
+Secrets are reported only as "set" or "not set"; nothing here prints their values.
+"""
+
+from __future__ import annotations
+
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bridge.app import StartupError, slack_identity
+from bridge.coder.backend import connect_backend
+from bridge.coder.errors import CoderError
+from bridge.config import ConfigError, Settings
+from bridge.db.engine import Database
+from bridge.db.migrate import alembic_config
+from bridge.slack.scopes import REQUIRED_SCOPES
+
+
+class Report:
+    """Collects check results and prints them as they come."""
+
+    def __init__(self) -> None:
+        self.failures = 0
+
+    def ok(self, text: str) -> None:
+        print(f"  ✓ {text}")
+
+    def fail(self, text: str, fix: str) -> None:
+        self.failures += 1
+        print(f"  ✗ {text}\n      fix: {fix}")
+
+
+def _settings(settings: Settings, report: Report) -> None:
+    print("Configuration")
+    for name, value in (
+        ("SLACK_BOT_TOKEN", settings.slack_bot_token),
+        ("SLACK_SIGNING_SECRET", settings.slack_signing_secret),
+        ("SLACK_APP_TOKEN", settings.slack_app_token),
+        ("CODER_SESSION_TOKEN", settings.coder_session_token),
+    ):
+        report.ok(f"{name}: {'set' if value is not None else 'not set'}")
+    report.ok(f"SLACK_API_URL: {settings.slack_api_url}")
+    report.ok(f"CODER_URL: {settings.coder_url or 'not set'}")
+    report.ok(f"mode: {'Socket Mode' if settings.socket_mode else 'HTTP events at POST /slack/events'}")
+    try:
+        settings.require_serve()
+        report.ok("everything `bridge serve` requires is set")
+    except ConfigError as exc:
+        report.fail(str(exc), "set it in the environment or in .env (see the README's configuration table)")
+
+
+async def _database(settings: Settings, report: Report) -> None:
+    print("Database")
+    db = Database(settings.database_url)
+    try:
+        async with db.engine.connect() as conn:
+            current = await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
+        head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+        if current == head:
+            report.ok(f"reachable, schema at {head}")
+        else:
+            report.ok(f"reachable, schema at {current or 'empty'}; {head} pending (applied by serve/migrate)")
+    except Exception as exc:
+        report.fail(f"{db.engine.url.render_as_string()}: {type(exc).__name__}: {exc}", "check DATABASE_URL")
+    finally:
+        await db.dispose()
+
+
+async def _slack(settings: Settings, report: Report) -> None:
+    print("Slack")
+    if settings.slack_bot_token is None:
+        report.fail("no bot token, Slack not checked", "set SLACK_BOT_TOKEN to the app's xoxb- token")
+        return
+    client = AsyncWebClient(
+        token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
+    )
+    try:
+        identity = await slack_identity(client)
+    except StartupError as exc:
+        report.fail(str(exc), "reinstall the app and copy its Bot User OAuth Token; check SLACK_API_URL")
+        return
+    finally:
+        if client.session is not None:
+            await client.session.close()
+    report.ok(f"auth.test: bot user {identity.bot_user_id} in team {identity.team_id}")
+    missing = sorted(set(REQUIRED_SCOPES) - identity.scopes)
+    if missing:
+        detail = "; ".join(f"{s} ({REQUIRED_SCOPES[s]})" for s in missing)
+        report.fail(f"missing scopes: {detail}", "add them from manifest.yml and reinstall the app")
+    else:
+        report.ok("all required scopes granted")
+
+
+async def _coder(settings: Settings, report: Report) -> None:
+    print("Coder")
+    if settings.coder_url is None or settings.coder_session_token is None:
+        report.fail(
+            "CODER_URL or CODER_SESSION_TOKEN not set", "set both (a token from `coder tokens create`)"
+        )
+        return
+    token = settings.coder_session_token.get_secret_value()
+    try:
+        backend, reason = await connect_backend(
+            settings.coder_url, token, api=settings.coder_api, organization_id=settings.coder_organization_id
+        )
+    except CoderError as exc:
+        report.fail(str(exc), "check CODER_URL, the token, and that Coder Agents is enabled on the server")
+        return
+    try:
+        user = await backend.whoami()
+        report.ok(f"authenticated as {user.username}")
+        report.ok(f"Chats API: {backend.generation} ({reason})")
+    except CoderError as exc:
+        report.fail(str(exc), "create a new token with `coder tokens create` and set CODER_SESSION_TOKEN")
+    finally:
+        await backend.aclose()
+
+
+async def run_doctor(settings: Settings) -> int:
+    """Run every check; exit status 0 only when all passed."""
+    report = Report()
+    _settings(settings, report)
+    await _database(settings, report)
+    await _slack(settings, report)
+    await _coder(settings, report)
+    print("All checks passed." if not report.failures else f"{report.failures} problem(s) found.")
+    return 0 if not report.failures else 1

@@ -1,0 +1,66 @@
+"""Logging setup: text or JSON lines, and a last-line-of-defence filter that masks secrets.
+
+Code never logs tokens on purpose; the filter catches accidents (an exception message that
+quoted a header, a library's debug line) before anything reaches the output.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterable
+
+_FIELDS = ("chat_id", "channel", "thread_ts", "event_id")
+
+
+class SecretFilter(logging.Filter):
+    """Replaces every configured secret in a record's final message with ``[redacted]``."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self._secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._secrets:
+            return True
+        message = record.getMessage()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        exc_text = record.exc_text or ""
+        for secret in self._secrets:
+            message = message.replace(secret, "[redacted]")
+            exc_text = exc_text.replace(secret, "[redacted]")
+        record.msg, record.args, record.exc_text = message, (), exc_text or None
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, with the structured fields the bridge attaches (``chat_id`` …)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in _FIELDS:
+            if hasattr(record, name):
+                data[name] = getattr(record, name)
+        if record.exc_info or record.exc_text:
+            data["exception"] = record.exc_text or self.formatException(record.exc_info)  # type: ignore[arg-type]
+        return json.dumps(data, ensure_ascii=False)
+
+
+def configure(level: str, fmt: str, secrets: Iterable[str] = ()) -> None:
+    """Route all logging to stderr in the chosen format, masking ``secrets``."""
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(SecretFilter(secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)

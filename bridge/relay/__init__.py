@@ -1,0 +1,1 @@
+"""The relay: Slack messages to Coder chats and Coder stream events back to Slack threads."""

@@ -1,0 +1,52 @@
+"""How the relay reaches Slack: a small protocol, so the relay never imports Bolt or slack-sdk.
+
+Errors are sorted by what the caller should do, like the Coder error tree:
+
+    SlackError              base; ``code`` is Slack's error string (``channel_not_found`` …)
+    ├── SlackRateLimited    429: wait ``retry_after`` seconds, then try again
+    ├── SlackTransient      5xx, timeouts, ``internal_error``: retry with backoff
+    └── SlackPermanent      the call can never succeed as made (archived channel, missing scope …)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass
+class SlackError(Exception):
+    """A failed Slack Web API call."""
+
+    code: str
+    method: str = ""
+
+    def __post_init__(self) -> None:
+        super().__init__(f"{self.method}: {self.code}" if self.method else self.code)
+
+
+@dataclass
+class SlackRateLimited(SlackError):
+    """Slack answered 429; ``retry_after`` is its ``Retry-After`` in seconds."""
+
+    retry_after: float = 1.0
+
+
+class SlackTransient(SlackError):
+    """Slack or the network failed; the same call may succeed shortly."""
+
+
+class SlackPermanent(SlackError):
+    """The call cannot succeed as made; retrying would only repeat the error."""
+
+
+class SlackPoster(Protocol):
+    """The Slack writes the relay needs; every call goes through the outbox's pacing."""
+
+    async def post(self, channel: str, thread_ts: str, markdown: str) -> str:
+        """Post Markdown text as a reply in a thread; returns the new message's ``ts``."""
+        ...
+
+    async def update(self, channel: str, ts: str, markdown: str) -> None:
+        """Replace the text of a message the bot posted."""
+        ...

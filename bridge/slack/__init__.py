@@ -1,0 +1,1 @@
+"""Slack side: Bolt listeners, the Web API poster, and pure renderers."""

@@ -1,0 +1,66 @@
+"""Bolt listeners: Slack events become relay commands, acknowledged at once.
+
+Bolt acknowledges events before listeners run (``process_before_response=False``) and verifies
+signatures before anything is parsed. Listeners only parse and hand over to ``Inbound.submit``, so
+a slow Coder can never make Slack retry. Malformed payloads are logged and dropped here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+
+from bridge.metrics import Metrics
+from bridge.relay.inbound import Inbound, IncomingMessage
+
+log = logging.getLogger(__name__)
+
+_RELAYED_SUBTYPES = {None, "file_share", "thread_broadcast"}
+
+
+def parse_message(body: Mapping[str, Any]) -> IncomingMessage | None:
+    """A person's message from an ``app_mention`` or ``message`` callback, or None when it is not one.
+
+    Bot posts (including our own), edits, deletions and other subtypes are not relayed as messages.
+    """
+    event = body.get("event")
+    if not isinstance(event, Mapping):
+        return None
+    if event.get("bot_id") or event.get("subtype") not in _RELAYED_SUBTYPES:
+        return None
+    fields = {name: event.get(name) for name in ("channel", "user", "ts")}
+    event_id = body.get("event_id")
+    team_id = body.get("team_id") or event.get("team")
+    if not all(isinstance(v, str) and v for v in (*fields.values(), event_id, team_id)):
+        log.warning("dropping a malformed %s event (event_id=%r)", event.get("type"), event_id)
+        return None
+    thread_ts = event.get("thread_ts")
+    text = event.get("text")
+    return IncomingMessage(
+        event_id=str(event_id),
+        team_id=str(team_id),
+        channel_id=str(fields["channel"]),
+        user_id=str(fields["user"]),
+        text=text if isinstance(text, str) else "",
+        ts=str(fields["ts"]),
+        thread_ts=thread_ts if isinstance(thread_ts, str) and thread_ts else None,
+        mentioned=event.get("type") == "app_mention",
+        direct=event.get("channel_type") == "im",
+    )
+
+
+def register(app: AsyncApp, inbound: Inbound, metrics: Metrics) -> None:
+    """Attach the bridge's event listeners to a Bolt app."""
+
+    async def relay(body: dict[str, Any]) -> None:
+        event = body.get("event") or {}
+        metrics.slack_events.labels(str(event.get("type", "unknown"))).inc()
+        message = parse_message(body)
+        if message is not None:
+            inbound.submit(message)
+
+    app.event("app_mention")(relay)
+    app.event("message")(relay)

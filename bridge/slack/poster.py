@@ -1,0 +1,74 @@
+"""``SlackPoster`` over slack-sdk's ``AsyncWebClient``: Slack errors sorted by what to do about them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bridge.metrics import Metrics
+from bridge.relay.ports import SlackPermanent, SlackRateLimited, SlackTransient
+
+log = logging.getLogger(__name__)
+
+_TRANSIENT = {
+    "internal_error",
+    "fatal_error",
+    "service_unavailable",
+    "request_timeout",
+    "ratelimited",
+    "rate_limited",
+}
+
+
+def _retry_after(headers: Any) -> float:
+    """Slack's ``Retry-After`` in seconds; fractional values (a time-scaled simulator) are kept."""
+    try:
+        return max(float(headers.get("Retry-After", headers.get("retry-after", 1))), 0.0)
+    except (TypeError, ValueError):
+        return 1.0
+
+
+class WebPoster:
+    """Posts, edits and reacts through the Web API, counting every call."""
+
+    def __init__(self, client: AsyncWebClient, metrics: Metrics) -> None:
+        self._client = client
+        self._metrics = metrics
+
+    async def post(self, channel: str, thread_ts: str, markdown: str) -> str:
+        """Reply in a thread with standard Markdown (Slack renders it; ≤ 12,000 characters)."""
+        response = await self._call(
+            "chat.postMessage",
+            lambda: self._client.chat_postMessage(
+                channel=channel, thread_ts=thread_ts, markdown_text=markdown
+            ),
+        )
+        return str(response["ts"])
+
+    async def update(self, channel: str, ts: str, markdown: str) -> None:
+        """Replace a message's text."""
+        await self._call(
+            "chat.update", lambda: self._client.chat_update(channel=channel, ts=ts, markdown_text=markdown)
+        )
+
+    async def _call(self, method: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        try:
+            response = await call()
+        except SlackApiError as exc:
+            code = str(exc.response.get("error", "unknown_error"))
+            self._metrics.slack_calls.labels(method, code).inc()
+            if exc.response.status_code == 429:
+                raise SlackRateLimited(code, method, retry_after=_retry_after(exc.response.headers)) from None
+            if exc.response.status_code >= 500 or code in _TRANSIENT:
+                raise SlackTransient(code, method) from None
+            raise SlackPermanent(code, method) from None
+        except (SlackClientError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            self._metrics.slack_calls.labels(method, "network_error").inc()
+            raise SlackTransient(type(exc).__name__, method) from None
+        self._metrics.slack_calls.labels(method, "ok").inc()
+        return response

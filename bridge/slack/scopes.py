@@ -1,0 +1,11 @@
+"""The bot scopes the bridge needs; ``manifest.yml`` requests exactly these (a test keeps them equal)."""
+
+from __future__ import annotations
+
+REQUIRED_SCOPES: dict[str, str] = {
+    "app_mentions:read": "receive @mentions (app_mention events)",
+    "channels:history": "receive thread replies in public channels (message.channels)",
+    "groups:history": "receive thread replies in private channels (message.groups)",
+    "im:history": "receive direct messages to the bot (message.im)",
+    "chat:write": "post and edit the agent's replies in threads",
+}

@@ -1,0 +1,139 @@
+"""A world per test: fresh Coder and Slack simulators on loopback and a real bridge wired to them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from bridge.app import Bridge
+from bridge.config import Settings
+from bridge.demo import wait_either
+from bridge.sim.coder import CoderSim
+from bridge.sim.slack import SlackSim
+from bridge.sim.slack_state import SimMessage
+
+CODER_TOKEN = "sim-token-alice"
+SIGNING_SECRET = "sim-signing-secret"
+
+
+@dataclass
+class World:
+    """The simulators, the running bridge, and helpers that read like a person using Slack."""
+
+    slack: SlackSim
+    coder: CoderSim
+    settings: Settings
+    bridge: Bridge | None = None
+    threads: list[str] = field(default_factory=list)
+
+    async def start_bridge(self, **overrides: Any) -> Bridge:
+        """Start (or restart) the bridge on the same database and point Slack at it."""
+        self.bridge = Bridge(self.settings.model_copy(update=overrides))
+        await self.bridge.start()
+        self.slack.event_url = f"http://127.0.0.1:{self.bridge.port}/slack/events"
+        return self.bridge
+
+    async def stop_bridge(self) -> None:
+        """Stop the bridge cleanly."""
+        if self.bridge is not None:
+            await self.bridge.stop()
+            self.bridge = None
+
+    async def mention(self, text: str, *, user: str | None = None, channel: str | None = None) -> str:
+        """A person mentions the bot in a channel; returns the new thread's root ts."""
+        ts = await self.slack.user_says(
+            user or self.slack.alice, channel or self.slack.general, f"<@{self.slack.bot_user_id}> {text}"
+        )
+        self.threads.append(ts)
+        return ts
+
+    async def reply(
+        self, root: str, text: str, *, user: str | None = None, channel: str | None = None
+    ) -> str:
+        """A person replies in a thread."""
+        return await self.slack.user_says(
+            user or self.slack.alice, channel or self.slack.general, text, thread_ts=root
+        )
+
+    def chat_of(self, root: str) -> Any:
+        """The Coder chat created for a thread (found by its slack_thread label), or None."""
+        chats = [c for c in self.coder.chats.values() if c.labels.get("slack_thread") == root]
+        assert len(chats) <= 1, f"{len(chats)} chats for one thread"
+        return chats[0] if chats else None
+
+    def bot_messages(self, root: str, channel: str | None = None) -> list[SimMessage]:
+        """What the bot shows in a thread, in order."""
+        return [m for m in self.slack.thread(channel or self.slack.general, root) if m.bot_id]
+
+    def bot_texts(self, root: str, channel: str | None = None) -> list[str]:
+        """The visible texts of the bot's messages in a thread."""
+        return [m.visible_text for m in self.bot_messages(root, channel)]
+
+    async def until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+        """Wait until ``predicate`` holds, re-checked whenever either simulator changes."""
+        await wait_either(self.slack, self.coder, predicate, timeout)
+
+    async def until_idle_and_shown(self, root: str, turns: int = 1, timeout: float = 10.0) -> None:
+        """Wait until the chat finished ``turns`` turns and the thread shows every reply's final text."""
+
+        def done() -> bool:
+            chat = self.chat_of(root)
+            if chat is None or chat.status != "waiting":
+                return False
+            if sum(1 for m in chat.messages if m["role"] == "user") < turns:
+                return False
+            texts = self.bot_texts(root)
+            return all(t in texts for t in assistant_texts(chat))
+
+        await self.until(done, timeout)
+
+
+def assistant_texts(chat: Any) -> list[str]:
+    """The texts of a simulated chat's assistant messages (those with any text)."""
+    texts = []
+    for message in chat.messages:
+        if message["role"] != "assistant":
+            continue
+        text = "".join(p.get("text", "") for p in message.get("content") or [] if p.get("type") == "text")
+        if text.strip():
+            texts.append(text)
+    return texts
+
+
+def make_settings(slack: SlackSim, coder: CoderSim, database_url: str, **overrides: Any) -> Settings:
+    """Settings an operator would write for these simulators, with timings shrunk for tests."""
+    values: dict[str, Any] = {
+        "slack_bot_token": SecretStr(slack.bot_token),
+        "slack_signing_secret": SecretStr(SIGNING_SECRET),
+        "slack_api_url": slack.api_url,
+        "coder_url": coder.url,
+        "coder_session_token": SecretStr(CODER_TOKEN),
+        "database_url": database_url,
+        "host": "127.0.0.1",
+        "port": 0,
+        "edit_interval": 0.05,
+        "slack_rate_scale": 20.0,  # the Slack simulator runs at time_scale 0.05
+        "reconnect_max_delay": 0.5,
+        "shutdown_timeout": 5.0,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+async def world(database_url: str) -> AsyncIterator[World]:
+    """Simulators plus a started bridge, on SQLite and on PostgreSQL."""
+    async with (
+        CoderSim(tokens={CODER_TOKEN: "alice"}, part_interval=0.002) as coder,
+        SlackSim(signing_secret=SIGNING_SECRET, time_scale=0.05) as slack,
+    ):
+        w = World(slack=slack, coder=coder, settings=make_settings(slack, coder, database_url))
+        await w.start_bridge()
+        try:
+            yield w
+        finally:
+            await w.stop_bridge()

@@ -1,0 +1,196 @@
+"""End to end: signed Slack events into the real bridge, Coder chats in the simulator, thread contents."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bridge.sim.coder_agent import Gate, Step, Text, ToolCall
+from tests.integration.conftest import World, assistant_texts
+
+
+def _user_texts(chat: object) -> list[str]:
+    return [
+        "".join(p.get("text", "") for p in m.get("content") or [] if p.get("type") == "text")
+        for m in chat.messages  # type: ignore[attr-defined]
+        if m["role"] == "user"
+    ]
+
+
+async def test_mention_creates_chat_and_streams_reply(world: World) -> None:
+    """A mention becomes a labelled Coder chat whose replies appear in the thread, streamed, exactly."""
+    root = await world.mention("fix the login bug")
+    await world.until_idle_and_shown(root)
+    chat = world.chat_of(root)
+    assert _user_texts(chat) == ["fix the login bug"]
+    assert chat.labels == {
+        "slack_team": world.slack.team_id,
+        "slack_channel": world.slack.general,
+        "slack_thread": root,
+        "slack_user": world.slack.alice,
+    }
+    texts = world.bot_texts(root)
+    assert f"/agents/{chat.id}" in texts[0]
+    assert texts[1:] == assistant_texts(chat)
+    assert len(world.slack.calls_to("chat.update")) > 0, "replies are edited in place while streaming"
+
+
+async def test_follow_up_goes_to_the_same_chat(world: World) -> None:
+    """A reply in the thread is a follow-up to the thread's chat, answered in the same thread."""
+    world.coder.agent = lambda prompt: [Text(f"Echo: {prompt}")]
+    root = await world.mention("first")
+    await world.until_idle_and_shown(root)
+    await world.reply(root, "second")
+    await world.until_idle_and_shown(root, turns=2)
+    assert len(world.coder.chats) == 1
+    assert _user_texts(world.chat_of(root)) == ["first", "second"]
+    assert world.bot_texts(root)[1:] == ["Echo: first", "Echo: second"]
+
+
+async def test_follow_up_while_busy_is_queued_and_said(world: World) -> None:
+    """While the agent works, a reply is queued by Coder, the thread says so, and it is answered next."""
+    gate = asyncio.Event()
+
+    def script(prompt: str) -> list[Step]:
+        if prompt == "first":
+            return [Text("Working on it."), Gate(gate), Text("First done.")]
+        return [Text(f"Echo: {prompt}")]
+
+    world.coder.agent = script
+    root = await world.mention("first")
+    await world.until(lambda: "Working on it." in world.bot_texts(root))
+    await world.reply(root, "second")
+    await world.until(lambda: any("Queued" in t for t in world.bot_texts(root)))
+    assert world.chat_of(root).queue, "Coder holds the follow-up in its queue"
+    gate.set()
+    await world.until_idle_and_shown(root, turns=2)
+    texts = world.bot_texts(root)
+    assert texts.index("Working on it.First done.") < texts.index("Echo: second")
+
+
+async def test_direct_message_starts_a_chat(world: World) -> None:
+    """A DM to the bot, without a mention, starts a chat answered in the DM's thread."""
+    world.coder.agent = lambda prompt: [Text(f"Echo: {prompt}")]
+    ts = await world.slack.user_says(world.slack.alice, world.slack.alice_dm, "please refactor utils")
+    await world.until(lambda: "Echo: please refactor utils" in world.bot_texts(ts, world.slack.alice_dm))
+    assert world.chat_of(ts).labels["slack_channel"] == world.slack.alice_dm
+
+
+async def test_unrelated_messages_are_ignored(world: World) -> None:
+    """Channel chatter and replies in threads without a chat reach no agent and get no answer."""
+    plain = await world.slack.user_says(world.slack.alice, world.slack.general, "lunch?")
+    await world.slack.user_says(world.slack.bob, world.slack.general, "sure", thread_ts=plain)
+    root = await world.mention("the real task")
+    await world.until_idle_and_shown(root)
+    assert len(world.coder.chats) == 1
+    assert world.bot_messages(plain) == []
+
+
+async def test_bot_messages_are_not_relayed(world: World) -> None:
+    """The bot's own posts (echoed back by Slack) and other bots' messages are never follow-ups."""
+    world.coder.agent = lambda prompt: [Text(f"Echo: {prompt}")]
+    root = await world.mention("hello")
+    await world.until_idle_and_shown(root)
+    other_bot = {
+        "type": "message",
+        "channel": world.slack.general,
+        "bot_id": "B0OTHER",
+        "text": "beep",
+        "ts": "1900000000.000001",
+        "thread_ts": root,
+        "channel_type": "channel",
+    }
+    delivery = await world.slack.deliver_event(other_bot)
+    assert delivery.status == 200
+    await world.reply(root, "last")
+    await world.until_idle_and_shown(root, turns=2)
+    assert _user_texts(world.chat_of(root)) == ["hello", "last"]
+
+
+async def test_slack_retries_and_twin_events_create_one_chat(world: World) -> None:
+    """Slack's retries of an event and the app_mention/message twins yield one chat and one message."""
+    root = await world.mention("fix it")
+    await world.until_idle_and_shown(root)
+    first = next(d for d in world.slack.deliveries if d.event_type == "app_mention")
+    replay = await world.slack.deliver_event(first.payload, retry_num=1, wrap=False)
+    assert replay.status == 200
+    await world.reply(root, "and the docs")
+    await world.until_idle_and_shown(root, turns=2)
+    assert len(world.coder.chats) == 1
+    assert _user_texts(world.chat_of(root)) == ["fix it", "and the docs"]
+
+
+async def test_coder_down_is_said_in_the_thread(world: World) -> None:
+    """When Coder fails, the user reads why in the thread and nothing is created; a retry works."""
+    world.coder.set_unavailable(True)
+    root = await world.mention("fix the login bug")
+    await world.until(lambda: any("Couldn't start a Coder chat" in t for t in world.bot_texts(root)))
+    assert world.coder.chats == {}
+    world.coder.set_unavailable(False)
+    again = await world.mention("fix the login bug")
+    await world.until_idle_and_shown(again)
+
+
+async def test_failed_follow_up_is_said_and_can_be_resent(world: World) -> None:
+    """A follow-up Coder refuses is reported in the thread; sending it again delivers it."""
+    world.coder.agent = lambda prompt: [Text(f"Echo: {prompt}")]
+    root = await world.mention("one")
+    await world.until_idle_and_shown(root)
+    world.coder.fail_next("POST", r"/messages$", 500, "Chat processor is unavailable.")
+    failed = await world.reply(root, "two")
+    await world.until(lambda: any("did not reach the agent" in t for t in world.bot_texts(root)))
+    assert "Chat processor is unavailable." in world.bot_texts(root)[-1]
+    assert failed
+    await world.reply(root, "two")
+    await world.until_idle_and_shown(root, turns=2)
+    assert _user_texts(world.chat_of(root)) == ["one", "two"]
+
+
+async def test_agent_error_is_shown(world: World) -> None:
+    """A failing turn is reported in the thread with Coder's reason."""
+    root = await world.mention("/fail please")
+    await world.until(lambda: any("overloaded" in t for t in world.bot_texts(root)))
+    await world.until(lambda: world.chat_of(root).status == "error")
+
+
+async def test_long_reply_is_split_and_complete(world: World) -> None:
+    """A reply over Slack's limit is split into several messages that together are the whole text."""
+    long_text = "\n\n".join(f"Paragraph {i}: " + "lorem ipsum " * 120 for i in range(12))
+    world.coder.agent = lambda prompt: [Text(long_text)]
+    root = await world.mention("write a lot")
+    await world.until(lambda: "".join(world.bot_texts(root)[1:]) == long_text, timeout=20)
+    assert all(len(t) <= 12_000 for t in world.bot_texts(root))
+
+
+async def test_stream_drop_loses_and_doubles_nothing(world: World) -> None:
+    """A dropped stream socket mid-turn reconnects; the thread ends with each reply exactly once."""
+    gate = asyncio.Event()
+    world.coder.agent = lambda prompt: [
+        Text("Step one."),
+        ToolCall("execute", {"command": "ls"}, {"output": "a\n"}),
+        Text("Step two, "),
+        Gate(gate),
+        Text("finished."),
+    ]
+    root = await world.mention("go")
+    await world.until(lambda: "Step two, " in world.bot_texts(root))
+    world.coder.drop_streams()
+    await world.until(lambda: world.coder.active_streams() == 1)
+    gate.set()
+    await world.until_idle_and_shown(root)
+    assert world.bot_texts(root)[1:] == ["Step one.", "Step two, finished."]
+
+
+async def test_restart_resumes_busy_chats(world: World) -> None:
+    """After a restart mid-turn the bridge follows the chat again and completes its message in place."""
+    gate = asyncio.Event()
+    world.coder.agent = lambda prompt: [Text("Half of the answer, "), Gate(gate), Text("and the rest.")]
+    root = await world.mention("go")
+    await world.until(lambda: "Half of the answer, " in world.bot_texts(root))
+    posts_before = len(world.slack.calls_to("chat.postMessage"))
+    await world.stop_bridge()
+    gate.set()
+    await world.until(lambda: world.chat_of(root).status == "waiting")
+    await world.start_bridge()
+    await world.until_idle_and_shown(root)
+    assert world.bot_texts(root)[1:] == ["Half of the answer, and the rest."]
+    assert len(world.slack.calls_to("chat.postMessage")) == posts_before, "completed by edit, not re-posted"

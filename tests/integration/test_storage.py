@@ -1,0 +1,167 @@
+"""Storage on SQLite and PostgreSQL: migrations, claims, cursors, slots."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from asyncio.subprocess import PIPE
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlmodel import SQLModel
+
+import bridge.db.models  # noqa: F401 - registers the tables
+from bridge.db import repo
+from bridge.db.engine import Database, async_url
+from bridge.db.migrate import upgrade
+
+
+async def _migrated(url: str) -> Database:
+    db = Database(url)
+    await upgrade(db)
+    return db
+
+
+async def test_migrations_match_models(database_url: str) -> None:
+    """A fresh database migrated to head has exactly the tables and columns the models declare."""
+    db = await _migrated(database_url)
+    try:
+        async with db.engine.connect() as conn:
+            diff = await conn.run_sync(
+                lambda c: compare_metadata(MigrationContext.configure(c), SQLModel.metadata)
+            )
+        assert diff == []
+    finally:
+        await db.dispose()
+
+
+async def test_concurrent_migrations_are_safe(database_url: str) -> None:
+    """Several replicas running `bridge migrate` at the same moment all succeed."""
+    env = {**os.environ, "DATABASE_URL": database_url}
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bridge", "migrate", env=env, stdout=PIPE, stderr=PIPE
+        )
+        for _ in range(3)
+    ]
+    results = [await proc.communicate() for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0, 0], results
+    db = await _migrated(database_url)
+    await db.dispose()
+
+
+async def test_event_and_thread_claims_happen_once(database_url: str) -> None:
+    """A Slack event id and a thread can each be claimed once; the second claim is refused."""
+    db = await _migrated(database_url)
+    try:
+        async with db.unit() as s:
+            assert await repo.claim_event(s, "Ev1")
+            assert not await repo.claim_event(s, "Ev1")
+            link = await repo.claim_thread(
+                s, team_id="T1", channel_id="C1", thread_ts="1.000100", requester_user_id="U1"
+            )
+            assert link is not None
+            again = await repo.claim_thread(
+                s, team_id="T1", channel_id="C1", thread_ts="1.000100", requester_user_id="U2"
+            )
+            assert again is None
+            assert link.id is not None
+            assert await repo.claim_inbound(s, link_id=link.id, channel_id="C1", ts="1.000100", user_id="U1")
+            assert not await repo.claim_inbound(
+                s, link_id=link.id, channel_id="C1", ts="1.000100", user_id="U1"
+            )
+            await repo.attach_chat(s, link.id, chat_id="chat-1", status="pending", phase="starting")
+        async with db.unit() as s:
+            found = await repo.find_link_by_chat(s, "chat-1")
+            assert found is not None
+            assert found.thread_ts == "1.000100"
+            assert [lk.chat_id for lk in await repo.busy_links(s)] == ["chat-1"]
+            await repo.set_status(s, "chat-1", status="waiting", phase="idle")
+        async with db.unit() as s:
+            assert list(await repo.busy_links(s)) == []
+    finally:
+        await db.dispose()
+
+
+async def test_concurrent_thread_claims_have_one_winner(database_url: str) -> None:
+    """Two claims racing for the same thread (app_mention and message twins) yield one link."""
+    db = await _migrated(database_url)
+    try:
+
+        async def claim() -> bool:
+            async with db.unit() as s:
+                return (
+                    await repo.claim_thread(
+                        s, team_id="T1", channel_id="C1", thread_ts="2.000200", requester_user_id="U1"
+                    )
+                    is not None
+                )
+
+        results = await asyncio.gather(*(claim() for _ in range(5)))
+        assert sorted(results) == [False, False, False, False, True]
+    finally:
+        await db.dispose()
+
+
+async def test_failed_claim_is_kept_and_marked(database_url: str) -> None:
+    """A thread whose chat could not be created keeps its link, marked failed and not followed."""
+    db = await _migrated(database_url)
+    try:
+        async with db.unit() as s:
+            link = await repo.claim_thread(
+                s, team_id="T", channel_id="C", thread_ts="3.1", requester_user_id="U"
+            )
+            assert link is not None
+            assert link.id is not None
+            await repo.mark_failed(s, link.id)
+        async with db.unit() as s:
+            found = await repo.find_link_by_thread(s, team_id="T", channel_id="C", thread_ts="3.1")
+            assert found is not None
+            assert found.phase == repo.FAILED_PHASE
+            assert list(await repo.busy_links(s)) == []
+    finally:
+        await db.dispose()
+
+
+async def test_cursor_only_moves_forward(database_url: str) -> None:
+    """Saving an older cursor never moves a chat's cursor back."""
+    db = await _migrated(database_url)
+    try:
+        async with db.unit() as s:
+            assert await repo.get_cursor(s, "c") is None
+            await repo.save_cursor(s, "c", 10)
+        async with db.unit() as s:
+            await repo.save_cursor(s, "c", 7)
+            await repo.save_cursor(s, "c", 2**62)
+        async with db.unit() as s:
+            assert await repo.get_cursor(s, "c") == 2**62
+    finally:
+        await db.dispose()
+
+
+async def test_slots_store_ts_and_digest(database_url: str) -> None:
+    """A posted slot's ts and digest are kept, and updating a slot keeps one row."""
+    db = await _migrated(database_url)
+    try:
+        async with db.unit() as s:
+            link = await repo.claim_thread(
+                s, team_id="T", channel_id="C", thread_ts="4.1", requester_user_id="U"
+            )
+            assert link is not None
+            assert link.id is not None
+            await repo.save_slot(s, link_id=link.id, slot="after:1", ts="5.1", digest="a")
+        async with db.unit() as s:
+            await repo.save_slot(s, link_id=link.id, slot="after:1", ts="5.1", digest="b")
+        async with db.unit() as s:
+            stored = await repo.slots(s, link.id)
+        assert {k: (v.ts, v.digest) for k, v in stored.items()} == {"after:1": ("5.1", "b")}
+    finally:
+        await db.dispose()
+
+
+def test_async_driver_is_chosen_from_plain_urls() -> None:
+    """Operators write plain URLs; the bridge picks aiosqlite or asyncpg."""
+    assert async_url("sqlite:///bridge.db") == "sqlite+aiosqlite:///bridge.db"
+    assert async_url("postgresql://u:p@h:5432/d") == "postgresql+asyncpg://u:p@h:5432/d"
+    assert async_url("postgres://u@h/d?sslmode=require") == "postgresql+asyncpg://u@h/d?ssl=require"

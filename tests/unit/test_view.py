@@ -1,0 +1,147 @@
+"""ThreadView: stream events folded into stable thread blocks."""
+
+from __future__ import annotations
+
+from bridge.coder.types import (
+    ChatPhase,
+    ChatStatus,
+    ConnectedEvent,
+    ErrorEvent,
+    Message,
+    MessageEvent,
+    Part,
+    PartEvent,
+    StatusEvent,
+    StreamEvent,
+)
+from bridge.relay.view import ThreadView
+
+RUNNING = StatusEvent(status=ChatStatus(phase=ChatPhase.WORKING, name="running"))
+WAITING = StatusEvent(status=ChatStatus(phase=ChatPhase.IDLE, name="waiting"))
+
+
+def delta(text: str) -> PartEvent:
+    return PartEvent(role="assistant", part=Part(type="text", text=text))
+
+
+def message(id_: int, role: str, text: str = "", *, tool: bool = False) -> MessageEvent:
+    parts = [Part(type="text", text=text)] if text else []
+    if tool:
+        parts.append(Part(type="tool-call", tool_name="execute"))
+    return MessageEvent(message=Message(id=id_, role=role, content=tuple(parts)))
+
+
+def shown(view: ThreadView) -> list[tuple[str, str, bool]]:
+    return [(b.key, b.text, b.final) for b in view.blocks]
+
+
+def live_turn() -> list[StreamEvent]:
+    return [
+        ConnectedEvent(),
+        message(5, "user", "fix it"),
+        RUNNING,
+        delta("Look"),
+        delta("ing."),
+        message(6, "assistant", "Looking.", tool=True),
+        message(7, "tool"),
+        delta("Fixed "),
+        delta("it."),
+        message(8, "assistant", "Fixed it."),
+        WAITING,
+    ]
+
+
+def test_draft_and_final_share_a_key() -> None:
+    """A streamed reply and its persisted message land on the same block."""
+    view = ThreadView()
+    view.apply([ConnectedEvent(), message(5, "user", "fix it"), RUNNING, delta("Look"), delta("ing.")])
+    assert shown(view) == [("after:5", "Looking.", False)]
+    view.apply([message(6, "assistant", "Looking.", tool=True)])
+    assert shown(view) == [("after:5", "Looking.", True)]
+    assert view.changed == ["after:5"]
+
+
+def test_each_assistant_message_gets_its_own_block() -> None:
+    """Two steps of a turn (split by a tool call) become two blocks, in order, with exact texts."""
+    view = ThreadView()
+    for event in live_turn():
+        view.apply([event])
+    assert shown(view) == [("after:5", "Looking.", True), ("after:7", "Fixed it.", True)]
+    assert view.last_id == 8
+    assert not view.busy
+
+
+def test_whole_turn_in_one_batch_equals_event_by_event() -> None:
+    """Batching does not change the end state."""
+    one = ThreadView()
+    one.apply(live_turn())
+    many = ThreadView()
+    for event in live_turn():
+        many.apply([event])
+    assert shown(one) == shown(many)
+
+
+def test_reconnect_snapshot_does_not_double_text() -> None:
+    """After a reconnect Coder re-sends the turn's deltas; the draft still shows each text once."""
+    view = ThreadView()
+    view.apply(live_turn()[:8])  # up to "Fixed " of the second step
+    view.apply(
+        [ConnectedEvent(after_id=7), RUNNING, delta("Look"), delta("ing."), delta("Fixed "), delta("it")]
+    )
+    assert shown(view) == [("after:5", "Looking.", True), ("after:7", "Fixed it", False)]
+
+
+def test_restart_mid_turn_resumes_from_cursor() -> None:
+    """A fresh view seeded with the cursor and the turn's persisted texts rebuilds the draft."""
+    view = ThreadView(after_id=7, turn_texts=["Looking."])
+    view.apply([ConnectedEvent(after_id=7), RUNNING, delta("Looking."), delta("Fixed it.")])
+    assert shown(view) == [("after:7", "Fixed it.", False)]
+    view.apply([message(8, "assistant", "Fixed it."), WAITING])
+    assert shown(view) == [("after:7", "Fixed it.", True)]
+
+
+def test_snapshot_after_missed_turn_end() -> None:
+    """When the turn ended while disconnected, the snapshot's messages complete the blocks."""
+    view = ThreadView()
+    view.apply(live_turn()[:4])
+    view.apply(
+        [
+            ConnectedEvent(after_id=5),
+            WAITING,
+            message(6, "assistant", "Looking.", tool=True),
+            message(7, "tool"),
+            message(8, "assistant", "Fixed it."),
+        ]
+    )
+    assert shown(view) == [("after:5", "Looking.", True), ("after:7", "Fixed it.", True)]
+
+
+def test_full_refresh_replay_changes_nothing() -> None:
+    """Coder re-sending messages already seen (full refresh) yields no changed blocks."""
+    view = ThreadView()
+    view.apply(live_turn())
+    view.apply(
+        [
+            message(5, "user", "fix it"),
+            message(6, "assistant", "Looking.", tool=True),
+            message(7, "tool"),
+            message(8, "assistant", "Fixed it."),
+        ]
+    )
+    assert view.changed == []
+
+
+def test_interrupted_draft_is_finalised_when_idle() -> None:
+    """A reply cut off by an interrupt keeps its partial text, marked final once the chat is idle."""
+    view = ThreadView()
+    view.apply([message(5, "user", "go"), RUNNING, delta("Half")])
+    view.apply([WAITING])
+    assert shown(view) == [("after:5", "Half", True)]
+
+
+def test_errors_become_their_own_block() -> None:
+    """An error event is shown once, keyed by where it happened."""
+    view = ThreadView()
+    view.apply([message(5, "user", "go"), RUNNING, ErrorEvent(message="model overloaded")])
+    view.apply([ErrorEvent(message="model overloaded")])
+    assert shown(view) == [("error:5", "⚠️ model overloaded", True)]
