@@ -51,7 +51,7 @@ class _Slot:
     key: str
     ts: str | None = None
     sent_digest: str = ""
-    text: str = ""
+    text: str | None = None  # None: nothing asked of this slot since the last start
     final: bool = False
     last_sent: float = float("-inf")
     failures: int = 0
@@ -59,7 +59,7 @@ class _Slot:
 
     @property
     def dirty(self) -> bool:
-        return digest(self.text) != self.sent_digest
+        return self.text is not None and digest(self.text) != self.sent_digest
 
 
 class _Thread:
@@ -68,6 +68,7 @@ class _Thread:
         self.slots: dict[str, _Slot] = {}
         self.wake = asyncio.Event()
         self.loaded = asyncio.Event()
+        self.stored = asyncio.Lock()  # orders writes of slot rows (a save racing a rename)
         self.paused_until = 0.0
 
 
@@ -101,6 +102,31 @@ class Outbox:
         if slot.dirty:
             slot.done.clear()
         thread.wake.set()
+
+    async def has_slot(self, ref: ThreadRef, key: str) -> bool:
+        """Whether the thread has (or had, before a restart) a message for ``key``."""
+        thread = self._thread(ref)
+        await thread.loaded.wait()
+        return key in thread.slots
+
+    async def rename(self, ref: ThreadRef, old: str, new: str) -> None:
+        """Move slot ``old`` (and its split parts ``old#1``…) to ``new``: the same Slack message now
+        shows what ``new`` should. A target that already has a message keeps it, and ``old`` stays."""
+        thread = self._thread(ref)
+        await thread.loaded.wait()
+        async with thread.stored:
+            for suffix in ("", *(f"#{i}" for i in range(1, len(thread.slots) + 1))):
+                slot = thread.slots.get(old + suffix)
+                if slot is None:
+                    return
+                if new + suffix in thread.slots:
+                    continue
+                del thread.slots[old + suffix]
+                slot.key = new + suffix
+                thread.slots[slot.key] = slot
+                if slot.ts is not None:
+                    async with self._db.unit() as session:
+                        await repo.rename_slot(session, link_id=ref.link_id, old=old + suffix, new=slot.key)
 
     async def delivered(self, ref: ThreadRef, keys: Iterable[str], timeout: float | None = None) -> None:
         """Wait until the given slots show their latest text (or were given up as undeliverable)."""
@@ -185,6 +211,7 @@ class Outbox:
 
     async def _send(self, thread: _Thread, slot: _Slot) -> None:
         ref = thread.ref
+        assert slot.text is not None
         text, sent = slot.text, digest(slot.text)
         try:
             if slot.ts is None:
@@ -221,7 +248,7 @@ class Outbox:
         slot.failures = 0
         slot.last_sent = self._clock()
         slot.sent_digest = sent
-        async with self._db.unit() as session:
+        async with thread.stored, self._db.unit() as session:
             await repo.save_slot(session, link_id=ref.link_id, slot=slot.key, ts=slot.ts, digest=sent)
         if not slot.dirty:
             slot.done.set()

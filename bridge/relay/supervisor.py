@@ -17,7 +17,7 @@ from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.models import ThreadLink
 from bridge.relay.outbox import Outbox, ThreadRef, digest
-from bridge.relay.view import ThreadView
+from bridge.relay.view import DRAFT, ThreadView
 from bridge.slack.blocks import render_error, render_header
 from bridge.slack.mrkdwn import split_markdown
 from bridge.tasks import TaskGroup
@@ -89,7 +89,9 @@ class Supervisor:
         try:
             chat = await self._backend.get_chat(chat_id)
             turn_texts = await self._turn_texts(chat_id, cursor) if chat.status.phase.busy else []
-            await self._consume(ref, chat_id, chat.title, ThreadView(after_id=cursor, turn_texts=turn_texts))
+            draft_shown = await self._outbox.has_slot(ref, DRAFT)
+            view = ThreadView(after_id=cursor, turn_texts=turn_texts, draft_shown=draft_shown)
+            await self._consume(ref, chat_id, chat.title, view)
         except CoderAuthError as exc:
             self._notify(ref, f"Coder refused the bridge's token while following this chat: {exc}")
         except CoderNotFound:
@@ -120,27 +122,38 @@ class Supervisor:
         try:
             async for batch in stream:
                 view.apply(batch)
-                finals = self._publish(ref, view)
-                if view.status_changed and view.status is not None:
-                    self._outbox.set_text(ref, HEADER_SLOT, self._header(chat_id, title, view.status))
-                await self._outbox.delivered(ref, finals)
-                await self._save(chat_id, view)
-                if view.status is not None and not view.busy:
+                await self._publish(ref, chat_id, title, view)
+                if view.status is not None and not view.busy and await self._caught_up(chat_id, view):
+                    view.finish()
+                    await self._publish(ref, chat_id, title, view)
                     return
         finally:
             await stream.aclose()
 
-    def _publish(self, ref: ThreadRef, view: ThreadView) -> list[str]:
-        """Hand changed blocks to the outbox; returns the slots whose delivery the cursor waits for."""
+    async def _caught_up(self, chat_id: ChatId, view: ThreadView) -> bool:
+        """Whether the view has seen every persisted message: a snapshot reports the status before
+        the messages, so an idle status alone does not mean the thread is complete."""
+        newest = await self._backend.recent_messages(chat_id, limit=1)
+        return not newest or newest[-1].id <= view.last_id
+
+    async def _publish(self, ref: ThreadRef, chat_id: ChatId, title: str, view: ThreadView) -> None:
+        """Apply the view's renames and changed blocks, wait for final texts, then save the cursor."""
+        for old, new in view.renames:
+            await self._outbox.rename(ref, old, new)
         finals: list[str] = []
         for key in view.changed:
             block = view.block(key)
+            if not block.text:  # a draft shown before a restart, whose text this process never saw
+                continue
             for index, part in enumerate(split_markdown(block.text)):
                 slot = key if index == 0 else f"{key}#{index}"
                 self._outbox.set_text(ref, slot, part, final=block.final)
                 if block.final:
                     finals.append(slot)
-        return finals
+        if view.status_changed and view.status is not None:
+            self._outbox.set_text(ref, HEADER_SLOT, self._header(chat_id, title, view.status))
+        await self._outbox.delivered(ref, finals)
+        await self._save(chat_id, view)
 
     def _header(self, chat_id: ChatId, title: str, status: ChatStatus) -> str:
         return render_header(title=title, url=self._backend.chat_url(chat_id), status=status)

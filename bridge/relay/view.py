@@ -4,12 +4,15 @@ The thread is a list of blocks, each with a stable key, so replaying any events 
 snapshot, a restart from the stored cursor, Coder's full refresh after an edit) lands on the same
 keys and becomes edits of the same Slack messages, never new ones.
 
-Keys: an assistant message's block is ``after:<id of the message before it>``. That id is known
-both while the message is still streaming (it is the newest persisted message) and once it is
-persisted, so the streamed draft and the final text share one key and one Slack message.
+Keys: a persisted assistant message's block is ``after:<id of the message before it>``, so a replay
+lands on the same key. The reply still streaming is the ``draft`` block. Streamed deltas carry no
+message id, and in a snapshot they arrive *before* the persisted messages, so which message a draft
+will become is only known when that message is persisted: then the view records a rename of
+``draft`` to the message's key (the outbox moves the draft's Slack message there, so streamed text
+and final text share one Slack message) and a new draft starts for what follows.
 
-Streamed deltas carry no message id and Coder re-sends the whole turn's deltas after a reconnect,
-so the draft is the turn's delta text minus the text of the turn's already persisted messages.
+Coder re-sends the whole turn's deltas after a reconnect, so the draft is the turn's delta text
+minus the text of the turn's already persisted replies.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ from bridge.slack.blocks import render_error
 log = logging.getLogger(__name__)
 
 
+DRAFT = "draft"
+
+
 @dataclass
 class Block:
     """One logical piece of the thread; ``final`` blocks will not change again in this turn."""
@@ -49,8 +55,14 @@ class Block:
 class ThreadView:
     """The Slack-side state of one chat, folded from its stream events."""
 
-    def __init__(self, *, after_id: int | None = None, turn_texts: Iterable[str] = ()) -> None:
-        """Start after ``after_id``; ``turn_texts`` are the current turn's persisted replies up to it."""
+    def __init__(
+        self, *, after_id: int | None = None, turn_texts: Iterable[str] = (), draft_shown: bool = False
+    ) -> None:
+        """Start after ``after_id``.
+
+        ``turn_texts`` are the current turn's persisted replies up to it; ``draft_shown`` says that a
+        draft from before a restart is in the thread, so the next persisted reply takes it over.
+        """
         self.last_id = after_id or 0
         self.status: ChatStatus | None = None
         self.status_changed = False
@@ -59,6 +71,9 @@ class ThreadView:
         self._turn_persisted = "".join(turn_texts)
         self._blocks: dict[str, Block] = {}
         self.changed: list[str] = []
+        self.renames: list[tuple[str, str]] = []
+        if draft_shown:
+            self._blocks[DRAFT] = Block(DRAFT, "", final=False)
 
     @property
     def blocks(self) -> list[Block]:
@@ -75,8 +90,9 @@ class ThreadView:
         return self.status is not None and self.status.phase.busy
 
     def apply(self, batch: Iterable[StreamEvent]) -> None:
-        """Fold one batch; afterwards ``changed`` lists the keys of blocks that changed."""
+        """Fold one batch; afterwards ``renames`` and ``changed`` say what to do in Slack, in that order."""
         self.changed = []
+        self.renames = []
         self.status_changed = False
         for event in batch:
             self._apply(event)
@@ -109,12 +125,16 @@ class ThreadView:
             and previous.phase is not ChatPhase.WORKING
         ):
             self._deltas = ""  # Coder starts a fresh delta buffer with every turn
-        if not status.phase.busy:
-            self._update_draft()
-            for block in self._blocks.values():
-                if not block.final:
-                    self._set(block.key, block.text, final=True)
-            self._deltas = ""
+
+    def finish(self) -> None:
+        """The chat is idle and caught up: a draft no message took over was cut short (an interrupt, an
+        error); it keeps the text it showed under a key of its own, so the next turn starts afresh."""
+        self.changed = []
+        self.renames = []
+        self.status_changed = False
+        self._update_draft()
+        self._adopt_draft(f"partial:{self.last_id}")
+        self._deltas = ""
 
     def _on_message(self, message: Message) -> None:
         if message.id > self.last_id:
@@ -128,15 +148,27 @@ class ThreadView:
             self._turn_persisted = ""
         elif message.role == "assistant" and message.text.strip():
             self._turn_persisted += message.text
-            self._set(f"after:{previous}", message.text, final=True)
+            key = f"after:{previous}"
+            if key not in self._blocks:
+                self._adopt_draft(key)
+            self._set(key, message.text, final=True)
+
+    def _adopt_draft(self, key: str) -> None:
+        """Hand the draft's Slack message to block ``key``; the next deltas start a new draft."""
+        draft = self._blocks.pop(DRAFT, None)
+        if draft is None:
+            return
+        self.renames.append((DRAFT, key))
+        self.changed = [key if k == DRAFT else k for k in self.changed]
+        self._blocks[key] = Block(key, draft.text, final=True)
+        if key not in self.changed:
+            self.changed.append(key)
 
     def _update_draft(self) -> None:
         persisted = self._turn_persisted
         draft = self._deltas.removeprefix(persisted) if self._deltas.startswith(persisted) else ""
-        key = f"after:{self.last_id}"
-        existing = self._blocks.get(key)
-        if draft.strip() and (existing is None or not existing.final):
-            self._set(key, draft, final=False)
+        if draft.strip():
+            self._set(DRAFT, draft, final=False)
 
     def _set(self, key: str, text: str, *, final: bool) -> None:
         existing = self._blocks.get(key)

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
+import pytest
+
+from bridge.sim.coder import CoderSim
 from bridge.sim.coder_agent import Gate, Step, Text, ToolCall
-from tests.integration.conftest import World, assistant_texts
+from bridge.sim.slack import SlackSim
+from tests.integration.conftest import CODER_TOKEN, SIGNING_SECRET, World, assistant_texts, make_settings
 
 
 def _user_texts(chat: object) -> list[str]:
@@ -194,3 +199,47 @@ async def test_restart_resumes_busy_chats(world: World) -> None:
     await world.until_idle_and_shown(root)
     assert world.bot_texts(root)[1:] == ["Half of the answer, and the rest."]
     assert len(world.slack.calls_to("chat.postMessage")) == posts_before, "completed by edit, not re-posted"
+
+
+async def test_lost_stream_is_said_and_resumed_by_a_reply(world: World) -> None:
+    """When Coder's stream stays unreachable the thread says so; the next reply picks the chat up again."""
+    gate = asyncio.Event()
+    world.coder.agent = lambda prompt: (
+        [Text("Started, "), Gate(gate), Text("done.")] if prompt == "go" else [Text(f"Echo: {prompt}")]
+    )
+    root = await world.mention("go")
+    await world.until(lambda: "Started, " in world.bot_texts(root))
+    world.coder.set_unavailable(True)
+    world.coder.drop_streams()
+    await world.until(
+        lambda: any("Lost the connection to Coder" in t for t in world.bot_texts(root)), timeout=20
+    )
+    world.coder.set_unavailable(False)
+    gate.set()
+    await world.until(lambda: world.chat_of(root).status == "waiting")
+    await world.reply(root, "still there?")
+    await world.until_idle_and_shown(root, turns=2)
+    texts = world.bot_texts(root)
+    assert "Started, done." in texts
+    assert texts[-1] == "Echo: still there?"
+
+
+@pytest.mark.parametrize("framing", ["envelope-single", "bare"])
+async def test_every_stream_framing_relays_the_same_thread(tmp_path: Path, framing: str) -> None:
+    """Coder builds with one envelope per event, or bare arrays, give the same thread as batched ones."""
+    async with (
+        CoderSim(tokens={CODER_TOKEN: "alice"}, part_interval=0.002, framing=framing) as coder,  # type: ignore[arg-type]
+        SlackSim(signing_secret=SIGNING_SECRET, time_scale=0.05) as slack,
+    ):
+        w = World(
+            slack=slack, coder=coder, settings=make_settings(slack, coder, f"sqlite:///{tmp_path}/b.db")
+        )
+        await w.start_bridge()
+        try:
+            root = await w.mention("fix the login bug")
+            await w.until_idle_and_shown(root)
+            await w.reply(root, "and add a test")
+            await w.until_idle_and_shown(root, turns=2)
+            assert w.bot_texts(root)[1:] == assistant_texts(w.chat_of(root))
+        finally:
+            await w.stop_bridge()

@@ -51,12 +51,13 @@ def live_turn() -> list[StreamEvent]:
     ]
 
 
-def test_draft_and_final_share_a_key() -> None:
-    """A streamed reply and its persisted message land on the same block."""
+def test_persisted_message_takes_over_the_draft() -> None:
+    """A streamed reply is the draft; its persisted message renames the draft, so one Slack message."""
     view = ThreadView()
     view.apply([ConnectedEvent(), message(5, "user", "fix it"), RUNNING, delta("Look"), delta("ing.")])
-    assert shown(view) == [("after:5", "Looking.", False)]
+    assert shown(view) == [("draft", "Looking.", False)]
     view.apply([message(6, "assistant", "Looking.", tool=True)])
+    assert view.renames == [("draft", "after:5")]
     assert shown(view) == [("after:5", "Looking.", True)]
     assert view.changed == ["after:5"]
 
@@ -88,15 +89,16 @@ def test_reconnect_snapshot_does_not_double_text() -> None:
     view.apply(
         [ConnectedEvent(after_id=7), RUNNING, delta("Look"), delta("ing."), delta("Fixed "), delta("it")]
     )
-    assert shown(view) == [("after:5", "Looking.", True), ("after:7", "Fixed it", False)]
+    assert shown(view) == [("after:5", "Looking.", True), ("draft", "Fixed it", False)]
 
 
 def test_restart_mid_turn_resumes_from_cursor() -> None:
     """A fresh view seeded with the cursor and the turn's persisted texts rebuilds the draft."""
-    view = ThreadView(after_id=7, turn_texts=["Looking."])
+    view = ThreadView(after_id=7, turn_texts=["Looking."], draft_shown=True)
     view.apply([ConnectedEvent(after_id=7), RUNNING, delta("Looking."), delta("Fixed it.")])
-    assert shown(view) == [("after:7", "Fixed it.", False)]
+    assert shown(view) == [("draft", "Fixed it.", False)]
     view.apply([message(8, "assistant", "Fixed it."), WAITING])
+    assert view.renames == [("draft", "after:7")]
     assert shown(view) == [("after:7", "Fixed it.", True)]
 
 
@@ -131,12 +133,41 @@ def test_full_refresh_replay_changes_nothing() -> None:
     assert view.changed == []
 
 
-def test_interrupted_draft_is_finalised_when_idle() -> None:
-    """A reply cut off by an interrupt keeps its partial text, marked final once the chat is idle."""
+def test_interrupted_draft_is_kept_when_finished() -> None:
+    """A reply cut off by an interrupt keeps its partial text under its own key when the chat is done."""
     view = ThreadView()
     view.apply([message(5, "user", "go"), RUNNING, delta("Half")])
     view.apply([WAITING])
-    assert shown(view) == [("after:5", "Half", True)]
+    view.finish()
+    assert view.renames == [("draft", "partial:5")]
+    assert shown(view) == [("partial:5", "Half", True)]
+
+
+def test_snapshot_deltas_before_messages_make_no_orphan() -> None:
+    """In a snapshot the turn's deltas precede the messages; one event per batch still yields one reply."""
+    view = ThreadView()
+    events: list[StreamEvent] = [
+        ConnectedEvent(),
+        RUNNING,
+        delta("Hello "),
+        message(3, "user", "hi"),
+        delta("there."),
+        message(4, "assistant", "Hello there."),
+        WAITING,
+    ]
+    for event in events:
+        view.apply([event])
+    view.finish()
+    assert shown(view) == [("after:3", "Hello there.", True)]
+
+
+def test_draft_from_before_a_restart_is_taken_over() -> None:
+    """After a restart the stored draft message is adopted by the reply persisted while we were away."""
+    view = ThreadView(after_id=5, draft_shown=True)
+    view.apply([ConnectedEvent(after_id=5), WAITING])
+    view.apply([message(6, "assistant", "All done.")])
+    assert view.renames == [("draft", "after:5")]
+    assert shown(view) == [("after:5", "All done.", True)]
 
 
 def test_errors_become_their_own_block() -> None:
