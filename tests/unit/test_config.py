@@ -1,0 +1,111 @@
+"""Settings: the variables of interface.md, one-line errors, secrets never echoed."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import SecretStr
+
+from bridge.config import ConfigError, Settings, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    """Each test reads only the variables it sets (no .env, nothing from the developer's shell)."""
+    monkeypatch.chdir(str(tmp_path))
+    for name in (
+        "SLACK_BOT_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "SLACK_APP_TOKEN",
+        "SLACK_API_URL",
+        "CODER_URL",
+        "CODER_SESSION_TOKEN",
+        "CODER_ORGANIZATION_ID",
+        "DATABASE_URL",
+        "HOST",
+        "PORT",
+        "LOG_LEVEL",
+        "LOG_FORMAT",
+        "BRIDGE_EDIT_INTERVAL",
+        "BRIDGE_CODER_API",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_defaults_match_the_interface() -> None:
+    """Unset variables take the defaults interface.md documents."""
+    settings = load_settings()
+    assert settings.slack_api_url == "https://slack.com/api/"
+    assert settings.database_url == "sqlite:///bridge.db"
+    assert (settings.host, settings.port) == ("0.0.0.0", 3000)
+    assert (settings.log_level, settings.log_format) == ("INFO", "text")
+    assert (settings.reaction_interrupt, settings.reaction_archive, settings.reaction_promote) == (
+        "octagonal_sign",
+        "file_cabinet",
+        "arrow_double_up",
+    )
+    assert not settings.socket_mode
+    assert not settings.has_credentials()
+
+
+def test_environment_and_dotenv_are_read(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    """Variables come from the environment or a .env file in the working directory."""
+    with open(".env", "w") as env_file:
+        env_file.write("CODER_URL=https://coder.example.com/\nBRIDGE_EDIT_INTERVAL=2.5\n")
+    monkeypatch.setenv("SLACK_API_URL", "https://slack.example.gov/api")
+    settings = load_settings()
+    assert settings.coder_url == "https://coder.example.com"
+    assert settings.edit_interval == 2.5
+    assert settings.slack_api_url == "https://slack.example.gov/api/"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("PORT", "abc", "PORT is invalid"),
+        ("CODER_URL", "coder.example.com", "CODER_URL is invalid"),
+        ("LOG_LEVEL", "LOUD", "LOG_LEVEL is invalid"),
+        ("DATABASE_URL", "mysql://x", "DATABASE_URL is invalid"),
+        ("SLACK_BOT_TOKEN", "changeme", "SLACK_BOT_TOKEN is a placeholder"),
+    ],
+)
+def test_malformed_setting_is_named_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, expected: str
+) -> None:
+    """A malformed value stops loading with one line naming the variable, without echoing it."""
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert expected in message
+    assert "\n" not in message
+    if name == "SLACK_BOT_TOKEN":
+        assert "changeme" not in message
+
+
+def test_serve_requirements_name_the_missing_variable() -> None:
+    """`serve` needs the bot token, Coder URL and token, and a signing secret unless in Socket Mode."""
+    base = {
+        "slack_bot_token": SecretStr("xoxb-1"),
+        "coder_url": "https://c",
+        "coder_session_token": SecretStr("t"),
+    }
+    with pytest.raises(ConfigError, match="SLACK_SIGNING_SECRET"):
+        Settings(**base).require_serve()
+    Settings(**base, slack_signing_secret=SecretStr("s3cret-value")).require_serve()
+    Settings(**base, slack_app_token=SecretStr("xapp-1")).require_serve()
+    with pytest.raises(ConfigError, match="CODER_URL"):
+        Settings(slack_bot_token=SecretStr("xoxb-1")).require_serve()
+    with pytest.raises(ConfigError, match="must be a bot token"):
+        Settings(
+            **{**base, "slack_bot_token": SecretStr("xoxp-user")}, slack_app_token=SecretStr("xapp-1")
+        ).require_serve()
+
+
+def test_secrets_are_hidden_in_repr() -> None:
+    """Printing settings never shows a secret."""
+    settings = Settings(
+        slack_bot_token=SecretStr("xoxb-very-secret"), coder_session_token=SecretStr("tok-123456")
+    )
+    assert "xoxb-very-secret" not in repr(settings)
+    assert "tok-123456" not in str(settings.model_dump())
+    assert sorted(settings.secrets()) == ["tok-123456", "xoxb-very-secret"]

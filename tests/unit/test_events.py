@@ -1,0 +1,95 @@
+"""Parsing Slack callbacks into relay commands: people's messages only, malformed ones dropped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bridge.relay.inbound import chat_labels, strip_mention
+from bridge.slack.events import parse_message
+
+
+def body(**event: Any) -> dict[str, Any]:
+    base = {
+        "type": "message",
+        "channel": "C1",
+        "user": "U1",
+        "text": "hi",
+        "ts": "1.000001",
+        "channel_type": "channel",
+    }
+    return {"type": "event_callback", "team_id": "T1", "event_id": "Ev1", "event": {**base, **event}}
+
+
+def test_mention_in_a_channel() -> None:
+    """An app_mention is a message that may start a chat; its thread is its own ts."""
+    message = parse_message(body(type="app_mention", text="<@UBOT> fix it"))
+    assert message is not None
+    assert message.mentioned
+    assert not message.direct
+    assert message.root_ts == "1.000001"
+
+
+def test_thread_reply_and_dm() -> None:
+    """A reply belongs to its thread's root; a DM is direct."""
+    reply = parse_message(body(thread_ts="0.5"))
+    assert reply is not None
+    assert reply.root_ts == "0.5"
+    dm = parse_message(body(channel="D1", channel_type="im"))
+    assert dm is not None
+    assert dm.direct
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"bot_id": "B1"},
+        {"subtype": "bot_message"},
+        {"subtype": "message_changed"},
+        {"subtype": "message_deleted"},
+        {"subtype": "channel_join"},
+    ],
+)
+def test_not_a_persons_message(event: dict[str, Any]) -> None:
+    """Bot posts, edits, deletions and system messages are not relayed as messages."""
+    assert parse_message(body(**event)) is None
+
+
+@pytest.mark.parametrize("missing", ["channel", "user", "ts"])
+def test_malformed_event_is_dropped(missing: str) -> None:
+    """An event without a channel, user or ts is dropped (and logged), never raised."""
+    payload = body()
+    del payload["event"][missing]
+    assert parse_message(payload) is None
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=5),
+        max_leaves=30,
+    )
+)
+def test_arbitrary_payloads_never_raise(payload: Any) -> None:
+    """Whatever arrives, parsing returns a message or None."""
+    parse_message(payload if isinstance(payload, dict) else {"event": payload})
+
+
+def test_strip_mention_keeps_other_mentions() -> None:
+    """Only the bot's own mention is removed from the prompt."""
+    assert strip_mention("<@UBOT> ask <@U2> about <@UBOT|bot> it", "UBOT") == "ask <@U2> about  it"
+
+
+def test_labels_name_the_slack_origin() -> None:
+    """Chats carry slack_team, slack_channel, slack_thread (root ts) and slack_user."""
+    message = parse_message(body(thread_ts="0.5"))
+    assert message is not None
+    assert chat_labels(message) == {
+        "slack_team": "T1",
+        "slack_channel": "C1",
+        "slack_thread": "0.5",
+        "slack_user": "U1",
+    }

@@ -1,0 +1,24 @@
+"""manifest.yml asks for exactly the scopes and events the bridge uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from bridge.slack.scopes import REQUIRED_SCOPES
+
+MANIFEST = Path(__file__).resolve().parents[2] / "manifest.yml"
+
+
+def test_manifest_scopes_are_least_privilege() -> None:
+    """The bot scopes in the manifest equal the scopes the bridge needs, no more, no less."""
+    manifest = yaml.safe_load(MANIFEST.read_text())
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == set(REQUIRED_SCOPES)
+
+
+def test_manifest_subscribes_to_the_events_the_bridge_handles() -> None:
+    """Mentions, DMs and thread replies in public and private channels are delivered."""
+    manifest = yaml.safe_load(MANIFEST.read_text())
+    events = set(manifest["settings"]["event_subscriptions"]["bot_events"])
+    assert events == {"app_mention", "message.channels", "message.groups", "message.im"}
