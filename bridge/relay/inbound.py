@@ -17,6 +17,8 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from bridge.coder.backend import CoderBackend
 from bridge.coder.errors import CoderError
 from bridge.coder.types import ChatId, InputPart
@@ -66,6 +68,14 @@ def chat_labels(message: IncomingMessage) -> dict[str, str]:
         "slack_thread": message.root_ts,
         "slack_user": message.user_id,
     }
+
+
+async def _claim_message(session: AsyncSession, link: ThreadLink, message: IncomingMessage) -> bool:
+    """Claim a person's message for relaying on ``link``; False when its twin or a retry was first."""
+    assert link.id is not None
+    return await repo.claim_inbound(
+        session, link_id=link.id, channel_id=message.channel_id, ts=message.ts, user_id=message.user_id
+    )
 
 
 class Inbound:
@@ -144,14 +154,7 @@ class Inbound:
                 )
                 if link is None:  # the same message's twin event got here first
                     return None
-            assert link.id is not None
-            if not await repo.claim_inbound(
-                session,
-                link_id=link.id,
-                channel_id=message.channel_id,
-                ts=message.ts,
-                user_id=message.user_id,
-            ):
+            if not await _claim_message(session, link, message):
                 return None
         return link
 
@@ -226,14 +229,7 @@ class Inbound:
         if not text:
             return
         async with self._db.unit() as session:
-            assert link.id is not None
-            if not await repo.claim_inbound(
-                session,
-                link_id=link.id,
-                channel_id=message.channel_id,
-                ts=message.ts,
-                user_id=message.user_id,
-            ):
+            if not await _claim_message(session, link, message):
                 return
         try:
             result = await self._backend.send_message(chat_id, [InputPart.of_text(text)])
