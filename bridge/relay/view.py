@@ -125,6 +125,9 @@ class ThreadView:
             and previous.phase is not ChatPhase.WORKING
         ):
             self._deltas = ""  # Coder starts a fresh delta buffer with every turn
+        elif not status.phase.busy:  # the turn is over: its deltas never come back, even in a snapshot
+            self._update_draft()
+            self._deltas = ""
 
     def finish(self) -> None:
         """The chat is idle and caught up: a draft no message took over was cut short (an interrupt, an

@@ -176,3 +176,12 @@ def test_errors_become_their_own_block() -> None:
     view.apply([message(5, "user", "go"), RUNNING, ErrorEvent(message="model overloaded")])
     view.apply([ErrorEvent(message="model overloaded")])
     assert shown(view) == [("error:5", "⚠️ model overloaded", True)]
+
+
+def test_next_turn_does_not_inherit_old_deltas() -> None:
+    """A follow-up persisted right after a turn ended does not bring the old turn's text back."""
+    view = ThreadView()
+    view.apply(live_turn())
+    view.apply([message(9, "user", "more")])
+    view.finish()
+    assert shown(view) == [("after:5", "Looking.", True), ("after:7", "Fixed it.", True)]
