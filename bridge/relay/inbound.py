@@ -11,10 +11,8 @@ was not delivered, so nothing they wrote disappears silently.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
-from collections import defaultdict
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,7 +26,7 @@ from bridge.db.models import ThreadLink
 from bridge.relay.outbox import Outbox
 from bridge.relay.supervisor import HEADER_SLOT, Supervisor, thread_ref
 from bridge.slack.blocks import render_error, render_header, render_queued
-from bridge.tasks import TaskGroup
+from bridge.tasks import KeyedLocks, TaskGroup
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +95,7 @@ class Inbound:
         self._supervisor = supervisor
         self._bot_user_id = bot_user_id
         self._organization_id = organization_id
-        self._locks: defaultdict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._locks = KeyedLocks()
         self._tasks = TaskGroup("inbound")
 
     def submit(self, message: IncomingMessage) -> None:
@@ -114,7 +112,7 @@ class Inbound:
 
     async def _handle(self, message: IncomingMessage) -> None:
         # The lock is taken before the first await, so tasks of one thread run in submission order.
-        async with self._locks[(message.channel_id, message.root_ts)]:
+        async with self._locks.hold((message.channel_id, message.root_ts)):
             async with self._db.unit() as session:
                 if not await repo.claim_event(session, message.event_id):
                     log.debug("event %s already handled", message.event_id)

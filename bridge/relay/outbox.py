@@ -14,7 +14,6 @@ edited rather than posted again, and an unchanged text costs no call.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import random
@@ -82,12 +81,14 @@ class Outbox:
         *,
         limits: SlackLimits,
         edit_interval: float = 1.0,
+        idle_timeout: float = 300.0,
         clock: Callable[[], float] | None = None,
     ) -> None:
         self._db = db
         self._poster = poster
         self._limits = limits
         self._edit_interval = edit_interval
+        self._idle_timeout = idle_timeout
         self._clock = clock or asyncio.get_running_loop().time
         self._threads: dict[int, _Thread] = {}
         self._tasks = TaskGroup("outbox")
@@ -183,13 +184,31 @@ class Outbox:
                 slot, wait = self._next(thread)
                 if slot is None:
                     thread.wake.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(thread.wake.wait(), wait)
+                    idle = wait is None and self._idle(thread)
+                    try:
+                        await asyncio.wait_for(thread.wake.wait(), self._idle_timeout if idle else wait)
+                    except TimeoutError:
+                        if idle and self._idle(thread):  # quiet for long: free it; set_text makes a new one
+                            del self._threads[thread.ref.link_id]
+                            return
                     continue
                 await self._send(thread, slot)
             except Exception:  # a database hiccup must not end the thread's output for good
                 log.exception("outbox worker of thread %s failed; retrying", thread.ref.thread_ts)
                 await asyncio.sleep(1.0)
+
+    @staticmethod
+    def _idle(thread: _Thread) -> bool:
+        return all(not slot.dirty for slot in thread.slots.values())
+
+    @property
+    def threads_open(self) -> int:
+        """Threads with a live worker (idle ones are released after ``idle_timeout``)."""
+        return len(self._threads)
+
+    async def released(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for every thread worker to release itself; True when none is left."""
+        return await self._tasks.wait(timeout)
 
     def _next(self, thread: _Thread) -> tuple[_Slot | None, float | None]:
         """The slot to send now, or how long until one is due (None: until woken)."""

@@ -1,0 +1,148 @@
+"""The Slack output scheduler against the Slack simulator: one post, coalesced edits, 429s, renames."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bridge.db import repo
+from bridge.db.engine import Database
+from bridge.db.migrate import upgrade
+from bridge.metrics import Metrics
+from bridge.relay.limits import SlackLimits
+from bridge.relay.outbox import Outbox, ThreadRef
+from bridge.sim.slack import SlackSim
+from bridge.slack.poster import WebPoster
+
+
+@dataclass
+class Rig:
+    slack: SlackSim
+    db: Database
+    client: AsyncWebClient
+    ref: ThreadRef
+
+    def outbox(self, **kwargs: float) -> Outbox:
+        poster = WebPoster(self.client, Metrics())
+        return Outbox(self.db, poster, limits=SlackLimits(scale=20.0), **kwargs)
+
+    def texts(self) -> list[str]:
+        return [m.visible_text for m in self.slack.thread(self.ref.channel, self.ref.thread_ts) if m.bot_id]
+
+
+@pytest.fixture
+async def rig(tmp_path: object) -> AsyncIterator[Rig]:
+    async with SlackSim(time_scale=0.05) as slack:
+        db = Database(f"sqlite:///{tmp_path}/outbox.db")
+        await upgrade(db)
+        root = await slack.user_says(slack.alice, slack.general, "root")
+        async with db.unit() as session:
+            link = await repo.claim_thread(
+                session,
+                team_id=slack.team_id,
+                channel_id=slack.general,
+                thread_ts=root,
+                requester_user_id="U",
+            )
+        assert link is not None
+        assert link.id is not None
+        client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+        try:
+            yield Rig(slack, db, client, ThreadRef(link.id, slack.general, root))
+        finally:
+            if client.session is not None:
+                await client.session.close()
+            await db.dispose()
+
+
+async def test_edits_are_coalesced_and_the_final_text_wins(rig: Rig) -> None:
+    """Many texts for one slot in quick succession cost one post and few edits, ending on the last."""
+    outbox = rig.outbox(edit_interval=0.2)
+    try:
+        for n in range(1, 50):
+            outbox.set_text(rig.ref, "after:1", "word " * n)
+            await asyncio.sleep(0)
+        outbox.set_text(rig.ref, "after:1", "the end", final=True)
+        await outbox.delivered(rig.ref, ["after:1"], timeout=5)
+        assert rig.texts() == ["the end"]
+        calls = len(rig.slack.calls_to("chat.postMessage")) + len(rig.slack.calls_to("chat.update"))
+        assert calls <= 4
+    finally:
+        await outbox.close()
+
+
+async def test_slots_post_in_order(rig: Rig) -> None:
+    """New slots appear in the thread in the order they were first set."""
+    outbox = rig.outbox()
+    try:
+        for key in ("a", "b", "c"):
+            outbox.set_text(rig.ref, key, f"text {key}", final=True)
+        await outbox.delivered(rig.ref, ["a", "b", "c"], timeout=5)
+        assert rig.texts() == ["text a", "text b", "text c"]
+    finally:
+        await outbox.close()
+
+
+async def test_rate_limited_call_is_retried_after_retry_after(rig: Rig) -> None:
+    """A 429 pauses the thread for Retry-After and the text still arrives, once."""
+    rig.slack.fail_next("chat.postMessage", error="ratelimited", status=429, retry_after=0.05)
+    outbox = rig.outbox()
+    try:
+        outbox.set_text(rig.ref, "a", "hello", final=True)
+        await outbox.delivered(rig.ref, ["a"], timeout=5)
+        assert rig.texts() == ["hello"]
+    finally:
+        await outbox.close()
+
+
+async def test_permanent_error_is_given_up(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:
+    """A permanent Slack error is logged and not retried in a loop; later slots still go out."""
+    rig.slack.fail_next("chat.postMessage", error="msg_too_long")
+    outbox = rig.outbox()
+    try:
+        outbox.set_text(rig.ref, "a", "too long", final=True)
+        outbox.set_text(rig.ref, "b", "fine", final=True)
+        await outbox.delivered(rig.ref, ["a", "b"], timeout=5)
+        assert rig.texts() == ["fine"]
+        assert len(rig.slack.calls_to("chat.postMessage")) == 2
+        assert "msg_too_long" in caplog.text
+    finally:
+        await outbox.close()
+
+
+async def test_rename_moves_the_message_and_survives_restart(rig: Rig) -> None:
+    """A renamed slot keeps its Slack message; a new outbox (after a restart) edits it under the new key."""
+    outbox = rig.outbox()
+    try:
+        outbox.set_text(rig.ref, "draft", "streaming…", final=True)
+        await outbox.delivered(rig.ref, ["draft"], timeout=5)
+        await outbox.rename(rig.ref, "draft", "after:7")
+        assert not await outbox.has_slot(rig.ref, "draft")
+    finally:
+        await outbox.close()
+    again = rig.outbox()
+    try:
+        assert await again.has_slot(rig.ref, "after:7")
+        again.set_text(rig.ref, "after:7", "final text", final=True)
+        await again.delivered(rig.ref, ["after:7"], timeout=5)
+        assert rig.texts() == ["final text"]
+        assert len(rig.slack.calls_to("chat.postMessage")) == 1
+    finally:
+        await again.close()
+
+
+async def test_idle_threads_are_released(rig: Rig) -> None:
+    """A thread with nothing left to send frees its worker after the idle timeout."""
+    outbox = rig.outbox(idle_timeout=0.05)
+    try:
+        outbox.set_text(rig.ref, "a", "done", final=True)
+        await outbox.delivered(rig.ref, ["a"], timeout=5)
+        assert outbox.threads_open == 1
+        assert await outbox.released(timeout=5)
+        assert outbox.threads_open == 0
+    finally:
+        await outbox.close()
