@@ -264,10 +264,12 @@ class Outbox:
             thread.paused_until = self._clock() + delay
             log.warning("slack call failed (%s); retrying slot %s in %.2fs", exc, slot.key, delay)
             return
+        posted = slot.sent_digest == ""
         slot.failures = 0
         slot.last_sent = self._clock()
         slot.sent_digest = sent
-        async with thread.stored, self._db.unit() as session:
-            await repo.save_slot(session, link_id=ref.link_id, slot=slot.key, ts=slot.ts, digest=sent)
+        if posted or slot.final:  # a streaming edit needs no row: a restart redoes at most that edit
+            async with thread.stored, self._db.unit() as session:
+                await repo.save_slot(session, link_id=ref.link_id, slot=slot.key, ts=slot.ts, digest=sent)
         if not slot.dirty:
             slot.done.set()

@@ -159,13 +159,18 @@ class Supervisor:
         return render_header(title=title, url=self._backend.chat_url(chat_id), status=status)
 
     async def _save(self, chat_id: ChatId, view: ThreadView) -> None:
+        """Persist the cursor and status when they moved (most batches are deltas that move neither)."""
+        moved = view.last_id > view.saved_id
+        if not moved and not view.status_changed:
+            return
         async with self._db.unit() as session:
-            if view.last_id:
+            if moved:
                 await repo.save_cursor(session, chat_id, view.last_id)
             if view.status_changed and view.status is not None:
                 await repo.set_status(
                     session, chat_id, status=view.status.name, phase=view.status.phase.value
                 )
+        view.saved_id = view.last_id
 
     def _notify(self, ref: ThreadRef, text: str) -> None:
         self._outbox.set_text(ref, f"notice:{digest(text)[:12]}", render_error(text), final=True)

@@ -64,6 +64,7 @@ class ThreadView:
         draft from before a restart is in the thread, so the next persisted reply takes it over.
         """
         self.last_id = after_id or 0
+        self.saved_id = self.last_id  # the cursor as stored; the supervisor advances it
         self.status: ChatStatus | None = None
         self.status_changed = False
         self._known_ids: list[int] = [self.last_id] if after_id else []

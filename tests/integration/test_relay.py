@@ -243,3 +243,14 @@ async def test_every_stream_framing_relays_the_same_thread(tmp_path: Path, frami
             assert w.bot_texts(root)[1:] == assistant_texts(w.chat_of(root))
         finally:
             await w.stop_bridge()
+
+
+async def test_burst_of_mentions_right_after_start_loses_none(world: World) -> None:
+    """Thirty mentions at once on a fresh bridge all become chats; Bolt never re-checks the token."""
+    world.coder.agent = lambda prompt: [Text(f"Echo: {prompt}")]
+    roots = await asyncio.gather(*(world.mention(f"task {i}") for i in range(30)))
+    await world.until(lambda: len(world.coder.chats) == 30, timeout=30)
+    await world.until(
+        lambda: all(f"Echo: task {i}" in world.bot_texts(r) for i, r in enumerate(roots)), timeout=30
+    )
+    assert len(world.slack.calls_to("auth.test")) == 1, "only the bridge's own check at start"
