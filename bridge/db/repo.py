@@ -20,11 +20,15 @@ BUSY_PHASES = ("starting", "working")
 FAILED_PHASE = "failed"
 
 
+def _insert(session: AsyncSession, model: type[Any]) -> Any:
+    """The dialect's INSERT, which (unlike the generic one) has ON CONFLICT clauses."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+
+
 async def _insert_ignore(session: AsyncSession, model: type[Any], values: Mapping[str, Any]) -> bool:
     """Insert unless a unique constraint says the row exists; True when this call inserted it."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(model).values(**values).on_conflict_do_nothing()
+    stmt = _insert(session, model).values(**values).on_conflict_do_nothing()
     result = await session.execute(stmt)
     return bool(getattr(result, "rowcount", 0) == 1)
 
@@ -171,18 +175,16 @@ async def get_cursor(session: AsyncSession, chat_id: str) -> int | None:
 
 
 async def save_cursor(session: AsyncSession, chat_id: str, after_id: int) -> None:
-    """Advance (never move back) a chat's cursor."""
-    row = await session.get(StreamCursor, chat_id)
-    if row is None:
-        if await _insert_ignore(
-            session, StreamCursor, {"chat_id": chat_id, "after_id": after_id, "updated_at": utcnow()}
-        ):
-            return
-        row = await session.get(StreamCursor, chat_id, populate_existing=True)
-        assert row is not None
-    if after_id > row.after_id:
-        row.after_id = after_id
-        row.updated_at = utcnow()
+    """Advance (never move back) a chat's cursor, in one statement."""
+    stmt = _insert(session, StreamCursor).values(chat_id=chat_id, after_id=after_id, updated_at=utcnow())
+    newer = stmt.excluded.after_id > col(StreamCursor.after_id)
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["chat_id"],
+            set_={"after_id": stmt.excluded.after_id, "updated_at": stmt.excluded.updated_at},
+            where=newer,
+        )
+    )
 
 
 async def slots(session: AsyncSession, link_id: int) -> dict[str, SlackMessage]:
@@ -192,13 +194,20 @@ async def slots(session: AsyncSession, link_id: int) -> dict[str, SlackMessage]:
 
 
 async def save_slot(session: AsyncSession, *, link_id: int, slot: str, ts: str, digest: str) -> None:
-    """Record the ``ts`` and text digest of a slot's message (insert or update)."""
-    stmt = select(SlackMessage).where(col(SlackMessage.link_id) == link_id, col(SlackMessage.slot) == slot)
-    row = (await session.execute(stmt)).scalar_one_or_none()
-    if row is None:
-        session.add(SlackMessage(link_id=link_id, slot=slot, ts=ts, digest=digest))
-    else:
-        row.ts, row.digest, row.updated_at = ts, digest, utcnow()
+    """Record the ``ts`` and text digest of a slot's message (insert or update, one statement)."""
+    stmt = _insert(session, SlackMessage).values(
+        link_id=link_id, slot=slot, ts=ts, digest=digest, updated_at=utcnow()
+    )
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["link_id", "slot"],
+            set_={
+                "ts": stmt.excluded.ts,
+                "digest": stmt.excluded.digest,
+                "updated_at": stmt.excluded.updated_at,
+            },
+        )
+    )
 
 
 async def rename_slot(session: AsyncSession, *, link_id: int, old: str, new: str) -> bool:
