@@ -30,6 +30,7 @@ from bridge.config import Settings
 from bridge.db.engine import Database
 from bridge.db.migrate import upgrade
 from bridge.metrics import Metrics
+from bridge.relay.controls import Control, Controls
 from bridge.relay.inbound import Inbound
 from bridge.relay.limits import SlackLimits
 from bridge.relay.outbox import Outbox
@@ -126,6 +127,7 @@ class Bridge:
         self._backend: CoderBackend | None = None
         self._client: AsyncWebClient | None = None
         self._inbound: Inbound | None = None
+        self._controls: Controls | None = None
         self._outbox: Outbox | None = None
         self._supervisor: Supervisor | None = None
         self._runner: web.AppRunner | None = None
@@ -162,9 +164,10 @@ class Bridge:
         self._slack_ok = True
         log.info("Slack: bot user %s in team %s", identity.bot_user_id, identity.team_id)
 
+        poster = WebPoster(client, self.metrics)
         self._outbox = Outbox(
             self.db,
-            WebPoster(client, self.metrics),
+            poster,
             limits=SlackLimits(scale=settings.slack_rate_scale),
             edit_interval=settings.edit_interval,
         )
@@ -177,6 +180,17 @@ class Bridge:
             bot_user_id=identity.bot_user_id,
             organization_id=settings.coder_organization_id,
         )
+        self._controls = Controls(
+            self.db,
+            backend,
+            self._outbox,
+            self._supervisor,
+            poster,
+            emoji={
+                settings.reaction_interrupt: Control.INTERRUPT,
+                settings.reaction_archive: Control.ARCHIVE,
+            },
+        )
         bolt = AsyncApp(
             client=AsyncWebClient(base_url=settings.slack_api_url),
             authorize=_fixed_authorization(identity, settings.slack_bot_token.get_secret_value()),
@@ -187,7 +201,7 @@ class Bridge:
             process_before_response=False,
             logger=_bolt_logger(),
         )
-        events.register(bolt, self._inbound, self.metrics)
+        events.register(bolt, self._inbound, self._controls, self.metrics)
         await self._serve_http(bolt)
         if settings.socket_mode:
             assert settings.slack_app_token is not None
@@ -256,6 +270,8 @@ class Bridge:
         if self._inbound is not None and not await self._inbound.drain(timeout / 2):
             log.warning("shutdown: cancelling Slack messages still being relayed")
             await self._inbound.close()
+        if self._controls is not None:
+            await self._controls.drain(timeout / 4)
         if self._outbox is not None and not await self._outbox.drain(timeout / 2):
             log.warning(
                 "shutdown: %d Slack updates not sent; they are replayed on the next start",

@@ -218,3 +218,17 @@ async def rename_slot(session: AsyncSession, *, link_id: int, old: str, new: str
         .values(slot=new, updated_at=utcnow())
     )
     return bool(getattr(result, "rowcount", 0))
+
+
+async def find_link_by_message(session: AsyncSession, *, channel_id: str, ts: str) -> ThreadLink | None:
+    """The link a Slack message belongs to: a thread's first message, or a message the bot posted."""
+    stmt = select(ThreadLink).where(col(ThreadLink.channel_id) == channel_id, col(ThreadLink.thread_ts) == ts)
+    link = (await session.execute(stmt)).scalars().first()
+    if link is not None:
+        return link
+    posted = (
+        select(ThreadLink)
+        .join(SlackMessage, col(SlackMessage.link_id) == col(ThreadLink.id))
+        .where(col(ThreadLink.channel_id) == channel_id, col(SlackMessage.ts) == ts)
+    )
+    return (await session.execute(posted)).scalars().first()

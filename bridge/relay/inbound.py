@@ -212,6 +212,14 @@ class Inbound:
         if message.ts == link.thread_ts:  # the thread's first message started the chat; not a follow-up
             return
         ref = thread_ref(link)
+        if link.archived:
+            self._outbox.set_text(
+                ref,
+                f"reply:{message.ts}",
+                render_error("This chat is archived, so your message was not sent. Unarchive it first."),
+                final=True,
+            )
+            return
         if link.chat_id is None:
             self._outbox.set_text(
                 ref,

@@ -50,3 +50,7 @@ class SlackPoster(Protocol):
     async def update(self, channel: str, ts: str, markdown: str) -> None:
         """Replace the text of a message the bot posted."""
         ...
+
+    async def whisper(self, channel: str, user: str, thread_ts: str | None, markdown: str) -> None:
+        """Post an ephemeral message only ``user`` sees."""
+        ...

@@ -14,6 +14,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bridge.metrics import Metrics
+from bridge.relay.controls import Controls, Reaction
 from bridge.relay.inbound import Inbound, IncomingMessage
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,36 @@ def parse_message(body: Mapping[str, Any]) -> IncomingMessage | None:
     )
 
 
-def register(app: AsyncApp, inbound: Inbound, metrics: Metrics) -> None:
+def parse_reaction(body: Mapping[str, Any]) -> Reaction | None:
+    """A reaction on a message from ``reaction_added`` / ``reaction_removed``, or None."""
+    event = body.get("event")
+    if not isinstance(event, Mapping):
+        return None
+    item = event.get("item")
+    if not isinstance(item, Mapping) or item.get("type") != "message":
+        return None
+    values = (
+        body.get("event_id"),
+        event.get("user"),
+        item.get("channel"),
+        item.get("ts"),
+        event.get("reaction"),
+    )
+    if not all(isinstance(v, str) and v for v in values):
+        log.warning("dropping a malformed %s event (event_id=%r)", event.get("type"), body.get("event_id"))
+        return None
+    event_id, user, channel, ts, name = (str(v) for v in values)
+    return Reaction(
+        event_id=event_id,
+        user_id=user,
+        channel_id=channel,
+        item_ts=ts,
+        name=name,
+        added=event.get("type") == "reaction_added",
+    )
+
+
+def register(app: AsyncApp, inbound: Inbound, controls: Controls, metrics: Metrics) -> None:
     """Attach the bridge's event listeners to a Bolt app."""
 
     async def relay(body: dict[str, Any]) -> None:
@@ -64,3 +94,13 @@ def register(app: AsyncApp, inbound: Inbound, metrics: Metrics) -> None:
 
     app.event("app_mention")(relay)
     app.event("message")(relay)
+
+    async def react(body: dict[str, Any]) -> None:
+        event = body.get("event") or {}
+        metrics.slack_events.labels(str(event.get("type", "unknown"))).inc()
+        reaction = parse_reaction(body)
+        if reaction is not None:
+            controls.submit(reaction)
+
+    app.event("reaction_added")(react)
+    app.event("reaction_removed")(react)

@@ -56,6 +56,15 @@ class WebPoster:
             "chat.update", lambda: self._client.chat_update(channel=channel, ts=ts, markdown_text=markdown)
         )
 
+    async def whisper(self, channel: str, user: str, thread_ts: str | None, markdown: str) -> None:
+        """Ephemeral message for one user (not stored by Slack, so never edited later)."""
+        await self._call(
+            "chat.postEphemeral",
+            lambda: self._client.chat_postEphemeral(
+                channel=channel, user=user, thread_ts=thread_ts, markdown_text=markdown
+            ),
+        )
+
     async def _call(self, method: str, call: Callable[[], Awaitable[Any]]) -> Any:
         try:
             response = await call()

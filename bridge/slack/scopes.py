@@ -8,4 +8,5 @@ REQUIRED_SCOPES: dict[str, str] = {
     "groups:history": "receive thread replies in private channels (message.groups)",
     "im:history": "receive direct messages to the bot (message.im)",
     "chat:write": "post and edit the agent's replies in threads",
+    "reactions:read": "receive the reactions that interrupt or archive a chat",
 }

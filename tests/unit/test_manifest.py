@@ -21,4 +21,11 @@ def test_manifest_subscribes_to_the_events_the_bridge_handles() -> None:
     """Mentions, DMs and thread replies in public and private channels are delivered."""
     manifest = yaml.safe_load(MANIFEST.read_text())
     events = set(manifest["settings"]["event_subscriptions"]["bot_events"])
-    assert events == {"app_mention", "message.channels", "message.groups", "message.im"}
+    assert events == {
+        "app_mention",
+        "message.channels",
+        "message.groups",
+        "message.im",
+        "reaction_added",
+        "reaction_removed",
+    }

@@ -1,0 +1,75 @@
+"""Reaction controls end to end: interrupt, archive and unarchive; refused and ignored reactions."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bridge.sim.coder_agent import Gate, Text
+from tests.integration.conftest import World
+
+
+async def _busy_chat(world: World) -> tuple[str, asyncio.Event]:
+    gate = asyncio.Event()
+    world.coder.agent = lambda prompt: [Text("Working, "), Gate(gate), Text("never reached.")]
+    root = await world.mention("long job")
+    await world.until(lambda: "Working, " in world.bot_texts(root))
+    return root, gate
+
+
+async def test_stop_reaction_interrupts_the_agent(world: World) -> None:
+    """🛑 on the thread's first message interrupts the running turn and the thread says so."""
+    root, _ = await _busy_chat(world)
+    await world.slack.react(world.slack.alice, world.slack.general, root, "octagonal_sign")
+    await world.until(lambda: world.chat_of(root).status == "waiting")
+    await world.until(lambda: any("Stopped the agent" in t for t in world.bot_texts(root)))
+    assert "Working, " in world.bot_texts(root), "what the agent had written stays in the thread"
+
+
+async def test_stop_reaction_on_a_bot_message_counts_too(world: World) -> None:
+    """The same reaction on one of the bot's messages in the thread works as well."""
+    root, _ = await _busy_chat(world)
+    bot_reply = world.bot_messages(root)[-1]
+    await world.slack.react(world.slack.alice, world.slack.general, bot_reply.ts, "octagonal_sign")
+    await world.until(lambda: world.chat_of(root).status == "waiting")
+
+
+async def test_archive_and_unarchive_by_reaction(world: World) -> None:
+    """🗄️ archives the chat in Coder; removing the reaction unarchives it; replies while archived wait."""
+    world.coder.agent = lambda prompt: [Text(f"Echo: {prompt}")]
+    root = await world.mention("tidy up")
+    await world.until_idle_and_shown(root)
+    await world.slack.react(world.slack.alice, world.slack.general, root, "file_cabinet")
+    await world.until(lambda: world.chat_of(root).archived)
+    await world.until(lambda: any("Archived by" in t for t in world.bot_texts(root)))
+    await world.reply(root, "are you there?")
+    await world.until(
+        lambda: any("archived, so your message was not sent" in t for t in world.bot_texts(root))
+    )
+    await world.slack.unreact(world.slack.alice, world.slack.general, root, "file_cabinet")
+    await world.until(lambda: not world.chat_of(root).archived)
+    await world.reply(root, "back again")
+    await world.until(lambda: "Echo: back again" in world.bot_texts(root))
+
+
+async def test_someone_else_cannot_stop_the_agent(world: World) -> None:
+    """A reaction by another person changes nothing and is explained to them privately."""
+    root, gate = await _busy_chat(world)
+    await world.slack.react(world.slack.bob, world.slack.general, root, "octagonal_sign")
+    await world.until(
+        lambda: any("Only <@" in e.markdown_text for e in world.slack.ephemerals(world.slack.bob))
+    )
+    assert world.chat_of(root).status == "running"
+    gate.set()
+    await world.until_idle_and_shown(root)
+
+
+async def test_unrelated_and_unknown_reactions_are_ignored(world: World) -> None:
+    """Other emoji, and reactions on messages outside any chat's thread, do nothing."""
+    root, gate = await _busy_chat(world)
+    other = await world.slack.user_says(world.slack.alice, world.slack.general, "unrelated")
+    await world.slack.react(world.slack.alice, world.slack.general, other, "octagonal_sign")
+    await world.slack.react(world.slack.alice, world.slack.general, root, "tada")
+    gate.set()
+    await world.until_idle_and_shown(root)
+    assert not any("Stopped" in t for t in world.bot_texts(root))
+    assert world.chat_of(root).messages[-1]["role"] == "assistant"
