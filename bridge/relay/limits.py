@@ -9,8 +9,12 @@ Slack's numbers and can be scaled by a setting (an Enterprise grant, or a time-s
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import heapq
+import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import IntEnum
 
 
 @dataclass(frozen=True)
@@ -31,8 +35,19 @@ CHANNEL_POST_BUDGET = Budget(per_minute=55, burst=3)
 """New messages per channel: Slack allows about one a second with short bursts."""
 
 
+class Priority(IntEnum):
+    """Who goes first when a budget is short: what people wait for before progress edits."""
+
+    FINAL = 0  # a reply's final text, a new message, an answer to a person
+    PROGRESS = 1  # an intermediate edit of a streaming reply or of a status line
+
+
 class TokenBucket:
-    """A bucket refilled continuously; ``take`` waits until a token is there."""
+    """A bucket refilled continuously; ``take`` waits until a token is there.
+
+    Waiters are served by priority, then in arrival order, so with one waiter per thread each
+    priority level is shared round-robin between threads.
+    """
 
     def __init__(self, budget: Budget, *, scale: float, clock: Callable[[], float]) -> None:
         self._rate = budget.per_minute * scale / 60.0
@@ -40,19 +55,34 @@ class TokenBucket:
         self._tokens = self._capacity
         self._clock = clock
         self._updated = clock()
-        self._lock = asyncio.Lock()
+        self._queue: list[tuple[int, int]] = []
+        self._order = itertools.count()
+        self._changed = asyncio.Event()
 
-    async def take(self) -> None:
-        """Spend one token, waiting for the refill if the bucket is empty (callers queue in order)."""
-        async with self._lock:
+    async def take(self, priority: Priority = Priority.FINAL) -> None:
+        """Spend one token once every more urgent or earlier waiter has had theirs."""
+        entry = (int(priority), next(self._order))
+        heapq.heappush(self._queue, entry)
+        try:
             while True:
-                now = self._clock()
-                self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self._rate)
-                self._updated = now
-                if self._tokens >= 1:
+                self._refill()
+                if self._queue[0] == entry and self._tokens >= 1:
                     self._tokens -= 1
                     return
-                await asyncio.sleep((1 - self._tokens) / self._rate)
+                wait = (1 - self._tokens) / self._rate if self._queue[0] == entry else None
+                changed = self._changed
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), wait)
+        finally:
+            self._queue.remove(entry)
+            heapq.heapify(self._queue)
+            self._changed.set()
+            self._changed = asyncio.Event()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self._rate)
+        self._updated = now
 
 
 class SlackLimits:
@@ -64,7 +94,7 @@ class SlackLimits:
         self._methods = {m: TokenBucket(b, scale=scale, clock=self._clock) for m, b in METHOD_BUDGETS.items()}
         self._channels: dict[str, TokenBucket] = {}
 
-    async def acquire(self, method: str, channel: str) -> None:
+    async def acquire(self, method: str, channel: str, priority: Priority = Priority.FINAL) -> None:
         """Wait until a call of ``method`` into ``channel`` fits every budget that applies."""
         if method == "chat.postMessage":
             bucket = self._channels.get(channel)
@@ -72,7 +102,7 @@ class SlackLimits:
                 bucket = self._channels[channel] = TokenBucket(
                     CHANNEL_POST_BUDGET, scale=self._scale, clock=self._clock
                 )
-            await bucket.take()
+            await bucket.take(priority)
         method_bucket = self._methods.get(method)
         if method_bucket is not None:
-            await method_bucket.take()
+            await method_bucket.take(priority)

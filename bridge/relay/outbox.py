@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from bridge.db import repo
 from bridge.db.engine import Database
-from bridge.relay.limits import SlackLimits
+from bridge.relay.limits import Priority, SlackLimits
 from bridge.relay.ports import SlackError, SlackPermanent, SlackPoster, SlackRateLimited
 from bridge.tasks import TaskGroup
 
@@ -230,14 +230,17 @@ class Outbox:
 
     async def _send(self, thread: _Thread, slot: _Slot) -> None:
         ref = thread.ref
-        assert slot.text is not None
-        text, sent = slot.text, digest(slot.text)
         try:
             if slot.ts is None:
                 await self._limits.acquire("chat.postMessage", ref.channel)
+            else:
+                priority = Priority.FINAL if slot.final else Priority.PROGRESS
+                await self._limits.acquire("chat.update", ref.channel, priority)
+            assert slot.text is not None
+            text, sent = slot.text, digest(slot.text)  # read after the wait: the newest text goes out
+            if slot.ts is None:
                 slot.ts = await self._poster.post(ref.channel, ref.thread_ts, text)
             else:
-                await self._limits.acquire("chat.update", ref.channel)
                 await self._poster.update(ref.channel, slot.ts, text)
         except SlackRateLimited as exc:
             thread.paused_until = self._clock() + exc.retry_after
