@@ -274,7 +274,8 @@ class Bridge:
             await self._controls.drain(timeout / 4)
         if self._outbox is not None and not await self._outbox.drain(timeout / 2):
             log.warning(
-                "shutdown: %d Slack updates not sent; they are replayed on the next start",
+                "shutdown: %d Slack updates not sent (final replies are resent when their chat is followed "
+                "again; a status line may stay behind)",
                 self._outbox.pending(),
             )
         if self._supervisor is not None:

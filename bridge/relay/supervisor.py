@@ -151,7 +151,9 @@ class Supervisor:
                 if block.final:
                     finals.append(slot)
         if view.status_changed and view.status is not None:
-            self._outbox.set_text(ref, HEADER_SLOT, self._header(chat_id, title, view.status))
+            self._outbox.set_text(  # an idle status is what people wait for: send it first
+                ref, HEADER_SLOT, self._header(chat_id, title, view.status), final=not view.busy
+            )
         await self._outbox.delivered(ref, finals)
         await self._save(chat_id, view)
 
