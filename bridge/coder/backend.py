@@ -10,6 +10,7 @@ import ssl
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypedDict, Unpack
+from urllib.parse import quote
 
 from bridge.coder.errors import (
     CoderApiMissing,
@@ -19,6 +20,7 @@ from bridge.coder.errors import (
     CoderUnavailable,
 )
 from bridge.coder.experimental import ExperimentalBackend
+from bridge.coder.experimental_wire import decode, parse_user
 from bridge.coder.observe import NOOP_OBSERVER, CoderObserver
 from bridge.coder.rest import DEFAULT_RETRY, DEFAULT_TIMEOUT, RestClient, RetryPolicy, read_json
 from bridge.coder.stream import ReconnectPolicy
@@ -31,6 +33,7 @@ from bridge.coder.types import (
     SendResult,
     StreamEvent,
 )
+from bridge.coder.v2 import V2Backend
 
 
 class ChatStream(Protocol):
@@ -137,8 +140,16 @@ class _BackendFactory(Protocol):
     ) -> CoderBackend: ...
 
 
-_BACKENDS: Mapping[str, _BackendFactory] = {"experimental": ExperimentalBackend}
+_BACKENDS: Mapping[str, _BackendFactory] = {"experimental": ExperimentalBackend, "v2": V2Backend}
 """Implemented generations by name: the accepted ``api`` values besides ``auto``."""
+
+_PREFERENCE = ("v2", "experimental")
+"""When a server answers for several generations (Coder 2.37 mounts G2 under both prefixes), the
+first of these it shows wins."""
+
+
+class _Resolve(Protocol):
+    async def __call__(self, rest: RestClient, organization_id: str | None) -> tuple[str, str | None]: ...
 
 
 @dataclass(frozen=True)
@@ -148,6 +159,12 @@ class _Probe:
     path: str
     identify: Callable[[Any], str | None]
     """The generation a 200 body shows, or ``None`` if it shows none we know."""
+    resolve_empty: _Resolve | None = None
+    """A further read-only probe for an empty chat list, which shows no generation by itself."""
+
+
+def _identify_experimental(body: Any) -> str | None:
+    return "experimental" if isinstance(body, list) else None
 
 
 def _identify_v2_chats(body: Any) -> str | None:
@@ -162,11 +179,39 @@ def _identify_v2_chats(body: Any) -> str | None:
     return "ai-sdk" if set(chat) <= {"id", "created_at", "updated_at", "title"} else None
 
 
+async def _org_models_route(rest: RestClient, organization_id: str | None) -> tuple[str, str | None]:
+    """Whether ``GET /api/v2/organizations/{org}/chats/models`` exists: it came with G2 in v2.37.
+
+    The catalog moved there in PR #28632 (reference section 0); coder/terraform-provider-coderd
+    probes the same route to tell whether a deployment has the promoted API. A 404 means an older
+    API on ``/api/v2/chats`` (the chat-daemon builds from before February 2026).
+    """
+    if organization_id is None:
+        user = decode(
+            read_json(await rest.call("detect_api", "GET", "/api/v2/users/me", idempotent=True)),
+            parse_user,
+            "user",
+        )
+        if not user.organization_ids:
+            return "GET /api/v2/users/me showed no organization to probe models with", None
+        organization_id = user.organization_ids[0]
+    path = f"/api/v2/organizations/{quote(organization_id, safe='')}/chats/models"
+    try:
+        await rest.call("detect_api", "GET", path, idempotent=True)
+    except CoderNotFound:
+        return f"GET {path} answered 404", None
+    except CoderRejected as exc:
+        if exc.status != 403:
+            raise
+        return f"GET {path} answered 403 (the route exists)", "v2"
+    return f"GET {path} answered 200", "v2"
+
+
 _PROBES = (
-    _Probe("/api/experimental/chats", lambda body: "experimental" if isinstance(body, list) else None),
-    _Probe("/api/v2/chats", _identify_v2_chats),
+    _Probe("/api/experimental/chats", _identify_experimental),
+    _Probe("/api/v2/chats", _identify_v2_chats, resolve_empty=_org_models_route),
 )
-"""Tried in order; the first implemented generation found wins."""
+"""Tried in order, all of them; then the first generation of ``_PREFERENCE`` found wins."""
 
 _GENERATION_NAMES = {
     "experimental": "the experimental Chats API",
@@ -192,7 +237,7 @@ async def connect_backend(
     ``CoderApiMissing`` if no supported API answers, with what was probed in its detail.
     """
     if api == "auto":
-        api, reason = await _detect(base_url, token, observer, tuning)
+        api, reason = await _detect(base_url, token, organization_id, observer, tuning)
     elif api in _BACKENDS:
         reason = f"API generation set to {api!r} by configuration"
     else:
@@ -203,7 +248,7 @@ async def connect_backend(
 
 
 async def _detect(
-    base_url: str, token: str, observer: CoderObserver, tuning: BackendTuning
+    base_url: str, token: str, organization_id: str | None, observer: CoderObserver, tuning: BackendTuning
 ) -> tuple[str, str]:
     rest = RestClient(
         base_url,
@@ -215,17 +260,25 @@ async def _detect(
     )
     findings: list[str] = []
     found: list[str] = []
+    switched_off: CoderApiMissing | None = None
     try:
         for probe in _PROBES:
-            answer, generation = await _run_probe(rest, probe)
-            finding = f"GET {probe.path} answered {answer}"
-            if generation is not None and generation in _BACKENDS:
-                return generation, finding
+            try:
+                finding, generation = await _run_probe(rest, probe, organization_id)
+            except CoderApiMissing as exc:  # the experimental prefix may be off while /api/v2 serves G2
+                switched_off = exc
+                findings.append(f"GET {probe.path} answered 403 (experiment disabled)")
+                continue
             findings.append(finding)
             if generation is not None:
                 found.append(generation)
     finally:
         await rest.aclose()
+    chosen = next((g for g in _PREFERENCE if g in found), None)
+    if chosen is not None:
+        return chosen, "; ".join(findings)
+    if switched_off is not None:
+        raise switched_off
     if found:
         names = " and ".join(_GENERATION_NAMES[g] for g in found)
         message = f"Coder at {rest.base_url} serves {names}, which this bridge does not support yet"
@@ -234,12 +287,12 @@ async def _detect(
     raise CoderApiMissing(message, detail="; ".join(findings))
 
 
-async def _run_probe(rest: RestClient, probe: _Probe) -> tuple[str, str | None]:
+async def _run_probe(rest: RestClient, probe: _Probe, organization_id: str | None) -> tuple[str, str | None]:
     """What ``probe`` got (as text for the reason line) and the generation it shows, if any."""
     try:
         response = await rest.call("detect_api", "GET", probe.path, idempotent=True)
     except CoderNotFound:
-        return "404", None
+        return f"GET {probe.path} answered 404", None
     except CoderUnavailable as exc:
         raise CoderUnavailable(
             f"Could not reach Coder at {rest.base_url}{probe.path}", exc.detail or exc.message, exc.status
@@ -253,12 +306,18 @@ async def _run_probe(rest: RestClient, probe: _Probe) -> tuple[str, str | None]:
                 status=403,
             ) from exc
         raise
+    answered = f"GET {probe.path} answered 200"
     try:
         body = read_json(response)
     except CoderError:
-        return "200 with a body that is not JSON", None
+        return f"{answered} with a body that is not JSON", None
     generation = probe.identify(body)
-    if generation is None:
-        shown = "an empty chat list" if body == [] else "JSON this bridge does not recognise"
-        return f"200 with {shown}", None
-    return f"200 with a chat list of {_GENERATION_NAMES[generation]}", generation
+    if generation is not None:
+        return f"{answered} with a chat list of {_GENERATION_NAMES[generation]}", generation
+    if body != []:
+        return f"{answered} with JSON this bridge does not recognise", None
+    if probe.resolve_empty is None:
+        return f"{answered} with an empty chat list", None
+    resolved, generation = await probe.resolve_empty(rest, organization_id)
+    shows = f", so {_GENERATION_NAMES[generation]}" if generation is not None else ""
+    return f"{answered} with an empty chat list; {resolved}{shows}", generation

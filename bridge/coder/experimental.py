@@ -1,15 +1,18 @@
 """The G1 backend: Coder's experimental Chats API under ``/api/experimental/chats``.
 
 Paths and request bodies live here; the JSON shapes are read by ``experimental_wire``, retries and
-error mapping happen in ``rest``, and the stream is the generic ``ReconnectingStream``.
+error mapping happen in ``rest``, and the stream is the generic ``ReconnectingStream``. The base path,
+generation name and chat/event parsers are one ``ChatsApi`` value, so the promoted G2 API (``v2``),
+whose requests are the same, reuses this class with its own.
 """
 
 from __future__ import annotations
 
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
 from bridge.coder.errors import CoderRejected
@@ -21,17 +24,31 @@ from bridge.coder.experimental_wire import (
     parse_stream_event,
     parse_user,
 )
+from bridge.coder.framing import RawEvent
 from bridge.coder.observe import NOOP_OBSERVER, CoderObserver
 from bridge.coder.rest import DEFAULT_RETRY, DEFAULT_TIMEOUT, RestClient, RetryPolicy, read_json
 from bridge.coder.stream import DEFAULT_RECONNECT, ReconnectingStream, ReconnectPolicy, websocket_url
-from bridge.coder.types import Chat, ChatId, CoderUser, InputPart, Message, SendResult
+from bridge.coder.types import Chat, ChatId, CoderUser, InputPart, Message, SendResult, StreamEvent
 
 CHATS = "/api/experimental/chats"
 _MAX_PAGE = 200  # Coder answers 400 to a messages limit outside 1..200
 
 
-def _chat_path(chat_id: str, *rest: str) -> str:
-    return "/".join((CHATS, quote(chat_id, safe=""), *rest))
+@dataclass(frozen=True)
+class ChatsApi:
+    """What tells one generation's chat routes apart when its requests are the same: base and parsers."""
+
+    generation: str
+    base: str
+    parse_chat: Callable[[Any], Chat]
+    parse_stream_event: Callable[[RawEvent], StreamEvent | None]
+
+    def path(self, chat_id: str, *rest: str) -> str:
+        """``{base}/{chat}/…`` with the chat id escaped."""
+        return "/".join((self.base, quote(chat_id, safe=""), *rest))
+
+
+G1_API = ChatsApi("experimental", CHATS, parse_chat, parse_stream_event)
 
 
 def _content(parts: Sequence[InputPart]) -> list[dict[str, str]]:
@@ -63,6 +80,8 @@ class ExperimentalBackend:
     ignore; when not given it is the token owner's first organization, looked up once.
     """
 
+    api: ClassVar[ChatsApi] = G1_API
+
     def __init__(
         self,
         base_url: str,
@@ -86,8 +105,8 @@ class ExperimentalBackend:
 
     @property
     def generation(self) -> str:
-        """Always ``experimental``."""
-        return "experimental"
+        """The generation's short name: ``experimental`` here."""
+        return self.api.generation
 
     @property
     def base_url(self) -> str:
@@ -115,8 +134,10 @@ class ExperimentalBackend:
         organization = organization_id or await self._default_organization()
         if organization:
             body["organization_id"] = organization
-        response = await self._rest.call("create_chat", "POST", CHATS, idempotent=False, json_body=body)
-        return decode(read_json(response), parse_chat, "chat")
+        response = await self._rest.call(
+            "create_chat", "POST", self.api.base, idempotent=False, json_body=body
+        )
+        return decode(read_json(response), self.api.parse_chat, "chat")
 
     async def _default_organization(self) -> str | None:
         """The configured organization, else the token owner's first one, looked up once.
@@ -133,7 +154,7 @@ class ExperimentalBackend:
         response = await self._rest.call(
             "send_message",
             "POST",
-            _chat_path(chat_id, "messages"),
+            self.api.path(chat_id, "messages"),
             idempotent=False,
             json_body={"content": _content(content)},
         )
@@ -141,14 +162,16 @@ class ExperimentalBackend:
 
     async def get_chat(self, chat_id: ChatId) -> Chat:
         """``GET /chats/{id}``."""
-        response = await self._rest.call("get_chat", "GET", _chat_path(chat_id), idempotent=True)
-        return decode(read_json(response), parse_chat, "chat")
+        response = await self._rest.call("get_chat", "GET", self.api.path(chat_id), idempotent=True)
+        return decode(read_json(response), self.api.parse_chat, "chat")
 
     async def list_chats(self, *, labels: Mapping[str, str] | None = None) -> list[Chat]:
         """``GET /chats``, filtered server-side by ``label=key:value`` (all must match)."""
         params = {"label": [f"{key}:{value}" for key, value in labels.items()]} if labels else None
-        response = await self._rest.call("list_chats", "GET", CHATS, idempotent=True, params=params)
-        return decode(read_json(response), lambda raw: [parse_chat(chat) for chat in raw], "chat list")
+        response = await self._rest.call("list_chats", "GET", self.api.base, idempotent=True, params=params)
+        return decode(
+            read_json(response), lambda raw: [self.api.parse_chat(chat) for chat in raw], "chat list"
+        )
 
     async def recent_messages(self, chat_id: ChatId, *, limit: int = 50) -> list[Message]:
         """``GET /chats/{id}/messages``, which answers newest first; returned sorted oldest first."""
@@ -156,7 +179,7 @@ class ExperimentalBackend:
         response = await self._rest.call(
             "recent_messages",
             "GET",
-            _chat_path(chat_id, "messages"),
+            self.api.path(chat_id, "messages"),
             idempotent=True,
             params={"limit": limit},
         )
@@ -168,9 +191,9 @@ class ExperimentalBackend:
     async def interrupt(self, chat_id: ChatId) -> Chat:
         """``POST /chats/{id}/interrupt``; retried, as interrupting twice is harmless."""
         response = await self._rest.call(
-            "interrupt", "POST", _chat_path(chat_id, "interrupt"), idempotent=True
+            "interrupt", "POST", self.api.path(chat_id, "interrupt"), idempotent=True
         )
-        return decode(read_json(response), parse_chat, "chat")
+        return decode(read_json(response), self.api.parse_chat, "chat")
 
     async def set_archived(self, chat_id: ChatId, archived: bool) -> None:
         """``PATCH /chats/{id}`` with ``archived``; succeeds if the chat already is in that state.
@@ -182,7 +205,7 @@ class ExperimentalBackend:
             await self._rest.call(
                 "set_archived",
                 "PATCH",
-                _chat_path(chat_id),
+                self.api.path(chat_id),
                 idempotent=True,
                 json_body={"archived": archived},
             )
@@ -195,7 +218,7 @@ class ExperimentalBackend:
         await self.get_chat(chat_id)
         action = "archive" if archived else "unarchive"
         try:
-            await self._rest.call("set_archived", "POST", _chat_path(chat_id, action), idempotent=True)
+            await self._rest.call("set_archived", "POST", self.api.path(chat_id, action), idempotent=True)
         except CoderRejected as exc:
             if not _already_in_state(exc):
                 raise
@@ -205,7 +228,7 @@ class ExperimentalBackend:
         response = await self._rest.call(
             "upload_file",
             "POST",
-            f"{CHATS}/files",
+            f"{self.api.base}/files",
             idempotent=False,
             params={"organization": organization_id},
             content=data,
@@ -219,7 +242,7 @@ class ExperimentalBackend:
             chat_id=chat_id,
             url_for=partial(self._stream_url, chat_id),
             token=self._token,
-            parse_event=parse_stream_event,
+            parse_event=self.api.parse_stream_event,
             after_id=after_id,
             policy=self._reconnect,
             observer=self._observer,
@@ -228,7 +251,7 @@ class ExperimentalBackend:
 
     def _stream_url(self, chat_id: str, after_id: int | None) -> str:
         params = {} if after_id is None else {"after_id": after_id}
-        return websocket_url(self.base_url, _chat_path(chat_id, "stream"), params)
+        return websocket_url(self.base_url, self.api.path(chat_id, "stream"), params)
 
     async def aclose(self) -> None:
         """Close the HTTP connection pool; streams are closed by whoever opened them."""

@@ -5,12 +5,16 @@ another; the zero-valued keys every message part carries (``"url":""``, ``"start
 ``last_error`` as a string, an object or ``null``; status names beyond G1's own six; ``status``
 events whose payload is an object; ``queue_update`` events that omit an empty queue. Unknown part
 types are kept by name; unknown event types are skipped, so a newer Coder degrades gracefully.
+
+The status table is a parameter (``statuses``) of the chat and event parsers, so the G2 backend
+(``v2_wire``) reads its own status names with these same parsers.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
@@ -63,10 +67,10 @@ def _fields(raw: Any) -> dict[str, Any]:
     return {key: value for key, value in raw.items() if value is not None}
 
 
-def parse_status(name: Any) -> ChatStatus:
+def parse_status(name: Any, statuses: Mapping[str, ChatPhase] = STATUS_PHASES) -> ChatStatus:
     """A status name as a ``ChatStatus``; names we don't know keep their text with phase UNKNOWN."""
     text = str(name) if name is not None else ""
-    return ChatStatus(phase=STATUS_PHASES.get(text, ChatPhase.UNKNOWN), name=text)
+    return ChatStatus(phase=statuses.get(text, ChatPhase.UNKNOWN), name=text)
 
 
 def _error_text(raw: Any) -> str | None:
@@ -76,14 +80,14 @@ def _error_text(raw: Any) -> str | None:
     return str(raw) if raw else None
 
 
-def parse_chat(raw: Any) -> Chat:
+def parse_chat(raw: Any, statuses: Mapping[str, ChatPhase] = STATUS_PHASES) -> Chat:
     """A Chat object (full or the partial one in watch events)."""
     data = _fields(raw)
     diff = data.get("diff_status")
     return Chat.model_validate(
         {
             **data,
-            "status": parse_status(data.get("status")),
+            "status": parse_status(data.get("status"), statuses),
             "last_error": _error_text(data.get("last_error")),
             "diff_status": _fields(diff) if diff else None,
         }
@@ -112,10 +116,16 @@ def parse_queued(raw: Any) -> QueuedMessage:
 
 
 def parse_send_result(raw: Any) -> SendResult:
-    """The POST /messages answer: the delivered message, or the queued one."""
+    """The POST /messages answer: the delivered message, or the queued one.
+
+    G2 adds ``messages`` (every message the send inserted); without ``message`` its last user
+    message is the one delivered.
+    """
     data = _fields(raw)
     if data.get("queued"):
         return SendResult(queued=True, queued_message=parse_queued(data["queued_message"]))
+    if "message" not in data:
+        data["message"] = next(m for m in reversed(data["messages"]) if m.get("role") == "user")
     return SendResult(queued=False, message=parse_message(data["message"]))
 
 
@@ -125,10 +135,10 @@ def parse_user(raw: Any) -> CoderUser:
     return CoderUser.model_validate({**data, "organization_ids": tuple(data.get("organization_ids", ()))})
 
 
-def _status_event(data: dict[str, Any]) -> StatusEvent:
+def _status_event(data: dict[str, Any], statuses: Mapping[str, ChatPhase]) -> StatusEvent:
     payload = data["status"]
     name = payload.get("status") if isinstance(payload, dict) else payload
-    return StatusEvent(status=parse_status(name))
+    return StatusEvent(status=parse_status(name, statuses))
 
 
 def _part_event(data: dict[str, Any]) -> PartEvent:
@@ -163,7 +173,6 @@ def _retry_event(data: dict[str, Any]) -> RetryEvent:
 
 
 _EVENT_PARSERS: Mapping[str, Callable[[dict[str, Any]], StreamEvent]] = {
-    "status": _status_event,
     "message_part": _part_event,
     "message": _message_event,
     "queue_update": _queue_event,
@@ -172,10 +181,14 @@ _EVENT_PARSERS: Mapping[str, Callable[[dict[str, Any]], StreamEvent]] = {
 }
 
 
-def parse_stream_event(raw: RawEvent) -> StreamEvent | None:
+def parse_stream_event(
+    raw: RawEvent, statuses: Mapping[str, ChatPhase] = STATUS_PHASES
+) -> StreamEvent | None:
     """One ChatStreamEvent as a domain event; ``None`` (and a log line) for one we can't use."""
     kind = raw.get("type")
     parser = _EVENT_PARSERS.get(kind) if isinstance(kind, str) else None
+    if kind == "status":
+        parser = partial(_status_event, statuses=statuses)
     if parser is None:
         log.debug("Skipping a Coder stream event of unknown type %r", kind)
         return None

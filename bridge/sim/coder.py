@@ -1,17 +1,24 @@
-"""Coder Chats API simulator: the G1 ``/api/experimental/chats`` REST and WebSocket API on loopback.
+"""Coder Chats API simulator: Coder's Chats REST and WebSocket API on loopback.
 
 It speaks the wire format of ``shared/reference/coder-chats-api.md`` (paths, status codes, error
 bodies, omitted keys, stream framing), so the bridge's Coder client is exercised against the real
-shapes rather than a mock of our own reading of them. ``framing`` picks the G1 build being imitated:
-"envelope" (batched ``{"type":"data"}`` envelopes), "envelope-single" (the earliest handler: one
-envelope per event) or "bare" (later builds: bare arrays, ``organization_id`` required on create,
-``busy_behavior`` on send, edit answers wrapped in ``{"message": ...}``).
+shapes rather than a mock of our own reading of them.
+
+``generation`` picks the API: "experimental" (G1, ``/api/experimental/chats``), "v2" (G2, the
+promoted API of Coder 2.38+ under ``/api/v2/chats`` only) or "v2.37" (G2 mounted under both
+prefixes, the one-release compatibility window). G2 always uses bare framing, requires
+``organization_id``, has the statuses running/waiting/error/interrupting/requires_action (no
+pending), lists models at ``/api/v2/organizations/{org}/chats/models`` and widens uploads.
+For G1, ``framing`` picks the build being imitated: "envelope" (batched ``{"type":"data"}``
+envelopes, the default), "envelope-single" (the earliest handler: one envelope per event) or "bare"
+(later builds: bare arrays, ``organization_id`` required on create, ``busy_behavior`` on send, edit
+answers wrapped in ``{"message": ...}``).
 
 Tests and benchmarks observe and steer it through ``chats``, ``requests``, ``frame_log``,
 ``wait_for`` and the fault knobs (``fail_next``, ``latency``, ``set_unavailable``, ``drop_streams``,
 ``revoke_token``). Agent turns are scripted: see ``coder_agent`` and ``scenarios``.
 
-    async with CoderSim(framing="bare") as sim:
+    async with CoderSim(generation="v2") as sim:
         client = httpx.AsyncClient(base_url=sim.url, headers={"Coder-Session-Token": "sim-token"})
 """
 
@@ -50,16 +57,20 @@ from bridge.sim.coder_rules import (
     parse_labels,
     parse_list_page,
     parse_message_id,
-    parse_message_page,
+    parse_message_window,
     parse_queued_id,
     parse_uuid_param,
     upload_name,
 )
 from bridge.sim.coder_state import (
+    DIALECTS,
+    G1_BASE,
+    G2_MODELS,
     MODELS_RESPONSE,
     NIL_UUID,
     PING_FRAME,
     Framing,
+    Generation,
     JsonDict,
     SimChat,
     SimFile,
@@ -67,6 +78,7 @@ from bridge.sim.coder_state import (
     chat_json,
     encode,
     messages_page_json,
+    org_models_json,
     stream_frames,
     timestamp,
     user_json,
@@ -77,8 +89,6 @@ from bridge.sim.scenarios import CANNED, fix_login_bug
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 DEFAULT_TOKENS: Final[Mapping[str, str]] = MappingProxyType({"sim-token": "alice"})
-G1_BASE: Final = "/api/experimental/chats"
-VERSION: Final = "v2.36.0-sim"
 _PUBLIC_PATHS: Final = frozenset({"/api/v2/buildinfo"})
 _STREAM_BATCH: Final = 256  # chatStreamBatchSize
 _MAX_BODY: Final = 64 << 20  # above the 10 MiB upload cap, so the cap answers 413 with Coder's body
@@ -114,7 +124,8 @@ class CoderSim:
         self,
         *,
         tokens: Mapping[str, str] = DEFAULT_TOKENS,
-        framing: Framing = "envelope",
+        generation: Generation = "experimental",
+        framing: Framing | None = None,
         part_interval: float = 0.01,
         start_delay: float = 0.0,
         heartbeat: float | None = 15.0,
@@ -122,7 +133,10 @@ class CoderSim:
         scripts: Mapping[str, Script] = CANNED,
         chunk_words: int = 1,
     ) -> None:
-        self.framing: Framing = framing
+        self.dialect = DIALECTS[generation]
+        if self.dialect.promoted and framing not in (None, "bare"):
+            raise ValueError(f"Coder {generation} frames its sockets bare, not {framing!r}")
+        self.framing: Framing = framing or ("bare" if self.dialect.promoted else "envelope")
         self.organization_id = str(uuid.uuid4())
         self.model_config_id = str(uuid.uuid4())
         self.users = {name: SimUser(str(uuid.uuid4()), name) for name in dict.fromkeys(tokens.values())}
@@ -137,6 +151,7 @@ class CoderSim:
             part_interval=part_interval,
             start_delay=start_delay,
             chunk_words=chunk_words,
+            dialect=self.dialect,
         )
         self._faults: list[_Fault] = []
         self._unavailable = False
@@ -233,21 +248,27 @@ class CoderSim:
     # -- HTTP plumbing -------------------------------------------------------------------------
 
     def _routes(self) -> list[web.RouteDef]:
-        """Every path served, in one table: another API generation is one more block here."""
-        return [
+        """Every path served, in one table: the generation's chat routes under each of its bases."""
+        routes = [
             web.get("/api/v2/buildinfo", self._buildinfo),
             web.get("/api/v2/users/me", self._me),
             web.get("/api/v2/experiments", self._experiments),
-            *self._g1_routes(G1_BASE),
         ]
+        for base in self.dialect.bases:
+            routes += self._chat_routes(base)
+        if self.dialect.promoted:
+            # PR #28632 (v2.37): the catalog moved to the organization and left the chats prefix.
+            routes.append(web.get(G2_MODELS, self._org_models))
+        else:
+            routes.append(web.get(G1_BASE + "/models", self._models))
+        return routes
 
-    def _g1_routes(self, base: str) -> list[web.RouteDef]:
+    def _chat_routes(self, base: str) -> list[web.RouteDef]:
         chat = base + "/{chat}"
         return [
             web.get(base, self._list_chats),
             web.post(base, self._create_chat),
             web.get(base + "/watch", self._watch),
-            web.get(base + "/models", self._models),
             web.post(base + "/files", self._upload_file),
             web.get(base + "/files/{file}", self._download_file),
             web.get(chat, self._get_chat),
@@ -324,7 +345,9 @@ class CoderSim:
     # -- deployment endpoints ------------------------------------------------------------------
 
     async def _buildinfo(self, request: web.Request) -> web.Response:
-        return _json(200, {"version": VERSION, "external_url": self.url, "dashboard_url": self.url})
+        return _json(
+            200, {"version": self.dialect.version, "external_url": self.url, "dashboard_url": self.url}
+        )
 
     async def _me(self, request: web.Request) -> web.Response:
         return _json(200, user_json(_user(request), self.organization_id, self._started_at))
@@ -348,7 +371,7 @@ class CoderSim:
         chats.sort(key=lambda c: datetime.fromisoformat(c.updated_at), reverse=True)
         chats.sort(key=lambda c: (not c.pin_order, c.pin_order))
         page = chats[offset : offset + limit] if limit else chats[offset:]
-        return _json(200, [chat_json(c) for c in page])
+        return _json(200, [self._chat_json(c) for c in page])
 
     async def _create_chat(self, request: web.Request) -> web.Response:
         user = _user(request)
@@ -362,9 +385,16 @@ class CoderSim:
         check_mcp_servers(body.get("mcp_server_ids"))
         labels = parse_labels(body.get("labels")) or {}
         chat = self._engine.create_chat(
-            user, content, title=derive_title(title_source), labels=labels, model_config_id=model_config_id
+            user,
+            content,
+            title=derive_title(title_source),
+            labels=labels,
+            model_config_id=model_config_id,
+            organization_id=self.organization_id,
+            # UNCERTAIN: what an omitted client_type defaults to; "api" suits a programmatic create.
+            client_type=optional(body, "client_type", str) or "api",
         )
-        return _json(201, chat_json(chat))
+        return _json(201, self._chat_json(chat))
 
     def _check_organization(self, body: JsonDict) -> None:
         organization_id = optional_uuid(body, "organization_id")
@@ -380,8 +410,11 @@ class CoderSim:
             raise ApiError(400, "Invalid model config ID.")
         return self.model_config_id
 
+    def _chat_json(self, chat: SimChat) -> JsonDict:
+        return chat_json(chat, promoted=self.dialect.promoted)
+
     async def _get_chat(self, request: web.Request) -> web.Response:
-        return _json(200, chat_json(self._chat(request)))
+        return _json(200, self._chat_json(self._chat(request)))
 
     async def _patch_chat(self, request: web.Request) -> web.Response:
         """Labels, then archive, then pin, as patchChat applies them; ``title`` is read but ignored."""
@@ -401,12 +434,12 @@ class CoderSim:
     async def _interrupt(self, request: web.Request) -> web.Response:
         chat = self._chat(request)
         self._engine.interrupt(chat)
-        return _json(200, chat_json(chat))
+        return _json(200, self._chat_json(chat))
 
     async def _regenerate_title(self, request: web.Request) -> web.Response:
         chat = self._chat(request)
         self._engine.regenerate_title(chat)
-        return _json(200, chat_json(chat))
+        return _json(200, self._chat_json(chat))
 
     async def _diff(self, request: web.Request) -> web.Response:
         chat = self._chat(request)
@@ -415,12 +448,19 @@ class CoderSim:
     async def _models(self, request: web.Request) -> web.Response:
         return _json(200, MODELS_RESPONSE)
 
+    async def _org_models(self, request: web.Request) -> web.Response:
+        """G2: the organization's model configs; another organization is as absent as an unknown one."""
+        organization = parse_uuid_param(request.match_info["organization"])
+        if organization != self.organization_id:
+            raise not_found()
+        return _json(200, org_models_json(self.organization_id, self.model_config_id, self._started_at))
+
     # -- messages and queue --------------------------------------------------------------------
 
     async def _list_messages(self, request: web.Request) -> web.Response:
         chat = self._chat(request)
-        before_id, limit = parse_message_page(request.query)
-        return _json(200, messages_page_json(chat, before_id, limit))
+        before_id, limit, after_id = parse_message_window(request.query, with_after_id=self.dialect.promoted)
+        return _json(200, messages_page_json(chat, before_id, limit, after_id))
 
     async def _send_message(self, request: web.Request) -> web.Response:
         chat = self._chat(request)
@@ -465,7 +505,7 @@ class CoderSim:
         if canonical_uuid(organization) is None:
             raise ApiError(400, "Invalid organization ID.")
         data = await request.read()
-        media_type = check_upload(request.headers.get("Content-Type", ""), data)
+        media_type = check_upload(request.headers.get("Content-Type", ""), data, self.dialect.upload_types)
         name = upload_name(request.headers.get("Content-Disposition", ""))
         file = SimFile(str(uuid.uuid4()), _user(request).id, name, media_type, data)
         self._engine.files[file.id] = file

@@ -3,6 +3,8 @@
 It mirrors chatd (reference section 5). Every operation is a plain synchronous method, so the state
 change and the events it publishes happen atomically with respect to other requests, exactly like
 chatd's one-transaction-then-publish; the only awaits live inside the turns the agent plays.
+The API generation's differences (status names, G2's ``interrupting`` step and state conflicts) are
+read from its ``Dialect``; there is one engine for all of them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import Any, Final
 from bridge.sim.coder_agent import Fail, Script, Turn
 from bridge.sim.coder_rules import ApiError, derive_title
 from bridge.sim.coder_state import (
+    DIALECTS,
+    Dialect,
     JsonDict,
     SimChat,
     SimFile,
@@ -38,9 +42,11 @@ from bridge.sim.coder_state import (
 log = logging.getLogger(__name__)
 
 QUEUE_LIMIT: Final = 20  # chatd.MaxQueueSize
-# UNCERTAIN (reference 7.8): shouldQueueUserMessage's exact set; pending and running are assumed.
-# "paused" and "completed" are never set: reference 7.3 found no setter for them in G1 chatd.
-_BUSY: Final = frozenset({"pending", "running"})
+# "paused" and "completed" are never set: reference 7.3 found no setter for them in G1 chatd; the busy
+# statuses per generation are ``Dialect.busy``.
+# UNCERTAIN: the wording of G2's state-conflict 409s (coder/coder chats tests check only the status).
+_NOT_INTERRUPTIBLE: Final = "Chat is not running."
+_ARCHIVE_BUSY: Final = "Cannot archive an active chat."
 # CreateChat stores a system prompt and a workspace-awareness note (hidden) before the user message;
 # they take ids from the shared sequence, so clients see the gaps a real server leaves.
 _HIDDEN_MESSAGES_PER_CHAT: Final = 2
@@ -118,6 +124,7 @@ class ChatEngine:
         part_interval: float,
         start_delay: float,
         chunk_words: int,
+        dialect: Dialect = DIALECTS["experimental"],
     ) -> None:
         self.chats: dict[str, SimChat] = {}
         self.files: dict[str, SimFile] = {}
@@ -132,6 +139,9 @@ class ChatEngine:
         self._runs: dict[str, _Run] = {}
         self._streams: defaultdict[str, set[Subscriber]] = defaultdict(set)
         self._watchers: defaultdict[str, set[Subscriber]] = defaultdict(set)
+        self._dialect = dialect
+        self._busy = dialect.busy
+        self._closed = False
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -143,8 +153,10 @@ class ChatEngine:
         title: str,
         labels: dict[str, str],
         model_config_id: str,
+        organization_id: str = "",
+        client_type: str = "api",
     ) -> SimChat:
-        """CreateChat: the chat is born ``pending`` with its prompt stored, and a turn is scheduled."""
+        """CreateChat: born busy (G1 ``pending``, G2 ``running``), prompt stored, a turn scheduled."""
         # UNCERTAIN (reference 7.2): the seed doc shows "waiting"; chatd sets pending in the create tx.
         chat = SimChat(
             id=str(uuid.uuid4()),
@@ -152,6 +164,9 @@ class ChatEngine:
             owner_id=owner.id,
             title=title,
             model_config_id=model_config_id,
+            status=self._dialect.queued_status,
+            organization_id=organization_id,
+            client_type=client_type,
             labels=labels,
         )
         self.chats[chat.id] = chat
@@ -163,8 +178,17 @@ class ChatEngine:
         return chat
 
     def send(self, chat: SimChat, content: list[JsonDict], *, interrupt: bool) -> JsonDict:
-        """SendMessage: queue behind a busy chat (FIFO), else deliver and go ``pending``."""
-        if (chat.status in _BUSY or chat.queue) and not interrupt:
+        """SendMessage: queue behind a busy chat (FIFO), else deliver and go busy.
+
+        G2's busy "interrupt" queues too and interrupts the run; the worker then persists the partial
+        reply and promotes the queue head (codersdk ChatBusyBehaviorInterrupt; coder/coder
+        TestPostChatMessagesBusyInterrupt: queued=true and status ``interrupting``).
+        """
+        if self._dialect.promoted and interrupt and chat.status in self._busy:
+            queued = self._enqueue(chat, content)
+            self._request_interrupt(chat)
+            return {"queued": True, "queued_message": queued}
+        if (chat.status in self._busy or chat.queue) and not interrupt:
             return {"queued": True, "queued_message": self._enqueue(chat, content)}
         self._stop_turn(chat, keep_draft=True)
         message = self.append(chat, "user", content, created_by=chat.owner_id)
@@ -196,15 +220,43 @@ class ChatEngine:
         UNCERTAIN (reference 5): whether G1 persists the partial reply; G2 documents that it does, so
         it is persisted here, before the status change like any other turn-ending message. Only a
         normal turn end auto-promotes (reference 5), so an interrupt leaves the queue alone.
+
+        G2 goes through ``interrupting`` (the answer shows it) and answers 409 for an idle chat
+        (coder/coder TestInterruptChatIdleReturnsConflict).
         """
+        if self._dialect.promoted:
+            self._request_interrupt(chat)
+            return
         self._stop_turn(chat, keep_draft=True)
         self._set_status(chat, "waiting")
+
+    def _request_interrupt(self, chat: SimChat) -> None:
+        """G2: mark the chat ``interrupting``; the worker finishes the interrupt right after this request."""
+        if chat.status == "interrupting":
+            return
+        if chat.status not in self._busy:
+            raise ApiError(409, _NOT_INTERRUPTIBLE)
+        self._set_status(chat, "interrupting")
+        asyncio.get_running_loop().call_soon(self._complete_interrupt, chat)
+
+    def _complete_interrupt(self, chat: SimChat) -> None:
+        """The worker's half of a G2 interrupt: keep the partial reply, then the queue head or ``waiting``.
+
+        chatstate has no "waiting with a queue" state, so a queued message is promoted (FIFO).
+        """
+        if self._closed or chat.status != "interrupting":
+            return
+        self._stop_turn(chat, keep_draft=True)
+        self._finish_turn(chat)
 
     def set_archived(self, chat: SimChat, archived: bool) -> None:
         """Archive interrupts active processing first and unpins; watchers see deleted/created."""
         if archived == chat.archived:
             raise ApiError(400, f"Chat is already {'archived' if archived else 'not archived'}.")
-        if archived and chat.status in _BUSY:
+        if archived and self._dialect.promoted and chat.status in self._busy:
+            # G2: coder/coder TestArchiveChatStateTransitions, an active chat answers 409.
+            raise ApiError(409, _ARCHIVE_BUSY)
+        if archived and chat.status in self._busy:
             self.interrupt(chat)
         if archived:
             self.pin(chat, 0)
@@ -316,6 +368,7 @@ class ChatEngine:
 
     async def close(self) -> None:
         """Cancel every turn and wait until each has unwound."""
+        self._closed = True
         tasks = [run.task for run in self._runs.values()]
         self._runs.clear()
         for task in tasks:
@@ -354,7 +407,7 @@ class ChatEngine:
         self.publish(chat, queue_event(chat))
         return queued
 
-    def _set_status(self, chat: SimChat, status: str, error: str | None = None) -> None:
+    def _set_status(self, chat: SimChat, status: str, error: JsonDict | None = None) -> None:
         chat.status = status
         chat.last_error = error
         chat.updated_at = timestamp()
@@ -362,7 +415,7 @@ class ChatEngine:
         self._watch(chat, "status_change")
 
     def _watch(self, chat: SimChat, kind: str) -> None:
-        event = watch_event(kind, chat)
+        event = watch_event(kind, chat, promoted=self._dialect.promoted)
         for subscriber in self._watchers.get(chat.owner_id, ()):
             subscriber.events.put_nowait(event)
         self.changes.notify()
@@ -375,7 +428,10 @@ class ChatEngine:
     # -- turns ---------------------------------------------------------------------------------
 
     def _begin(self, chat: SimChat) -> None:
-        self._set_status(chat, "pending")
+        """Work to do: go busy (G1 ``pending``; G2 ``running``, announced only when it is a change)."""
+        queued = self._dialect.queued_status
+        if not (self._dialect.promoted and chat.status == queued):
+            self._set_status(chat, queued)
         self._start_turn(chat)
 
     def _start_turn(self, chat: SimChat) -> None:
@@ -390,7 +446,8 @@ class ChatEngine:
             _ChatOutput(self, chat), part_interval=self._part_interval, chunk_words=self._chunk_words
         )
         chat.parts.clear()
-        self._set_status(chat, "running")
+        if not self._dialect.promoted:  # G2 is already "running": a worker taking it changes no status
+            self._set_status(chat, "running")
         prompt = _latest_prompt(chat)
         try:
             failure = await run.turn.play(self._script_for(prompt)(prompt))
@@ -419,7 +476,7 @@ class ChatEngine:
     def _fail_turn(self, chat: SimChat, failure: Fail) -> None:
         error = {"message": failure.message, "kind": failure.kind, "retryable": failure.retryable}
         self.publish(chat, stream_event("error", chat.id, error=error))
-        self._set_status(chat, "error", error=failure.message)
+        self._set_status(chat, "error", error=error)
 
     def _stop_turn(self, chat: SimChat, *, keep_draft: bool) -> None:
         """Cancel the chat's turn, if any, persisting its streamed-but-unsaved reply when asked."""

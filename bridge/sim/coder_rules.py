@@ -12,12 +12,10 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
-from bridge.sim.coder_state import NIL_UUID, JsonDict, error_body, part
+from bridge.sim.coder_state import G1_UPLOAD_TYPES, NIL_UUID, JsonDict, error_body, part
 
 T = TypeVar("T")
 
-# Section 2a: images only in the envelope-era builds; listed sorted, as coderd prints them.
-UPLOAD_TYPES: Final = ("image/gif", "image/jpeg", "image/png", "image/webp")
 MAX_UPLOAD_BYTES: Final = 10 << 20
 _MAX_FILE_NAME_BYTES: Final = 255
 _IMAGE_MAGIC: Final = (
@@ -25,7 +23,11 @@ _IMAGE_MAGIC: Final = (
     (b"\xff\xd8\xff", "image/jpeg"),
     (b"GIF87a", "image/gif"),
     (b"GIF89a", "image/gif"),
+    (b"%PDF-", "application/pdf"),
 )
+# UNCERTAIN: coderd/chatfiles' byte-level classification of text attachments is not in the reference;
+# sniffing text gives "text/plain", so a text upload keeps its declared (allow-listed) text type.
+_TEXT_TYPES: Final = frozenset({"application/json", "text/csv", "text/markdown", "text/plain"})
 
 # Section 3.1 (coderd/httpapi/chatlabels.go).
 _MAX_LABELS: Final = 50
@@ -274,10 +276,19 @@ def parse_list_page(query: Mapping[str, str]) -> tuple[int, int]:
 
 def parse_message_page(query: Mapping[str, str]) -> tuple[int, int]:
     """``before_id`` (0 = first page) and ``limit`` (1..200, default 50) of GET /messages."""
-    before_id, limit = _query_ints(query, {"before_id": (0, 64), "limit": (50, 32)})
+    before_id, limit, _ = parse_message_window(query, with_after_id=False)
+    return before_id, limit
+
+
+def parse_message_window(query: Mapping[str, str], *, with_after_id: bool) -> tuple[int, int, int]:
+    """``before_id``, ``limit`` and (G2 only; 0 otherwise) ``after_id`` of GET /messages."""
+    specs = {"before_id": (0, 64), "limit": (50, 32)}
+    if with_after_id:
+        specs["after_id"] = (0, 64)
+    before_id, limit, *rest = _query_ints(query, specs)
     if not 1 <= limit <= 200:
         raise ApiError(400, "Invalid limit parameter (1-200).")
-    return before_id, limit
+    return before_id, limit, rest[0] if rest else 0
 
 
 def _query_ints(query: Mapping[str, str], specs: Mapping[str, tuple[int, int]]) -> list[int]:
@@ -338,22 +349,37 @@ def _go_int_problem(raw: str, bits: int) -> str | None:
     return None
 
 
-def check_upload(declared: str, data: bytes) -> str:
+def check_upload(declared: str, data: bytes, allowed: Sequence[str] = G1_UPLOAD_TYPES) -> str:
     """postChatFile: declared type allow-listed, sniffed type allow-listed, then the size cap.
 
-    Returns the sniffed media type, which is what coderd stores and serves back.
+    Returns the sniffed media type, which is what coderd stores and serves back; ``allowed`` is the
+    generation's list (G1: images; G2 adds PDF and text types).
     """
     declared_type = declared.split(";", 1)[0].strip().lower() or "application/octet-stream"
-    sniffed = sniff_image(data[:512])
-    if declared_type not in UPLOAD_TYPES or sniffed is None:
-        raise ApiError(400, "Unsupported file type.", f"Allowed types: {', '.join(UPLOAD_TYPES)}.")
+    sniffed = sniff(data[:512], declared_type)
+    if declared_type not in allowed or sniffed is None or sniffed not in allowed:
+        raise ApiError(400, "Unsupported file type.", f"Allowed types: {', '.join(allowed)}.")
     if len(data) > MAX_UPLOAD_BYTES:
         raise ApiError(413, "File too large.", f"Maximum file size is {MAX_UPLOAD_BYTES} bytes.")
     return sniffed
 
 
+def sniff(head: bytes, declared_type: str) -> str | None:
+    """The type the bytes show: a known magic number, else the declared text type if they read as text."""
+    magic = sniff_image(head)
+    if magic is not None or declared_type not in _TEXT_TYPES:
+        return magic
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as err:
+        if err.start < len(head) - 3:
+            return None
+        text = head[: err.start].decode("utf-8")  # the 512-byte head cut a multi-byte character
+    return declared_type if text and "\x00" not in text else None
+
+
 def sniff_image(head: bytes) -> str | None:
-    """http.DetectContentType for the four allowed images, plus coderd's own WebP check."""
+    """http.DetectContentType for the allowed binary types, plus coderd's own WebP check."""
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "image/webp"
     return next((media for magic, media in _IMAGE_MAGIC if head.startswith(magic)), None)

@@ -1,8 +1,9 @@
-"""The simulated Coder deployment's stored state and the JSON shapes it takes on the wire (G1).
+"""The simulated Coder deployment's stored state and the JSON shapes it takes on the wire (G1 and G2).
 
 Every key the simulator emits is decided here, next to the reference section that fixes it, so an
 ``omitempty`` rule or the part-serialization quirk is written once and shared by REST, stream and
-watch. Section numbers refer to ``shared/reference/coder-chats-api.md``.
+watch. What differs between API generations is data in ``Dialect``, read by the one engine and
+router. Section numbers refer to ``shared/reference/coder-chats-api.md``.
 """
 
 from __future__ import annotations
@@ -15,8 +16,66 @@ from typing import Any, Final, Literal
 
 JsonDict = dict[str, Any]
 Framing = Literal["envelope", "envelope-single", "bare"]
+Generation = Literal["experimental", "v2", "v2.37"]
 
 NIL_UUID: Final = "00000000-0000-0000-0000-000000000000"
+G1_BASE: Final = "/api/experimental/chats"
+G2_BASE: Final = "/api/v2/chats"
+G2_MODELS: Final = "/api/v2/organizations/{organization}/chats/models"
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What one API generation changes, as data: paths, status names, upload types and Chat shape.
+
+    ``promoted`` is G2 (section 0): the API graduated to ``/api/v2/chats``; ``v2.37`` also mounts
+    it under the experimental prefix, the one-release compatibility window (PR #28496).
+    """
+
+    generation: Generation
+    bases: tuple[str, ...]
+    promoted: bool
+    version: str
+    upload_types: tuple[str, ...]
+
+    @property
+    def queued_status(self) -> str:
+        """What a chat with work to do shows before and while a worker runs it.
+
+        G2 has no ``pending``: coder/coder TestPostChatsStartsRunning asserts new chats start
+        ``running`` (chatstate: execution state and worker ownership are orthogonal).
+        """
+        return "running" if self.promoted else "pending"
+
+    @property
+    def busy(self) -> frozenset[str]:
+        """Statuses in which a sent message is queued (G2: chatstate R*, I*, A* hold a queue)."""
+        if self.promoted:
+            return frozenset({"running", "interrupting", "requires_action"})
+        # UNCERTAIN (reference 7.8): shouldQueueUserMessage's exact set; pending and running are assumed.
+        return frozenset({"pending", "running"})
+
+
+# Section 2a: images only in the envelope-era builds; listed sorted, as coderd prints them.
+G1_UPLOAD_TYPES: Final = ("image/gif", "image/jpeg", "image/png", "image/webp")
+# codersdk.AllChatAttachmentMediaTypes in the newest source, in its (sorted) order.
+G2_UPLOAD_TYPES: Final = (
+    "application/json",
+    "application/pdf",
+    "image/gif",
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "text/csv",
+    "text/markdown",
+    "text/plain",
+)
+
+DIALECTS: Final[Mapping[Generation, Dialect]] = {
+    "experimental": Dialect("experimental", (G1_BASE,), False, "v2.36.0-sim", G1_UPLOAD_TYPES),
+    "v2.37": Dialect("v2.37", (G2_BASE, G1_BASE), True, "v2.37.0-sim", G2_UPLOAD_TYPES),
+    "v2": Dialect("v2", (G2_BASE,), True, "v2.38.0-sim", G2_UPLOAD_TYPES),
+}
 
 # Section 3.3: the Go part struct is shared by every variant, so these keys are emitted, zero-valued,
 # on every part. ``text`` is placed right after ``type`` by ``part`` to match the struct order.
@@ -117,10 +176,13 @@ class SimChat:
     title: str
     model_config_id: str
     status: str = "pending"
+    organization_id: str = ""
+    client_type: str = "api"
     labels: dict[str, str] = field(default_factory=dict)
     archived: bool = False
     pin_order: int = 0
-    last_error: str | None = None
+    last_error: JsonDict | None = None
+    """ChatError fields (``message``, ``kind``, ``retryable``); G1 shows only the message."""
     messages: list[JsonDict] = field(default_factory=list)
     queue: list[JsonDict] = field(default_factory=list)
     parts: list[JsonDict] = field(default_factory=list)
@@ -155,49 +217,65 @@ def error_body(message: str, detail: str | None = None, validations: Sequence[Js
     return body
 
 
-def chat_json(chat: SimChat) -> JsonDict:
-    """A full Chat (3.1). workspace/build/agent/parent ids are omitted: the simulator has no workspaces."""
-    body: JsonDict = {
-        "id": chat.id,
-        "owner_id": chat.owner_id,
-        "root_chat_id": chat.id,
-        "last_model_config_id": chat.model_config_id,
-        "title": chat.title,
-        "status": chat.status,
-        "last_error": chat.last_error,
-    }
+def chat_json(chat: SimChat, *, promoted: bool = False) -> JsonDict:
+    """A full Chat (3.1). workspace/build/agent/parent ids are omitted: the simulator has no workspaces.
+
+    G2 (codersdk/chats.go, newest): ``organization_id`` after ``id``; ``last_error`` a ChatError
+    object with omitempty; ``last_turn_summary``/``summary`` null until generated; ``shared``,
+    ``client_type`` and ``children`` (always ``[]`` on a root chat) always present.
+    """
+    body: JsonDict = {"id": chat.id}
+    if promoted:
+        body["organization_id"] = chat.organization_id
+    body.update(
+        owner_id=chat.owner_id,
+        root_chat_id=chat.id,
+        last_model_config_id=chat.model_config_id,
+        title=chat.title,
+        status=chat.status,
+    )
+    if not promoted:
+        body["last_error"] = chat.last_error["message"] if chat.last_error else None
+    elif chat.last_error:
+        body["last_error"] = dict(chat.last_error)
+    if promoted:
+        body.update(last_turn_summary=None, summary=None)
     if chat.diff_status is not None:
         body["diff_status"] = chat.diff_status
+    body.update(created_at=chat.created_at, updated_at=chat.updated_at, archived=chat.archived)
+    if promoted:
+        body["shared"] = False
     body.update(
-        created_at=chat.created_at,
-        updated_at=chat.updated_at,
-        archived=chat.archived,
-        pin_order=chat.pin_order,
-        mcp_server_ids=[],
-        labels=dict(chat.labels),
-        has_unread=chat.has_unread,
+        pin_order=chat.pin_order, mcp_server_ids=[], labels=dict(chat.labels), has_unread=chat.has_unread
     )
+    if promoted:
+        body.update(client_type=chat.client_type, children=[])
     return body
 
 
-def watch_event(kind: str, chat: SimChat) -> JsonDict:
-    """A ChatWatchEvent: chatd's partial Chat, with Go zero values where it fills nothing (4.8)."""
-    partial: JsonDict = {
-        "id": chat.id,
-        "owner_id": chat.owner_id,
-        "title": chat.title,
-        "status": chat.status,
-        "created_at": chat.created_at,
-        "updated_at": chat.updated_at,
-        "root_chat_id": chat.id,
-        "last_model_config_id": NIL_UUID,
-        "last_error": None,
-        "archived": False,
-        "pin_order": 0,
-        "mcp_server_ids": None,
-        "labels": None,
-        "has_unread": False,
-    }
+def watch_event(kind: str, chat: SimChat, *, promoted: bool = False) -> JsonDict:
+    """A ChatWatchEvent: chatd's partial Chat, with Go zero values where it fills nothing (4.8).
+
+    UNCERTAIN for G2: which keys chatd fills; the G1 set is kept, with G2's omitempty ``last_error``
+    absent and its new always-present keys at their zero values.
+    """
+    partial: JsonDict = {"id": chat.id}
+    if promoted:
+        partial["organization_id"] = chat.organization_id
+    partial.update(
+        owner_id=chat.owner_id,
+        title=chat.title,
+        status=chat.status,
+        created_at=chat.created_at,
+        updated_at=chat.updated_at,
+        root_chat_id=chat.id,
+        last_model_config_id=NIL_UUID,
+    )
+    if promoted:
+        partial.update(last_turn_summary=None, summary=None, shared=False, client_type="", children=None)
+    else:
+        partial["last_error"] = None
+    partial.update(archived=False, pin_order=0, mcp_server_ids=None, labels=None, has_unread=False)
     if kind == "diff_status_change" and chat.diff_status is not None:
         partial["diff_status"] = chat.diff_status
     return {"kind": kind, "chat": partial}
@@ -234,14 +312,41 @@ def queued_json(queued_id: int, chat_id: str, content: list[JsonDict]) -> JsonDi
     return {"id": queued_id, "chat_id": chat_id, "content": content, "created_at": timestamp()}
 
 
-def messages_page_json(chat: SimChat, before_id: int, limit: int) -> JsonDict:
-    """GET /messages: newest first, ``before_id`` pages backwards, the queue only on the first page."""
-    older = [m for m in reversed(chat.messages) if not before_id or m["id"] < before_id]
+def messages_page_json(chat: SimChat, before_id: int, limit: int, after_id: int = 0) -> JsonDict:
+    """GET /messages: newest first, ``before_id`` pages backwards, the queue only on the first page.
+
+    G2's ``after_id`` pages forwards: messages with a larger id, oldest first (reference 2).
+    UNCERTAIN: whether an ``after_id`` page lists the queue; it does here, as it has no ``before_id``.
+    """
+    if after_id:
+        newer = [m for m in chat.messages if m["id"] > after_id and (not before_id or m["id"] < before_id)]
+        page, more = newer[:limit], len(newer) > limit
+    else:
+        older = [m for m in reversed(chat.messages) if not before_id or m["id"] < before_id]
+        page, more = older[:limit], len(older) > limit
     return {
-        "messages": older[:limit],
+        "messages": page,
         "queued_messages": list(chat.queue) if not before_id else [],
-        "has_more": len(older) > limit,
+        "has_more": more,
     }
+
+
+def org_models_json(organization_id: str, model_config_id: str, created_at: str) -> JsonDict:
+    """G2 ``OrganizationChatModelsResponse``: the org's model configs (codersdk ChatModel)."""
+    model = {
+        "id": model_config_id,
+        "organization_id": organization_id,
+        "ai_provider_id": NIL_UUID,
+        "model": "claude-sonnet-4",
+        "display_name": "Claude Sonnet 4",
+        "enabled": True,
+        "is_default": True,
+        "context_limit": 200_000,
+        "compression_threshold": 70,
+        "created_at": created_at,
+        "updated_at": created_at,
+    }
+    return {"models": [model]}
 
 
 def user_json(user: SimUser, organization_id: str, created_at: str) -> JsonDict:

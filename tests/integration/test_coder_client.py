@@ -1,4 +1,4 @@
-"""The G1 Coder client against the Coder simulator over real loopback sockets."""
+"""The Coder client (G1 experimental and G2 promoted backends) against the simulator over loopback."""
 
 from __future__ import annotations
 
@@ -36,9 +36,10 @@ from bridge.coder.types import (
     StatusEvent,
     StreamEvent,
 )
+from bridge.coder.v2 import V2Backend
 from bridge.sim.coder import CoderSim
 from bridge.sim.coder_agent import Gate, Step, Text, ToolCall
-from bridge.sim.coder_state import Framing
+from bridge.sim.coder_state import Framing, Generation
 
 TOKEN = "sim-token"
 FAST_RETRY = RetryPolicy(attempts=3, delays=Backoff(initial=0.01, cap=0.02).delays)
@@ -66,8 +67,16 @@ class RecordingObserver:
         self.closed += 1
 
 
+@pytest.fixture(params=["experimental", "v2"])
+async def sim(request: pytest.FixtureRequest) -> AsyncIterator[CoderSim]:
+    """A simulator of each implemented generation: generic client tests run against both."""
+    async with CoderSim(generation=request.param, part_interval=0.001) as sim:
+        yield sim
+
+
 @pytest.fixture
-async def sim() -> AsyncIterator[CoderSim]:
+async def g1_sim() -> AsyncIterator[CoderSim]:
+    """A simulator of the experimental API only, for G1-specific behaviour."""
     async with CoderSim(part_interval=0.001) as sim:
         yield sim
 
@@ -78,8 +87,15 @@ def observer() -> RecordingObserver:
 
 
 def make_backend(sim: CoderSim, token: str = TOKEN, **options: Any) -> ExperimentalBackend:
+    """The backend of the simulator's generation (V2Backend is an ExperimentalBackend)."""
     options = {"retry": FAST_RETRY, "reconnect": FAST_RECONNECT, **options}
-    return ExperimentalBackend(sim.url, token, **options)
+    backend = V2Backend if sim.dialect.promoted else ExperimentalBackend
+    return backend(sim.url, token, **options)
+
+
+def chats(sim: CoderSim) -> str:
+    """The chats base path the simulator's generation serves first (and the backend uses)."""
+    return sim.dialect.bases[0]
 
 
 @pytest.fixture
@@ -160,46 +176,112 @@ def free_port() -> int:
 # Detection ---------------------------------------------------------------------------------------
 
 
-async def test_auto_detects_the_experimental_api(sim: CoderSim) -> None:
-    """With the agents experiment on, 'auto' picks the experimental backend and says why."""
-    backend, reason = await connect_backend(sim.url, TOKEN, retry=FAST_RETRY)
-    try:
-        assert backend.generation == "experimental"
-        assert reason.startswith("GET /api/experimental/chats answered 200")
-        assert (await backend.whoami()).username == "alice"
-    finally:
+EXPERIMENTAL_FOUND = "GET /api/experimental/chats answered 200 with a chat list of the experimental Chats API"
+V2_FOUND = "GET /api/v2/chats answered 200 with a chat list of the graduated Chats API of Coder 2.37+"
+
+
+@pytest.mark.parametrize(
+    ("generation", "expected", "findings"),
+    [
+        ("experimental", "experimental", [EXPERIMENTAL_FOUND, "GET /api/v2/chats answered 404"]),
+        ("v2", "v2", ["GET /api/experimental/chats answered 404", V2_FOUND]),
+        ("v2.37", "v2", [EXPERIMENTAL_FOUND, V2_FOUND]),
+    ],
+)
+async def test_auto_detects_each_generation(
+    generation: Generation, expected: str, findings: list[str]
+) -> None:
+    """'auto' probes both prefixes, prefers G2, and the reason names what each probe found."""
+    async with CoderSim(generation=generation) as sim:
+        creator = make_backend(sim)
+        await new_chat(creator)
+        await creator.aclose()
+        backend, reason = await connect_backend(sim.url, TOKEN, retry=FAST_RETRY)
+        try:
+            assert backend.generation == expected
+            assert (await backend.whoami()).username == "alice"
+        finally:
+            await backend.aclose()
+    assert reason == "; ".join(findings)
+
+
+@pytest.mark.parametrize(
+    ("generation", "expected", "experimental_answer"),
+    [("v2", "v2", "404"), ("v2.37", "v2", "200 with a chat list of the experimental Chats API")],
+)
+async def test_empty_v2_chat_list_is_resolved_by_the_models_route(
+    generation: Generation, expected: str, experimental_answer: str
+) -> None:
+    """No chats yet: the org-scoped models route (v2.37+), found via /users/me, identifies G2."""
+    async with CoderSim(generation=generation) as sim:
+        backend, reason = await connect_backend(sim.url, TOKEN, retry=FAST_RETRY)
         await backend.aclose()
+        models = f"/api/v2/organizations/{sim.organization_id}/chats/models"
+    assert backend.generation == expected
+    assert reason == (
+        f"GET /api/experimental/chats answered {experimental_answer}; "
+        f"GET /api/v2/chats answered 200 with an empty chat list; GET {models} answered 200, "
+        "so the graduated Chats API of Coder 2.37+"
+    )
 
 
-async def test_forced_api_skips_probing(sim: CoderSim) -> None:
-    """api='experimental' builds the backend without a probe request."""
-    backend, reason = await connect_backend(sim.url, TOKEN, api="experimental")
+async def test_configured_organization_is_used_for_the_models_probe() -> None:
+    """With an organization configured, detection asks no /users/me."""
+    async with CoderSim(generation="v2") as sim:
+        backend, _ = await connect_backend(sim.url, TOKEN, organization_id=sim.organization_id)
+        await backend.aclose()
+        assert backend.generation == "v2"
+        assert paths(sim, "GET", "/api/v2/users/me") == []
+
+
+@pytest.mark.parametrize("api", ["experimental", "v2"])
+async def test_forced_api_skips_probing(g1_sim: CoderSim, api: str) -> None:
+    """api='experimental' or 'v2' builds that backend without a probe request."""
+    backend, reason = await connect_backend(g1_sim.url, TOKEN, api=api)
     await backend.aclose()
-    assert backend.generation == "experimental"
+    assert backend.generation == api
     assert "configuration" in reason
-    assert sim.requests == []
+    assert g1_sim.requests == []
 
 
-async def test_no_chats_api_anywhere(sim: CoderSim) -> None:
+@pytest.mark.parametrize(
+    ("generation", "path"), [("experimental", "/api/experimental/chats"), ("v2", "/api/v2/chats")]
+)
+async def test_no_chats_api_anywhere(generation: Generation, path: str) -> None:
     """When both probed paths answer 404 the error names what was probed and what answered."""
-    sim.fail_next("GET", r"^/api/experimental/chats$", 404, "Route not found.")
-    with pytest.raises(CoderApiMissing) as caught:
-        await connect_backend(sim.url, TOKEN, retry=FAST_RETRY)
+    async with CoderSim(generation=generation) as sim:
+        sim.fail_next("GET", f"^{path}$", 404, "Route not found.")
+        with pytest.raises(CoderApiMissing) as caught:
+            await connect_backend(sim.url, TOKEN, retry=FAST_RETRY)
     assert "No Coder Chats API found" in caught.value.message
-    assert "GET /api/experimental/chats answered 404" in caught.value.detail
-    assert "GET /api/v2/chats answered 404" in caught.value.detail
+    assert caught.value.detail == "GET /api/experimental/chats answered 404; GET /api/v2/chats answered 404"
 
 
-async def test_disabled_experiment_is_explained(sim: CoderSim) -> None:
+async def test_disabled_experiment_is_explained(g1_sim: CoderSim) -> None:
     """A 403 naming the experiment says how to enable it."""
-    sim.fail_next(
+    g1_sim.fail_next(
         "GET",
         r"^/api/experimental/chats$",
         403,
         "Chat functionality requires enabling the 'agents' experiment.",
     )
     with pytest.raises(CoderApiMissing, match="CODER_EXPERIMENTS=agents"):
-        await connect_backend(sim.url, TOKEN, retry=FAST_RETRY)
+        await connect_backend(g1_sim.url, TOKEN, retry=FAST_RETRY)
+
+
+async def test_disabled_experimental_prefix_does_not_hide_v2() -> None:
+    """A 403 on the experimental prefix is only noted when /api/v2/chats serves G2."""
+    async with CoderSim(generation="v2.37") as sim:
+        creator = make_backend(sim)
+        await new_chat(creator)
+        await creator.aclose()
+        sim.fail_next("GET", r"^/api/experimental/chats$", 403, "Requires enabling the 'agents' experiment.")
+        backend, reason = await connect_backend(sim.url, TOKEN, retry=FAST_RETRY)
+        await backend.aclose()
+    assert backend.generation == "v2"
+    assert reason.startswith(
+        "GET /api/experimental/chats answered 403 (experiment disabled); GET /api/v2/chats"
+    )
 
 
 async def test_detection_with_a_bad_token(sim: CoderSim) -> None:
@@ -235,15 +317,16 @@ async def test_create_chat_sends_labels_and_the_users_organization(
     assert stored.labels == {"source": "test"}
     assert first.title.startswith("Fix the login bug")
     assert first.status.phase in (ChatPhase.STARTING, ChatPhase.WORKING)
-    bodies = [r.json for r in sim.requests if r.method == "POST" and r.path == "/api/experimental/chats"]
+    bodies = [r.json for r in sim.requests if r.method == "POST" and r.path == chats(sim)]
     assert [b["organization_id"] for b in bodies] == [sim.organization_id] * 2
     assert bodies[0]["content"] == [{"type": "text", "text": "Fix the login bug"}]
     assert len(paths(sim, "GET", "/api/v2/users/me")) == 1
 
 
-async def test_bare_build_requires_the_organization() -> None:
-    """Later G1 builds reject a create without organization_id; an explicit one is used as given."""
-    async with CoderSim(framing="bare") as sim:
+@pytest.mark.parametrize("options", [{"framing": "bare"}, {"generation": "v2"}], ids=["g1-bare", "v2"])
+async def test_organization_is_required(options: dict[str, Any]) -> None:
+    """Later G1 builds and G2 reject a create without organization_id; an explicit one is used as given."""
+    async with CoderSim(**options) as sim:
         client = make_backend(sim, organization_id=str(uuid.uuid4()))
         try:
             with pytest.raises(CoderRejected, match="not a member"):
@@ -325,9 +408,9 @@ async def test_get_is_retried_after_a_server_error(
 ) -> None:
     """A 500 on GET is retried, and both attempts are reported to the observer."""
     chat = await new_chat(backend)
-    sim.fail_next("GET", f"^/api/experimental/chats/{chat.id}$", 500, "Failed to get chat.")
+    sim.fail_next("GET", f"^{chats(sim)}/{chat.id}$", 500, "Failed to get chat.")
     assert (await backend.get_chat(chat.id)).id == chat.id
-    assert len(paths(sim, "GET", f"/api/experimental/chats/{chat.id}")) == 2
+    assert len(paths(sim, "GET", f"{chats(sim)}/{chat.id}")) == 2
     assert [c for c in observer.calls if c[0] == "get_chat"] == [
         ("get_chat", "CoderUnavailable"),
         ("get_chat", "ok"),
@@ -339,22 +422,23 @@ async def test_retries_are_bounded(sim: CoderSim, backend: ExperimentalBackend) 
     sim.set_unavailable(True)
     with pytest.raises(CoderUnavailable, match="Chat processor is unavailable"):
         await backend.list_chats()
-    assert len(paths(sim, "GET", "/api/experimental/chats")) == FAST_RETRY.attempts
+    assert len(paths(sim, "GET", chats(sim))) == FAST_RETRY.attempts
 
 
 async def test_create_is_not_retried(sim: CoderSim, backend: ExperimentalBackend) -> None:
     """A 500 on POST /chats is raised at once: a retry could create a second chat."""
     await backend.whoami()  # resolve the organization first, so only the create is counted
-    sim.fail_next("POST", r"^/api/experimental/chats$", 500, "Failed to create chat.")
+    sim.fail_next("POST", f"^{chats(sim)}$", 500, "Failed to create chat.")
     with pytest.raises(CoderUnavailable, match="Failed to create chat"):
         await new_chat(backend)
-    assert len(paths(sim, "POST", "/api/experimental/chats")) == 1
+    assert len(paths(sim, "POST", chats(sim))) == 1
     assert sim.chats == {}
 
 
 async def test_archive_is_idempotent(sim: CoderSim, backend: ExperimentalBackend) -> None:
     """Archiving or unarchiving twice succeeds; Coder's 'already' 400 counts as done."""
     chat = await new_chat(backend)
+    await sim.wait_for(lambda: sim.chats[chat.id].status == "waiting")
     await backend.set_archived(chat.id, True)
     await backend.set_archived(chat.id, True)
     assert sim.chats[chat.id].archived
@@ -370,20 +454,56 @@ async def test_archive_is_idempotent(sim: CoderSim, backend: ExperimentalBackend
 
 
 async def test_interrupt_stops_the_turn(sim: CoderSim, backend: ExperimentalBackend) -> None:
-    """interrupt returns the chat idle."""
+    """interrupt returns the chat idle (G1) or interrupting (G2, still working), and it ends waiting."""
     sim.agent = gated(asyncio.Event())
     chat = await new_chat(backend)
     await sim.wait_for(lambda: sim.chats[chat.id].status == "running")
     interrupted = await backend.interrupt(chat.id)
-    assert interrupted.status.phase is ChatPhase.IDLE
-    assert sim.chats[chat.id].status == "waiting"
+    expected = ("interrupting", ChatPhase.WORKING) if sim.dialect.promoted else ("waiting", ChatPhase.IDLE)
+    assert (interrupted.status.name, interrupted.status.phase) == expected
+    await sim.wait_for(lambda: sim.chats[chat.id].status == "waiting")
+    assert (await backend.interrupt(chat.id)).status.phase is ChatPhase.IDLE
+
+
+async def test_v2_archiving_an_active_chat_interrupts_it_first() -> None:
+    """G2 answers 409 to archiving a running chat; the backend interrupts, waits for idle, archives."""
+    async with CoderSim(generation="v2", part_interval=0.001) as sim:
+        sim.agent = gated(asyncio.Event())
+        client = make_backend(sim)
+        try:
+            chat = await new_chat(client)
+            await client.set_archived(chat.id, True)
+        finally:
+            await client.aclose()
+        stored = sim.chats[chat.id]
+        assert (stored.archived, stored.status) == (True, "waiting")
+        assert [r.path for r in sim.requests if r.method in ("PATCH", "POST")][-3:] == [
+            f"/api/v2/chats/{chat.id}",
+            f"/api/v2/chats/{chat.id}/interrupt",
+            f"/api/v2/chats/{chat.id}",
+        ]
+
+
+async def test_v2_chat_shape_and_statuses() -> None:
+    """A G2 chat parses with its G2 status names; the org route served its models (no /models)."""
+    async with CoderSim(generation="v2", part_interval=0.001) as sim:
+        sim.agent = gated(asyncio.Event())
+        client = make_backend(sim)
+        try:
+            chat = await new_chat(client)
+            assert (chat.status.name, chat.status.phase) == ("running", ChatPhase.WORKING)
+            assert chat.last_error is None
+            listed = await client.list_chats(labels={"source": "test"})
+        finally:
+            await client.aclose()
+    assert [c.id for c in listed] == [chat.id]
 
 
 async def test_upload_and_use_a_file(sim: CoderSim, backend: ExperimentalBackend) -> None:
     """An uploaded image (any file name) gets an id that a chat message can reference."""
     organization = (await backend.whoami()).organization_ids[0]
     file_id = await backend.upload_file(organization, PNG, "image/png", 'skärmbild "1".png')
-    upload = next(r for r in sim.requests if r.path == "/api/experimental/chats/files")
+    upload = next(r for r in sim.requests if r.path == f"{chats(sim)}/files")
     assert upload.query == {"organization": [organization]}
     chat = await backend.create_chat(
         [InputPart.of_text("What is this?"), InputPart.of_file(file_id)], labels={}
@@ -472,10 +592,19 @@ V2_CHAT = {
 }
 
 
+async def test_v2_only_build_is_detected_from_its_chat_list() -> None:
+    """A server with G2 chat objects on /api/v2/chats and no experimental API is v2."""
+    chat = {**V2_CHAT, "status": "requires_action", "last_model_config_id": "m1"}
+    async with OldBuild(v2_chats=[chat]) as server:
+        backend, reason = await connect_backend(server.url, TOKEN, retry=FAST_RETRY)
+        await backend.aclose()
+    assert backend.generation == "v2"
+    assert reason == f"GET /api/experimental/chats answered 404; {V2_FOUND}"
+
+
 @pytest.mark.parametrize(
     ("v2_chats", "message"),
     [
-        ([{**V2_CHAT, "status": "waiting", "last_model_config_id": "m1"}], "graduated Chats API"),
         ([{**V2_CHAT, "status": "waiting", "owner_id": "u1"}], "chat-daemon prototype"),
         ([V2_CHAT], "2025 AI-SDK chat API"),
     ],
@@ -494,11 +623,14 @@ async def test_other_generations_are_named_but_unsupported(
 
 
 async def test_empty_v2_chat_list_is_unrecognisable() -> None:
-    """An empty /api/v2/chats list identifies nothing; the error says so."""
+    """An empty /api/v2/chats list without the org models route (a pre-2026 build) identifies nothing."""
     async with OldBuild() as server:
         with pytest.raises(CoderApiMissing, match="No Coder Chats API found") as caught:
             await connect_backend(server.url, TOKEN, retry=FAST_RETRY)
-    assert "an empty chat list" in caught.value.detail
+    assert caught.value.detail == (
+        "GET /api/experimental/chats answered 404; GET /api/v2/chats answered 200 with an empty chat list; "
+        "GET /api/v2/organizations/o1/chats/models answered 404"
+    )
 
 
 async def test_archive_falls_back_to_the_oldest_route() -> None:
@@ -540,23 +672,33 @@ async def test_too_long_retry_after_ends_retrying() -> None:
     assert len(server.seen) == 1
 
 
-def test_chat_url(sim: CoderSim) -> None:
+async def test_chat_url(sim: CoderSim) -> None:
     """Chats open in Coder's UI under /agents/{id}."""
-    assert make_backend(sim).chat_url(ChatId("c1")) == f"{sim.url}/agents/c1"
+    client = make_backend(sim)
+    await client.aclose()
+    assert client.chat_url(ChatId("c1")) == f"{sim.url}/agents/c1"
 
 
 # Streams -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("framing", FRAMINGS)
-async def test_stream_in_every_framing(framing: Framing, observer: RecordingObserver) -> None:
+@pytest.mark.parametrize(
+    "options",
+    [*({"framing": framing} for framing in FRAMINGS), {"generation": "v2"}],
+    ids=[*FRAMINGS, "v2"],
+)
+async def test_stream_in_every_framing(options: dict[str, Any], observer: RecordingObserver) -> None:
     """Connected, then the snapshot (status, user message), live parts, and the final reply."""
-    async with CoderSim(framing=framing, part_interval=0.001) as sim:
-        sim.agent = lambda prompt: [Text("Hello there, friend.")]
+    async with CoderSim(**options, part_interval=0.001) as sim:
+        # Held until the snapshot arrived: a turn finished before the socket opened would stream no parts.
+        gate = asyncio.Event()
+        sim.agent = lambda prompt: [Gate(gate), Text("Hello there, friend.")]
         client = make_backend(sim, observer=observer, organization_id=sim.organization_id)
         chat = await new_chat(client, "hi")
         reader = Reader(client.stream(chat.id))
         try:
+            await reader.until(lambda events: len(reader.messages()) == 1)
+            gate.set()
             await reader.until(turn_finished)
         finally:
             await reader.close()
@@ -597,7 +739,7 @@ async def test_stream_resumes_after_a_drop_without_repeats(
         await reader.close()
     ids = [m.message.id for m in reader.messages()]
     assert len(ids) == len(set(ids)) == 4
-    stream_path = f"/api/experimental/chats/{chat.id}/stream"
+    stream_path = f"{chats(sim)}/{chat.id}/stream"
     assert paths(sim, "GET", stream_path) == [{}, {"after_id": [str(last_id)]}]
     assert observer.opened == observer.closed == 2
 
@@ -642,7 +784,7 @@ async def test_stream_gives_up_after_repeated_failures(sim: CoderSim, backend: E
     with pytest.raises(CoderUnavailable, match="3 failed connection attempts"):
         async for _ in backend.stream(chat.id):
             pass
-    assert len(paths(sim, "GET", f"/api/experimental/chats/{chat.id}/stream")) == 3
+    assert len(paths(sim, "GET", f"{chats(sim)}/{chat.id}/stream")) == 3
 
 
 async def test_stream_recovers_when_coder_comes_back(sim: CoderSim, backend: ExperimentalBackend) -> None:
@@ -657,7 +799,7 @@ async def test_stream_recovers_when_coder_comes_back(sim: CoderSim, backend: Exp
     finally:
         await reader.close()
     assert reader.batches[0] == [ConnectedEvent(after_id=None)]
-    assert len(paths(sim, "GET", f"/api/experimental/chats/{chat.id}/stream")) == 3
+    assert len(paths(sim, "GET", f"{chats(sim)}/{chat.id}/stream")) == 3
 
 
 async def test_aclose_from_another_task_ends_the_stream(

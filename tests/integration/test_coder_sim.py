@@ -1,4 +1,4 @@
-"""The Coder Chats API simulator speaks the G1 wire format over real sockets.
+"""The Coder Chats API simulator speaks the G1 and G2 wire formats over real sockets.
 
 Exercised with plain httpx and websockets clients (never the bridge's own client), so these tests pin
 the simulator to the reference rather than to our reading of it.
@@ -25,6 +25,7 @@ from bridge.sim.coder_state import SimChat
 ALICE = "sim-token"
 BOB = "bob-token"
 BASE = "/api/experimental/chats"
+V2 = "/api/v2/chats"
 MAX_INT64 = 2**63 - 1
 NIL_UUID = "00000000-0000-0000-0000-000000000000"
 OTHER_ORG = "11111111-2222-3333-4444-555555555555"
@@ -80,9 +81,9 @@ def socket(sim: CoderSim, path: str, token: str = ALICE) -> connect:
     return connect(url, additional_headers={"Coder-Session-Token": token}, proxy=None)
 
 
-def stream(sim: CoderSim, chat_id: str, after_id: int | None = None) -> connect:
+def stream(sim: CoderSim, chat_id: str, after_id: int | None = None, base: str = BASE) -> connect:
     query = "" if after_id is None else f"?after_id={after_id}"
-    return socket(sim, f"{BASE}/{chat_id}/stream{query}")
+    return socket(sim, f"{base}/{chat_id}/stream{query}")
 
 
 def events_of(frame: str | bytes) -> list[Event]:
@@ -132,16 +133,20 @@ def text_of(message: Event) -> str:
     return "".join(p["text"] for p in message.get("content", []) if p["type"] == "text")
 
 
-async def create(client: httpx.AsyncClient, text: str = "fix the login bug", **extra: Any) -> Event:
-    response = await client.post(BASE, json={"content": [{"type": "text", "text": text}], **extra})
+async def create(
+    client: httpx.AsyncClient, text: str = "fix the login bug", *, base: str = BASE, **extra: Any
+) -> Event:
+    response = await client.post(base, json={"content": [{"type": "text", "text": text}], **extra})
     assert response.status_code == 201, response.text
     chat: Event = response.json()
     return chat
 
 
-async def send(client: httpx.AsyncClient, chat_id: str, text: str, **extra: Any) -> Event:
+async def send(
+    client: httpx.AsyncClient, chat_id: str, text: str, *, base: str = BASE, **extra: Any
+) -> Event:
     response = await client.post(
-        f"{BASE}/{chat_id}/messages", json={"content": [{"type": "text", "text": text}], **extra}
+        f"{base}/{chat_id}/messages", json={"content": [{"type": "text", "text": text}], **extra}
     )
     assert response.status_code == 200, response.text
     answer: Event = response.json()
@@ -752,3 +757,218 @@ async def test_wait_for_times_out_with_a_clear_message(sim: CoderSim) -> None:
     """wait_for raises TimeoutError naming the predicate that never held."""
     with pytest.raises(TimeoutError, match=r"still false after 0\.05 s"):
         await sim.wait_for(lambda: False, timeout=0.05)
+
+
+# G2: the promoted API (generation "v2", and "v2.37" with both prefixes) --------------------------
+
+
+async def v2_create(sim: CoderSim, client: httpx.AsyncClient, text: str = "fix the login bug") -> Event:
+    return await create(client, text, base=V2, organization_id=sim.organization_id)
+
+
+async def test_v2_serves_only_the_promoted_prefix(make_sim: MakeSim) -> None:
+    """v2: chats under /api/v2 only (experimental 404s), models under the organization, newer version."""
+    sim = await make_sim(generation="v2")
+    async with http(sim) as alice:
+        assert (await alice.get(V2)).json() == []
+        for gone in (BASE, f"{BASE}/models"):
+            missing = await alice.get(gone)
+            assert (missing.status_code, missing.json()) == (404, {"message": "Route not found."})
+        models = await alice.get(f"/api/v2/organizations/{sim.organization_id}/chats/models")
+        assert models.status_code == 200
+        [model] = models.json()["models"]
+        assert (model["id"], model["organization_id"], model["is_default"]) == (
+            sim.model_config_id,
+            sim.organization_id,
+            True,
+        )
+        other = await alice.get(f"/api/v2/organizations/{OTHER_ORG}/chats/models")
+        assert other.status_code == 404
+        assert (await alice.get("/api/v2/buildinfo")).json()["version"] == "v2.38.0-sim"
+        assert sim.framing == "bare"
+
+
+async def test_experimental_generation_has_no_org_models_route(
+    sim: CoderSim, client: httpx.AsyncClient
+) -> None:
+    """G1 still lists models under the chats prefix; the organization route is unknown there."""
+    assert (await client.get(f"/api/v2/organizations/{sim.organization_id}/chats/models")).status_code == 404
+    assert (await client.get(f"{BASE}/models")).status_code == 200
+
+
+async def test_v2_37_answers_on_both_prefixes(make_sim: MakeSim) -> None:
+    """v2.37: the same promoted API on both prefixes; a chat made on one is seen on the other."""
+    sim = await make_sim(generation="v2.37", agent=scenarios.stuck)
+    async with http(sim) as alice:
+        chat = await create(alice, "hello", organization_id=sim.organization_id)
+        assert chat["status"] == "running"
+        assert [c["id"] for c in (await alice.get(V2)).json()] == [chat["id"]]
+        assert (await alice.get(f"{V2}/{chat['id']}")).json()["organization_id"] == sim.organization_id
+        async with stream(sim, chat["id"], base=V2) as ws:
+            frame = await ws.recv()
+        assert isinstance(json.loads(frame), list)
+        assert (await alice.get("/api/v2/buildinfo")).json()["version"] == "v2.37.0-sim"
+
+
+async def test_v2_chat_has_g2_fields_and_starts_running(make_sim: MakeSim) -> None:
+    """A G2 Chat: organization_id, last_error omitted, summaries null, children [], status running."""
+    sim = await make_sim(generation="v2")
+    async with http(sim) as alice:
+        missing = await alice.post(V2, json={"content": [{"type": "text", "text": "hi"}]})
+        assert (missing.status_code, missing.json()) == (400, {"message": "organization_id is required."})
+        chat = await v2_create(sim, alice)
+        assert chat["status"] == "running"
+        assert "last_error" not in chat
+        assert {key: chat[key] for key in ("organization_id", "last_model_config_id", "client_type")} == {
+            "organization_id": sim.organization_id,
+            "last_model_config_id": sim.model_config_id,
+            "client_type": "api",
+        }
+        assert (chat["last_turn_summary"], chat["summary"], chat["shared"], chat["children"]) == (
+            None,
+            None,
+            False,
+            [],
+        )
+        async with stream(sim, chat["id"], base=V2) as ws:
+            events = await read_until(ws, status_is("waiting"))
+    statuses = [e["status"]["status"] for e in events if e["type"] == "status"]
+    assert statuses == ["running", "waiting"]
+
+
+async def test_v2_failed_turn_keeps_last_error_as_an_object(make_sim: MakeSim) -> None:
+    """G2's last_error is a ChatError object; the error stream event is unchanged."""
+    sim = await make_sim(generation="v2")
+    sim.scripts["/boom"] = lambda prompt: [Fail("model exploded", kind="overloaded", retryable=True)]
+    async with http(sim) as alice:
+        chat = await v2_create(sim, alice, "/boom")
+        await sim.wait_for(lambda: sim.chats[chat["id"]].status == "error")
+        fetched = (await alice.get(f"{V2}/{chat['id']}")).json()
+    assert fetched["last_error"] == {"message": "model exploded", "kind": "overloaded", "retryable": True}
+
+
+async def test_v2_interrupt_goes_through_interrupting(make_sim: MakeSim) -> None:
+    """Interrupt answers 'interrupting', then the partial reply is kept and the chat waits; idle is 409."""
+    sim = await make_sim(generation="v2", agent=scenarios.stuck)
+    async with http(sim) as alice:
+        chat = await v2_create(sim, alice)
+        simchat = sim.chats[chat["id"]]
+        await sim.wait_for(lambda: len(simchat.parts) == 3)
+        async with stream(sim, chat["id"], after_id=MAX_INT64, base=V2) as ws:
+            await ws.recv()  # snapshot
+            response = await alice.post(f"{V2}/{chat['id']}/interrupt")
+            assert (response.status_code, response.json()["status"]) == (200, "interrupting")
+            events = await read_until(ws, status_is("waiting"))
+        assert [summary(e) for e in events] == [
+            "status:interrupting",
+            "message:Working on it",
+            "status:waiting",
+        ]
+        idle = await alice.post(f"{V2}/{chat['id']}/interrupt")
+        assert (idle.status_code, idle.json()) == (409, {"message": "Chat is not running."})
+
+
+async def test_v2_busy_interrupt_send_queues_then_promotes(make_sim: MakeSim) -> None:
+    """busy_behavior=interrupt answers queued, interrupts, keeps the partial reply, runs the message."""
+    sim = await make_sim(generation="v2", agent=scenarios.stuck)
+    async with http(sim) as alice:
+        chat = await v2_create(sim, alice)
+        simchat = sim.chats[chat["id"]]
+        await sim.wait_for(lambda: len(simchat.parts) == 3)
+        async with stream(sim, chat["id"], after_id=MAX_INT64, base=V2) as ws:
+            await ws.recv()
+            sent = await send(alice, chat["id"], "stop and do this", base=V2, busy_behavior="interrupt")
+            assert sent["queued"] is True
+            assert "message" not in sent
+            events = await read_until(ws, status_is("running"))
+    assert [summary(e) for e in events if e["type"] != "message_part"] == [
+        "queue:1",
+        "status:interrupting",
+        "message:Working on it",
+        "message:stop and do this",
+        "queue:0",
+        "status:running",
+    ]
+
+
+async def test_v2_archiving_an_active_chat_is_a_conflict(make_sim: MakeSim) -> None:
+    """G2 refuses to archive a running chat (409) and archives it once it waits."""
+    sim = await make_sim(generation="v2", agent=scenarios.stuck)
+    async with http(sim) as alice:
+        chat = await v2_create(sim, alice)
+        url = f"{V2}/{chat['id']}"
+        busy = await alice.patch(url, json={"archived": True})
+        assert (busy.status_code, busy.json()) == (409, {"message": "Cannot archive an active chat."})
+        await alice.post(f"{url}/interrupt")
+        await sim.wait_for(lambda: sim.chats[chat["id"]].status == "waiting")
+        assert (await alice.patch(url, json={"archived": True})).status_code == 204
+
+
+async def test_v2_uploads_accept_documents_and_text(make_sim: MakeSim) -> None:
+    """G2 widens the allow-list to PDF and text types; bytes must still match, SVG stays out."""
+    sim = await make_sim(generation="v2")
+    files = f"{V2}/files"
+    org = {"organization": sim.organization_id}
+    accepted = [
+        ("application/pdf", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"),
+        ("text/plain", "notes – ünïcode\n".encode()),
+        ("text/csv", b"a,b\n1,2\n"),
+        ("text/markdown", b"# Title\n"),
+        ("application/json", b'{"a": 1}'),
+        ("image/png", PNG),
+    ]
+    async with http(sim) as alice:
+        for media_type, body in accepted:
+            uploaded = await alice.post(files, params=org, content=body, headers={"Content-Type": media_type})
+            assert uploaded.status_code == 201, media_type
+            download = await alice.get(f"{files}/{uploaded.json()['id']}")
+            assert download.headers["content-type"].split(";")[0] == media_type
+        unsupported = {
+            "message": "Unsupported file type.",
+            "detail": "Allowed types: application/json, application/pdf, image/gif, image/jpeg, image/png, "
+            "image/webp, text/csv, text/markdown, text/plain.",
+        }
+        for media_type, body in (
+            ("image/svg+xml", b"<svg/>"),
+            ("text/plain", b"\x00\x01binary"),
+            ("application/pdf", b"nope"),
+        ):
+            response = await alice.post(files, params=org, content=body, headers={"Content-Type": media_type})
+            assert (response.status_code, response.json()) == (400, unsupported), media_type
+
+
+async def test_v2_messages_after_id_ascending_and_edit_wrapped(make_sim: MakeSim) -> None:
+    """GET /messages?after_id pages forwards oldest first; an edit answers {"message": ...}."""
+    sim = await make_sim(generation="v2", agent=scenarios.echo)
+    async with http(sim) as alice:
+        chat = await v2_create(sim, alice, "one")
+        simchat = sim.chats[chat["id"]]
+        await sim.wait_for(lambda: simchat.status == "waiting")
+        await send(alice, chat["id"], "two", base=V2)
+        await sim.wait_for(lambda: simchat.status == "waiting" and len(simchat.messages) == 4)
+        ids = [m["id"] for m in simchat.messages]
+        url = f"{V2}/{chat['id']}/messages"
+        forward = (await alice.get(url, params={"after_id": ids[0], "limit": 2})).json()
+        assert ([m["id"] for m in forward["messages"]], forward["has_more"]) == (ids[1:3], True)
+        backward = (await alice.get(url, params={"limit": 2})).json()
+        assert [m["id"] for m in backward["messages"]] == ids[:1:-1]
+        edited = await alice.patch(f"{url}/{ids[2]}", json={"content": [{"type": "text", "text": "deux"}]})
+        assert edited.json().keys() == {"message"}
+        assert text_of(edited.json()["message"]) == "deux"
+
+
+async def test_v2_watch_sends_bare_g2_chats(make_sim: MakeSim) -> None:
+    """The G2 watch socket sends bare ChatWatchEvents whose partial chat has G2 keys, no last_error."""
+    sim = await make_sim(generation="v2", agent=scenarios.stuck)
+    async with http(sim) as alice, socket(sim, f"{V2}/watch") as watch:
+        chat = await v2_create(sim, alice)
+        created = json.loads(await watch.recv())
+    assert created["kind"] == "created"
+    assert (created["chat"]["id"], created["chat"]["organization_id"]) == (chat["id"], sim.organization_id)
+    assert "last_error" not in created["chat"]
+
+
+def test_g2_generations_refuse_envelope_framing() -> None:
+    """G2 never used envelopes; asking for one is a mistake in the test, not a mode."""
+    with pytest.raises(ValueError, match="bare"):
+        CoderSim(generation="v2", framing="envelope")

@@ -1,4 +1,4 @@
-"""Reading G1 (experimental) Chats API JSON and Coder error answers into the bridge's own types."""
+"""Reading G1 (experimental) and G2 (promoted) Chats API JSON and Coder error answers into our types."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from websockets.exceptions import ConnectionClosedError, InvalidStatus, InvalidU
 from websockets.frames import Close
 from websockets.http11 import Response
 
+from bridge.coder import v2_wire
 from bridge.coder.backoff import Backoff
 from bridge.coder.errors import (
     CoderAuthError,
@@ -499,3 +500,120 @@ def test_backoff_full_jitter_stays_below_ceiling() -> None:
     for _ in range(20):
         drawn = list(itertools.islice(backoff.delays(), 5))
         assert all(0.0 <= d <= c for d, c in zip(drawn, [0.1, 0.3, 0.9, 1.0, 1.0], strict=True))
+
+
+# G2 (promoted /api/v2/chats) ---------------------------------------------------------------------
+
+
+def wire_g2_chat(**fields: Any) -> dict[str, Any]:
+    """A chat as G2 sends it: G2's added keys, last_error omitted when there is none."""
+    g2_keys: dict[str, Any] = {
+        "organization_id": "o1",
+        "status": "running",
+        "last_turn_summary": None,
+        "summary": None,
+        "shared": False,
+        "client_type": "api",
+        "children": [],
+    }
+    chat = wire_chat(**{**g2_keys, **fields})
+    if chat["last_error"] is None:
+        del chat["last_error"]
+    return chat
+
+
+def test_g2_chat_parses_with_its_added_keys() -> None:
+    """A full G2 chat parses; its extra keys are ignored, status read by the G2 table."""
+    chat = v2_wire.parse_chat(wire_g2_chat(mode="explore", plan_mode="plan", files=[], warnings=["w"]))
+    assert (chat.id, chat.status.name, chat.status.phase, chat.last_error) == (
+        "c1",
+        "running",
+        ChatPhase.WORKING,
+        None,
+    )
+
+
+def test_g2_last_error_object() -> None:
+    """G2's last_error object (message, detail?, kind?, provider?, retryable, status_code?) reads as text."""
+    error = {
+        "message": "Overloaded",
+        "detail": "529",
+        "kind": "overloaded",
+        "provider": "anthropic",
+        "retryable": True,
+        "status_code": 529,
+    }
+    assert v2_wire.parse_chat(wire_g2_chat(status="error", last_error=error)).last_error == "Overloaded"
+
+
+@pytest.mark.parametrize(
+    ("name", "phase"),
+    [
+        ("waiting", ChatPhase.IDLE),
+        ("running", ChatPhase.WORKING),
+        ("error", ChatPhase.ERROR),
+        ("requires_action", ChatPhase.NEEDS_USER),
+        ("interrupting", ChatPhase.WORKING),
+        ("pending", ChatPhase.UNKNOWN),
+        ("compacting", ChatPhase.UNKNOWN),
+    ],
+)
+def test_g2_status_names_map_to_phases(name: str, phase: ChatPhase) -> None:
+    """G2 has five statuses; G1-only names such as pending are unknown there, and keep their name."""
+    status = v2_wire.parse_status(name)
+    assert (status.phase, status.name) == (phase, name)
+
+
+def test_g2_running_but_queued_for_capacity_is_starting() -> None:
+    """A running chat still waiting for an agent slot has not started yet."""
+    chat = v2_wire.parse_chat(wire_g2_chat(queued_for_capacity=True))
+    assert (chat.status.phase, chat.status.name) == (ChatPhase.STARTING, "running")
+    assert (
+        v2_wire.parse_chat(wire_g2_chat(status="waiting", queued_for_capacity=True)).status.phase
+        is ChatPhase.IDLE
+    )
+
+
+def test_g2_status_events_use_the_g2_table() -> None:
+    """Stream status events are parsed with G2's names; unknown ones keep their name."""
+    for name, phase in (("requires_action", ChatPhase.NEEDS_USER), ("pending", ChatPhase.UNKNOWN)):
+        event = v2_wire.parse_stream_event({"type": "status", "chat_id": "c1", "status": {"status": name}})
+        assert isinstance(event, StatusEvent)
+        assert (event.status.phase, event.status.name) == (phase, name)
+
+
+def test_g2_message_events_are_g1_shaped() -> None:
+    """G2 message events (with G2-only part fields and types) parse like G1's."""
+    parts = [
+        wire_part(type="skill", skill_name="deploy", skill_description="Deploys"),
+        wire_part(type="hook-notice", text="Hook ran"),
+        wire_part(
+            type="reasoning",
+            text="hmm",
+            created_at="2026-09-01T00:00:00Z",
+            completed_at="2026-09-01T00:00:01Z",
+        ),
+    ]
+    event = v2_wire.parse_stream_event(
+        {"type": "message", "chat_id": "c1", "message": wire_message(5, "assistant", *parts)}
+    )
+    assert isinstance(event, MessageEvent)
+    assert [(p.type, p.text) for p in event.message.content] == [
+        ("skill", ""),
+        ("hook-notice", "Hook ran"),
+        ("reasoning", "hmm"),
+    ]
+
+
+def test_g2_send_result_with_messages_batch() -> None:
+    """G2 lists every inserted message in ``messages``; without ``message`` the last user one is it."""
+    raw = {
+        "queued": False,
+        "messages": [wire_message(8, "user"), wire_message(9, "assistant")],
+        "warnings": ["w"],
+    }
+    result = parse_send_result(raw)
+    assert result.message is not None
+    assert result.message.id == 8
+    both = parse_send_result({**raw, "message": wire_message(8, "user")})
+    assert both == result

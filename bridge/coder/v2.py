@@ -1,0 +1,83 @@
+"""The G2 backend: Coder's promoted Chats API under ``/api/v2/chats`` (Coder 2.37+).
+
+Its requests are G1's (reference section 0), so this is ``ExperimentalBackend`` with the G2 base
+path and parsers (``v2_wire``). What differs is behaviour, from coder/coder's chat state machine
+(coderd/x/chatd/chatstate; chats tests in coderd): interrupting an idle chat and archiving an active
+one answer 409 instead of succeeding, and there is no ``POST /archive`` route to fall back to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import ClassVar
+
+from bridge.coder.backoff import Backoff
+from bridge.coder.errors import CoderRejected
+from bridge.coder.experimental import ChatsApi, ExperimentalBackend
+from bridge.coder.types import Chat, ChatId
+from bridge.coder.v2_wire import parse_chat, parse_stream_event
+
+CHATS = "/api/v2/chats"
+G2_API = ChatsApi("v2", CHATS, parse_chat, parse_stream_event)
+
+_IDLE = frozenset({"waiting", "error"})
+"""The only statuses chatstate lets a chat be archived from (states W and E)."""
+
+
+def _conflict(exc: CoderRejected) -> bool:
+    return exc.status == 409
+
+
+class V2Backend(ExperimentalBackend):
+    """``CoderBackend`` for the promoted G2 API (``/api/v2/chats``).
+
+    ``organization_id`` is required on chat creation here; when not given it is the token owner's
+    first organization, looked up once (as in G1).
+    """
+
+    api: ClassVar[ChatsApi] = G2_API
+    settle_attempts: ClassVar[int] = 20
+    """How often ``set_archived`` re-reads an interrupted chat before giving up on it going idle."""
+    settle_delays: ClassVar[Backoff] = Backoff(initial=0.05, cap=1.0)
+
+    async def interrupt(self, chat_id: ChatId) -> Chat:
+        """``POST /chats/{id}/interrupt``; an idle chat (Coder's 409) is returned as it is."""
+        try:
+            return await super().interrupt(chat_id)
+        except CoderRejected as exc:
+            if not _conflict(exc):
+                raise
+        return await self.get_chat(chat_id)
+
+    async def set_archived(self, chat_id: ChatId, archived: bool) -> None:
+        """``PATCH /chats/{id}``; an active chat (409) is interrupted first, then archived once idle."""
+        try:
+            await self._patch_archived(chat_id, archived)
+            return
+        except CoderRejected as exc:
+            if not (archived and _conflict(exc)):
+                raise
+        await self.interrupt(chat_id)
+        await self._until_idle(chat_id)
+        await self._patch_archived(chat_id, archived)
+
+    async def _patch_archived(self, chat_id: ChatId, archived: bool) -> None:
+        try:
+            await self._rest.call(
+                "set_archived",
+                "PATCH",
+                self.api.path(chat_id),
+                idempotent=True,
+                json_body={"archived": archived},
+            )
+        except CoderRejected as exc:
+            if not (exc.status == 400 and "already" in exc.message.lower()):
+                raise
+
+    async def _until_idle(self, chat_id: ChatId) -> None:
+        """Wait (bounded) for an interrupt to land: the chat leaves ``interrupting``/``running``."""
+        delays = self.settle_delays.delays()
+        for _ in range(self.settle_attempts):
+            if (await self.get_chat(chat_id)).status.name in _IDLE:
+                return
+            await asyncio.sleep(next(delays))
