@@ -85,9 +85,13 @@ class Controls:
         async with self._db.unit() as session:
             if not await repo.claim_event(session, reaction.event_id):
                 return
-            link = await repo.find_link_by_message(
-                session, channel_id=reaction.channel_id, ts=reaction.item_ts
-            )
+            just_posted = self._outbox.link_of(reaction.channel_id, reaction.item_ts)
+            if just_posted is not None:
+                link = await repo.get_link(session, just_posted)
+            else:
+                link = await repo.find_link_by_message(
+                    session, channel_id=reaction.channel_id, ts=reaction.item_ts
+                )
         if link is None or link.chat_id is None:
             return
         if reaction.user_id != link.requester_user_id:

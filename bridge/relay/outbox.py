@@ -91,6 +91,7 @@ class Outbox:
         self._idle_timeout = idle_timeout
         self._clock = clock or asyncio.get_running_loop().time
         self._threads: dict[int, _Thread] = {}
+        self._posted: dict[tuple[str, str], int] = {}  # (channel, ts) -> link id, as soon as Slack answers
         self._tasks = TaskGroup("outbox")
 
     def set_text(self, ref: ThreadRef, key: str, text: str, *, final: bool = False) -> None:
@@ -103,6 +104,14 @@ class Outbox:
         if slot.dirty:
             slot.done.clear()
         thread.wake.set()
+
+    def link_of(self, channel: str, ts: str) -> int | None:
+        """The link whose thread got a message posted as ``ts`` while its worker is alive.
+
+        Known the moment Slack answers, before the slot's row is stored: a reaction on a message the
+        bot just posted can arrive before that row exists.
+        """
+        return self._posted.get((channel, ts))
 
     async def has_slot(self, ref: ThreadRef, key: str) -> bool:
         """Whether the thread has (or had, before a restart) a message for ``key``."""
@@ -189,13 +198,19 @@ class Outbox:
                         await asyncio.wait_for(thread.wake.wait(), self._idle_timeout if idle else wait)
                     except TimeoutError:
                         if idle and self._idle(thread):  # quiet for long: free it; set_text makes a new one
-                            del self._threads[thread.ref.link_id]
+                            self._release(thread)
                             return
                     continue
                 await self._send(thread, slot)
             except Exception:  # a database hiccup must not end the thread's output for good
                 log.exception("outbox worker of thread %s failed; retrying", thread.ref.thread_ts)
                 await asyncio.sleep(1.0)
+
+    def _release(self, thread: _Thread) -> None:
+        del self._threads[thread.ref.link_id]
+        for slot in thread.slots.values():
+            if slot.ts is not None:
+                self._posted.pop((thread.ref.channel, slot.ts), None)
 
     @staticmethod
     def _idle(thread: _Thread) -> bool:
@@ -240,6 +255,7 @@ class Outbox:
             text, sent = slot.text, digest(slot.text)  # read after the wait: the newest text goes out
             if slot.ts is None:
                 slot.ts = await self._poster.post(ref.channel, ref.thread_ts, text)
+                self._posted[(ref.channel, slot.ts)] = ref.link_id
             else:
                 await self._poster.update(ref.channel, slot.ts, text)
         except SlackRateLimited as exc:

@@ -47,6 +47,7 @@ async def test_archive_and_unarchive_by_reaction(world: World) -> None:
     )
     await world.slack.unreact(world.slack.alice, world.slack.general, root, "file_cabinet")
     await world.until(lambda: not world.chat_of(root).archived)
+    await world.until(lambda: any("Unarchived by" in t for t in world.bot_texts(root)))
     await world.reply(root, "back again")
     await world.until(lambda: "Echo: back again" in world.bot_texts(root))
 
