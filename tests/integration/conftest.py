@@ -124,11 +124,17 @@ def make_settings(slack: SlackSim, coder: CoderSim, database_url: str, **overrid
     return Settings(**values)
 
 
+@pytest.fixture(params=["experimental", "v2"])
+def generation(request: pytest.FixtureRequest) -> str:
+    """The Coder Chats API generation the simulator speaks (the bridge detects it)."""
+    return str(request.param)
+
+
 @pytest.fixture
-async def world(database_url: str) -> AsyncIterator[World]:
-    """Simulators plus a started bridge, on SQLite and on PostgreSQL."""
+async def world(database_url: str, generation: str) -> AsyncIterator[World]:
+    """Simulators plus a started bridge, on SQLite and PostgreSQL, for each Coder API generation."""
     async with (
-        CoderSim(tokens={CODER_TOKEN: "alice"}, part_interval=0.002) as coder,
+        CoderSim(tokens={CODER_TOKEN: "alice"}, part_interval=0.002, generation=generation) as coder,  # type: ignore[arg-type]
         SlackSim(signing_secret=SIGNING_SECRET, time_scale=0.05) as slack,
     ):
         w = World(slack=slack, coder=coder, settings=make_settings(slack, coder, database_url))
