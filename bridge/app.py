@@ -189,6 +189,7 @@ class Bridge:
             emoji={
                 settings.reaction_interrupt: Control.INTERRUPT,
                 settings.reaction_archive: Control.ARCHIVE,
+                settings.reaction_promote: Control.PROMOTE,
             },
         )
         bolt = AsyncApp(

@@ -103,6 +103,10 @@ class CoderBackend(Protocol):
         """Archive or unarchive a chat (archiving also interrupts it)."""
         ...
 
+    async def promote_queued(self, chat_id: ChatId, queued_id: int) -> Message:
+        """Make a queued follow-up the next message the agent gets; returns it as persisted."""
+        ...
+
     async def upload_file(self, organization_id: str, data: bytes, media_type: str, filename: str) -> str:
         """Upload a file for use in an ``InputPart.of_file``; returns its id."""
         ...

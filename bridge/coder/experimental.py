@@ -195,6 +195,19 @@ class ExperimentalBackend:
         )
         return decode(read_json(response), self.api.parse_chat, "chat")
 
+    async def promote_queued(self, chat_id: ChatId, queued_id: int) -> Message:
+        """``POST /chats/{id}/queue/{queued}/promote``: the queued message becomes the next one.
+
+        Not retried: a repeat after a lost answer would find the message no longer queued.
+        """
+        response = await self._rest.call(
+            "promote_queued",
+            "POST",
+            self.api.path(chat_id, "queue", str(queued_id), "promote"),
+            idempotent=False,
+        )
+        return decode(read_json(response), parse_message, "message")
+
     async def set_archived(self, chat_id: ChatId, archived: bool) -> None:
         """``PATCH /chats/{id}`` with ``archived``; succeeds if the chat already is in that state.
 

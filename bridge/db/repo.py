@@ -232,3 +232,11 @@ async def find_link_by_message(session: AsyncSession, *, channel_id: str, ts: st
         .where(col(ThreadLink.channel_id) == channel_id, col(SlackMessage.ts) == ts)
     )
     return (await session.execute(posted)).scalars().first()
+
+
+async def find_inbound(session: AsyncSession, *, channel_id: str, ts: str) -> InboundMessage | None:
+    """A person's message the bridge relayed, with what Coder made of it."""
+    stmt = select(InboundMessage).where(
+        col(InboundMessage.channel_id) == channel_id, col(InboundMessage.ts) == ts
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()

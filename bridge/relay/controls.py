@@ -1,7 +1,8 @@
-"""Emoji reactions that control a chat: interrupt the agent, archive or unarchive the chat.
+"""Emoji reactions that control a chat: interrupt the agent, archive or unarchive, promote.
 
-Reactions count on the thread's first message and on the bot's messages in it (``interface.md``);
-a reaction anywhere else, or with another emoji, is ignored. Only the person who started the chat
+Interrupt and archive count on the thread's first message and on the bot's messages in it; promote
+counts on a follow-up that Coder queued (``interface.md``). A reaction anywhere else, or with
+another emoji, is ignored. Only the person who started the chat
 may control it. Each control is confirmed in the thread, and a failure is said there too.
 """
 
@@ -10,6 +11,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from enum import StrEnum
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.coder.backend import CoderBackend
 from bridge.coder.errors import CoderError
@@ -31,6 +34,7 @@ class Control(StrEnum):
 
     INTERRUPT = "interrupt"
     ARCHIVE = "archive"
+    PROMOTE = "promote"
 
 
 @dataclass(frozen=True)
@@ -82,43 +86,72 @@ class Controls:
 
     async def _handle(self, reaction: Reaction) -> None:
         control = self._emoji[reaction.emoji]
+        if control is not Control.ARCHIVE and not reaction.added:
+            return  # taking back a stop or a promote undoes nothing
+        queued_id: int | None = None
         async with self._db.unit() as session:
             if not await repo.claim_event(session, reaction.event_id):
                 return
-            just_posted = self._outbox.link_of(reaction.channel_id, reaction.item_ts)
-            if just_posted is not None:
-                link = await repo.get_link(session, just_posted)
-            else:
-                link = await repo.find_link_by_message(
+            if control is Control.PROMOTE:
+                inbound = await repo.find_inbound(
                     session, channel_id=reaction.channel_id, ts=reaction.item_ts
                 )
+                if inbound is None or inbound.queued_message_id is None:
+                    return
+                queued_id = inbound.queued_message_id
+                link = await repo.get_link(session, inbound.link_id)
+            else:
+                link = await self._find_link(session, reaction)
         if link is None or link.chat_id is None:
             return
         if reaction.user_id != link.requester_user_id:
             await self._refuse(reaction, link)
             return
-        chat_id, ref = ChatId(link.chat_id), thread_ref(link)
-        who = f"<@{reaction.user_id}>"
+        chat_id = ChatId(link.chat_id)
         try:
-            if control is Control.INTERRUPT:
-                if not reaction.added:
-                    return
-                await self._backend.interrupt(chat_id)
-                text = f"🛑 Stopped the agent at {who}'s request."
-                self._supervisor.follow(chat_id)
+            if queued_id is not None:
+                text = await self._promote(chat_id, reaction, queued_id)
+            elif control is Control.INTERRUPT:
+                text = await self._interrupt(chat_id, reaction)
             else:
-                await self._backend.set_archived(chat_id, reaction.added)
-                async with self._db.unit() as session:
-                    await repo.set_archived(session, chat_id, reaction.added)
-                text = (
-                    f"🗄️ Archived by {who}; remove the reaction to unarchive."
-                    if reaction.added
-                    else f"📤 Unarchived by {who}; replies here reach the agent again."
-                )
+                text = await self._archive(chat_id, reaction)
         except CoderError as exc:
             log.warning("%s of chat %s failed: %s", control, chat_id, exc, extra={"chat_id": chat_id})
             text = render_error(f"Couldn't {control} the chat: {exc}")
-        self._outbox.set_text(ref, f"control:{reaction.event_id}", text, final=True)
+        self._outbox.set_text(thread_ref(link), f"control:{reaction.event_id}", text, final=True)
+
+    async def _interrupt(self, chat_id: ChatId, reaction: Reaction) -> str:
+        await self._backend.interrupt(chat_id)
+        self._supervisor.follow(chat_id)
+        return f"🛑 Stopped the agent at <@{reaction.user_id}>'s request."
+
+    async def _archive(self, chat_id: ChatId, reaction: Reaction) -> str:
+        await self._backend.set_archived(chat_id, reaction.added)
+        async with self._db.unit() as session:
+            await repo.set_archived(session, chat_id, reaction.added)
+        if reaction.added:
+            return f"🗄️ Archived by <@{reaction.user_id}>; remove the reaction to unarchive."
+        return f"📤 Unarchived by <@{reaction.user_id}>; replies here reach the agent again."
+
+    async def _promote(self, chat_id: ChatId, reaction: Reaction, queued_id: int) -> str:
+        message = await self._backend.promote_queued(chat_id, queued_id)
+        async with self._db.unit() as session:
+            await repo.record_inbound(
+                session,
+                channel_id=reaction.channel_id,
+                ts=reaction.item_ts,
+                coder_message_id=message.id,
+                queued_message_id=None,
+            )
+        self._supervisor.follow(chat_id)
+        return f"⏫ <@{reaction.user_id}> moved a queued message to the front: the agent gets it next."
+
+    async def _find_link(self, session: AsyncSession, reaction: Reaction) -> ThreadLink | None:
+        """The chat of a reacted thread root or bot message (one just posted is found in memory)."""
+        just_posted = self._outbox.link_of(reaction.channel_id, reaction.item_ts)
+        if just_posted is not None:
+            return await repo.get_link(session, just_posted)
+        return await repo.find_link_by_message(session, channel_id=reaction.channel_id, ts=reaction.item_ts)
 
     async def _refuse(self, reaction: Reaction, link: ThreadLink) -> None:
         """Tell only the person who reacted why nothing happened."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bridge.sim.coder_agent import Gate, Text
+from bridge.sim.coder_agent import Gate, Step, Text
 from tests.integration.conftest import World
 
 
@@ -74,3 +74,25 @@ async def test_unrelated_and_unknown_reactions_are_ignored(world: World) -> None
     await world.until_idle_and_shown(root)
     assert not any("Stopped" in t for t in world.bot_texts(root))
     assert world.chat_of(root).messages[-1]["role"] == "assistant"
+
+
+async def test_promote_reaction_sends_a_queued_follow_up_next(world: World) -> None:
+    """⏫ on a queued follow-up makes it the agent's next message, ahead of one queued earlier."""
+    gate = asyncio.Event()
+
+    def script(prompt: str) -> list[Step]:
+        return [Text("Busy, "), Gate(gate), Text("done.")] if prompt == "first" else [Text(f"Echo: {prompt}")]
+
+    world.coder.agent = script
+    root = await world.mention("first")
+    await world.until(lambda: "Busy, " in world.bot_texts(root))
+    await world.reply(root, "second")
+    third = await world.reply(root, "third")
+    await world.until(lambda: len(world.chat_of(root).queue) == 2)
+    await world.until(lambda: sum("Queued" in t for t in world.bot_texts(root)) == 2)
+    await world.slack.react(world.slack.alice, world.slack.general, third, "arrow_double_up")
+    await world.until(lambda: any("moved a queued message to the front" in t for t in world.bot_texts(root)))
+    gate.set()
+    await world.until(lambda: "Echo: second" in world.bot_texts(root), timeout=15)
+    texts = world.bot_texts(root)
+    assert texts.index("Echo: third") < texts.index("Echo: second")
