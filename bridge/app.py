@@ -32,6 +32,7 @@ from bridge.db.migrate import upgrade
 from bridge.metrics import Metrics
 from bridge.relay.controls import Control, Controls
 from bridge.relay.inbound import Inbound
+from bridge.relay.intake import Intake
 from bridge.relay.limits import SlackLimits
 from bridge.relay.outbox import Outbox
 from bridge.relay.supervisor import Supervisor
@@ -172,11 +173,13 @@ class Bridge:
             edit_interval=settings.edit_interval,
         )
         self._supervisor = Supervisor(self.db, backend, self._outbox)
+        intake = Intake(self.db)
         self._inbound = Inbound(
             self.db,
             backend,
             self._outbox,
             self._supervisor,
+            intake,
             bot_user_id=identity.bot_user_id,
             organization_id=settings.coder_organization_id,
         )
@@ -186,6 +189,7 @@ class Bridge:
             self._outbox,
             self._supervisor,
             poster,
+            intake,
             emoji={
                 settings.reaction_interrupt: Control.INTERRUPT,
                 settings.reaction_archive: Control.ARCHIVE,
@@ -202,7 +206,7 @@ class Bridge:
             process_before_response=False,
             logger=_bolt_logger(),
         )
-        events.register(bolt, self._inbound, self._controls, self.metrics)
+        events.register(bolt, intake, self._inbound, self._controls, self.metrics)
         await self._serve_http(bolt)
         if settings.socket_mode:
             assert settings.slack_app_token is not None
@@ -210,6 +214,9 @@ class Bridge:
             await self._socket.connect_async()  # type: ignore[no-untyped-call]
         self._accepting = True
         resumed = await self._supervisor.resume()
+        replayed = await events.recover(intake, self._inbound, self._controls)
+        if replayed:
+            log.info("handling %d Slack events acknowledged before the last stop", replayed)
         log.info(
             "bridge ready on port %s (%s mode); following %d busy chats again",
             self.port,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, Text, UniqueConstraint, true
 from sqlmodel import Field, SQLModel
 
 
@@ -55,12 +55,18 @@ class StreamCursor(SQLModel, table=True):
 
 
 class SeenEvent(SQLModel, table=True):
-    """A Slack event id already taken in; Slack's retries of it stop here."""
+    """A Slack event taken in, recorded before Slack gets its ack; Slack's retries of it stop here.
+
+    ``payload`` is kept until the event is handled (``done``), so one acknowledged just before a
+    crash is handled after the restart instead of being lost.
+    """
 
     __tablename__ = "seen_event"
 
     event_id: str = Field(primary_key=True, max_length=64)
     received_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())
+    payload: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    done: bool = Field(default=True, sa_column=Column(Boolean, nullable=False, server_default=true()))
 
 
 class InboundMessage(SQLModel, table=True):

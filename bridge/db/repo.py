@@ -33,9 +33,28 @@ async def _insert_ignore(session: AsyncSession, model: type[Any], values: Mappin
     return bool(getattr(result, "rowcount", 0) == 1)
 
 
-async def claim_event(session: AsyncSession, event_id: str) -> bool:
-    """Record a Slack event id; False when it was seen before (a retry or a duplicate delivery)."""
-    return await _insert_ignore(session, SeenEvent, {"event_id": event_id, "received_at": utcnow()})
+async def record_event(session: AsyncSession, event_id: str, payload: str) -> bool:
+    """Record a Slack event before it is acknowledged; False when it was seen before (a retry)."""
+    return await _insert_ignore(
+        session, SeenEvent, {"event_id": event_id, "received_at": utcnow(), "payload": payload, "done": False}
+    )
+
+
+async def finish_event(session: AsyncSession, event_id: str) -> None:
+    """Mark an event handled; its payload is no longer needed."""
+    await session.execute(
+        update(SeenEvent).where(col(SeenEvent.event_id) == event_id).values(done=True, payload=None)
+    )
+
+
+async def unfinished_events(session: AsyncSession) -> list[str]:
+    """Payloads of events recorded but not handled (the process stopped in between), oldest first."""
+    stmt = (
+        select(col(SeenEvent.payload))
+        .where(col(SeenEvent.done).is_(False), col(SeenEvent.payload).is_not(None))
+        .order_by(col(SeenEvent.received_at))
+    )
+    return [str(p) for p in (await session.execute(stmt)).scalars()]
 
 
 async def claim_thread(

@@ -20,6 +20,7 @@ from bridge.coder.types import ChatId
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.models import ThreadLink
+from bridge.relay.intake import Intake
 from bridge.relay.outbox import Outbox
 from bridge.relay.ports import SlackError, SlackPoster
 from bridge.relay.supervisor import Supervisor, thread_ref
@@ -64,6 +65,7 @@ class Controls:
         outbox: Outbox,
         supervisor: Supervisor,
         poster: SlackPoster,
+        intake: Intake,
         *,
         emoji: dict[str, Control],
     ) -> None:
@@ -72,26 +74,35 @@ class Controls:
         self._outbox = outbox
         self._supervisor = supervisor
         self._poster = poster
+        self._intake = intake
         self._emoji = emoji
         self._tasks = TaskGroup("controls")
 
+    def wanted(self, reaction: Reaction) -> bool:
+        """Whether the reaction's emoji is one of the controls (others are not even recorded)."""
+        return reaction.emoji in self._emoji
+
     def submit(self, reaction: Reaction) -> None:
-        """Handle a reaction in the background (Slack wants its ack at once)."""
-        if reaction.emoji in self._emoji:
-            self._tasks.spawn(reaction.event_id, self._handle(reaction))
+        """Handle a recorded reaction in the background (Slack wants its ack at once)."""
+        self._tasks.spawn(reaction.event_id, self._handle(reaction))
 
     async def drain(self, timeout: float) -> bool:
         """Let controls in flight finish (shutdown)."""
         return await self._tasks.wait(timeout)
 
     async def _handle(self, reaction: Reaction) -> None:
+        try:
+            await self._control(reaction)
+        except Exception:  # logged once; finishing it keeps a poisonous event from replaying forever
+            log.exception("reaction event %s failed", reaction.event_id)
+        await self._intake.finish(reaction.event_id)
+
+    async def _control(self, reaction: Reaction) -> None:
         control = self._emoji[reaction.emoji]
         if control is not Control.ARCHIVE and not reaction.added:
             return  # taking back a stop or a promote undoes nothing
         queued_id: int | None = None
         async with self._db.unit() as session:
-            if not await repo.claim_event(session, reaction.event_id):
-                return
             if control is Control.PROMOTE:
                 inbound = await repo.find_inbound(
                     session, channel_id=reaction.channel_id, ts=reaction.item_ts

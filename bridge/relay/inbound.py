@@ -19,10 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.coder.backend import CoderBackend
 from bridge.coder.errors import CoderError
-from bridge.coder.types import ChatId, InputPart
+from bridge.coder.types import Chat, ChatId, InputPart
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.models import ThreadLink
+from bridge.relay.intake import Intake
 from bridge.relay.outbox import Outbox
 from bridge.relay.supervisor import HEADER_SLOT, Supervisor, thread_ref
 from bridge.slack.blocks import render_error, render_header, render_queued
@@ -85,6 +86,7 @@ class Inbound:
         backend: CoderBackend,
         outbox: Outbox,
         supervisor: Supervisor,
+        intake: Intake,
         *,
         bot_user_id: str,
         organization_id: str | None,
@@ -93,6 +95,7 @@ class Inbound:
         self._backend = backend
         self._outbox = outbox
         self._supervisor = supervisor
+        self._intake = intake
         self._bot_user_id = bot_user_id
         self._organization_id = organization_id
         self._locks = KeyedLocks()
@@ -113,30 +116,33 @@ class Inbound:
     async def _handle(self, message: IncomingMessage) -> None:
         # The lock is taken before the first await, so tasks of one thread run in submission order.
         async with self._locks.hold((message.channel_id, message.root_ts)):
-            async with self._db.unit() as session:
-                if not await repo.claim_event(session, message.event_id):
-                    log.debug("event %s already handled", message.event_id)
-                    return
-                link = await repo.find_link_by_thread(
-                    session, team_id=message.team_id, channel_id=message.channel_id, thread_ts=message.root_ts
+            try:
+                await self._relay(message)
+            except Exception:  # logged once; finishing it keeps a poisonous event from replaying forever
+                log.exception("relaying event %s failed", message.event_id)
+            await self._intake.finish(message.event_id)
+
+    async def _relay(self, message: IncomingMessage) -> None:
+        async with self._db.unit() as session:
+            link = await repo.find_link_by_thread(
+                session, team_id=message.team_id, channel_id=message.channel_id, thread_ts=message.root_ts
+            )
+        starts = message.mentioned or message.direct
+        if link is not None and link.chat_id is None and starts and link.phase == "starting":
+            await self._start_chat(link, message, resumed=True)  # a creation cut short by a stop
+        elif link is None or (link.chat_id is None and link.phase == repo.FAILED_PHASE):
+            if starts:
+                await self._start_chat(link, message)
+            elif link is not None:
+                self._outbox.set_text(
+                    thread_ref(link),
+                    f"reply:{message.ts}",
+                    render_error("This thread has no Coder chat yet: mention me with the task to start one."),
+                    final=True,
                 )
-            if link is None or (link.chat_id is None and link.phase == repo.FAILED_PHASE):
-                if message.mentioned or message.direct:
-                    await self._start_chat(link, message)
-                elif link is not None:
-                    self._outbox.set_text(
-                        thread_ref(link),
-                        f"reply:{message.ts}",
-                        render_error(
-                            "This thread has no Coder chat yet: mention me with the task to start one."
-                        ),
-                        final=True,
-                    )
-                else:
-                    log.debug(
-                        "ignoring message in unlinked thread %s/%s", message.channel_id, message.root_ts
-                    )
-                return
+            else:
+                log.debug("ignoring message in unlinked thread %s/%s", message.channel_id, message.root_ts)
+        else:
             await self._follow_up(link, message)
 
     async def _claim_thread(self, link: ThreadLink | None, message: IncomingMessage) -> ThreadLink | None:
@@ -156,8 +162,11 @@ class Inbound:
                 return None
         return link
 
-    async def _start_chat(self, existing: ThreadLink | None, message: IncomingMessage) -> None:
-        link = await self._claim_thread(existing, message)
+    async def _start_chat(
+        self, existing: ThreadLink | None, message: IncomingMessage, *, resumed: bool = False
+    ) -> None:
+        """Create the thread's chat; ``resumed`` continues a creation a stop cut short (claims held)."""
+        link = existing if resumed else await self._claim_thread(existing, message)
         if link is None:
             return
         assert link.id is not None
@@ -173,11 +182,13 @@ class Inbound:
             await self._fail(link)
             return
         try:
-            chat = await self._backend.create_chat(
-                [InputPart.of_text(prompt)],
-                labels=chat_labels(message),
-                organization_id=self._organization_id,
-            )
+            chat = await self._created_before(message) if resumed else None
+            if chat is None:
+                chat = await self._backend.create_chat(
+                    [InputPart.of_text(prompt)],
+                    labels=chat_labels(message),
+                    organization_id=self._organization_id,
+                )
         except CoderError as exc:
             log.warning("creating a chat for %s/%s failed: %s", message.channel_id, message.root_ts, exc)
             self._outbox.set_text(
@@ -202,6 +213,15 @@ class Inbound:
             extra={"chat_id": chat.id},
         )
         self._supervisor.follow(chat.id)
+
+    async def _created_before(self, message: IncomingMessage) -> Chat | None:
+        """The chat a creation cut short may have made already, found by its slack_* labels."""
+        found = await self._backend.list_chats(labels=chat_labels(message))
+        if found:
+            log.info(
+                "found chat %s made before the stop for %s/%s", found[0].id, message.channel_id, message.ts
+            )
+        return found[0] if found else None
 
     async def _fail(self, link: ThreadLink) -> None:
         assert link.id is not None

@@ -1,14 +1,15 @@
-"""Bolt listeners: Slack events become relay commands, acknowledged at once.
+"""Bolt middleware and listeners: Slack events become relay commands, acknowledged at once.
 
-Bolt acknowledges events before listeners run (``process_before_response=False``) and verifies
-signatures before anything is parsed. Listeners only parse and hand over to ``Inbound.submit``, so
-a slow Coder can never make Slack retry. Malformed payloads are logged and dropped here.
+Bolt verifies signatures before anything is parsed. A middleware records each event the bridge
+will act on (``Intake``) before Bolt acknowledges it, and a retry finds it recorded; listeners then
+hand fresh ones over in the background, so a slow Coder can never make Slack retry. Malformed
+payloads are logged and dropped here.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -16,10 +17,12 @@ from slack_bolt.async_app import AsyncApp
 from bridge.metrics import Metrics
 from bridge.relay.controls import Controls, Reaction
 from bridge.relay.inbound import Inbound, IncomingMessage
+from bridge.relay.intake import Intake
 
 log = logging.getLogger(__name__)
 
 _RELAYED_SUBTYPES = {None, "file_share", "thread_broadcast"}
+_FRESH = "bridge_fresh_command"  # context key: the command of an event recorded for the first time
 
 
 def parse_message(body: Mapping[str, Any]) -> IncomingMessage | None:
@@ -82,25 +85,57 @@ def parse_reaction(body: Mapping[str, Any]) -> Reaction | None:
     )
 
 
-def register(app: AsyncApp, inbound: Inbound, controls: Controls, metrics: Metrics) -> None:
-    """Attach the bridge's event listeners to a Bolt app."""
+Command = IncomingMessage | Reaction
 
-    async def relay(body: dict[str, Any]) -> None:
+
+def _command(body: Mapping[str, Any], controls: Controls) -> Command | None:
+    """What the bridge will act on in a callback, if anything (nothing else is recorded)."""
+    message = parse_message(body)
+    if message is not None:
+        return message
+    reaction = parse_reaction(body)
+    return reaction if reaction is not None and controls.wanted(reaction) else None
+
+
+def _dispatch(command: Command, inbound: Inbound, controls: Controls) -> None:
+    if isinstance(command, Reaction):
+        controls.submit(command)
+    else:
+        inbound.submit(command)
+
+
+def register(app: AsyncApp, intake: Intake, inbound: Inbound, controls: Controls, metrics: Metrics) -> None:
+    """Attach the bridge's middleware and event listeners to a Bolt app."""
+
+    async def record(
+        body: dict[str, Any], context: dict[str, Any], next: Callable[[], Awaitable[None]]
+    ) -> None:
+        # Runs before Bolt acknowledges: an event Slack considers delivered is already durable.
+        command = _command(body, controls)
+        if command is not None and await intake.record(command.event_id, body):
+            context[_FRESH] = command
+        await next()
+
+    app.use(record)
+
+    async def act(body: dict[str, Any], context: dict[str, Any]) -> None:
         event = body.get("event") or {}
         metrics.slack_events.labels(str(event.get("type", "unknown"))).inc()
-        message = parse_message(body)
-        if message is not None:
-            inbound.submit(message)
+        command = context.get(_FRESH)
+        if command is not None:
+            _dispatch(command, inbound, controls)
 
-    app.event("app_mention")(relay)
-    app.event("message")(relay)
+    for name in ("app_mention", "message", "reaction_added", "reaction_removed"):
+        app.event(name)(act)
 
-    async def react(body: dict[str, Any]) -> None:
-        event = body.get("event") or {}
-        metrics.slack_events.labels(str(event.get("type", "unknown"))).inc()
-        reaction = parse_reaction(body)
-        if reaction is not None:
-            controls.submit(reaction)
 
-    app.event("reaction_added")(react)
-    app.event("reaction_removed")(react)
+async def recover(intake: Intake, inbound: Inbound, controls: Controls) -> int:
+    """Hand over again the events acknowledged but not handled before the last stop."""
+    count = 0
+    for body in await intake.unfinished():
+        command = _command(body, controls)
+        if command is None:
+            continue
+        _dispatch(command, inbound, controls)
+        count += 1
+    return count

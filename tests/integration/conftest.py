@@ -143,3 +143,13 @@ async def world(database_url: str, generation: str) -> AsyncIterator[World]:
             yield w
         finally:
             await w.stop_bridge()
+
+
+@pytest.fixture
+async def sims() -> AsyncIterator[tuple[SlackSim, CoderSim]]:
+    """Just the simulators, for tests that run the bridge as a separate process."""
+    async with (
+        CoderSim(tokens={CODER_TOKEN: "alice"}, part_interval=0.002) as coder,
+        SlackSim(signing_secret=SIGNING_SECRET, time_scale=0.05) as slack,
+    ):
+        yield slack, coder

@@ -56,8 +56,8 @@ async def test_event_and_thread_claims_happen_once(database_url: str) -> None:
     db = await _migrated(database_url)
     try:
         async with db.unit() as s:
-            assert await repo.claim_event(s, "Ev1")
-            assert not await repo.claim_event(s, "Ev1")
+            assert await repo.record_event(s, "Ev1", '{"event_id":"Ev1"}')
+            assert not await repo.record_event(s, "Ev1", '{"event_id":"Ev1"}')
             link = await repo.claim_thread(
                 s, team_id="T1", channel_id="C1", thread_ts="1.000100", requester_user_id="U1"
             )
@@ -120,6 +120,23 @@ async def test_failed_claim_is_kept_and_marked(database_url: str) -> None:
             assert found is not None
             assert found.phase == repo.FAILED_PHASE
             assert list(await repo.busy_links(s)) == []
+    finally:
+        await db.dispose()
+
+
+async def test_unfinished_events_are_kept_until_finished(database_url: str) -> None:
+    """An event recorded but not handled is returned for replay, oldest first, until it is finished."""
+    db = await _migrated(database_url)
+    try:
+        async with db.unit() as s:
+            await repo.record_event(s, "Ev1", "first")
+            await repo.record_event(s, "Ev2", "second")
+        async with db.unit() as s:
+            assert await repo.unfinished_events(s) == ["first", "second"]
+            await repo.finish_event(s, "Ev1")
+        async with db.unit() as s:
+            assert await repo.unfinished_events(s) == ["second"]
+            assert not await repo.record_event(s, "Ev1", "first again")
     finally:
         await db.dispose()
 

@@ -1,0 +1,50 @@
+"""Durable intake of Slack events: recorded before the ack, marked done once handled.
+
+Slack considers an acknowledged event delivered. Recording it first (the event id is the key, so
+Slack's retries of it stop here) and replaying the unfinished ones at start means an event the
+bridge acknowledged just before a crash is still handled, exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from bridge.db import repo
+from bridge.db.engine import Database
+
+log = logging.getLogger(__name__)
+
+
+class Intake:
+    """The durable record of events taken in."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def record(self, event_id: str, body: Mapping[str, Any]) -> bool:
+        """Record an event before it is acknowledged; False for a retry or a duplicate delivery."""
+        async with self._db.unit() as session:
+            return await repo.record_event(session, event_id, json.dumps(body, separators=(",", ":")))
+
+    async def finish(self, event_id: str) -> None:
+        """The event has been handled (or answered with a reason); it is not replayed."""
+        async with self._db.unit() as session:
+            await repo.finish_event(session, event_id)
+
+    async def unfinished(self) -> list[dict[str, Any]]:
+        """Bodies of events acknowledged but not handled before the last stop, oldest first."""
+        async with self._db.unit() as session:
+            payloads = await repo.unfinished_events(session)
+        bodies = []
+        for payload in payloads:
+            try:
+                body = json.loads(payload)
+            except ValueError:
+                log.warning("skipping an unreadable recorded event")
+                continue
+            if isinstance(body, dict):
+                bodies.append(body)
+        return bodies

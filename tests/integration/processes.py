@@ -1,0 +1,105 @@
+"""Running `bridge serve` as a separate process against the simulators, as an operator would."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from asyncio.subprocess import PIPE, Process
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from bridge.sim.coder import CoderSim
+from bridge.sim.slack import SlackSim
+from tests.integration.conftest import CODER_TOKEN, SIGNING_SECRET
+
+_OURS = ("SLACK_", "CODER_", "DATABASE_URL", "HOST", "PORT", "LOG_", "BRIDGE_")
+
+
+def clean_env(**values: str) -> dict[str, str]:
+    """The current environment without any bridge setting, plus ``values``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_OURS)}
+    env.update(values)
+    return env
+
+
+def free_port() -> int:
+    """A port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve_env(slack: SlackSim, coder: CoderSim, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment an operator sets for these simulators (timings shrunk for tests)."""
+    values = {
+        "SLACK_BOT_TOKEN": slack.bot_token,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack.api_url,
+        "CODER_URL": coder.url,
+        "CODER_SESSION_TOKEN": CODER_TOKEN,
+        "DATABASE_URL": f"sqlite:///{tmp_path}/bridge.db",
+        "HOST": "127.0.0.1",
+        "BRIDGE_SLACK_RATE_SCALE": "20",
+        "BRIDGE_EDIT_INTERVAL": "0.05",
+    }
+    return clean_env(**{**values, **extra})
+
+
+@dataclass
+class BridgeProcess:
+    """A `python -m bridge serve` child process."""
+
+    process: Process
+    port: int
+
+    @classmethod
+    async def start(cls, env: dict[str, str], cwd: Path, *, timeout: float = 30) -> BridgeProcess:
+        """Start it and wait until /readyz answers 200 (polling, as a load balancer does)."""
+        port = free_port()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bridge",
+            "serve",
+            env={**env, "PORT": str(port)},
+            cwd=cwd,
+            stdout=PIPE,
+            stderr=PIPE,
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        async with httpx.AsyncClient() as client:
+            while loop.time() < deadline:
+                if process.returncode is not None:
+                    _, err = await process.communicate()
+                    raise RuntimeError(f"bridge exited with {process.returncode}: {err.decode()}")
+                try:
+                    if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
+                        return cls(process, port)
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.05)
+        process.kill()
+        raise TimeoutError("bridge did not become ready")
+
+    @property
+    def events_url(self) -> str:
+        """Where Slack delivers events to this bridge."""
+        return f"http://127.0.0.1:{self.port}/slack/events"
+
+    async def kill(self) -> None:
+        """SIGKILL: no shutdown, nothing flushed — a crash."""
+        self.process.kill()
+        await self.process.communicate()
+
+    async def stop(self, timeout: float = 20) -> tuple[int, str]:
+        """SIGTERM and wait; the exit status and what it logged."""
+        self.process.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(self.process.communicate(), timeout)
+        assert self.process.returncode is not None
+        return self.process.returncode, err.decode()

@@ -1,0 +1,54 @@
+"""Crashes: an event acknowledged just before a SIGKILL is still handled, once, after the restart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bridge.sim.coder import CoderSim
+from bridge.sim.slack import SlackSim
+from tests.integration.processes import BridgeProcess, serve_env
+
+
+@pytest.mark.parametrize(
+    "killed_during",
+    ["/api/v2/users/me", "/api/experimental/chats"],
+    ids=["before-create", "during-create"],
+)
+async def test_mention_acknowledged_before_a_crash_becomes_one_chat(
+    tmp_path: Path, sims: tuple[SlackSim, CoderSim], killed_during: str
+) -> None:
+    """SIGKILL after the ack, before or while the chat is created: after a restart there is one chat."""
+    slack, coder = sims
+    env = serve_env(slack, coder, tmp_path)
+    bridge = await BridgeProcess.start(env, tmp_path)
+    slack.event_url = bridge.events_url
+    coder.latency = 1.0  # Coder is slow: the bridge has acknowledged the mention and waits on Coder
+    root = await slack.user_says(slack.alice, slack.general, f"<@{slack.bot_user_id}> fix the login bug")
+    await coder.wait_for(
+        lambda: any(
+            r.path == killed_during
+            for r in coder.requests
+            if r.method != "GET" or killed_during.endswith("/me")
+        ),
+        timeout=10,
+    )
+    await bridge.kill()
+    if killed_during.endswith("/chats"):
+        await coder.wait_for(lambda: len(coder.chats) == 1, timeout=10)  # Coder finished it anyway
+    coder.latency = 0.0
+    again = await BridgeProcess.start(env, tmp_path)
+    slack.event_url = again.events_url
+    try:
+        await slack.wait_for(
+            lambda: any("Run `pytest" in m.visible_text for m in slack.thread(slack.general, root)),
+            timeout=20,
+        )
+    finally:
+        code, log = await again.stop()
+    assert len(coder.chats) == 1
+    headers = [m for m in slack.thread(slack.general, root) if "Started a Coder chat" in m.visible_text]
+    assert len(headers) == 1
+    assert code == 0, log
+    assert "acknowledged before the last stop" in log
