@@ -9,6 +9,9 @@ promoted API of Coder 2.38+ under ``/api/v2/chats`` only) or "v2.37" (G2 mounted
 prefixes, the one-release compatibility window). G2 always uses bare framing, requires
 ``organization_id``, has the statuses running/waiting/error/interrupting/requires_action (no
 pending), lists models at ``/api/v2/organizations/{org}/chats/models`` and widens uploads.
+"ai-sdk" is G0a, the 2025 "AI chat" API under ``/api/v2/chats`` (reference section 6): chats
+without status, and POST /messages answering with the reply as a Vercel AI SDK data stream
+(``stream_format`` "v1" lines or "sse") for one of the ``models`` keys; see ``coder_aisdk``.
 For G1, ``framing`` picks the build being imitated: "envelope" (batched ``{"type":"data"}``
 envelopes, the default), "envelope-single" (the earliest handler: one envelope per event) or "bare"
 (later builds: bare arrays, ``organization_id`` required on create, ``busy_behavior`` on send, edit
@@ -30,7 +33,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType, TracebackType
@@ -39,6 +42,17 @@ from typing import Any, Final
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from bridge.sim.coder_agent import Script
+from bridge.sim.coder_aisdk import (
+    DEFAULT_MODELS,
+    NEW_CHAT_TITLE,
+    STREAM_HEADERS,
+    DataStreamOutput,
+    StreamFormat,
+    parse_chat_message,
+    prompt_of,
+    title_from,
+)
+from bridge.sim.coder_aisdk import chat_json as ai_sdk_chat_json
 from bridge.sim.coder_engine import ChatEngine, Subscriber
 from bridge.sim.coder_rules import (
     ApiError,
@@ -132,8 +146,12 @@ class CoderSim:
         agent: Script = fix_login_bug,
         scripts: Mapping[str, Script] = CANNED,
         chunk_words: int = 1,
+        stream_format: StreamFormat = "v1",
+        models: Sequence[str] = DEFAULT_MODELS,
     ) -> None:
         self.dialect = DIALECTS[generation]
+        self.stream_format = stream_format
+        self.models = tuple(models)
         if self.dialect.promoted and framing not in (None, "bare"):
             raise ValueError(f"Coder {generation} frames its sockets bare, not {framing!r}")
         self.framing: Framing = framing or ("bare" if self.dialect.promoted else "envelope")
@@ -166,7 +184,13 @@ class CoderSim:
         """Listen on 127.0.0.1 on a port the OS picks."""
         app = web.Application(middlewares=[self._middleware], client_max_size=_MAX_BODY)
         app.add_routes(self._routes())
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=_CLOSE_TIMEOUT)
+        # G0a's reply lives in the request: a client that goes away cancels it (Go's request context).
+        self._runner = web.AppRunner(
+            app,
+            access_log=None,
+            shutdown_timeout=_CLOSE_TIMEOUT,
+            handler_cancellation=self.dialect.ai_sdk,
+        )
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", 0).start()
         self._port = self._runner.addresses[0][1]
@@ -254,6 +278,8 @@ class CoderSim:
             web.get("/api/v2/users/me", self._me),
             web.get("/api/v2/experiments", self._experiments),
         ]
+        if self.dialect.ai_sdk:
+            return routes + self._ai_sdk_routes(self.dialect.bases[0])
         for base in self.dialect.bases:
             routes += self._chat_routes(base)
         if self.dialect.promoted:
@@ -282,6 +308,18 @@ class CoderSim:
             web.get(chat + "/diff", self._diff),
             web.post(chat + "/title/regenerate", self._regenerate_title),
             web.get(chat + "/stream", self._stream),
+        ]
+
+    def _ai_sdk_routes(self, base: str) -> list[web.RouteDef]:
+        """G0a has these six routes only: no queue, status, interrupt, archive, socket or files."""
+        chat = base + "/{chat}"
+        return [
+            web.get(base, self._ai_sdk_list_chats),
+            web.post(base, self._ai_sdk_create_chat),
+            web.get(chat, self._ai_sdk_get_chat),
+            web.delete(chat, self._ai_sdk_delete_chat),
+            web.get(chat + "/messages", self._ai_sdk_messages),
+            web.post(chat + "/messages", self._ai_sdk_send),
         ]
 
     @web.middleware
@@ -353,7 +391,7 @@ class CoderSim:
         return _json(200, user_json(_user(request), self.organization_id, self._started_at))
 
     async def _experiments(self, request: web.Request) -> web.Response:
-        return _json(200, ["agents"])
+        return _json(200, list(self.dialect.experiments))
 
     # -- chats ---------------------------------------------------------------------------------
 
@@ -524,6 +562,61 @@ class CoderSim:
             "Cache-Control": "private, max-age=31536000, immutable",
         }
         return web.Response(body=file.data, content_type=file.media_type, headers=headers)
+
+    # -- G0a: the 2025 AI-SDK chat API ---------------------------------------------------------
+
+    async def _ai_sdk_list_chats(self, request: web.Request) -> web.Response:
+        """GetChatsByOwnerID, newest first (the G0a query orders by created_at DESC)."""
+        owner_id = _user(request).id
+        chats = [c for c in self.chats.values() if c.owner_id == owner_id]
+        chats.sort(key=lambda c: datetime.fromisoformat(c.created_at), reverse=True)
+        return _json(200, [ai_sdk_chat_json(c) for c in chats])
+
+    async def _ai_sdk_create_chat(self, request: web.Request) -> web.Response:
+        """postChats reads no body."""
+        return _json(201, ai_sdk_chat_json(self._engine.open_chat(_user(request), NEW_CHAT_TITLE)))
+
+    async def _ai_sdk_get_chat(self, request: web.Request) -> web.Response:
+        return _json(200, ai_sdk_chat_json(self._chat(request)))
+
+    async def _ai_sdk_delete_chat(self, request: web.Request) -> web.Response:
+        """codersdk.DeleteChat expects 204. UNCERTAIN: the stored coderd/chat.go has no handler for
+        it (only a DeleteChat query), so some builds may answer 405/404."""
+        self._engine.delete_chat(self._chat(request))
+        return web.Response(status=204)
+
+    async def _ai_sdk_messages(self, request: web.Request) -> web.Response:
+        """chatMessages: every stored aisdk.Message, oldest first, no paging."""
+        return _json(200, self._chat(request).messages)
+
+    async def _ai_sdk_send(self, request: web.Request) -> web.StreamResponse:
+        """postChatMessages: decode, check the model, title a first message, then stream the reply.
+
+        The user message is stored once the headers are out; each step's assistant message is stored
+        after that step was written, so a client that leaves mid-step (the bridge's way to
+        interrupt) cancels the reply and keeps only the steps it fully received, as in coderd.
+        """
+        chat = self._chat(request)
+        _, message = parse_chat_message(await request.read(), self.models)
+        if not chat.messages:
+            self._engine.retitle(chat, title_from(message))
+        response = web.StreamResponse(status=200, headers=STREAM_HEADERS[self.stream_format])
+        await response.prepare(request)
+        self._engine.keep(chat, message)
+        output = DataStreamOutput(self.stream_format)
+        reply = self._engine.reply(chat, prompt_of(message), output, _aborter(request))
+        try:
+            while (item := await output.items.get()) is not None:
+                if isinstance(item, str):
+                    await response.write(item.encode())
+                elif chat.id in self.chats:
+                    self._engine.keep(chat, item)
+        except ConnectionResetError:  # the client left between two writes
+            return response
+        finally:
+            reply.cancel()
+        await response.write_eof()
+        return response
 
     # -- WebSockets ----------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from bridge.sim.coder_agent import Fail, Script, Turn
+from bridge.sim.coder_aisdk import DataStreamOutput
 from bridge.sim.coder_rules import ApiError, derive_title
 from bridge.sim.coder_state import (
     DIALECTS,
@@ -137,6 +138,7 @@ class ChatEngine:
         self._message_ids = itertools.count(1)
         self._queued_ids = itertools.count(1)
         self._runs: dict[str, _Run] = {}
+        self._replies: set[asyncio.Task[None]] = set()
         self._streams: defaultdict[str, set[Subscriber]] = defaultdict(set)
         self._watchers: defaultdict[str, set[Subscriber]] = defaultdict(set)
         self._dialect = dialect
@@ -326,6 +328,63 @@ class ChatEngine:
         file = self.files.get(file_id)
         return file.media_type if file is not None and file.owner_id == owner_id else None
 
+    # -- G0a: the request is the turn -----------------------------------------------------------
+
+    def open_chat(self, owner: SimUser, title: str) -> SimChat:
+        """G0a postChats: an empty chat; nothing runs until a message is posted."""
+        chat = SimChat(str(uuid.uuid4()), owner.username, owner.id, title, model_config_id="")
+        self.chats[chat.id] = chat
+        self.changes.notify()
+        return chat
+
+    def delete_chat(self, chat: SimChat) -> None:
+        """DeleteChat removes the row (messages cascade); a reply still streaming plays on, unstored."""
+        self.chats.pop(chat.id, None)
+        self.changes.notify()
+
+    def retitle(self, chat: SimChat, title: str) -> None:
+        """UpdateChatByID: the only write that moves a G0a chat's ``updated_at``."""
+        chat.title = title
+        chat.updated_at = timestamp()
+        self.changes.notify()
+
+    def keep(self, chat: SimChat, message: JsonDict) -> None:
+        """InsertChatMessages: one stored aisdk.Message, appended in insertion order."""
+        chat.messages.append(message)
+        self.changes.notify()
+
+    def reply(
+        self, chat: SimChat, prompt: str, output: DataStreamOutput, abort: Callable[[], None]
+    ) -> asyncio.Task[None]:
+        """Play the script for ``prompt`` into ``output`` as a task the engine cancels on close.
+
+        Replies are not serialized per chat: coderd's handler takes no lock and runs one model loop
+        per request, so two POSTs on one chat stream side by side. The reply counts as the chat's
+        stream for ``active_streams`` and ``drop_streams`` cuts its connection.
+        """
+        subscriber = Subscriber(chat.id, abort)
+        self._streams[chat.id].add(subscriber)
+        task = asyncio.create_task(self._play_reply(chat, prompt, output), name=f"coder-sim-reply:{chat.id}")
+        self._replies.add(task)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self._replies.discard(finished)
+            self._streams[chat.id].discard(subscriber)
+            self.changes.notify()
+
+        task.add_done_callback(done)
+        self.changes.notify()
+        return task
+
+    async def _play_reply(self, chat: SimChat, prompt: str, output: DataStreamOutput) -> None:
+        try:
+            await asyncio.sleep(self._start_delay)
+            output.begin_step()
+            turn = Turn(output, part_interval=self._part_interval, chunk_words=self._chunk_words)
+            output.finish(await self._play(chat, turn, prompt))
+        finally:
+            output.close()
+
     # -- sockets -------------------------------------------------------------------------------
 
     def subscribe_stream(
@@ -369,7 +428,7 @@ class ChatEngine:
     async def close(self) -> None:
         """Cancel every turn and wait until each has unwound."""
         self._closed = True
-        tasks = [run.task for run in self._runs.values()]
+        tasks = [run.task for run in self._runs.values()] + list(self._replies)
         self._runs.clear()
         for task in tasks:
             task.cancel()
@@ -448,12 +507,7 @@ class ChatEngine:
         chat.parts.clear()
         if not self._dialect.promoted:  # G2 is already "running": a worker taking it changes no status
             self._set_status(chat, "running")
-        prompt = _latest_prompt(chat)
-        try:
-            failure = await run.turn.play(self._script_for(prompt)(prompt))
-        except Exception as exc:  # a broken script must end like chatd's panic recovery, not hang running
-            log.exception("coder sim: script failed for chat %s", chat.id)
-            failure = Fail(f"chat processing panicked: {exc}")
+        failure = await self._play(chat, run.turn, _latest_prompt(chat))
         del self._runs[chat.id]
         # UNCERTAIN: the snapshot carries parts of the turn "currently being generated" only, so the
         # buffer is emptied when a turn ends as well as when the next one starts.
@@ -462,6 +516,14 @@ class ChatEngine:
             self._finish_turn(chat)
         else:
             self._fail_turn(chat, failure)
+
+    async def _play(self, chat: SimChat, turn: Turn, prompt: str) -> Fail | None:
+        """Play the script the prompt selects; the Fail that ended it, or None."""
+        try:
+            return await turn.play(self._script_for(prompt)(prompt))
+        except Exception as exc:  # a broken script must end like chatd's panic recovery, not hang running
+            log.exception("coder sim: script failed for chat %s", chat.id)
+            return Fail(f"chat processing panicked: {exc}")
 
     def _finish_turn(self, chat: SimChat) -> None:
         """End of a normal turn: auto-promote the oldest queued message (FIFO), else go ``waiting``."""

@@ -16,7 +16,7 @@ from typing import Any, Final, Literal
 
 JsonDict = dict[str, Any]
 Framing = Literal["envelope", "envelope-single", "bare"]
-Generation = Literal["experimental", "v2", "v2.37"]
+Generation = Literal["experimental", "v2", "v2.37", "ai-sdk"]
 
 NIL_UUID: Final = "00000000-0000-0000-0000-000000000000"
 G1_BASE: Final = "/api/experimental/chats"
@@ -30,6 +30,7 @@ class Dialect:
 
     ``promoted`` is G2 (section 0): the API graduated to ``/api/v2/chats``; ``v2.37`` also mounts
     it under the experimental prefix, the one-release compatibility window (PR #28496).
+    ``ai_sdk`` is G0a (section 6): a different API altogether, served by ``coder_aisdk``.
     """
 
     generation: Generation
@@ -37,6 +38,8 @@ class Dialect:
     promoted: bool
     version: str
     upload_types: tuple[str, ...]
+    ai_sdk: bool = False
+    experiments: tuple[str, ...] = ("agents",)
 
     @property
     def queued_status(self) -> str:
@@ -75,6 +78,11 @@ DIALECTS: Final[Mapping[Generation, Dialect]] = {
     "experimental": Dialect("experimental", (G1_BASE,), False, "v2.36.0-sim", G1_UPLOAD_TYPES),
     "v2.37": Dialect("v2.37", (G2_BASE, G1_BASE), True, "v2.37.0-sim", G2_UPLOAD_TYPES),
     "v2": Dialect("v2", (G2_BASE,), True, "v2.38.0-sim", G2_UPLOAD_TYPES),
+    # G0a: the routes answer only with the "agentic-chat" experiment on (coder/coder coderd/chat_test.go
+    # expects 403 without it). UNCERTAIN: the release range; 2025 builds, so a 2.2x version.
+    "ai-sdk": Dialect(
+        "ai-sdk", (G2_BASE,), False, "v2.22.0-sim", (), ai_sdk=True, experiments=("agentic-chat",)
+    ),
 }
 
 # Section 3.3: the Go part struct is shared by every variant, so these keys are emitted, zero-valued,

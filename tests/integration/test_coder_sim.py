@@ -19,7 +19,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from bridge.sim import scenarios
 from bridge.sim.coder import CoderSim
-from bridge.sim.coder_agent import Fail, Gate, Step, Text
+from bridge.sim.coder_agent import Fail, Gate, Step, Text, ToolCall
 from bridge.sim.coder_state import SimChat
 
 ALICE = "sim-token"
@@ -972,3 +972,284 @@ def test_g2_generations_refuse_envelope_framing() -> None:
     """G2 never used envelopes; asking for one is a mistake in the test, not a mode."""
     with pytest.raises(ValueError, match="bare"):
         CoderSim(generation="v2", framing="envelope")
+
+
+# G0a: the 2025 AI-SDK chat API (generation "ai-sdk") ----------------------------------------------
+
+AI_MODEL = "claude-3-7-sonnet-latest"
+Part = tuple[str, Any]
+
+
+def workspace_lookup(prompt: str) -> list[Step]:
+    return [
+        Text("Let me look."),
+        ToolCall("coder_list_workspaces", {"owner": "me"}, [{"name": "dev"}]),
+        Text("You have one workspace."),
+    ]
+
+
+def v1_parts(body: str) -> list[Part]:
+    """Data stream protocol v1: one ``<TYPE_ID>:<JSON>`` per line."""
+    parts: list[Part] = []
+    for line in body.splitlines():
+        type_id, sep, value = line.partition(":")
+        assert sep, line
+        assert len(type_id) == 1, line
+        parts.append((type_id, json.loads(value)))
+    return parts
+
+
+def sse_parts(body: str) -> list[Event | str]:
+    """The SSE form: ``data: {json}`` events separated by blank lines, then a bare ``[DONE]``."""
+    assert body.endswith("\n\n")
+    events: list[Event | str] = []
+    for chunk in body[:-2].split("\n\n"):
+        events.append(json.loads(chunk.removeprefix("data: ")) if chunk.startswith("data: ") else chunk)
+    return events
+
+
+def ai_message(text: str, message_id: str = "m-1") -> Event:
+    return {"id": message_id, "role": "user", "content": text, "parts": [{"type": "text", "text": text}]}
+
+
+async def ai_chat(client: httpx.AsyncClient) -> Event:
+    response = await client.post(V2)
+    assert response.status_code == 201, response.text
+    chat: Event = response.json()
+    return chat
+
+
+async def ai_send(client: httpx.AsyncClient, chat_id: str, text: str, **extra: Any) -> httpx.Response:
+    body = {"model": AI_MODEL, "message": ai_message(text), "thinking": False, **extra}
+    return await client.post(f"{V2}/{chat_id}/messages", json=body)
+
+
+async def test_ai_sdk_chats_have_four_keys_and_take_the_first_message_as_title(make_sim: MakeSim) -> None:
+    """G0a Chats are id/created_at/updated_at/title only; "New Chat" until the first message."""
+    sim = await make_sim(generation="ai-sdk", agent=scenarios.echo)
+    async with http(sim) as alice, http(sim, BOB) as bob:
+        chat = await ai_chat(alice)
+        assert chat.keys() == {"id", "created_at", "updated_at", "title"}
+        assert chat["title"] == "New Chat"
+        assert (await alice.get(V2)).json() == [chat]
+        assert (await alice.get(f"{V2}/{chat['id']}")).json() == chat
+        assert (await bob.get(f"{V2}/{chat['id']}")).status_code == 404
+        assert (await bob.get(V2)).json() == []
+        long_prompt = "please list every workspace I own and tell me which are stopped"
+        assert (await ai_send(alice, chat["id"], long_prompt)).status_code == 200
+        assert (await ai_send(alice, chat["id"], "and now?")).status_code == 200
+        titled = (await alice.get(f"{V2}/{chat['id']}")).json()
+        assert titled["title"] == long_prompt[:40]
+        assert titled["updated_at"] != chat["updated_at"]
+        assert (await alice.get("/api/v2/experiments")).json() == ["agentic-chat"]
+        deleted = await alice.delete(f"{V2}/{chat['id']}")
+        assert deleted.status_code == 204
+        assert (await alice.get(f"{V2}/{chat['id']}")).status_code == 404
+
+
+async def test_ai_sdk_v1_stream_plays_steps_line_by_line(make_sim: MakeSim) -> None:
+    """v1: f/0/b/c/9/a/e/d for the tool step, then f/0/e/d with stop; each step stored as a message."""
+    sim = await make_sim(generation="ai-sdk", agent=workspace_lookup)
+    async with http(sim) as alice:
+        chat = await ai_chat(alice)
+        response = await ai_send(alice, chat["id"], "which workspaces do I have?")
+        messages = (await alice.get(f"{V2}/{chat['id']}/messages")).json()
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    assert response.headers["x-vercel-ai-data-stream"] == "v1"
+    parts = v1_parts(response.text)
+    assert [t for t, _ in parts] == [
+        *["f", "0", "0", "0", "b", "c", "c", "c", "9", "a", "e", "d"],
+        *["f", "0", "0", "0", "0", "e", "d"],
+    ]
+    values = [v for _, v in parts]
+    assert "".join(values[1:4]) == "Let me look."
+    call_id = values[4]["toolCallId"]
+    assert values[4] == {"toolCallId": call_id, "toolName": "coder_list_workspaces"}
+    assert json.loads("".join(v["argsTextDelta"] for v in values[5:8])) == {"owner": "me"}
+    assert values[8] == {"toolCallId": call_id, "toolName": "coder_list_workspaces", "args": {"owner": "me"}}
+    assert values[9] == {"toolCallId": call_id, "result": [{"name": "dev"}]}
+    assert (values[10]["finishReason"], values[10]["isContinued"], values[11]["finishReason"]) == (
+        "tool-calls",
+        False,
+        "tool-calls",
+    )
+    assert "".join(values[13:17]) == "You have one workspace."
+    assert (values[17]["finishReason"], values[18]["finishReason"]) == ("stop", "stop")
+    assert values[18].keys() == {"finishReason", "usage"}
+    user, first, second = messages
+    assert user == ai_message("which workspaces do I have?")
+    assert first == {
+        "id": values[0]["messageId"],
+        "content": "Let me look.",
+        "role": "assistant",
+        "parts": [
+            {"type": "step-start"},
+            {"type": "text", "text": "Let me look."},
+            {
+                "type": "tool-invocation",
+                "toolInvocation": {
+                    "state": "result",
+                    "toolCallId": call_id,
+                    "toolName": "coder_list_workspaces",
+                    "args": {"owner": "me"},
+                    "result": [{"name": "dev"}],
+                },
+            },
+        ],
+    }
+    assert second["id"] == values[12]["messageId"]
+    assert second["parts"] == [{"type": "step-start"}, {"type": "text", "text": "You have one workspace."}]
+    assert sim.chats[chat["id"]].messages == messages
+
+
+async def test_ai_sdk_sse_stream_carries_the_same_reply(make_sim: MakeSim) -> None:
+    """stream_format="sse": data: {json} events with the v2 header, ending in a bare [DONE]."""
+    sim = await make_sim(generation="ai-sdk", stream_format="sse", agent=workspace_lookup)
+    async with http(sim) as alice:
+        chat = await ai_chat(alice)
+        response = await ai_send(alice, chat["id"], "which workspaces do I have?")
+        stored = (await alice.get(f"{V2}/{chat['id']}/messages")).json()
+    assert response.headers["content-type"] == "text/event-stream"
+    assert response.headers["x-vercel-ai-data-stream"] == "v2"
+    events = sse_parts(response.text)
+    assert events[-1] == "[DONE]"
+    parts = [e for e in events if isinstance(e, dict)]
+    assert [p["type"] for p in parts] == [
+        *["start", "start-step", "text-start", "text-delta", "text-delta", "text-delta", "text-end"],
+        *["tool-input-start", *["tool-input-delta"] * 3, "tool-input-available", "tool-output-available"],
+        *["finish-step", "start-step", "text-start", *["text-delta"] * 4, "text-end", "finish-step"],
+        "finish",
+    ]
+    assert "".join(p["delta"] for p in parts[:7] if p["type"] == "text-delta") == "Let me look."
+    assert parts[11]["input"] == {"owner": "me"}
+    assert parts[12]["output"] == [{"name": "dev"}]
+    assert parts[-1] == {"finishReason": "stop", "type": "finish"}
+    assert [m["role"] for m in stored] == ["user", "assistant", "assistant"]
+
+
+@pytest.mark.parametrize(("stream_format", "tail"), [("v1", ["f", "0"]), ("sse", ["error"])])
+async def test_ai_sdk_failure_ends_the_stream_and_stores_no_step(
+    make_sim: MakeSim, stream_format: str, tail: list[str]
+) -> None:
+    """A failed model call ends a v1 body without e/d (no 3: line); SSE adds an error part."""
+    sim = await make_sim(generation="ai-sdk", stream_format=stream_format)
+    sim.agent = lambda prompt: [Text("Looking."), Fail("Anthropic API error: overloaded (529)")]
+    async with http(sim) as alice:
+        chat = await ai_chat(alice)
+        response = await ai_send(alice, chat["id"], "hi")
+    if stream_format == "v1":
+        assert [t for t, _ in v1_parts(response.text)] == tail
+    else:
+        last = sse_parts(response.text)[-1]
+        assert last == {"type": "error", "errorText": "Anthropic API error: overloaded (529)"}
+    assert [m["role"] for m in sim.chats[chat["id"]].messages] == ["user"]
+
+
+async def test_ai_sdk_rejects_unknown_models_and_malformed_bodies(make_sim: MakeSim) -> None:
+    """Unknown model and undecodable bodies are JSON 400s sent before any stream, storing nothing."""
+    sim = await make_sim(generation="ai-sdk", models=["fake-model", AI_MODEL])
+    async with http(sim) as alice:
+        chat = await ai_chat(alice)
+        url = f"{V2}/{chat['id']}/messages"
+        unknown = await ai_send(alice, chat["id"], "hi", model="gpt-nope")
+        assert (unknown.status_code, unknown.json()) == (400, {"message": "Model not found"})
+        malformed = await alice.post(url, content=b"{malformed json}")
+        assert malformed.status_code == 400
+        assert malformed.json()["message"] == "Failed to decode chat message"
+        assert malformed.json()["detail"]
+        typed = await alice.post(url, json={"model": 5, "message": {}})
+        assert typed.json() == {
+            "message": "Failed to decode chat message",
+            "detail": "json: cannot unmarshal number into Go struct field CreateChatMessageRequest.model "
+            "of type string",
+        }
+        assert (await alice.post(url, json={"model": "fake-model", "message": "hi"})).status_code == 400
+        assert (await alice.get(url)).json() == []
+        assert (await alice.get(f"{V2}/{chat['id']}")).json()["title"] == "New Chat"
+
+
+async def test_ai_sdk_closing_the_response_cancels_the_reply(make_sim: MakeSim) -> None:
+    """A client that leaves mid-step stops the script; only fully streamed steps stay stored."""
+    gate = asyncio.Event()
+    sim = await make_sim(generation="ai-sdk")
+    sim.agent = lambda prompt: [*workspace_lookup(prompt)[:2], Text("held"), Gate(gate), Text("never")]
+    async with http(sim) as alice:
+        chat = await ai_chat(alice)
+        body = {"model": AI_MODEL, "message": ai_message("go"), "thinking": False}
+        async with alice.stream("POST", f"{V2}/{chat['id']}/messages", json=body) as response:
+            lines = []
+            async for line in response.aiter_lines():
+                lines.append(line)
+                if line == '0:"held"':
+                    break
+        await sim.wait_for(lambda: sim.active_streams(chat["id"]) == 0)
+    assert not gate.is_set()
+    stored = sim.chats[chat["id"]].messages
+    assert [m["role"] for m in stored] == ["user", "assistant"]
+    assert stored[1]["parts"][-1]["toolInvocation"]["state"] == "result"
+    assert "never" not in json.dumps(stored)
+
+
+async def test_ai_sdk_second_post_runs_concurrently(make_sim: MakeSim) -> None:
+    """No lock per chat, as in coderd: a second POST streams while the first is held; both store."""
+    gate = asyncio.Event()
+    sim = await make_sim(generation="ai-sdk", agent=gated(gate, Text("first done")))
+    async with http(sim) as alice:
+        chat = await ai_chat(alice)
+        body = {"model": AI_MODEL, "message": ai_message("first"), "thinking": False}
+        async with alice.stream("POST", f"{V2}/{chat['id']}/messages", json=body) as first:
+            lines = first.aiter_lines()
+            assert [await anext(lines), await anext(lines)][1] == '0:"held"'
+            assert sim.active_streams(chat["id"]) == 1
+            second = await ai_send(alice, chat["id"], "/echo second")
+            assert [v for t, v in v1_parts(second.text) if t == "0"] == ["Echo: ", "/echo ", "second"]
+            gate.set()
+            rest = [line async for line in lines]
+        assert rest[-1].startswith("d:")
+    contents = [m["content"] for m in sim.chats[chat["id"]].messages]
+    assert contents == ["first", "/echo second", "Echo: /echo second", "heldfirst done"]
+
+
+async def test_ai_sdk_lacks_the_chatd_routes(make_sim: MakeSim) -> None:
+    """Queue, interrupt, stream, watch, files and the experimental prefix are not part of G0a."""
+    sim = await make_sim(generation="ai-sdk")
+    async with http(sim) as alice:
+        chat_id = (await ai_chat(alice))["id"]
+        route_not_found = (404, {"message": "Route not found."})
+        for method, path in [
+            ("GET", BASE),
+            ("GET", f"{BASE}/models"),
+            ("POST", f"{V2}/{chat_id}/interrupt"),
+            ("GET", f"{V2}/{chat_id}/stream"),
+            ("GET", f"{V2}/{chat_id}/diff"),
+            ("DELETE", f"{V2}/{chat_id}/queue/1"),
+            ("PATCH", f"{V2}/{chat_id}/messages/1"),
+            ("GET", f"{V2}/files/{chat_id}"),
+            ("GET", f"/api/v2/organizations/{sim.organization_id}/chats/models"),
+        ]:
+            response = await alice.request(method, path)
+            assert (response.status_code, response.json()) == route_not_found, path
+        # A known path with another method is chi's 405, as PATCH (archive) on a chat is here.
+        assert (await alice.patch(f"{V2}/{chat_id}", json={"archived": True})).status_code == 405
+
+
+async def test_ai_sdk_fault_knobs_and_recording(make_sim: MakeSim) -> None:
+    """fail_next, set_unavailable and requests work on the G0a routes like on the others."""
+    sim = await make_sim(generation="ai-sdk", agent=scenarios.echo)
+    async with http(sim) as alice:
+        chat = await ai_chat(alice)
+        sim.fail_next("POST", r"/messages$", 503, "Try again later.")
+        failed = await ai_send(alice, chat["id"], "hi")
+        assert (failed.status_code, failed.json()) == (503, {"message": "Try again later."})
+        sim.set_unavailable(True)
+        assert (await alice.get(V2)).status_code == 500
+        sim.set_unavailable(False)
+        assert (await ai_send(alice, chat["id"], "hi")).status_code == 200
+    last = sim.requests[-1]
+    assert (last.method, last.path, last.json["message"]["content"]) == (
+        "POST",
+        f"{V2}/{chat['id']}/messages",
+        "hi",
+    )
+    assert [m["content"] for m in sim.chats[chat["id"]].messages] == ["hi", "Echo: hi"]
