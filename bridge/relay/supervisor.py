@@ -12,7 +12,7 @@ import logging
 
 from bridge.coder.backend import CoderBackend
 from bridge.coder.errors import CoderAuthError, CoderError, CoderNotFound
-from bridge.coder.types import ChatId, ChatStatus
+from bridge.coder.types import ChatId, ChatStatus, Message
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.models import ThreadLink
@@ -88,9 +88,9 @@ class Supervisor:
         ref = thread_ref(link)
         try:
             chat = await self._backend.get_chat(chat_id)
-            turn_texts = await self._turn_texts(chat_id, cursor) if chat.status.phase.busy else []
+            turn = await self._turn(chat_id, cursor) if chat.status.phase.busy else []
             draft_shown = await self._outbox.has_slot(ref, DRAFT)
-            view = ThreadView(after_id=cursor, turn_texts=turn_texts, draft_shown=draft_shown)
+            view = ThreadView(after_id=cursor, turn=turn, draft_shown=draft_shown)
             await self._consume(ref, chat_id, chat.title, view)
         except CoderAuthError as exc:
             self._notify(ref, f"Coder refused the bridge's token while following this chat: {exc}")
@@ -103,19 +103,18 @@ class Supervisor:
                 f"Lost the connection to Coder ({exc}). I'll pick up again when you reply in this thread.",
             )
 
-    async def _turn_texts(self, chat_id: ChatId, cursor: int | None) -> list[str]:
-        """Replies of the running turn already persisted up to the cursor (see ``ThreadView``)."""
+    async def _turn(self, chat_id: ChatId, cursor: int | None) -> list[Message]:
+        """The running turn's messages persisted up to the cursor, from its user message on."""
         if cursor is None:
             return []
-        texts: list[str] = []
+        turn: list[Message] = []
         for message in await self._backend.recent_messages(chat_id):
             if message.id > cursor:
                 break
             if message.role == "user":
-                texts = []
-            elif message.role == "assistant":
-                texts.append(message.text)
-        return texts
+                turn = []
+            turn.append(message)
+        return turn
 
     async def _consume(self, ref: ThreadRef, chat_id: ChatId, title: str, view: ThreadView) -> None:
         stream = self._backend.stream(chat_id, after_id=view.last_id or None)

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import bisect
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from bridge.coder.types import (
     ChatPhase,
@@ -29,18 +30,59 @@ from bridge.coder.types import (
     ErrorEvent,
     Message,
     MessageEvent,
+    Part,
     PartEvent,
     QueueEvent,
     RetryEvent,
     StatusEvent,
     StreamEvent,
 )
-from bridge.slack.blocks import render_error
+from bridge.slack.blocks import ToolLine, render_card, render_error
 
 log = logging.getLogger(__name__)
 
 
 DRAFT = "draft"
+_PATH_KEYS = ("path", "file", "file_path", "filename")
+
+
+@dataclass
+class _Call:
+    name: str
+    summary: str = ""
+    state: str = "running"
+    touched: tuple[str, ...] = ()
+
+
+def summarize_args(args: Any) -> str:
+    """A short hint of what a tool call does: its first string argument, cut to 60 characters."""
+    if isinstance(args, dict):
+        for value in args.values():
+            if isinstance(value, str) and value.strip():
+                line = value.strip().splitlines()[0]
+                return line if len(line) <= 60 else line[:59] + "…"
+        for value in args.values():
+            hint = summarize_args(value)
+            if hint:
+                return hint
+    if isinstance(args, list) and args:
+        return summarize_args(args[0])
+    return ""
+
+
+def touched_files(args: Any) -> tuple[str, ...]:
+    """Base names of the files a tool call names (``path``/``file``… arguments, at any depth)."""
+    found: list[str] = []
+    if isinstance(args, dict):
+        for key, value in args.items():
+            if key in _PATH_KEYS and isinstance(value, str) and value:
+                found.append(value.rstrip("/").rsplit("/", 1)[-1])
+            else:
+                found.extend(touched_files(value))
+    elif isinstance(args, list):
+        for item in args:
+            found.extend(touched_files(item))
+    return tuple(dict.fromkeys(found))
 
 
 @dataclass
@@ -56,25 +98,35 @@ class ThreadView:
     """The Slack-side state of one chat, folded from its stream events."""
 
     def __init__(
-        self, *, after_id: int | None = None, turn_texts: Iterable[str] = (), draft_shown: bool = False
+        self, *, after_id: int | None = None, turn: Sequence[Message] = (), draft_shown: bool = False
     ) -> None:
         """Start after ``after_id``.
 
-        ``turn_texts`` are the current turn's persisted replies up to it; ``draft_shown`` says that a
-        draft from before a restart is in the thread, so the next persisted reply takes it over.
+        ``turn`` holds the current turn's persisted messages up to it (from its user message on), so
+        a restart mid-turn rebuilds the draft and the turn's card; ``draft_shown`` says that a draft
+        from before a restart is in the thread, so the next persisted reply takes it over.
         """
-        self.last_id = after_id or 0
-        self.saved_id = self.last_id  # the cursor as stored; the supervisor advances it
+        self.last_id = 0
         self.status: ChatStatus | None = None
         self.status_changed = False
-        self._known_ids: list[int] = [self.last_id] if after_id else []
+        self._known_ids: list[int] = []
         self._deltas = ""
-        self._turn_persisted = "".join(turn_texts)
+        self._turn_persisted = ""
+        self._turn_id: int | None = None
+        self._calls: dict[str, _Call] = {}
+        self._failure = ""
         self._blocks: dict[str, Block] = {}
         self.changed: list[str] = []
         self.renames: list[tuple[str, str]] = []
+        for message in turn:
+            self._on_message(message)
+        if after_id is not None and after_id > self.last_id:
+            self.last_id = after_id
+            self._known_ids.append(after_id)
+        self.saved_id = self.last_id  # the cursor as stored; the supervisor advances it
         if draft_shown:
             self._blocks[DRAFT] = Block(DRAFT, "", final=False)
+        self.changed = []
 
     @property
     def blocks(self) -> list[Block]:
@@ -98,6 +150,7 @@ class ThreadView:
         for event in batch:
             self._apply(event)
         self._update_draft()
+        self._update_card()
 
     def _apply(self, event: StreamEvent) -> None:
         match event:
@@ -107,14 +160,28 @@ class ThreadView:
                 self._on_status(status)
             case PartEvent(role="assistant", part=part) if part.type == "text":
                 self._deltas += part.text
-            case PartEvent():
-                pass
+            case PartEvent(part=part):
+                self._on_tool_part(part)
             case MessageEvent(message=message):
                 self._on_message(message)
             case ErrorEvent(message=message):
+                self._failure = message
                 self._set(f"error:{self.last_id}", render_error(message), final=True)
             case RetryEvent() | QueueEvent():
                 log.debug("stream event %s not rendered yet", event.kind)
+
+    def _on_tool_part(self, part: Part) -> None:
+        """Tool calls and results, streamed or persisted, keyed by call id so replays count once."""
+        if part.type not in ("tool-call", "tool-result"):
+            return
+        key = part.tool_call_id or f"call-{len(self._calls)}"
+        call = self._calls.setdefault(key, _Call(name=part.tool_name or "tool"))
+        if part.tool_name:
+            call.name = part.tool_name
+        if part.type == "tool-call" and part.args is not None:
+            call.summary, call.touched = summarize_args(part.args), touched_files(part.args)
+        elif part.type == "tool-result":
+            call.state = "error" if part.is_error else "ok"
 
     def _on_status(self, status: ChatStatus) -> None:
         previous = self.status
@@ -150,7 +217,10 @@ class ThreadView:
             previous = self._known_ids[at - 1] if at > 0 else 0
         if message.role == "user":
             self._turn_persisted = ""
-        elif message.role == "assistant" and message.text.strip():
+            self._turn_id, self._calls, self._failure = message.id, {}, ""
+        for part in message.content:
+            self._on_tool_part(part)
+        if message.role == "assistant" and message.text.strip():
             self._turn_persisted += message.text
             key = f"after:{previous}"
             if key not in self._blocks:
@@ -167,6 +237,19 @@ class ThreadView:
         self._blocks[key] = Block(key, draft.text, final=True)
         if key not in self.changed:
             self.changed.append(key)
+
+    def _update_card(self) -> None:
+        """The turn's status card: shown once the turn called a tool, final when the turn ended."""
+        if self._turn_id is None or not self._calls:
+            return
+        key = f"card:{self._turn_id}"
+        if key in self._blocks and self._blocks[key].final:
+            return  # its turn is over; snapshot deltas of the next turn must not land on it
+        phase = self.status.phase if self.status is not None else ChatPhase.WORKING
+        lines = [ToolLine(c.name, c.summary, c.state) for c in self._calls.values()]
+        touched = list(dict.fromkeys(name for c in self._calls.values() for name in c.touched))
+        text = render_card(lines, phase=phase, touched=touched, reason=self._failure)
+        self._set(key, text, final=not phase.busy)
 
     def _update_draft(self) -> None:
         persisted = self._turn_persisted

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 from bridge.coder.types import ChatPhase, ChatStatus
 
 _PHASE_ICONS = {
@@ -37,3 +40,53 @@ def render_error(message: str) -> str:
 
 def _escape_link_text(text: str) -> str:
     return text.replace("[", "(").replace("]", ")").strip()
+
+
+CARD_MARKS = ("⏳ ", "✅ ", "❌ ")
+"""How a turn's status card begins (tests and tools use it to tell cards from replies)."""
+_SHOWN_CALLS = 5
+_STATE_MARKS = {"running": "⏳", "ok": "✓", "error": "✗"}
+
+
+@dataclass(frozen=True)
+class ToolLine:
+    """One tool call as the card shows it."""
+
+    name: str
+    summary: str
+    state: str  # running | ok | error
+
+
+def render_card(
+    calls: Sequence[ToolLine], *, phase: ChatPhase, touched: Sequence[str], reason: str = ""
+) -> str:
+    """A turn's status card: one compact message per turn, rewritten as tools run, never one per call."""
+    count = f"{len(calls)} tool{'s' if len(calls) != 1 else ''}"
+    if phase.busy:
+        head = f"⏳ Working · {count}"
+    elif phase is ChatPhase.ERROR:
+        head = f"❌ Failed · {count}" + (f" · {reason}" if reason else "")
+    else:
+        head = f"✅ Done · {count}"
+    if touched:
+        shown = ", ".join(f"`{_code(name)}`" for name in touched[:4])
+        more = f" and {len(touched) - 4} more" if len(touched) > 4 else ""
+        head += f" · touched {shown}{more}"
+    lines = [head]
+    hidden = len(calls) - _SHOWN_CALLS
+    if hidden > 0:
+        lines.append(f"…{hidden} earlier")
+    for call in calls[-_SHOWN_CALLS:]:
+        summary = f" `{_code(call.summary)}`" if call.summary else ""
+        state = call.state if phase.busy or call.state != "running" else "unknown"  # no result came
+        lines.append(f"- {_STATE_MARKS.get(state, '•')} {call.name}{summary}")
+    return "\n".join(lines)
+
+
+def is_card(text: str) -> bool:
+    """Whether a bot message is a turn's status card."""
+    return text.startswith(CARD_MARKS) and (" tool" in text.split("\n", 1)[0])
+
+
+def _code(text: str) -> str:
+    return text.replace("`", "'")

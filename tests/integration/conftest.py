@@ -15,6 +15,7 @@ from bridge.demo import wait_either
 from bridge.sim.coder import CoderSim
 from bridge.sim.slack import SlackSim
 from bridge.sim.slack_state import SimMessage
+from bridge.slack.blocks import is_card
 
 CODER_TOKEN = "sim-token-alice"
 SIGNING_SECRET = "sim-signing-secret"
@@ -72,6 +73,14 @@ class World:
     def bot_texts(self, root: str, channel: str | None = None) -> list[str]:
         """The visible texts of the bot's messages in a thread."""
         return [m.visible_text for m in self.bot_messages(root, channel)]
+
+    def replies(self, root: str, channel: str | None = None) -> list[str]:
+        """The agent's replies as the thread shows them: the bot's messages but the header and cards."""
+        return [t for t in self.bot_texts(root, channel)[1:] if not is_card(t)]
+
+    def cards(self, root: str, channel: str | None = None) -> list[str]:
+        """The turns' status cards in a thread."""
+        return [t for t in self.bot_texts(root, channel) if is_card(t)]
 
     async def until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         """Wait until ``predicate`` holds, re-checked whenever either simulator changes."""

@@ -35,8 +35,12 @@ async def test_mention_creates_chat_and_streams_reply(world: World) -> None:
     }
     texts = world.bot_texts(root)
     assert f"/agents/{chat.id}" in texts[0]
-    assert texts[1:] == assistant_texts(chat)
+    assert world.replies(root) == assistant_texts(chat)
     assert len(world.slack.calls_to("chat.update")) > 0, "replies are edited in place while streaming"
+    cards = world.cards(root)
+    assert len(cards) == 1, "one status card for the turn, not a message per tool call"
+    await world.until(lambda: world.cards(root)[0].startswith("✅ Done · 2 tools · touched `auth.py`"))
+    assert "- ✓ execute `grep -rn login src/`" in world.cards(root)[0]
 
 
 async def test_follow_up_goes_to_the_same_chat(world: World) -> None:
@@ -48,7 +52,7 @@ async def test_follow_up_goes_to_the_same_chat(world: World) -> None:
     await world.until_idle_and_shown(root, turns=2)
     assert len(world.coder.chats) == 1
     assert _user_texts(world.chat_of(root)) == ["first", "second"]
-    assert world.bot_texts(root)[1:] == ["Echo: first", "Echo: second"]
+    assert world.replies(root) == ["Echo: first", "Echo: second"]
 
 
 async def test_follow_up_while_busy_is_queued_and_said(world: World) -> None:
@@ -162,7 +166,7 @@ async def test_long_reply_is_split_and_complete(world: World) -> None:
     long_text = "\n\n".join(f"Paragraph {i}: " + "lorem ipsum " * 120 for i in range(12))
     world.coder.agent = lambda prompt: [Text(long_text)]
     root = await world.mention("write a lot")
-    await world.until(lambda: "".join(world.bot_texts(root)[1:]) == long_text, timeout=20)
+    await world.until(lambda: "".join(world.replies(root)) == long_text, timeout=20)
     assert all(len(t) <= 12_000 for t in world.bot_texts(root))
 
 
@@ -182,7 +186,7 @@ async def test_stream_drop_loses_and_doubles_nothing(world: World) -> None:
     await world.until(lambda: world.coder.active_streams() == 1)
     gate.set()
     await world.until_idle_and_shown(root)
-    assert world.bot_texts(root)[1:] == ["Step one.", "Step two, finished."]
+    assert world.replies(root) == ["Step one.", "Step two, finished."]
 
 
 async def test_restart_resumes_busy_chats(world: World) -> None:
@@ -197,7 +201,7 @@ async def test_restart_resumes_busy_chats(world: World) -> None:
     await world.until(lambda: world.chat_of(root).status == "waiting")
     await world.start_bridge()
     await world.until_idle_and_shown(root)
-    assert world.bot_texts(root)[1:] == ["Half of the answer, and the rest."]
+    assert world.replies(root) == ["Half of the answer, and the rest."]
     assert len(world.slack.calls_to("chat.postMessage")) == posts_before, "completed by edit, not re-posted"
 
 
@@ -240,7 +244,7 @@ async def test_every_stream_framing_relays_the_same_thread(tmp_path: Path, frami
             await w.until_idle_and_shown(root)
             await w.reply(root, "and add a test")
             await w.until_idle_and_shown(root, turns=2)
-            assert w.bot_texts(root)[1:] == assistant_texts(w.chat_of(root))
+            assert w.replies(root) == assistant_texts(w.chat_of(root))
         finally:
             await w.stop_bridge()
 

@@ -32,7 +32,14 @@ def message(id_: int, role: str, text: str = "", *, tool: bool = False) -> Messa
 
 
 def shown(view: ThreadView) -> list[tuple[str, str, bool]]:
-    return [(b.key, b.text, b.final) for b in view.blocks]
+    """The reply blocks (the turn's status card has tests of its own)."""
+    return [(b.key, b.text, b.final) for b in view.blocks if not b.key.startswith("card:")]
+
+
+def card(view: ThreadView) -> str:
+    cards = [b.text for b in view.blocks if b.key.startswith("card:")]
+    assert len(cards) == 1
+    return cards[0]
 
 
 def live_turn() -> list[StreamEvent]:
@@ -59,7 +66,7 @@ def test_persisted_message_takes_over_the_draft() -> None:
     view.apply([message(6, "assistant", "Looking.", tool=True)])
     assert view.renames == [("draft", "after:5")]
     assert shown(view) == [("after:5", "Looking.", True)]
-    assert view.changed == ["after:5"]
+    assert view.changed == ["after:5", "card:5"]
 
 
 def test_each_assistant_message_gets_its_own_block() -> None:
@@ -94,12 +101,16 @@ def test_reconnect_snapshot_does_not_double_text() -> None:
 
 def test_restart_mid_turn_resumes_from_cursor() -> None:
     """A fresh view seeded with the cursor and the turn's persisted texts rebuilds the draft."""
-    view = ThreadView(after_id=7, turn_texts=["Looking."], draft_shown=True)
+    view = ThreadView(
+        after_id=7,
+        turn=[message(5, "user", "fix it").message, message(6, "assistant", "Looking.", tool=True).message],
+        draft_shown=True,
+    )
     view.apply([ConnectedEvent(after_id=7), RUNNING, delta("Looking."), delta("Fixed it.")])
-    assert shown(view) == [("draft", "Fixed it.", False)]
+    assert shown(view) == [("after:5", "Looking.", True), ("draft", "Fixed it.", False)]
     view.apply([message(8, "assistant", "Fixed it."), WAITING])
     assert view.renames == [("draft", "after:7")]
-    assert shown(view) == [("after:7", "Fixed it.", True)]
+    assert shown(view) == [("after:5", "Looking.", True), ("after:7", "Fixed it.", True)]
 
 
 def test_snapshot_after_missed_turn_end() -> None:
@@ -185,3 +196,68 @@ def test_next_turn_does_not_inherit_old_deltas() -> None:
     view.apply([message(9, "user", "more")])
     view.finish()
     assert shown(view) == [("after:5", "Looking.", True), ("after:7", "Fixed it.", True)]
+
+
+def tool_call(call_id: str, name: str, args: object) -> PartEvent:
+    return PartEvent(
+        role="assistant", part=Part(type="tool-call", tool_call_id=call_id, tool_name=name, args=args)
+    )
+
+
+def tool_result(call_id: str, *, error: bool = False) -> PartEvent:
+    return PartEvent(role="tool", part=Part(type="tool-result", tool_call_id=call_id, is_error=error))
+
+
+def test_one_card_per_turn_with_the_last_calls() -> None:
+    """Many tool calls make one card that lists the last few, collapsing the rest, never a message each."""
+    view = ThreadView()
+    view.apply([message(5, "user", "go"), RUNNING])
+    for n in range(8):
+        view.apply([tool_call(f"c{n}", "execute", {"command": f"step {n}"}), tool_result(f"c{n}")])
+    view.apply([tool_call("c8", "edit_files", {"files": [{"path": "src/auth.py"}]})])
+    text = card(view)
+    assert text.startswith("⏳ Working · 9 tools · touched `auth.py`")
+    assert "…4 earlier" in text
+    assert "- ✓ execute `step 7`" in text
+    assert text.endswith("- ⏳ edit_files `src/auth.py`")
+    assert [b.key for b in view.blocks] == ["card:5"]
+
+
+def test_card_ends_done_or_failed() -> None:
+    """At the end of the turn the card says how it ended, and it then stays as it is."""
+    view = ThreadView()
+    view.apply([message(5, "user", "go"), RUNNING, tool_call("c1", "execute", {"command": "make"})])
+    view.apply(
+        [
+            tool_result("c1", error=True),
+            ErrorEvent(message="model overloaded"),
+            StatusEvent(status=ChatStatus(phase=ChatPhase.ERROR, name="error")),
+        ]
+    )
+    assert card(view).startswith("❌ Failed · 1 tool · model overloaded")
+    assert view.block("card:5").final
+    view.apply([ConnectedEvent(), RUNNING, tool_call("c9", "execute", {"command": "next turn"})])
+    assert "next turn" not in card(view), "a finished card is never rewritten"
+
+
+def test_card_is_rebuilt_after_a_restart() -> None:
+    """Seeded with the turn's persisted messages, a restarted view keeps the same card key and count."""
+    turn = [
+        message(5, "user", "go").message,
+        MessageEvent(
+            message=Message(
+                id=6,
+                role="assistant",
+                content=(
+                    Part(type="tool-call", tool_call_id="c1", tool_name="execute", args={"command": "ls"}),
+                ),
+            )
+        ).message,
+        MessageEvent(
+            message=Message(id=7, role="tool", content=(Part(type="tool-result", tool_call_id="c1"),))
+        ).message,
+    ]
+    view = ThreadView(after_id=7, turn=turn)
+    view.apply([ConnectedEvent(after_id=7), RUNNING, tool_call("c2", "execute", {"command": "make"})])
+    assert [b.key for b in view.blocks] == ["card:5"]
+    assert card(view).startswith("⏳ Working · 2 tools")
