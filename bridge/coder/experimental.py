@@ -215,6 +215,22 @@ class ExperimentalBackend:
         or 405 from PATCH falls back to those once a GET shows the chat itself exists.
         """
         try:
+            await self._patch_archived(chat_id, archived)
+            return
+        except CoderRejected as exc:
+            if exc.status not in (404, 405):
+                raise
+        await self.get_chat(chat_id)
+        action = "archive" if archived else "unarchive"
+        try:
+            await self._rest.call("set_archived", "POST", self.api.path(chat_id, action), idempotent=True)
+        except CoderRejected as exc:
+            if not _already_in_state(exc):
+                raise
+
+    async def _patch_archived(self, chat_id: ChatId, archived: bool) -> None:
+        """The PATCH itself; a chat already in that state (Coder's 400) counts as done."""
+        try:
             await self._rest.call(
                 "set_archived",
                 "PATCH",
@@ -222,16 +238,6 @@ class ExperimentalBackend:
                 idempotent=True,
                 json_body={"archived": archived},
             )
-            return
-        except CoderRejected as exc:
-            if _already_in_state(exc):
-                return
-            if exc.status not in (404, 405):
-                raise
-        await self.get_chat(chat_id)
-        action = "archive" if archived else "unarchive"
-        try:
-            await self._rest.call("set_archived", "POST", self.api.path(chat_id, action), idempotent=True)
         except CoderRejected as exc:
             if not _already_in_state(exc):
                 raise

@@ -61,19 +61,6 @@ class V2Backend(ExperimentalBackend):
         await self._until_idle(chat_id)
         await self._patch_archived(chat_id, archived)
 
-    async def _patch_archived(self, chat_id: ChatId, archived: bool) -> None:
-        try:
-            await self._rest.call(
-                "set_archived",
-                "PATCH",
-                self.api.path(chat_id),
-                idempotent=True,
-                json_body={"archived": archived},
-            )
-        except CoderRejected as exc:
-            if not (exc.status == 400 and "already" in exc.message.lower()):
-                raise
-
     async def _until_idle(self, chat_id: ChatId) -> None:
         """Wait (bounded) for an interrupt to land: the chat leaves ``interrupting``/``running``."""
         delays = self.settle_delays.delays()

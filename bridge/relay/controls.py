@@ -84,18 +84,11 @@ class Controls:
 
     def submit(self, reaction: Reaction) -> None:
         """Handle a recorded reaction in the background (Slack wants its ack at once)."""
-        self._tasks.spawn(reaction.event_id, self._handle(reaction))
+        self._tasks.spawn(reaction.event_id, self._intake.settle(reaction.event_id, self._control(reaction)))
 
     async def drain(self, timeout: float) -> bool:
         """Let controls in flight finish (shutdown)."""
         return await self._tasks.wait(timeout)
-
-    async def _handle(self, reaction: Reaction) -> None:
-        try:
-            await self._control(reaction)
-        except Exception:  # logged once; finishing it keeps a poisonous event from replaying forever
-            log.exception("reaction event %s failed", reaction.event_id)
-        await self._intake.finish(reaction.event_id)
 
     async def _control(self, reaction: Reaction) -> None:
         control = self._emoji[reaction.emoji]

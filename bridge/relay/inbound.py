@@ -116,11 +116,7 @@ class Inbound:
     async def _handle(self, message: IncomingMessage) -> None:
         # The lock is taken before the first await, so tasks of one thread run in submission order.
         async with self._locks.hold((message.channel_id, message.root_ts)):
-            try:
-                await self._relay(message)
-            except Exception:  # logged once; finishing it keeps a poisonous event from replaying forever
-                log.exception("relaying event %s failed", message.event_id)
-            await self._intake.finish(message.event_id)
+            await self._intake.settle(message.event_id, self._relay(message))
 
     async def _relay(self, message: IncomingMessage) -> None:
         async with self._db.unit() as session:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 from bridge.db import repo
@@ -28,6 +28,15 @@ class Intake:
         """Record an event before it is acknowledged; False for a retry or a duplicate delivery."""
         async with self._db.unit() as session:
             return await repo.record_event(session, event_id, json.dumps(body, separators=(",", ":")))
+
+    async def settle(self, event_id: str, handling: Awaitable[None]) -> None:
+        """Run an event's handling, then mark it done: also after a failure (logged once), so a
+        poisonous event cannot replay at every start; a cancelled one (shutdown) stays for the next."""
+        try:
+            await handling
+        except Exception:
+            log.exception("handling event %s failed", event_id)
+        await self.finish(event_id)
 
     async def finish(self, event_id: str) -> None:
         """The event has been handled (or answered with a reason); it is not replayed."""
