@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     )
     reaction_archive: str = Field(default="file_cabinet", validation_alias=_env("BRIDGE_REACTION_ARCHIVE"))
     reaction_promote: str = Field(default="arrow_double_up", validation_alias=_env("BRIDGE_REACTION_PROMOTE"))
-    coder_api: Literal["auto", "experimental", "v2"] = Field(
+    coder_api: Literal["auto", "experimental", "v2", "v2-legacy"] = Field(
         default="auto", validation_alias=_env("BRIDGE_CODER_API")
     )
     edit_interval: float = Field(default=1.0, ge=0, le=60, validation_alias=_env("BRIDGE_EDIT_INTERVAL"))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypedDict, Unpack
 from urllib.parse import quote
 
+from bridge.coder.aisdk import AiSdkBackend
 from bridge.coder.errors import (
     CoderApiMissing,
     CoderError,
@@ -144,12 +145,19 @@ class _BackendFactory(Protocol):
     ) -> CoderBackend: ...
 
 
-_BACKENDS: Mapping[str, _BackendFactory] = {"experimental": ExperimentalBackend, "v2": V2Backend}
+_BACKENDS: Mapping[str, _BackendFactory] = {
+    "experimental": ExperimentalBackend,
+    "v2": V2Backend,
+    "v2-legacy": AiSdkBackend,
+}
 """Implemented generations by name: the accepted ``api`` values besides ``auto``."""
 
 _PREFERENCE = ("v2", "experimental")
 """When a server answers for several generations (Coder 2.37 mounts G2 under both prefixes), the
-first of these it shows wins."""
+first of these it shows wins. ``v2-legacy`` is not among them: its backend is a preview, chosen
+only by configuration, until the end-to-end suite runs against it."""
+
+_OPT_IN = {"v2-legacy": "BRIDGE_CODER_API=v2-legacy enables a preview backend for it"}
 
 
 class _Resolve(Protocol):
@@ -180,7 +188,7 @@ def _identify_v2_chats(body: Any) -> str | None:
         return "v2"
     if "status" in chat:
         return "prototype"
-    return "ai-sdk" if set(chat) <= {"id", "created_at", "updated_at", "title"} else None
+    return "v2-legacy" if set(chat) <= {"id", "created_at", "updated_at", "title"} else None
 
 
 async def _org_models_route(rest: RestClient, organization_id: str | None) -> tuple[str, str | None]:
@@ -211,9 +219,34 @@ async def _org_models_route(rest: RestClient, organization_id: str | None) -> tu
     return f"GET {path} answered 200", "v2"
 
 
+async def _org_models_or_agentic_chat(
+    rest: RestClient, organization_id: str | None
+) -> tuple[str, str | None]:
+    """An empty ``/api/v2/chats`` list: G2 if the org models route exists, else G0a if enabled.
+
+    G0a (the 2025 AI-SDK chat API) was gated by the ``agentic-chat`` experiment, so a server whose
+    org models route is 404 but whose ``GET /api/v2/experiments`` lists ``agentic-chat`` serves G0a
+    on ``/api/v2/chats``. The experiments probe is named in the reason only when it finds G0a.
+    """
+    finding, generation = await _org_models_route(rest, organization_id)
+    if generation is not None:
+        return finding, generation
+    try:
+        response = await rest.call("detect_api", "GET", "/api/v2/experiments", idempotent=True)
+    except CoderRejected:  # 404 on builds without the route; an auth error would have come earlier
+        return finding, None
+    try:
+        experiments = read_json(response)
+    except CoderError:
+        return finding, None
+    if isinstance(experiments, list) and "agentic-chat" in experiments:
+        return f"{finding}; GET /api/v2/experiments lists agentic-chat", "v2-legacy"
+    return finding, None
+
+
 _PROBES = (
     _Probe("/api/experimental/chats", _identify_experimental),
-    _Probe("/api/v2/chats", _identify_v2_chats, resolve_empty=_org_models_route),
+    _Probe("/api/v2/chats", _identify_v2_chats, resolve_empty=_org_models_or_agentic_chat),
 )
 """Tried in order, all of them; then the first generation of ``_PREFERENCE`` found wins."""
 
@@ -221,7 +254,7 @@ _GENERATION_NAMES = {
     "experimental": "the experimental Chats API",
     "v2": "the graduated Chats API of Coder 2.37+",
     "prototype": "the early chat-daemon prototype API",
-    "ai-sdk": "the 2025 AI-SDK chat API",
+    "v2-legacy": "the 2025 AI-SDK chat API",
 }
 
 
@@ -286,6 +319,9 @@ async def _detect(
     if found:
         names = " and ".join(_GENERATION_NAMES[g] for g in found)
         message = f"Coder at {rest.base_url} serves {names}, which this bridge does not support yet"
+        hints = [_OPT_IN[g] for g in found if g in _OPT_IN]
+        if hints:
+            message += " (" + "; ".join(hints) + ")"
     else:
         message = f"No Coder Chats API found at {rest.base_url}"
     raise CoderApiMissing(message, detail="; ".join(findings))

@@ -606,7 +606,6 @@ async def test_v2_only_build_is_detected_from_its_chat_list() -> None:
     ("v2_chats", "message"),
     [
         ([{**V2_CHAT, "status": "waiting", "owner_id": "u1"}], "chat-daemon prototype"),
-        ([V2_CHAT], "2025 AI-SDK chat API"),
     ],
 )
 async def test_other_generations_are_named_but_unsupported(

@@ -1,0 +1,253 @@
+"""The G0a backend (``v2-legacy``) against the simulator's 2025 AI-SDK chat API, in both stream forms."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from bridge.coder.aisdk import AiSdkBackend
+from bridge.coder.backend import ChatStream, connect_backend
+from bridge.coder.errors import CoderApiMissing, CoderRejected
+from bridge.coder.types import (
+    Chat,
+    ChatId,
+    ChatPhase,
+    ConnectedEvent,
+    ErrorEvent,
+    InputPart,
+    MessageEvent,
+    PartEvent,
+    QueueEvent,
+    StatusEvent,
+    StreamEvent,
+)
+from bridge.sim import scenarios
+from bridge.sim.coder import CoderSim
+from bridge.sim.coder_agent import Fail, Gate, Step, Text, ToolCall
+
+TOKEN = "sim-token"
+TIMEOUT = 5.0
+Events = list[StreamEvent]
+
+
+def workspace_lookup(prompt: str) -> list[Step]:
+    return [
+        Text("Let me look."),
+        ToolCall("coder_list_workspaces", {"owner": "me"}, [{"name": "dev"}]),
+        Text("You have one workspace."),
+    ]
+
+
+@pytest.fixture(params=["v1", "sse"])
+async def sim(request: pytest.FixtureRequest) -> AsyncIterator[CoderSim]:
+    """The G0a simulator in each stream form."""
+    async with CoderSim(generation="ai-sdk", stream_format=request.param, part_interval=0.001) as sim:
+        yield sim
+
+
+@pytest.fixture
+async def backend(sim: CoderSim) -> AsyncIterator[AiSdkBackend]:
+    client = AiSdkBackend(sim.url, TOKEN)
+    yield client
+    await client.aclose()
+
+
+def text(content: str) -> list[InputPart]:
+    return [InputPart.of_text(content)]
+
+
+async def collect(stream: ChatStream, until: Callable[[Events], bool], prior: Events | None = None) -> Events:
+    """Events of ``stream`` (after ``prior``) until ``until`` holds for all seen so far."""
+    events: Events = list(prior or ())
+    async with asyncio.timeout(TIMEOUT):
+        async for batch in stream:
+            events.extend(batch)
+            if until(events):
+                return events
+    raise AssertionError(f"stream ended early: {events}")
+
+
+def ended(events: Events) -> bool:
+    """The last status seen is not busy, after a busy one."""
+    statuses = [e.status.phase for e in events if isinstance(e, StatusEvent)]
+    return ChatPhase.WORKING in statuses and not statuses[-1].busy
+
+
+def messages(events: Events) -> list[Any]:
+    return [e.message for e in events if isinstance(e, MessageEvent)]
+
+
+async def gated_chat(
+    sim: CoderSim, backend: AiSdkBackend, steps: Callable[[str], list[Step]]
+) -> tuple[Chat, asyncio.Event]:
+    gate = asyncio.Event()
+    sim.agent = lambda prompt: [Gate(gate), *steps(prompt)]
+    chat = await backend.create_chat(text("which workspaces do I have?"), labels={"slack_thread": "1.2"})
+    return chat, gate
+
+
+async def test_first_reply_streams_text_and_tools(sim: CoderSim, backend: AiSdkBackend) -> None:
+    """create_chat posts the first message; its reply arrives as deltas, steps and a final idle."""
+    chat, gate = await gated_chat(sim, backend, workspace_lookup)
+    assert chat.status.phase is ChatPhase.WORKING
+    assert chat.labels == {"slack_thread": "1.2"}
+    stream = backend.stream(chat.id, after_id=0)
+    first = await anext(aiter(stream))
+    assert first == [ConnectedEvent(after_id=0)]
+    snapshot = await anext(aiter(stream))
+    assert snapshot[0] == StatusEvent(status=chat.status)
+    gate.set()
+    events = await collect(stream, ended, snapshot)
+    await stream.aclose()
+    deltas = [e.part for e in events if isinstance(e, PartEvent)]
+    assert "".join(p.text for p in deltas if p.type == "text") == "Let me look.You have one workspace."
+    call = next(p for p in deltas if p.type == "tool-call" and p.args is not None)
+    assert (call.tool_name, call.args) == ("coder_list_workspaces", {"owner": "me"})
+    assert next(p for p in deltas if p.type == "tool-result").result == [{"name": "dev"}]
+    seen = messages(events)
+    assert [(m.id, m.role) for m in seen] == [(1, "user"), (2, "assistant"), (3, "assistant")]
+    assert [m.text for m in seen] == [
+        "which workspaces do I have?",
+        "Let me look.",
+        "You have one workspace.",
+    ]
+    stored = await backend.recent_messages(chat.id)
+    assert [m.content for m in stored] == [m.content for m in seen]
+    assert (await backend.get_chat(chat.id)).status.name == "waiting"
+
+
+async def test_follow_up_while_streaming_is_queued_then_answered_in_order(
+    sim: CoderSim, backend: AiSdkBackend
+) -> None:
+    """A send during a reply is queued (QueueEvent), then posted when the reply ends."""
+    chat, gate = await gated_chat(sim, backend, lambda prompt: [Text(f"Echo: {prompt}")])
+    stream = backend.stream(chat.id)
+    snapshot = await collect(stream, lambda events: len(events) > 1)
+    result = await backend.send_message(chat.id, text("and the stopped ones?"))
+    assert result.queued
+    assert result.queued_message is not None
+    assert result.queued_message.text == "and the stopped ones?"
+    gate.set()
+    events = await collect(stream, lambda events: ended(events) and len(messages(events)) >= 4, snapshot)
+    await stream.aclose()
+    queues = [e.queue for e in events if isinstance(e, QueueEvent)]
+    assert [len(q) for q in queues] == [1, 0]
+    contents = [m.text for m in await backend.recent_messages(chat.id)]
+    assert contents == [
+        "which workspaces do I have?",
+        "Echo: which workspaces do I have?",
+        "and the stopped ones?",
+        "Echo: and the stopped ones?",
+    ]
+    assert [m.id for m in messages(events)] == [1, 2, 3, 4]
+
+
+async def test_interrupt_cancels_the_reply(sim: CoderSim, backend: AiSdkBackend) -> None:
+    """interrupt closes the reply body: the chat is idle and the partial step is not stored."""
+    chat, _gate = await gated_chat(sim, backend, workspace_lookup)
+    stream = backend.stream(chat.id)
+    snapshot = await collect(stream, lambda events: len(events) > 1)
+    interrupted = await backend.interrupt(chat.id)
+    assert interrupted.status.phase is ChatPhase.IDLE
+    events = await collect(stream, ended, snapshot)
+    await stream.aclose()
+    await sim.wait_for(lambda: sim.active_streams(chat.id) == 0)
+    assert [m.role for m in await backend.recent_messages(chat.id)] == ["user"]
+    assert not any(isinstance(e, ErrorEvent) for e in events)
+    assert (await backend.interrupt(chat.id)).status.phase is ChatPhase.IDLE  # nothing streams: no-op
+
+
+async def test_promote_sends_a_queued_message_now(sim: CoderSim, backend: AiSdkBackend) -> None:
+    """Promoting interrupts the reply and posts the queued message, returned with its position."""
+    chat, _gate = await gated_chat(sim, backend, lambda prompt: [Text(f"Echo: {prompt}")])
+    queued = (await backend.send_message(chat.id, text("second"))).queued_message
+    assert queued is not None
+    sim.agent = scenarios.echo
+    promoted = await backend.promote_queued(chat.id, queued.id)
+    assert (promoted.id, promoted.text) == (2, "second")
+    await sim.wait_for(lambda: len(sim.chats[chat.id].messages) == 3)
+    with pytest.raises(CoderRejected, match="not queued"):
+        await backend.promote_queued(chat.id, queued.id)
+
+
+@pytest.mark.parametrize("steps", [[Text("Looking."), Fail("Anthropic API error: overloaded (529)")]])
+async def test_a_failed_reply_is_an_error(sim: CoderSim, backend: AiSdkBackend, steps: list[Step]) -> None:
+    """SSE sends an error part; a v1 body just ends early: both end in ErrorEvent and status error."""
+    chat, gate = await gated_chat(sim, backend, lambda prompt: steps)
+    stream = backend.stream(chat.id)
+    snapshot = await collect(stream, lambda events: len(events) > 1)
+    gate.set()
+    events = await collect(stream, ended, snapshot)
+    await stream.aclose()
+    assert any(isinstance(e, ErrorEvent) for e in events)
+    assert (await backend.get_chat(chat.id)).status.phase is ChatPhase.ERROR
+
+
+async def test_archive_is_refused(backend: AiSdkBackend) -> None:
+    """G0a cannot archive, and says so."""
+    with pytest.raises(CoderRejected, match="cannot archive chats"):
+        await backend.set_archived(ChatId("11111111-1111-1111-1111-111111111111"), True)
+
+
+async def test_unknown_model_is_rejected(sim: CoderSim) -> None:
+    """A model the deployment lacks is Coder's 400 "Model not found", raised from the send."""
+    client = AiSdkBackend(sim.url, TOKEN, model="gpt-nope")
+    try:
+        with pytest.raises(CoderRejected, match="Model not found"):
+            await client.create_chat(text("hi"), labels={})
+    finally:
+        await client.aclose()
+
+
+async def test_stream_snapshot_follows_after_id(sim: CoderSim, backend: AiSdkBackend) -> None:
+    """Ids are positions: after_id=n snapshots messages n+1…; recent_messages keeps the last ones."""
+    sim.agent = scenarios.echo
+    chat = await backend.create_chat(text("hi"), labels={"a": "1"})
+    await sim.wait_for(lambda: len(sim.chats[chat.id].messages) == 2)
+    for after_id, expected in [(None, [1, 2]), (0, [1, 2]), (1, [2]), (2, [])]:
+        stream = backend.stream(chat.id, after_id=after_id)
+        events = await collect(stream, lambda events: len(events) > 1)
+        await stream.aclose()
+        assert events[0] == ConnectedEvent(after_id=after_id)
+        assert isinstance(events[1], StatusEvent)
+        assert [m.id for m in messages(events)] == expected
+    assert [m.text for m in await backend.recent_messages(chat.id, limit=1)] == ["Echo: hi"]
+    assert [c.id for c in await backend.list_chats(labels={"a": "1"})] == [chat.id]
+    assert await backend.list_chats(labels={"a": "2"}) == []
+    assert backend.chat_url(chat.id) == f"{sim.url}/chat/{chat.id}"
+
+
+async def test_uploaded_files_are_sent_inline(sim: CoderSim, backend: AiSdkBackend) -> None:
+    """upload_file keeps the bytes; the message carries them as an aisdk file part."""
+    file_id = await backend.upload_file("org", b"\x89PNG", "image/png", "a.png")
+    chat = await backend.create_chat([InputPart.of_text("look"), InputPart.of_file(file_id)], labels={})
+    sent = next(r.json for r in sim.requests if r.path.endswith("/messages") and r.method == "POST")
+    assert sent["message"]["parts"][1] == {
+        "type": "file",
+        "mimeType": "image/png",
+        "data": base64.b64encode(b"\x89PNG").decode(),
+    }
+    assert chat.title == "New Chat"
+
+
+async def test_detection_names_v2_legacy_and_configuration_selects_it(sim: CoderSim) -> None:
+    """Auto-detection recognises G0a (four-key chats, or an empty list with agentic-chat) and points to
+    the opt-in setting; BRIDGE_CODER_API=v2-legacy selects the preview backend."""
+    with pytest.raises(CoderApiMissing) as empty:
+        await connect_backend(sim.url, TOKEN)
+    assert "BRIDGE_CODER_API=v2-legacy" in empty.value.message
+    assert "agentic-chat" in empty.value.detail
+    sim.agent = scenarios.echo
+    creator = AiSdkBackend(sim.url, TOKEN)
+    await creator.create_chat(text("hi"), labels={})
+    await creator.aclose()
+    with pytest.raises(CoderApiMissing) as listed:
+        await connect_backend(sim.url, TOKEN)
+    assert "the 2025 AI-SDK chat API" in listed.value.message
+    forced, reason = await connect_backend(sim.url, TOKEN, api="v2-legacy")
+    await forced.aclose()
+    assert (forced.generation, "configuration" in reason) == ("v2-legacy", True)
