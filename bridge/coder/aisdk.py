@@ -46,7 +46,7 @@ from bridge.coder.aisdk_wire import (
     user_message,
 )
 from bridge.coder.errors import CoderError, CoderRejected, CoderUnavailable
-from bridge.coder.experimental_wire import decode, parse_user
+from bridge.coder.experimental_wire import decode
 from bridge.coder.observe import NOOP_OBSERVER, CoderObserver
 from bridge.coder.rest import (
     DEFAULT_RETRY,
@@ -75,6 +75,7 @@ from bridge.coder.types import (
     StatusEvent,
     StreamEvent,
 )
+from bridge.coder.users import fetch_me
 
 log = logging.getLogger(__name__)
 
@@ -190,8 +191,7 @@ class AiSdkBackend:
 
     async def whoami(self) -> CoderUser:
         """``GET /api/v2/users/me``."""
-        response = await self._rest.call("whoami", "GET", "/api/v2/users/me", idempotent=True)
-        return decode(read_json(response), parse_user, "user")
+        return await fetch_me(self._rest)
 
     async def create_chat(
         self,

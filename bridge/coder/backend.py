@@ -21,7 +21,6 @@ from bridge.coder.errors import (
     CoderUnavailable,
 )
 from bridge.coder.experimental import ExperimentalBackend
-from bridge.coder.experimental_wire import decode, parse_user
 from bridge.coder.observe import NOOP_OBSERVER, CoderObserver
 from bridge.coder.rest import DEFAULT_RETRY, DEFAULT_TIMEOUT, RestClient, RetryPolicy, read_json
 from bridge.coder.stream import ReconnectPolicy
@@ -34,6 +33,7 @@ from bridge.coder.types import (
     SendResult,
     StreamEvent,
 )
+from bridge.coder.users import fetch_me
 from bridge.coder.v2 import V2Backend
 
 
@@ -199,11 +199,7 @@ async def _org_models_route(rest: RestClient, organization_id: str | None) -> tu
     API on ``/api/v2/chats`` (the chat-daemon builds from before February 2026).
     """
     if organization_id is None:
-        user = decode(
-            read_json(await rest.call("detect_api", "GET", "/api/v2/users/me", idempotent=True)),
-            parse_user,
-            "user",
-        )
+        user = await fetch_me(rest, "detect_api")
         if not user.organization_ids:
             return "GET /api/v2/users/me showed no organization to probe models with", None
         organization_id = user.organization_ids[0]

@@ -22,13 +22,13 @@ from bridge.coder.experimental_wire import (
     parse_message,
     parse_send_result,
     parse_stream_event,
-    parse_user,
 )
 from bridge.coder.framing import RawEvent
 from bridge.coder.observe import NOOP_OBSERVER, CoderObserver
 from bridge.coder.rest import DEFAULT_RETRY, DEFAULT_TIMEOUT, RestClient, RetryPolicy, read_json
 from bridge.coder.stream import DEFAULT_RECONNECT, ReconnectingStream, ReconnectPolicy, websocket_url
 from bridge.coder.types import Chat, ChatId, CoderUser, InputPart, Message, SendResult, StreamEvent
+from bridge.coder.users import fetch_me
 
 CHATS = "/api/experimental/chats"
 _MAX_PAGE = 200  # Coder answers 400 to a messages limit outside 1..200
@@ -118,9 +118,8 @@ class ExperimentalBackend:
         return f"{self.base_url}/agents/{quote(chat_id, safe='')}"
 
     async def whoami(self) -> CoderUser:
-        """``GET /api/v2/users/me``; this route predates and outlives every chats generation."""
-        response = await self._rest.call("whoami", "GET", "/api/v2/users/me", idempotent=True)
-        return decode(read_json(response), parse_user, "user")
+        """``GET /api/v2/users/me``."""
+        return await fetch_me(self._rest)
 
     async def create_chat(
         self,
