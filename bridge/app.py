@@ -207,16 +207,17 @@ class Bridge:
             logger=_bolt_logger(),
         )
         events.register(bolt, intake, self._inbound, self._controls, self.metrics)
+        resumed = await self._supervisor.resume()
+        # Handed over before new events are taken, so a thread's older event keeps its place.
+        replayed = await events.recover(intake, self._inbound, self._controls)
+        if replayed:
+            log.info("handling %d Slack events acknowledged before the last stop", replayed)
         await self._serve_http(bolt)
         if settings.socket_mode:
             assert settings.slack_app_token is not None
             self._socket = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
             await self._socket.connect_async()  # type: ignore[no-untyped-call]
         self._accepting = True
-        resumed = await self._supervisor.resume()
-        replayed = await events.recover(intake, self._inbound, self._controls)
-        if replayed:
-            log.info("handling %d Slack events acknowledged before the last stop", replayed)
         log.info(
             "bridge ready on port %s (%s mode); following %d busy chats again",
             self.port,
@@ -239,11 +240,8 @@ class Bridge:
             app.router.add_post("/slack/events", slack_events)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
-        await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else self.settings.port
+        await web.TCPSite(self._runner, self.settings.host, self.settings.port).start()
+        self.port = int(self._runner.addresses[0][1])  # the real one when PORT is 0
 
     async def _healthz(self, _: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
