@@ -125,6 +125,7 @@ class Controls:
         self._outbox.set_text(thread_ref(link), f"control:{reaction.event_id}", text, final=True)
 
     async def _interrupt(self, chat_id: ChatId, reaction: Reaction) -> str:
+        self._supervisor.stopping(chat_id)  # before Coder answers: its idle status may come first
         await self._backend.interrupt(chat_id)
         self._supervisor.follow(chat_id)
         return f"🛑 Stopped the agent at <@{reaction.user_id}>'s request."

@@ -18,7 +18,7 @@ from bridge.db.engine import Database
 from bridge.db.models import ThreadLink
 from bridge.relay.outbox import Outbox, ThreadRef, digest
 from bridge.relay.view import DRAFT, ThreadView
-from bridge.slack.blocks import render_error, render_header
+from bridge.slack.blocks import render_error, render_header, render_outcome
 from bridge.slack.mrkdwn import split_markdown
 from bridge.tasks import TaskGroup
 
@@ -42,6 +42,7 @@ class Supervisor:
         self._outbox = outbox
         self._wanted: set[str] = set()
         self._running: set[str] = set()
+        self._views: dict[str, ThreadView] = {}  # the view of each chat followed right now
         self._tasks = TaskGroup("streams")
 
     @property
@@ -64,6 +65,12 @@ class Supervisor:
         if chat_id not in self._running:
             self._running.add(chat_id)
             self._tasks.spawn(chat_id, self._follow(chat_id))
+
+    def stopping(self, chat_id: ChatId) -> None:
+        """A person is about to interrupt this chat: the turn under way will be reported as stopped."""
+        view = self._views.get(chat_id)
+        if view is not None:
+            view.mark_stopped()
 
     async def close(self) -> None:
         """Stop following every chat (cursors are saved after every batch already)."""
@@ -90,8 +97,9 @@ class Supervisor:
             chat = await self._backend.get_chat(chat_id)
             turn = await self._turn(chat_id, cursor) if chat.status.phase.busy else []
             draft_shown = await self._outbox.has_slot(ref, DRAFT)
-            view = ThreadView(after_id=cursor, turn=turn, draft_shown=draft_shown)
+            view = self._views[chat_id] = ThreadView(after_id=cursor, turn=turn, draft_shown=draft_shown)
             await self._consume(ref, chat_id, chat.title, view)
+            self._tell_requester(ref, link.requester_user_id, view)
         except CoderAuthError as exc:
             self._notify(ref, f"Coder refused the bridge's token while following this chat: {exc}")
         except CoderNotFound:
@@ -102,6 +110,8 @@ class Supervisor:
                 ref,
                 f"Lost the connection to Coder ({exc}). I'll pick up again when you reply in this thread.",
             )
+        finally:
+            self._views.pop(chat_id, None)
 
     async def _turn(self, chat_id: ChatId, cursor: int | None) -> list[Message]:
         """The running turn's messages persisted up to the cursor, from its user message on."""
@@ -172,6 +182,21 @@ class Supervisor:
                     session, chat_id, status=view.status.name, phase=view.status.phase.value
                 )
         view.saved_id = view.last_id
+
+    def _tell_requester(self, ref: ThreadRef, user: str, view: ThreadView) -> None:
+        """Mention the person who started the chat once the agent is idle: one line per finished
+        turn (keyed by its user message, so a replay never mentions twice)."""
+        outcome = view.outcome()
+        if outcome is None:
+            return
+        text = render_outcome(
+            user,
+            phase=outcome.phase,
+            touched=outcome.touched,
+            reason=outcome.failure,
+            stopped=outcome.stopped,
+        )
+        self._outbox.set_text(ref, f"outcome:{outcome.turn_id}", text, final=True)
 
     def _notify(self, ref: ThreadRef, text: str) -> None:
         self._outbox.set_text(ref, f"notice:{digest(text)[:12]}", render_error(text), final=True)

@@ -85,6 +85,17 @@ def touched_files(args: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """How a turn ended: what the requester is told."""
+
+    turn_id: int
+    phase: ChatPhase
+    touched: tuple[str, ...]
+    failure: str
+    stopped: bool
+
+
 @dataclass
 class Block:
     """One logical piece of the thread; ``final`` blocks will not change again in this turn."""
@@ -115,6 +126,7 @@ class ThreadView:
         self._turn_id: int | None = None
         self._calls: dict[str, _Call] = {}
         self._failure = ""
+        self._stopped_turn: int | None = None
         self._blocks: dict[str, Block] = {}
         self.changed: list[str] = []
         self.renames: list[tuple[str, str]] = []
@@ -196,6 +208,19 @@ class ThreadView:
         elif not status.phase.busy:  # the turn is over: its deltas never come back, even in a snapshot
             self._update_draft()
             self._deltas = ""
+
+    def mark_stopped(self) -> None:
+        """A person is interrupting the turn under way: its outcome will say so."""
+        if self.busy:
+            self._stopped_turn = self._turn_id
+
+    def outcome(self) -> Outcome | None:
+        """How the last turn this view saw ended, once the chat is idle."""
+        if self._turn_id is None or self.status is None or self.status.phase.busy:
+            return None
+        touched = tuple(dict.fromkeys(name for c in self._calls.values() for name in c.touched))
+        stopped = self._stopped_turn is not None and self._stopped_turn == self._turn_id
+        return Outcome(self._turn_id, self.status.phase, touched, self._failure, stopped)
 
     def finish(self) -> None:
         """The chat is idle and caught up: a draft no message took over was cut short (an interrupt, an

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -90,3 +91,24 @@ def is_card(text: str) -> bool:
 
 def _code(text: str) -> str:
     return text.replace("`", "'")
+
+
+_OUTCOME = re.compile(r"^<@[UW][A-Z0-9]+> (✅|❌|🛑) The agent ")
+
+
+def render_outcome(
+    user: str, *, phase: ChatPhase, touched: Sequence[str], reason: str = "", stopped: bool = False
+) -> str:
+    """The one new message that notifies the requester that the agent is done (edits notify nobody)."""
+    if phase is ChatPhase.ERROR:
+        return f"<@{user}> ❌ The agent stopped with an error" + (f": {reason}" if reason else ".")
+    if stopped:
+        return f"<@{user}> 🛑 The agent stopped as asked."
+    files = ", ".join(f"`{_code(name)}`" for name in touched[:4])
+    more = f" and {len(touched) - 4} more" if len(touched) > 4 else ""
+    return f"<@{user}> ✅ The agent is done" + (f" · touched {files}{more}." if files else ".")
+
+
+def is_outcome(text: str) -> bool:
+    """Whether a bot message is the end-of-work notice."""
+    return _OUTCOME.match(text) is not None

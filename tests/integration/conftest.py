@@ -15,7 +15,7 @@ from bridge.demo import wait_either
 from bridge.sim.coder import CoderSim
 from bridge.sim.slack import SlackSim
 from bridge.sim.slack_state import SimMessage
-from bridge.slack.blocks import is_card
+from bridge.slack.blocks import is_card, is_outcome
 
 CODER_TOKEN = "sim-token-alice"
 SIGNING_SECRET = "sim-signing-secret"
@@ -76,7 +76,7 @@ class World:
 
     def replies(self, root: str, channel: str | None = None) -> list[str]:
         """The agent's replies as the thread shows them: the bot's messages but the header and cards."""
-        return [t for t in self.bot_texts(root, channel)[1:] if not is_card(t)]
+        return [t for t in self.bot_texts(root, channel)[1:] if not is_card(t) and not is_outcome(t)]
 
     def cards(self, root: str, channel: str | None = None) -> list[str]:
         """The turns' status cards in a thread."""

@@ -23,6 +23,7 @@ async def test_stop_reaction_interrupts_the_agent(world: World) -> None:
     await world.until(lambda: world.chat_of(root).status == "waiting")
     await world.until(lambda: any("Stopped the agent" in t for t in world.bot_texts(root)))
     assert "Working, " in world.bot_texts(root), "what the agent had written stays in the thread"
+    await world.until(lambda: any("🛑 The agent stopped as asked." in t for t in world.bot_texts(root)))
 
 
 async def test_stop_reaction_on_a_bot_message_counts_too(world: World) -> None:

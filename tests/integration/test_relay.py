@@ -41,6 +41,9 @@ async def test_mention_creates_chat_and_streams_reply(world: World) -> None:
     assert len(cards) == 1, "one status card for the turn, not a message per tool call"
     await world.until(lambda: world.cards(root)[0].startswith("✅ Done · 2 tools · touched `auth.py`"))
     assert "- ✓ execute `grep -rn login src/`" in world.cards(root)[0]
+    done = f"<@{world.slack.alice}> ✅ The agent is done · touched `auth.py`."
+    await world.until(lambda: done in world.bot_texts(root))
+    assert world.bot_texts(root).count(done) == 1, "the requester is mentioned once, in a new message"
 
 
 async def test_follow_up_goes_to_the_same_chat(world: World) -> None:
@@ -147,7 +150,7 @@ async def test_failed_follow_up_is_said_and_can_be_resent(world: World) -> None:
     world.coder.fail_next("POST", r"/messages$", 500, "Chat processor is unavailable.")
     failed = await world.reply(root, "two")
     await world.until(lambda: any("did not reach the agent" in t for t in world.bot_texts(root)))
-    assert "Chat processor is unavailable." in world.bot_texts(root)[-1]
+    assert any("Chat processor is unavailable." in t for t in world.bot_texts(root))
     assert failed
     await world.reply(root, "two")
     await world.until_idle_and_shown(root, turns=2)
@@ -159,6 +162,12 @@ async def test_agent_error_is_shown(world: World) -> None:
     root = await world.mention("/fail please")
     await world.until(lambda: any("overloaded" in t for t in world.bot_texts(root)))
     await world.until(lambda: world.chat_of(root).status == "error")
+    await world.until(
+        lambda: any(
+            t.startswith(f"<@{world.slack.alice}> ❌ The agent stopped with an error")
+            for t in world.bot_texts(root)
+        )
+    )
 
 
 async def test_long_reply_is_split_and_complete(world: World) -> None:
@@ -223,9 +232,9 @@ async def test_lost_stream_is_said_and_resumed_by_a_reply(world: World) -> None:
     await world.until(lambda: world.chat_of(root).status == "waiting")
     await world.reply(root, "still there?")
     await world.until_idle_and_shown(root, turns=2)
-    texts = world.bot_texts(root)
-    assert "Started, done." in texts
-    assert texts[-1] == "Echo: still there?"
+    replies = world.replies(root)
+    assert "Started, done." in replies
+    assert replies[-1] == "Echo: still there?"
 
 
 @pytest.mark.parametrize("framing", ["envelope-single", "bare"])

@@ -261,3 +261,36 @@ def test_card_is_rebuilt_after_a_restart() -> None:
     view.apply([ConnectedEvent(after_id=7), RUNNING, tool_call("c2", "execute", {"command": "make"})])
     assert [b.key for b in view.blocks] == ["card:5"]
     assert card(view).startswith("⏳ Working · 2 tools")
+
+
+def test_outcome_says_how_the_turn_ended() -> None:
+    """Once idle, the view reports the turn: done with the files touched, failed, or stopped by a person."""
+    view = ThreadView()
+    view.apply([message(5, "user", "go"), RUNNING, tool_call("c1", "edit", {"path": "src/a.py"})])
+    assert view.outcome() is None, "nothing to report while the agent works"
+    view.mark_stopped()
+    view.apply([tool_result("c1"), WAITING])
+    outcome = view.outcome()
+    assert outcome is not None
+    assert (outcome.turn_id, outcome.phase, outcome.touched, outcome.stopped) == (
+        5,
+        ChatPhase.IDLE,
+        ("a.py",),
+        True,
+    )
+    view.apply(
+        [
+            message(9, "user", "again"),
+            RUNNING,
+            ErrorEvent(message="boom"),
+            StatusEvent(status=ChatStatus(phase=ChatPhase.ERROR, name="error")),
+        ]
+    )
+    failed = view.outcome()
+    assert failed is not None
+    assert (failed.turn_id, failed.phase, failed.failure, failed.stopped) == (
+        9,
+        ChatPhase.ERROR,
+        "boom",
+        False,
+    )
