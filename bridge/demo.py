@@ -20,6 +20,7 @@ from bridge.config import Settings
 from bridge.logs import configure
 from bridge.sim.coder import CoderSim
 from bridge.sim.slack import SlackSim
+from bridge.slack.blocks import is_outcome
 
 FOLLOW_UP = "Thanks! Please also add a regression test for it."
 _TOKEN = "sim-demo-token"
@@ -98,7 +99,8 @@ async def run_demo(*, prompt: str, speed: float = 1.0) -> int:
 async def _watch_turn(
     slack: SlackSim, coder: CoderSim, printer: ThreadPrinter, root: str, *, turns: int
 ) -> None:
-    """Print the thread until the agent finished ``turns`` turns and Slack shows its last reply."""
+    """Print the thread until the agent finished ``turns`` turns, Slack shows its last reply and the
+    requester was told."""
 
     def finished() -> bool:
         printer.refresh(root)
@@ -106,10 +108,10 @@ async def _watch_turn(
         if len(chats) != 1 or chats[0].status != "waiting":
             return False
         replies = [m for m in chats[0].messages if m["role"] == "assistant"]
-        texts = {m.visible_text for m in slack.thread(slack.general, root)}
-        answered = [m for m in replies if _text(m) and _text(m) in texts]
+        texts = [m.visible_text for m in slack.thread(slack.general, root)]
         users = [m for m in chats[0].messages if m["role"] == "user"]
-        return len(users) >= turns and bool(replies) and _text(replies[-1]) in texts and bool(answered)
+        told = sum(1 for text in texts if is_outcome(text))  # the requester's "done" mention
+        return len(users) >= turns and bool(replies) and _text(replies[-1]) in texts and told >= turns
 
     await wait_either(slack, coder, finished, timeout=60)
 
