@@ -16,7 +16,8 @@ from sqlmodel import col
 
 from bridge.db.models import InboundMessage, SeenEvent, SlackMessage, StreamCursor, ThreadLink, utcnow
 
-BUSY_PHASES = ("starting", "working")
+STARTING_PHASE = "starting"  # claimed, the chat being created or waiting for a worker
+BUSY_PHASES = (STARTING_PHASE, "working")
 FAILED_PHASE = "failed"
 
 
@@ -71,7 +72,7 @@ async def claim_thread(
             "thread_ts": thread_ts,
             "requester_user_id": requester_user_id,
             "status": "",
-            "phase": "starting",
+            "phase": STARTING_PHASE,
             "archived": False,
             "created_at": now,
             "updated_at": now,

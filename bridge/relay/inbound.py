@@ -124,7 +124,7 @@ class Inbound:
                 session, team_id=message.team_id, channel_id=message.channel_id, thread_ts=message.root_ts
             )
         starts = message.mentioned or message.direct
-        if link is not None and link.chat_id is None and starts and link.phase == "starting":
+        if link is not None and link.chat_id is None and starts and link.phase == repo.STARTING_PHASE:
             await self._start_chat(link, message, resumed=True)  # a creation cut short by a stop
         elif link is None or (link.chat_id is None and link.phase == repo.FAILED_PHASE):
             if starts:

@@ -51,6 +51,7 @@ class _Slot:
     ts: str | None = None
     sent_digest: str = ""
     text: str | None = None  # None: nothing asked of this slot since the last start
+    text_digest: str = ""  # of ``text``, computed once when it is set, not on every wake
     final: bool = False
     last_sent: float = float("-inf")
     failures: int = 0
@@ -58,7 +59,7 @@ class _Slot:
 
     @property
     def dirty(self) -> bool:
-        return self.text is not None and digest(self.text) != self.sent_digest
+        return self.text is not None and self.text_digest != self.sent_digest
 
 
 class _Thread:
@@ -100,7 +101,7 @@ class Outbox:
         slot = thread.slots.get(key)
         if slot is None:
             slot = thread.slots[key] = _Slot(key)
-        slot.text, slot.final = text, final or slot.final
+        slot.text, slot.text_digest, slot.final = text, digest(text), final or slot.final
         if slot.dirty:
             slot.done.clear()
         thread.wake.set()
@@ -252,7 +253,7 @@ class Outbox:
                 priority = Priority.FINAL if slot.final else Priority.PROGRESS
                 await self._limits.acquire("chat.update", ref.channel, priority)
             assert slot.text is not None
-            text, sent = slot.text, digest(slot.text)  # read after the wait: the newest text goes out
+            text, sent = slot.text, slot.text_digest  # read after the wait: the newest text goes out
             if slot.ts is None:
                 slot.ts = await self._poster.post(ref.channel, ref.thread_ts, text)
                 self._posted[(ref.channel, slot.ts)] = ref.link_id

@@ -128,22 +128,29 @@ class Supervisor:
 
     async def _consume(self, ref: ThreadRef, chat_id: ChatId, title: str, view: ThreadView) -> None:
         stream = self._backend.stream(chat_id, after_id=view.last_id or None)
+        newest: int | None = None  # Coder's newest message id, asked once the chat looks idle
         try:
             async for batch in stream:
                 view.apply(batch)
                 await self._publish(ref, chat_id, title, view)
-                if view.status is not None and not view.busy and await self._caught_up(chat_id, view):
+                if view.status is None or view.busy:
+                    newest = None
+                    continue
+                # A snapshot reports the status before its messages, so idle alone does not mean the
+                # thread is complete; Coder is asked again only once the view reached its last answer.
+                if newest is None or view.last_id >= newest:
+                    newest = await self._newest_id(chat_id)
+                if view.last_id >= newest:
                     view.finish()
                     await self._publish(ref, chat_id, title, view)
                     return
         finally:
             await stream.aclose()
 
-    async def _caught_up(self, chat_id: ChatId, view: ThreadView) -> bool:
-        """Whether the view has seen every persisted message: a snapshot reports the status before
-        the messages, so an idle status alone does not mean the thread is complete."""
+    async def _newest_id(self, chat_id: ChatId) -> int:
+        """The id of the chat's newest persisted message (0 when it has none)."""
         newest = await self._backend.recent_messages(chat_id, limit=1)
-        return not newest or newest[-1].id <= view.last_id
+        return newest[-1].id if newest else 0
 
     async def _publish(self, ref: ThreadRef, chat_id: ChatId, title: str, view: ThreadView) -> None:
         """Apply the view's renames and changed blocks, wait for final texts, then save the cursor."""

@@ -209,6 +209,10 @@ class ThreadView:
             self._update_draft()
             self._deltas = ""
 
+    def _touched(self) -> tuple[str, ...]:
+        """Files the turn's tool calls named, first mention first."""
+        return tuple(dict.fromkeys(name for c in self._calls.values() for name in c.touched))
+
     def mark_stopped(self) -> None:
         """A person is interrupting the turn under way: its outcome will say so."""
         if self.busy:
@@ -218,7 +222,7 @@ class ThreadView:
         """How the last turn this view saw ended, once the chat is idle."""
         if self._turn_id is None or self.status is None or self.status.phase.busy:
             return None
-        touched = tuple(dict.fromkeys(name for c in self._calls.values() for name in c.touched))
+        touched = self._touched()
         stopped = self._stopped_turn is not None and self._stopped_turn == self._turn_id
         return Outcome(self._turn_id, self.status.phase, touched, self._failure, stopped)
 
@@ -272,7 +276,7 @@ class ThreadView:
             return  # its turn is over; snapshot deltas of the next turn must not land on it
         phase = self.status.phase if self.status is not None else ChatPhase.WORKING
         lines = [ToolLine(c.name, c.summary, c.state) for c in self._calls.values()]
-        touched = list(dict.fromkeys(name for c in self._calls.values() for name in c.touched))
+        touched = list(self._touched())
         text = render_card(lines, phase=phase, touched=touched, reason=self._failure)
         self._set(key, text, final=not phase.busy)
 
