@@ -26,17 +26,20 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bridge.coder.backend import CoderBackend, connect_backend
 from bridge.coder.backoff import Backoff
 from bridge.coder.stream import ReconnectPolicy
-from bridge.config import Settings
+from bridge.config import Settings, encryption_keys
 from bridge.db.engine import Database
 from bridge.db.migrate import upgrade
 from bridge.metrics import Metrics
 from bridge.relay.controls import Control, Controls
+from bridge.relay.identity import Identity, TokenCipher
 from bridge.relay.inbound import Inbound
 from bridge.relay.intake import Intake
 from bridge.relay.limits import SlackLimits
 from bridge.relay.outbox import Outbox
+from bridge.relay.policy import Policy, Rules
 from bridge.relay.supervisor import Supervisor
-from bridge.slack import events
+from bridge.slack import commands, events
+from bridge.slack.directory import WebDirectory
 from bridge.slack.poster import WebPoster
 
 log = logging.getLogger(__name__)
@@ -126,6 +129,7 @@ class Bridge:
         self.port: int | None = None
         self.coder_reason = ""
         self._backend: CoderBackend | None = None
+        self._identity: Identity | None = None
         self._client: AsyncWebClient | None = None
         self._inbound: Inbound | None = None
         self._controls: Controls | None = None
@@ -172,11 +176,15 @@ class Bridge:
             limits=SlackLimits(scale=settings.slack_rate_scale),
             edit_interval=settings.edit_interval,
         )
-        self._supervisor = Supervisor(self.db, backend, self._outbox)
+        self._identity = accounts = self._build_identity(backend, poster)
+        directory = WebDirectory(client, self.metrics, ttl=settings.directory_ttl)
+        policy = Policy(self._rules(identity.team_id), directory)
+        self._supervisor = Supervisor(self.db, accounts, self._outbox)
         intake = Intake(self.db)
         self._inbound = Inbound(
             self.db,
-            backend,
+            accounts,
+            policy,
             self._outbox,
             self._supervisor,
             intake,
@@ -185,10 +193,10 @@ class Bridge:
         )
         self._controls = Controls(
             self.db,
-            backend,
+            accounts,
+            policy,
             self._outbox,
             self._supervisor,
-            poster,
             intake,
             emoji={
                 settings.reaction_interrupt: Control.INTERRUPT,
@@ -207,6 +215,9 @@ class Bridge:
             logger=_bolt_logger(),
         )
         events.register(bolt, intake, self._inbound, self._controls, self.metrics)
+        commands.register(
+            bolt, commands.Router(), commands.IdentityCommands(accounts, coder_url=settings.coder_url)
+        )
         resumed = await self._supervisor.resume()
         # Handed over before new events are taken, so a thread's older event keeps its place.
         replayed = await events.recover(intake, self._inbound, self._controls)
@@ -223,6 +234,44 @@ class Bridge:
             self.port,
             "Socket" if settings.socket_mode else "HTTP",
             resumed,
+        )
+
+    def _build_identity(self, backend: CoderBackend, poster: WebPoster) -> Identity:
+        """Shared or linked identity; linked users' backends speak the generation detected at start."""
+        settings = self.settings
+        if settings.identity_mode == "shared":
+            return Identity(self.db, backend, poster)
+        assert settings.encryption_key is not None
+        assert settings.coder_url is not None
+        coder_url = settings.coder_url
+
+        async def connect(token: str) -> CoderBackend:
+            personal, _ = await connect_backend(
+                coder_url,
+                token,
+                api=backend.generation,
+                organization_id=settings.coder_organization_id,
+                observer=self.metrics,
+                reconnect=ReconnectPolicy(
+                    delays=Backoff(initial=0.5, cap=settings.reconnect_max_delay).delays
+                ),
+            )
+            return personal
+
+        cipher = TokenCipher(encryption_keys(settings.encryption_key))
+        return Identity(self.db, backend, poster, mode="linked", cipher=cipher, connect=connect)
+
+    def _rules(self, team_id: str) -> Rules:
+        settings = self.settings
+        return Rules(
+            team_id=team_id,
+            allowed_channels=frozenset(settings.allowed_channels),
+            allowed_users=frozenset(settings.allowed_users),
+            allow_guests=settings.allow_guests,
+            allow_external=settings.allow_external_users,
+            admins=frozenset(settings.admins),
+            control=settings.control,
+            linked=settings.identity_mode == "linked",
         )
 
     async def _serve_http(self, bolt: AsyncApp) -> None:
@@ -290,6 +339,8 @@ class Bridge:
             await self._outbox.close()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._identity is not None:
+            await self._identity.aclose()
         if self._backend is not None:
             await self._backend.aclose()
         if self._client is not None and self._client.session is not None:

@@ -7,10 +7,11 @@ repr, a log line or a validation error.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
+from cryptography.fernet import Fernet
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _PLACEHOLDERS = {"changeme", "change-me", "changethis", "xoxb-...", "xapp-...", "secret", "todo", ""}
 
@@ -21,6 +22,15 @@ class ConfigError(Exception):
 
 def _env(name: str) -> AliasChoices:
     return AliasChoices(name, name.lower())
+
+
+IdList = Annotated[tuple[str, ...], NoDecode]
+"""Slack ids from a comma-separated variable (``C123,C456``); empty means "no restriction"."""
+
+
+def encryption_keys(secret: SecretStr) -> list[str]:
+    """The Fernet keys of ``BRIDGE_ENCRYPTION_KEY``, newest first (comma-separated for rotation)."""
+    return [key.strip() for key in secret.get_secret_value().split(",") if key.strip()]
 
 
 class Settings(BaseSettings):
@@ -66,6 +76,20 @@ class Settings(BaseSettings):
         default=10.0, gt=0, le=300, validation_alias=_env("BRIDGE_SHUTDOWN_TIMEOUT")
     )
 
+    identity_mode: Literal["shared", "linked"] = Field(
+        default="shared", validation_alias=_env("BRIDGE_IDENTITY_MODE")
+    )
+    encryption_key: SecretStr | None = Field(default=None, validation_alias=_env("BRIDGE_ENCRYPTION_KEY"))
+    allowed_channels: IdList = Field(default=(), validation_alias=_env("BRIDGE_ALLOWED_CHANNELS"))
+    allowed_users: IdList = Field(default=(), validation_alias=_env("BRIDGE_ALLOWED_USERS"))
+    allow_guests: bool = Field(default=False, validation_alias=_env("BRIDGE_ALLOW_GUESTS"))
+    allow_external_users: bool = Field(default=False, validation_alias=_env("BRIDGE_ALLOW_EXTERNAL_USERS"))
+    admins: IdList = Field(default=(), validation_alias=_env("BRIDGE_ADMINS"))
+    control: Literal["requester", "channel"] = Field(
+        default="requester", validation_alias=_env("BRIDGE_CONTROL")
+    )
+    directory_ttl: float = Field(default=300.0, ge=0, le=86400, validation_alias=_env("BRIDGE_DIRECTORY_TTL"))
+
     @field_validator("slack_api_url")
     @classmethod
     def _trailing_slash(cls, value: str) -> str:
@@ -81,6 +105,50 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL such as https://coder.example.com")
         return value.rstrip("/")
+
+    @field_validator("allowed_channels", "allowed_users", "admins", mode="before")
+    @classmethod
+    def _id_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+    @field_validator("allowed_channels")
+    @classmethod
+    def _channel_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            if item[:1] not in ("C", "G") or not item.isalnum():
+                raise ValueError(
+                    f"{item!r} is not a channel id (C… or G…; copy it from the channel's details)"
+                )
+        return value
+
+    @field_validator("allowed_users", "admins")
+    @classmethod
+    def _user_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            if item[:1] not in ("U", "W", "S") or not item.isalnum():
+                raise ValueError(f"{item!r} is not a user id (U…/W…) or user group id (S…)")
+        return value
+
+    @field_validator("encryption_key")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        keys = encryption_keys(value)
+        if not keys:
+            return None
+        for key in keys:
+            try:
+                Fernet(key)
+            except ValueError:
+                raise ValueError(
+                    "must be Fernet keys (32 url-safe base64-encoded bytes each), comma-separated; "
+                    "create one with: python -c "
+                    '"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
+                ) from None
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -122,7 +190,11 @@ class Settings(BaseSettings):
             self.slack_app_token,
             self.coder_session_token,
         )
-        return [v.get_secret_value() for v in values if v is not None]
+        found = [v.get_secret_value() for v in values if v is not None]
+        if self.encryption_key is not None:
+            found.append(self.encryption_key.get_secret_value())
+            found.extend(encryption_keys(self.encryption_key))
+        return found
 
     def require_serve(self) -> None:
         """Raise ``ConfigError`` naming the first setting ``bridge serve`` cannot run without."""
@@ -144,6 +216,11 @@ class Settings(BaseSettings):
         app = self.slack_app_token
         if app is not None and not app.get_secret_value().startswith("xapp-"):
             raise ConfigError("SLACK_APP_TOKEN must be an app-level token starting with xapp-")
+        if self.identity_mode == "linked" and self.encryption_key is None:
+            raise ConfigError(
+                "BRIDGE_ENCRYPTION_KEY is not set (required with BRIDGE_IDENTITY_MODE=linked, to encrypt "
+                "people's Coder tokens at rest)"
+            )
 
 
 def load_settings() -> Settings:

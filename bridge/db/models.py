@@ -105,3 +105,24 @@ class SlackMessage(SQLModel, table=True):
     ts: str = Field(max_length=32)
     digest: str = Field(default="", max_length=64)
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())
+
+
+class UserLink(SQLModel, table=True):
+    """A Slack user's own Coder account (linked identity mode), with their token encrypted.
+
+    ``token_ciphertext`` is a Fernet token: the plain Coder token never reaches the database.
+    ``broken`` is set when Coder refused the token (revoked or expired); the user links again.
+    """
+
+    __tablename__ = "user_link"
+    __table_args__ = (UniqueConstraint("team_id", "slack_user_id", name="uq_user_link_user"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(max_length=32)
+    slack_user_id: str = Field(max_length=32)
+    coder_user_id: str = Field(max_length=64)
+    coder_username: str = Field(max_length=128)
+    token_ciphertext: str = Field(sa_column=Column(Text, nullable=False))
+    broken: bool = Field(default=False)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())

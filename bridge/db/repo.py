@@ -14,7 +14,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from bridge.db.models import InboundMessage, SeenEvent, SlackMessage, StreamCursor, ThreadLink, utcnow
+from bridge.db.models import (
+    InboundMessage,
+    SeenEvent,
+    SlackMessage,
+    StreamCursor,
+    ThreadLink,
+    UserLink,
+    utcnow,
+)
 
 STARTING_PHASE = "starting"  # claimed, the chat being created or waiting for a worker
 BUSY_PHASES = (STARTING_PHASE, "working")
@@ -260,3 +268,63 @@ async def find_inbound(session: AsyncSession, *, channel_id: str, ts: str) -> In
         col(InboundMessage.channel_id) == channel_id, col(InboundMessage.ts) == ts
     )
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def save_user_link(
+    session: AsyncSession,
+    *,
+    team_id: str,
+    slack_user_id: str,
+    coder_user_id: str,
+    coder_username: str,
+    token_ciphertext: str,
+) -> None:
+    """Link (or re-link) a Slack user to a Coder account; a re-link replaces the token and heals it."""
+    now = utcnow()
+    stmt = _insert(session, UserLink).values(
+        team_id=team_id,
+        slack_user_id=slack_user_id,
+        coder_user_id=coder_user_id,
+        coder_username=coder_username,
+        token_ciphertext=token_ciphertext,
+        broken=False,
+        created_at=now,
+        updated_at=now,
+    )
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["team_id", "slack_user_id"],
+            set_={
+                "coder_user_id": stmt.excluded.coder_user_id,
+                "coder_username": stmt.excluded.coder_username,
+                "token_ciphertext": stmt.excluded.token_ciphertext,
+                "broken": False,
+                "updated_at": stmt.excluded.updated_at,
+            },
+        )
+    )
+
+
+async def find_user_link(session: AsyncSession, *, team_id: str, slack_user_id: str) -> UserLink | None:
+    """A Slack user's Coder link, if they made one."""
+    stmt = select(UserLink).where(
+        col(UserLink.team_id) == team_id, col(UserLink.slack_user_id) == slack_user_id
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def delete_user_link(session: AsyncSession, *, team_id: str, slack_user_id: str) -> bool:
+    """Forget a Slack user's Coder link (and its token); False when there was none."""
+    result = await session.execute(
+        delete(UserLink).where(col(UserLink.team_id) == team_id, col(UserLink.slack_user_id) == slack_user_id)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def mark_user_link_broken(session: AsyncSession, *, team_id: str, slack_user_id: str) -> None:
+    """Coder refused the user's token: keep the row (it says who they were) until they link again."""
+    await session.execute(
+        update(UserLink)
+        .where(col(UserLink.team_id) == team_id, col(UserLink.slack_user_id) == slack_user_id)
+        .values(broken=True, updated_at=utcnow())
+    )

@@ -2,8 +2,10 @@
 
 Interrupt and archive count on the thread's first message and on the bot's messages in it; promote
 counts on a follow-up that Coder queued (``interface.md``). A reaction anywhere else, or with
-another emoji, is ignored. Only the person who started the chat
-may control it. Each control is confirmed in the thread, and a failure is said there too.
+another emoji, is ignored. Who may control a chat is the access policy's call (by default its
+requester and the bridge's admins); anyone else is told privately why nothing happened. A control
+runs with the chat owner's Coder token. Each control is confirmed in the thread, and a failure is
+said there too.
 """
 
 from __future__ import annotations
@@ -15,14 +17,15 @@ from enum import StrEnum
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.coder.backend import CoderBackend
-from bridge.coder.errors import CoderError
+from bridge.coder.errors import CoderAuthError, CoderError
 from bridge.coder.types import ChatId
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.models import ThreadLink
+from bridge.relay.identity import Identity
 from bridge.relay.intake import Intake
 from bridge.relay.outbox import Outbox
-from bridge.relay.ports import SlackError, SlackPoster
+from bridge.relay.policy import Policy
 from bridge.relay.supervisor import Supervisor, thread_ref
 from bridge.slack.blocks import render_error
 from bridge.tasks import TaskGroup
@@ -61,19 +64,19 @@ class Controls:
     def __init__(
         self,
         db: Database,
-        backend: CoderBackend,
+        identity: Identity,
+        policy: Policy,
         outbox: Outbox,
         supervisor: Supervisor,
-        poster: SlackPoster,
         intake: Intake,
         *,
         emoji: dict[str, Control],
     ) -> None:
         self._db = db
-        self._backend = backend
+        self._identity = identity
+        self._policy = policy
         self._outbox = outbox
         self._supervisor = supervisor
-        self._poster = poster
         self._intake = intake
         self._emoji = emoji
         self._tasks = TaskGroup("controls")
@@ -108,38 +111,53 @@ class Controls:
                 link = await self._find_link(session, reaction)
         if link is None or link.chat_id is None:
             return
-        if reaction.user_id != link.requester_user_id:
-            await self._refuse(reaction, link)
+        refusal = await self._policy.may_control(link, reaction.user_id)
+        if refusal is not None:
+            await self._identity.whisper(reaction.channel_id, reaction.user_id, link.thread_ts, refusal)
+            return
+        backend = await self._identity.backend_for_link(link)
+        if backend is None:
+            text = render_error(
+                f"Couldn't {control} the chat: <@{link.requester_user_id}>'s Coder account is no longer "
+                "linked (`/coder link` links it again)."
+            )
+            self._outbox.set_text(thread_ref(link), f"control:{reaction.event_id}", text, final=True)
             return
         chat_id = ChatId(link.chat_id)
         try:
             if queued_id is not None:
-                text = await self._promote(chat_id, reaction, queued_id)
+                text = await self._promote(backend, chat_id, reaction, queued_id)
             elif control is Control.INTERRUPT:
-                text = await self._interrupt(chat_id, reaction)
+                text = await self._interrupt(backend, chat_id, reaction)
             else:
-                text = await self._archive(chat_id, reaction)
+                text = await self._archive(backend, chat_id, reaction)
         except CoderError as exc:
             log.warning("%s of chat %s failed: %s", control, chat_id, exc, extra={"chat_id": chat_id})
+            if isinstance(exc, CoderAuthError):
+                await self._identity.refused(
+                    link.team_id, link.requester_user_id, link.channel_id, link.thread_ts
+                )
             text = render_error(f"Couldn't {control} the chat: {exc}")
         self._outbox.set_text(thread_ref(link), f"control:{reaction.event_id}", text, final=True)
 
-    async def _interrupt(self, chat_id: ChatId, reaction: Reaction) -> str:
+    async def _interrupt(self, backend: CoderBackend, chat_id: ChatId, reaction: Reaction) -> str:
         self._supervisor.stopping(chat_id)  # before Coder answers: its idle status may come first
-        await self._backend.interrupt(chat_id)
+        await backend.interrupt(chat_id)
         self._supervisor.follow(chat_id)
         return f"🛑 Stopped the agent at <@{reaction.user_id}>'s request."
 
-    async def _archive(self, chat_id: ChatId, reaction: Reaction) -> str:
-        await self._backend.set_archived(chat_id, reaction.added)
+    async def _archive(self, backend: CoderBackend, chat_id: ChatId, reaction: Reaction) -> str:
+        await backend.set_archived(chat_id, reaction.added)
         async with self._db.unit() as session:
             await repo.set_archived(session, chat_id, reaction.added)
         if reaction.added:
             return f"🗄️ Archived by <@{reaction.user_id}>; remove the reaction to unarchive."
         return f"📤 Unarchived by <@{reaction.user_id}>; replies here reach the agent again."
 
-    async def _promote(self, chat_id: ChatId, reaction: Reaction, queued_id: int) -> str:
-        message = await self._backend.promote_queued(chat_id, queued_id)
+    async def _promote(
+        self, backend: CoderBackend, chat_id: ChatId, reaction: Reaction, queued_id: int
+    ) -> str:
+        message = await backend.promote_queued(chat_id, queued_id)
         async with self._db.unit() as session:
             await repo.record_inbound(
                 session,
@@ -157,15 +175,3 @@ class Controls:
         if just_posted is not None:
             return await repo.get_link(session, just_posted)
         return await repo.find_link_by_message(session, channel_id=reaction.channel_id, ts=reaction.item_ts)
-
-    async def _refuse(self, reaction: Reaction, link: ThreadLink) -> None:
-        """Tell only the person who reacted why nothing happened."""
-        try:
-            await self._poster.whisper(
-                reaction.channel_id,
-                reaction.user_id,
-                link.thread_ts,
-                f"Only <@{link.requester_user_id}>, who started this chat, can control it with reactions.",
-            )
-        except SlackError as exc:
-            log.warning("could not explain a refused control: %s", exc)

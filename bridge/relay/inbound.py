@@ -6,7 +6,9 @@ mention both as ``app_mention`` and as ``message``). Messages of one thread are 
 time, in arrival order, so follow-ups reach Coder in the order people wrote them.
 
 When Coder fails, the claim is released and the person is told in the thread that their message
-was not delivered, so nothing they wrote disappears silently.
+was not delivered, so nothing they wrote disappears silently. Before anything is claimed, the
+access policy and the identity mode decide whether the message may reach Coder at all, and with
+whose token; a refusal is explained to the person privately and the event is finished.
 """
 
 from __future__ import annotations
@@ -18,13 +20,15 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.coder.backend import CoderBackend
-from bridge.coder.errors import CoderError
+from bridge.coder.errors import CoderAuthError, CoderError
 from bridge.coder.types import Chat, ChatId, InputPart
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.models import ThreadLink
+from bridge.relay.identity import HOW_TO_LINK, Identity
 from bridge.relay.intake import Intake
 from bridge.relay.outbox import Outbox
+from bridge.relay.policy import Policy
 from bridge.relay.supervisor import HEADER_SLOT, Supervisor, thread_ref
 from bridge.slack.blocks import render_error, render_header, render_queued
 from bridge.tasks import KeyedLocks, TaskGroup
@@ -83,7 +87,8 @@ class Inbound:
     def __init__(
         self,
         db: Database,
-        backend: CoderBackend,
+        identity: Identity,
+        policy: Policy,
         outbox: Outbox,
         supervisor: Supervisor,
         intake: Intake,
@@ -92,7 +97,8 @@ class Inbound:
         organization_id: str | None,
     ) -> None:
         self._db = db
-        self._backend = backend
+        self._identity = identity
+        self._policy = policy
         self._outbox = outbox
         self._supervisor = supervisor
         self._intake = intake
@@ -125,10 +131,17 @@ class Inbound:
             )
         starts = message.mentioned or message.direct
         if link is not None and link.chat_id is None and starts and link.phase == repo.STARTING_PHASE:
-            await self._start_chat(link, message, resumed=True)  # a creation cut short by a stop
+            backend = await self._identity.backend_for(message.team_id, message.user_id)
+            if backend is None:  # unlinked while a stop cut the creation short
+                await self._fail(link)
+                await self._whisper(message, HOW_TO_LINK)
+                return
+            await self._start_chat(link, message, backend, resumed=True)
         elif link is None or (link.chat_id is None and link.phase == repo.FAILED_PHASE):
             if starts:
-                await self._start_chat(link, message)
+                backend = await self._admit(message)
+                if backend is not None:
+                    await self._start_chat(link, message, backend)
             elif link is not None:
                 self._outbox.set_text(
                     thread_ref(link),
@@ -140,6 +153,29 @@ class Inbound:
                 log.debug("ignoring message in unlinked thread %s/%s", message.channel_id, message.root_ts)
         else:
             await self._follow_up(link, message)
+
+    async def _admit(self, message: IncomingMessage) -> CoderBackend | None:
+        """The backend to start this person's chat with, or None after telling them privately why not."""
+        refusal = await self._policy.may_start(message.channel_id, message.user_id, direct=message.direct)
+        if refusal is not None:
+            await self._whisper(message, refusal)
+            return None
+        backend = await self._identity.backend_for(message.team_id, message.user_id)
+        if backend is None:
+            await self._whisper(message, HOW_TO_LINK)
+        return backend
+
+    async def _whisper(self, message: IncomingMessage, text: str) -> None:
+        """Tell only the author, in the thread they wrote in (a DM's own message is not a thread)."""
+        thread_ts = None if message.direct and message.thread_ts is None else message.root_ts
+        log.info("refused a message of %s in %s: %s", message.user_id, message.channel_id, text)
+        await self._identity.whisper(message.channel_id, message.user_id, thread_ts, text)
+
+    async def _refused_token(self, message: IncomingMessage) -> bool:
+        """Coder refused a linked user's token: their link is marked broken and they are told."""
+        return await self._identity.refused(
+            message.team_id, message.user_id, message.channel_id, message.root_ts
+        )
 
     async def _claim_thread(self, link: ThreadLink | None, message: IncomingMessage) -> ThreadLink | None:
         """The thread's link, newly claimed (or a failed one reused), with this message claimed on it."""
@@ -159,7 +195,12 @@ class Inbound:
         return link
 
     async def _start_chat(
-        self, existing: ThreadLink | None, message: IncomingMessage, *, resumed: bool = False
+        self,
+        existing: ThreadLink | None,
+        message: IncomingMessage,
+        backend: CoderBackend,
+        *,
+        resumed: bool = False,
     ) -> None:
         """Create the thread's chat; ``resumed`` continues a creation a stop cut short (claims held)."""
         link = existing if resumed else await self._claim_thread(existing, message)
@@ -178,15 +219,18 @@ class Inbound:
             await self._fail(link)
             return
         try:
-            chat = await self._created_before(message) if resumed else None
+            chat = await self._created_before(backend, message) if resumed else None
             if chat is None:
-                chat = await self._backend.create_chat(
+                chat = await backend.create_chat(
                     [InputPart.of_text(prompt)],
                     labels=chat_labels(message),
                     organization_id=self._organization_id,
                 )
         except CoderError as exc:
             log.warning("creating a chat for %s/%s failed: %s", message.channel_id, message.root_ts, exc)
+            if isinstance(exc, CoderAuthError) and await self._refused_token(message):
+                await self._fail(link)
+                return
             self._outbox.set_text(
                 ref,
                 HEADER_SLOT,
@@ -199,7 +243,7 @@ class Inbound:
             await repo.attach_chat(
                 session, link.id, chat_id=chat.id, status=chat.status.name, phase=chat.status.phase.value
             )
-        url = self._backend.chat_url(chat.id)
+        url = backend.chat_url(chat.id)
         self._outbox.set_text(ref, HEADER_SLOT, render_header(title=chat.title, url=url, status=chat.status))
         log.info(
             "started chat %s for %s/%s",
@@ -210,9 +254,9 @@ class Inbound:
         )
         self._supervisor.follow(chat.id)
 
-    async def _created_before(self, message: IncomingMessage) -> Chat | None:
+    async def _created_before(self, backend: CoderBackend, message: IncomingMessage) -> Chat | None:
         """The chat a creation cut short may have made already, found by its slack_* labels."""
-        found = await self._backend.list_chats(labels=chat_labels(message))
+        found = await backend.list_chats(labels=chat_labels(message))
         if found:
             log.info(
                 "found chat %s made before the stop for %s/%s", found[0].id, message.channel_id, message.ts
@@ -226,6 +270,10 @@ class Inbound:
 
     async def _follow_up(self, link: ThreadLink, message: IncomingMessage) -> None:
         if message.ts == link.thread_ts:  # the thread's first message started the chat; not a follow-up
+            return
+        refusal = await self._policy.may_follow_up(link, message.user_id, direct=message.direct)
+        if refusal is not None:
+            await self._whisper(message, refusal)
             return
         ref = thread_ref(link)
         if link.archived:
@@ -250,15 +298,21 @@ class Inbound:
         text = strip_mention(message.text, self._bot_user_id)
         if not text:
             return
+        backend = await self._identity.backend_for_link(link)
+        if backend is None:  # linked mode: only the requester gets here, and their link is gone
+            await self._whisper(message, HOW_TO_LINK)
+            return
         async with self._db.unit() as session:
             if not await _claim_message(session, link, message):
                 return
         try:
-            result = await self._backend.send_message(chat_id, [InputPart.of_text(text)])
+            result = await backend.send_message(chat_id, [InputPart.of_text(text)])
         except CoderError as exc:
             log.warning("follow-up to chat %s failed: %s", chat_id, exc, extra={"chat_id": chat_id})
             async with self._db.unit() as session:
                 await repo.release_inbound(session, channel_id=message.channel_id, ts=message.ts)
+            if isinstance(exc, CoderAuthError) and await self._refused_token(message):
+                return
             self._outbox.set_text(
                 ref,
                 f"reply:{message.ts}",

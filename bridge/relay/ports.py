@@ -54,3 +54,34 @@ class SlackPoster(Protocol):
     async def whisper(self, channel: str, user: str, thread_ts: str | None, markdown: str) -> None:
         """Post an ephemeral message only ``user`` sees."""
         ...
+
+
+@dataclass(frozen=True)
+class SlackUser:
+    """What the access policy needs to know about a Slack user (from ``users.info``)."""
+
+    id: str
+    team_id: str
+    is_restricted: bool = False
+    """A multi-channel guest."""
+    is_ultra_restricted: bool = False
+    """A single-channel guest."""
+    is_stranger: bool = False
+    """Someone from another organisation met in a Slack Connect channel."""
+
+    @property
+    def is_guest(self) -> bool:
+        """Guests of either kind."""
+        return self.is_restricted or self.is_ultra_restricted
+
+
+class SlackDirectory(Protocol):
+    """Who people are in Slack: the lookups the access policy needs, cached by the implementation."""
+
+    async def user(self, user_id: str) -> SlackUser | None:
+        """The user, or None when Slack does not show them to the bot (``user_not_found``/``_visible``)."""
+        ...
+
+    async def group_members(self, group_id: str) -> frozenset[str]:
+        """The members of a user group (``S…``); empty for an unknown or disabled group."""
+        ...

@@ -16,6 +16,7 @@ from bridge.coder.types import ChatId, ChatStatus, Message
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.models import ThreadLink
+from bridge.relay.identity import HOW_TO_LINK, Identity
 from bridge.relay.outbox import Outbox, ThreadRef, digest
 from bridge.relay.view import DRAFT, ThreadView
 from bridge.slack.blocks import render_error, render_header, render_outcome
@@ -36,9 +37,9 @@ def thread_ref(link: ThreadLink) -> ThreadRef:
 class Supervisor:
     """Makes sure exactly one stream task follows each chat that has work to show."""
 
-    def __init__(self, db: Database, backend: CoderBackend, outbox: Outbox) -> None:
+    def __init__(self, db: Database, identity: Identity, outbox: Outbox) -> None:
         self._db = db
-        self._backend = backend
+        self._identity = identity
         self._outbox = outbox
         self._wanted: set[str] = set()
         self._running: set[str] = set()
@@ -93,15 +94,23 @@ class Supervisor:
             log.warning("not following chat %s: no Slack thread is linked to it", chat_id)
             return
         ref = thread_ref(link)
+        backend = await self._identity.backend_for_link(link)  # the chat owner's
+        if backend is None:  # linked mode, and the requester's link is gone: tell them, don't retry
+            await self._identity.whisper(link.channel_id, link.requester_user_id, link.thread_ts, HOW_TO_LINK)
+            return
         try:
-            chat = await self._backend.get_chat(chat_id)
-            turn = await self._turn(chat_id, cursor) if chat.status.phase.busy else []
+            chat = await backend.get_chat(chat_id)
+            turn = await self._turn(backend, chat_id, cursor) if chat.status.phase.busy else []
             draft_shown = await self._outbox.has_slot(ref, DRAFT)
             view = self._views[chat_id] = ThreadView(after_id=cursor, turn=turn, draft_shown=draft_shown)
-            await self._consume(ref, chat_id, chat.title, view)
+            await self._consume(backend, ref, chat_id, chat.title, view)
             self._tell_requester(ref, link.requester_user_id, view)
         except CoderAuthError as exc:
-            self._notify(ref, f"Coder refused the bridge's token while following this chat: {exc}")
+            refused = await self._identity.refused(
+                link.team_id, link.requester_user_id, link.channel_id, link.thread_ts
+            )
+            if not refused:
+                self._notify(ref, f"Coder refused the bridge's token while following this chat: {exc}")
         except CoderNotFound:
             self._notify(ref, "This chat no longer exists in Coder (or the bridge may not see it).")
         except CoderError as exc:
@@ -113,12 +122,12 @@ class Supervisor:
         finally:
             self._views.pop(chat_id, None)
 
-    async def _turn(self, chat_id: ChatId, cursor: int | None) -> list[Message]:
+    async def _turn(self, backend: CoderBackend, chat_id: ChatId, cursor: int | None) -> list[Message]:
         """The running turn's messages persisted up to the cursor, from its user message on."""
         if cursor is None:
             return []
         turn: list[Message] = []
-        for message in await self._backend.recent_messages(chat_id):
+        for message in await backend.recent_messages(chat_id):
             if message.id > cursor:
                 break
             if message.role == "user":
@@ -126,8 +135,10 @@ class Supervisor:
             turn.append(message)
         return turn
 
-    async def _consume(self, ref: ThreadRef, chat_id: ChatId, title: str, view: ThreadView) -> None:
-        stream = self._backend.stream(chat_id, after_id=view.last_id or None)
+    async def _consume(
+        self, backend: CoderBackend, ref: ThreadRef, chat_id: ChatId, title: str, view: ThreadView
+    ) -> None:
+        stream = backend.stream(chat_id, after_id=view.last_id or None)
         newest: int | None = None  # Coder's newest message id, asked once the chat looks idle
         try:
             async for batch in stream:
@@ -139,7 +150,7 @@ class Supervisor:
                 # A snapshot reports the status before its messages, so idle alone does not mean the
                 # thread is complete; Coder is asked again only once the view reached its last answer.
                 if newest is None or view.last_id >= newest:
-                    newest = await self._newest_id(chat_id)
+                    newest = await self._newest_id(backend, chat_id)
                 if view.last_id >= newest:
                     view.finish()
                     await self._publish(ref, chat_id, title, view)
@@ -147,9 +158,9 @@ class Supervisor:
         finally:
             await stream.aclose()
 
-    async def _newest_id(self, chat_id: ChatId) -> int:
+    async def _newest_id(self, backend: CoderBackend, chat_id: ChatId) -> int:
         """The id of the chat's newest persisted message (0 when it has none)."""
-        newest = await self._backend.recent_messages(chat_id, limit=1)
+        newest = await backend.recent_messages(chat_id, limit=1)
         return newest[-1].id if newest else 0
 
     async def _publish(self, ref: ThreadRef, chat_id: ChatId, title: str, view: ThreadView) -> None:
@@ -174,7 +185,7 @@ class Supervisor:
         await self._save(chat_id, view)
 
     def _header(self, chat_id: ChatId, title: str, status: ChatStatus) -> str:
-        return render_header(title=title, url=self._backend.chat_url(chat_id), status=status)
+        return render_header(title=title, url=self._identity.shared.chat_url(chat_id), status=status)
 
     async def _save(self, chat_id: ChatId, view: ThreadView) -> None:
         """Persist the cursor and status when they moved (most batches are deltas that move neither)."""

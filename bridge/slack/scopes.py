@@ -9,4 +9,7 @@ REQUIRED_SCOPES: dict[str, str] = {
     "im:history": "receive direct messages to the bot (message.im)",
     "chat:write": "post and edit the agent's replies in threads",
     "reactions:read": "receive the reactions that interrupt or archive a chat",
+    "commands": "the /coder slash command (link and unlink a Coder account)",
+    "users:read": "tell guests and people from other organizations apart (access policy)",
+    "usergroups:read": "allow user groups in BRIDGE_ALLOWED_USERS and BRIDGE_ADMINS",
 }

@@ -1,0 +1,195 @@
+"""Whose Coder token a chat runs with: the bridge's own (shared mode) or its requester's (linked mode).
+
+In linked mode each Slack user links their own Coder account (``/coder link``), so Coder's
+permissions and audit log apply to what the agent does for them. Their token is checked against
+Coder before it is kept, stored only encrypted (Fernet, keys from ``BRIDGE_ENCRYPTION_KEY``; the
+first key encrypts, every key decrypts, so keys rotate without re-linking), and never logged or
+shown again. A token Coder refuses later (revoked, expired) marks the link broken and its owner is
+told privately how to link again; nothing retries with it.
+
+The relay asks ``backend_for`` / ``backend_for_link`` for the backend to use; ``None`` means the
+person has no working link, and nothing may be sent to Coder on their behalf.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Literal
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from bridge.coder.backend import CoderBackend
+from bridge.coder.types import CoderUser
+from bridge.db import repo
+from bridge.db.engine import Database
+from bridge.db.models import ThreadLink
+from bridge.relay.ports import SlackError, SlackPoster
+
+log = logging.getLogger(__name__)
+
+IdentityMode = Literal["shared", "linked"]
+BackendFactory = Callable[[str], Awaitable[CoderBackend]]
+"""Builds a backend for one token, of the generation the bridge detected at start (no probing)."""
+
+HOW_TO_LINK = (
+    "This bridge runs Coder chats with each person's own Coder account, and yours isn't linked yet. "
+    "Type `/coder link` and paste a Coder token (`coder tokens create`); then mention me again."
+)
+RELINK = (
+    "Coder refused your linked token (revoked or expired), so your message was not sent. "
+    "Type `/coder link` with a new token (`coder tokens create`), then send it again."
+)
+
+
+class TokenCipher:
+    """Encrypts tokens for storage: the first key encrypts, any key decrypts (rotation)."""
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        if not keys:
+            raise ValueError("at least one key is needed")
+        self._fernet = MultiFernet([Fernet(key) for key in keys])
+
+    def seal(self, token: str) -> str:
+        """The token encrypted and authenticated, as text for the database."""
+        return self._fernet.encrypt(token.encode()).decode()
+
+    def unseal(self, sealed: str) -> str | None:
+        """The token back, or None when no configured key opens it (a key was dropped)."""
+        try:
+            return self._fernet.decrypt(sealed.encode()).decode()
+        except InvalidToken:
+            return None
+
+
+def _fingerprint(token: str) -> str:
+    """A stable cache key that is not the token itself."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Identity:
+    """Chooses the Coder backend for each person and keeps linked users' backends."""
+
+    def __init__(
+        self,
+        db: Database,
+        shared: CoderBackend,
+        poster: SlackPoster,
+        *,
+        mode: IdentityMode = "shared",
+        cipher: TokenCipher | None = None,
+        connect: BackendFactory | None = None,
+    ) -> None:
+        if mode == "linked" and (cipher is None or connect is None):
+            raise ValueError("linked mode needs a cipher and a backend factory")
+        self._db = db
+        self.shared = shared
+        self._poster = poster
+        self.mode: IdentityMode = mode
+        self._cipher = cipher
+        self._connect = connect
+        self._backends: dict[str, CoderBackend] = {}
+
+    @property
+    def linked(self) -> bool:
+        """Whether chats run with their requester's own token."""
+        return self.mode == "linked"
+
+    async def backend_for(self, team_id: str, user_id: str) -> CoderBackend | None:
+        """The backend that acts for this person; None in linked mode without a working link."""
+        if not self.linked:
+            return self.shared
+        async with self._db.unit() as session:
+            link = await repo.find_user_link(session, team_id=team_id, slack_user_id=user_id)
+        if link is None or link.broken:
+            return None
+        assert self._cipher is not None
+        token = self._cipher.unseal(link.token_ciphertext)
+        if token is None:
+            log.warning(
+                "the stored Coder token of %s opens with no configured key; treated as unlinked", user_id
+            )
+            return None
+        return await self._backend(token)
+
+    async def backend_for_link(self, link: ThreadLink) -> CoderBackend | None:
+        """The backend of a thread's chat: its requester's in linked mode (the chat's owner)."""
+        return await self.backend_for(link.team_id, link.requester_user_id)
+
+    async def _backend(self, token: str) -> CoderBackend:
+        key = _fingerprint(token)
+        backend = self._backends.get(key)
+        if backend is None:
+            assert self._connect is not None
+            backend = self._backends[key] = await self._connect(token)
+        return backend
+
+    async def link(self, team_id: str, user_id: str, token: str) -> CoderUser:
+        """Check ``token`` with Coder and, if it is good, keep it (encrypted) for this person.
+
+        Raises ``CoderAuthError`` for a token Coder refuses and ``CoderError`` when Coder can't
+        be asked; nothing is stored then.
+        """
+        assert self._cipher is not None
+        assert self._connect is not None
+        backend = await self._connect(token)
+        try:
+            user = await backend.whoami()
+        finally:
+            await backend.aclose()
+        async with self._db.unit() as session:
+            await repo.save_user_link(
+                session,
+                team_id=team_id,
+                slack_user_id=user_id,
+                coder_user_id=user.id,
+                coder_username=user.username,
+                token_ciphertext=self._cipher.seal(token),
+            )
+        log.info("Slack user %s linked Coder user %s", user_id, user.username)
+        return user
+
+    async def unlink(self, team_id: str, user_id: str) -> bool:
+        """Forget a person's link and close their backend; False when they had none."""
+        backend = await self.backend_for(team_id, user_id) if self.linked else None
+        async with self._db.unit() as session:
+            removed = await repo.delete_user_link(session, team_id=team_id, slack_user_id=user_id)
+        if backend is not None:
+            await self._forget(backend)
+        return removed
+
+    async def refused(self, team_id: str, user_id: str, channel: str, thread_ts: str | None) -> bool:
+        """Coder answered 401 to this person's token: mark the link broken and tell them privately.
+
+        False in shared mode, where the token is the operator's and the thread is told instead.
+        """
+        if not self.linked:
+            return False
+        backend = await self.backend_for(team_id, user_id)
+        async with self._db.unit() as session:
+            await repo.mark_user_link_broken(session, team_id=team_id, slack_user_id=user_id)
+        if backend is not None:
+            await self._forget(backend)
+        log.warning("Coder refused the linked token of Slack user %s; link marked broken", user_id)
+        await self.whisper(channel, user_id, thread_ts, RELINK)
+        return True
+
+    async def whisper(self, channel: str, user_id: str, thread_ts: str | None, text: str) -> None:
+        """An ephemeral note to one person; a Slack failure is logged, never raised."""
+        try:
+            await self._poster.whisper(channel, user_id, thread_ts, text)
+        except SlackError as exc:
+            log.warning("could not tell %s privately: %s", user_id, exc)
+
+    async def _forget(self, backend: CoderBackend) -> None:
+        for key, cached in list(self._backends.items()):
+            if cached is backend:
+                del self._backends[key]
+        await backend.aclose()
+
+    async def aclose(self) -> None:
+        """Close every per-person backend (the shared one belongs to the caller)."""
+        backends, self._backends = list(self._backends.values()), {}
+        for backend in backends:
+            await backend.aclose()

@@ -1,0 +1,236 @@
+"""The ``/coder`` slash command: a small table of subcommands, each answered privately.
+
+``link`` opens a modal where a person pastes a Coder token; its submission is checked with Coder
+before anything is stored (``relay.identity``), and a refused token is shown as an error on the
+field, so the modal stays open to try again. The token never appears in any answer. ``unlink``
+forgets it. Other subcommands are added with ``Router.add`` (each gets a line in ``help``).
+
+Slack wants every command acknowledged within 3 seconds, and the acknowledgement carries the
+answer, so subcommands answer quickly; the token check waits at most ``link_timeout`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bridge.coder.errors import CoderAuthError, CoderError
+from bridge.relay.identity import Identity
+
+log = logging.getLogger(__name__)
+
+COMMAND = "/coder"
+LINK_CALLBACK = "coder_link"
+TOKEN_BLOCK = "token"
+TOKEN_ACTION = "token"
+MAX_TOKEN = 256
+
+
+@dataclass(frozen=True)
+class CommandCall:
+    """One ``/coder`` invocation, reduced to what subcommands need."""
+
+    team_id: str
+    channel_id: str
+    user_id: str
+    args: str
+    trigger_id: str
+    client: AsyncWebClient
+
+
+Handler = Callable[[CommandCall], Awaitable[str | None]]
+"""Runs a subcommand; returns the private answer (None when it answered another way, e.g. a modal)."""
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    """A ``/coder NAME`` entry: what it does (for ``help``) and how."""
+
+    name: str
+    summary: str
+    run: Handler
+
+
+@dataclass
+class Router:
+    """Dispatches ``/coder NAME ARGS`` to its subcommand; unknown names get the help text."""
+
+    subcommands: dict[str, Subcommand] = field(default_factory=dict)
+
+    def add(self, name: str, summary: str, run: Handler) -> None:
+        """Register a subcommand (names are matched case-insensitively)."""
+        self.subcommands[name.lower()] = Subcommand(name.lower(), summary, run)
+
+    def help(self) -> str:
+        """One line per subcommand."""
+        lines = [f"• `{COMMAND} {s.name}`: {s.summary}" for s in self.subcommands.values()]
+        return "Coder Agents commands:\n" + "\n".join(lines)
+
+    async def dispatch(self, call: CommandCall) -> str | None:
+        """Run the subcommand ``call.args`` names; the help text for an empty or unknown one."""
+        name, _, rest = call.args.strip().partition(" ")
+        subcommand = self.subcommands.get(name.lower())
+        if subcommand is None:
+            prefix = f"I don't know `{COMMAND} {name}`.\n" if name else ""
+            return prefix + self.help()
+        return await subcommand.run(
+            CommandCall(
+                call.team_id, call.channel_id, call.user_id, rest.strip(), call.trigger_id, call.client
+            )
+        )
+
+
+def link_modal(channel_id: str, coder_url: str) -> dict[str, Any]:
+    """The modal where a person pastes their Coder token (never pre-filled, never echoed)."""
+    return {
+        "type": "modal",
+        "callback_id": LINK_CALLBACK,
+        "title": {"type": "plain_text", "text": "Link Coder account"},
+        "submit": {"type": "plain_text", "text": "Link"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "private_metadata": channel_id,
+        "blocks": [
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": (
+                        f"Chats you start will run with your own account on {coder_url}. Create a token "
+                        "with `coder tokens create --name slack` and paste it below. It is checked with "
+                        "Coder, stored encrypted, and never shown again; `/coder unlink` removes it."
+                    ),
+                },
+            },
+            {
+                "type": "input",
+                "block_id": TOKEN_BLOCK,
+                "label": {"type": "plain_text", "text": "Coder token"},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": TOKEN_ACTION,
+                    "max_length": MAX_TOKEN,
+                    "placeholder": {"type": "plain_text", "text": "paste the token here"},
+                },
+            },
+        ],
+    }
+
+
+def linked_view(username: str) -> dict[str, Any]:
+    """What the modal turns into once the token is kept."""
+    return {
+        "type": "modal",
+        "title": {"type": "plain_text", "text": "Link Coder account"},
+        "close": {"type": "plain_text", "text": "Done"},
+        "blocks": [
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": f"✅ Linked to Coder user *{username}*. Chats you start now run as them.",
+                },
+            }
+        ],
+    }
+
+
+def submitted_token(view: Mapping[str, Any]) -> str:
+    """The token typed into the link modal ("" when absent)."""
+    values = (view.get("state") or {}).get("values") or {}
+    value = ((values.get(TOKEN_BLOCK) or {}).get(TOKEN_ACTION) or {}).get("value")
+    return value.strip() if isinstance(value, str) else ""
+
+
+class IdentityCommands:
+    """``link``, ``unlink``: a person's own Coder account in linked identity mode."""
+
+    def __init__(self, identity: Identity, *, coder_url: str, link_timeout: float = 2.5) -> None:
+        self._identity = identity
+        self._coder_url = coder_url
+        self._link_timeout = link_timeout
+
+    def register(self, router: Router) -> None:
+        """Add ``link`` and ``unlink`` to the ``/coder`` table."""
+        router.add("link", "link your own Coder account (chats you start then run as you)", self.link)
+        router.add("unlink", "forget your linked Coder account and its token", self.unlink)
+
+    async def link(self, call: CommandCall) -> str | None:
+        """Open the token modal (linked mode only)."""
+        if not self._identity.linked:
+            return "This bridge runs every chat with its own Coder token, so there is nothing to link."
+        try:
+            await call.client.views_open(
+                trigger_id=call.trigger_id, view=link_modal(call.channel_id, self._coder_url)
+            )
+        except SlackApiError as exc:
+            log.warning("could not open the link modal: %s", exc.response.get("error"))
+            return "I couldn't open the link form; please run `/coder link` again."
+        return None
+
+    async def unlink(self, call: CommandCall) -> str:
+        """Forget the person's token."""
+        if not self._identity.linked:
+            return "This bridge runs every chat with its own Coder token; no account of yours is linked."
+        if await self._identity.unlink(call.team_id, call.user_id):
+            return (
+                "Your Coder account is unlinked and its token deleted here. "
+                "Chats you already started stay in Coder."
+            )
+        return "No Coder account of yours was linked."
+
+    async def submitted(self, team_id: str, user_id: str, token: str) -> dict[str, Any]:
+        """The acknowledgement of a link modal submission: field errors, or the confirmation view."""
+        if not self._identity.linked:
+            return _field_error("This bridge doesn't link personal accounts any more.")
+        if not token:
+            return _field_error("Paste a Coder token.")
+        if any(c.isspace() for c in token):
+            return _field_error(
+                "A Coder token has no spaces; paste it exactly as `coder tokens create` printed it."
+            )
+        try:
+            user = await asyncio.wait_for(self._identity.link(team_id, user_id, token), self._link_timeout)
+        except CoderAuthError:
+            return _field_error("Coder refused this token (unknown, expired or revoked). Create a new one.")
+        except (CoderError, TimeoutError) as exc:
+            log.warning("could not check a token with Coder: %s", type(exc).__name__)
+            return _field_error("I couldn't reach Coder to check the token; please try again.")
+        return {"response_action": "update", "view": linked_view(user.username)}
+
+
+def _field_error(text: str) -> dict[str, Any]:
+    return {"response_action": "errors", "errors": {TOKEN_BLOCK: text}}
+
+
+def register(app: AsyncApp, router: Router, identity_commands: IdentityCommands) -> None:
+    """Attach ``/coder`` and the link modal's submission to a Bolt app."""
+    identity_commands.register(router)
+
+    async def coder(ack: Any, command: dict[str, Any], client: AsyncWebClient) -> None:
+        call = CommandCall(
+            team_id=str(command.get("team_id", "")),
+            channel_id=str(command.get("channel_id", "")),
+            user_id=str(command.get("user_id", "")),
+            args=str(command.get("text") or ""),
+            trigger_id=str(command.get("trigger_id", "")),
+            client=client,
+        )
+        answer = await router.dispatch(call)
+        await ack(text=answer or "", response_type="ephemeral" if answer else None)
+
+    async def link_submitted(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
+        user = body.get("user") or {}
+        team_id = str((body.get("team") or {}).get("id") or user.get("team_id") or "")
+        await ack(
+            **await identity_commands.submitted(team_id, str(user.get("id", "")), submitted_token(view))
+        )
+
+    app.command(COMMAND)(coder)
+    app.view(LINK_CALLBACK)(link_submitted)
