@@ -338,7 +338,8 @@ class EventDeliverer:
                 await self._hub.send(
                     delivery,
                     payload,
-                    accepts_response_payload=kind == "slash_commands",
+                    accepts_response_payload=kind == "slash_commands"
+                    or payload.get("type") == "view_submission",
                     timeout=self.ack_timeout,
                 )
             elif self.event_url is not None:

@@ -21,7 +21,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -52,6 +52,8 @@ from bridge.sim.slack_state import (
     SimChannel,
     SimMessage,
     SimUser,
+    SimUserGroup,
+    Trigger,
     Workspace,
     rich_text_blocks,
 )
@@ -72,6 +74,7 @@ __all__ = [
     "SimChannel",
     "SimMessage",
     "SimUser",
+    "SimUserGroup",
     "SlackSim",
 ]
 
@@ -392,6 +395,15 @@ class SlackSim:
         self._notify()
         return channel
 
+    def add_usergroup(
+        self, group_id: str, handle: str, users: Iterable[str], *, enabled: bool = True
+    ) -> SimUserGroup:
+        """Add a user group (``S…``) with these members."""
+        group = SimUserGroup(id=group_id, handle=handle, users=list(users), enabled=enabled)
+        self.workspace.usergroups[group_id] = group
+        self._notify()
+        return group
+
     def add_im(self, user_id: str) -> SimChannel:
         """Open (or return) the DM between a user and the bot."""
         channel = self.workspace.add_im(user_id)
@@ -433,6 +445,15 @@ class SlackSim:
     def ephemerals(self, user: str) -> list[Ephemeral]:
         """Ephemeral messages shown to ``user``, oldest first."""
         return [e for e in self.workspace.ephemerals if e.user == user]
+
+    def modal(self, user: str) -> JsonDict | None:
+        """The modal open on top for ``user``, if any."""
+        stack = self.workspace.modals.get(user)
+        return stack[-1] if stack else None
+
+    def view_errors(self, user: str) -> dict[str, str]:
+        """The field errors the app showed on ``user``'s open modal after their last submission."""
+        return dict(self.workspace.view_errors.get(user, {}))
 
     def home_view(self, user: str) -> JsonDict | None:
         """The latest Home tab view published for ``user``."""
@@ -625,6 +646,7 @@ class SlackSim:
             action["value"] = value
         _, response_url = self._response_url(channel, user, message_ts)
         payload = self._events.block_actions(user, conversation, message, action, response_url=response_url)
+        self._issue_trigger(payload["trigger_id"], user)
         return await self._deliverer.deliver_interaction("interactive", payload)
 
     async def slash_command(self, user: str, channel: str, command: str, text: str = "") -> AppResponse:
@@ -632,6 +654,7 @@ class SlackSim:
         conversation = self._conversation(channel, user)
         url_id, response_url = self._response_url(channel, user, None)
         fields = self._events.slash_command(user, conversation, command, text, response_url=response_url)
+        self._issue_trigger(fields["trigger_id"], user)
         response = await self._deliverer.deliver_interaction("slash_commands", fields)
         if response.status == 200 and response.body.strip():
             try:
@@ -641,6 +664,52 @@ class SlackSim:
             if isinstance(reply, dict):
                 self._apply_response(self._response_targets[url_id], reply)
         return response
+
+    async def submit_view(self, user: str, values: Mapping[str, Mapping[str, str]]) -> AppResponse:
+        """Submit the user's open modal with text typed into its inputs (``{block_id: {action_id: text}}``).
+
+        Sends ``view_submission`` and shows the app's answer as Slack does: an empty answer or
+        ``clear`` closes the modal, ``errors`` keeps it open with the errors under the fields,
+        ``update`` replaces it and ``push`` stacks a new one. Any other answer leaves it open.
+        """
+        view = self.modal(user)
+        if view is None:
+            raise ValueError(f"{user} has no modal open")
+        state = {
+            block_id: {
+                action_id: {"type": "plain_text_input", "value": text} for action_id, text in fields.items()
+            }
+            for block_id, fields in values.items()
+        }
+        trigger_id = self._events.trigger_id()
+        self._issue_trigger(trigger_id, user)
+        payload = self._events.view_submission(user, view, state, trigger_id=trigger_id)
+        response = await self._deliverer.deliver_interaction("interactive", payload)
+        self._apply_view_response(user, view, response)
+        self._notify()
+        return response
+
+    def _apply_view_response(self, user: str, view: JsonDict, response: AppResponse) -> None:
+        stack = self.workspace.modals.setdefault(user, [])
+        self.workspace.view_errors.pop(user, None)
+        if response.status != 200:
+            return
+        try:
+            answer = json.loads(response.body) if response.body.strip() else {}
+        except ValueError:
+            return
+        action = answer.get("response_action") if isinstance(answer, dict) else None
+        new_view = answer.get("view") if isinstance(answer, dict) else None
+        if action == "clear":
+            stack.clear()
+        elif action is None:
+            stack.pop()
+        elif action == "errors":
+            self.workspace.view_errors[user] = dict(answer.get("errors") or {})
+        elif action == "update" and isinstance(new_view, dict):
+            stack[-1] = self._api.modal_view(new_view, view_id=view["id"])
+        elif action == "push" and isinstance(new_view, dict):
+            stack.append(self._api.modal_view(new_view))
 
     async def open_home(self, user: str, tab: str = "home", *, wait_ack: bool = True) -> None:
         """Open the app's Home (or Messages) tab as a user; delivers ``app_home_opened``."""
@@ -729,6 +798,10 @@ class SlackSim:
         task = asyncio.create_task(guarded())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _issue_trigger(self, trigger_id: str, user: str) -> None:
+        """Remember a trigger handed to the app, so ``views.open`` can check it."""
+        self.workspace.triggers[trigger_id] = Trigger(user=user, issued_at=time.time())
 
     def _response_url(self, channel: str, user: str, message_ts: str | None) -> tuple[str, str]:
         """A fresh response_url (id and URL) answering for this message or command."""

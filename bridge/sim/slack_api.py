@@ -25,7 +25,9 @@ from bridge.sim.slack_state import (
     BOT_ID,
     BOT_NAME,
     BOT_USER_ID,
+    MAX_MODAL_TITLE,
     SCOPE_FAMILY,
+    TRIGGER_LIFETIME,
     AgentSession,
     Ephemeral,
     JsonDict,
@@ -199,6 +201,8 @@ class WebApi:
             "users.info": _Method(self._users_info, _scope("users:read")),
             "files.info": _Method(self._files_info, _scope("files:read")),
             "views.publish": _Method(self._views_publish, _no_scope),
+            "views.open": _Method(self._views_open, _no_scope),
+            "usergroups.users.list": _Method(self._usergroups_users_list, _scope("usergroups:read")),
             "assistant.threads.setStatus": _Method(self._assistant_set_status, self._status_scope),
             "agents.sessions.setStatus": _Method(self._sessions_set_status, _scope("chat:write")),
             "agents.sessions.rename": _Method(self._sessions_rename, _scope("chat:write")),
@@ -669,6 +673,71 @@ class WebApi:
         }
         self._ws.home_views[user_id] = stored
         return {"view": stored}
+
+    async def _views_open(self, args: Args) -> JsonDict:
+        """Open a modal for the user whose interaction produced ``trigger_id`` (valid once, for 3 s)."""
+        trigger_id = args.get("trigger_id")
+        if trigger_id is None:
+            raise _missing("trigger_id")
+        trigger = self._ws.triggers.get(trigger_id)
+        if trigger is None:
+            raise ApiError("invalid_trigger_id")
+        if trigger.exchanged:
+            raise ApiError("exchanged_trigger_id")
+        if time.time() - trigger.issued_at > TRIGGER_LIFETIME:
+            raise ApiError("expired_trigger_id")
+        view = args.decoded("view", "invalid_arguments")
+        if not isinstance(view, dict) or view.get("type") != "modal":
+            raise ApiError(
+                "invalid_arguments", response_metadata={"messages": ["[ERROR] view.type must be modal"]}
+            )
+        title = view.get("title")
+        if not isinstance(title, dict) or not 0 < len(str(title.get("text", ""))) <= MAX_MODAL_TITLE:
+            detail = (
+                f"[ERROR] must be less than {MAX_MODAL_TITLE + 1} characters [json-pointer:/view/title/text]"
+            )
+            raise ApiError("invalid_arguments", response_metadata={"messages": [detail]})
+        blocks = view.get("blocks", [])
+        if not isinstance(blocks, list) or len(blocks) > MAX_HOME_BLOCKS:
+            raise ApiError("invalid_blocks")
+        if any(b.get("type") == "input" for b in blocks if isinstance(b, dict)) and "submit" not in view:
+            detail = "[ERROR] submit is required when an input block is present [json-pointer:/view/submit]"
+            raise ApiError("invalid_arguments", response_metadata={"messages": [detail]})
+        trigger.exchanged = True
+        stored = self.modal_view(view)
+        self._ws.modals.setdefault(trigger.user, []).append(stored)
+        return {"view": stored}
+
+    def modal_view(self, view: JsonDict, view_id: str | None = None) -> JsonDict:
+        """A modal as Slack stores and returns it (``views.open``, ``response_action: update``)."""
+        view_id = view_id or f"V0SIM{secrets.token_hex(4).upper()}"
+        return {
+            "id": view_id,
+            "team_id": self._ws.team_id,
+            "type": "modal",
+            "title": view.get("title"),
+            "submit": view.get("submit"),
+            "close": view.get("close"),
+            "blocks": list(view.get("blocks", [])),
+            "private_metadata": view.get("private_metadata", ""),
+            "callback_id": view.get("callback_id", ""),
+            "external_id": view.get("external_id", ""),
+            "state": {"values": {}},
+            "hash": f"{time.time():.6f}.{secrets.token_hex(4)}",
+            "clear_on_close": bool(view.get("clear_on_close", False)),
+            "notify_on_close": bool(view.get("notify_on_close", False)),
+            "previous_view_id": None,
+            "root_view_id": view_id,
+            "app_id": APP_ID,
+            "app_installed_team_id": self._ws.team_id,
+            "bot_id": BOT_ID,
+        }
+
+    async def _usergroups_users_list(self, args: Args) -> JsonDict:
+        group = self._ws.usergroups.get(args.require("usergroup"))
+        if group is None or (not group.enabled and not args.flag("include_disabled")):
+            raise ApiError("no_such_subteam")
+        return {"users": list(group.users)}
 
     async def _assistant_set_status(self, args: Args) -> JsonDict:
         channel = self._member_channel(args.require("channel_id"))

@@ -185,6 +185,23 @@ class EventFactory:
             "trigger_id": self.trigger_id(),
         }
 
+    def view_submission(
+        self, user: str, view: JsonDict, values: dict[str, dict[str, JsonDict]], *, trigger_id: str
+    ) -> JsonDict:
+        """A ``view_submission`` payload for a modal submitted with these input ``values``."""
+        return {
+            "type": "view_submission",
+            "team": {"id": self._ws.team_id, "domain": self._ws.domain},
+            "user": self._user_ref(user),
+            "api_app_id": APP_ID,
+            "token": self.verification_token,
+            "trigger_id": trigger_id,
+            "view": dict(view, state={"values": values}),
+            "response_urls": [],
+            "is_enterprise_install": False,
+            "enterprise": None,
+        }
+
     @staticmethod
     def trigger_id() -> str:
         """A trigger id in Slack's ``<digits>.<digits>.<hex>`` shape."""

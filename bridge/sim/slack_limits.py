@@ -40,6 +40,7 @@ DEFAULT_METHOD_LIMITS: Mapping[str, Limit] = MappingProxyType(
     {
         "apps.connections.open": TIER_1,
         "chat.stopStream": TIER_2,
+        "usergroups.users.list": TIER_2,
         "chat.update": TIER_3,
         "chat.delete": TIER_3,
         "reactions.add": TIER_3,
@@ -54,6 +55,7 @@ DEFAULT_METHOD_LIMITS: Mapping[str, Limit] = MappingProxyType(
         "chat.getPermalink": TIER_4,
         "chat.postEphemeral": TIER_4,
         "views.publish": TIER_4,
+        "views.open": TIER_4,
         "chat.appendStream": TIER_4,
         "files.info": TIER_4,
     }

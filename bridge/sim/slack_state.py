@@ -48,7 +48,12 @@ DEFAULT_SCOPES = (
     "reactions:read",
     "reactions:write",
     "users:read",
+    "usergroups:read",  # not in the reference's example; the bridge's manifest asks for it
 )
+
+TRIGGER_LIFETIME = 3.0
+"""Seconds a ``trigger_id`` can open a modal (reference 8.1); real seconds, not time-scaled."""
+MAX_MODAL_TITLE = 24
 
 ChannelKind = Literal["public", "private", "im", "mpim"]
 
@@ -205,6 +210,25 @@ class Ephemeral:
 
 
 @dataclass
+class SimUserGroup:
+    """A user group (``S…``); ``usergroups.users.list`` names its members."""
+
+    id: str
+    handle: str
+    users: list[str]
+    enabled: bool = True
+
+
+@dataclass
+class Trigger:
+    """A ``trigger_id`` handed to the app with an interaction: one modal, within 3 seconds."""
+
+    user: str
+    issued_at: float
+    exchanged: bool = False
+
+
+@dataclass
 class AgentSession:
     """An Agent Session (reference 12.2) of one thread, or of a whole code channel when thread_ts is None."""
 
@@ -233,6 +257,10 @@ class Workspace:
         self.home_views: dict[str, JsonDict] = {}
         self.agent_sessions: dict[tuple[str, str | None], AgentSession] = {}
         self.assistant_status: dict[tuple[str, str], str] = {}
+        self.usergroups: dict[str, SimUserGroup] = {}
+        self.triggers: dict[str, Trigger] = {}
+        self.modals: dict[str, list[JsonDict]] = {}  # user -> open modal views, the top one last
+        self.view_errors: dict[str, dict[str, str]] = {}  # user -> field errors shown on their modal
         self._file_seq = 0
         self.add_user(ALICE, "alice", real_name="Alice A", email="alice@example.com")
         self.add_user(BOB, "bob", real_name="Bob B", email="bob@example.com")

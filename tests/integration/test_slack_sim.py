@@ -638,3 +638,91 @@ async def test_wait_for_reports_what_happened(sim: SlackSim, client: AsyncWebCli
 
     with pytest.raises(TimeoutError, match=r"bot_said_goodbye.*auth\.test->200"):
         await sim.wait_for(bot_said_goodbye, timeout=0.05)
+
+
+_MODAL = {
+    "type": "modal",
+    "callback_id": "coder_link",
+    "title": {"type": "plain_text", "text": "Link"},
+    "submit": {"type": "plain_text", "text": "Link"},
+    "blocks": [
+        {
+            "type": "input",
+            "block_id": "token",
+            "label": {"type": "plain_text", "text": "Token"},
+            "element": {"type": "plain_text_input", "action_id": "token"},
+        }
+    ],
+}
+
+
+async def test_views_open_exchanges_a_command_trigger_once(
+    sim: SlackSim, client: AsyncWebClient, receiver: Receiver
+) -> None:
+    """A slash command's trigger_id opens one modal for its user; reused or unknown triggers fail."""
+    await sim.slash_command(sim.alice, sim.general, "/coder", "link")
+    trigger = receiver.requests[-1].form()["trigger_id"]
+    opened = await client.views_open(trigger_id=trigger, view=_MODAL)
+    assert opened["view"]["callback_id"] == "coder_link"
+    assert sim.modal(sim.alice) == opened["view"]
+    assert (await api_error(client.views_open(trigger_id=trigger, view=_MODAL))).response[
+        "error"
+    ] == "exchanged_trigger_id"
+    assert (await api_error(client.views_open(trigger_id="1.2.abc", view=_MODAL))).response[
+        "error"
+    ] == "invalid_trigger_id"
+
+
+async def test_views_open_checks_the_view(sim: SlackSim, client: AsyncWebClient, receiver: Receiver) -> None:
+    """A modal needs a short title, and a submit button when it has inputs."""
+    for broken in (dict(_MODAL, title={"type": "plain_text", "text": "x" * 25}), dict(_MODAL, submit=None)):
+        if broken.get("submit") is None:
+            broken.pop("submit")
+        await sim.slash_command(sim.alice, sim.general, "/coder", "link")
+        trigger = receiver.requests[-1].form()["trigger_id"]
+        error = await api_error(client.views_open(trigger_id=trigger, view=broken))
+        assert error.response["error"] == "invalid_arguments"
+    assert sim.modal(sim.alice) is None
+
+
+async def test_view_submission_errors_update_and_close(
+    sim: SlackSim, client: AsyncWebClient, receiver: Receiver
+) -> None:
+    """A submission is a signed interactive post; errors keep the modal, update replaces it."""
+    await sim.slash_command(sim.alice, sim.general, "/coder", "link")
+    await client.views_open(trigger_id=receiver.requests[-1].form()["trigger_id"], view=_MODAL)
+    receiver.script.append(
+        (200, 0.0, json.dumps({"response_action": "errors", "errors": {"token": "no"}}), {})
+    )
+    await sim.submit_view(sim.alice, {"token": {"token": "typed"}})
+    submitted = receiver.requests[-1]
+    assert submitted.valid
+    payload = json.loads(submitted.form()["payload"])
+    assert payload["type"] == "view_submission"
+    assert payload["view"]["state"]["values"]["token"]["token"]["value"] == "typed"
+    assert sim.view_errors(sim.alice) == {"token": "no"}
+    assert sim.modal(sim.alice) is not None
+    update = {
+        "response_action": "update",
+        "view": {"type": "modal", "title": {"type": "plain_text", "text": "Done"}},
+    }
+    receiver.script.append((200, 0.0, json.dumps(update), {}))
+    await sim.submit_view(sim.alice, {"token": {"token": "typed again"}})
+    modal = sim.modal(sim.alice)
+    assert modal is not None
+    assert modal["title"]["text"] == "Done"
+    await sim.submit_view(sim.alice, {})
+    assert sim.modal(sim.alice) is None
+
+
+async def test_usergroup_members_and_user_kinds(sim: SlackSim, client: AsyncWebClient) -> None:
+    """usergroups.users.list names members; users.info tells guests and external users apart."""
+    sim.add_usergroup("S0ENG", "eng", [sim.alice])
+    sim.add_user("U0GUEST", "guest", is_restricted=True)
+    sim.add_user("U0EXT", "ext", team_id="T0OTHER")
+    assert (await client.usergroups_users_list(usergroup="S0ENG"))["users"] == [sim.alice]
+    error = await api_error(client.usergroups_users_list(usergroup="S0NONE"))
+    assert error.response["error"] == "no_such_subteam"
+    assert (await client.users_info(user="U0GUEST"))["user"]["is_restricted"] is True
+    external = (await client.users_info(user="U0EXT"))["user"]
+    assert (external["team_id"], external["is_stranger"]) == ("T0OTHER", True)
