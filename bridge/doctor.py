@@ -44,11 +44,33 @@ def _settings(settings: Settings, report: Report) -> None:
     report.ok(f"SLACK_API_URL: {settings.slack_api_url}")
     report.ok(f"CODER_URL: {settings.coder_url or 'not set'}")
     report.ok(f"mode: {'Socket Mode' if settings.socket_mode else 'HTTP events at POST /slack/events'}")
+    report.ok(f"BRIDGE_ENCRYPTION_KEY: {'set' if settings.encryption_key is not None else 'not set'}")
+    _access(settings, report)
     try:
         settings.require_serve()
         report.ok("everything `bridge serve` requires is set")
     except ConfigError as exc:
         report.fail(str(exc), "set it in the environment or in .env (see the README's configuration table)")
+
+
+def _access(settings: Settings, report: Report) -> None:
+    """The identity mode and access policy in force, in words."""
+    if settings.identity_mode == "linked":
+        report.ok(
+            "identity: linked (each person's chats run with the Coder token they link with /coder link)"
+        )
+    else:
+        report.ok("identity: shared (every chat runs with CODER_SESSION_TOKEN)")
+    channels = ", ".join(settings.allowed_channels) or "every channel the bot is in"
+    users = ", ".join(settings.allowed_users) or "everyone"
+    report.ok(f"chats may be started in: {channels}; by: {users}")
+    report.ok(
+        f"guests: {'allowed' if settings.allow_guests else 'refused'}; people from other organizations: "
+        f"{'allowed' if settings.allow_external_users else 'refused'}"
+    )
+    control = "anyone allowed to start chats" if settings.control == "channel" else "the requester"
+    admins = ", ".join(settings.admins) or "none"
+    report.ok(f"chats are controlled by {control} and admins ({admins})")
 
 
 async def _database(settings: Settings, report: Report) -> None:

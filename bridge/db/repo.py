@@ -321,10 +321,18 @@ async def delete_user_link(session: AsyncSession, *, team_id: str, slack_user_id
     return bool(getattr(result, "rowcount", 0))
 
 
-async def mark_user_link_broken(session: AsyncSession, *, team_id: str, slack_user_id: str) -> None:
-    """Coder refused the user's token: keep the row (it says who they were) until they link again."""
-    await session.execute(
+async def mark_user_link_broken(session: AsyncSession, *, team_id: str, slack_user_id: str) -> bool:
+    """Coder refused the user's token: keep the row (it says who they were) until they link again.
+
+    True only for the call that broke it, so the person is told once.
+    """
+    result = await session.execute(
         update(UserLink)
-        .where(col(UserLink.team_id) == team_id, col(UserLink.slack_user_id) == slack_user_id)
+        .where(
+            col(UserLink.team_id) == team_id,
+            col(UserLink.slack_user_id) == slack_user_id,
+            col(UserLink.broken).is_(False),
+        )
         .values(broken=True, updated_at=utcnow())
     )
+    return bool(getattr(result, "rowcount", 0))

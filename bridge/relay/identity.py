@@ -34,7 +34,8 @@ BackendFactory = Callable[[str], Awaitable[CoderBackend]]
 """Builds a backend for one token, of the generation the bridge detected at start (no probing)."""
 
 HOW_TO_LINK = (
-    "This bridge runs Coder chats with each person's own Coder account, and yours isn't linked yet. "
+    "This bridge runs Coder chats with each person's own Coder account, and yours isn't linked (or its "
+    "token stopped working). "
     "Type `/coder link` and paste a Coder token (`coder tokens create`); then mention me again."
 )
 RELINK = (
@@ -168,11 +169,12 @@ class Identity:
             return False
         backend = await self.backend_for(team_id, user_id)
         async with self._db.unit() as session:
-            await repo.mark_user_link_broken(session, team_id=team_id, slack_user_id=user_id)
+            broke = await repo.mark_user_link_broken(session, team_id=team_id, slack_user_id=user_id)
         if backend is not None:
             await self._forget(backend)
-        log.warning("Coder refused the linked token of Slack user %s; link marked broken", user_id)
-        await self.whisper(channel, user_id, thread_ts, RELINK)
+        if broke:  # several requests may fail with the same token at once: one notice
+            log.warning("Coder refused the linked token of Slack user %s; link marked broken", user_id)
+            await self.whisper(channel, user_id, thread_ts, RELINK)
         return True
 
     async def whisper(self, channel: str, user_id: str, thread_ts: str | None, text: str) -> None:

@@ -260,7 +260,17 @@ class CoderSim:
         """While set, every endpoint answers 500 "Chat processor is unavailable."."""
         self._unavailable = flag
 
+    def add_token(self, token: str, username: str) -> SimUser:
+        """Issue ``token`` for ``username`` (a new user if the name is new), like ``coder tokens create``."""
+        user = self.users.get(username)
+        if user is None:
+            user = self.users[username] = SimUser(str(uuid.uuid4()), username)
+        self._tokens[token] = username
+        return user
+
     def revoke_token(self, token: str) -> None:
+        """Delete a token: later requests with it get 401 "API key is invalid." (open sockets stay up,
+        as coderd checks the key only when a request or WebSocket upgrade comes in)."""
         self._tokens.pop(token, None)
 
     def set_diff(
