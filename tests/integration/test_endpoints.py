@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import time
+from urllib.parse import urlencode
 
 import httpx
 import pytest
 from pydantic import SecretStr
 
+from bridge.db import repo
 from bridge.logs import configure
+from bridge.sim.sender import signed_headers
 from tests.integration.conftest import CODER_TOKEN, SIGNING_SECRET, World
 
 
@@ -17,29 +22,98 @@ def _url(world: World, path: str) -> str:
     return f"http://127.0.0.1:{world.bridge.port}{path}"
 
 
-@pytest.mark.parametrize(
-    ("secret", "offset"),
-    [("not-the-signing-secret", 0.0), (SIGNING_SECRET, -600.0)],
-    ids=["wrong-signature", "stale-timestamp"],
-)
-async def test_badly_signed_events_are_rejected(world: World, secret: str, offset: float) -> None:
-    """Events with a wrong signature or a replayed (stale) timestamp get 401 and reach no agent."""
-    world.slack.retry_delays = (0.0, 0.0, 0.0)
-    world.slack.signing_secret = secret
-    world.slack.request_timestamp_offset = offset
-    await world.slack.user_says(world.slack.alice, world.slack.general, f"<@{world.slack.bot_user_id}> hi")
-    assert world.slack.deliveries
-    assert {d.status for d in world.slack.deliveries} == {401}
-    assert world.coder.chats == {}
+def _request(world: World, kind: str) -> tuple[bytes, str]:
+    """A body Slack would send for ``kind``, and its content type; each would make the bridge act."""
+    if kind == "events":
+        event = {
+            "type": "app_mention",
+            "user": world.slack.alice,
+            "text": f"<@{world.slack.bot_user_id}> fix it",
+            "ts": "1700000000.000100",
+            "channel": world.slack.general,
+            "event_ts": "1700000000.000100",
+        }
+        body = {
+            "type": "event_callback",
+            "event_id": "Ev0FORGED",
+            "team_id": world.slack.team_id,
+            "event": event,
+        }
+        return json.dumps(body).encode(), "application/json"
+    if kind == "slash_commands":
+        fields = {
+            "command": "/coder",
+            "text": "help",
+            "team_id": world.slack.team_id,
+            "channel_id": world.slack.general,
+            "user_id": world.slack.alice,
+            "trigger_id": "1.2.forged",
+            "response_url": f"{world.slack.base_url}/response_url/forged",
+        }
+        return urlencode(fields).encode(), "application/x-www-form-urlencoded"
+    view = {
+        "id": "V0FORGED",
+        "type": "modal",
+        "callback_id": "coder_link",
+        "state": {"values": {"token": {"token": {"value": "x"}}}},
+    }
+    payload = {
+        "type": "view_submission",
+        "team": {"id": world.slack.team_id},
+        "user": {"id": world.slack.alice, "team_id": world.slack.team_id},
+        "view": view,
+    }
+    return urlencode({"payload": json.dumps(payload)}).encode(), "application/x-www-form-urlencoded"
 
 
-async def test_unsigned_request_is_rejected(world: World) -> None:
-    """A request without Slack's signature headers is refused before anything is parsed."""
-    body = '{"type":"event_callback","event_id":"Ev1","team_id":"T0001","event":{"type":"app_mention"}}'
+def _headers(body: bytes, content_type: str, fault: str) -> dict[str, str]:
+    now = int(time.time())
+    if fault == "missing":
+        return {"Content-Type": content_type}
+    if fault == "wrong":
+        return signed_headers("not-the-signing-secret", body, content_type, timestamp=now)
+    if fault == "stale":  # a captured request replayed after Slack's five-minute window
+        return signed_headers(SIGNING_SECRET, body, content_type, timestamp=now - 6 * 60)
+    return signed_headers(SIGNING_SECRET, body, content_type, timestamp=now)
+
+
+async def _post(world: World, kind: str, fault: str) -> httpx.Response:
+    body, content_type = _request(world, kind)
     async with httpx.AsyncClient() as client:
-        response = await client.post(_url(world, "/slack/events"), content=body)
+        return await client.post(
+            _url(world, "/slack/events"), content=body, headers=_headers(body, content_type, fault)
+        )
+
+
+_KINDS = ("events", "interactive", "slash_commands")
+
+
+@pytest.mark.parametrize("fault", ["missing", "wrong", "stale"])
+@pytest.mark.parametrize("kind", _KINDS)
+async def test_badly_signed_requests_are_rejected(world: World, kind: str, fault: str) -> None:
+    """Events, interactivity and slash commands without a valid, fresh signature get 401 and do nothing."""
+    coder_before, slack_before = len(world.coder.requests), len(world.slack.calls)
+    response = await _post(world, kind, fault)
     assert response.status_code == 401
+    assert len(world.coder.requests) == coder_before, "nothing reached Coder"
+    assert len(world.slack.calls) == slack_before, "nothing was answered in Slack"
     assert world.coder.chats == {}
+    assert world.bridge is not None
+    async with world.bridge.db.unit() as session:
+        assert await repo.record_event(session, "Ev0FORGED", "{}"), "the event was never recorded"
+
+
+@pytest.mark.parametrize("kind", _KINDS)
+async def test_well_signed_requests_are_acted_on(world: World, kind: str) -> None:
+    """The same requests signed with the signing secret are handled, so the rejections above are real."""
+    response = await _post(world, kind, "valid")
+    assert response.status_code == 200
+    if kind == "events":
+        await world.until(lambda: len(world.coder.chats) == 1)
+    elif kind == "slash_commands":
+        assert "/coder link" in response.json()["text"]
+    else:
+        assert response.json()["response_action"] == "errors"
 
 
 async def test_url_verification_is_answered(world: World) -> None:

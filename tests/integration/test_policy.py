@@ -1,0 +1,142 @@
+"""Access policy end to end: channels, people, guests, other organizations, follow-ups and controls.
+
+Every refusal is told privately to the person refused, and nothing reaches Coder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from bridge.db import repo
+from bridge.db.engine import Database
+from bridge.sim.coder_agent import Gate, Text
+from tests.integration.conftest import World
+
+ENG = "C0ENG"
+GUEST = "U0GUEST"
+OUTSIDER = "U0OUTSIDER"
+
+
+async def restart(world: World, **settings: Any) -> None:
+    """Run the world's bridge again with other access settings."""
+    await world.stop_bridge()
+    await world.start_bridge(**settings)
+
+
+def whispered(world: World, user: str, words: str) -> bool:
+    """Whether ``user`` was told something containing ``words`` privately."""
+    return any(words in (e.markdown_text or e.text) for e in world.slack.ephemerals(user))
+
+
+async def left_to_replay(world: World) -> list[str]:
+    """After a clean stop, the events a restart would handle again (a refused one must not be there)."""
+    await world.stop_bridge()
+    db = Database(world.settings.database_url)
+    try:
+        async with db.unit() as session:
+            return await repo.unfinished_events(session)
+    finally:
+        await db.dispose()
+
+
+async def test_channel_allow_list(world: World) -> None:
+    """With BRIDGE_ALLOWED_CHANNELS the bot takes tasks only there; elsewhere it explains privately."""
+    world.slack.add_channel(ENG, "eng")
+    await restart(world, allowed_channels=(ENG,))
+    refused = await world.mention("fix it in general")
+    await world.until(lambda: whispered(world, world.slack.alice, "I don't take tasks in this channel"))
+    assert world.chat_of(refused) is None
+    served = await world.mention("fix it in eng", channel=ENG)
+    await world.until(lambda: world.chat_of(served) is not None)
+    assert await left_to_replay(world) == []
+
+
+async def test_direct_messages_are_not_limited_by_the_channel_list(world: World) -> None:
+    """The channel allow-list is about channels: a DM still starts a chat for an allowed person."""
+    await restart(world, allowed_channels=("C0ELSEWHERE",))
+    ts = await world.slack.user_says(world.slack.alice, world.slack.alice_dm, "fix the login bug")
+    await world.until(lambda: world.chat_of(ts) is not None)
+
+
+async def test_user_allow_list_with_a_user_group(world: World) -> None:
+    """BRIDGE_ALLOWED_USERS may name a user group: its members start chats, others are refused."""
+    world.slack.add_usergroup("S0ENG", "eng", [world.slack.alice])
+    await restart(world, allowed_users=("S0ENG",))
+    refused = await world.mention("fix it", user=world.slack.bob)
+    await world.until(lambda: whispered(world, world.slack.bob, "not among the people allowed"))
+    assert world.chat_of(refused) is None
+    allowed = await world.mention("fix it")
+    await world.until(lambda: world.chat_of(allowed) is not None)
+
+
+async def test_guests_are_refused_unless_allowed(world: World) -> None:
+    """Guests can't start chats by default; BRIDGE_ALLOW_GUESTS=true lets them."""
+    world.slack.add_user(GUEST, "guest", is_ultra_restricted=True)
+    refused = await world.mention("fix it", user=GUEST)
+    await world.until(lambda: whispered(world, GUEST, "Guests of this workspace"))
+    assert world.chat_of(refused) is None
+    await restart(world, allow_guests=True)
+    allowed = await world.mention("fix it now", user=GUEST)
+    await world.until(lambda: world.chat_of(allowed) is not None)
+
+
+async def test_people_from_other_organizations_are_refused_unless_allowed(world: World) -> None:
+    """A Slack Connect user can't start chats by default; BRIDGE_ALLOW_EXTERNAL_USERS=true lets them."""
+    world.slack.add_user(OUTSIDER, "outsider", team_id="T0PARTNER")
+    refused = await world.mention("fix it", user=OUTSIDER)
+    await world.until(lambda: whispered(world, OUTSIDER, "other organizations"))
+    assert world.chat_of(refused) is None
+    await restart(world, allow_external_users=True)
+    allowed = await world.mention("fix it now", user=OUTSIDER)
+    await world.until(lambda: world.chat_of(allowed) is not None)
+
+
+async def test_follow_up_from_someone_not_allowed_is_refused(world: World) -> None:
+    """In shared mode only people allowed to start chats may add to one; others are told privately."""
+    await restart(world, allowed_users=(world.slack.alice,))
+    root = await world.mention("fix the login bug")
+    await world.until_idle_and_shown(root)
+    await world.reply(root, "drop the database", user=world.slack.bob)
+    await world.until(lambda: whispered(world, world.slack.bob, "not among the people allowed"))
+    assert await left_to_replay(world) == []
+    assert sum(1 for m in world.chat_of(root).messages if m["role"] == "user") == 1
+
+
+async def test_anyone_allowed_may_follow_up_in_shared_mode(world: World) -> None:
+    """By default a colleague's reply in the thread reaches the agent (shared identity)."""
+    world.coder.agent = lambda prompt: [Text(f"Echo: {prompt}")]
+    root = await world.mention("start")
+    await world.until_idle_and_shown(root)
+    await world.reply(root, "from bob", user=world.slack.bob)
+    await world.until(lambda: "Echo: from bob" in world.bot_texts(root))
+
+
+async def _busy_chat(world: World) -> tuple[str, asyncio.Event]:
+    gate = asyncio.Event()
+    world.coder.agent = lambda prompt: [Text("Working, "), Gate(gate), Text("done.")]
+    root = await world.mention("long job")
+    await world.until(lambda: "Working, " in world.bot_texts(root))
+    return root, gate
+
+
+async def test_an_admin_may_control_any_chat(world: World) -> None:
+    """Someone in BRIDGE_ADMINS (here through a user group) can stop a chat another person started."""
+    world.slack.add_usergroup("S0ADMINS", "admins", [world.slack.bob])
+    await restart(world, admins=("S0ADMINS",))
+    root, _ = await _busy_chat(world)
+    await world.slack.react(world.slack.bob, world.slack.general, root, "octagonal_sign")
+    await world.until(lambda: world.chat_of(root).status == "waiting")
+    await world.until(lambda: any("Stopped the agent at <@U0BOB>" in t for t in world.bot_texts(root)))
+
+
+async def test_channel_control_lets_colleagues_stop_the_agent(world: World) -> None:
+    """With BRIDGE_CONTROL=channel anyone allowed in the channel controls the chat, but not a guest."""
+    world.slack.add_user(GUEST, "guest", is_restricted=True)
+    await restart(world, control="channel")
+    root, _ = await _busy_chat(world)
+    await world.slack.react(GUEST, world.slack.general, root, "octagonal_sign")
+    await world.until(lambda: whispered(world, GUEST, "Guests of this workspace"))
+    assert world.chat_of(root).status == "running"
+    await world.slack.react(world.slack.bob, world.slack.general, root, "octagonal_sign")
+    await world.until(lambda: world.chat_of(root).status == "waiting")
