@@ -8,10 +8,18 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterable
 
 _FIELDS = ("chat_id", "channel", "thread_ts", "event_id")
+
+_CREDENTIALS = re.compile(
+    r"(?i)(coder-session-token\W{1,4}|coder_session_token=|authorization\W{1,4}(?:bearer|token)\s+)"
+    r"[^\s'\",;&]+"
+)
+"""Credentials in headers, cookies and query strings, whoever they belong to: linked users' Coder
+tokens are not configured secrets, yet a library logging a request at DEBUG would show them."""
 
 
 class SecretFilter(logging.Filter):
@@ -22,8 +30,6 @@ class SecretFilter(logging.Filter):
         self._secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
-            return True
         message = record.getMessage()
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
@@ -31,6 +37,8 @@ class SecretFilter(logging.Filter):
         for secret in self._secrets:
             message = message.replace(secret, "[redacted]")
             exc_text = exc_text.replace(secret, "[redacted]")
+        message = _CREDENTIALS.sub(r"\1[redacted]", message)
+        exc_text = _CREDENTIALS.sub(r"\1[redacted]", exc_text)
         record.msg, record.args, record.exc_text = message, (), exc_text or None
         return True
 

@@ -31,6 +31,17 @@ async def _run(*args: str, env: dict[str, str], cwd: Path, timeout: float = 60) 
         ({"SLACK_BOT_TOKEN": "xoxb-1", "CODER_SESSION_TOKEN": "t0k3n-value"}, "CODER_URL is not set"),
         ({"PORT": "eighty"}, "PORT is invalid"),
         ({"SLACK_BOT_TOKEN": "changeme"}, "SLACK_BOT_TOKEN is a placeholder"),
+        (
+            {
+                "SLACK_BOT_TOKEN": "xoxb-1",
+                "SLACK_SIGNING_SECRET": "s3cret-value",
+                "CODER_URL": "https://coder.example.com",
+                "CODER_SESSION_TOKEN": "t0k3n-value",
+                "BRIDGE_IDENTITY_MODE": "linked",
+            },
+            "BRIDGE_ENCRYPTION_KEY is not set",
+        ),
+        ({"BRIDGE_ENCRYPTION_KEY": "not-a-fernet-key"}, "BRIDGE_ENCRYPTION_KEY is invalid"),
     ],
 )
 async def test_serve_refuses_bad_configuration(tmp_path: Path, values: dict[str, str], expected: str) -> None:
@@ -40,7 +51,7 @@ async def test_serve_refuses_bad_configuration(tmp_path: Path, values: dict[str,
     assert err.strip().count("\n") == 0
     assert expected in err
     for value in values.values():
-        if value not in ("eighty",):
+        if value not in ("eighty", "linked", "https://coder.example.com"):
             assert value not in err + out
 
 

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
 from bridge.db import repo
@@ -167,20 +168,44 @@ async def test_socket_mode_relays_events(world: World) -> None:
         assert (await client.post(_url(world, "/slack/events"), content="{}")).status_code in (404, 405)
 
 
-async def test_no_secret_in_debug_logs(world: World, capsys: pytest.CaptureFixture[str]) -> None:
-    """A whole conversation logged at DEBUG, as `bridge serve` logs, never shows a token or secret."""
+async def test_no_secret_in_debug_logs_or_slack(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+    """A linked-mode conversation logged at DEBUG, with /coder link, a refused and a revoked token,
+    shows no token, signing secret or encryption key in any log line or anything sent to Slack."""
+    key = Fernet.generate_key().decode()
+    personal, wrong = "tok-bob-personal-7d1e93", "tok-bob-mistyped-52aa10"
+    world.coder.add_token(personal, "bob")
     root_logger = logging.getLogger()
     saved = (root_logger.handlers[:], root_logger.level)
-    configure("DEBUG", "text", world.settings.secrets())
+    settings = world.settings.model_copy(update={"identity_mode": "linked", "encryption_key": SecretStr(key)})
+    configure("DEBUG", "text", settings.secrets())
     try:
-        root = await world.mention("fix the login bug")
+        await world.stop_bridge()
+        await world.start_bridge(identity_mode="linked", encryption_key=SecretStr(key))
+        bob, general = world.slack.bob, world.slack.general
+        for token in (wrong, personal):
+            await world.slack.slash_command(bob, general, "/coder", "link")
+            await world.slack.submit_view(bob, {"token": {"token": token}})
+        root = await world.mention("fix the login bug", user=bob)
         await world.until_idle_and_shown(root)
-        await world.reply(root, "thanks")
+        await world.reply(root, "thanks", user=bob)
         await world.until_idle_and_shown(root, turns=2)
+        world.coder.revoke_token(personal)
+        await world.reply(root, "one more", user=bob)
+        await world.until(
+            lambda: any("refused" in (e.markdown_text or "") for e in world.slack.ephemerals(bob))
+        )
+        await world.slack.slash_command(bob, general, "/coder", "unlink")
+        await world.stop_bridge()
     finally:
         root_logger.handlers[:], level = saved
         root_logger.setLevel(level)
     logged = capsys.readouterr().err
     assert "Coder-Session-Token" in logged, "the websocket handshake was logged (and must be masked)"
-    for secret in (world.slack.bot_token, CODER_TOKEN, SIGNING_SECRET):
+    sent_to_slack = json.dumps(
+        [c.params for c in world.slack.calls]
+        + [p.body for p in world.slack.response_url_posts]
+        + [d.response_body for d in world.slack.deliveries]
+    )
+    for secret in (world.slack.bot_token, CODER_TOKEN, SIGNING_SECRET, key, personal, wrong):
         assert secret not in logged
+        assert secret not in sent_to_slack

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
 from bridge.config import ConfigError, Settings, load_settings
+from bridge.relay.identity import TokenCipher
 
 
 @pytest.fixture(autouse=True)
@@ -27,6 +29,14 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
         "LOG_FORMAT",
         "BRIDGE_EDIT_INTERVAL",
         "BRIDGE_CODER_API",
+        "BRIDGE_IDENTITY_MODE",
+        "BRIDGE_ENCRYPTION_KEY",
+        "BRIDGE_ALLOWED_CHANNELS",
+        "BRIDGE_ALLOWED_USERS",
+        "BRIDGE_ALLOW_GUESTS",
+        "BRIDGE_ALLOW_EXTERNAL_USERS",
+        "BRIDGE_ADMINS",
+        "BRIDGE_CONTROL",
     ):
         monkeypatch.delenv(name, raising=False)
 
@@ -109,3 +119,59 @@ def test_secrets_are_hidden_in_repr() -> None:
     assert "xoxb-very-secret" not in repr(settings)
     assert "tok-123456" not in str(settings.model_dump())
     assert sorted(settings.secrets()) == ["tok-123456", "xoxb-very-secret"]
+
+
+def test_access_settings_default_to_the_safe_side() -> None:
+    """Shared identity, all channels, everyone in the workspace, no guests or outsiders, requester control."""
+    settings = load_settings()
+    assert settings.identity_mode == "shared"
+    assert (settings.allowed_channels, settings.allowed_users, settings.admins) == ((), (), ())
+    assert not settings.allow_guests
+    assert not settings.allow_external_users
+    assert settings.control == "requester"
+
+
+def test_id_lists_are_comma_separated_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Channel, user and group ids come comma-separated; something that is no id is named."""
+    monkeypatch.setenv("BRIDGE_ALLOWED_CHANNELS", "C0ENG, G0OPS")
+    monkeypatch.setenv("BRIDGE_ALLOWED_USERS", "U0ALICE,S0ENG")
+    monkeypatch.setenv("BRIDGE_ADMINS", "W0BOSS")
+    settings = load_settings()
+    assert settings.allowed_channels == ("C0ENG", "G0OPS")
+    assert settings.allowed_users == ("U0ALICE", "S0ENG")
+    assert settings.admins == ("W0BOSS",)
+    monkeypatch.setenv("BRIDGE_ALLOWED_USERS", "@alice")
+    with pytest.raises(ConfigError, match="BRIDGE_ALLOWED_USERS is invalid"):
+        load_settings()
+
+
+def test_linked_mode_needs_a_valid_encryption_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Linked identity needs BRIDGE_ENCRYPTION_KEY; a bad key is named, never echoed; keys are secrets."""
+    base = {
+        "slack_bot_token": SecretStr("xoxb-1"),
+        "slack_signing_secret": SecretStr("s3cret-value"),
+        "coder_url": "https://c",
+        "coder_session_token": SecretStr("t0k3n-value"),
+        "identity_mode": "linked",
+    }
+    with pytest.raises(ConfigError, match="BRIDGE_ENCRYPTION_KEY is not set"):
+        Settings(**base).require_serve()
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings = Settings(**base, encryption_key=SecretStr(f"{new},{old}"))
+    settings.require_serve()
+    assert {new, old} <= set(settings.secrets())
+    monkeypatch.setenv("BRIDGE_ENCRYPTION_KEY", "hunter2-not-a-key")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert "BRIDGE_ENCRYPTION_KEY is invalid" in str(caught.value)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_tokens_stay_readable_across_key_rotation() -> None:
+    """A token sealed with the old key opens once a new key is put first; no key opens nothing."""
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    sealed = TokenCipher([old]).seal("coder-token-1")
+    assert "coder-token-1" not in sealed
+    assert TokenCipher([new, old]).unseal(sealed) == "coder-token-1"
+    assert TokenCipher([new]).unseal(sealed) is None
+    assert TokenCipher([new, old]).seal("x") != TokenCipher([new, old]).seal("x")

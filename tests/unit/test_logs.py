@@ -38,3 +38,17 @@ def test_secrets_are_masked(capsys: pytest.CaptureFixture[str], fmt: str) -> Non
         first = json.loads(err.splitlines()[0])
         assert first["chat_id"] == "c1"
         assert first["level"] == "INFO"
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_credentials_of_anyone_are_masked(capsys: pytest.CaptureFixture[str]) -> None:
+    """Tokens in headers, cookies and queries are masked even when they are no configured secret."""
+    configure("DEBUG", "text", [])
+    log = logging.getLogger("websockets.client")
+    log.debug("> Coder-Session-Token: personal-token-1")
+    log.debug("headers {'Authorization': 'Bearer xoxp-personal-2'}")
+    log.debug("GET /api/v2/chats?coder_session_token=personal-3&x=1")
+    err = capsys.readouterr().err
+    for token in ("personal-token-1", "xoxp-personal-2", "personal-3"):
+        assert token not in err
+    assert "Coder-Session-Token: [redacted]" in err
