@@ -8,6 +8,7 @@ from asyncio.subprocess import PIPE
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
 from bridge.sim.coder import CoderSim
 from bridge.sim.slack import SlackSim
@@ -89,14 +90,29 @@ async def test_serve_relays_then_stops_cleanly_on_sigterm(
 async def test_doctor_checks_everything_against_simulators(
     tmp_path: Path, sims: tuple[SlackSim, CoderSim]
 ) -> None:
-    """`bridge doctor` reports Slack identity, scopes, Coder user and API generation; no secret shown."""
+    """`bridge doctor` reports Slack identity, scopes, Coder user, API generation, identity mode and
+    access policy; the encryption key only as "set", no secret shown."""
     slack, coder = sims
-    code, out, err = await _run("doctor", env=serve_env(slack, coder, tmp_path), cwd=tmp_path)
+    key = Fernet.generate_key().decode()
+    env = serve_env(
+        slack,
+        coder,
+        tmp_path,
+        BRIDGE_IDENTITY_MODE="linked",
+        BRIDGE_ENCRYPTION_KEY=key,
+        BRIDGE_ADMINS="U0BOB",
+    )
+    code, out, err = await _run("doctor", env=env, cwd=tmp_path)
     assert code == 0, out + err
     assert "auth.test: bot user U0BOT" in out
+    assert "all required scopes granted" in out
     assert "authenticated as alice" in out
     assert "Chats API: experimental" in out
-    for secret in (slack.bot_token, CODER_TOKEN, SIGNING_SECRET):
+    assert "BRIDGE_ENCRYPTION_KEY: set" in out
+    assert "identity: linked" in out
+    assert "guests: refused; people from other organizations: refused" in out
+    assert "admins (U0BOB)" in out
+    for secret in (slack.bot_token, CODER_TOKEN, SIGNING_SECRET, key):
         assert secret not in out + err
 
 
