@@ -29,3 +29,14 @@ def test_manifest_subscribes_to_the_events_the_bridge_handles() -> None:
         "reaction_added",
         "reaction_removed",
     }
+
+
+def test_manifest_declares_the_coder_command_and_interactivity() -> None:
+    """/coder is declared and interactivity is on (the link form), both at the events URL."""
+    manifest = yaml.safe_load(MANIFEST.read_text())
+    commands = manifest["features"]["slash_commands"]
+    assert [c["command"] for c in commands] == ["/coder"]
+    interactivity = manifest["settings"]["interactivity"]
+    assert interactivity["is_enabled"] is True
+    events_url = manifest["settings"]["event_subscriptions"]["request_url"]
+    assert commands[0]["url"] == interactivity["request_url"] == events_url
