@@ -261,6 +261,15 @@ async def test_missing_unknown_and_revoked_tokens_are_401(sim: CoderSim) -> None
         assert (await alice.get(BASE)).status_code == 401
 
 
+async def test_tokens_issued_at_run_time_name_their_user(sim: CoderSim) -> None:
+    """add_token gives a new user (or a second token of a known one) access as that user."""
+    carol = sim.add_token("carol-token", "carol")
+    sim.add_token("bob-second-token", "bob")
+    async with http(sim, "carol-token") as c, http(sim, "bob-second-token") as b:
+        assert (await c.get("/api/v2/users/me")).json()["id"] == carol.id
+        assert (await b.get("/api/v2/users/me")).json()["id"] == sim.users["bob"].id
+
+
 async def test_chats_are_visible_only_to_their_owner(sim: CoderSim, client: httpx.AsyncClient) -> None:
     """Another user's chat is 404 everywhere (never 403) and absent from their list; bad ids are 400."""
     chat = await create(client)

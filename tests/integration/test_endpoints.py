@@ -117,6 +117,14 @@ async def test_well_signed_requests_are_acted_on(world: World, kind: str) -> Non
         assert response.json()["response_action"] == "errors"
 
 
+async def test_only_the_events_endpoint_takes_input(world: World) -> None:
+    """Health, readiness and metrics answer GET only; any other path is unknown."""
+    async with httpx.AsyncClient() as client:
+        for path in ("/healthz", "/readyz", "/metrics"):
+            assert (await client.post(_url(world, path), content="{}")).status_code == 405
+        assert (await client.post(_url(world, "/slack/commands"), content="{}")).status_code == 404
+
+
 async def test_url_verification_is_answered(world: World) -> None:
     """Saving the Request URL in Slack's app config succeeds (Bolt answers the challenge)."""
     delivery = await world.slack.deliver_event(

@@ -8,9 +8,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from slack_sdk.web.async_client import AsyncWebClient
+
 from bridge.db import repo
 from bridge.db.engine import Database
+from bridge.metrics import Metrics
 from bridge.sim.coder_agent import Gate, Text
+from bridge.sim.slack import SlackSim
+from bridge.slack.directory import WebDirectory
 from tests.integration.conftest import World
 
 ENG = "C0ENG"
@@ -140,3 +145,24 @@ async def test_channel_control_lets_colleagues_stop_the_agent(world: World) -> N
     assert world.chat_of(root).status == "running"
     await world.slack.react(world.slack.bob, world.slack.general, root, "octagonal_sign")
     await world.until(lambda: world.chat_of(root).status == "waiting")
+
+
+async def test_directory_answers_are_cached_for_a_while() -> None:
+    """users.info and usergroups.users.list are asked once per person or group per BRIDGE_DIRECTORY_TTL."""
+    now = [0.0]
+    async with SlackSim() as slack:
+        slack.add_usergroup("S0ENG", "eng", [slack.alice])
+        client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+        directory = WebDirectory(client, Metrics(), ttl=60, clock=lambda: now[0])
+        for _ in range(3):
+            user = await directory.user(slack.alice)
+            assert user is not None
+            assert user.team_id == slack.team_id
+            assert await directory.group_members("S0ENG") == {slack.alice}
+        assert len(slack.calls_to("users.info")) == 1
+        assert len(slack.calls_to("usergroups.users.list")) == 1
+        now[0] = 61.0
+        await directory.user(slack.alice)
+        assert len(slack.calls_to("users.info")) == 2
+        assert await directory.user("U0NOBODY") is None, "someone Slack doesn't show counts as unknown"
+        assert await directory.group_members("S0GONE") == frozenset()
