@@ -158,3 +158,22 @@ async def test_help_lists_the_subcommands(world: World) -> None:
         assert "/coder link" in body
         assert "/coder unlink" in body
     assert "frobnicate" in body
+
+
+async def test_link_works_over_socket_mode(linked: World) -> None:
+    """Over Socket Mode the command's answer and the modal's field errors travel in the acks."""
+    await linked.stop_bridge()
+    await linked.start_bridge(
+        identity_mode="linked",
+        encryption_key=SecretStr(KEY),
+        slack_app_token=SecretStr(linked.slack.app_token),
+    )
+    linked.slack.event_url = None
+    await linked.until(lambda: linked.slack.socket_connections == 1)
+    await link(linked, linked.slack.bob, "tok-wrong-0123456789")
+    assert "Coder refused this token" in linked.slack.view_errors(linked.slack.bob)["token"]
+    await linked.slack.submit_view(linked.slack.bob, {"token": {"token": BOB_TOKEN}})
+    modal = linked.slack.modal(linked.slack.bob)
+    assert modal is not None
+    assert "Linked to Coder user *bob*" in str(modal["blocks"])
+    assert {d.transport for d in linked.slack.deliveries} == {"socket_mode"}
