@@ -66,18 +66,23 @@ class WebPoster:
         )
 
     async def _call(self, method: str, call: Callable[[], Awaitable[Any]]) -> Any:
-        try:
-            response = await call()
-        except SlackApiError as exc:
-            code = str(exc.response.get("error", "unknown_error"))
-            self._metrics.slack_calls.labels(method, code).inc()
-            if exc.response.status_code == 429:
-                raise SlackRateLimited(code, method, retry_after=_retry_after(exc.response.headers)) from None
-            if exc.response.status_code >= 500 or code in _TRANSIENT:
-                raise SlackTransient(code, method) from None
-            raise SlackPermanent(code, method) from None
-        except (SlackClientError, aiohttp.ClientError, OSError, TimeoutError) as exc:
-            self._metrics.slack_calls.labels(method, "network_error").inc()
-            raise SlackTransient(type(exc).__name__, method) from None
-        self._metrics.slack_calls.labels(method, "ok").inc()
-        return response
+        return await slack_call(self._metrics, method, call)
+
+
+async def slack_call(metrics: Metrics, method: str, call: Callable[[], Awaitable[Any]]) -> Any:
+    """Run one Web API call, counted, with its failure sorted into the ``SlackError`` tree."""
+    try:
+        response = await call()
+    except SlackApiError as exc:
+        code = str(exc.response.get("error", "unknown_error"))
+        metrics.slack_calls.labels(method, code).inc()
+        if exc.response.status_code == 429:
+            raise SlackRateLimited(code, method, retry_after=_retry_after(exc.response.headers)) from None
+        if exc.response.status_code >= 500 or code in _TRANSIENT:
+            raise SlackTransient(code, method) from None
+        raise SlackPermanent(code, method) from None
+    except (SlackClientError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+        metrics.slack_calls.labels(method, "network_error").inc()
+        raise SlackTransient(type(exc).__name__, method) from None
+    metrics.slack_calls.labels(method, "ok").inc()
+    return response

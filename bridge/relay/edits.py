@@ -1,0 +1,189 @@
+"""Edits and deletions of relayed Slack messages, mirrored in Coder and said in the thread.
+
+- A follow-up Coder still holds in its queue: an edit replaces it there, keeping its place (it and
+  everything queued after it are taken out and sent again in the same order, as Coder has no edit
+  for queued messages); a deletion takes it out of the queue.
+- A message already delivered: an edit goes to Coder's message edit, which drops every later
+  message and the queue, and the agent starts over from the edited message; a deletion cannot be
+  undone in Coder, and the thread says so.
+
+Messages the bridge never relayed are not looked at (the caller found no record of them).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from bridge.coder.backend import CoderBackend
+from bridge.coder.errors import CoderError, CoderNotFound
+from bridge.coder.types import ChatId, InputPart, Message, QueuedMessage
+from bridge.db import repo
+from bridge.db.engine import Database
+from bridge.db.models import InboundMessage, ThreadLink
+from bridge.relay.outbox import Outbox
+from bridge.relay.supervisor import Supervisor, thread_ref
+from bridge.slack.blocks import render_error
+
+log = logging.getLogger(__name__)
+
+_SEARCH = 200
+"""How many recent messages are searched for a delivered message whose Coder id is not recorded."""
+
+
+def _resend_parts(queued: QueuedMessage) -> list[InputPart]:
+    """A queued message's content as input again: its text and its (already uploaded) files."""
+    parts = [InputPart.of_text(p.text) for p in queued.content if p.type == "text" and p.text.strip()]
+    return parts + [InputPart.of_file(p.file_id) for p in queued.content if p.type == "file" and p.file_id]
+
+
+def _matching(messages: Sequence[Message], text: str) -> Message | None:
+    """The newest user message ending with ``text`` (a chat's first message may start with context)."""
+    wanted = text.strip()
+    if not wanted:
+        return None
+    return next((m for m in reversed(messages) if m.role == "user" and m.text.strip().endswith(wanted)), None)
+
+
+class Revisions:
+    """Applies edits and deletions of relayed messages to the thread's chat."""
+
+    def __init__(self, db: Database, backend: CoderBackend, outbox: Outbox, supervisor: Supervisor) -> None:
+        self._db = db
+        self._backend = backend
+        self._outbox = outbox
+        self._supervisor = supervisor
+
+    def _say(self, link: ThreadLink, ts: str, slot: str, text: str) -> None:
+        self._outbox.set_text(thread_ref(link), f"{slot}:{ts}", text, final=True)
+
+    async def _queued(self, chat_id: ChatId, row: InboundMessage) -> list[QueuedMessage] | None:
+        """The queue from ``row``'s entry on, or None when ``row`` is not queued (any more)."""
+        if row.queued_message_id is None:
+            return None
+        queue = await self._backend.queued_messages(chat_id)
+        ids = [q.id for q in queue]
+        return queue[ids.index(row.queued_message_id) :] if row.queued_message_id in ids else None
+
+    async def edit(
+        self, link: ThreadLink, row: InboundMessage, content: Sequence[InputPart], previous_text: str
+    ) -> None:
+        """Mirror an edit of ``row``'s Slack message; the thread is told the outcome either way."""
+        assert link.chat_id is not None
+        chat_id = ChatId(link.chat_id)
+        try:
+            tail = await self._queued(chat_id, row)
+            if tail is not None:
+                await self._replace_queued(link, row, tail, content)
+                self._say(link, row.ts, "edit", "✏️ Edit applied: the queued message was replaced in place.")
+            else:
+                await self._edit_delivered(link, row, content, previous_text)
+        except CoderNotFound:
+            self._say(
+                link,
+                row.ts,
+                "edit",
+                render_error("Your edit was not sent: this message is no longer in the chat in Coder."),
+            )
+            return
+        except CoderError as exc:
+            log.warning("editing in chat %s failed: %s", chat_id, exc, extra={"chat_id": chat_id})
+            self._say(link, row.ts, "edit", render_error(f"Your edit was not sent to the agent: {exc}."))
+            return
+        self._supervisor.follow(chat_id)
+
+    async def _replace_queued(
+        self,
+        link: ThreadLink,
+        row: InboundMessage,
+        tail: Sequence[QueuedMessage],
+        content: Sequence[InputPart],
+    ) -> None:
+        """Take the entry and those after it out of the queue, then queue them again, edited, in order."""
+        assert link.chat_id is not None
+        assert link.id is not None
+        chat_id = ChatId(link.chat_id)
+        for queued in tail:
+            await self._backend.delete_queued(chat_id, queued.id)
+        replacements = [(tail[0].id, list(content))] + [(q.id, _resend_parts(q)) for q in tail[1:]]
+        for old_id, parts in replacements:
+            result = await self._backend.send_message(chat_id, parts)
+            async with self._db.unit() as session:
+                await repo.replace_queued(
+                    session,
+                    link_id=link.id,
+                    old_queued_id=old_id,
+                    coder_message_id=result.message.id if result.message else None,
+                    queued_message_id=result.queued_message.id if result.queued_message else None,
+                )
+
+    async def _edit_delivered(
+        self, link: ThreadLink, row: InboundMessage, content: Sequence[InputPart], previous_text: str
+    ) -> None:
+        assert link.chat_id is not None
+        assert link.id is not None
+        chat_id = ChatId(link.chat_id)
+        message_id = row.coder_message_id
+        if message_id is None:  # the thread's first message, or a follow-up Coder took from its queue
+            found = _matching(await self._backend.recent_messages(chat_id, limit=_SEARCH), previous_text)
+            if found is None:
+                self._say(
+                    link,
+                    row.ts,
+                    "edit",
+                    render_error("Your edit was not sent: I can't find that message in the chat any more."),
+                )
+                return
+            message_id = found.id
+        dropped = await self._backend.queued_messages(chat_id)
+        edited = await self._backend.edit_message(chat_id, message_id, content)
+        async with self._db.unit() as session:
+            await repo.forget_after(session, link_id=link.id, coder_message_id=message_id)
+            await repo.record_inbound(
+                session,
+                channel_id=row.channel_id,
+                ts=row.ts,
+                coder_message_id=edited.id,
+                queued_message_id=None,
+            )
+        note = "✏️ Edited in Coder: the agent starts over from your edited message."
+        if dropped:
+            note += (
+                f" Coder dropped the {len(dropped)} queued follow-up(s); send them again if they still apply."
+            )
+        self._say(link, row.ts, "edit", note)
+
+    async def delete(self, link: ThreadLink, row: InboundMessage) -> None:
+        """Mirror a deletion: out of the queue if still queued, else say it was already delivered."""
+        assert link.chat_id is not None
+        chat_id = ChatId(link.chat_id)
+        try:
+            tail = await self._queued(chat_id, row)
+            if tail is not None:
+                await self._backend.delete_queued(chat_id, tail[0].id)
+        except CoderError as exc:
+            log.warning(
+                "removing a queued message of %s failed: %s", chat_id, exc, extra={"chat_id": chat_id}
+            )
+            self._say(
+                link, row.ts, "reply", render_error(f"Couldn't take your message out of the queue: {exc}.")
+            )
+            return
+        if tail is not None:
+            async with self._db.unit() as session:
+                await repo.record_inbound(
+                    session,
+                    channel_id=row.channel_id,
+                    ts=row.ts,
+                    coder_message_id=None,
+                    queued_message_id=None,
+                )
+            self._say(link, row.ts, "reply", "🗑️ Removed from the queue: the agent will not get that message.")
+            return
+        self._say(
+            link,
+            row.ts,
+            "reply",
+            "ℹ️ A message you deleted had already reached the agent, so it stays in the chat. "
+            "Reply with a correction, or react with 🛑 to stop the agent.",
+        )
