@@ -32,16 +32,18 @@ def earlier(messages: Sequence[ThreadMessage], *, before_ts: str, bot_user_id: s
     ]
 
 
-def render_context(messages: Sequence[ThreadMessage], *, max_chars: int) -> tuple[str, tuple[SlackFile, ...]]:
+def render_context(
+    messages: Sequence[ThreadMessage], *, max_messages: int, max_chars: int
+) -> tuple[str, tuple[SlackFile, ...]]:
     """The context block and the files of the messages it kept.
 
-    The newest messages are kept first; older ones are left out (and the block says so) once the
-    block would exceed ``max_chars``; a single long message is cut.
+    The newest messages are kept first; older ones are left out (and the block says how many) past
+    ``max_messages`` or once the block would exceed ``max_chars``; a single long message is cut.
     """
     kept: list[ThreadMessage] = []
     lines: list[str] = []
     size = len(HEADING)
-    for message in reversed(messages):
+    for message in reversed(messages[-max_messages:] if max_messages else ()):
         line = _line(message)
         if len(line) > max_chars:
             line = line[: max(max_chars - 1, 0)] + "…"

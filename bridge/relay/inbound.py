@@ -196,14 +196,14 @@ class Inbound:
         if message.thread_ts is None or message.thread_ts == message.ts or not self._context.messages:
             return prompt, message.files
         try:
-            thread = await self._history.thread(
-                message.channel_id, message.thread_ts, limit=self._context.messages + 1
-            )
+            thread = await self._history.thread(message.channel_id, message.thread_ts)
         except SlackError as exc:
             log.warning("reading thread %s/%s failed: %s", message.channel_id, message.thread_ts, exc)
             return prompt, message.files
         before = earlier(thread, before_ts=message.ts, bot_user_id=self._bot_user_id)
-        context, files = render_context(before[-self._context.messages :], max_chars=self._context.chars)
+        context, files = render_context(
+            before, max_messages=self._context.messages, max_chars=self._context.chars
+        )
         if not context:
             return prompt, message.files
         return f"{context}\n\n{prompt}".strip(), (*files, *message.files)

@@ -107,6 +107,6 @@ class ThreadMessage:
 class ThreadHistory(Protocol):
     """Reads a thread's messages (``conversations.replies``)."""
 
-    async def thread(self, channel: str, thread_ts: str, *, limit: int) -> list[ThreadMessage]:
-        """Up to ``limit`` of the thread's newest messages, oldest first; raises ``SlackError``."""
+    async def thread(self, channel: str, thread_ts: str) -> list[ThreadMessage]:
+        """The thread's messages, oldest first (a very long thread: its first page); raises ``SlackError``."""
         ...

@@ -37,13 +37,12 @@ class ThreadReader:
         self._client = client
         self._metrics = metrics
 
-    async def thread(self, channel: str, thread_ts: str, *, limit: int) -> list[ThreadMessage]:
-        """The newest ``limit`` messages of the thread's first page, oldest first."""
+    async def thread(self, channel: str, thread_ts: str) -> list[ThreadMessage]:
+        """The thread's first page of messages, oldest first."""
         response = await slack_call(
             self._metrics,
             "conversations.replies",
             lambda: self._client.conversations_replies(channel=channel, ts=thread_ts, limit=PAGE),
         )
         raw = response.get("messages") or []
-        messages = [m for m in (_thread_message(r) for r in raw if isinstance(r, Mapping)) if m is not None]
-        return messages[-limit:] if limit else []
+        return [m for m in (_thread_message(r) for r in raw if isinstance(r, Mapping)) if m is not None]
