@@ -35,6 +35,7 @@ _MAGIC = (
 _MARKDOWN = frozenset({"text/markdown", "text/x-markdown"})
 _CSV = frozenset({"text/csv", "text/comma-separated-values"})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_NO_ACCESS = "Slack did not let the bot read it (does the app have files:read?)"
 
 
 def parse_files(raw: Any) -> tuple[SlackFile, ...]:
@@ -156,12 +157,15 @@ class SlackFileSource:
             headers = {"Authorization": f"Bearer {self._token}"}
             async with self._client.stream("GET", url, headers=headers) as response:
                 if response.status_code in _REDIRECTS:
-                    url = urljoin(url, response.headers.get("Location", ""))
+                    location = response.headers.get("Location", "")
+                    if "redir=" in location:  # Slack's sign-in page: the token may not read the file
+                        raise FileRefused(_NO_ACCESS)
+                    url = urljoin(url, location)
                     continue
                 if response.status_code != 200:
                     raise FileRefused(f"Slack answered HTTP {response.status_code}")
                 if response.headers.get("Content-Type", "").startswith("text/html"):
-                    raise FileRefused("Slack did not let the bot read it (is the app allowed files:read?)")
+                    raise FileRefused(_NO_ACCESS)
                 return await self._capped(response.aiter_bytes())
         raise FileRefused("too many redirects")
 

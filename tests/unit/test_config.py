@@ -109,3 +109,13 @@ def test_secrets_are_hidden_in_repr() -> None:
     assert "xoxb-very-secret" not in repr(settings)
     assert "tok-123456" not in str(settings.model_dump())
     assert sorted(settings.secrets()) == ["tok-123456", "xoxb-very-secret"]
+
+
+def test_file_hosts_are_host_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    """BRIDGE_SLACK_FILE_HOSTS is a list of host names (Slack's by default); URLs are refused."""
+    assert "files.slack.com" in load_settings().file_hosts
+    monkeypatch.setenv("BRIDGE_SLACK_FILE_HOSTS", " Files.Slack-Gov.com , files.slack.com")
+    assert load_settings().file_hosts == {"files.slack-gov.com", "files.slack.com"}
+    monkeypatch.setenv("BRIDGE_SLACK_FILE_HOSTS", "https://files.slack.com/")
+    with pytest.raises(ConfigError, match="BRIDGE_SLACK_FILE_HOSTS is invalid"):
+        load_settings()
