@@ -23,12 +23,21 @@ def _line(message: ThreadMessage) -> str:
     return f"{author}: {text}"
 
 
+def _ts_key(ts: str) -> tuple[int, int]:
+    """Slack ts as exact integers: a float would blur two messages a microsecond apart."""
+    seconds, _, fraction = ts.partition(".")
+    try:
+        return int(seconds), int(fraction.ljust(6, "0")[:6])
+    except ValueError:
+        return 0, 0
+
+
 def earlier(messages: Sequence[ThreadMessage], *, before_ts: str, bot_user_id: str) -> list[ThreadMessage]:
     """The thread's messages that came before the mention, without the bot's own posts."""
     return [
         m
         for m in messages
-        if float(m.ts) < float(before_ts) and m.user_id != bot_user_id and (m.text.strip() or m.files)
+        if _ts_key(m.ts) < _ts_key(before_ts) and m.user_id != bot_user_id and (m.text.strip() or m.files)
     ]
 
 
