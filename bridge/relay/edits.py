@@ -7,7 +7,10 @@
   message and the queue, and the agent starts over from the edited message; a deletion cannot be
   undone in Coder, and the thread says so.
 
-Messages the bridge never relayed are not looked at (the caller found no record of them).
+Only the text changes (Slack edits cannot change attachments): the files the message already has in
+Coder are kept by id, and text the bridge put before the person's words (a thread's context in a
+chat's first message) stays in front of the new words. Messages the bridge never relayed are not
+looked at (the caller found no record of them).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections.abc import Sequence
 
 from bridge.coder.backend import CoderBackend
 from bridge.coder.errors import CoderError, CoderNotFound
-from bridge.coder.types import ChatId, InputPart, Message, QueuedMessage
+from bridge.coder.types import ChatId, InputPart, Message, Part, QueuedMessage
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.models import InboundMessage, ThreadLink
@@ -31,15 +34,29 @@ _SEARCH = 200
 """How many recent messages are searched for a delivered message whose Coder id is not recorded."""
 
 
+def _files(parts: Sequence[Part]) -> list[InputPart]:
+    return [InputPart.of_file(p.file_id) for p in parts if p.type == "file" and p.file_id]
+
+
 def _resend_parts(queued: QueuedMessage) -> list[InputPart]:
     """A queued message's content as input again: its text and its (already uploaded) files."""
-    parts = [InputPart.of_text(p.text) for p in queued.content if p.type == "text" and p.text.strip()]
-    return parts + [InputPart.of_file(p.file_id) for p in queued.content if p.type == "file" and p.file_id]
+    text = [InputPart.of_text(queued.text)] if queued.text.strip() else []
+    return text + _files(queued.content)
 
 
-def _matching(messages: Sequence[Message], text: str) -> Message | None:
-    """The newest user message ending with ``text`` (a chat's first message may start with context)."""
-    wanted = text.strip()
+def _revised(old_text: str, previous: str, text: str, files: Sequence[Part]) -> list[InputPart]:
+    """The edited content: what the bridge put before ``previous`` kept, then ``text``, then the files."""
+    old, previous = old_text.strip(), previous.strip()
+    prefix = old[: len(old) - len(previous)] if previous and old.endswith(previous) else ""
+    new_text = (prefix + text).strip()
+    return ([InputPart.of_text(new_text)] if new_text else []) + _files(files)
+
+
+def _find(messages: Sequence[Message], message_id: int | None, previous: str) -> Message | None:
+    """The delivered message by id, else the newest user message ending with the previous text."""
+    if message_id is not None:
+        return next((m for m in messages if m.id == message_id), None)
+    wanted = previous.strip()
     if not wanted:
         return None
     return next((m for m in reversed(messages) if m.role == "user" and m.text.strip().endswith(wanted)), None)
@@ -65,19 +82,21 @@ class Revisions:
         ids = [q.id for q in queue]
         return queue[ids.index(row.queued_message_id) :] if row.queued_message_id in ids else None
 
-    async def edit(
-        self, link: ThreadLink, row: InboundMessage, content: Sequence[InputPart], previous_text: str
-    ) -> None:
-        """Mirror an edit of ``row``'s Slack message; the thread is told the outcome either way."""
+    async def edit(self, link: ThreadLink, row: InboundMessage, text: str, previous_text: str) -> None:
+        """Mirror an edit of ``row``'s Slack message (``text`` is its new text, the bot's mention
+        removed); the thread is told the outcome either way."""
         assert link.chat_id is not None
         chat_id = ChatId(link.chat_id)
         try:
             tail = await self._queued(chat_id, row)
             if tail is not None:
-                await self._replace_queued(link, row, tail, content)
+                content = _revised(tail[0].text, previous_text, text, tail[0].content)
+                if not content:
+                    return
+                await self._replace_queued(link, tail, content)
                 self._say(link, row.ts, "edit", "✏️ Edit applied: the queued message was replaced in place.")
             else:
-                await self._edit_delivered(link, row, content, previous_text)
+                await self._edit_delivered(link, row, text, previous_text)
         except CoderNotFound:
             self._say(
                 link,
@@ -93,11 +112,7 @@ class Revisions:
         self._supervisor.follow(chat_id)
 
     async def _replace_queued(
-        self,
-        link: ThreadLink,
-        row: InboundMessage,
-        tail: Sequence[QueuedMessage],
-        content: Sequence[InputPart],
+        self, link: ThreadLink, tail: Sequence[QueuedMessage], content: Sequence[InputPart]
     ) -> None:
         """Take the entry and those after it out of the queue, then queue them again, edited, in order."""
         assert link.chat_id is not None
@@ -118,23 +133,26 @@ class Revisions:
                 )
 
     async def _edit_delivered(
-        self, link: ThreadLink, row: InboundMessage, content: Sequence[InputPart], previous_text: str
+        self, link: ThreadLink, row: InboundMessage, text: str, previous_text: str
     ) -> None:
         assert link.chat_id is not None
         assert link.id is not None
         chat_id = ChatId(link.chat_id)
-        message_id = row.coder_message_id
-        if message_id is None:  # the thread's first message, or a follow-up Coder took from its queue
-            found = _matching(await self._backend.recent_messages(chat_id, limit=_SEARCH), previous_text)
-            if found is None:
-                self._say(
-                    link,
-                    row.ts,
-                    "edit",
-                    render_error("Your edit was not sent: I can't find that message in the chat any more."),
-                )
-                return
-            message_id = found.id
+        # No recorded id: the thread's first message, or a follow-up Coder took from its queue.
+        recent = await self._backend.recent_messages(chat_id, limit=_SEARCH)
+        found = _find(recent, row.coder_message_id, previous_text)
+        if found is None:
+            self._say(
+                link,
+                row.ts,
+                "edit",
+                render_error("Your edit was not sent: I can't find that message in the chat any more."),
+            )
+            return
+        content = _revised(found.text, previous_text, text, found.content)
+        if not content:
+            return
+        message_id = found.id
         dropped = await self._backend.queued_messages(chat_id)
         edited = await self._backend.edit_message(chat_id, message_id, content)
         async with self._db.unit() as session:

@@ -174,14 +174,11 @@ class Inbound:
         if isinstance(message, MessageDeletion):
             await self._revisions.delete(link, row)
             return
-        text = strip_mention(message.text, self._bot_user_id)
-        attached = await self._attachments.upload(message.files)
-        parts = [InputPart.of_text(text)] if text else []
-        self._report_skipped(link, message, attached, rest_sent=bool(parts or attached.parts))
-        if not parts and not attached.parts:
-            return
         await self._revisions.edit(
-            link, row, [*parts, *attached.parts], strip_mention(message.previous_text, self._bot_user_id)
+            link,
+            row,
+            strip_mention(message.text, self._bot_user_id),
+            strip_mention(message.previous_text, self._bot_user_id),
         )
 
     def _report_skipped(

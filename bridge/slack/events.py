@@ -75,7 +75,11 @@ def parse_message(body: Mapping[str, Any]) -> IncomingMessage | None:
     if subtype != "message_changed":
         return None
     message, previous = event.get("message"), event.get("previous_message")
-    if not isinstance(message, Mapping) or message.get("bot_id") or message.get("subtype"):
+    if (
+        not isinstance(message, Mapping)
+        or message.get("bot_id")
+        or message.get("subtype") not in _RELAYED_SUBTYPES
+    ):
         return None
     if isinstance(previous, Mapping) and previous.get("text") == message.get("text"):
         return None

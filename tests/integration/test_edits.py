@@ -6,6 +6,7 @@ import asyncio
 
 from bridge.sim.coder_agent import Gate, Step, Text
 from tests.integration.conftest import World
+from tests.integration.test_files import PNG
 
 
 def _user_texts(world: World, root: str) -> list[str]:
@@ -61,6 +62,27 @@ async def test_edit_of_the_first_message_edits_the_start_of_the_chat(world: Worl
     await world.slack.edit(world.slack.alice, world.slack.general, root, f"<@{bot}> fix the login bug")
     await world.until(lambda: _user_texts(world, root) == ["fix the login bug"])
     await world.until(lambda: "Echo: fix the login bug" in world.bot_texts(root))
+
+
+async def test_edit_keeps_the_files_and_the_thread_context(world: World) -> None:
+    """An edit changes only the words: attached files stay, and so does a first message's context."""
+    world.coder.agent = lambda prompt: [Text("ok")]
+    slack = world.slack
+    root = await slack.user_says(slack.bob, slack.general, "CI is red")
+    image = slack.add_file(PNG, "ci.png", "image/png")
+    mention = await slack.user_says(
+        slack.alice, slack.general, f"<@{slack.bot_user_id}> fix tset", thread_ts=root, files=[image]
+    )
+    await world.until_idle_and_shown(root)
+    [file_id] = [p["file_id"] for p in world.chat_of(root).messages[0]["content"] if p["type"] == "file"]
+    await slack.edit(slack.alice, slack.general, mention, f"<@{slack.bot_user_id}> fix test")
+    await world.until(lambda: _user_texts(world, root)[0].endswith("fix test"))
+    first = world.chat_of(root).messages[0]
+    assert _user_texts(world, root)[0].startswith(
+        f"Earlier messages in this Slack thread, oldest first:\n{slack.bob}"
+    )
+    assert [p["file_id"] for p in first["content"] if p["type"] == "file"] == [file_id]
+    assert len(world.coder.files) == 1, "nothing uploaded again"
 
 
 async def test_edit_of_a_queued_follow_up_replaces_it_in_place(world: World) -> None:
