@@ -174,6 +174,8 @@ class Bridge:
             hosts=settings.file_hosts,
             max_bytes=settings.max_file_bytes,
             timeout=settings.file_timeout,
+            client=client,
+            metrics=self.metrics,
         )
         self._outbox = Outbox(
             self.db,

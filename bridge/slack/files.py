@@ -19,8 +19,11 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
+from slack_sdk.web.async_client import AsyncWebClient
 
-from bridge.relay.ports import FetchedFile, FileRefused, SlackFile
+from bridge.metrics import Metrics
+from bridge.relay.ports import FetchedFile, FileRefused, SlackError, SlackFile
+from bridge.slack.poster import slack_call
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +112,8 @@ class SlackFileSource:
     """``FileSource`` over httpx: Slack files, with the bot token, from allowed hosts only.
 
     Plain ``http`` is accepted only for loopback hosts (the simulators); Slack itself is ``https``.
+    A stub file object (``mode: file_access``, as Slack Connect sends) is looked up with
+    ``files.info`` through ``client`` first.
     """
 
     def __init__(
@@ -118,8 +123,12 @@ class SlackFileSource:
         hosts: Collection[str],
         max_bytes: int,
         timeout: float,
+        client: AsyncWebClient,
+        metrics: Metrics,
     ) -> None:
         self._token = token
+        self._slack = client
+        self._metrics = metrics
         self._hosts = frozenset(h.lower() for h in hosts)
         self._max_bytes = max_bytes
         self._timeout = timeout
@@ -134,6 +143,8 @@ class SlackFileSource:
 
     async def fetch(self, file: SlackFile) -> FetchedFile:
         """Download and check one file; ``FileRefused`` says why it is not relayed."""
+        if file.mode == "file_access":
+            file = await self._described(file)
         if file.mode == "external":
             raise FileRefused("a link to another service, not a file in Slack")
         if not file.url:
@@ -149,6 +160,19 @@ class SlackFileSource:
             log.warning("downloading Slack file %s failed: %s", file.id, type(exc).__name__)
             raise FileRefused("the download from Slack failed") from None
         return FetchedFile(name=file.name, media_type=sniff(data, file.name), data=data)
+
+    async def _described(self, stub: SlackFile) -> SlackFile:
+        """The full file object of a stub, from ``files.info``."""
+        try:
+            response = await slack_call(
+                self._metrics, "files.info", lambda: self._slack.files_info(file=stub.id)
+            )
+        except SlackError as exc:
+            raise FileRefused(f"Slack would not describe it ({exc.code})") from None
+        described = parse_files([response.get("file")])
+        if not described or described[0].mode == "file_access":
+            raise FileRefused("Slack would not describe it")
+        return described[0]
 
     async def _download(self, url: str) -> bytes:
         for _ in range(MAX_REDIRECTS + 1):
