@@ -121,8 +121,17 @@ class Revisions:
         for queued in tail:
             await self._backend.delete_queued(chat_id, queued.id)
         replacements = [(tail[0].id, list(content))] + [(q.id, _resend_parts(q)) for q in tail[1:]]
-        for old_id, parts in replacements:
-            result = await self._backend.send_message(chat_id, parts)
+        for index, (old_id, parts) in enumerate(replacements):
+            try:
+                result = await self._backend.send_message(chat_id, parts)
+            except CoderError as exc:
+                lost = len(replacements) - index
+                raise CoderError(
+                    f"{exc.message}; {lost} queued message(s) were taken out and not queued again, "
+                    "please send them again",
+                    exc.detail,
+                    exc.status,
+                ) from exc
             async with self._db.unit() as session:
                 await repo.replace_queued(
                     session,
@@ -138,7 +147,8 @@ class Revisions:
         assert link.chat_id is not None
         assert link.id is not None
         chat_id = ChatId(link.chat_id)
-        # No recorded id: the thread's first message, or a follow-up Coder took from its queue.
+        # By its recorded id; without one (the thread's first message, or a follow-up Coder took
+        # from its queue) by the text it had before the edit.
         recent = await self._backend.recent_messages(chat_id, limit=_SEARCH)
         found = _find(recent, row.coder_message_id, previous_text)
         if found is None:

@@ -99,6 +99,20 @@ async def test_edit_of_a_queued_follow_up_replaces_it_in_place(world: World) -> 
     assert _user_texts(world, root) == ["first", "second", "third"]
 
 
+async def test_a_failed_queue_replacement_says_what_must_be_sent_again(world: World) -> None:
+    """If Coder fails while the queue is rebuilt, the thread says which messages must be resent."""
+    root, gate = await _busy_thread(world)
+    second = await world.reply(root, "secnd")
+    await world.reply(root, "third")
+    await world.until(lambda: _queue_texts(world, root) == ["secnd", "third"])
+    world.coder.fail_next("POST", r"/messages$", 500, "Chat processor is unavailable.")
+    await world.slack.edit(world.slack.alice, world.slack.general, second, "second")
+    await world.until(lambda: _said(world, root, "⚠️ Your edit was not sent"))
+    note = next(t for t in world.bot_texts(root) if t.startswith("⚠️ Your edit"))
+    assert "2 queued message(s) were taken out and not queued again" in note
+    gate.set()
+
+
 async def test_deleting_a_queued_follow_up_removes_it_from_the_queue(world: World) -> None:
     """Deleting a queued reply takes it out of Coder's queue; the agent never gets it."""
     root, gate = await _busy_thread(world)
