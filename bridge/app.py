@@ -32,7 +32,7 @@ from bridge.db.migrate import upgrade
 from bridge.metrics import Metrics
 from bridge.relay.controls import Control, Controls
 from bridge.relay.identity import Identity, TokenCipher
-from bridge.relay.inbound import Inbound
+from bridge.relay.inbound import ContextLimits, Inbound
 from bridge.relay.intake import Intake
 from bridge.relay.limits import SlackLimits
 from bridge.relay.outbox import Outbox
@@ -40,6 +40,8 @@ from bridge.relay.policy import Policy, Rules
 from bridge.relay.supervisor import Supervisor
 from bridge.slack import commands, events
 from bridge.slack.directory import WebDirectory
+from bridge.slack.files import SlackFileSource
+from bridge.slack.history import ThreadReader
 from bridge.slack.poster import WebPoster
 
 log = logging.getLogger(__name__)
@@ -131,6 +133,7 @@ class Bridge:
         self._backend: CoderBackend | None = None
         self._identity: Identity | None = None
         self._client: AsyncWebClient | None = None
+        self._files: SlackFileSource | None = None
         self._inbound: Inbound | None = None
         self._controls: Controls | None = None
         self._outbox: Outbox | None = None
@@ -170,6 +173,14 @@ class Bridge:
         log.info("Slack: bot user %s in team %s", identity.bot_user_id, identity.team_id)
 
         poster = WebPoster(client, self.metrics)
+        self._files = files = SlackFileSource(
+            settings.slack_bot_token.get_secret_value(),
+            hosts=settings.file_hosts,
+            max_bytes=settings.max_file_bytes,
+            timeout=settings.file_timeout,
+            client=client,
+            metrics=self.metrics,
+        )
         self._outbox = Outbox(
             self.db,
             poster,
@@ -188,8 +199,11 @@ class Bridge:
             self._outbox,
             self._supervisor,
             intake,
+            files=files,
+            history=ThreadReader(client, self.metrics),
             bot_user_id=identity.bot_user_id,
             organization_id=settings.coder_organization_id,
+            context=ContextLimits(settings.thread_context_messages, settings.thread_context_chars),
         )
         self._controls = Controls(
             self.db,
@@ -343,6 +357,8 @@ class Bridge:
             await self._identity.aclose()
         if self._backend is not None:
             await self._backend.aclose()
+        if self._files is not None:
+            await self._files.aclose()
         if self._client is not None and self._client.session is not None:
             await self._client.session.close()
         await self.db.dispose()

@@ -75,6 +75,20 @@ class Settings(BaseSettings):
     shutdown_timeout: float = Field(
         default=10.0, gt=0, le=300, validation_alias=_env("BRIDGE_SHUTDOWN_TIMEOUT")
     )
+    slack_file_hosts: str = Field(
+        default="files.slack.com,files-edge.slack.com,files-origin.slack.com,slack-files.com",
+        validation_alias=_env("BRIDGE_SLACK_FILE_HOSTS"),
+    )
+    max_file_bytes: int = Field(
+        default=10 << 20, gt=0, le=10 << 20, validation_alias=_env("BRIDGE_MAX_FILE_BYTES")
+    )
+    file_timeout: float = Field(default=30.0, gt=0, le=600, validation_alias=_env("BRIDGE_FILE_TIMEOUT"))
+    thread_context_messages: int = Field(
+        default=20, ge=0, le=200, validation_alias=_env("BRIDGE_THREAD_CONTEXT_MESSAGES")
+    )
+    thread_context_chars: int = Field(
+        default=8000, ge=0, le=100_000, validation_alias=_env("BRIDGE_THREAD_CONTEXT_CHARS")
+    )
 
     identity_mode: Literal["shared", "linked"] = Field(
         default="shared", validation_alias=_env("BRIDGE_IDENTITY_MODE")
@@ -96,6 +110,19 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
         return value if value.endswith("/") else value + "/"
+
+    @field_validator("slack_file_hosts")
+    @classmethod
+    def _file_hosts(cls, value: str) -> str:
+        hosts = [h.strip().lower() for h in value.split(",") if h.strip()]
+        if not hosts or any("/" in h or ":" in h for h in hosts):
+            raise ValueError("must be a comma-separated list of host names, e.g. files.slack.com")
+        return ",".join(hosts)
+
+    @property
+    def file_hosts(self) -> frozenset[str]:
+        """The hosts Slack files are downloaded from (``BRIDGE_SLACK_FILE_HOSTS``)."""
+        return frozenset(self.slack_file_hosts.split(","))
 
     @field_validator("coder_url")
     @classmethod

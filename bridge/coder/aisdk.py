@@ -59,6 +59,7 @@ from bridge.coder.rest import (
 )
 from bridge.coder.stream import DEFAULT_RECONNECT, ReconnectPolicy
 from bridge.coder.types import (
+    IMAGE_TYPES,
     Chat,
     ChatId,
     ChatStatus,
@@ -182,6 +183,11 @@ class AiSdkBackend:
     def chat_url(self, chat_id: ChatId) -> str:
         """``/chat/{id}``: the 2025 web UI opened a new chat there (site ChatPage/ChatLanding.tsx)."""
         return f"{self.base_url}/chat/{quote(chat_id, safe='')}"
+
+    @property
+    def accepted_media_types(self) -> frozenset[str]:
+        """Images: the only ``file`` parts reference section 6 shows G0a taking (inline, base64)."""
+        return IMAGE_TYPES
 
     def _path(self, chat_id: str, *rest: str) -> str:
         return "/".join((CHATS, quote(chat_id, safe=""), *rest))
@@ -434,6 +440,22 @@ class AiSdkBackend:
         await self._cancel(state)
         state.queue.remove(found)
         return await self._start(chat_id, state, found, announce=True)
+
+    async def edit_message(self, chat_id: ChatId, message_id: int, content: Sequence[InputPart]) -> Message:
+        """G0a has no message edit: always ``CoderRejected``."""
+        raise CoderRejected("This Coder version's chat API cannot edit messages", status=405)
+
+    async def queued_messages(self, chat_id: ChatId) -> list[QueuedMessage]:
+        """The follow-ups this process holds for the chat."""
+        return [q.message for q in self._state(chat_id).queue]
+
+    async def delete_queued(self, chat_id: ChatId, queued_id: int) -> None:
+        """Drop a follow-up this process holds (nothing if it was already sent)."""
+        state = self._state(chat_id)
+        kept = [q for q in state.queue if q.message.id != queued_id]
+        if len(kept) != len(state.queue):
+            state.queue = kept
+            state.publish([state.queue_event()])
 
     async def upload_file(self, organization_id: str, data: bytes, media_type: str, filename: str) -> str:
         """Kept in memory and sent inline (aisdk ``file`` part, base64) by the message using it."""

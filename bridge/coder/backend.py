@@ -30,6 +30,7 @@ from bridge.coder.types import (
     CoderUser,
     InputPart,
     Message,
+    QueuedMessage,
     SendResult,
     StreamEvent,
 )
@@ -64,6 +65,11 @@ class CoderBackend(Protocol):
 
     def chat_url(self, chat_id: ChatId) -> str:
         """Where a person opens the chat in Coder's web UI."""
+        ...
+
+    @property
+    def accepted_media_types(self) -> frozenset[str]:
+        """The media types ``upload_file`` accepts on this generation (checked by content)."""
         ...
 
     async def whoami(self) -> CoderUser:
@@ -106,6 +112,19 @@ class CoderBackend(Protocol):
 
     async def promote_queued(self, chat_id: ChatId, queued_id: int) -> Message:
         """Make a queued follow-up the next message the agent gets; returns it as persisted."""
+        ...
+
+    async def edit_message(self, chat_id: ChatId, message_id: int, content: Sequence[InputPart]) -> Message:
+        """Replace a delivered user message; Coder drops every later message and the queue, and the
+        agent re-runs from the new one (which has a new id). ``CoderRejected`` where unsupported."""
+        ...
+
+    async def queued_messages(self, chat_id: ChatId) -> list[QueuedMessage]:
+        """The follow-ups Coder currently holds for the chat, in queue order."""
+        ...
+
+    async def delete_queued(self, chat_id: ChatId, queued_id: int) -> None:
+        """Remove a follow-up from the queue (no error if it is no longer there)."""
         ...
 
     async def upload_file(self, organization_id: str, data: bytes, media_type: str, filename: str) -> str:

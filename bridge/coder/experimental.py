@@ -20,6 +20,7 @@ from bridge.coder.experimental_wire import (
     decode,
     parse_chat,
     parse_message,
+    parse_queued,
     parse_send_result,
     parse_stream_event,
 )
@@ -27,7 +28,17 @@ from bridge.coder.framing import RawEvent
 from bridge.coder.observe import NOOP_OBSERVER, CoderObserver
 from bridge.coder.rest import DEFAULT_RETRY, DEFAULT_TIMEOUT, RestClient, RetryPolicy, read_json
 from bridge.coder.stream import DEFAULT_RECONNECT, ReconnectingStream, ReconnectPolicy, websocket_url
-from bridge.coder.types import Chat, ChatId, CoderUser, InputPart, Message, SendResult, StreamEvent
+from bridge.coder.types import (
+    IMAGE_TYPES,
+    Chat,
+    ChatId,
+    CoderUser,
+    InputPart,
+    Message,
+    QueuedMessage,
+    SendResult,
+    StreamEvent,
+)
 from bridge.coder.users import fetch_me
 
 CHATS = "/api/experimental/chats"
@@ -42,13 +53,16 @@ class ChatsApi:
     base: str
     parse_chat: Callable[[Any], Chat]
     parse_stream_event: Callable[[RawEvent], StreamEvent | None]
+    upload_types: frozenset[str]
 
     def path(self, chat_id: str, *rest: str) -> str:
         """``{base}/{chat}/…`` with the chat id escaped."""
         return "/".join((self.base, quote(chat_id, safe=""), *rest))
 
 
-G1_API = ChatsApi("experimental", CHATS, parse_chat, parse_stream_event)
+G1_API = ChatsApi("experimental", CHATS, parse_chat, parse_stream_event, IMAGE_TYPES)
+"""Images only: the envelope-era builds allow nothing else (later G1 builds add text/plain, which
+cannot be told from the API, so the bridge stays with what every G1 build accepts)."""
 
 
 def _content(parts: Sequence[InputPart]) -> list[dict[str, str]]:
@@ -66,6 +80,11 @@ def _content_disposition(filename: str) -> str:
     if fallback != filename:
         value += f"; filename*=UTF-8''{quote(filename, safe='')}"
     return value
+
+
+def _edited_message(raw: Any) -> Message:
+    """The edit answer: the new ChatMessage itself (envelope-era G1) or ``{"message", "warnings"?}``."""
+    return parse_message(raw["message"] if isinstance(raw, dict) and "message" in raw else raw)
 
 
 def _already_in_state(exc: CoderRejected) -> bool:
@@ -116,6 +135,11 @@ class ExperimentalBackend:
     def chat_url(self, chat_id: ChatId) -> str:
         """The chat in Coder's web UI (``/agents/{id}``)."""
         return f"{self.base_url}/agents/{quote(chat_id, safe='')}"
+
+    @property
+    def accepted_media_types(self) -> frozenset[str]:
+        """The generation's upload allow-list (reference section 2a)."""
+        return self.api.upload_types
 
     async def whoami(self) -> CoderUser:
         """``GET /api/v2/users/me``."""
@@ -206,6 +230,41 @@ class ExperimentalBackend:
             idempotent=False,
         )
         return decode(read_json(response), parse_message, "message")
+
+    async def edit_message(self, chat_id: ChatId, message_id: int, content: Sequence[InputPart]) -> Message:
+        """``PATCH /chats/{id}/messages/{message}``; later builds wrap the answer as ``{"message"}``.
+
+        Not retried: a repeat after a lost answer would find the edited message already replaced.
+        """
+        response = await self._rest.call(
+            "edit_message",
+            "PATCH",
+            self.api.path(chat_id, "messages", str(message_id)),
+            idempotent=False,
+            json_body={"content": _content(content)},
+        )
+        return decode(read_json(response), _edited_message, "edited message")
+
+    async def queued_messages(self, chat_id: ChatId) -> list[QueuedMessage]:
+        """The queue, which ``GET /chats/{id}/messages`` returns on its first page."""
+        response = await self._rest.call(
+            "queued_messages",
+            "GET",
+            self.api.path(chat_id, "messages"),
+            idempotent=True,
+            params={"limit": 1},
+        )
+        return decode(
+            read_json(response),
+            lambda raw: [parse_queued(q) for q in raw.get("queued_messages") or ()],
+            "message list",
+        )
+
+    async def delete_queued(self, chat_id: ChatId, queued_id: int) -> None:
+        """``DELETE /chats/{id}/queue/{queued}`` (204); retried, as deleting twice is harmless."""
+        await self._rest.call(
+            "delete_queued", "DELETE", self.api.path(chat_id, "queue", str(queued_id)), idempotent=True
+        )
 
     async def set_archived(self, chat_id: ChatId, archived: bool) -> None:
         """``PATCH /chats/{id}`` with ``archived``; succeeds if the chat already is in that state.

@@ -16,6 +16,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 ChatId = NewType("ChatId", str)
 
+IMAGE_TYPES = frozenset({"image/gif", "image/jpeg", "image/png", "image/webp"})
+"""What every Coder chat-file upload accepts (reference section 2a; SVG deliberately excluded)."""
+ATTACHMENT_TYPES = IMAGE_TYPES | {
+    "application/json",
+    "application/pdf",
+    "text/csv",
+    "text/markdown",
+    "text/plain",
+}
+"""``codersdk.AllChatAttachmentMediaTypes`` of the promoted API (Coder 2.37+)."""
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")

@@ -187,6 +187,35 @@ async def record_inbound(
     )
 
 
+async def replace_queued(
+    session: AsyncSession,
+    *,
+    link_id: int,
+    old_queued_id: int,
+    coder_message_id: int | None,
+    queued_message_id: int | None,
+) -> None:
+    """A queued follow-up was sent again (edited or to keep its place): point its row at the new entry."""
+    await session.execute(
+        update(InboundMessage)
+        .where(col(InboundMessage.link_id) == link_id, col(InboundMessage.queued_message_id) == old_queued_id)
+        .values(coder_message_id=coder_message_id, queued_message_id=queued_message_id)
+    )
+
+
+async def forget_after(session: AsyncSession, *, link_id: int, coder_message_id: int) -> None:
+    """Coder dropped every message after ``coder_message_id`` and the whole queue (an edit)."""
+    await session.execute(
+        update(InboundMessage)
+        .where(
+            col(InboundMessage.link_id) == link_id,
+            (col(InboundMessage.coder_message_id) > coder_message_id)
+            | col(InboundMessage.queued_message_id).is_not(None),
+        )
+        .values(coder_message_id=None, queued_message_id=None)
+    )
+
+
 async def release_inbound(session: AsyncSession, *, channel_id: str, ts: str) -> None:
     """Forget a claim whose relay failed, so a retry by Slack or by the user can relay it."""
     await session.execute(

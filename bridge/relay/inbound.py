@@ -8,13 +8,17 @@ time, in arrival order, so follow-ups reach Coder in the order people wrote them
 When Coder fails, the claim is released and the person is told in the thread that their message
 was not delivered, so nothing they wrote disappears silently. Before anything is claimed, the
 access policy and the identity mode decide whether the message may reach Coder at all, and with
-whose token; a refusal is explained to the person privately and the event is finished.
+whose token; a refusal is explained to the person privately and the event is finished. Attached
+files go with the text in one Coder message (``attachments``); a mention in a thread that has no
+chat yet brings the thread's earlier messages along (``context``); edits and deletions of relayed
+messages go to ``edits``.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,12 +29,16 @@ from bridge.coder.types import Chat, ChatId, InputPart
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.models import ThreadLink
+from bridge.relay.attachments import Attached, Attachments
+from bridge.relay.context import earlier, render_context
+from bridge.relay.edits import Revisions
 from bridge.relay.identity import HOW_TO_LINK, Identity
 from bridge.relay.intake import Intake
 from bridge.relay.outbox import Outbox
 from bridge.relay.policy import Policy
+from bridge.relay.ports import FileSource, SlackError, SlackFile, ThreadHistory
 from bridge.relay.supervisor import HEADER_SLOT, Supervisor, thread_ref
-from bridge.slack.blocks import render_error, render_header, render_queued
+from bridge.slack.blocks import render_error, render_header, render_queued, render_skipped
 from bridge.tasks import KeyedLocks, TaskGroup
 
 log = logging.getLogger(__name__)
@@ -51,11 +59,39 @@ class IncomingMessage:
     thread_ts: str | None
     mentioned: bool
     direct: bool
+    files: tuple[SlackFile, ...] = ()
+    edited: bool = False
+    """A ``message_changed``: ``text`` and ``files`` are the message's new content."""
+    previous_text: str = ""
 
     @property
     def root_ts(self) -> str:
         """The thread this message belongs to (a top-level message starts its own)."""
         return self.thread_ts or self.ts
+
+
+@dataclass(frozen=True)
+class MessageDeletion:
+    """A person deleted a message (``message_deleted``)."""
+
+    event_id: str
+    team_id: str
+    channel_id: str
+    ts: str
+    thread_ts: str | None
+
+    @property
+    def root_ts(self) -> str:
+        """The thread the deleted message was in."""
+        return self.thread_ts or self.ts
+
+
+@dataclass(frozen=True)
+class ContextLimits:
+    """How much of a thread's earlier conversation a chat started late in it gets."""
+
+    messages: int = 20
+    chars: int = 8000
 
 
 def strip_mention(text: str, bot_user_id: str) -> str:
@@ -93,8 +129,11 @@ class Inbound:
         supervisor: Supervisor,
         intake: Intake,
         *,
+        files: FileSource,
+        history: ThreadHistory,
         bot_user_id: str,
         organization_id: str | None,
+        context: ContextLimits = ContextLimits(),
     ) -> None:
         self._db = db
         self._identity = identity
@@ -104,11 +143,15 @@ class Inbound:
         self._intake = intake
         self._bot_user_id = bot_user_id
         self._organization_id = organization_id
+        self._history = history
+        self._context = context
+        self._attachments = Attachments(files, organization_id=organization_id)
+        self._revisions = Revisions(db, identity, outbox, supervisor)
         self._locks = KeyedLocks()
         self._tasks = TaskGroup("inbound")
 
-    def submit(self, message: IncomingMessage) -> None:
-        """Queue a message for relaying and return at once (Slack wants its ack within 3 s)."""
+    def submit(self, message: IncomingMessage | MessageDeletion) -> None:
+        """Queue a message (or an edit or deletion) and return at once (Slack wants its ack within 3 s)."""
         self._tasks.spawn(f"{message.channel_id}:{message.ts}", self._handle(message))
 
     async def drain(self, timeout: float) -> bool:
@@ -119,10 +162,55 @@ class Inbound:
         """Cancel whatever is still in flight."""
         await self._tasks.cancel()
 
-    async def _handle(self, message: IncomingMessage) -> None:
+    async def _handle(self, message: IncomingMessage | MessageDeletion) -> None:
         # The lock is taken before the first await, so tasks of one thread run in submission order.
         async with self._locks.hold((message.channel_id, message.root_ts)):
-            await self._intake.settle(message.event_id, self._relay(message))
+            if isinstance(message, MessageDeletion) or message.edited:
+                await self._intake.settle(message.event_id, self._revise(message))
+            else:
+                await self._intake.settle(message.event_id, self._relay(message))
+
+    async def _revise(self, message: IncomingMessage | MessageDeletion) -> None:
+        """An edit or deletion of a message this bridge relayed; any other is not our business."""
+        async with self._db.unit() as session:
+            row = await repo.find_inbound(session, channel_id=message.channel_id, ts=message.ts)
+            link = await repo.get_link(session, row.link_id) if row is not None else None
+        if row is None or link is None or link.chat_id is None:
+            log.debug("ignoring a change to unrelayed message %s/%s", message.channel_id, message.ts)
+            return
+        if isinstance(message, MessageDeletion):
+            await self._revisions.delete(link, row)
+            return
+        await self._revisions.edit(
+            link,
+            row,
+            strip_mention(message.text, self._bot_user_id),
+            strip_mention(message.previous_text, self._bot_user_id),
+        )
+
+    def _report_skipped(
+        self, link: ThreadLink, message: IncomingMessage, attached: Attached, *, rest_sent: bool
+    ) -> None:
+        if attached.skipped:
+            text = render_skipped(attached.skipped, rest_sent=rest_sent)
+            self._outbox.set_text(thread_ref(link), f"files:{message.ts}", text, final=True)
+
+    async def _prompt(self, message: IncomingMessage, prompt: str) -> tuple[str, tuple[SlackFile, ...]]:
+        """The chat's first text and files: with the thread's earlier messages when it starts late."""
+        if message.thread_ts is None or message.thread_ts == message.ts or not self._context.messages:
+            return prompt, message.files
+        try:
+            thread = await self._history.thread(message.channel_id, message.thread_ts)
+        except SlackError as exc:
+            log.warning("reading thread %s/%s failed: %s", message.channel_id, message.thread_ts, exc)
+            return prompt, message.files
+        before = earlier(thread, before_ts=message.ts, bot_user_id=self._bot_user_id)
+        context, files = render_context(
+            before, max_messages=self._context.messages, max_chars=self._context.chars
+        )
+        if not context:
+            return prompt, message.files
+        return f"{context}\n\n{prompt}".strip(), (*files, *message.files)
 
     async def _relay(self, message: IncomingMessage) -> None:
         async with self._db.unit() as session:
@@ -209,7 +297,7 @@ class Inbound:
         assert link.id is not None
         ref = thread_ref(link)
         prompt = strip_mention(message.text, self._bot_user_id)
-        if not prompt:
+        if not prompt and not message.files:
             self._outbox.set_text(
                 ref,
                 HEADER_SLOT,
@@ -221,10 +309,15 @@ class Inbound:
         try:
             chat = await self._created_before(backend, message) if resumed else None
             if chat is None:
+                content = await self._content(backend, link, message, *await self._prompt(message, prompt))
+                if not content:
+                    self._outbox.set_text(
+                        ref, HEADER_SLOT, render_error("Nothing in that message could be sent."), final=True
+                    )
+                    await self._fail(link)
+                    return
                 chat = await backend.create_chat(
-                    [InputPart.of_text(prompt)],
-                    labels=chat_labels(message),
-                    organization_id=self._organization_id,
+                    content, labels=chat_labels(message), organization_id=self._organization_id
                 )
         except CoderError as exc:
             log.warning("creating a chat for %s/%s failed: %s", message.channel_id, message.root_ts, exc)
@@ -253,6 +346,20 @@ class Inbound:
             extra={"chat_id": chat.id},
         )
         self._supervisor.follow(chat.id)
+
+    async def _content(
+        self,
+        backend: CoderBackend,
+        link: ThreadLink,
+        message: IncomingMessage,
+        text: str,
+        files: Sequence[SlackFile],
+    ) -> list[InputPart]:
+        """Text and uploaded files as one message's parts; skipped files are named in the thread."""
+        attached = await self._attachments.upload(backend, files)
+        content = ([InputPart.of_text(text)] if text else []) + list(attached.parts)
+        self._report_skipped(link, message, attached, rest_sent=bool(content))
+        return content
 
     async def _created_before(self, backend: CoderBackend, message: IncomingMessage) -> Chat | None:
         """The chat a creation cut short may have made already, found by its slack_* labels."""
@@ -296,7 +403,7 @@ class Inbound:
             return
         chat_id = ChatId(link.chat_id)
         text = strip_mention(message.text, self._bot_user_id)
-        if not text:
+        if not text and not message.files:
             return
         backend = await self._identity.backend_for_link(link)
         if backend is None:  # linked mode: only the requester gets here, and their link is gone
@@ -305,8 +412,13 @@ class Inbound:
         async with self._db.unit() as session:
             if not await _claim_message(session, link, message):
                 return
+        content = await self._content(backend, link, message, text, message.files)
+        if not content:
+            async with self._db.unit() as session:
+                await repo.release_inbound(session, channel_id=message.channel_id, ts=message.ts)
+            return
         try:
-            result = await backend.send_message(chat_id, [InputPart.of_text(text)])
+            result = await backend.send_message(chat_id, content)
         except CoderError as exc:
             log.warning("follow-up to chat %s failed: %s", chat_id, exc, extra={"chat_id": chat_id})
             async with self._db.unit() as session:

@@ -6,11 +6,14 @@ Errors are sorted by what the caller should do, like the Coder error tree:
     ├── SlackRateLimited    429: wait ``retry_after`` seconds, then try again
     ├── SlackTransient      5xx, timeouts, ``internal_error``: retry with backoff
     └── SlackPermanent      the call can never succeed as made (archived channel, missing scope …)
+
+Reading from Slack has two more ports: ``FileSource`` (a message's attached files, downloaded with
+the checks of ``bridge.slack.files``) and ``ThreadHistory`` (a thread's earlier messages).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 
@@ -84,4 +87,57 @@ class SlackDirectory(Protocol):
 
     async def group_members(self, group_id: str) -> frozenset[str]:
         """The members of a user group (``S…``); empty for an unknown or disabled group."""
+        ...
+
+
+@dataclass(frozen=True)
+class SlackFile:
+    """A file attached to a Slack message, as the event describes it (nothing is trusted yet)."""
+
+    id: str
+    name: str
+    url: str
+    """``url_private_download`` (or ``url_private``); empty for stubs and external files."""
+    size: int = 0
+    """What Slack declares; the download enforces the real size."""
+    mode: str = "hosted"
+
+
+@dataclass(frozen=True)
+class FetchedFile:
+    """A downloaded file whose bytes passed the content checks; ``media_type`` comes from the bytes."""
+
+    name: str
+    media_type: str
+    data: bytes = field(repr=False)
+
+
+class FileRefused(Exception):
+    """A file that is not relayed; the message says why, in words fit for the thread."""
+
+
+class FileSource(Protocol):
+    """Downloads Slack files the safe way (allowed hosts only, size cap, content sniffing)."""
+
+    async def fetch(self, file: SlackFile) -> FetchedFile:
+        """The file's bytes and real type; raises ``FileRefused`` with the reason otherwise."""
+        ...
+
+
+@dataclass(frozen=True)
+class ThreadMessage:
+    """An earlier message of a thread, for context: who wrote what, and its files."""
+
+    ts: str
+    user_id: str
+    text: str
+    files: tuple[SlackFile, ...] = ()
+    from_bot: bool = False
+
+
+class ThreadHistory(Protocol):
+    """Reads a thread's messages (``conversations.replies``)."""
+
+    async def thread(self, channel: str, thread_ts: str) -> list[ThreadMessage]:
+        """The thread's messages, oldest first (a very long thread: its first page); raises ``SlackError``."""
         ...

@@ -226,6 +226,11 @@ class CoderSim:
         return self._engine.chats
 
     @property
+    def files(self) -> dict[str, SimFile]:
+        """Uploaded chat files by id."""
+        return self._engine.files
+
+    @property
     def agent(self) -> Script:
         """The script for prompts no ``scripts`` prefix claims; assignable at any time."""
         return self._engine.agent

@@ -39,6 +39,13 @@ def render_error(message: str) -> str:
     return f"⚠️ {message}"
 
 
+def render_skipped(skipped: Sequence[tuple[str, str]], *, rest_sent: bool) -> str:
+    """Files left out of a message, each with the reason, and whether the rest went through."""
+    names = "; ".join(f"`{_code(name)}` ({reason})" for name, reason in skipped)
+    tail = " The rest of your message was sent." if rest_sent else ""
+    return f"⚠️ Not sent to the agent: {names}.{tail}"
+
+
 def _escape_link_text(text: str) -> str:
     return text.replace("[", "(").replace("]", ")").strip()
 

@@ -15,7 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.metrics import Metrics
 from bridge.relay.ports import SlackPermanent, SlackUser
-from bridge.slack.poster import call_slack
+from bridge.slack.poster import slack_call
 
 T = TypeVar("T")
 
@@ -60,7 +60,7 @@ class WebDirectory:
 
     async def _fetch_user(self, user_id: str) -> SlackUser | None:
         try:
-            response = await call_slack(
+            response = await slack_call(
                 self._metrics, "users.info", lambda: self._client.users_info(user=user_id)
             )
         except SlackPermanent as exc:
@@ -78,7 +78,7 @@ class WebDirectory:
 
     async def _fetch_group(self, group_id: str) -> frozenset[str]:
         try:
-            response = await call_slack(
+            response = await slack_call(
                 self._metrics,
                 "usergroups.users.list",
                 lambda: self._client.usergroups_users_list(usergroup=group_id),

@@ -16,8 +16,9 @@ from slack_bolt.async_app import AsyncApp
 
 from bridge.metrics import Metrics
 from bridge.relay.controls import Controls, Reaction
-from bridge.relay.inbound import Inbound, IncomingMessage
+from bridge.relay.inbound import Inbound, IncomingMessage, MessageDeletion
 from bridge.relay.intake import Intake
+from bridge.slack.files import parse_files
 
 log = logging.getLogger(__name__)
 
@@ -25,24 +26,18 @@ _RELAYED_SUBTYPES = {None, "file_share", "thread_broadcast"}
 _FRESH = "bridge_fresh_command"  # context key: the command of an event recorded for the first time
 
 
-def parse_message(body: Mapping[str, Any]) -> IncomingMessage | None:
-    """A person's message from an ``app_mention`` or ``message`` callback, or None when it is not one.
-
-    Bot posts (including our own), edits, deletions and other subtypes are not relayed as messages.
-    """
-    event = body.get("event")
-    if not isinstance(event, Mapping):
-        return None
-    if event.get("bot_id") or event.get("subtype") not in _RELAYED_SUBTYPES:
-        return None
-    fields = {name: event.get(name) for name in ("channel", "user", "ts")}
+def _person_message(
+    body: Mapping[str, Any], event: Mapping[str, Any], message: Mapping[str, Any], *, edited: bool
+) -> IncomingMessage | None:
+    """``message`` (the event itself, or the edited message inside a ``message_changed``) as a command."""
+    fields = {"channel": event.get("channel"), "user": message.get("user"), "ts": message.get("ts")}
     event_id = body.get("event_id")
-    team_id = body.get("team_id") or event.get("team")
+    team_id = body.get("team_id") or message.get("team") or event.get("team")
     if not all(isinstance(v, str) and v for v in (*fields.values(), event_id, team_id)):
         log.warning("dropping a malformed %s event (event_id=%r)", event.get("type"), event_id)
         return None
-    thread_ts = event.get("thread_ts")
-    text = event.get("text")
+    thread_ts = message.get("thread_ts")
+    text = message.get("text")
     return IncomingMessage(
         event_id=str(event_id),
         team_id=str(team_id),
@@ -53,6 +48,64 @@ def parse_message(body: Mapping[str, Any]) -> IncomingMessage | None:
         thread_ts=thread_ts if isinstance(thread_ts, str) and thread_ts else None,
         mentioned=event.get("type") == "app_mention",
         direct=event.get("channel_type") == "im",
+        files=parse_files(message.get("files")),
+        edited=edited,
+        previous_text=_previous_text(event) if edited else "",
+    )
+
+
+def _previous_text(event: Mapping[str, Any]) -> str:
+    previous = event.get("previous_message")
+    text = previous.get("text") if isinstance(previous, Mapping) else None
+    return text if isinstance(text, str) else ""
+
+
+def parse_message(body: Mapping[str, Any]) -> IncomingMessage | None:
+    """A person's message (new, or edited) from an ``app_mention`` or ``message`` callback, or None.
+
+    Bot posts (including our own), deletions and other subtypes are not relayed as messages. An
+    edit that leaves the text alone (Slack reports link unfurls as ``message_changed`` too) is none.
+    """
+    event = body.get("event")
+    if not isinstance(event, Mapping) or event.get("bot_id"):
+        return None
+    subtype = event.get("subtype")
+    if subtype in _RELAYED_SUBTYPES:
+        return _person_message(body, event, event, edited=False)
+    if subtype != "message_changed":
+        return None
+    message, previous = event.get("message"), event.get("previous_message")
+    if (
+        not isinstance(message, Mapping)
+        or message.get("bot_id")
+        or message.get("subtype") not in _RELAYED_SUBTYPES
+    ):
+        return None
+    if isinstance(previous, Mapping) and previous.get("text") == message.get("text"):
+        return None
+    return _person_message(body, event, message, edited=True)
+
+
+def parse_deletion(body: Mapping[str, Any]) -> MessageDeletion | None:
+    """A deleted message from a ``message_deleted`` callback, or None."""
+    event = body.get("event")
+    if not isinstance(event, Mapping) or event.get("subtype") != "message_deleted":
+        return None
+    previous = event.get("previous_message")
+    if not isinstance(previous, Mapping) or previous.get("bot_id"):
+        return None
+    values = (body.get("event_id"), body.get("team_id"), event.get("channel"), event.get("deleted_ts"))
+    if not all(isinstance(v, str) and v for v in values):
+        log.warning("dropping a malformed message_deleted event (event_id=%r)", body.get("event_id"))
+        return None
+    event_id, team_id, channel, ts = (str(v) for v in values)
+    thread_ts = previous.get("thread_ts")
+    return MessageDeletion(
+        event_id=event_id,
+        team_id=team_id,
+        channel_id=channel,
+        ts=ts,
+        thread_ts=thread_ts if isinstance(thread_ts, str) and thread_ts else None,
     )
 
 
@@ -85,12 +138,12 @@ def parse_reaction(body: Mapping[str, Any]) -> Reaction | None:
     )
 
 
-Command = IncomingMessage | Reaction
+Command = IncomingMessage | MessageDeletion | Reaction
 
 
 def _command(body: Mapping[str, Any], controls: Controls) -> Command | None:
     """What the bridge will act on in a callback, if anything (nothing else is recorded)."""
-    message = parse_message(body)
+    message = parse_message(body) or parse_deletion(body)
     if message is not None:
         return message
     reaction = parse_reaction(body)

@@ -66,11 +66,11 @@ class WebPoster:
         )
 
     async def _call(self, method: str, call: Callable[[], Awaitable[Any]]) -> Any:
-        return await call_slack(self._metrics, method, call)
+        return await slack_call(self._metrics, method, call)
 
 
-async def call_slack(metrics: Metrics, method: str, call: Callable[[], Awaitable[Any]]) -> Any:
-    """Run one Web API call, counting it; failures become ``SlackError``s sorted by what to do."""
+async def slack_call(metrics: Metrics, method: str, call: Callable[[], Awaitable[Any]]) -> Any:
+    """Run one Web API call, counted, with its failure sorted into the ``SlackError`` tree."""
     try:
         response = await call()
     except SlackApiError as exc:

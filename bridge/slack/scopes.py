@@ -4,10 +4,11 @@ from __future__ import annotations
 
 REQUIRED_SCOPES: dict[str, str] = {
     "app_mentions:read": "receive @mentions (app_mention events)",
-    "channels:history": "receive thread replies in public channels (message.channels)",
-    "groups:history": "receive thread replies in private channels (message.groups)",
-    "im:history": "receive direct messages to the bot (message.im)",
+    "channels:history": "receive thread replies (and read a thread's earlier ones) in public channels",
+    "groups:history": "receive thread replies (and read a thread's earlier ones) in private channels",
+    "im:history": "receive direct messages to the bot (message.im) and read their threads",
     "chat:write": "post and edit the agent's replies in threads",
+    "files:read": "download images and files attached to messages for the agent",
     "reactions:read": "receive the reactions that interrupt or archive a chat",
     "commands": "the /coder slash command (link and unlink a Coder account)",
     "users:read": "tell guests and people from other organizations apart (access policy)",

@@ -128,6 +128,7 @@ def make_settings(slack: SlackSim, coder: CoderSim, database_url: str, **overrid
         "slack_rate_scale": 20.0,  # the Slack simulator runs at time_scale 0.05
         "reconnect_max_delay": 0.5,
         "shutdown_timeout": 5.0,
+        "slack_file_hosts": "127.0.0.1",  # where the Slack simulator serves url_private
     }
     values.update(overrides)
     return Settings(**values)

@@ -193,6 +193,22 @@ async def test_archive_is_refused(backend: AiSdkBackend) -> None:
         await backend.set_archived(ChatId("11111111-1111-1111-1111-111111111111"), True)
 
 
+async def test_edit_is_refused_and_a_queued_follow_up_can_be_deleted(
+    sim: CoderSim, backend: AiSdkBackend
+) -> None:
+    """G0a cannot edit messages (said plainly); a follow-up held in the queue can be taken out."""
+    chat, gate = await gated_chat(sim, backend, lambda prompt: [Text(f"Echo: {prompt}")])
+    with pytest.raises(CoderRejected, match="cannot edit messages"):
+        await backend.edit_message(chat.id, 1, text("fixed"))
+    result = await backend.send_message(chat.id, text("never mind"))
+    assert result.queued_message is not None
+    assert [q.id for q in await backend.queued_messages(chat.id)] == [result.queued_message.id]
+    await backend.delete_queued(chat.id, result.queued_message.id)
+    assert await backend.queued_messages(chat.id) == []
+    assert backend.accepted_media_types == {"image/gif", "image/jpeg", "image/png", "image/webp"}
+    gate.set()
+
+
 async def test_unknown_model_is_rejected(sim: CoderSim) -> None:
     """A model the deployment lacks is Coder's 400 "Model not found", raised from the send."""
     client = AiSdkBackend(sim.url, TOKEN, model="gpt-nope")

@@ -175,3 +175,13 @@ def test_tokens_stay_readable_across_key_rotation() -> None:
     assert TokenCipher([new, old]).unseal(sealed) == "coder-token-1"
     assert TokenCipher([new]).unseal(sealed) is None
     assert TokenCipher([new, old]).seal("x") != TokenCipher([new, old]).seal("x")
+
+
+def test_file_hosts_are_host_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    """BRIDGE_SLACK_FILE_HOSTS is a list of host names (Slack's by default); URLs are refused."""
+    assert "files.slack.com" in load_settings().file_hosts
+    monkeypatch.setenv("BRIDGE_SLACK_FILE_HOSTS", " Files.Slack-Gov.com , files.slack.com")
+    assert load_settings().file_hosts == {"files.slack-gov.com", "files.slack.com"}
+    monkeypatch.setenv("BRIDGE_SLACK_FILE_HOSTS", "https://files.slack.com/")
+    with pytest.raises(ConfigError, match="BRIDGE_SLACK_FILE_HOSTS is invalid"):
+        load_settings()

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bridge.relay.inbound import chat_labels, strip_mention
-from bridge.slack.events import parse_message
+from bridge.slack.events import parse_deletion, parse_message
 
 
 def body(**event: Any) -> dict[str, Any]:
@@ -93,3 +93,48 @@ def test_labels_name_the_slack_origin() -> None:
         "slack_thread": "0.5",
         "slack_user": "U1",
     }
+
+
+def test_edit_carries_the_new_content_and_the_old_text() -> None:
+    """A message_changed is the edited message (its own ts, thread and files) flagged as an edit."""
+    changed = body(
+        subtype="message_changed",
+        user=None,
+        message={"user": "U1", "text": "new", "ts": "1.5", "thread_ts": "1.0", "files": [{"id": "F1"}]},
+        previous_message={"user": "U1", "text": "old", "ts": "1.5"},
+    )
+    edit = parse_message(changed)
+    assert edit is not None
+    assert (edit.edited, edit.ts, edit.root_ts, edit.text, edit.previous_text) == (
+        True,
+        "1.5",
+        "1.0",
+        "new",
+        "old",
+    )
+    assert [f.id for f in edit.files] == ["F1"]
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"user": "U1", "text": "same", "ts": "1.5"},  # an unfurl: the text did not change
+        {"bot_id": "B1", "text": "bot edit", "ts": "1.5"},
+        {"user": "U1", "text": "x", "ts": "1.5", "subtype": "tombstone"},
+    ],
+)
+def test_changes_that_are_not_a_persons_edit_are_ignored(message: dict[str, Any]) -> None:
+    """Unfurls, bot edits and tombstones are not edits to relay."""
+    changed = body(subtype="message_changed", message=message, previous_message={"text": "same"})
+    assert parse_message(changed) is None
+
+
+def test_deletion_names_the_deleted_message_and_its_thread() -> None:
+    """A message_deleted becomes a deletion of ``deleted_ts`` in the previous message's thread."""
+    deleted = body(
+        subtype="message_deleted", deleted_ts="1.5", previous_message={"text": "x", "thread_ts": "1.0"}
+    )
+    deletion = parse_deletion(deleted)
+    assert deletion is not None
+    assert (deletion.ts, deletion.root_ts, deletion.channel_id) == ("1.5", "1.0", "C1")
+    assert parse_deletion(body()) is None

@@ -1,0 +1,53 @@
+"""End to end: a mention late in a thread starts a chat that knows what the thread said before."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.integration.conftest import World
+from tests.integration.test_files import PNG
+
+
+def _first_message(world: World, root: str) -> dict[str, Any]:
+    return next(m for m in world.chat_of(root).messages if m["role"] == "user")
+
+
+def _text(message: dict[str, Any]) -> str:
+    return "".join(p.get("text", "") for p in message.get("content") or [] if p["type"] == "text")
+
+
+async def test_mention_in_a_thread_brings_its_earlier_messages_and_images(world: World) -> None:
+    """Earlier messages go first, attributed to their authors, with their images; the request last."""
+    slack = world.slack
+    root = await slack.user_says(slack.bob, slack.general, "login fails on Safari")
+    image = slack.add_file(PNG, "safari.png", "image/png")
+    await slack.user_says(slack.alice, slack.general, "same here", thread_ts=root, files=[image])
+    await world.reply(root, f"<@{slack.bot_user_id}> please fix it")
+    await world.until_idle_and_shown(root)
+    first = _first_message(world, root)
+    assert _text(first) == (
+        "Earlier messages in this Slack thread, oldest first:\n"
+        f"{slack.bob}: login fails on Safari\n"
+        f"{slack.alice}: same here [attached: safari.png]\n\n"
+        "please fix it"
+    )
+    [file_part] = [p for p in first["content"] if p["type"] == "file"]
+    assert world.coder.files[file_part["file_id"]].data == PNG
+    assert world.chat_of(root).labels["slack_thread"] == root
+
+
+async def test_thread_context_is_bounded_in_count_and_size(world: World) -> None:
+    """Only the newest messages that fit the configured count and size go along; the rest is said."""
+    await world.stop_bridge()
+    await world.start_bridge(thread_context_messages=3, thread_context_chars=120)
+    slack = world.slack
+    root = await slack.user_says(slack.bob, slack.general, "message 0")
+    for n in range(1, 6):
+        await world.reply(root, f"message {n} " + "x" * (40 if n == 3 else 0), user=slack.bob)
+    await world.reply(root, f"<@{slack.bot_user_id}> summarise")
+    await world.until_idle_and_shown(root)
+    text = _text(_first_message(world, root))
+    assert text.endswith(f"{slack.bob}: message 4\n{slack.bob}: message 5\n\nsummarise")
+    assert "(4 older messages left out)" in text
+    assert "message 2" not in text
+    assert len(text) <= 120 + len("\n\nsummarise")
