@@ -153,7 +153,10 @@ class Bridge:
             api=settings.coder_api,
             organization_id=settings.coder_organization_id,
             observer=self.metrics,
-            reconnect=ReconnectPolicy(delays=Backoff(initial=0.5, cap=settings.reconnect_max_delay).delays),
+            reconnect=ReconnectPolicy(
+                delays=Backoff(initial=0.5, cap=settings.reconnect_max_delay).delays,
+                silence_timeout=settings.stream_silence_timeout,
+            ),
         )
         self._backend = backend
         log.info("Coder at %s: %s", settings.coder_url, self.coder_reason)
@@ -172,7 +175,9 @@ class Bridge:
             limits=SlackLimits(scale=settings.slack_rate_scale),
             edit_interval=settings.edit_interval,
         )
-        self._supervisor = Supervisor(self.db, backend, self._outbox)
+        self._supervisor = Supervisor(
+            self.db, backend, self._outbox, retry_interval=settings.stream_retry_interval
+        )
         intake = Intake(self.db)
         self._inbound = Inbound(
             self.db,
@@ -207,6 +212,9 @@ class Bridge:
             logger=_bolt_logger(),
         )
         events.register(bolt, intake, self._inbound, self._controls, self.metrics)
+        undelivered = await self._outbox.resume()
+        if undelivered:
+            log.info("delivering texts of %d threads stored before the last stop", undelivered)
         resumed = await self._supervisor.resume()
         # Handed over before new events are taken, so a thread's older event keeps its place.
         replayed = await events.recover(intake, self._inbound, self._controls)
@@ -280,8 +288,8 @@ class Bridge:
             await self._controls.drain(timeout / 4)
         if self._outbox is not None and not await self._outbox.drain(timeout / 2):
             log.warning(
-                "shutdown: %d Slack updates not sent (final replies are resent when their chat is followed "
-                "again; a status line may stay behind)",
+                "shutdown: %d Slack updates not sent yet (final texts are stored and go out at the next "
+                "start; progress is rebuilt from the stream)",
                 self._outbox.pending(),
             )
         if self._supervisor is not None:

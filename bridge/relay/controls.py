@@ -21,7 +21,7 @@ from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.models import ThreadLink
 from bridge.relay.intake import Intake
-from bridge.relay.outbox import Outbox
+from bridge.relay.outbox import Outbox, final_text
 from bridge.relay.ports import SlackError, SlackPoster
 from bridge.relay.supervisor import Supervisor, thread_ref
 from bridge.slack.blocks import render_error
@@ -122,7 +122,7 @@ class Controls:
         except CoderError as exc:
             log.warning("%s of chat %s failed: %s", control, chat_id, exc, extra={"chat_id": chat_id})
             text = render_error(f"Couldn't {control} the chat: {exc}")
-        self._outbox.set_text(thread_ref(link), f"control:{reaction.event_id}", text, final=True)
+        await self._outbox.put(thread_ref(link), [final_text(f"control:{reaction.event_id}", text)])
 
     async def _interrupt(self, chat_id: ChatId, reaction: Reaction) -> str:
         self._supervisor.stopping(chat_id)  # before Coder answers: its idle status may come first

@@ -24,7 +24,7 @@ from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.models import ThreadLink
 from bridge.relay.intake import Intake
-from bridge.relay.outbox import Outbox
+from bridge.relay.outbox import Outbox, ThreadRef, final_text
 from bridge.relay.supervisor import HEADER_SLOT, Supervisor, thread_ref
 from bridge.slack.blocks import render_error, render_header, render_queued
 from bridge.tasks import KeyedLocks, TaskGroup
@@ -130,11 +130,10 @@ class Inbound:
             if starts:
                 await self._start_chat(link, message)
             elif link is not None:
-                self._outbox.set_text(
+                await self._say(
                     thread_ref(link),
                     f"reply:{message.ts}",
                     render_error("This thread has no Coder chat yet: mention me with the task to start one."),
-                    final=True,
                 )
             else:
                 log.debug("ignoring message in unlinked thread %s/%s", message.channel_id, message.root_ts)
@@ -169,11 +168,8 @@ class Inbound:
         ref = thread_ref(link)
         prompt = strip_mention(message.text, self._bot_user_id)
         if not prompt:
-            self._outbox.set_text(
-                ref,
-                HEADER_SLOT,
-                "Tell me what to do, e.g. `@Coder Agents fix the flaky auth test`.",
-                final=True,
+            await self._say(
+                ref, HEADER_SLOT, "Tell me what to do, e.g. `@Coder Agents fix the flaky auth test`."
             )
             await self._fail(link)
             return
@@ -187,11 +183,10 @@ class Inbound:
                 )
         except CoderError as exc:
             log.warning("creating a chat for %s/%s failed: %s", message.channel_id, message.root_ts, exc)
-            self._outbox.set_text(
+            await self._say(
                 ref,
                 HEADER_SLOT,
                 render_error(f"Couldn't start a Coder chat: {exc}. Mention me again to retry."),
-                final=True,
             )
             await self._fail(link)
             return
@@ -219,6 +214,10 @@ class Inbound:
             )
         return found[0] if found else None
 
+    async def _say(self, ref: ThreadRef, slot: str, text: str) -> None:
+        """Answer in the thread durably: stored before the event counts as handled."""
+        await self._outbox.put(ref, [final_text(slot, text)])
+
     async def _fail(self, link: ThreadLink) -> None:
         assert link.id is not None
         async with self._db.unit() as session:
@@ -229,21 +228,19 @@ class Inbound:
             return
         ref = thread_ref(link)
         if link.archived:
-            self._outbox.set_text(
+            await self._say(
                 ref,
                 f"reply:{message.ts}",
                 render_error("This chat is archived, so your message was not sent. Unarchive it first."),
-                final=True,
             )
             return
         if link.chat_id is None:
-            self._outbox.set_text(
+            await self._say(
                 ref,
                 f"reply:{message.ts}",
                 render_error(
                     "This thread's chat is still being set up; send your message again in a moment."
                 ),
-                final=True,
             )
             return
         chat_id = ChatId(link.chat_id)
@@ -259,11 +256,10 @@ class Inbound:
             log.warning("follow-up to chat %s failed: %s", chat_id, exc, extra={"chat_id": chat_id})
             async with self._db.unit() as session:
                 await repo.release_inbound(session, channel_id=message.channel_id, ts=message.ts)
-            self._outbox.set_text(
+            await self._say(
                 ref,
                 f"reply:{message.ts}",
                 render_error(f"Your message did not reach the agent: {exc}. Please send it again."),
-                final=True,
             )
             return
         async with self._db.unit() as session:
@@ -275,5 +271,5 @@ class Inbound:
                 queued_message_id=result.queued_message.id if result.queued_message else None,
             )
         if result.queued:
-            self._outbox.set_text(ref, f"reply:{message.ts}", render_queued(None), final=True)
+            await self._say(ref, f"reply:{message.ts}", render_queued(None))
         self._supervisor.follow(chat_id)
