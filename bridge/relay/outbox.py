@@ -219,9 +219,12 @@ class Outbox:
     async def delivered(self, ref: ThreadRef, keys: Iterable[str], timeout: float | None = None) -> None:
         """Wait until the given slots show their latest text (or were given up as undeliverable)."""
         thread = self._thread(ref)
-        waits = [thread.slots[k].done.wait() for k in keys if k in thread.slots]
-        if waits:
-            await asyncio.wait_for(asyncio.gather(*waits), timeout)
+
+        async def shown() -> None:
+            await thread.loaded.wait()  # slots stored before a restart are known once loaded
+            await asyncio.gather(*(thread.slots[k].done.wait() for k in keys if k in thread.slots))
+
+        await asyncio.wait_for(shown(), timeout)
 
     def pending(self) -> int:
         """How many slots still differ from what Slack shows (for shutdown and tests)."""

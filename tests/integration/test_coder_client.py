@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import socket
 import time
@@ -741,6 +742,39 @@ async def test_stream_resumes_after_a_drop_without_repeats(
     stream_path = f"{chats(sim)}/{chat.id}/stream"
     assert paths(sim, "GET", stream_path) == [{}, {"after_id": [str(last_id)]}]
     assert observer.opened == observer.closed == 2
+
+
+async def test_silent_stream_is_dropped_and_resumed_from_the_cursor(
+    sim: CoderSim, observer: RecordingObserver
+) -> None:
+    """A socket on which Coder goes silent is cut after the silence timeout and resumed after the cursor."""
+    gate = asyncio.Event()
+    sim.agent = lambda prompt: [
+        ToolCall("execute", {"command": "ls"}, {"output": "a\n", "exit_code": 0}),
+        Gate(gate),
+        Text("Done."),
+    ]
+    policy = dataclasses.replace(FAST_RECONNECT, silence_timeout=0.3)
+    backend = make_backend(sim, reconnect=policy, observer=observer)
+    try:
+        chat = await new_chat(backend)
+        await sim.wait_for(lambda: len(sim.chats[chat.id].messages) == 3)
+        reader = Reader(backend.stream(chat.id))
+        try:
+            await reader.until(lambda events: len(reader.messages()) == 3)
+            last_id = reader.messages()[-1].message.id
+            sim.silence_streams(chat.id)
+            gate.set()
+            await reader.until(lambda events: ConnectedEvent(after_id=last_id) in events)
+            await reader.until(turn_finished)
+        finally:
+            await reader.close()
+    finally:
+        await backend.aclose()
+    ids = [m.message.id for m in reader.messages()]
+    assert len(ids) == len(set(ids)) == 4
+    assert paths(sim, "GET", f"{chats(sim)}/{chat.id}/stream")[:2] == [{}, {"after_id": [str(last_id)]}]
+    assert observer.opened == observer.closed >= 2
 
 
 async def test_stream_starts_after_a_given_cursor(sim: CoderSim, backend: ExperimentalBackend) -> None:

@@ -237,6 +237,51 @@ async def test_lost_stream_is_said_and_resumed_by_a_reply(world: World) -> None:
     assert replies[-1] == "Echo: still there?"
 
 
+async def test_lost_stream_is_retried_later_without_a_reply(world: World) -> None:
+    """A stream that gave up is tried again after the retry interval; the thread completes, told once."""
+    await world.stop_bridge()
+    await world.start_bridge(stream_retry_interval=0.2)
+    gate = asyncio.Event()
+    world.coder.agent = lambda prompt: [Text("Started, "), Gate(gate), Text("done.")]
+    root = await world.mention("go")
+    await world.until(lambda: "Started, " in world.bot_texts(root))
+    world.coder.set_unavailable(True)
+    world.coder.drop_streams()
+    await world.until(
+        lambda: any("Lost the connection to Coder" in t for t in world.bot_texts(root)), timeout=20
+    )
+    world.coder.set_unavailable(False)
+    gate.set()
+    await world.until_idle_and_shown(root, timeout=20)
+    lost = [t for t in world.replies(root) if "Lost the connection to Coder" in t]
+    assert len(lost) == 1
+    assert [t for t in world.replies(root) if t not in lost] == ["Started, done."]
+    assert [m for m in world.slack.thread(world.slack.general, root) if not m.bot_id][1:] == []
+
+
+async def test_silent_stream_is_dropped_and_the_thread_completes(world: World) -> None:
+    """A stream socket on which Coder goes silent is replaced after the silence timeout, unseen in Slack."""
+    await world.stop_bridge()
+    await world.start_bridge(stream_silence_timeout=0.3)
+    gate = asyncio.Event()
+    world.coder.agent = lambda prompt: [
+        Text("Step one."),
+        ToolCall("execute", {"command": "ls"}, {"output": "a\n"}),
+        Text("Step two, "),
+        Gate(gate),
+        Text("finished."),
+    ]
+    root = await world.mention("go")
+    await world.until(lambda: "Step two, " in world.bot_texts(root))
+    streams_opened = sum(1 for r in world.coder.requests if r.path.endswith("/stream"))
+    world.coder.silence_streams()
+    gate.set()
+    await world.until_idle_and_shown(root)
+    assert world.replies(root) == ["Step one.", "Step two, finished."]
+    assert sum(1 for r in world.coder.requests if r.path.endswith("/stream")) > streams_opened
+    assert not any("Lost the connection" in t for t in world.bot_texts(root))
+
+
 @pytest.mark.parametrize("framing", ["envelope-single", "bare"])
 async def test_every_stream_framing_relays_the_same_thread(tmp_path: Path, framing: str) -> None:
     """Coder builds with one envelope per event, or bare arrays, give the same thread as batched ones."""
