@@ -129,6 +129,7 @@ class _Fault:
     status: int
     message: str
     remaining: int
+    after: bool = False
 
 
 class CoderSim:
@@ -256,10 +257,21 @@ class CoderSim:
         self._engine.silence_sockets(chat_id, watches=watches)
 
     def fail_next(
-        self, method: str, path_regex: str, status: int, message: str = "Simulated failure.", count: int = 1
+        self,
+        method: str,
+        path_regex: str,
+        status: int,
+        message: str = "Simulated failure.",
+        count: int = 1,
+        *,
+        after: bool = False,
     ) -> None:
-        """Answer the next ``count`` requests whose method matches and path matches (re.search)."""
-        self._faults.append(_Fault(method.upper(), re.compile(path_regex), status, message, count))
+        """Answer the next ``count`` requests whose method matches and path matches (re.search).
+
+        With ``after`` the request is carried out first and only its answer replaced: a proxy's
+        504 or a lost response, where the client cannot tell whether Coder acted.
+        """
+        self._faults.append(_Fault(method.upper(), re.compile(path_regex), status, message, count, after))
 
     def set_unavailable(self, flag: bool) -> None:
         """While set, every endpoint answers 500 "Chat processor is unavailable."."""
@@ -334,12 +346,14 @@ class CoderSim:
         if self.latency > 0:
             await asyncio.sleep(self.latency)
         try:
-            self._raise_injected_fault(request)
+            self._raise_injected_fault(request, after=False)
             _raise_if_unrouted(request)
             user = self._authenticate(request)
             if user is not None:
                 request[_USER] = user
-            return await handler(request)
+            response = await handler(request)
+            self._raise_injected_fault(request, after=True)
+            return response
         except ApiError as err:
             return _json(err.status, err.body)
 
@@ -350,11 +364,11 @@ class CoderSim:
         )
         self._engine.changes.notify()
 
-    def _raise_injected_fault(self, request: web.Request) -> None:
-        if self._unavailable:
+    def _raise_injected_fault(self, request: web.Request, *, after: bool) -> None:
+        if self._unavailable and not after:
             raise ApiError(500, "Chat processor is unavailable.", "Chat processor is not configured.")
         for fault in self._faults:
-            if fault.method == request.method and fault.path.search(request.path):
+            if fault.after == after and fault.method == request.method and fault.path.search(request.path):
                 fault.remaining -= 1
                 if not fault.remaining:
                     self._faults.remove(fault)

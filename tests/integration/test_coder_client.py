@@ -436,6 +436,36 @@ async def test_create_is_not_retried(sim: CoderSim, backend: ExperimentalBackend
     assert sim.chats == {}
 
 
+async def test_send_that_failed_before_coder_acted_is_retried(
+    sim: CoderSim, backend: ExperimentalBackend
+) -> None:
+    """A 5xx on POST /messages that Coder did not act on is sent again, after checking the chat."""
+    chat = await new_chat(backend)
+    await sim.wait_for(lambda: sim.chats[chat.id].status == "waiting")
+    sim.fail_next("POST", "/messages$", 502, "Bad gateway.")
+    result = await backend.send_message(chat.id, [InputPart.of_text("and add a test")])
+    assert result.message is not None or result.queued_message is not None
+    users = [m for m in sim.chats[chat.id].messages if m["role"] == "user"]
+    assert [m["content"][0]["text"] for m in users] == ["Fix the login bug", "and add a test"]
+    assert len(paths(sim, "POST", f"{chats(sim)}/{chat.id}/messages")) == 2
+
+
+async def test_send_whose_answer_was_lost_is_not_sent_twice(
+    sim: CoderSim, backend: ExperimentalBackend
+) -> None:
+    """A send Coder carried out but whose answer was a 5xx is found in the chat, not repeated."""
+    chat = await new_chat(backend)
+    await sim.wait_for(lambda: sim.chats[chat.id].status == "waiting")
+    sim.fail_next("POST", "/messages$", 504, "Gateway timeout.", after=True)
+    result = await backend.send_message(chat.id, [InputPart.of_text("and add a test")])
+    users = [m for m in sim.chats[chat.id].messages if m["role"] == "user"]
+    assert [m["content"][0]["text"] for m in users] == ["Fix the login bug", "and add a test"]
+    assert len(paths(sim, "POST", f"{chats(sim)}/{chat.id}/messages")) == 1
+    sent = result.message if result.message is not None else result.queued_message
+    assert sent is not None
+    assert sent.text == "and add a test"
+
+
 async def test_archive_is_idempotent(sim: CoderSim, backend: ExperimentalBackend) -> None:
     """Archiving or unarchiving twice succeeds; Coder's 'already' 400 counts as done."""
     chat = await new_chat(backend)
