@@ -90,6 +90,10 @@ class Controls:
         """Let controls in flight finish (shutdown)."""
         return await self._tasks.wait(timeout)
 
+    async def close(self) -> None:
+        """Cancel controls still in flight (their events are handled at the next start)."""
+        await self._tasks.cancel()
+
     async def _control(self, reaction: Reaction) -> None:
         control = self._emoji[reaction.emoji]
         if control is not Control.ARCHIVE and not reaction.added:
