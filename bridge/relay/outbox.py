@@ -4,8 +4,8 @@ Per thread, slots (stable keys such as ``after:42``) hold the text that *should*
 per thread makes Slack match, within ``SlackLimits``' budgets: it posts a slot the first time (in
 the order slots appeared, so the thread reads in order), then edits it at most once per
 ``edit_interval`` — intermediate texts are coalesced, the latest wins — except that a final text
-goes out at once. 429 answers pause the thread for ``Retry-After``; transient failures back off;
-permanent ones are logged and dropped.
+goes out at once. 429 answers pause the thread for ``Retry-After``; transient failures back off
+(after five, a stored text waits for the next start); other permanent errors are logged and dropped.
 
 The ``ts`` of every posted slot and a digest of its text are stored, so after a restart a slot is
 edited rather than posted again, and an unchanged text costs no call.
