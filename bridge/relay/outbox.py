@@ -352,6 +352,8 @@ class Outbox:
                 await self._limits.acquire("chat.update", ref.channel, priority)
             assert slot.text is not None
             text, sent = slot.text, slot.text_digest  # read after the wait: the newest text goes out
+            # The stored text this send settles: ``text`` itself, or an older one ``text`` replaced.
+            stored = slot.stored
             if slot.ts is None:
                 slot.ts = await self._poster.post(ref.channel, ref.thread_ts, text)
                 self._posted[(ref.channel, slot.ts)] = ref.link_id
@@ -384,13 +386,12 @@ class Outbox:
         slot.failures = 0
         slot.last_sent = self._clock()
         slot.sent_digest = sent
-        settles = slot.stored == sent
-        if posted or slot.final or settles:  # a streaming edit needs no row: a restart redoes that edit
+        if posted or slot.final or stored:  # a streaming edit needs no row: a restart redoes that edit
             async with thread.stored, self._db.unit() as session:
                 await repo.save_slot(session, link_id=ref.link_id, slot=slot.key, ts=slot.ts, digest=sent)
-                if settles:
-                    await repo.settle_text(session, link_id=ref.link_id, slot=slot.key, digest=sent)
-            if settles and slot.stored == sent:
+                if stored:
+                    await repo.settle_text(session, link_id=ref.link_id, slot=slot.key, digest=stored)
+            if stored and slot.stored == stored:
                 slot.stored = ""
         if not slot.dirty:
             slot.done.set()

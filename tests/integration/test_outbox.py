@@ -261,3 +261,16 @@ async def test_too_long_text_is_split_and_retried_once_smaller(rig: Rig) -> None
     assert texts[-1] == "after it"
     assert "".join(texts[:-1]).replace("\n", "") == text.replace("\n", "")
     assert await _stored(rig) == []
+
+
+async def test_stored_text_replaced_by_a_newer_one_is_not_sent_after_a_restart(rig: Rig) -> None:
+    """A stored text replaced before Slack showed it is forgotten once the newer text is shown."""
+    outbox = rig.outbox()
+    try:
+        await outbox.put(rig.ref, [final_text("header", "💤 waiting")])
+        outbox.set_text(rig.ref, "header", "⏳ running")
+        await outbox.delivered(rig.ref, ["header"], timeout=5)
+    finally:
+        await outbox.close()
+    assert rig.texts() == ["⏳ running"]
+    assert await _stored(rig) == []
