@@ -124,11 +124,11 @@ class Supervisor:
         ref = thread_ref(link)
         try:
             chat = await self._backend.get_chat(chat_id)
-            turn = await self._turn(chat_id, cursor) if chat.status.phase.busy else []
+            # Also for a chat idle by now: its turn ended while nobody followed, and is told below.
+            turn = await self._turn(chat_id, cursor)
             draft_shown = await self._outbox.has_slot(ref, DRAFT)
             view = self._views[chat_id] = ThreadView(after_id=cursor, turn=turn, draft_shown=draft_shown)
-            await self._consume(ref, chat_id, chat.title, view)
-            await self._tell_requester(ref, link.requester_user_id, view)
+            await self._consume(ref, chat_id, chat.title, view, link.requester_user_id)
         except CoderAuthError as exc:
             await self._notify(ref, f"Coder refused the bridge's token while following this chat: {exc}")
         except CoderNotFound:
@@ -157,7 +157,9 @@ class Supervisor:
             turn.append(message)
         return turn
 
-    async def _consume(self, ref: ThreadRef, chat_id: ChatId, title: str, view: ThreadView) -> None:
+    async def _consume(
+        self, ref: ThreadRef, chat_id: ChatId, title: str, view: ThreadView, requester: str
+    ) -> None:
         stream = self._backend.stream(chat_id, after_id=view.last_id or None)
         newest: int | None = None  # Coder's newest message id, asked once the chat looks idle
         try:
@@ -173,7 +175,7 @@ class Supervisor:
                     newest = await self._newest_id(chat_id)
                 if view.last_id >= newest:
                     view.finish()
-                    await self._publish(ref, chat_id, title, view)
+                    await self._publish(ref, chat_id, title, view, ending=self._outcome(requester, view))
                     return
         finally:
             await stream.aclose()
@@ -183,9 +185,18 @@ class Supervisor:
         newest = await self._backend.recent_messages(chat_id, limit=1)
         return newest[-1].id if newest else 0
 
-    async def _publish(self, ref: ThreadRef, chat_id: ChatId, title: str, view: ThreadView) -> None:
+    async def _publish(
+        self,
+        ref: ThreadRef,
+        chat_id: ChatId,
+        title: str,
+        view: ThreadView,
+        *,
+        ending: list[SlotText] | None = None,
+    ) -> None:
         """Apply the view's renames and changed blocks: progress in memory, final texts stored with
-        the cursor."""
+        the cursor. ``ending`` (the requester's mention) is stored with the idle status that ends the
+        turn, so a crash before it leaves the chat busy and the next start finishes it."""
         for old, new in view.renames:
             await self._outbox.rename(ref, old, new)
         finals: list[SlotText] = []
@@ -206,21 +217,23 @@ class Supervisor:
                 self._outbox.set_text(ref, HEADER_SLOT, header)
             else:  # an idle status is what people wait for: final texts go first
                 finals.append(final_text(HEADER_SLOT, header))
-        await self._save(ref, chat_id, view, finals)
+        await self._save(ref, chat_id, view, [*finals, *(ending or ())], ending=ending is not None)
 
     def _header(self, chat_id: ChatId, title: str, status: ChatStatus) -> str:
         return render_header(title=title, url=self._backend.chat_url(chat_id), status=status)
 
-    async def _save(self, ref: ThreadRef, chat_id: ChatId, view: ThreadView, finals: list[SlotText]) -> None:
+    async def _save(
+        self, ref: ThreadRef, chat_id: ChatId, view: ThreadView, finals: list[SlotText], *, ending: bool
+    ) -> None:
         """Store final texts, cursor and status in one transaction when any of them changed (most
         batches are deltas that change none), then have the texts shown."""
         moved = view.last_id > view.saved_id
-        if not moved and not view.status_changed and not finals:
+        if not moved and not view.status_changed and not finals and not ending:
             return
         try:
             async with self._db.unit() as session:
                 stored = await self._outbox.stage(session, ref, finals)
-                await self._save_cursor(session, chat_id, view, moved=moved)
+                await self._save_cursor(session, chat_id, view, moved=moved, ending=ending)
         except BaseException:
             self._outbox.show(ref, finals, stored=False)  # reserved slots must not wait forever
             raise
@@ -228,27 +241,31 @@ class Supervisor:
         view.saved_id = view.last_id
 
     @staticmethod
-    async def _save_cursor(session: AsyncSession, chat_id: ChatId, view: ThreadView, *, moved: bool) -> None:
-        """The cursor (when it moved) and the chat's status (when it changed), drive the next start."""
+    async def _save_cursor(
+        session: AsyncSession, chat_id: ChatId, view: ThreadView, *, moved: bool, ending: bool
+    ) -> None:
+        """The cursor (when it moved) and the chat's status, which drive the next start: a busy one
+        when it changed, an idle one only with the turn's ending (until then the chat counts busy)."""
         if moved:
             await repo.save_cursor(session, chat_id, view.last_id)
-        if view.status_changed and view.status is not None:
+        if view.status is not None and (ending or (view.status_changed and view.busy)):
             await repo.set_status(session, chat_id, status=view.status.name, phase=view.status.phase.value)
 
-    async def _tell_requester(self, ref: ThreadRef, user: str, view: ThreadView) -> None:
-        """Mention the person who started the chat once the agent is idle: one line per finished
-        turn (keyed by its user message, so a replay never mentions twice)."""
+    @staticmethod
+    def _outcome(requester: str, view: ThreadView) -> list[SlotText]:
+        """The mention of the person who started the chat once the agent is idle: one line per
+        finished turn (keyed by its user message, so a replay never mentions twice)."""
         outcome = view.outcome()
         if outcome is None:
-            return
+            return []
         text = render_outcome(
-            user,
+            requester,
             phase=outcome.phase,
             touched=outcome.touched,
             reason=outcome.failure,
             stopped=outcome.stopped,
         )
-        await self._outbox.put(ref, [final_text(f"outcome:{outcome.turn_id}", text)])
+        return [final_text(f"outcome:{outcome.turn_id}", text)]
 
     async def _notify(self, ref: ThreadRef, text: str) -> None:
         await self._outbox.put(ref, [final_text(f"notice:{digest(text)[:12]}", render_error(text))])
