@@ -1,9 +1,10 @@
 """Composition root: builds every object of a running bridge from ``Settings`` and runs its lifecycle.
 
 Start order: database (migrated) -> Coder (generation detected) -> Slack (auth.test) -> relay ->
-HTTP endpoints -> Socket Mode (if configured) -> resume chats that were busy. Stop order is the
-reverse of intake: stop taking events, let in-flight handlers finish, drain the outbox within a
-deadline, close streams (cursors are saved after every batch already), release connections.
+stored Slack output and busy chats resumed -> HTTP endpoints -> Socket Mode (if configured). Stop
+order, all within one deadline: stop taking events, let in-flight handlers finish, close streams
+(cursor and final texts are stored together after every batch), drain the outbox, release
+connections.
 """
 
 from __future__ import annotations
@@ -160,7 +161,10 @@ class Bridge:
             api=settings.coder_api,
             organization_id=settings.coder_organization_id,
             observer=self.metrics,
-            reconnect=ReconnectPolicy(delays=Backoff(initial=0.5, cap=settings.reconnect_max_delay).delays),
+            reconnect=ReconnectPolicy(
+                delays=Backoff(initial=0.5, cap=settings.reconnect_max_delay).delays,
+                silence_timeout=settings.stream_silence_timeout,
+            ),
         )
         self._backend = backend
         log.info("Coder at %s: %s", settings.coder_url, self.coder_reason)
@@ -190,7 +194,9 @@ class Bridge:
         self._identity = accounts = self._build_identity(backend, poster)
         directory = WebDirectory(client, self.metrics, ttl=settings.directory_ttl)
         policy = Policy(self._rules(identity.team_id), directory)
-        self._supervisor = Supervisor(self.db, accounts, self._outbox)
+        self._supervisor = Supervisor(
+            self.db, accounts, self._outbox, retry_interval=settings.stream_retry_interval
+        )
         intake = Intake(self.db)
         self._inbound = Inbound(
             self.db,
@@ -232,6 +238,9 @@ class Bridge:
         commands.register(
             bolt, commands.Router(), commands.IdentityCommands(accounts, coder_url=settings.coder_url)
         )
+        undelivered = await self._outbox.resume()
+        if undelivered:
+            log.info("delivering texts of %d threads stored before the last stop", undelivered)
         resumed = await self._supervisor.resume()
         # Handed over before new events are taken, so a thread's older event keeps its place.
         replayed = await events.recover(intake, self._inbound, self._controls)
@@ -331,24 +340,35 @@ class Bridge:
         return web.Response(body=self.metrics.render(), content_type="text/plain", charset="utf-8")
 
     async def stop(self) -> None:
-        """Stop intake, finish in-flight work within ``BRIDGE_SHUTDOWN_TIMEOUT``, close everything."""
-        timeout = self.settings.shutdown_timeout
+        """Stop intake, finish in-flight work within ``BRIDGE_SHUTDOWN_TIMEOUT``, close everything.
+
+        Slack events that arrive from now on are refused (503), so Slack retries them later; events
+        acknowledged but not handled in time stay recorded and are handled at the next start. Streams
+        close before the outbox drains: their final texts are stored with the cursor already, and
+        the rest is progress that the next start rebuilds from the stream.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.shutdown_timeout
+
+        def left(share: float = 1.0) -> float:
+            return max(0.0, (deadline - loop.time()) * share)
+
         self._accepting = False
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
-        if self._inbound is not None and not await self._inbound.drain(timeout / 2):
-            log.warning("shutdown: cancelling Slack messages still being relayed")
+        if self._inbound is not None and not await self._inbound.drain(left(0.5)):
+            log.warning("shutdown: cancelling Slack messages still being relayed (handled at the next start)")
             await self._inbound.close()
-        if self._controls is not None:
-            await self._controls.drain(timeout / 4)
-        if self._outbox is not None and not await self._outbox.drain(timeout / 2):
-            log.warning(
-                "shutdown: %d Slack updates not sent (final replies are resent when their chat is followed "
-                "again; a status line may stay behind)",
-                self._outbox.pending(),
-            )
+        if self._controls is not None and not await self._controls.drain(left(0.5)):
+            await self._controls.close()
         if self._supervisor is not None:
             await self._supervisor.close()
+        if self._outbox is not None and not await self._outbox.drain(left()):
+            log.warning(
+                "shutdown: %d Slack updates not sent yet (final texts are stored and go out at the next "
+                "start; progress is rebuilt from the stream)",
+                self._outbox.pending(),
+            )
         if self._outbox is not None:
             await self._outbox.close()
         if self._runner is not None:

@@ -103,6 +103,12 @@ class Settings(BaseSettings):
         default="requester", validation_alias=_env("BRIDGE_CONTROL")
     )
     directory_ttl: float = Field(default=300.0, ge=0, le=86400, validation_alias=_env("BRIDGE_DIRECTORY_TTL"))
+    stream_silence_timeout: float = Field(
+        default=45.0, gt=0, le=3600, validation_alias=_env("BRIDGE_STREAM_SILENCE_TIMEOUT")
+    )
+    stream_retry_interval: float = Field(
+        default=60.0, gt=0, le=86400, validation_alias=_env("BRIDGE_STREAM_RETRY_INTERVAL")
+    )
 
     @field_validator("slack_api_url")
     @classmethod

@@ -217,7 +217,7 @@ def parse_v1_line(line: str) -> WirePart | None:
         return None
     try:
         value = json.loads(match.group(2))
-    except ValueError:
+    except (ValueError, RecursionError):
         log.warning("skipping a malformed data-stream line: %.200s", line)
         return None
     return _v1_part(match.group(1), value)
@@ -227,7 +227,7 @@ def parse_sse_event(data: str) -> WirePart | None:
     """The JSON of one SSE ``data:`` event (aisdk-go v2, AI SDK UI message stream parts)."""
     try:
         body = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         if data.strip() != "[DONE]":
             log.warning("skipping a malformed data-stream event: %.200s", data)
         return None

@@ -8,6 +8,7 @@ whose requests are the same, reuses this class with its own.
 
 from __future__ import annotations
 
+import logging
 import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -15,11 +16,12 @@ from functools import partial
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from bridge.coder.errors import CoderRejected
+from bridge.coder.errors import CoderRejected, CoderUnavailable
 from bridge.coder.experimental_wire import (
     decode,
     parse_chat,
     parse_message,
+    parse_message_page,
     parse_queued,
     parse_send_result,
     parse_stream_event,
@@ -40,6 +42,8 @@ from bridge.coder.types import (
     StreamEvent,
 )
 from bridge.coder.users import fetch_me
+
+log = logging.getLogger(__name__)
 
 CHATS = "/api/experimental/chats"
 _MAX_PAGE = 200  # Coder answers 400 to a messages limit outside 1..200
@@ -173,15 +177,54 @@ class ExperimentalBackend:
         return self._organization_id or None
 
     async def send_message(self, chat_id: ChatId, content: Sequence[InputPart]) -> SendResult:
-        """``POST /chats/{id}/messages``; not retried (a retry could post the message twice)."""
-        response = await self._rest.call(
-            "send_message",
-            "POST",
-            self.api.path(chat_id, "messages"),
-            idempotent=False,
-            json_body={"content": _content(content)},
-        )
+        """``POST /chats/{id}/messages``, made safe to retry: after a timeout or a 5xx it is sent
+        again only if the chat shows it did not arrive (see ``_arrived``)."""
+        arrived: list[SendResult] = []
+
+        async def landed() -> bool:
+            found = await self._arrived(chat_id, content)
+            arrived[:] = [found] if found is not None else []
+            return found is not None
+
+        try:
+            response = await self._rest.call(
+                "send_message",
+                "POST",
+                self.api.path(chat_id, "messages"),
+                idempotent=False,
+                json_body={"content": _content(content)},
+                landed=landed,
+            )
+        except CoderUnavailable as exc:
+            if not arrived:
+                raise
+            log.info("a send to chat %s failed (%s) but arrived", chat_id, exc, extra={"chat_id": chat_id})
+            return arrived[0]
         return decode(read_json(response), parse_send_result, "message response")
+
+    async def _arrived(self, chat_id: ChatId, content: Sequence[InputPart]) -> SendResult | None:
+        """The message a failed send delivered after all: the newest queued message, else the newest
+        user message, when its text is the sent text.
+
+        Coder takes no idempotency key, so this is the best check there is: a person who sends the
+        very same text twice in a row, the second time into a timeout that Coder never saw, has
+        that second copy taken as delivered. A duplicate for everyone else is the worse error.
+        """
+        text = "".join(p.text for p in content if p.type == "text")
+        response = await self._rest.call(
+            "recent_messages",
+            "GET",
+            self.api.path(chat_id, "messages"),
+            idempotent=True,
+            params={"limit": 20},
+        )
+        messages, queue = decode(read_json(response), parse_message_page, "message list")
+        if queue and queue[-1].text == text:
+            return SendResult(queued=True, queued_message=queue[-1])
+        users = [m for m in messages if m.role == "user"]
+        if users and max(users, key=lambda m: m.id).text == text:
+            return SendResult(queued=False, message=max(users, key=lambda m: m.id))
+        return None
 
     async def get_chat(self, chat_id: ChatId) -> Chat:
         """``GET /chats/{id}``."""

@@ -115,6 +115,13 @@ def parse_queued(raw: Any) -> QueuedMessage:
     return QueuedMessage.model_validate({**data, "content": _parts(data.get("content"))})
 
 
+def parse_message_page(raw: Any) -> tuple[list[Message], list[QueuedMessage]]:
+    """A GET /messages page: its messages (newest first, as sent) and the queue (first page only)."""
+    data = _fields(raw)
+    messages = [parse_message(m) for m in data.get("messages") or ()]
+    return messages, [parse_queued(q) for q in data.get("queued_messages") or ()]
+
+
 def parse_send_result(raw: Any) -> SendResult:
     """The POST /messages answer: the delivered message, or the queued one.
 

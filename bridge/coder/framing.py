@@ -52,7 +52,7 @@ class FrameDecoder:
         text = frame.decode("utf-8", "replace") if isinstance(frame, bytes) else frame
         try:
             document = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # nesting deeper than Python's stack is not Coder's JSON
             log.warning("Skipping a Coder frame that is not JSON: %s", excerpt(text))
             return []
         framing, events = _unwrap(document)

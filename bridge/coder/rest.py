@@ -1,8 +1,9 @@
 """REST transport to Coder: auth header, timeouts, error mapping and the one retry policy.
 
 Every REST call of every backend goes through ``RestClient.call``, so retries happen here and
-nowhere else (design, section 7). Only calls the caller marks idempotent are retried: repeating a
-chat creation or a message send could duplicate it.
+nowhere else (design, section 7). Calls the caller marks idempotent are retried; others only when
+the caller can tell that a failed attempt did not take effect (``landed``): repeating a chat
+creation or a message send blindly could duplicate it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import logging
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,6 +110,15 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None  # an HTTP-date, or absent: fall back to our own backoff
 
 
+async def _landed_or_unknown(landed: Callable[[], Awaitable[bool]]) -> bool:
+    """Whether a failed attempt took effect; a check that fails itself counts as "maybe"."""
+    try:
+        return await landed()
+    except CoderError as exc:
+        log.warning("could not tell whether a failed Coder call took effect: %s", exc)
+        return True
+
+
 class RestClient:
     """An ``httpx.AsyncClient`` bound to one Coder deployment and session token."""
 
@@ -143,16 +153,21 @@ class RestClient:
         json_body: Any = None,
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
+        landed: Callable[[], Awaitable[bool]] | None = None,
     ) -> httpx.Response:
         """Send one request (retrying it if ``idempotent``); returns a 2xx response or raises.
 
-        ``operation`` names the call for the observer (e.g. ``"create_chat"``).
+        ``operation`` names the call for the observer (e.g. ``"create_chat"``). ``landed`` makes a
+        call that is not idempotent safe to retry: asked after each attempt that failed with
+        ``CoderUnavailable`` (a timeout or a 5xx may hide a request Coder carried out), it says
+        whether the attempt took effect after all; if so, or if it cannot tell, the error is raised
+        instead of trying again.
         """
         request = self._client.build_request(
             method, path, params=params, json=json_body, content=content, headers=headers
         )
         delays = self._retry.delays()
-        attempts = max(1, self._retry.attempts) if idempotent else 1
+        attempts = max(1, self._retry.attempts) if idempotent or landed is not None else 1
         attempt = 1
         while True:
             retry_after: float | None = None
@@ -168,6 +183,8 @@ class RestClient:
             if not isinstance(error, CoderUnavailable) or attempt >= attempts:
                 raise error
             if retry_after is not None and retry_after > self._retry.max_retry_after:
+                raise error
+            if not idempotent and landed is not None and await _landed_or_unknown(landed):
                 raise error
             delay = next(delays) if retry_after is None else retry_after
             log.info("Coder %s %s failed (%s); retry %d in %.2fs", method, path, error, attempt, delay)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import (
     ConnectionClosed,
     InvalidHandshake,
@@ -34,6 +34,7 @@ from bridge.coder.errors import CoderAuthError, CoderError, CoderUnavailable
 from bridge.coder.framing import FrameDecoder, RawEvent
 from bridge.coder.observe import NOOP_OBSERVER, CoderObserver
 from bridge.coder.rest import TOKEN_HEADER, error_from_response
+from bridge.coder.silence import HeardConnection, frames
 from bridge.coder.types import ConnectedEvent, ErrorEvent, MessageEvent, StreamEvent
 
 log = logging.getLogger(__name__)
@@ -47,14 +48,16 @@ class ReconnectPolicy:
 
     ``max_failures`` consecutive failed attempts end the stream with ``CoderUnavailable``. Client
     pings make a silently dead socket (a NAT or proxy dropping it) fail within
-    ``ping_interval + ping_timeout`` instead of hanging forever; Coder's own 15 s pings only
-    protect Coder's side.
+    ``ping_interval + ping_timeout`` instead of hanging forever; a socket on which Coder says
+    nothing (no frame, none of its 15 s pings) for ``silence_timeout`` is dropped and resumed too
+    (``silence``), which also catches a peer that still answers our pings.
     """
 
     max_failures: int = 8
     delays: DelayFactory = Backoff(initial=1.0, cap=30.0).delays
     ping_interval: float | None = 20.0
     ping_timeout: float | None = 20.0
+    silence_timeout: float | None = 45.0
     open_timeout: float = 10.0
     close_timeout: float = 2.0
     max_size: int = 16 * 2**20
@@ -88,7 +91,7 @@ def classify_failure(exc: Exception) -> CoderError | None:
 class _Session:
     """One live socket, the cursor it was opened with, and whether it delivered an event yet."""
 
-    socket: ClientConnection
+    socket: HeardConnection
     after_id: int | None
     proven: bool = False
 
@@ -134,7 +137,7 @@ class ReconnectingStream:
         self._observer = observer
         self._ssl_context = ssl_context
         self._closing = asyncio.Event()
-        self._socket: ClientConnection | None = None
+        self._socket: HeardConnection | None = None
 
     def __aiter__(self) -> AsyncIterator[list[StreamEvent]]:
         """The batches; iterate once, from one task."""
@@ -151,7 +154,7 @@ class ReconnectingStream:
                 yield [ConnectedEvent(after_id=session.after_id)]
                 decoder = FrameDecoder()
                 try:
-                    async for frame in session.socket:
+                    async for frame in frames(session.socket, self._policy.silence_timeout):
                         batch = self._parse_frame(decoder, frame, session)
                         if batch:
                             yield batch
@@ -220,10 +223,11 @@ class ReconnectingStream:
             )
             await self._unless_closing(asyncio.sleep(delay))
 
-    async def _connect(self, after_id: int | None) -> ClientConnection:
+    async def _connect(self, after_id: int | None) -> HeardConnection:
         url = self._url_for(after_id)
-        return await connect(
+        socket = await connect(
             url,
+            create_connection=HeardConnection,
             additional_headers={TOKEN_HEADER: self._token},
             compression=None,
             max_size=self._policy.max_size,
@@ -233,6 +237,8 @@ class ReconnectingStream:
             ping_timeout=self._policy.ping_timeout,
             ssl=self._ssl_context if url.startswith("wss:") else None,
         )
+        assert isinstance(socket, HeardConnection)
+        return socket
 
     async def _unless_closing(self, work: Coroutine[Any, Any, _T]) -> _T | None:
         """``work``'s result, or ``None`` if ``aclose`` came first (then ``work`` is cancelled).

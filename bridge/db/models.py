@@ -126,3 +126,26 @@ class UserLink(SQLModel, table=True):
     broken: bool = Field(default=False)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())
+
+
+class OutboxEntry(SQLModel, table=True):
+    """A text a thread slot must show, kept until Slack shows it (the durable half of the outbox).
+
+    One row per (link, slot): a newer text replaces the older one, so only the latest is ever
+    delivered. The row is deleted once Slack shows that text (the delete names the ``digest`` it
+    delivered, so a text set meanwhile survives it); a row Slack refuses for good (channel gone,
+    bot removed) is kept with ``state`` "failed" and the reason, for the operator.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (UniqueConstraint("link_id", "slot", name="uq_outbox_slot"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    link_id: int = Field(foreign_key="thread_link.id", index=True)
+    slot: str = Field(max_length=64)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    final: bool = Field(default=True)
+    digest: str = Field(max_length=64)
+    state: str = Field(default="pending", max_length=16)
+    error: str = Field(default="", max_length=64)
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())

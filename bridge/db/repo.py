@@ -7,6 +7,7 @@ first, which holds across retries, restarts and replicas.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -16,6 +17,7 @@ from sqlmodel import col
 
 from bridge.db.models import (
     InboundMessage,
+    OutboxEntry,
     SeenEvent,
     SlackMessage,
     StreamCursor,
@@ -27,6 +29,8 @@ from bridge.db.models import (
 STARTING_PHASE = "starting"  # claimed, the chat being created or waiting for a worker
 BUSY_PHASES = (STARTING_PHASE, "working")
 FAILED_PHASE = "failed"
+OUTBOX_PENDING = "pending"
+OUTBOX_FAILED = "failed"
 
 
 def _insert(session: AsyncSession, model: type[Any]) -> Any:
@@ -365,3 +369,87 @@ async def mark_user_link_broken(session: AsyncSession, *, team_id: str, slack_us
         .values(broken=True, updated_at=utcnow())
     )
     return bool(getattr(result, "rowcount", 0))
+
+
+@dataclass(frozen=True)
+class SlotText:
+    """A text a slot must show, as the outbox stores it."""
+
+    slot: str
+    text: str
+    final: bool
+    digest: str
+
+
+async def stage_texts(session: AsyncSession, link_id: int, texts: Sequence[SlotText]) -> None:
+    """Store the texts a thread's slots must show (latest wins per slot), in one statement."""
+    if not texts:
+        return
+    now = utcnow()
+    stmt = _insert(session, OutboxEntry).values(
+        [
+            {
+                "link_id": link_id,
+                "slot": t.slot,
+                "text": t.text,
+                "final": t.final,
+                "digest": t.digest,
+                "state": OUTBOX_PENDING,
+                "error": "",
+                "updated_at": now,
+            }
+            for t in texts
+        ]
+    )
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["link_id", "slot"],
+            set_={
+                "text": stmt.excluded.text,
+                "final": stmt.excluded.final,
+                "digest": stmt.excluded.digest,
+                "state": stmt.excluded.state,
+                "error": stmt.excluded.error,
+                "updated_at": stmt.excluded.updated_at,
+            },
+        )
+    )
+
+
+async def pending_texts(session: AsyncSession, link_id: int) -> list[SlotText]:
+    """The texts of a thread not yet shown in Slack, in the order their slots were first set."""
+    stmt = (
+        select(OutboxEntry)
+        .where(col(OutboxEntry.link_id) == link_id, col(OutboxEntry.state) == OUTBOX_PENDING)
+        .order_by(col(OutboxEntry.id))
+    )
+    return [
+        SlotText(row.slot, row.text, row.final, row.digest) for row in (await session.execute(stmt)).scalars()
+    ]
+
+
+async def links_with_pending_texts(session: AsyncSession) -> Sequence[ThreadLink]:
+    """Threads with texts not yet shown in Slack (the outbox resumes them at start)."""
+    pending = select(col(OutboxEntry.link_id)).where(col(OutboxEntry.state) == OUTBOX_PENDING)
+    stmt = select(ThreadLink).where(col(ThreadLink.id).in_(pending))
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def settle_text(session: AsyncSession, *, link_id: int, slot: str, digest: str) -> None:
+    """Forget a slot's stored text once Slack shows it; a newer text (other digest) stays."""
+    await session.execute(
+        delete(OutboxEntry).where(
+            col(OutboxEntry.link_id) == link_id,
+            col(OutboxEntry.slot) == slot,
+            col(OutboxEntry.digest) == digest,
+        )
+    )
+
+
+async def fail_texts(session: AsyncSession, link_id: int, error: str) -> None:
+    """Mark every pending text of a thread undeliverable (the channel is gone or closed to the bot)."""
+    await session.execute(
+        update(OutboxEntry)
+        .where(col(OutboxEntry.link_id) == link_id, col(OutboxEntry.state) == OUTBOX_PENDING)
+        .values(state=OUTBOX_FAILED, error=error[:64], updated_at=utcnow())
+    )

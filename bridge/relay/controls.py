@@ -24,7 +24,7 @@ from bridge.db.engine import Database
 from bridge.db.models import ThreadLink
 from bridge.relay.identity import Identity
 from bridge.relay.intake import Intake
-from bridge.relay.outbox import Outbox
+from bridge.relay.outbox import Outbox, final_text
 from bridge.relay.policy import Policy
 from bridge.relay.supervisor import Supervisor, thread_ref
 from bridge.slack.blocks import render_error
@@ -93,6 +93,10 @@ class Controls:
         """Let controls in flight finish (shutdown)."""
         return await self._tasks.wait(timeout)
 
+    async def close(self) -> None:
+        """Cancel controls still in flight (their events are handled at the next start)."""
+        await self._tasks.cancel()
+
     async def _control(self, reaction: Reaction) -> None:
         control = self._emoji[reaction.emoji]
         if control is not Control.ARCHIVE and not reaction.added:
@@ -121,7 +125,7 @@ class Controls:
                 f"Couldn't {control} the chat: <@{link.requester_user_id}>'s Coder account is no longer "
                 "linked (`/coder link` links it again)."
             )
-            self._outbox.set_text(thread_ref(link), f"control:{reaction.event_id}", text, final=True)
+            await self._outbox.put(thread_ref(link), [final_text(f"control:{reaction.event_id}", text)])
             return
         chat_id = ChatId(link.chat_id)
         try:
@@ -138,7 +142,7 @@ class Controls:
                     link.team_id, link.requester_user_id, link.channel_id, link.thread_ts
                 )
             text = render_error(f"Couldn't {control} the chat: {exc}")
-        self._outbox.set_text(thread_ref(link), f"control:{reaction.event_id}", text, final=True)
+        await self._outbox.put(thread_ref(link), [final_text(f"control:{reaction.event_id}", text)])
 
     async def _interrupt(self, backend: CoderBackend, chat_id: ChatId, reaction: Reaction) -> str:
         self._supervisor.stopping(chat_id)  # before Coder answers: its idle status may come first

@@ -25,7 +25,7 @@ from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.models import InboundMessage, ThreadLink
 from bridge.relay.identity import HOW_TO_LINK, Identity
-from bridge.relay.outbox import Outbox
+from bridge.relay.outbox import Outbox, final_text
 from bridge.relay.supervisor import Supervisor, thread_ref
 from bridge.slack.blocks import render_error
 
@@ -72,8 +72,9 @@ class Revisions:
         self._outbox = outbox
         self._supervisor = supervisor
 
-    def _say(self, link: ThreadLink, ts: str, slot: str, text: str) -> None:
-        self._outbox.set_text(thread_ref(link), f"{slot}:{ts}", text, final=True)
+    async def _say(self, link: ThreadLink, ts: str, slot: str, text: str) -> None:
+        """Answer in the thread durably: stored before the edit or deletion counts as handled."""
+        await self._outbox.put(thread_ref(link), [final_text(f"{slot}:{ts}", text)])
 
     async def _queued(
         self, backend: CoderBackend, chat_id: ChatId, row: InboundMessage
@@ -92,7 +93,7 @@ class Revisions:
         chat_id = ChatId(link.chat_id)
         backend = await self._identity.backend_for_link(link)
         if backend is None:
-            self._say(link, row.ts, "edit", render_error(f"Your edit was not sent. {HOW_TO_LINK}"))
+            await self._say(link, row.ts, "edit", render_error(f"Your edit was not sent. {HOW_TO_LINK}"))
             return
         try:
             tail = await self._queued(backend, chat_id, row)
@@ -101,11 +102,13 @@ class Revisions:
                 if not content:
                     return
                 await self._replace_queued(backend, link, tail, content)
-                self._say(link, row.ts, "edit", "✏️ Edit applied: the queued message was replaced in place.")
+                await self._say(
+                    link, row.ts, "edit", "✏️ Edit applied: the queued message was replaced in place."
+                )
             else:
                 await self._edit_delivered(backend, link, row, text, previous_text)
         except CoderNotFound:
-            self._say(
+            await self._say(
                 link,
                 row.ts,
                 "edit",
@@ -114,7 +117,9 @@ class Revisions:
             return
         except CoderError as exc:
             log.warning("editing in chat %s failed: %s", chat_id, exc, extra={"chat_id": chat_id})
-            self._say(link, row.ts, "edit", render_error(f"Your edit was not sent to the agent: {exc}."))
+            await self._say(
+                link, row.ts, "edit", render_error(f"Your edit was not sent to the agent: {exc}.")
+            )
             return
         self._supervisor.follow(chat_id)
 
@@ -163,7 +168,7 @@ class Revisions:
         recent = await backend.recent_messages(chat_id, limit=_SEARCH)
         found = _find(recent, row.coder_message_id, previous_text)
         if found is None:
-            self._say(
+            await self._say(
                 link,
                 row.ts,
                 "edit",
@@ -190,7 +195,7 @@ class Revisions:
             note += (
                 f" Coder dropped the {len(dropped)} queued follow-up(s); send them again if they still apply."
             )
-        self._say(link, row.ts, "edit", note)
+        await self._say(link, row.ts, "edit", note)
 
     async def delete(self, link: ThreadLink, row: InboundMessage) -> None:
         """Mirror a deletion: out of the queue if still queued, else say it was already delivered."""
@@ -198,7 +203,9 @@ class Revisions:
         chat_id = ChatId(link.chat_id)
         backend = await self._identity.backend_for_link(link)
         if backend is None:
-            self._say(link, row.ts, "reply", render_error(f"Your message was not taken out. {HOW_TO_LINK}"))
+            await self._say(
+                link, row.ts, "reply", render_error(f"Your message was not taken out. {HOW_TO_LINK}")
+            )
             return
         try:
             tail = await self._queued(backend, chat_id, row)
@@ -208,7 +215,7 @@ class Revisions:
             log.warning(
                 "removing a queued message of %s failed: %s", chat_id, exc, extra={"chat_id": chat_id}
             )
-            self._say(
+            await self._say(
                 link, row.ts, "reply", render_error(f"Couldn't take your message out of the queue: {exc}.")
             )
             return
@@ -221,9 +228,11 @@ class Revisions:
                     coder_message_id=None,
                     queued_message_id=None,
                 )
-            self._say(link, row.ts, "reply", "🗑️ Removed from the queue: the agent will not get that message.")
+            await self._say(
+                link, row.ts, "reply", "🗑️ Removed from the queue: the agent will not get that message."
+            )
             return
-        self._say(
+        await self._say(
             link,
             row.ts,
             "reply",

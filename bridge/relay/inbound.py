@@ -34,7 +34,7 @@ from bridge.relay.context import earlier, render_context
 from bridge.relay.edits import Revisions
 from bridge.relay.identity import HOW_TO_LINK, Identity
 from bridge.relay.intake import Intake
-from bridge.relay.outbox import Outbox
+from bridge.relay.outbox import Outbox, ThreadRef, final_text
 from bridge.relay.policy import Policy
 from bridge.relay.ports import FileSource, SlackError, SlackFile, ThreadHistory
 from bridge.relay.supervisor import HEADER_SLOT, Supervisor, thread_ref
@@ -188,12 +188,12 @@ class Inbound:
             strip_mention(message.previous_text, self._bot_user_id),
         )
 
-    def _report_skipped(
+    async def _report_skipped(
         self, link: ThreadLink, message: IncomingMessage, attached: Attached, *, rest_sent: bool
     ) -> None:
         if attached.skipped:
             text = render_skipped(attached.skipped, rest_sent=rest_sent)
-            self._outbox.set_text(thread_ref(link), f"files:{message.ts}", text, final=True)
+            await self._say(thread_ref(link), f"files:{message.ts}", text)
 
     async def _prompt(self, message: IncomingMessage, prompt: str) -> tuple[str, tuple[SlackFile, ...]]:
         """The chat's first text and files: with the thread's earlier messages when it starts late."""
@@ -231,11 +231,10 @@ class Inbound:
                 if backend is not None:
                     await self._start_chat(link, message, backend)
             elif link is not None:
-                self._outbox.set_text(
+                await self._say(
                     thread_ref(link),
                     f"reply:{message.ts}",
                     render_error("This thread has no Coder chat yet: mention me with the task to start one."),
-                    final=True,
                 )
             else:
                 log.debug("ignoring message in unlinked thread %s/%s", message.channel_id, message.root_ts)
@@ -298,11 +297,8 @@ class Inbound:
         ref = thread_ref(link)
         prompt = strip_mention(message.text, self._bot_user_id)
         if not prompt and not message.files:
-            self._outbox.set_text(
-                ref,
-                HEADER_SLOT,
-                "Tell me what to do, e.g. `@Coder Agents fix the flaky auth test`.",
-                final=True,
+            await self._say(
+                ref, HEADER_SLOT, "Tell me what to do, e.g. `@Coder Agents fix the flaky auth test`."
             )
             await self._fail(link)
             return
@@ -311,9 +307,7 @@ class Inbound:
             if chat is None:
                 content = await self._content(backend, link, message, *await self._prompt(message, prompt))
                 if not content:
-                    self._outbox.set_text(
-                        ref, HEADER_SLOT, render_error("Nothing in that message could be sent."), final=True
-                    )
+                    await self._say(ref, HEADER_SLOT, render_error("Nothing in that message could be sent."))
                     await self._fail(link)
                     return
                 chat = await backend.create_chat(
@@ -324,11 +318,10 @@ class Inbound:
             if isinstance(exc, CoderAuthError) and await self._refused_token(message):
                 await self._fail(link)
                 return
-            self._outbox.set_text(
+            await self._say(
                 ref,
                 HEADER_SLOT,
                 render_error(f"Couldn't start a Coder chat: {exc}. Mention me again to retry."),
-                final=True,
             )
             await self._fail(link)
             return
@@ -358,7 +351,7 @@ class Inbound:
         """Text and uploaded files as one message's parts; skipped files are named in the thread."""
         attached = await self._attachments.upload(backend, files)
         content = ([InputPart.of_text(text)] if text else []) + list(attached.parts)
-        self._report_skipped(link, message, attached, rest_sent=bool(content))
+        await self._report_skipped(link, message, attached, rest_sent=bool(content))
         return content
 
     async def _created_before(self, backend: CoderBackend, message: IncomingMessage) -> Chat | None:
@@ -369,6 +362,10 @@ class Inbound:
                 "found chat %s made before the stop for %s/%s", found[0].id, message.channel_id, message.ts
             )
         return found[0] if found else None
+
+    async def _say(self, ref: ThreadRef, slot: str, text: str) -> None:
+        """Answer in the thread durably: stored before the event counts as handled."""
+        await self._outbox.put(ref, [final_text(slot, text)])
 
     async def _fail(self, link: ThreadLink) -> None:
         assert link.id is not None
@@ -384,21 +381,19 @@ class Inbound:
             return
         ref = thread_ref(link)
         if link.archived:
-            self._outbox.set_text(
+            await self._say(
                 ref,
                 f"reply:{message.ts}",
                 render_error("This chat is archived, so your message was not sent. Unarchive it first."),
-                final=True,
             )
             return
         if link.chat_id is None:
-            self._outbox.set_text(
+            await self._say(
                 ref,
                 f"reply:{message.ts}",
                 render_error(
                     "This thread's chat is still being set up; send your message again in a moment."
                 ),
-                final=True,
             )
             return
         chat_id = ChatId(link.chat_id)
@@ -425,11 +420,10 @@ class Inbound:
                 await repo.release_inbound(session, channel_id=message.channel_id, ts=message.ts)
             if isinstance(exc, CoderAuthError) and await self._refused_token(message):
                 return
-            self._outbox.set_text(
+            await self._say(
                 ref,
                 f"reply:{message.ts}",
                 render_error(f"Your message did not reach the agent: {exc}. Please send it again."),
-                final=True,
             )
             return
         async with self._db.unit() as session:
@@ -441,5 +435,5 @@ class Inbound:
                 queued_message_id=result.queued_message.id if result.queued_message else None,
             )
         if result.queued:
-            self._outbox.set_text(ref, f"reply:{message.ts}", render_queued(None), final=True)
+            await self._say(ref, f"reply:{message.ts}", render_queued(None))
         self._supervisor.follow(chat_id)

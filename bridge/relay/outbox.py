@@ -4,11 +4,23 @@ Per thread, slots (stable keys such as ``after:42``) hold the text that *should*
 per thread makes Slack match, within ``SlackLimits``' budgets: it posts a slot the first time (in
 the order slots appeared, so the thread reads in order), then edits it at most once per
 ``edit_interval`` — intermediate texts are coalesced, the latest wins — except that a final text
-goes out at once. 429 answers pause the thread for ``Retry-After``; transient failures back off;
-permanent ones are logged and dropped.
+goes out at once. 429 answers pause the thread for ``Retry-After``; transient failures back off
+(after five, a stored text waits for the next start); other permanent errors are logged and dropped.
 
 The ``ts`` of every posted slot and a digest of its text are stored, so after a restart a slot is
 edited rather than posted again, and an unchanged text costs no call.
+
+Durable texts. A text set with ``put`` (or ``stage``d in the caller's transaction, e.g. with the
+stream cursor) is stored in the ``outbox`` table before it counts as accepted, and its row is
+deleted in the same transaction that records Slack showing it. At start ``resume`` hands every
+thread with stored texts to a worker again: a half-streamed message is completed in place (its
+``ts`` is known), a finished one costs nothing (its digest matches), nothing is skipped.
+``set_text`` alone keeps a text in memory: for progress (a streaming draft, a running card, a busy
+status) that the stream replays after a restart anyway, so it costs no database write.
+
+Slack errors that no retry can fix are handled on purpose: ``msg_too_long`` splits the text once
+more and retries smaller; a channel that is gone, archived or closed to the bot stops that thread's
+deliveries (its stored texts are marked failed, one WARNING says why).
 """
 
 from __future__ import annotations
@@ -17,23 +29,35 @@ import asyncio
 import hashlib
 import logging
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.db import repo
 from bridge.db.engine import Database
+from bridge.db.repo import SlotText
 from bridge.relay.limits import Priority, SlackLimits
 from bridge.relay.ports import SlackError, SlackPermanent, SlackPoster, SlackRateLimited
+from bridge.slack.mrkdwn import split_markdown
 from bridge.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
 
 _MAX_TRANSIENT_ATTEMPTS = 5
+_MIN_SPLIT = 1000  # Slack never finds a shorter text too long; splitting it further would not help
+CHANNEL_CLOSED = frozenset({"channel_not_found", "is_archived", "not_in_channel"})
+"""Errors that mean no message can reach the thread's channel any more."""
 
 
 def digest(text: str) -> str:
     """Short stable fingerprint of a text, to skip edits that would change nothing."""
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def final_text(slot: str, text: str) -> SlotText:
+    """A final text for a slot, as ``put`` and ``stage`` take it."""
+    return SlotText(slot, text, final=True, digest=digest(text))
 
 
 @dataclass(frozen=True)
@@ -55,6 +79,8 @@ class _Slot:
     final: bool = False
     last_sent: float = float("-inf")
     failures: int = 0
+    stored: str = ""  # digest of this slot's row in the outbox table, if it has one
+    split: bool = False  # ``text`` is already a smaller part of one Slack found too long
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -93,15 +119,66 @@ class Outbox:
         self._clock = clock or asyncio.get_running_loop().time
         self._threads: dict[int, _Thread] = {}
         self._posted: dict[tuple[str, str], int] = {}  # (channel, ts) -> link id, as soon as Slack answers
+        self._closed: dict[int, str] = {}  # link id -> why its channel takes no messages (this run)
         self._tasks = TaskGroup("outbox")
 
     def set_text(self, ref: ThreadRef, key: str, text: str, *, final: bool = False) -> None:
-        """Make slot ``key`` of a thread show ``text`` (posted or edited by the worker)."""
+        """Make slot ``key`` of a thread show ``text`` (posted or edited by the worker), kept in memory
+        only: for progress that a restart regenerates. Texts that must survive one go through ``put``."""
+        if ref.link_id in self._closed:
+            return
+        self._set(self._thread(ref), key, text, final=final)
+
+    def reserve(self, ref: ThreadRef, key: str) -> None:
+        """Give slot ``key`` its place in the thread's order now (new slots post in the order they
+        appeared); its text follows with ``show`` once stored."""
+        if ref.link_id not in self._closed:
+            self._thread(ref).slots.setdefault(key, _Slot(key))
+
+    async def put(self, ref: ThreadRef, texts: Sequence[SlotText]) -> None:
+        """Store final texts (one transaction), then have them shown: accepted means durable."""
+        async with self._db.unit() as session:
+            texts = await self.stage(session, ref, texts)
+        self.show(ref, texts)
+
+    async def stage(self, session: AsyncSession, ref: ThreadRef, texts: Sequence[SlotText]) -> list[SlotText]:
+        """Store texts in the caller's transaction (the supervisor's also advances the cursor), all but
+        those Slack shows already; returns the stored ones, for ``show`` once the caller committed."""
+        if ref.link_id in self._closed:
+            return []
+        thread = self._threads.get(ref.link_id)
+        known = thread.slots if thread is not None else {}
+        fresh = [t for t in texts if t.slot not in known or known[t.slot].sent_digest != t.digest]
+        await repo.stage_texts(session, ref.link_id, fresh)
+        return fresh
+
+    def show(self, ref: ThreadRef, texts: Sequence[SlotText], *, stored: bool = True) -> None:
+        """Have texts shown; rows of ``stored`` ones are deleted when Slack shows them. A caller whose
+        transaction failed shows its texts all the same (``stored=False``), just not durably."""
+        if ref.link_id in self._closed:
+            return
         thread = self._thread(ref)
+        for text in texts:
+            self._set(thread, text.slot, text.text, final=text.final, stored=text.digest if stored else "")
+
+    async def resume(self) -> int:
+        """Deliver again what was stored but not shown before the last stop; returns how many threads."""
+        async with self._db.unit() as session:
+            links = await repo.links_with_pending_texts(session)
+        for link in links:
+            assert link.id is not None
+            self._thread(ThreadRef(link.id, link.channel_id, link.thread_ts))
+        return len(links)
+
+    @staticmethod
+    def _set(thread: _Thread, key: str, text: str, *, final: bool, stored: str = "") -> None:
         slot = thread.slots.get(key)
         if slot is None:
             slot = thread.slots[key] = _Slot(key)
         slot.text, slot.text_digest, slot.final = text, digest(text), final or slot.final
+        slot.split = False
+        if stored:
+            slot.stored = stored
         if slot.dirty:
             slot.done.clear()
         thread.wake.set()
@@ -142,9 +219,12 @@ class Outbox:
     async def delivered(self, ref: ThreadRef, keys: Iterable[str], timeout: float | None = None) -> None:
         """Wait until the given slots show their latest text (or were given up as undeliverable)."""
         thread = self._thread(ref)
-        waits = [thread.slots[k].done.wait() for k in keys if k in thread.slots]
-        if waits:
-            await asyncio.wait_for(asyncio.gather(*waits), timeout)
+
+        async def shown() -> None:
+            await thread.loaded.wait()  # slots stored before a restart are known once loaded
+            await asyncio.gather(*(thread.slots[k].done.wait() for k in keys if k in thread.slots))
+
+        await asyncio.wait_for(shown(), timeout)
 
     def pending(self) -> int:
         """How many slots still differ from what Slack shows (for shutdown and tests)."""
@@ -177,11 +257,23 @@ class Outbox:
         return thread
 
     async def _load(self, thread: _Thread) -> None:
+        """Read the thread's posted messages and stored texts; texts set since the start win."""
+        link_id = thread.ref.link_id
         async with self._db.unit() as session:
-            stored = await repo.slots(session, thread.ref.link_id)
-        for key, row in stored.items():
+            posted = await repo.slots(session, link_id)
+            pending = await repo.pending_texts(session, link_id)
+            for text in pending:  # shown before the stop, only the delete was lost
+                row = posted.get(text.slot)
+                if row is not None and row.digest == text.digest:
+                    await repo.settle_text(session, link_id=link_id, slot=text.slot, digest=text.digest)
+        for key, row in posted.items():
             slot = thread.slots.setdefault(key, _Slot(key))
             slot.ts, slot.sent_digest = row.ts, row.digest
+        for text in pending:
+            slot = thread.slots.setdefault(text.slot, _Slot(text.slot))
+            if slot.text is None and slot.sent_digest != text.digest:
+                self._set(thread, text.slot, text.text, final=text.final, stored=text.digest)
+        for slot in thread.slots.values():
             if not slot.dirty:
                 slot.done.set()
         thread.loaded.set()
@@ -232,9 +324,15 @@ class Outbox:
         if now < thread.paused_until:
             return None, thread.paused_until - now
         soonest: float | None = None
+        reserved = False  # a slot before this one awaits its text: new messages must not overtake it
         for slot in thread.slots.values():
+            if slot.text is None and slot.ts is None:
+                reserved = True
+                continue
             if not slot.dirty:
                 slot.done.set()
+                continue
+            if slot.ts is None and reserved:
                 continue
             if slot.ts is None or slot.final:
                 return slot, None
@@ -254,6 +352,8 @@ class Outbox:
                 await self._limits.acquire("chat.update", ref.channel, priority)
             assert slot.text is not None
             text, sent = slot.text, slot.text_digest  # read after the wait: the newest text goes out
+            # The stored text this send settles: ``text`` itself, or an older one ``text`` replaced.
+            stored = slot.stored
             if slot.ts is None:
                 slot.ts = await self._poster.post(ref.channel, ref.thread_ts, text)
                 self._posted[(ref.channel, slot.ts)] = ref.link_id
@@ -269,9 +369,7 @@ class Outbox:
             )
             return
         except SlackPermanent as exc:
-            log.error("giving up on slot %s in %s/%s: %s", slot.key, ref.channel, ref.thread_ts, exc)
-            slot.sent_digest = sent
-            slot.done.set()
+            await self._refused(thread, slot, exc, sent)
             return
         except SlackError as exc:
             slot.failures += 1
@@ -288,8 +386,79 @@ class Outbox:
         slot.failures = 0
         slot.last_sent = self._clock()
         slot.sent_digest = sent
-        if posted or slot.final:  # a streaming edit needs no row: a restart redoes at most that edit
+        if posted or slot.final or stored:  # a streaming edit needs no row: a restart redoes that edit
             async with thread.stored, self._db.unit() as session:
                 await repo.save_slot(session, link_id=ref.link_id, slot=slot.key, ts=slot.ts, digest=sent)
+                if stored:
+                    await repo.settle_text(session, link_id=ref.link_id, slot=slot.key, digest=stored)
+            if stored and slot.stored == stored:
+                slot.stored = ""
         if not slot.dirty:
             slot.done.set()
+
+    async def _refused(self, thread: _Thread, slot: _Slot, exc: SlackPermanent, sent: str) -> None:
+        """A Slack error no retry fixes: split a too long text once, close a lost channel, else drop."""
+        ref = thread.ref
+        if exc.code in CHANNEL_CLOSED:
+            await self._close_thread(thread, exc.code)
+            return
+        if exc.code == "msg_too_long" and not slot.split and slot.text is not None:
+            parts = split_markdown(slot.text, limit=max(len(slot.text) // 2, _MIN_SPLIT))
+            if len(parts) > 1:
+                await self._split(thread, slot, parts)
+                return
+        log.error("giving up on slot %s in %s/%s: %s", slot.key, ref.channel, ref.thread_ts, exc)
+        slot.sent_digest = sent
+        if slot.stored == sent:
+            async with self._db.unit() as session:
+                await repo.settle_text(session, link_id=ref.link_id, slot=slot.key, digest=sent)
+            slot.stored = ""
+        slot.done.set()
+
+    async def _split(self, thread: _Thread, slot: _Slot, parts: list[str]) -> None:
+        """Slack found the text too long (its count differs from ours): show it in smaller parts,
+        the first in this slot and the rest in new slots right after it; each part is tried once."""
+        assert slot.text is not None
+        log.warning(
+            "slack found slot %s too long (%d characters); retrying in %d parts",
+            slot.key,
+            len(slot.text),
+            len(parts),
+        )
+        texts = [SlotText(slot.key, parts[0], slot.final, digest(parts[0]))]
+        texts += [SlotText(f"{slot.key}+{i}", p, slot.final, digest(p)) for i, p in enumerate(parts[1:], 1)]
+        if slot.stored:
+            async with self._db.unit() as session:
+                await repo.settle_text(session, link_id=thread.ref.link_id, slot=slot.key, digest=slot.stored)
+                await repo.stage_texts(session, thread.ref.link_id, texts)
+        stored = bool(slot.stored)
+        order = list(thread.slots)
+        at = order.index(slot.key) + 1
+        for text in texts:
+            self._set(thread, text.slot, text.text, final=text.final, stored=text.digest if stored else "")
+            thread.slots[text.slot].split = True
+        new = [t.slot for t in texts[1:] if t.slot not in order[:at]]
+        thread.slots = {k: thread.slots[k] for k in [*order[:at], *new, *order[at:]] if k in thread.slots}
+        if not stored:
+            slot.stored = ""
+
+    async def _close_thread(self, thread: _Thread, code: str) -> None:
+        """The thread's channel takes no messages: stop delivering there and keep its texts as failed."""
+        ref = thread.ref
+        self._closed[ref.link_id] = code
+        log.warning(
+            "stopping delivery to %s (thread %s): Slack says %s",
+            ref.channel,
+            ref.thread_ts,
+            code,
+            extra={"channel": ref.channel, "thread_ts": ref.thread_ts},
+        )
+        async with self._db.unit() as session:
+            await repo.fail_texts(session, ref.link_id, code)
+        for slot in thread.slots.values():
+            slot.sent_digest, slot.stored = slot.text_digest, ""
+            slot.done.set()
+
+    def closed(self, ref: ThreadRef) -> str | None:
+        """Why the thread's channel takes no messages (Slack's error), or None while it does."""
+        return self._closed.get(ref.link_id)

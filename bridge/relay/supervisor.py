@@ -2,13 +2,21 @@
 
 A chat is followed while it is busy. When its turn ends the task stops; a follow-up from Slack (or a
 restart that finds the chat last seen busy) starts it again, resuming after the stored cursor. The
-cursor only advances once the final texts of the messages it passes are shown in Slack, so a crash
-can repeat an edit but never skip or double a message.
+final texts of a batch are stored in the outbox in the same transaction that advances the cursor,
+so a crash either replays the batch or finds its texts durable: it can repeat an edit but never
+skip or double a message. Progress (a streaming draft, a running card) stays in memory: the
+replay from the cursor regenerates it.
+
+When the stream gives up (Coder unreachable for a while), the thread is told once and the chat is
+tried again after ``retry_interval``, or at once when someone replies in the thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.coder.backend import CoderBackend
 from bridge.coder.errors import CoderAuthError, CoderError, CoderNotFound
@@ -16,8 +24,9 @@ from bridge.coder.types import ChatId, ChatStatus, Message
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.models import ThreadLink
+from bridge.db.repo import SlotText
 from bridge.relay.identity import HOW_TO_LINK, Identity
-from bridge.relay.outbox import Outbox, ThreadRef, digest
+from bridge.relay.outbox import Outbox, ThreadRef, digest, final_text
 from bridge.relay.view import DRAFT, ThreadView
 from bridge.slack.blocks import render_error, render_header, render_outcome
 from bridge.slack.mrkdwn import split_markdown
@@ -37,12 +46,16 @@ def thread_ref(link: ThreadLink) -> ThreadRef:
 class Supervisor:
     """Makes sure exactly one stream task follows each chat that has work to show."""
 
-    def __init__(self, db: Database, identity: Identity, outbox: Outbox) -> None:
+    def __init__(
+        self, db: Database, identity: Identity, outbox: Outbox, *, retry_interval: float = 60.0
+    ) -> None:
         self._db = db
         self._identity = identity
         self._outbox = outbox
+        self._retry_interval = retry_interval
         self._wanted: set[str] = set()
         self._running: set[str] = set()
+        self._woken: dict[str, asyncio.Event] = {}  # chats waiting to retry a lost stream
         self._views: dict[str, ThreadView] = {}  # the view of each chat followed right now
         self._tasks = TaskGroup("streams")
 
@@ -63,6 +76,9 @@ class Supervisor:
     def follow(self, chat_id: ChatId) -> None:
         """Ensure the chat is followed; if its task is about to stop, it runs once more."""
         self._wanted.add(chat_id)
+        woken = self._woken.get(chat_id)
+        if woken is not None:
+            woken.set()
         if chat_id not in self._running:
             self._running.add(chat_id)
             self._tasks.spawn(chat_id, self._follow(chat_id))
@@ -82,45 +98,60 @@ class Supervisor:
         try:
             while chat_id in self._wanted:
                 self._wanted.discard(chat_id)
-                await self._run(chat_id)
+                if await self._run(chat_id) and chat_id not in self._wanted:
+                    await self._retry_later(chat_id)
         finally:
             self._running.discard(chat_id)
 
-    async def _run(self, chat_id: ChatId) -> None:
+    async def _retry_later(self, chat_id: ChatId) -> None:
+        """Wait ``retry_interval`` (or until a follow-up wakes the chat), then follow it again."""
+        woken = self._woken[chat_id] = asyncio.Event()
+        try:
+            await asyncio.wait_for(woken.wait(), self._retry_interval)
+        except TimeoutError:
+            log.info("following chat %s again after its stream gave up", chat_id, extra={"chat_id": chat_id})
+        finally:
+            del self._woken[chat_id]
+        self._wanted.add(chat_id)
+
+    async def _run(self, chat_id: ChatId) -> bool:
+        """Follow the chat until its turn ends; True when the stream gave up and should be retried."""
         async with self._db.unit() as session:
             link = await repo.find_link_by_chat(session, chat_id)
             cursor = await repo.get_cursor(session, chat_id)
         if link is None:
             log.warning("not following chat %s: no Slack thread is linked to it", chat_id)
-            return
+            return False
         ref = thread_ref(link)
         backend = await self._identity.backend_for_link(link)  # the chat owner's
         if backend is None:  # linked mode, and the requester's link is gone: tell them, don't retry
             await self._identity.whisper(link.channel_id, link.requester_user_id, link.thread_ts, HOW_TO_LINK)
-            return
+            return False
         try:
             chat = await backend.get_chat(chat_id)
-            turn = await self._turn(backend, chat_id, cursor) if chat.status.phase.busy else []
+            # Also for a chat idle by now: its turn ended while nobody followed, and is told below.
+            turn = await self._turn(backend, chat_id, cursor)
             draft_shown = await self._outbox.has_slot(ref, DRAFT)
             view = self._views[chat_id] = ThreadView(after_id=cursor, turn=turn, draft_shown=draft_shown)
-            await self._consume(backend, ref, chat_id, chat.title, view)
-            self._tell_requester(ref, link.requester_user_id, view)
+            await self._consume(backend, ref, chat_id, chat.title, view, link.requester_user_id)
         except CoderAuthError as exc:
             refused = await self._identity.refused(
                 link.team_id, link.requester_user_id, link.channel_id, link.thread_ts
             )
             if not refused:
-                self._notify(ref, f"Coder refused the bridge's token while following this chat: {exc}")
+                await self._notify(ref, f"Coder refused the bridge's token while following this chat: {exc}")
         except CoderNotFound:
-            self._notify(ref, "This chat no longer exists in Coder (or the bridge may not see it).")
+            await self._notify(ref, "This chat no longer exists in Coder (or the bridge may not see it).")
         except CoderError as exc:
             log.warning("stream of chat %s gave up: %s", chat_id, exc, extra={"chat_id": chat_id})
-            self._notify(
+            await self._notify(
                 ref,
-                f"Lost the connection to Coder ({exc}). I'll pick up again when you reply in this thread.",
+                f"Lost the connection to Coder ({exc}). I'll keep trying; a reply here retries at once.",
             )
+            return True
         finally:
             self._views.pop(chat_id, None)
+        return False
 
     async def _turn(self, backend: CoderBackend, chat_id: ChatId, cursor: int | None) -> list[Message]:
         """The running turn's messages persisted up to the cursor, from its user message on."""
@@ -136,7 +167,13 @@ class Supervisor:
         return turn
 
     async def _consume(
-        self, backend: CoderBackend, ref: ThreadRef, chat_id: ChatId, title: str, view: ThreadView
+        self,
+        backend: CoderBackend,
+        ref: ThreadRef,
+        chat_id: ChatId,
+        title: str,
+        view: ThreadView,
+        requester: str,
     ) -> None:
         stream = backend.stream(chat_id, after_id=view.last_id or None)
         newest: int | None = None  # Coder's newest message id, asked once the chat looks idle
@@ -153,7 +190,7 @@ class Supervisor:
                     newest = await self._newest_id(backend, chat_id)
                 if view.last_id >= newest:
                     view.finish()
-                    await self._publish(ref, chat_id, title, view)
+                    await self._publish(ref, chat_id, title, view, ending=self._outcome(requester, view))
                     return
         finally:
             await stream.aclose()
@@ -163,58 +200,87 @@ class Supervisor:
         newest = await backend.recent_messages(chat_id, limit=1)
         return newest[-1].id if newest else 0
 
-    async def _publish(self, ref: ThreadRef, chat_id: ChatId, title: str, view: ThreadView) -> None:
-        """Apply the view's renames and changed blocks, wait for final texts, then save the cursor."""
+    async def _publish(
+        self,
+        ref: ThreadRef,
+        chat_id: ChatId,
+        title: str,
+        view: ThreadView,
+        *,
+        ending: list[SlotText] | None = None,
+    ) -> None:
+        """Apply the view's renames and changed blocks: progress in memory, final texts stored with
+        the cursor. ``ending`` (the requester's mention) is stored with the idle status that ends the
+        turn, so a crash before it leaves the chat busy and the next start finishes it."""
         for old, new in view.renames:
             await self._outbox.rename(ref, old, new)
-        finals: list[str] = []
+        finals: list[SlotText] = []
         for key in view.changed:
             block = view.block(key)
             if not block.text:  # a draft shown before a restart, whose text this process never saw
                 continue
             for index, part in enumerate(split_markdown(block.text)):
                 slot = key if index == 0 else f"{key}#{index}"
-                self._outbox.set_text(ref, slot, part, final=block.final)
                 if block.final:
-                    finals.append(slot)
+                    self._outbox.reserve(ref, slot)
+                    finals.append(final_text(slot, part))
+                else:
+                    self._outbox.set_text(ref, slot, part)
         if view.status_changed and view.status is not None:
-            self._outbox.set_text(  # an idle status is what people wait for: send it first
-                ref, HEADER_SLOT, self._header(chat_id, title, view.status), final=not view.busy
-            )
-        await self._outbox.delivered(ref, finals)
-        await self._save(chat_id, view)
+            header = self._header(chat_id, title, view.status)
+            if view.busy:
+                self._outbox.set_text(ref, HEADER_SLOT, header)
+            else:  # an idle status is what people wait for: final texts go first
+                finals.append(final_text(HEADER_SLOT, header))
+        await self._save(ref, chat_id, view, [*finals, *(ending or ())], ending=ending is not None)
 
     def _header(self, chat_id: ChatId, title: str, status: ChatStatus) -> str:
         return render_header(title=title, url=self._identity.shared.chat_url(chat_id), status=status)
 
-    async def _save(self, chat_id: ChatId, view: ThreadView) -> None:
-        """Persist the cursor and status when they moved (most batches are deltas that move neither)."""
+    async def _save(
+        self, ref: ThreadRef, chat_id: ChatId, view: ThreadView, finals: list[SlotText], *, ending: bool
+    ) -> None:
+        """Store final texts, cursor and status in one transaction when any of them changed (most
+        batches are deltas that change none), then have the texts shown."""
         moved = view.last_id > view.saved_id
-        if not moved and not view.status_changed:
+        if not moved and not view.status_changed and not finals and not ending:
             return
-        async with self._db.unit() as session:
-            if moved:
-                await repo.save_cursor(session, chat_id, view.last_id)
-            if view.status_changed and view.status is not None:
-                await repo.set_status(
-                    session, chat_id, status=view.status.name, phase=view.status.phase.value
-                )
+        try:
+            async with self._db.unit() as session:
+                stored = await self._outbox.stage(session, ref, finals)
+                await self._save_cursor(session, chat_id, view, moved=moved, ending=ending)
+        except BaseException:
+            self._outbox.show(ref, finals, stored=False)  # reserved slots must not wait forever
+            raise
+        self._outbox.show(ref, stored)
         view.saved_id = view.last_id
 
-    def _tell_requester(self, ref: ThreadRef, user: str, view: ThreadView) -> None:
-        """Mention the person who started the chat once the agent is idle: one line per finished
-        turn (keyed by its user message, so a replay never mentions twice)."""
+    @staticmethod
+    async def _save_cursor(
+        session: AsyncSession, chat_id: ChatId, view: ThreadView, *, moved: bool, ending: bool
+    ) -> None:
+        """The cursor (when it moved) and the chat's status, which drive the next start: a busy one
+        when it changed, an idle one only with the turn's ending (until then the chat counts busy)."""
+        if moved:
+            await repo.save_cursor(session, chat_id, view.last_id)
+        if view.status is not None and (ending or (view.status_changed and view.busy)):
+            await repo.set_status(session, chat_id, status=view.status.name, phase=view.status.phase.value)
+
+    @staticmethod
+    def _outcome(requester: str, view: ThreadView) -> list[SlotText]:
+        """The mention of the person who started the chat once the agent is idle: one line per
+        finished turn (keyed by its user message, so a replay never mentions twice)."""
         outcome = view.outcome()
         if outcome is None:
-            return
+            return []
         text = render_outcome(
-            user,
+            requester,
             phase=outcome.phase,
             touched=outcome.touched,
             reason=outcome.failure,
             stopped=outcome.stopped,
         )
-        self._outbox.set_text(ref, f"outcome:{outcome.turn_id}", text, final=True)
+        return [final_text(f"outcome:{outcome.turn_id}", text)]
 
-    def _notify(self, ref: ThreadRef, text: str) -> None:
-        self._outbox.set_text(ref, f"notice:{digest(text)[:12]}", render_error(text), final=True)
+    async def _notify(self, ref: ThreadRef, text: str) -> None:
+        await self._outbox.put(ref, [final_text(f"notice:{digest(text)[:12]}", render_error(text))])

@@ -129,6 +129,7 @@ class _Fault:
     status: int
     message: str
     remaining: int
+    after: bool = False
 
 
 class CoderSim:
@@ -255,11 +256,27 @@ class CoderSim:
         """Cut stream sockets (all, or one chat's) without a close frame, like a lost connection."""
         self._engine.drop_streams(chat_id)
 
+    def silence_streams(self, chat_id: str | None = None, *, watches: bool = False) -> None:
+        """Go silent on stream sockets (all, or one chat's; watch sockets too with ``watches``): no
+        more frames or pings, client pings unanswered, TCP left open — a wedged server or proxy."""
+        self._engine.silence_sockets(chat_id, watches=watches)
+
     def fail_next(
-        self, method: str, path_regex: str, status: int, message: str = "Simulated failure.", count: int = 1
+        self,
+        method: str,
+        path_regex: str,
+        status: int,
+        message: str = "Simulated failure.",
+        count: int = 1,
+        *,
+        after: bool = False,
     ) -> None:
-        """Answer the next ``count`` requests whose method matches and path matches (re.search)."""
-        self._faults.append(_Fault(method.upper(), re.compile(path_regex), status, message, count))
+        """Answer the next ``count`` requests whose method matches and path matches (re.search).
+
+        With ``after`` the request is carried out first and only its answer replaced: a proxy's
+        504 or a lost response, where the client cannot tell whether Coder acted.
+        """
+        self._faults.append(_Fault(method.upper(), re.compile(path_regex), status, message, count, after))
 
     def set_unavailable(self, flag: bool) -> None:
         """While set, every endpoint answers 500 "Chat processor is unavailable."."""
@@ -344,12 +361,14 @@ class CoderSim:
         if self.latency > 0:
             await asyncio.sleep(self.latency)
         try:
-            self._raise_injected_fault(request)
+            self._raise_injected_fault(request, after=False)
             _raise_if_unrouted(request)
             user = self._authenticate(request)
             if user is not None:
                 request[_USER] = user
-            return await handler(request)
+            response = await handler(request)
+            self._raise_injected_fault(request, after=True)
+            return response
         except ApiError as err:
             return _json(err.status, err.body)
 
@@ -360,11 +379,11 @@ class CoderSim:
         )
         self._engine.changes.notify()
 
-    def _raise_injected_fault(self, request: web.Request) -> None:
-        if self._unavailable:
+    def _raise_injected_fault(self, request: web.Request, *, after: bool) -> None:
+        if self._unavailable and not after:
             raise ApiError(500, "Chat processor is unavailable.", "Chat processor is not configured.")
         for fault in self._faults:
-            if fault.method == request.method and fault.path.search(request.path):
+            if fault.after == after and fault.method == request.method and fault.path.search(request.path):
                 fault.remaining -= 1
                 if not fault.remaining:
                     self._faults.remove(fault)
@@ -642,7 +661,7 @@ class CoderSim:
         ws = await self._accept(request)
         subscriber, snapshot = self._engine.subscribe_stream(chat, after_id, _aborter(request))
         try:
-            await self._serve(ws, subscriber, self._write_stream(ws, chat.id, subscriber, snapshot))
+            await self._serve(ws, subscriber, self._write_stream(ws, subscriber, snapshot))
         finally:
             self._engine.unsubscribe_stream(chat, subscriber)
         return ws
@@ -658,7 +677,8 @@ class CoderSim:
         return ws
 
     async def _accept(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(heartbeat=self._heartbeat, compress=False, timeout=_CLOSE_TIMEOUT)
+        # Pings and pongs are handled here, not by aiohttp, so that a socket can go silent.
+        ws = web.WebSocketResponse(autoping=False, compress=False, timeout=_CLOSE_TIMEOUT)
         await ws.prepare(request)
         self._sockets.add(ws)
         return ws
@@ -666,19 +686,49 @@ class CoderSim:
     async def _serve(
         self, ws: web.WebSocketResponse, subscriber: Subscriber, writer: Coroutine[Any, Any, None]
     ) -> None:
-        """Write from one task, read (pongs, close, forbidden client frames) in this one."""
+        """Write and ping from two tasks, read (pings, pongs, close, forbidden frames) in this one."""
+        pong = asyncio.Event()
         writing = asyncio.create_task(writer)
+        pinging = asyncio.create_task(self._keepalive(ws, subscriber, pong))
         try:
-            await self._read_until_closed(ws)
+            await self._read_until_closed(ws, subscriber, pong)
         finally:
             subscriber.close()
-            await writing
+            pinging.cancel()
+            await asyncio.gather(writing, pinging, return_exceptions=True)
             self._sockets.discard(ws)
 
-    async def _read_until_closed(self, ws: web.WebSocketResponse) -> None:
+    async def _keepalive(
+        self, ws: web.WebSocketResponse, subscriber: Subscriber, pong: asyncio.Event
+    ) -> None:
+        """httpapi.Heartbeat: a control ping every ``heartbeat`` s; one not answered within the next
+        interval closes the socket (1001 "Ping failed", reference 4.1). A silent socket stops it."""
+        if self._heartbeat is None:
+            return
+        while not ws.closed:
+            await asyncio.sleep(self._heartbeat)
+            if subscriber.silent or ws.closed:
+                return
+            pong.clear()
+            try:
+                await ws.ping()
+                await asyncio.wait_for(pong.wait(), self._heartbeat)
+            except (TimeoutError, ConnectionResetError):
+                await ws.close(code=WSCloseCode.GOING_AWAY, message=b"Ping failed")
+                return
+
+    async def _read_until_closed(
+        self, ws: web.WebSocketResponse, subscriber: Subscriber, pong: asyncio.Event
+    ) -> None:
         """The sockets are one-way: a client data frame closes them (reference 4.1)."""
         async for message in ws:
-            if message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+            if subscriber.silent:
+                continue
+            if message.type is WSMsgType.PING:
+                await ws.pong(message.data)
+            elif message.type is WSMsgType.PONG:
+                pong.set()
+            elif message.type in (WSMsgType.TEXT, WSMsgType.BINARY):
                 if self.framing == "bare":
                     # UNCERTAIN (reference 7.15): the library's CloseRead code, believed 1008.
                     await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"unexpected data message")
@@ -688,19 +738,22 @@ class CoderSim:
                 return
 
     async def _write_stream(
-        self, ws: web.WebSocketResponse, chat_id: str, subscriber: Subscriber, snapshot: list[JsonDict]
+        self, ws: web.WebSocketResponse, subscriber: Subscriber, snapshot: list[JsonDict]
     ) -> None:
         for start in range(0, len(snapshot), _STREAM_BATCH):
-            if not await self._send_batch(ws, chat_id, snapshot[start : start + _STREAM_BATCH]):
+            if not await self._send_batch(ws, subscriber, snapshot[start : start + _STREAM_BATCH]):
                 return
         while (batch := await _next_batch(subscriber)) is not None:
-            if not await self._send_batch(ws, chat_id, batch):
+            if not await self._send_batch(ws, subscriber, batch):
                 return
 
-    async def _send_batch(self, ws: web.WebSocketResponse, chat_id: str, batch: list[JsonDict]) -> bool:
-        """Write one batch as this build frames it; False once the connection is gone."""
+    async def _send_batch(
+        self, ws: web.WebSocketResponse, subscriber: Subscriber, batch: list[JsonDict]
+    ) -> bool:
+        """Write one batch as this build frames it; False once the connection is gone or silent."""
+        chat_id = subscriber.key
         for text, events in stream_frames(self.framing, batch):
-            if not await _send(ws, text):
+            if subscriber.silent or not await _send(ws, text):
                 return False
             self.frame_log.append((time.monotonic(), chat_id, events))
             self._engine.changes.notify()
@@ -710,7 +763,7 @@ class CoderSim:
         if self.framing != "bare" and not await _send(ws, PING_FRAME):
             return
         while (event := await subscriber.events.get()) is not None:
-            if not await _send(ws, watch_frame(self.framing, event)):
+            if subscriber.silent or not await _send(ws, watch_frame(self.framing, event)):
                 return
 
 

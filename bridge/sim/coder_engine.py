@@ -83,10 +83,16 @@ class Subscriber:
     key: str
     abort: Callable[[], None]
     events: asyncio.Queue[JsonDict | None] = field(default_factory=asyncio.Queue)
+    silent: bool = False
 
     def close(self) -> None:
         """Tell the socket's writer to stop once it has written what is already queued."""
         self.events.put_nowait(None)
+
+    def silence(self) -> None:
+        """The server goes quiet on this socket: no frames, no pings, no pongs; TCP stays open."""
+        self.silent = True
+        self.events.put_nowait(None)  # wakes the writer, which then writes nothing more
 
 
 @dataclass(eq=False)
@@ -420,6 +426,18 @@ class ChatEngine:
                 for subscriber in list(subscribers):
                     subscriber.abort()
                     subscribers.discard(subscriber)
+        self.changes.notify()
+
+    def silence_sockets(self, chat_id: str | None, *, watches: bool) -> None:
+        """Make stream sockets (all, or one chat's) and, if asked, watch sockets go silent."""
+        for key, subscribers in self._streams.items():
+            if chat_id in (None, key):
+                for subscriber in subscribers:
+                    subscriber.silence()
+        if watches:
+            for watchers in self._watchers.values():
+                for subscriber in watchers:
+                    subscriber.silence()
         self.changes.notify()
 
     def active_streams(self, chat_id: str | None) -> int:

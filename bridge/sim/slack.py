@@ -349,6 +349,10 @@ class SlackSim:
         """
         self._api.faults.setdefault(method, deque()).append(Fault(error, status, retry_after, count))
 
+    def clear_faults(self) -> None:
+        """Drop every failure ``fail_next`` still has queued: Slack is well again."""
+        self._api.faults.clear()
+
     # --- state: setup helpers ---------------------------------------------------------------------
 
     def add_user(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import socket
 import time
@@ -435,6 +436,36 @@ async def test_create_is_not_retried(sim: CoderSim, backend: ExperimentalBackend
     assert sim.chats == {}
 
 
+async def test_send_that_failed_before_coder_acted_is_retried(
+    sim: CoderSim, backend: ExperimentalBackend
+) -> None:
+    """A 5xx on POST /messages that Coder did not act on is sent again, after checking the chat."""
+    chat = await new_chat(backend)
+    await sim.wait_for(lambda: sim.chats[chat.id].status == "waiting")
+    sim.fail_next("POST", "/messages$", 502, "Bad gateway.")
+    result = await backend.send_message(chat.id, [InputPart.of_text("and add a test")])
+    assert result.message is not None or result.queued_message is not None
+    users = [m for m in sim.chats[chat.id].messages if m["role"] == "user"]
+    assert [m["content"][0]["text"] for m in users] == ["Fix the login bug", "and add a test"]
+    assert len(paths(sim, "POST", f"{chats(sim)}/{chat.id}/messages")) == 2
+
+
+async def test_send_whose_answer_was_lost_is_not_sent_twice(
+    sim: CoderSim, backend: ExperimentalBackend
+) -> None:
+    """A send Coder carried out but whose answer was a 5xx is found in the chat, not repeated."""
+    chat = await new_chat(backend)
+    await sim.wait_for(lambda: sim.chats[chat.id].status == "waiting")
+    sim.fail_next("POST", "/messages$", 504, "Gateway timeout.", after=True)
+    result = await backend.send_message(chat.id, [InputPart.of_text("and add a test")])
+    users = [m for m in sim.chats[chat.id].messages if m["role"] == "user"]
+    assert [m["content"][0]["text"] for m in users] == ["Fix the login bug", "and add a test"]
+    assert len(paths(sim, "POST", f"{chats(sim)}/{chat.id}/messages")) == 1
+    sent = result.message if result.message is not None else result.queued_message
+    assert sent is not None
+    assert sent.text == "and add a test"
+
+
 async def test_archive_is_idempotent(sim: CoderSim, backend: ExperimentalBackend) -> None:
     """Archiving or unarchiving twice succeeds; Coder's 'already' 400 counts as done."""
     chat = await new_chat(backend)
@@ -741,6 +772,39 @@ async def test_stream_resumes_after_a_drop_without_repeats(
     stream_path = f"{chats(sim)}/{chat.id}/stream"
     assert paths(sim, "GET", stream_path) == [{}, {"after_id": [str(last_id)]}]
     assert observer.opened == observer.closed == 2
+
+
+async def test_silent_stream_is_dropped_and_resumed_from_the_cursor(
+    sim: CoderSim, observer: RecordingObserver
+) -> None:
+    """A socket on which Coder goes silent is cut after the silence timeout and resumed after the cursor."""
+    gate = asyncio.Event()
+    sim.agent = lambda prompt: [
+        ToolCall("execute", {"command": "ls"}, {"output": "a\n", "exit_code": 0}),
+        Gate(gate),
+        Text("Done."),
+    ]
+    policy = dataclasses.replace(FAST_RECONNECT, silence_timeout=0.3)
+    backend = make_backend(sim, reconnect=policy, observer=observer)
+    try:
+        chat = await new_chat(backend)
+        await sim.wait_for(lambda: len(sim.chats[chat.id].messages) == 3)
+        reader = Reader(backend.stream(chat.id))
+        try:
+            await reader.until(lambda events: len(reader.messages()) == 3)
+            last_id = reader.messages()[-1].message.id
+            sim.silence_streams(chat.id)
+            gate.set()
+            await reader.until(lambda events: ConnectedEvent(after_id=last_id) in events)
+            await reader.until(turn_finished)
+        finally:
+            await reader.close()
+    finally:
+        await backend.aclose()
+    ids = [m.message.id for m in reader.messages()]
+    assert len(ids) == len(set(ids)) == 4
+    assert paths(sim, "GET", f"{chats(sim)}/{chat.id}/stream")[:2] == [{}, {"after_id": [str(last_id)]}]
+    assert observer.opened == observer.closed >= 2
 
 
 async def test_stream_starts_after_a_given_cursor(sim: CoderSim, backend: ExperimentalBackend) -> None:

@@ -12,6 +12,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
@@ -640,6 +641,41 @@ async def test_drop_streams_cuts_sockets_without_close_frame(
         with pytest.raises(ConnectionClosed):
             await read_until(ws_two, lambda event: False)
     assert sim.active_streams() == 0
+
+
+async def test_silenced_stream_sends_nothing_and_answers_no_ping(make_sim: MakeSim) -> None:
+    """silence_streams keeps the socket open but sends no frame or ping and leaves pings unanswered."""
+    sim = await make_sim(heartbeat=0.05)
+    sim.agent = scenarios.stuck
+    async with http(sim) as client:
+        chat = await create(client)
+    async with stream(sim, chat["id"]) as ws:
+        await ws.recv()
+        sim.silence_streams(chat["id"])
+        pong = await ws.ping()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(pong), 0.3)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(ws.recv(), 0.3)
+        assert sim.active_streams(chat["id"]) == 1, "TCP stays open"
+
+
+async def test_stream_closes_1001_when_its_ping_goes_unanswered(make_sim: MakeSim) -> None:
+    """Coder pings every heartbeat and closes with 1001 "Ping failed" when no pong comes back."""
+    sim = await make_sim(heartbeat=0.05)
+    sim.agent = scenarios.stuck
+    async with http(sim) as client:
+        chat = await create(client)
+    url = sim.url.replace("http://", "ws://") + f"{BASE}/{chat['id']}/stream"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(url, headers={"Coder-Session-Token": ALICE}, autoping=False) as ws,
+    ):
+        seen: list[aiohttp.WSMsgType] = []
+        async for message in ws:
+            seen.append(message.type)
+        assert aiohttp.WSMsgType.PING in seen
+        assert ws.close_code == 1001
 
 
 async def test_client_data_frame_closes_stream_with_1002(sim: CoderSim, client: httpx.AsyncClient) -> None:

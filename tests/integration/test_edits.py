@@ -105,7 +105,7 @@ async def test_a_failed_queue_replacement_says_what_must_be_sent_again(world: Wo
     second = await world.reply(root, "secnd")
     await world.reply(root, "third")
     await world.until(lambda: _queue_texts(world, root) == ["secnd", "third"])
-    world.coder.fail_next("POST", r"/messages$", 500, "Chat processor is unavailable.")
+    world.coder.fail_next("POST", r"/messages$", 400, "Invalid chat message.")  # a 5xx is retried safely
     await world.slack.edit(world.slack.alice, world.slack.general, second, "second")
     await world.until(lambda: _said(world, root, "⚠️ Your edit was not sent"))
     note = next(t for t in world.bot_texts(root) if t.startswith("⚠️ Your edit"))

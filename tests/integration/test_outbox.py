@@ -8,13 +8,15 @@ from dataclasses import dataclass
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
+from sqlalchemy import select
 
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.migrate import upgrade
+from bridge.db.models import OutboxEntry
 from bridge.metrics import Metrics
 from bridge.relay.limits import SlackLimits
-from bridge.relay.outbox import Outbox, ThreadRef
+from bridge.relay.outbox import Outbox, ThreadRef, final_text
 from bridge.sim.slack import SlackSim
 from bridge.slack.poster import WebPoster
 
@@ -146,3 +148,129 @@ async def test_idle_threads_are_released(rig: Rig) -> None:
         assert outbox.threads_open == 0
     finally:
         await outbox.close()
+
+
+async def _stored(rig: Rig) -> list[repo.SlotText]:
+    async with rig.db.unit() as session:
+        return await repo.pending_texts(session, rig.ref.link_id)
+
+
+async def test_stored_text_is_delivered_after_a_restart(rig: Rig) -> None:
+    """A text put but not yet shown when the process stops is posted, once, by the next outbox."""
+    rig.slack.fail_next("chat.postMessage", error="ratelimited", status=429, retry_after=60)
+    outbox = rig.outbox()
+    try:
+        await outbox.put(rig.ref, [final_text("notice:1", "Your message did not reach the agent.")])
+        await rig.slack.wait_for(lambda: len(rig.slack.calls_to("chat.postMessage")) == 1)
+    finally:
+        await outbox.close()
+    assert rig.texts() == []
+    assert [t.slot for t in await _stored(rig)] == ["notice:1"]
+    again = rig.outbox()
+    try:
+        assert await again.resume() == 1
+        await again.delivered(rig.ref, ["notice:1"], timeout=5)
+    finally:
+        await again.close()
+    assert rig.texts() == ["Your message did not reach the agent."]
+    assert await _stored(rig) == []
+
+
+async def test_half_streamed_message_is_completed_in_place_after_a_restart(rig: Rig) -> None:
+    """A streamed message whose stored final text was not shown yet is edited after a restart, not posted."""
+    outbox = rig.outbox()
+    try:
+        outbox.set_text(rig.ref, "after:3", "Half of the")
+        await outbox.delivered(rig.ref, ["after:3"], timeout=5)
+        rig.slack.fail_next("chat.update", error="ratelimited", status=429, retry_after=60)
+        await outbox.put(rig.ref, [final_text("after:3", "Half of the answer.")])
+        await rig.slack.wait_for(lambda: len(rig.slack.calls_to("chat.update")) == 1)
+    finally:
+        await outbox.close()
+    again = rig.outbox()
+    try:
+        await again.resume()
+        await again.delivered(rig.ref, ["after:3"], timeout=5)
+    finally:
+        await again.close()
+    assert rig.texts() == ["Half of the answer."]
+    assert len(rig.slack.calls_to("chat.postMessage")) == 1
+    assert await _stored(rig) == []
+
+
+async def test_text_shown_before_a_crash_is_not_sent_again(rig: Rig) -> None:
+    """A stored text whose delivery was recorded is not re-sent: the restart costs no Slack call."""
+    outbox = rig.outbox()
+    try:
+        await outbox.put(rig.ref, [final_text("a", "done")])
+        await outbox.delivered(rig.ref, ["a"], timeout=5)
+    finally:
+        await outbox.close()
+    async with rig.db.unit() as session:  # as if the process died between Slack's answer and the delete
+        await repo.stage_texts(session, rig.ref.link_id, [final_text("a", "done")])
+    again = rig.outbox()
+    try:
+        assert await again.resume() == 1
+        await again.delivered(rig.ref, ["a"], timeout=5)
+        assert await again.has_slot(rig.ref, "a")
+    finally:
+        await again.close()
+    assert len(rig.slack.calls_to("chat.postMessage")) == 1
+    assert rig.slack.calls_to("chat.update") == []
+    assert await _stored(rig) == []
+
+
+@pytest.mark.parametrize("error", ["channel_not_found", "is_archived", "not_in_channel"])
+async def test_closed_channel_stops_the_threads_deliveries(
+    rig: Rig, caplog: pytest.LogCaptureFixture, error: str
+) -> None:
+    """A channel gone or closed to the bot stops that thread's output: one call, one WARNING, rows failed."""
+    rig.slack.fail_next("chat.postMessage", error=error, count=10)
+    outbox = rig.outbox()
+    try:
+        await outbox.put(rig.ref, [final_text("a", "first")])
+        await outbox.delivered(rig.ref, ["a"], timeout=5)
+        await outbox.put(rig.ref, [final_text("b", "second")])
+        outbox.set_text(rig.ref, "c", "progress")
+        await outbox.delivered(rig.ref, ["b", "c"], timeout=5)
+        assert outbox.closed(rig.ref) == error
+    finally:
+        await outbox.close()
+    assert len(rig.slack.calls_to("chat.postMessage")) == 1
+    warnings = [r for r in caplog.records if r.levelname == "WARNING" and error in r.getMessage()]
+    assert len(warnings) == 1
+    assert rig.ref.channel in warnings[0].getMessage()
+    assert await _stored(rig) == []
+    async with rig.db.unit() as session:
+        rows = (await session.execute(select(OutboxEntry))).scalars().all()
+    assert [(r.slot, r.state, r.error) for r in rows] == [("a", "failed", error)]
+
+
+async def test_too_long_text_is_split_and_retried_once_smaller(rig: Rig) -> None:
+    """When Slack finds a text too long it is shown in smaller parts, in order, right where it was."""
+    text = "\n\n".join(f"paragraph {i} " + "x" * 400 for i in range(8))
+    rig.slack.fail_next("chat.postMessage", error="msg_too_long")
+    outbox = rig.outbox()
+    try:
+        await outbox.put(rig.ref, [final_text("a", text), final_text("b", "after it")])
+        await outbox.delivered(rig.ref, ["a", "b"], timeout=5)
+    finally:
+        await outbox.close()
+    texts = rig.texts()
+    assert len(texts) > 2
+    assert texts[-1] == "after it"
+    assert "".join(texts[:-1]).replace("\n", "") == text.replace("\n", "")
+    assert await _stored(rig) == []
+
+
+async def test_stored_text_replaced_by_a_newer_one_is_not_sent_after_a_restart(rig: Rig) -> None:
+    """A stored text replaced before Slack showed it is forgotten once the newer text is shown."""
+    outbox = rig.outbox()
+    try:
+        await outbox.put(rig.ref, [final_text("header", "💤 waiting")])
+        outbox.set_text(rig.ref, "header", "⏳ running")
+        await outbox.delivered(rig.ref, ["header"], timeout=5)
+    finally:
+        await outbox.close()
+    assert rig.texts() == ["⏳ running"]
+    assert await _stored(rig) == []

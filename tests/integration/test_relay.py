@@ -147,10 +147,10 @@ async def test_failed_follow_up_is_said_and_can_be_resent(world: World) -> None:
     world.coder.agent = lambda prompt: [Text(f"Echo: {prompt}")]
     root = await world.mention("one")
     await world.until_idle_and_shown(root)
-    world.coder.fail_next("POST", r"/messages$", 500, "Chat processor is unavailable.")
+    world.coder.fail_next("POST", r"/messages$", 400, "Invalid chat message content.")  # a 5xx is retried
     failed = await world.reply(root, "two")
     await world.until(lambda: any("did not reach the agent" in t for t in world.bot_texts(root)))
-    assert any("Chat processor is unavailable." in t for t in world.bot_texts(root))
+    assert any("Invalid chat message content." in t for t in world.bot_texts(root))
     assert failed
     await world.reply(root, "two")
     await world.until_idle_and_shown(root, turns=2)
@@ -214,6 +214,36 @@ async def test_restart_resumes_busy_chats(world: World) -> None:
     assert len(world.slack.calls_to("chat.postMessage")) == posts_before, "completed by edit, not re-posted"
 
 
+async def test_final_reply_stored_before_a_stop_is_shown_after_the_restart(world: World) -> None:
+    """A reply whose final text Slack had not taken before the stop is completed in place after it."""
+    await world.stop_bridge()
+    await world.start_bridge(shutdown_timeout=0.5)
+    gate = asyncio.Event()
+    world.coder.agent = lambda prompt: [Text("Half of the answer, "), Gate(gate), Text("and the rest.")]
+    root = await world.mention("go")
+    await world.until(lambda: "Half of the answer, " in world.bot_texts(root))
+    posts_before = len(world.slack.calls_to("chat.postMessage"))
+    for method in ("chat.update", "chat.postMessage"):  # Slack takes nothing until the restart
+        world.slack.fail_next(method, error="ratelimited", status=429, retry_after=0.05, count=10_000)
+    gate.set()
+
+    def tried(method: str, text: str) -> bool:
+        return any(text in c.params.get("markdown_text", "") for c in world.slack.calls_to(method))
+
+    # The idle status, the turn's last stored text, is stored with (or after) the reply's final text.
+    await world.until(lambda: tried("chat.update", "💤 waiting"))
+    await world.stop_bridge()
+    assert "Half of the answer, and the rest." not in world.bot_texts(root)
+    world.slack.clear_faults()
+    await world.start_bridge()
+    await world.until_idle_and_shown(root)
+    await world.until(lambda: any("The agent is done" in t for t in world.bot_texts(root)))
+    assert world.replies(root) == ["Half of the answer, and the rest."]
+    assert sum("Half of the answer" in t for t in world.bot_texts(root)) == 1
+    assert sum("The agent is done" in t for t in world.bot_texts(root)) == 1
+    assert len(world.slack.calls_to("chat.postMessage")) == posts_before + 1, "only the mention is new"
+
+
 async def test_lost_stream_is_said_and_resumed_by_a_reply(world: World) -> None:
     """When Coder's stream stays unreachable the thread says so; the next reply picks the chat up again."""
     gate = asyncio.Event()
@@ -235,6 +265,51 @@ async def test_lost_stream_is_said_and_resumed_by_a_reply(world: World) -> None:
     replies = world.replies(root)
     assert "Started, done." in replies
     assert replies[-1] == "Echo: still there?"
+
+
+async def test_lost_stream_is_retried_later_without_a_reply(world: World) -> None:
+    """A stream that gave up is tried again after the retry interval; the thread completes, told once."""
+    await world.stop_bridge()
+    await world.start_bridge(stream_retry_interval=0.2)
+    gate = asyncio.Event()
+    world.coder.agent = lambda prompt: [Text("Started, "), Gate(gate), Text("done.")]
+    root = await world.mention("go")
+    await world.until(lambda: "Started, " in world.bot_texts(root))
+    world.coder.set_unavailable(True)
+    world.coder.drop_streams()
+    await world.until(
+        lambda: any("Lost the connection to Coder" in t for t in world.bot_texts(root)), timeout=20
+    )
+    world.coder.set_unavailable(False)
+    gate.set()
+    await world.until_idle_and_shown(root, timeout=20)
+    lost = [t for t in world.replies(root) if "Lost the connection to Coder" in t]
+    assert len(lost) == 1
+    assert [t for t in world.replies(root) if t not in lost] == ["Started, done."]
+    assert [m for m in world.slack.thread(world.slack.general, root) if not m.bot_id][1:] == []
+
+
+async def test_silent_stream_is_dropped_and_the_thread_completes(world: World) -> None:
+    """A stream socket on which Coder goes silent is replaced after the silence timeout, unseen in Slack."""
+    await world.stop_bridge()
+    await world.start_bridge(stream_silence_timeout=0.3)
+    gate = asyncio.Event()
+    world.coder.agent = lambda prompt: [
+        Text("Step one."),
+        ToolCall("execute", {"command": "ls"}, {"output": "a\n"}),
+        Text("Step two, "),
+        Gate(gate),
+        Text("finished."),
+    ]
+    root = await world.mention("go")
+    await world.until(lambda: "Step two, " in world.bot_texts(root))
+    streams_opened = sum(1 for r in world.coder.requests if r.path.endswith("/stream"))
+    world.coder.silence_streams()
+    gate.set()
+    await world.until_idle_and_shown(root)
+    assert world.replies(root) == ["Step one.", "Step two, finished."]
+    assert sum(1 for r in world.coder.requests if r.path.endswith("/stream")) > streams_opened
+    assert not any("Lost the connection" in t for t in world.bot_texts(root))
 
 
 @pytest.mark.parametrize("framing", ["envelope-single", "bare"])
