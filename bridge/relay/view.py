@@ -248,6 +248,7 @@ class ThreadView:
         if message.role == "user":
             if new:
                 self._close_card()
+                self._drop_finished_deltas()
             self._turn_persisted = ""
             self._turn_id, self._calls, self._failure = message.id, {}, ""
         for part in message.content:
@@ -258,6 +259,15 @@ class ThreadView:
             if key not in self._blocks:
                 self._adopt_draft(key)
             self._set(key, message.text, final=True)
+
+    def _drop_finished_deltas(self) -> None:
+        """A new turn began without the chat going idle (a queued message): deltas that its replies
+        persisted in full belong to the turn before, and must not come back as the new turn's draft.
+        Deltas that are not (a snapshot sends the running turn's deltas before its user message) stay.
+        """
+        rest = self._deltas.removeprefix(self._turn_persisted)
+        if self._deltas.startswith(self._turn_persisted) and not rest.strip():
+            self._deltas = ""
 
     def _adopt_draft(self, key: str) -> None:
         """Hand the draft's Slack message to block ``key``; the next deltas start a new draft."""
