@@ -95,7 +95,10 @@ class Supervisor:
         ref = thread_ref(link)
         try:
             chat = await self._backend.get_chat(chat_id)
-            turn = await self._turn(chat_id, cursor) if chat.status.phase.busy else []
+            # A turn that ended while the bridge was down still needs its card closed and its outcome
+            # told: the link, last seen busy, says so even though the chat is idle now.
+            ongoing = chat.status.phase.busy or link.phase in repo.BUSY_PHASES
+            turn = await self._turn(chat_id, cursor) if ongoing else []
             draft_shown = await self._outbox.has_slot(ref, DRAFT)
             view = self._views[chat_id] = ThreadView(after_id=cursor, turn=turn, draft_shown=draft_shown)
             await self._consume(ref, chat_id, chat.title, view)
