@@ -253,6 +253,8 @@ class Inbound:
         async with self._db.unit() as session:
             if not await _claim_message(session, link, message):
                 return
+            assert link.id is not None
+            await repo.mark_busy(session, link.id)
         try:
             result = await self._backend.send_message(chat_id, [InputPart.of_text(text)])
         except CoderError as exc:
