@@ -137,16 +137,17 @@ class _Fault:
 class Flakiness:
     """Random trouble on a fraction of requests: answers held up, and Coder's own 500s.
 
-    Only requests whose method is in ``methods`` and whose path matches ``paths`` (re.search) are
-    touched. A failed request is refused before the handler runs, as chatd's "Chat processor is
-    unavailable." is, so the request had no effect. ``rng`` is seeded by the caller so a run can
-    be replayed.
+    Only requests whose path matches ``paths`` (re.search) are touched: those whose method is in
+    ``slow_methods`` may be held up, those in ``error_methods`` may fail. A failed request is refused
+    before the handler runs, as chatd's "Chat processor is unavailable." is, so it had no effect.
+    ``rng`` is seeded by the caller so a run can be replayed.
     """
 
     error_rate: float = 0.0
     slow_rate: float = 0.0
     slow_seconds: float = 0.0
-    methods: frozenset[str] = frozenset({"GET"})
+    error_methods: frozenset[str] = frozenset({"GET"})
+    slow_methods: frozenset[str] = frozenset({"GET", "POST", "PATCH"})
     paths: re.Pattern[str] = re.compile(r"/chats")
     rng: random.Random = field(default_factory=random.Random)
     errors: int = 0
@@ -154,8 +155,23 @@ class Flakiness:
     slowed: int = 0
     """How many requests were held up by this knob."""
 
-    def applies(self, method: str, path: str) -> bool:
-        return method in self.methods and self.paths.search(path) is not None
+    def slows(self, method: str, path: str) -> bool:
+        """Whether to hold up this request (counted)."""
+        if method not in self.slow_methods or self.paths.search(path) is None:
+            return False
+        if self.rng.random() >= self.slow_rate:
+            return False
+        self.slowed += 1
+        return True
+
+    def fails(self, method: str, path: str) -> bool:
+        """Whether to answer this request 500 (counted)."""
+        if method not in self.error_methods or self.paths.search(path) is None:
+            return False
+        if self.rng.random() >= self.error_rate:
+            return False
+        self.errors += 1
+        return True
 
 
 class CoderSim:
@@ -357,17 +373,11 @@ class CoderSim:
         self._record(request, await request.read())
         if self.latency > 0:
             await asyncio.sleep(self.latency)
-        flaky = (
-            self.flakiness
-            if self.flakiness and self.flakiness.applies(request.method, request.path)
-            else None
-        )
-        if flaky is not None and flaky.rng.random() < flaky.slow_rate:
-            flaky.slowed += 1
+        flaky = self.flakiness
+        if flaky is not None and flaky.slows(request.method, request.path):
             await asyncio.sleep(flaky.slow_seconds)
         try:
-            if flaky is not None and flaky.rng.random() < flaky.error_rate:
-                flaky.errors += 1
+            if flaky is not None and flaky.fails(request.method, request.path):
                 raise _processor_unavailable()
             self._raise_injected_fault(request)
             _raise_if_unrouted(request)
