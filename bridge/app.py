@@ -326,7 +326,7 @@ class Bridge:
             reasons.append(f"database: {type(exc).__name__}")
         if not self._slack_ok:
             reasons.append("slack: not connected")
-        if self._socket is not None and not self._socket.client.is_connected():
+        if self._socket is not None and not await self._socket.client.is_connected():
             reasons.append("slack: socket mode disconnected")
         if self._backend is None:
             reasons.append("coder: not connected")

@@ -145,6 +145,16 @@ async def set_status(session: AsyncSession, chat_id: str, *, status: str, phase:
     )
 
 
+async def mark_busy(session: AsyncSession, link_id: int) -> None:
+    """A message is being sent to the link's chat: follow it again after a restart, even if the bridge
+    stops before the chat's stream has shown it busy (the stream then records the real status)."""
+    await session.execute(
+        update(ThreadLink)
+        .where(col(ThreadLink.id) == link_id)
+        .values(phase=STARTING_PHASE, updated_at=utcnow())
+    )
+
+
 async def set_archived(session: AsyncSession, chat_id: str, archived: bool) -> None:
     """Remember that a chat was archived or unarchived."""
     await session.execute(

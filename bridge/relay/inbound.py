@@ -412,6 +412,9 @@ class Inbound:
             async with self._db.unit() as session:
                 await repo.release_inbound(session, channel_id=message.channel_id, ts=message.ts)
             return
+        async with self._db.unit() as session:  # a crash after the send still finds the chat busy
+            assert link.id is not None
+            await repo.mark_busy(session, link.id)
         try:
             result = await backend.send_message(chat_id, content)
         except CoderError as exc:

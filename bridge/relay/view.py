@@ -237,7 +237,8 @@ class ThreadView:
         self._deltas = ""
 
     def _on_message(self, message: Message) -> None:
-        if message.id > self.last_id:
+        new = message.id > self.last_id
+        if new:
             previous = self.last_id
             self.last_id = message.id
             self._known_ids.append(message.id)
@@ -245,6 +246,9 @@ class ThreadView:
             at = bisect.bisect_left(self._known_ids, message.id)
             previous = self._known_ids[at - 1] if at > 0 else 0
         if message.role == "user":
+            if new:
+                self._close_card()
+                self._drop_finished_deltas()
             self._turn_persisted = ""
             self._turn_id, self._calls, self._failure = message.id, {}, ""
         for part in message.content:
@@ -255,6 +259,15 @@ class ThreadView:
             if key not in self._blocks:
                 self._adopt_draft(key)
             self._set(key, message.text, final=True)
+
+    def _drop_finished_deltas(self) -> None:
+        """A new turn began without the chat going idle (a queued message): deltas that its replies
+        persisted in full belong to the turn before, and must not come back as the new turn's draft.
+        Deltas that are not (a snapshot sends the running turn's deltas before its user message) stay.
+        """
+        rest = self._deltas.removeprefix(self._turn_persisted)
+        if self._deltas.startswith(self._turn_persisted) and not rest.strip():
+            self._deltas = ""
 
     def _adopt_draft(self, key: str) -> None:
         """Hand the draft's Slack message to block ``key``; the next deltas start a new draft."""
@@ -267,18 +280,24 @@ class ThreadView:
         if key not in self.changed:
             self.changed.append(key)
 
-    def _update_card(self) -> None:
+    def _update_card(self, phase: ChatPhase | None = None) -> None:
         """The turn's status card: shown once the turn called a tool, final when the turn ended."""
         if self._turn_id is None or not self._calls:
             return
         key = f"card:{self._turn_id}"
         if key in self._blocks and self._blocks[key].final:
             return  # its turn is over; snapshot deltas of the next turn must not land on it
-        phase = self.status.phase if self.status is not None else ChatPhase.WORKING
+        if phase is None:
+            phase = self.status.phase if self.status is not None else ChatPhase.WORKING
         lines = [ToolLine(c.name, c.summary, c.state) for c in self._calls.values()]
         touched = list(self._touched())
         text = render_card(lines, phase=phase, touched=touched, reason=self._failure)
         self._set(key, text, final=not phase.busy)
+
+    def _close_card(self) -> None:
+        """A new turn began while the chat stayed busy (Coder went straight on to a queued
+        message): the turn before it is over, so its card says done instead of working forever."""
+        self._update_card(ChatPhase.IDLE)
 
     def _update_draft(self) -> None:
         persisted = self._turn_persisted

@@ -19,7 +19,8 @@ answers wrapped in ``{"message": ...}``).
 
 Tests and benchmarks observe and steer it through ``chats``, ``requests``, ``frame_log``,
 ``wait_for`` and the fault knobs (``fail_next``, ``latency``, ``set_unavailable``, ``drop_streams``,
-``revoke_token``). Agent turns are scripted: see ``coder_agent`` and ``scenarios``.
+``revoke_token``, and ``flakiness`` for seeded 5xx and slow answers on a fraction of calls).
+Agent turns are scripted: see ``coder_agent`` and ``scenarios``.
 
     async with CoderSim(generation="v2") as sim:
         client = httpx.AsyncClient(base_url=sim.url, headers={"Coder-Session-Token": "sim-token"})
@@ -30,11 +31,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import random
 import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType, TracebackType
 from typing import Any, Final
@@ -132,6 +134,47 @@ class _Fault:
     after: bool = False
 
 
+@dataclass
+class Flakiness:
+    """Random trouble on a fraction of requests: answers held up, and Coder's own 500s.
+
+    Only requests whose path matches ``paths`` (re.search) are touched: those whose method is in
+    ``slow_methods`` may be held up, those in ``error_methods`` may fail. A failed request is refused
+    before the handler runs, as chatd's "Chat processor is unavailable." is, so it had no effect.
+    ``rng`` is seeded by the caller so a run can be replayed.
+    """
+
+    error_rate: float = 0.0
+    slow_rate: float = 0.0
+    slow_seconds: float = 0.0
+    error_methods: frozenset[str] = frozenset({"GET"})
+    slow_methods: frozenset[str] = frozenset({"GET", "POST", "PATCH"})
+    paths: re.Pattern[str] = re.compile(r"/chats")
+    rng: random.Random = field(default_factory=random.Random)
+    errors: int = 0
+    """How many requests were answered 500 by this knob."""
+    slowed: int = 0
+    """How many requests were held up by this knob."""
+
+    def slows(self, method: str, path: str) -> bool:
+        """Whether to hold up this request (counted)."""
+        if method not in self.slow_methods or self.paths.search(path) is None:
+            return False
+        if self.rng.random() >= self.slow_rate:
+            return False
+        self.slowed += 1
+        return True
+
+    def fails(self, method: str, path: str) -> bool:
+        """Whether to answer this request 500 (counted)."""
+        if method not in self.error_methods or self.paths.search(path) is None:
+            return False
+        if self.rng.random() >= self.error_rate:
+            return False
+        self.errors += 1
+        return True
+
+
 class CoderSim:
     """A Coder deployment with the ``agents`` experiment on, its users given by ``tokens``."""
 
@@ -162,6 +205,7 @@ class CoderSim:
         self.requests: list[RecordedRequest] = []
         self.frame_log: list[tuple[float, str, list[JsonDict]]] = []
         self.latency = 0.0
+        self.flakiness: Flakiness | None = None
         self._tokens = dict(tokens)
         self._heartbeat = heartbeat
         self._engine = ChatEngine(
@@ -252,9 +296,10 @@ class CoderSim:
     def active_streams(self, chat_id: str | None = None) -> int:
         return self._engine.active_streams(chat_id)
 
-    def drop_streams(self, chat_id: str | None = None) -> None:
-        """Cut stream sockets (all, or one chat's) without a close frame, like a lost connection."""
-        self._engine.drop_streams(chat_id)
+    def drop_streams(self, chat_id: str | None = None) -> int:
+        """Cut stream sockets (all, or one chat's) without a close frame, like a lost connection;
+        returns how many were cut."""
+        return self._engine.drop_streams(chat_id)
 
     def silence_streams(self, chat_id: str | None = None, *, watches: bool = False) -> None:
         """Go silent on stream sockets (all, or one chat's; watch sockets too with ``watches``): no
@@ -360,7 +405,12 @@ class CoderSim:
         self._record(request, await request.read())
         if self.latency > 0:
             await asyncio.sleep(self.latency)
+        flaky = self.flakiness
+        if flaky is not None and flaky.slows(request.method, request.path):
+            await asyncio.sleep(flaky.slow_seconds)
         try:
+            if flaky is not None and flaky.fails(request.method, request.path):
+                raise _processor_unavailable()
             self._raise_injected_fault(request, after=False)
             _raise_if_unrouted(request)
             user = self._authenticate(request)
@@ -381,7 +431,7 @@ class CoderSim:
 
     def _raise_injected_fault(self, request: web.Request, *, after: bool) -> None:
         if self._unavailable and not after:
-            raise ApiError(500, "Chat processor is unavailable.", "Chat processor is not configured.")
+            raise _processor_unavailable()
         for fault in self._faults:
             if fault.after == after and fault.method == request.method and fault.path.search(request.path):
                 fault.remaining -= 1
@@ -790,6 +840,11 @@ async def _send(ws: web.WebSocketResponse, text: str) -> bool:
     except ConnectionResetError:
         return False
     return True
+
+
+def _processor_unavailable() -> ApiError:
+    """chatd's 500 when its processor is down (reference 2): refused before anything happened."""
+    return ApiError(500, "Chat processor is unavailable.", "Chat processor is not configured.")
 
 
 def _raise_if_unrouted(request: web.Request) -> None:

@@ -420,13 +420,16 @@ class ChatEngine:
         self._watchers[subscriber.key].discard(subscriber)
         self.changes.notify()
 
-    def drop_streams(self, chat_id: str | None) -> None:
+    def drop_streams(self, chat_id: str | None) -> int:
+        dropped = 0
         for key, subscribers in self._streams.items():
             if chat_id in (None, key):
                 for subscriber in list(subscribers):
                     subscriber.abort()
                     subscribers.discard(subscriber)
+                    dropped += 1
         self.changes.notify()
+        return dropped
 
     def silence_sockets(self, chat_id: str | None, *, watches: bool) -> None:
         """Make stream sockets (all, or one chat's) and, if asked, watch sockets go silent."""

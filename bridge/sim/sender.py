@@ -15,10 +15,11 @@ import hashlib
 import hmac
 import json
 import logging
+import random
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 from urllib.parse import urlencode
 
@@ -254,6 +255,29 @@ class SocketModeHub:
             await connection.ws.close()
 
 
+@dataclass
+class AckLoss:
+    """Acks that never reach Slack: the app handled the event, Slack times out and retries it.
+
+    What an overloaded network or a slow proxy does to a fast app; the retries carry the same
+    event_id with ``X-Slack-Retry-Num`` 1..3 (``retry_attempt`` over Socket Mode). ``rate`` is the
+    fraction of acknowledged event deliveries lost; ``rng`` is seeded so a run can be replayed.
+    """
+
+    rate: float
+    rng: random.Random = field(default_factory=random.Random)
+    lost: int = 0
+    """How many acks were lost so far."""
+
+    def apply(self, delivery: Delivery) -> None:
+        """Maybe lose this delivery's ack, marking it failed as Slack would see it."""
+        if self.rng.random() >= self.rate:
+            return
+        self.lost += 1
+        delivery.acked = False
+        delivery.failure = "http_timeout" if delivery.transport == "http" else "timeout"
+
+
 class EventDeliverer:
     """Delivers payloads over Socket Mode when a client is connected, else by signed POST to event_url."""
 
@@ -271,6 +295,7 @@ class EventDeliverer:
         self.event_url: str | None = None
         self.retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS
         self.request_timestamp_offset = 0.0
+        self.ack_loss: AckLoss | None = None
         self.deliveries: list[Delivery] = []
         self._time_scale = time_scale
         self._hub = hub
@@ -346,6 +371,8 @@ class EventDeliverer:
                 await self._post(delivery, raw, attempt, retry_reason)
             else:
                 delivery.failure = "connection_failed" if self._hub.ever_opened else "no_endpoint"
+            if delivery.acked and kind == "events_api" and self.ack_loss is not None:
+                self.ack_loss.apply(delivery)
         finally:
             delivery.done = True
             self._on_change()

@@ -29,8 +29,8 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from bridge.sim.sender import AppResponse, Delivery, EventDeliverer, SocketModeHub
-from bridge.sim.slack_api import ApiResult, Fault, WebApi
+from bridge.sim.sender import AckLoss, AppResponse, Delivery, EventDeliverer, SocketModeHub
+from bridge.sim.slack_api import ApiResult, Fault, Storm, WebApi
 from bridge.sim.slack_events import EventFactory, find_action, is_bot_mention
 from bridge.sim.slack_limits import TIER_1, TIER_2, TIER_3, TIER_4, Limit, RateLimiter, RateLimits
 from bridge.sim.slack_state import (
@@ -63,6 +63,7 @@ __all__ = [
     "TIER_2",
     "TIER_3",
     "TIER_4",
+    "AckLoss",
     "AgentSession",
     "ApiCall",
     "AppResponse",
@@ -76,6 +77,7 @@ __all__ = [
     "SimUser",
     "SimUserGroup",
     "SlackSim",
+    "Storm",
 ]
 
 logger = logging.getLogger(__name__)
@@ -302,6 +304,24 @@ class SlackSim:
         self._deliverer.retry_delays = tuple(delays)
 
     @property
+    def ack_loss(self) -> AckLoss | None:
+        """Lose a fraction of the app's event acks, so Slack retries those events (None: lose none)."""
+        return self._deliverer.ack_loss
+
+    @ack_loss.setter
+    def ack_loss(self, loss: AckLoss | None) -> None:
+        self._deliverer.ack_loss = loss
+
+    @property
+    def storm(self) -> Storm | None:
+        """A 429 storm on some methods, on top of the rate limits (None: no storm)."""
+        return self._api.storm
+
+    @storm.setter
+    def storm(self, storm: Storm | None) -> None:
+        self._api.storm = storm
+
+    @property
     def rate_limits(self) -> RateLimits:
         """The rate-limit table; assigning a new one resets all budgets."""
         return self._api.limiter.limits
@@ -477,6 +497,11 @@ class SlackSim:
     def deliveries(self) -> list[Delivery]:
         """Every delivery attempt to the app, in the order they were sent."""
         return self._deliverer.deliveries
+
+    @property
+    def deliveries_under_way(self) -> int:
+        """Background deliveries not finished yet, waits before a retry included."""
+        return len(self._tasks)
 
     @property
     def socket_connections(self) -> int:
@@ -801,7 +826,11 @@ class SlackSim:
 
         task = asyncio.create_task(guarded())
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        self._notify()
 
     def _issue_trigger(self, trigger_id: str, user: str) -> None:
         """Remember a trigger handed to the app, so ``views.open`` can check it."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import re
 import secrets
 import time
@@ -93,6 +94,30 @@ class Fault:
     status: int
     retry_after: float | None
     remaining: int
+
+
+@dataclass
+class Storm:
+    """A 429 storm (``SlackSim.storm``): a fraction of the calls of some methods are rate limited.
+
+    Slack's real budgets are per method and per workspace, so a busy workspace sees 429s no matter
+    how well this app paces itself; each carries ``Retry-After`` like a real one. ``rng`` is seeded
+    by the caller so a run can be replayed.
+    """
+
+    methods: frozenset[str]
+    rate: float
+    retry_after: float
+    rng: random.Random = field(default_factory=random.Random)
+    answered: int = 0
+    """How many calls this storm answered with 429."""
+
+    def strikes(self, method: str) -> bool:
+        """Whether this call is one of the unlucky ones (counted)."""
+        if method not in self.methods or self.rng.random() >= self.rate:
+            return False
+        self.answered += 1
+        return True
 
 
 class Args:
@@ -183,6 +208,7 @@ class WebApi:
         self._echo = echo
         self._open_socket = open_socket
         self.faults: dict[str, deque[Fault]] = {}
+        self.storm: Storm | None = None
         self._methods: dict[str, _Method] = {
             "auth.test": _Method(self._auth_test, _no_scope),
             "apps.connections.open": _Method(self._apps_connections_open, _no_scope, token="app"),
@@ -231,6 +257,9 @@ class WebApi:
             if fault.retry_after is not None:
                 headers["Retry-After"] = format_retry_after(fault.retry_after, time_scale=self._time_scale)
             return ApiResult(fault.status, {"ok": False, "error": fault.error}, headers)
+        if self.storm is not None and self.storm.strikes(method):
+            headers["Retry-After"] = format_retry_after(self.storm.retry_after, time_scale=self._time_scale)
+            return ApiResult(429, {"ok": False, "error": "ratelimited"}, headers)
         args = Args(params)
         if self.rate_limits_enabled:
             wait = self.limiter.admit(method, args.get("channel") or args.get("channel_id"))

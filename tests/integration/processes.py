@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -10,6 +11,7 @@ import sys
 from asyncio.subprocess import PIPE, Process
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import httpx
 
@@ -58,26 +60,35 @@ class BridgeProcess:
     port: int
 
     @classmethod
-    async def start(cls, env: dict[str, str], cwd: Path, *, timeout: float = 30) -> BridgeProcess:
-        """Start it and wait until /readyz answers 200 (polling, as a load balancer does)."""
+    async def start(
+        cls, env: dict[str, str], cwd: Path, *, timeout: float = 30, log: Path | None = None
+    ) -> BridgeProcess:
+        """Start it and wait until /readyz answers 200 (polling, as a load balancer does).
+
+        With ``log`` its output is appended to that file instead of a pipe, so a long-running
+        process never blocks on a full pipe nobody reads.
+        """
         port = free_port()
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bridge",
-            "serve",
-            env={**env, "PORT": str(port)},
-            cwd=cwd,
-            stdout=PIPE,
-            stderr=PIPE,
-        )
+        with contextlib.ExitStack() as files:
+            output: int | TextIO = PIPE if log is None else files.enter_context(log.open("a"))
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bridge",
+                "serve",
+                env={**env, "PORT": str(port)},
+                cwd=cwd,
+                stdout=output,
+                stderr=output,
+            )
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         async with httpx.AsyncClient() as client:
             while loop.time() < deadline:
                 if process.returncode is not None:
                     _, err = await process.communicate()
-                    raise RuntimeError(f"bridge exited with {process.returncode}: {err.decode()}")
+                    said = err.decode() if err else f"see {log}"
+                    raise RuntimeError(f"bridge exited with {process.returncode}: {said}")
                 try:
                     if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
                         return cls(process, port)
@@ -98,8 +109,8 @@ class BridgeProcess:
         await self.process.communicate()
 
     async def stop(self, timeout: float = 20) -> tuple[int, str]:
-        """SIGTERM and wait; the exit status and what it logged."""
+        """SIGTERM and wait; the exit status and what it logged (empty when it logs to a file)."""
         self.process.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(self.process.communicate(), timeout)
         assert self.process.returncode is not None
-        return self.process.returncode, err.decode()
+        return self.process.returncode, err.decode() if err else ""

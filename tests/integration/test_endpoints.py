@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -174,6 +175,23 @@ async def test_socket_mode_relays_events(world: World) -> None:
     assert {d.transport for d in world.slack.deliveries} == {"socket_mode"}
     async with httpx.AsyncClient() as client:
         assert (await client.post(_url(world, "/slack/events"), content="{}")).status_code in (404, 405)
+
+
+async def test_readyz_fails_while_socket_mode_is_down(world: World) -> None:
+    """While the Socket Mode connection is down (and cannot be reopened) readiness is 503."""
+    await world.stop_bridge()
+    await world.start_bridge(slack_app_token=SecretStr(world.slack.app_token))
+    world.slack.event_url = None
+    await world.until(lambda: world.slack.socket_connections == 1)
+    world.slack.fail_next("apps.connections.open", error="internal_error", count=1000)
+    await world.slack.disconnect_socket_mode()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10
+    async with httpx.AsyncClient() as client:
+        while (response := await client.get(_url(world, "/readyz"))).status_code == 200:
+            assert loop.time() < deadline, "readyz stayed 200 with Socket Mode down"
+            await asyncio.sleep(0.05)  # polling, as a load balancer does
+    assert "slack: socket mode disconnected" in response.json()["reasons"]
 
 
 async def test_no_secret_in_debug_logs_or_slack(world: World, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from bridge.sim.coder import CoderSim
+from bridge.sim.coder_agent import Text
+from bridge.sim.coder_state import SimChat
 from bridge.sim.slack import SlackSim
 from tests.integration.processes import BridgeProcess, serve_env
 
@@ -52,3 +54,36 @@ async def test_mention_acknowledged_before_a_crash_becomes_one_chat(
     assert len(headers) == 1
     assert code == 0, log
     assert "acknowledged before the last stop" in log
+
+
+async def test_follow_up_sent_just_before_a_crash_is_answered_after_the_restart(
+    tmp_path: Path, sims: tuple[SlackSim, CoderSim]
+) -> None:
+    """SIGKILL right after Coder took a follow-up, before its stream said busy: the answer is shown."""
+    slack, coder = sims
+    coder.agent = lambda prompt: [Text(f"Echo: {prompt}")]
+    env = serve_env(slack, coder, tmp_path)
+    bridge = await BridgeProcess.start(env, tmp_path, log=tmp_path / "bridge.log")
+    slack.event_url = bridge.events_url
+    root = await slack.user_says(slack.alice, slack.general, f"<@{slack.bot_user_id}> first")
+    await slack.wait_for(lambda: _shown(slack, root, "The agent is done"), timeout=20)
+    coder.latency = 1.0  # the bridge hears back slowly, so it cannot see the new turn before the kill
+    await slack.user_says(slack.alice, slack.general, "second", thread_ts=root, wait_ack=False)
+    await coder.wait_for(lambda: any(_user_count(c) == 2 for c in coder.chats.values()), timeout=10)
+    await bridge.kill()
+    coder.latency = 0.0
+    again = await BridgeProcess.start(env, tmp_path, log=tmp_path / "bridge.log")
+    slack.event_url = again.events_url
+    try:
+        await slack.wait_for(lambda: _shown(slack, root, "Echo: second"), timeout=20)
+    finally:
+        await again.stop()
+    assert [_user_count(c) for c in coder.chats.values()] == [2]
+
+
+def _shown(slack: SlackSim, root: str, text: str) -> bool:
+    return any(text in m.visible_text for m in slack.thread(slack.general, root) if m.bot_id)
+
+
+def _user_count(chat: SimChat) -> int:
+    return sum(1 for m in chat.messages if m["role"] == "user")

@@ -10,6 +10,7 @@ import pytest
 from bridge.sim.coder import CoderSim
 from bridge.sim.coder_agent import Gate, Step, Text, ToolCall
 from bridge.sim.slack import SlackSim
+from bridge.slack.blocks import is_outcome
 from tests.integration.conftest import CODER_TOKEN, SIGNING_SECRET, World, assistant_texts, make_settings
 
 
@@ -210,8 +211,29 @@ async def test_restart_resumes_busy_chats(world: World) -> None:
     await world.until(lambda: world.chat_of(root).status == "waiting")
     await world.start_bridge()
     await world.until_idle_and_shown(root)
+    await world.until(lambda: is_outcome(world.bot_texts(root)[-1]))
     assert world.replies(root) == ["Half of the answer, and the rest."]
-    assert len(world.slack.calls_to("chat.postMessage")) == posts_before, "completed by edit, not re-posted"
+    new_posts = len(world.slack.calls_to("chat.postMessage")) - posts_before
+    assert new_posts == 1, "completed by edit; the one new message is the requester's mention"
+
+
+async def test_turn_ended_while_stopped_gets_its_card_and_outcome(world: World) -> None:
+    """A turn that ends while the bridge is down: after the restart its card says done and the
+    requester is told, as if the bridge had watched it end."""
+    gate = asyncio.Event()
+    world.coder.agent = lambda prompt: [
+        ToolCall("execute", {"command": "make test"}, {"output": "ok", "exit_code": 0}),
+        Text("Tests pass."),
+        Gate(gate),
+    ]
+    root = await world.mention("go")
+    await world.until(lambda: "Tests pass." in world.bot_texts(root))
+    await world.stop_bridge()
+    gate.set()
+    await world.until(lambda: world.chat_of(root).status == "waiting")
+    await world.start_bridge()
+    await world.until(lambda: is_outcome(world.bot_texts(root)[-1]))
+    assert world.cards(root) == ["✅ Done · 1 tool\n- ✓ execute `make test`"]
 
 
 async def test_final_reply_stored_before_a_stop_is_shown_after_the_restart(world: World) -> None:

@@ -294,3 +294,33 @@ def test_outcome_says_how_the_turn_ended() -> None:
         "boom",
         False,
     )
+
+
+def test_card_of_a_turn_is_done_when_a_queued_message_starts_the_next_turn() -> None:
+    """Coder going straight on to a queued message ends the turn before it: its card says done."""
+    view = ThreadView()
+    view.apply(
+        [
+            message(5, "user", "fix it"),
+            RUNNING,
+            message(6, "assistant", "Looking.", tool=True),
+            message(7, "tool"),
+            message(8, "user", "also add a test"),
+            message(9, "assistant", "Adding it.", tool=True),
+        ]
+    )
+    cards = {b.key: b for b in view.blocks if b.key.startswith("card:")}
+    assert cards["card:5"].final
+    assert cards["card:5"].text.startswith("✅ Done · 1 tool")
+    assert not cards["card:8"].final
+
+
+def test_queued_turn_does_not_bring_back_the_previous_turns_text() -> None:
+    """Coder going straight on to a queued message: the finished turn's deltas make no new draft."""
+    view = ThreadView()
+    view.apply([message(5, "user", "fix it"), RUNNING, delta("Fixed "), delta("it.")])
+    view.apply([message(6, "assistant", "Fixed it.")])
+    view.apply([message(7, "user", "also add a test")])
+    assert shown(view) == [("after:5", "Fixed it.", True)]
+    view.apply([delta("Added.")])
+    assert shown(view) == [("after:5", "Fixed it.", True), ("draft", "Added.", False)]
