@@ -19,16 +19,29 @@ from bridge.coder.errors import CoderRejected
 from bridge.coder.experimental_wire import (
     decode,
     parse_chat,
+    parse_diff,
     parse_message,
     parse_send_result,
     parse_stream_event,
+    parse_watch_event,
 )
 from bridge.coder.framing import RawEvent
 from bridge.coder.observe import NOOP_OBSERVER, CoderObserver
 from bridge.coder.rest import DEFAULT_RETRY, DEFAULT_TIMEOUT, RestClient, RetryPolicy, read_json
 from bridge.coder.stream import DEFAULT_RECONNECT, ReconnectingStream, ReconnectPolicy, websocket_url
-from bridge.coder.types import Chat, ChatId, CoderUser, InputPart, Message, SendResult, StreamEvent
+from bridge.coder.types import (
+    Chat,
+    ChatDiff,
+    ChatId,
+    CoderUser,
+    InputPart,
+    Message,
+    SendResult,
+    StreamEvent,
+    WatchEvent,
+)
 from bridge.coder.users import fetch_me
+from bridge.coder.watch import ChatWatch, open_watch
 
 CHATS = "/api/experimental/chats"
 _MAX_PAGE = 200  # Coder answers 400 to a messages limit outside 1..200
@@ -42,13 +55,14 @@ class ChatsApi:
     base: str
     parse_chat: Callable[[Any], Chat]
     parse_stream_event: Callable[[RawEvent], StreamEvent | None]
+    parse_watch_event: Callable[[RawEvent], WatchEvent | None]
 
     def path(self, chat_id: str, *rest: str) -> str:
         """``{base}/{chat}/…`` with the chat id escaped."""
         return "/".join((self.base, quote(chat_id, safe=""), *rest))
 
 
-G1_API = ChatsApi("experimental", CHATS, parse_chat, parse_stream_event)
+G1_API = ChatsApi("experimental", CHATS, parse_chat, parse_stream_event, parse_watch_event)
 
 
 def _content(parts: Sequence[InputPart]) -> list[dict[str, str]]:
@@ -254,7 +268,24 @@ class ExperimentalBackend:
         )
         return decode(read_json(response), lambda raw: str(raw["id"]), "upload response")
 
-    def stream(self, chat_id: ChatId, *, after_id: int | None = None) -> ReconnectingStream:
+    async def get_diff(self, chat_id: ChatId) -> ChatDiff:
+        """``GET /chats/{id}/diff``: the chat's branch, PR link and changed files."""
+        response = await self._rest.call("get_diff", "GET", self.api.path(chat_id, "diff"), idempotent=True)
+        return decode(read_json(response), parse_diff, "chat diff")
+
+    def watch(self) -> ChatWatch:
+        """``GET /chats/watch``: every change to the token owner's chats, across reconnects."""
+        return open_watch(
+            self.base_url,
+            f"{self.api.base}/watch",
+            self._token,
+            parse_event=self.api.parse_watch_event,
+            policy=self._reconnect,
+            observer=self._observer,
+            ssl_context=self._ssl_context,
+        )
+
+    def stream(self, chat_id: ChatId, *, after_id: int | None = None) -> ReconnectingStream[StreamEvent]:
         """The chat's WebSocket stream, resuming after ``after_id`` and after each reconnect."""
         return ReconnectingStream(
             chat_id=chat_id,
