@@ -36,6 +36,7 @@ from bridge.relay.intake import Intake
 from bridge.relay.limits import SlackLimits
 from bridge.relay.outbox import Outbox
 from bridge.relay.supervisor import Supervisor
+from bridge.relay.watcher import Watcher
 from bridge.slack import events
 from bridge.slack.poster import WebPoster
 
@@ -131,6 +132,7 @@ class Bridge:
         self._controls: Controls | None = None
         self._outbox: Outbox | None = None
         self._supervisor: Supervisor | None = None
+        self._watcher: Watcher | None = None
         self._runner: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
         self._accepting = False
@@ -173,6 +175,9 @@ class Bridge:
             edit_interval=settings.edit_interval,
         )
         self._supervisor = Supervisor(self.db, backend, self._outbox)
+        self._watcher = Watcher(
+            self.db, backend, self._outbox, self._supervisor, retry_after=settings.watch_retry_after
+        )
         intake = Intake(self.db)
         self._inbound = Inbound(
             self.db,
@@ -208,6 +213,7 @@ class Bridge:
         )
         events.register(bolt, intake, self._inbound, self._controls, self.metrics)
         resumed = await self._supervisor.resume()
+        self._watcher.start()
         # Handed over before new events are taken, so a thread's older event keeps its place.
         replayed = await events.recover(intake, self._inbound, self._controls)
         if replayed:
@@ -273,6 +279,8 @@ class Bridge:
         self._accepting = False
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
+        if self._watcher is not None:  # Coder's side of intake: nothing new is started after this
+            await self._watcher.close()
         if self._inbound is not None and not await self._inbound.drain(timeout / 2):
             log.warning("shutdown: cancelling Slack messages still being relayed")
             await self._inbound.close()

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     shutdown_timeout: float = Field(
         default=10.0, gt=0, le=300, validation_alias=_env("BRIDGE_SHUTDOWN_TIMEOUT")
     )
+    watch_retry_after: float = Field(
+        default=60.0, gt=0, le=3600, validation_alias=_env("BRIDGE_WATCH_RETRY_AFTER")
+    )
 
     @field_validator("slack_api_url")
     @classmethod

@@ -12,7 +12,7 @@ import logging
 
 from bridge.coder.backend import CoderBackend
 from bridge.coder.errors import CoderAuthError, CoderError, CoderNotFound
-from bridge.coder.types import ChatId, ChatStatus, Message
+from bridge.coder.types import Chat, ChatId, ChatStatus, Message
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.models import ThreadLink
@@ -43,6 +43,8 @@ class Supervisor:
         self._wanted: set[str] = set()
         self._running: set[str] = set()
         self._views: dict[str, ThreadView] = {}  # the view of each chat followed right now
+        self._titles: dict[str, str] = {}  # the newest title of each chat followed right now
+        self._finishing: set[str] = set()  # followed chats whose stream will report no more changes
         self._tasks = TaskGroup("streams")
 
     @property
@@ -66,6 +68,22 @@ class Supervisor:
             self._running.add(chat_id)
             self._tasks.spawn(chat_id, self._follow(chat_id))
 
+    def wake(self, chat_id: ChatId) -> None:
+        """Coder says the chat has work (e.g. someone continued it in Coder's UI): follow it, unless a
+        stream that will report that work is already open or opening."""
+        if chat_id in self._running and chat_id not in self._finishing:
+            return
+        self.follow(chat_id)
+
+    def retitle(self, ref: ThreadRef, chat: Chat) -> None:
+        """Coder renamed the chat: the header shows the new title, with the freshest status known."""
+        if chat.id in self._titles:
+            self._titles[chat.id] = chat.title
+        view = self._views.get(chat.id)
+        status = view.status if view is not None and view.status is not None else chat.status
+        header = self._header(chat.id, chat.title, status)
+        self._outbox.set_text(ref, HEADER_SLOT, header, final=not status.phase.busy)
+
     def stopping(self, chat_id: ChatId) -> None:
         """A person is about to interrupt this chat: the turn under way will be reported as stopped."""
         view = self._views.get(chat_id)
@@ -81,9 +99,11 @@ class Supervisor:
         try:
             while chat_id in self._wanted:
                 self._wanted.discard(chat_id)
+                self._finishing.discard(chat_id)
                 await self._run(chat_id)
         finally:
             self._running.discard(chat_id)
+            self._finishing.discard(chat_id)
 
     async def _run(self, chat_id: ChatId) -> None:
         async with self._db.unit() as session:
@@ -95,6 +115,7 @@ class Supervisor:
         ref = thread_ref(link)
         try:
             chat = await self._backend.get_chat(chat_id)
+            self._titles[chat_id] = chat.title
             turn = await self._turn(chat_id, cursor) if chat.status.phase.busy else []
             draft_shown = await self._outbox.has_slot(ref, DRAFT)
             view = self._views[chat_id] = ThreadView(after_id=cursor, turn=turn, draft_shown=draft_shown)
@@ -111,7 +132,9 @@ class Supervisor:
                 f"Lost the connection to Coder ({exc}). I'll pick up again when you reply in this thread.",
             )
         finally:
+            self._finishing.add(chat_id)
             self._views.pop(chat_id, None)
+            self._titles.pop(chat_id, None)
 
     async def _turn(self, chat_id: ChatId, cursor: int | None) -> list[Message]:
         """The running turn's messages persisted up to the cursor, from its user message on."""
@@ -145,6 +168,7 @@ class Supervisor:
                     await self._publish(ref, chat_id, title, view)
                     return
         finally:
+            self._finishing.add(chat_id)  # changes from here on reach no stream of this run
             await stream.aclose()
 
     async def _newest_id(self, chat_id: ChatId) -> int:
@@ -174,6 +198,7 @@ class Supervisor:
         await self._save(chat_id, view)
 
     def _header(self, chat_id: ChatId, title: str, status: ChatStatus) -> str:
+        title = self._titles.get(chat_id, title)  # a rename seen while following wins
         return render_header(title=title, url=self._backend.chat_url(chat_id), status=status)
 
     async def _save(self, chat_id: ChatId, view: ThreadView) -> None:

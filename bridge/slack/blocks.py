@@ -145,6 +145,11 @@ def render_diff_summary(status: ChatDiffStatus | None, diff: ChatDiff | None) ->
     return "\n".join(lines)
 
 
+def is_diff_summary(text: str) -> bool:
+    """Whether a bot message is the thread's diff summary."""
+    return text.startswith(DIFF_MARK)
+
+
 def _pull_request_line(status: ChatDiffStatus | None, url: str) -> str | None:
     """``🔀 [title](url) · 🟢 open`` once Coder knows of a pull request, else ``None``."""
     if status is None or not (status.pull_request_state or status.pull_request_title or status.pr_number):

@@ -1,0 +1,165 @@
+"""One task that follows Coder's chat-list watch and keeps linked threads current between turns.
+
+Chat streams are open only while a chat works (design, section 3). What happens to a chat outside
+of that reaches the bridge through the watch: someone continues the chat in Coder's web UI (its
+status turns busy: the supervisor is woken to follow it), Coder renames it (the header shows the
+new title), or its pull request moves (the thread's one diff summary is rewritten in place). A
+turn's end is a status change too, and refreshes the summary.
+
+Coder sends no snapshot on watch and drops what happens while the socket is down, so after every
+(re)connect the chat list is read again and compared with what this process last showed. When
+the watch gives up, it is opened again after ``retry_after``; nobody is told in a thread, because
+streams, replies and the next turn's end work without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from bridge.coder.backend import CoderBackend
+from bridge.coder.errors import CoderError
+from bridge.coder.types import (
+    Chat,
+    ChatDiff,
+    ChatDiffStatus,
+    ChatId,
+    ConnectedEvent,
+    ErrorEvent,
+    WatchEvent,
+    WatchKind,
+)
+from bridge.db import repo
+from bridge.db.engine import Database
+from bridge.relay.outbox import Outbox, ThreadRef
+from bridge.relay.supervisor import Supervisor, thread_ref
+from bridge.slack.blocks import render_diff_summary
+from bridge.tasks import TaskGroup
+
+log = logging.getLogger(__name__)
+
+DIFF_SLOT = "diff"
+
+
+class Watcher:
+    """Reacts to watch events of chats linked to Slack threads; other chats are ignored."""
+
+    def __init__(
+        self,
+        db: Database,
+        backend: CoderBackend,
+        outbox: Outbox,
+        supervisor: Supervisor,
+        *,
+        retry_after: float = 60.0,
+    ) -> None:
+        self._db = db
+        self._backend = backend
+        self._outbox = outbox
+        self._supervisor = supervisor
+        self._retry_after = retry_after
+        self._titles: dict[str, str] = {}  # what each linked chat's header last showed, as far as we know
+        self._diffs: dict[str, ChatDiffStatus] = {}  # the diff status each summary was last rendered for
+        self._tasks = TaskGroup("watch")
+
+    def start(self) -> None:
+        """Start following the watch in the background (a no-op for generations without one)."""
+        self._tasks.spawn("chats", self._run())
+
+    async def close(self) -> None:
+        """Stop following the watch."""
+        await self._tasks.cancel()
+
+    async def _run(self) -> None:
+        while True:
+            watch = self._backend.watch()
+            if watch is None:
+                log.info(
+                    "Coder's %s API has no chat watch; threads update only while a chat runs",
+                    self._backend.generation,
+                )
+                return
+            try:
+                async for batch in watch:
+                    for event in batch:
+                        await self._handle(event)
+                return  # closed
+            except CoderError as exc:
+                log.warning(
+                    "the Coder chat watch gave up (%s); opening it again in %.0fs", exc, self._retry_after
+                )
+            finally:
+                await watch.aclose()
+            await asyncio.sleep(self._retry_after)
+
+    async def _handle(self, event: WatchEvent | ConnectedEvent | ErrorEvent) -> None:
+        """One event; a failure is logged and costs only this event (the next reconnect re-reads all)."""
+        try:
+            match event:
+                case ConnectedEvent():
+                    await self._catch_up()
+                case ErrorEvent(message=message):
+                    log.warning("the Coder chat watch reported: %s", message)
+                case WatchEvent():
+                    await self._on_change(event)
+        except CoderError as exc:
+            log.warning("could not act on a Coder watch event (%s): %s", getattr(event, "kind", "?"), exc)
+        except Exception:
+            log.exception("acting on a Coder watch event failed")
+
+    async def _on_change(self, event: WatchEvent) -> None:
+        chat = event.chat
+        async with self._db.unit() as session:
+            link = await repo.find_link_by_chat(session, chat.id)
+        if link is None or link.archived:
+            return
+        ref = thread_ref(link)
+        match event.kind:
+            case WatchKind.STATUS_CHANGE if chat.status.phase.busy:
+                self._supervisor.wake(chat.id)
+            case WatchKind.STATUS_CHANGE:  # a turn ended: its changes may have moved the diff
+                await self._show_diff(ref, chat.id)
+            case WatchKind.TITLE_CHANGE:
+                self._retitle(ref, chat)
+            case WatchKind.DIFF_STATUS_CHANGE:
+                await self._show_diff(ref, chat.id)
+
+    async def _catch_up(self) -> None:
+        """After a (re)connect: act on what changed while no watch was open, as the chat list shows it."""
+        chats = await self._backend.list_chats()
+        async with self._db.unit() as session:
+            links = await repo.links_by_chat(session, [chat.id for chat in chats])
+        for chat in chats:
+            link = links.get(chat.id)
+            if link is None:
+                continue
+            ref = thread_ref(link)
+            if chat.status.phase.busy:
+                self._supervisor.wake(chat.id)
+            if self._titles.get(chat.id) != chat.title:
+                self._retitle(ref, chat)
+            if chat.diff_status is not None and self._diffs.get(chat.id) != chat.diff_status:
+                await self._show_diff(ref, chat.id)
+
+    def _retitle(self, ref: ThreadRef, chat: Chat) -> None:
+        self._titles[chat.id] = chat.title
+        self._supervisor.retitle(ref, chat)
+
+    async def _show_diff(self, ref: ThreadRef, chat_id: ChatId) -> None:
+        """Render the chat's diff summary into the thread's one ``diff`` slot (posted once, then edited).
+
+        The chat is read again because watch events carry only a partial chat; the diff is fetched
+        only when Coder tracks a diff status, which is what ``GET /diff`` resolves from.
+        """
+        status = (await self._backend.get_chat(chat_id)).diff_status
+        if status is None:
+            return
+        diff: ChatDiff | None = None
+        try:
+            diff = await self._backend.get_diff(chat_id)
+        except CoderError as exc:  # e.g. the git provider failed: the status alone still says a lot
+            log.warning("could not read the diff of chat %s: %s", chat_id, exc, extra={"chat_id": chat_id})
+        text = render_diff_summary(status, diff)
+        self._diffs[chat_id] = status
+        if text is not None:
+            self._outbox.set_text(ref, DIFF_SLOT, text, final=True)
