@@ -150,6 +150,20 @@ async def set_status(session: AsyncSession, chat_id: str, *, status: str, phase:
     )
 
 
+async def save_shown_title(session: AsyncSession, chat_id: str, title: str) -> None:
+    """Remember the chat title the thread's header was given."""
+    await session.execute(
+        update(ThreadLink).where(col(ThreadLink.chat_id) == chat_id).values(shown_title=title)
+    )
+
+
+async def save_shown_diff(session: AsyncSession, chat_id: str, digest: str) -> None:
+    """Remember (a digest of) the diff status the thread's PR summary was rendered from."""
+    await session.execute(
+        update(ThreadLink).where(col(ThreadLink.chat_id) == chat_id).values(shown_diff=digest)
+    )
+
+
 async def set_archived(session: AsyncSession, chat_id: str, archived: bool) -> None:
     """Remember that a chat was archived or unarchived."""
     await session.execute(

@@ -7,7 +7,8 @@ new title), or its pull request moves (the thread's one diff summary is rewritte
 turn's end is a status change too, and refreshes the summary.
 
 Coder sends no snapshot on watch and drops what happens while the socket is down, so after every
-(re)connect the chat list is read again and compared with what this process last showed. When
+(re)connect the chat list is read again and compared with what the thread last showed (stored on
+the link, so a restart re-renders only chats that changed while the bridge was away). When
 the watch gives up, it is opened again after ``retry_after``; nobody is told in a thread, because
 streams, replies and the next turn's end work without it.
 """
@@ -23,7 +24,6 @@ from bridge.coder.types import (
     Chat,
     ChatDiff,
     ChatDiffStatus,
-    ChatId,
     ConnectedEvent,
     ErrorEvent,
     WatchEvent,
@@ -31,7 +31,8 @@ from bridge.coder.types import (
 )
 from bridge.db import repo
 from bridge.db.engine import Database
-from bridge.relay.outbox import Outbox, ThreadRef
+from bridge.db.models import ThreadLink
+from bridge.relay.outbox import Outbox, digest
 from bridge.relay.supervisor import Supervisor, thread_ref
 from bridge.slack.blocks import render_diff_summary
 from bridge.tasks import TaskGroup
@@ -58,8 +59,6 @@ class Watcher:
         self._outbox = outbox
         self._supervisor = supervisor
         self._retry_after = retry_after
-        self._titles: dict[str, str] = {}  # what each linked chat's header last showed, as far as we know
-        self._diffs: dict[str, ChatDiffStatus] = {}  # the diff status each summary was last rendered for
         self._tasks = TaskGroup("watch")
 
     def start(self) -> None:
@@ -113,16 +112,13 @@ class Watcher:
             link = await repo.find_link_by_chat(session, chat.id)
         if link is None or link.archived:
             return
-        ref = thread_ref(link)
         match event.kind:
             case WatchKind.STATUS_CHANGE if chat.status.phase.busy:
                 self._supervisor.wake(chat.id)
-            case WatchKind.STATUS_CHANGE:  # a turn ended: its changes may have moved the diff
-                await self._show_diff(ref, chat.id)
+            case WatchKind.STATUS_CHANGE | WatchKind.DIFF_STATUS_CHANGE:  # a turn's end may move the diff
+                await self._show_diff(link, await self._backend.get_chat(chat.id))
             case WatchKind.TITLE_CHANGE:
-                self._retitle(ref, chat)
-            case WatchKind.DIFF_STATUS_CHANGE:
-                await self._show_diff(ref, chat.id)
+                await self._retitle(link, chat)
 
     async def _catch_up(self) -> None:
         """After a (re)connect: act on what changed while no watch was open, as the chat list shows it."""
@@ -133,25 +129,25 @@ class Watcher:
             link = links.get(chat.id)
             if link is None:
                 continue
-            ref = thread_ref(link)
             if chat.status.phase.busy:
                 self._supervisor.wake(chat.id)
-            if self._titles.get(chat.id) != chat.title:
-                self._retitle(ref, chat)
-            if chat.diff_status is not None and self._diffs.get(chat.id) != chat.diff_status:
-                await self._show_diff(ref, chat.id)
+            if link.shown_title != chat.title:
+                await self._retitle(link, chat)
+            if chat.diff_status is not None and link.shown_diff != _digest(chat.diff_status):
+                await self._show_diff(link, chat)
 
-    def _retitle(self, ref: ThreadRef, chat: Chat) -> None:
-        self._titles[chat.id] = chat.title
-        self._supervisor.retitle(ref, chat)
+    async def _retitle(self, link: ThreadLink, chat: Chat) -> None:
+        self._supervisor.retitle(thread_ref(link), chat)
+        async with self._db.unit() as session:
+            await repo.save_shown_title(session, chat.id, chat.title)
 
-    async def _show_diff(self, ref: ThreadRef, chat_id: ChatId) -> None:
+    async def _show_diff(self, link: ThreadLink, chat: Chat) -> None:
         """Render the chat's diff summary into the thread's one ``diff`` slot (posted once, then edited).
 
-        The chat is read again because watch events carry only a partial chat; the diff is fetched
-        only when Coder tracks a diff status, which is what ``GET /diff`` resolves from.
+        ``chat`` is a full chat (watch events carry only a partial one); the diff is fetched only
+        when Coder tracks a diff status, which is what ``GET /diff`` resolves from.
         """
-        status = (await self._backend.get_chat(chat_id)).diff_status
+        chat_id, status = chat.id, chat.diff_status
         if status is None:
             return
         diff: ChatDiff | None = None
@@ -160,6 +156,11 @@ class Watcher:
         except CoderError as exc:  # e.g. the git provider failed: the status alone still says a lot
             log.warning("could not read the diff of chat %s: %s", chat_id, exc, extra={"chat_id": chat_id})
         text = render_diff_summary(status, diff)
-        self._diffs[chat_id] = status
         if text is not None:
-            self._outbox.set_text(ref, DIFF_SLOT, text, final=True)
+            self._outbox.set_text(thread_ref(link), DIFF_SLOT, text, final=True)
+        async with self._db.unit() as session:
+            await repo.save_shown_diff(session, chat_id, _digest(status))
+
+
+def _digest(status: ChatDiffStatus) -> str:
+    return digest(status.model_dump_json())

@@ -106,3 +106,32 @@ async def test_dropped_watch_reconnects_and_misses_nothing(world: World) -> None
     watches = [r for r in world.coder.requests if r.path.endswith("/chats/watch")]
     assert len(watches) == 2, "the bridge reconnected once"
     assert len(world.diff_summaries(root)) == 1
+
+
+async def test_restart_catches_up_on_what_changed_while_away(world: World) -> None:
+    """Changes made while the bridge was down show after its start, in the same summary message."""
+    root, chat = await finished_thread(world)
+    world.coder.set_diff(chat.id, pull_request("open"), CONTENTS)
+    await world.until(lambda: any("🟢 open" in t for t in summary_texts(world, root)))
+    first = world.diff_summaries(root)[0]
+    await world.stop_bridge()
+    world.coder.set_title(chat.id, "Renamed while down")
+    world.coder.set_diff(chat.id, pull_request("merged"), CONTENTS)
+    await world.start_bridge()
+    await world.until(lambda: "Renamed while down" in world.bot_texts(root)[0])
+    await world.until(lambda: any("🟣 merged" in t for t in summary_texts(world, root)))
+    assert [m.ts for m in world.diff_summaries(root)] == [first.ts]
+
+
+async def test_restart_rereads_no_diff_that_did_not_change(world: World) -> None:
+    """A restart re-renders only what changed: an unchanged PR is not fetched again."""
+    root, chat = await finished_thread(world)
+    world.coder.set_diff(chat.id, pull_request("open"), CONTENTS)
+    await world.until(lambda: any("🟢 open" in t for t in summary_texts(world, root)))
+    await world.stop_bridge()
+    before = len(world.coder.requests)
+    await world.start_bridge()
+    await world.until(lambda: world.coder.active_watches() == 1)
+    world.coder.set_title(chat.id, "A later rename")  # handled after the start's catch-up
+    await world.until(lambda: "A later rename" in world.bot_texts(root)[0])
+    assert not [r for r in world.coder.requests[before:] if r.path.endswith("/diff")]
