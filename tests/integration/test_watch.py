@@ -127,6 +127,8 @@ async def test_restart_rereads_no_diff_that_did_not_change(world: World) -> None
     """A restart re-renders only what changed: an unchanged PR is not fetched again."""
     root, chat = await finished_thread(world)
     world.coder.set_diff(chat.id, pull_request("open"), CONTENTS)
+    world.coder.set_title(chat.id, "Renamed after the PR")  # handled once the PR is fully handled
+    await world.until(lambda: "Renamed after the PR" in world.bot_texts(root)[0])
     await world.until(lambda: any("🟢 open" in t for t in summary_texts(world, root)))
     await world.stop_bridge()
     before = len(world.coder.requests)
