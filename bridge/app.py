@@ -39,6 +39,7 @@ from bridge.relay.limits import SlackLimits
 from bridge.relay.outbox import Outbox
 from bridge.relay.policy import Policy, Rules
 from bridge.relay.supervisor import Supervisor
+from bridge.relay.watcher import Watcher
 from bridge.slack import commands, events
 from bridge.slack.directory import WebDirectory
 from bridge.slack.files import SlackFileSource
@@ -139,6 +140,7 @@ class Bridge:
         self._controls: Controls | None = None
         self._outbox: Outbox | None = None
         self._supervisor: Supervisor | None = None
+        self._watcher: Watcher | None = None
         self._runner: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
         self._accepting = False
@@ -197,6 +199,9 @@ class Bridge:
         self._supervisor = Supervisor(
             self.db, accounts, self._outbox, retry_interval=settings.stream_retry_interval
         )
+        self._watcher = Watcher(
+            self.db, backend, self._outbox, self._supervisor, retry_after=settings.watch_retry_after
+        )
         intake = Intake(self.db)
         self._inbound = Inbound(
             self.db,
@@ -242,6 +247,7 @@ class Bridge:
         if undelivered:
             log.info("delivering texts of %d threads stored before the last stop", undelivered)
         resumed = await self._supervisor.resume()
+        self._watcher.start()
         # Handed over before new events are taken, so a thread's older event keeps its place.
         replayed = await events.recover(intake, self._inbound, self._controls)
         if replayed:
@@ -356,6 +362,8 @@ class Bridge:
         self._accepting = False
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
+        if self._watcher is not None:  # Coder's side of intake: nothing new is started after this
+            await self._watcher.close()
         if self._inbound is not None and not await self._inbound.drain(left(0.5)):
             log.warning("shutdown: cancelling Slack messages still being relayed (handled at the next start)")
             await self._inbound.close()

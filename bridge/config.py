@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     stream_retry_interval: float = Field(
         default=60.0, gt=0, le=86400, validation_alias=_env("BRIDGE_STREAM_RETRY_INTERVAL")
     )
+    watch_retry_after: float = Field(
+        default=60.0, gt=0, le=3600, validation_alias=_env("BRIDGE_WATCH_RETRY_AFTER")
+    )
 
     @field_validator("slack_api_url")
     @classmethod

@@ -32,7 +32,9 @@ class Metrics:
             "bridge_coder_call_seconds", "Coder API call duration", ["operation"], registry=self.registry
         )
         self.live_streams = Gauge(
-            "bridge_live_streams", "Coder chat streams currently open", registry=self.registry
+            "bridge_live_streams",
+            "Coder sockets currently open: chat streams plus the one chat-list watch",
+            registry=self.registry,
         )
 
     def render(self) -> bytes:
@@ -46,9 +48,9 @@ class Metrics:
         self.coder_latency.labels(operation).observe(seconds)
 
     def stream_opened(self) -> None:
-        """A chat stream socket opened."""
+        """A chat stream (or the watch) socket opened."""
         self.live_streams.inc()
 
     def stream_closed(self) -> None:
-        """A chat stream socket closed."""
+        """A chat stream (or the watch) socket closed."""
         self.live_streams.dec()

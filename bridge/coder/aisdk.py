@@ -463,6 +463,14 @@ class AiSdkBackend:
         self._files[file_id] = (media_type, data)
         return file_id
 
+    def watch(self) -> None:
+        """G0a has no watch socket: chats change only through this process."""
+        return None
+
+    async def get_diff(self, chat_id: ChatId) -> None:
+        """G0a tracks no diffs or pull requests."""
+        return None
+
     def stream(self, chat_id: ChatId, *, after_id: int | None = None) -> AiSdkStream:
         """A snapshot (status, stored messages after ``after_id``, queue), then this process's live events."""
         return AiSdkStream(self, chat_id, after_id)

@@ -26,6 +26,7 @@ from bridge.coder.rest import DEFAULT_RETRY, DEFAULT_TIMEOUT, RestClient, RetryP
 from bridge.coder.stream import ReconnectPolicy
 from bridge.coder.types import (
     Chat,
+    ChatDiff,
     ChatId,
     CoderUser,
     InputPart,
@@ -36,6 +37,7 @@ from bridge.coder.types import (
 )
 from bridge.coder.users import fetch_me
 from bridge.coder.v2 import V2Backend
+from bridge.coder.watch import ChatWatch
 
 
 class ChatStream(Protocol):
@@ -133,6 +135,14 @@ class CoderBackend(Protocol):
 
     def stream(self, chat_id: ChatId, *, after_id: int | None = None) -> ChatStream:
         """Follow a chat's events, starting with a snapshot of messages after ``after_id``."""
+        ...
+
+    def watch(self) -> ChatWatch | None:
+        """Changes to all of the token owner's chats; ``None`` where the generation has no watch."""
+        ...
+
+    async def get_diff(self, chat_id: ChatId) -> ChatDiff | None:
+        """The chat's branch, PR link and changed files; ``None`` where the generation has no diffs."""
         ...
 
     async def aclose(self) -> None:

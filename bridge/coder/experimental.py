@@ -20,11 +20,13 @@ from bridge.coder.errors import CoderRejected, CoderUnavailable
 from bridge.coder.experimental_wire import (
     decode,
     parse_chat,
+    parse_diff,
     parse_message,
     parse_message_page,
     parse_queued,
     parse_send_result,
     parse_stream_event,
+    parse_watch_event,
 )
 from bridge.coder.framing import RawEvent
 from bridge.coder.observe import NOOP_OBSERVER, CoderObserver
@@ -33,6 +35,7 @@ from bridge.coder.stream import DEFAULT_RECONNECT, ReconnectingStream, Reconnect
 from bridge.coder.types import (
     IMAGE_TYPES,
     Chat,
+    ChatDiff,
     ChatId,
     CoderUser,
     InputPart,
@@ -40,8 +43,10 @@ from bridge.coder.types import (
     QueuedMessage,
     SendResult,
     StreamEvent,
+    WatchEvent,
 )
 from bridge.coder.users import fetch_me
+from bridge.coder.watch import ChatWatch, open_watch
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +62,7 @@ class ChatsApi:
     base: str
     parse_chat: Callable[[Any], Chat]
     parse_stream_event: Callable[[RawEvent], StreamEvent | None]
+    parse_watch_event: Callable[[RawEvent], WatchEvent | None]
     upload_types: frozenset[str]
 
     def path(self, chat_id: str, *rest: str) -> str:
@@ -64,7 +70,7 @@ class ChatsApi:
         return "/".join((self.base, quote(chat_id, safe=""), *rest))
 
 
-G1_API = ChatsApi("experimental", CHATS, parse_chat, parse_stream_event, IMAGE_TYPES)
+G1_API = ChatsApi("experimental", CHATS, parse_chat, parse_stream_event, parse_watch_event, IMAGE_TYPES)
 """Images only: the envelope-era builds allow nothing else (later G1 builds add text/plain, which
 cannot be told from the API, so the bridge stays with what every G1 build accepts)."""
 
@@ -356,7 +362,24 @@ class ExperimentalBackend:
         )
         return decode(read_json(response), lambda raw: str(raw["id"]), "upload response")
 
-    def stream(self, chat_id: ChatId, *, after_id: int | None = None) -> ReconnectingStream:
+    async def get_diff(self, chat_id: ChatId) -> ChatDiff:
+        """``GET /chats/{id}/diff``: the chat's branch, PR link and changed files."""
+        response = await self._rest.call("get_diff", "GET", self.api.path(chat_id, "diff"), idempotent=True)
+        return decode(read_json(response), parse_diff, "chat diff")
+
+    def watch(self) -> ChatWatch:
+        """``GET /chats/watch``: every change to the token owner's chats, across reconnects."""
+        return open_watch(
+            self.base_url,
+            f"{self.api.base}/watch",
+            self._token,
+            parse_event=self.api.parse_watch_event,
+            policy=self._reconnect,
+            observer=self._observer,
+            ssl_context=self._ssl_context,
+        )
+
+    def stream(self, chat_id: ChatId, *, after_id: int | None = None) -> ReconnectingStream[StreamEvent]:
         """The chat's WebSocket stream, resuming after ``after_id`` and after each reconnect."""
         return ReconnectingStream(
             chat_id=chat_id,

@@ -19,11 +19,13 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
+from bridge.coder.diffstat import changed_files
 from bridge.coder.errors import CoderError
 from bridge.coder.excerpt import excerpt
 from bridge.coder.framing import RawEvent
 from bridge.coder.types import (
     Chat,
+    ChatDiff,
     ChatPhase,
     ChatStatus,
     CoderUser,
@@ -38,6 +40,8 @@ from bridge.coder.types import (
     SendResult,
     StatusEvent,
     StreamEvent,
+    WatchEvent,
+    WatchKind,
 )
 
 log = logging.getLogger(__name__)
@@ -204,6 +208,33 @@ def parse_stream_event(
     except UNREADABLE as exc:
         log.warning("Skipping an unreadable Coder %s event (%s): %s", kind, exc, excerpt(repr(raw)))
         return None
+
+
+_WATCH_KINDS = frozenset(WatchKind)
+
+
+def parse_watch_event(raw: RawEvent, read_chat: Callable[[Any], Chat] = parse_chat) -> WatchEvent | None:
+    """One ChatWatchEvent, its chat read by ``read_chat`` (the generation's chat parser); ``None``
+    (and a log line) for a kind we don't act on or can't read.
+
+    Newer builds add kinds (``summary_change``, ``action_required``, ``hard_deleted`` …) that
+    are skipped at debug level, as unknown stream events are.
+    """
+    kind = raw.get("kind")
+    if kind not in _WATCH_KINDS:
+        log.debug("Skipping a Coder watch event of unknown kind %r", kind)
+        return None
+    try:
+        return WatchEvent(kind=WatchKind(kind), chat=read_chat(raw["chat"]))
+    except UNREADABLE as exc:
+        log.warning("Skipping an unreadable Coder %s watch event (%s): %s", kind, exc, excerpt(repr(raw)))
+        return None
+
+
+def parse_diff(raw: Any) -> ChatDiff:
+    """A ChatDiffContents (``GET /diff``); the diff text itself becomes its list of changed files."""
+    data = _fields(raw)
+    return ChatDiff.model_validate({**data, "files": changed_files(str(data.get("diff", "")))})
 
 
 def decode(raw: Any, parse: Callable[[Any], _T], what: str) -> _T:

@@ -21,7 +21,7 @@ class CoderObserver(Protocol):
         ...
 
     def stream_opened(self) -> None:
-        """A stream socket finished its handshake."""
+        """A stream (or watch) socket finished its handshake."""
         ...
 
     def stream_closed(self) -> None:

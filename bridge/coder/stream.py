@@ -5,8 +5,9 @@ loop is an async iterator of sessions (``_sessions``), the waits between attempt
 swappable delay factory (``ReconnectPolicy.delays``), and whether to retry is a plain function of
 the exception (``classify_failure``: retry exactly when it says ``CoderUnavailable``).
 
-Any generation whose stream is a one-way WebSocket of event batches can use this class; it only
-needs the URL for a cursor and a parser for one raw event.
+Any one-way WebSocket of Coder events can use this class: it only needs the URL for a cursor and a
+parser for one raw event. Chat streams and the chat-list watch (``watch``) both do, so drops,
+backoff and giving up behave the same on both sockets.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import logging
 import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlencode
 
 from websockets.asyncio.client import connect
@@ -35,11 +36,12 @@ from bridge.coder.framing import FrameDecoder, RawEvent
 from bridge.coder.observe import NOOP_OBSERVER, CoderObserver
 from bridge.coder.rest import TOKEN_HEADER, error_from_response
 from bridge.coder.silence import HeardConnection, frames
-from bridge.coder.types import ConnectedEvent, ErrorEvent, MessageEvent, StreamEvent
+from bridge.coder.types import ConnectedEvent, ErrorEvent, MessageEvent
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+_E = TypeVar("_E")
 
 
 @dataclass(frozen=True)
@@ -106,8 +108,10 @@ def _retry_or_raise(exc: Exception) -> CoderUnavailable:
     return error
 
 
-class ReconnectingStream:
-    """``ChatStream`` over a one-way WebSocket: ``[ConnectedEvent]``, then event batches, repeatedly.
+class ReconnectingStream(Generic[_E]):
+    """Batches of ``_E`` over a one-way WebSocket: ``[ConnectedEvent]``, then event batches, repeatedly.
+
+    For a chat stream (``ChatStream``) ``_E`` is ``StreamEvent``; for the watch, ``WatchEvent``.
 
     The cursor (highest persisted message id seen) becomes ``after_id`` of the next connection,
     so Coder's snapshot after a reconnect holds only messages the consumer has not seen. A
@@ -119,16 +123,19 @@ class ReconnectingStream:
     def __init__(
         self,
         *,
-        chat_id: str,
+        chat_id: str | None,
         url_for: Callable[[int | None], str],
         token: str,
-        parse_event: Callable[[RawEvent], StreamEvent | None],
+        parse_event: Callable[[RawEvent], _E | None],
         after_id: int | None = None,
         policy: ReconnectPolicy = DEFAULT_RECONNECT,
         observer: CoderObserver = NOOP_OBSERVER,
         ssl_context: ssl.SSLContext | None = None,
+        name: str = "",
     ) -> None:
+        """``name`` says which socket this is in logs and errors (default: the chat's stream)."""
         self._chat_id = chat_id
+        self._name = name or f"stream of chat {chat_id}"
         self._url_for = url_for
         self._token = token
         self._parse_event = parse_event
@@ -139,7 +146,7 @@ class ReconnectingStream:
         self._closing = asyncio.Event()
         self._socket: HeardConnection | None = None
 
-    def __aiter__(self) -> AsyncIterator[list[StreamEvent]]:
+    def __aiter__(self) -> AsyncIterator[list[_E | ConnectedEvent | ErrorEvent]]:
         """The batches; iterate once, from one task."""
         return self._batches()
 
@@ -148,7 +155,7 @@ class ReconnectingStream:
         self._closing.set()
         await self._release()
 
-    async def _batches(self) -> AsyncGenerator[list[StreamEvent], None]:
+    async def _batches(self) -> AsyncGenerator[list[_E | ConnectedEvent | ErrorEvent], None]:
         async with contextlib.aclosing(self._sessions()) as sessions:
             async for session in sessions:
                 yield [ConnectedEvent(after_id=session.after_id)]
@@ -161,8 +168,10 @@ class ReconnectingStream:
                 except ConnectionClosed:
                     pass  # an abnormal close; _sessions decides whether to reconnect
 
-    def _parse_frame(self, decoder: FrameDecoder, frame: str | bytes, session: _Session) -> list[StreamEvent]:
-        batch: list[StreamEvent] = []
+    def _parse_frame(
+        self, decoder: FrameDecoder, frame: str | bytes, session: _Session
+    ) -> list[_E | ConnectedEvent | ErrorEvent]:
+        batch: list[_E | ConnectedEvent | ErrorEvent] = []
         for raw in decoder.decode(frame):
             if isinstance(raw, ErrorEvent):
                 batch.append(raw)
@@ -208,14 +217,13 @@ class ReconnectingStream:
                 failures += 1
                 if failures >= self._policy.max_failures:
                     raise CoderUnavailable(
-                        f"Gave up on the Coder stream of chat {self._chat_id} "
-                        f"after {failures} failed connection attempts",
+                        f"Gave up on the Coder {self._name} after {failures} failed connection attempts",
                         detail=str(error),
                     )
             delay = next(delays)
             log.info(
-                "Reconnecting chat %s stream in %.2fs (attempt %d): %s",
-                self._chat_id,
+                "Reconnecting the Coder %s in %.2fs (attempt %d): %s",
+                self._name,
                 delay,
                 failures + 1,
                 error,

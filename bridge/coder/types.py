@@ -102,16 +102,43 @@ class QueuedMessage(_Model):
         return "".join(p.text for p in self.content if p.type == "text")
 
 
-class DiffStatus(_Model):
-    """Pull-request / diff summary Coder keeps for a chat."""
+class ChatDiffStatus(_Model):
+    """The pull request (or branch) Coder tracks for a chat's changes (reference 3.7).
+
+    Every field is optional on the wire in some build (the oldest have no PR title or draft flag),
+    so all of them default; ``url`` is a PR's page once one is open, else the branch's.
+    """
 
     url: str = ""
     pull_request_state: str = ""
     pull_request_title: str = ""
     pull_request_draft: bool = False
+    changes_requested: bool = False
     additions: int = 0
     deletions: int = 0
     changed_files: int = 0
+    pr_number: int | None = None
+    base_branch: str = ""
+    head_branch: str = ""
+
+
+class FileChange(_Model):
+    """One file a diff touches, with its line counts."""
+
+    path: str
+    additions: int = 0
+    deletions: int = 0
+
+
+class ChatDiff(_Model):
+    """What ``GET /chats/{id}/diff`` resolves (reference 3.8), with the diff read per file."""
+
+    chat_id: ChatId
+    provider: str = ""
+    remote_origin: str = ""
+    branch: str = ""
+    pull_request_url: str = ""
+    files: tuple[FileChange, ...] = ()
 
 
 class Chat(_Model):
@@ -123,7 +150,7 @@ class Chat(_Model):
     labels: dict[str, str] = Field(default_factory=dict)
     archived: bool = False
     last_error: str | None = None
-    diff_status: DiffStatus | None = None
+    diff_status: ChatDiffStatus | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
@@ -220,3 +247,27 @@ class ConnectedEvent(_Model):
 
 
 StreamEvent = StatusEvent | PartEvent | MessageEvent | QueueEvent | ErrorEvent | RetryEvent | ConnectedEvent
+
+
+# Watch events: changes across all of the token owner's chats.
+
+
+class WatchKind(StrEnum):
+    """The chat-list changes the bridge acts on (reference 4.8); other kinds are skipped."""
+
+    CREATED = "created"
+    STATUS_CHANGE = "status_change"
+    TITLE_CHANGE = "title_change"
+    DIFF_STATUS_CHANGE = "diff_status_change"
+    DELETED = "deleted"
+
+
+class WatchEvent(_Model):
+    """One change to a chat. ``chat`` is Coder's partial chat: a hint, re-read it for details."""
+
+    kind: WatchKind
+    chat: Chat
+
+
+WatchBatch = list[WatchEvent | ConnectedEvent | ErrorEvent]
+"""What a watch socket yields: ``ConnectedEvent`` first after every (re)connect, as for streams."""

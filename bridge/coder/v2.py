@@ -15,10 +15,10 @@ from bridge.coder.backoff import Backoff
 from bridge.coder.errors import CoderRejected
 from bridge.coder.experimental import ChatsApi, ExperimentalBackend
 from bridge.coder.types import ATTACHMENT_TYPES, Chat, ChatId
-from bridge.coder.v2_wire import parse_chat, parse_stream_event
+from bridge.coder.v2_wire import parse_chat, parse_stream_event, parse_watch_event
 
 CHATS = "/api/v2/chats"
-G2_API = ChatsApi("v2", CHATS, parse_chat, parse_stream_event, ATTACHMENT_TYPES)
+G2_API = ChatsApi("v2", CHATS, parse_chat, parse_stream_event, parse_watch_event, ATTACHMENT_TYPES)
 
 _IDLE = frozenset({"waiting", "error"})
 """The only statuses chatstate lets a chat be archived from (states W and E)."""

@@ -13,7 +13,7 @@ from typing import Any
 
 from bridge.coder import experimental_wire
 from bridge.coder.framing import RawEvent
-from bridge.coder.types import Chat, ChatPhase, ChatStatus, StreamEvent
+from bridge.coder.types import Chat, ChatPhase, ChatStatus, StreamEvent, WatchEvent
 
 # codersdk.ChatStatus in the newest coder/coder source: exactly these five; there is no "pending".
 STATUS_PHASES: Mapping[str, ChatPhase] = {
@@ -41,3 +41,8 @@ def parse_chat(raw: Any) -> Chat:
 def parse_stream_event(raw: RawEvent) -> StreamEvent | None:
     """One G2 ChatStreamEvent (same shapes as G1) as a domain event, or ``None`` to skip it."""
     return experimental_wire.parse_stream_event(raw, STATUS_PHASES)
+
+
+def parse_watch_event(raw: RawEvent) -> WatchEvent | None:
+    """One G2 ChatWatchEvent (same shape as G1's), or ``None`` to skip it."""
+    return experimental_wire.parse_watch_event(raw, parse_chat)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Boolean, Column, DateTime, Text, UniqueConstraint, true
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, String, Text, UniqueConstraint, true
 from sqlmodel import Field, SQLModel
 
 
@@ -40,6 +40,10 @@ class ThreadLink(SQLModel, table=True):
     status: str = Field(default="", max_length=32)
     phase: str = Field(default="starting", max_length=16)
     archived: bool = Field(default=False)
+    shown_title: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    """The chat title the watcher last put in the header, so a restart re-renders only renamed chats."""
+    shown_diff: str = Field(default="", sa_column=Column(String(64), nullable=False, server_default=""))
+    """Digest of the diff status the thread's PR summary was last rendered from."""
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())
 

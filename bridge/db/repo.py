@@ -113,6 +113,23 @@ async def find_link_by_chat(session: AsyncSession, chat_id: str) -> ThreadLink |
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+_IN_CHUNK = 500  # ids per IN (…) list, well below SQLite's and PostgreSQL's bound-parameter limits
+
+
+async def links_by_chat(session: AsyncSession, chat_ids: Sequence[str]) -> dict[str, ThreadLink]:
+    """The links of those of ``chat_ids`` that have one, by chat id (archived ones left out)."""
+    found: dict[str, ThreadLink] = {}
+    for start in range(0, len(chat_ids), _IN_CHUNK):
+        stmt = select(ThreadLink).where(
+            col(ThreadLink.chat_id).in_(chat_ids[start : start + _IN_CHUNK]),
+            col(ThreadLink.archived).is_(False),
+        )
+        for link in (await session.execute(stmt)).scalars():
+            assert link.chat_id is not None
+            found[link.chat_id] = link
+    return found
+
+
 async def get_link(session: AsyncSession, link_id: int) -> ThreadLink | None:
     """A link by primary key."""
     return await session.get(ThreadLink, link_id)
@@ -152,6 +169,20 @@ async def mark_busy(session: AsyncSession, link_id: int) -> None:
         update(ThreadLink)
         .where(col(ThreadLink.id) == link_id)
         .values(phase=STARTING_PHASE, updated_at=utcnow())
+    )
+
+
+async def save_shown_title(session: AsyncSession, chat_id: str, title: str) -> None:
+    """Remember the chat title the thread's header was given."""
+    await session.execute(
+        update(ThreadLink).where(col(ThreadLink.chat_id) == chat_id).values(shown_title=title)
+    )
+
+
+async def save_shown_diff(session: AsyncSession, chat_id: str, digest: str) -> None:
+    """Remember (a digest of) the diff status the thread's PR summary was rendered from."""
+    await session.execute(
+        update(ThreadLink).where(col(ThreadLink.chat_id) == chat_id).values(shown_diff=digest)
     )
 
 

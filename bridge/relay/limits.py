@@ -71,8 +71,10 @@ class TokenBucket:
                     return
                 wait = (1 - self._tokens) / self._rate if self._queue[0] == entry else None
                 changed = self._changed
+                # asyncio.timeout, not wait_for: 3.11's wait_for loses a cancel that races the event.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), wait)
+                    async with asyncio.timeout(wait):
+                        await changed.wait()
         finally:
             self._queue.remove(entry)
             heapq.heapify(self._queue)

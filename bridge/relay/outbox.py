@@ -287,8 +287,9 @@ class Outbox:
                 if slot is None:
                     thread.wake.clear()
                     idle = wait is None and self._idle(thread)
-                    try:
-                        await asyncio.wait_for(thread.wake.wait(), self._idle_timeout if idle else wait)
+                    try:  # asyncio.timeout, not wait_for: 3.11's wait_for loses a cancel that races a wake
+                        async with asyncio.timeout(self._idle_timeout if idle else wait):
+                            await thread.wake.wait()
                     except TimeoutError:
                         if idle and self._idle(thread):  # quiet for long: free it; set_text makes a new one
                             self._release(thread)

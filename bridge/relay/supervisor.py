@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.coder.backend import CoderBackend
 from bridge.coder.errors import CoderAuthError, CoderError, CoderNotFound
-from bridge.coder.types import ChatId, ChatStatus, Message
+from bridge.coder.types import Chat, ChatId, ChatStatus, Message
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.models import ThreadLink
@@ -57,6 +57,8 @@ class Supervisor:
         self._running: set[str] = set()
         self._woken: dict[str, asyncio.Event] = {}  # chats waiting to retry a lost stream
         self._views: dict[str, ThreadView] = {}  # the view of each chat followed right now
+        self._titles: dict[str, str] = {}  # the newest title of each chat followed right now
+        self._finishing: set[str] = set()  # followed chats whose stream will report no more changes
         self._tasks = TaskGroup("streams")
 
     @property
@@ -83,6 +85,22 @@ class Supervisor:
             self._running.add(chat_id)
             self._tasks.spawn(chat_id, self._follow(chat_id))
 
+    def wake(self, chat_id: ChatId) -> None:
+        """Coder says the chat has work (e.g. someone continued it in Coder's UI): follow it, unless a
+        stream that will report that work is already open or opening."""
+        if chat_id in self._running and chat_id not in self._finishing:
+            return
+        self.follow(chat_id)
+
+    def retitle(self, ref: ThreadRef, chat: Chat) -> None:
+        """Coder renamed the chat: the header shows the new title, with the freshest status known."""
+        if chat.id in self._titles:
+            self._titles[chat.id] = chat.title
+        view = self._views.get(chat.id)
+        status = view.status if view is not None and view.status is not None else chat.status
+        header = self._header(chat.id, chat.title, status)
+        self._outbox.set_text(ref, HEADER_SLOT, header, final=not status.phase.busy)
+
     def stopping(self, chat_id: ChatId) -> None:
         """A person is about to interrupt this chat: the turn under way will be reported as stopped."""
         view = self._views.get(chat_id)
@@ -98,16 +116,19 @@ class Supervisor:
         try:
             while chat_id in self._wanted:
                 self._wanted.discard(chat_id)
+                self._finishing.discard(chat_id)
                 if await self._run(chat_id) and chat_id not in self._wanted:
                     await self._retry_later(chat_id)
         finally:
             self._running.discard(chat_id)
+            self._finishing.discard(chat_id)
 
     async def _retry_later(self, chat_id: ChatId) -> None:
         """Wait ``retry_interval`` (or until a follow-up wakes the chat), then follow it again."""
         woken = self._woken[chat_id] = asyncio.Event()
-        try:
-            await asyncio.wait_for(woken.wait(), self._retry_interval)
+        try:  # asyncio.timeout, not wait_for: 3.11's wait_for loses a cancel that races a wake
+            async with asyncio.timeout(self._retry_interval):
+                await woken.wait()
         except TimeoutError:
             log.info("following chat %s again after its stream gave up", chat_id, extra={"chat_id": chat_id})
         finally:
@@ -129,6 +150,7 @@ class Supervisor:
             return False
         try:
             chat = await backend.get_chat(chat_id)
+            self._titles[chat_id] = chat.title
             # Also for a chat idle by now: its turn ended while nobody followed, and is told below.
             turn = await self._turn(backend, chat_id, cursor)
             draft_shown = await self._outbox.has_slot(ref, DRAFT)
@@ -150,7 +172,9 @@ class Supervisor:
             )
             return True
         finally:
+            self._finishing.add(chat_id)
             self._views.pop(chat_id, None)
+            self._titles.pop(chat_id, None)
         return False
 
     async def _turn(self, backend: CoderBackend, chat_id: ChatId, cursor: int | None) -> list[Message]:
@@ -193,6 +217,7 @@ class Supervisor:
                     await self._publish(ref, chat_id, title, view, ending=self._outcome(requester, view))
                     return
         finally:
+            self._finishing.add(chat_id)  # changes from here on reach no stream of this run
             await stream.aclose()
 
     async def _newest_id(self, backend: CoderBackend, chat_id: ChatId) -> int:
@@ -235,6 +260,7 @@ class Supervisor:
         await self._save(ref, chat_id, view, [*finals, *(ending or ())], ending=ending is not None)
 
     def _header(self, chat_id: ChatId, title: str, status: ChatStatus) -> str:
+        title = self._titles.get(chat_id, title)  # a rename seen while following wins
         return render_header(title=title, url=self._identity.shared.chat_url(chat_id), status=status)
 
     async def _save(

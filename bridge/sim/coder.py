@@ -95,6 +95,7 @@ from bridge.sim.coder_state import (
     encode,
     messages_page_json,
     org_models_json,
+    part,
     stream_frames,
     timestamp,
     user_json,
@@ -340,11 +341,31 @@ class CoderSim:
         as coderd checks the key only when a request or WebSocket upgrade comes in)."""
         self._tokens.pop(token, None)
 
+    def active_watches(self) -> int:
+        return self._engine.active_watches()
+
+    def drop_watches(self) -> None:
+        """Cut every watch socket without a close frame; changes until a client reconnects reach nobody."""
+        self._engine.drop_watches()
+
     def set_diff(
         self, chat_id: str, status: Mapping[str, Any], contents: Mapping[str, Any] | None = None
     ) -> None:
-        """Give a chat a diff/PR status (and GET /diff contents) and announce ``diff_status_change``."""
+        """Give a chat a diff/PR status (and GET /diff contents) and announce ``diff_status_change``.
+
+        ``status`` holds ChatDiffStatus keys (``url``, ``pull_request_state``, ``pull_request_title``,
+        ``pull_request_draft``, ``additions``, ``deletions``, ``changed_files`` …); ``contents`` holds
+        ChatDiffContents keys (``branch``, ``pull_request_url``, ``diff`` …).
+        """
         self._engine.set_diff(self.chats[chat_id], status, contents or {})
+
+    def set_title(self, chat_id: str, title: str) -> None:
+        """Rename a chat the way Coder's title generation does, announced as ``title_change``."""
+        self._engine.set_title(self.chats[chat_id], title)
+
+    def send_from_ui(self, chat_id: str, text: str) -> None:
+        """A message the chat's owner sends in Coder's web UI: the same path as POST /messages."""
+        self._engine.send(self.chats[chat_id], [part("text", text=text)], interrupt=False)
 
     # -- HTTP plumbing -------------------------------------------------------------------------
 

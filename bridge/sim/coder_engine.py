@@ -324,7 +324,14 @@ class ChatEngine:
         chat.updated_at = timestamp()
         self._watch(chat, "title_change")
 
+    def set_title(self, chat: SimChat, title: str) -> None:
+        """chatd's title generation: UpdateChatTitleByID, then ``title_change`` to watchers."""
+        chat.title = title
+        chat.updated_at = timestamp()
+        self._watch(chat, "title_change")
+
     def set_diff(self, chat: SimChat, status: Mapping[str, Any], contents: Mapping[str, Any]) -> None:
+        """PublishDiffStatusChange: store the status (and GET /diff contents), then tell watchers."""
         chat.diff_status = diff_status_json(chat.id, status)
         chat.diff = dict(contents)
         self._watch(chat, "diff_status_change")
@@ -442,6 +449,16 @@ class ChatEngine:
                 for subscriber in watchers:
                     subscriber.silence()
         self.changes.notify()
+
+    def drop_watches(self) -> None:
+        for subscribers in self._watchers.values():
+            for subscriber in list(subscribers):
+                subscriber.abort()
+                subscribers.discard(subscriber)
+        self.changes.notify()
+
+    def active_watches(self) -> int:
+        return sum(len(subs) for subs in self._watchers.values())
 
     def active_streams(self, chat_id: str | None) -> int:
         return sum(len(subs) for key, subs in self._streams.items() if chat_id in (None, key))

@@ -1,4 +1,4 @@
-"""Pure renderers for the bridge's own lines in a thread (the chat header, notices)."""
+"""Pure renderers for the bridge's own lines in a thread (the chat header, notices, diff summary)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bridge.coder.types import ChatPhase, ChatStatus
+from bridge.coder.types import ChatDiff, ChatDiffStatus, ChatPhase, ChatStatus
 
 _PHASE_ICONS = {
     ChatPhase.STARTING: "⏳",
@@ -119,3 +119,67 @@ def render_outcome(
 def is_outcome(text: str) -> bool:
     """Whether a bot message is the end-of-work notice."""
     return _OUTCOME.match(text) is not None
+
+
+_PR_STATES = {"draft": "📝", "open": "🟢", "merged": "🟣", "closed": "🔴"}
+_SHOWN_FILES = 5
+DIFF_MARK = "🔀 "
+"""How the diff summary begins (tests and tools use it to find it in a thread)."""
+
+
+def render_diff_summary(status: ChatDiffStatus | None, diff: ChatDiff | None) -> str | None:
+    """The thread's one summary of the agent's changes: PR title, link and state, line counts, files.
+
+    ``status`` is what Coder tracks for the chat (3.7), ``diff`` what ``GET /diff`` resolved (3.8);
+    either may be missing. ``None`` while there is nothing to show: no PR, branch or changed file.
+    """
+    files = diff.files if diff is not None else ()
+    url = (status.url if status is not None else "") or (diff.pull_request_url if diff is not None else "")
+    head = _pull_request_line(status, url) or _branch_line(status, diff, url)
+    if head is None and not files:
+        return None
+    additions = status.additions if status is not None else 0
+    deletions = status.deletions if status is not None else 0
+    if not (additions or deletions):
+        additions, deletions = sum(f.additions for f in files), sum(f.deletions for f in files)
+    count = max(status.changed_files if status is not None else 0, len(files))
+    lines = [head or f"{DIFF_MARK}Changes"]
+    lines.append(f"+{additions} / −{deletions} · {count} file{'s' if count != 1 else ''} changed")
+    for change in files[:_SHOWN_FILES]:
+        lines.append(f"- `{_code(change.path)}` (+{change.additions} −{change.deletions})")
+    if count > _SHOWN_FILES and files:
+        lines.append(f"and {count - min(len(files), _SHOWN_FILES)} more")
+    return "\n".join(lines)
+
+
+def is_diff_summary(text: str) -> bool:
+    """Whether a bot message is the thread's diff summary."""
+    return text.startswith(DIFF_MARK)
+
+
+def _pull_request_line(status: ChatDiffStatus | None, url: str) -> str | None:
+    """``🔀 [title](url) · 🟢 open`` once Coder knows of a pull request, else ``None``."""
+    if status is None or not (status.pull_request_state or status.pull_request_title or status.pr_number):
+        return None
+    state = status.pull_request_state.lower()
+    if status.pull_request_draft and state in ("", "open"):
+        state = "draft"
+    name = _escape_link_text(status.pull_request_title)
+    if status.pr_number:
+        name = f"#{status.pr_number} {name}".strip()
+    name = name or "Pull request"
+    line = f"{DIFF_MARK}[{name}]({url})" if url else f"{DIFF_MARK}{name}"
+    if state:
+        line += f" · {_PR_STATES.get(state, '⚪')} {state}"
+    if status.changes_requested:
+        line += " · ✋ changes requested"
+    return line
+
+
+def _branch_line(status: ChatDiffStatus | None, diff: ChatDiff | None, url: str) -> str | None:
+    """``🔀 Branch fix`` (linked) while there is a branch but no pull request, else ``None``."""
+    branch = (status.head_branch if status is not None else "") or (diff.branch if diff is not None else "")
+    if not branch and not url:
+        return None
+    name = _escape_link_text(branch) or "the agent's branch"
+    return f"{DIFF_MARK}Branch [{name}]({url})" if url else f"{DIFF_MARK}Branch {name}"

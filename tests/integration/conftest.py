@@ -15,7 +15,7 @@ from bridge.demo import wait_either
 from bridge.sim.coder import CoderSim
 from bridge.sim.slack import SlackSim
 from bridge.sim.slack_state import SimMessage
-from bridge.slack.blocks import is_card, is_outcome
+from bridge.slack.blocks import is_card, is_diff_summary, is_outcome
 
 CODER_TOKEN = "sim-token-alice"
 SIGNING_SECRET = "sim-signing-secret"
@@ -75,8 +75,16 @@ class World:
         return [m.visible_text for m in self.bot_messages(root, channel)]
 
     def replies(self, root: str, channel: str | None = None) -> list[str]:
-        """The agent's replies as the thread shows them: the bot's messages but the header and cards."""
-        return [t for t in self.bot_texts(root, channel)[1:] if not is_card(t) and not is_outcome(t)]
+        """The agent's replies as the thread shows them: the bot's messages but the bridge's own lines."""
+        return [
+            t
+            for t in self.bot_texts(root, channel)[1:]
+            if not (is_card(t) or is_outcome(t) or is_diff_summary(t))
+        ]
+
+    def diff_summaries(self, root: str, channel: str | None = None) -> list[SimMessage]:
+        """The thread's PR / diff summary messages (there should be at most one)."""
+        return [m for m in self.bot_messages(root, channel) if is_diff_summary(m.visible_text)]
 
     def cards(self, root: str, channel: str | None = None) -> list[str]:
         """The turns' status cards in a thread."""

@@ -209,6 +209,13 @@ async def test_edit_is_refused_and_a_queued_follow_up_can_be_deleted(
     gate.set()
 
 
+async def test_no_watch_or_diff_in_this_generation(backend: AiSdkBackend) -> None:
+    """G0a has no watch socket and no diffs: the backend says so instead of failing."""
+    chat = await backend.create_chat(text("hello"), labels={})
+    assert backend.watch() is None
+    assert await backend.get_diff(chat.id) is None
+
+
 async def test_unknown_model_is_rejected(sim: CoderSim) -> None:
     """A model the deployment lacks is Coder's 400 "Model not found", raised from the send."""
     client = AiSdkBackend(sim.url, TOKEN, model="gpt-nope")

@@ -36,6 +36,8 @@ from bridge.coder.types import (
     PartEvent,
     StatusEvent,
     StreamEvent,
+    WatchEvent,
+    WatchKind,
 )
 from bridge.coder.v2 import V2Backend
 from bridge.sim.coder import CoderSim
@@ -890,3 +892,75 @@ async def test_aclose_during_backoff_is_prompt(sim: CoderSim) -> None:
     finally:
         await client.aclose()
     assert reader.events == []
+
+
+# Watch and diff ----------------------------------------------------------------------------------
+
+
+def watched(events: Iterable[Any], kind: WatchKind) -> list[WatchEvent]:
+    return [e for e in events if isinstance(e, WatchEvent) and e.kind is kind]
+
+
+@pytest.mark.parametrize("framing", FRAMINGS)
+async def test_watch_reports_status_title_and_diff_changes(framing: Framing) -> None:
+    """The watch socket, in every G1 framing, yields typed status, title and diff changes."""
+    async with CoderSim(part_interval=0.001, framing=framing) as sim:
+        backend = make_backend(sim)
+        watch = backend.watch()
+        assert watch is not None
+        reader = Reader(watch)  # type: ignore[arg-type]
+        try:
+            await reader.until(lambda events: ConnectedEvent() in events)
+            await sim.wait_for(lambda: sim.active_watches() == 1)
+            chat = await new_chat(backend)
+            await reader.until(
+                lambda events: any(
+                    e.chat.status.phase is ChatPhase.IDLE for e in watched(events, WatchKind.STATUS_CHANGE)
+                )
+            )
+            sim.set_title(chat.id, "Login bug")
+            sim.set_diff(chat.id, {"url": "https://github.com/o/r/pull/3", "pull_request_state": "open"})
+            await reader.until(lambda events: watched(events, WatchKind.DIFF_STATUS_CHANGE) != [])
+        finally:
+            await reader.close()
+            await backend.aclose()
+    assert [e.chat.title for e in watched(reader.events, WatchKind.TITLE_CHANGE)] == ["Login bug"]
+    diff_status = watched(reader.events, WatchKind.DIFF_STATUS_CHANGE)[0].chat.diff_status
+    assert diff_status is not None
+    assert diff_status.url == "https://github.com/o/r/pull/3"
+    assert watched(reader.events, WatchKind.CREATED)[0].chat.id == chat.id
+
+
+async def test_watch_reconnects_after_a_drop(sim: CoderSim, backend: ExperimentalBackend) -> None:
+    """A dropped watch socket comes back, announced by a new ConnectedEvent, and delivers again."""
+    watch = backend.watch()
+    assert watch is not None
+    reader = Reader(watch)  # type: ignore[arg-type]
+    try:
+        await sim.wait_for(lambda: sim.active_watches() == 1)
+        sim.drop_watches()
+        await reader.until(lambda events: events.count(ConnectedEvent()) == 2)
+        await sim.wait_for(lambda: sim.active_watches() == 1)
+        chat = await new_chat(backend)
+        await reader.until(
+            lambda events: any(e.chat.id == chat.id for e in watched(events, WatchKind.CREATED))
+        )
+    finally:
+        await reader.close()
+    assert len(paths(sim, "GET", f"{chats(sim)}/watch")) == 2
+
+
+async def test_diff_lists_the_chats_changed_files(sim: CoderSim, backend: ExperimentalBackend) -> None:
+    """GET /diff gives the branch, the PR link and the changed files with their line counts."""
+    chat = await new_chat(backend)
+    diff_text = "diff --git a/app.py b/app.py\n--- a/app.py\n+++ b/app.py\n@@ -1 +1,2 @@\n-a\n+b\n+c\n"
+    sim.set_diff(
+        chat.id,
+        {"additions": 2},
+        {"branch": "fix", "pull_request_url": "https://x/pull/1", "diff": diff_text},
+    )
+    diff = await backend.get_diff(chat.id)
+    assert diff.chat_id == chat.id
+    assert (diff.branch, diff.pull_request_url) == ("fix", "https://x/pull/1")
+    assert [(f.path, f.additions, f.deletions) for f in diff.files] == [("app.py", 2, 1)]
+    assert (await backend.get_diff(ChatId((await new_chat(backend, "other")).id))).files == ()

@@ -25,11 +25,13 @@ from bridge.coder.errors import (
 from bridge.coder.experimental_wire import (
     decode,
     parse_chat,
+    parse_diff,
     parse_message,
     parse_send_result,
     parse_status,
     parse_stream_event,
     parse_user,
+    parse_watch_event,
 )
 from bridge.coder.rest import error_from_response
 from bridge.coder.stream import classify_failure, websocket_url
@@ -42,6 +44,7 @@ from bridge.coder.types import (
     QueueEvent,
     RetryEvent,
     StatusEvent,
+    WatchKind,
 )
 
 ZERO_KEYS = {
@@ -153,6 +156,85 @@ def test_diff_status_with_zero_values() -> None:
     status = parse_chat(wire_chat(diff_status=diff)).diff_status
     assert status is not None
     assert (status.additions, status.deletions, status.changed_files, status.url) == (3, 1, 2, "")
+
+
+# Watch events and diffs --------------------------------------------------------------------------
+
+WATCH_CHAT = {
+    **wire_chat(status="running", last_model_config_id="00000000-0000-0000-0000-000000000000"),
+    "mcp_server_ids": None,
+    "labels": None,
+}
+
+DIFF_TEXT = """diff --git a/src/auth.py b/src/auth.py
+index 1111111..2222222 100644
+--- a/src/auth.py
++++ b/src/auth.py
+@@ -1,2 +1,3 @@
+ keep
+-old
++new
++added
+diff --git a/docs/old.md b/docs/new.md
+similarity index 100%
+rename from docs/old.md
+rename to docs/new.md
+diff --git a/logo.png b/logo.png
+new file mode 100644
+index 0000000..3333333
+Binary files /dev/null and b/logo.png differ
+"""
+
+
+def test_watch_event_carries_its_partial_chat() -> None:
+    """A status_change watch event becomes a typed event whose partial chat (nulls included) parses."""
+    event = parse_watch_event({"kind": "status_change", "chat": WATCH_CHAT})
+    assert event is not None
+    assert event.kind is WatchKind.STATUS_CHANGE
+    assert event.chat.status.phase is ChatPhase.WORKING
+    assert event.chat.labels == {}
+
+
+def test_watch_event_of_a_diff_change_has_its_diff_status() -> None:
+    """diff_status_change carries the new ChatDiffStatus in its chat."""
+    status = {"chat_id": "c1", "url": "https://github.com/o/r/pull/7", "pull_request_state": "open"}
+    event = parse_watch_event({"kind": "diff_status_change", "chat": {**WATCH_CHAT, "diff_status": status}})
+    assert event is not None
+    assert event.chat.diff_status is not None
+    assert event.chat.diff_status.pull_request_state == "open"
+
+
+@pytest.mark.parametrize("raw", [{"kind": "summary_change", "chat": WATCH_CHAT}, {"kind": "created"}, {}])
+def test_unknown_or_unreadable_watch_events_are_skipped(raw: dict[str, Any]) -> None:
+    """Kinds we don't act on (newer Coder) and events without a chat are skipped, not fatal."""
+    assert parse_watch_event(raw) is None
+
+
+def test_v2_watch_event_reads_g2_statuses() -> None:
+    """The G2 watch parser reads G2 status names, including a running chat still queued for capacity."""
+    raw = {"kind": "status_change", "chat": {**WATCH_CHAT, "queued_for_capacity": True}}
+    event = v2_wire.parse_watch_event(raw)
+    assert event is not None
+    assert event.chat.status.phase is ChatPhase.STARTING
+
+
+def test_diff_lists_changed_files_with_line_counts() -> None:
+    """GET /diff's git diff becomes the files it touches, renames and binary files included."""
+    diff = parse_diff(
+        {"chat_id": "c1", "branch": "fix", "pull_request_url": "https://x/pull/1", "diff": DIFF_TEXT}
+    )
+    assert [(f.path, f.additions, f.deletions) for f in diff.files] == [
+        ("src/auth.py", 2, 1),
+        ("docs/new.md", 0, 0),
+        ("logo.png", 0, 0),
+    ]
+    assert (diff.branch, diff.pull_request_url) == ("fix", "https://x/pull/1")
+
+
+@pytest.mark.parametrize("text", [None, "", "not a diff at all\n", "@@ -1 +1 @@\n-x\n"])
+def test_missing_or_unreadable_diff_lists_no_files(text: str | None) -> None:
+    """A diff that is omitted, empty or not a diff gives no files instead of an error."""
+    assert parse_diff({"chat_id": "c1", "diff": text}).files == ()
 
 
 @pytest.mark.parametrize(

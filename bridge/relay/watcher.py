@@ -1,0 +1,174 @@
+"""One task that follows Coder's chat-list watch and keeps linked threads current between turns.
+
+Chat streams are open only while a chat works (design, section 3). What happens to a chat outside
+of that reaches the bridge through the watch: someone continues the chat in Coder's web UI (its
+status turns busy: the supervisor is woken to follow it), Coder renames it (the header shows the
+new title), or its pull request moves (the thread's one diff summary is rewritten in place). A
+turn's end is a status change too, and refreshes the summary.
+
+Coder sends no snapshot on watch and drops what happens while the socket is down, so after every
+(re)connect the chat list is read again and compared with what the thread last showed (stored on
+the link, so a restart re-renders only chats that changed while the bridge was away). When
+the watch gives up, it is opened again after ``retry_after``; nobody is told in a thread, because
+streams, replies and the next turn's end work without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from bridge.coder.backend import CoderBackend
+from bridge.coder.errors import CoderError
+from bridge.coder.types import (
+    Chat,
+    ChatDiff,
+    ChatDiffStatus,
+    ConnectedEvent,
+    ErrorEvent,
+    WatchEvent,
+    WatchKind,
+)
+from bridge.db import repo
+from bridge.db.engine import Database
+from bridge.db.models import ThreadLink
+from bridge.relay.outbox import Outbox, digest, final_text
+from bridge.relay.supervisor import Supervisor, thread_ref
+from bridge.slack.blocks import render_diff_summary
+from bridge.tasks import TaskGroup
+
+log = logging.getLogger(__name__)
+
+DIFF_SLOT = "diff"
+
+
+class Watcher:
+    """Reacts to watch events of chats linked to Slack threads; other chats are ignored."""
+
+    def __init__(
+        self,
+        db: Database,
+        backend: CoderBackend,
+        outbox: Outbox,
+        supervisor: Supervisor,
+        *,
+        retry_after: float = 60.0,
+    ) -> None:
+        self._db = db
+        self._backend = backend
+        self._outbox = outbox
+        self._supervisor = supervisor
+        self._retry_after = retry_after
+        self._tasks = TaskGroup("watch")
+
+    def start(self) -> None:
+        """Start following the watch in the background (a no-op for generations without one)."""
+        self._tasks.spawn("chats", self._run())
+
+    async def close(self) -> None:
+        """Stop following the watch."""
+        await self._tasks.cancel()
+
+    async def _run(self) -> None:
+        while True:
+            watch = self._backend.watch()
+            if watch is None:
+                log.info(
+                    "Coder's %s API has no chat watch; threads update only while a chat runs",
+                    self._backend.generation,
+                )
+                return
+            try:
+                async for batch in watch:
+                    for event in batch:
+                        await self._handle(event)
+                return  # closed
+            except CoderError as exc:
+                log.warning(
+                    "the Coder chat watch gave up (%s); opening it again in %.0fs", exc, self._retry_after
+                )
+            finally:
+                await watch.aclose()
+            await asyncio.sleep(self._retry_after)
+
+    async def _handle(self, event: WatchEvent | ConnectedEvent | ErrorEvent) -> None:
+        """One event; a failure is logged and costs only this event (the next reconnect re-reads all)."""
+        try:
+            match event:
+                case ConnectedEvent():
+                    await self._catch_up()
+                case ErrorEvent(message=message):
+                    log.warning("the Coder chat watch reported: %s", message)
+                case WatchEvent():
+                    await self._on_change(event)
+        except CoderError as exc:
+            log.warning("could not act on a Coder watch event (%s): %s", getattr(event, "kind", "?"), exc)
+        except Exception:
+            log.exception("acting on a Coder watch event failed")
+
+    async def _on_change(self, event: WatchEvent) -> None:
+        chat = event.chat
+        async with self._db.unit() as session:
+            link = await repo.find_link_by_chat(session, chat.id)
+        if link is None or link.archived:
+            return
+        match event.kind:
+            case WatchKind.STATUS_CHANGE if chat.status.phase.busy:
+                self._supervisor.wake(chat.id)
+            case WatchKind.STATUS_CHANGE | WatchKind.DIFF_STATUS_CHANGE:  # a turn's end may move the diff
+                await self._show_diff(link, await self._backend.get_chat(chat.id))
+            case WatchKind.TITLE_CHANGE:
+                await self._retitle(link, chat)
+
+    async def _catch_up(self) -> None:
+        """After a (re)connect: act on what changed while no watch was open, as the chat list shows it."""
+        chats = await self._backend.list_chats()
+        async with self._db.unit() as session:
+            links = await repo.links_by_chat(session, [chat.id for chat in chats])
+        for chat in chats:
+            link = links.get(chat.id)
+            if link is None:
+                continue
+            if chat.status.phase.busy:
+                self._supervisor.wake(chat.id)
+            if link.shown_title != chat.title:
+                await self._retitle(link, chat)
+            if chat.diff_status is not None and link.shown_diff != _digest(chat.diff_status):
+                await self._show_diff(link, chat)
+
+    async def _retitle(self, link: ThreadLink, chat: Chat) -> None:
+        self._supervisor.retitle(thread_ref(link), chat)
+        async with self._db.unit() as session:
+            await repo.save_shown_title(session, chat.id, chat.title)
+
+    async def _show_diff(self, link: ThreadLink, chat: Chat) -> None:
+        """Render the chat's diff summary into the thread's one ``diff`` slot (posted once, then edited).
+
+        ``chat`` is a full chat (watch events carry only a partial one); the diff is fetched only
+        when Coder tracks a diff status, which is what ``GET /diff`` resolves from.
+        """
+        chat_id, status = chat.id, chat.diff_status
+        if status is None:
+            return
+        diff: ChatDiff | None = None
+        try:
+            diff = await self._backend.get_diff(chat_id)
+        except CoderError as exc:  # e.g. the git provider failed: the status alone still says a lot
+            log.warning("could not read the diff of chat %s: %s", chat_id, exc, extra={"chat_id": chat_id})
+        text = render_diff_summary(status, diff)
+        ref = thread_ref(link)
+        texts = [final_text(DIFF_SLOT, text)] if text is not None else []
+        if texts:
+            self._outbox.reserve(ref, DIFF_SLOT)
+        try:
+            async with self._db.unit() as session:  # the summary is stored with the status it shows
+                stored = await self._outbox.stage(session, ref, texts)
+                await repo.save_shown_diff(session, chat_id, _digest(status))
+        except BaseException:
+            self._outbox.show(ref, texts, stored=False)  # a reserved slot must not wait forever
+            raise
+        self._outbox.show(ref, stored)
+
+
+def _digest(status: ChatDiffStatus) -> str:
+    return digest(status.model_dump_json())
