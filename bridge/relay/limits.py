@@ -28,6 +28,7 @@ class Budget:
 METHOD_BUDGETS: Mapping[str, Budget] = {
     "chat.update": Budget(per_minute=48, burst=5),
     "chat.postMessage": Budget(per_minute=300, burst=20),
+    "conversations.replies": Budget(per_minute=48, burst=5),  # Tier 3 (finding posts lost in a crash)
 }
 """Per-workspace budgets. chat.postMessage has no published workspace number; this is a guard."""
 

@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.db import repo
 from bridge.db.engine import Database
+from bridge.db.models import SlackMessage
 from bridge.db.repo import SlotText
 from bridge.relay.limits import Priority, SlackLimits
 from bridge.relay.ports import SlackError, SlackPermanent, SlackPoster, SlackRateLimited
@@ -98,6 +99,11 @@ class _Thread:
         self.paused_until = 0.0
 
 
+def _tag(ref: ThreadRef, slot: str) -> str:
+    """What a posted message is tagged with: its link and slot."""
+    return f"{ref.link_id}:{slot}"
+
+
 class Outbox:
     """Keeps each thread's Slack messages equal to the texts the relay sets."""
 
@@ -146,9 +152,13 @@ class Outbox:
         those Slack shows already; returns the stored ones, for ``show`` once the caller committed."""
         if ref.link_id in self._closed:
             return []
-        thread = self._threads.get(ref.link_id)
-        known = thread.slots if thread is not None else {}
+        thread = self._thread(ref)
+        known = thread.slots
         fresh = [t for t in texts if t.slot not in known or known[t.slot].sent_digest != t.digest]
+        for text in texts:  # shown already, but a newer progress text waits: the final one wins again
+            slot = known.get(text.slot)
+            if slot is not None and slot.sent_digest == text.digest and slot.dirty:
+                self._set(thread, text.slot, text.text, final=text.final)
         await repo.stage_texts(session, ref.link_id, fresh)
         return fresh
 
@@ -266,6 +276,8 @@ class Outbox:
                 row = posted.get(text.slot)
                 if row is not None and row.digest == text.digest:
                     await repo.settle_text(session, link_id=link_id, slot=text.slot, digest=text.digest)
+        if posted or pending:  # a thread from before this start: adopt posts whose ts was never stored
+            await self._adopt_lost_posts(thread.ref, posted)
         for key, row in posted.items():
             slot = thread.slots.setdefault(key, _Slot(key))
             slot.ts, slot.sent_digest = row.ts, row.digest
@@ -277,6 +289,32 @@ class Outbox:
             if not slot.dirty:
                 slot.done.set()
         thread.loaded.set()
+
+    async def _adopt_lost_posts(self, ref: ThreadRef, posted: dict[str, SlackMessage]) -> None:
+        """Find the thread's messages Slack accepted but whose ``ts`` a crash kept from being stored
+        (they carry their slot's tag) and store them, so they are edited instead of posted twice.
+        Their text is unknown (digest empty): the slot's next text is sent as an edit."""
+        try:
+            await self._limits.acquire("conversations.replies", ref.channel)
+            tagged = await self._poster.tagged(ref.channel, ref.thread_ts)
+        except SlackError as exc:
+            log.warning("could not read thread %s to find posts lost in a crash: %s", ref.thread_ts, exc)
+            return
+        prefix = _tag(ref, "")
+        lost = {
+            key.removeprefix(prefix): ts
+            for key, ts in tagged.items()
+            if key.startswith(prefix) and key.removeprefix(prefix) not in posted
+        }
+        if not lost:
+            return
+        async with self._db.unit() as session:
+            for slot, ts in lost.items():
+                await repo.save_slot(session, link_id=ref.link_id, slot=slot, ts=ts, digest="")
+                posted[slot] = SlackMessage(link_id=ref.link_id, slot=slot, ts=ts, digest="")
+        log.info(
+            "found %d posts of thread %s whose ts was not stored before the stop", len(lost), ref.thread_ts
+        )
 
     async def _work(self, thread: _Thread) -> None:
         while True:
@@ -355,11 +393,12 @@ class Outbox:
             text, sent = slot.text, slot.text_digest  # read after the wait: the newest text goes out
             # The stored text this send settles: ``text`` itself, or an older one ``text`` replaced.
             stored = slot.stored
+            key = _tag(ref, slot.key)
             if slot.ts is None:
-                slot.ts = await self._poster.post(ref.channel, ref.thread_ts, text)
+                slot.ts = await self._poster.post(ref.channel, ref.thread_ts, text, key=key)
                 self._posted[(ref.channel, slot.ts)] = ref.link_id
             else:
-                await self._poster.update(ref.channel, slot.ts, text)
+                await self._poster.update(ref.channel, slot.ts, text, key=key)
         except SlackRateLimited as exc:
             thread.paused_until = self._clock() + exc.retry_after
             log.warning(

@@ -46,12 +46,17 @@ class SlackPermanent(SlackError):
 class SlackPoster(Protocol):
     """The Slack writes the relay needs; every call goes through the outbox's pacing."""
 
-    async def post(self, channel: str, thread_ts: str, markdown: str) -> str:
-        """Post Markdown text as a reply in a thread; returns the new message's ``ts``."""
+    async def post(self, channel: str, thread_ts: str, markdown: str, *, key: str) -> str:
+        """Post Markdown text as a reply in a thread, tagged with ``key`` (kept in the message's
+        metadata, so ``tagged`` finds it again); returns the new message's ``ts``."""
         ...
 
-    async def update(self, channel: str, ts: str, markdown: str) -> None:
-        """Replace the text of a message the bot posted."""
+    async def update(self, channel: str, ts: str, markdown: str, *, key: str) -> None:
+        """Replace the text (and the ``key`` tag) of a message the bot posted."""
+        ...
+
+    async def tagged(self, channel: str, thread_ts: str) -> dict[str, str]:
+        """The bot's tagged messages in a thread: ``key`` -> ``ts``."""
         ...
 
     async def whisper(self, channel: str, user: str, thread_ts: str | None, markdown: str) -> None:

@@ -151,8 +151,10 @@ class Supervisor:
         try:
             chat = await backend.get_chat(chat_id)
             self._titles[chat_id] = chat.title
-            # Also for a chat idle by now: its turn ended while nobody followed, and is told below.
-            turn = await self._turn(backend, chat_id, cursor)
+            # A turn that ended while nobody followed still needs its card closed and its outcome
+            # told: the link, busy until a turn's ending is stored, says so though the chat is idle.
+            ongoing = chat.status.phase.busy or link.phase in repo.BUSY_PHASES
+            turn = await self._turn(backend, chat_id, cursor) if ongoing else []
             draft_shown = await self._outbox.has_slot(ref, DRAFT)
             view = self._views[chat_id] = ThreadView(after_id=cursor, turn=turn, draft_shown=draft_shown)
             await self._consume(backend, ref, chat_id, chat.title, view, link.requester_user_id)

@@ -637,8 +637,12 @@ class WebApi:
             raise ApiError("invalid_limit") from exc
         page = messages[start : start + limit]
         has_more = start + limit < len(messages)
+        shown = [self._ws.message_json(m, thread_summary=True) for m in page]
+        if not args.flag("include_all_metadata"):  # Slack leaves metadata out unless asked for it
+            for message in shown:
+                message.pop("metadata", None)
         return {
-            "messages": [self._ws.message_json(m, thread_summary=True) for m in page],
+            "messages": shown,
             "has_more": has_more,
             "response_metadata": {"next_cursor": _encode_cursor(start + limit) if has_more else ""},
         }

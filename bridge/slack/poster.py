@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -33,6 +34,15 @@ def _retry_after(headers: Any) -> float:
         return 1.0
 
 
+TAG_EVENT = "coder_bridge_slot"
+"""Message metadata event type naming which thread slot a bot message shows."""
+_TAGGED_PAGES = 5
+
+
+def _tag(key: str) -> dict[str, Any]:
+    return {"event_type": TAG_EVENT, "event_payload": {"key": key}}
+
+
 class WebPoster:
     """Posts, edits and reacts through the Web API, counting every call."""
 
@@ -40,20 +50,47 @@ class WebPoster:
         self._client = client
         self._metrics = metrics
 
-    async def post(self, channel: str, thread_ts: str, markdown: str) -> str:
+    async def post(self, channel: str, thread_ts: str, markdown: str, *, key: str) -> str:
         """Reply in a thread with standard Markdown (Slack renders it; ≤ 12,000 characters)."""
         response = await self._call(
             "chat.postMessage",
             lambda: self._client.chat_postMessage(
-                channel=channel, thread_ts=thread_ts, markdown_text=markdown
+                channel=channel, thread_ts=thread_ts, markdown_text=markdown, metadata=_tag(key)
             ),
         )
         return str(response["ts"])
 
-    async def update(self, channel: str, ts: str, markdown: str) -> None:
-        """Replace a message's text."""
+    async def update(self, channel: str, ts: str, markdown: str, *, key: str) -> None:
+        """Replace a message's text (and its tag: a slot may have been renamed since the post)."""
         await self._call(
-            "chat.update", lambda: self._client.chat_update(channel=channel, ts=ts, markdown_text=markdown)
+            "chat.update",
+            lambda: self._client.chat_update(
+                channel=channel, ts=ts, markdown_text=markdown, metadata=_tag(key)
+            ),
+        )
+
+    async def tagged(self, channel: str, thread_ts: str) -> dict[str, str]:
+        """Read the thread (``conversations.replies`` with metadata, a few pages at most) for the
+        messages this bridge tagged: a post whose answer was lost in a crash is found this way."""
+        found: dict[str, str] = {}
+        cursor: str | None = None
+        for _ in range(_TAGGED_PAGES):
+            response = await self._call(
+                "conversations.replies", partial(self._replies_page, channel, thread_ts, cursor)
+            )
+            for message in response.get("messages") or []:
+                metadata = message.get("metadata") or {}
+                payload = metadata.get("event_payload") or {}
+                if metadata.get("event_type") == TAG_EVENT and isinstance(payload.get("key"), str):
+                    found[payload["key"]] = str(message.get("ts"))
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if cursor is None:
+                break
+        return found
+
+    async def _replies_page(self, channel: str, thread_ts: str, cursor: str | None) -> Any:
+        return await self._client.conversations_replies(
+            channel=channel, ts=thread_ts, include_all_metadata=True, limit=200, cursor=cursor
         )
 
     async def whisper(self, channel: str, user: str, thread_ts: str | None, markdown: str) -> None:

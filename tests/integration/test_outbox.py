@@ -8,12 +8,12 @@ from dataclasses import dataclass
 
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.migrate import upgrade
-from bridge.db.models import OutboxEntry
+from bridge.db.models import OutboxEntry, SlackMessage
 from bridge.metrics import Metrics
 from bridge.relay.limits import SlackLimits
 from bridge.relay.outbox import Outbox, ThreadRef, final_text
@@ -218,6 +218,29 @@ async def test_text_shown_before_a_crash_is_not_sent_again(rig: Rig) -> None:
     assert len(rig.slack.calls_to("chat.postMessage")) == 1
     assert rig.slack.calls_to("chat.update") == []
     assert await _stored(rig) == []
+
+
+async def test_post_whose_ts_was_lost_in_a_crash_is_edited_not_posted_again(rig: Rig) -> None:
+    """A message Slack accepted but whose ts was never stored is found by its tag and edited."""
+    outbox = rig.outbox()
+    try:
+        await outbox.put(rig.ref, [final_text("a", "draft of the answer")])
+        await outbox.delivered(rig.ref, ["a"], timeout=5)
+    finally:
+        await outbox.close()
+    async with rig.db.unit() as session:  # as if the process died between Slack's answer and the store
+        await session.execute(delete(SlackMessage))
+        await repo.stage_texts(session, rig.ref.link_id, [final_text("a", "the whole answer")])
+    again = rig.outbox()
+    try:
+        assert await again.resume() == 1
+        await again.delivered(rig.ref, ["a"], timeout=5)
+    finally:
+        await again.close()
+    assert len(rig.slack.calls_to("chat.postMessage")) == 1
+    assert len(rig.slack.calls_to("chat.update")) == 1
+    shown = [m.visible_text for m in rig.slack.thread(rig.ref.channel, rig.ref.thread_ts) if m.bot_id]
+    assert shown == ["the whole answer"]
 
 
 @pytest.mark.parametrize("error", ["channel_not_found", "is_archived", "not_in_channel"])
