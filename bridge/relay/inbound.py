@@ -43,6 +43,9 @@ from bridge.tasks import KeyedLocks, TaskGroup
 
 log = logging.getLogger(__name__)
 
+_UNRECORDED_SEARCH = 20
+"""Newest chat messages searched for a follow-up whose sending a stop interrupted."""
+
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 
 
@@ -405,8 +408,18 @@ class Inbound:
             await self._whisper(message, HOW_TO_LINK)
             return
         async with self._db.unit() as session:
-            if not await _claim_message(session, link, message):
-                return
+            claimed = await _claim_message(session, link, message)
+            row = (
+                None
+                if claimed
+                else await repo.find_inbound(session, channel_id=message.channel_id, ts=message.ts)
+            )
+        unrecorded = row is not None and row.coder_message_id is None and row.queued_message_id is None
+        if unrecorded and await self._never_arrived(backend, ref, chat_id, message, text):
+            async with self._db.unit() as session:  # the claim was released: relay it as new
+                claimed = await _claim_message(session, link, message)
+        if not claimed:
+            return
         content = await self._content(backend, link, message, text, message.files)
         if not content:
             async with self._db.unit() as session:
@@ -429,14 +442,62 @@ class Inbound:
                 render_error(f"Your message did not reach the agent: {exc}. Please send it again."),
             )
             return
+        await self._record(
+            ref,
+            message,
+            coder_message_id=result.message.id if result.message else None,
+            queued_message_id=result.queued_message.id if result.queued_message else None,
+        )
+        self._supervisor.follow(chat_id)
+
+    async def _record(
+        self,
+        ref: ThreadRef,
+        message: IncomingMessage,
+        *,
+        coder_message_id: int | None,
+        queued_message_id: int | None,
+    ) -> None:
+        """Store what Coder made of a follow-up, and the "Queued" notice with it (one transaction:
+        a crash leaves neither or both)."""
+        notice = [final_text(f"reply:{message.ts}", render_queued(None))] if queued_message_id else []
         async with self._db.unit() as session:
             await repo.record_inbound(
                 session,
                 channel_id=message.channel_id,
                 ts=message.ts,
-                coder_message_id=result.message.id if result.message else None,
-                queued_message_id=result.queued_message.id if result.queued_message else None,
+                coder_message_id=coder_message_id,
+                queued_message_id=queued_message_id,
             )
-        if result.queued:
-            await self._say(ref, f"reply:{message.ts}", render_queued(None))
-        self._supervisor.follow(chat_id)
+            stored = await self._outbox.stage(session, ref, notice)
+        self._outbox.show(ref, stored)
+
+    async def _never_arrived(
+        self, backend: CoderBackend, ref: ThreadRef, chat_id: ChatId, message: IncomingMessage, text: str
+    ) -> bool:
+        """A replay of a follow-up claimed before a stop but never recorded: the stop came between the
+        claim and Coder's answer. Coder's queue and newest messages tell whether it arrived: if so it
+        is recorded now; if not, its claim is released and True returned, to relay it as new (so it
+        reaches Coder exactly once)."""
+        try:
+            queued = [q for q in await backend.queued_messages(chat_id) if q.text == text]
+            recent = [
+                m
+                for m in await backend.recent_messages(chat_id, limit=_UNRECORDED_SEARCH)
+                if m.role == "user" and m.text == text
+            ]
+        except CoderError as exc:
+            log.warning("could not check whether follow-up %s reached Coder: %s", message.ts, exc)
+            return False
+        if queued or recent:
+            await self._record(
+                ref,
+                message,
+                coder_message_id=recent[-1].id if recent and not queued else None,
+                queued_message_id=queued[-1].id if queued else None,
+            )
+            self._supervisor.follow(chat_id)
+            return False
+        async with self._db.unit() as session:
+            await repo.release_inbound(session, channel_id=message.channel_id, ts=message.ts)
+        return True

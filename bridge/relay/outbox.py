@@ -301,10 +301,11 @@ class Outbox:
             log.warning("could not read thread %s to find posts lost in a crash: %s", ref.thread_ts, exc)
             return
         prefix = _tag(ref, "")
+        known = {row.ts for row in posted.values()}  # a renamed slot's message keeps its old tag a while
         lost = {
             key.removeprefix(prefix): ts
             for key, ts in tagged.items()
-            if key.startswith(prefix) and key.removeprefix(prefix) not in posted
+            if key.startswith(prefix) and key.removeprefix(prefix) not in posted and ts not in known
         }
         if not lost:
             return

@@ -133,6 +133,9 @@ async def test_rename_moves_the_message_and_survives_restart(rig: Rig) -> None:
         await again.delivered(rig.ref, ["after:7"], timeout=5)
         assert rig.texts() == ["final text"]
         assert len(rig.slack.calls_to("chat.postMessage")) == 1
+        again.set_text(rig.ref, "draft", "the next reply", final=True)  # the old tag must not claim it
+        await again.delivered(rig.ref, ["draft"], timeout=5)
+        assert rig.texts() == ["final text", "the next reply"]
     finally:
         await again.close()
 
