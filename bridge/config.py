@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     coder_api: Literal["auto", "experimental", "v2", "v2-legacy"] = Field(
         default="auto", validation_alias=_env("BRIDGE_CODER_API")
     )
+    coder_model: str | None = Field(default=None, validation_alias=_env("BRIDGE_CODER_MODEL"))
+    legacy_archive_deletes: bool = Field(
+        default=False, validation_alias=_env("BRIDGE_LEGACY_ARCHIVE_DELETES")
+    )
     edit_interval: float = Field(default=1.0, ge=0, le=60, validation_alias=_env("BRIDGE_EDIT_INTERVAL"))
     slack_rate_scale: float = Field(
         default=1.0, gt=0, le=1000, validation_alias=_env("BRIDGE_SLACK_RATE_SCALE")

@@ -27,7 +27,16 @@ from bridge.coder.framing import RawEvent
 from bridge.coder.observe import NOOP_OBSERVER, CoderObserver
 from bridge.coder.rest import DEFAULT_RETRY, DEFAULT_TIMEOUT, RestClient, RetryPolicy, read_json
 from bridge.coder.stream import DEFAULT_RECONNECT, ReconnectingStream, ReconnectPolicy, websocket_url
-from bridge.coder.types import Chat, ChatId, CoderUser, InputPart, Message, SendResult, StreamEvent
+from bridge.coder.types import (
+    Capabilities,
+    Chat,
+    ChatId,
+    CoderUser,
+    InputPart,
+    Message,
+    SendResult,
+    StreamEvent,
+)
 from bridge.coder.users import fetch_me
 
 CHATS = "/api/experimental/chats"
@@ -107,6 +116,11 @@ class ExperimentalBackend:
     def generation(self) -> str:
         """The generation's short name: ``experimental`` here."""
         return self.api.generation
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Coder does it all itself: labels, the queue, archiving, turns that outlive the bridge."""
+        return Capabilities()
 
     @property
     def base_url(self) -> str:

@@ -121,7 +121,8 @@ class Controls:
                 text = await self._archive(chat_id, reaction)
         except CoderError as exc:
             log.warning("%s of chat %s failed: %s", control, chat_id, exc, extra={"chat_id": chat_id})
-            text = render_error(f"Couldn't {control} the chat: {exc}")
+            verb = "unarchive" if control is Control.ARCHIVE and not reaction.added else control
+            text = render_error(f"Couldn't {verb} the chat: {exc}")
         self._outbox.set_text(thread_ref(link), f"control:{reaction.event_id}", text, final=True)
 
     async def _interrupt(self, chat_id: ChatId, reaction: Reaction) -> str:
@@ -134,6 +135,11 @@ class Controls:
         await self._backend.set_archived(chat_id, reaction.added)
         async with self._db.unit() as session:
             await repo.set_archived(session, chat_id, reaction.added)
+        if self._backend.capabilities.archive == "delete":
+            return (
+                f"🗑️ Deleted the chat in Coder at <@{reaction.user_id}>'s request (this Coder version cannot "
+                "archive); replies here are no longer sent."
+            )
         if reaction.added:
             return f"🗄️ Archived by <@{reaction.user_id}>; remove the reaction to unarchive."
         return f"📤 Unarchived by <@{reaction.user_id}>; replies here reach the agent again."

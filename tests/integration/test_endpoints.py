@@ -107,6 +107,7 @@ async def test_no_secret_in_debug_logs(world: World, capsys: pytest.CaptureFixtu
         root_logger.handlers[:], level = saved
         root_logger.setLevel(level)
     logged = capsys.readouterr().err
-    assert "Coder-Session-Token" in logged, "the websocket handshake was logged (and must be masked)"
+    if world.capabilities.replies_outlive_connection:  # a Coder without stream sockets has no handshake
+        assert "Coder-Session-Token" in logged, "the websocket handshake was logged (and must be masked)"
     for secret in (world.slack.bot_token, CODER_TOKEN, SIGNING_SECRET):
         assert secret not in logged
