@@ -86,6 +86,12 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL such as https://coder.example.com")
         return value.rstrip("/")
 
+    @field_validator("coder_model")
+    @classmethod
+    def _model(cls, value: str | None) -> str | None:
+        """An empty ``BRIDGE_CODER_MODEL=`` means "the server's first model", like leaving it unset."""
+        return value.strip() or None if value is not None else None
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:

@@ -330,7 +330,11 @@ class AiSdkBackend:
                 held = await self._store.hold(chat_id, content)
                 await self._publish_queue(chat_id, state)
                 if not state.busy:  # held after an interrupt: the oldest goes now
-                    await self._send_next(chat_id, state)
+                    try:
+                        await self._send_next(chat_id, state)
+                    except CoderError as exc:  # this one is held all the same: nothing is lost
+                        log.warning("sending a held follow-up to chat %s failed: %s", chat_id, exc)
+                        state.publish([ErrorEvent(message=UNSENT_FOLLOW_UP.format(error=exc))])
                 return SendResult(queued=True, queued_message=held.queued())
             message = await self._start(chat_id, state, content)
         return SendResult(queued=False, message=message)

@@ -11,7 +11,8 @@ prefixes, the one-release compatibility window). G2 always uses bare framing, re
 pending), lists models at ``/api/v2/organizations/{org}/chats/models`` and widens uploads.
 "ai-sdk" is G0a, the 2025 "AI chat" API under ``/api/v2/chats`` (reference section 6): chats
 without status, and POST /messages answering with the reply as a Vercel AI SDK data stream
-(``stream_format`` "v1" lines or "sse") for one of the ``models`` keys; see ``coder_aisdk``.
+(``stream_format`` "v1" lines or "sse") for one of the ``models`` keys, which
+``GET /api/v2/deployment/llms`` lists; see ``coder_aisdk``.
 For G1, ``framing`` picks the build being imitated: "envelope" (batched ``{"type":"data"}``
 envelopes, the default), "envelope-single" (the earliest handler: one envelope per event) or "bare"
 (later builds: bare arrays, ``organization_id`` required on create, ``busy_behavior`` on send, edit

@@ -360,3 +360,18 @@ async def test_archive_deletes_the_chat_only_when_opted_in(sim: CoderSim) -> Non
             await client.set_archived(chat.id, False)
     finally:
         await client.aclose()
+
+
+async def test_a_follow_up_is_held_even_when_the_oldest_cannot_go_out(sim: CoderSim) -> None:
+    """After an interrupt a new follow-up is held and the oldest sent; if Coder refuses, none is lost."""
+    store = MemoryAiSdkStore()
+    client = AiSdkBackend(sim.url, TOKEN, options=AiSdkOptions(store=store))
+    try:
+        chat, _gate = await gated_chat(sim, client, lambda prompt: [Text(f"Echo: {prompt}")])
+        assert (await client.send_message(chat.id, text("second"))).queued
+        await client.interrupt(chat.id)
+        sim.fail_next("POST", r"/messages$", 500, "Chat processor is unavailable.")
+        assert (await client.send_message(chat.id, text("third"))).queued
+        assert [h.queued().text for h in await store.held(chat.id)] == ["second", "third"]
+    finally:
+        await client.aclose()

@@ -230,6 +230,25 @@ async def test_restart_resumes_busy_chats(world: World) -> None:
     assert len(world.slack.calls_to("chat.postMessage")) == posts_before, "completed by edit, not re-posted"
 
 
+async def test_follow_up_queued_before_a_restart_is_answered_after_it(world: World) -> None:
+    """A follow-up queued while the agent works is answered after a bridge restart: Coder kept it, or
+    the bridge did in its database where Coder has no queue."""
+    gate = asyncio.Event()
+    world.coder.agent = lambda prompt: (
+        [Text("Working, "), Gate(gate), Text("done.")] if prompt == "first" else [Text(f"Echo: {prompt}")]
+    )
+    root = await world.mention("first")
+    await world.until(lambda: "Working, " in world.bot_texts(root))
+    await world.reply(root, "second")
+    await world.until(lambda: any("Queued" in t for t in world.bot_texts(root)))
+    await world.stop_bridge()
+    gate.set()
+    await world.start_bridge()
+    await world.until(lambda: "Echo: second" in world.bot_texts(root), timeout=15)
+    assert user_texts(world.chat_of(root)) == ["first", "second"]
+    assert await world.queued(root) == 0
+
+
 async def test_lost_stream_is_said_and_resumed_by_a_reply(world: World) -> None:
     """When Coder's stream stays unreachable the thread says so; the next reply picks the chat up again."""
     gate = asyncio.Event()

@@ -27,6 +27,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
         "LOG_FORMAT",
         "BRIDGE_EDIT_INTERVAL",
         "BRIDGE_CODER_API",
+        "BRIDGE_CODER_MODEL",
+        "BRIDGE_LEGACY_ARCHIVE_DELETES",
     ):
         monkeypatch.delenv(name, raising=False)
 
@@ -109,3 +111,15 @@ def test_secrets_are_hidden_in_repr() -> None:
     assert "xoxb-very-secret" not in repr(settings)
     assert "tok-123456" not in str(settings.model_dump())
     assert sorted(settings.secrets()) == ["tok-123456", "xoxb-very-secret"]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("claude-3-7-sonnet-latest", "claude-3-7-sonnet-latest"), ("", None)]
+)
+def test_coder_model_setting(monkeypatch: pytest.MonkeyPatch, value: str, expected: str | None) -> None:
+    """BRIDGE_CODER_MODEL names the 2025 API's model; set empty, it means the server's first."""
+    monkeypatch.setenv("BRIDGE_CODER_MODEL", value)
+    monkeypatch.setenv("BRIDGE_LEGACY_ARCHIVE_DELETES", "true")
+    settings = load_settings()
+    assert settings.coder_model == expected
+    assert settings.legacy_archive_deletes is True
