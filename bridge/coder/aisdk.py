@@ -101,6 +101,8 @@ UNSENT_FOLLOW_UP = (
     "A queued follow-up could not be sent ({error}); it stays queued and goes with your next message."
 )
 
+REFUSED_FOLLOW_UP = "Coder refused a queued follow-up ({error}), so it was not sent; please send it again."
+
 Batch = list[StreamEvent]
 
 
@@ -339,15 +341,31 @@ class AiSdkBackend:
             message = await self._start(chat_id, state, content)
         return SendResult(queued=False, message=message)
 
+    async def _post_held(self, chat_id: ChatId, state: _ChatState) -> tuple[httpx.Response, Message] | None:
+        """Post the oldest held follow-up (under ``state.lock``); it is released once Coder has it.
+
+        One that Coder refuses for good (4xx, e.g. a file lost with the last process) is released
+        too, and the thread told, so it cannot block those behind it; while Coder cannot be reached
+        this raises and the follow-up stays held.
+        """
+        for held in await self._store.held(chat_id):
+            try:
+                posted: tuple[httpx.Response, Message] | None = await self._post(chat_id, held.content)
+            except CoderRejected as exc:
+                posted = None
+                state.publish([ErrorEvent(message=REFUSED_FOLLOW_UP.format(error=exc))])
+            await self._store.release(chat_id, held.id)
+            await self._publish_queue(chat_id, state)
+            if posted is not None:
+                return posted
+        return None
+
     async def _send_next(self, chat_id: ChatId, state: _ChatState) -> Message | None:
-        """Post the oldest held follow-up (under ``state.lock``); it is released once Coder has it."""
-        held = await self._store.held(chat_id)
-        if not held:
+        """Send the oldest held follow-up and follow its reply (under ``state.lock``)."""
+        posted = await self._post_held(chat_id, state)
+        if posted is None:
             return None
-        message = await self._start(chat_id, state, held[0].content)
-        await self._store.release(chat_id, held[0].id)
-        await self._publish_queue(chat_id, state)
-        return message
+        return await self._follow_reply(chat_id, state, *posted)
 
     async def _publish_queue(self, chat_id: ChatId, state: _ChatState) -> None:
         if state.subscribers:
@@ -355,8 +373,13 @@ class AiSdkBackend:
             state.publish([QueueEvent(queue=tuple(h.queued() for h in held))])
 
     async def _start(self, chat_id: ChatId, state: _ChatState, content: Sequence[InputPart]) -> Message:
-        """Post one user message and hand its streaming reply to a new background task."""
-        response, message = await self._post(chat_id, content)
+        """Post one user message and follow its reply."""
+        return await self._follow_reply(chat_id, state, *await self._post(chat_id, content))
+
+    async def _follow_reply(
+        self, chat_id: ChatId, state: _ChatState, response: httpx.Response, message: Message
+    ) -> Message:
+        """Hand a reply that started streaming to a new background task; returns its user message."""
         state.last_error = None
         await self._store.set_replying(chat_id, True)
         state.reply = asyncio.create_task(
@@ -411,21 +434,18 @@ class AiSdkBackend:
         while True:
             state.last_error = await self._read(state, response, user.id + 1)
             async with state.lock:
-                held = await self._store.held(chat_id)
                 try:
-                    if held:
-                        response, user = await self._post(chat_id, held[0].content)
+                    posted = await self._post_held(chat_id, state)
                 except CoderError as exc:
                     state.last_error = str(exc)
                     state.publish([ErrorEvent(message=UNSENT_FOLLOW_UP.format(error=exc))])
-                    held = []
-                if not held:
+                    posted = None
+                if posted is None:
                     state.reply, state.deltas = None, []
                     await self._store.set_replying(chat_id, False)
                     state.publish([StatusEvent(status=state.status)])
                     return
-                await self._store.release(chat_id, held[0].id)
-                await self._publish_queue(chat_id, state)
+                response, user = posted
             state.begin_turn(user)
 
     async def _read(self, state: _ChatState, response: httpx.Response, next_id: int) -> str | None:

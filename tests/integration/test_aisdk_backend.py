@@ -375,3 +375,28 @@ async def test_a_follow_up_is_held_even_when_the_oldest_cannot_go_out(sim: Coder
         assert [h.queued().text for h in await store.held(chat.id)] == ["second", "third"]
     finally:
         await client.aclose()
+
+
+async def test_a_held_follow_up_coder_refuses_does_not_block_the_next(sim: CoderSim) -> None:
+    """A held follow-up Coder refuses for good is dropped with a notice; the next one still goes."""
+    client = AiSdkBackend(sim.url, TOKEN, options=AiSdkOptions(store=MemoryAiSdkStore()))
+    try:
+        chat, gate = await gated_chat(sim, client, lambda prompt: [Text(f"Echo: {prompt}")])
+        stream = client.stream(chat.id)
+        snapshot = await collect(stream, lambda events: len(events) > 1)
+        await client.send_message(chat.id, text("second"))
+        await client.send_message(chat.id, text("third"))
+        sim.fail_next("POST", r"/messages$", 400, "Failed to decode chat message")
+        gate.set()
+        events = await collect(
+            stream,
+            lambda events: ended(events) and any(m.text == "Echo: third" for m in messages(events)),
+            snapshot,
+        )
+        await stream.aclose()
+    finally:
+        await client.aclose()
+    refused = [e.message for e in events if isinstance(e, ErrorEvent)]
+    assert len(refused) == 1
+    assert refused[0].startswith("Coder refused a queued follow-up (Failed to decode chat message)")
+    assert [m.text for m in messages(events) if m.role == "user"] == ["which workspaces do I have?", "third"]
