@@ -156,7 +156,7 @@ class _ChatState:
     def begin_turn(self, user: Message) -> None:
         """A user message went out: its reply's deltas start afresh."""
         self.deltas = []
-        self.publish([StatusEvent(status=RUNNING), MessageEvent(message=user)])
+        self.publish([MessageEvent(message=user), StatusEvent(status=RUNNING)])  # Coder's order
 
 
 def _text(content: Sequence[InputPart]) -> str:

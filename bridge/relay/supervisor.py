@@ -97,6 +97,15 @@ class Supervisor:
             chat = await self._backend.get_chat(chat_id)
             turn = await self._turn(chat_id, cursor) if chat.status.phase.busy else []
             draft_shown = await self._outbox.has_slot(ref, DRAFT)
+            if (
+                draft_shown
+                and not chat.status.phase.busy
+                and not self._backend.capabilities.replies_outlive_connection
+            ):
+                # Its reply ended with the connection that carried it, so no later message completes
+                # this draft: it keeps its text under a key of its own (as ``ThreadView.finish`` does).
+                await self._outbox.rename(ref, DRAFT, f"partial:{cursor or 0}")
+                draft_shown = False
             view = self._views[chat_id] = ThreadView(after_id=cursor, turn=turn, draft_shown=draft_shown)
             await self._consume(ref, chat_id, chat.title, view)
             self._tell_requester(ref, link.requester_user_id, view)

@@ -237,7 +237,8 @@ class ThreadView:
         self._deltas = ""
 
     def _on_message(self, message: Message) -> None:
-        if message.id > self.last_id:
+        fresh = message.id > self.last_id
+        if fresh:
             previous = self.last_id
             self.last_id = message.id
             self._known_ids.append(message.id)
@@ -245,6 +246,10 @@ class ThreadView:
             at = bisect.bisect_left(self._known_ids, message.id)
             previous = self._known_ids[at - 1] if at > 0 else 0
         if message.role == "user":
+            if fresh and not self.busy:
+                # A new turn after one that is over: a draft left from that turn (it failed, or its
+                # connection broke) is never completed, so it keeps its text and the new turn starts afresh.
+                self._adopt_draft(f"partial:{previous}")
             self._turn_persisted = ""
             self._turn_id, self._calls, self._failure = message.id, {}, ""
         for part in message.content:
