@@ -226,7 +226,8 @@ async def test_no_secret_in_debug_logs_or_slack(world: World, capsys: pytest.Cap
         root_logger.handlers[:], level = saved
         root_logger.setLevel(level)
     logged = capsys.readouterr().err
-    assert "Coder-Session-Token" in logged, "the websocket handshake was logged (and must be masked)"
+    if world.capabilities.replies_outlive_connection:  # a Coder without stream sockets has no handshake
+        assert "Coder-Session-Token" in logged, "the websocket handshake was logged (and must be masked)"
     sent_to_slack = json.dumps(
         [c.params for c in world.slack.calls]
         + [p.body for p in world.slack.response_url_posts]
