@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiohttp import web
@@ -24,7 +24,7 @@ from slack_bolt.logger.messages import warning_client_prioritized_and_token_skip
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bridge.coder.aisdk import AiSdkOptions
+from bridge.coder.aisdk import AiSdkBackend, AiSdkOptions
 from bridge.coder.aisdk_store import AiSdkStore
 from bridge.coder.backend import CoderBackend, connect_backend
 from bridge.coder.backoff import Backoff
@@ -285,7 +285,9 @@ class Bridge:
         assert settings.encryption_key is not None
         assert settings.coder_url is not None
         coder_url = settings.coder_url
-        ai_sdk = ai_sdk_options(settings, DatabaseAiSdkStore(self.db))
+        # The model was settled (and checked) at start: each person's backend asks for the same one.
+        model = backend.model if isinstance(backend, AiSdkBackend) else settings.coder_model
+        ai_sdk = replace(ai_sdk_options(settings, DatabaseAiSdkStore(self.db)), model=model)
 
         async def connect(token: str) -> CoderBackend:
             personal, _ = await connect_backend(
@@ -295,6 +297,7 @@ class Bridge:
                 organization_id=settings.coder_organization_id,
                 observer=self.metrics,
                 ai_sdk=ai_sdk,
+                check_model=False,
                 reconnect=self._reconnect_policy(),
             )
             return personal

@@ -228,6 +228,9 @@ class AiSdkBackend:
             archive="delete" if self._archive_deletes else "refuse",
             failure_reasons=False,
             replies_outlive_connection=False,
+            edits=False,
+            stored_files=False,
+            watch=False,
         )
 
     @property

@@ -299,6 +299,7 @@ async def connect_backend(
     organization_id: str | None = None,
     observer: CoderObserver = NOOP_OBSERVER,
     ai_sdk: AiSdkOptions = DEFAULT_OPTIONS,
+    check_model: bool = True,
     **tuning: Unpack[BackendTuning],
 ) -> tuple[CoderBackend, str]:
     """The backend for the Chats API the server speaks, and one line saying why it was chosen.
@@ -307,7 +308,9 @@ async def connect_backend(
     only if the server speaks the 2025 AI-SDK API; its model is checked against the server's list.
     Raises ``CoderAuthError`` for a bad token, ``CoderUnavailable`` if the server can't be reached,
     ``CoderApiMissing`` if no supported API answers, with what was probed in its detail, and
-    ``CoderModelUnknown`` for a model the server does not offer.
+    ``CoderModelUnknown`` for a model the server does not offer. ``check_model=False`` skips that
+    check, for a model an earlier connect settled (a linked person's backend makes no request here,
+    so a refused token shows on its first real call, where the relay handles it).
     """
     if api == "auto":
         api, reason = await _detect(base_url, token, organization_id, observer, tuning)
@@ -320,6 +323,8 @@ async def connect_backend(
         legacy = AiSdkBackend(
             base_url, token, options=ai_sdk, organization_id=organization_id, observer=observer, **tuning
         )
+        if not check_model:
+            return legacy, f"{reason}; model {legacy.model or 'unchecked'}"
         try:
             model = await legacy.prepare()
         except BaseException:

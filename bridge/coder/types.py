@@ -181,6 +181,12 @@ class Capabilities(_Model):
     replies_outlive_connection: bool = True
     """A turn goes on when the bridge's connection drops or the bridge restarts, and the bridge picks
     it up again; not so where the reply is the answer to the bridge's own request."""
+    edits: bool = True
+    """Coder edits a message already sent (otherwise the edit is refused and the thread says so)."""
+    stored_files: bool = True
+    """Coder keeps uploaded files and messages name them by id (otherwise they go inline, images only)."""
+    watch: bool = True
+    """Coder tells of changes made elsewhere (titles, pull requests, messages from its own UI)."""
 
 
 class CoderUser(_Model):

@@ -39,6 +39,13 @@ class World:
     """What the Coder generation under test can do, as the bridge found it: the one place where
     tests branch on the generation (they assert the documented behaviour where a feature is missing)."""
 
+    def require(self, feature: str, value: object = True) -> None:
+        """Skip a test of a feature the Coder generation under test lacks (a ``Capabilities`` field
+        other than ``value``); what that generation does instead is asserted by its own tests
+        (test_aisdk_backend)."""
+        if getattr(self.capabilities, feature) != value:
+            pytest.skip(f"this Coder generation's {feature.replace('_', ' ')} is not {value!r}")
+
     async def start_bridge(self, **overrides: Any) -> Bridge:
         """Start (or restart) the bridge on the same database and point Slack at it."""
         self.bridge = Bridge(self.settings.model_copy(update=overrides))
@@ -77,7 +84,9 @@ class World:
             chats = [c for c in self.coder.chats.values() if c.labels.get("slack_thread") == root]
             assert len(chats) <= 1, f"{len(chats)} chats for one thread"
             return chats[0] if chats else None
-        links = {m.group(1) for t in self.bot_texts(root, channel) for m in _CHAT_LINK.finditer(t)}
+        channels = [channel] if channel else list(self.slack.workspace.channels)
+        texts = [t for c in channels for t in self.bot_texts(root, c)]
+        links = {m.group(1) for t in texts for m in _CHAT_LINK.finditer(t)}
         assert len(links) <= 1, f"{len(links)} chats for one thread"
         return next((self.coder.chats.get(chat_id) for chat_id in links), None)
 
@@ -145,11 +154,16 @@ class World:
         await self.until(done, timeout)
 
 
-def message_text(message: dict[str, Any]) -> str:
-    """A simulated chat message's text parts joined, in either generation's shape (G1/G2 keep parts
-    in ``content``; the AI-SDK API keeps them in ``parts`` and ``content`` is a string)."""
+def message_parts(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """A simulated chat message's parts, in either generation's shape (G1/G2 keep parts in
+    ``content``; the AI-SDK API keeps them in ``parts`` and ``content`` is a string)."""
     parts = message.get("content") if isinstance(message.get("content"), list) else message.get("parts")
-    return "".join(p.get("text", "") for p in parts or [] if p.get("type") == "text")
+    return list(parts or [])
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """A simulated chat message's text parts joined."""
+    return "".join(p.get("text", "") for p in message_parts(message) if p.get("type") == "text")
 
 
 def user_texts(chat: Any) -> list[str]:

@@ -326,6 +326,7 @@ async def test_lost_stream_is_said_and_resumed_by_a_reply(world: World) -> None:
 
 async def test_lost_stream_is_retried_later_without_a_reply(world: World) -> None:
     """A stream that gave up is tried again after the retry interval; the thread completes, told once."""
+    world.require("replies_outlive_connection")
     await world.stop_bridge()
     await world.start_bridge(stream_retry_interval=0.2)
     gate = asyncio.Event()
@@ -348,6 +349,7 @@ async def test_lost_stream_is_retried_later_without_a_reply(world: World) -> Non
 
 async def test_silent_stream_is_dropped_and_the_thread_completes(world: World) -> None:
     """A stream socket on which Coder goes silent is replaced after the silence timeout, unseen in Slack."""
+    world.require("replies_outlive_connection")
     await world.stop_bridge()
     await world.start_bridge(stream_silence_timeout=0.3)
     gate = asyncio.Event()
