@@ -46,6 +46,19 @@ class World:
         if getattr(self.capabilities, feature) != value:
             pytest.skip(f"this Coder generation's {feature.replace('_', ' ')} is not {value!r}")
 
+    async def until_settled(self) -> None:
+        """Wait until the bridge's start-up requests to Coder are over: where Coder has a chat watch,
+        the watch is open and its catch-up listing done (it runs after ``start_bridge`` returns)."""
+        if not self.capabilities.watch:
+            return
+
+        def caught_up() -> bool:
+            paths = [r.path for r in self.coder.requests]
+            opened = next((i for i, p in enumerate(paths) if p.endswith("/chats/watch")), None)
+            return opened is not None and any(p.endswith("/chats") for p in paths[opened + 1 :])
+
+        await self.until(caught_up)
+
     async def start_bridge(self, **overrides: Any) -> Bridge:
         """Start (or restart) the bridge on the same database and point Slack at it."""
         self.bridge = Bridge(self.settings.model_copy(update=overrides))

@@ -94,6 +94,7 @@ _KINDS = ("events", "interactive", "slash_commands")
 @pytest.mark.parametrize("kind", _KINDS)
 async def test_badly_signed_requests_are_rejected(world: World, kind: str, fault: str) -> None:
     """Events, interactivity and slash commands without a valid, fresh signature get 401 and do nothing."""
+    await world.until_settled()
     coder_before, slack_before = len(world.coder.requests), len(world.slack.calls)
     response = await _post(world, kind, fault)
     assert response.status_code == 401
