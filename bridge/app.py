@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from aiohttp import web
@@ -24,13 +24,17 @@ from slack_bolt.logger.messages import warning_client_prioritized_and_token_skip
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bridge.coder.aisdk import AiSdkBackend, AiSdkOptions
+from bridge.coder.aisdk_store import AiSdkStore
 from bridge.coder.backend import CoderBackend, connect_backend
 from bridge.coder.backoff import Backoff
+from bridge.coder.errors import CoderModelUnknown
 from bridge.coder.stream import ReconnectPolicy
 from bridge.config import Settings, encryption_keys
 from bridge.db.engine import Database
 from bridge.db.migrate import upgrade
 from bridge.metrics import Metrics
+from bridge.relay.aisdk_store import DatabaseAiSdkStore
 from bridge.relay.controls import Control, Controls
 from bridge.relay.identity import Identity, TokenCipher
 from bridge.relay.inbound import ContextLimits, Inbound
@@ -79,6 +83,13 @@ async def slack_identity(client: AsyncWebClient) -> SlackIdentity:
         bot_user_id=str(response["user_id"]),
         bot_id=str(response.get("bot_id") or ""),
         scopes=frozenset(s.strip() for s in scopes.split(",") if s.strip()),
+    )
+
+
+def ai_sdk_options(settings: Settings, store: AiSdkStore | None = None) -> AiSdkOptions:
+    """The settings that only Coder's 2025 AI-SDK chat API uses (ignored by the other generations)."""
+    return AiSdkOptions(
+        model=settings.coder_model, store=store, archive_deletes=settings.legacy_archive_deletes
     )
 
 
@@ -157,17 +168,18 @@ class Bridge:
             await upgrade(self.db)
         except Exception as exc:
             raise StartupError(f"database {self.db.engine.url.render_as_string()} unusable: {exc}") from None
-        backend, self.coder_reason = await connect_backend(
-            settings.coder_url,
-            settings.coder_session_token.get_secret_value(),
-            api=settings.coder_api,
-            organization_id=settings.coder_organization_id,
-            observer=self.metrics,
-            reconnect=ReconnectPolicy(
-                delays=Backoff(initial=0.5, cap=settings.reconnect_max_delay).delays,
-                silence_timeout=settings.stream_silence_timeout,
-            ),
-        )
+        try:
+            backend, self.coder_reason = await connect_backend(
+                settings.coder_url,
+                settings.coder_session_token.get_secret_value(),
+                api=settings.coder_api,
+                organization_id=settings.coder_organization_id,
+                observer=self.metrics,
+                ai_sdk=ai_sdk_options(settings, DatabaseAiSdkStore(self.db)),
+                reconnect=self._reconnect_policy(),
+            )
+        except CoderModelUnknown as exc:
+            raise StartupError(f"BRIDGE_CODER_MODEL is invalid: {exc}") from None
         self._backend = backend
         log.info("Coder at %s: %s", settings.coder_url, self.coder_reason)
         client = AsyncWebClient(
@@ -273,6 +285,9 @@ class Bridge:
         assert settings.encryption_key is not None
         assert settings.coder_url is not None
         coder_url = settings.coder_url
+        # The model was settled (and checked) at start: each person's backend asks for the same one.
+        model = backend.model if isinstance(backend, AiSdkBackend) else settings.coder_model
+        ai_sdk = replace(ai_sdk_options(settings, DatabaseAiSdkStore(self.db)), model=model)
 
         async def connect(token: str) -> CoderBackend:
             personal, _ = await connect_backend(
@@ -281,9 +296,9 @@ class Bridge:
                 api=backend.generation,
                 organization_id=settings.coder_organization_id,
                 observer=self.metrics,
-                reconnect=ReconnectPolicy(
-                    delays=Backoff(initial=0.5, cap=settings.reconnect_max_delay).delays
-                ),
+                ai_sdk=ai_sdk,
+                check_model=False,
+                reconnect=self._reconnect_policy(),
             )
             return personal
 
@@ -302,6 +317,18 @@ class Bridge:
             control=settings.control,
             linked=settings.identity_mode == "linked",
         )
+
+    def _reconnect_policy(self) -> ReconnectPolicy:
+        """How Coder sockets are resumed: the same for the bridge's backend and each person's."""
+        return ReconnectPolicy(
+            delays=Backoff(initial=0.5, cap=self.settings.reconnect_max_delay).delays,
+            silence_timeout=self.settings.stream_silence_timeout,
+        )
+
+    @property
+    def backend(self) -> CoderBackend | None:
+        """The Coder backend, once started (its ``capabilities`` say what this Coder can do)."""
+        return self._backend
 
     async def _serve_http(self, bolt: AsyncApp) -> None:
         app = web.Application()

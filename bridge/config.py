@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     coder_api: Literal["auto", "experimental", "v2", "v2-legacy"] = Field(
         default="auto", validation_alias=_env("BRIDGE_CODER_API")
     )
+    coder_model: str | None = Field(default=None, validation_alias=_env("BRIDGE_CODER_MODEL"))
+    legacy_archive_deletes: bool = Field(
+        default=False, validation_alias=_env("BRIDGE_LEGACY_ARCHIVE_DELETES")
+    )
     edit_interval: float = Field(default=1.0, ge=0, le=60, validation_alias=_env("BRIDGE_EDIT_INTERVAL"))
     slack_rate_scale: float = Field(
         default=1.0, gt=0, le=1000, validation_alias=_env("BRIDGE_SLACK_RATE_SCALE")
@@ -185,6 +189,12 @@ class Settings(BaseSettings):
                     '"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
                 ) from None
         return value
+
+    @field_validator("coder_model")
+    @classmethod
+    def _model(cls, value: str | None) -> str | None:
+        """An empty ``BRIDGE_CODER_MODEL=`` means "the server's first model", like leaving it unset."""
+        return value.strip() or None if value is not None else None
 
     @field_validator("database_url")
     @classmethod

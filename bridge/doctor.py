@@ -9,9 +9,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bridge.app import StartupError, slack_identity
+from bridge.app import StartupError, ai_sdk_options, slack_identity
 from bridge.coder.backend import connect_backend
-from bridge.coder.errors import CoderError
+from bridge.coder.errors import CoderError, CoderModelUnknown
 from bridge.config import ConfigError, Settings
 from bridge.db.engine import Database
 from bridge.db.migrate import alembic_config
@@ -125,8 +125,17 @@ async def _coder(settings: Settings, report: Report) -> None:
     token = settings.coder_session_token.get_secret_value()
     try:
         backend, reason = await connect_backend(
-            settings.coder_url, token, api=settings.coder_api, organization_id=settings.coder_organization_id
+            settings.coder_url,
+            token,
+            api=settings.coder_api,
+            organization_id=settings.coder_organization_id,
+            ai_sdk=ai_sdk_options(settings),
         )
+    except CoderModelUnknown as exc:
+        report.fail(
+            f"BRIDGE_CODER_MODEL is invalid: {exc}", "set BRIDGE_CODER_MODEL to one of the valid models"
+        )
+        return
     except CoderError as exc:
         report.fail(str(exc), "check CODER_URL, the token, and that Coder Agents is enabled on the server")
         return
@@ -134,6 +143,18 @@ async def _coder(settings: Settings, report: Report) -> None:
         user = await backend.whoami()
         report.ok(f"authenticated as {user.username}")
         report.ok(f"Chats API: {backend.generation} ({reason})")
+        caps = backend.capabilities
+        if caps.queue == "bridge":
+            report.ok("follow-ups sent while the agent replies are queued by the bridge (Coder has no queue)")
+        if caps.archive != "archive":
+            report.ok(
+                "archive reaction: "
+                + (
+                    "deletes the chat (BRIDGE_LEGACY_ARCHIVE_DELETES)"
+                    if caps.archive == "delete"
+                    else "refused"
+                )
+            )
     except CoderError as exc:
         report.fail(str(exc), "create a new token with `coder tokens create` and set CODER_SESSION_TOKEN")
     finally:

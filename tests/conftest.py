@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 POSTGRES_ENV = "BRIDGE_TEST_POSTGRES_URL"
 
 
-async def _postgres_database() -> AsyncIterator[str]:
+async def postgres_database() -> AsyncIterator[str]:
     """Create a throwaway database on the configured server, so parallel and repeated runs never collide."""
     base = os.environ.get(POSTGRES_ENV)
     if not base:
@@ -41,5 +41,5 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: object) -> Asyn
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/bridge.db"
         return
-    async for url in _postgres_database():
+    async for url in postgres_database():
         yield url

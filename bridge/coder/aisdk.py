@@ -2,19 +2,21 @@
 
 G0a has six routes (list, create, get, delete chats; list and post messages) and nothing else: no
 status, labels, queue, interrupt, archive, files or stream socket. ``POST /messages`` answers with
-the reply itself, streamed as a Vercel AI SDK data stream. This backend presents it through the
-same ``CoderBackend`` interface as the others by keeping, **in this process's memory only**:
+the reply itself, streamed as a Vercel AI SDK data stream, and coderd ends the reply when that
+request goes away. This backend presents it through the same ``CoderBackend`` interface:
 
-- each chat's labels (G0a has none), so ``list_chats(labels=…)`` finds chats this process created;
-- a synthesized status: ``running`` while a reply streams here, else ``waiting`` (``error`` after a
-  failed reply);
-- a queue of follow-ups sent while a reply streams, posted in order when it ends (the relay may later
-  make it durable);
-- uploaded files, sent inline as aisdk ``file`` parts when a message references them.
+- labels, the follow-ups held while a reply streams and "a reply was streaming" live in an
+  ``AiSdkStore`` (the bridge's database; see ``aisdk_store``), so they survive a restart;
+- the status is synthesized: ``running`` while a reply streams here, else ``waiting`` (``error``
+  after a failed reply);
+- interrupt closes the reply's request; archive is refused, or deletes the chat when the operator
+  opted in (``AiSdkOptions.archive_deletes``);
+- the model sent with every message is checked once against the server's list (``prepare``);
+- uploaded files are kept in memory and sent inline as aisdk ``file`` parts.
 
 Each reply is read by a background task that publishes normalized events to ``stream()``
 subscribers. Message ids are positions (1-based) in the chat's message list, so ``after_id`` means
-"how many messages I have seen"; this holds as long as only this process posts to its chats.
+"how many messages I have seen"; this holds as long as only this bridge posts to its chats.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import itertools
 import logging
 import ssl
 import time
@@ -35,6 +36,7 @@ from urllib.parse import quote
 
 import httpx
 
+from bridge.coder.aisdk_store import AiSdkStore, MemoryAiSdkStore
 from bridge.coder.aisdk_wire import (
     FAILED,
     IDLE,
@@ -45,7 +47,13 @@ from bridge.coder.aisdk_wire import (
     parse_messages,
     user_message,
 )
-from bridge.coder.errors import CoderError, CoderRejected, CoderUnavailable
+from bridge.coder.errors import (
+    CoderError,
+    CoderModelUnknown,
+    CoderNotFound,
+    CoderRejected,
+    CoderUnavailable,
+)
 from bridge.coder.experimental_wire import decode
 from bridge.coder.observe import NOOP_OBSERVER, CoderObserver
 from bridge.coder.rest import (
@@ -60,6 +68,7 @@ from bridge.coder.rest import (
 from bridge.coder.stream import DEFAULT_RECONNECT, ReconnectPolicy
 from bridge.coder.types import (
     IMAGE_TYPES,
+    Capabilities,
     Chat,
     ChatId,
     ChatStatus,
@@ -70,6 +79,7 @@ from bridge.coder.types import (
     Message,
     MessageEvent,
     Part,
+    PartEvent,
     QueuedMessage,
     QueueEvent,
     SendResult,
@@ -83,27 +93,52 @@ log = logging.getLogger(__name__)
 CHATS = "/api/v2/chats"
 LLMS = "/api/v2/deployment/llms"
 FALLBACK_MODEL = "claude-3-7-sonnet-latest"
-"""The model of the reference's examples, used when no model is configured and the server lists none."""
+"""The model of the reference's examples, used when none is configured and the server lists none."""
+
+CUT_BY_RESTART = (
+    "The bridge restarted while the agent was replying. This Coder version ends a reply when the "
+    "connection that asked for it closes, so the rest of that answer is lost; reply here to continue."
+)
+UNSENT_FOLLOW_UP = (
+    "A queued follow-up could not be sent ({error}); it stays queued and goes with your next message."
+)
+
+REFUSED_FOLLOW_UP = "Coder refused a queued follow-up ({error}), so it was not sent; please send it again."
 
 Batch = list[StreamEvent]
 
 
-@dataclass
-class _Queued:
-    message: QueuedMessage
-    content: tuple[InputPart, ...]
+@dataclass(frozen=True)
+class AiSdkOptions:
+    """What only this generation needs: the model, durable memory, and the archive opt-in.
+
+    ``model`` is the ``model`` key sent with every message (``None``: the server's first);
+    ``store`` keeps labels and held follow-ups (``None``: this process's memory only);
+    ``archive_deletes`` makes archiving delete the chat, as G0a cannot archive.
+    """
+
+    model: str | None = None
+    store: AiSdkStore | None = None
+    archive_deletes: bool = False
+
+
+DEFAULT_OPTIONS = AiSdkOptions()
 
 
 @dataclass
 class _ChatState:
-    """What this process knows about one chat beyond what G0a stores."""
+    """This process's live view of one chat: the reply streaming here and who listens to it.
 
-    labels: dict[str, str] = field(default_factory=dict)
-    created: bool = False
+    ``lock`` serializes the decisions "send now or hold" and "the reply ended: send the next held
+    follow-up", so a follow-up is never held after the reply already looked for the next one.
+    """
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     reply: asyncio.Task[None] | None = None
-    queue: list[_Queued] = field(default_factory=list)
     subscribers: set[asyncio.Queue[Batch | None]] = field(default_factory=set)
     last_error: str | None = None
+    deltas: Batch = field(default_factory=list)
+    """The running turn's deltas so far, for a subscriber's snapshot (as Coder's own snapshot has)."""
 
     @property
     def busy(self) -> bool:
@@ -115,12 +150,15 @@ class _ChatState:
             return RUNNING
         return FAILED if self.last_error else IDLE
 
-    def queue_event(self) -> QueueEvent:
-        return QueueEvent(queue=tuple(q.message for q in self.queue))
-
     def publish(self, batch: Batch) -> None:
+        self.deltas += [e for e in batch if isinstance(e, PartEvent)]
         for inbox in self.subscribers:
             inbox.put_nowait(batch)
+
+    def begin_turn(self, user: Message) -> None:
+        """A user message went out: its reply's deltas start afresh."""
+        self.deltas = []
+        self.publish([MessageEvent(message=user), StatusEvent(status=RUNNING)])  # Coder's order
 
 
 def _text(content: Sequence[InputPart]) -> str:
@@ -131,14 +169,19 @@ def _now() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
+def _model_ids(body: Any) -> list[str]:
+    """``LanguageModelConfig``: ``{"models": [{"id", "display_name", "provider"}]}``."""
+    models = body.get("models") if isinstance(body, dict) else None
+    if not isinstance(models, list):
+        raise CoderError("Coder sent a model list this bridge does not recognise")
+    return [str(m["id"]) for m in models if isinstance(m, dict) and m.get("id")]
+
+
 class AiSdkBackend:
     """``CoderBackend`` for G0a (``/api/v2/chats`` of 2025); generation name ``v2-legacy``.
 
-    ``model`` is the ``model`` key sent with every message (G0a answers 400 "Model not found" for
-    one the deployment lacks). When ``None`` it is looked up once: the first entry of
-    ``GET /api/v2/deployment/llms`` (the route the 2025 web UI's model picker read; UNCERTAIN on
-    every build), else ``FALLBACK_MODEL``. ``organization_id`` and ``reconnect`` are accepted for
-    interface parity and unused: G0a chats belong to no organization and there is no socket.
+    ``organization_id`` and ``reconnect`` are accepted for interface parity and unused: G0a chats
+    belong to no organization and there is no socket to reconnect.
     """
 
     def __init__(
@@ -146,8 +189,8 @@ class AiSdkBackend:
         base_url: str,
         token: str,
         *,
+        options: AiSdkOptions = DEFAULT_OPTIONS,
         organization_id: str | None = None,
-        model: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         ssl_context: ssl.SSLContext | None = None,
         retry: RetryPolicy = DEFAULT_RETRY,
@@ -164,11 +207,12 @@ class AiSdkBackend:
             timeout=httpx.Timeout(timeout, read=None),
             verify=ssl_context if ssl_context is not None else True,
         )
-        self._model = model
+        self._model = options.model
+        self._store: AiSdkStore = options.store if options.store is not None else MemoryAiSdkStore()
+        self._archive_deletes = options.archive_deletes
         self._observer = observer
         self._chats: dict[ChatId, _ChatState] = {}
         self._files: dict[str, tuple[str, bytes]] = {}
-        self._queued_ids = itertools.count(1)
 
     @property
     def generation(self) -> str:
@@ -176,12 +220,31 @@ class AiSdkBackend:
         return "v2-legacy"
 
     @property
+    def capabilities(self) -> Capabilities:
+        """The bridge keeps labels and the queue; a reply ends with the bridge's connection."""
+        return Capabilities(
+            labels=False,
+            queue="bridge",
+            archive="delete" if self._archive_deletes else "refuse",
+            failure_reasons=False,
+            replies_outlive_connection=False,
+            edits=False,
+            stored_files=False,
+            watch=False,
+        )
+
+    @property
+    def model(self) -> str | None:
+        """The model every message asks for (known once ``prepare`` ran or a message was sent)."""
+        return self._model
+
+    @property
     def base_url(self) -> str:
         """The deployment URL without a trailing slash."""
         return self._rest.base_url
 
     def chat_url(self, chat_id: ChatId) -> str:
-        """``/chat/{id}``: the 2025 web UI opened a new chat there (site ChatPage/ChatLanding.tsx)."""
+        """``/chat/{id}``: the 2025 web UI opened a chat there (site ChatPage/ChatLanding.tsx)."""
         return f"{self.base_url}/chat/{quote(chat_id, safe='')}"
 
     @property
@@ -195,6 +258,35 @@ class AiSdkBackend:
     def _state(self, chat_id: ChatId) -> _ChatState:
         return self._chats.setdefault(chat_id, _ChatState())
 
+    async def prepare(self) -> str:
+        """Settle the model once, at start: the configured one must be in the server's list.
+
+        ``GET /api/v2/deployment/llms`` (the 2025 web UI's model picker; UNCERTAIN on every build)
+        lists the models. Without a configured model the first listed is used; a build without the
+        route keeps the configured model (or ``FALLBACK_MODEL``) unchecked, and the first message
+        then meets Coder's own 400 "Model not found" if it is wrong.
+        Raises ``CoderModelUnknown`` naming the valid models.
+        """
+        try:
+            response = await self._rest.call("list_models", "GET", LLMS, idempotent=True)
+            models = _model_ids(read_json(response))
+        except CoderNotFound:
+            models = []
+        if not models:
+            log.warning(
+                "Coder lists no models at %s; sending %s unchecked", LLMS, self._model or FALLBACK_MODEL
+            )
+            self._model = self._model or FALLBACK_MODEL
+        elif self._model is None:
+            self._model = models[0]
+        elif self._model not in models:
+            raise CoderModelUnknown(
+                f"Model {self._model!r} is not one Coder at {self.base_url} offers",
+                detail="valid: " + ", ".join(models),
+                status=400,
+            )
+        return self._model
+
     async def whoami(self) -> CoderUser:
         """``GET /api/v2/users/me``."""
         return await fetch_me(self._rest)
@@ -206,65 +298,100 @@ class AiSdkBackend:
         labels: Mapping[str, str],
         organization_id: str | None = None,
     ) -> Chat:
-        """``POST /chats`` (no body), then the first message; ``labels`` are kept in memory only."""
-        response = await self._rest.call("create_chat", "POST", CHATS, idempotent=False)
-        chat = decode(read_json(response), parse_chat, "chat")
-        state = self._state(chat.id)
-        state.labels, state.created = dict(labels), True
-        await self.send_message(chat.id, content)
-        return chat.model_copy(update={"status": state.status, "labels": dict(state.labels)})
+        """``POST /chats`` (no body), then the first message.
 
-    def _chat(self, raw: Any, state: _ChatState) -> Chat:
+        The labels are stored before the first message goes out, so a creation a crash cut short
+        is found here again by them and finished: its first message is sent unless Coder has it.
+        """
+        pending = [c for c in await self._store.find_chats(labels) if not c.started] if labels else []
+        if pending:
+            chat_id = pending[0].chat_id
+            log.info("finishing chat %s, created before a stop", chat_id, extra={"chat_id": chat_id})
+            raw = read_json(await self._rest.call("get_chat", "GET", self._path(chat_id), idempotent=True))
+            if await self._raw_messages(chat_id):  # the first message reached Coder before the stop
+                await self._store.mark_started(chat_id)
+                return await self._chat(raw)
+        else:
+            raw = read_json(await self._rest.call("create_chat", "POST", CHATS, idempotent=False))
+            chat_id = decode(raw, parse_chat, "chat").id
+            await self._store.remember_chat(chat_id, labels)
+        await self.send_message(chat_id, content)
+        await self._store.mark_started(chat_id)
+        return await self._chat(raw)
+
+    async def _chat(self, raw: Any) -> Chat:
+        """A G0a Chat with the synthesized status and the labels the store remembers."""
+        chat_id = ChatId(str(raw.get("id") if isinstance(raw, dict) else ""))
+        state = self._state(chat_id)
+        stored = await self._store.get_chat(chat_id)
+        labels = dict(stored.labels) if stored is not None else {}
         return decode(
             raw,
-            lambda body: parse_chat(
-                body, status=state.status, labels=state.labels, last_error=state.last_error
-            ),
+            lambda body: parse_chat(body, status=state.status, labels=labels, last_error=state.last_error),
             "chat",
         )
 
     async def send_message(self, chat_id: ChatId, content: Sequence[InputPart]) -> SendResult:
-        """Post now, or queue behind the reply that is streaming (or the queue already waiting).
+        """Post now, or hold it behind the reply that is streaming (or the follow-ups already held).
 
         A 4xx/5xx before the reply starts raises; the reply itself streams in a background task.
         """
         state = self._state(chat_id)
-        if state.busy or state.queue:
-            queued = QueuedMessage(
-                id=next(self._queued_ids),
-                content=tuple(Part(type=p.type, text=p.text, file_id=p.file_id) for p in content),
-                created_at=datetime.now(UTC),
-            )
-            state.queue.append(_Queued(queued, tuple(content)))
-            state.publish([state.queue_event()])
-            if not state.busy:  # queue held after an interrupt: start draining it
-                await self._start(chat_id, state, state.queue.pop(0), announce=True)
-            return SendResult(queued=True, queued_message=queued)
-        message = await self._start(chat_id, state, None, content=content)
+        async with state.lock:
+            if state.busy or await self._store.held(chat_id):
+                held = await self._store.hold(chat_id, content)
+                await self._publish_queue(chat_id, state)
+                if not state.busy:  # held after an interrupt: the oldest goes now
+                    try:
+                        await self._send_next(chat_id, state)
+                    except CoderError as exc:  # this one is held all the same: nothing is lost
+                        log.warning("sending a held follow-up to chat %s failed: %s", chat_id, exc)
+                        state.publish([ErrorEvent(message=UNSENT_FOLLOW_UP.format(error=exc))])
+                return SendResult(queued=True, queued_message=held.queued())
+            message = await self._start(chat_id, state, content)
         return SendResult(queued=False, message=message)
 
-    async def _start(
-        self,
-        chat_id: ChatId,
-        state: _ChatState,
-        queued: _Queued | None,
-        *,
-        content: Sequence[InputPart] = (),
-        announce: bool = False,
+    async def _post_held(self, chat_id: ChatId, state: _ChatState) -> tuple[httpx.Response, Message] | None:
+        """Post the oldest held follow-up (under ``state.lock``); it is released once Coder has it.
+
+        One that Coder refuses for good (4xx, e.g. a file lost with the last process) is released
+        too, and the thread told, so it cannot block those behind it; while Coder cannot be reached
+        this raises and the follow-up stays held.
+        """
+        for held in await self._store.held(chat_id):
+            try:
+                posted: tuple[httpx.Response, Message] | None = await self._post(chat_id, held.content)
+            except CoderRejected as exc:
+                posted = None
+                state.publish([ErrorEvent(message=REFUSED_FOLLOW_UP.format(error=exc))])
+            await self._store.release(chat_id, held.id)
+            await self._publish_queue(chat_id, state)
+            if posted is not None:
+                return posted
+        return None
+
+    async def _send_next(self, chat_id: ChatId, state: _ChatState) -> Message | None:
+        """Send the oldest held follow-up and follow its reply (under ``state.lock``)."""
+        posted = await self._post_held(chat_id, state)
+        if posted is None:
+            return None
+        return await self._follow_reply(chat_id, state, *posted)
+
+    async def _publish_queue(self, chat_id: ChatId, state: _ChatState) -> None:
+        if state.subscribers:
+            held = await self._store.held(chat_id)
+            state.publish([QueueEvent(queue=tuple(h.queued() for h in held))])
+
+    async def _start(self, chat_id: ChatId, state: _ChatState, content: Sequence[InputPart]) -> Message:
+        """Post one user message and follow its reply."""
+        return await self._follow_reply(chat_id, state, *await self._post(chat_id, content))
+
+    async def _follow_reply(
+        self, chat_id: ChatId, state: _ChatState, response: httpx.Response, message: Message
     ) -> Message:
-        """Post one user message and hand its streaming reply to a new background task."""
-        if queued is not None:
-            content = queued.content
-            if announce:
-                state.publish([state.queue_event()])
-        try:
-            response, message = await self._post(chat_id, content)
-        except BaseException:
-            if queued is not None:  # not sent: it stays first in line
-                state.queue.insert(0, queued)
-                state.publish([state.queue_event()])
-            raise
+        """Hand a reply that started streaming to a new background task; returns its user message."""
         state.last_error = None
+        await self._store.set_replying(chat_id, True)
         state.reply = asyncio.create_task(
             self._reply(chat_id, state, response, message), name=f"aisdk-{chat_id}"
         )
@@ -275,7 +402,7 @@ class AiSdkBackend:
         count = len(await self._raw_messages(chat_id))
         files = [self._inline(p.file_id) for p in content if p.type == "file"]
         body = {
-            "model": await self._model_key(),
+            "model": self._model or await self.prepare(),
             "message": user_message(f"msg-{uuid.uuid4()}", _now(), _text(content), files),
         }
         request = self._streaming.build_request("POST", self._path(chat_id, "messages"), json=body)
@@ -309,41 +436,27 @@ class AiSdkBackend:
         media_type, data = self._files[file_id]
         return media_type, base64.b64encode(data).decode("ascii")
 
-    async def _model_key(self) -> str:
-        if self._model is None:
-            self._model = FALLBACK_MODEL
-            try:
-                response = await self._rest.call("list_models", "GET", LLMS, idempotent=True)
-                models = read_json(response).get("models") or []
-                self._model = str(models[0]["id"]) if models else FALLBACK_MODEL
-            except (CoderError, AttributeError, KeyError, TypeError):
-                log.info("no model list at %s; using %s", LLMS, FALLBACK_MODEL)
-        return self._model
-
     async def _reply(
         self, chat_id: ChatId, state: _ChatState, response: httpx.Response, user: Message
     ) -> None:
-        """Read replies until the queue is empty; each ends with a status event."""
-        state.publish([StatusEvent(status=RUNNING), MessageEvent(message=user)])
+        """Read replies until no follow-up is held; each reply ends with a status event."""
+        state.begin_turn(user)
         while True:
-            error = await self._read(state, response, user.id + 1)
-            state.last_error = error
-            if not state.queue:
-                break
-            queued = state.queue.pop(0)
-            state.publish([state.queue_event()])
-            try:
-                response, user = await self._post(chat_id, queued.content)
-            except asyncio.CancelledError:
-                state.queue.insert(0, queued)
-                raise
-            except CoderError as exc:
-                state.last_error = str(exc)
-                state.publish([ErrorEvent(message=str(exc))])
-                continue
-            state.publish([MessageEvent(message=user)])
-        state.reply = None
-        state.publish([StatusEvent(status=state.status)])
+            state.last_error = await self._read(state, response, user.id + 1)
+            async with state.lock:
+                try:
+                    posted = await self._post_held(chat_id, state)
+                except CoderError as exc:
+                    state.last_error = str(exc)
+                    state.publish([ErrorEvent(message=UNSENT_FOLLOW_UP.format(error=exc))])
+                    posted = None
+                if posted is None:
+                    state.reply, state.deltas = None, []
+                    await self._store.set_replying(chat_id, False)
+                    state.publish([StatusEvent(status=state.status)])
+                    return
+                response, user = posted
+            state.begin_turn(user)
 
     async def _read(self, state: _ChatState, response: httpx.Response, next_id: int) -> str | None:
         """Publish one reply's events as they arrive; the error text if it failed."""
@@ -374,18 +487,18 @@ class AiSdkBackend:
     async def get_chat(self, chat_id: ChatId) -> Chat:
         """``GET /chats/{id}`` with the synthesized status and remembered labels."""
         response = await self._rest.call("get_chat", "GET", self._path(chat_id), idempotent=True)
-        return self._chat(read_json(response), self._state(chat_id))
+        return await self._chat(read_json(response))
 
     async def list_chats(self, *, labels: Mapping[str, str] | None = None) -> list[Chat]:
-        """``GET /chats``; with ``labels``, only chats this process created with all of them."""
+        """``GET /chats``; with ``labels``, only the started chats the bridge stored with all of them."""
         response = await self._rest.call("list_chats", "GET", CHATS, idempotent=True)
         raw = read_json(response)
         if not isinstance(raw, list):
             raise CoderError("Coder sent a chat list that is not a list", status=response.status_code)
-        chats = [self._chat(item, self._chats.get(ChatId(str(item.get("id"))), _ChatState())) for item in raw]
         if labels:
-            chats = [c for c in chats if all(c.labels.get(k) == v for k, v in labels.items())]
-        return chats
+            wanted = {c.chat_id for c in await self._store.find_chats(labels) if c.started}
+            raw = [item for item in raw if isinstance(item, dict) and str(item.get("id")) in wanted]
+        return [await self._chat(item) for item in raw]
 
     async def _raw_messages(self, chat_id: ChatId) -> list[Any]:
         response = await self._rest.call(
@@ -408,54 +521,68 @@ class AiSdkBackend:
     async def interrupt(self, chat_id: ChatId) -> Chat:
         """Close the streaming reply (G0a's only way to stop; coderd drops the partial step).
 
-        Queued follow-ups stay queued until the next ``send_message`` or ``promote_queued``.
+        Held follow-ups stay held until the next ``send_message`` or ``promote_queued``, as Coder's
+        own queue does after an interrupt.
         """
-        state = self._state(chat_id)
-        await self._cancel(state)
+        await self._cancel(chat_id, self._state(chat_id))
         return await self.get_chat(chat_id)
 
-    async def _cancel(self, state: _ChatState) -> None:
+    async def _cancel(self, chat_id: ChatId, state: _ChatState) -> None:
         task = state.reply
         if task is None or task.done():
             return
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        state.reply = None
+        state.reply, state.deltas = None, []
+        await self._store.set_replying(chat_id, False)
         state.publish([StatusEvent(status=state.status)])
 
     async def set_archived(self, chat_id: ChatId, archived: bool) -> None:
-        """G0a has no archive: always ``CoderRejected``."""
-        raise CoderRejected("This Coder version's chat API cannot archive chats", status=405)
+        """G0a has no archive: refused, or (opted in) archiving deletes the chat for good."""
+        if not self._archive_deletes:
+            raise CoderRejected(
+                "this Coder version's chat API cannot archive chats, so the chat is unchanged", status=405
+            )
+        if not archived:
+            raise CoderRejected(
+                "the chat was deleted (this Coder version cannot archive), so it cannot come back", status=410
+            )
+        await self._cancel(chat_id, self._state(chat_id))
+        with contextlib.suppress(CoderNotFound):
+            await self._rest.call("delete_chat", "DELETE", self._path(chat_id), idempotent=True)
+        await self._store.forget_chat(chat_id)
 
     async def promote_queued(self, chat_id: ChatId, queued_id: int) -> Message:
-        """Send a queued follow-up now: the streaming reply (if any) is interrupted first.
+        """Send a held follow-up now: the streaming reply (if any) is interrupted first.
 
         Returns the user message as it will be stored, with its positional id.
         """
         state = self._state(chat_id)
-        found = next((q for q in state.queue if q.message.id == queued_id), None)
+        found = next((h for h in await self._store.held(chat_id) if h.id == queued_id), None)
         if found is None:
             raise CoderRejected(f"Queued message {queued_id} is not queued in this chat", status=404)
-        await self._cancel(state)
-        state.queue.remove(found)
-        return await self._start(chat_id, state, found, announce=True)
+        await self._cancel(chat_id, state)
+        async with state.lock:
+            message = await self._start(chat_id, state, found.content)
+            await self._store.release(chat_id, found.id)
+            await self._publish_queue(chat_id, state)
+        return message
 
     async def edit_message(self, chat_id: ChatId, message_id: int, content: Sequence[InputPart]) -> Message:
         """G0a has no message edit: always ``CoderRejected``."""
         raise CoderRejected("This Coder version's chat API cannot edit messages", status=405)
 
     async def queued_messages(self, chat_id: ChatId) -> list[QueuedMessage]:
-        """The follow-ups this process holds for the chat."""
-        return [q.message for q in self._state(chat_id).queue]
+        """The follow-ups the bridge holds for the chat (its store), oldest first."""
+        return [held.queued() for held in await self._store.held(chat_id)]
 
     async def delete_queued(self, chat_id: ChatId, queued_id: int) -> None:
-        """Drop a follow-up this process holds (nothing if it was already sent)."""
+        """Drop a held follow-up (nothing if it was already sent)."""
         state = self._state(chat_id)
-        kept = [q for q in state.queue if q.message.id != queued_id]
-        if len(kept) != len(state.queue):
-            state.queue = kept
-            state.publish([state.queue_event()])
+        async with state.lock:
+            if await self._store.release(chat_id, queued_id):
+                await self._publish_queue(chat_id, state)
 
     async def upload_file(self, organization_id: str, data: bytes, media_type: str, filename: str) -> str:
         """Kept in memory and sent inline (aisdk ``file`` part, base64) by the message using it."""
@@ -475,20 +602,41 @@ class AiSdkBackend:
         """A snapshot (status, stored messages after ``after_id``, queue), then this process's live events."""
         return AiSdkStream(self, chat_id, after_id)
 
-    async def _snapshot(self, chat_id: ChatId, state: _ChatState, after_id: int | None) -> Batch:
+    async def _snapshot(
+        self, chat_id: ChatId, state: _ChatState, after_id: int | None, deltas: Batch
+    ) -> Batch:
+        """What a new subscriber needs first; it also notices a reply the last stop cut off.
+
+        ``deltas`` are the turn's deltas taken when the subscriber joined: later ones reach it live.
+
+        Such a reply ended with the process that asked for it: the thread is told once, and the
+        follow-ups held behind it are sent now, as when a reply ends.
+        """
         messages = await self._messages(chat_id)
-        batch: Batch = [StatusEvent(status=state.status)]
+        notices: Batch = []
+        async with state.lock:
+            stored = await self._store.get_chat(chat_id)
+            if stored is not None and stored.replying and not state.busy:
+                await self._store.set_replying(chat_id, False)
+                notices.append(ErrorEvent(message=CUT_BY_RESTART))
+                try:
+                    await self._send_next(chat_id, state)
+                except CoderError as exc:
+                    notices.append(ErrorEvent(message=UNSENT_FOLLOW_UP.format(error=exc)))
+            held = await self._store.held(chat_id)
+        batch: Batch = [StatusEvent(status=state.status), *deltas]
         batch += [MessageEvent(message=m) for m in messages if after_id is None or m.id > after_id]
-        if state.queue:
-            batch.append(state.queue_event())
+        batch += notices
+        if held:
+            batch.append(QueueEvent(queue=tuple(h.queued() for h in held)))
         return batch
 
     async def aclose(self) -> None:
-        """Cancel every streaming reply, end every stream, close the connection pools."""
-        for state in self._chats.values():
-            if state.reply is not None:
-                state.reply.cancel()
+        """Cancel every streaming reply (still marked as replying, for the next start to tell),
+        end every stream, close the connection pools."""
         tasks = [s.reply for s in self._chats.values() if s.reply is not None]
+        for task in tasks:
+            task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         for state in self._chats.values():
             for inbox in state.subscribers:
@@ -523,9 +671,10 @@ class AiSdkStream:
         if self._closed:
             return
         self._state.subscribers.add(self._inbox)
+        deltas = list(self._state.deltas)  # taken with the subscription: later deltas arrive in the inbox
         try:
             yield [ConnectedEvent(after_id=self._after_id)]
-            snapshot = await self._backend._snapshot(self._chat_id, self._state, self._after_id)
+            snapshot = await self._backend._snapshot(self._chat_id, self._state, self._after_id, deltas)
             seen = max(
                 (e.message.id for e in snapshot if isinstance(e, MessageEvent)), default=self._after_id or 0
             )

@@ -6,13 +6,14 @@ only ``bridge.coder.types`` to its callers. ``connect_backend`` probes the serve
 
 from __future__ import annotations
 
+import re
 import ssl
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypedDict, Unpack
 from urllib.parse import quote
 
-from bridge.coder.aisdk import AiSdkBackend
+from bridge.coder.aisdk import DEFAULT_OPTIONS, AiSdkBackend, AiSdkOptions
 from bridge.coder.errors import (
     CoderApiMissing,
     CoderError,
@@ -25,6 +26,7 @@ from bridge.coder.observe import NOOP_OBSERVER, CoderObserver
 from bridge.coder.rest import DEFAULT_RETRY, DEFAULT_TIMEOUT, RestClient, RetryPolicy, read_json
 from bridge.coder.stream import ReconnectPolicy
 from bridge.coder.types import (
+    Capabilities,
     Chat,
     ChatDiff,
     ChatId,
@@ -58,6 +60,11 @@ class CoderBackend(Protocol):
     @property
     def generation(self) -> str:
         """Short name of the API generation, e.g. ``experimental``; shown by ``bridge doctor``."""
+        ...
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this generation's API does itself, and what the bridge does for it or refuses."""
         ...
 
     @property
@@ -181,12 +188,11 @@ _BACKENDS: Mapping[str, _BackendFactory] = {
 }
 """Implemented generations by name: the accepted ``api`` values besides ``auto``."""
 
-_PREFERENCE = ("v2", "experimental")
+_PREFERENCE = ("v2", "experimental", "v2-legacy")
 """When a server answers for several generations (Coder 2.37 mounts G2 under both prefixes), the
-first of these it shows wins. ``v2-legacy`` is not among them: its backend is a preview, chosen
-only by configuration, until the end-to-end suite runs against it."""
-
-_OPT_IN = {"v2-legacy": "BRIDGE_CODER_API=v2-legacy enables a preview backend for it"}
+first of these it shows wins. G0a comes last: it is recognised only by chat objects with nothing but
+its four keys, or, with no chats yet, by its ``agentic-chat`` experiment on a server without the
+G2 models route (reference 6b), which no other generation shows."""
 
 
 class _Resolve(Protocol):
@@ -275,6 +281,8 @@ _PROBES = (
 )
 """Tried in order, all of them; then the first generation of ``_PREFERENCE`` found wins."""
 
+_EXPERIMENT = re.compile(r"'([\w-]+)' experiment")
+
 _GENERATION_NAMES = {
     "experimental": "the experimental Chats API",
     "v2": "the graduated Chats API of Coder 2.37+",
@@ -290,13 +298,19 @@ async def connect_backend(
     api: str = "auto",
     organization_id: str | None = None,
     observer: CoderObserver = NOOP_OBSERVER,
+    ai_sdk: AiSdkOptions = DEFAULT_OPTIONS,
+    check_model: bool = True,
     **tuning: Unpack[BackendTuning],
 ) -> tuple[CoderBackend, str]:
     """The backend for the Chats API the server speaks, and one line saying why it was chosen.
 
-    ``api`` is ``auto`` (probe the server) or a generation name to skip probing. Raises
-    ``CoderAuthError`` for a bad token, ``CoderUnavailable`` if the server can't be reached and
-    ``CoderApiMissing`` if no supported API answers, with what was probed in its detail.
+    ``api`` is ``auto`` (probe the server) or a generation name to skip probing. ``ai_sdk`` is used
+    only if the server speaks the 2025 AI-SDK API; its model is checked against the server's list.
+    Raises ``CoderAuthError`` for a bad token, ``CoderUnavailable`` if the server can't be reached,
+    ``CoderApiMissing`` if no supported API answers, with what was probed in its detail, and
+    ``CoderModelUnknown`` for a model the server does not offer. ``check_model=False`` skips that
+    check, for a model an earlier connect settled (a linked person's backend makes no request here,
+    so a refused token shows on its first real call, where the relay handles it).
     """
     if api == "auto":
         api, reason = await _detect(base_url, token, organization_id, observer, tuning)
@@ -305,6 +319,18 @@ async def connect_backend(
     else:
         supported = ", ".join(("auto", *_BACKENDS))
         raise CoderApiMissing(f"Unknown Coder API {api!r}; supported values: {supported}")
+    if api == "v2-legacy":
+        legacy = AiSdkBackend(
+            base_url, token, options=ai_sdk, organization_id=organization_id, observer=observer, **tuning
+        )
+        if not check_model:
+            return legacy, f"{reason}; model {legacy.model or 'unchecked'}"
+        try:
+            model = await legacy.prepare()
+        except BaseException:
+            await legacy.aclose()
+            raise
+        return legacy, f"{reason}; model {model}"
     factory = _BACKENDS[api]
     return factory(base_url, token, organization_id=organization_id, observer=observer, **tuning), reason
 
@@ -340,13 +366,10 @@ async def _detect(
     if chosen is not None:
         return chosen, "; ".join(findings)
     if switched_off is not None:
-        raise switched_off
+        raise CoderApiMissing(switched_off.message, detail="; ".join(findings), status=403)
     if found:
         names = " and ".join(_GENERATION_NAMES[g] for g in found)
         message = f"Coder at {rest.base_url} serves {names}, which this bridge does not support yet"
-        hints = [_OPT_IN[g] for g in found if g in _OPT_IN]
-        if hints:
-            message += " (" + "; ".join(hints) + ")"
     else:
         message = f"No Coder Chats API found at {rest.base_url}"
     raise CoderApiMissing(message, detail="; ".join(findings))
@@ -364,9 +387,12 @@ async def _run_probe(rest: RestClient, probe: _Probe, organization_id: str | Non
         ) from exc
     except CoderRejected as exc:
         if exc.status == 403 and "experiment" in exc.message.lower():
+            # httpmw.RequireExperiment: "<Name> functionality requires enabling the '<name>' experiment."
+            named = _EXPERIMENT.search(exc.message)
+            experiment = named.group(1) if named else "agents"
             raise CoderApiMissing(
-                "Coder's Chats API is switched off: the 'agents' experiment is disabled "
-                "(enable it with CODER_EXPERIMENTS=agents)",
+                f"Coder's Chats API is switched off: the '{experiment}' experiment is disabled "
+                f"(enable it with CODER_EXPERIMENTS={experiment})",
                 detail=exc.message,
                 status=403,
             ) from exc

@@ -5,7 +5,8 @@ The tree tells callers what to do, not what went wrong on the wire:
     CoderError                  base; ``message`` is Coder's own human-readable text
     ├── CoderUnavailable        network failure, timeout, 5xx, 429: retrying later may succeed
     ├── CoderRejected           4xx: the request itself is wrong; retrying won't help, tell the user
-    │   └── CoderNotFound       404: unknown chat, or one this token may not see
+    │   ├── CoderNotFound       404: unknown chat, or one this token may not see
+    │   └── CoderModelUnknown   the configured model is not one the server offers (checked at start)
     ├── CoderAuthError          401/403 on authentication: the token is missing, wrong or revoked
     └── CoderApiMissing         no supported Chats API was found on the server (detection failed)
 
@@ -59,6 +60,10 @@ class CoderRejected(CoderError):
 
 class CoderNotFound(CoderRejected):
     """The chat (or other resource) does not exist or is not visible to this token."""
+
+
+class CoderModelUnknown(CoderRejected):
+    """The model the bridge was told to use is not in the server's list; ``detail`` lists the valid ones."""
 
 
 class CoderAuthError(CoderError):

@@ -34,6 +34,7 @@ from bridge.coder.rest import DEFAULT_RETRY, DEFAULT_TIMEOUT, RestClient, RetryP
 from bridge.coder.stream import DEFAULT_RECONNECT, ReconnectingStream, ReconnectPolicy, websocket_url
 from bridge.coder.types import (
     IMAGE_TYPES,
+    Capabilities,
     Chat,
     ChatDiff,
     ChatId,
@@ -136,6 +137,11 @@ class ExperimentalBackend:
     def generation(self) -> str:
         """The generation's short name: ``experimental`` here."""
         return self.api.generation
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Coder does it all itself: labels, the queue, archiving, turns that outlive the bridge."""
+        return Capabilities()
 
     @property
     def base_url(self) -> str:

@@ -163,6 +163,32 @@ class SendResult(_Model):
     queued_message: QueuedMessage | None = None
 
 
+class Capabilities(_Model):
+    """What a generation's API does by itself; what it lacks, the bridge does or says plainly it can't.
+
+    The relay and the tests read this instead of the generation's name, so a behaviour that differs
+    by generation is decided in one place.
+    """
+
+    labels: bool = True
+    """Chats carry the ``slack_*`` labels in Coder (otherwise the bridge remembers them itself)."""
+    queue: Literal["coder", "bridge"] = "coder"
+    """Who holds a follow-up sent while the agent works: Coder's queue, or the bridge's table."""
+    archive: Literal["archive", "delete", "refuse"] = "archive"
+    """What the archive reaction does: archive, delete the chat (an operator's opt-in), or nothing."""
+    failure_reasons: bool = True
+    """Coder says why a turn failed (the 2025 API's line stream may just end, reason unsaid)."""
+    replies_outlive_connection: bool = True
+    """A turn goes on when the bridge's connection drops or the bridge restarts, and the bridge picks
+    it up again; not so where the reply is the answer to the bridge's own request."""
+    edits: bool = True
+    """Coder edits a message already sent (otherwise the edit is refused and the thread says so)."""
+    stored_files: bool = True
+    """Coder keeps uploaded files and messages name them by id (otherwise they go inline, images only)."""
+    watch: bool = True
+    """Coder tells of changes made elsewhere (titles, pull requests, messages from its own UI)."""
+
+
 class CoderUser(_Model):
     """The user a session token belongs to."""
 

@@ -132,6 +132,24 @@ class UserLink(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())
 
 
+class LegacyChat(SQLModel, table=True):
+    """A chat of Coder's 2025 AI-SDK API, whose chats carry no labels: the bridge keeps them here.
+
+    Written right after the chat is created and before its first message goes out, so a creation
+    a crash cut short is found again by its labels (``started`` still false) and finished instead
+    of repeated. ``replying`` says a reply was streaming to the bridge, which a stop cuts off.
+    """
+
+    __tablename__ = "legacy_chat"
+
+    chat_id: str = Field(primary_key=True, max_length=64)
+    labels: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    started: bool = Field(default=False)
+    replying: bool = Field(default=False)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())
+
+
 class OutboxEntry(SQLModel, table=True):
     """A text a thread slot must show, kept until Slack shows it (the durable half of the outbox).
 
@@ -153,3 +171,17 @@ class OutboxEntry(SQLModel, table=True):
     state: str = Field(default="pending", max_length=16)
     error: str = Field(default="", max_length=64)
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())
+
+
+class LegacyFollowUp(SQLModel, table=True):
+    """A follow-up held while a reply streams (Coder's 2025 API has no queue); sent in ``id`` order.
+
+    ``content`` is the message's input parts as JSON; the row goes once Coder has the message.
+    """
+
+    __tablename__ = "legacy_follow_up"
+
+    id: int | None = Field(default=None, primary_key=True)
+    chat_id: str = Field(max_length=64, index=True)
+    content: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())

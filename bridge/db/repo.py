@@ -17,6 +17,8 @@ from sqlmodel import col
 
 from bridge.db.models import (
     InboundMessage,
+    LegacyChat,
+    LegacyFollowUp,
     OutboxEntry,
     SeenEvent,
     SlackMessage,
@@ -494,3 +496,64 @@ async def fail_texts(session: AsyncSession, link_id: int, error: str) -> None:
         .where(col(OutboxEntry.link_id) == link_id, col(OutboxEntry.state) == OUTBOX_PENDING)
         .values(state=OUTBOX_FAILED, error=error[:64], updated_at=utcnow())
     )
+
+
+# Coder's 2025 AI-SDK chat API: what it cannot store, kept by the bridge --------------------------
+
+
+async def save_legacy_chat(session: AsyncSession, chat_id: str, **values: Any) -> None:
+    """Insert or update a chat's record; a record made here for a chat the bridge did not create
+    (no labels known) counts as started."""
+    now = utcnow()
+    stmt = _insert(session, LegacyChat).values(
+        chat_id=chat_id,
+        **{"labels": "{}", "started": True, "replying": False, **values},
+        created_at=now,
+        updated_at=now,
+    )
+    await session.execute(
+        stmt.on_conflict_do_update(index_elements=["chat_id"], set_={**values, "updated_at": now})
+    )
+
+
+async def get_legacy_chat(session: AsyncSession, chat_id: str) -> LegacyChat | None:
+    """One chat's record."""
+    return await session.get(LegacyChat, chat_id)
+
+
+async def legacy_chats(session: AsyncSession) -> Sequence[LegacyChat]:
+    """Every chat record, oldest first (label matching happens in the caller: labels are JSON)."""
+    stmt = select(LegacyChat).order_by(col(LegacyChat.created_at))
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def delete_legacy_chat(session: AsyncSession, chat_id: str) -> None:
+    """Drop a chat's record and the follow-ups held for it."""
+    await session.execute(delete(LegacyFollowUp).where(col(LegacyFollowUp.chat_id) == chat_id))
+    await session.execute(delete(LegacyChat).where(col(LegacyChat.chat_id) == chat_id))
+
+
+async def hold_follow_up(session: AsyncSession, chat_id: str, content: str) -> LegacyFollowUp:
+    """Append a held follow-up; its id (from the database) orders it after those held before."""
+    row = LegacyFollowUp(chat_id=chat_id, content=content)
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def held_follow_ups(session: AsyncSession, chat_id: str) -> Sequence[LegacyFollowUp]:
+    """A chat's held follow-ups, oldest first."""
+    stmt = (
+        select(LegacyFollowUp).where(col(LegacyFollowUp.chat_id) == chat_id).order_by(col(LegacyFollowUp.id))
+    )
+    return (await session.execute(stmt)).scalars().all()
+
+
+async def release_follow_up(session: AsyncSession, chat_id: str, follow_up_id: int) -> bool:
+    """Remove one held follow-up; False if it was not held."""
+    result = await session.execute(
+        delete(LegacyFollowUp).where(
+            col(LegacyFollowUp.chat_id) == chat_id, col(LegacyFollowUp.id) == follow_up_id
+        )
+    )
+    return bool(getattr(result, "rowcount", 0))

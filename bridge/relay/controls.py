@@ -141,7 +141,8 @@ class Controls:
                 await self._identity.refused(
                     link.team_id, link.requester_user_id, link.channel_id, link.thread_ts
                 )
-            text = render_error(f"Couldn't {control} the chat: {exc}")
+            verb = "unarchive" if control is Control.ARCHIVE and not reaction.added else control
+            text = render_error(f"Couldn't {verb} the chat: {exc}")
         await self._outbox.put(thread_ref(link), [final_text(f"control:{reaction.event_id}", text)])
 
     async def _interrupt(self, backend: CoderBackend, chat_id: ChatId, reaction: Reaction) -> str:
@@ -154,6 +155,11 @@ class Controls:
         await backend.set_archived(chat_id, reaction.added)
         async with self._db.unit() as session:
             await repo.set_archived(session, chat_id, reaction.added)
+        if backend.capabilities.archive == "delete":
+            return (
+                f"🗑️ Deleted the chat in Coder at <@{reaction.user_id}>'s request (this Coder version cannot "
+                "archive); replies here are no longer sent."
+            )
         if reaction.added:
             return f"🗄️ Archived by <@{reaction.user_id}>; remove the reaction to unarchive."
         return f"📤 Unarchived by <@{reaction.user_id}>; replies here reach the agent again."

@@ -384,10 +384,16 @@ class Inbound:
             return
         ref = thread_ref(link)
         if link.archived:
+            deleted = self._identity.shared.capabilities.archive == "delete"
             await self._say(
                 ref,
                 f"reply:{message.ts}",
-                render_error("This chat is archived, so your message was not sent. Unarchive it first."),
+                render_error(
+                    "This chat was deleted in Coder, so your message was not sent. Mention me in a new "
+                    "message to start another chat."
+                    if deleted
+                    else "This chat is archived, so your message was not sent. Unarchive it first."
+                ),
             )
             return
         if link.chat_id is None:

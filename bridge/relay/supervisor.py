@@ -156,6 +156,15 @@ class Supervisor:
             ongoing = chat.status.phase.busy or link.phase in repo.BUSY_PHASES
             turn = await self._turn(backend, chat_id, cursor) if ongoing else []
             draft_shown = await self._outbox.has_slot(ref, DRAFT)
+            if (
+                draft_shown
+                and not chat.status.phase.busy
+                and not backend.capabilities.replies_outlive_connection
+            ):
+                # Its reply ended with the connection that carried it, so no later message completes
+                # this draft: it keeps its text under a key of its own (as ``ThreadView.finish`` does).
+                await self._outbox.rename(ref, DRAFT, f"partial:{cursor or 0}")
+                draft_shown = False
             view = self._views[chat_id] = ThreadView(after_id=cursor, turn=turn, draft_shown=draft_shown)
             await self._consume(backend, ref, chat_id, chat.title, view, link.requester_user_id)
         except CoderAuthError as exc:

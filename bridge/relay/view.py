@@ -246,6 +246,10 @@ class ThreadView:
             at = bisect.bisect_left(self._known_ids, message.id)
             previous = self._known_ids[at - 1] if at > 0 else 0
         if message.role == "user":
+            if new and not self.busy:
+                # A new turn after one that is over: a draft left from that turn (it failed, or its
+                # connection broke) is never completed, so it keeps its text and the new turn starts afresh.
+                self._adopt_draft(f"partial:{previous}")
             if new:
                 self._close_card()
                 self._drop_finished_deltas()

@@ -11,7 +11,8 @@ prefixes, the one-release compatibility window). G2 always uses bare framing, re
 pending), lists models at ``/api/v2/organizations/{org}/chats/models`` and widens uploads.
 "ai-sdk" is G0a, the 2025 "AI chat" API under ``/api/v2/chats`` (reference section 6): chats
 without status, and POST /messages answering with the reply as a Vercel AI SDK data stream
-(``stream_format`` "v1" lines or "sse") for one of the ``models`` keys; see ``coder_aisdk``.
+(``stream_format`` "v1" lines or "sse") for one of the ``models`` keys, which
+``GET /api/v2/deployment/llms`` lists; see ``coder_aisdk``.
 For G1, ``framing`` picks the build being imitated: "envelope" (batched ``{"type":"data"}``
 envelopes, the default), "envelope-single" (the earliest handler: one envelope per event) or "bare"
 (later builds: bare arrays, ``organization_id`` required on create, ``busy_behavior`` on send, edit
@@ -377,6 +378,9 @@ class CoderSim:
             web.get("/api/v2/experiments", self._experiments),
         ]
         if self.dialect.ai_sdk:
+            # The 2025 web UI's model picker read the deployment's models here (site api.ts
+            # getDeploymentLLMs); UNCERTAIN that every G0a build served it.
+            routes.append(web.get("/api/v2/deployment/llms", self._ai_sdk_models))
             return routes + self._ai_sdk_routes(self.dialect.bases[0])
         for base in self.dialect.bases:
             routes += self._chat_routes(base)
@@ -676,6 +680,11 @@ class CoderSim:
         chats = [c for c in self.chats.values() if c.owner_id == owner_id]
         chats.sort(key=lambda c: datetime.fromisoformat(c.created_at), reverse=True)
         return _json(200, [ai_sdk_chat_json(c) for c in chats])
+
+    async def _ai_sdk_models(self, request: web.Request) -> web.Response:
+        """codersdk.LanguageModelConfig: ``{"models": [{"id", "display_name", "provider"}]}``."""
+        models = [{"id": m, "display_name": m, "provider": "anthropic"} for m in self.models]
+        return _json(200, {"models": models})
 
     async def _ai_sdk_create_chat(self, request: web.Request) -> web.Response:
         """postChats reads no body."""

@@ -374,15 +374,23 @@ class ChatEngine:
         Replies are not serialized per chat: coderd's handler takes no lock and runs one model loop
         per request, so two POSTs on one chat stream side by side. The reply counts as the chat's
         stream for ``active_streams`` and ``drop_streams`` cuts its connection.
+
+        G0a has no status; ``chat.status`` is kept for observers only (tests wait on it as on the
+        other generations): ``running`` while a reply plays, then ``waiting`` (``error`` after a
+        failed one). It never reaches the wire.
         """
         subscriber = Subscriber(chat.id, abort)
         self._streams[chat.id].add(subscriber)
         task = asyncio.create_task(self._play_reply(chat, prompt, output), name=f"coder-sim-reply:{chat.id}")
         self._replies.add(task)
+        chat.status = "running"
 
         def done(finished: asyncio.Task[None]) -> None:
             self._replies.discard(finished)
             self._streams[chat.id].discard(subscriber)
+            if not self._streams[chat.id]:
+                failed = not finished.cancelled() and chat.last_error is not None
+                chat.status = "error" if failed else "waiting"
             self.changes.notify()
 
         task.add_done_callback(done)
@@ -394,7 +402,9 @@ class ChatEngine:
             await asyncio.sleep(self._start_delay)
             output.begin_step()
             turn = Turn(output, part_interval=self._part_interval, chunk_words=self._chunk_words)
-            output.finish(await self._play(chat, turn, prompt))
+            failure = await self._play(chat, turn, prompt)
+            chat.last_error = None if failure is None else {"message": failure.message}
+            output.finish(failure)
         finally:
             output.close()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,7 +12,9 @@ import pytest
 from pydantic import SecretStr
 
 from bridge.app import Bridge
+from bridge.coder.types import Capabilities, ChatId
 from bridge.config import Settings
+from bridge.db import repo
 from bridge.demo import wait_either
 from bridge.sim.coder import CoderSim
 from bridge.sim.slack import SlackSim
@@ -19,6 +23,7 @@ from bridge.slack.blocks import is_card, is_diff_summary, is_outcome
 
 CODER_TOKEN = "sim-token-alice"
 SIGNING_SECRET = "sim-signing-secret"
+_CHAT_LINK = re.compile(r"/(?:agents|chat)/([0-9a-f-]{36})")
 
 
 @dataclass
@@ -30,11 +35,36 @@ class World:
     settings: Settings
     bridge: Bridge | None = None
     threads: list[str] = field(default_factory=list)
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    """What the Coder generation under test can do, as the bridge found it: the one place where
+    tests branch on the generation (they assert the documented behaviour where a feature is missing)."""
+
+    def require(self, feature: str, value: object = True) -> None:
+        """Skip a test of a feature the Coder generation under test lacks (a ``Capabilities`` field
+        other than ``value``); what that generation does instead is asserted by its own tests
+        (test_aisdk_backend)."""
+        if getattr(self.capabilities, feature) != value:
+            pytest.skip(f"this Coder generation's {feature.replace('_', ' ')} is not {value!r}")
+
+    async def until_settled(self) -> None:
+        """Wait until the bridge's start-up requests to Coder are over: where Coder has a chat watch,
+        the watch is open and its catch-up listing done (it runs after ``start_bridge`` returns)."""
+        if not self.capabilities.watch:
+            return
+
+        def caught_up() -> bool:
+            paths = [r.path for r in self.coder.requests]
+            opened = next((i for i, p in enumerate(paths) if p.endswith("/chats/watch")), None)
+            return opened is not None and any(p.endswith("/chats") for p in paths[opened + 1 :])
+
+        await self.until(caught_up)
 
     async def start_bridge(self, **overrides: Any) -> Bridge:
         """Start (or restart) the bridge on the same database and point Slack at it."""
         self.bridge = Bridge(self.settings.model_copy(update=overrides))
         await self.bridge.start()
+        assert self.bridge.backend is not None
+        self.capabilities = self.bridge.backend.capabilities
         self.slack.event_url = f"http://127.0.0.1:{self.bridge.port}/slack/events"
         return self.bridge
 
@@ -60,11 +90,39 @@ class World:
             user or self.slack.alice, channel or self.slack.general, text, thread_ts=root
         )
 
-    def chat_of(self, root: str) -> Any:
-        """The Coder chat created for a thread (found by its slack_thread label), or None."""
-        chats = [c for c in self.coder.chats.values() if c.labels.get("slack_thread") == root]
-        assert len(chats) <= 1, f"{len(chats)} chats for one thread"
-        return chats[0] if chats else None
+    def chat_of(self, root: str, channel: str | None = None) -> Any:
+        """The Coder chat created for a thread, or None: found by its slack_thread label, or, where
+        chats carry no labels, by the link in the thread's header."""
+        if self.capabilities.labels:
+            chats = [c for c in self.coder.chats.values() if c.labels.get("slack_thread") == root]
+            assert len(chats) <= 1, f"{len(chats)} chats for one thread"
+            return chats[0] if chats else None
+        channels = [channel] if channel else list(self.slack.workspace.channels)
+        texts = [t for c in channels for t in self.bot_texts(root, c)]
+        links = {m.group(1) for t in texts for m in _CHAT_LINK.finditer(t)}
+        assert len(links) <= 1, f"{len(links)} chats for one thread"
+        return next((self.coder.chats.get(chat_id) for chat_id in links), None)
+
+    async def labels(self, root: str, channel: str | None = None) -> dict[str, str]:
+        """The labels of the thread's chat: as Coder keeps them, or as the bridge does for a Coder
+        whose chats carry none."""
+        chat = self.chat_of(root, channel)
+        if self.capabilities.labels:
+            return dict(chat.labels)
+        assert self.bridge is not None
+        async with self.bridge.db.unit() as session:
+            stored = await repo.get_legacy_chat(session, chat.id)
+        assert stored is not None
+        return dict(json.loads(stored.labels))
+
+    async def queued(self, root: str) -> int:
+        """How many follow-ups wait in the thread's chat: in Coder's queue, or in the bridge's."""
+        chat = self.chat_of(root)
+        if self.capabilities.queue == "coder":
+            return len(chat.queue)
+        assert self.bridge is not None
+        async with self.bridge.db.unit() as session:
+            return len(await repo.held_follow_ups(session, ChatId(chat.id)))
 
     def bot_messages(self, root: str, channel: str | None = None) -> list[SimMessage]:
         """What the bot shows in a thread, in order."""
@@ -101,7 +159,7 @@ class World:
             chat = self.chat_of(root)
             if chat is None or chat.status != "waiting":
                 return False
-            if sum(1 for m in chat.messages if m["role"] == "user") < turns:
+            if len(user_texts(chat)) < turns:
                 return False
             texts = self.bot_texts(root)
             return all(t in texts for t in assistant_texts(chat))
@@ -109,16 +167,27 @@ class World:
         await self.until(done, timeout)
 
 
+def message_parts(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """A simulated chat message's parts, in either generation's shape (G1/G2 keep parts in
+    ``content``; the AI-SDK API keeps them in ``parts`` and ``content`` is a string)."""
+    parts = message.get("content") if isinstance(message.get("content"), list) else message.get("parts")
+    return list(parts or [])
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """A simulated chat message's text parts joined."""
+    return "".join(p.get("text", "") for p in message_parts(message) if p.get("type") == "text")
+
+
+def user_texts(chat: Any) -> list[str]:
+    """The texts of a simulated chat's user messages."""
+    return [message_text(m) for m in chat.messages if m["role"] == "user"]
+
+
 def assistant_texts(chat: Any) -> list[str]:
     """The texts of a simulated chat's assistant messages (those with any text)."""
-    texts = []
-    for message in chat.messages:
-        if message["role"] != "assistant":
-            continue
-        text = "".join(p.get("text", "") for p in message.get("content") or [] if p.get("type") == "text")
-        if text.strip():
-            texts.append(text)
-    return texts
+    texts = [message_text(m) for m in chat.messages if m["role"] == "assistant"]
+    return [t for t in texts if t.strip()]
 
 
 def make_settings(slack: SlackSim, coder: CoderSim, database_url: str, **overrides: Any) -> Settings:
@@ -142,7 +211,7 @@ def make_settings(slack: SlackSim, coder: CoderSim, database_url: str, **overrid
     return Settings(**values)
 
 
-@pytest.fixture(params=["experimental", "v2"])
+@pytest.fixture(params=["experimental", "v2", "ai-sdk"])
 def generation(request: pytest.FixtureRequest) -> str:
     """The Coder Chats API generation the simulator speaks (the bridge detects it)."""
     return str(request.param)

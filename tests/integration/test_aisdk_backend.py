@@ -7,11 +7,13 @@ import base64
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import httpx
 import pytest
 
-from bridge.coder.aisdk import AiSdkBackend
+from bridge.coder.aisdk import CUT_BY_RESTART, AiSdkBackend, AiSdkOptions
+from bridge.coder.aisdk_store import MemoryAiSdkStore
 from bridge.coder.backend import ChatStream, connect_backend
-from bridge.coder.errors import CoderApiMissing, CoderRejected
+from bridge.coder.errors import CoderModelUnknown, CoderRejected
 from bridge.coder.types import (
     Chat,
     ChatId,
@@ -216,10 +218,37 @@ async def test_no_watch_or_diff_in_this_generation(backend: AiSdkBackend) -> Non
     assert await backend.get_diff(chat.id) is None
 
 
-async def test_unknown_model_is_rejected(sim: CoderSim) -> None:
-    """A model the deployment lacks is Coder's 400 "Model not found", raised from the send."""
-    client = AiSdkBackend(sim.url, TOKEN, model="gpt-nope")
+async def test_configured_model_is_checked_against_the_servers_list(sim: CoderSim) -> None:
+    """prepare() refuses a model the deployment does not list, naming the valid ones."""
+    client = AiSdkBackend(sim.url, TOKEN, options=AiSdkOptions(model="gpt-nope"))
     try:
+        with pytest.raises(CoderModelUnknown, match="gpt-nope") as caught:
+            await client.prepare()
+    finally:
+        await client.aclose()
+    assert caught.value.detail == "valid: claude-3-7-sonnet-latest"
+
+
+async def test_without_a_configured_model_the_servers_first_is_used() -> None:
+    """No model configured: the first of GET /api/v2/deployment/llms is sent with every message."""
+    async with CoderSim(generation="ai-sdk", models=("m-one", "m-two"), part_interval=0.001) as sim:
+        sim.agent = scenarios.echo
+        client = AiSdkBackend(sim.url, TOKEN)
+        try:
+            assert await client.prepare() == "m-one"
+            await client.create_chat(text("hi"), labels={})
+        finally:
+            await client.aclose()
+        sent = next(r.json for r in sim.requests if r.path.endswith("/messages") and r.method == "POST")
+    assert sent["model"] == "m-one"
+
+
+async def test_a_build_without_the_model_list_sends_the_model_unchecked(sim: CoderSim) -> None:
+    """Without the llms route the configured model goes unchecked; Coder's 400 then says it is wrong."""
+    sim.fail_next("GET", r"/deployment/llms$", 404, "Route not found.")
+    client = AiSdkBackend(sim.url, TOKEN, options=AiSdkOptions(model="gpt-nope"))
+    try:
+        assert await client.prepare() == "gpt-nope"
         with pytest.raises(CoderRejected, match="Model not found"):
             await client.create_chat(text("hi"), labels={})
     finally:
@@ -257,20 +286,140 @@ async def test_uploaded_files_are_sent_inline(sim: CoderSim, backend: AiSdkBacke
     assert chat.title == "New Chat"
 
 
-async def test_detection_names_v2_legacy_and_configuration_selects_it(sim: CoderSim) -> None:
-    """Auto-detection recognises G0a (four-key chats, or an empty list with agentic-chat) and points to
-    the opt-in setting; BRIDGE_CODER_API=v2-legacy selects the preview backend."""
-    with pytest.raises(CoderApiMissing) as empty:
-        await connect_backend(sim.url, TOKEN)
-    assert "BRIDGE_CODER_API=v2-legacy" in empty.value.message
-    assert "agentic-chat" in empty.value.detail
+async def test_detection_finds_the_ai_sdk_api_with_and_without_chats(sim: CoderSim) -> None:
+    """'auto' recognises G0a by its agentic-chat experiment (no chats yet) or its four-key chats."""
+    empty, reason = await connect_backend(sim.url, TOKEN)
+    await empty.aclose()
+    assert empty.generation == "v2-legacy"
+    assert reason.endswith("lists agentic-chat, so the 2025 AI-SDK chat API; model claude-3-7-sonnet-latest")
     sim.agent = scenarios.echo
-    creator = AiSdkBackend(sim.url, TOKEN)
-    await creator.create_chat(text("hi"), labels={})
-    await creator.aclose()
-    with pytest.raises(CoderApiMissing) as listed:
-        await connect_backend(sim.url, TOKEN)
-    assert "the 2025 AI-SDK chat API" in listed.value.message
+    await empty_backend_chat(sim)
+    listed, reason = await connect_backend(sim.url, TOKEN)
+    await listed.aclose()
+    assert listed.generation == "v2-legacy"
+    assert "GET /api/v2/chats answered 200 with a chat list of the 2025 AI-SDK chat API" in reason
     forced, reason = await connect_backend(sim.url, TOKEN, api="v2-legacy")
     await forced.aclose()
     assert (forced.generation, "configuration" in reason) == ("v2-legacy", True)
+
+
+async def test_an_unknown_model_stops_detection(sim: CoderSim) -> None:
+    """connect_backend checks the model at start: CoderModelUnknown, not a failure at the first message."""
+    with pytest.raises(CoderModelUnknown, match="valid: claude-3-7-sonnet-latest"):
+        await connect_backend(sim.url, TOKEN, ai_sdk=AiSdkOptions(model="gpt-nope"))
+
+
+async def empty_backend_chat(sim: CoderSim) -> None:
+    creator = AiSdkBackend(sim.url, TOKEN)
+    await creator.create_chat(text("hi"), labels={})
+    await creator.aclose()
+
+
+async def test_held_follow_ups_survive_a_restart_and_go_out_then(sim: CoderSim) -> None:
+    """A stop cuts the reply; the next process says so once and sends what was held behind it."""
+    store = MemoryAiSdkStore()
+    first = AiSdkBackend(sim.url, TOKEN, options=AiSdkOptions(store=store))
+    chat, _gate = await gated_chat(sim, first, lambda prompt: [Text(f"Echo: {prompt}")])
+    held = await first.send_message(chat.id, text("second"))
+    assert held.queued
+    await first.aclose()
+    await sim.wait_for(lambda: sim.chats[chat.id].status == "waiting")
+    sim.agent = scenarios.echo
+    second = AiSdkBackend(sim.url, TOKEN, options=AiSdkOptions(store=store))
+    try:
+        stream = second.stream(chat.id, after_id=1)
+        events = await collect(stream, lambda events: ended(events) and len(messages(events)) >= 2)
+        await stream.aclose()
+        again = second.stream(chat.id, after_id=3)
+        replay = await collect(again, lambda events: len(events) > 1)
+        await again.aclose()
+    finally:
+        await second.aclose()
+    assert [e.message for e in events if isinstance(e, ErrorEvent)] == [CUT_BY_RESTART]
+    assert [m.text for m in messages(events)] == ["second", "Echo: second"]
+    assert not any(isinstance(e, ErrorEvent) for e in replay), "the cut-off reply is told once"
+    assert await store.held(chat.id) == []
+
+
+async def test_a_creation_cut_short_is_finished_not_repeated(sim: CoderSim) -> None:
+    """A chat created but not started (crash before its first message) is found by its labels and
+    gets the first message; only started chats are listed by label."""
+    store = MemoryAiSdkStore()
+    client = AiSdkBackend(sim.url, TOKEN, options=AiSdkOptions(store=store))
+    sim.agent = scenarios.echo
+    try:
+        raw_created = await create_raw_chat(client)
+        await store.remember_chat(raw_created, {"slack_thread": "1.1"})
+        assert await client.list_chats(labels={"slack_thread": "1.1"}) == [], "not started yet"
+        chat = await client.create_chat(text("fix it"), labels={"slack_thread": "1.1"})
+        await sim.wait_for(lambda: len(sim.chats[chat.id].messages) == 2)
+        assert chat.id == raw_created
+        assert len(sim.chats) == 1
+        listed = await client.list_chats(labels={"slack_thread": "1.1"})
+        assert [(c.id, c.labels) for c in listed] == [(chat.id, {"slack_thread": "1.1"})]
+    finally:
+        await client.aclose()
+
+
+async def create_raw_chat(client: AiSdkBackend) -> ChatId:
+    """POST /chats alone, as a process that died right after it would have left things."""
+    async with httpx.AsyncClient(base_url=client.base_url, headers={"Coder-Session-Token": TOKEN}) as http:
+        response = await http.post("/api/v2/chats")
+    return ChatId(response.json()["id"])
+
+
+async def test_archive_deletes_the_chat_only_when_opted_in(sim: CoderSim) -> None:
+    """Opted in, archiving deletes the chat and forgets it; unarchiving cannot bring it back."""
+    store = MemoryAiSdkStore()
+    client = AiSdkBackend(sim.url, TOKEN, options=AiSdkOptions(store=store, archive_deletes=True))
+    sim.agent = scenarios.echo
+    try:
+        assert client.capabilities.archive == "delete"
+        chat = await client.create_chat(text("hi"), labels={"slack_thread": "2.2"})
+        await client.set_archived(chat.id, True)
+        assert chat.id not in sim.chats
+        assert await store.get_chat(chat.id) is None
+        with pytest.raises(CoderRejected, match="cannot come back"):
+            await client.set_archived(chat.id, False)
+    finally:
+        await client.aclose()
+
+
+async def test_a_follow_up_is_held_even_when_the_oldest_cannot_go_out(sim: CoderSim) -> None:
+    """After an interrupt a new follow-up is held and the oldest sent; if Coder refuses, none is lost."""
+    store = MemoryAiSdkStore()
+    client = AiSdkBackend(sim.url, TOKEN, options=AiSdkOptions(store=store))
+    try:
+        chat, _gate = await gated_chat(sim, client, lambda prompt: [Text(f"Echo: {prompt}")])
+        assert (await client.send_message(chat.id, text("second"))).queued
+        await client.interrupt(chat.id)
+        sim.fail_next("POST", r"/messages$", 500, "Chat processor is unavailable.")
+        assert (await client.send_message(chat.id, text("third"))).queued
+        assert [h.queued().text for h in await store.held(chat.id)] == ["second", "third"]
+    finally:
+        await client.aclose()
+
+
+async def test_a_held_follow_up_coder_refuses_does_not_block_the_next(sim: CoderSim) -> None:
+    """A held follow-up Coder refuses for good is dropped with a notice; the next one still goes."""
+    client = AiSdkBackend(sim.url, TOKEN, options=AiSdkOptions(store=MemoryAiSdkStore()))
+    try:
+        chat, gate = await gated_chat(sim, client, lambda prompt: [Text(f"Echo: {prompt}")])
+        stream = client.stream(chat.id)
+        snapshot = await collect(stream, lambda events: len(events) > 1)
+        await client.send_message(chat.id, text("second"))
+        await client.send_message(chat.id, text("third"))
+        sim.fail_next("POST", r"/messages$", 400, "Failed to decode chat message")
+        gate.set()
+        events = await collect(
+            stream,
+            lambda events: ended(events) and any(m.text == "Echo: third" for m in messages(events)),
+            snapshot,
+        )
+        await stream.aclose()
+    finally:
+        await client.aclose()
+    refused = [e.message for e in events if isinstance(e, ErrorEvent)]
+    assert len(refused) == 1
+    assert refused[0].startswith("Coder refused a queued follow-up (Failed to decode chat message)")
+    assert [m.text for m in messages(events) if m.role == "user"] == ["which workspaces do I have?", "third"]

@@ -134,3 +134,25 @@ async def test_bare_bridge_without_credentials_plays_the_demo(tmp_path: Path) ->
     assert "alice: <@U0BOT> fix the login bug" in out
     assert "Run `pytest tests/test_auth.py` to confirm the fix." in out
     assert "Demo finished" in out
+
+
+@pytest.mark.parametrize("command", ["serve", "doctor"])
+async def test_ai_sdk_model_is_checked_and_shown(tmp_path: Path, command: str) -> None:
+    """Against the 2025 AI-SDK API an unknown BRIDGE_CODER_MODEL stops `serve` with one line naming it
+    and the valid models; `doctor` says the same, and shows the model and what the bridge does instead."""
+    async with (
+        CoderSim(tokens={CODER_TOKEN: "alice"}, generation="ai-sdk") as coder,
+        SlackSim(signing_secret=SIGNING_SECRET, time_scale=0.05) as slack,
+    ):
+        env = serve_env(slack, coder, tmp_path, PORT=str(free_port()), BRIDGE_CODER_MODEL="gpt-nope")
+        code, out, err = await _run(command, env=env, cwd=tmp_path)
+        assert code == 1
+        refused = "BRIDGE_CODER_MODEL is invalid: Model 'gpt-nope' is not one Coder at"
+        assert refused in (err if command == "serve" else out)
+        assert "valid: claude-3-7-sonnet-latest" in err + out
+        if command == "doctor":
+            code, out, err = await _run(command, env={**env, "BRIDGE_CODER_MODEL": ""}, cwd=tmp_path)
+            assert code == 0, out + err
+            assert "Chats API: v2-legacy" in out
+            assert "model claude-3-7-sonnet-latest" in out
+            assert "queued by the bridge" in out

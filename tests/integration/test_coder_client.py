@@ -14,6 +14,7 @@ from typing import Any, get_args
 import pytest
 from aiohttp import web
 
+from bridge.coder.aisdk import AiSdkBackend
 from bridge.coder.backend import ChatStream, connect_backend
 from bridge.coder.backoff import Backoff
 from bridge.coder.errors import (
@@ -248,7 +249,8 @@ async def test_forced_api_skips_probing(g1_sim: CoderSim, api: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("generation", "path"), [("experimental", "/api/experimental/chats"), ("v2", "/api/v2/chats")]
+    ("generation", "path"),
+    [("experimental", "/api/experimental/chats"), ("v2", "/api/v2/chats"), ("ai-sdk", "/api/v2/chats")],
 )
 async def test_no_chats_api_anywhere(generation: Generation, path: str) -> None:
     """When both probed paths answer 404 the error names what was probed and what answered."""
@@ -270,6 +272,47 @@ async def test_disabled_experiment_is_explained(g1_sim: CoderSim) -> None:
     )
     with pytest.raises(CoderApiMissing, match="CODER_EXPERIMENTS=agents"):
         await connect_backend(g1_sim.url, TOKEN, retry=FAST_RETRY)
+
+
+AI_SDK_FOUND = "GET /api/v2/chats answered 200 with a chat list of the 2025 AI-SDK chat API"
+
+
+@pytest.mark.parametrize("with_chat", [True, False], ids=["chats", "no-chats"])
+async def test_auto_detects_the_ai_sdk_api(with_chat: bool) -> None:
+    """The 2025 API is told by its four-key chats, or with none yet by the agentic-chat experiment on a
+    server without the G2 models route; the model checked at start ends the reason."""
+    async with CoderSim(generation="ai-sdk", part_interval=0.001) as sim:
+        if with_chat:
+            creator = AiSdkBackend(sim.url, TOKEN)
+            await creator.create_chat([InputPart.of_text("hi")], labels={})
+            await creator.aclose()
+        backend, reason = await connect_backend(sim.url, TOKEN, retry=FAST_RETRY)
+        await backend.aclose()
+        models = f"/api/v2/organizations/{sim.organization_id}/chats/models"
+    assert backend.generation == "v2-legacy"
+    found = (
+        AI_SDK_FOUND
+        if with_chat
+        else f"GET /api/v2/chats answered 200 with an empty chat list; GET {models} answered 404; "
+        "GET /api/v2/experiments lists agentic-chat, so the 2025 AI-SDK chat API"
+    )
+    assert reason == f"GET /api/experimental/chats answered 404; {found}; model claude-3-7-sonnet-latest"
+
+
+async def test_disabled_ai_sdk_experiment_is_explained() -> None:
+    """A 403 from the 2025 API's experiment gate names that experiment and what was probed."""
+    async with CoderSim(generation="ai-sdk") as sim:
+        sim.fail_next(
+            "GET",
+            r"^/api/v2/chats$",
+            403,
+            "Agentic Chat functionality requires enabling the 'agentic-chat' experiment.",
+        )
+        with pytest.raises(CoderApiMissing, match="CODER_EXPERIMENTS=agentic-chat") as caught:
+            await connect_backend(sim.url, TOKEN, retry=FAST_RETRY)
+    assert caught.value.detail == (
+        "GET /api/experimental/chats answered 404; GET /api/v2/chats answered 403 (experiment disabled)"
+    )
 
 
 async def test_disabled_experimental_prefix_does_not_hide_v2() -> None:

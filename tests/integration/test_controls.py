@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
+from bridge.sim.coder import CoderSim
 from bridge.sim.coder_agent import Gate, Step, Text
-from tests.integration.conftest import World
+from bridge.sim.slack import SlackSim
+from tests.integration.conftest import CODER_TOKEN, SIGNING_SECRET, World, make_settings
 
 
 async def _busy_chat(world: World) -> tuple[str, asyncio.Event]:
@@ -40,6 +43,12 @@ async def test_archive_and_unarchive_by_reaction(world: World) -> None:
     root = await world.mention("tidy up")
     await world.until_idle_and_shown(root)
     await world.slack.react(world.slack.alice, world.slack.general, root, "file_cabinet")
+    if world.capabilities.archive == "refuse":
+        # This Coder cannot archive: the thread says so and the chat goes on as before.
+        await world.until(lambda: any("cannot archive chats" in t for t in world.bot_texts(root)))
+        await world.reply(root, "are you there?")
+        await world.until(lambda: "Echo: are you there?" in world.bot_texts(root))
+        return
     await world.until(lambda: world.chat_of(root).archived)
     await world.until(lambda: any("Archived by" in t for t in world.bot_texts(root)))
     await world.reply(root, "are you there?")
@@ -89,11 +98,37 @@ async def test_promote_reaction_sends_a_queued_follow_up_next(world: World) -> N
     await world.until(lambda: "Busy, " in world.bot_texts(root))
     await world.reply(root, "second")
     third = await world.reply(root, "third")
-    await world.until(lambda: len(world.chat_of(root).queue) == 2)
     await world.until(lambda: sum("Queued" in t for t in world.bot_texts(root)) == 2)
+    assert await world.queued(root) == 2
     await world.slack.react(world.slack.alice, world.slack.general, third, "arrow_double_up")
     await world.until(lambda: any("moved a queued message to the front" in t for t in world.bot_texts(root)))
     gate.set()
     await world.until(lambda: "Echo: second" in world.bot_texts(root), timeout=15)
     texts = world.bot_texts(root)
     assert texts.index("Echo: third") < texts.index("Echo: second")
+
+
+async def test_archive_deletes_an_ai_sdk_chat_where_the_operator_opted_in(tmp_path: Path) -> None:
+    """With BRIDGE_LEGACY_ARCHIVE_DELETES, 🗄️ deletes a 2025 AI-SDK chat (it cannot archive); the
+    thread says so, and later replies are not sent."""
+    async with (
+        CoderSim(tokens={CODER_TOKEN: "alice"}, part_interval=0.002, generation="ai-sdk") as coder,
+        SlackSim(signing_secret=SIGNING_SECRET, time_scale=0.05) as slack,
+    ):
+        settings = make_settings(slack, coder, f"sqlite:///{tmp_path}/b.db", legacy_archive_deletes=True)
+        world = World(slack=slack, coder=coder, settings=settings)
+        await world.start_bridge()
+        try:
+            coder.agent = lambda prompt: [Text(f"Echo: {prompt}")]
+            root = await world.mention("tidy up")
+            await world.until_idle_and_shown(root)
+            chat_id = world.chat_of(root).id
+            await slack.react(slack.alice, slack.general, root, "file_cabinet")
+            await world.until(lambda: any("Deleted the chat in Coder" in t for t in world.bot_texts(root)))
+            assert chat_id not in coder.chats
+            await world.reply(root, "are you there?")
+            await world.until(
+                lambda: any("deleted in Coder, so your message" in t for t in world.bot_texts(root))
+            )
+        finally:
+            await world.stop_bridge()

@@ -5,16 +5,12 @@ from __future__ import annotations
 import asyncio
 
 from bridge.sim.coder_agent import Gate, Step, Text
-from tests.integration.conftest import World
+from tests.integration.conftest import World, user_texts
 from tests.integration.test_files import PNG
 
 
 def _user_texts(world: World, root: str) -> list[str]:
-    return [
-        "".join(p.get("text", "") for p in m.get("content") or [] if p.get("type") == "text")
-        for m in world.chat_of(root).messages
-        if m["role"] == "user"
-    ]
+    return user_texts(world.chat_of(root))
 
 
 def _queue_texts(world: World, root: str) -> list[str]:
@@ -42,6 +38,7 @@ async def _busy_thread(world: World) -> tuple[str, asyncio.Event]:
 
 async def test_edit_of_a_delivered_follow_up_edits_it_in_coder(world: World) -> None:
     """Editing a delivered reply edits that message in Coder; the agent answers the new text."""
+    world.require("edits")
     world.coder.agent = lambda prompt: [Text(f"Echo: {prompt}")]
     root = await world.mention("first")
     await world.until_idle_and_shown(root)
@@ -55,6 +52,7 @@ async def test_edit_of_a_delivered_follow_up_edits_it_in_coder(world: World) -> 
 
 async def test_edit_of_the_first_message_edits_the_start_of_the_chat(world: World) -> None:
     """Editing the mention that started the chat edits the chat's first message."""
+    world.require("edits")
     world.coder.agent = lambda prompt: [Text(f"Echo: {prompt}")]
     root = await world.mention("fix the lgoin bug")
     await world.until_idle_and_shown(root)
@@ -66,6 +64,7 @@ async def test_edit_of_the_first_message_edits_the_start_of_the_chat(world: Worl
 
 async def test_edit_keeps_the_files_and_the_thread_context(world: World) -> None:
     """An edit changes only the words: attached files stay, and so does a first message's context."""
+    world.require("edits")
     world.coder.agent = lambda prompt: [Text("ok")]
     slack = world.slack
     root = await slack.user_says(slack.bob, slack.general, "CI is red")
@@ -87,6 +86,7 @@ async def test_edit_keeps_the_files_and_the_thread_context(world: World) -> None
 
 async def test_edit_of_a_queued_follow_up_replaces_it_in_place(world: World) -> None:
     """Editing a queued reply replaces it in Coder's queue without losing its place."""
+    world.require("queue", "coder")
     root, gate = await _busy_thread(world)
     second = await world.reply(root, "secnd")
     await world.reply(root, "third")
@@ -101,6 +101,7 @@ async def test_edit_of_a_queued_follow_up_replaces_it_in_place(world: World) -> 
 
 async def test_a_failed_queue_replacement_says_what_must_be_sent_again(world: World) -> None:
     """If Coder fails while the queue is rebuilt, the thread says which messages must be resent."""
+    world.require("queue", "coder")
     root, gate = await _busy_thread(world)
     second = await world.reply(root, "secnd")
     await world.reply(root, "third")
@@ -115,6 +116,7 @@ async def test_a_failed_queue_replacement_says_what_must_be_sent_again(world: Wo
 
 async def test_deleting_a_queued_follow_up_removes_it_from_the_queue(world: World) -> None:
     """Deleting a queued reply takes it out of Coder's queue; the agent never gets it."""
+    world.require("queue", "coder")
     root, gate = await _busy_thread(world)
     second = await world.reply(root, "second")
     await world.until(lambda: _queue_texts(world, root) == ["second"])
@@ -153,3 +155,23 @@ async def test_changes_to_messages_never_relayed_are_ignored(world: World) -> No
     assert not any(t.startswith(("✏️", "⚠️", "ℹ️")) for t in world.bot_texts(root))
     assert world.chat_of(plain) is None
     assert world.bot_texts(plain) == []
+
+
+async def test_where_coder_cannot_edit_the_edit_is_refused_and_a_held_follow_up_is_deleted(
+    world: World,
+) -> None:
+    """Coder without edits (the 2025 API): an edit is refused in the thread; a follow-up the bridge holds is
+    taken out of the bridge's queue when deleted in Slack."""
+    world.require("edits", False)
+    root, gate = await _busy_thread(world)
+    second = await world.reply(root, "second")
+    await world.until(lambda: _said(world, root, "📥 Queued"))
+    await world.slack.delete(world.slack.alice, world.slack.general, second)
+    await world.until(lambda: _said(world, root, "🗑️ Removed from the queue"))
+    assert await world.queued(root) == 0
+    gate.set()
+    await world.until_idle_and_shown(root)
+    bot = world.slack.bot_user_id
+    await world.slack.edit(world.slack.alice, world.slack.general, root, f"<@{bot}> first, really")
+    await world.until(lambda: _said(world, root, "⚠️ Your edit was not sent to the agent"))
+    assert _user_texts(world, root) == ["first"]

@@ -94,6 +94,7 @@ _KINDS = ("events", "interactive", "slash_commands")
 @pytest.mark.parametrize("kind", _KINDS)
 async def test_badly_signed_requests_are_rejected(world: World, kind: str, fault: str) -> None:
     """Events, interactivity and slash commands without a valid, fresh signature get 401 and do nothing."""
+    await world.until_settled()
     coder_before, slack_before = len(world.coder.requests), len(world.slack.calls)
     response = await _post(world, kind, fault)
     assert response.status_code == 401
@@ -226,7 +227,8 @@ async def test_no_secret_in_debug_logs_or_slack(world: World, capsys: pytest.Cap
         root_logger.handlers[:], level = saved
         root_logger.setLevel(level)
     logged = capsys.readouterr().err
-    assert "Coder-Session-Token" in logged, "the websocket handshake was logged (and must be masked)"
+    if world.capabilities.replies_outlive_connection:  # a Coder without stream sockets has no handshake
+        assert "Coder-Session-Token" in logged, "the websocket handshake was logged (and must be masked)"
     sent_to_slack = json.dumps(
         [c.params for c in world.slack.calls]
         + [p.body for p in world.slack.response_url_posts]

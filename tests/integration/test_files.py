@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.integration.conftest import World
+from tests.integration.conftest import World, message_parts
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(64)
 JPEG = b"\xff\xd8\xff\xe0" + bytes(64)
@@ -21,7 +21,7 @@ def _user_messages(world: World, root: str) -> list[dict[str, Any]]:
 
 
 def _parts(message: dict[str, Any], kind: str) -> list[dict[str, Any]]:
-    return [p for p in message.get("content") or [] if p["type"] == kind]
+    return [p for p in message_parts(message) if p["type"] == kind]
 
 
 def _note(world: World, root: str, *, channel: str | None = None) -> str:
@@ -37,6 +37,7 @@ async def _mention_with(world: World, text: str, *files: dict[str, Any], channel
 
 async def test_image_in_mention_goes_with_the_text_in_one_message(world: World) -> None:
     """A mention's image is uploaded to Coder and sent as a file part beside the text, in one message."""
+    world.require("stored_files")
     image = world.slack.add_file(PNG, "screen.png", "image/png")
     root = await _mention_with(world, "what is wrong here?", image)
     await world.until_idle_and_shown(root)
@@ -50,6 +51,7 @@ async def test_image_in_mention_goes_with_the_text_in_one_message(world: World) 
 
 async def test_image_in_follow_up_and_file_only_reply(world: World) -> None:
     """A reply's image goes with its text; a reply that is only an image is sent as just the file."""
+    world.require("stored_files")
     root = await world.mention("look at these")
     await world.until_idle_and_shown(root)
     jpeg = world.slack.add_file(JPEG, "photo.jpg", "image/jpeg")
@@ -84,6 +86,7 @@ async def test_image_in_a_dm_starts_a_chat(world: World) -> None:
 
 async def test_disguised_and_unsupported_files_are_named_and_the_rest_is_sent(world: World) -> None:
     """Type is decided by the bytes: a PDF named .png and garbage named .jpg are judged as what they are."""
+    world.require("stored_files")
     slack = world.slack
     image = slack.add_file(PNG, "real.png", "application/octet-stream")  # wrong declared type, real PNG
     disguised = slack.add_file(PDF, "fake.png", "image/png")
@@ -138,6 +141,7 @@ async def test_redirect_within_slack_hosts_is_followed_and_the_size_cap_holds_wh
     world: World,
 ) -> None:
     """A redirect to an allowed host is followed; a body past the cap is abandoned mid-stream."""
+    world.require("stored_files")
     slack = world.slack
     target = slack.add_file(PNG, "cdn.png", "image/png")
     huge = slack.add_file(PNG + bytes(world.settings.max_file_bytes), "cdn-huge.png", "image/png")
@@ -187,6 +191,7 @@ async def test_redirect_to_another_host_is_refused_without_a_request(
 
 async def test_file_coder_rejects_is_named_and_the_text_still_goes(world: World) -> None:
     """When Coder refuses an upload, the thread says so with Coder's reason and the text is sent."""
+    world.require("stored_files")
     world.coder.fail_next("POST", r"/chats/files$", 400, "Unsupported file type.")
     image = world.slack.add_file(PNG, "odd.png", "image/png")
     root = await _mention_with(world, "try this", image)

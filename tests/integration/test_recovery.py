@@ -10,6 +10,7 @@ from bridge.sim.coder import CoderSim
 from bridge.sim.coder_agent import Text
 from bridge.sim.coder_state import SimChat
 from bridge.sim.slack import SlackSim
+from tests.integration.conftest import CODER_TOKEN, SIGNING_SECRET
 from tests.integration.processes import BridgeProcess, serve_env
 
 
@@ -87,3 +88,36 @@ def _shown(slack: SlackSim, root: str, text: str) -> bool:
 
 def _user_count(chat: SimChat) -> int:
     return sum(1 for m in chat.messages if m["role"] == "user")
+
+
+async def test_ai_sdk_chat_cut_short_before_its_first_message_is_finished(tmp_path: Path) -> None:
+    """Coder's 2025 API takes no labels, so the bridge stores them with the new chat: after a SIGKILL
+    while the first message was being sent, the restart finishes that chat instead of making another."""
+    async with (
+        CoderSim(tokens={CODER_TOKEN: "alice"}, generation="ai-sdk", part_interval=0.002) as coder,
+        SlackSim(signing_secret=SIGNING_SECRET, time_scale=0.05) as slack,
+    ):
+        env = serve_env(slack, coder, tmp_path)
+        bridge = await BridgeProcess.start(env, tmp_path)
+        slack.event_url = bridge.events_url
+        coder.latency = 1.0
+        root = await slack.user_says(slack.alice, slack.general, f"<@{slack.bot_user_id}> fix the login bug")
+        await coder.wait_for(
+            lambda: any(r.method == "POST" and r.path.endswith("/messages") for r in coder.requests),
+            timeout=10,
+        )
+        await bridge.kill()
+        coder.latency = 0.0
+        again = await BridgeProcess.start(env, tmp_path)
+        slack.event_url = again.events_url
+        try:
+            await slack.wait_for(
+                lambda: any("Run `pytest" in m.visible_text for m in slack.thread(slack.general, root)),
+                timeout=20,
+            )
+        finally:
+            code, log = await again.stop()
+        creations = [r for r in coder.requests if r.method == "POST" and r.path == "/api/v2/chats"]
+        assert len(creations) == 1
+        assert len(coder.chats) == 1
+        assert code == 0, log

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.integration.conftest import World
+from tests.integration.conftest import World, message_text
 from tests.integration.test_files import PNG
 
 
@@ -12,12 +12,9 @@ def _first_message(world: World, root: str) -> dict[str, Any]:
     return next(m for m in world.chat_of(root).messages if m["role"] == "user")
 
 
-def _text(message: dict[str, Any]) -> str:
-    return "".join(p.get("text", "") for p in message.get("content") or [] if p["type"] == "text")
-
-
 async def test_mention_in_a_thread_brings_its_earlier_messages_and_images(world: World) -> None:
     """Earlier messages go first, attributed to their authors, with their images; the request last."""
+    world.require("stored_files")
     slack = world.slack
     root = await slack.user_says(slack.bob, slack.general, "login fails on Safari")
     image = slack.add_file(PNG, "safari.png", "image/png")
@@ -25,7 +22,7 @@ async def test_mention_in_a_thread_brings_its_earlier_messages_and_images(world:
     await world.reply(root, f"<@{slack.bot_user_id}> please fix it")
     await world.until_idle_and_shown(root)
     first = _first_message(world, root)
-    assert _text(first) == (
+    assert message_text(first) == (
         "Earlier messages in this Slack thread, oldest first:\n"
         f"{slack.bob}: login fails on Safari\n"
         f"{slack.alice}: same here [attached: safari.png]\n\n"
@@ -46,7 +43,7 @@ async def test_thread_context_is_bounded_in_count_and_size(world: World) -> None
         await world.reply(root, f"message {n} " + "x" * (40 if n == 3 else 0), user=slack.bob)
     await world.reply(root, f"<@{slack.bot_user_id}> summarise")
     await world.until_idle_and_shown(root)
-    text = _text(_first_message(world, root))
+    text = message_text(_first_message(world, root))
     assert text.endswith(f"{slack.bob}: message 4\n{slack.bob}: message 5\n\nsummarise")
     assert "(4 older messages left out)" in text
     assert "message 2" not in text

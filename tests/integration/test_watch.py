@@ -46,6 +46,7 @@ async def finished_thread(world: World, text: str = "fix the login bug") -> tupl
 
 async def test_pull_request_opened_during_a_turn_gets_one_summary(world: World) -> None:
     """A PR opened while the agent works is summarized once: title, link, state, counts, files."""
+    world.require("watch")
     gate = asyncio.Event()
 
     def script(prompt: str) -> list[Step]:
@@ -67,6 +68,7 @@ async def test_pull_request_opened_during_a_turn_gets_one_summary(world: World) 
 
 async def test_pull_request_moving_after_the_turn_edits_the_same_message(world: World) -> None:
     """Draft, open, then merged after the turn ended: one summary message, edited in place."""
+    world.require("watch")
     root, chat = await finished_thread(world)
     world.coder.set_diff(chat.id, pull_request("open", draft=True), CONTENTS)
     await world.until(lambda: any("📝 draft" in t for t in summary_texts(world, root)))
@@ -81,6 +83,7 @@ async def test_pull_request_moving_after_the_turn_edits_the_same_message(world: 
 
 async def test_title_change_shows_in_the_header(world: World) -> None:
     """When Coder renames the chat, the thread's header shows the new title."""
+    world.require("watch")
     root, chat = await finished_thread(world)
     world.coder.set_title(chat.id, "Login bug: token expiry")
     await world.until(lambda: "Login bug: token expiry" in world.bot_texts(root)[0])
@@ -89,6 +92,7 @@ async def test_title_change_shows_in_the_header(world: World) -> None:
 
 async def test_chat_continued_in_coder_ui_reaches_the_thread(world: World) -> None:
     """A message sent in Coder's web UI while the chat is idle: the agent's answer reaches the thread."""
+    world.require("watch")
     root, chat = await finished_thread(world, "first")
     world.coder.send_from_ui(chat.id, "second, from the web UI")
     await world.until_idle_and_shown(root, turns=2)
@@ -97,6 +101,7 @@ async def test_chat_continued_in_coder_ui_reaches_the_thread(world: World) -> No
 
 async def test_dropped_watch_reconnects_and_misses_nothing(world: World) -> None:
     """Changes made while the watch socket is down are picked up when it reconnects."""
+    world.require("watch")
     root, chat = await finished_thread(world)
     world.coder.drop_watches()
     world.coder.set_title(chat.id, "Renamed while away")
@@ -110,6 +115,7 @@ async def test_dropped_watch_reconnects_and_misses_nothing(world: World) -> None
 
 async def test_restart_catches_up_on_what_changed_while_away(world: World) -> None:
     """Changes made while the bridge was down show after its start, in the same summary message."""
+    world.require("watch")
     root, chat = await finished_thread(world)
     world.coder.set_diff(chat.id, pull_request("open"), CONTENTS)
     await world.until(lambda: any("🟢 open" in t for t in summary_texts(world, root)))
@@ -125,6 +131,7 @@ async def test_restart_catches_up_on_what_changed_while_away(world: World) -> No
 
 async def test_restart_rereads_no_diff_that_did_not_change(world: World) -> None:
     """A restart re-renders only what changed: an unchanged PR is not fetched again."""
+    world.require("watch")
     root, chat = await finished_thread(world)
     world.coder.set_diff(chat.id, pull_request("open"), CONTENTS)
     world.coder.set_title(chat.id, "Renamed after the PR")  # handled once the PR is fully handled

@@ -37,6 +37,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
         "BRIDGE_ALLOW_EXTERNAL_USERS",
         "BRIDGE_ADMINS",
         "BRIDGE_CONTROL",
+        "BRIDGE_CODER_MODEL",
+        "BRIDGE_LEGACY_ARCHIVE_DELETES",
     ):
         monkeypatch.delenv(name, raising=False)
 
@@ -185,3 +187,15 @@ def test_file_hosts_are_host_names(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BRIDGE_SLACK_FILE_HOSTS", "https://files.slack.com/")
     with pytest.raises(ConfigError, match="BRIDGE_SLACK_FILE_HOSTS is invalid"):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [("claude-3-7-sonnet-latest", "claude-3-7-sonnet-latest"), ("", None)]
+)
+def test_coder_model_setting(monkeypatch: pytest.MonkeyPatch, value: str, expected: str | None) -> None:
+    """BRIDGE_CODER_MODEL names the 2025 API's model; set empty, it means the server's first."""
+    monkeypatch.setenv("BRIDGE_CODER_MODEL", value)
+    monkeypatch.setenv("BRIDGE_LEGACY_ARCHIVE_DELETES", "true")
+    settings = load_settings()
+    assert settings.coder_model == expected
+    assert settings.legacy_archive_deletes is True

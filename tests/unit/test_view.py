@@ -181,6 +181,18 @@ def test_draft_from_before_a_restart_is_taken_over() -> None:
     assert shown(view) == [("after:5", "All done.", True)]
 
 
+def test_a_draft_left_by_a_broken_turn_is_kept_when_the_next_turn_starts() -> None:
+    """A broken-off reply leaves its draft; the next turn's user message retires it, never takes it over."""
+    failed = StatusEvent(status=ChatStatus(phase=ChatPhase.ERROR, name="error"))
+    view = ThreadView()
+    view.apply([message(5, "user", "go"), RUNNING, delta("Started, ")])
+    view.apply([ErrorEvent(message="broke off"), failed])
+    view.apply([message(6, "user", "still there?"), RUNNING, delta("Echo")])
+    assert view.renames == [("draft", "partial:5")]
+    assert ("partial:5", "Started, ", True) in shown(view)
+    assert ("draft", "Echo", False) in shown(view)
+
+
 def test_errors_become_their_own_block() -> None:
     """An error event is shown once, keyed by where it happened."""
     view = ThreadView()
