@@ -48,6 +48,9 @@ _UNRECORDED_SEARCH = 20
 
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 
+_CONTEXT_SEPARATOR = "\n\n"
+"""Between a late-started chat's thread context and the words of the mention that started it."""
+
 
 @dataclass(frozen=True)
 class IncomingMessage:
@@ -100,6 +103,12 @@ class ContextLimits:
 def strip_mention(text: str, bot_user_id: str) -> str:
     """The prompt without the bot's own mention(s); other people's mentions stay."""
     return _MENTION.sub(lambda m: "" if m.group(1) == bot_user_id else m.group(0), text).strip()
+
+
+def _relayed_as(stored: str, words: str) -> bool:
+    """Whether a user message in Coder is the relay of a Slack message with these words: the same
+    text, or (a chat started late in a thread) the thread's context, then those words."""
+    return stored == words or (bool(words) and stored.endswith(f"{_CONTEXT_SEPARATOR}{words}"))
 
 
 def chat_labels(message: IncomingMessage) -> dict[str, str]:
@@ -213,7 +222,7 @@ class Inbound:
         )
         if not context:
             return prompt, message.files
-        return f"{context}\n\n{prompt}".strip(), (*files, *message.files)
+        return f"{context}{_CONTEXT_SEPARATOR}{prompt}".strip(), (*files, *message.files)
 
     async def _relay(self, message: IncomingMessage) -> None:
         async with self._db.unit() as session:
@@ -484,13 +493,15 @@ class Inbound:
         """A replay of a follow-up claimed before a stop but never recorded: the stop came between the
         claim and Coder's answer. Coder's queue and newest messages tell whether it arrived: if so it
         is recorded now; if not, its claim is released and True returned, to relay it as new (so it
-        reaches Coder exactly once)."""
+        reaches Coder exactly once). The ``message`` twin of a mention that started the chat late in
+        a thread, handled after its ``app_mention``, gets here too: its words are found at the end of
+        the chat's first message, after the thread's context, and it is recorded, not sent again."""
         try:
             queued = [q for q in await backend.queued_messages(chat_id) if q.text == text]
             recent = [
                 m
                 for m in await backend.recent_messages(chat_id, limit=_UNRECORDED_SEARCH)
-                if m.role == "user" and m.text == text
+                if m.role == "user" and _relayed_as(m.text, text)
             ]
         except CoderError as exc:
             log.warning("could not check whether follow-up %s reached Coder: %s", message.ts, exc)

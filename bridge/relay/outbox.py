@@ -31,12 +31,13 @@ import logging
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.db import repo
 from bridge.db.engine import Database
-from bridge.db.models import SlackMessage
+from bridge.db.models import SlackMessage, utcnow
 from bridge.db.repo import SlotText
 from bridge.relay.limits import Priority, SlackLimits
 from bridge.relay.ports import SlackError, SlackPermanent, SlackPoster, SlackRateLimited
@@ -99,6 +100,11 @@ class _Thread:
         self.paused_until = 0.0
 
 
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands timestamps back without their zone; every stored one is UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def _tag(ref: ThreadRef, slot: str) -> str:
     """What a posted message is tagged with: its link and slot."""
     return f"{ref.link_id}:{slot}"
@@ -126,6 +132,7 @@ class Outbox:
         self._threads: dict[int, _Thread] = {}
         self._posted: dict[tuple[str, str], int] = {}  # (channel, ts) -> link id, as soon as Slack answers
         self._closed: dict[int, str] = {}  # link id -> why its channel takes no messages (this run)
+        self._started_at = utcnow()  # threads linked before this may have posts whose ts was lost
         self._tasks = TaskGroup("outbox")
 
     def set_text(self, ref: ThreadRef, key: str, text: str, *, final: bool = False) -> None:
@@ -270,13 +277,14 @@ class Outbox:
         """Read the thread's posted messages and stored texts; texts set since the start win."""
         link_id = thread.ref.link_id
         async with self._db.unit() as session:
+            link = await repo.get_link(session, link_id)
             posted = await repo.slots(session, link_id)
             pending = await repo.pending_texts(session, link_id)
             for text in pending:  # shown before the stop, only the delete was lost
                 row = posted.get(text.slot)
                 if row is not None and row.digest == text.digest:
                     await repo.settle_text(session, link_id=link_id, slot=text.slot, digest=text.digest)
-        if posted or pending:  # a thread from before this start: adopt posts whose ts was never stored
+        if link is not None and _aware(link.created_at) < self._started_at:  # a thread from before this start
             await self._adopt_lost_posts(thread.ref, posted)
         for key, row in posted.items():
             slot = thread.slots.setdefault(key, _Slot(key))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.integration.conftest import World, message_text
+from bridge.sim.coder_agent import Text
+from tests.integration.conftest import World, message_text, user_texts
 from tests.integration.test_files import PNG
 
 
@@ -48,3 +49,27 @@ async def test_thread_context_is_bounded_in_count_and_size(world: World) -> None
     assert "(4 older messages left out)" in text
     assert "message 2" not in text
     assert len(text) <= 120 + len("\n\nsummarise")
+
+
+async def test_a_late_message_twin_of_the_starting_mention_is_not_sent_again(world: World) -> None:
+    """The ``message`` twin of a mid-thread mention, handled after its ``app_mention``, adds nothing."""
+    world.require("stored_files")
+    world.coder.agent = lambda prompt: [Text("ok")]
+    slack = world.slack
+    root = await slack.user_says(slack.bob, slack.general, "CI is red")
+    image = slack.add_file(PNG, "ci.png", "image/png")
+    mention = await slack.user_says(
+        slack.alice, slack.general, f"<@{slack.bot_user_id}> fix it", thread_ts=root, files=[image]
+    )
+    await world.until_idle_and_shown(root)
+    twin = next(
+        d.payload["event"]
+        for d in slack.deliveries
+        if d.event_type == "message" and d.payload["event"].get("ts") == mention
+    )
+    await slack.deliver_event(twin)  # a fresh event id: the twin arriving late, not a retry
+    await world.reply(root, "and the docs")  # handled after the twin: one thread's messages queue
+    await world.until_idle_and_shown(root, turns=2)
+    texts = user_texts(world.chat_of(root))
+    assert [t.rsplit("\n\n", 1)[-1] for t in texts] == ["fix it", "and the docs"]
+    assert len(world.coder.files) == 1, "nothing uploaded again"
