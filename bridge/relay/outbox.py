@@ -29,7 +29,7 @@ import asyncio
 import hashlib
 import logging
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -153,6 +153,21 @@ class Outbox:
         async with self._db.unit() as session:
             texts = await self.stage(session, ref, texts)
         self.show(ref, texts)
+
+    async def put_with(
+        self, ref: ThreadRef, texts: Sequence[SlotText], write: Callable[[AsyncSession], Awaitable[None]]
+    ) -> None:
+        """Store texts in one transaction with the caller's own ``write`` (a cursor, a shown state),
+        then have them shown. Should the transaction fail, they are shown all the same, not durably:
+        slots reserved for them must not wait forever."""
+        try:
+            async with self._db.unit() as session:
+                stored = await self.stage(session, ref, texts)
+                await write(session)
+        except BaseException:
+            self.show(ref, texts, stored=False)
+            raise
+        self.show(ref, stored)
 
     async def stage(self, session: AsyncSession, ref: ThreadRef, texts: Sequence[SlotText]) -> list[SlotText]:
         """Store texts in the caller's transaction (the supervisor's also advances the cursor), all but

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -282,14 +283,9 @@ class Supervisor:
         moved = view.last_id > view.saved_id
         if not moved and not view.status_changed and not finals and not ending:
             return
-        try:
-            async with self._db.unit() as session:
-                stored = await self._outbox.stage(session, ref, finals)
-                await self._save_cursor(session, chat_id, view, moved=moved, ending=ending)
-        except BaseException:
-            self._outbox.show(ref, finals, stored=False)  # reserved slots must not wait forever
-            raise
-        self._outbox.show(ref, stored)
+        await self._outbox.put_with(
+            ref, finals, partial(self._save_cursor, chat_id=chat_id, view=view, moved=moved, ending=ending)
+        )
         view.saved_id = view.last_id
 
     @staticmethod

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 
 from bridge.coder.backend import CoderBackend
 from bridge.coder.errors import CoderError
@@ -160,14 +161,10 @@ class Watcher:
         texts = [final_text(DIFF_SLOT, text)] if text is not None else []
         if texts:
             self._outbox.reserve(ref, DIFF_SLOT)
-        try:
-            async with self._db.unit() as session:  # the summary is stored with the status it shows
-                stored = await self._outbox.stage(session, ref, texts)
-                await repo.save_shown_diff(session, chat_id, _digest(status))
-        except BaseException:
-            self._outbox.show(ref, texts, stored=False)  # a reserved slot must not wait forever
-            raise
-        self._outbox.show(ref, stored)
+        # The summary is stored with the status it shows.
+        await self._outbox.put_with(
+            ref, texts, partial(repo.save_shown_diff, chat_id=chat_id, digest=_digest(status))
+        )
 
 
 def _digest(status: ChatDiffStatus) -> str:
