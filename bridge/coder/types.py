@@ -192,6 +192,8 @@ class Capabilities(_Model):
     """Coder keeps uploaded files and messages name them by id (otherwise they go inline, images only)."""
     watch: bool = True
     """Coder tells of changes made elsewhere (titles, pull requests, messages from its own UI)."""
+    retry_events: bool = True
+    """Coder says when it retries a failed model call (the 2025 API's provider SDK retries silently)."""
 
 
 class CoderUser(_Model):
