@@ -209,7 +209,12 @@ class Bridge:
         directory = WebDirectory(client, self.metrics, ttl=settings.directory_ttl)
         policy = Policy(self._rules(identity.team_id), directory)
         self._supervisor = Supervisor(
-            self.db, accounts, self._outbox, retry_interval=settings.stream_retry_interval
+            self.db,
+            accounts,
+            self._outbox,
+            retry_interval=settings.stream_retry_interval,
+            show_reasoning=settings.show_reasoning,
+            slow_start=settings.slow_start_after,
         )
         self._watcher = Watcher(
             self.db, backend, self._outbox, self._supervisor, retry_after=settings.watch_retry_after

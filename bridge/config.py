@@ -116,6 +116,10 @@ class Settings(BaseSettings):
     watch_retry_after: float = Field(
         default=60.0, gt=0, le=3600, validation_alias=_env("BRIDGE_WATCH_RETRY_AFTER")
     )
+    show_reasoning: bool = Field(default=False, validation_alias=_env("BRIDGE_SHOW_REASONING"))
+    slow_start_after: float = Field(
+        default=10.0, gt=0, le=3600, validation_alias=_env("BRIDGE_SLOW_START_AFTER")
+    )
 
     @field_validator("slack_api_url")
     @classmethod

@@ -231,6 +231,7 @@ class AiSdkBackend:
             edits=False,
             stored_files=False,
             watch=False,
+            retry_events=False,
         )
 
     @property

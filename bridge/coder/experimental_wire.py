@@ -23,7 +23,9 @@ from bridge.coder.diffstat import changed_files
 from bridge.coder.errors import CoderError
 from bridge.coder.excerpt import excerpt
 from bridge.coder.framing import RawEvent
+from bridge.coder.novelty import report_unknown
 from bridge.coder.types import (
+    ActionRequiredEvent,
     Chat,
     ChatDiff,
     ChatPhase,
@@ -58,6 +60,8 @@ STATUS_PHASES: Mapping[str, ChatPhase] = {
     # G2 names, which a server in the promotion window may already send on this path:
     "requires_action": ChatPhase.NEEDS_USER,
     "interrupting": ChatPhase.WORKING,
+    # newer builds name the "waiting for a person" state after their ``action_required`` event
+    "action_required": ChatPhase.NEEDS_USER,
 }
 
 UNREADABLE = (ValidationError, ValueError, TypeError, KeyError)
@@ -183,12 +187,21 @@ def _retry_event(data: dict[str, Any]) -> RetryEvent:
     )
 
 
+def _action_required_event(data: dict[str, Any]) -> ActionRequiredEvent:
+    """Newest G2 (coder/coder chatd stream loop): ``{"action_required": {"tool_calls": [...]}}``."""
+    payload = data.get("action_required")
+    calls = _fields(payload).get("tool_calls", ()) if isinstance(payload, dict) else ()
+    names = (str(_fields(call).get("tool_name", "")) for call in calls if isinstance(call, dict))
+    return ActionRequiredEvent(tool_names=tuple(name for name in names if name))
+
+
 _EVENT_PARSERS: Mapping[str, Callable[[dict[str, Any]], StreamEvent]] = {
     "message_part": _part_event,
     "message": _message_event,
     "queue_update": _queue_event,
     "error": _error_event,
     "retry": _retry_event,
+    "action_required": _action_required_event,
 }
 
 
@@ -201,7 +214,7 @@ def parse_stream_event(
     if kind == "status":
         parser = partial(_status_event, statuses=statuses)
     if parser is None:
-        log.debug("Skipping a Coder stream event of unknown type %r", kind)
+        report_unknown(log, "stream events", kind)
         return None
     try:
         return parser(_fields(raw))
@@ -218,11 +231,12 @@ def parse_watch_event(raw: RawEvent, read_chat: Callable[[Any], Chat] = parse_ch
     (and a log line) for a kind we don't act on or can't read.
 
     Newer builds add kinds (``summary_change``, ``action_required``, ``hard_deleted`` …) that
-    are skipped at debug level, as unknown stream events are.
+    are skipped and logged once per kind, as unknown stream events are (the chat's own stream
+    reports the status behind ``action_required``).
     """
     kind = raw.get("kind")
     if kind not in _WATCH_KINDS:
-        log.debug("Skipping a Coder watch event of unknown kind %r", kind)
+        report_unknown(log, "watch events", kind)
         return None
     try:
         return WatchEvent(kind=WatchKind(kind), chat=read_chat(raw["chat"]))

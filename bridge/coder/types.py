@@ -88,6 +88,11 @@ class Message(_Model):
         """The message's visible text: its text parts joined in order."""
         return "".join(p.text for p in self.content if p.type == "text")
 
+    @property
+    def reasoning(self) -> str:
+        """The model's reasoning behind the message: its reasoning parts joined in order."""
+        return "".join(p.text for p in self.content if p.type == "reasoning")
+
 
 class QueuedMessage(_Model):
     """A follow-up Coder holds until the agent is free; its id is from a separate sequence."""
@@ -187,6 +192,8 @@ class Capabilities(_Model):
     """Coder keeps uploaded files and messages name them by id (otherwise they go inline, images only)."""
     watch: bool = True
     """Coder tells of changes made elsewhere (titles, pull requests, messages from its own UI)."""
+    retry_events: bool = True
+    """Coder says when it retries a failed model call (the 2025 API's provider SDK retries silently)."""
 
 
 class CoderUser(_Model):
@@ -265,6 +272,13 @@ class RetryEvent(_Model):
     error: str
 
 
+class ActionRequiredEvent(_Model):
+    """The agent stopped for a person: newer Coder names the tool calls that wait for them."""
+
+    kind: Literal["action_required"] = "action_required"
+    tool_names: tuple[str, ...] = ()
+
+
 class ConnectedEvent(_Model):
     """A stream (re)connected: what follows is a fresh snapshot, so per-turn deltas restart."""
 
@@ -272,7 +286,16 @@ class ConnectedEvent(_Model):
     after_id: int | None = None
 
 
-StreamEvent = StatusEvent | PartEvent | MessageEvent | QueueEvent | ErrorEvent | RetryEvent | ConnectedEvent
+StreamEvent = (
+    StatusEvent
+    | PartEvent
+    | MessageEvent
+    | QueueEvent
+    | ErrorEvent
+    | RetryEvent
+    | ActionRequiredEvent
+    | ConnectedEvent
+)
 
 
 # Watch events: changes across all of the token owner's chats.

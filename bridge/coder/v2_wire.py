@@ -22,6 +22,7 @@ STATUS_PHASES: Mapping[str, ChatPhase] = {
     "error": ChatPhase.ERROR,
     "requires_action": ChatPhase.NEEDS_USER,
     "interrupting": ChatPhase.WORKING,
+    "action_required": ChatPhase.NEEDS_USER,  # defensive: the name of G2's matching watch kind
 }
 
 

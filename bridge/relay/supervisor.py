@@ -9,6 +9,10 @@ replay from the cursor regenerates it.
 
 When the stream gives up (Coder unreachable for a while), the thread is told once and the chat is
 tried again after ``retry_interval``, or at once when someone replies in the thread.
+
+While a turn is slow to start (Coder waits for a worker, or builds the agent's workspace) no events
+arrive for minutes; a clock task per followed chat then re-renders its card every ``slow_start``
+seconds, so the thread shows the start taking time instead of looking stuck.
 """
 
 from __future__ import annotations
@@ -48,12 +52,21 @@ class Supervisor:
     """Makes sure exactly one stream task follows each chat that has work to show."""
 
     def __init__(
-        self, db: Database, identity: Identity, outbox: Outbox, *, retry_interval: float = 60.0
+        self,
+        db: Database,
+        identity: Identity,
+        outbox: Outbox,
+        *,
+        retry_interval: float = 60.0,
+        show_reasoning: bool = False,
+        slow_start: float = 10.0,
     ) -> None:
         self._db = db
         self._identity = identity
         self._outbox = outbox
         self._retry_interval = retry_interval
+        self._show_reasoning = show_reasoning
+        self._slow_start = slow_start
         self._wanted: set[str] = set()
         self._running: set[str] = set()
         self._woken: dict[str, asyncio.Event] = {}  # chats waiting to retry a lost stream
@@ -61,6 +74,7 @@ class Supervisor:
         self._titles: dict[str, str] = {}  # the newest title of each chat followed right now
         self._finishing: set[str] = set()  # followed chats whose stream will report no more changes
         self._tasks = TaskGroup("streams")
+        self._clocks = TaskGroup("clocks")
 
     @property
     def live(self) -> int:
@@ -99,7 +113,8 @@ class Supervisor:
             self._titles[chat.id] = chat.title
         view = self._views.get(chat.id)
         status = view.status if view is not None and view.status is not None else chat.status
-        header = self._header(chat.id, chat.title, status)
+        reason = view.failure if view is not None else chat.last_error or ""
+        header = self._header(chat.id, chat.title, status, reason)
         self._outbox.set_text(ref, HEADER_SLOT, header, final=not status.phase.busy)
 
     def stopping(self, chat_id: ChatId) -> None:
@@ -112,6 +127,7 @@ class Supervisor:
         """Stop following every chat (cursors are saved after every batch already)."""
         self._wanted.clear()
         await self._tasks.cancel()
+        await self._clocks.cancel()
 
     async def _follow(self, chat_id: ChatId) -> None:
         try:
@@ -166,7 +182,14 @@ class Supervisor:
                 # this draft: it keeps its text under a key of its own (as ``ThreadView.finish`` does).
                 await self._outbox.rename(ref, DRAFT, f"partial:{cursor or 0}")
                 draft_shown = False
-            view = self._views[chat_id] = ThreadView(after_id=cursor, turn=turn, draft_shown=draft_shown)
+            view = self._views[chat_id] = ThreadView(
+                after_id=cursor,
+                turn=turn,
+                draft_shown=draft_shown,
+                show_reasoning=self._show_reasoning,
+                slow_start=self._slow_start,
+                now=_now(),
+            )
             await self._consume(backend, ref, chat_id, chat.title, view, link.requester_user_id)
         except CoderAuthError as exc:
             refused = await self._identity.refused(
@@ -213,24 +236,41 @@ class Supervisor:
     ) -> None:
         stream = backend.stream(chat_id, after_id=view.last_id or None)
         newest: int | None = None  # Coder's newest message id, asked once the chat looks idle
+        lock = asyncio.Lock()  # the clock and the stream take turns with the view
+        clock = self._clocks.spawn(chat_id, self._clock(ref, chat_id, title, view, lock))
         try:
             async for batch in stream:
-                view.apply(batch)
-                await self._publish(ref, chat_id, title, view)
-                if view.status is None or view.busy:
-                    newest = None
-                    continue
-                # A snapshot reports the status before its messages, so idle alone does not mean the
-                # thread is complete; Coder is asked again only once the view reached its last answer.
-                if newest is None or view.last_id >= newest:
-                    newest = await self._newest_id(backend, chat_id)
-                if view.last_id >= newest:
-                    view.finish()
-                    await self._publish(ref, chat_id, title, view, ending=self._outcome(requester, view))
-                    return
+                async with lock:
+                    view.apply(batch, now=_now())
+                    await self._publish(ref, chat_id, title, view)
+                    if view.status is None or view.busy:
+                        newest = None
+                        continue
+                    # A snapshot reports the status before its messages, so idle alone does not mean
+                    # the thread is complete; Coder is asked again only once the view reached its last
+                    # answer.
+                    if newest is None or view.last_id >= newest:
+                        newest = await self._newest_id(backend, chat_id)
+                    if view.last_id >= newest:
+                        view.finish()
+                        ending = self._outcome(requester, view)
+                        await self._publish(ref, chat_id, title, view, ending=ending)
+                        return
         finally:
+            clock.cancel()
             self._finishing.add(chat_id)  # changes from here on reach no stream of this run
             await stream.aclose()
+
+    async def _clock(
+        self, ref: ThreadRef, chat_id: ChatId, title: str, view: ThreadView, lock: asyncio.Lock
+    ) -> None:
+        """Re-render what changes with time alone (a slow start's card) while no events come."""
+        while True:
+            await asyncio.sleep(self._slow_start)
+            async with lock:
+                if view.clock_running:
+                    view.tick(_now())
+                    await self._publish(ref, chat_id, title, view)
 
     async def _newest_id(self, backend: CoderBackend, chat_id: ChatId) -> int:
         """The id of the chat's newest persisted message (0 when it has none)."""
@@ -264,16 +304,17 @@ class Supervisor:
                 else:
                     self._outbox.set_text(ref, slot, part)
         if view.status_changed and view.status is not None:
-            header = self._header(chat_id, title, view.status)
+            header = self._header(chat_id, title, view.status, view.failure)
             if view.busy:
                 self._outbox.set_text(ref, HEADER_SLOT, header)
             else:  # an idle status is what people wait for: final texts go first
                 finals.append(final_text(HEADER_SLOT, header))
         await self._save(ref, chat_id, view, [*finals, *(ending or ())], ending=ending is not None)
 
-    def _header(self, chat_id: ChatId, title: str, status: ChatStatus) -> str:
+    def _header(self, chat_id: ChatId, title: str, status: ChatStatus, reason: str = "") -> str:
         title = self._titles.get(chat_id, title)  # a rename seen while following wins
-        return render_header(title=title, url=self._identity.shared.chat_url(chat_id), status=status)
+        url = self._identity.shared.chat_url(chat_id)
+        return render_header(title=title, url=url, status=status, reason=reason)
 
     async def _save(
         self, ref: ThreadRef, chat_id: ChatId, view: ThreadView, finals: list[SlotText], *, ending: bool
@@ -312,8 +353,14 @@ class Supervisor:
             touched=outcome.touched,
             reason=outcome.failure,
             stopped=outcome.stopped,
+            waiting_for=outcome.waiting_for,
         )
         return [final_text(f"outcome:{outcome.turn_id}", text)]
 
     async def _notify(self, ref: ThreadRef, text: str) -> None:
         await self._outbox.put(ref, [final_text(f"notice:{digest(text)[:12]}", render_error(text))])
+
+
+def _now() -> float:
+    """The clock the views measure durations with (the event loop's monotonic one)."""
+    return asyncio.get_running_loop().time()

@@ -12,7 +12,11 @@ will become is only known when that message is persisted: then the view records 
 and final text share one Slack message) and a new draft starts for what follows.
 
 Coder re-sends the whole turn's deltas after a reconnect, so the draft is the turn's delta text
-minus the text of the turn's already persisted replies.
+minus the text of the turn's already persisted replies (and the same for reasoning, when shown).
+
+Besides replies, the thread shows per turn a status card (tool calls, a slow start), a retry line
+edited in place while Coder retries the model, and errors. Statuses this bridge does not know are
+logged once and skipped: the thread keeps showing the last status it understood.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bridge.coder.novelty import report_unknown
 from bridge.coder.types import (
+    ActionRequiredEvent,
     ChatPhase,
     ChatStatus,
     ConnectedEvent,
@@ -37,13 +43,23 @@ from bridge.coder.types import (
     StatusEvent,
     StreamEvent,
 )
-from bridge.slack.blocks import ToolLine, render_card, render_error
+from bridge.slack.blocks import (
+    Starting,
+    ToolLine,
+    render_card,
+    render_error,
+    render_reasoning,
+    render_retry,
+    render_retry_end,
+)
 
 log = logging.getLogger(__name__)
 
 
 DRAFT = "draft"
 _PATH_KEYS = ("path", "file", "file_path", "filename")
+PROVISIONING_TOOLS = frozenset({"create_workspace", "start_workspace"})
+"""chatd's tools that build a workspace (coder/coder coderd/x/chatd/chattool): they run for minutes."""
 
 
 @dataclass
@@ -52,6 +68,36 @@ class _Call:
     summary: str = ""
     state: str = "running"
     touched: tuple[str, ...] = ()
+    started: float = 0.0
+
+
+@dataclass
+class _Deltas:
+    """One kind of a turn's streamed text (reply or reasoning): what the deltas said, and how much
+    of it the turn's persisted messages already hold; the rest is what the draft shows."""
+
+    streamed: str = ""
+    persisted: str = ""
+
+    def pending(self) -> str:
+        """The streamed text no persisted message holds yet (none when the two disagree)."""
+        if not self.streamed.startswith(self.persisted):
+            return ""
+        return self.streamed.removeprefix(self.persisted)
+
+    def drop_finished(self) -> None:
+        """Forget deltas that persisted messages hold in full (they belong to a turn that is over)."""
+        if self.streamed.startswith(self.persisted) and not self.pending().strip():
+            self.streamed = ""
+
+
+@dataclass
+class _Retry:
+    """A series of retries of the model call, shown as one line edited in place."""
+
+    key: str
+    attempts: int = 0
+    error: str = ""
 
 
 def summarize_args(args: Any) -> str:
@@ -94,6 +140,7 @@ class Outcome:
     touched: tuple[str, ...]
     failure: str
     stopped: bool
+    waiting_for: tuple[str, ...] = ()
 
 
 @dataclass
@@ -106,26 +153,48 @@ class Block:
 
 
 class ThreadView:
-    """The Slack-side state of one chat, folded from its stream events."""
+    """The Slack-side state of one chat, folded from its stream events.
+
+    Time enters only as ``now`` arguments (seconds on any monotonic clock), so the fold stays pure:
+    the caller passes the clock with every batch and calls ``tick`` while a card shows a running
+    clock (a slow start), which is the only thing that changes without an event.
+    """
 
     def __init__(
-        self, *, after_id: int | None = None, turn: Sequence[Message] = (), draft_shown: bool = False
+        self,
+        *,
+        after_id: int | None = None,
+        turn: Sequence[Message] = (),
+        draft_shown: bool = False,
+        show_reasoning: bool = False,
+        slow_start: float = 10.0,
+        now: float = 0.0,
     ) -> None:
         """Start after ``after_id``.
 
         ``turn`` holds the current turn's persisted messages up to it (from its user message on), so
         a restart mid-turn rebuilds the draft and the turn's card; ``draft_shown`` says that a draft
         from before a restart is in the thread, so the next persisted reply takes it over.
+        ``show_reasoning`` shows the model's reasoning above each reply (quoted, trimmed);
+        ``slow_start`` is how long a turn may stay starting before its card says so.
         """
         self.last_id = 0
         self.status: ChatStatus | None = None
         self.status_changed = False
+        self._show_reasoning = show_reasoning
+        self._slow_start = slow_start
+        self._now = now
         self._known_ids: list[int] = []
-        self._deltas = ""
-        self._turn_persisted = ""
+        self._text = _Deltas()
+        self._reasoning = _Deltas()
         self._turn_id: int | None = None
         self._calls: dict[str, _Call] = {}
         self._failure = ""
+        self._waiting_for: tuple[str, ...] = ()
+        self._starting_since: float | None = None
+        self._slow_start_shown = False
+        self._retry: _Retry | None = None
+        self._retry_series = 0
         self._stopped_turn: int | None = None
         self._blocks: dict[str, Block] = {}
         self.changed: list[str] = []
@@ -154,40 +223,94 @@ class ThreadView:
         """Whether the chat is (as far as the stream said) in the middle of a turn."""
         return self.status is not None and self.status.phase.busy
 
-    def apply(self, batch: Iterable[StreamEvent]) -> None:
+    @property
+    def failure(self) -> str:
+        """Why the last turn failed, as Coder said it (empty when it did not, or did not say)."""
+        return self._failure
+
+    @property
+    def clock_running(self) -> bool:
+        """Whether what the thread shows changes with time alone (a starting turn's card), so the
+        caller should ``tick`` now and then."""
+        return self.busy and (self._starting_since is not None or self._provisioning() is not None)
+
+    def apply(self, batch: Iterable[StreamEvent], *, now: float = 0.0) -> None:
         """Fold one batch; afterwards ``renames`` and ``changed`` say what to do in Slack, in that order."""
         self.changed = []
         self.renames = []
         self.status_changed = False
+        self._now = max(self._now, now)
         for event in batch:
             self._apply(event)
         self._update_draft()
         self._update_card()
 
+    def tick(self, now: float) -> None:
+        """Time passed without events: the card of a starting turn shows how long it has taken."""
+        self.changed = []
+        self.renames = []
+        self.status_changed = False
+        self._now = max(self._now, now)
+        self._update_card()
+
     def _apply(self, event: StreamEvent) -> None:
         match event:
             case ConnectedEvent():
-                self._deltas = ""
+                self._forget_deltas()
             case StatusEvent(status=status):
                 self._on_status(status)
             case PartEvent(role="assistant", part=part) if part.type == "text":
-                self._deltas += part.text
+                self._recovered()
+                self._text.streamed += part.text
+            case PartEvent(role="assistant", part=part) if part.type == "reasoning":
+                self._recovered()
+                self._reasoning.streamed += part.text
             case PartEvent(part=part):
+                self._recovered()
                 self._on_tool_part(part)
             case MessageEvent(message=message):
+                if message.role != "user":
+                    self._recovered()
                 self._on_message(message)
             case ErrorEvent(message=message):
                 self._failure = message
+                self._end_retry("failed")
                 self._set(f"error:{self.last_id}", render_error(message), final=True)
-            case RetryEvent() | QueueEvent():
-                log.debug("stream event %s not rendered yet", event.kind)
+            case RetryEvent():
+                self._on_retry(event)
+            case ActionRequiredEvent(tool_names=names):
+                self._waiting_for = names
+            case QueueEvent():
+                log.debug("stream event %s not rendered here", event.kind)
+
+    def _on_retry(self, event: RetryEvent) -> None:
+        """Coder retries the model call: one line per series of retries, edited as attempts go by."""
+        if self._retry is None:
+            self._retry_series += 1
+            self._retry = _Retry(key=f"retry:{self._turn_id or self.last_id}:{self._retry_series}")
+        self._retry.attempts = max(self._retry.attempts, event.attempt)
+        self._retry.error = event.error
+        self._set(self._retry.key, render_retry(event.attempt, event.delay_ms, event.error), final=False)
+
+    def _recovered(self) -> None:
+        """The model produced output again: the retry line says the retries worked."""
+        self._end_retry("recovered")
+
+    def _end_retry(self, outcome: str) -> None:
+        """The series of retries is over (``render_retry_end`` names the outcomes): its line is final."""
+        retry, self._retry = self._retry, None
+        if retry is not None:
+            text = render_retry_end(retry.attempts, outcome=outcome, error=retry.error)
+            self._set(retry.key, text, final=True)
 
     def _on_tool_part(self, part: Part) -> None:
         """Tool calls and results, streamed or persisted, keyed by call id so replays count once."""
         if part.type not in ("tool-call", "tool-result"):
             return
         key = part.tool_call_id or f"call-{len(self._calls)}"
-        call = self._calls.setdefault(key, _Call(name=part.tool_name or "tool"))
+        call = self._calls.get(key)
+        if call is None:
+            call = self._calls[key] = _Call(name=part.tool_name or "tool", started=self._now)
         if part.tool_name:
             call.name = part.tool_name
         if part.type == "tool-call" and part.args is not None:
@@ -196,18 +319,30 @@ class ThreadView:
             call.state = "error" if part.is_error else "ok"
 
     def _on_status(self, status: ChatStatus) -> None:
+        if status.phase is ChatPhase.UNKNOWN:  # a newer Coder's status: keep showing what we know
+            report_unknown(log, "chat status", status.name)
+            return
         previous = self.status
         self.status = status
         self.status_changed = self.status_changed or previous != status
+        if status.phase is ChatPhase.STARTING:
+            if self._starting_since is None:
+                self._starting_since = self._now
+        else:
+            self._starting_since = None
+        if status.phase is not ChatPhase.NEEDS_USER:
+            self._waiting_for = ()
+        if not status.phase.busy:  # ended without output after the retries: stopped, or failed
+            self._end_retry("failed" if status.phase is ChatPhase.ERROR else "stopped")
         if (
             status.phase is ChatPhase.WORKING
             and previous is not None
             and previous.phase is not ChatPhase.WORKING
         ):
-            self._deltas = ""  # Coder starts a fresh delta buffer with every turn
+            self._forget_deltas()  # Coder starts a fresh delta buffer with every turn
         elif not status.phase.busy:  # the turn is over: its deltas never come back, even in a snapshot
             self._update_draft()
-            self._deltas = ""
+            self._forget_deltas()
 
     def _touched(self) -> tuple[str, ...]:
         """Files the turn's tool calls named, first mention first."""
@@ -224,7 +359,8 @@ class ThreadView:
             return None
         touched = self._touched()
         stopped = self._stopped_turn is not None and self._stopped_turn == self._turn_id
-        return Outcome(self._turn_id, self.status.phase, touched, self._failure, stopped)
+        phase = self.status.phase
+        return Outcome(self._turn_id, phase, touched, self._failure, stopped, self._waiting_for)
 
     def finish(self) -> None:
         """The chat is idle and caught up: a draft no message took over was cut short (an interrupt, an
@@ -234,7 +370,11 @@ class ThreadView:
         self.status_changed = False
         self._update_draft()
         self._adopt_draft(f"partial:{self.last_id}")
-        self._deltas = ""
+        self._forget_deltas()
+
+    def _forget_deltas(self) -> None:
+        """Streamed deltas will be sent again from the start (a new turn, a reconnect) or never."""
+        self._text.streamed = self._reasoning.streamed = ""
 
     def _on_message(self, message: Message) -> None:
         new = message.id > self.last_id
@@ -252,26 +392,27 @@ class ThreadView:
                 self._adopt_draft(f"partial:{previous}")
             if new:
                 self._close_card()
-                self._drop_finished_deltas()
-            self._turn_persisted = ""
+                self._text.drop_finished()
+                self._reasoning.drop_finished()
+            self._text.persisted = self._reasoning.persisted = ""
             self._turn_id, self._calls, self._failure = message.id, {}, ""
+            self._slow_start_shown = False
         for part in message.content:
             self._on_tool_part(part)
-        if message.role == "assistant" and message.text.strip():
-            self._turn_persisted += message.text
-            key = f"after:{previous}"
-            if key not in self._blocks:
-                self._adopt_draft(key)
-            self._set(key, message.text, final=True)
+        if message.role == "assistant":
+            self._text.persisted += message.text
+            self._reasoning.persisted += message.reasoning
+            shown = self._reply(message.reasoning, message.text)
+            if shown.strip():
+                key = f"after:{previous}"
+                if key not in self._blocks:
+                    self._adopt_draft(key)
+                self._set(key, shown, final=True)
 
-    def _drop_finished_deltas(self) -> None:
-        """A new turn began without the chat going idle (a queued message): deltas that its replies
-        persisted in full belong to the turn before, and must not come back as the new turn's draft.
-        Deltas that are not (a snapshot sends the running turn's deltas before its user message) stay.
-        """
-        rest = self._deltas.removeprefix(self._turn_persisted)
-        if self._deltas.startswith(self._turn_persisted) and not rest.strip():
-            self._deltas = ""
+    def _reply(self, reasoning: str, text: str) -> str:
+        """What a reply's block shows: its text, below its reasoning when reasoning is shown."""
+        quote = render_reasoning(reasoning) if self._show_reasoning else ""
+        return f"{quote}\n\n{text}" if quote and text else quote or text
 
     def _adopt_draft(self, key: str) -> None:
         """Hand the draft's Slack message to block ``key``; the next deltas start a new draft."""
@@ -284,9 +425,31 @@ class ThreadView:
         if key not in self.changed:
             self.changed.append(key)
 
+    def _provisioning(self) -> _Call | None:
+        """The running tool call that builds the agent's workspace, if any."""
+        return next(
+            (c for c in self._calls.values() if c.name in PROVISIONING_TOOLS and c.state == "running"),
+            None,
+        )
+
+    def _starting(self) -> Starting | None:
+        """How long the turn has been starting, once that is long enough to say so."""
+        workspace = self._provisioning()
+        if workspace is not None:
+            return Starting(self._now - workspace.started, workspace=True)
+        since = self._starting_since
+        if since is not None and (self._slow_start_shown or self._now - since >= self._slow_start):
+            self._slow_start_shown = True
+            return Starting(self._now - since, workspace=False)
+        return None
+
     def _update_card(self, phase: ChatPhase | None = None) -> None:
-        """The turn's status card: shown once the turn called a tool, final when the turn ended."""
-        if self._turn_id is None or not self._calls:
+        """The turn's status card: shown once the turn called a tool or is slow to start, final when
+        the turn ended."""
+        if self._turn_id is None:
+            return
+        starting = self._starting() if phase is None else None
+        if not self._calls and starting is None and not self._slow_start_shown:
             return
         key = f"card:{self._turn_id}"
         if key in self._blocks and self._blocks[key].final:
@@ -295,7 +458,7 @@ class ThreadView:
             phase = self.status.phase if self.status is not None else ChatPhase.WORKING
         lines = [ToolLine(c.name, c.summary, c.state) for c in self._calls.values()]
         touched = list(self._touched())
-        text = render_card(lines, phase=phase, touched=touched, reason=self._failure)
+        text = render_card(lines, phase=phase, touched=touched, reason=self._failure, starting=starting)
         self._set(key, text, final=not phase.busy)
 
     def _close_card(self) -> None:
@@ -304,8 +467,7 @@ class ThreadView:
         self._update_card(ChatPhase.IDLE)
 
     def _update_draft(self) -> None:
-        persisted = self._turn_persisted
-        draft = self._deltas.removeprefix(persisted) if self._deltas.startswith(persisted) else ""
+        draft = self._reply(self._reasoning.pending(), self._text.pending())
         if draft.strip():
             self._set(DRAFT, draft, final=False)
 

@@ -19,13 +19,43 @@ _PHASE_ICONS = {
 }
 
 
-def render_header(*, title: str, url: str, status: ChatStatus | None) -> str:
+_STATUS_WORDS = {
+    ChatPhase.STARTING: "starting",
+    ChatPhase.WORKING: "working",
+    ChatPhase.IDLE: "waiting",  # Coder's own word: idle, waiting for the next message
+    ChatPhase.NEEDS_USER: "waiting for you",
+    ChatPhase.DONE: "completed",
+    ChatPhase.ERROR: "error",
+}
+_NAMED_WORDS = {"interrupting": "stopping"}  # a working phase that is about to end
+_REASON_LIMIT = 200
+
+
+def render_status(status: ChatStatus, *, reason: str = "") -> str:
+    """The chat's status in a few words: ``⚙️ working``, ``✋ waiting for you``, ``❌ error: …``.
+
+    A status this bridge does not know keeps Coder's own name, so a newer Coder still reads sensibly.
+    """
+    words = _NAMED_WORDS.get(status.name) or _STATUS_WORDS.get(status.phase) or status.name or "unknown"
+    line = f"{_PHASE_ICONS[status.phase]} {words}"
+    if status.phase is ChatPhase.ERROR and reason:
+        line += f": {_one_line(reason)}"
+    return line
+
+
+def render_header(*, title: str, url: str, status: ChatStatus | None, reason: str = "") -> str:
     """The bot's first reply: which Coder chat this thread drives, where to open it, and its status."""
     name = _escape_link_text(title) or "Coder chat"
     line = f"Started a Coder chat for this thread: [{name}]({url})"
     if status is not None:
-        line += f" · {_PHASE_ICONS[status.phase]} {status.name}"
+        line += f" · {render_status(status, reason=reason)}"
     return line + "\nReplies in this thread go to the agent."
+
+
+def _one_line(text: str, limit: int = _REASON_LIMIT) -> str:
+    """``text`` on one line, cut to ``limit`` characters: a reason must not take over the thread."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def render_queued(position: int | None) -> str:
@@ -50,8 +80,7 @@ def _escape_link_text(text: str) -> str:
     return text.replace("[", "(").replace("]", ")").strip()
 
 
-CARD_MARKS = ("⏳ ", "✅ ", "❌ ")
-"""How a turn's status card begins (tests and tools use it to tell cards from replies)."""
+_CARD_HEAD = re.compile(r"^(⏳ (Working|Starting)|✅ Done|❌ Failed|✋ Waiting for you)\b")
 _SHOWN_CALLS = 5
 _STATE_MARKS = {"running": "⏳", "ok": "✓", "error": "✗"}
 
@@ -65,17 +94,43 @@ class ToolLine:
     state: str  # running | ok | error
 
 
+@dataclass(frozen=True)
+class Starting:
+    """A turn that has not really begun yet: Coder waits for a worker, or the agent's workspace is
+    being created or started (which takes minutes); ``seconds`` is how long that has lasted."""
+
+    seconds: float
+    workspace: bool
+
+
 def render_card(
-    calls: Sequence[ToolLine], *, phase: ChatPhase, touched: Sequence[str], reason: str = ""
+    calls: Sequence[ToolLine],
+    *,
+    phase: ChatPhase,
+    touched: Sequence[str],
+    reason: str = "",
+    starting: Starting | None = None,
 ) -> str:
-    """A turn's status card: one compact message per turn, rewritten as tools run, never one per call."""
-    count = f"{len(calls)} tool{'s' if len(calls) != 1 else ''}"
-    if phase.busy:
-        head = f"⏳ Working · {count}"
+    """A turn's status card: one compact message per turn, rewritten as tools run, never one per call.
+
+    While the turn is still starting (``starting``) it says so, with the time it has taken, so a
+    slow workspace start does not look like a stuck agent.
+    """
+    count = f"{len(calls)} tool{'s' if len(calls) != 1 else ''}" if calls else ""
+    if phase.busy and starting is not None:
+        what = "Starting workspace…" if starting.workspace else "Starting…"
+        head = f"⏳ {what} {format_elapsed(starting.seconds)}"
+    elif phase.busy:
+        head = "⏳ Working"
     elif phase is ChatPhase.ERROR:
-        head = f"❌ Failed · {count}" + (f" · {reason}" if reason else "")
+        head = "❌ Failed"
+    elif phase is ChatPhase.NEEDS_USER:
+        head = "✋ Waiting for you"
     else:
-        head = f"✅ Done · {count}"
+        head = "✅ Done"
+    head += f" · {count}" if count else ""
+    if phase is ChatPhase.ERROR and reason:
+        head += f" · {_one_line(reason)}"
     if touched:
         shown = ", ".join(f"`{_code(name)}`" for name in touched[:4])
         more = f" and {len(touched) - 4} more" if len(touched) > 4 else ""
@@ -93,22 +148,77 @@ def render_card(
 
 def is_card(text: str) -> bool:
     """Whether a bot message is a turn's status card."""
-    return text.startswith(CARD_MARKS) and (" tool" in text.split("\n", 1)[0])
+    return _CARD_HEAD.match(text) is not None
+
+
+def format_elapsed(seconds: float) -> str:
+    """``40s``, ``1m 10s``, ``1h 5m``: a duration as people read it on a card."""
+    total = max(int(seconds), 0)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {secs}s" if minutes else f"{secs}s"
+
+
+RETRY_MARKS = ("⟳ ", "✓ Recovered", "✗ Gave up")
+"""How the line about Coder retrying the model begins (tests use it to tell it from replies)."""
+
+
+def render_retry(attempt: int, delay_ms: int, error: str) -> str:
+    """Coder retries a failed model call: which attempt, when, and why (one line, edited in place)."""
+    delay = format_elapsed(round(delay_ms / 1000)) if delay_ms >= 1000 else f"{max(delay_ms, 0)} ms"
+    line = f"⟳ Retrying (attempt {attempt}) in {delay}"
+    return line + (f": {_one_line(error)}" if error.strip() else "")
+
+
+def render_retry_end(retries: int, *, outcome: str, error: str = "") -> str:
+    """The retry line once it is over: the model answered again (``recovered``), Coder gave up
+    (``failed``), or the turn ended otherwise, e.g. stopped by a person (``stopped``)."""
+    times = f"{retries} retr{'ies' if retries != 1 else 'y'}"
+    if outcome == "recovered":
+        return f"✓ Recovered after {times}"
+    if outcome == "stopped":
+        return f"⟳ Stopped retrying after {times}"
+    return f"✗ Gave up after {times}" + (f": {_one_line(error)}" if error.strip() else "")
+
+
+def is_retry_line(text: str) -> bool:
+    """Whether a bot message is the retry line of a turn."""
+    return text.startswith(RETRY_MARKS)
+
+
+_REASONING_LIMIT = 300
+
+
+def render_reasoning(text: str) -> str:
+    """The model's reasoning, when shown at all: one quoted line, trimmed, set apart from the reply."""
+    return f"> 💭 _{_one_line(text, _REASONING_LIMIT)}_" if text.strip() else ""
 
 
 def _code(text: str) -> str:
     return text.replace("`", "'")
 
 
-_OUTCOME = re.compile(r"^<@[UW][A-Z0-9]+> (✅|❌|🛑) The agent ")
+_OUTCOME = re.compile(r"^<@[UW][A-Z0-9]+> (✅|❌|🛑|✋) The agent ")
 
 
 def render_outcome(
-    user: str, *, phase: ChatPhase, touched: Sequence[str], reason: str = "", stopped: bool = False
+    user: str,
+    *,
+    phase: ChatPhase,
+    touched: Sequence[str],
+    reason: str = "",
+    stopped: bool = False,
+    waiting_for: Sequence[str] = (),
 ) -> str:
-    """The one new message that notifies the requester that the agent is done (edits notify nobody)."""
+    """The one new message that notifies the requester that the agent is done or needs them (edits
+    notify nobody)."""
     if phase is ChatPhase.ERROR:
         return f"<@{user}> ❌ The agent stopped with an error" + (f": {reason}" if reason else ".")
+    if phase is ChatPhase.NEEDS_USER:
+        tools = ", ".join(f"`{_code(name)}`" for name in waiting_for)
+        return f"<@{user}> ✋ The agent is waiting for you" + (f" ({tools})." if tools else ".")
     if stopped:
         return f"<@{user}> 🛑 The agent stopped as asked."
     files = ", ".join(f"`{_code(name)}`" for name in touched[:4])

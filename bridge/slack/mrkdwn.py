@@ -15,7 +15,8 @@ def split_markdown(text: str, limit: int = MARKDOWN_LIMIT) -> list[str]:
     """Cut ``text`` into parts of at most ``limit`` characters; joining them restores the text.
 
     Parts end at a blank line where possible, else at a line end, else hard. A part that ends
-    inside a code fence gets a closing fence, and the next part reopens it.
+    inside a code fence gets a closing fence line, and the next part reopens it; nothing else is
+    added or removed, so dropping those two lines gives back the text exactly.
     """
     if len(text) <= limit:
         return [text]
@@ -32,9 +33,9 @@ def split_markdown(text: str, limit: int = MARKDOWN_LIMIT) -> list[str]:
         fence = _open_fence_after(reopen + chunk)
         body = reopen + chunk
         if fence is not None:
-            body = body.rstrip("\n") + "\n" + _FENCE
+            # Only the fence lines are added: blank lines at the cut stay (they may be code).
+            body += ("" if body.endswith("\n") else "\n") + _FENCE
             reopen = fence + "\n"
-            rest = rest.lstrip("\n") if chunk.endswith("\n") else rest
         else:
             reopen = ""
         parts.append(body)

@@ -15,7 +15,14 @@ from hypothesis import strategies as st
 from bridge.coder import experimental_wire, v2_wire
 from bridge.coder.aisdk_wire import DataStreamDecoder, ReplyAccumulator
 from bridge.coder.framing import FrameDecoder, RawEvent
-from bridge.coder.types import ErrorEvent, MessageEvent, PartEvent, StatusEvent, StreamEvent
+from bridge.coder.types import (
+    ActionRequiredEvent,
+    ErrorEvent,
+    MessageEvent,
+    PartEvent,
+    StatusEvent,
+    StreamEvent,
+)
 
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -24,7 +31,16 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10), inner, max_size=5),
     max_leaves=25,
 )
-EVENT_TYPES = ["message_part", "message", "status", "error", "retry", "queue_update", "diff_status_change"]
+EVENT_TYPES = [
+    "message_part",
+    "message",
+    "status",
+    "error",
+    "retry",
+    "queue_update",
+    "action_required",
+    "diff_status_change",
+]
 PARSERS: list[Callable[[RawEvent], StreamEvent | None]] = [
     experimental_wire.parse_stream_event,
     v2_wire.parse_stream_event,
@@ -232,3 +248,37 @@ def _is_text(junk: str) -> bool:
     except (ValueError, RecursionError):
         return False
     return isinstance(value, str) or (isinstance(value, dict) and value.get("type") == "text-delta")
+
+
+@PROPERTY
+@given(
+    names=st.lists(st.text(min_size=1, max_size=12).filter(lambda t: t not in EVENT_TYPES), max_size=5),
+    parser=st.sampled_from(PARSERS),
+)
+def test_unknown_event_types_are_logged_once_each_and_skipped(
+    names: list[str], parser: Callable[[RawEvent], StreamEvent | None]
+) -> None:
+    """A newer Coder's event types are skipped; each is said at most once at INFO, never louder."""
+    with logged() as records:
+        for name in names * 3:
+            assert parser({"type": f"new-{name}", "chat_id": "c"}) is None
+    loud = [r for r in records if r.levelno >= logging.INFO]
+    assert all(r.levelno == logging.INFO for r in loud)
+    assert len(loud) <= len(set(names))
+
+
+@PROPERTY
+@given(payload=json_values, parser=st.sampled_from(PARSERS))
+def test_action_required_of_any_shape_parses_or_is_skipped(
+    payload: Any, parser: Callable[[RawEvent], StreamEvent | None]
+) -> None:
+    """The newest G2's action_required event with any payload: the tools it names, or skipped."""
+    result = parser({"type": "action_required", "chat_id": "c", "action_required": payload})
+    assert result is None or isinstance(result, ActionRequiredEvent)
+
+
+def test_action_required_names_the_waiting_tools() -> None:
+    """The tool calls an action_required event lists become the names the thread shows."""
+    calls = [{"tool_call_id": "1", "tool_name": "browser"}, {"tool_call_id": "2"}]
+    event = v2_wire.parse_stream_event({"type": "action_required", "action_required": {"tool_calls": calls}})
+    assert event == ActionRequiredEvent(tool_names=("browser",))

@@ -1,4 +1,4 @@
-"""Rendering the PR / diff summary a thread shows for the agent's changes."""
+"""Rendering the bridge's own lines: PR / diff summary, status words, cards, retry lines, outcomes."""
 
 from __future__ import annotations
 
@@ -6,8 +6,21 @@ from typing import Any
 
 import pytest
 
-from bridge.coder.types import ChatDiff, ChatDiffStatus, ChatId, FileChange
-from bridge.slack.blocks import render_diff_summary
+from bridge.coder.types import ChatDiff, ChatDiffStatus, ChatId, ChatPhase, ChatStatus, FileChange
+from bridge.slack.blocks import (
+    Starting,
+    format_elapsed,
+    is_card,
+    is_outcome,
+    is_retry_line,
+    render_card,
+    render_diff_summary,
+    render_header,
+    render_outcome,
+    render_retry,
+    render_retry_end,
+    render_status,
+)
 
 PR = "https://github.com/acme/app/pull/12"
 
@@ -85,3 +98,67 @@ def test_nothing_to_summarize() -> None:
     empty = ChatDiffStatus(url="", pull_request_state="", pull_request_title="")
     assert render_diff_summary(None, None) is None
     assert render_diff_summary(empty, diff()) is None
+
+
+def _status(phase: ChatPhase, name: str) -> ChatStatus:
+    return ChatStatus(phase=phase, name=name)
+
+
+@pytest.mark.parametrize(
+    ("phase", "name", "words"),
+    [
+        (ChatPhase.STARTING, "pending", "⏳ starting"),
+        (ChatPhase.WORKING, "running", "⚙️ working"),
+        (ChatPhase.WORKING, "interrupting", "⚙️ stopping"),
+        (ChatPhase.IDLE, "waiting", "💤 waiting"),
+        (ChatPhase.NEEDS_USER, "paused", "✋ waiting for you"),
+        (ChatPhase.NEEDS_USER, "requires_action", "✋ waiting for you"),
+        (ChatPhase.DONE, "completed", "✅ completed"),
+        (ChatPhase.UNKNOWN, "compacting", "❔ compacting"),
+    ],
+)
+def test_status_line_in_words(phase: ChatPhase, name: str, words: str) -> None:
+    """Each status reads as a few words people understand; an unknown one keeps Coder's name."""
+    assert render_status(_status(phase, name)) == words
+
+
+def test_error_status_carries_its_reason_on_one_line() -> None:
+    """An error status says why, on one line and cut short, also in the header."""
+    status = _status(ChatPhase.ERROR, "error")
+    assert render_status(status, reason="Anthropic API error:\n overloaded") == (
+        "❌ error: Anthropic API error: overloaded"
+    )
+    assert len(render_status(status, reason="x" * 1000)) < 220
+    header = render_header(title="T", url="https://c/agents/1", status=status, reason="boom")
+    assert header.splitlines()[0].endswith("· ❌ error: boom")
+
+
+def test_outcome_when_the_agent_waits_for_the_requester() -> None:
+    """A turn that needs its requester mentions them once, naming what waits."""
+    text = render_outcome("U1", phase=ChatPhase.NEEDS_USER, touched=(), waiting_for=("ask_user_question",))
+    assert text == "<@U1> ✋ The agent is waiting for you (`ask_user_question`)."
+    assert is_outcome(text)
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(0, "0s"), (42.9, "42s"), (70, "1m 10s"), (3725, "1h 2m")])
+def test_elapsed_time_reads_naturally(seconds: float, text: str) -> None:
+    """Durations on cards read like people write them."""
+    assert format_elapsed(seconds) == text
+
+
+def test_retry_line_and_its_ends() -> None:
+    """The retry line names attempt, backoff and reason; its end says how the retries went."""
+    assert render_retry(2, 8000, "overloaded") == "⟳ Retrying (attempt 2) in 8s: overloaded"
+    assert render_retry(1, 250, "") == "⟳ Retrying (attempt 1) in 250 ms"
+    assert render_retry_end(2, outcome="recovered") == "✓ Recovered after 2 retries"
+    assert render_retry_end(1, outcome="failed", error="x") == "✗ Gave up after 1 retry: x"
+    assert all(is_retry_line(t) for t in (render_retry(1, 1, "e"), render_retry_end(3, outcome="stopped")))
+
+
+def test_cards_are_told_from_replies() -> None:
+    """Every card head is recognised as a card, and ordinary replies are not."""
+    starting = render_card([], phase=ChatPhase.STARTING, touched=[], starting=Starting(5, workspace=False))
+    assert starting == "⏳ Starting… 5s"
+    heads = [starting, "⏳ Working · 2 tools", "✅ Done", "❌ Failed · 1 tool · x", "✋ Waiting for you"]
+    assert all(is_card(h) for h in heads)
+    assert not any(is_card(t) for t in ("Done.", "✅ Doneness matters", "I'm ⏳ Working"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bridge.coder.types import (
+    ActionRequiredEvent,
     ChatPhase,
     ChatStatus,
     ConnectedEvent,
@@ -11,6 +12,7 @@ from bridge.coder.types import (
     MessageEvent,
     Part,
     PartEvent,
+    RetryEvent,
     StatusEvent,
     StreamEvent,
 )
@@ -336,3 +338,145 @@ def test_queued_turn_does_not_bring_back_the_previous_turns_text() -> None:
     assert shown(view) == [("after:5", "Fixed it.", True)]
     view.apply([delta("Added.")])
     assert shown(view) == [("after:5", "Fixed it.", True), ("draft", "Added.", False)]
+
+
+def retry(attempt: int, delay_ms: int = 8000, error: str = "Anthropic is overloaded") -> RetryEvent:
+    return RetryEvent(attempt=attempt, delay_ms=delay_ms, error=error)
+
+
+def lines(view: ThreadView, prefix: str) -> list[tuple[str, str, bool]]:
+    return [(b.key, b.text, b.final) for b in view.blocks if b.key.startswith(prefix)]
+
+
+def test_retries_are_one_line_edited_in_place_then_marked_recovered() -> None:
+    """Each retry rewrites the same line; the first output after them marks it recovered, for good."""
+    view = ThreadView()
+    view.apply([message(5, "user", "go"), RUNNING, retry(1, 1000)])
+    assert lines(view, "retry:") == [
+        ("retry:5:1", "⟳ Retrying (attempt 1) in 1s: Anthropic is overloaded", False)
+    ]
+    view.apply([retry(2, 8000)])
+    assert lines(view, "retry:") == [
+        ("retry:5:1", "⟳ Retrying (attempt 2) in 8s: Anthropic is overloaded", False)
+    ]
+    view.apply([delta("Hello")])
+    assert lines(view, "retry:") == [("retry:5:1", "✓ Recovered after 2 retries", True)]
+    assert ("draft", "Hello", False) in shown(view)
+
+
+def test_retries_that_end_in_an_error_say_so() -> None:
+    """Coder giving up turns the retry line into a final one; the error itself is shown as well."""
+    view = ThreadView()
+    view.apply([message(5, "user", "go"), RUNNING, retry(1, 200)])
+    view.apply(
+        [
+            ErrorEvent(message="overloaded (529)"),
+            StatusEvent(status=ChatStatus(phase=ChatPhase.ERROR, name="error")),
+        ]
+    )
+    assert lines(view, "retry:") == [("retry:5:1", "✗ Gave up after 1 retry: Anthropic is overloaded", True)]
+    assert ("error:5", "⚠️ overloaded (529)", True) in shown(view)
+
+
+def test_a_later_series_of_retries_gets_its_own_line() -> None:
+    """Retries after a recovery start a new line: the finished one is never rewritten."""
+    view = ThreadView()
+    view.apply([message(5, "user", "go"), RUNNING, retry(1), delta("Hi"), retry(1)])
+    assert [key for key, _, _ in lines(view, "retry:")] == ["retry:5:1", "retry:5:2"]
+    view.apply([WAITING])
+    assert lines(view, "retry:")[1] == ("retry:5:2", "⟳ Stopped retrying after 1 retry", True)
+
+
+PENDING = StatusEvent(status=ChatStatus(phase=ChatPhase.STARTING, name="pending"))
+
+
+def test_slow_start_shows_a_card_with_its_duration() -> None:
+    """A turn pending past the threshold gets a card saying it is starting, with the time taken."""
+    view = ThreadView(slow_start=10)
+    view.apply([message(5, "user", "go"), PENDING], now=100)
+    assert view.clock_running
+    assert lines(view, "card:") == []
+    view.tick(105)
+    assert lines(view, "card:") == []
+    view.tick(170)
+    assert lines(view, "card:") == [("card:5", "⏳ Starting… 1m 10s", False)]
+    view.apply([RUNNING, delta("Hi")], now=171)
+    assert lines(view, "card:") == [("card:5", "⏳ Working", False)]
+    assert not view.clock_running
+    view.apply([message(6, "assistant", "Hi"), WAITING], now=172)
+    assert lines(view, "card:") == [("card:5", "✅ Done", True)]
+
+
+def test_workspace_tools_say_the_workspace_is_starting() -> None:
+    """While chatd's create_workspace runs, the card says the workspace is starting and for how long."""
+    view = ThreadView()
+    view.apply([message(5, "user", "go"), RUNNING, tool_call("c1", "create_workspace", {"name": "w"})], now=0)
+    view.tick(70)
+    assert card(view).startswith("⏳ Starting workspace… 1m 10s · 1 tool\n")
+    view.apply([tool_result("c1"), tool_call("c2", "execute", {"command": "ls"})], now=71)
+    assert card(view).startswith("⏳ Working · 2 tools\n")
+
+
+def test_fast_start_shows_no_card() -> None:
+    """A start quicker than the threshold leaves the thread as it was: no card for a plain reply."""
+    view = ThreadView(slow_start=10)
+    view.apply([message(5, "user", "go"), PENDING], now=0)
+    view.apply([RUNNING, delta("Hi")], now=3)
+    view.tick(30)
+    assert lines(view, "card:") == []
+
+
+def reasoning(text: str) -> PartEvent:
+    return PartEvent(role="assistant", part=Part(type="reasoning", text=text))
+
+
+def test_reasoning_is_hidden_by_default() -> None:
+    """Reasoning deltas and persisted reasoning never reach the thread unless asked for."""
+    view = ThreadView()
+    persisted = Message(
+        id=6, role="assistant", content=(Part(type="reasoning", text="Think."), Part(type="text", text="Hi"))
+    )
+    view.apply([message(5, "user", "go"), RUNNING, reasoning("Think."), delta("Hi")])
+    assert shown(view) == [("draft", "Hi", False)]
+    view.apply([MessageEvent(message=persisted), WAITING])
+    assert shown(view) == [("after:5", "Hi", True)]
+
+
+def test_reasoning_is_quoted_above_the_reply_when_shown() -> None:
+    """With reasoning shown, the draft and the final reply start with it, quoted and trimmed."""
+    view = ThreadView(show_reasoning=True)
+    long = "I should look at auth first. " * 30
+    persisted = Message(
+        id=6, role="assistant", content=(Part(type="reasoning", text=long), Part(type="text", text="Hi"))
+    )
+    view.apply([message(5, "user", "go"), RUNNING, reasoning(long)])
+    [(key, text, _)] = shown(view)
+    assert key == "draft"
+    assert text.startswith("> 💭 _I should look at auth first.")
+    assert len(text) < 320
+    view.apply([delta("Hi"), MessageEvent(message=persisted), WAITING])
+    [(key, text, final)] = shown(view)
+    assert (key, final) == ("after:5", True)
+    assert text.endswith("…_\n\nHi")
+
+
+def test_unknown_status_is_skipped() -> None:
+    """A status a newer Coder invented keeps the last known one: the turn is still followed."""
+    view = ThreadView()
+    view.apply([message(5, "user", "go"), RUNNING])
+    view.apply([StatusEvent(status=ChatStatus(phase=ChatPhase.UNKNOWN, name="compacting"))])
+    assert view.busy
+    assert view.status == RUNNING.status
+    assert not view.status_changed
+
+
+def test_waiting_for_the_user_is_an_outcome_naming_the_tools() -> None:
+    """requires_action ends the turn for now: its outcome says the agent waits, and for which tools."""
+    needs_user = StatusEvent(status=ChatStatus(phase=ChatPhase.NEEDS_USER, name="requires_action"))
+    view = ThreadView()
+    view.apply([message(5, "user", "go"), RUNNING, tool_call("c1", "ask_user_question", {"q": "Which DB?"})])
+    view.apply([needs_user, ActionRequiredEvent(tool_names=("ask_user_question",))])
+    outcome = view.outcome()
+    assert outcome is not None
+    assert (outcome.phase, outcome.waiting_for) == (ChatPhase.NEEDS_USER, ("ask_user_question",))
+    assert card(view).startswith("✋ Waiting for you · 1 tool")
