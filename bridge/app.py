@@ -35,6 +35,7 @@ from bridge.db.engine import Database
 from bridge.db.migrate import upgrade
 from bridge.metrics import Metrics
 from bridge.relay.aisdk_store import DatabaseAiSdkStore
+from bridge.relay.chat_commands import ChatCommands
 from bridge.relay.controls import Control, Controls
 from bridge.relay.identity import Identity, TokenCipher
 from bridge.relay.inbound import ContextLimits, Inbound
@@ -252,8 +253,12 @@ class Bridge:
             logger=_bolt_logger(),
         )
         events.register(bolt, intake, self._inbound, self._controls, self.metrics)
+        chats = ChatCommands(self.db, accounts, policy, poster, self._inbound, self._controls)
         commands.register(
-            bolt, commands.Router(), commands.IdentityCommands(accounts, coder_url=settings.coder_url)
+            bolt,
+            commands.Router(),
+            commands.IdentityCommands(accounts, coder_url=settings.coder_url),
+            chats,
         )
         undelivered = await self._outbox.resume()
         if undelivered:

@@ -134,7 +134,7 @@ class Controls:
             elif control is Control.INTERRUPT:
                 text = await self._interrupt(backend, chat_id, reaction)
             else:
-                text = await self._archive(backend, chat_id, reaction)
+                text = await self._archive(backend, chat_id, reaction.user_id, reaction.added)
         except CoderError as exc:
             log.warning("%s of chat %s failed: %s", control, chat_id, exc, extra={"chat_id": chat_id})
             if isinstance(exc, CoderAuthError):
@@ -151,18 +151,35 @@ class Controls:
         self._supervisor.follow(chat_id)
         return f"🛑 Stopped the agent at <@{reaction.user_id}>'s request."
 
-    async def _archive(self, backend: CoderBackend, chat_id: ChatId, reaction: Reaction) -> str:
-        await backend.set_archived(chat_id, reaction.added)
+    async def archive(self, link: ThreadLink, user_id: str, request_id: str) -> str:
+        """``/coder archive``: what the archive reaction does, answered to the caller and said in the
+        thread; a refusal (policy, unlinked account, Coder) is the answer and nothing changes."""
+        refusal = await self._policy.may_control(link, user_id)
+        if refusal is not None:
+            return refusal
+        backend = await self._identity.backend_for_link(link)
+        if backend is None or link.chat_id is None:
+            return f"<@{link.requester_user_id}>'s Coder account is no longer linked, so I can't archive it."
+        try:
+            text = await self._archive(backend, ChatId(link.chat_id), user_id, True)
+        except CoderError as exc:
+            log.warning("archive of chat %s failed: %s", link.chat_id, exc, extra={"chat_id": link.chat_id})
+            return f"Couldn't archive the chat: {exc}"
+        await self._outbox.put(thread_ref(link), [final_text(f"control:{request_id}", text)])
+        return text
+
+    async def _archive(self, backend: CoderBackend, chat_id: ChatId, user_id: str, archived: bool) -> str:
+        await backend.set_archived(chat_id, archived)
         async with self._db.unit() as session:
-            await repo.set_archived(session, chat_id, reaction.added)
+            await repo.set_archived(session, chat_id, archived)
         if backend.capabilities.archive == "delete":
             return (
-                f"🗑️ Deleted the chat in Coder at <@{reaction.user_id}>'s request (this Coder version cannot "
+                f"🗑️ Deleted the chat in Coder at <@{user_id}>'s request (this Coder version cannot "
                 "archive); replies here are no longer sent."
             )
-        if reaction.added:
-            return f"🗄️ Archived by <@{reaction.user_id}>; remove the reaction to unarchive."
-        return f"📤 Unarchived by <@{reaction.user_id}>; replies here reach the agent again."
+        if archived:
+            return f"🗄️ Archived by <@{user_id}>; remove the reaction to unarchive."
+        return f"📤 Unarchived by <@{user_id}>; replies here reach the agent again."
 
     async def _promote(
         self, backend: CoderBackend, chat_id: ChatId, reaction: Reaction, queued_id: int

@@ -34,9 +34,11 @@ async def test_unknown_model_is_answered_privately_and_starts_nothing(world: Wor
     root = await world.mention("model=gpt-9 fix the login bug")
     await world.until(lambda: _whispered(world, world.slack.alice, "no model `gpt-9`"))
     answer = world.slack.ephemerals(world.slack.alice)[-1].markdown_text
-    assert "`Claude Sonnet 4`" in answer and "`GPT-5`" in answer
+    assert "`Claude Sonnet 4`" in answer
+    assert "`GPT-5`" in answer
     assert "`o1`" not in answer, "a disabled model is not offered"
-    assert world.chat_of(root) is None and not world.coder.chats
+    assert world.chat_of(root) is None
+    assert not world.coder.chats
     assert world.bot_texts(root) == []
 
 
