@@ -45,7 +45,7 @@ from bridge.relay.outbox import Outbox
 from bridge.relay.policy import Policy, Rules
 from bridge.relay.supervisor import Supervisor
 from bridge.relay.watcher import Watcher
-from bridge.slack import commands, events
+from bridge.slack import commands, events, shortcuts
 from bridge.slack.directory import WebDirectory
 from bridge.slack.files import SlackFileSource
 from bridge.slack.history import ThreadReader
@@ -253,6 +253,7 @@ class Bridge:
             logger=_bolt_logger(),
         )
         events.register(bolt, intake, self._inbound, self._controls, self.metrics)
+        shortcuts.register(bolt, self._controls)
         chats = ChatCommands(self.db, accounts, policy, poster, self._inbound, self._controls)
         commands.register(
             bolt,

@@ -32,6 +32,9 @@ from bridge.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
 
+_NOT_QUEUED = "“Stop and send this instead” works on a reply the agent has not taken yet (one marked Queued)."
+_UNLINKED = "The chat's owner has no linked Coder account any more (`/coder link` links it again)."
+
 
 class Control(StrEnum):
     """What a reaction asks for."""
@@ -88,6 +91,36 @@ class Controls:
     def submit(self, reaction: Reaction) -> None:
         """Handle a recorded reaction in the background (Slack wants its ack at once)."""
         self._tasks.spawn(reaction.event_id, self._intake.settle(reaction.event_id, self._control(reaction)))
+
+    def send_now(self, user_id: str, channel_id: str, ts: str, request_id: str) -> None:
+        """The ``send_now`` shortcut on a queued follow-up: stop the agent, then promote it (background)."""
+        self._tasks.spawn(f"send_now:{request_id}", self._send_now(user_id, channel_id, ts, request_id))
+
+    async def _send_now(self, user_id: str, channel_id: str, ts: str, request_id: str) -> None:
+        async with self._db.unit() as session:
+            inbound = await repo.find_inbound(session, channel_id=channel_id, ts=ts)
+            link = await repo.get_link(session, inbound.link_id) if inbound is not None else None
+        if inbound is None or link is None or link.chat_id is None or inbound.queued_message_id is None:
+            await self._identity.whisper(channel_id, user_id, link.thread_ts if link else None, _NOT_QUEUED)
+            return
+        refusal = await self._policy.may_control(link, user_id)
+        backend = await self._identity.backend_for_link(link) if refusal is None else None
+        if refusal is not None or backend is None:
+            await self._identity.whisper(channel_id, user_id, link.thread_ts, refusal or _UNLINKED)
+            return
+        chat_id = ChatId(link.chat_id)
+        reaction = Reaction(request_id, user_id, channel_id, ts, "send_now", added=True)
+        try:
+            if (await backend.get_chat(chat_id)).status.phase.busy:
+                await self._interrupt(backend, chat_id, reaction)
+            # Once stopped, Coder may already have taken the head of its queue: nothing to promote.
+            if any(q.id == inbound.queued_message_id for q in await backend.queued_messages(chat_id)):
+                await self._promote(backend, chat_id, reaction, inbound.queued_message_id)
+            text = f"⏭️ <@{user_id}> stopped the agent; it takes the queued message next."
+        except CoderError as exc:
+            log.warning("send-now in chat %s failed: %s", chat_id, exc, extra={"chat_id": chat_id})
+            text = render_error(f"Couldn't send that message now: {exc}")
+        await self._outbox.put(thread_ref(link), [final_text(f"control:{request_id}", text)])
 
     async def drain(self, timeout: float) -> bool:
         """Let controls in flight finish (shutdown)."""

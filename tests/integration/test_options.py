@@ -111,3 +111,30 @@ async def test_now_without_a_message_is_answered_privately(world: World) -> None
     await world.until(lambda: _whispered(world, world.slack.alice, "Write the message after `!now`"))
     assert world.chat_of(root).status == "running"
     gate.set()
+
+
+async def test_send_now_shortcut_on_a_queued_follow_up(world: World) -> None:
+    """“Stop and send this instead” on a queued reply stops the agent and the reply goes next."""
+    world.require("queue", "coder")
+    root, _ = await _busy(world)
+    queued = await world.reply(root, "actually, do the docs")
+    await world.until(lambda: any("Queued" in t for t in world.bot_texts(root)))
+    response = await world.slack.shortcut(world.slack.alice, world.slack.general, queued, "send_now")
+    assert response.status == 200
+    await world.until(lambda: "On it: actually, do the docs" in world.bot_texts(root))
+    assert any("stopped the agent" in t for t in world.bot_texts(root))
+
+
+async def test_send_now_shortcut_refusals(world: World) -> None:
+    """On a message that is not queued, or by someone who may not control the chat: a private note."""
+    root, gate = await _busy(world)
+    await world.slack.shortcut(world.slack.alice, world.slack.general, root, "send_now")
+    await world.until(
+        lambda: _whispered(world, world.slack.alice, "works on a reply the agent has not taken")
+    )
+    queued = await world.reply(root, "later please")
+    await world.until(lambda: any("Queued" in t for t in world.bot_texts(root)))
+    await world.slack.shortcut(world.slack.bob, world.slack.general, queued, "send_now")
+    await world.until(lambda: _whispered(world, world.slack.bob, "Only <@"))
+    assert world.chat_of(root).status == "running"
+    gate.set()
