@@ -24,7 +24,7 @@ from bridge.db.engine import Database
 from bridge.db.models import ThreadLink
 from bridge.relay.identity import Identity
 from bridge.relay.intake import Intake
-from bridge.relay.outbox import Outbox, final_text
+from bridge.relay.outbox import Outbox, digest, final_text
 from bridge.relay.policy import Policy
 from bridge.relay.supervisor import Supervisor, thread_ref
 from bridge.slack.blocks import render_error
@@ -120,7 +120,7 @@ class Controls:
         except CoderError as exc:
             log.warning("send-now in chat %s failed: %s", chat_id, exc, extra={"chat_id": chat_id})
             text = render_error(f"Couldn't send that message now: {exc}")
-        await self._outbox.put(thread_ref(link), [final_text(f"control:{request_id}", text)])
+        await self._outbox.put(thread_ref(link), [final_text(f"control:{digest(request_id)}", text)])
 
     async def drain(self, timeout: float) -> bool:
         """Let controls in flight finish (shutdown)."""
@@ -198,7 +198,7 @@ class Controls:
         except CoderError as exc:
             log.warning("archive of chat %s failed: %s", link.chat_id, exc, extra={"chat_id": link.chat_id})
             return f"Couldn't archive the chat: {exc}"
-        await self._outbox.put(thread_ref(link), [final_text(f"control:{request_id}", text)])
+        await self._outbox.put(thread_ref(link), [final_text(f"control:{digest(request_id)}", text)])
         return text
 
     async def _archive(self, backend: CoderBackend, chat_id: ChatId, user_id: str, archived: bool) -> str:

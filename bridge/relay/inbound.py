@@ -473,8 +473,7 @@ class Inbound:
             stopped = await self._stop_for(backend, link, message) if now else None
             result = await backend.send_message(chat_id, content)
             if stopped is not None and result.queued_message is not None:  # the stop had not landed yet
-                promoted = await backend.promote_queued(chat_id, result.queued_message.id)
-                result = SendResult(queued=False, message=promoted)
+                result = await self._to_front(backend, chat_id, result)
         except CoderError as exc:
             log.warning("follow-up to chat %s failed: %s", chat_id, exc, extra={"chat_id": chat_id})
             async with self._db.unit() as session:
@@ -514,6 +513,17 @@ class Inbound:
         self._supervisor.stopping(chat_id)  # before Coder answers: its idle status may come first
         await backend.interrupt(chat_id)
         return f"⏭️ Stopped the agent at <@{message.user_id}>'s request; it takes this message next."
+
+    async def _to_front(self, backend: CoderBackend, chat_id: ChatId, sent: SendResult) -> SendResult:
+        """A ``!now`` message Coder queued: promoted, unless Coder took it from its queue by itself
+        once the stop landed (then the promote fails, and the message is delivered all the same)."""
+        assert sent.queued_message is not None
+        try:
+            promoted = await backend.promote_queued(chat_id, sent.queued_message.id)
+        except CoderError as exc:
+            log.info("a !now message left the queue before its promote (%s)", exc, extra={"chat_id": chat_id})
+            return sent
+        return SendResult(queued=False, message=promoted)
 
     async def _record(
         self,
