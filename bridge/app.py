@@ -35,6 +35,7 @@ from bridge.db.engine import Database
 from bridge.db.migrate import upgrade
 from bridge.metrics import Metrics
 from bridge.relay.aisdk_store import DatabaseAiSdkStore
+from bridge.relay.chat_commands import ChatCommands
 from bridge.relay.controls import Control, Controls
 from bridge.relay.identity import Identity, TokenCipher
 from bridge.relay.inbound import ContextLimits, Inbound
@@ -44,7 +45,7 @@ from bridge.relay.outbox import Outbox
 from bridge.relay.policy import Policy, Rules
 from bridge.relay.supervisor import Supervisor
 from bridge.relay.watcher import Watcher
-from bridge.slack import commands, events
+from bridge.slack import commands, events, shortcuts
 from bridge.slack.directory import WebDirectory
 from bridge.slack.files import SlackFileSource
 from bridge.slack.history import ThreadReader
@@ -257,8 +258,13 @@ class Bridge:
             logger=_bolt_logger(),
         )
         events.register(bolt, intake, self._inbound, self._controls, self.metrics)
+        shortcuts.register(bolt, self._controls)
+        chats = ChatCommands(self.db, accounts, policy, poster, self._inbound, self._controls)
         commands.register(
-            bolt, commands.Router(), commands.IdentityCommands(accounts, coder_url=settings.coder_url)
+            bolt,
+            commands.Router(),
+            commands.IdentityCommands(accounts, coder_url=settings.coder_url),
+            chats,
         )
         undelivered = await self._outbox.resume()
         if undelivered:

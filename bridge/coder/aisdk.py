@@ -68,10 +68,14 @@ from bridge.coder.rest import (
 from bridge.coder.stream import DEFAULT_RECONNECT, ReconnectPolicy
 from bridge.coder.types import (
     IMAGE_TYPES,
+    NO_OPTIONS,
     Capabilities,
     Chat,
     ChatId,
+    ChatOption,
+    ChatOptions,
     ChatStatus,
+    Choice,
     CoderUser,
     ConnectedEvent,
     ErrorEvent,
@@ -232,6 +236,7 @@ class AiSdkBackend:
             stored_files=False,
             watch=False,
             retry_events=False,
+            options=frozenset(),
         )
 
     @property
@@ -298,8 +303,10 @@ class AiSdkBackend:
         *,
         labels: Mapping[str, str],
         organization_id: str | None = None,
+        options: ChatOptions = NO_OPTIONS,
     ) -> Chat:
-        """``POST /chats`` (no body), then the first message.
+        """``POST /chats`` (no body), then the first message. G0a chats take no options
+        (``capabilities.options`` is empty, so the relay refuses them before asking).
 
         The labels are stored before the first message goes out, so a creation a crash cut short
         is found here again by them and finished: its first message is sent unless Coder has it.
@@ -319,6 +326,10 @@ class AiSdkBackend:
         await self.send_message(chat_id, content)
         await self._store.mark_started(chat_id)
         return await self._chat(raw)
+
+    async def choices(self, option: ChatOption) -> list[Choice]:
+        """None: G0a chats have no per-chat model config, workspace or MCP servers."""
+        return []
 
     async def _chat(self, raw: Any) -> Chat:
         """A G0a Chat with the synthesized status and the labels the store remembers."""

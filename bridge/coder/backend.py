@@ -26,10 +26,14 @@ from bridge.coder.observe import NOOP_OBSERVER, CoderObserver
 from bridge.coder.rest import DEFAULT_RETRY, DEFAULT_TIMEOUT, RestClient, RetryPolicy, read_json
 from bridge.coder.stream import ReconnectPolicy
 from bridge.coder.types import (
+    NO_OPTIONS,
     Capabilities,
     Chat,
     ChatDiff,
     ChatId,
+    ChatOption,
+    ChatOptions,
+    Choice,
     CoderUser,
     InputPart,
     Message,
@@ -91,8 +95,14 @@ class CoderBackend(Protocol):
         *,
         labels: Mapping[str, str],
         organization_id: str | None = None,
+        options: ChatOptions = NO_OPTIONS,
     ) -> Chat:
-        """Start a chat whose first user message is ``content``."""
+        """Start a chat whose first user message is ``content``, with ``options`` (Coder ids from
+        ``choices``; only those ``capabilities.options`` names)."""
+        ...
+
+    async def choices(self, option: ChatOption) -> list[Choice]:
+        """What ``option`` can be set to on a new chat; empty where the generation lacks it."""
         ...
 
     async def send_message(self, chat_id: ChatId, content: Sequence[InputPart]) -> SendResult:

@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any, ClassVar
 from urllib.parse import quote
 
+from bridge.coder.catalog import list_choices, list_workspaces, parse_mcp_servers, parse_models
 from bridge.coder.errors import CoderRejected, CoderUnavailable
 from bridge.coder.experimental_wire import (
     decode,
@@ -34,10 +35,14 @@ from bridge.coder.rest import DEFAULT_RETRY, DEFAULT_TIMEOUT, RestClient, RetryP
 from bridge.coder.stream import DEFAULT_RECONNECT, ReconnectingStream, ReconnectPolicy, websocket_url
 from bridge.coder.types import (
     IMAGE_TYPES,
+    NO_OPTIONS,
     Capabilities,
     Chat,
     ChatDiff,
     ChatId,
+    ChatOption,
+    ChatOptions,
+    Choice,
     CoderUser,
     InputPart,
     Message,
@@ -111,6 +116,7 @@ class ExperimentalBackend:
     """
 
     api: ClassVar[ChatsApi] = G1_API
+    mcp_servers_path: ClassVar[str] = "/api/experimental/mcp/servers"
 
     def __init__(
         self,
@@ -167,9 +173,16 @@ class ExperimentalBackend:
         *,
         labels: Mapping[str, str],
         organization_id: str | None = None,
+        options: ChatOptions = NO_OPTIONS,
     ) -> Chat:
         """``POST /chats``; not retried, since a retry after a lost answer would start a second chat."""
         body: dict[str, Any] = {"content": _content(content), "labels": dict(labels)}
+        if options.model:
+            body["model_config_id"] = options.model
+        if options.workspace:
+            body["workspace_id"] = options.workspace
+        if options.mcp:
+            body["mcp_server_ids"] = list(options.mcp)
         organization = organization_id or await self._default_organization()
         if organization:
             body["organization_id"] = organization
@@ -177,6 +190,18 @@ class ExperimentalBackend:
             "create_chat", "POST", self.api.base, idempotent=False, json_body=body
         )
         return decode(read_json(response), self.api.parse_chat, "chat")
+
+    async def choices(self, option: ChatOption) -> list[Choice]:
+        """What ``option`` can be set to on a new chat (see ``bridge.coder.catalog``)."""
+        if option == "model":
+            return await self._models()
+        if option == "workspace":
+            return await list_workspaces(self._rest)
+        return await list_choices(self._rest, self.mcp_servers_path, parse_mcp_servers)
+
+    async def _models(self) -> list[Choice]:
+        """G1: ``GET /chats/model-configs`` (the uuids ``model_config_id`` takes)."""
+        return await list_choices(self._rest, f"{self.api.base}/model-configs", parse_models)
 
     async def _default_organization(self) -> str | None:
         """The configured organization, else the token owner's first one, looked up once.

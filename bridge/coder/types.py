@@ -194,6 +194,8 @@ class Capabilities(_Model):
     """Coder tells of changes made elsewhere (titles, pull requests, messages from its own UI)."""
     retry_events: bool = True
     """Coder says when it retries a failed model call (the 2025 API's provider SDK retries silently)."""
+    options: frozenset[str] = frozenset({"model", "workspace", "mcp"})
+    """The per-chat options a new chat takes (``ChatOption`` names); the others are refused."""
 
 
 class CoderUser(_Model):
@@ -220,6 +222,37 @@ class InputPart(_Model):
     def of_file(cls, file_id: str) -> InputPart:
         """A part referencing a file uploaded with ``upload_file``."""
         return cls(type="file", file_id=file_id)
+
+
+ChatOption = Literal["model", "workspace", "mcp"]
+"""What a new chat can be given besides its first message: a model, a workspace, MCP servers."""
+
+
+class Choice(_Model):
+    """One value an option can take: Coder's id plus the names a person may type instead."""
+
+    id: str
+    name: str
+    """What people are shown (and may type)."""
+    aliases: tuple[str, ...] = ()
+    """Other names that select it (a model's provider id, an MCP server's slug …)."""
+
+    def matches(self, typed: str) -> bool:
+        """Whether ``typed`` names this choice: its id, name or an alias, ignoring case."""
+        wanted = typed.strip().lower()
+        return wanted in (self.id.lower(), self.name.lower(), *(a.lower() for a in self.aliases))
+
+
+class ChatOptions(_Model):
+    """The resolved options of a new chat: Coder ids, ready for ``create_chat``."""
+
+    model: str | None = None
+    workspace: str | None = None
+    mcp: tuple[str, ...] = ()
+
+
+NO_OPTIONS = ChatOptions()
+"""A chat created as Coder's defaults have it."""
 
 
 # Stream events, normalized. Each stream batch is a list of these.

@@ -9,12 +9,15 @@ one answer 409 instead of succeeding, and there is no ``POST /archive`` route to
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import ClassVar
+from urllib.parse import quote
 
 from bridge.coder.backoff import Backoff
+from bridge.coder.catalog import list_choices, parse_models
 from bridge.coder.errors import CoderRejected
 from bridge.coder.experimental import ChatsApi, ExperimentalBackend
-from bridge.coder.types import ATTACHMENT_TYPES, Chat, ChatId
+from bridge.coder.types import ATTACHMENT_TYPES, Chat, ChatId, Choice
 from bridge.coder.v2_wire import parse_chat, parse_stream_event, parse_watch_event
 
 CHATS = "/api/v2/chats"
@@ -36,9 +39,16 @@ class V2Backend(ExperimentalBackend):
     """
 
     api: ClassVar[ChatsApi] = G2_API
+    mcp_servers_path: ClassVar[str] = "/api/v2/ai-gateway/mcp-servers"
     settle_attempts: ClassVar[int] = 20
     """How often ``set_archived`` re-reads an interrupted chat before giving up on it going idle."""
     settle_delays: ClassVar[Backoff] = Backoff(initial=0.05, cap=1.0)
+
+    async def _models(self) -> list[Choice]:
+        """G2: the organization's model configs (PR #28632 moved them out of the chats prefix)."""
+        organization = await self._default_organization() or ""
+        path = f"/api/v2/organizations/{quote(organization, safe='')}/chats/models"
+        return await list_choices(self._rest, path, partial(parse_models, key="models"))
 
     async def interrupt(self, chat_id: ChatId) -> Chat:
         """``POST /chats/{id}/interrupt``; an idle chat (Coder's 409) is returned as it is."""

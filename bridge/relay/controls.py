@@ -24,13 +24,16 @@ from bridge.db.engine import Database
 from bridge.db.models import ThreadLink
 from bridge.relay.identity import Identity
 from bridge.relay.intake import Intake
-from bridge.relay.outbox import Outbox, final_text
+from bridge.relay.outbox import Outbox, digest, final_text
 from bridge.relay.policy import Policy
 from bridge.relay.supervisor import Supervisor, thread_ref
 from bridge.slack.blocks import render_error
 from bridge.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
+
+_NOT_QUEUED = "“Stop and send this instead” works on a reply the agent has not taken yet (one marked Queued)."
+_UNLINKED = "The chat's owner has no linked Coder account any more (`/coder link` links it again)."
 
 
 class Control(StrEnum):
@@ -89,6 +92,36 @@ class Controls:
         """Handle a recorded reaction in the background (Slack wants its ack at once)."""
         self._tasks.spawn(reaction.event_id, self._intake.settle(reaction.event_id, self._control(reaction)))
 
+    def send_now(self, user_id: str, channel_id: str, ts: str, request_id: str) -> None:
+        """The ``send_now`` shortcut on a queued follow-up: stop the agent, then promote it (background)."""
+        self._tasks.spawn(f"send_now:{request_id}", self._send_now(user_id, channel_id, ts, request_id))
+
+    async def _send_now(self, user_id: str, channel_id: str, ts: str, request_id: str) -> None:
+        async with self._db.unit() as session:
+            inbound = await repo.find_inbound(session, channel_id=channel_id, ts=ts)
+            link = await repo.get_link(session, inbound.link_id) if inbound is not None else None
+        if inbound is None or link is None or link.chat_id is None or inbound.queued_message_id is None:
+            await self._identity.whisper(channel_id, user_id, link.thread_ts if link else None, _NOT_QUEUED)
+            return
+        refusal = await self._policy.may_control(link, user_id)
+        backend = await self._identity.backend_for_link(link) if refusal is None else None
+        if refusal is not None or backend is None:
+            await self._identity.whisper(channel_id, user_id, link.thread_ts, refusal or _UNLINKED)
+            return
+        chat_id = ChatId(link.chat_id)
+        reaction = Reaction(request_id, user_id, channel_id, ts, "send_now", added=True)
+        try:
+            if (await backend.get_chat(chat_id)).status.phase.busy:
+                await self._interrupt(backend, chat_id, reaction)
+            # Once stopped, Coder may already have taken the head of its queue: nothing to promote.
+            if any(q.id == inbound.queued_message_id for q in await backend.queued_messages(chat_id)):
+                await self._promote(backend, chat_id, reaction, inbound.queued_message_id)
+            text = f"⏭️ <@{user_id}> stopped the agent; it takes the queued message next."
+        except CoderError as exc:
+            log.warning("send-now in chat %s failed: %s", chat_id, exc, extra={"chat_id": chat_id})
+            text = render_error(f"Couldn't send that message now: {exc}")
+        await self._outbox.put(thread_ref(link), [final_text(f"control:{digest(request_id)}", text)])
+
     async def drain(self, timeout: float) -> bool:
         """Let controls in flight finish (shutdown)."""
         return await self._tasks.wait(timeout)
@@ -134,7 +167,7 @@ class Controls:
             elif control is Control.INTERRUPT:
                 text = await self._interrupt(backend, chat_id, reaction)
             else:
-                text = await self._archive(backend, chat_id, reaction)
+                text = await self._archive(backend, chat_id, reaction.user_id, reaction.added)
         except CoderError as exc:
             log.warning("%s of chat %s failed: %s", control, chat_id, exc, extra={"chat_id": chat_id})
             if isinstance(exc, CoderAuthError):
@@ -151,18 +184,35 @@ class Controls:
         self._supervisor.follow(chat_id)
         return f"🛑 Stopped the agent at <@{reaction.user_id}>'s request."
 
-    async def _archive(self, backend: CoderBackend, chat_id: ChatId, reaction: Reaction) -> str:
-        await backend.set_archived(chat_id, reaction.added)
+    async def archive(self, link: ThreadLink, user_id: str, request_id: str) -> str:
+        """``/coder archive``: what the archive reaction does, answered to the caller and said in the
+        thread; a refusal (policy, unlinked account, Coder) is the answer and nothing changes."""
+        refusal = await self._policy.may_control(link, user_id)
+        if refusal is not None:
+            return refusal
+        backend = await self._identity.backend_for_link(link)
+        if backend is None or link.chat_id is None:
+            return f"<@{link.requester_user_id}>'s Coder account is no longer linked, so I can't archive it."
+        try:
+            text = await self._archive(backend, ChatId(link.chat_id), user_id, True)
+        except CoderError as exc:
+            log.warning("archive of chat %s failed: %s", link.chat_id, exc, extra={"chat_id": link.chat_id})
+            return f"Couldn't archive the chat: {exc}"
+        await self._outbox.put(thread_ref(link), [final_text(f"control:{digest(request_id)}", text)])
+        return text
+
+    async def _archive(self, backend: CoderBackend, chat_id: ChatId, user_id: str, archived: bool) -> str:
+        await backend.set_archived(chat_id, archived)
         async with self._db.unit() as session:
-            await repo.set_archived(session, chat_id, reaction.added)
+            await repo.set_archived(session, chat_id, archived)
         if backend.capabilities.archive == "delete":
             return (
-                f"🗑️ Deleted the chat in Coder at <@{reaction.user_id}>'s request (this Coder version cannot "
+                f"🗑️ Deleted the chat in Coder at <@{user_id}>'s request (this Coder version cannot "
                 "archive); replies here are no longer sent."
             )
-        if reaction.added:
-            return f"🗄️ Archived by <@{reaction.user_id}>; remove the reaction to unarchive."
-        return f"📤 Unarchived by <@{reaction.user_id}>; replies here reach the agent again."
+        if archived:
+            return f"🗄️ Archived by <@{user_id}>; remove the reaction to unarchive."
+        return f"📤 Unarchived by <@{user_id}>; replies here reach the agent again."
 
     async def _promote(
         self, backend: CoderBackend, chat_id: ChatId, reaction: Reaction, queued_id: int

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.coder.backend import CoderBackend
 from bridge.coder.errors import CoderAuthError, CoderError
-from bridge.coder.types import Chat, ChatId, InputPart
+from bridge.coder.types import NO_OPTIONS, Chat, ChatId, InputPart, SendResult
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.models import ThreadLink
@@ -34,6 +34,7 @@ from bridge.relay.context import earlier, render_context
 from bridge.relay.edits import Revisions
 from bridge.relay.identity import HOW_TO_LINK, Identity
 from bridge.relay.intake import Intake
+from bridge.relay.options import OptionError, resolve, split_options
 from bridge.relay.outbox import Outbox, ThreadRef, final_text
 from bridge.relay.policy import Policy
 from bridge.relay.ports import FileSource, SlackError, SlackFile, ThreadHistory
@@ -47,6 +48,9 @@ _UNRECORDED_SEARCH = 20
 """Newest chat messages searched for a follow-up whose sending a stop interrupted."""
 
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
+
+_NOW = re.compile(r"^!now(?:\s+|$)", re.IGNORECASE)
+"""A reply that starts with ``!now``: stop the agent and have this message processed next."""
 
 _CONTEXT_SEPARATOR = "\n\n"
 """Between a late-started chat's thread context and the words of the mention that started it."""
@@ -109,6 +113,14 @@ def _relayed_as(stored: str, words: str) -> bool:
     """Whether a user message in Coder is the relay of a Slack message with these words: the same
     text, or (a chat started late in a thread) the thread's context, then those words."""
     return stored == words or (bool(words) and stored.endswith(f"{_CONTEXT_SEPARATOR}{words}"))
+
+
+def _words(text: str) -> str:
+    """A task's words without the options at its start (the text as it reached Coder)."""
+    try:
+        return split_options(text)[1]
+    except OptionError:
+        return text
 
 
 def chat_labels(message: IncomingMessage) -> dict[str, str]:
@@ -302,12 +314,19 @@ class Inbound:
         resumed: bool = False,
     ) -> None:
         """Create the thread's chat; ``resumed`` continues a creation a stop cut short (claims held)."""
+        try:
+            requested, prompt = split_options(strip_mention(message.text, self._bot_user_id))
+            options = await resolve(backend, requested) if requested else NO_OPTIONS
+        except OptionError as exc:
+            await self._whisper(message, str(exc))  # nothing claimed yet: only a private answer
+            if resumed and existing is not None:  # the options passed before the stop; not now
+                await self._fail(existing)
+            return
         link = existing if resumed else await self._claim_thread(existing, message)
         if link is None:
             return
         assert link.id is not None
         ref = thread_ref(link)
-        prompt = strip_mention(message.text, self._bot_user_id)
         if not prompt and not message.files:
             await self._say(
                 ref, HEADER_SLOT, "Tell me what to do, e.g. `@Coder Agents fix the flaky auth test`."
@@ -323,7 +342,10 @@ class Inbound:
                     await self._fail(link)
                     return
                 chat = await backend.create_chat(
-                    content, labels=chat_labels(message), organization_id=self._organization_id
+                    content,
+                    labels=chat_labels(message),
+                    organization_id=self._organization_id,
+                    options=options,
                 )
         except CoderError as exc:
             log.warning("creating a chat for %s/%s failed: %s", message.channel_id, message.root_ts, exc)
@@ -416,7 +438,11 @@ class Inbound:
             return
         chat_id = ChatId(link.chat_id)
         text = strip_mention(message.text, self._bot_user_id)
+        now = _NOW.match(text)
+        text = text[now.end() :] if now else text
         if not text and not message.files:
+            if now:
+                await self._whisper(message, "Write the message after `!now`, e.g. `!now use the v2 API`.")
             return
         backend = await self._identity.backend_for_link(link)
         if backend is None:  # linked mode: only the requester gets here, and their link is gone
@@ -444,7 +470,10 @@ class Inbound:
             assert link.id is not None
             await repo.mark_busy(session, link.id)
         try:
+            stopped = await self._stop_for(backend, link, message) if now else None
             result = await backend.send_message(chat_id, content)
+            if stopped is not None and result.queued_message is not None:  # the stop had not landed yet
+                result = await self._to_front(backend, chat_id, result)
         except CoderError as exc:
             log.warning("follow-up to chat %s failed: %s", chat_id, exc, extra={"chat_id": chat_id})
             async with self._db.unit() as session:
@@ -463,7 +492,38 @@ class Inbound:
             coder_message_id=result.message.id if result.message else None,
             queued_message_id=result.queued_message.id if result.queued_message else None,
         )
+        if stopped is not None:
+            await self._say(ref, f"reply:{message.ts}", stopped)
         self._supervisor.follow(chat_id)
+
+    async def _stop_for(
+        self, backend: CoderBackend, link: ThreadLink, message: IncomingMessage
+    ) -> str | None:
+        """``!now``: stop the running turn so this message goes next; the line the thread shows.
+
+        Stopping is a control, so it needs the access policy's leave; without it the message goes
+        as an ordinary follow-up and the person is told why (None)."""
+        refusal = await self._policy.may_control(link, message.user_id)
+        if refusal is not None:
+            await self._whisper(message, f"{refusal} Your message was sent as a normal reply instead.")
+            return None
+        chat_id = ChatId(str(link.chat_id))
+        if not (await backend.get_chat(chat_id)).status.phase.busy:
+            return "Nothing was running, so your `!now` message went to the agent as a normal reply."
+        self._supervisor.stopping(chat_id)  # before Coder answers: its idle status may come first
+        await backend.interrupt(chat_id)
+        return f"⏭️ Stopped the agent at <@{message.user_id}>'s request; it takes this message next."
+
+    async def _to_front(self, backend: CoderBackend, chat_id: ChatId, sent: SendResult) -> SendResult:
+        """A ``!now`` message Coder queued: promoted, unless Coder took it from its queue by itself
+        once the stop landed (then the promote fails, and the message is delivered all the same)."""
+        assert sent.queued_message is not None
+        try:
+            promoted = await backend.promote_queued(chat_id, sent.queued_message.id)
+        except CoderError as exc:
+            log.info("a !now message left the queue before its promote (%s)", exc, extra={"chat_id": chat_id})
+            return sent
+        return SendResult(queued=False, message=promoted)
 
     async def _record(
         self,
@@ -501,7 +561,7 @@ class Inbound:
             recent = [
                 m
                 for m in await backend.recent_messages(chat_id, limit=_UNRECORDED_SEARCH)
-                if m.role == "user" and _relayed_as(m.text, text)
+                if m.role == "user" and (_relayed_as(m.text, text) or _relayed_as(m.text, _words(text)))
             ]
         except CoderError as exc:
             log.warning("could not check whether follow-up %s reached Coder: %s", message.ts, exc)

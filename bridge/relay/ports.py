@@ -51,6 +51,10 @@ class SlackPoster(Protocol):
         metadata, so ``tagged`` finds it again); returns the new message's ``ts``."""
         ...
 
+    async def announce(self, channel: str, markdown: str) -> str:
+        """Post Markdown text as a new top-level message (a thread's root); returns its ``ts``."""
+        ...
+
     async def update(self, channel: str, ts: str, markdown: str, *, key: str) -> None:
         """Replace the text (and the ``key`` tag) of a message the bot posted."""
         ...

@@ -56,11 +56,11 @@ from bridge.sim.coder_aisdk import (
     title_from,
 )
 from bridge.sim.coder_aisdk import chat_json as ai_sdk_chat_json
+from bridge.sim.coder_catalog import Catalog
 from bridge.sim.coder_engine import ChatEngine, Subscriber
 from bridge.sim.coder_rules import (
     ApiError,
     canonical_uuid,
-    check_mcp_servers,
     check_upload,
     derive_title,
     not_found,
@@ -73,6 +73,7 @@ from bridge.sim.coder_rules import (
     parse_label_filter,
     parse_labels,
     parse_list_page,
+    parse_mcp_server_ids,
     parse_message_id,
     parse_message_window,
     parse_queued_id,
@@ -95,7 +96,6 @@ from bridge.sim.coder_state import (
     chat_json,
     encode,
     messages_page_json,
-    org_models_json,
     part,
     stream_frames,
     timestamp,
@@ -203,6 +203,7 @@ class CoderSim:
         self.framing: Framing = framing or ("bare" if self.dialect.promoted else "envelope")
         self.organization_id = str(uuid.uuid4())
         self.model_config_id = str(uuid.uuid4())
+        self.catalog = Catalog.default(self.model_config_id)
         self.users = {name: SimUser(str(uuid.uuid4()), name) for name in dict.fromkeys(tokens.values())}
         self.requests: list[RecordedRequest] = []
         self.frame_log: list[tuple[float, str, list[JsonDict]]] = []
@@ -384,11 +385,15 @@ class CoderSim:
             return routes + self._ai_sdk_routes(self.dialect.bases[0])
         for base in self.dialect.bases:
             routes += self._chat_routes(base)
+        routes.append(web.get("/api/v2/workspaces", self._workspaces))
         if self.dialect.promoted:
             # PR #28632 (v2.37): the catalog moved to the organization and left the chats prefix.
             routes.append(web.get(G2_MODELS, self._org_models))
+            routes.append(web.get("/api/v2/ai-gateway/mcp-servers", self._mcp_servers))
         else:
             routes.append(web.get(G1_BASE + "/models", self._models))
+            routes.append(web.get(G1_BASE + "/model-configs", self._model_configs))
+            routes.append(web.get("/api/experimental/mcp/servers", self._mcp_servers))
         return routes
 
     def _chat_routes(self, base: str) -> list[web.RouteDef]:
@@ -526,10 +531,9 @@ class CoderSim:
         if self.framing == "bare":
             self._check_organization(body)
         content, title_source = self._content(request, body)
-        if optional_uuid(body, "workspace_id") is not None:
-            raise ApiError(400, "Workspace not found or you do not have access to this resource")
-        model_config_id = self._model_config(body)
-        check_mcp_servers(body.get("mcp_server_ids"))
+        model_config_id = self.catalog.model_config(optional_uuid(body, "model_config_id"))
+        workspace_id = self.catalog.workspace(optional_uuid(body, "workspace_id"), user.id)
+        mcp_server_ids = self.catalog.check_mcp_servers(parse_mcp_server_ids(body.get("mcp_server_ids")))
         labels = parse_labels(body.get("labels")) or {}
         chat = self._engine.create_chat(
             user,
@@ -537,6 +541,8 @@ class CoderSim:
             title=derive_title(title_source),
             labels=labels,
             model_config_id=model_config_id,
+            workspace_id=workspace_id,
+            mcp_server_ids=mcp_server_ids,
             organization_id=self.organization_id,
             # UNCERTAIN: what an omitted client_type defaults to; "api" suits a programmatic create.
             client_type=optional(body, "client_type", str) or "api",
@@ -549,13 +555,6 @@ class CoderSim:
             raise ApiError(400, "organization_id is required.")
         if organization_id != self.organization_id:
             raise ApiError(403, "You are not a member of the specified organization.")
-
-    def _model_config(self, body: JsonDict) -> str:
-        """The one model config of the deployment; any other id fails the foreign key (400)."""
-        requested = optional_uuid(body, "model_config_id")
-        if requested not in (None, self.model_config_id):
-            raise ApiError(400, "Invalid model config ID.")
-        return self.model_config_id
 
     def _chat_json(self, chat: SimChat) -> JsonDict:
         return chat_json(chat, promoted=self.dialect.promoted)
@@ -600,7 +599,22 @@ class CoderSim:
         organization = parse_uuid_param(request.match_info["organization"])
         if organization != self.organization_id:
             raise not_found()
-        return _json(200, org_models_json(self.organization_id, self.model_config_id, self._started_at))
+        return _json(200, self.catalog.g2_models_json(self.organization_id, self._started_at))
+
+    async def _model_configs(self, request: web.Request) -> web.Response:
+        """G1: the enabled model configs, as a non-admin sees them (later G1 builds)."""
+        return _json(200, self.catalog.g1_model_configs_json(self._started_at))
+
+    async def _workspaces(self, request: web.Request) -> web.Response:
+        """``GET /api/v2/workspaces``; only the ``owner:me`` search the bridge sends is understood."""
+        if request.query.get("q", "").strip() != "owner:me":
+            raise ApiError(400, "Invalid workspace search query.")
+        return _json(
+            200, self.catalog.workspaces_json(_user(request).id, self.organization_id, self._started_at)
+        )
+
+    async def _mcp_servers(self, request: web.Request) -> web.Response:
+        return _json(200, self.catalog.mcp_servers_json(self._started_at))
 
     # -- messages and queue --------------------------------------------------------------------
 
@@ -613,7 +627,7 @@ class CoderSim:
         chat = self._chat(request)
         body = parse_body(await request.read())
         content, _ = self._content(request, body)
-        check_mcp_servers(body.get("mcp_server_ids"))
+        self.catalog.check_mcp_servers(parse_mcp_server_ids(body.get("mcp_server_ids")))
         interrupt = self._busy_behavior(body) == "interrupt"
         return _json(200, self._engine.send(chat, content, interrupt=interrupt))
 

@@ -161,6 +161,8 @@ class ChatEngine:
         title: str,
         labels: dict[str, str],
         model_config_id: str,
+        workspace_id: str | None = None,
+        mcp_server_ids: list[str] | None = None,
         organization_id: str = "",
         client_type: str = "api",
     ) -> SimChat:
@@ -172,6 +174,8 @@ class ChatEngine:
             owner_id=owner.id,
             title=title,
             model_config_id=model_config_id,
+            workspace_id=workspace_id,
+            mcp_server_ids=list(mcp_server_ids or ()),
             status=self._dialect.queued_status,
             organization_id=organization_id,
             client_type=client_type,

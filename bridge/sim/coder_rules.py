@@ -220,15 +220,12 @@ def _label_error(detail: str) -> JsonDict:
     return {"field": "labels", "detail": detail}
 
 
-def check_mcp_servers(raw: Any) -> None:
-    """The simulator configures no MCP servers, so every id a request names is unknown (400)."""
+def parse_mcp_server_ids(raw: Any) -> list[str]:
+    """``mcp_server_ids``: a list of uuids (Go's decoder rejects a malformed one), canonical."""
     ids = [canonical_uuid(value) for value in _list_of_strings(raw, "mcp_server_ids")]
     if None in ids:
         raise bad_json("json: cannot unmarshal into Go struct field .mcp_server_ids: invalid UUID")
-    if ids:
-        raise ApiError(
-            400, "One or more MCP server IDs are invalid.", f"Invalid IDs: {', '.join(map(str, ids))}"
-        )
+    return [i for i in ids if i is not None]
 
 
 def parse_label_filter(values: Iterable[str]) -> dict[str, str]:

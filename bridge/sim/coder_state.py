@@ -184,6 +184,8 @@ class SimChat:
     title: str
     model_config_id: str
     status: str = "pending"
+    workspace_id: str | None = None
+    mcp_server_ids: list[str] = field(default_factory=list)
     organization_id: str = ""
     client_type: str = "api"
     labels: dict[str, str] = field(default_factory=dict)
@@ -226,7 +228,7 @@ def error_body(message: str, detail: str | None = None, validations: Sequence[Js
 
 
 def chat_json(chat: SimChat, *, promoted: bool = False) -> JsonDict:
-    """A full Chat (3.1). workspace/build/agent/parent ids are omitted: the simulator has no workspaces.
+    """A full Chat (3.1). build/agent/parent ids are omitted: the simulator builds no workspaces.
 
     G2 (codersdk/chats.go, newest): ``organization_id`` after ``id``; ``last_error`` a ChatError
     object with omitempty; ``last_turn_summary``/``summary`` null until generated; ``shared``,
@@ -235,8 +237,10 @@ def chat_json(chat: SimChat, *, promoted: bool = False) -> JsonDict:
     body: JsonDict = {"id": chat.id}
     if promoted:
         body["organization_id"] = chat.organization_id
+    body["owner_id"] = chat.owner_id
+    if chat.workspace_id is not None:
+        body["workspace_id"] = chat.workspace_id
     body.update(
-        owner_id=chat.owner_id,
         root_chat_id=chat.id,
         last_model_config_id=chat.model_config_id,
         title=chat.title,
@@ -254,7 +258,10 @@ def chat_json(chat: SimChat, *, promoted: bool = False) -> JsonDict:
     if promoted:
         body["shared"] = False
     body.update(
-        pin_order=chat.pin_order, mcp_server_ids=[], labels=dict(chat.labels), has_unread=chat.has_unread
+        pin_order=chat.pin_order,
+        mcp_server_ids=list(chat.mcp_server_ids),
+        labels=dict(chat.labels),
+        has_unread=chat.has_unread,
     )
     if promoted:
         body.update(client_type=chat.client_type, children=[])
@@ -337,24 +344,6 @@ def messages_page_json(chat: SimChat, before_id: int, limit: int, after_id: int 
         "queued_messages": list(chat.queue) if not before_id else [],
         "has_more": more,
     }
-
-
-def org_models_json(organization_id: str, model_config_id: str, created_at: str) -> JsonDict:
-    """G2 ``OrganizationChatModelsResponse``: the org's model configs (codersdk ChatModel)."""
-    model = {
-        "id": model_config_id,
-        "organization_id": organization_id,
-        "ai_provider_id": NIL_UUID,
-        "model": "claude-sonnet-4",
-        "display_name": "Claude Sonnet 4",
-        "enabled": True,
-        "is_default": True,
-        "context_limit": 200_000,
-        "compression_threshold": 70,
-        "created_at": created_at,
-        "updated_at": created_at,
-    }
-    return {"models": [model]}
 
 
 def user_json(user: SimUser, organization_id: str, created_at: str) -> JsonDict:

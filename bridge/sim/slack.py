@@ -678,6 +678,19 @@ class SlackSim:
         self._issue_trigger(payload["trigger_id"], user)
         return await self._deliverer.deliver_interaction("interactive", payload)
 
+    async def shortcut(self, user: str, channel: str, message_ts: str, callback_id: str) -> AppResponse:
+        """Use the message shortcut ``callback_id`` on a message; sends ``message_action``."""
+        conversation = self._conversation(channel, user)
+        message = self.workspace.message(channel, message_ts)
+        if message is None:
+            raise ValueError(f"no message {message_ts} in {channel}")
+        _, response_url = self._response_url(channel, user, message_ts)
+        payload = self._events.message_action(
+            user, conversation, message, callback_id, response_url=response_url
+        )
+        self._issue_trigger(payload["trigger_id"], user)
+        return await self._deliverer.deliver_interaction("interactive", payload)
+
     async def slash_command(self, user: str, channel: str, command: str, text: str = "") -> AppResponse:
         """Run ``/command text`` as a user; returns the app's answer and shows it like Slack would."""
         conversation = self._conversation(channel, user)

@@ -165,6 +165,26 @@ class EventFactory:
             "actions": [dict(action, action_ts=f"{time.time():.6f}")],
         }
 
+    def message_action(
+        self, user: str, channel: SimChannel, message: SimMessage, callback_id: str, *, response_url: str
+    ) -> JsonDict:
+        """A message shortcut's ``message_action`` payload (Slack's "Shortcuts payloads" reference)."""
+        return {
+            "type": "message_action",
+            "token": self.verification_token,
+            "action_ts": f"{time.time():.6f}",
+            "team": {"id": self._ws.team_id, "domain": self._ws.domain},
+            "user": self._user_ref(user),
+            "channel": {"id": channel.id, "name": channel.name or "directmessage"},
+            "is_enterprise_install": False,
+            "enterprise": None,
+            "callback_id": callback_id,
+            "trigger_id": self.trigger_id(),
+            "response_url": response_url,
+            "message_ts": message.ts,
+            "message": self._ws.message_json(message),
+        }
+
     def slash_command(
         self, user: str, channel: SimChannel, command: str, text: str, *, response_url: str
     ) -> dict[str, str]:

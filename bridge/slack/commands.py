@@ -5,8 +5,10 @@ before anything is stored (``relay.identity``), and a refused token is shown as 
 field, so the modal stays open to try again. The token never appears in any answer. ``unlink``
 forgets it. Other subcommands are added with ``Router.add`` (each gets a line in ``help``).
 
-Slack wants every command acknowledged within 3 seconds, and the acknowledgement carries the
-answer, so subcommands answer quickly; the token check waits at most ``link_timeout`` seconds.
+Slack wants every command acknowledged within 3 seconds. The acknowledgement carries the answer
+when the subcommand has it by ``ACK_WITHIN`` seconds; otherwise it says the bridge is on it, and the
+answer follows privately through the command's ``response_url``. The token check waits at most
+``link_timeout`` seconds. ``new``, ``list``, ``status`` and ``archive`` are ``relay.chat_commands``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.coder.errors import CoderAuthError, CoderError
+from bridge.relay.chat_commands import Caller, ChatCommands
 from bridge.relay.identity import Identity
 
 log = logging.getLogger(__name__)
@@ -31,6 +34,8 @@ LINK_CALLBACK = "coder_link"
 TOKEN_BLOCK = "token"
 TOKEN_ACTION = "token"
 MAX_TOKEN = 256
+ACK_WITHIN = 2.0
+"""Seconds a subcommand may take before the acknowledgement goes without its answer."""
 
 
 @dataclass(frozen=True)
@@ -205,15 +210,55 @@ class IdentityCommands:
         return {"response_action": "update", "view": linked_view(user.username)}
 
 
+def _help(router: Router) -> Handler:
+    async def show(_: CommandCall) -> str:
+        return router.help()
+
+    return show
+
+
 def _field_error(text: str) -> dict[str, Any]:
     return {"response_action": "errors", "errors": {TOKEN_BLOCK: text}}
 
 
-def register(app: AsyncApp, router: Router, identity_commands: IdentityCommands) -> None:
+def register_chat_commands(router: Router, chats: ChatCommands) -> None:
+    """Add ``new``, ``list``, ``status`` and ``archive`` to the ``/coder`` table."""
+
+    def caller(call: CommandCall) -> Caller:
+        return Caller(call.team_id, call.channel_id, call.user_id, call.trigger_id)
+
+    async def new(call: CommandCall) -> str:
+        return await chats.new(caller(call), call.args)
+
+    async def listing(call: CommandCall) -> str:
+        return await chats.listing(caller(call))
+
+    async def status(call: CommandCall) -> str:
+        return await chats.status(caller(call), call.args)
+
+    async def archive(call: CommandCall) -> str:
+        return await chats.archive(caller(call), call.args)
+
+    router.add(
+        "new", "`/coder new [model=…] [workspace=…] [mcp=…] <task>` starts a chat in a new thread", new
+    )
+    router.add("list", "your chats started from Slack, with status and links", listing)
+    router.add(
+        "status", "`/coder status [chat id or link]`: your latest chats' status, or one chat's", status
+    )
+    router.add("archive", "`/coder archive <chat id or link>` archives one of your chats", archive)
+
+
+def register(
+    app: AsyncApp, router: Router, identity_commands: IdentityCommands, chats: ChatCommands | None = None
+) -> None:
     """Attach ``/coder`` and the link modal's submission to a Bolt app."""
     identity_commands.register(router)
+    if chats is not None:
+        register_chat_commands(router, chats)
+    router.add("help", "this list", _help(router))
 
-    async def coder(ack: Any, command: dict[str, Any], client: AsyncWebClient) -> None:
+    async def coder(ack: Any, command: dict[str, Any], client: AsyncWebClient, respond: Any) -> None:
         call = CommandCall(
             team_id=str(command.get("team_id", "")),
             channel_id=str(command.get("channel_id", "")),
@@ -222,7 +267,15 @@ def register(app: AsyncApp, router: Router, identity_commands: IdentityCommands)
             trigger_id=str(command.get("trigger_id", "")),
             client=client,
         )
-        answer = await router.dispatch(call)
+        answering = asyncio.ensure_future(router.dispatch(call))
+        try:
+            answer = await asyncio.wait_for(asyncio.shield(answering), ACK_WITHIN)
+        except TimeoutError:
+            await ack(text="⏳ On it…", response_type="ephemeral")
+            answer = await answering
+            if answer:
+                await respond(text=answer, response_type="ephemeral", replace_original=False)
+            return
         await ack(text=answer or "", response_type="ephemeral" if answer else None)
 
     async def link_submitted(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:

@@ -60,6 +60,13 @@ class WebPoster:
         )
         return str(response["ts"])
 
+    async def announce(self, channel: str, markdown: str) -> str:
+        """A top-level message in a channel (the root of a thread ``/coder new`` starts)."""
+        response = await self._call(
+            "chat.postMessage", lambda: self._client.chat_postMessage(channel=channel, markdown_text=markdown)
+        )
+        return str(response["ts"])
+
     async def update(self, channel: str, ts: str, markdown: str, *, key: str) -> None:
         """Replace a message's text (and its tag: a slot may have been renamed since the post)."""
         await self._call(

@@ -1,0 +1,181 @@
+"""What ``/coder new``, ``list``, ``status`` and ``archive`` do; each returns the caller's private answer.
+
+A slash command carries no thread (Slack sends none), so ``new`` makes one: it checks what a
+mention would (access policy, identity, options) before posting anything, then posts the task as
+a top-level message of the bot in the channel and hands it to the relay as if it were a mention
+there, so everything after (the chat's labels, header, replies, follow-ups) is the same. ``list``
+and ``status`` find the caller's chats by their ``slack_user``/``slack_team`` labels in Coder (the
+bridge's own store where the generation has no labels). ``archive`` acts on a chat the bridge
+started from Slack, by id or link, under the same access policy as the archive reaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bridge.coder.backend import CoderBackend
+from bridge.coder.errors import CoderError, CoderNotFound
+from bridge.coder.types import Chat, ChatId
+from bridge.db import repo
+from bridge.db.engine import Database
+from bridge.relay.controls import Controls
+from bridge.relay.identity import HOW_TO_LINK, Identity
+from bridge.relay.inbound import Inbound, IncomingMessage
+from bridge.relay.options import OptionError, resolve, split_options
+from bridge.relay.policy import Policy
+from bridge.relay.ports import SlackError, SlackPoster
+
+log = logging.getLogger(__name__)
+
+_CHAT_ID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+_LISTED = 10
+"""Chats ``list`` shows at most, newest first."""
+_STATUS = 3
+_NEVER = datetime.min.replace(tzinfo=UTC)
+"""Chats ``status`` without an argument shows: the caller's latest."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who ran a command, and where."""
+
+    team_id: str
+    channel_id: str
+    user_id: str
+    request_id: str
+    """Unique per invocation (the command's trigger id)."""
+
+    @property
+    def direct(self) -> bool:
+        """Run in a direct message with the bot."""
+        return self.channel_id.startswith("D")
+
+
+def chat_id_in(text: str) -> ChatId | None:
+    """The chat id in an argument: a bare id or a Coder link (``/agents/<id>``, ``/chat/<id>``)."""
+    found = _CHAT_ID.search(text)
+    return ChatId(found.group(0).lower()) if found else None
+
+
+class ChatCommands:
+    """The chat subcommands of ``/coder``."""
+
+    def __init__(
+        self,
+        db: Database,
+        identity: Identity,
+        policy: Policy,
+        poster: SlackPoster,
+        inbound: Inbound,
+        controls: Controls,
+    ) -> None:
+        self._db = db
+        self._identity = identity
+        self._policy = policy
+        self._poster = poster
+        self._inbound = inbound
+        self._controls = controls
+
+    async def new(self, caller: Caller, task: str) -> str:
+        """Start a chat with ``task`` in a new thread of the caller's channel, as a mention would."""
+        try:
+            requested, prompt = split_options(task)
+        except OptionError as exc:
+            return str(exc)
+        if not prompt:
+            return "Tell me what to do, e.g. `/coder new fix the flaky auth test`."
+        refusal = await self._policy.may_start(caller.channel_id, caller.user_id, direct=caller.direct)
+        if refusal is not None:
+            return refusal
+        backend = await self._identity.backend_for(caller.team_id, caller.user_id)
+        if backend is None:
+            return HOW_TO_LINK
+        try:
+            if requested:
+                await resolve(backend, requested)
+        except OptionError as exc:
+            return str(exc)
+        try:
+            ts = await self._poster.announce(caller.channel_id, f"<@{caller.user_id}> asked: {task}")
+        except SlackError as exc:
+            log.warning("could not start a thread in %s: %s", caller.channel_id, exc)
+            return f"I can't post in this channel ({exc.code}); invite me to it first, or mention me there."
+        self._inbound.submit(
+            IncomingMessage(
+                event_id=f"command:{caller.request_id}",
+                team_id=caller.team_id,
+                channel_id=caller.channel_id,
+                user_id=caller.user_id,
+                text=task,
+                ts=ts,
+                thread_ts=None,
+                mentioned=True,
+                direct=caller.direct,
+            )
+        )
+        return "Starting a Coder chat in a new thread here; follow it there."
+
+    async def listing(self, caller: Caller) -> str:
+        """The caller's chats started from Slack, newest first, with status and links."""
+        found = await self._mine(caller)
+        if isinstance(found, str):
+            return found
+        backend, chats = found
+        if not chats:
+            return "You have no Coder chats started from Slack yet. `/coder new <task>` starts one."
+        lines = [_line(backend, chat) for chat in chats[:_LISTED]]
+        more = f"\n…and {len(chats) - _LISTED} more." if len(chats) > _LISTED else ""
+        return "Your Coder chats:\n" + "\n".join(lines) + more
+
+    async def status(self, caller: Caller, argument: str) -> str:
+        """One chat's status (by id or link), or the caller's latest chats'."""
+        chat_id = chat_id_in(argument)
+        if argument and chat_id is None:
+            return "Give a chat id or link, e.g. `/coder status https://coder.example.com/agents/<id>`."
+        found = await self._mine(caller)
+        if isinstance(found, str):
+            return found
+        backend, chats = found
+        if chat_id is not None:
+            chats = [c for c in chats if c.id == chat_id]
+            if not chats:
+                return "That is not one of your chats started from Slack."
+        if not chats:
+            return "You have no Coder chats started from Slack yet."
+        return "\n".join(_line(backend, chat) for chat in chats[:_STATUS])
+
+    async def archive(self, caller: Caller, argument: str) -> str:
+        """Archive a chat the bridge started, by id or link, if the caller may control it."""
+        chat_id = chat_id_in(argument)
+        if chat_id is None:
+            return "Which chat? `/coder archive <chat id or link>` (`/coder list` shows yours)."
+        async with self._db.unit() as session:
+            link = await repo.find_link_by_chat(session, chat_id)
+        if link is None:
+            return "I know no chat with that id: I can archive only chats started from Slack."
+        if link.archived:
+            return "That chat is archived already."
+        return await self._controls.archive(link, caller.user_id, caller.request_id)
+
+    async def _mine(self, caller: Caller) -> tuple[CoderBackend, list[Chat]] | str:
+        """The caller's backend and their Slack-started chats (newest first), or why not."""
+        backend = await self._identity.backend_for(caller.team_id, caller.user_id)
+        if backend is None:
+            return HOW_TO_LINK
+        labels = {"slack_team": caller.team_id, "slack_user": caller.user_id}
+        try:
+            chats = await backend.list_chats(labels=labels)
+        except CoderNotFound:
+            chats = []
+        except CoderError as exc:
+            return f"I couldn't ask Coder for your chats: {exc}"
+        return backend, sorted(chats, key=lambda c: c.updated_at or c.created_at or _NEVER, reverse=True)
+
+
+def _line(backend: CoderBackend, chat: Chat) -> str:
+    title = (chat.title or "Coder chat").replace("]", ")").replace("[", "(")
+    archived = " · archived" if chat.archived else ""
+    return f"• [{title}]({backend.chat_url(chat.id)}) · {chat.status.name}{archived}"
