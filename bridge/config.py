@@ -116,6 +116,7 @@ class Settings(BaseSettings):
     watch_retry_after: float = Field(
         default=60.0, gt=0, le=3600, validation_alias=_env("BRIDGE_WATCH_RETRY_AFTER")
     )
+    home_debounce: float = Field(default=2.0, ge=0, le=600, validation_alias=_env("BRIDGE_HOME_DEBOUNCE"))
 
     @field_validator("slack_api_url")
     @classmethod
