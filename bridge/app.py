@@ -37,6 +37,7 @@ from bridge.metrics import Metrics
 from bridge.relay.aisdk_store import DatabaseAiSdkStore
 from bridge.relay.chat_commands import ChatCommands
 from bridge.relay.controls import Control, Controls
+from bridge.relay.home import Home
 from bridge.relay.identity import Identity, TokenCipher
 from bridge.relay.inbound import ContextLimits, Inbound
 from bridge.relay.intake import Intake
@@ -45,10 +46,11 @@ from bridge.relay.outbox import Outbox
 from bridge.relay.policy import Policy, Rules
 from bridge.relay.supervisor import Supervisor
 from bridge.relay.watcher import Watcher
-from bridge.slack import commands, events, shortcuts
+from bridge.slack import commands, events, home_tab, shortcuts
 from bridge.slack.directory import WebDirectory
 from bridge.slack.files import SlackFileSource
 from bridge.slack.history import ThreadReader
+from bridge.slack.home_view import HowTo
 from bridge.slack.poster import WebPoster
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,8 @@ class SlackIdentity:
     bot_user_id: str
     bot_id: str
     scopes: frozenset[str]
+    url: str = ""
+    """The workspace's address (``https://example.slack.com/``), for permalinks built without a call."""
 
 
 async def slack_identity(client: AsyncWebClient) -> SlackIdentity:
@@ -84,6 +88,7 @@ async def slack_identity(client: AsyncWebClient) -> SlackIdentity:
         bot_user_id=str(response["user_id"]),
         bot_id=str(response.get("bot_id") or ""),
         scopes=frozenset(s.strip() for s in scopes.split(",") if s.strip()),
+        url=str(response.get("url") or ""),
     )
 
 
@@ -153,6 +158,7 @@ class Bridge:
         self._outbox: Outbox | None = None
         self._supervisor: Supervisor | None = None
         self._watcher: Watcher | None = None
+        self._home: Home | None = None
         self._runner: web.AppRunner | None = None
         self._socket: AsyncSocketModeHandler | None = None
         self._accepting = False
@@ -200,13 +206,18 @@ class Bridge:
             client=client,
             metrics=self.metrics,
         )
-        self._outbox = Outbox(
-            self.db,
-            poster,
-            limits=SlackLimits(scale=settings.slack_rate_scale),
-            edit_interval=settings.edit_interval,
-        )
+        limits = SlackLimits(scale=settings.slack_rate_scale)
+        self._outbox = Outbox(self.db, poster, limits=limits, edit_interval=settings.edit_interval)
         self._identity = accounts = self._build_identity(backend, poster)
+        self._home = Home(
+            self.db,
+            accounts,
+            home_tab.WebHomeTab(client, self.metrics),
+            limits,
+            workspace_url=identity.url,
+            how_to=HowTo(interrupt=settings.reaction_interrupt, archive=settings.reaction_archive),
+            debounce=settings.home_debounce,
+        )
         directory = WebDirectory(client, self.metrics, ttl=settings.directory_ttl)
         policy = Policy(self._rules(identity.team_id), directory)
         self._supervisor = Supervisor(
@@ -218,7 +229,12 @@ class Bridge:
             slow_start=settings.slow_start_after,
         )
         self._watcher = Watcher(
-            self.db, backend, self._outbox, self._supervisor, retry_after=settings.watch_retry_after
+            self.db,
+            backend,
+            self._outbox,
+            self._supervisor,
+            home=self._home,
+            retry_after=settings.watch_retry_after,
         )
         intake = Intake(self.db)
         self._inbound = Inbound(
@@ -246,6 +262,7 @@ class Bridge:
                 settings.reaction_archive: Control.ARCHIVE,
                 settings.reaction_promote: Control.PROMOTE,
             },
+            home=self._home,
         )
         bolt = AsyncApp(
             client=AsyncWebClient(base_url=settings.slack_api_url),
@@ -260,6 +277,7 @@ class Bridge:
         events.register(bolt, intake, self._inbound, self._controls, self.metrics)
         shortcuts.register(bolt, self._controls)
         chats = ChatCommands(self.db, accounts, policy, poster, self._inbound, self._controls)
+        home_tab.register(bolt, self._home, self.metrics)
         commands.register(
             bolt,
             commands.Router(),
@@ -402,6 +420,8 @@ class Bridge:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
         if self._watcher is not None:  # Coder's side of intake: nothing new is started after this
             await self._watcher.close()
+        if self._home is not None:
+            await self._home.close()
         if self._inbound is not None and not await self._inbound.drain(left(0.5)):
             log.warning("shutdown: cancelling Slack messages still being relayed (handled at the next start)")
             await self._inbound.close()

@@ -120,6 +120,7 @@ class Settings(BaseSettings):
     slow_start_after: float = Field(
         default=10.0, gt=0, le=3600, validation_alias=_env("BRIDGE_SLOW_START_AFTER")
     )
+    home_debounce: float = Field(default=2.0, ge=0, le=600, validation_alias=_env("BRIDGE_HOME_DEBOUNCE"))
 
     @field_validator("slack_api_url")
     @classmethod

@@ -132,6 +132,17 @@ async def links_by_chat(session: AsyncSession, chat_ids: Sequence[str]) -> dict[
     return found
 
 
+async def links_of_requester(session: AsyncSession, user_id: str, *, limit: int) -> Sequence[ThreadLink]:
+    """The chats a person started (those with a chat), open ones first, each group newest first."""
+    stmt = (
+        select(ThreadLink)
+        .where(col(ThreadLink.requester_user_id) == user_id, col(ThreadLink.chat_id).is_not(None))
+        .order_by(col(ThreadLink.archived), col(ThreadLink.created_at).desc(), col(ThreadLink.id).desc())
+        .limit(limit)
+    )
+    return (await session.execute(stmt)).scalars().all()
+
+
 async def get_link(session: AsyncSession, link_id: int) -> ThreadLink | None:
     """A link by primary key."""
     return await session.get(ThreadLink, link_id)

@@ -1,11 +1,13 @@
-"""Emoji reactions that control a chat: interrupt the agent, archive or unarchive, promote.
+"""Controls of a chat, by emoji reaction or by button: interrupt, archive or unarchive, promote, remove.
 
 Interrupt and archive count on the thread's first message and on the bot's messages in it; promote
 counts on a follow-up that Coder queued (``interface.md``). A reaction anywhere else, or with
-another emoji, is ignored. Who may control a chat is the access policy's call (by default its
-requester and the bridge's admins); anyone else is told privately why nothing happened. A control
-runs with the chat owner's Coder token. Each control is confirmed in the thread, and a failure is
-said there too.
+another emoji, is ignored. Buttons (``ports.ButtonAction``, ids shared with the Slack side) name their chat
+(and queued message) in their value, so a click on the status message, a "Queued" notice or the
+App Home tab reaches the same place. Both ways meet in ``_carry_out``: who may control a chat is the
+access policy's call (by default its requester and the bridge's admins), anyone else is told
+privately why nothing happened, a control runs with the chat owner's Coder token, and each control
+is confirmed in the thread, a failure too.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from bridge.coder.types import ChatId
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.models import ThreadLink
+from bridge.relay.home import Home
 from bridge.relay.identity import Identity
 from bridge.relay.intake import Intake
 from bridge.relay.outbox import Outbox, digest, final_text
 from bridge.relay.policy import Policy
+from bridge.relay.ports import ButtonAction
 from bridge.relay.supervisor import Supervisor, thread_ref
 from bridge.slack.blocks import render_error
 from bridge.tasks import TaskGroup
@@ -37,11 +41,21 @@ _UNLINKED = "The chat's owner has no linked Coder account any more (`/coder link
 
 
 class Control(StrEnum):
-    """What a reaction asks for."""
+    """What a reaction or a button asks for."""
 
     INTERRUPT = "interrupt"
     ARCHIVE = "archive"
     PROMOTE = "promote"
+    REMOVE = "remove"
+
+
+_BUTTONS: dict[ButtonAction, tuple[Control, bool]] = {
+    ButtonAction.CHAT_STOP: (Control.INTERRUPT, True),
+    ButtonAction.CHAT_ARCHIVE: (Control.ARCHIVE, True),
+    ButtonAction.CHAT_UNARCHIVE: (Control.ARCHIVE, False),
+    ButtonAction.QUEUED_SEND_NEXT: (Control.PROMOTE, True),
+    ButtonAction.QUEUED_REMOVE: (Control.REMOVE, True),
+}
 
 
 @dataclass(frozen=True)
@@ -61,8 +75,44 @@ class Reaction:
         return self.name.split("::", 1)[0]
 
 
+@dataclass(frozen=True)
+class Click:
+    """A click on one of the bridge's buttons (``block_actions``), reduced to what the relay needs.
+
+    ``event_id`` is made from the clicking user and Slack's ``action_ts``: clicks carry no event id,
+    and this one keys the durable record and the answer's slot.
+    """
+
+    event_id: str
+    user_id: str
+    action: ButtonAction
+    chat_id: str
+    queued_id: int | None = None
+
+
+@dataclass(frozen=True)
+class _Request:
+    """One control asked for, whichever way: the common ground of reactions and clicks."""
+
+    event_id: str
+    user_id: str
+    control: Control
+    on: bool = True
+    """False takes an archive back (unarchive)."""
+    queued_id: int | None = None
+
+    @property
+    def verb(self) -> str:
+        """What the control does, for a failure line."""
+        if self.control is Control.ARCHIVE and not self.on:
+            return "unarchive the chat"
+        if self.control in (Control.PROMOTE, Control.REMOVE):
+            return f"{self.control} the queued message"
+        return f"{self.control} the chat"
+
+
 class Controls:
-    """Carries out reaction controls in the background."""
+    """Carries out reaction and button controls in the background."""
 
     def __init__(
         self,
@@ -74,6 +124,7 @@ class Controls:
         intake: Intake,
         *,
         emoji: dict[str, Control],
+        home: Home | None = None,
     ) -> None:
         self._db = db
         self._identity = identity
@@ -82,15 +133,17 @@ class Controls:
         self._supervisor = supervisor
         self._intake = intake
         self._emoji = emoji
+        self._home = home
         self._tasks = TaskGroup("controls")
 
     def wanted(self, reaction: Reaction) -> bool:
         """Whether the reaction's emoji is one of the controls (others are not even recorded)."""
         return reaction.emoji in self._emoji
 
-    def submit(self, reaction: Reaction) -> None:
-        """Handle a recorded reaction in the background (Slack wants its ack at once)."""
-        self._tasks.spawn(reaction.event_id, self._intake.settle(reaction.event_id, self._control(reaction)))
+    def submit(self, command: Reaction | Click) -> None:
+        """Handle a recorded reaction or click in the background (Slack wants its ack at once)."""
+        work = self._react(command) if isinstance(command, Reaction) else self._click(command)
+        self._tasks.spawn(command.event_id, self._intake.settle(command.event_id, work))
 
     def send_now(self, user_id: str, channel_id: str, ts: str, request_id: str) -> None:
         """The ``send_now`` shortcut on a queued follow-up: stop the agent, then promote it (background)."""
@@ -109,13 +162,12 @@ class Controls:
             await self._identity.whisper(channel_id, user_id, link.thread_ts, refusal or _UNLINKED)
             return
         chat_id = ChatId(link.chat_id)
-        reaction = Reaction(request_id, user_id, channel_id, ts, "send_now", added=True)
         try:
             if (await backend.get_chat(chat_id)).status.phase.busy:
-                await self._interrupt(backend, chat_id, reaction)
+                await self._interrupt(backend, chat_id, user_id)
             # Once stopped, Coder may already have taken the head of its queue: nothing to promote.
             if any(q.id == inbound.queued_message_id for q in await backend.queued_messages(chat_id)):
-                await self._promote(backend, chat_id, reaction, inbound.queued_message_id)
+                await self._promote(backend, link, chat_id, user_id, inbound.queued_message_id)
             text = f"⏭️ <@{user_id}> stopped the agent; it takes the queued message next."
         except CoderError as exc:
             log.warning("send-now in chat %s failed: %s", chat_id, exc, extra={"chat_id": chat_id})
@@ -130,7 +182,7 @@ class Controls:
         """Cancel controls still in flight (their events are handled at the next start)."""
         await self._tasks.cancel()
 
-    async def _control(self, reaction: Reaction) -> None:
+    async def _react(self, reaction: Reaction) -> None:
         control = self._emoji[reaction.emoji]
         if control is not Control.ARCHIVE and not reaction.added:
             return  # taking back a stop or a promote undoes nothing
@@ -146,43 +198,76 @@ class Controls:
                 link = await repo.get_link(session, inbound.link_id)
             else:
                 link = await self._find_link(session, reaction)
+        request = _Request(reaction.event_id, reaction.user_id, control, reaction.added, queued_id)
+        await self._carry_out(link, request)
+
+    async def _click(self, click: Click) -> None:
+        control, on = _BUTTONS[click.action]
+        async with self._db.unit() as session:
+            link = await repo.find_link_by_chat(session, click.chat_id)
+        if link is None:
+            log.info("a %s click names chat %s, which no thread is linked to", click.action, click.chat_id)
+        request = _Request(click.event_id, click.user_id, control, on, click.queued_id)
+        await self._carry_out(link, request)
+
+    async def _carry_out(self, link: ThreadLink | None, request: _Request) -> None:
+        """The control, once its chat is found: the policy's check, the call to Coder, the answer."""
         if link is None or link.chat_id is None:
             return
-        refusal = await self._policy.may_control(link, reaction.user_id)
+        refusal = await self._policy.may_control(link, request.user_id)
         if refusal is not None:
-            await self._identity.whisper(reaction.channel_id, reaction.user_id, link.thread_ts, refusal)
+            await self._identity.whisper(link.channel_id, request.user_id, link.thread_ts, refusal)
             return
         backend = await self._identity.backend_for_link(link)
         if backend is None:
             text = render_error(
-                f"Couldn't {control} the chat: <@{link.requester_user_id}>'s Coder account is no longer "
+                f"Couldn't {request.verb}: <@{link.requester_user_id}>'s Coder account is no longer "
                 "linked (`/coder link` links it again)."
             )
-            await self._outbox.put(thread_ref(link), [final_text(f"control:{reaction.event_id}", text)])
+            await self._outbox.put(thread_ref(link), [final_text(f"control:{request.event_id}", text)])
             return
         chat_id = ChatId(link.chat_id)
         try:
-            if queued_id is not None:
-                text = await self._promote(backend, chat_id, reaction, queued_id)
-            elif control is Control.INTERRUPT:
-                text = await self._interrupt(backend, chat_id, reaction)
-            else:
-                text = await self._archive(backend, chat_id, reaction.user_id, reaction.added)
+            text = await self._run(backend, link, chat_id, request)
         except CoderError as exc:
-            log.warning("%s of chat %s failed: %s", control, chat_id, exc, extra={"chat_id": chat_id})
+            log.warning("%s of chat %s failed: %s", request.control, chat_id, exc, extra={"chat_id": chat_id})
             if isinstance(exc, CoderAuthError):
                 await self._identity.refused(
                     link.team_id, link.requester_user_id, link.channel_id, link.thread_ts
                 )
-            verb = "unarchive" if control is Control.ARCHIVE and not reaction.added else control
-            text = render_error(f"Couldn't {verb} the chat: {exc}")
-        await self._outbox.put(thread_ref(link), [final_text(f"control:{reaction.event_id}", text)])
+            text = render_error(f"Couldn't {request.verb}: {exc}")
+        await self._outbox.put(thread_ref(link), [final_text(f"control:{request.event_id}", text)])
+        if request.control is Control.ARCHIVE and self._home is not None:
+            self._home.changed(link.requester_user_id)  # Coder's watch may be missing or late
 
-    async def _interrupt(self, backend: CoderBackend, chat_id: ChatId, reaction: Reaction) -> str:
+    async def _run(self, backend: CoderBackend, link: ThreadLink, chat_id: ChatId, request: _Request) -> str:
+        user = request.user_id
+        if request.control is Control.INTERRUPT:
+            return await self._interrupt(backend, chat_id, user)
+        if request.control is Control.ARCHIVE:
+            return await self._archive(backend, chat_id, user, archived=request.on)
+        assert request.queued_id is not None
+        if request.queued_id not in {q.id for q in await backend.queued_messages(chat_id)}:
+            return "ℹ️ That message is no longer queued: the agent already has it, or it was removed."
+        if request.control is Control.PROMOTE:
+            return await self._promote(backend, link, chat_id, user, request.queued_id)
+        await backend.delete_queued(chat_id, request.queued_id)
+        await self._forget_queued(link, request.queued_id, None)
+        return f"🗑️ <@{user}> removed a queued message: the agent will not get it."
+
+    async def _interrupt(self, backend: CoderBackend, chat_id: ChatId, user: str) -> str:
         self._supervisor.stopping(chat_id)  # before Coder answers: its idle status may come first
         await backend.interrupt(chat_id)
         self._supervisor.follow(chat_id)
-        return f"🛑 Stopped the agent at <@{reaction.user_id}>'s request."
+        return f"🛑 Stopped the agent at <@{user}>'s request."
+
+    async def _promote(
+        self, backend: CoderBackend, link: ThreadLink, chat_id: ChatId, user: str, queued_id: int
+    ) -> str:
+        message = await backend.promote_queued(chat_id, queued_id)
+        await self._forget_queued(link, queued_id, message.id)
+        self._supervisor.follow(chat_id)
+        return f"⏫ <@{user}> moved a queued message to the front: the agent gets it next."
 
     async def archive(self, link: ThreadLink, user_id: str, request_id: str) -> str:
         """``/coder archive``: what the archive reaction does, answered to the caller and said in the
@@ -194,40 +279,37 @@ class Controls:
         if backend is None or link.chat_id is None:
             return f"<@{link.requester_user_id}>'s Coder account is no longer linked, so I can't archive it."
         try:
-            text = await self._archive(backend, ChatId(link.chat_id), user_id, True)
+            text = await self._archive(backend, ChatId(link.chat_id), user_id, archived=True)
         except CoderError as exc:
             log.warning("archive of chat %s failed: %s", link.chat_id, exc, extra={"chat_id": link.chat_id})
             return f"Couldn't archive the chat: {exc}"
         await self._outbox.put(thread_ref(link), [final_text(f"control:{digest(request_id)}", text)])
         return text
 
-    async def _archive(self, backend: CoderBackend, chat_id: ChatId, user_id: str, archived: bool) -> str:
+    async def _archive(self, backend: CoderBackend, chat_id: ChatId, user: str, *, archived: bool) -> str:
         await backend.set_archived(chat_id, archived)
         async with self._db.unit() as session:
             await repo.set_archived(session, chat_id, archived)
         if backend.capabilities.archive == "delete":
             return (
-                f"🗑️ Deleted the chat in Coder at <@{user_id}>'s request (this Coder version cannot "
+                f"🗑️ Deleted the chat in Coder at <@{user}>'s request (this Coder version cannot "
                 "archive); replies here are no longer sent."
             )
         if archived:
-            return f"🗄️ Archived by <@{user_id}>; remove the reaction to unarchive."
-        return f"📤 Unarchived by <@{user_id}>; replies here reach the agent again."
+            return f"🗄️ Archived by <@{user}>; remove the reaction (or click Unarchive) to unarchive."
+        return f"📤 Unarchived by <@{user}>; replies here reach the agent again."
 
-    async def _promote(
-        self, backend: CoderBackend, chat_id: ChatId, reaction: Reaction, queued_id: int
-    ) -> str:
-        message = await backend.promote_queued(chat_id, queued_id)
+    async def _forget_queued(self, link: ThreadLink, queued_id: int, coder_message_id: int | None) -> None:
+        """The relayed Slack message of a queued entry is no longer queued (delivered, or not at all)."""
+        assert link.id is not None
         async with self._db.unit() as session:
-            await repo.record_inbound(
+            await repo.replace_queued(
                 session,
-                channel_id=reaction.channel_id,
-                ts=reaction.item_ts,
-                coder_message_id=message.id,
+                link_id=link.id,
+                old_queued_id=queued_id,
+                coder_message_id=coder_message_id,
                 queued_message_id=None,
             )
-        self._supervisor.follow(chat_id)
-        return f"⏫ <@{reaction.user_id}> moved a queued message to the front: the agent gets it next."
 
     async def _find_link(self, session: AsyncSession, reaction: Reaction) -> ThreadLink | None:
         """The chat of a reacted thread root or bot message (one just posted is found in memory)."""

@@ -4,7 +4,8 @@ Chat streams are open only while a chat works (design, section 3). What happens 
 of that reaches the bridge through the watch: someone continues the chat in Coder's web UI (its
 status turns busy: the supervisor is woken to follow it), Coder renames it (the header shows the
 new title), or its pull request moves (the thread's one diff summary is rewritten in place). A
-turn's end is a status change too, and refreshes the summary.
+turn's end is a status change too, and refreshes the summary. Every change to a linked chat also
+refreshes its requester's App Home tab (``relay.home``, debounced there).
 
 Coder sends no snapshot on watch and drops what happens while the socket is down, so after every
 (re)connect the chat list is read again and compared with what the thread last showed (stored on
@@ -33,6 +34,7 @@ from bridge.coder.types import (
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.models import ThreadLink
+from bridge.relay.home import Home
 from bridge.relay.outbox import Outbox, digest, final_text
 from bridge.relay.supervisor import Supervisor, thread_ref
 from bridge.slack.blocks import render_diff_summary
@@ -53,9 +55,11 @@ class Watcher:
         outbox: Outbox,
         supervisor: Supervisor,
         *,
+        home: Home | None = None,
         retry_after: float = 60.0,
     ) -> None:
         self._db = db
+        self._home = home
         self._backend = backend
         self._outbox = outbox
         self._supervisor = supervisor
@@ -111,6 +115,8 @@ class Watcher:
         chat = event.chat
         async with self._db.unit() as session:
             link = await repo.find_link_by_chat(session, chat.id)
+        if link is not None and self._home is not None:
+            self._home.changed(link.requester_user_id)  # archiving and unarchiving included
         if link is None or link.archived:
             return
         match event.kind:
@@ -130,6 +136,8 @@ class Watcher:
             link = links.get(chat.id)
             if link is None:
                 continue
+            if self._home is not None:
+                self._home.changed(link.requester_user_id)
             if chat.status.phase.busy:
                 self._supervisor.wake(chat.id)
             if link.shown_title != chat.title:

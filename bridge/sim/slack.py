@@ -156,6 +156,7 @@ class SlackSim:
         ack_timeout: float = 3.0,
         echo_bot_messages: bool = True,
         agent_declared: bool = True,
+        home_tab_enabled: bool = True,
         scopes: Iterable[str] | None = None,
         subscriptions: Iterable[str] | None = None,
     ) -> None:
@@ -194,6 +195,7 @@ class SlackSim:
             limiter=RateLimiter(RateLimits(), time_scale=time_scale),
             time_scale=time_scale,
             agent_declared=agent_declared,
+            home_tab_enabled=home_tab_enabled,
             subscriptions=self.subscriptions,
             echo=self._echo,
             open_socket=self._hub.open_url,
@@ -347,6 +349,15 @@ class SlackSim:
     @agent_declared.setter
     def agent_declared(self, declared: bool) -> None:
         self._api.agent_declared = declared
+
+    @property
+    def home_tab_enabled(self) -> bool:
+        """The manifest's ``home_tab_enabled``; when off, ``views.publish`` fails ``not_enabled``."""
+        return self._api.home_tab_enabled
+
+    @home_tab_enabled.setter
+    def home_tab_enabled(self, enabled: bool) -> None:
+        self._api.home_tab_enabled = enabled
 
     @property
     def scopes(self) -> tuple[str, ...]:
@@ -668,7 +679,7 @@ class SlackSim:
         """
         conversation = self._conversation(channel, user)
         message = self.workspace.message(channel, message_ts)
-        action = find_action(message, action_id) if message is not None else None
+        action = find_action(message.blocks, action_id) if message is not None else None
         if message is None or action is None:
             raise ValueError(f"no element {action_id!r} on message {message_ts} in {channel}")
         if value is not None:
@@ -688,6 +699,24 @@ class SlackSim:
         payload = self._events.message_action(
             user, conversation, message, callback_id, response_url=response_url
         )
+        self._issue_trigger(payload["trigger_id"], user)
+        return await self._deliverer.deliver_interaction("interactive", payload)
+
+    async def click_home(
+        self, user: str, action_id: str, *, value: str | None = None, block_id: str | None = None
+    ) -> AppResponse:
+        """Click the button ``action_id`` on the user's Home tab (in block ``block_id``, when several
+        blocks have one); sends ``block_actions`` from the view and returns the app's answer."""
+        view = self.workspace.home_views.get(user)
+        blocks = [
+            b for b in (view or {}).get("blocks", []) if block_id is None or b.get("block_id") == block_id
+        ]
+        action = find_action(blocks, action_id)
+        if view is None or action is None:
+            raise ValueError(f"no element {action_id!r} on {user}'s Home tab")
+        if value is not None:
+            action["value"] = value
+        payload = self._events.view_block_actions(user, view, action)
         self._issue_trigger(payload["trigger_id"], user)
         return await self._deliverer.deliver_interaction("interactive", payload)
 

@@ -192,6 +192,7 @@ class WebApi:
         limiter: RateLimiter,
         time_scale: float,
         agent_declared: bool,
+        home_tab_enabled: bool,
         subscriptions: frozenset[str],
         echo: EchoHook,
         open_socket: Callable[[], str],
@@ -203,6 +204,7 @@ class WebApi:
         self.limiter = limiter
         self.rate_limits_enabled = True
         self.agent_declared = agent_declared
+        self.home_tab_enabled = home_tab_enabled
         self._time_scale = time_scale
         self._subscriptions = subscriptions
         self._echo = echo
@@ -667,6 +669,8 @@ class WebApi:
         }
 
     async def _views_publish(self, args: Args) -> JsonDict:
+        if not self.home_tab_enabled:
+            raise ApiError("not_enabled")
         user_id = args.require("user_id")
         if user_id not in self._ws.users:
             raise ApiError("user_not_found")

@@ -185,6 +185,23 @@ class EventFactory:
             "message": self._ws.message_json(message),
         }
 
+    def view_block_actions(self, user: str, view: JsonDict, action: JsonDict) -> JsonDict:
+        """A ``block_actions`` payload for a click in a view (the App Home tab, a modal): the container
+        is the view, which comes whole; there is no channel, message or ``response_url``."""
+        return {
+            "type": "block_actions",
+            "user": self._user_ref(user),
+            "api_app_id": APP_ID,
+            "token": self.verification_token,
+            "container": {"type": "view", "view_id": view["id"]},
+            "trigger_id": self.trigger_id(),
+            "team": {"id": self._ws.team_id, "domain": self._ws.domain},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "view": view,
+            "actions": [dict(action, action_ts=f"{time.time():.6f}")],
+        }
+
     def slash_command(
         self, user: str, channel: SimChannel, command: str, text: str, *, response_url: str
     ) -> dict[str, str]:
@@ -244,9 +261,10 @@ class EventFactory:
             event.update(team=user.team_id, user_team=user.team_id, source_team=user.team_id)
 
 
-def find_action(message: SimMessage, action_id: str) -> JsonDict | None:
-    """The interactive element with ``action_id`` in a message's blocks, as a block_actions entry."""
-    for block in message.blocks:
+def find_action(blocks: list[JsonDict], action_id: str) -> JsonDict | None:
+    """The interactive element with ``action_id`` in a message's or a view's blocks, as a block_actions
+    entry (a URL button's click is sent too: Slack wants every click acknowledged)."""
+    for block in blocks:
         candidates: list[Any] = list(block.get("elements", []))
         if "accessory" in block:
             candidates.append(block["accessory"])

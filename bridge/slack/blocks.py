@@ -271,19 +271,25 @@ def _pull_request_line(status: ChatDiffStatus | None, url: str) -> str | None:
     """``🔀 [title](url) · 🟢 open`` once Coder knows of a pull request, else ``None``."""
     if status is None or not (status.pull_request_state or status.pull_request_title or status.pr_number):
         return None
-    state = status.pull_request_state.lower()
-    if status.pull_request_draft and state in ("", "open"):
-        state = "draft"
     name = _escape_link_text(status.pull_request_title)
     if status.pr_number:
         name = f"#{status.pr_number} {name}".strip()
     name = name or "Pull request"
     line = f"{DIFF_MARK}[{name}]({url})" if url else f"{DIFF_MARK}{name}"
+    state = pull_request_state(status)
     if state:
-        line += f" · {_PR_STATES.get(state, '⚪')} {state}"
+        line += f" · {state}"
     if status.changes_requested:
         line += " · ✋ changes requested"
     return line
+
+
+def pull_request_state(status: ChatDiffStatus) -> str:
+    """The pull request's state with its icon (``🟢 open``, ``📝 draft``…); "" while Coder knows none."""
+    state = status.pull_request_state.lower()
+    if status.pull_request_draft and state in ("", "open"):
+        state = "draft"
+    return f"{_PR_STATES.get(state, '⚪')} {state}" if state else ""
 
 
 def _branch_line(status: ChatDiffStatus | None, diff: ChatDiff | None, url: str) -> str | None:

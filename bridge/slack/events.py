@@ -1,9 +1,10 @@
 """Bolt middleware and listeners: Slack events become relay commands, acknowledged at once.
 
 Bolt verifies signatures before anything is parsed. A middleware records each event the bridge
-will act on (``Intake``) before Bolt acknowledges it, and a retry finds it recorded; listeners then
-hand fresh ones over in the background, so a slow Coder can never make Slack retry. Malformed
-payloads are logged and dropped here.
+will act on (``Intake``), and each click on a control button (``slack.actions``), before Bolt
+acknowledges it, and a retry finds it recorded; listeners then hand fresh ones over in the
+background, so a slow Coder can never make Slack retry. Malformed payloads are logged and dropped
+here.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bridge.metrics import Metrics
-from bridge.relay.controls import Controls, Reaction
+from bridge.relay.controls import Click, Controls, Reaction
 from bridge.relay.inbound import Inbound, IncomingMessage, MessageDeletion
 from bridge.relay.intake import Intake
+from bridge.slack import actions
 from bridge.slack.files import parse_files
 
 log = logging.getLogger(__name__)
@@ -138,12 +140,12 @@ def parse_reaction(body: Mapping[str, Any]) -> Reaction | None:
     )
 
 
-Command = IncomingMessage | MessageDeletion | Reaction
+Command = IncomingMessage | MessageDeletion | Reaction | Click
 
 
 def _command(body: Mapping[str, Any], controls: Controls) -> Command | None:
-    """What the bridge will act on in a callback, if anything (nothing else is recorded)."""
-    message = parse_message(body) or parse_deletion(body)
+    """What the bridge will act on in a callback or a click, if anything (nothing else is recorded)."""
+    message = parse_message(body) or parse_deletion(body) or actions.parse_click(body)
     if message is not None:
         return message
     reaction = parse_reaction(body)
@@ -151,14 +153,14 @@ def _command(body: Mapping[str, Any], controls: Controls) -> Command | None:
 
 
 def _dispatch(command: Command, inbound: Inbound, controls: Controls) -> None:
-    if isinstance(command, Reaction):
+    if isinstance(command, Reaction | Click):
         controls.submit(command)
     else:
         inbound.submit(command)
 
 
 def register(app: AsyncApp, intake: Intake, inbound: Inbound, controls: Controls, metrics: Metrics) -> None:
-    """Attach the bridge's middleware and event listeners to a Bolt app."""
+    """Attach the bridge's middleware, event listeners and button listeners to a Bolt app."""
 
     async def record(
         body: dict[str, Any], context: dict[str, Any], next: Callable[[], Awaitable[None]]
@@ -173,17 +175,18 @@ def register(app: AsyncApp, intake: Intake, inbound: Inbound, controls: Controls
 
     async def act(body: dict[str, Any], context: dict[str, Any]) -> None:
         event = body.get("event") or {}
-        metrics.slack_events.labels(str(event.get("type", "unknown"))).inc()
+        metrics.slack_events.labels(str(event.get("type") or body.get("type") or "unknown")).inc()
         command = context.get(_FRESH)
         if command is not None:
             _dispatch(command, inbound, controls)
 
     for name in ("app_mention", "message", "reaction_added", "reaction_removed"):
         app.event(name)(act)
+    actions.register(app, act)
 
 
 async def recover(intake: Intake, inbound: Inbound, controls: Controls) -> int:
-    """Hand over again the events acknowledged but not handled before the last stop."""
+    """Hand over again the events and clicks acknowledged but not handled before the last stop."""
     count = 0
     for body in await intake.unfinished():
         command = _command(body, controls)

@@ -204,6 +204,7 @@ def make_settings(slack: SlackSim, coder: CoderSim, database_url: str, **overrid
         "edit_interval": 0.05,
         "slack_rate_scale": 20.0,  # the Slack simulator runs at time_scale 0.05
         "reconnect_max_delay": 0.5,
+        "home_debounce": 0.1,
         "shutdown_timeout": 5.0,
         "slack_file_hosts": "127.0.0.1",  # where the Slack simulator serves url_private
     }

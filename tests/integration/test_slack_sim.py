@@ -505,6 +505,51 @@ async def test_ephemeral_and_home_view(sim: SlackSim, client: AsyncWebClient, re
     assert sim.home_view(sim.alice) == opened["view"]
 
 
+async def test_click_on_the_home_tab(sim: SlackSim, client: AsyncWebClient, receiver: Receiver) -> None:
+    """A click on a Home tab button posts a signed block_actions from the view: no channel, no
+    message, no response_url; a URL button's click is sent too."""
+    buttons = [
+        {
+            "type": "button",
+            "action_id": "chat_stop",
+            "text": {"type": "plain_text", "text": "Stop"},
+            "value": "c1",
+        },
+        {
+            "type": "button",
+            "action_id": "chat_open",
+            "text": {"type": "plain_text", "text": "Open"},
+            "url": "https://x",
+        },
+    ]
+    home = {"type": "home", "blocks": [{"type": "actions", "block_id": "chat:c1", "elements": buttons}]}
+    published = (await client.views_publish(user_id=sim.alice, view=home))["view"]
+    assert await sim.click_home(sim.alice, "chat_stop") == (200, "")
+    request = receiver.requests[-1]
+    assert request.valid
+    payload = json.loads(request.form()["payload"])
+    assert payload["container"] == {"type": "view", "view_id": published["id"]}
+    assert payload["view"]["id"] == published["id"]
+    assert payload["view"]["type"] == "home"
+    assert payload["actions"][0]["action_id"] == "chat_stop"
+    assert payload["actions"][0]["value"] == "c1"
+    assert payload["actions"][0]["block_id"] == "chat:c1"
+    assert not {"channel", "message", "response_url"} & set(payload)
+    await sim.click_home(sim.alice, "chat_open")
+    assert json.loads(receiver.requests[-1].form()["payload"])["actions"][0]["action_id"] == "chat_open"
+    with pytest.raises(ValueError, match="Home tab"):
+        await sim.click_home(sim.bob, "chat_stop")
+
+
+async def test_views_publish_needs_the_home_tab_enabled(sim: SlackSim, client: AsyncWebClient) -> None:
+    """With the App Home tab off in the manifest, views.publish fails not_enabled."""
+    sim.home_tab_enabled = False
+    with pytest.raises(SlackApiError) as refused:
+        await client.views_publish(user_id=sim.alice, view={"type": "home", "blocks": []})
+    assert refused.value.response["error"] == "not_enabled"
+    assert sim.home_view(sim.alice) is None
+
+
 async def test_streaming_messages_grow_until_stopped(sim: SlackSim, client: AsyncWebClient) -> None:
     """A streamed message's visible text grows per append; appending after stop is refused."""
     root = await sim.user_says(sim.alice, sim.general, "go")

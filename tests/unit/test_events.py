@@ -8,7 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bridge.relay.controls import Click
 from bridge.relay.inbound import chat_labels, strip_mention
+from bridge.relay.ports import ButtonAction
+from bridge.slack.actions import parse_click
 from bridge.slack.events import parse_deletion, parse_message
 
 
@@ -138,3 +141,30 @@ def test_deletion_names_the_deleted_message_and_its_thread() -> None:
     assert deletion is not None
     assert (deletion.ts, deletion.root_ts, deletion.channel_id) == ("1.5", "1.0", "C1")
     assert parse_deletion(body()) is None
+
+
+def _click(action_id: str, value: str) -> dict[str, object]:
+    return {
+        "type": "block_actions",
+        "user": {"id": "U1"},
+        "actions": [{"type": "button", "action_id": action_id, "value": value, "action_ts": "1.5"}],
+    }
+
+
+def test_clicks_on_control_buttons_are_parsed() -> None:
+    """A control button's click names its chat (and queued message); its id comes from user and time."""
+    stop = parse_click(_click("chat_stop", "c-1"))
+    assert stop == Click("click:U1:1.5", "U1", ButtonAction.CHAT_STOP, "c-1")
+    promote = parse_click(_click("queued_send_next", "c-1:42"))
+    assert promote is not None
+    assert (promote.chat_id, promote.queued_id) == ("c-1", 42)
+
+
+def test_other_and_malformed_clicks_are_not_controls() -> None:
+    """Open in Coder, foreign buttons, bad queued values and missing fields are no control."""
+    assert parse_click(_click("chat_open", "")) is None
+    assert parse_click(_click("somebody_elses", "x")) is None
+    assert parse_click(_click("queued_remove", "c-1")) is None
+    assert parse_click(_click("queued_remove", "c-1:x")) is None
+    assert parse_click(_click("chat_stop", "")) is None
+    assert parse_click({"type": "view_submission"}) is None

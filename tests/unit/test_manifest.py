@@ -18,10 +18,11 @@ def test_manifest_scopes_are_least_privilege() -> None:
 
 
 def test_manifest_subscribes_to_the_events_the_bridge_handles() -> None:
-    """Mentions, DMs and thread replies in public and private channels are delivered."""
+    """Mentions, DMs, thread replies in public and private channels, reactions and App Home opens."""
     manifest = yaml.safe_load(MANIFEST.read_text())
     events = set(manifest["settings"]["event_subscriptions"]["bot_events"])
     assert events == {
+        "app_home_opened",
         "app_mention",
         "message.channels",
         "message.groups",
@@ -31,11 +32,21 @@ def test_manifest_subscribes_to_the_events_the_bridge_handles() -> None:
     }
 
 
+def test_manifest_enables_the_home_tab_and_dms() -> None:
+    """The App Home tab is on (the bridge publishes it) and people can DM the bot."""
+    app_home = yaml.safe_load(MANIFEST.read_text())["features"]["app_home"]
+    assert app_home["home_tab_enabled"] is True
+    assert app_home["messages_tab_enabled"] is True
+    assert app_home["messages_tab_read_only_enabled"] is False
+
+
 def test_manifest_declares_the_coder_command_and_interactivity() -> None:
-    """/coder is declared and interactivity is on (the link form), both at the events URL."""
+    """/coder is declared with its usage hint and interactivity is on (buttons, the link form), both
+    at the events URL."""
     manifest = yaml.safe_load(MANIFEST.read_text())
     commands = manifest["features"]["slash_commands"]
     assert [c["command"] for c in commands] == ["/coder"]
+    assert commands[0]["usage_hint"].startswith("[new <prompt>|list|status|archive")
     interactivity = manifest["settings"]["interactivity"]
     assert interactivity["is_enabled"] is True
     events_url = manifest["settings"]["event_subscriptions"]["request_url"]

@@ -1,0 +1,186 @@
+"""The App Home tab: each person's chats, republished when one of them changes.
+
+A person's Home shows the chats they started (the links whose requester they are), read from the
+bridge's table, with each chat's title, status and pull request as Coder reports them now (with
+the person's own token in linked mode; what the table last saw when Coder can't be asked).
+
+It is published when the person opens the tab, and again whenever one of their chats changes
+while they have it (the chat watch and the controls call ``changed``): no polling. Changes are
+debounced per person (a turn's statuses and a title change in quick succession cost one publish),
+and every publish waits for a token of the workspace's ``views.publish`` budget. Only people who
+opened the tab since the bridge started are kept current; everyone else gets a fresh view when
+they open it, which is the only time it can be seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from bridge.coder.backend import CoderBackend
+from bridge.coder.errors import CoderError
+from bridge.coder.types import Chat, ChatId, ChatPhase, ChatStatus
+from bridge.db import repo
+from bridge.db.engine import Database
+from bridge.db.models import ThreadLink
+from bridge.relay.identity import Identity
+from bridge.relay.limits import SlackLimits
+from bridge.relay.ports import HomeTab, SlackError, SlackPermanent, SlackRateLimited
+from bridge.slack.home_view import MAX_CHATS, HomeChat, HowTo, render_home
+from bridge.tasks import TaskGroup
+
+log = logging.getLogger(__name__)
+
+_TRIES = 3
+
+
+def permalink(workspace_url: str, channel: str, ts: str) -> str:
+    """A message's permalink as Slack builds it (``…/archives/C123/p1732360000000100``): no API call."""
+    return f"{workspace_url.rstrip('/')}/archives/{channel}/p{ts.replace('.', '')}"
+
+
+class Home:
+    """Keeps the Home tabs of the people who opened one current."""
+
+    def __init__(
+        self,
+        db: Database,
+        identity: Identity,
+        tab: HomeTab,
+        limits: SlackLimits,
+        *,
+        workspace_url: str,
+        how_to: HowTo,
+        debounce: float = 2.0,
+    ) -> None:
+        self._db = db
+        self._identity = identity
+        self._tab = tab
+        self._limits = limits
+        self._workspace_url = workspace_url
+        self._how_to = how_to
+        self._debounce = debounce
+        self._viewers: set[str] = set()
+        self._publishing: set[str] = set()
+        self._stale: set[str] = set()
+        self._enabled = True
+        self._tasks = TaskGroup("home")
+
+    def opened(self, user_id: str) -> None:
+        """The person opened the Home tab: publish it now, and keep it current from here on."""
+        self._viewers.add(user_id)
+        self._schedule(user_id, 0.0)
+
+    def changed(self, user_id: str) -> None:
+        """One of the person's chats changed: republish their Home, if they have one, after the debounce."""
+        if user_id in self._viewers:
+            self._schedule(user_id, self._debounce)
+
+    async def close(self) -> None:
+        """Stop publishing (shutdown): a Home left stale is fixed the next time it is opened."""
+        await self._tasks.cancel()
+
+    def _schedule(self, user_id: str, delay: float) -> None:
+        if not self._enabled:
+            return
+        if user_id in self._publishing:
+            self._stale.add(user_id)  # the running task publishes once more
+            return
+        self._publishing.add(user_id)
+        self._tasks.spawn(user_id, self._keep_current(user_id, delay))
+
+    async def _keep_current(self, user_id: str, delay: float) -> None:
+        """Publish after ``delay``; changes meanwhile are folded in, those during a publish cost one more."""
+        try:
+            while True:
+                await asyncio.sleep(delay)
+                self._stale.discard(user_id)
+                await self._publish(user_id)
+                if user_id not in self._stale:
+                    return
+                delay = self._debounce
+        finally:
+            self._publishing.discard(user_id)
+            self._stale.discard(user_id)
+
+    async def _publish(self, user_id: str) -> None:
+        """One publish, within the budget; 429s and outages are tried again a few times, then logged."""
+        chats, older = await self._chats(user_id)
+        view = render_home(chats, self._how_to, older=older)
+        failure: SlackError | None = None
+        for attempt in range(_TRIES):
+            if failure is not None:
+                wait = failure.retry_after if isinstance(failure, SlackRateLimited) else 2.0**attempt
+                await asyncio.sleep(wait)
+            await self._limits.acquire("views.publish", "")
+            try:
+                await self._tab.publish(user_id, view)
+                return
+            except SlackPermanent as exc:
+                self._refused(user_id, exc)
+                return
+            except SlackError as exc:
+                failure = exc
+        log.warning("gave up publishing the Home tab of %s: %s", user_id, failure)
+
+    def _refused(self, user_id: str, exc: SlackPermanent) -> None:
+        if exc.code != "not_enabled":
+            log.warning("could not publish the Home tab of %s: %s", user_id, exc)
+            return
+        self._enabled = False
+        log.warning(
+            "Slack refused the App Home tab (not_enabled): set features.app_home.home_tab_enabled in the "
+            "app's manifest; no Home tab is published until the bridge restarts"
+        )
+
+    async def _chats(self, user_id: str) -> tuple[list[HomeChat], int]:
+        """The person's chats as shown, and how many older ones are left out."""
+        async with self._db.unit() as session:
+            links = list(await repo.links_of_requester(session, user_id, limit=MAX_CHATS + 1))
+        older = max(0, len(links) - MAX_CHATS)
+        links = links[:MAX_CHATS]
+        backend = await self._identity.backend_for_link(links[0]) if links else None
+        chats = await self._current(backend, links)
+        return [self._entry(link, chats.get(link.chat_id or ""), backend) for link in links], older
+
+    async def _current(self, backend: CoderBackend | None, links: Sequence[ThreadLink]) -> dict[str, Chat]:
+        """Each chat as Coder reports it now; a chat Coder can't show is left out (the table stands in)."""
+        if backend is None:
+            return {}
+        found = await asyncio.gather(
+            *(backend.get_chat(ChatId(link.chat_id or "")) for link in links), return_exceptions=True
+        )
+        chats: dict[str, Chat] = {}
+        for link, chat in zip(links, found, strict=True):
+            if isinstance(chat, Chat):
+                chats[chat.id] = chat
+            elif isinstance(chat, CoderError):
+                log.info("Home tab: chat %s not read from Coder: %s", link.chat_id, chat)
+            else:
+                raise chat
+        return chats
+
+    def _entry(self, link: ThreadLink, chat: Chat | None, backend: CoderBackend | None) -> HomeChat:
+        assert link.chat_id is not None
+        chat_id = ChatId(link.chat_id)
+        coder_url = (backend or self._identity.shared).chat_url(chat_id)
+        thread_url = permalink(self._workspace_url, link.channel_id, link.thread_ts)
+        if chat is not None:
+            return HomeChat(
+                chat_id, chat.title, chat.status, link.archived, chat.diff_status, thread_url, coder_url
+            )
+        return HomeChat(
+            chat_id, link.shown_title, _stored_status(link), link.archived, None, thread_url, coder_url
+        )
+
+
+def _stored_status(link: ThreadLink) -> ChatStatus | None:
+    """The status the bridge last stored for a link, when Coder can't be asked."""
+    if not link.status:
+        return None
+    try:
+        phase = ChatPhase(link.phase)
+    except ValueError:
+        phase = ChatPhase.UNKNOWN
+    return ChatStatus(phase=phase, name=link.status)
