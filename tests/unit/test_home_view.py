@@ -41,7 +41,7 @@ def test_a_busy_chat_offers_stop_archive_and_open() -> None:
         ("chat_open", "https://coder.example.com/agents/chat-1"),
     ]
     assert (
-        view["blocks"][3]["text"]["text"] == "*<https://example.slack.com/archives/C1/p1|Task 1>*\n⚙️ running"
+        view["blocks"][3]["text"]["text"] == "*<https://example.slack.com/archives/C1/p1|Task 1>*\n⚙️ working"
     )
 
 
