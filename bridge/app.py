@@ -40,6 +40,7 @@ from bridge.relay.identity import Identity, TokenCipher
 from bridge.relay.inbound import ContextLimits, Inbound
 from bridge.relay.intake import Intake
 from bridge.relay.limits import SlackLimits
+from bridge.relay.marks import ReactionNames
 from bridge.relay.outbox import Outbox
 from bridge.relay.policy import Policy, Rules
 from bridge.relay.supervisor import Supervisor
@@ -208,8 +209,18 @@ class Bridge:
         self._identity = accounts = self._build_identity(backend, poster)
         directory = WebDirectory(client, self.metrics, ttl=settings.directory_ttl)
         policy = Policy(self._rules(identity.team_id), directory)
+        reactions = ReactionNames(
+            working=settings.reaction_working,
+            done=settings.reaction_done,
+            failed=settings.reaction_failed,
+            queued=settings.reaction_queued,
+        )
         self._supervisor = Supervisor(
-            self.db, accounts, self._outbox, retry_interval=settings.stream_retry_interval
+            self.db,
+            accounts,
+            self._outbox,
+            retry_interval=settings.stream_retry_interval,
+            reactions=reactions,
         )
         self._watcher = Watcher(
             self.db, backend, self._outbox, self._supervisor, retry_after=settings.watch_retry_after

@@ -134,7 +134,7 @@ class Controls:
             elif control is Control.INTERRUPT:
                 text = await self._interrupt(backend, chat_id, reaction)
             else:
-                text = await self._archive(backend, chat_id, reaction)
+                text = await self._archive(backend, link, reaction)
         except CoderError as exc:
             log.warning("%s of chat %s failed: %s", control, chat_id, exc, extra={"chat_id": chat_id})
             if isinstance(exc, CoderAuthError):
@@ -151,10 +151,16 @@ class Controls:
         self._supervisor.follow(chat_id)
         return f"🛑 Stopped the agent at <@{reaction.user_id}>'s request."
 
-    async def _archive(self, backend: CoderBackend, chat_id: ChatId, reaction: Reaction) -> str:
+    async def _archive(self, backend: CoderBackend, link: ThreadLink, reaction: Reaction) -> str:
+        assert link.chat_id is not None
+        chat_id = ChatId(link.chat_id)
         await backend.set_archived(chat_id, reaction.added)
         async with self._db.unit() as session:
             await repo.set_archived(session, chat_id, reaction.added)
+        if backend.capabilities.archive == "archive":  # the header's button turns into its opposite
+            self._supervisor.show_header(
+                thread_ref(link), await backend.get_chat(chat_id), archived=reaction.added
+            )
         if backend.capabilities.archive == "delete":
             return (
                 f"🗑️ Deleted the chat in Coder at <@{reaction.user_id}>'s request (this Coder version cannot "

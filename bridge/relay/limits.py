@@ -29,6 +29,8 @@ METHOD_BUDGETS: Mapping[str, Budget] = {
     "chat.update": Budget(per_minute=48, burst=5),
     "chat.postMessage": Budget(per_minute=300, burst=20),
     "conversations.replies": Budget(per_minute=48, burst=5),  # Tier 3 (finding posts lost in a crash)
+    "reactions.add": Budget(per_minute=48, burst=5),  # Tier 3
+    "reactions.remove": Budget(per_minute=48, burst=5),  # Tier 3
 }
 """Per-workspace budgets. chat.postMessage has no published workspace number; this is a guard."""
 
