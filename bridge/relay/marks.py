@@ -62,12 +62,13 @@ class ReactionNames:
         return frozenset({self.pending, self.working, self.waiting, self.done, self.failed})
 
     def of_phase(self, phase: ChatPhase) -> frozenset[str]:
-        """The status reaction of a phase (none for a status this bridge does not know)."""
+        """The status reaction of a phase. None when idle after a turn: the turn's own reaction says how
+        it ended (the first turn's message is usually the thread's first message), nor for a status
+        this bridge does not know."""
         names = {
             ChatPhase.STARTING: self.pending,
             ChatPhase.WORKING: self.working,
             ChatPhase.NEEDS_USER: self.waiting,
-            ChatPhase.IDLE: self.done,
             ChatPhase.DONE: self.done,
             ChatPhase.ERROR: self.failed,
         }
@@ -127,6 +128,7 @@ class Marks:
         self._turn_found = False  # whether ``_turn_ts`` was looked up (None: no Slack message started it)
         self._queue: list[QueuedMessage] | None = None  # None: not known yet in this run
         self._taken: dict[int, int] = {}  # queued id -> the user message it became
+        self._leaving: dict[int, str] = {}  # queued id -> Slack ts, taken but not cleared yet
         self._lock = asyncio.Lock()  # the stream task and a newly recorded follow-up both show the queue
 
     @property
@@ -174,12 +176,15 @@ class Marks:
         if self._turn is not None:
             await self._mark_turn(self._names.done)
         taken = next((q.id for q in self._queue or () if q.text == message.text), None)
-        if taken is not None:
+        if taken is not None:  # recorded at once: the turn's reaction finds its Slack message by it
             self._taken[taken] = message.id
             async with self._db.unit() as session:
+                ts = (await repo.queued_inbound(session, self._ref.link_id)).get(taken)
                 await repo.unqueue(
                     session, link_id=self._ref.link_id, queued_message_id=taken, coder_message_id=message.id
                 )
+            if ts is not None:
+                self._leaving[taken] = ts
         self._turn, self._turn_ts, self._turn_found = message.id, None, False
 
     async def _mark_turn(self, name: str) -> None:
@@ -202,6 +207,8 @@ class Marks:
             async with self._db.unit() as session:
                 waiting = await repo.queued_inbound(session, self._ref.link_id)
                 gone = {q: ts for q, ts in waiting.items() if q not in {m.id for m in self._queue}}
+                gone.update(self._leaving)
+                self._leaving.clear()
                 for queued_id in gone:
                     taken = self._taken.get(queued_id)
                     await repo.unqueue(
