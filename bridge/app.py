@@ -42,6 +42,7 @@ from bridge.relay.identity import Identity, TokenCipher
 from bridge.relay.inbound import ContextLimits, Inbound
 from bridge.relay.intake import Intake
 from bridge.relay.limits import SlackLimits
+from bridge.relay.marks import ReactionNames
 from bridge.relay.outbox import Outbox
 from bridge.relay.policy import Policy, Rules
 from bridge.relay.supervisor import Supervisor
@@ -220,6 +221,12 @@ class Bridge:
         )
         directory = WebDirectory(client, self.metrics, ttl=settings.directory_ttl)
         policy = Policy(self._rules(identity.team_id), directory)
+        reactions = ReactionNames(
+            working=settings.reaction_working,
+            done=settings.reaction_done,
+            failed=settings.reaction_failed,
+            queued=settings.reaction_queued,
+        )
         self._supervisor = Supervisor(
             self.db,
             accounts,
@@ -227,6 +234,7 @@ class Bridge:
             retry_interval=settings.stream_retry_interval,
             show_reasoning=settings.show_reasoning,
             slow_start=settings.slow_start_after,
+            reactions=reactions,
         )
         self._watcher = Watcher(
             self.db,

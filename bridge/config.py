@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     )
     reaction_archive: str = Field(default="file_cabinet", validation_alias=_env("BRIDGE_REACTION_ARCHIVE"))
     reaction_promote: str = Field(default="arrow_double_up", validation_alias=_env("BRIDGE_REACTION_PROMOTE"))
+    reaction_working: str = Field(default="eyes", validation_alias=_env("BRIDGE_REACTION_WORKING"))
+    reaction_done: str = Field(default="white_check_mark", validation_alias=_env("BRIDGE_REACTION_DONE"))
+    reaction_failed: str = Field(default="x", validation_alias=_env("BRIDGE_REACTION_FAILED"))
+    reaction_queued: str = Field(
+        default="hourglass_flowing_sand", validation_alias=_env("BRIDGE_REACTION_QUEUED")
+    )
     coder_api: Literal["auto", "experimental", "v2", "v2-legacy"] = Field(
         default="auto", validation_alias=_env("BRIDGE_CODER_API")
     )
@@ -214,6 +220,15 @@ class Settings(BaseSettings):
             secret: SecretStr | None = getattr(self, name)
             if secret is not None and secret.get_secret_value().strip().lower() in _PLACEHOLDERS:
                 raise ValueError(f"{name.upper()} is a placeholder; set the real value")
+        return self
+
+    @model_validator(mode="after")
+    def _status_reactions_are_not_controls(self) -> Settings:
+        """The bot's own reactions come back as events: one named like a control would act on the chat."""
+        controls = {self.reaction_interrupt, self.reaction_archive, self.reaction_promote}
+        for name in ("reaction_working", "reaction_done", "reaction_failed", "reaction_queued"):
+            if getattr(self, name).strip(":") in controls:
+                raise ValueError(f"BRIDGE_{name.upper()} must differ from the control reactions")
         return self
 
     @property

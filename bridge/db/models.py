@@ -166,6 +166,8 @@ class OutboxEntry(SQLModel, table=True):
     link_id: int = Field(foreign_key="thread_link.id", index=True)
     slot: str = Field(max_length=64)
     text: str = Field(sa_column=Column(Text, nullable=False))
+    buttons: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    """The buttons under the text (JSON), durable with it; its ``digest`` covers both."""
     final: bool = Field(default=True)
     digest: str = Field(max_length=64)
     state: str = Field(default="pending", max_length=16)

@@ -274,6 +274,55 @@ async def forget_after(session: AsyncSession, *, link_id: int, coder_message_id:
     )
 
 
+async def turn_message(session: AsyncSession, *, link_id: int, coder_message_id: int) -> str | None:
+    """The ts of the Slack message that became Coder message ``coder_message_id``, if one did.
+
+    The message that started the chat is claimed before Coder gives it an id: while no message of
+    the link has one, the first user message seen is bound to the newest claim still unbound.
+    """
+    rows = select(InboundMessage).where(col(InboundMessage.link_id) == link_id)
+    found = await session.execute(rows.where(col(InboundMessage.coder_message_id) == coder_message_id))
+    row = found.scalars().first()
+    if row is not None:
+        return row.ts
+    bound = await session.execute(rows.where(col(InboundMessage.coder_message_id).is_not(None)).limit(1))
+    if bound.scalars().first() is not None:
+        return None
+    unbound = rows.where(col(InboundMessage.queued_message_id).is_(None))
+    start = (
+        (await session.execute(unbound.order_by(col(InboundMessage.id).desc()).limit(1))).scalars().first()
+    )
+    if start is None:
+        return None
+    start.coder_message_id = coder_message_id
+    return start.ts
+
+
+async def queued_inbound(session: AsyncSession, link_id: int) -> dict[int, str]:
+    """The link's follow-ups last known to wait in Coder's queue: queued message id -> Slack ts."""
+    stmt = select(InboundMessage).where(
+        col(InboundMessage.link_id) == link_id, col(InboundMessage.queued_message_id).is_not(None)
+    )
+    return {
+        row.queued_message_id: row.ts
+        for row in (await session.execute(stmt)).scalars()
+        if row.queued_message_id is not None
+    }
+
+
+async def unqueue(
+    session: AsyncSession, *, link_id: int, queued_message_id: int, coder_message_id: int | None
+) -> None:
+    """A follow-up left Coder's queue: taken as message ``coder_message_id``, or removed (None)."""
+    await session.execute(
+        update(InboundMessage)
+        .where(
+            col(InboundMessage.link_id) == link_id, col(InboundMessage.queued_message_id) == queued_message_id
+        )
+        .values(coder_message_id=coder_message_id, queued_message_id=None)
+    )
+
+
 async def release_inbound(session: AsyncSession, *, channel_id: str, ts: str) -> None:
     """Forget a claim whose relay failed, so a retry by Slack or by the user can relay it."""
     await session.execute(
@@ -433,6 +482,8 @@ class SlotText:
     text: str
     final: bool
     digest: str
+    buttons: str = ""
+    """The buttons under the text, encoded by the outbox (the database does not read them)."""
 
 
 async def stage_texts(session: AsyncSession, link_id: int, texts: Sequence[SlotText]) -> None:
@@ -446,6 +497,7 @@ async def stage_texts(session: AsyncSession, link_id: int, texts: Sequence[SlotT
                 "link_id": link_id,
                 "slot": t.slot,
                 "text": t.text,
+                "buttons": t.buttons,
                 "final": t.final,
                 "digest": t.digest,
                 "state": OUTBOX_PENDING,
@@ -460,6 +512,7 @@ async def stage_texts(session: AsyncSession, link_id: int, texts: Sequence[SlotT
             index_elements=["link_id", "slot"],
             set_={
                 "text": stmt.excluded.text,
+                "buttons": stmt.excluded.buttons,
                 "final": stmt.excluded.final,
                 "digest": stmt.excluded.digest,
                 "state": stmt.excluded.state,
@@ -478,7 +531,8 @@ async def pending_texts(session: AsyncSession, link_id: int) -> list[SlotText]:
         .order_by(col(OutboxEntry.id))
     )
     return [
-        SlotText(row.slot, row.text, row.final, row.digest) for row in (await session.execute(stmt)).scalars()
+        SlotText(row.slot, row.text, row.final, row.digest, row.buttons)
+        for row in (await session.execute(stmt)).scalars()
     ]
 
 

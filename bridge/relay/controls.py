@@ -245,7 +245,7 @@ class Controls:
         if request.control is Control.INTERRUPT:
             return await self._interrupt(backend, chat_id, user)
         if request.control is Control.ARCHIVE:
-            return await self._archive(backend, chat_id, user, archived=request.on)
+            return await self._archive(backend, link, user, archived=request.on)
         assert request.queued_id is not None
         if request.queued_id not in {q.id for q in await backend.queued_messages(chat_id)}:
             return "ℹ️ That message is no longer queued: the agent already has it, or it was removed."
@@ -279,17 +279,21 @@ class Controls:
         if backend is None or link.chat_id is None:
             return f"<@{link.requester_user_id}>'s Coder account is no longer linked, so I can't archive it."
         try:
-            text = await self._archive(backend, ChatId(link.chat_id), user_id, archived=True)
+            text = await self._archive(backend, link, user_id, archived=True)
         except CoderError as exc:
             log.warning("archive of chat %s failed: %s", link.chat_id, exc, extra={"chat_id": link.chat_id})
             return f"Couldn't archive the chat: {exc}"
         await self._outbox.put(thread_ref(link), [final_text(f"control:{digest(request_id)}", text)])
         return text
 
-    async def _archive(self, backend: CoderBackend, chat_id: ChatId, user: str, *, archived: bool) -> str:
+    async def _archive(self, backend: CoderBackend, link: ThreadLink, user: str, *, archived: bool) -> str:
+        assert link.chat_id is not None
+        chat_id = ChatId(link.chat_id)
         await backend.set_archived(chat_id, archived)
         async with self._db.unit() as session:
             await repo.set_archived(session, chat_id, archived)
+        if backend.capabilities.archive == "archive":  # the header's button turns into its opposite
+            self._supervisor.show_header(thread_ref(link), await backend.get_chat(chat_id), archived=archived)
         if backend.capabilities.archive == "delete":
             return (
                 f"🗑️ Deleted the chat in Coder at <@{user}>'s request (this Coder version cannot "

@@ -34,12 +34,13 @@ from bridge.relay.context import earlier, render_context
 from bridge.relay.edits import Revisions
 from bridge.relay.identity import HOW_TO_LINK, Identity
 from bridge.relay.intake import Intake
+from bridge.relay.marks import notice_slot, queued_buttons
 from bridge.relay.options import OptionError, resolve, split_options
 from bridge.relay.outbox import Outbox, ThreadRef, final_text
 from bridge.relay.policy import Policy
 from bridge.relay.ports import FileSource, SlackError, SlackFile, ThreadHistory
 from bridge.relay.supervisor import HEADER_SLOT, Supervisor, thread_ref
-from bridge.slack.blocks import render_error, render_header, render_queued, render_skipped
+from bridge.slack.blocks import render_error, render_queued, render_skipped
 from bridge.tasks import KeyedLocks, TaskGroup
 
 log = logging.getLogger(__name__)
@@ -363,8 +364,7 @@ class Inbound:
             await repo.attach_chat(
                 session, link.id, chat_id=chat.id, status=chat.status.name, phase=chat.status.phase.value
             )
-        url = backend.chat_url(chat.id)
-        self._outbox.set_text(ref, HEADER_SLOT, render_header(title=chat.title, url=url, status=chat.status))
+        self._supervisor.show_header(ref, chat, archived=False)
         log.info(
             "started chat %s for %s/%s",
             chat.id,
@@ -488,6 +488,7 @@ class Inbound:
             return
         await self._record(
             ref,
+            chat_id,
             message,
             coder_message_id=result.message.id if result.message else None,
             queued_message_id=result.queued_message.id if result.queued_message else None,
@@ -528,14 +529,23 @@ class Inbound:
     async def _record(
         self,
         ref: ThreadRef,
+        chat_id: ChatId,
         message: IncomingMessage,
         *,
         coder_message_id: int | None,
         queued_message_id: int | None,
     ) -> None:
         """Store what Coder made of a follow-up, and the "Queued" notice with it (one transaction:
-        a crash leaves neither or both)."""
-        notice = [final_text(f"reply:{message.ts}", render_queued(None))] if queued_message_id else []
+        a crash leaves neither or both); the chat's queue then shows its place."""
+        notice = (
+            [
+                final_text(
+                    notice_slot(message.ts), render_queued(None), queued_buttons(chat_id, queued_message_id)
+                )
+            ]
+            if queued_message_id
+            else []
+        )
         async with self._db.unit() as session:
             await repo.record_inbound(
                 session,
@@ -546,6 +556,8 @@ class Inbound:
             )
             stored = await self._outbox.stage(session, ref, notice)
         self._outbox.show(ref, stored)
+        if queued_message_id:
+            await self._supervisor.queue_changed(chat_id)
 
     async def _never_arrived(
         self, backend: CoderBackend, ref: ThreadRef, chat_id: ChatId, message: IncomingMessage, text: str
@@ -569,6 +581,7 @@ class Inbound:
         if queued or recent:
             await self._record(
                 ref,
+                chat_id,
                 message,
                 coder_message_id=recent[-1].id if recent and not queued else None,
                 queued_message_id=queued[-1].id if queued else None,

@@ -30,6 +30,8 @@ METHOD_BUDGETS: Mapping[str, Budget] = {
     "chat.postMessage": Budget(per_minute=300, burst=20),
     "conversations.replies": Budget(per_minute=48, burst=5),  # Tier 3 (finding posts lost in a crash)
     "views.publish": Budget(per_minute=95, burst=10),  # Tier 4 (the App Home tab)
+    "reactions.add": Budget(per_minute=48, burst=5),  # Tier 3
+    "reactions.remove": Budget(per_minute=48, burst=5),  # Tier 3
 }
 """Per-workspace budgets. chat.postMessage has no published workspace number; this is a guard."""
 

@@ -21,14 +21,26 @@ status) that the stream replays after a restart anyway, so it costs no database 
 Slack errors that no retry can fix are handled on purpose: ``msg_too_long`` splits the text once
 more and retries smaller; a channel that is gone, archived or closed to the bot stops that thread's
 deliveries (its stored texts are marked failed, one WARNING says why).
+
+Buttons. A slot's text may carry buttons; they are stored and digested with it, so they are as
+durable as the text and a change of buttons alone is an edit like a change of text.
+
+Reactions. ``react`` sets the bridge's reactions of one kind (a ``role``: the turn's mark, the chat
+status, "queued") on a message of the thread; the worker adds and removes them with the same budgets
+and 429 handling as texts, latest wish winning. What Slack has is tracked in memory: after a restart
+a message from before it may carry any name of a role's ``among``, so those not wanted are removed
+(Slack answers ``no_reaction`` where there was none), and the stream replay sets the wanted ones.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import json
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,7 +52,7 @@ from bridge.db.engine import Database
 from bridge.db.models import SlackMessage, utcnow
 from bridge.db.repo import SlotText
 from bridge.relay.limits import Priority, SlackLimits
-from bridge.relay.ports import SlackError, SlackPermanent, SlackPoster, SlackRateLimited
+from bridge.relay.ports import Button, SlackError, SlackPermanent, SlackPoster, SlackRateLimited
 from bridge.slack.mrkdwn import split_markdown
 from bridge.tasks import TaskGroup
 
@@ -50,16 +62,28 @@ _MAX_TRANSIENT_ATTEMPTS = 5
 _MIN_SPLIT = 1000  # Slack never finds a shorter text too long; splitting it further would not help
 CHANNEL_CLOSED = frozenset({"channel_not_found", "is_archived", "not_in_channel"})
 """Errors that mean no message can reach the thread's channel any more."""
+_CLOCK_SKEW = 5.0  # seconds a Slack ts may run ahead of this host's clock
+Buttons = tuple[Button, ...]
 
 
-def digest(text: str) -> str:
-    """Short stable fingerprint of a text, to skip edits that would change nothing."""
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+def _encode(buttons: Buttons) -> str:
+    return json.dumps([vars(b) for b in buttons], separators=(",", ":")) if buttons else ""
 
 
-def final_text(slot: str, text: str) -> SlotText:
+def _decode(stored: str) -> Buttons:
+    return tuple(Button(**b) for b in json.loads(stored)) if stored else ()
+
+
+def digest(text: str, buttons: Buttons = ()) -> str:
+    """Short stable fingerprint of a text and its buttons, to skip edits that would change nothing
+    (a text without buttons keeps the fingerprint it had before messages could carry any)."""
+    content = f"{text}\0{_encode(buttons)}" if buttons else text
+    return hashlib.sha256(content.encode()).hexdigest()[:32]
+
+
+def final_text(slot: str, text: str, buttons: Buttons = ()) -> SlotText:
     """A final text for a slot, as ``put`` and ``stage`` take it."""
-    return SlotText(slot, text, final=True, digest=digest(text))
+    return SlotText(slot, text, final=True, digest=digest(text, buttons), buttons=_encode(buttons))
 
 
 @dataclass(frozen=True)
@@ -77,6 +101,7 @@ class _Slot:
     ts: str | None = None
     sent_digest: str = ""
     text: str | None = None  # None: nothing asked of this slot since the last start
+    buttons: Buttons = ()
     text_digest: str = ""  # of ``text``, computed once when it is set, not on every wake
     final: bool = False
     last_sent: float = float("-inf")
@@ -90,10 +115,30 @@ class _Slot:
         return self.text is not None and self.text_digest != self.sent_digest
 
 
+@dataclass
+class _Marks:
+    """The bridge's reactions on one message: what each role wants, and what Slack has."""
+
+    wanted: dict[str, frozenset[str]] = field(default_factory=dict)  # role -> names
+    among: set[str] = field(default_factory=set)  # every name a role may have put here
+    known: dict[str, bool] = field(default_factory=dict)  # name -> on the message (absent: unknown)
+    failures: int = 0
+
+    def next(self) -> tuple[str, bool] | None:
+        """The next call that brings Slack closer to the wish: (name, add?), adds first."""
+        want = frozenset().union(*self.wanted.values())
+        adds = sorted(n for n in want if self.known.get(n) is not True)
+        if adds:
+            return adds[0], True
+        removes = sorted(n for n in self.among - want if self.known.get(n) is not False)
+        return (removes[0], False) if removes else None
+
+
 class _Thread:
     def __init__(self, ref: ThreadRef) -> None:
         self.ref = ref
         self.slots: dict[str, _Slot] = {}
+        self.marks: dict[str, _Marks] = {}  # message ts -> the bridge's reactions on it
         self.wake = asyncio.Event()
         self.loaded = asyncio.Event()
         self.stored = asyncio.Lock()  # orders writes of slot rows (a save racing a rename)
@@ -133,14 +178,37 @@ class Outbox:
         self._posted: dict[tuple[str, str], int] = {}  # (channel, ts) -> link id, as soon as Slack answers
         self._closed: dict[int, str] = {}  # link id -> why its channel takes no messages (this run)
         self._started_at = utcnow()  # threads linked before this may have posts whose ts was lost
+        self._started = time.time()  # a message with a later ts has no reaction of an earlier run
+        self._unreactive = ""  # why Slack takes no reactions from the bot at all (e.g. missing_scope)
+        self._settled = asyncio.Event()  # set whenever a reaction call finished (``drain`` waits on it)
         self._tasks = TaskGroup("outbox")
 
-    def set_text(self, ref: ThreadRef, key: str, text: str, *, final: bool = False) -> None:
+    def set_text(
+        self, ref: ThreadRef, key: str, text: str, *, final: bool = False, buttons: Buttons = ()
+    ) -> None:
         """Make slot ``key`` of a thread show ``text`` (posted or edited by the worker), kept in memory
         only: for progress that a restart regenerates. Texts that must survive one go through ``put``."""
         if ref.link_id in self._closed:
             return
-        self._set(self._thread(ref), key, text, final=final)
+        self._set(self._thread(ref), key, text, final=final, buttons=buttons)
+
+    def react(
+        self, ref: ThreadRef, ts: str, role: str, names: Iterable[str], *, among: Iterable[str]
+    ) -> None:
+        """Make the bridge's reactions of kind ``role`` on message ``ts`` be ``names``; ``among`` are all
+        the names that role uses, so one it put there before (even before a restart) is taken off."""
+        if ref.link_id in self._closed or self._unreactive:
+            return
+        thread = self._thread(ref)
+        marks = thread.marks.get(ts)
+        if marks is None:
+            marks = thread.marks[ts] = _Marks()
+            if float(ts) > self._started + _CLOCK_SKEW:  # written during this run: nothing of ours on it
+                marks.known = dict.fromkeys(among, False)
+        marks.wanted[role] = frozenset(names)
+        marks.among.update(among, names)
+        if marks.next() is not None:
+            thread.wake.set()
 
     def reserve(self, ref: ThreadRef, key: str) -> None:
         """Give slot ``key`` its place in the thread's order now (new slots post in the order they
@@ -180,7 +248,7 @@ class Outbox:
         for text in texts:  # shown already, but a newer progress text waits: the final one wins again
             slot = known.get(text.slot)
             if slot is not None and slot.sent_digest == text.digest and slot.dirty:
-                self._set(thread, text.slot, text.text, final=text.final)
+                self._set(thread, text.slot, text.text, final=text.final, buttons=_decode(text.buttons))
         await repo.stage_texts(session, ref.link_id, fresh)
         return fresh
 
@@ -191,7 +259,15 @@ class Outbox:
             return
         thread = self._thread(ref)
         for text in texts:
-            self._set(thread, text.slot, text.text, final=text.final, stored=text.digest if stored else "")
+            stored_as = text.digest if stored else ""
+            self._set(
+                thread,
+                text.slot,
+                text.text,
+                final=text.final,
+                stored=stored_as,
+                buttons=_decode(text.buttons),
+            )
 
     async def resume(self) -> int:
         """Deliver again what was stored but not shown before the last stop; returns how many threads."""
@@ -203,11 +279,14 @@ class Outbox:
         return len(links)
 
     @staticmethod
-    def _set(thread: _Thread, key: str, text: str, *, final: bool, stored: str = "") -> None:
+    def _set(
+        thread: _Thread, key: str, text: str, *, final: bool, stored: str = "", buttons: Buttons = ()
+    ) -> None:
         slot = thread.slots.get(key)
         if slot is None:
             slot = thread.slots[key] = _Slot(key)
-        slot.text, slot.text_digest, slot.final = text, digest(text), final or slot.final
+        slot.text, slot.buttons, slot.final = text, buttons, final or slot.final
+        slot.text_digest = digest(text, buttons)
         slot.split = False
         if stored:
             slot.stored = stored
@@ -259,8 +338,9 @@ class Outbox:
         await asyncio.wait_for(shown(), timeout)
 
     def pending(self) -> int:
-        """How many slots still differ from what Slack shows (for shutdown and tests)."""
-        return sum(1 for t in self._threads.values() for s in t.slots.values() if not s.done.is_set())
+        """How many slots and messages' reactions still differ from what Slack shows."""
+        slots = sum(1 for t in self._threads.values() for s in t.slots.values() if not s.done.is_set())
+        return slots + sum(1 for t in self._threads.values() for m in t.marks.values() if m.next())
 
     async def drain(self, timeout: float) -> bool:
         """Wait up to ``timeout`` for every slot to be delivered; True when nothing is left."""
@@ -275,7 +355,17 @@ class Outbox:
                     await asyncio.wait_for(slot.done.wait(), remaining)
                 except TimeoutError:
                     return False
-        return True
+        return await self._reacted(deadline)
+
+    async def _reacted(self, deadline: float) -> bool:
+        """Wait until every wished reaction is on Slack, or the deadline; True when none is left."""
+        loop = asyncio.get_running_loop()
+        while self.pending() and loop.time() < deadline:
+            self._settled = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(deadline - loop.time()):
+                    await self._settled.wait()
+        return self.pending() == 0
 
     async def close(self) -> None:
         """Stop the workers (call ``drain`` first to finish pending output)."""
@@ -307,7 +397,14 @@ class Outbox:
         for text in pending:
             slot = thread.slots.setdefault(text.slot, _Slot(text.slot))
             if slot.text is None and slot.sent_digest != text.digest:
-                self._set(thread, text.slot, text.text, final=text.final, stored=text.digest)
+                self._set(
+                    thread,
+                    text.slot,
+                    text.text,
+                    final=text.final,
+                    stored=text.digest,
+                    buttons=_decode(text.buttons),
+                )
         for slot in thread.slots.values():
             if not slot.dirty:
                 slot.done.set()
@@ -346,6 +443,9 @@ class Outbox:
                 if not thread.loaded.is_set():
                     await self._load(thread)
                 slot, wait = self._next(thread)
+                if slot is None and (mark := self._next_mark(thread)) is not None:
+                    await self._react(thread, *mark)
+                    continue
                 if slot is None:
                     thread.wake.clear()
                     idle = wait is None and self._idle(thread)
@@ -370,7 +470,9 @@ class Outbox:
 
     @staticmethod
     def _idle(thread: _Thread) -> bool:
-        return all(not slot.dirty for slot in thread.slots.values())
+        return all(not slot.dirty for slot in thread.slots.values()) and not any(
+            m.next() for m in thread.marks.values()
+        )
 
     @property
     def threads_open(self) -> int:
@@ -414,15 +516,16 @@ class Outbox:
                 priority = Priority.FINAL if slot.final else Priority.PROGRESS
                 await self._limits.acquire("chat.update", ref.channel, priority)
             assert slot.text is not None
-            text, sent = slot.text, slot.text_digest  # read after the wait: the newest text goes out
+            # Read after the wait: the newest text goes out.
+            text, buttons, sent = slot.text, slot.buttons, slot.text_digest
             # The stored text this send settles: ``text`` itself, or an older one ``text`` replaced.
             stored = slot.stored
             key = _tag(ref, slot.key)
             if slot.ts is None:
-                slot.ts = await self._poster.post(ref.channel, ref.thread_ts, text, key=key)
+                slot.ts = await self._poster.post(ref.channel, ref.thread_ts, text, key=key, buttons=buttons)
                 self._posted[(ref.channel, slot.ts)] = ref.link_id
             else:
-                await self._poster.update(ref.channel, slot.ts, text, key=key)
+                await self._poster.update(ref.channel, slot.ts, text, key=key, buttons=buttons)
         except SlackRateLimited as exc:
             thread.paused_until = self._clock() + exc.retry_after
             log.warning(
@@ -460,6 +563,53 @@ class Outbox:
         if not slot.dirty:
             slot.done.set()
 
+    def _next_mark(self, thread: _Thread) -> tuple[str, str, bool] | None:
+        """The reaction call to make now, (ts, name, add?), or None (none due, or the thread paused)."""
+        if self._clock() < thread.paused_until:
+            return None
+        for ts, marks in thread.marks.items():
+            step = marks.next()
+            if step is not None:
+                return ts, *step
+        return None
+
+    async def _react(self, thread: _Thread, ts: str, name: str, add: bool) -> None:
+        """One reaction call. Errors as for texts; one Slack refuses for good is given up (a deleted
+        message, too many emoji), and without ``reactions:write`` the bridge stops reacting at all."""
+        ref, marks = thread.ref, thread.marks[ts]
+        method = "reactions.add" if add else "reactions.remove"
+        try:
+            await self._limits.acquire(method, ref.channel)
+            await self._poster.react(ref.channel, ts, name, on=add)
+        except SlackRateLimited as exc:
+            thread.paused_until = self._clock() + exc.retry_after
+            log.warning(
+                "slack rate limit on %s; pausing thread %s for %.2fs", method, ref.thread_ts, exc.retry_after
+            )
+            return
+        except SlackPermanent as exc:
+            if exc.code == "missing_scope":
+                self._unreactive = exc.code
+                log.warning(
+                    "Slack refuses the bot's reactions (%s): add reactions:write to the app", exc.code
+                )
+                for other in self._threads.values():
+                    other.marks.clear()
+                return
+            log.warning("giving up on reaction %s on %s/%s: %s", name, ref.channel, ts, exc)
+        except SlackError as exc:
+            marks.failures += 1
+            if marks.failures < _MAX_TRANSIENT_ATTEMPTS:
+                delay = random.uniform(0, min(30.0, 0.5 * 2**marks.failures))
+                thread.paused_until = self._clock() + delay
+                log.warning("slack call failed (%s); retrying reaction %s in %.2fs", exc, name, delay)
+                return
+            log.error("giving up on reaction %s on %s after %d failures: %s", name, ts, marks.failures, exc)
+        finally:
+            self._settled.set()
+        marks.failures = 0
+        marks.known[name] = add
+
     async def _refused(self, thread: _Thread, slot: _Slot, exc: SlackPermanent, sent: str) -> None:
         """A Slack error no retry fixes: split a too long text once, close a lost channel, else drop."""
         ref = thread.ref
@@ -489,7 +639,8 @@ class Outbox:
             len(slot.text),
             len(parts),
         )
-        texts = [SlotText(slot.key, parts[0], slot.final, digest(parts[0]))]
+        first = digest(parts[0], slot.buttons)
+        texts = [SlotText(slot.key, parts[0], slot.final, first, _encode(slot.buttons))]
         texts += [SlotText(f"{slot.key}+{i}", p, slot.final, digest(p)) for i, p in enumerate(parts[1:], 1)]
         if slot.stored:
             async with self._db.unit() as session:
@@ -499,7 +650,15 @@ class Outbox:
         order = list(thread.slots)
         at = order.index(slot.key) + 1
         for text in texts:
-            self._set(thread, text.slot, text.text, final=text.final, stored=text.digest if stored else "")
+            stored_as = text.digest if stored else ""
+            self._set(
+                thread,
+                text.slot,
+                text.text,
+                final=text.final,
+                stored=stored_as,
+                buttons=_decode(text.buttons),
+            )
             thread.slots[text.slot].split = True
         new = [t.slot for t in texts[1:] if t.slot not in order[:at]]
         thread.slots = {k: thread.slots[k] for k in [*order[:at], *new, *order[at:]] if k in thread.slots}
@@ -522,6 +681,7 @@ class Outbox:
         for slot in thread.slots.values():
             slot.sent_digest, slot.stored = slot.text_digest, ""
             slot.done.set()
+        thread.marks.clear()
 
     def closed(self, ref: ThreadRef) -> str | None:
         """Why the thread's channel takes no messages (Slack's error), or None while it does."""

@@ -13,7 +13,7 @@ the checks of ``bridge.slack.files``) and ``ThreadHistory`` (a thread's earlier 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -45,20 +45,40 @@ class SlackPermanent(SlackError):
     """The call cannot succeed as made; retrying would only repeat the error."""
 
 
+@dataclass(frozen=True)
+class Button:
+    """A button under a message: ``action_id`` says what a click asks for (contracts: ``chat_stop``,
+    ``queued_remove`` …), ``value`` which chat or queued message; a ``url`` button opens a page."""
+
+    action_id: str
+    text: str
+    value: str = ""
+    url: str | None = None
+    style: str | None = None
+
+
 class SlackPoster(Protocol):
     """The Slack writes the relay needs; every call goes through the outbox's pacing."""
 
-    async def post(self, channel: str, thread_ts: str, markdown: str, *, key: str) -> str:
-        """Post Markdown text as a reply in a thread, tagged with ``key`` (kept in the message's
-        metadata, so ``tagged`` finds it again); returns the new message's ``ts``."""
+    async def post(
+        self, channel: str, thread_ts: str, markdown: str, *, key: str, buttons: Sequence[Button] = ()
+    ) -> str:
+        """Post Markdown text (with ``buttons`` under it) as a reply in a thread, tagged with ``key``
+        (kept in the message's metadata, so ``tagged`` finds it again); returns the message's ``ts``."""
         ...
 
     async def announce(self, channel: str, markdown: str) -> str:
         """Post Markdown text as a new top-level message (a thread's root); returns its ``ts``."""
         ...
 
-    async def update(self, channel: str, ts: str, markdown: str, *, key: str) -> None:
-        """Replace the text (and the ``key`` tag) of a message the bot posted."""
+    async def update(
+        self, channel: str, ts: str, markdown: str, *, key: str, buttons: Sequence[Button] = ()
+    ) -> None:
+        """Replace the text, buttons (none: no buttons) and ``key`` tag of a message the bot posted."""
+        ...
+
+    async def react(self, channel: str, ts: str, name: str, *, on: bool) -> None:
+        """Add (``on``) or remove the bot's reaction ``name`` on a message; already so is success."""
         ...
 
     async def tagged(self, channel: str, thread_ts: str) -> dict[str, str]:

@@ -13,6 +13,9 @@ tried again after ``retry_interval``, or at once when someone replies in the thr
 While a turn is slow to start (Coder waits for a worker, or builds the agent's workspace) no events
 arrive for minutes; a clock task per followed chat then re-renders its card every ``slow_start``
 seconds, so the thread shows the start taking time instead of looking stuck.
+
+The thread's header (the bridge's status message) carries the chat's controls as buttons, and
+``Marks`` keeps the thread's reactions and queue notices in step with the same stream.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ from bridge.db.engine import Database
 from bridge.db.models import ThreadLink
 from bridge.db.repo import SlotText
 from bridge.relay.identity import HOW_TO_LINK, Identity
+from bridge.relay.marks import Marks, ReactionNames, header_buttons
 from bridge.relay.outbox import Outbox, ThreadRef, digest, final_text
+from bridge.relay.ports import Button
 from bridge.relay.view import DRAFT, ThreadView
 from bridge.slack.blocks import render_error, render_header, render_outcome
 from bridge.slack.mrkdwn import split_markdown
@@ -60,6 +65,7 @@ class Supervisor:
         retry_interval: float = 60.0,
         show_reasoning: bool = False,
         slow_start: float = 10.0,
+        reactions: ReactionNames | None = None,
     ) -> None:
         self._db = db
         self._identity = identity
@@ -67,6 +73,9 @@ class Supervisor:
         self._retry_interval = retry_interval
         self._show_reasoning = show_reasoning
         self._slow_start = slow_start
+        self._reactions = reactions or ReactionNames()
+        self._marks: dict[str, Marks] = {}  # the reactions of each chat followed right now
+        self._archived: dict[str, bool] = {}  # whether each chat followed right now is archived
         self._wanted: set[str] = set()
         self._running: set[str] = set()
         self._woken: dict[str, asyncio.Event] = {}  # chats waiting to retry a lost stream
@@ -107,15 +116,25 @@ class Supervisor:
             return
         self.follow(chat_id)
 
-    def retitle(self, ref: ThreadRef, chat: Chat) -> None:
-        """Coder renamed the chat: the header shows the new title, with the freshest status known."""
+    def show_header(self, ref: ThreadRef, chat: Chat, *, archived: bool) -> None:
+        """Show the chat's header anew (a new chat, a new title, archived or not), with the freshest
+        status known."""
         if chat.id in self._titles:
             self._titles[chat.id] = chat.title
+        if chat.id in self._archived:
+            self._archived[chat.id] = archived
         view = self._views.get(chat.id)
         status = view.status if view is not None and view.status is not None else chat.status
         reason = view.failure if view is not None else chat.last_error or ""
-        header = self._header(chat.id, chat.title, status, reason)
-        self._outbox.set_text(ref, HEADER_SLOT, header, final=not status.phase.busy)
+        header, buttons = self._header(chat.id, chat.title, status, reason, archived=archived)
+        self._outbox.set_text(ref, HEADER_SLOT, header, final=not status.phase.busy, buttons=buttons)
+
+    async def queue_changed(self, chat_id: ChatId) -> None:
+        """A follow-up was recorded as queued: its notice and reaction show its place, if the chat is
+        followed (else following it starts with the queue)."""
+        marks = self._marks.get(chat_id)
+        if marks is not None:
+            await marks.show_queue()
 
     def stopping(self, chat_id: ChatId) -> None:
         """A person is about to interrupt this chat: the turn under way will be reported as stopped."""
@@ -172,6 +191,11 @@ class Supervisor:
             # told: the link, busy until a turn's ending is stored, says so though the chat is idle.
             ongoing = chat.status.phase.busy or link.phase in repo.BUSY_PHASES
             turn = await self._turn(backend, chat_id, cursor) if ongoing else []
+            self._archived[chat_id] = link.archived
+            marks = self._marks[chat_id] = Marks(
+                self._db, self._outbox, self._reactions, ref, chat_id, backend
+            )
+            await marks.start(turn)
             draft_shown = await self._outbox.has_slot(ref, DRAFT)
             if (
                 draft_shown
@@ -190,7 +214,7 @@ class Supervisor:
                 slow_start=self._slow_start,
                 now=_now(),
             )
-            await self._consume(backend, ref, chat_id, chat.title, view, link.requester_user_id)
+            await self._consume(backend, ref, chat_id, chat.title, view, marks, link.requester_user_id)
         except CoderAuthError as exc:
             refused = await self._identity.refused(
                 link.team_id, link.requester_user_id, link.channel_id, link.thread_ts
@@ -210,6 +234,8 @@ class Supervisor:
             self._finishing.add(chat_id)
             self._views.pop(chat_id, None)
             self._titles.pop(chat_id, None)
+            self._marks.pop(chat_id, None)
+            self._archived.pop(chat_id, None)
         return False
 
     async def _turn(self, backend: CoderBackend, chat_id: ChatId, cursor: int | None) -> list[Message]:
@@ -232,6 +258,7 @@ class Supervisor:
         chat_id: ChatId,
         title: str,
         view: ThreadView,
+        marks: Marks,
         requester: str,
     ) -> None:
         stream = backend.stream(chat_id, after_id=view.last_id or None)
@@ -243,6 +270,7 @@ class Supervisor:
                 async with lock:
                     view.apply(batch, now=_now())
                     await self._publish(ref, chat_id, title, view)
+                    await marks.see(batch, view)
                     if view.status is None or view.busy:
                         newest = None
                         continue
@@ -304,17 +332,26 @@ class Supervisor:
                 else:
                     self._outbox.set_text(ref, slot, part)
         if view.status_changed and view.status is not None:
-            header = self._header(chat_id, title, view.status, view.failure)
+            archived = self._archived.get(chat_id, False)
+            header, buttons = self._header(chat_id, title, view.status, view.failure, archived=archived)
             if view.busy:
-                self._outbox.set_text(ref, HEADER_SLOT, header)
+                self._outbox.set_text(ref, HEADER_SLOT, header, buttons=buttons)
             else:  # an idle status is what people wait for: final texts go first
-                finals.append(final_text(HEADER_SLOT, header))
+                finals.append(final_text(HEADER_SLOT, header, buttons))
         await self._save(ref, chat_id, view, [*finals, *(ending or ())], ending=ending is not None)
 
-    def _header(self, chat_id: ChatId, title: str, status: ChatStatus, reason: str = "") -> str:
+    def _header(
+        self, chat_id: ChatId, title: str, status: ChatStatus, reason: str = "", *, archived: bool
+    ) -> tuple[str, tuple[Button, ...]]:
+        """The header's text and its buttons (Stop only while the agent works)."""
         title = self._titles.get(chat_id, title)  # a rename seen while following wins
-        url = self._identity.shared.chat_url(chat_id)
-        return render_header(title=title, url=url, status=status, reason=reason)
+        shared = self._identity.shared
+        url = shared.chat_url(chat_id)
+        archivable = shared.capabilities.archive != "refuse"
+        buttons = header_buttons(
+            chat_id, url, busy=status.phase.busy, archived=archived, archivable=archivable
+        )
+        return render_header(title=title, url=url, status=status, reason=reason), buttons
 
     async def _save(
         self, ref: ThreadRef, chat_id: ChatId, view: ThreadView, finals: list[SlotText], *, ending: bool

@@ -146,7 +146,7 @@ class Watcher:
                 await self._show_diff(link, chat)
 
     async def _retitle(self, link: ThreadLink, chat: Chat) -> None:
-        self._supervisor.retitle(thread_ref(link), chat)
+        self._supervisor.show_header(thread_ref(link), chat, archived=link.archived)
         async with self._db.unit() as session:
             await repo.save_shown_title(session, chat.id, chat.title)
 

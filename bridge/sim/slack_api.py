@@ -42,6 +42,10 @@ MAX_MARKDOWN_TEXT = 12_000
 MAX_BLOCKS = 50
 MAX_HOME_BLOCKS = 100
 MAX_SESSION_TITLE = 200
+MAX_ACTIONS = 25  # elements of an actions block
+MAX_BUTTON_TEXT = 75
+MAX_BUTTON_VALUE = 2000
+MAX_ACTION_ID = 255
 SESSION_STATUSES = frozenset({"processing", "active", "suspended", "closed"})
 TASK_STATUSES = frozenset({"pending", "in_progress", "complete", "error"})
 _EMOJI_NAME = re.compile(r"^[a-z0-9_+'\-]+(::skin-tone-[2-6])?$")
@@ -369,8 +373,13 @@ class WebApi:
         if blocks is not None:
             if not isinstance(blocks, list) or not all(isinstance(b, dict) and "type" in b for b in blocks):
                 raise ApiError("invalid_blocks_format")
-            if len(blocks) > MAX_BLOCKS:
+            if len(blocks) > MAX_BLOCKS or not all(_valid_block(b) for b in blocks):
                 raise ApiError("invalid_blocks")
+            if (
+                sum(len(str(b.get("text", ""))) for b in blocks if b["type"] == "markdown")
+                > MAX_MARKDOWN_TEXT
+            ):
+                raise ApiError("msg_blocks_too_long")  # the markdown blocks' cumulative limit (4.14)
         if text is None and not blocks and markdown_text is None and not attachments:
             raise ApiError("no_text")
         if (text is not None and len(text) > MAX_TEXT) or (
@@ -834,6 +843,37 @@ class WebApi:
             )
         session.title = title
         return {}
+
+
+def _valid_block(block: JsonDict) -> bool:
+    """The Block Kit rules the bridge's blocks meet (4.14, 8.1): a markdown block's text is a string;
+    an actions block has 1-25 buttons with unique action ids, a plain-text label and a value or url."""
+    if block["type"] == "markdown":
+        return isinstance(block.get("text"), str)
+    if block["type"] != "actions":
+        return True
+    elements = block.get("elements")
+    if not isinstance(elements, list) or not 0 < len(elements) <= MAX_ACTIONS:
+        return False
+    ids = [e.get("action_id") for e in elements if isinstance(e, dict)]
+    return len(set(ids)) == len(elements) and all(_valid_button(e) for e in elements)
+
+
+def _valid_button(element: JsonDict) -> bool:
+    label = element.get("text")
+    action_id, value, url = element.get("action_id"), element.get("value", ""), element.get("url")
+    return (
+        element.get("type") == "button"
+        and isinstance(label, dict)
+        and label.get("type") == "plain_text"
+        and 0 < len(str(label.get("text", ""))) <= MAX_BUTTON_TEXT
+        and isinstance(action_id, str)
+        and 0 < len(action_id) <= MAX_ACTION_ID
+        and isinstance(value, str)
+        and len(value) <= MAX_BUTTON_VALUE
+        and (url is None or isinstance(url, str))
+        and element.get("style") in (None, "primary", "danger")
+    )
 
 
 def _scope(name: str) -> ScopeRule:

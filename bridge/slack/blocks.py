@@ -59,9 +59,16 @@ def _one_line(text: str, limit: int = _REASON_LIMIT) -> str:
 
 
 def render_queued(position: int | None) -> str:
-    """Told when Coder queued a follow-up because the agent is busy."""
-    where = f" (#{position} in line)" if position else ""
+    """Told when Coder queued a follow-up because the agent is busy; kept current with its place."""
+    where = f" (#{position})" if position else ""
     return f"📥 Queued{where}: the agent gets this message when it finishes its current turn."
+
+
+def render_unqueued(*, taken: bool) -> str:
+    """What a queued follow-up's notice says once it left the queue."""
+    if taken:
+        return "📨 The agent took this queued message."
+    return "📤 This message is no longer queued."
 
 
 def render_error(message: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -12,7 +12,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.metrics import Metrics
-from bridge.relay.ports import SlackPermanent, SlackRateLimited, SlackTransient
+from bridge.relay.ports import Button, SlackPermanent, SlackRateLimited, SlackTransient
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,39 @@ TAG_EVENT = "coder_bridge_slot"
 _TAGGED_PAGES = 5
 
 
+_ALREADY = {True: "already_reacted", False: "no_reaction"}
+"""The answer of reactions.add / reactions.remove when the message is already as asked."""
+
+
 def _tag(key: str) -> dict[str, Any]:
     return {"event_type": TAG_EVENT, "event_payload": {"key": key}}
+
+
+def _button(button: Button) -> dict[str, Any]:
+    element: dict[str, Any] = {
+        "type": "button",
+        "action_id": button.action_id,
+        "text": {"type": "plain_text", "text": button.text, "emoji": True},
+    }
+    if button.value:
+        element["value"] = button.value
+    if button.url is not None:
+        element["url"] = button.url
+    if button.style is not None:
+        element["style"] = button.style
+    return element
+
+
+def _content(markdown: str, buttons: Sequence[Button]) -> dict[str, Any]:
+    """The message body: plain ``markdown_text``, or, with buttons, a ``markdown`` block and an
+    ``actions`` block (``markdown_text`` cannot carry blocks) with the text as notification fallback."""
+    if not buttons:
+        return {"markdown_text": markdown}
+    blocks = [
+        {"type": "markdown", "text": markdown},
+        {"type": "actions", "elements": [_button(b) for b in buttons]},
+    ]
+    return {"text": markdown, "blocks": blocks}
 
 
 class WebPoster:
@@ -50,12 +81,14 @@ class WebPoster:
         self._client = client
         self._metrics = metrics
 
-    async def post(self, channel: str, thread_ts: str, markdown: str, *, key: str) -> str:
+    async def post(
+        self, channel: str, thread_ts: str, markdown: str, *, key: str, buttons: Sequence[Button] = ()
+    ) -> str:
         """Reply in a thread with standard Markdown (Slack renders it; ≤ 12,000 characters)."""
         response = await self._call(
             "chat.postMessage",
             lambda: self._client.chat_postMessage(
-                channel=channel, thread_ts=thread_ts, markdown_text=markdown, metadata=_tag(key)
+                channel=channel, thread_ts=thread_ts, metadata=_tag(key), **_content(markdown, buttons)
             ),
         )
         return str(response["ts"])
@@ -67,14 +100,26 @@ class WebPoster:
         )
         return str(response["ts"])
 
-    async def update(self, channel: str, ts: str, markdown: str, *, key: str) -> None:
-        """Replace a message's text (and its tag: a slot may have been renamed since the post)."""
+    async def update(
+        self, channel: str, ts: str, markdown: str, *, key: str, buttons: Sequence[Button] = ()
+    ) -> None:
+        """Replace a message's text and buttons (and its tag: a slot may have been renamed since)."""
         await self._call(
             "chat.update",
             lambda: self._client.chat_update(
-                channel=channel, ts=ts, markdown_text=markdown, metadata=_tag(key)
+                channel=channel, ts=ts, metadata=_tag(key), **_content(markdown, buttons)
             ),
         )
+
+    async def react(self, channel: str, ts: str, name: str, *, on: bool) -> None:
+        """Add or remove the bot's reaction; Slack's "already so" answers count as done."""
+        method = "reactions.add" if on else "reactions.remove"
+        call = self._client.reactions_add if on else self._client.reactions_remove
+        try:
+            await self._call(method, lambda: call(channel=channel, timestamp=ts, name=name))
+        except SlackPermanent as exc:
+            if exc.code != _ALREADY[on]:
+                raise
 
     async def tagged(self, channel: str, thread_ts: str) -> dict[str, str]:
         """Read the thread (``conversations.replies`` with metadata, a few pages at most) for the

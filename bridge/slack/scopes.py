@@ -10,7 +10,7 @@ REQUIRED_SCOPES: dict[str, str] = {
     "chat:write": "post and edit the agent's replies in threads",
     "files:read": "download images and files attached to messages for the agent",
     "reactions:read": "receive the reactions that interrupt or archive a chat",
-    "reactions:write": "mark the messages the agent works on, and the chat's status, with reactions",
+    "reactions:write": "mark what the agent works on, what is done and what is queued",
     "commands": "the /coder slash command (link and unlink a Coder account)",
     "users:read": "tell guests and people from other organizations apart (access policy)",
     "usergroups:read": "allow user groups in BRIDGE_ALLOWED_USERS and BRIDGE_ADMINS",
