@@ -162,17 +162,20 @@ class Controls:
             await self._identity.whisper(channel_id, user_id, link.thread_ts, refusal or _UNLINKED)
             return
         chat_id = ChatId(link.chat_id)
+        ref, slot = thread_ref(link), f"control:{digest(request_id)}"
         try:
             if (await backend.get_chat(chat_id)).status.phase.busy:
                 await self._interrupt(backend, chat_id, user_id)
+            # Said before the promote, so the thread reads it before the agent's answer.
+            text = f"⏭️ <@{user_id}> stopped the agent; it takes the queued message next."
+            await self._outbox.put(ref, [final_text(slot, text)])
             # Once stopped, Coder may already have taken the head of its queue: nothing to promote.
             if any(q.id == inbound.queued_message_id for q in await backend.queued_messages(chat_id)):
                 await self._promote(backend, link, chat_id, user_id, inbound.queued_message_id)
-            text = f"⏭️ <@{user_id}> stopped the agent; it takes the queued message next."
         except CoderError as exc:
             log.warning("send-now in chat %s failed: %s", chat_id, exc, extra={"chat_id": chat_id})
-            text = render_error(f"Couldn't send that message now: {exc}")
-        await self._outbox.put(thread_ref(link), [final_text(f"control:{digest(request_id)}", text)])
+            failure = render_error(f"Couldn't send that message now: {exc}")
+            await self._outbox.put(ref, [final_text(slot, failure)])
 
     async def drain(self, timeout: float) -> bool:
         """Let controls in flight finish (shutdown)."""

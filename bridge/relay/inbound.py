@@ -471,6 +471,8 @@ class Inbound:
             await repo.mark_busy(session, link.id)
         try:
             stopped = await self._stop_for(backend, link, message) if now else None
+            if stopped is not None:  # said before the send, so the thread reads before the agent's answer
+                await self._say(ref, f"stop:{message.ts}", stopped)
             result = await backend.send_message(chat_id, content)
             if stopped is not None and result.queued_message is not None:  # the stop had not landed yet
                 result = await self._to_front(backend, chat_id, result)
@@ -493,8 +495,6 @@ class Inbound:
             coder_message_id=result.message.id if result.message else None,
             queued_message_id=result.queued_message.id if result.queued_message else None,
         )
-        if stopped is not None:
-            await self._say(ref, f"reply:{message.ts}", stopped)
         self._supervisor.follow(chat_id)
 
     async def _stop_for(
