@@ -58,6 +58,16 @@ class Reaction:
         return self.name.split("::", 1)[0]
 
 
+@dataclass(frozen=True)
+class SessionStop:
+    """A person clicked Stop on a thread's Slack Agent Session (``agent_session_stopped``)."""
+
+    event_id: str
+    user_id: str
+    channel_id: str
+    thread_ts: str
+
+
 class Controls:
     """Carries out reaction controls in the background."""
 
@@ -88,6 +98,12 @@ class Controls:
     def submit(self, reaction: Reaction) -> None:
         """Handle a recorded reaction in the background (Slack wants its ack at once)."""
         self._tasks.spawn(reaction.event_id, self._intake.settle(reaction.event_id, self._control(reaction)))
+
+    def stop_session(self, stop: SessionStop) -> None:
+        """Slack's own Stop button is the interrupt reaction on the thread's first message: the same
+        access check, the same interrupt, the same confirmation in the thread."""
+        emoji = next(e for e, c in self._emoji.items() if c is Control.INTERRUPT)
+        self.submit(Reaction(stop.event_id, stop.user_id, stop.channel_id, stop.thread_ts, emoji, added=True))
 
     async def drain(self, timeout: float) -> bool:
         """Let controls in flight finish (shutdown)."""

@@ -29,6 +29,9 @@ METHOD_BUDGETS: Mapping[str, Budget] = {
     "chat.update": Budget(per_minute=48, burst=5),
     "chat.postMessage": Budget(per_minute=300, burst=20),
     "conversations.replies": Budget(per_minute=48, burst=5),  # Tier 3 (finding posts lost in a crash)
+    "chat.stopStream": Budget(per_minute=19, burst=3),  # Tier 2: ending a natively streamed reply
+    "agents.sessions.setStatus": Budget(per_minute=48, burst=5),  # Tier 3
+    "agents.sessions.rename": Budget(per_minute=48, burst=5),  # Tier 3
 }
 """Per-workspace budgets. chat.postMessage has no published workspace number; this is a guard."""
 

@@ -28,6 +28,7 @@ from bridge.db.models import ThreadLink
 from bridge.db.repo import SlotText
 from bridge.relay.identity import HOW_TO_LINK, Identity
 from bridge.relay.outbox import Outbox, ThreadRef, digest, final_text
+from bridge.relay.sessions import SessionMirror
 from bridge.relay.view import DRAFT, ThreadView
 from bridge.slack.blocks import render_error, render_header, render_outcome
 from bridge.slack.mrkdwn import split_markdown
@@ -48,11 +49,18 @@ class Supervisor:
     """Makes sure exactly one stream task follows each chat that has work to show."""
 
     def __init__(
-        self, db: Database, identity: Identity, outbox: Outbox, *, retry_interval: float = 60.0
+        self,
+        db: Database,
+        identity: Identity,
+        outbox: Outbox,
+        *,
+        retry_interval: float = 60.0,
+        sessions: SessionMirror | None = None,
     ) -> None:
         self._db = db
         self._identity = identity
         self._outbox = outbox
+        self._sessions = sessions
         self._retry_interval = retry_interval
         self._wanted: set[str] = set()
         self._running: set[str] = set()
@@ -101,6 +109,8 @@ class Supervisor:
         status = view.status if view is not None and view.status is not None else chat.status
         header = self._header(chat.id, chat.title, status)
         self._outbox.set_text(ref, HEADER_SLOT, header, final=not status.phase.busy)
+        if self._sessions is not None:
+            self._sessions.retitle(ref, chat.title)
 
     def stopping(self, chat_id: ChatId) -> None:
         """A person is about to interrupt this chat: the turn under way will be reported as stopped."""
@@ -217,6 +227,9 @@ class Supervisor:
             async for batch in stream:
                 view.apply(batch)
                 await self._publish(ref, chat_id, title, view)
+                if self._sessions is not None and view.status_changed and view.status is not None:
+                    shown = self._titles.get(chat_id, title)
+                    self._sessions.show(ref, view.status.phase, title=shown, initiator=requester)
                 if view.status is None or view.busy:
                     newest = None
                     continue

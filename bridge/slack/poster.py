@@ -39,7 +39,8 @@ TAG_EVENT = "coder_bridge_slot"
 _TAGGED_PAGES = 5
 
 
-def _tag(key: str) -> dict[str, Any]:
+def message_tag(key: str) -> dict[str, Any]:
+    """The metadata naming which slot a bot message shows (what ``WebPoster.tagged`` looks for)."""
     return {"event_type": TAG_EVENT, "event_payload": {"key": key}}
 
 
@@ -55,7 +56,7 @@ class WebPoster:
         response = await self._call(
             "chat.postMessage",
             lambda: self._client.chat_postMessage(
-                channel=channel, thread_ts=thread_ts, markdown_text=markdown, metadata=_tag(key)
+                channel=channel, thread_ts=thread_ts, markdown_text=markdown, metadata=message_tag(key)
             ),
         )
         return str(response["ts"])
@@ -65,7 +66,7 @@ class WebPoster:
         await self._call(
             "chat.update",
             lambda: self._client.chat_update(
-                channel=channel, ts=ts, markdown_text=markdown, metadata=_tag(key)
+                channel=channel, ts=ts, markdown_text=markdown, metadata=message_tag(key)
             ),
         )
 

@@ -28,7 +28,16 @@ def test_manifest_subscribes_to_the_events_the_bridge_handles() -> None:
         "message.im",
         "reaction_added",
         "reaction_removed",
+        "agent_session_stopped",
     }
+
+
+def test_manifest_declares_the_app_an_agent() -> None:
+    """agent_view makes Agent Sessions possible; its description fits Slack's 300 characters."""
+    manifest = yaml.safe_load(MANIFEST.read_text())
+    agent = manifest["features"]["agent_view"]
+    assert 0 < len(agent["agent_description"]) <= 300
+    assert "assistant_view" not in manifest["features"]
 
 
 def test_manifest_declares_the_coder_command_and_interactivity() -> None:
