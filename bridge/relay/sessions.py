@@ -201,7 +201,9 @@ class SessionMirror:
 
     def _refused(self, exc: SlackPermanent) -> None:
         self.enabled = False
-        hint = " (declare the app an agent: manifest.yml's agent_view)" if exc.code == "not_authorized" else ""
+        hint = (
+            " (declare the app an agent: manifest.yml's agent_view)" if exc.code == "not_authorized" else ""
+        )
         log.info(
             "Slack has no Agent Sessions for this app (%s: %s)%s; thread statuses stay in the thread only",
             exc.method,

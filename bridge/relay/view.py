@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 
 
 DRAFT = "draft"
+CARD = "card"
+"""Prefix of a turn's status card key (``card:<turn>``)."""
 _PATH_KEYS = ("path", "file", "file_path", "filename")
 
 
@@ -288,7 +290,7 @@ class ThreadView:
         """The turn's status card: shown once the turn called a tool, final when the turn ended."""
         if self._turn_id is None or not self._calls:
             return
-        key = f"card:{self._turn_id}"
+        key = f"{CARD}:{self._turn_id}"
         if key in self._blocks and self._blocks[key].final:
             return  # its turn is over; snapshot deltas of the next turn must not land on it
         if phase is None:

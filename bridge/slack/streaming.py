@@ -6,9 +6,10 @@ slot) is sent with ``chat.startStream`` / ``appendStream`` / ``stopStream`` thro
 scheduler: it still decides when a text goes out (pacing, coalescing, 429 pauses); this class only
 turns "the draft now reads X" into "append what Slack does not show yet".
 
-A stream ends when its reply is complete: when the draft's message gets its final text (the outbox
-renames the slot, so the key is no longer the draft's), or as soon as the thread moves on to another
-message, because the outbox sends no call for a final text that equals the streamed one. A text
+A stream ends when a new message follows it in the thread (the next reply, the turn's outcome, a
+notice). Not sooner: the outbox sends no call for a final text that equals the streamed one, and a
+call under the persisted reply's key may still carry an older text. The turn's status card and
+edits of older messages (the header) go alongside and leave it open. A text
 that is not a continuation of what was streamed (a reconnect that rewrote the draft) ends the
 stream and replaces the message with ``chat.update``, which works on a stopped stream.
 
@@ -31,7 +32,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bridge.metrics import Metrics
 from bridge.relay.limits import SlackLimits
 from bridge.relay.ports import SlackPermanent
-from bridge.relay.view import DRAFT
+from bridge.relay.view import CARD, DRAFT
 from bridge.slack.poster import WebPoster, message_tag, slack_call
 
 log = logging.getLogger(__name__)
@@ -65,9 +66,19 @@ def _thread(key: str) -> str:
     return key.partition(":")[0]
 
 
+def _slot(key: str) -> str:
+    """The slot part of an outbox tag, without a split part's ``#1``."""
+    return key.partition(":")[2].split("#", 1)[0]
+
+
 def _is_draft(key: str) -> bool:
     """Whether the tag names the streaming reply (``draft``, or a split part ``draft#1``)."""
-    return key.partition(":")[2].split("#", 1)[0] == DRAFT
+    return _slot(key) == DRAFT
+
+
+def _is_card(key: str) -> bool:
+    """Whether the tag names a turn's status card, which accompanies the reply rather than follows it."""
+    return _slot(key).startswith(f"{CARD}:")
 
 
 @dataclass
@@ -76,6 +87,7 @@ class _Stream:
     channel: str
     thread_ts: str
     ts: str
+    key: str
     shown: str
     held: str = ""
     """Text the helper still buffers from a call that failed; it goes out with the next one."""
@@ -109,8 +121,9 @@ class StreamingPoster:
         """False once Slack refused streaming: the poster edits in place from then on."""
 
     async def post(self, channel: str, thread_ts: str, markdown: str, *, key: str) -> str:
-        """A new draft starts a stream; any other new message ends the thread's open stream first."""
-        await self._end(_thread(key))
+        """A new draft starts a stream; a new message after the reply ends the thread's open stream."""
+        if not _is_card(key):
+            await self._end(_thread(key))
         if self.enabled and _is_draft(key):
             try:
                 return await self._start(channel, thread_ts, markdown, key)
@@ -121,18 +134,14 @@ class StreamingPoster:
         return await self._inner.post(channel, thread_ts, markdown, key=key)
 
     async def update(self, channel: str, ts: str, markdown: str, *, key: str) -> None:
-        """Append to, or finish, the open stream when ``ts`` is it; otherwise edit in place."""
+        """Append to the open stream when ``ts`` is it; otherwise edit in place."""
         thread = _thread(key)
         stream = self._streams.get(thread)
-        if stream is not None and stream.ts != ts:
-            await self._end(thread)  # the thread moved on: the streamed reply is complete
-            stream = None
-        if stream is None:
+        if stream is None or stream.ts != ts:
             await self._inner.update(channel, ts, markdown, key=key)
-        elif _is_draft(key):
-            await self._append(thread, stream, markdown, key)
         else:
-            await self._finish(thread, stream, markdown, key)
+            stream.key = key  # renamed from the draft: the reply is persisted, its text may still grow
+            await self._append(thread, stream, markdown, key)
 
     async def tagged(self, channel: str, thread_ts: str) -> dict[str, str]:
         """As the wrapped poster (a stream is tagged when it stops)."""
@@ -154,7 +163,7 @@ class StreamingPoster:
         )
         await self._call("chat.startStream", lambda: streamer.append(markdown_text=markdown))
         assert streamer.ts is not None
-        self._streams[_thread(key)] = _Stream(streamer, channel, thread_ts, streamer.ts, shown=markdown)
+        self._streams[_thread(key)] = _Stream(streamer, channel, thread_ts, streamer.ts, key, shown=markdown)
         return streamer.ts
 
     async def _append(self, thread: str, stream: _Stream, markdown: str, key: str) -> None:
@@ -181,37 +190,23 @@ class StreamingPoster:
             raise
         stream.shown, stream.held = markdown, ""
 
-    async def _finish(self, thread: str, stream: _Stream, markdown: str, key: str) -> None:
-        """The reply's final text: stop with what is still missing, or replace a text that differs."""
-        continues = markdown.startswith(stream.sent)
-        rest = markdown[len(stream.sent) :] if continues else ""
-        if await self._stop(thread, stream, rest, metadata=message_tag(key)) and continues:
-            return
-        await self._inner.update(stream.channel, stream.ts, markdown, key=key)
-
     async def _end(self, thread: str) -> None:
-        """Stop the thread's open stream, if any, as it stands."""
+        """Stop the thread's open stream, if any, as it stands (tagged with its slot, like a post);
+        the session keeps the status the bridge wants for it (Slack would make it ``active``)."""
         stream = self._streams.get(thread)
-        if stream is not None:
-            await self._stop(thread, stream, "")
-
-    async def _stop(self, thread: str, stream: _Stream, rest: str, **extra: Any) -> bool:
-        """``chat.stopStream``; False when Slack had ended the stream already (its text may be short)."""
+        if stream is None:
+            return
         await self._limits.acquire("chat.stopStream", stream.channel)
         status = self._session_status(stream.channel, stream.thread_ts)
         try:
             await self._call(
                 "chat.stopStream",
-                lambda: stream.streamer.stop(markdown_text=rest or None, session_status=status, **extra),
+                lambda: stream.streamer.stop(session_status=status, metadata=message_tag(stream.key)),
             )
         except SlackPermanent as exc:
-            self._lost(thread, exc)
-            return False
-        except Exception:
-            stream.held += rest  # the helper keeps it buffered for the retry
-            raise
+            self._lost(thread, exc)  # ended by Slack already: the outbox edits it from now on
+            return
         del self._streams[thread]
-        return True
 
     def _lost(self, thread: str, exc: SlackPermanent) -> None:
         """Slack will take no more of this stream: forget it (its message is edited in place)."""
