@@ -156,9 +156,9 @@ Command = IncomingMessage | MessageDeletion | Reaction | SessionStop
 
 def _command(body: Mapping[str, Any], controls: Controls) -> Command | None:
     """What the bridge will act on in a callback, if anything (nothing else is recorded)."""
-    message = parse_message(body) or parse_deletion(body) or parse_session_stop(body)
-    if message is not None:
-        return message
+    command = parse_message(body) or parse_deletion(body) or parse_session_stop(body)
+    if command is not None:
+        return command
     reaction = parse_reaction(body)
     return reaction if reaction is not None and controls.wanted(reaction) else None
 

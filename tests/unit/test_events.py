@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bridge.relay.controls import SessionStop
 from bridge.relay.inbound import chat_labels, strip_mention
-from bridge.slack.events import parse_deletion, parse_message
+from bridge.slack.events import parse_deletion, parse_message, parse_session_stop
 
 
 def body(**event: Any) -> dict[str, Any]:
@@ -138,3 +139,12 @@ def test_deletion_names_the_deleted_message_and_its_thread() -> None:
     assert deletion is not None
     assert (deletion.ts, deletion.root_ts, deletion.channel_id) == ("1.5", "1.0", "C1")
     assert parse_deletion(body()) is None
+
+
+def test_session_stop_and_malformed_ones() -> None:
+    """agent_session_stopped names who stopped which thread; one without its thread is dropped."""
+    event = {"type": "agent_session_stopped", "user": "U1", "channel": "C1", "thread_ts": "1.000001"}
+    stop = parse_session_stop({"event_id": "Ev9", "event": {**event, "streaming_message_ts": []}})
+    assert stop == SessionStop(event_id="Ev9", user_id="U1", channel_id="C1", thread_ts="1.000001")
+    assert parse_session_stop({"event_id": "Ev9", "event": {**event, "thread_ts": None}}) is None
+    assert parse_session_stop(body()) is None
