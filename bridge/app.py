@@ -31,6 +31,7 @@ from bridge.coder.backoff import Backoff
 from bridge.coder.errors import CoderModelUnknown
 from bridge.coder.stream import ReconnectPolicy
 from bridge.config import Settings, encryption_keys
+from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.migrate import upgrade
 from bridge.metrics import Metrics
@@ -45,6 +46,8 @@ from bridge.relay.limits import SlackLimits
 from bridge.relay.marks import ReactionNames
 from bridge.relay.outbox import Outbox
 from bridge.relay.policy import Policy, Rules
+from bridge.relay.ports import SlackPoster
+from bridge.relay.sessions import SessionMirror
 from bridge.relay.supervisor import Supervisor
 from bridge.relay.watcher import Watcher
 from bridge.slack import commands, events, home_tab, shortcuts
@@ -53,6 +56,8 @@ from bridge.slack.files import SlackFileSource
 from bridge.slack.history import ThreadReader
 from bridge.slack.home_view import HowTo
 from bridge.slack.poster import WebPoster
+from bridge.slack.sessions import WebSessions
+from bridge.slack.streaming import StreamingPoster
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +163,7 @@ class Bridge:
         self._controls: Controls | None = None
         self._outbox: Outbox | None = None
         self._supervisor: Supervisor | None = None
+        self._sessions: SessionMirror | None = None
         self._watcher: Watcher | None = None
         self._home: Home | None = None
         self._runner: web.AppRunner | None = None
@@ -198,7 +204,21 @@ class Bridge:
         self._slack_ok = True
         log.info("Slack: bot user %s in team %s", identity.bot_user_id, identity.team_id)
 
-        poster = WebPoster(client, self.metrics)
+        web_poster = WebPoster(client, self.metrics)
+        limits = SlackLimits(scale=settings.slack_rate_scale)
+        self._sessions = sessions = SessionMirror(
+            WebSessions(client, self.metrics), limits, enabled=settings.agent_sessions == "auto"
+        )
+        poster: SlackPoster = web_poster
+        if settings.native_streaming:
+            poster = StreamingPoster(
+                web_poster,
+                client,
+                self.metrics,
+                limits,
+                recipient=self._recipient_of(identity.team_id),
+                session_status=sessions.status_of,
+            )
         self._files = files = SlackFileSource(
             settings.slack_bot_token.get_secret_value(),
             hosts=settings.file_hosts,
@@ -207,9 +227,13 @@ class Bridge:
             client=client,
             metrics=self.metrics,
         )
-        limits = SlackLimits(scale=settings.slack_rate_scale)
-        self._outbox = Outbox(self.db, poster, limits=limits, edit_interval=settings.edit_interval)
-        self._identity = accounts = self._build_identity(backend, poster)
+        self._outbox = Outbox(
+            self.db,
+            poster,
+            limits=limits,
+            edit_interval=settings.edit_interval,
+        )
+        self._identity = accounts = self._build_identity(backend, web_poster)
         self._home = Home(
             self.db,
             accounts,
@@ -235,6 +259,7 @@ class Bridge:
             show_reasoning=settings.show_reasoning,
             slow_start=settings.slow_start_after,
             reactions=reactions,
+            sessions=sessions,
         )
         self._watcher = Watcher(
             self.db,
@@ -284,7 +309,7 @@ class Bridge:
         )
         events.register(bolt, intake, self._inbound, self._controls, self.metrics)
         shortcuts.register(bolt, self._controls)
-        chats = ChatCommands(self.db, accounts, policy, poster, self._inbound, self._controls)
+        chats = ChatCommands(self.db, accounts, policy, web_poster, self._inbound, self._controls)
         home_tab.register(bolt, self._home, self.metrics)
         commands.register(
             bolt,
@@ -341,6 +366,19 @@ class Bridge:
 
         cipher = TokenCipher(encryption_keys(settings.encryption_key))
         return Identity(self.db, backend, poster, mode="linked", cipher=cipher, connect=connect)
+
+    def _recipient_of(self, team_id: str) -> Callable[[str, str], Awaitable[tuple[str, str] | None]]:
+        """Who a natively streamed reply in a thread is addressed to: the person who started its chat
+        (Slack requires one recipient for streams in channels)."""
+
+        async def recipient(channel: str, thread_ts: str) -> tuple[str, str] | None:
+            async with self.db.unit() as session:
+                link = await repo.find_link_by_thread(
+                    session, team_id=team_id, channel_id=channel, thread_ts=thread_ts
+                )
+            return (link.team_id, link.requester_user_id) if link is not None else None
+
+        return recipient
 
     def _rules(self, team_id: str) -> Rules:
         settings = self.settings
@@ -445,6 +483,10 @@ class Bridge:
             )
         if self._outbox is not None:
             await self._outbox.close()
+        if self._sessions is not None:
+            if not await self._sessions.drain(left()):
+                log.warning("shutdown: some agent session statuses were not sent to Slack")
+            await self._sessions.close()
         if self._runner is not None:
             await self._runner.cleanup()
         if self._identity is not None:

@@ -76,6 +76,10 @@ class Settings(BaseSettings):
         default=False, validation_alias=_env("BRIDGE_LEGACY_ARCHIVE_DELETES")
     )
     edit_interval: float = Field(default=1.0, ge=0, le=60, validation_alias=_env("BRIDGE_EDIT_INTERVAL"))
+    native_streaming: bool = Field(default=False, validation_alias=_env("BRIDGE_NATIVE_STREAMING"))
+    agent_sessions: Literal["auto", "off"] = Field(
+        default="auto", validation_alias=_env("BRIDGE_AGENT_SESSIONS")
+    )
     slack_rate_scale: float = Field(
         default=1.0, gt=0, le=1000, validation_alias=_env("BRIDGE_SLACK_RATE_SCALE")
     )

@@ -111,6 +111,16 @@ class _Request:
         return f"{self.control} the chat"
 
 
+@dataclass(frozen=True)
+class SessionStop:
+    """A person clicked Stop on a thread's Slack Agent Session (``agent_session_stopped``)."""
+
+    event_id: str
+    user_id: str
+    channel_id: str
+    thread_ts: str
+
+
 class Controls:
     """Carries out reaction and button controls in the background."""
 
@@ -176,6 +186,12 @@ class Controls:
             log.warning("send-now in chat %s failed: %s", chat_id, exc, extra={"chat_id": chat_id})
             failure = render_error(f"Couldn't send that message now: {exc}")
             await self._outbox.put(ref, [final_text(slot, failure)])
+
+    def stop_session(self, stop: SessionStop) -> None:
+        """Slack's own Stop button is the interrupt reaction on the thread's first message: the same
+        access check, the same interrupt, the same confirmation in the thread."""
+        emoji = next(e for e, c in self._emoji.items() if c is Control.INTERRUPT)
+        self.submit(Reaction(stop.event_id, stop.user_id, stop.channel_id, stop.thread_ts, emoji, added=True))
 
     async def drain(self, timeout: float) -> bool:
         """Let controls in flight finish (shutdown)."""

@@ -32,6 +32,9 @@ METHOD_BUDGETS: Mapping[str, Budget] = {
     "views.publish": Budget(per_minute=95, burst=10),  # Tier 4 (the App Home tab)
     "reactions.add": Budget(per_minute=48, burst=5),  # Tier 3
     "reactions.remove": Budget(per_minute=48, burst=5),  # Tier 3
+    "chat.stopStream": Budget(per_minute=19, burst=3),  # Tier 2: ending a natively streamed reply
+    "agents.sessions.setStatus": Budget(per_minute=48, burst=5),  # Tier 3
+    "agents.sessions.rename": Budget(per_minute=48, burst=5),  # Tier 3
 }
 """Per-workspace budgets. chat.postMessage has no published workspace number; this is a guard."""
 

@@ -7,8 +7,9 @@ Errors are sorted by what the caller should do, like the Coder error tree:
     ├── SlackTransient      5xx, timeouts, ``internal_error``: retry with backoff
     └── SlackPermanent      the call can never succeed as made (archived channel, missing scope …)
 
-Reading from Slack has two more ports: ``FileSource`` (a message's attached files, downloaded with
-the checks of ``bridge.slack.files``) and ``ThreadHistory`` (a thread's earlier messages).
+Agent Sessions have a port of their own (``AgentSessions``). Reading from Slack has two more ports:
+``FileSource`` (a message's attached files, downloaded with the checks of ``bridge.slack.files``) and
+``ThreadHistory`` (a thread's earlier messages).
 """
 
 from __future__ import annotations
@@ -87,6 +88,22 @@ class SlackPoster(Protocol):
 
     async def whisper(self, channel: str, user: str, thread_ts: str | None, markdown: str) -> None:
         """Post an ephemeral message only ``user`` sees."""
+        ...
+
+
+class AgentSessions(Protocol):
+    """A thread's Slack Agent Session (``agents.sessions.*``): the lifecycle status and title Slack
+    shows for the thread, with a native Stop button while it is ``processing``."""
+
+    async def set_status(
+        self, channel: str, thread_ts: str, status: str, *, title: str | None, initiator: str | None
+    ) -> None:
+        """Set the status (``processing``, ``active``, ``suspended`` or ``closed``), creating the
+        session if needed; ``title`` and ``initiator`` count only when it is created."""
+        ...
+
+    async def rename(self, channel: str, thread_ts: str, title: str) -> None:
+        """Change the session's title."""
         ...
 
 

@@ -37,6 +37,7 @@ from bridge.relay.identity import HOW_TO_LINK, Identity
 from bridge.relay.marks import Marks, ReactionNames, header_buttons
 from bridge.relay.outbox import Outbox, ThreadRef, digest, final_text
 from bridge.relay.ports import Button
+from bridge.relay.sessions import SessionMirror
 from bridge.relay.view import DRAFT, ThreadView
 from bridge.slack.blocks import render_error, render_header, render_outcome
 from bridge.slack.mrkdwn import split_markdown
@@ -66,10 +67,12 @@ class Supervisor:
         show_reasoning: bool = False,
         slow_start: float = 10.0,
         reactions: ReactionNames | None = None,
+        sessions: SessionMirror | None = None,
     ) -> None:
         self._db = db
         self._identity = identity
         self._outbox = outbox
+        self._sessions = sessions
         self._retry_interval = retry_interval
         self._show_reasoning = show_reasoning
         self._slow_start = slow_start
@@ -128,6 +131,8 @@ class Supervisor:
         reason = view.failure if view is not None else chat.last_error or ""
         header, buttons = self._header(chat.id, chat.title, status, reason, archived=archived)
         self._outbox.set_text(ref, HEADER_SLOT, header, final=not status.phase.busy, buttons=buttons)
+        if self._sessions is not None:
+            self._sessions.retitle(ref, chat.title)
 
     async def queue_changed(self, chat_id: ChatId) -> None:
         """A follow-up was recorded as queued: its notice and reaction show its place, if the chat is
@@ -284,6 +289,22 @@ class Supervisor:
                         ending = self._outcome(requester, view)
                         await self._publish(ref, chat_id, title, view, ending=ending)
                         return
+                view.apply(batch)
+                await self._publish(ref, chat_id, title, view)
+                if self._sessions is not None and view.status_changed and view.status is not None:
+                    shown = self._titles.get(chat_id, title)
+                    self._sessions.show(ref, view.status.phase, title=shown, initiator=requester)
+                if view.status is None or view.busy:
+                    newest = None
+                    continue
+                # A snapshot reports the status before its messages, so idle alone does not mean the
+                # thread is complete; Coder is asked again only once the view reached its last answer.
+                if newest is None or view.last_id >= newest:
+                    newest = await self._newest_id(backend, chat_id)
+                if view.last_id >= newest:
+                    view.finish()
+                    await self._publish(ref, chat_id, title, view, ending=self._outcome(requester, view))
+                    return
         finally:
             clock.cancel()
             self._finishing.add(chat_id)  # changes from here on reach no stream of this run

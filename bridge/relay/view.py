@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 
 
 DRAFT = "draft"
+CARD = "card"
+"""Prefix of a turn's status card key (``card:<turn>``)."""
 _PATH_KEYS = ("path", "file", "file_path", "filename")
 PROVISIONING_TOOLS = frozenset({"create_workspace", "start_workspace"})
 """chatd's tools that build a workspace (coder/coder coderd/x/chatd/chattool): they run for minutes."""
@@ -457,7 +459,7 @@ class ThreadView:
         starting = self._starting() if phase is None else None
         if not self._calls and starting is None and not self._slow_start_shown:
             return
-        key = f"card:{self._turn_id}"
+        key = f"{CARD}:{self._turn_id}"
         if key in self._blocks and self._blocks[key].final:
             return  # its turn is over; snapshot deltas of the next turn must not land on it
         if phase is None:

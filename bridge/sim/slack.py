@@ -360,6 +360,13 @@ class SlackSim:
         self._api.home_tab_enabled = enabled
 
     @property
+    def unknown_methods(self) -> set[str]:
+        """Methods this workspace does not have (an older Slack, GovSlack): they answer ``unknown_method``.
+        Add ``chat.startStream`` or ``agents.sessions.setStatus`` to it to play a workspace without
+        native streaming or Agent Sessions."""
+        return self._api.unknown_methods
+
+    @property
     def scopes(self) -> tuple[str, ...]:
         """The bot token's granted scopes."""
         return self._api.scopes
@@ -668,6 +675,41 @@ class SlackSim:
             del message.reactions[name]
         self._notify()
         event = self._events.reaction("reaction_removed", user, message, name)
+        await self._run([self._deliver(event, conversation)], wait_ack)
+
+    async def stop_session(self, user: str, channel: str, thread_ts: str, *, wait_ack: bool = True) -> None:
+        """Click the native Stop button of a thread's Agent Session (reference 12.2).
+
+        Slack offers Stop only while the session is ``processing`` and the app subscribes to
+        ``agent_session_stopped``. Slack stops the app's streams in the thread itself, but leaves the
+        session's status alone: moving it out of ``processing`` is the app's job.
+        """
+        conversation = self._conversation(channel, user)
+        session = self.workspace.agent_sessions.get((channel, thread_ts))
+        if session is None or session.status != "processing":
+            raise ValueError(f"no processing agent session in thread {thread_ts} of {channel}")
+        if "agent_session_stopped" not in self.subscriptions:
+            raise ValueError(
+                "Slack shows no Stop button: the app does not subscribe to agent_session_stopped"
+            )
+        stopped = [m for m in self.workspace.thread(channel, thread_ts) if m.streaming]
+        for message in stopped:
+            message.streaming = False
+        self._notify()
+        event = self._events.agent_session_stopped(user, channel, thread_ts, [m.ts for m in stopped])
+        await self._run([self._deliver(event, conversation)], wait_ack)
+
+    async def rename_session(
+        self, user: str, channel: str, thread_ts: str, title: str, *, wait_ack: bool = True
+    ) -> None:
+        """Rename a thread's Agent Session as a person; delivers ``agent_session_title_changed``."""
+        conversation = self._conversation(channel, user)
+        session = self.workspace.agent_sessions.get((channel, thread_ts))
+        if session is None:
+            raise ValueError(f"no agent session in thread {thread_ts} of {channel}")
+        previous, session.title = session.title, title
+        self._notify()
+        event = self._events.agent_session_title_changed(user, channel, thread_ts, title, previous)
         await self._run([self._deliver(event, conversation)], wait_ack)
 
     async def click(

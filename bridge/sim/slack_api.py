@@ -209,6 +209,7 @@ class WebApi:
         self.rate_limits_enabled = True
         self.agent_declared = agent_declared
         self.home_tab_enabled = home_tab_enabled
+        self.unknown_methods: set[str] = set()
         self._time_scale = time_scale
         self._subscriptions = subscriptions
         self._echo = echo
@@ -247,7 +248,7 @@ class WebApi:
     async def call(self, method: str, params: JsonDict, token: str | None) -> ApiResult:
         """Run one call through Slack's checks in Slack's order and produce its HTTP answer."""
         spec = self._methods.get(method)
-        if spec is None:
+        if spec is None or method in self.unknown_methods:
             return _error("unknown_method")
         if token is None:
             return _error("not_authed")

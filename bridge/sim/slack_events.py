@@ -116,6 +116,35 @@ class EventFactory:
         event["event_ts"] = self._ws.clock.next()
         return event
 
+    def agent_session_stopped(self, user: str, channel: str, thread_ts: str, streams: list[str]) -> JsonDict:
+        """A person clicked Stop on a ``processing`` session (reference 12.2); ``streams`` are the app's
+        streamed messages Slack stopped with it."""
+        return {
+            "type": "agent_session_stopped",
+            "user": user,
+            "channel": channel,
+            "thread_ts": thread_ts,
+            "streaming_message_ts": streams,
+            "event_ts": self._ws.clock.next(),
+        }
+
+    def agent_session_title_changed(
+        self, user: str, channel: str, thread_ts: str, title: str, previous: str | None
+    ) -> JsonDict:
+        """A person renamed a session (reference 12.2); ``previous_title`` only when it had one."""
+        event: JsonDict = {
+            "type": "agent_session_title_changed",
+            "user": user,
+            "team_id": self._ws.team_id,
+            "channel": channel,
+            "thread_ts": thread_ts,
+            "title": title,
+            "event_ts": self._ws.clock.next(),
+        }
+        if previous is not None:
+            event["previous_title"] = previous
+        return event
+
     def app_home_opened(self, user: str, channel: SimChannel, tab: str) -> JsonDict:
         """An ``app_home_opened`` event; ``view`` only when a Home view was published for the user."""
         event: JsonDict = {

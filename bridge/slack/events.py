@@ -16,7 +16,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bridge.metrics import Metrics
-from bridge.relay.controls import Click, Controls, Reaction
+from bridge.relay.controls import Click, Controls, Reaction, SessionStop
 from bridge.relay.inbound import Inbound, IncomingMessage, MessageDeletion
 from bridge.relay.intake import Intake
 from bridge.slack import actions
@@ -140,14 +140,29 @@ def parse_reaction(body: Mapping[str, Any]) -> Reaction | None:
     )
 
 
-Command = IncomingMessage | MessageDeletion | Reaction | Click
+def parse_session_stop(body: Mapping[str, Any]) -> SessionStop | None:
+    """A click on an Agent Session's Stop button from ``agent_session_stopped``, or None."""
+    event = body.get("event")
+    if not isinstance(event, Mapping) or event.get("type") != "agent_session_stopped":
+        return None
+    values = (body.get("event_id"), event.get("user"), event.get("channel"), event.get("thread_ts"))
+    if not all(isinstance(v, str) and v for v in values):
+        log.warning("dropping a malformed agent_session_stopped event (event_id=%r)", body.get("event_id"))
+        return None
+    event_id, user, channel, thread_ts = (str(v) for v in values)
+    return SessionStop(event_id=event_id, user_id=user, channel_id=channel, thread_ts=thread_ts)
+
+
+Command = IncomingMessage | MessageDeletion | Reaction | Click | SessionStop
 
 
 def _command(body: Mapping[str, Any], controls: Controls) -> Command | None:
     """What the bridge will act on in a callback or a click, if anything (nothing else is recorded)."""
-    message = parse_message(body) or parse_deletion(body) or actions.parse_click(body)
-    if message is not None:
-        return message
+    command = (
+        parse_message(body) or parse_deletion(body) or parse_session_stop(body) or actions.parse_click(body)
+    )
+    if command is not None:
+        return command
     reaction = parse_reaction(body)
     return reaction if reaction is not None and controls.wanted(reaction) else None
 
@@ -155,6 +170,8 @@ def _command(body: Mapping[str, Any], controls: Controls) -> Command | None:
 def _dispatch(command: Command, inbound: Inbound, controls: Controls) -> None:
     if isinstance(command, Reaction | Click):
         controls.submit(command)
+    elif isinstance(command, SessionStop):
+        controls.stop_session(command)
     else:
         inbound.submit(command)
 
@@ -180,7 +197,7 @@ def register(app: AsyncApp, intake: Intake, inbound: Inbound, controls: Controls
         if command is not None:
             _dispatch(command, inbound, controls)
 
-    for name in ("app_mention", "message", "reaction_added", "reaction_removed"):
+    for name in ("app_mention", "message", "reaction_added", "reaction_removed", "agent_session_stopped"):
         app.event(name)(act)
     actions.register(app, act)
 

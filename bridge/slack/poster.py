@@ -43,7 +43,8 @@ _ALREADY = {True: "already_reacted", False: "no_reaction"}
 """The answer of reactions.add / reactions.remove when the message is already as asked."""
 
 
-def _tag(key: str) -> dict[str, Any]:
+def message_tag(key: str) -> dict[str, Any]:
+    """The metadata naming which slot a bot message shows (what ``WebPoster.tagged`` looks for)."""
     return {"event_type": TAG_EVENT, "event_payload": {"key": key}}
 
 
@@ -88,7 +89,7 @@ class WebPoster:
         response = await self._call(
             "chat.postMessage",
             lambda: self._client.chat_postMessage(
-                channel=channel, thread_ts=thread_ts, metadata=_tag(key), **_content(markdown, buttons)
+                channel=channel, thread_ts=thread_ts, metadata=message_tag(key), **_content(markdown, buttons)
             ),
         )
         return str(response["ts"])
@@ -107,7 +108,7 @@ class WebPoster:
         await self._call(
             "chat.update",
             lambda: self._client.chat_update(
-                channel=channel, ts=ts, metadata=_tag(key), **_content(markdown, buttons)
+                channel=channel, ts=ts, metadata=message_tag(key), **_content(markdown, buttons)
             ),
         )
 

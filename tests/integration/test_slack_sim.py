@@ -608,6 +608,58 @@ async def test_agent_sessions(sim: SlackSim, client: AsyncWebClient) -> None:
     assert sim.assistant_status[(sim.general, root)] == "is working…"
 
 
+async def test_session_stop_and_rename_by_a_person(receiver: Receiver) -> None:
+    """Stop stops the app's streams and is delivered; Slack leaves the status; a rename is delivered."""
+    subscribed = {"app_mention", "message.channels", "agent_session_stopped", "agent_session_title_changed"}
+    async with SlackSim(time_scale=0.01, subscriptions=subscribed) as sim:
+        sim.event_url = receiver.url
+        client = AsyncWebClient(token=sim.bot_token, base_url=sim.api_url)
+        root = await sim.user_says(sim.alice, sim.general, "go")
+        with pytest.raises(ValueError, match="no processing agent session"):
+            await sim.stop_session(sim.alice, sim.general, root)
+        started = await client.agents_sessions_setStatus(
+            channel_id=sim.general, thread_ts=root, status="processing", title="Go"
+        )
+        assert "warning" not in started.data
+        stream = await client.chat_startStream(
+            channel=sim.general,
+            thread_ts=root,
+            markdown_text="Half",
+            recipient_team_id=sim.team_id,
+            recipient_user_id=sim.alice,
+        )
+        await sim.stop_session(sim.alice, sim.general, root)
+        stopped = receiver.events()[-1]["event"]
+        assert (stopped["type"], stopped["thread_ts"], stopped["streaming_message_ts"]) == (
+            "agent_session_stopped",
+            root,
+            [stream["ts"]],
+        )
+        assert sim.agent_sessions[(sim.general, root)].status == "processing"
+        late = await api_error(
+            client.chat_appendStream(channel=sim.general, ts=stream["ts"], markdown_text="!")
+        )
+        assert late.response["error"] == "message_not_in_streaming_state"
+        await sim.rename_session(sim.alice, sim.general, root, "Go further")
+        renamed = receiver.events()[-1]["event"]
+        assert (renamed["type"], renamed["title"], renamed["previous_title"]) == (
+            "agent_session_title_changed",
+            "Go further",
+            "Go",
+        )
+
+
+async def test_older_workspace_lacks_streaming_and_sessions(sim: SlackSim, client: AsyncWebClient) -> None:
+    """Methods a workspace does not have answer unknown_method, whatever the arguments."""
+    sim.unknown_methods.update({"chat.startStream", "agents.sessions.setStatus"})
+    root = await sim.user_says(sim.alice, sim.general, "go")
+    for call in (
+        client.chat_startStream(channel=sim.general, thread_ts=root, markdown_text="x"),
+        client.agents_sessions_setStatus(channel_id=sim.general, thread_ts=root, status="active"),
+    ):
+        assert (await api_error(call)).response["error"] == "unknown_method"
+
+
 async def test_socket_mode_hello_ack_and_redelivery(sim: SlackSim) -> None:
     """Socket Mode starts with hello; an un-acked events_api envelope is redelivered with retry_attempt+1."""
     app_client = AsyncWebClient(base_url=sim.api_url)

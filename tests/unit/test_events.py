@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bridge.relay.controls import Click
+from bridge.relay.controls import Click, SessionStop
 from bridge.relay.inbound import chat_labels, strip_mention
 from bridge.relay.ports import ButtonAction
 from bridge.slack.actions import parse_click
-from bridge.slack.events import parse_deletion, parse_message
+from bridge.slack.events import parse_deletion, parse_message, parse_session_stop
 
 
 def body(**event: Any) -> dict[str, Any]:
@@ -168,3 +168,12 @@ def test_other_and_malformed_clicks_are_not_controls() -> None:
     assert parse_click(_click("queued_remove", "c-1:x")) is None
     assert parse_click(_click("chat_stop", "")) is None
     assert parse_click({"type": "view_submission"}) is None
+
+
+def test_session_stop_and_malformed_ones() -> None:
+    """agent_session_stopped names who stopped which thread; one without its thread is dropped."""
+    event = {"type": "agent_session_stopped", "user": "U1", "channel": "C1", "thread_ts": "1.000001"}
+    stop = parse_session_stop({"event_id": "Ev9", "event": {**event, "streaming_message_ts": []}})
+    assert stop == SessionStop(event_id="Ev9", user_id="U1", channel_id="C1", thread_ts="1.000001")
+    assert parse_session_stop({"event_id": "Ev9", "event": {**event, "thread_ts": None}}) is None
+    assert parse_session_stop(body()) is None

@@ -29,6 +29,7 @@ def test_manifest_subscribes_to_the_events_the_bridge_handles() -> None:
         "message.im",
         "reaction_added",
         "reaction_removed",
+        "agent_session_stopped",
     }
 
 
@@ -38,6 +39,14 @@ def test_manifest_enables_the_home_tab_and_dms() -> None:
     assert app_home["home_tab_enabled"] is True
     assert app_home["messages_tab_enabled"] is True
     assert app_home["messages_tab_read_only_enabled"] is False
+
+
+def test_manifest_declares_the_app_an_agent() -> None:
+    """agent_view makes Agent Sessions possible; its description fits Slack's 300 characters."""
+    manifest = yaml.safe_load(MANIFEST.read_text())
+    agent = manifest["features"]["agent_view"]
+    assert 0 < len(agent["agent_description"]) <= 300
+    assert "assistant_view" not in manifest["features"]
 
 
 def test_manifest_declares_the_coder_command_and_interactivity() -> None:
