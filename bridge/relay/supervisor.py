@@ -276,6 +276,9 @@ class Supervisor:
                     view.apply(batch, now=_now())
                     await self._publish(ref, chat_id, title, view)
                     await marks.see(batch, view)
+                    if self._sessions is not None and view.status_changed and view.status is not None:
+                        shown = self._titles.get(chat_id, title)
+                        self._sessions.show(ref, view.status.phase, title=shown, initiator=requester)
                     if view.status is None or view.busy:
                         newest = None
                         continue
@@ -289,22 +292,6 @@ class Supervisor:
                         ending = self._outcome(requester, view)
                         await self._publish(ref, chat_id, title, view, ending=ending)
                         return
-                view.apply(batch)
-                await self._publish(ref, chat_id, title, view)
-                if self._sessions is not None and view.status_changed and view.status is not None:
-                    shown = self._titles.get(chat_id, title)
-                    self._sessions.show(ref, view.status.phase, title=shown, initiator=requester)
-                if view.status is None or view.busy:
-                    newest = None
-                    continue
-                # A snapshot reports the status before its messages, so idle alone does not mean the
-                # thread is complete; Coder is asked again only once the view reached its last answer.
-                if newest is None or view.last_id >= newest:
-                    newest = await self._newest_id(backend, chat_id)
-                if view.last_id >= newest:
-                    view.finish()
-                    await self._publish(ref, chat_id, title, view, ending=self._outcome(requester, view))
-                    return
         finally:
             clock.cancel()
             self._finishing.add(chat_id)  # changes from here on reach no stream of this run
