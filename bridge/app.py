@@ -199,13 +199,14 @@ class Bridge:
             client=client,
             metrics=self.metrics,
         )
+        limits = SlackLimits(scale=settings.slack_rate_scale)  # the workspace's budgets, for every call
         self._outbox = Outbox(
             self.db,
             poster,
-            limits=SlackLimits(scale=settings.slack_rate_scale),
+            limits=limits,
             edit_interval=settings.edit_interval,
         )
-        self._identity = accounts = self._build_identity(backend, poster)
+        self._identity = accounts = self._build_identity(backend, self._outbox)
         directory = WebDirectory(client, self.metrics, ttl=settings.directory_ttl)
         policy = Policy(self._rules(identity.team_id), directory)
         self._supervisor = Supervisor(
@@ -223,7 +224,7 @@ class Bridge:
             self._supervisor,
             intake,
             files=files,
-            history=ThreadReader(client, self.metrics),
+            history=ThreadReader(client, self.metrics, limits),
             bot_user_id=identity.bot_user_id,
             organization_id=settings.coder_organization_id,
             context=ContextLimits(settings.thread_context_messages, settings.thread_context_chars),
@@ -277,11 +278,11 @@ class Bridge:
             resumed,
         )
 
-    def _build_identity(self, backend: CoderBackend, poster: WebPoster) -> Identity:
+    def _build_identity(self, backend: CoderBackend, whisperer: Outbox) -> Identity:
         """Shared or linked identity; linked users' backends speak the generation detected at start."""
         settings = self.settings
         if settings.identity_mode == "shared":
-            return Identity(self.db, backend, poster)
+            return Identity(self.db, backend, whisperer)
         assert settings.encryption_key is not None
         assert settings.coder_url is not None
         coder_url = settings.coder_url
@@ -303,7 +304,7 @@ class Bridge:
             return personal
 
         cipher = TokenCipher(encryption_keys(settings.encryption_key))
-        return Identity(self.db, backend, poster, mode="linked", cipher=cipher, connect=connect)
+        return Identity(self.db, backend, whisperer, mode="linked", cipher=cipher, connect=connect)
 
     def _rules(self, team_id: str) -> Rules:
         settings = self.settings

@@ -43,7 +43,15 @@ class SlackPermanent(SlackError):
     """The call cannot succeed as made; retrying would only repeat the error."""
 
 
-class SlackPoster(Protocol):
+class Whisperer(Protocol):
+    """Private answers to one person (the outbox sends them within the workspace's budgets)."""
+
+    async def whisper(self, channel: str, user: str, thread_ts: str | None, markdown: str) -> None:
+        """Post an ephemeral message only ``user`` sees."""
+        ...
+
+
+class SlackPoster(Whisperer, Protocol):
     """The Slack writes the relay needs; every call goes through the outbox's pacing."""
 
     async def post(self, channel: str, thread_ts: str, markdown: str, *, key: str) -> str:
@@ -57,10 +65,6 @@ class SlackPoster(Protocol):
 
     async def tagged(self, channel: str, thread_ts: str) -> dict[str, str]:
         """The bot's tagged messages in a thread: ``key`` -> ``ts``."""
-        ...
-
-    async def whisper(self, channel: str, user: str, thread_ts: str | None, markdown: str) -> None:
-        """Post an ephemeral message only ``user`` sees."""
         ...
 
 
