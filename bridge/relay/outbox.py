@@ -230,15 +230,15 @@ class Outbox:
 
     async def whisper(self, channel: str, user: str, thread_ts: str | None, markdown: str) -> None:
         """An ephemeral answer to one person, within the workspace's budget (ahead of progress
-        edits); a 429 is waited out a few times. Raises ``SlackError`` when it cannot be sent."""
+        edits). A 429 is waited out, however often (it is no failure, only "later"); any other
+        Slack error is raised."""
         send = partial(self._poster.whisper, channel, user, thread_ts, markdown)
-        for attempt in range(1, _MAX_TRANSIENT_ATTEMPTS + 1):
+        while True:
             try:
                 await self._limits.call("chat.postEphemeral", send, channel=channel)
                 return
             except SlackRateLimited:  # the method is paused for Retry-After: the next acquire waits
-                if attempt == _MAX_TRANSIENT_ATTEMPTS:
-                    raise
+                continue
 
     def link_of(self, channel: str, ts: str) -> int | None:
         """The link whose thread got a message posted as ``ts`` while its worker is alive.
