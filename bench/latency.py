@@ -479,15 +479,18 @@ def summarise_log(text: str, limit: int = 6) -> list[str]:
 # -- one scenario ------------------------------------------------------------------------------------
 
 
-async def run_scenario(scenario: Scenario, chats: int, reply: str, timeout: float) -> Result:
-    """Fresh simulators, database and bridge; stream ``chats`` replies at once; measure."""
+async def run_scenario(
+    scenario: Scenario, chats: int, reply: str, timeout: float, part_interval: float = PART_INTERVAL
+) -> Result:
+    """Fresh simulators, database and bridge; stream ``chats`` replies at once (a part every
+    ``part_interval`` seconds each); measure."""
     started, cpu_before = time.monotonic(), CpuTime.now()
     with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
         workdir = Path(tmp)
         async with (
             CoderSim(
                 tokens={CODER_TOKEN: "alice"},
-                part_interval=PART_INTERVAL,
+                part_interval=part_interval,
                 start_delay=0.0,
                 agent=reply_script(reply),
             ) as coder,
@@ -591,10 +594,15 @@ def print_details(result: Result) -> None:
         print(f"    {line}")
 
 
-def print_environment(args: argparse.Namespace) -> None:
+def print_environment_line() -> None:
+    """Date, machine and versions: what every benchmark's output starts with."""
     print(f"date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(f"machine: {os.cpu_count()} cores, {platform.platform()}")
     print(f"python: {platform.python_version()} ({sys.executable}); bridge {__version__}")
+
+
+def print_environment(args: argparse.Namespace) -> None:
+    print_environment_line()
     print(
         f"setup: {args.chats} chats (limits scenario: {args.limits_chats}), {args.parts} one-word parts "
         f"{PART_INTERVAL * 1000:.0f} ms apart per reply, seed {args.seed}, "
