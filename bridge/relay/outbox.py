@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -93,6 +94,7 @@ class _Slot:
     failures: int = 0
     stored: str = ""  # digest of this slot's row in the outbox table, if it has one
     split: bool = False  # ``text`` is already a smaller part of one Slack found too long
+    since: int = 0  # when (in the thread's order of changes) the slot last began to differ from Slack
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -109,6 +111,7 @@ class _Thread:
         self.stored = asyncio.Lock()  # orders writes of slot rows (a save racing a rename)
         self.paused_until = 0.0
         self.ticket: Ticket | None = None  # the worker's place in a budget's line while it waits
+        self.changes = itertools.count(1)
 
 
 def _aware(moment: datetime) -> datetime:
@@ -218,6 +221,8 @@ class Outbox:
         slot = thread.slots.get(key)
         if slot is None:
             slot = thread.slots[key] = _Slot(key)
+        if not slot.dirty:
+            slot.since = next(thread.changes)
         slot.text, slot.text_digest, slot.final = text, digest(text), final or slot.final
         slot.split = False
         if stored:
@@ -410,13 +415,16 @@ class Outbox:
     def _next(self, thread: _Thread) -> tuple[_Slot | None, float | None]:
         """The slot to send now, or how long until one is due (None: until woken).
 
-        New messages (in order) and final texts first; then, of the progress edits due, the one
-        shown least recently."""
+        New messages (in order) and final texts first, the one waiting longest first (a reply's final
+        text before the idle status set after it); then, of the progress edits due, the one shown
+        least recently."""
         now = self._clock()
         if now < thread.paused_until:
             return None, thread.paused_until - now
         soonest: float | None = None
         due: _Slot | None = None
+        urgent: _Slot | None = None
+        posting = False  # a new message is a candidate: later ones wait for it
         reserved = False  # a slot before this one awaits its text: new messages must not overtake it
         for slot in thread.slots.values():
             if slot.text is None and slot.ts is None:
@@ -425,17 +433,22 @@ class Outbox:
             if not slot.dirty:
                 slot.done.set()
                 continue
-            if slot.ts is None and reserved:
+            if slot.ts is None and (reserved or posting):
                 continue
             if slot.ts is None or slot.final:
-                return slot, None
+                posting = posting or slot.ts is None
+                if urgent is None or slot.since < urgent.since:
+                    urgent = slot
+                continue
             wait = slot.last_sent + self._edit_interval - now
             if wait <= 0:
                 if due is None or slot.last_sent < due.last_sent:
                     due = slot
             elif soonest is None or wait < soonest:
                 soonest = wait
-        return (due, None) if due is not None else (None, soonest)
+        if urgent is not None or due is not None:
+            return urgent or due, None
+        return None, soonest
 
     async def _send(self, thread: _Thread, slot: _Slot) -> None:
         ref = thread.ref

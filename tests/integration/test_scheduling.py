@@ -181,3 +181,20 @@ async def test_flood_of_tool_calls_yields_one_progress_message(world: World) -> 
     assert len(world.bot_messages(root)) <= 4, "header, card, reply, outcome: never a message per call"
     assert len(world.slack.calls_to("chat.update")) < len(tools), "card edits coalesced"
     assert [c for c in world.slack.calls if c.status == 429] == []
+
+
+async def test_a_reply_made_final_before_the_status_goes_first(rig: Rig) -> None:  # noqa: F811
+    """Of a thread's final texts, the one that became final first goes first, whatever the slot order."""
+    outbox = rig.outbox()
+    try:
+        outbox.set_text(rig.ref, "header", "⏳ running")
+        outbox.set_text(rig.ref, "reply", "the answ")
+        await outbox.delivered(rig.ref, ["header", "reply"], timeout=5)
+        shown = {m.visible_text: m.ts for m in rig.slack.thread(rig.ref.channel, rig.ref.thread_ts)}
+        await outbox.put(rig.ref, [final_text("reply", "the answer"), final_text("header", "✅ idle")])
+        await outbox.delivered(rig.ref, ["header", "reply"], timeout=5)
+    finally:
+        await outbox.close()
+    edited = [c.params.get("ts") for c in rig.slack.calls_to("chat.update")]
+    assert edited == [shown["the answ"], shown["⏳ running"]]
+    assert rig.texts() == ["✅ idle", "the answer"]
