@@ -31,9 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from latency import (
-    CODER_TOKEN,
     SCENARIOS,
-    SIGNING_SECRET,
     BridgeProcess,
     Result,
     Scenario,
@@ -47,6 +45,7 @@ from latency import (
     print_environment_line,
     reply_text,
     run_scenario,
+    simulators,
     slack_texts,
     thread_of,
     wait_for_final_texts,
@@ -169,15 +168,7 @@ async def run_fanout(
         bridge_env={"BRIDGE_EDIT_INTERVAL": f"{time_scale}", "BRIDGE_SLACK_RATE_SCALE": f"{1 / time_scale}"},
     )
     with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp:
-        async with (
-            CoderSim(
-                tokens={CODER_TOKEN: "alice"},
-                part_interval=part_interval,
-                start_delay=0.0,
-                agent=turn_script(words),
-            ) as coder,
-            SlackSim(signing_secret=SIGNING_SECRET, time_scale=time_scale) as slack,
-        ):
+        async with simulators(turn_script(words), part_interval, time_scale=time_scale) as (coder, slack):
             ids = [f"CFAN{i:04d}" for i in range(channels)]
             for i, channel in enumerate(ids):
                 slack.add_channel(channel, f"fanout-{i}", members=(slack.alice, slack.bot_user_id))
@@ -277,7 +268,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--chats", type=int, default=200, help="chats streaming at once (default 200)")
     parser.add_argument("--channels", type=int, default=50, help="channels they are spread over (default 50)")
     parser.add_argument(
-        "--time-scale", type=float, default=0.02, help="real seconds per Slack second (default 0.02)"
+        "--time-scale", type=float, default=0.05, help="real seconds per Slack second (default 0.05)"
     )
     parser.add_argument("--words", type=int, default=20, help="words in each of a turn's two replies")
     parser.add_argument(

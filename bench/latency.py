@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -275,6 +275,23 @@ class BridgeProcess:
 # -- driving the workspace ---------------------------------------------------------------------------
 
 
+@contextlib.asynccontextmanager
+async def simulators(
+    agent: Script, part_interval: float, *, time_scale: float = 1.0, rate_limits: bool = True
+) -> AsyncIterator[tuple[CoderSim, SlackSim]]:
+    """Fresh Coder and Slack simulators in this process (one clock for both), the agent playing
+    ``agent`` at a part every ``part_interval`` seconds."""
+    async with (
+        CoderSim(
+            tokens={CODER_TOKEN: "alice"}, part_interval=part_interval, start_delay=0.0, agent=agent
+        ) as coder,
+        SlackSim(
+            signing_secret=SIGNING_SECRET, time_scale=time_scale, rate_limits_enabled=rate_limits
+        ) as slack,
+    ):
+        yield coder, slack
+
+
 def add_channels(slack: SlackSim, count: int) -> list[str]:
     """One channel per chat, so Slack's ~1 message/s per channel does not throttle the posts."""
     channels = [f"CBENCH{i:04d}" for i in range(count)]
@@ -487,14 +504,9 @@ async def run_scenario(
     started, cpu_before = time.monotonic(), CpuTime.now()
     with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
         workdir = Path(tmp)
-        async with (
-            CoderSim(
-                tokens={CODER_TOKEN: "alice"},
-                part_interval=part_interval,
-                start_delay=0.0,
-                agent=reply_script(reply),
-            ) as coder,
-            SlackSim(signing_secret=SIGNING_SECRET, rate_limits_enabled=scenario.slack_rate_limits) as slack,
+        async with simulators(reply_script(reply), part_interval, rate_limits=scenario.slack_rate_limits) as (
+            coder,
+            slack,
         ):
             channels = add_channels(slack, chats)
             env = bridge_environment(slack, coder, workdir, free_port(), scenario)
