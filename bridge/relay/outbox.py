@@ -475,6 +475,7 @@ class Outbox:
                 await self._poster.update(ref.channel, slot.ts, text, key=key)
         except SlackRateLimited as exc:  # every thread's next call of the method waits, not only this one
             self._limits.rate_limited(method, ref.channel, exc.retry_after)
+            slot.since = next(thread.changes)  # the thread's other final texts get their turn next
             log.warning("slack rate limit on %s; pausing it for %.2fs", method, exc.retry_after)
             return
         except SlackPermanent as exc:
