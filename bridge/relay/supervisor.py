@@ -222,12 +222,16 @@ class Supervisor:
                     continue
                 # A snapshot reports the status before its messages, so idle alone does not mean the
                 # thread is complete; Coder is asked again only once the view reached its last answer.
+                # From here the loop may end without reading the stream again: work Coder reports
+                # meanwhile (a message sent in its UI) must wake a new run, not be left to this one.
+                self._finishing.add(chat_id)
                 if newest is None or view.last_id >= newest:
                     newest = await self._newest_id(backend, chat_id)
                 if view.last_id >= newest:
                     view.finish()
                     await self._publish(ref, chat_id, title, view, ending=self._outcome(requester, view))
                     return
+                self._finishing.discard(chat_id)
         finally:
             self._finishing.add(chat_id)  # changes from here on reach no stream of this run
             await stream.aclose()
