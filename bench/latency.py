@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -275,6 +275,23 @@ class BridgeProcess:
 # -- driving the workspace ---------------------------------------------------------------------------
 
 
+@contextlib.asynccontextmanager
+async def simulators(
+    agent: Script, part_interval: float, *, time_scale: float = 1.0, rate_limits: bool = True
+) -> AsyncIterator[tuple[CoderSim, SlackSim]]:
+    """Fresh Coder and Slack simulators in this process (one clock for both), the agent playing
+    ``agent`` at a part every ``part_interval`` seconds."""
+    async with (
+        CoderSim(
+            tokens={CODER_TOKEN: "alice"}, part_interval=part_interval, start_delay=0.0, agent=agent
+        ) as coder,
+        SlackSim(
+            signing_secret=SIGNING_SECRET, time_scale=time_scale, rate_limits_enabled=rate_limits
+        ) as slack,
+    ):
+        yield coder, slack
+
+
 def add_channels(slack: SlackSim, count: int) -> list[str]:
     """One channel per chat, so Slack's ~1 message/s per channel does not throttle the posts."""
     channels = [f"CBENCH{i:04d}" for i in range(count)]
@@ -479,19 +496,17 @@ def summarise_log(text: str, limit: int = 6) -> list[str]:
 # -- one scenario ------------------------------------------------------------------------------------
 
 
-async def run_scenario(scenario: Scenario, chats: int, reply: str, timeout: float) -> Result:
-    """Fresh simulators, database and bridge; stream ``chats`` replies at once; measure."""
+async def run_scenario(
+    scenario: Scenario, chats: int, reply: str, timeout: float, part_interval: float = PART_INTERVAL
+) -> Result:
+    """Fresh simulators, database and bridge; stream ``chats`` replies at once (a part every
+    ``part_interval`` seconds each); measure."""
     started, cpu_before = time.monotonic(), CpuTime.now()
     with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
         workdir = Path(tmp)
-        async with (
-            CoderSim(
-                tokens={CODER_TOKEN: "alice"},
-                part_interval=PART_INTERVAL,
-                start_delay=0.0,
-                agent=reply_script(reply),
-            ) as coder,
-            SlackSim(signing_secret=SIGNING_SECRET, rate_limits_enabled=scenario.slack_rate_limits) as slack,
+        async with simulators(reply_script(reply), part_interval, rate_limits=scenario.slack_rate_limits) as (
+            coder,
+            slack,
         ):
             channels = add_channels(slack, chats)
             env = bridge_environment(slack, coder, workdir, free_port(), scenario)
@@ -591,10 +606,15 @@ def print_details(result: Result) -> None:
         print(f"    {line}")
 
 
-def print_environment(args: argparse.Namespace) -> None:
+def print_environment_line() -> None:
+    """Date, machine and versions: what every benchmark's output starts with."""
     print(f"date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(f"machine: {os.cpu_count()} cores, {platform.platform()}")
     print(f"python: {platform.python_version()} ({sys.executable}); bridge {__version__}")
+
+
+def print_environment(args: argparse.Namespace) -> None:
+    print_environment_line()
     print(
         f"setup: {args.chats} chats (limits scenario: {args.limits_chats}), {args.parts} one-word parts "
         f"{PART_INTERVAL * 1000:.0f} ms apart per reply, seed {args.seed}, "

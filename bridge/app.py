@@ -227,13 +227,14 @@ class Bridge:
             client=client,
             metrics=self.metrics,
         )
+        limits = SlackLimits(scale=settings.slack_rate_scale)  # the workspace's budgets, for every call
         self._outbox = Outbox(
             self.db,
             poster,
             limits=limits,
             edit_interval=settings.edit_interval,
         )
-        self._identity = accounts = self._build_identity(backend, web_poster)
+        self._identity = accounts = self._build_identity(backend, self._outbox)
         self._home = Home(
             self.db,
             accounts,
@@ -278,7 +279,7 @@ class Bridge:
             self._supervisor,
             intake,
             files=files,
-            history=ThreadReader(client, self.metrics),
+            history=ThreadReader(client, self.metrics, limits),
             bot_user_id=identity.bot_user_id,
             organization_id=settings.coder_organization_id,
             context=ContextLimits(settings.thread_context_messages, settings.thread_context_chars),
@@ -339,11 +340,11 @@ class Bridge:
             resumed,
         )
 
-    def _build_identity(self, backend: CoderBackend, poster: WebPoster) -> Identity:
+    def _build_identity(self, backend: CoderBackend, whisperer: Outbox) -> Identity:
         """Shared or linked identity; linked users' backends speak the generation detected at start."""
         settings = self.settings
         if settings.identity_mode == "shared":
-            return Identity(self.db, backend, poster)
+            return Identity(self.db, backend, whisperer)
         assert settings.encryption_key is not None
         assert settings.coder_url is not None
         coder_url = settings.coder_url
@@ -365,7 +366,7 @@ class Bridge:
             return personal
 
         cipher = TokenCipher(encryption_keys(settings.encryption_key))
-        return Identity(self.db, backend, poster, mode="linked", cipher=cipher, connect=connect)
+        return Identity(self.db, backend, whisperer, mode="linked", cipher=cipher, connect=connect)
 
     def _recipient_of(self, team_id: str) -> Callable[[str, str], Awaitable[tuple[str, str] | None]]:
         """Who a natively streamed reply in a thread is addressed to: the person who started its chat

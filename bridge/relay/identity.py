@@ -25,7 +25,7 @@ from bridge.coder.types import CoderUser
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.models import ThreadLink
-from bridge.relay.ports import SlackError, SlackPoster
+from bridge.relay.ports import SlackError, Whisperer
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class Identity:
         self,
         db: Database,
         shared: CoderBackend,
-        poster: SlackPoster,
+        whisperer: Whisperer,
         *,
         mode: IdentityMode = "shared",
         cipher: TokenCipher | None = None,
@@ -86,7 +86,7 @@ class Identity:
             raise ValueError("linked mode needs a cipher and a backend factory")
         self._db = db
         self.shared = shared
-        self._poster = poster
+        self._whisperer = whisperer
         self.mode: IdentityMode = mode
         self._cipher = cipher
         self._connect = connect
@@ -180,7 +180,7 @@ class Identity:
     async def whisper(self, channel: str, user_id: str, thread_ts: str | None, text: str) -> None:
         """An ephemeral note to one person; a Slack failure is logged, never raised."""
         try:
-            await self._poster.whisper(channel, user_id, thread_ts, text)
+            await self._whisperer.whisper(channel, user_id, thread_ts, text)
         except SlackError as exc:
             log.warning("could not tell %s privately: %s", user_id, exc)
 

@@ -4,6 +4,13 @@ Slack limits each Web API method per workspace (``chat.update`` is Tier 3: about
 shared by every thread) and new messages per channel (about one a second). Waiting for a token
 before a call is cheaper than collecting a 429 and its ``Retry-After``. Budgets sit at or just under
 Slack's numbers and can be scaled by a setting (an Enterprise grant, or a time-scaled simulator).
+
+Every Slack call of the bridge goes through ``SlackLimits.call`` (or ``acquire`` when the caller
+must read what it sends only once the budget allows, as the outbox does): one entry point keyed by
+the method's name, so a new method only needs its tier in ``METHOD_BUDGETS``. A 429 that slips
+through anyway (another app on the same token, a workspace under a stricter grant) pauses the
+method for the whole workspace, not just for the caller that met it: every other caller would meet
+the same wall.
 """
 
 from __future__ import annotations
@@ -12,9 +19,14 @@ import asyncio
 import contextlib
 import heapq
 import itertools
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import TypeVar
+
+from bridge.relay.ports import SlackRateLimited
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -25,21 +37,40 @@ class Budget:
     burst: int
 
 
+TIER_2 = Budget(per_minute=19, burst=3)
+TIER_3 = Budget(per_minute=48, burst=5)
+TIER_4 = Budget(per_minute=96, burst=10)
+"""Slack's tiers (20+, 50+, 100+ a minute), kept a little under so a clock drift costs no 429."""
+
 METHOD_BUDGETS: Mapping[str, Budget] = {
-    "chat.update": Budget(per_minute=48, burst=5),
+    "chat.update": TIER_3,
+    "chat.delete": TIER_3,
     "chat.postMessage": Budget(per_minute=300, burst=20),
-    "conversations.replies": Budget(per_minute=48, burst=5),  # Tier 3 (finding posts lost in a crash)
-    "views.publish": Budget(per_minute=95, burst=10),  # Tier 4 (the App Home tab)
-    "reactions.add": Budget(per_minute=48, burst=5),  # Tier 3
-    "reactions.remove": Budget(per_minute=48, burst=5),  # Tier 3
-    "chat.stopStream": Budget(per_minute=19, burst=3),  # Tier 2: ending a natively streamed reply
-    "agents.sessions.setStatus": Budget(per_minute=48, burst=5),  # Tier 3
-    "agents.sessions.rename": Budget(per_minute=48, burst=5),  # Tier 3
+    "chat.startStream": Budget(per_minute=300, burst=20),
+    "chat.appendStream": TIER_4,
+    "chat.stopStream": TIER_2,
+    "chat.postEphemeral": TIER_4,
+    "reactions.add": TIER_3,
+    "reactions.remove": TIER_3,
+    "conversations.replies": TIER_3,  # finding posts lost in a crash, reading a thread for context
+    "conversations.info": TIER_3,
+    "users.info": TIER_4,
+    "views.open": TIER_4,
+    "views.publish": TIER_4,
+    "agents.sessions.setStatus": TIER_3,
+    "agents.sessions.rename": TIER_3,
+    "assistant.threads.setStatus": TIER_3,
 }
-"""Per-workspace budgets. chat.postMessage has no published workspace number; this is a guard."""
+"""Per-workspace budgets. chat.postMessage has no published workspace number; this is a guard.
+A method missing here gets a Tier 3 budget of its own: nothing the bridge calls goes unmetered."""
+
+DEFAULT_BUDGET = TIER_3
 
 CHANNEL_POST_BUDGET = Budget(per_minute=55, burst=3)
 """New messages per channel: Slack allows about one a second with short bursts."""
+
+MESSAGE_METHODS = frozenset({"chat.postMessage", "chat.startStream"})
+"""Methods that create a message and so draw on the channel's budget as well."""
 
 
 class Priority(IntEnum):
@@ -49,11 +80,26 @@ class Priority(IntEnum):
     PROGRESS = 1  # an intermediate edit of a streaming reply or of a status line
 
 
+class Ticket:
+    """A caller's place in a budget's line, which it may give up while it waits: a thread waiting to
+    show progress steps out when it has a final text or a new message to send instead."""
+
+    def __init__(self) -> None:
+        self.withdrawn = False
+        self._bucket: TokenBucket | None = None
+
+    def withdraw(self) -> None:
+        """Leave the line: the pending ``take`` returns False, having spent nothing."""
+        self.withdrawn = True
+        if self._bucket is not None:
+            self._bucket.reorder()
+
+
 class TokenBucket:
     """A bucket refilled continuously; ``take`` waits until a token is there.
 
     Waiters are served by priority, then in arrival order, so with one waiter per thread each
-    priority level is shared round-robin between threads.
+    priority level is shared round-robin between threads: that is what makes the budget fair.
     """
 
     def __init__(self, budget: Budget, *, scale: float, clock: Callable[[], float]) -> None:
@@ -61,37 +107,61 @@ class TokenBucket:
         self._capacity = float(budget.burst)
         self._tokens = self._capacity
         self._clock = clock
-        self._updated = clock()
-        self._queue: list[tuple[int, int]] = []
+        self._updated = clock()  # in the future while paused: no refill until then
+        self._queue: list[tuple[int, int]] = []  # heap of (priority, arrival)
         self._order = itertools.count()
         self._changed = asyncio.Event()
 
-    async def take(self, priority: Priority = Priority.FINAL) -> None:
-        """Spend one token once every more urgent or earlier waiter has had theirs."""
+    async def take(self, priority: Priority = Priority.FINAL, ticket: Ticket | None = None) -> bool:
+        """Spend one token once every more urgent or earlier waiter has had theirs; False if
+        ``ticket`` was withdrawn first."""
         entry = (int(priority), next(self._order))
         heapq.heappush(self._queue, entry)
+        if ticket is not None:
+            ticket._bucket = self
         try:
-            while True:
-                self._refill()
-                if self._queue[0] == entry and self._tokens >= 1:
+            while ticket is None or not ticket.withdrawn:
+                wait = self._wait() if self._queue[0] == entry else None
+                if wait == 0:
                     self._tokens -= 1
-                    return
-                wait = (1 - self._tokens) / self._rate if self._queue[0] == entry else None
+                    return True
                 changed = self._changed
                 # asyncio.timeout, not wait_for: 3.11's wait_for loses a cancel that races the event.
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(wait):
                         await changed.wait()
+            return False
         finally:
+            if ticket is not None:
+                ticket._bucket = None
             self._queue.remove(entry)
-            heapq.heapify(self._queue)
-            self._changed.set()
-            self._changed = asyncio.Event()
+            self.reorder()
+
+    def reorder(self) -> None:
+        """Let the waiters look again (one left the line, or withdrew)."""
+        heapq.heapify(self._queue)
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def pause(self, seconds: float) -> None:
+        """Slack said 429: no token for ``seconds``, then one, then the usual rate (no saved-up burst)."""
+        self._refill()
+        self._tokens = min(self._tokens, 1.0)
+        self._updated = max(self._updated, self._clock() + seconds)
+
+    def _wait(self) -> float:
+        """Seconds until a token can be spent (0: now)."""
+        self._refill()
+        paused = max(self._updated - self._clock(), 0.0)
+        if paused == 0 and self._tokens >= 1:
+            return 0.0
+        return paused + max(1 - self._tokens, 0.0) / self._rate
 
     def _refill(self) -> None:
         now = self._clock()
-        self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self._rate)
-        self._updated = now
+        if now > self._updated:
+            self._tokens = min(self._capacity, self._tokens + (now - self._updated) * self._rate)
+            self._updated = now
 
 
 class SlackLimits:
@@ -100,18 +170,56 @@ class SlackLimits:
     def __init__(self, *, scale: float = 1.0, clock: Callable[[], float] | None = None) -> None:
         self._scale = scale
         self._clock = clock or asyncio.get_running_loop().time
-        self._methods = {m: TokenBucket(b, scale=scale, clock=self._clock) for m, b in METHOD_BUDGETS.items()}
+        self._methods: dict[str, TokenBucket] = {}
         self._channels: dict[str, TokenBucket] = {}
 
-    async def acquire(self, method: str, channel: str, priority: Priority = Priority.FINAL) -> None:
-        """Wait until a call of ``method`` into ``channel`` fits every budget that applies."""
-        if method == "chat.postMessage":
-            bucket = self._channels.get(channel)
-            if bucket is None:
-                bucket = self._channels[channel] = TokenBucket(
-                    CHANNEL_POST_BUDGET, scale=self._scale, clock=self._clock
-                )
-            await bucket.take(priority)
-        method_bucket = self._methods.get(method)
-        if method_bucket is not None:
-            await method_bucket.take(priority)
+    async def acquire(
+        self,
+        method: str,
+        channel: str | None = None,
+        priority: Priority = Priority.FINAL,
+        ticket: Ticket | None = None,
+    ) -> bool:
+        """Wait until a call of ``method`` (into ``channel``, for new messages) fits every budget
+        that applies; more urgent callers go first, equals in turn. False: ``ticket`` was withdrawn."""
+        for bucket in self._buckets(method, channel):
+            if not await bucket.take(priority, ticket):
+                return False
+        return True
+
+    def rate_limited(self, method: str, channel: str | None, retry_after: float) -> None:
+        """Slack answered a call 429: hold every budget the call drew on for ``retry_after``.
+
+        Slack does not say whether a post hit the channel's limit or the workspace's, so both wait.
+        """
+        for bucket in self._buckets(method, channel):
+            bucket.pause(retry_after)
+
+    async def call(
+        self,
+        method: str,
+        send: Callable[[], Awaitable[T]],
+        *,
+        channel: str | None = None,
+        priority: Priority = Priority.FINAL,
+    ) -> T:
+        """Make one Slack call within the budgets; a 429 pauses the method, then is raised."""
+        await self.acquire(method, channel, priority)
+        try:
+            return await send()
+        except SlackRateLimited as exc:
+            self.rate_limited(method, channel, exc.retry_after)
+            raise
+
+    def _buckets(self, method: str, channel: str | None) -> list[TokenBucket]:
+        buckets: list[TokenBucket] = []
+        if method in MESSAGE_METHODS and channel is not None:
+            buckets.append(self._bucket(self._channels, channel, CHANNEL_POST_BUDGET))
+        buckets.append(self._bucket(self._methods, method, METHOD_BUDGETS.get(method, DEFAULT_BUDGET)))
+        return buckets
+
+    def _bucket(self, buckets: dict[str, TokenBucket], key: str, budget: Budget) -> TokenBucket:
+        bucket = buckets.get(key)
+        if bucket is None:
+            bucket = buckets[key] = TokenBucket(budget, scale=self._scale, clock=self._clock)
+        return bucket

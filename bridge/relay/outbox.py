@@ -4,8 +4,17 @@ Per thread, slots (stable keys such as ``after:42``) hold the text that *should*
 per thread makes Slack match, within ``SlackLimits``' budgets: it posts a slot the first time (in
 the order slots appeared, so the thread reads in order), then edits it at most once per
 ``edit_interval`` — intermediate texts are coalesced, the latest wins — except that a final text
-goes out at once. 429 answers pause the thread for ``Retry-After``; transient failures back off
-(after five, a stored text waits for the next start); other permanent errors are logged and dropped.
+goes out at once. Transient failures back off (after five, a stored text waits for the next start);
+other permanent errors are logged and dropped.
+
+Scheduling. The workspace's budgets (``SlackLimits``) are shared by every thread, and each worker
+waits in their line with at most one call at a time: new messages and final texts as ``FINAL``,
+progress edits as ``PROGRESS`` (a worker waiting with one steps out of the line when a final text
+or a new message of its thread turns up, and sends that first). Equals are served
+in arrival order, so every thread with progress to show gets its turn once per round: a thread's
+wait is its fair share of the budget, however many threads stream. Within a thread, new messages
+and final texts go first, then the progress edit shown least recently (so a busy status card
+cannot starve the reply streaming below it). A 429 pauses the method for the whole workspace.
 
 The ``ts`` of every posted slot and a digest of its text are stored, so after a restart a slot is
 edited rather than posted again, and an unchanged text costs no call.
@@ -37,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import random
@@ -44,6 +54,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -51,7 +62,7 @@ from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.models import SlackMessage, utcnow
 from bridge.db.repo import SlotText
-from bridge.relay.limits import Priority, SlackLimits
+from bridge.relay.limits import Priority, SlackLimits, Ticket
 from bridge.relay.ports import Button, SlackError, SlackPermanent, SlackPoster, SlackRateLimited
 from bridge.slack.mrkdwn import split_markdown
 from bridge.tasks import TaskGroup
@@ -108,6 +119,7 @@ class _Slot:
     failures: int = 0
     stored: str = ""  # digest of this slot's row in the outbox table, if it has one
     split: bool = False  # ``text`` is already a smaller part of one Slack found too long
+    since: int = 0  # when (in the thread's order of changes) the slot last began to differ from Slack
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -143,6 +155,8 @@ class _Thread:
         self.loaded = asyncio.Event()
         self.stored = asyncio.Lock()  # orders writes of slot rows (a save racing a rename)
         self.paused_until = 0.0
+        self.ticket: Ticket | None = None  # the worker's place in a budget's line while it waits
+        self.changes = itertools.count(1)
 
 
 def _aware(moment: datetime) -> datetime:
@@ -285,6 +299,8 @@ class Outbox:
         slot = thread.slots.get(key)
         if slot is None:
             slot = thread.slots[key] = _Slot(key)
+        if not slot.dirty:
+            slot.since = next(thread.changes)
         slot.text, slot.buttons, slot.final = text, buttons, final or slot.final
         slot.text_digest = digest(text, buttons)
         slot.split = False
@@ -292,7 +308,21 @@ class Outbox:
             slot.stored = stored
         if slot.dirty:
             slot.done.clear()
+        if thread.ticket is not None and (slot.final or slot.ts is None) and slot.dirty:
+            thread.ticket.withdraw()  # the worker waits to show progress: this goes first
         thread.wake.set()
+
+    async def whisper(self, channel: str, user: str, thread_ts: str | None, markdown: str) -> None:
+        """An ephemeral answer to one person, within the workspace's budget (ahead of progress
+        edits). A 429 is waited out, however often (it is no failure, only "later"); any other
+        Slack error is raised."""
+        send = partial(self._poster.whisper, channel, user, thread_ts, markdown)
+        while True:
+            try:
+                await self._limits.call("chat.postEphemeral", send, channel=channel)
+                return
+            except SlackRateLimited:  # the method is paused for Retry-After: the next acquire waits
+                continue
 
     def link_of(self, channel: str, ts: str) -> int | None:
         """The link whose thread got a message posted as ``ts`` while its worker is alive.
@@ -415,8 +445,9 @@ class Outbox:
         (they carry their slot's tag) and store them, so they are edited instead of posted twice.
         Their text is unknown (digest empty): the slot's next text is sent as an edit."""
         try:
-            await self._limits.acquire("conversations.replies", ref.channel)
-            tagged = await self._poster.tagged(ref.channel, ref.thread_ts)
+            tagged = await self._limits.call(
+                "conversations.replies", partial(self._poster.tagged, ref.channel, ref.thread_ts)
+            )
         except SlackError as exc:
             log.warning("could not read thread %s to find posts lost in a crash: %s", ref.thread_ts, exc)
             return
@@ -484,11 +515,18 @@ class Outbox:
         return await self._tasks.wait(timeout)
 
     def _next(self, thread: _Thread) -> tuple[_Slot | None, float | None]:
-        """The slot to send now, or how long until one is due (None: until woken)."""
+        """The slot to send now, or how long until one is due (None: until woken).
+
+        New messages (in order) and final texts first, the one waiting longest first (a reply's final
+        text before the idle status set after it); then, of the progress edits due, the one shown
+        least recently."""
         now = self._clock()
         if now < thread.paused_until:
             return None, thread.paused_until - now
         soonest: float | None = None
+        due: _Slot | None = None
+        urgent: _Slot | None = None
+        posting = False  # a new message is a candidate: later ones wait for it
         reserved = False  # a slot before this one awaits its text: new messages must not overtake it
         for slot in thread.slots.values():
             if slot.text is None and slot.ts is None:
@@ -497,24 +535,36 @@ class Outbox:
             if not slot.dirty:
                 slot.done.set()
                 continue
-            if slot.ts is None and reserved:
+            if slot.ts is None and (reserved or posting):
                 continue
             if slot.ts is None or slot.final:
-                return slot, None
-            due = slot.last_sent + self._edit_interval
-            if due <= now:
-                return slot, None
-            soonest = due - now if soonest is None else min(soonest, due - now)
+                posting = posting or slot.ts is None
+                if urgent is None or slot.since < urgent.since:
+                    urgent = slot
+                continue
+            wait = slot.last_sent + self._edit_interval - now
+            if wait <= 0:
+                if due is None or slot.last_sent < due.last_sent:
+                    due = slot
+            elif soonest is None or wait < soonest:
+                soonest = wait
+        if urgent is not None or due is not None:
+            return urgent or due, None
         return None, soonest
 
     async def _send(self, thread: _Thread, slot: _Slot) -> None:
         ref = thread.ref
+        method = "chat.postMessage" if slot.ts is None else "chat.update"
         try:
-            if slot.ts is None:
-                await self._limits.acquire("chat.postMessage", ref.channel)
+            if slot.ts is None or slot.final:
+                await self._limits.acquire(method, ref.channel)
             else:
-                priority = Priority.FINAL if slot.final else Priority.PROGRESS
-                await self._limits.acquire("chat.update", ref.channel, priority)
+                thread.ticket = Ticket()
+                try:
+                    if not await self._limits.acquire(method, ref.channel, Priority.PROGRESS, thread.ticket):
+                        return  # something more urgent turned up: ``_next`` picks it
+                finally:
+                    thread.ticket = None
             assert slot.text is not None
             # Read after the wait: the newest text goes out.
             text, buttons, sent = slot.text, slot.buttons, slot.text_digest
@@ -526,14 +576,10 @@ class Outbox:
                 self._posted[(ref.channel, slot.ts)] = ref.link_id
             else:
                 await self._poster.update(ref.channel, slot.ts, text, key=key, buttons=buttons)
-        except SlackRateLimited as exc:
-            thread.paused_until = self._clock() + exc.retry_after
-            log.warning(
-                "slack rate limit on %s; pausing thread %s for %.2fs",
-                exc.method,
-                ref.thread_ts,
-                exc.retry_after,
-            )
+        except SlackRateLimited as exc:  # every thread's next call of the method waits, not only this one
+            self._limits.rate_limited(method, ref.channel, exc.retry_after)
+            slot.since = next(thread.changes)  # the thread's other final texts get their turn next
+            log.warning("slack rate limit on %s; pausing it for %.2fs", method, exc.retry_after)
             return
         except SlackPermanent as exc:
             await self._refused(thread, slot, exc, sent)
@@ -581,11 +627,9 @@ class Outbox:
         try:
             await self._limits.acquire(method, ref.channel)
             await self._poster.react(ref.channel, ts, name, on=add)
-        except SlackRateLimited as exc:
-            thread.paused_until = self._clock() + exc.retry_after
-            log.warning(
-                "slack rate limit on %s; pausing thread %s for %.2fs", method, ref.thread_ts, exc.retry_after
-            )
+        except SlackRateLimited as exc:  # every thread's next call of the method waits, not only this one
+            self._limits.rate_limited(method, ref.channel, exc.retry_after)
+            log.warning("slack rate limit on %s; pausing it for %.2fs", method, exc.retry_after)
             return
         except SlackPermanent as exc:
             if exc.code == "missing_scope":

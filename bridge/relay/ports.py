@@ -58,7 +58,15 @@ class Button:
     style: str | None = None
 
 
-class SlackPoster(Protocol):
+class Whisperer(Protocol):
+    """Private answers to one person (the outbox sends them within the workspace's budgets)."""
+
+    async def whisper(self, channel: str, user: str, thread_ts: str | None, markdown: str) -> None:
+        """Post an ephemeral message only ``user`` sees."""
+        ...
+
+
+class SlackPoster(Whisperer, Protocol):
     """The Slack writes the relay needs; every call goes through the outbox's pacing."""
 
     async def post(
@@ -84,10 +92,6 @@ class SlackPoster(Protocol):
 
     async def tagged(self, channel: str, thread_ts: str) -> dict[str, str]:
         """The bot's tagged messages in a thread: ``key`` -> ``ts``."""
-        ...
-
-    async def whisper(self, channel: str, user: str, thread_ts: str | None, markdown: str) -> None:
-        """Post an ephemeral message only ``user`` sees."""
         ...
 
 

@@ -284,7 +284,9 @@ class Supervisor:
                         continue
                     # A snapshot reports the status before its messages, so idle alone does not mean
                     # the thread is complete; Coder is asked again only once the view reached its last
-                    # answer.
+                    # answer. From here the loop may end without reading the stream again: work Coder
+                    # reports meanwhile (a message sent in its UI) must wake a new run, not this one.
+                    self._finishing.add(chat_id)
                     if newest is None or view.last_id >= newest:
                         newest = await self._newest_id(backend, chat_id)
                     if view.last_id >= newest:
@@ -292,6 +294,7 @@ class Supervisor:
                         ending = self._outcome(requester, view)
                         await self._publish(ref, chat_id, title, view, ending=ending)
                         return
+                    self._finishing.discard(chat_id)
         finally:
             clock.cancel()
             self._finishing.add(chat_id)  # changes from here on reach no stream of this run

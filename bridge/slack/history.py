@@ -8,6 +8,7 @@ from typing import Any
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.metrics import Metrics
+from bridge.relay.limits import SlackLimits
 from bridge.relay.ports import ThreadMessage
 from bridge.slack.files import parse_files
 from bridge.slack.poster import slack_call
@@ -31,18 +32,23 @@ def _thread_message(raw: Mapping[str, Any]) -> ThreadMessage | None:
 
 
 class ThreadReader:
-    """Reads threads with the bot token (needs the ``*:history`` scope of the conversation type)."""
+    """Reads threads with the bot token (needs the ``*:history`` scope of the conversation type),
+    within the workspace's ``conversations.replies`` budget (Tier 3, shared with the outbox)."""
 
-    def __init__(self, client: AsyncWebClient, metrics: Metrics) -> None:
+    def __init__(self, client: AsyncWebClient, metrics: Metrics, limits: SlackLimits) -> None:
         self._client = client
         self._metrics = metrics
+        self._limits = limits
 
     async def thread(self, channel: str, thread_ts: str) -> list[ThreadMessage]:
         """The thread's first page of messages, oldest first."""
-        response = await slack_call(
-            self._metrics,
+        response = await self._limits.call(
             "conversations.replies",
-            lambda: self._client.conversations_replies(channel=channel, ts=thread_ts, limit=PAGE),
+            lambda: slack_call(
+                self._metrics,
+                "conversations.replies",
+                lambda: self._client.conversations_replies(channel=channel, ts=thread_ts, limit=PAGE),
+            ),
         )
         raw = response.get("messages") or []
         return [m for m in (_thread_message(r) for r in raw if isinstance(r, Mapping)) if m is not None]

@@ -32,8 +32,20 @@ class Rig:
         poster = WebPoster(self.client, Metrics())
         return Outbox(self.db, poster, limits=SlackLimits(scale=20.0), **kwargs)
 
-    def texts(self) -> list[str]:
-        return [m.visible_text for m in self.slack.thread(self.ref.channel, self.ref.thread_ts) if m.bot_id]
+    def texts(self, ref: ThreadRef | None = None) -> list[str]:
+        ref = ref or self.ref
+        return [m.visible_text for m in self.slack.thread(ref.channel, ref.thread_ts) if m.bot_id]
+
+    async def thread(self, channel: str) -> ThreadRef:
+        """Another linked thread, started by alice in ``channel``."""
+        root = await self.slack.user_says(self.slack.alice, channel, "root")
+        async with self.db.unit() as session:
+            link = await repo.claim_thread(
+                session, team_id=self.slack.team_id, channel_id=channel, thread_ts=root, requester_user_id="U"
+            )
+        assert link is not None
+        assert link.id is not None
+        return ThreadRef(link.id, channel, root)
 
 
 @pytest.fixture
@@ -41,20 +53,11 @@ async def rig(tmp_path: object) -> AsyncIterator[Rig]:
     async with SlackSim(time_scale=0.05) as slack:
         db = Database(f"sqlite:///{tmp_path}/outbox.db")
         await upgrade(db)
-        root = await slack.user_says(slack.alice, slack.general, "root")
-        async with db.unit() as session:
-            link = await repo.claim_thread(
-                session,
-                team_id=slack.team_id,
-                channel_id=slack.general,
-                thread_ts=root,
-                requester_user_id="U",
-            )
-        assert link is not None
-        assert link.id is not None
         client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+        rig = Rig(slack, db, client, ThreadRef(0, slack.general, ""))
+        rig.ref = await rig.thread(slack.general)
         try:
-            yield Rig(slack, db, client, ThreadRef(link.id, slack.general, root))
+            yield rig
         finally:
             if client.session is not None:
                 await client.session.close()

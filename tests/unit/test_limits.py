@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from bridge.relay.limits import Budget, Priority, TokenBucket
+import pytest
+
+from bridge.relay.limits import Budget, Priority, SlackLimits, Ticket, TokenBucket
+from bridge.relay.ports import SlackRateLimited
 
 
 async def test_final_texts_go_before_waiting_progress_edits() -> None:
@@ -46,3 +49,59 @@ async def test_cancelled_waiter_does_not_block_others() -> None:
     await asyncio.sleep(0)
     first.cancel()
     await asyncio.wait_for(second, 5)
+
+
+async def test_a_pause_holds_every_waiter_then_resumes_without_a_burst() -> None:
+    """After a 429's Retry-After nobody gets a token; then one, then the usual rate (no saved burst)."""
+    loop = asyncio.get_running_loop()
+    bucket = TokenBucket(Budget(per_minute=600, burst=5), scale=1.0, clock=loop.time)
+    start = loop.time()
+    bucket.pause(0.2)
+    await bucket.take()
+    assert loop.time() - start >= 0.19
+    await bucket.take()
+    assert loop.time() - start >= 0.29  # one token after the pause, the next 100 ms later
+
+
+async def test_withdrawn_ticket_leaves_the_line_without_spending() -> None:
+    """A waiter that withdraws its ticket gets False and the token goes to the next in line."""
+    loop = asyncio.get_running_loop()
+    bucket = TokenBucket(Budget(per_minute=1200, burst=1), scale=1.0, clock=loop.time)
+    await bucket.take()
+    ticket = Ticket()
+    first = asyncio.ensure_future(bucket.take(Priority.PROGRESS, ticket))
+    second = asyncio.ensure_future(bucket.take(Priority.PROGRESS))
+    await asyncio.sleep(0)
+    ticket.withdraw()
+    assert await asyncio.wait_for(first, 5) is False
+    assert await asyncio.wait_for(second, 5) is True
+
+
+async def test_rate_limited_call_pauses_the_method_for_everyone() -> None:
+    """A 429 met by one caller makes every caller of that method wait Retry-After; others go on."""
+    loop = asyncio.get_running_loop()
+    limits = SlackLimits(scale=100.0, clock=loop.time)
+
+    async def refused() -> None:
+        raise SlackRateLimited("ratelimited", "chat.update", retry_after=0.2)
+
+    async def fine() -> str:
+        return "ok"
+
+    start = loop.time()
+    with pytest.raises(SlackRateLimited):
+        await limits.call("chat.update", refused, channel="C1")
+    assert await limits.call("reactions.add", fine) == "ok"
+    assert loop.time() - start < 0.1
+    assert await limits.call("chat.update", fine, channel="C2") == "ok"
+    assert loop.time() - start >= 0.19
+
+
+async def test_every_method_has_a_budget() -> None:
+    """A method without a listed tier still gets a Tier 3 budget of its own."""
+    loop = asyncio.get_running_loop()
+    limits = SlackLimits(scale=60.0, clock=loop.time)  # Tier 3: 48 a second here, burst 5
+    start = loop.time()
+    for _ in range(10):
+        await limits.acquire("some.newMethod")
+    assert loop.time() - start >= 0.09

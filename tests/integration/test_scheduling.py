@@ -1,0 +1,200 @@
+"""The Slack output scheduler under Slack's enforced limits: many threads, 429 storms, tool floods.
+
+The Slack simulator enforces Slack's published budgets (time-scaled, so a "minute" is 3 s) and the
+bridge's budgets are scaled to match. Timings are printed for the record, never asserted: the
+assertions are the invariants (nothing lost, nothing doubled, no thread starved, no 429 provoked).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+from bridge.relay.limits import METHOD_BUDGETS
+from bridge.relay.outbox import Outbox, ThreadRef, final_text
+from bridge.sim.coder_agent import Text, ToolCall
+from bridge.sim.slack_api import Storm
+from tests.integration.conftest import World, assistant_texts
+from tests.integration.test_outbox import Rig, rig  # noqa: F401 - the fixture, shared
+
+UPDATES_PER_SECOND = METHOD_BUDGETS["chat.update"].per_minute * 20.0 / 60  # the rig's scale is 20
+
+
+async def _threads(rig: Rig, count: int, channels: int) -> list[ThreadRef]:  # noqa: F811
+    ids = [f"C0LOAD{c}" for c in range(channels)]
+    for channel in ids:
+        rig.slack.add_channel(channel, channel.lower())
+    return [await rig.thread(ids[n % channels]) for n in range(count)]
+
+
+@dataclass
+class Load:
+    """Threads streaming into one outbox; a thread leaves ``live`` when its final text is put."""
+
+    outbox: Outbox
+    refs: list[ThreadRef]
+    live: set[int]
+
+    async def stream(self) -> None:
+        """Every live thread streams: its reply slot gets a new text every 20 ms, until cancelled."""
+        step = 0
+        while True:
+            step += 1
+            for ref in self.refs:
+                if ref.link_id in self.live:
+                    self.outbox.set_text(ref, "reply", f"{ref.thread_ts} step {step}")
+            await asyncio.sleep(0.02)
+
+    async def finish(self, ref: ThreadRef, text: str) -> None:
+        """The thread's reply is complete."""
+        self.live.discard(ref.link_id)
+        await self.outbox.put(ref, [final_text("reply", text)])
+
+
+@pytest.fixture
+async def load(rig: Rig) -> AsyncIterator[Load]:  # noqa: F811
+    """Sixteen threads in eight channels, streaming into one outbox until the test ends."""
+    refs = await _threads(rig, count=16, channels=8)
+    load = Load(rig.outbox(edit_interval=0.05), refs, {r.link_id for r in refs})
+    producer = asyncio.ensure_future(load.stream())
+    try:
+        yield load
+    finally:
+        producer.cancel()
+        await load.outbox.close()
+
+
+def _shown_at(rig: Rig, refs: list[ThreadRef]) -> dict[int, list[float]]:  # noqa: F811
+    """When Slack accepted each call that showed a thread something new (posts and edits)."""
+    thread_of = {(r.channel, r.thread_ts): r.link_id for r in refs}
+    ts_of = {
+        m.ts: thread_of[(m.channel, m.thread_ts or "")]
+        for r in refs
+        for m in rig.slack.thread(r.channel, r.thread_ts)
+        if m.bot_id
+    }
+    shown: dict[int, list[float]] = {r.link_id: [] for r in refs}
+    for call in rig.slack.calls:
+        if not call.ok or call.method not in ("chat.postMessage", "chat.update"):
+            continue
+        key = call.params.get("ts") if call.method == "chat.update" else call.params.get("thread_ts")
+        link = ts_of.get(str(key)) or thread_of.get((str(call.params.get("channel")), str(key)))
+        if link is not None:
+            shown[link].append(call.time)
+    return shown
+
+
+async def test_many_threads_streaming_share_the_budget_and_all_finish(
+    rig: Rig,  # noqa: F811
+    load: Load,
+) -> None:
+    """Many threads streaming at once: each gets its turns (none starves), every final arrives, no 429."""
+    outbox, refs = load.outbox, load.refs
+    start = asyncio.get_running_loop().time()
+
+    def everyone_edited(times: int) -> bool:
+        return all(len(t) > times for t in _shown_at(rig, refs).values())  # the post, then edits
+
+    await rig.slack.wait_for(lambda: everyone_edited(3), timeout=30)  # a starved thread never gets there
+    end = asyncio.get_running_loop().time()
+    for ref in refs:
+        await load.finish(ref, f"final answer of {ref.thread_ts}")
+    for ref in refs:
+        await outbox.delivered(ref, ["reply"], timeout=30)
+    for ref in refs:
+        assert rig.texts(ref) == [f"final answer of {ref.thread_ts}"]
+    assert [c for c in rig.slack.calls if c.status == 429] == []
+    gaps = [
+        b - a
+        for times in _shown_at(rig, refs).values()
+        for a, b in zip([start, *times], [*times, end], strict=True)
+        if b <= end
+    ]
+    fair = len(refs) / UPDATES_PER_SECOND
+    longest = max(gaps)
+    print(
+        f"\n{len(refs)} threads, longest wait {longest:.2f}s, fair share {fair:.2f}s: {longest / fair:.2f}×"
+    )
+
+
+async def test_final_texts_overtake_progress_edits(
+    rig: Rig,  # noqa: F811
+    load: Load,
+) -> None:
+    """With the workspace's edit budget used up by streaming threads, a final text is not held back
+    for a round of everyone's progress: fewer edits of others go out before it than there are threads."""
+    outbox, refs = load.outbox, load.refs
+    await rig.slack.wait_for(lambda: all(len(t) > 2 for t in _shown_at(rig, refs).values()), timeout=30)
+    first = refs[0]
+    before = len(rig.slack.calls_to("chat.update"))
+    await load.finish(first, "the final answer")
+    await outbox.delivered(first, ["reply"], timeout=30)
+    overtaken = len(rig.slack.calls_to("chat.update")) - before - 1
+    print(f"\nprogress edits sent between the final text's arrival and its delivery: {overtaken}")
+    assert overtaken < len(refs) - 1
+    assert rig.texts(first) == ["the final answer"]
+
+
+async def test_a_429_storm_loses_and_doubles_nothing(rig: Rig) -> None:  # noqa: F811
+    """Half of all posts, edits and whispers answered 429: every text and whisper still arrives, once."""
+    refs = await _threads(rig, count=6, channels=3)
+    rig.slack.storm = Storm(
+        frozenset({"chat.postMessage", "chat.update", "chat.postEphemeral"}), 0.5, 0.05, random.Random(7)
+    )
+    outbox = rig.outbox(edit_interval=0.05)
+    try:
+        for ref in refs:
+            outbox.set_text(ref, "d", "streaming…")
+            await outbox.put(ref, [final_text(k, f"{k} of {ref.thread_ts}") for k in ("a", "b", "c")])
+        for ref in refs:
+            outbox.set_text(ref, "d", "still streaming…")
+        await asyncio.gather(
+            *(outbox.whisper(r.channel, rig.slack.alice, r.thread_ts, f"psst {r.thread_ts}") for r in refs)
+        )
+        for ref in refs:
+            await outbox.put(ref, [final_text("d", f"d of {ref.thread_ts}")])
+        for ref in refs:
+            await outbox.delivered(ref, ["a", "b", "c", "d"], timeout=30)
+    finally:
+        await outbox.close()
+    assert rig.slack.storm.answered > 10
+    for ref in refs:
+        assert rig.texts(ref) == [f"{k} of {ref.thread_ts}" for k in ("d", "a", "b", "c")]
+    whispers = Counter(e.markdown_text for e in rig.slack.ephemerals(rig.slack.alice))
+    assert whispers == Counter(f"psst {r.thread_ts}" for r in refs)
+
+
+async def test_flood_of_tool_calls_yields_one_progress_message(world: World) -> None:
+    """Forty tool calls in one turn: one status card edited in place, a handful of messages, no 429."""
+    tools = [ToolCall("execute", {"command": f"make test-{n}"}, {"exit_code": 0}) for n in range(40)]
+    world.coder.agent = lambda prompt: [*tools, Text("All forty passed.")]
+    root = await world.mention("run every test")
+    await world.until_idle_and_shown(root)
+    await world.until(lambda: world.cards(root)[0].startswith("✅ Done · 40 tools"))
+    assert len(world.cards(root)) == 1
+    assert world.replies(root) == assistant_texts(world.chat_of(root))
+    assert len(world.bot_messages(root)) <= 4, "header, card, reply, outcome: never a message per call"
+    assert len(world.slack.calls_to("chat.update")) < len(tools), "card edits coalesced"
+    assert [c for c in world.slack.calls if c.status == 429] == []
+
+
+async def test_a_reply_made_final_before_the_status_goes_first(rig: Rig) -> None:  # noqa: F811
+    """Of a thread's final texts, the one that became final first goes first, whatever the slot order."""
+    outbox = rig.outbox()
+    try:
+        outbox.set_text(rig.ref, "header", "⏳ running")
+        outbox.set_text(rig.ref, "reply", "the answ")
+        await outbox.delivered(rig.ref, ["header", "reply"], timeout=5)
+        shown = {m.visible_text: m.ts for m in rig.slack.thread(rig.ref.channel, rig.ref.thread_ts)}
+        await outbox.put(rig.ref, [final_text("reply", "the answer"), final_text("header", "✅ idle")])
+        await outbox.delivered(rig.ref, ["header", "reply"], timeout=5)
+    finally:
+        await outbox.close()
+    edited = [c.params.get("ts") for c in rig.slack.calls_to("chat.update")]
+    assert edited == [shown["the answ"], shown["⏳ running"]]
+    assert rig.texts() == ["✅ idle", "the answer"]
