@@ -129,6 +129,7 @@ class Marks:
         self._queue: list[QueuedMessage] | None = None  # None: not known yet in this run
         self._taken: dict[int, int] = {}  # queued id -> the user message it became
         self._leaving: dict[int, str] = {}  # queued id -> Slack ts, taken but not cleared yet
+        self._shown: dict[int, str] = {}  # queued id -> Slack ts of each notice showing a place
         self._lock = asyncio.Lock()  # the stream task and a newly recorded follow-up both show the queue
 
     @property
@@ -206,7 +207,10 @@ class Marks:
                 self._queue = list(await self._backend.queued_messages(self._chat_id))
             async with self._db.unit() as session:
                 waiting = await repo.queued_inbound(session, self._ref.link_id)
-                gone = {q: ts for q, ts in waiting.items() if q not in {m.id for m in self._queue}}
+                # A notice shown in this run counts even when its row no longer says queued: a
+                # button or an edit that took the entry out of the queue forgot the row already.
+                queued_now = {m.id for m in self._queue}
+                gone = {q: ts for q, ts in {**self._shown, **waiting}.items() if q not in queued_now}
                 gone.update(self._leaving)
                 self._leaving.clear()
                 for queued_id in gone:
@@ -225,10 +229,12 @@ class Marks:
             self._outbox.show(self._ref, stored)
             for ts in gone.values():
                 self._outbox.react(self._ref, ts, QUEUED_ROLE, (), among={self._names.queued})
+            self._shown = {}
             for place, queued in enumerate(self._queue, 1):
                 at = waiting.get(queued.id)
                 if at is None:  # not recorded yet: its relay shows it when it is
                     continue
+                self._shown[queued.id] = at
                 buttons = queued_buttons(self._chat_id, queued.id)
                 self._outbox.set_text(self._ref, notice_slot(at), render_queued(place), buttons=buttons)
                 self._outbox.react(

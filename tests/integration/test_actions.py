@@ -122,9 +122,16 @@ async def test_someone_else_cannot_click_stop(world: World) -> None:
     assert not any("Stopped" in t for t in world.bot_texts(root))
 
 
+def _notice(world: World, root: str, place: int) -> str | None:
+    """The ts of the thread's Queued notice that shows ``place`` (with its Send next / Remove buttons)."""
+    thread = world.slack.thread(world.slack.general, root)
+    return next((m.ts for m in thread if m.bot_id and f"(#{place})" in m.visible_text), None)
+
+
 async def test_send_next_and_remove_buttons_on_queued_follow_ups(world: World) -> None:
-    """Send next promotes a queued follow-up ahead of an earlier one; Remove takes one out of the
-    queue; a button whose entry is no longer queued says so instead of failing."""
+    """The Queued notices' buttons: Send next promotes a follow-up ahead of an earlier one, Remove
+    takes one out of the queue, and each notice then says its message left the queue."""
+    world.require("queue", "coder")
     gate = asyncio.Event()
 
     def script(prompt: str) -> list[Step]:
@@ -135,24 +142,40 @@ async def test_send_next_and_remove_buttons_on_queued_follow_ups(world: World) -
     await world.until(lambda: "Busy, " in world.bot_texts(root))
     for text in ("second", "third", "fourth"):
         await world.reply(root, text)
-    await world.until(lambda: sum("Queued" in t for t in world.bot_texts(root)) == 3)
-    second, third, fourth = await _queued_ids(world, root)
-    chat_id = world.chat_of(root).id
-    ts = await _post_buttons(
-        world, root, ("queued_send_next", f"{chat_id}:{third}"), ("queued_remove", f"{chat_id}:{fourth}")
-    )
-    await world.slack.click(world.slack.alice, world.slack.general, ts, "queued_remove")
+    await world.until(lambda: _notice(world, root, 3) is not None)
+    second, third, _ = await _queued_ids(world, root)
+    fourth_notice = _notice(world, root, 3)
+    assert fourth_notice is not None
+    await world.slack.click(world.slack.alice, world.slack.general, fourth_notice, "queued_remove")
     await world.until(lambda: any("removed a queued message" in t for t in world.bot_texts(root)))
     assert await _queued_ids(world, root) == [second, third]
-    await world.slack.click(world.slack.alice, world.slack.general, ts, "queued_send_next")
+    await world.until(lambda: _notice(world, root, 3) is None)  # the removed one's notice says it left
+    third_notice = _notice(world, root, 2)
+    assert third_notice is not None
+    await world.slack.click(world.slack.alice, world.slack.general, third_notice, "queued_send_next")
     await world.until(lambda: any("moved a queued message to the front" in t for t in world.bot_texts(root)))
     gate.set()
     await world.until(lambda: "Echo: second" in world.bot_texts(root), timeout=15)
     texts = world.bot_texts(root)
     assert texts.index("Echo: third") < texts.index("Echo: second")
     assert "Echo: fourth" not in texts
+    await world.until(lambda: not any("📥 Queued" in t for t in world.bot_texts(root)))
+
+
+async def test_a_stale_queued_button_says_the_message_left_the_queue(world: World) -> None:
+    """A Remove button whose entry Coder no longer queues (clicked twice, or from an old message)
+    is answered with what happened instead of Coder's error."""
+    world.require("queue", "coder")
+    root, chat_id, gate = await _busy_chat(world)
+    await world.reply(root, "later")
+    await world.until(lambda: _notice(world, root, 1) is not None)
+    [queued] = await _queued_ids(world, root)
+    ts = await _post_buttons(world, root, ("queued_remove", f"{chat_id}:{queued}"))
+    await world.slack.click(world.slack.alice, world.slack.general, ts, "queued_remove")
+    await world.until(lambda: any("removed a queued message" in t for t in world.bot_texts(root)))
     await world.slack.click(world.slack.alice, world.slack.general, ts, "queued_remove")
     await world.until(lambda: any("no longer queued" in t for t in world.bot_texts(root)))
+    gate.set()
 
 
 async def test_malformed_click_values_are_dropped(world: World) -> None:
