@@ -204,7 +204,9 @@ class Marks:
         """Every queued follow-up with its place and buttons; those that left the queue cleared."""
         async with self._lock:
             if self._queue is None:
-                self._queue = list(await self._backend.queued_messages(self._chat_id))
+                fetched = list(await self._backend.queued_messages(self._chat_id))
+                if self._queue is None:  # a queue_update that came meanwhile is newer
+                    self._queue = fetched
             async with self._db.unit() as session:
                 waiting = await repo.queued_inbound(session, self._ref.link_id)
                 # A notice shown in this run counts even when its row no longer says queued: a

@@ -302,10 +302,12 @@ class Run:
         )
 
 
-_LEFT_QUEUE = {render_unqueued(taken=False): render_unqueued(taken=True)}
-"""A queued follow-up that Coder took while the bridge was down is only seen gone from the queue
-after the restart, so its notice says it left the queue rather than that the agent took it: both
-notices are the same outcome for this comparison."""
+_LEFT_QUEUE = {render_unqueued(taken=False), render_unqueued(taken=True)}
+"""The notice a queued follow-up ends with records a passing state, which a crash can hide: a
+follow-up Coder took while the bridge was down is found delivered after the restart, so the bridge
+never knew it was queued (no notice), or sees it gone from the queue without knowing who took it
+("no longer queued"). Such notices are left out of the comparison; each has a slot of its own (the
+follow-up's ts), so none can be doubled."""
 
 
 def comparable(threads: list[list[str]]) -> list[tuple[list[str], list[str]]]:
@@ -315,7 +317,10 @@ def comparable(threads: list[list[str]]) -> list[tuple[list[str], list[str]]]:
     Slack pacing even in an undisturbed run, so only the cards' final texts are compared.
     """
     return [
-        ([_LEFT_QUEUE.get(t, t) for t in texts if not is_card(t)], sorted(t for t in texts if is_card(t)))
+        (
+            [t for t in texts if not is_card(t) and t not in _LEFT_QUEUE],
+            sorted(t for t in texts if is_card(t)),
+        )
         for texts in threads
     ]
 
