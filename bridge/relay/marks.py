@@ -169,7 +169,9 @@ class Marks:
         elif outcome is not None:
             failed = outcome.stopped or bool(outcome.failure) or outcome.phase is ChatPhase.ERROR
             await self._mark_turn(self._names.failed if failed else self._names.done)
-        if queue_changed and self._has_queue:
+        # A follow-up seen taken clears its notice at once: no queue_update may follow (a snapshot
+        # after a reconnect shows the taken message, not the queue change that came before it).
+        if (queue_changed or self._leaving) and self._has_queue:
             await self.show_queue()
 
     async def _new_turn(self, message: Message) -> None:
