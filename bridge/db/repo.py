@@ -278,7 +278,9 @@ async def turn_message(session: AsyncSession, *, link_id: int, coder_message_id:
     """The ts of the Slack message that became Coder message ``coder_message_id``, if one did.
 
     The message that started the chat is claimed before Coder gives it an id: while no message of
-    the link has one, the first user message seen is bound to the newest claim still unbound.
+    the link has one, the first user message seen is bound to the oldest claim still unbound. That
+    claim is the starting message (claimed first); a newer one may be a follow-up claimed just
+    before a crash that never reached Coder, and binding it would make its replay look delivered.
     """
     rows = select(InboundMessage).where(col(InboundMessage.link_id) == link_id)
     found = await session.execute(rows.where(col(InboundMessage.coder_message_id) == coder_message_id))
@@ -289,9 +291,7 @@ async def turn_message(session: AsyncSession, *, link_id: int, coder_message_id:
     if bound.scalars().first() is not None:
         return None
     unbound = rows.where(col(InboundMessage.queued_message_id).is_(None))
-    start = (
-        (await session.execute(unbound.order_by(col(InboundMessage.id).desc()).limit(1))).scalars().first()
-    )
+    start = (await session.execute(unbound.order_by(col(InboundMessage.id)).limit(1))).scalars().first()
     if start is None:
         return None
     start.coder_message_id = coder_message_id
