@@ -130,6 +130,7 @@ class ThreadView:
         self._blocks: dict[str, Block] = {}
         self.changed: list[str] = []
         self.renames: list[tuple[str, str]] = []
+        self._draft_of_unseen_turn = False
         for message in turn:
             self._on_message(message)
         if after_id is not None and after_id > self.last_id:
@@ -138,6 +139,9 @@ class ThreadView:
         self.saved_id = self.last_id  # the cursor as stored; the supervisor advances it
         if draft_shown:
             self._blocks[DRAFT] = Block(DRAFT, "", final=False)
+            # The cursor is stored after the draft was shown, so it can lag behind the user message
+            # that began the draft's turn: that message, when it comes, does not end the draft.
+            self._draft_of_unseen_turn = after_id is None or not turn
         self.changed = []
 
     @property
@@ -246,7 +250,9 @@ class ThreadView:
             at = bisect.bisect_left(self._known_ids, message.id)
             previous = self._known_ids[at - 1] if at > 0 else 0
         if message.role == "user":
-            if new and not self.busy:
+            if self._draft_of_unseen_turn:
+                self._draft_of_unseen_turn = False
+            elif new and not self.busy:
                 # A new turn after one that is over: a draft left from that turn (it failed, or its
                 # connection broke) is never completed, so it keeps its text and the new turn starts afresh.
                 self._adopt_draft(f"partial:{previous}")

@@ -181,6 +181,16 @@ def test_draft_from_before_a_restart_is_taken_over() -> None:
     assert shown(view) == [("after:5", "All done.", True)]
 
 
+def test_draft_from_before_a_restart_survives_a_cursor_behind_its_turn() -> None:
+    """The cursor stored before a crash can precede the user message that began the shown draft's
+    turn: that message, replayed after the restart, does not retire the draft; the reply takes it over."""
+    view = ThreadView(after_id=4, draft_shown=True)
+    view.apply([ConnectedEvent(after_id=4), WAITING, message(5, "user", "go")])
+    view.apply([message(6, "assistant", "Half, and the rest.")])
+    assert view.renames == [("draft", "after:5")]
+    assert shown(view) == [("after:5", "Half, and the rest.", True)]
+
+
 def test_a_draft_left_by_a_broken_turn_is_kept_when_the_next_turn_starts() -> None:
     """A broken-off reply leaves its draft; the next turn's user message retires it, never takes it over."""
     failed = StatusEvent(status=ChatStatus(phase=ChatPhase.ERROR, name="error"))
