@@ -26,6 +26,12 @@ SIGNING_SECRET = "sim-signing-secret"
 _CHAT_LINK = re.compile(r"/(?:agents|chat)/([0-9a-f-]{36})")
 
 
+WAIT = 30.0
+"""How long a test waits for a condition: generous, because CI runs four test workers on two cores
+and a loaded machine can take seconds for what takes milliseconds alone. A passing test returns as
+soon as its condition holds, so this costs nothing unless something is wrong."""
+
+
 @dataclass
 class World:
     """The simulators, the running bridge, and helpers that read like a person using Slack."""
@@ -148,11 +154,11 @@ class World:
         """The turns' status cards in a thread."""
         return [t for t in self.bot_texts(root, channel) if is_card(t)]
 
-    async def until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    async def until(self, predicate: Callable[[], bool], timeout: float = WAIT) -> None:
         """Wait until ``predicate`` holds, re-checked whenever either simulator changes."""
         await wait_either(self.slack, self.coder, predicate, timeout)
 
-    async def until_idle_and_shown(self, root: str, turns: int = 1, timeout: float = 10.0) -> None:
+    async def until_idle_and_shown(self, root: str, turns: int = 1, timeout: float = WAIT) -> None:
         """Wait until the chat finished ``turns`` turns and the thread shows every reply's final text."""
 
         def done() -> bool:
