@@ -32,17 +32,22 @@ def _objects(raw: Any, key: str | None) -> list[dict[str, Any]]:
     return [item for item in items if isinstance(item, dict) and item.get("id")]
 
 
-def parse_models(raw: Any, key: str | None = None) -> list[Choice]:
-    """ChatModelConfig / ChatModel lists: the enabled ones, named by display name and model."""
+def _enabled_choices(items: list[dict[str, Any]], names: tuple[str, ...], alias: str) -> list[Choice]:
+    """The enabled items, named by the first of ``names`` they have, with ``alias`` as another name."""
     return [
         Choice(
-            id=str(m["id"]),
-            name=str(m.get("display_name") or m.get("model") or m["id"]),
-            aliases=tuple(str(m[k]) for k in ("model",) if m.get(k)),
+            id=str(item["id"]),
+            name=str(next((item[k] for k in names if item.get(k)), item["id"])),
+            aliases=(str(item[alias]),) if item.get(alias) else (),
         )
-        for m in _objects(raw, key)
-        if m.get("enabled", True)
+        for item in items
+        if item.get("enabled", True)
     ]
+
+
+def parse_models(raw: Any, key: str | None = None) -> list[Choice]:
+    """ChatModelConfig / ChatModel lists: the enabled ones, named by display name and model."""
+    return _enabled_choices(_objects(raw, key), ("display_name", "model"), "model")
 
 
 def parse_workspaces(raw: Any) -> list[Choice]:
@@ -52,15 +57,7 @@ def parse_workspaces(raw: Any) -> list[Choice]:
 
 def parse_mcp_servers(raw: Any) -> list[Choice]:
     """MCPServerConfig[]: the enabled ones, by slug and display name."""
-    return [
-        Choice(
-            id=str(s["id"]),
-            name=str(s.get("slug") or s.get("display_name") or s["id"]),
-            aliases=tuple(str(s[k]) for k in ("display_name",) if s.get(k)),
-        )
-        for s in _objects(raw, None)
-        if s.get("enabled", True)
-    ]
+    return _enabled_choices(_objects(raw, None), ("slug", "display_name"), "display_name")
 
 
 async def list_choices(

@@ -271,7 +271,9 @@ class Outbox:
         transaction failed shows its texts all the same (``stored=False``), just not durably."""
         if ref.link_id in self._closed:
             return
-        thread = self._thread(ref)
+        self._show_in(self._thread(ref), texts, stored=stored)
+
+    def _show_in(self, thread: _Thread, texts: Sequence[SlotText], *, stored: bool) -> None:
         for text in texts:
             stored_as = text.digest if stored else ""
             self._set(
@@ -693,16 +695,8 @@ class Outbox:
         stored = bool(slot.stored)
         order = list(thread.slots)
         at = order.index(slot.key) + 1
+        self._show_in(thread, texts, stored=stored)
         for text in texts:
-            stored_as = text.digest if stored else ""
-            self._set(
-                thread,
-                text.slot,
-                text.text,
-                final=text.final,
-                stored=stored_as,
-                buttons=_decode(text.buttons),
-            )
             thread.slots[text.slot].split = True
         new = [t.slot for t in texts[1:] if t.slot not in order[:at]]
         thread.slots = {k: thread.slots[k] for k in [*order[:at], *new, *order[at:]] if k in thread.slots}

@@ -59,6 +59,21 @@ class SimMcpServer:
     enabled: bool = True
 
 
+def _model_json(m: SimModelConfig, created_at: str) -> JsonDict:
+    """The fields both generations' model configs share."""
+    return {
+        "id": m.id,
+        "model": m.model,
+        "display_name": m.display_name,
+        "enabled": m.enabled,
+        "is_default": m.is_default,
+        "context_limit": 200_000,
+        "compression_threshold": 70,
+        "created_at": created_at,
+        "updated_at": created_at,
+    }
+
+
 def _new_id() -> str:
     return str(uuid.uuid4())
 
@@ -127,43 +142,12 @@ class Catalog:
 
     def g1_model_configs_json(self, created_at: str) -> list[JsonDict]:
         """codersdk.ChatModelConfig[] as a non-admin sees it: the enabled configs."""
-        return [
-            {
-                "id": m.id,
-                "provider": m.provider,
-                "model": m.model,
-                "display_name": m.display_name,
-                "enabled": m.enabled,
-                "is_default": m.is_default,
-                "context_limit": 200_000,
-                "compression_threshold": 70,
-                "created_at": created_at,
-                "updated_at": created_at,
-            }
-            for m in self.models
-            if m.enabled
-        ]
+        return [{**_model_json(m, created_at), "provider": m.provider} for m in self.models if m.enabled]
 
     def g2_models_json(self, organization_id: str, created_at: str) -> JsonDict:
         """G2 ``OrganizationChatModelsResponse``: the organization's enabled model configs."""
-        models = [
-            {
-                "id": m.id,
-                "organization_id": organization_id,
-                "ai_provider_id": NIL_UUID,
-                "model": m.model,
-                "display_name": m.display_name,
-                "enabled": m.enabled,
-                "is_default": m.is_default,
-                "context_limit": 200_000,
-                "compression_threshold": 70,
-                "created_at": created_at,
-                "updated_at": created_at,
-            }
-            for m in self.models
-            if m.enabled
-        ]
-        return {"models": models}
+        g2 = {"organization_id": organization_id, "ai_provider_id": NIL_UUID}
+        return {"models": [{**_model_json(m, created_at), **g2} for m in self.models if m.enabled]}
 
     def workspaces_json(self, owner_id: str, organization_id: str, created_at: str) -> JsonDict:
         """``GET /api/v2/workspaces?q=owner:me``: the caller's workspaces (a subset of Workspace)."""
