@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -157,7 +158,7 @@ class Bridge:
         self.coder_reason = ""
         self._backend: CoderBackend | None = None
         self._identity: Identity | None = None
-        self._client: AsyncWebClient | None = None
+        self._http: aiohttp.ClientSession | None = None
         self._files: SlackFileSource | None = None
         self._inbound: Inbound | None = None
         self._controls: Controls | None = None
@@ -196,16 +197,18 @@ class Bridge:
             raise StartupError(f"BRIDGE_CODER_MODEL is invalid: {exc}") from None
         self._backend = backend
         log.info("Coder at %s: %s", settings.coder_url, self.coder_reason)
+        # One connection pool for every Slack call: without it slack-sdk opens (and closes) a new HTTP
+        # session, so a new TCP connection, for each call, which cost most of the relay's CPU.
+        self._http = http = aiohttp.ClientSession()
         client = AsyncWebClient(
-            token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
+            token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url, session=http
         )
-        self._client = client
         identity = await slack_identity(client)
         self._slack_ok = True
         log.info("Slack: bot user %s in team %s", identity.bot_user_id, identity.team_id)
 
         web_poster = WebPoster(client, self.metrics)
-        limits = SlackLimits(scale=settings.slack_rate_scale)
+        limits = SlackLimits(scale=settings.slack_rate_scale)  # the workspace's budgets, for every call
         self._sessions = sessions = SessionMirror(
             WebSessions(client, self.metrics), limits, enabled=settings.agent_sessions == "auto"
         )
@@ -227,7 +230,6 @@ class Bridge:
             client=client,
             metrics=self.metrics,
         )
-        limits = SlackLimits(scale=settings.slack_rate_scale)  # the workspace's budgets, for every call
         self._outbox = Outbox(
             self.db,
             poster,
@@ -299,7 +301,7 @@ class Bridge:
             home=self._home,
         )
         bolt = AsyncApp(
-            client=AsyncWebClient(base_url=settings.slack_api_url),
+            client=AsyncWebClient(base_url=settings.slack_api_url, session=http),
             authorize=_fixed_authorization(identity, settings.slack_bot_token.get_secret_value()),
             signing_secret=(
                 settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
@@ -496,7 +498,7 @@ class Bridge:
             await self._backend.aclose()
         if self._files is not None:
             await self._files.aclose()
-        if self._client is not None and self._client.session is not None:
-            await self._client.session.close()
+        if self._http is not None:
+            await self._http.close()
         await self.db.dispose()
         log.info("bridge stopped")
