@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import event, text
@@ -38,24 +40,44 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+_turn_holder: ContextVar[asyncio.Task[Any] | None] = ContextVar("sqlite_turn_holder", default=None)
+"""The task whose transaction holds the SQLite turn, so a unit nested in it does not wait for itself."""
+
+
 class Database:
-    """Owns the engine; ``unit()`` is the only way code touches the database."""
+    """Owns the engine; ``unit()`` is the only way code touches the database.
+
+    SQLite admits one writer at a time, and a second connection that wants to write sleeps in
+    SQLite's busy handler, with growing pauses and no order: under load (a hundred chats starting at
+    once) transactions waited for seconds while the lock was free, and the streams behind them with
+    them. So on SQLite the bridge's transactions take turns in the process, first come first served,
+    and SQLite's own lock is only ever met by another process. PostgreSQL locks rows and needs none.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = async_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
-        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        # A file does not drop idle connections; a PostgreSQL server (or what is between) may.
+        kwargs: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite}
         if self.is_sqlite:
             kwargs["connect_args"] = {"timeout": 30}
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._turn = asyncio.Lock() if self.is_sqlite else None
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[AsyncSession]:
         """A transaction: committed when the block ends, rolled back when it raises."""
-        async with self._sessions() as session, session.begin():
+        async with AsyncExitStack() as stack:
+            task = asyncio.current_task()
+            if self._turn is not None and _turn_holder.get() is not task:
+                await stack.enter_async_context(self._turn)
+                token = _turn_holder.set(task)
+                stack.callback(_turn_holder.reset, token)
+            session = await stack.enter_async_context(self._sessions())
+            await stack.enter_async_context(session.begin())
             yield session
 
     async def ping(self) -> None:
