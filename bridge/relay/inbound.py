@@ -16,6 +16,7 @@ messages go to ``edits``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Sequence
@@ -52,6 +53,11 @@ _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 
 _NOW = re.compile(r"^!now(?:\s+|$)", re.IGNORECASE)
 """A reply that starts with ``!now``: stop the agent and have this message processed next."""
+
+_STARTING_AT_ONCE = 4
+"""New chats being started at the same time; more wait their turn. A hundred mentions at once all
+started together shared the event loop so thinly that each chat's stream opened only seconds later,
+and the replies already streaming waited with them; one at a time, each starts in milliseconds."""
 
 _CONTEXT_SEPARATOR = "\n\n"
 """Between a late-started chat's thread context and the words of the mention that started it."""
@@ -174,6 +180,7 @@ class Inbound:
         self._revisions = Revisions(db, identity, outbox, supervisor)
         self._locks = KeyedLocks()
         self._tasks = TaskGroup("inbound")
+        self._starting = asyncio.Semaphore(_STARTING_AT_ONCE)
 
     def submit(self, message: IncomingMessage | MessageDeletion) -> None:
         """Queue a message (or an edit or deletion) and return at once (Slack wants its ack within 3 s)."""
@@ -254,7 +261,8 @@ class Inbound:
             if starts:
                 backend = await self._admit(message)
                 if backend is not None:
-                    await self._start_chat(link, message, backend)
+                    async with self._starting:
+                        await self._start_chat(link, message, backend)
             elif link is not None:
                 await self._say(
                     thread_ref(link),
