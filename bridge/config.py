@@ -81,7 +81,7 @@ class Settings(BaseSettings):
         default="auto", validation_alias=_env("BRIDGE_AGENT_SESSIONS")
     )
     slack_rate_scale: float = Field(
-        default=1.0, gt=0, le=1000, validation_alias=_env("BRIDGE_SLACK_RATE_SCALE")
+        default=1.0, gt=0, le=1_000_000, validation_alias=_env("BRIDGE_SLACK_RATE_SCALE")
     )
     reconnect_max_delay: float = Field(
         default=30.0, gt=0, le=3600, validation_alias=_env("BRIDGE_RECONNECT_MAX_DELAY")
