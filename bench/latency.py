@@ -171,6 +171,8 @@ class Result:
     calls_by_method: Counter[str]
     update_rate: float | None
     stream_connects: int
+    unacknowledged: int
+    """Event deliveries the bridge did not acknowledge within Slack's 3 s (Slack retries them later)."""
     bridge_log: list[str]
 
 
@@ -543,6 +545,7 @@ async def run_scenario(
                 calls_by_method=Counter(c.method for c in slack.calls),
                 update_rate=update_rate(slack),
                 stream_connects=stream_connects(coder),
+                unacknowledged=sum(1 for d in slack.deliveries if d.failure is not None),
                 bridge_log=summarise_log(bridge.log_path.read_text(errors="replace")),
             )
 
@@ -598,7 +601,8 @@ def print_details(result: Result) -> None:
     )
     print(
         f"  chats whose stream opened only after their turn had ended (so no part streamed): "
-        f"{result.streamed_too_late}"
+        f"{result.streamed_too_late}; Slack event deliveries not acknowledged within 3 s: "
+        f"{result.unacknowledged}"
     )
     print(
         f"  CPU: bridge {result.cpu.bridge:.1f} s, simulators and measuring {result.cpu.simulators:.1f} s, "

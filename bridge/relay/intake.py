@@ -2,7 +2,9 @@
 
 Slack considers an acknowledged event delivered. Recording it first (the event id is the key, so
 Slack's retries of it stop here) and replaying the unfinished ones at start means an event the
-bridge acknowledged just before a crash is still handled, exactly once.
+bridge acknowledged just before a crash is still handled, exactly once. Records and completions
+that arrive together are written in one transaction (``GroupWriter``), so a burst of events is
+acknowledged within Slack's 3 s.
 """
 
 from __future__ import annotations
@@ -12,10 +14,18 @@ import logging
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from bridge.db import repo
 from bridge.db.engine import Database
+from bridge.db.group import GroupWriter
 
 log = logging.getLogger(__name__)
+
+
+async def _record(session: AsyncSession, event: tuple[str, str]) -> bool:
+    event_id, payload = event
+    return await repo.record_event(session, event_id, payload)
 
 
 class Intake:
@@ -23,11 +33,12 @@ class Intake:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._records: GroupWriter[tuple[str, str], bool] = GroupWriter(db, _record)
+        self._finishes = GroupWriter(db, repo.finish_event)
 
     async def record(self, event_id: str, body: Mapping[str, Any]) -> bool:
         """Record an event before it is acknowledged; False for a retry or a duplicate delivery."""
-        async with self._db.unit() as session:
-            return await repo.record_event(session, event_id, json.dumps(body, separators=(",", ":")))
+        return await self._records((event_id, json.dumps(body, separators=(",", ":"))))
 
     async def settle(self, event_id: str, handling: Awaitable[None]) -> None:
         """Run an event's handling, then mark it done: also after a failure (logged once), so a
@@ -40,8 +51,7 @@ class Intake:
 
     async def finish(self, event_id: str) -> None:
         """The event has been handled (or answered with a reason); it is not replayed."""
-        async with self._db.unit() as session:
-            await repo.finish_event(session, event_id)
+        await self._finishes(event_id)
 
     async def unfinished(self) -> list[dict[str, Any]]:
         """Bodies of events acknowledged but not handled before the last stop, oldest first."""

@@ -1,0 +1,62 @@
+"""Group commit: small writes that arrive together share one transaction.
+
+A burst of Slack events (a hundred mentions at once, each delivered twice: ``app_mention`` and
+``message``) needs one durable record per event before each is acknowledged, and Slack gives up on
+an acknowledgement after 3 s. One transaction each, queued on SQLite's single writer, made the last
+ones miss that deadline, so Slack retried them minutes later. Written in groups, a burst costs a
+few commits: whoever arrives while a group commits joins the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bridge.db.engine import Database
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class GroupWriter(Generic[T, R]):
+    """Calls ``write(session, item)`` for each item, many items per transaction; a caller returns
+    once its item is committed. A failed transaction fails every caller of its group."""
+
+    def __init__(self, db: Database, write: Callable[[AsyncSession, T], Awaitable[R]]) -> None:
+        self._db = db
+        self._write = write
+        self._waiting: list[tuple[T, asyncio.Future[R]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def __call__(self, item: T) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_groups())
+        return await future
+
+    async def _write_groups(self) -> None:
+        group: list[tuple[T, asyncio.Future[R]]] = []
+        try:
+            while self._waiting:
+                group, self._waiting = self._waiting, []
+                try:
+                    async with self._db.unit() as session:
+                        results = [await self._write(session, item) for item, _ in group]
+                except Exception as exc:
+                    for _, future in group:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), result in zip(group, results, strict=True):
+                    if not future.done():  # its caller may have been cancelled meanwhile
+                        future.set_result(result)
+                group = []
+        finally:
+            self._writer = None
+            for _, future in [*group, *self._waiting]:  # cancelled (shutdown): nobody writes these
+                future.cancel()
+            self._waiting = []
