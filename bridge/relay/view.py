@@ -358,8 +358,9 @@ class ThreadView:
         return tuple(dict.fromkeys(name for c in self._calls.values() for name in c.touched))
 
     def mark_stopped(self) -> None:
-        """A person is interrupting the turn under way: its outcome will say so."""
-        if self.busy:
+        """A person is interrupting the turn under way (or its wait for them, which Coder ends by
+        cancelling what it waited on): its outcome will say so."""
+        if self.busy or (self.status is not None and self.status.phase is ChatPhase.NEEDS_USER):
             self._stopped_turn = self._turn_id
 
     def outcome(self) -> Outcome | None:

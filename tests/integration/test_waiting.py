@@ -110,13 +110,15 @@ async def test_wait_survives_a_restart_without_repeating_itself(world: World) ->
     """A bridge restarted while the agent waits follows the wait again without a second mention;
     the reply after the restart lets the agent go on as before."""
     gate = asyncio.Event()
-    gate.set()
     root = await _waiting(world, gate)
     await world.until(lambda: WAITING in world.bot_texts(root)[0])
     await world.stop_bridge()
     await world.start_bridge()
-    await world.until_settled()
+    chat = world.chat_of(root)
+    await world.until(lambda: world.coder.active_streams(chat.id) == 1)  # the wait is followed again
     reply = await world.reply(root, "SQLite")
+    await world.until(lambda: any(t.startswith("📥 Queued") for t in world.bot_texts(root)))
+    gate.set()
     await world.until_idle_and_shown(root, turns=2)
     taken = render_unqueued(taken=True)
     await world.until(lambda: taken in world.bot_texts(root))
@@ -133,3 +135,21 @@ async def test_wait_survives_a_restart_without_repeating_itself(world: World) ->
     ]
     await world.until(lambda: reactions(world, reply) == {"white_check_mark"})
     await world.until(lambda: reactions(world, root) == {"white_check_mark"})
+
+
+async def test_stop_while_waiting_cancels_the_wait(world: World) -> None:
+    """🛑 while the agent waits: Coder cancels what it waited on, the agent wraps up, and the thread
+    says it stopped as asked (❌ on the turn's message, as for any stopped turn)."""
+    gate = asyncio.Event()
+    gate.set()
+    root = await _waiting(world, gate)
+    await world.until(lambda: reactions(world, root) == {"raised_hand"})
+    await world.slack.react(world.slack.alice, world.slack.general, root, "octagonal_sign")
+    chat = world.chat_of(root)
+    await world.until_idle_and_shown(root)
+    assert user_texts(chat) == [ASK]
+    await world.until(lambda: any("Stopped the agent" in t for t in world.bot_texts(root)))
+    alice = world.slack.alice
+    await world.until(lambda: len(outcomes(world, root)) == 2)
+    assert outcomes(world, root)[1] == f"<@{alice}> 🛑 The agent stopped as asked."
+    await world.until(lambda: reactions(world, root) == {"x"})
