@@ -343,8 +343,11 @@ class AiSdkBackend:
             "chat",
         )
 
-    async def send_message(self, chat_id: ChatId, content: Sequence[InputPart]) -> SendResult:
+    async def send_message(
+        self, chat_id: ChatId, content: Sequence[InputPart], *, resume: bool = False
+    ) -> SendResult:
         """Post now, or hold it behind the reply that is streaming (or the follow-ups already held).
+        ``resume`` changes nothing: this API's agent never waits for its person.
 
         A 4xx/5xx before the reply starts raises; the reply itself streams in a background task.
         """

@@ -105,8 +105,11 @@ class CoderBackend(Protocol):
         """What ``option`` can be set to on a new chat; empty where the generation lacks it."""
         ...
 
-    async def send_message(self, chat_id: ChatId, content: Sequence[InputPart]) -> SendResult:
-        """Add a user message; Coder queues it while the agent is busy."""
+    async def send_message(
+        self, chat_id: ChatId, content: Sequence[InputPart], *, resume: bool = False
+    ) -> SendResult:
+        """Add a user message; Coder queues it while the agent is busy. ``resume``: the chat waits for
+        its person (``ChatPhase.NEEDS_USER``) and this message is the answer that ends the wait."""
         ...
 
     async def get_chat(self, chat_id: ChatId) -> Chat:

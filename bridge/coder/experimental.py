@@ -213,9 +213,21 @@ class ExperimentalBackend:
             self._organization_id = organizations[0] if organizations else ""
         return self._organization_id or None
 
-    async def send_message(self, chat_id: ChatId, content: Sequence[InputPart]) -> SendResult:
+    async def send_message(
+        self, chat_id: ChatId, content: Sequence[InputPart], *, resume: bool = False
+    ) -> SendResult:
         """``POST /chats/{id}/messages``, made safe to retry: after a timeout or a 5xx it is sent
-        again only if the chat shows it did not arrive (see ``_arrived``)."""
+        again only if the chat shows it did not arrive (see ``_arrived``).
+
+        ``resume`` sends ``busy_behavior: interrupt``: a chat in G2's ``requires_action`` would queue a
+        plain message and go on waiting for a client tool's result (up to chatd's five minutes),
+        while this cancels that call and lets the agent go on, the message queued next (chatstate
+        SendMessage from A0/A1). For an idle chat both behaviours are the same; builds without the
+        field ignore it.
+        """
+        body: dict[str, Any] = {"content": _content(content)}
+        if resume:
+            body["busy_behavior"] = "interrupt"
         arrived: list[SendResult] = []
 
         async def landed() -> bool:
@@ -229,7 +241,7 @@ class ExperimentalBackend:
                 "POST",
                 self.api.path(chat_id, "messages"),
                 idempotent=False,
-                json_body={"content": _content(content)},
+                json_body=body,
                 landed=landed,
             )
         except CoderUnavailable as exc:

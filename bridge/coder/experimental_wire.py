@@ -230,9 +230,9 @@ def parse_watch_event(raw: RawEvent, read_chat: Callable[[Any], Chat] = parse_ch
     """One ChatWatchEvent, its chat read by ``read_chat`` (the generation's chat parser); ``None``
     (and a log line) for a kind we don't act on or can't read.
 
-    Newer builds add kinds (``summary_change``, ``action_required``, ``hard_deleted`` …) that
-    are skipped and logged once per kind, as unknown stream events are (the chat's own stream
-    reports the status behind ``action_required``).
+    Newer builds add kinds (``summary_change``, ``hard_deleted`` …) that are skipped and logged
+    once per kind, as unknown stream events are; ``action_required`` is G2's only announcement that
+    a chat now waits for its person (no ``status_change`` comes with it), so it is read.
     """
     kind = raw.get("kind")
     if kind not in _WATCH_KINDS:

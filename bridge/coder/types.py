@@ -194,6 +194,9 @@ class Capabilities(_Model):
     """Coder tells of changes made elsewhere (titles, pull requests, messages from its own UI)."""
     retry_events: bool = True
     """Coder says when it retries a failed model call (the 2025 API's provider SDK retries silently)."""
+    waits_for_user: bool = False
+    """The agent can stop a turn to wait for a person (G2's ``requires_action``, while a client-executed
+    tool's result is due); a reply in the thread ends the wait. G1's ``paused`` is never set."""
     options: frozenset[str] = frozenset({"model", "workspace", "mcp"})
     """The per-chat options a new chat takes (``ChatOption`` names); the others are refused."""
 
@@ -342,6 +345,8 @@ class WatchKind(StrEnum):
     TITLE_CHANGE = "title_change"
     DIFF_STATUS_CHANGE = "diff_status_change"
     DELETED = "deleted"
+    ACTION_REQUIRED = "action_required"
+    """G2: the chat now waits for its person (``requires_action``); sent instead of a status change."""
 
 
 class WatchEvent(_Model):

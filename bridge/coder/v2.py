@@ -17,7 +17,7 @@ from bridge.coder.backoff import Backoff
 from bridge.coder.catalog import list_choices, parse_models
 from bridge.coder.errors import CoderRejected
 from bridge.coder.experimental import ChatsApi, ExperimentalBackend
-from bridge.coder.types import ATTACHMENT_TYPES, Chat, ChatId, Choice
+from bridge.coder.types import ATTACHMENT_TYPES, Capabilities, Chat, ChatId, Choice
 from bridge.coder.v2_wire import parse_chat, parse_stream_event, parse_watch_event
 
 CHATS = "/api/v2/chats"
@@ -43,6 +43,11 @@ class V2Backend(ExperimentalBackend):
     settle_attempts: ClassVar[int] = 20
     """How often ``set_archived`` re-reads an interrupted chat before giving up on it going idle."""
     settle_delays: ClassVar[Backoff] = Backoff(initial=0.05, cap=1.0)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """G1's, and a chat may wait for its person (``requires_action``)."""
+        return Capabilities(waits_for_user=True)
 
     async def _models(self) -> list[Choice]:
         """G2: the organization's model configs (PR #28632 moved them out of the chats prefix)."""

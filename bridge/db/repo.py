@@ -30,6 +30,8 @@ from bridge.db.models import (
 
 STARTING_PHASE = "starting"  # claimed, the chat being created or waiting for a worker
 BUSY_PHASES = (STARTING_PHASE, "working")
+WAITING_PHASE = "needs_user"  # the agent waits for its person mid-turn (the chat is followed on)
+FOLLOWED_PHASES = (*BUSY_PHASES, WAITING_PHASE)
 FAILED_PHASE = "failed"
 OUTBOX_PENDING = "pending"
 OUTBOX_FAILED = "failed"
@@ -209,11 +211,12 @@ async def set_archived(session: AsyncSession, chat_id: str, archived: bool) -> N
 
 
 async def busy_links(session: AsyncSession) -> Sequence[ThreadLink]:
-    """Links whose chat was last seen busy: the chats to follow again after a restart."""
+    """Links whose chat was last seen busy, or waiting for its person in the middle of a turn: the
+    chats to follow again after a restart."""
     stmt = select(ThreadLink).where(
         col(ThreadLink.chat_id).is_not(None),
         col(ThreadLink.archived).is_(False),
-        col(ThreadLink.phase).in_(BUSY_PHASES),
+        col(ThreadLink.phase).in_(FOLLOWED_PHASES),
     )
     return (await session.execute(stmt)).scalars().all()
 

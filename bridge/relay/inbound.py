@@ -474,6 +474,8 @@ class Inbound:
             async with self._db.unit() as session:
                 await repo.release_inbound(session, channel_id=message.channel_id, ts=message.ts)
             return
+        # The turn ended waiting for a person (stored with its ending): this message is the answer.
+        waited = link.phase == repo.WAITING_PHASE
         async with self._db.unit() as session:  # a crash after the send still finds the chat busy
             assert link.id is not None
             await repo.mark_busy(session, link.id)
@@ -481,7 +483,7 @@ class Inbound:
             stopped = await self._stop_for(backend, link, message) if now else None
             if stopped is not None:  # said before the send, so the thread reads before the agent's answer
                 await self._say(ref, f"stop:{message.ts}", stopped)
-            result = await backend.send_message(chat_id, content)
+            result = await backend.send_message(chat_id, content, resume=waited)
             if stopped is not None and result.queued_message is not None:  # the stop had not landed yet
                 result = await self._to_front(backend, chat_id, result)
         except CoderError as exc:

@@ -3,8 +3,9 @@
 Three kinds of reaction, each a role of the outbox's ``react``:
 - the thread's first message mirrors the chat's status (pending, running, waiting for a person,
   completed, error), one reaction at a time;
-- the message that started a turn shows ``working`` while the agent is on it, then ``done`` or
-  ``failed`` (a turn a person stopped counts as failed: it did not finish);
+- the message that started a turn shows ``working`` while the agent is on it, ``waiting`` while the
+  agent waits for a person in the middle of it, then ``done`` or ``failed`` (a turn a person stopped
+  counts as failed: it did not finish);
 - each follow-up waiting in Coder's queue shows ``queued``, and its "Queued" notice shows its place in
   line with Send next / Remove buttons, both cleared when it leaves the queue.
 
@@ -54,7 +55,7 @@ class ReactionNames:
     @property
     def turn(self) -> frozenset[str]:
         """Every name a turn's message may carry."""
-        return frozenset({self.working, self.done, self.failed})
+        return frozenset({self.working, self.waiting, self.done, self.failed})
 
     @property
     def status(self) -> frozenset[str]:
@@ -166,6 +167,8 @@ class Marks:
         outcome = view.outcome()
         if status.phase.busy:
             await self._mark_turn(self._names.working)
+        elif status.phase is ChatPhase.NEEDS_USER:  # not over: the answer lets the agent go on
+            await self._mark_turn(self._names.waiting)
         elif outcome is not None:
             failed = outcome.stopped or bool(outcome.failure) or outcome.phase is ChatPhase.ERROR
             await self._mark_turn(self._names.failed if failed else self._names.done)

@@ -1,7 +1,10 @@
 """One stream task per live chat: Coder events -> ThreadView -> outbox, with a durable cursor.
 
 A chat is followed while it is busy. When its turn ends the task stops; a follow-up from Slack (or a
-restart that finds the chat last seen busy) starts it again, resuming after the stored cursor. The
+restart that finds the chat last seen busy) starts it again, resuming after the stored cursor. A turn
+that stops to wait for its person (G2's ``requires_action``, which Coder ends after five minutes at
+the latest) is not over: the person is told, and the chat is followed on through the wait, so the
+reply that ends it is seen like any follow-up to a busy chat. The
 final texts of a batch are stored in the outbox in the same transaction that advances the cursor,
 so a crash either replays the batch or finds its texts durable: it can repeat an edit but never
 skip or double a message. Progress (a streaming draft, a running card) stays in memory: the
@@ -28,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.coder.backend import CoderBackend
 from bridge.coder.errors import CoderAuthError, CoderError, CoderNotFound
-from bridge.coder.types import Chat, ChatId, ChatStatus, Message
+from bridge.coder.types import Chat, ChatId, ChatPhase, ChatStatus, Message
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.models import ThreadLink
@@ -194,7 +197,8 @@ class Supervisor:
             self._titles[chat_id] = chat.title
             # A turn that ended while nobody followed still needs its card closed and its outcome
             # told: the link, busy until a turn's ending is stored, says so though the chat is idle.
-            ongoing = chat.status.phase.busy or link.phase in repo.BUSY_PHASES
+            # A turn that waits for its person is not over either.
+            ongoing = chat.status.phase.busy or link.phase in repo.FOLLOWED_PHASES
             turn = await self._turn(backend, chat_id, cursor) if ongoing else []
             self._archived[chat_id] = link.archived
             marks = self._marks[chat_id] = Marks(
@@ -271,6 +275,7 @@ class Supervisor:
         lock = asyncio.Lock()  # the clock and the stream take turns with the view
         clock = self._clocks.spawn(chat_id, self._clock(ref, chat_id, title, view, lock))
         try:
+            told = False  # whether the person was told that the agent waits for them
             async for batch in stream:
                 async with lock:
                     view.apply(batch, now=_now())
@@ -279,21 +284,27 @@ class Supervisor:
                     if self._sessions is not None and view.status_changed and view.status is not None:
                         shown = self._titles.get(chat_id, title)
                         self._sessions.show(ref, view.status.phase, title=shown, initiator=requester)
-                    if view.status is None or view.busy:
+                    waiting = view.status is not None and view.status.phase is ChatPhase.NEEDS_USER
+                    told = told and waiting
+                    if view.status is None or view.busy or told:
                         newest = None
                         continue
                     # A snapshot reports the status before its messages, so idle alone does not mean
                     # the thread is complete; Coder is asked again only once the view reached its last
                     # answer. From here the loop may end without reading the stream again: work Coder
                     # reports meanwhile (a message sent in its UI) must wake a new run, not this one.
-                    self._finishing.add(chat_id)
+                    # A wait is told the same way, but the stream is read on: the wait ends in it.
+                    if not waiting:
+                        self._finishing.add(chat_id)
                     if newest is None or view.last_id >= newest:
                         newest = await self._newest_id(backend, chat_id)
                     if view.last_id >= newest:
                         view.finish()
                         ending = self._outcome(requester, view)
                         await self._publish(ref, chat_id, title, view, ending=ending)
-                        return
+                        if not waiting:
+                            return
+                        told = True
                     self._finishing.discard(chat_id)
         finally:
             clock.cancel()
@@ -390,11 +401,16 @@ class Supervisor:
 
     @staticmethod
     def _outcome(requester: str, view: ThreadView) -> list[SlotText]:
-        """The mention of the person who started the chat once the agent is idle: one line per
-        finished turn (keyed by its user message, so a replay never mentions twice)."""
+        """The mention of the person who started the chat once the agent is idle or waits for them:
+        one line per finished turn (keyed by its user message, so a replay never mentions twice), and
+        one per wait within it (keyed by the last message before the wait), so the turn's end after
+        a wait is a new message that notifies again."""
         outcome = view.outcome()
         if outcome is None:
             return []
+        key = f"outcome:{outcome.turn_id}"
+        if outcome.phase is ChatPhase.NEEDS_USER:
+            key = f"wait:{outcome.turn_id}:{view.last_id}"
         text = render_outcome(
             requester,
             phase=outcome.phase,
@@ -403,7 +419,7 @@ class Supervisor:
             stopped=outcome.stopped,
             waiting_for=outcome.waiting_for,
         )
-        return [final_text(f"outcome:{outcome.turn_id}", text)]
+        return [final_text(key, text)]
 
     async def _notify(self, ref: ThreadRef, text: str) -> None:
         await self._outbox.put(ref, [final_text(f"notice:{digest(text)[:12]}", render_error(text))])

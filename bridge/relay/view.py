@@ -15,8 +15,9 @@ Coder re-sends the whole turn's deltas after a reconnect, so the draft is the tu
 minus the text of the turn's already persisted replies (and the same for reasoning, when shown).
 
 Besides replies, the thread shows per turn a status card (tool calls, a slow start), a retry line
-edited in place while Coder retries the model, and errors. Statuses this bridge does not know are
-logged once and skipped: the thread keeps showing the last status it understood.
+edited in place while Coder retries the model, and errors. A turn that stops to wait for its person
+shows the wait on its card, which goes on (or closes) when the wait ends. Statuses this bridge does
+not know are logged once and skipped: the thread keeps showing the last status it understood.
 """
 
 from __future__ import annotations
@@ -338,6 +339,8 @@ class ThreadView:
             self._starting_since = None
         if status.phase is not ChatPhase.NEEDS_USER:
             self._waiting_for = ()
+        if status.phase.busy and previous is not None and previous.phase is ChatPhase.NEEDS_USER:
+            self._reopen_card()  # the wait is over and the same turn goes on
         if not status.phase.busy:  # ended without output after the retries: stopped, or failed
             self._end_retry("failed" if status.phase is ChatPhase.ERROR else "stopped")
         if (
@@ -355,8 +358,9 @@ class ThreadView:
         return tuple(dict.fromkeys(name for c in self._calls.values() for name in c.touched))
 
     def mark_stopped(self) -> None:
-        """A person is interrupting the turn under way: its outcome will say so."""
-        if self.busy:
+        """A person is interrupting the turn under way (or its wait for them, which Coder ends by
+        cancelling what it waited on): its outcome will say so."""
+        if self.busy or (self.status is not None and self.status.phase is ChatPhase.NEEDS_USER):
             self._stopped_turn = self._turn_id
 
     def outcome(self) -> Outcome | None:
@@ -399,6 +403,8 @@ class ThreadView:
                 # connection broke) is never completed, so it keeps its text and the new turn starts afresh.
                 self._adopt_draft(f"partial:{previous}")
             if new:
+                if self.status is not None and self.status.phase is ChatPhase.NEEDS_USER:
+                    self._reopen_card()  # the message ended the wait: the turn that waited is over
                 self._close_card()
                 self._text.drop_finished()
                 self._reasoning.drop_finished()
@@ -468,6 +474,13 @@ class ThreadView:
         touched = list(self._touched())
         text = render_card(lines, phase=phase, touched=touched, reason=self._failure, starting=starting)
         self._set(key, text, final=not phase.busy)
+
+    def _reopen_card(self) -> None:
+        """A turn that waited for its person (its card final, showing the wait) is not over yet."""
+        key = f"{CARD}:{self._turn_id}"
+        card = self._blocks.get(key)
+        if card is not None and card.final:
+            self._blocks[key] = Block(key, card.text, final=False)
 
     def _close_card(self) -> None:
         """A new turn began while the chat stayed busy (Coder went straight on to a queued

@@ -2,9 +2,10 @@
 
 Chat streams are open only while a chat works (design, section 3). What happens to a chat outside
 of that reaches the bridge through the watch: someone continues the chat in Coder's web UI (its
-status turns busy: the supervisor is woken to follow it), Coder renames it (the header shows the
-new title), or its pull request moves (the thread's one diff summary is rewritten in place). A
-turn's end is a status change too, and refreshes the summary. Every change to a linked chat also
+status turns busy: the supervisor is woken to follow it; so is a chat that starts to wait for its
+person, which G2 announces as ``action_required``), Coder renames it (the header shows the new
+title), or its pull request moves (the thread's one diff summary is rewritten in place). A turn's
+end is a status change too, and refreshes the summary. Every change to a linked chat also
 refreshes its requester's App Home tab (``relay.home``, debounced there).
 
 Coder sends no snapshot on watch and drops what happens while the socket is down, so after every
@@ -121,6 +122,8 @@ class Watcher:
             return
         match event.kind:
             case WatchKind.STATUS_CHANGE if chat.status.phase.busy:
+                self._supervisor.wake(chat.id)
+            case WatchKind.ACTION_REQUIRED:  # the agent waits for its person: the thread must say so
                 self._supervisor.wake(chat.id)
             case WatchKind.STATUS_CHANGE | WatchKind.DIFF_STATUS_CHANGE:  # a turn's end may move the diff
                 await self._show_diff(link, await self._backend.get_chat(chat.id))

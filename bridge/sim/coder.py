@@ -21,7 +21,10 @@ answers wrapped in ``{"message": ...}``).
 Tests and benchmarks observe and steer it through ``chats``, ``requests``, ``frame_log``,
 ``wait_for`` and the fault knobs (``fail_next``, ``latency``, ``set_unavailable``, ``drop_streams``,
 ``revoke_token``, and ``flakiness`` for seeded 5xx and slow answers on a fraction of calls).
-Agent turns are scripted: see ``coder_agent`` and ``scenarios``.
+Agent turns are scripted: see ``coder_agent`` and ``scenarios``. In G2 a script's ``ClientToolCall``
+parks a turn in ``requires_action`` until ``POST /chats/{id}/tool-results`` answers it or chatd's
+cancellations do (an interrupt, a ``busy_behavior: interrupt`` message, a promoted queued message, or
+``action_timeout`` seconds of silence, chatd's five minutes by default).
 
     async with CoderSim(generation="v2") as sim:
         client = httpx.AsyncClient(base_url=sim.url, headers={"Coder-Session-Token": "sim-token"})
@@ -57,7 +60,7 @@ from bridge.sim.coder_aisdk import (
 )
 from bridge.sim.coder_aisdk import chat_json as ai_sdk_chat_json
 from bridge.sim.coder_catalog import Catalog
-from bridge.sim.coder_engine import ChatEngine, Subscriber
+from bridge.sim.coder_engine import ACTION_TIMEOUT, ChatEngine, Subscriber
 from bridge.sim.coder_rules import (
     ApiError,
     canonical_uuid,
@@ -77,6 +80,7 @@ from bridge.sim.coder_rules import (
     parse_message_id,
     parse_message_window,
     parse_queued_id,
+    parse_tool_results,
     parse_uuid_param,
     upload_name,
 )
@@ -194,6 +198,7 @@ class CoderSim:
         chunk_words: int = 1,
         stream_format: StreamFormat = "v1",
         models: Sequence[str] = DEFAULT_MODELS,
+        action_timeout: float = ACTION_TIMEOUT,
     ) -> None:
         self.dialect = DIALECTS[generation]
         self.stream_format = stream_format
@@ -218,6 +223,7 @@ class CoderSim:
             start_delay=start_delay,
             chunk_words=chunk_words,
             dialect=self.dialect,
+            action_timeout=action_timeout,
         )
         self._faults: list[_Fault] = []
         self._unavailable = False
@@ -398,7 +404,10 @@ class CoderSim:
 
     def _chat_routes(self, base: str) -> list[web.RouteDef]:
         chat = base + "/{chat}"
+        # G2's client tools: the results a chat in requires_action waits for (codersdk SubmitToolResults).
+        answers = web.post(chat + "/tool-results", self._submit_tool_results)
         return [
+            *([answers] if self.dialect.promoted else []),
             web.get(base, self._list_chats),
             web.post(base, self._create_chat),
             web.get(base + "/watch", self._watch),
@@ -656,6 +665,13 @@ class CoderSim:
     async def _promote(self, request: web.Request) -> web.Response:
         chat = self._chat(request)
         return _json(200, self._engine.promote(chat, parse_queued_id(request.match_info["queued"])))
+
+    async def _submit_tool_results(self, request: web.Request) -> web.Response:
+        """204 once stored (coder/coder TestSubmitToolResultsRequiresActionSucceeds)."""
+        chat = self._chat(request)
+        body = parse_body(await request.read())
+        self._engine.submit_tool_results(chat, parse_tool_results(body))
+        return web.Response(status=204)
 
     # -- files ---------------------------------------------------------------------------------
 

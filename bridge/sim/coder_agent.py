@@ -54,6 +54,28 @@ class ToolCall:
 
 
 @dataclass(frozen=True)
+class ClientToolCall:
+    """The model calls a client-executed ("dynamic") tool, so the turn waits for the client (G2 only).
+
+    The call streams and is persisted like a ``ToolCall``'s; then chatd does not run it but parks the
+    chat in ``requires_action`` (chatstate EnterRequiresAction: status event, ``action_required``
+    stream event naming the call, watch kind ``action_required``). The steps after this one are the
+    model's continuation once the call is resolved: by the client's result (``POST
+    /chats/{id}/tool-results``), or by a cancellation result when a person interrupts, sends a message
+    with ``busy_behavior: interrupt``, or nobody answers within the simulator's ``action_timeout``
+    (chatd's five minutes). Promoting a queued message instead cancels the call and starts a new turn.
+
+    Coder parks a turn only for tools the chat's creator declared in ``unsafe_dynamic_tools`` (its CLI
+    answers ``ask_user_question`` calls that reach it this way); a script plays a model that was
+    offered such a tool, so the simulator takes the step's tool as declared. Generations without
+    ``requires_action`` (G1, G0a) end the turn like a broken script.
+    """
+
+    name: str
+    args: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class Pause:
     """The model thinks silently for a while; the chat stays ``running``."""
 
@@ -85,7 +107,7 @@ class Fail:
     retryable: bool = False
 
 
-Step = Text | Reasoning | ToolCall | Pause | Gate | Retry | Fail
+Step = Text | Reasoning | ToolCall | ClientToolCall | Pause | Gate | Retry | Fail
 Script = Callable[[str], Sequence[Step]]
 
 
@@ -100,6 +122,9 @@ class TurnOutput(Protocol):
 
     def retry(self, payload: JsonDict) -> None:
         """Publish a ``retry`` event."""
+
+    async def await_client(self, call: JsonDict) -> None:
+        """Wait until a client resolved this persisted ``tool-call`` part (see ``ClientToolCall``)."""
 
 
 class Turn:
@@ -133,6 +158,8 @@ class Turn:
                 await self._stream_prose("reasoning", text)
             case ToolCall():
                 await self._call_tool(step)
+            case ClientToolCall(name=name, args=args):
+                await self._output.await_client(await self._stream_call(name, args))
             case Pause(seconds=seconds):
                 await asyncio.sleep(seconds)
             case Gate(event=event):
@@ -148,17 +175,23 @@ class Turn:
             draft["text"] += chunk
             self._output.part("assistant", part(kind, text=chunk))
 
-    async def _call_tool(self, step: ToolCall) -> None:
+    async def _stream_call(self, name: str, args: Mapping[str, Any]) -> JsonDict:
+        """Stream a tool call and persist the assistant message it ends; the call's final part."""
         # UNCERTAIN (reference 4.4): G1's exact tool-call chunking; deltas first, then full args.
-        ids = {"tool_call_id": f"toolu_{uuid.uuid4().hex[:24]}", "tool_name": step.name}
-        for chunk in _even_chunks(encode(dict(step.args)), _ARGS_DELTA_CHUNKS):
+        ids = {"tool_call_id": f"toolu_{uuid.uuid4().hex[:24]}", "tool_name": name}
+        for chunk in _even_chunks(encode(dict(args)), _ARGS_DELTA_CHUNKS):
             await asyncio.sleep(self._interval)
             self._output.part("assistant", part("tool-call", **ids, args_delta=chunk))
         await asyncio.sleep(self._interval)
-        call = part("tool-call", **ids, args=dict(step.args))
+        call = part("tool-call", **ids, args=dict(args))
         self._output.part("assistant", call)
         self._draft.append(call)
         self._flush()
+        return call
+
+    async def _call_tool(self, step: ToolCall) -> None:
+        call = await self._stream_call(step.name, step.args)
+        ids = {"tool_call_id": call["tool_call_id"], "tool_name": step.name}
         await asyncio.sleep(max(step.seconds, self._interval))
         flags = {"is_error": True} if step.is_error else {}
         result = part("tool-result", **ids, result=step.result, **flags)

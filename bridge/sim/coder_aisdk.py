@@ -211,6 +211,10 @@ class DataStreamOutput:
     def retry(self, payload: JsonDict) -> None:
         """aisdk has no retry part: the provider SDK retries silently."""
 
+    async def await_client(self, call: JsonDict) -> None:
+        """coderd runs every tool of this API itself: no client tool, no waiting for one."""
+        raise RuntimeError("the 2025 AI-SDK chat API has no client-executed tools")
+
     # -- parts ---------------------------------------------------------------------------------
 
     def _text(self, delta: str) -> None:

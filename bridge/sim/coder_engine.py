@@ -20,7 +20,7 @@ from typing import Any, Final
 
 from bridge.sim.coder_agent import Fail, Script, Turn
 from bridge.sim.coder_aisdk import DataStreamOutput
-from bridge.sim.coder_rules import ApiError, derive_title
+from bridge.sim.coder_rules import ApiError, ToolResult, check_tool_results, derive_title
 from bridge.sim.coder_state import (
     DIALECTS,
     Dialect,
@@ -28,9 +28,11 @@ from bridge.sim.coder_state import (
     SimChat,
     SimFile,
     SimUser,
+    action_required_event,
     diff_status_json,
     message_event,
     message_json,
+    part,
     part_event,
     queue_event,
     queued_json,
@@ -48,6 +50,18 @@ QUEUE_LIMIT: Final = 20  # chatd.MaxQueueSize
 # UNCERTAIN: the wording of G2's state-conflict 409s (coder/coder chats tests check only the status).
 _NOT_INTERRUPTIBLE: Final = "Chat is not running."
 _ARCHIVE_BUSY: Final = "Cannot archive an active chat."
+# UNCERTAIN: the message of G2's 409 for tool results a chat does not wait for (the detail is
+# chatd's ToolResultStatusConflictError text).
+_NOT_WAITING: Final = "Chat is not waiting for tool results."
+_REQUIRES_ACTION: Final = "requires_action"
+ACTION_TIMEOUT: Final = 300.0  # chatstate requiresActionTimeout
+# The results chatstate's synthesizePendingToolCancellations gives a client tool call nobody answered,
+# per transition: Interrupt, SendMessage (busy_behavior interrupt), PromoteQueuedMessage (also
+# FinishTurn from R1), CancelRequiresAction (the worker, once the deadline passed).
+_INTERRUPTED: Final = "Tool execution interrupted by user"
+_INTERRUPTED_BY_MESSAGE: Final = "Tool execution interrupted by user message"
+_INTERRUPTED_BY_PROMOTION: Final = "Tool execution interrupted by queued message promotion"
+_TIMED_OUT: Final = "Tool execution timed out"
 # CreateChat stores a system prompt and a workspace-awareness note (hidden) before the user message;
 # they take ids from the shared sequence, so clients see the gaps a real server leaves.
 _HIDDEN_MESSAGES_PER_CHAT: Final = 2
@@ -99,6 +113,8 @@ class Subscriber:
 class _Run:
     task: asyncio.Task[None]
     turn: Turn | None = None
+    answered: asyncio.Event | None = None
+    """Set when the client tool call the turn waits on (``requires_action``) is resolved."""
 
 
 class _ChatOutput:
@@ -119,6 +135,9 @@ class _ChatOutput:
     def retry(self, payload: JsonDict) -> None:
         self._engine.publish(self._chat, stream_event("retry", self._chat.id, retry=payload))
 
+    async def await_client(self, call: JsonDict) -> None:
+        await self._engine.await_client(self._chat, call)
+
 
 class ChatEngine:
     """All chats of the deployment and the turns running on them."""
@@ -132,6 +151,7 @@ class ChatEngine:
         start_delay: float,
         chunk_words: int,
         dialect: Dialect = DIALECTS["experimental"],
+        action_timeout: float = ACTION_TIMEOUT,
     ) -> None:
         self.chats: dict[str, SimChat] = {}
         self.files: dict[str, SimFile] = {}
@@ -141,6 +161,7 @@ class ChatEngine:
         self._part_interval = part_interval
         self._start_delay = start_delay
         self._chunk_words = chunk_words
+        self._action_timeout = action_timeout
         self._message_ids = itertools.count(1)
         self._queued_ids = itertools.count(1)
         self._runs: dict[str, _Run] = {}
@@ -194,8 +215,16 @@ class ChatEngine:
 
         G2's busy "interrupt" queues too and interrupts the run; the worker then persists the partial
         reply and promotes the queue head (codersdk ChatBusyBehaviorInterrupt; coder/coder
-        TestPostChatMessagesBusyInterrupt: queued=true and status ``interrupting``).
+        TestPostChatMessagesBusyInterrupt: queued=true and status ``interrupting``). A chat waiting in
+        ``requires_action`` instead has its client tool calls cancelled and goes on ``running``, the
+        message queued behind the rest of the turn (chatstate sendMessageInterruptRequiresAction); a
+        plain send leaves it waiting, with the message queued.
         """
+        if interrupt and chat.status == _REQUIRES_ACTION:
+            self._cancel_calls(chat, _INTERRUPTED_BY_MESSAGE)
+            queued = self._enqueue(chat, content)
+            self._resume(chat)
+            return {"queued": True, "queued_message": queued}
         if self._dialect.promoted and interrupt and chat.status in self._busy:
             queued = self._enqueue(chat, content)
             self._request_interrupt(chat)
@@ -234,8 +263,14 @@ class ChatEngine:
         normal turn end auto-promotes (reference 5), so an interrupt leaves the queue alone.
 
         G2 goes through ``interrupting`` (the answer shows it) and answers 409 for an idle chat
-        (coder/coder TestInterruptChatIdleReturnsConflict).
+        (coder/coder TestInterruptChatIdleReturnsConflict). A chat waiting in ``requires_action`` has
+        its client tool calls cancelled and goes on ``running``: the model sees the cancellation
+        (chatstate Interrupt from A0/A1).
         """
+        if chat.status == _REQUIRES_ACTION:
+            self._cancel_calls(chat, _INTERRUPTED)
+            self._resume(chat)
+            return
         if self._dialect.promoted:
             self._request_interrupt(chat)
             return
@@ -310,17 +345,40 @@ class ChatEngine:
         """PromoteQueued: the item becomes the next user message now.
 
         A running turn is cut short: the ``pending`` notification cancels the local run in chatd
-        (reference 5), and chatd's cleanup keeps the ``pending`` someone else set.
+        (reference 5), and chatd's cleanup keeps the ``pending`` someone else set. A chat waiting in
+        ``requires_action`` has its client tool calls cancelled first; the turn that made them is over.
         """
         queued = next((q for q in chat.queue if q["id"] == queued_id), None)
         if queued is None:
             raise ApiError(500, "Failed to promote queued message.", "queued message not found")
+        self._cancel_calls(chat, _INTERRUPTED_BY_PROMOTION)
         self._stop_turn(chat, keep_draft=True)
         chat.queue.remove(queued)
         message = self.append(chat, "user", queued["content"], created_by=chat.owner_id)
         self.publish(chat, queue_event(chat))
         self._begin(chat)
         return message
+
+    def submit_tool_results(self, chat: SimChat, results: list[ToolResult]) -> None:
+        """SubmitToolResults (chatstate CompleteRequiresAction): one ``tool`` message per result, then
+        ``running``, and the parked turn goes on; 409 unless the chat waits in ``requires_action``."""
+        if chat.status != _REQUIRES_ACTION:
+            detail = f'chat status is "{chat.status}", expected "{_REQUIRES_ACTION}"'
+            raise ApiError(409, _NOT_WAITING, detail)
+        names = {call["tool_call_id"]: call["tool_name"] for call in chat.pending_calls}
+        check_tool_results(results, names)
+        chat.pending_calls = []
+        for result in results:
+            flags = {"is_error": True} if result.is_error else {}
+            answer = part(
+                "tool-result",
+                tool_call_id=result.tool_call_id,
+                tool_name=names[result.tool_call_id],
+                result=result.output,
+                **flags,
+            )
+            self.append(chat, "tool", [answer])
+        self._resume(chat)
 
     def regenerate_title(self, chat: SimChat) -> None:
         """A "generated" title: the latest prompt's first words, announced as ``title_change``."""
@@ -418,7 +476,10 @@ class ChatEngine:
         self, chat: SimChat, after_id: int, abort: Callable[[], None]
     ) -> tuple[Subscriber, list[JsonDict]]:
         """chatd.Subscribe: the snapshot and the live subscription are taken in one step (4.5)."""
-        snapshot = [status_event(chat), *chat.parts]
+        snapshot = [status_event(chat)]
+        if chat.status == _REQUIRES_ACTION:  # the stream loop follows the status with the calls
+            snapshot.append(action_required_event(chat))
+        snapshot += chat.parts
         snapshot += [message_event(chat.id, m) for m in chat.messages if m["id"] > after_id]
         if chat.queue:
             snapshot.append(queue_event(chat))
@@ -518,12 +579,14 @@ class ChatEngine:
         self.publish(chat, queue_event(chat))
         return queued
 
-    def _set_status(self, chat: SimChat, status: str, error: JsonDict | None = None) -> None:
+    def _set_status(
+        self, chat: SimChat, status: str, error: JsonDict | None = None, *, watch: str = "status_change"
+    ) -> None:
         chat.status = status
         chat.last_error = error
         chat.updated_at = timestamp()
         self.publish(chat, status_event(chat))
-        self._watch(chat, "status_change")
+        self._watch(chat, watch)
 
     def _watch(self, chat: SimChat, kind: str) -> None:
         event = watch_event(kind, chat, promoted=self._dialect.promoted)
@@ -592,8 +655,46 @@ class ChatEngine:
         self.publish(chat, stream_event("error", chat.id, error=error))
         self._set_status(chat, "error", error=error)
 
+    async def await_client(self, chat: SimChat, call: JsonDict) -> None:
+        """EnterRequiresAction, then wait until a client resolves ``call`` (see ``ClientToolCall``).
+
+        The call's generation is over, so its buffered parts go (a snapshot replays none of them).
+        Entering is announced to watchers as ``action_required`` alone, not as a ``status_change``
+        (chatd's worker enterRequiresAction). Past the deadline the worker cancels the call
+        (CancelRequiresAction) and the model goes on.
+        """
+        if not self._dialect.promoted:
+            raise RuntimeError(f"Coder {self._dialect.generation} has no requires_action status")
+        answered = self._runs[chat.id].answered = asyncio.Event()
+        chat.parts.clear()
+        chat.pending_calls = [call]
+        self._set_status(chat, _REQUIRES_ACTION, watch="action_required")
+        self.publish(chat, action_required_event(chat))
+        try:
+            async with asyncio.timeout(self._action_timeout):
+                await answered.wait()
+        except TimeoutError:
+            self._cancel_calls(chat, _TIMED_OUT)
+            self._resume(chat)
+
+    def _cancel_calls(self, chat: SimChat, reason: str) -> None:
+        """Answer every pending client tool call with chatd's synthetic cancellation: a ``tool``
+        message whose error result is the reason (chatstate synthesizePendingToolCancellations)."""
+        calls, chat.pending_calls = chat.pending_calls, []
+        for call in calls:
+            ids = {"tool_call_id": call["tool_call_id"], "tool_name": call["tool_name"]}
+            self.append(chat, "tool", [part("tool-result", **ids, result=reason, is_error=True)])
+
+    def _resume(self, chat: SimChat) -> None:
+        """Leave ``requires_action``: ``running`` again, and the parked turn goes on."""
+        self._set_status(chat, "running")
+        run = self._runs.get(chat.id)
+        if run is not None and run.answered is not None:
+            run.answered.set()
+
     def _stop_turn(self, chat: SimChat, *, keep_draft: bool) -> None:
         """Cancel the chat's turn, if any, persisting its streamed-but-unsaved reply when asked."""
+        chat.pending_calls = []  # an edit deletes the message that made them
         run = self._runs.pop(chat.id, None)
         if run is None:
             return

@@ -10,6 +10,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 from bridge.sim.coder_state import G1_UPLOAD_TYPES, NIL_UUID, JsonDict, error_body, part
@@ -226,6 +227,51 @@ def parse_mcp_server_ids(raw: Any) -> list[str]:
     if None in ids:
         raise bad_json("json: cannot unmarshal into Go struct field .mcp_server_ids: invalid UUID")
     return [i for i in ids if i is not None]
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """One entry of ``POST /chats/{id}/tool-results`` (codersdk.ToolResult) as Go decodes it: absent
+    fields are zero values, and an absent ``output`` is an empty json.RawMessage, which is not JSON."""
+
+    tool_call_id: str
+    output: Any
+    has_output: bool
+    is_error: bool
+
+
+def parse_tool_results(body: Mapping[str, Any]) -> list[ToolResult]:
+    """``SubmitToolResultsRequest.results``."""
+    return [
+        ToolResult(
+            tool_call_id=optional(item, "tool_call_id", str) or "",
+            output=item.get("output"),
+            has_output="output" in item,
+            is_error=bool(optional(item, "is_error", bool)),
+        )
+        for item in _list_of_objects(body.get("results"), "results")
+    ]
+
+
+def check_tool_results(results: Sequence[ToolResult], pending: Iterable[str]) -> None:
+    """chatstate.ValidateToolResults against the pending call ids, in its order (per result: duplicate,
+    invalid JSON; then a missing result; then an unexpected one), worded as chatd's
+    translateToolResultValidationError. UNCERTAIN: the status code, 400 like other bad input."""
+    submitted: set[str] = set()
+    for result in results:
+        quoted = _go_quote(result.tool_call_id)
+        if result.tool_call_id in submitted:
+            raise ApiError(400, "Duplicate tool_call_id in results.", f"Duplicate tool call ID {quoted}.")
+        if not result.has_output:
+            detail = f"Output for tool call {quoted} is not valid JSON."
+            raise ApiError(400, "Tool result output must be valid JSON.", detail)
+        submitted.add(result.tool_call_id)
+    waiting = list(pending)
+    for call_id in waiting:
+        if call_id not in submitted:
+            raise ApiError(400, "Missing tool result.", f"Missing result for tool call {_go_quote(call_id)}.")
+    for call_id in submitted - set(waiting):
+        raise ApiError(400, "Unexpected tool result.", f"No pending tool call with ID {_go_quote(call_id)}.")
 
 
 def parse_label_filter(values: Iterable[str]) -> dict[str, str]:

@@ -176,6 +176,7 @@ class SimChat:
     ``messages`` holds the user-visible rows in id order as wire dicts; rows soft-deleted by an edit
     are removed from it (they are invisible to every endpoint), and the hidden system messages are
     never stored. ``parts`` buffers the ``message_part`` events of the running turn for snapshots.
+    ``pending_calls`` are the client tool calls (``tool-call`` parts) a ``requires_action`` chat waits on.
     """
 
     id: str
@@ -196,6 +197,7 @@ class SimChat:
     messages: list[JsonDict] = field(default_factory=list)
     queue: list[JsonDict] = field(default_factory=list)
     parts: list[JsonDict] = field(default_factory=list)
+    pending_calls: list[JsonDict] = field(default_factory=list)
     diff_status: JsonDict | None = None
     diff: JsonDict = field(default_factory=dict)
     last_read_id: int = 0
@@ -370,6 +372,18 @@ def stream_event(kind: str, chat_id: str, **payload: Any) -> JsonDict:
 
 def status_event(chat: SimChat) -> JsonDict:
     return stream_event("status", chat.id, status={"status": chat.status})
+
+
+def action_required_event(chat: SimChat) -> JsonDict:
+    """G2's ``action_required``: the client tool calls a ``requires_action`` chat waits on, each as
+    ``{tool_call_id, tool_name, args}`` (codersdk ChatStreamActionRequired / ChatStreamToolCall, built
+    by chatd's stream loop ``actionRequiredFromHistory`` from the unanswered calls of the last
+    assistant message)."""
+    calls = [
+        {"tool_call_id": c["tool_call_id"], "tool_name": c["tool_name"], "args": c["args"]}
+        for c in chat.pending_calls
+    ]
+    return stream_event("action_required", chat.id, action_required={"tool_calls": calls})
 
 
 def message_event(chat_id: str, message: JsonDict) -> JsonDict:

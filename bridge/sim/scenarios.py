@@ -3,7 +3,8 @@
 A script maps the latest user prompt to the steps the simulated agent plays (``coder_agent``). Pick
 one for every turn with ``sim.agent = scenarios.echo``, or per prompt through ``sim.scripts``, which
 maps a case-insensitive prompt prefix to a script; ``CANNED`` is its default, so a prompt starting
-with ``/fail`` fails and one starting with ``/long`` gets a long answer. ``fix_login_bug`` is the
+with ``/fail`` fails, one starting with ``/long`` gets a long answer and one starting with ``/ask``
+waits for the user (G2). ``fix_login_bug`` is the
 default agent and answers every other prompt.
 """
 
@@ -12,7 +13,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from bridge.sim.coder_agent import Fail, Pause, Reasoning, Retry, Script, Step, Text, ToolCall
+from bridge.sim.coder_agent import (
+    ClientToolCall,
+    Fail,
+    Pause,
+    Reasoning,
+    Retry,
+    Script,
+    Step,
+    Text,
+    ToolCall,
+)
 
 _GREP_OUTPUT: Final = (
     "src/auth.py:12:def login(username: str, password: str) -> User | None:\n"
@@ -124,7 +135,33 @@ def stuck(prompt: str) -> list[Step]:
     return [Text("Working on it"), Pause(3600.0)]
 
 
+ASK_ARGS: Final = {
+    "questions": [
+        {
+            "header": "Database",
+            "question": "Which database should the fix target?",
+            "options": [
+                {"label": "Postgres", "description": "The production database."},
+                {"label": "SQLite", "description": "The local development database."},
+            ],
+        }
+    ]
+}
+"""``ask_user_question``'s arguments as Coder's plan mode words them (chattool askuserquestion.go)."""
+
+
+def asking(prompt: str) -> list[Step]:
+    """Asks the user a question through a client tool, so a G2 chat waits in ``requires_action``; once
+    the call is resolved (answered or cancelled) the agent wraps up the turn."""
+    return [
+        Text("Before I change anything, I need one answer from you."),
+        ClientToolCall("ask_user_question", ASK_ARGS),
+        Text("Thanks, I have what I need."),
+    ]
+
+
 CANNED: Final[Mapping[str, Script]] = {
+    "/ask": asking,
     "/echo": echo,
     "/fail": failing,
     "/long": long_reply,

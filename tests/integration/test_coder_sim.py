@@ -20,7 +20,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from bridge.sim import scenarios
 from bridge.sim.coder import CoderSim
-from bridge.sim.coder_agent import Fail, Gate, Step, Text, ToolCall
+from bridge.sim.coder_agent import ClientToolCall, Fail, Gate, Step, Text, ToolCall
 from bridge.sim.coder_state import SimChat
 
 ALICE = "sim-token"
@@ -1007,6 +1007,159 @@ async def test_v2_watch_sends_bare_g2_chats(make_sim: MakeSim) -> None:
     assert created["kind"] == "created"
     assert (created["chat"]["id"], created["chat"]["organization_id"]) == (chat["id"], sim.organization_id)
     assert "last_error" not in created["chat"]
+
+
+def waits(events: list[Event]) -> list[str]:
+    """The G2 wait for a client, in order: statuses, the calls waited on, tool results, replies."""
+    shown: list[str] = []
+    for event in events:
+        if event["type"] == "action_required":
+            calls = event["action_required"]["tool_calls"]
+            shown.append("action_required:" + ",".join(c["tool_name"] for c in calls))
+        elif event["type"] == "message" and event["message"]["role"] == "tool":
+            result = event["message"]["content"][0]
+            shown.append(f"tool:{result['result']}" + (" (error)" if result.get("is_error") else ""))
+        elif event["type"] != "message_part":
+            shown.append(summary(event))
+    return shown
+
+
+async def waiting_chat(sim: CoderSim, alice: httpx.AsyncClient, text: str = "/ask first") -> SimChat:
+    """A G2 chat whose agent asked the user a question and now waits in requires_action."""
+    chat = sim.chats[(await v2_create(sim, alice, text))["id"]]
+    await sim.wait_for(lambda: chat.status == "requires_action")
+    return chat
+
+
+async def test_v2_client_tool_waits_until_its_result_comes(make_sim: MakeSim) -> None:
+    """A client tool call parks the turn in requires_action (action_required on stream and watch, and
+    in a new socket's snapshot); POST /tool-results checks the ids, stores the result and the turn goes on."""
+    sim = await make_sim(generation="v2", agent=scenarios.echo)
+    async with http(sim) as alice, socket(sim, f"{V2}/watch") as watch:
+        chat = sim.chats[(await v2_create(sim, alice, "/ask first"))["id"]]
+        async with stream(sim, chat.id, base=V2) as ws:
+            events = await read_until(ws, lambda e: e["type"] == "action_required")
+        kinds = [json.loads(await watch.recv()) for _ in range(2)]
+        assert [(k["kind"], k["chat"]["status"]) for k in kinds] == [
+            ("created", "running"),
+            ("action_required", "requires_action"),
+        ]
+        assert waits(events)[-3:] == [
+            "message:Before I change anything, I need one answer from you.",
+            "status:requires_action",
+            "action_required:ask_user_question",
+        ]
+        (call,) = events[-1]["action_required"]["tool_calls"]
+        assert call == {
+            "tool_call_id": chat.pending_calls[0]["tool_call_id"],
+            "tool_name": "ask_user_question",
+            "args": scenarios.ASK_ARGS,
+        }
+        assert (await alice.get(f"{V2}/{chat.id}")).json()["status"] == "requires_action"
+        async with stream(sim, chat.id, after_id=MAX_INT64, base=V2) as ws:
+            snapshot = events_of(await ws.recv())
+            assert waits(snapshot) == ["status:requires_action", "action_required:ask_user_question"]
+            url = f"{V2}/{chat.id}/tool-results"
+            wrong = await alice.post(url, json={"results": [{"tool_call_id": "nope", "output": {}}]})
+            assert (wrong.status_code, wrong.json()) == (
+                400,
+                {
+                    "message": "Missing tool result.",
+                    "detail": f'Missing result for tool call "{call["tool_call_id"]}".',
+                },
+            )
+            no_output = await alice.post(url, json={"results": [{"tool_call_id": call["tool_call_id"]}]})
+            assert no_output.json()["message"] == "Tool result output must be valid JSON."
+            answer = {"tool_call_id": call["tool_call_id"], "output": {"answers": ["Postgres"]}}
+            assert (await alice.post(url, json={"results": [answer]})).status_code == 204
+            events = await read_until(ws, status_is("waiting"))
+        assert waits(events) == [
+            "tool:{'answers': ['Postgres']}",
+            "status:running",
+            "message:Thanks, I have what I need.",
+            "status:waiting",
+        ]
+        kind = json.loads(await watch.recv())
+        assert (kind["kind"], kind["chat"]["status"]) == ("status_change", "running")
+        late = await alice.post(url, json={"results": [answer]})
+    assert (late.status_code, late.json()["detail"]) == (
+        409,
+        'chat status is "waiting", expected "requires_action"',
+    )
+
+
+@pytest.mark.parametrize("how", ["interrupt", "message", "timeout"])
+async def test_v2_client_tool_cancelled_then_turn_goes_on(make_sim: MakeSim, how: str) -> None:
+    """An interrupt, a busy_behavior=interrupt message or the deadline answers the call with chatd's
+    cancellation and the model goes on; the message waits in the queue until the turn ends."""
+    sim = await make_sim(
+        generation="v2", agent=scenarios.echo, action_timeout=0.05 if how == "timeout" else 60
+    )
+    async with http(sim) as alice:
+        chat = await waiting_chat(sim, alice)
+        async with stream(sim, chat.id, after_id=MAX_INT64, base=V2) as ws:
+            await ws.recv()  # snapshot
+            if how == "interrupt":
+                interrupted = await alice.post(f"{V2}/{chat.id}/interrupt")
+                assert (interrupted.status_code, interrupted.json()["status"]) == (200, "running")
+            elif how == "message":
+                sent = await send(alice, chat.id, "Postgres", base=V2, busy_behavior="interrupt")
+                assert sent["queued"] is True
+            events = await read_until(ws, status_is("waiting"))
+    reason = {
+        "interrupt": "Tool execution interrupted by user",
+        "message": "Tool execution interrupted by user message",
+        "timeout": "Tool execution timed out",
+    }[how]
+    queued = ["queue:1"] if how == "message" else []
+    taken = ["message:Postgres", "queue:0", "message:Echo: Postgres"] if how == "message" else []
+    assert waits(events) == [
+        f"tool:{reason} (error)",
+        *queued,
+        "status:running",
+        "message:Thanks, I have what I need.",
+        *taken,
+        "status:waiting",
+    ]
+
+
+async def test_v2_plain_message_queues_and_promotion_ends_the_wait(make_sim: MakeSim) -> None:
+    """A plain send to a waiting chat queues and it keeps waiting; promoting it cancels the call and
+    starts a new turn with it (the rest of the asking turn is not played)."""
+    sim = await make_sim(generation="v2", agent=scenarios.echo)
+    async with http(sim) as alice:
+        chat = await waiting_chat(sim, alice)
+        async with stream(sim, chat.id, after_id=MAX_INT64, base=V2) as ws:
+            await ws.recv()
+            queued = (await send(alice, chat.id, "SQLite", base=V2))["queued_message"]
+            await read_until(ws, lambda e: e["type"] == "queue_update")
+            assert chat.status == "requires_action"
+            await alice.post(f"{V2}/{chat.id}/queue/{queued['id']}/promote")
+            events = await read_until(ws, status_is("waiting"))
+    assert waits(events) == [
+        "tool:Tool execution interrupted by queued message promotion (error)",
+        "message:SQLite",
+        "queue:0",
+        "status:running",
+        "message:Echo: SQLite",
+        "status:waiting",
+    ]
+
+
+@pytest.mark.parametrize("generation", ["experimental", "ai-sdk"])
+async def test_client_tool_without_requires_action_fails_the_turn(make_sim: MakeSim, generation: str) -> None:
+    """G1 and G0a have no requires_action: a script that waits for a client is broken there."""
+    sim = await make_sim(generation=generation, agent=lambda prompt: [ClientToolCall("ask", {})])
+    async with http(sim) as alice:
+        if generation == "ai-sdk":
+            chat = await ai_chat(alice)
+            await ai_send(alice, chat["id"], "hi")
+        else:
+            chat = await create(alice, "hi")
+        simchat = sim.chats[chat["id"]]
+        await sim.wait_for(lambda: simchat.status == "error")
+    assert simchat.last_error is not None
+    assert simchat.last_error["message"].startswith("chat processing panicked")
 
 
 def test_g2_generations_refuse_envelope_framing() -> None:

@@ -77,6 +77,9 @@ async def test_event_and_thread_claims_happen_once(database_url: str) -> None:
             assert found is not None
             assert found.thread_ts == "1.000100"
             assert [lk.chat_id for lk in await repo.busy_links(s)] == ["chat-1"]
+            await repo.set_status(s, "chat-1", status="requires_action", phase=repo.WAITING_PHASE)
+        async with db.unit() as s:
+            assert [lk.chat_id for lk in await repo.busy_links(s)] == ["chat-1"], "a wait is followed"
             await repo.set_status(s, "chat-1", status="waiting", phase="idle")
         async with db.unit() as s:
             assert list(await repo.busy_links(s)) == []

@@ -218,6 +218,14 @@ def test_v2_watch_event_reads_g2_statuses() -> None:
     assert event.chat.status.phase is ChatPhase.STARTING
 
 
+def test_v2_action_required_watch_event_says_the_chat_waits() -> None:
+    """G2 announces a chat that starts to wait for its person as kind action_required (no status_change)."""
+    raw = {"kind": "action_required", "chat": {**WATCH_CHAT, "status": "requires_action"}}
+    event = v2_wire.parse_watch_event(raw)
+    assert event is not None
+    assert (event.kind, event.chat.status.phase) == (WatchKind.ACTION_REQUIRED, ChatPhase.NEEDS_USER)
+
+
 def test_diff_lists_changed_files_with_line_counts() -> None:
     """GET /diff's git diff becomes the files it touches, renames and binary files included."""
     diff = parse_diff(

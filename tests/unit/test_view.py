@@ -490,3 +490,28 @@ def test_waiting_for_the_user_is_an_outcome_naming_the_tools() -> None:
     assert outcome is not None
     assert (outcome.phase, outcome.waiting_for) == (ChatPhase.NEEDS_USER, ("ask_user_question",))
     assert card(view).startswith("✋ Waiting for you · 1 tool")
+
+
+def test_turn_that_waited_goes_on_in_its_card() -> None:
+    """The wait ends and the same turn goes on: its card is live again, then done, in the same block."""
+    needs_user = StatusEvent(status=ChatStatus(phase=ChatPhase.NEEDS_USER, name="requires_action"))
+    view = ThreadView()
+    view.apply([message(5, "user", "go"), RUNNING, tool_call("c1", "ask_user_question", {"q": "Which DB?"})])
+    view.apply([needs_user])
+    assert [(b.key, b.final) for b in view.blocks if b.key.startswith("card:")] == [("card:5", True)]
+    view.apply([RUNNING])
+    assert card(view).startswith("⏳ Working · 1 tool")
+    assert "card:5" in view.changed
+    view.apply([message(7, "assistant", "Thanks."), WAITING])
+    assert card(view).startswith("✅ Done · 1 tool")
+    assert view.outcome() is not None
+
+
+def test_message_that_ends_a_wait_closes_the_card_that_waited() -> None:
+    """A queued message promoted out of a wait starts a new turn: the waiting turn's card says done."""
+    needs_user = StatusEvent(status=ChatStatus(phase=ChatPhase.NEEDS_USER, name="requires_action"))
+    view = ThreadView()
+    view.apply([message(5, "user", "go"), RUNNING, tool_call("c1", "ask_user_question", {"q": "Which DB?"})])
+    view.apply([needs_user])
+    view.apply([message(7, "user", "Postgres"), RUNNING])
+    assert [b.text.split(" ·")[0] for b in view.blocks if b.key == "card:5"] == ["✅ Done"]
