@@ -303,8 +303,13 @@ class EventDeliverer:
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        """Open the HTTP client used for deliveries."""
-        self._session = aiohttp.ClientSession()
+        """Open the HTTP client used for deliveries.
+
+        Slack delivers events in parallel without a cap of its own. aiohttp's default pool of 100
+        connections made a burst of deliveries queue in the simulator, and the 3 s ``ack_timeout``
+        (which counts that wait) failed them before the app had seen them.
+        """
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
 
     async def close(self) -> None:
         """Close the HTTP client."""
