@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bridge.slack.tables import FALLBACK_COST, Table, find_tables
+from bridge.slack.tables import FALLBACK_COST, Table, find_tables, most_tables
 
 MARKDOWN_LIMIT = 12_000
 _FENCE = "```"
@@ -26,9 +26,9 @@ def split_markdown(text: str, limit: int = MARKDOWN_LIMIT) -> list[str]:
     next part reopens it; nothing else is added or removed, so dropping those two lines gives back
     the text exactly.
     """
-    tables = find_tables(text)
-    if len(text) + FALLBACK_COST * len(tables) <= limit:
+    if len(text) + FALLBACK_COST * most_tables(text) <= limit:
         return [text]
+    tables = find_tables(text)
     parts: list[str] = []
     offset = 0
     reopen = ""

@@ -30,7 +30,10 @@ FALLBACK_COST = len(f"{CODE_FENCE}\n\n```")
 
 _ALIGN_MARKS = {None: ("", ""), "left": (":", ""), "center": (":", ":"), "right": ("", ":")}
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
-_PARSER = MarkdownIt("commonmark").enable("table")
+_DELIMITER_ROW = re.compile(r"^ {0,3}[|:-][ \t|:\r-]*$", re.MULTILINE)
+"""A line that may be a table's delimiter row (every GFM one is; so are some others)."""
+_PARSER = MarkdownIt("commonmark").enable("table").disable(["inline", "text_join"])
+"""Block structure only: inline parsing is most of the work and tables need none of it."""
 
 Block = dict[str, Any]
 
@@ -49,9 +52,17 @@ class Table:
     as the header, as GFM reads them (missing cells empty, extra cells dropped)."""
 
 
+def most_tables(text: str) -> int:
+    """At most how many tables ``text`` holds, found without parsing it."""
+    return len(_DELIMITER_ROW.findall(text))
+
+
 def find_tables(text: str) -> list[Table]:
     """The tables at the top level of ``text`` as GFM reads them (markdown-it's table rule); a table
-    inside a quote or a list item stays text."""
+    inside a quote or a list item stays text. Text without a possible delimiter row is not parsed:
+    the supervisor splits a growing reply at every change."""
+    if not most_tables(text):
+        return []
     starts = [0] + [m.end() for m in _LINE_BREAK.finditer(text)]
     ends = [m.start() for m in _LINE_BREAK.finditer(text)] + [len(text)]
     tables: list[Table] = []
