@@ -215,6 +215,7 @@ def _table(rows: int, cells: int = 2, text: str = "x") -> dict[str, Any]:
 async def test_table_blocks_are_checked_as_slack_does(sim: SlackSim, client: AsyncWebClient) -> None:
     """A table block within the table limits is kept; one over them, or a second table in the
     message, is ``invalid_blocks`` with Slack's reason and where it is."""
+    sim.rate_limits = RateLimits(post_message_per_channel=Limit(per_minute=60, burst=10))
     prose = {"type": "markdown", "text": "Numbers:"}
     posted = await client.chat_postMessage(channel=sim.general, text="t", blocks=[prose, _table(100, 20)])
     assert sim.workspace.message(sim.general, posted["ts"]).blocks[1]["type"] == "table"
