@@ -36,6 +36,7 @@ from bridge.sim.slack_state import (
     SimMessage,
     Workspace,
 )
+from bridge.sim.slack_tables import tables_error
 
 MAX_TEXT = 40_000
 MAX_MARKDOWN_TEXT = 12_000
@@ -376,6 +377,9 @@ class WebApi:
                 raise ApiError("invalid_blocks_format")
             if len(blocks) > MAX_BLOCKS or not all(_valid_block(b) for b in blocks):
                 raise ApiError("invalid_blocks")
+            table_error = tables_error(blocks)
+            if table_error is not None:
+                raise ApiError("invalid_blocks", response_metadata={"messages": [table_error]})
             if (
                 sum(len(str(b.get("text", ""))) for b in blocks if b["type"] == "markdown")
                 > MAX_MARKDOWN_TEXT

@@ -13,6 +13,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.metrics import Metrics
 from bridge.relay.ports import Button, SlackPermanent, SlackRateLimited, SlackTransient
+from bridge.slack.mrkdwn import MARKDOWN_LIMIT
+from bridge.slack.tables import message_blocks
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +66,15 @@ def _button(button: Button) -> dict[str, Any]:
 
 
 def _content(markdown: str, buttons: Sequence[Button]) -> dict[str, Any]:
-    """The message body: plain ``markdown_text``, or, with buttons, a ``markdown`` block and an
-    ``actions`` block (``markdown_text`` cannot carry blocks) with the text as notification fallback."""
-    if not buttons:
+    """The message body: plain ``markdown_text``, or blocks when it needs them (``markdown_text``
+    cannot carry any): a ``table`` block for a GFM table, an ``actions`` block for buttons. Blocks
+    come with the text as notification fallback."""
+    blocks = message_blocks(markdown, MARKDOWN_LIMIT)
+    if blocks is None and not buttons:
         return {"markdown_text": markdown}
-    blocks = [
-        {"type": "markdown", "text": markdown},
-        {"type": "actions", "elements": [_button(b) for b in buttons]},
-    ]
+    blocks = blocks or [{"type": "markdown", "text": markdown}]
+    if buttons:
+        blocks.append({"type": "actions", "elements": [_button(b) for b in buttons]})
     return {"text": markdown, "blocks": blocks}
 
 
@@ -85,7 +88,8 @@ class WebPoster:
     async def post(
         self, channel: str, thread_ts: str, markdown: str, *, key: str, buttons: Sequence[Button] = ()
     ) -> str:
-        """Reply in a thread with standard Markdown (Slack renders it; ≤ 12,000 characters)."""
+        """Reply in a thread with standard Markdown (Slack renders it, tables as a table block;
+        ≤ 12,000 characters)."""
         response = await self._call(
             "chat.postMessage",
             lambda: self._client.chat_postMessage(

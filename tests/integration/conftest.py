@@ -20,6 +20,7 @@ from bridge.sim.coder import CoderSim
 from bridge.sim.slack import SlackSim
 from bridge.sim.slack_state import SimMessage
 from bridge.slack.blocks import is_card, is_diff_summary, is_outcome, is_retry_line
+from tests.slack_text import shown
 
 CODER_TOKEN = "sim-token-alice"
 SIGNING_SECRET = "sim-signing-secret"
@@ -135,8 +136,8 @@ class World:
         return [m for m in self.slack.thread(channel or self.slack.general, root) if m.bot_id]
 
     def bot_texts(self, root: str, channel: str | None = None) -> list[str]:
-        """The visible texts of the bot's messages in a thread."""
-        return [m.visible_text for m in self.bot_messages(root, channel)]
+        """The visible texts of the bot's messages in a thread (blocks read back as Markdown)."""
+        return [shown(m) for m in self.bot_messages(root, channel)]
 
     def replies(self, root: str, channel: str | None = None) -> list[str]:
         """The agent's replies as the thread shows them: the bot's messages but the bridge's own lines."""

@@ -4,6 +4,7 @@ status line, errors) and that the thread shows the agent's Markdown exactly, how
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -144,3 +145,78 @@ async def test_thread_shows_the_agents_markdown_exactly(world: World) -> None:
     assert all(len(p) <= 12_000 for p in parts)
     assert parts[0].endswith("\n```"), "the split closes the open code block"
     assert parts[1].startswith("```python\n"), "and reopens it with its language"
+
+
+def _tables_in(world: World, root: str) -> list[dict[str, Any]]:
+    """The table blocks of the bot's messages in a thread."""
+    return [b for m in world.bot_messages(root) for b in m.blocks if b["type"] == "table"]
+
+
+def _markdown_in(world: World, root: str) -> list[str]:
+    """The texts of the markdown blocks of the bot's messages in a thread."""
+    return [b["text"] for m in world.bot_messages(root) for b in m.blocks if b["type"] == "markdown"]
+
+
+async def test_a_table_is_shown_as_a_table_block(world: World) -> None:
+    """A GFM table in a reply is a Slack table block between the prose around it, aligned as written."""
+    text = (
+        "The change in numbers:\n\n"
+        "| file | change | note |\n|:---|---:|:---:|\n"
+        "| `auth.py` | +12 −3 | a \\| b |\n| `routes.py` | +1 −1 |  |\n\n"
+        "That's all."
+    )
+    world.coder.agent = lambda prompt: [Text(text)]
+    root = await world.mention("explain")
+    await world.until(lambda: world.replies(root) == [text])
+    (message,) = [m for m in world.bot_messages(root) if any(b["type"] == "table" for b in m.blocks)]
+    assert message.markdown_text is None
+    assert message.text == text, "the text is the notification fallback"
+    assert [b["type"] for b in message.blocks] == ["markdown", "table", "markdown"]
+    (table,) = _tables_in(world, root)
+    assert [s.get("align") for s in table["column_settings"]] == ["left", "right", "center"]
+    assert table["rows"][1] == [
+        {"type": "raw_text", "text": "`auth.py`"},
+        {"type": "raw_text", "text": "+12 −3"},
+        {"type": "raw_text", "text": "a | b"},
+    ]
+
+
+async def test_a_second_table_is_an_aligned_code_block(world: World) -> None:
+    """A message holds one table block: the reply's next table is a code block lined up in columns."""
+    first = "| a | b |\n|---|---|\n| 1 | 2 |"
+    second = "| name | size |\n|---|---:|\n| 漢字 | 3 |\n| x | 1024 |"
+    text = f"Before.\n\n{first}\n\nBetween.\n\n{second}\n\nAfter."
+    world.coder.agent = lambda prompt: [Text(text)]
+    root = await world.mention("explain")
+    await world.until(lambda: world.replies(root) == [text])
+    assert len(_tables_in(world, root)) == 1
+    aligned = "```table\n| name | size |\n|------|-----:|\n| 漢字 |    3 |\n| x    | 1024 |\n```"
+    assert any(aligned in t for t in _markdown_in(world, root))
+
+
+async def test_a_table_too_large_for_a_block_is_a_code_block(world: World) -> None:
+    """Over 100 rows is more than a table block takes: the table is shown as a code block instead."""
+    rows = "\n".join(f"| {i} | row {i} |" for i in range(100))
+    text = f"All of them:\n\n| n | name |\n|---|---|\n{rows}"
+    world.coder.agent = lambda prompt: [Text(text)]
+    root = await world.mention("explain")
+    await world.until(lambda: world.replies(root) == [text])
+    assert _tables_in(world, root) == []
+    head = "\n```table\n| n   | name   |\n|-----|--------|\n| 0   | row 0  |\n"
+    assert any(head in t for t in _markdown_in(world, root))
+
+
+async def test_a_long_reply_is_split_around_a_table(world: World) -> None:
+    """A split that would cut a table in two comes before it: the table is whole in the next part."""
+    prose = "\n\n".join(f"Paragraph {i}: " + "words " * 30 for i in range(60))
+    table = "| step | result |\n|---|---|\n" + "\n".join(f"| {i} | ok {'✓' * 10} |" for i in range(40))
+    text = f"{prose}\n\n{table}\n\nThe end."
+    assert len(prose) < 12_000 < len(prose) + len(table)
+    world.coder.agent = lambda prompt: [Text(text)]
+    root = await world.mention("explain")
+    await world.until(lambda: rejoin(world.replies(root)) == text, timeout=30)
+    parts = world.replies(root)
+    assert len(parts) == 2
+    assert parts[1].startswith(table), "the table opens the second part, whole"
+    (block,) = _tables_in(world, root)
+    assert len(block["rows"]) == 41

@@ -204,6 +204,41 @@ async def test_web_api_errors_are_http_200(sim: SlackSim, client: AsyncWebClient
     assert [c.error for c in sim.calls_to("reactions.add")] == [None, "already_reacted"]
 
 
+def _table(rows: int, cells: int = 2, text: str = "x") -> dict[str, Any]:
+    return {
+        "type": "table",
+        "rows": [[{"type": "raw_text", "text": text} for _ in range(cells)] for _ in range(rows)],
+        "column_settings": [{"align": "right", "is_wrapped": True}],
+    }
+
+
+async def test_table_blocks_are_checked_as_slack_does(sim: SlackSim, client: AsyncWebClient) -> None:
+    """A table block within the table limits is kept; one over them, or a second table in the
+    message, is ``invalid_blocks`` with Slack's reason and where it is."""
+    sim.rate_limits = RateLimits(post_message_per_channel=Limit(per_minute=60, burst=10))
+    prose = {"type": "markdown", "text": "Numbers:"}
+    posted = await client.chat_postMessage(channel=sim.general, text="t", blocks=[prose, _table(100, 20)])
+    assert sim.workspace.message(sim.general, posted["ts"]).blocks[1]["type"] == "table"
+    cases = {
+        "only_one_table_allowed [json-pointer:/blocks/2]": [prose, _table(2), _table(2)],
+        "must be less than 101 items [json-pointer:/blocks/0/rows]": [_table(101)],
+        "must be less than 21 items [json-pointer:/blocks/0/rows/0]": [_table(2, 21)],
+        "must be a raw_text or rich_text element with text [json-pointer:/blocks/0/rows/0/0]": [
+            _table(2, 1, "")
+        ],
+        "at most 10000 characters in total [json-pointer:/blocks/0/rows]": [_table(2, 1, "x" * 5001)],
+        "must be a valid enum value [json-pointer:/blocks/0/column_settings/0/align]": [
+            _table(1) | {"column_settings": [{"align": "middle"}]}
+        ],
+    }
+    for reason, blocks in cases.items():
+        error = await api_error(client.chat_postMessage(channel=sim.general, text="t", blocks=blocks))
+        assert error.response["error"] == "invalid_blocks"
+        (message,) = error.response["response_metadata"]["messages"]
+        assert message.startswith("[ERROR] ")
+        assert message.endswith(reason)
+
+
 async def test_token_from_header_or_form_field_only(sim: SlackSim) -> None:
     """A form post may carry the token as a field; inside a JSON body it is ignored."""
     async with aiohttp.ClientSession() as http:
