@@ -34,6 +34,11 @@ deliveries (its stored texts are marked failed, one WARNING says why).
 Buttons. A slot's text may carry buttons; they are stored and digested with it, so they are as
 durable as the text and a change of buttons alone is an edit like a change of text.
 
+Plans. A status card's text may come with its ``Plan`` (the card in parts, for a poster that shows
+tool calls natively). It is set with the text, kept in memory only and handed to the poster with
+that text: the text alone decides whether a call is due, and a text stored before a restart goes
+out without one (the poster shows it as text).
+
 Reactions. ``react`` sets the bridge's reactions of one kind (a ``role``: the turn's mark, the chat
 status, "queued") on a message of the thread; the worker adds and removes them with the same budgets
 and 429 handling as texts, latest wish winning. What Slack has is tracked in memory: after a restart
@@ -51,7 +56,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -63,7 +68,7 @@ from bridge.db.engine import Database
 from bridge.db.models import SlackMessage, utcnow
 from bridge.db.repo import SlotText
 from bridge.relay.limits import Priority, SlackLimits, Ticket
-from bridge.relay.ports import Button, SlackError, SlackPermanent, SlackPoster, SlackRateLimited
+from bridge.relay.ports import Button, Plan, SlackError, SlackPermanent, SlackPoster, SlackRateLimited
 from bridge.slack.mrkdwn import split_markdown
 from bridge.tasks import TaskGroup
 
@@ -113,6 +118,7 @@ class _Slot:
     sent_digest: str = ""
     text: str | None = None  # None: nothing asked of this slot since the last start
     buttons: Buttons = ()
+    plan: Plan | None = None  # set with ``text``, in memory only
     text_digest: str = ""  # of ``text``, computed once when it is set, not on every wake
     final: bool = False
     last_sent: float = float("-inf")
@@ -198,13 +204,20 @@ class Outbox:
         self._tasks = TaskGroup("outbox")
 
     def set_text(
-        self, ref: ThreadRef, key: str, text: str, *, final: bool = False, buttons: Buttons = ()
+        self,
+        ref: ThreadRef,
+        key: str,
+        text: str,
+        *,
+        final: bool = False,
+        buttons: Buttons = (),
+        plan: Plan | None = None,
     ) -> None:
         """Make slot ``key`` of a thread show ``text`` (posted or edited by the worker), kept in memory
         only: for progress that a restart regenerates. Texts that must survive one go through ``put``."""
         if ref.link_id in self._closed:
             return
-        self._set(self._thread(ref), key, text, final=final, buttons=buttons)
+        self._set(self._thread(ref), key, text, final=final, buttons=buttons, plan=plan)
 
     def react(
         self, ref: ThreadRef, ts: str, role: str, names: Iterable[str], *, among: Iterable[str]
@@ -237,21 +250,33 @@ class Outbox:
         self.show(ref, texts)
 
     async def put_with(
-        self, ref: ThreadRef, texts: Sequence[SlotText], write: Callable[[AsyncSession], Awaitable[None]]
+        self,
+        ref: ThreadRef,
+        texts: Sequence[SlotText],
+        write: Callable[[AsyncSession], Awaitable[None]],
+        *,
+        plans: Mapping[str, Plan] | None = None,
     ) -> None:
         """Store texts in one transaction with the caller's own ``write`` (a cursor, a shown state),
-        then have them shown. Should the transaction fail, they are shown all the same, not durably:
-        slots reserved for them must not wait forever."""
+        then have them shown (with ``plans``: slot -> the plan of its text). Should the transaction
+        fail, they are shown all the same, not durably: slots reserved for them must not wait forever."""
         try:
             async with self._db.unit() as session:
-                stored = await self.stage(session, ref, texts)
+                stored = await self.stage(session, ref, texts, plans=plans)
                 await write(session)
         except BaseException:
-            self.show(ref, texts, stored=False)
+            self.show(ref, texts, stored=False, plans=plans)
             raise
-        self.show(ref, stored)
+        self.show(ref, stored, plans=plans)
 
-    async def stage(self, session: AsyncSession, ref: ThreadRef, texts: Sequence[SlotText]) -> list[SlotText]:
+    async def stage(
+        self,
+        session: AsyncSession,
+        ref: ThreadRef,
+        texts: Sequence[SlotText],
+        *,
+        plans: Mapping[str, Plan] | None = None,
+    ) -> list[SlotText]:
         """Store texts in the caller's transaction (the supervisor's also advances the cursor), all but
         those Slack shows already; returns the stored ones, for ``show`` once the caller committed."""
         if ref.link_id in self._closed:
@@ -262,18 +287,35 @@ class Outbox:
         for text in texts:  # shown already, but a newer progress text waits: the final one wins again
             slot = known.get(text.slot)
             if slot is not None and slot.sent_digest == text.digest and slot.dirty:
-                self._set(thread, text.slot, text.text, final=text.final, buttons=_decode(text.buttons))
+                plan = (plans or {}).get(text.slot)
+                self._set(
+                    thread, text.slot, text.text, final=text.final, buttons=_decode(text.buttons), plan=plan
+                )
         await repo.stage_texts(session, ref.link_id, fresh)
         return fresh
 
-    def show(self, ref: ThreadRef, texts: Sequence[SlotText], *, stored: bool = True) -> None:
+    def show(
+        self,
+        ref: ThreadRef,
+        texts: Sequence[SlotText],
+        *,
+        stored: bool = True,
+        plans: Mapping[str, Plan] | None = None,
+    ) -> None:
         """Have texts shown; rows of ``stored`` ones are deleted when Slack shows them. A caller whose
         transaction failed shows its texts all the same (``stored=False``), just not durably."""
         if ref.link_id in self._closed:
             return
-        self._show_in(self._thread(ref), texts, stored=stored)
+        self._show_in(self._thread(ref), texts, stored=stored, plans=plans)
 
-    def _show_in(self, thread: _Thread, texts: Sequence[SlotText], *, stored: bool) -> None:
+    def _show_in(
+        self,
+        thread: _Thread,
+        texts: Sequence[SlotText],
+        *,
+        stored: bool,
+        plans: Mapping[str, Plan] | None = None,
+    ) -> None:
         for text in texts:
             stored_as = text.digest if stored else ""
             self._set(
@@ -283,6 +325,7 @@ class Outbox:
                 final=text.final,
                 stored=stored_as,
                 buttons=_decode(text.buttons),
+                plan=(plans or {}).get(text.slot),
             )
 
     async def resume(self) -> int:
@@ -296,14 +339,21 @@ class Outbox:
 
     @staticmethod
     def _set(
-        thread: _Thread, key: str, text: str, *, final: bool, stored: str = "", buttons: Buttons = ()
+        thread: _Thread,
+        key: str,
+        text: str,
+        *,
+        final: bool,
+        stored: str = "",
+        buttons: Buttons = (),
+        plan: Plan | None = None,
     ) -> None:
         slot = thread.slots.get(key)
         if slot is None:
             slot = thread.slots[key] = _Slot(key)
         if not slot.dirty:
             slot.since = next(thread.changes)
-        slot.text, slot.buttons, slot.final = text, buttons, final or slot.final
+        slot.text, slot.buttons, slot.plan, slot.final = text, buttons, plan, final or slot.final
         slot.text_digest = digest(text, buttons)
         slot.split = False
         if stored:
@@ -569,15 +619,17 @@ class Outbox:
                     thread.ticket = None
             assert slot.text is not None
             # Read after the wait: the newest text goes out.
-            text, buttons, sent = slot.text, slot.buttons, slot.text_digest
+            text, buttons, plan, sent = slot.text, slot.buttons, slot.plan, slot.text_digest
             # The stored text this send settles: ``text`` itself, or an older one ``text`` replaced.
             stored = slot.stored
             key = _tag(ref, slot.key)
             if slot.ts is None:
-                slot.ts = await self._poster.post(ref.channel, ref.thread_ts, text, key=key, buttons=buttons)
+                slot.ts = await self._poster.post(
+                    ref.channel, ref.thread_ts, text, key=key, buttons=buttons, plan=plan
+                )
                 self._posted[(ref.channel, slot.ts)] = ref.link_id
             else:
-                await self._poster.update(ref.channel, slot.ts, text, key=key, buttons=buttons)
+                await self._poster.update(ref.channel, slot.ts, text, key=key, buttons=buttons, plan=plan)
         except SlackRateLimited as exc:  # every thread's next call of the method waits, not only this one
             self._limits.rate_limited(method, ref.channel, exc.retry_after)
             slot.since = next(thread.changes)  # the thread's other final texts get their turn next

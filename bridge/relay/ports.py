@@ -7,6 +7,9 @@ Errors are sorted by what the caller should do, like the Coder error tree:
     ├── SlackTransient      5xx, timeouts, ``internal_error``: retry with backoff
     └── SlackPermanent      the call can never succeed as made (archived channel, missing scope …)
 
+A turn's status card may come with its ``Plan``: the same card in parts, for a poster that shows
+tool calls natively (Slack's plan and task chunks) rather than as the card's text.
+
 Agent Sessions have a port of their own (``AgentSessions``). Reading from Slack has two more ports:
 ``FileSource`` (a message's attached files, downloaded with the checks of ``bridge.slack.files``) and
 ``ThreadHistory`` (a thread's earlier messages).
@@ -58,6 +61,33 @@ class Button:
     style: str | None = None
 
 
+@dataclass(frozen=True)
+class Step:
+    """One tool call of a turn: ``id`` is Coder's tool call id, so a poster updates the same step as
+    its ``state`` moves on (``running``, then ``ok`` or ``error``; ``unknown`` when the turn ended
+    without its result)."""
+
+    id: str
+    name: str
+    summary: str
+    """A short hint of what the call does (its first string argument), "" when it has none."""
+    state: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A turn's status card in parts. The card's text says all of it; a poster that can show steps
+    natively shows these instead, and ``head`` (the card's first line) once the card is ``final``."""
+
+    title: str
+    """The turn's state in a few plain words (``Working``, ``Starting workspace… 40s``, ``Done``)."""
+    steps: tuple[Step, ...]
+    head: str
+    """The card's first line (Markdown): ``✅ Done · 3 tools · touched `a.py` `` and the like."""
+    final: bool
+    """The turn is over: nothing more will change."""
+
+
 class Whisperer(Protocol):
     """Private answers to one person (the outbox sends them within the workspace's budgets)."""
 
@@ -70,10 +100,18 @@ class SlackPoster(Whisperer, Protocol):
     """The Slack writes the relay needs; every call goes through the outbox's pacing."""
 
     async def post(
-        self, channel: str, thread_ts: str, markdown: str, *, key: str, buttons: Sequence[Button] = ()
+        self,
+        channel: str,
+        thread_ts: str,
+        markdown: str,
+        *,
+        key: str,
+        buttons: Sequence[Button] = (),
+        plan: Plan | None = None,
     ) -> str:
         """Post Markdown text (with ``buttons`` under it) as a reply in a thread, tagged with ``key``
-        (kept in the message's metadata, so ``tagged`` finds it again); returns the message's ``ts``."""
+        (kept in the message's metadata, so ``tagged`` finds it again); returns the message's ``ts``.
+        A status card comes with its ``plan``, which a poster may show instead of the text."""
         ...
 
     async def announce(self, channel: str, markdown: str) -> str:
@@ -81,9 +119,17 @@ class SlackPoster(Whisperer, Protocol):
         ...
 
     async def update(
-        self, channel: str, ts: str, markdown: str, *, key: str, buttons: Sequence[Button] = ()
+        self,
+        channel: str,
+        ts: str,
+        markdown: str,
+        *,
+        key: str,
+        buttons: Sequence[Button] = (),
+        plan: Plan | None = None,
     ) -> None:
-        """Replace the text, buttons (none: no buttons) and ``key`` tag of a message the bot posted."""
+        """Replace the text, buttons (none: no buttons) and ``key`` tag of a message the bot posted
+        (a status card: with its ``plan``, as for ``post``)."""
         ...
 
     async def react(self, channel: str, ts: str, name: str, *, on: bool) -> None:

@@ -39,7 +39,7 @@ from bridge.db.repo import SlotText
 from bridge.relay.identity import HOW_TO_LINK, Identity
 from bridge.relay.marks import Marks, ReactionNames, header_buttons
 from bridge.relay.outbox import Outbox, ThreadRef, digest, final_text
-from bridge.relay.ports import Button
+from bridge.relay.ports import Button, Plan
 from bridge.relay.sessions import SessionMirror
 from bridge.relay.view import DRAFT, ThreadView
 from bridge.slack.blocks import render_error, render_header, render_outcome
@@ -342,17 +342,21 @@ class Supervisor:
         for old, new in view.renames:
             await self._outbox.rename(ref, old, new)
         finals: list[SlotText] = []
+        plans: dict[str, Plan] = {}
         for key in view.changed:
             block = view.block(key)
             if not block.text:  # a draft shown before a restart, whose text this process never saw
                 continue
             for index, part in enumerate(split_markdown(block.text)):
                 slot = key if index == 0 else f"{key}#{index}"
+                plan = block.plan if index == 0 else None
                 if block.final:
                     self._outbox.reserve(ref, slot)
                     finals.append(final_text(slot, part))
+                    if plan is not None:
+                        plans[slot] = plan
                 else:
-                    self._outbox.set_text(ref, slot, part)
+                    self._outbox.set_text(ref, slot, part, plan=plan)
         if view.status_changed and view.status is not None:
             archived = self._archived.get(chat_id, False)
             header, buttons = self._header(chat_id, title, view.status, view.failure, archived=archived)
@@ -360,7 +364,7 @@ class Supervisor:
                 self._outbox.set_text(ref, HEADER_SLOT, header, buttons=buttons)
             else:  # an idle status is what people wait for: final texts go first
                 finals.append(final_text(HEADER_SLOT, header, buttons))
-        await self._save(ref, chat_id, view, [*finals, *(ending or ())], ending=ending is not None)
+        await self._save(ref, chat_id, view, [*finals, *(ending or ())], plans, ending=ending is not None)
 
     def _header(
         self, chat_id: ChatId, title: str, status: ChatStatus, reason: str = "", *, archived: bool
@@ -376,16 +380,22 @@ class Supervisor:
         return render_header(title=title, url=url, status=status, reason=reason), buttons
 
     async def _save(
-        self, ref: ThreadRef, chat_id: ChatId, view: ThreadView, finals: list[SlotText], *, ending: bool
+        self,
+        ref: ThreadRef,
+        chat_id: ChatId,
+        view: ThreadView,
+        finals: list[SlotText],
+        plans: dict[str, Plan],
+        *,
+        ending: bool,
     ) -> None:
         """Store final texts, cursor and status in one transaction when any of them changed (most
-        batches are deltas that change none), then have the texts shown."""
+        batches are deltas that change none), then have the texts (a card with its plan) shown."""
         moved = view.last_id > view.saved_id
         if not moved and not view.status_changed and not finals and not ending:
             return
-        await self._outbox.put_with(
-            ref, finals, partial(self._save_cursor, chat_id=chat_id, view=view, moved=moved, ending=ending)
-        )
+        write = partial(self._save_cursor, chat_id=chat_id, view=view, moved=moved, ending=ending)
+        await self._outbox.put_with(ref, finals, write, plans=plans)
         view.saved_id = view.last_id
 
     @staticmethod

@@ -44,10 +44,14 @@ from bridge.coder.types import (
     StatusEvent,
     StreamEvent,
 )
+from bridge.relay.ports import Plan, Step
 from bridge.slack.blocks import (
     Starting,
     ToolLine,
+    call_state,
+    card_title,
     render_card,
+    render_card_head,
     render_error,
     render_reasoning,
     render_retry,
@@ -153,6 +157,8 @@ class Block:
     key: str
     text: str
     final: bool
+    plan: Plan | None = None
+    """A status card's content in parts (``ports.Plan``); None for every other block."""
 
 
 class ThreadView:
@@ -473,14 +479,24 @@ class ThreadView:
         lines = [ToolLine(c.name, c.summary, c.state) for c in self._calls.values()]
         touched = list(self._touched())
         text = render_card(lines, phase=phase, touched=touched, reason=self._failure, starting=starting)
-        self._set(key, text, final=not phase.busy)
+        self._set(key, text, final=not phase.busy, plan=self._plan(phase, touched, starting))
+
+    def _plan(self, phase: ChatPhase, touched: list[str], starting: Starting | None) -> Plan:
+        """The card in parts, for a poster that shows the turn's tool calls natively."""
+        steps = tuple(
+            Step(key, c.name, c.summary, call_state(c.state, phase)) for key, c in self._calls.items()
+        )
+        head = render_card_head(
+            len(steps), phase=phase, touched=touched, reason=self._failure, starting=starting
+        )
+        return Plan(card_title(phase, starting), steps, head, final=not phase.busy)
 
     def _reopen_card(self) -> None:
         """A turn that waited for its person (its card final, showing the wait) is not over yet."""
         key = f"{CARD}:{self._turn_id}"
         card = self._blocks.get(key)
         if card is not None and card.final:
-            self._blocks[key] = Block(key, card.text, final=False)
+            self._blocks[key] = Block(key, card.text, final=False, plan=card.plan)
 
     def _close_card(self) -> None:
         """A new turn began while the chat stayed busy (Coder went straight on to a queued
@@ -492,10 +508,10 @@ class ThreadView:
         if draft.strip():
             self._set(DRAFT, draft, final=False)
 
-    def _set(self, key: str, text: str, *, final: bool) -> None:
+    def _set(self, key: str, text: str, *, final: bool, plan: Plan | None = None) -> None:
         existing = self._blocks.get(key)
-        if existing is not None and existing.text == text and existing.final == final:
+        if existing is not None and (existing.text, existing.final, existing.plan) == (text, final, plan):
             return
-        self._blocks[key] = Block(key, text, final)
+        self._blocks[key] = Block(key, text, final, plan)
         if key not in self.changed:
             self.changed.append(key)

@@ -367,6 +367,12 @@ class SlackSim:
         return self._api.unknown_methods
 
     @property
+    def chunk_types(self) -> set[str]:
+        """The kinds of streaming ``chunks`` this workspace knows; others answer ``invalid_chunks``.
+        Remove ``task_update`` and ``plan_update`` to play a Slack that streams text but no tasks."""
+        return self._api.chunk_types
+
+    @property
     def scopes(self) -> tuple[str, ...]:
         """The bot token's granted scopes."""
         return self._api.scopes

@@ -49,6 +49,8 @@ MAX_BUTTON_VALUE = 2000
 MAX_ACTION_ID = 255
 SESSION_STATUSES = frozenset({"processing", "active", "suspended", "closed"})
 TASK_STATUSES = frozenset({"pending", "in_progress", "complete", "error"})
+CHUNK_TYPES = frozenset({"markdown_text", "task_update", "plan_update", "blocks"})
+TASK_DISPLAY_MODES = frozenset({"timeline", "plan"})
 _EMOJI_NAME = re.compile(r"^[a-z0-9_+'\-]+(::skin-tone-[2-6])?$")
 
 TokenKind = Literal["bot", "app"]
@@ -211,6 +213,7 @@ class WebApi:
         self.agent_declared = agent_declared
         self.home_tab_enabled = home_tab_enabled
         self.unknown_methods: set[str] = set()
+        self.chunk_types: set[str] = set(CHUNK_TYPES)
         self._time_scale = time_scale
         self._subscriptions = subscriptions
         self._echo = echo
@@ -393,9 +396,9 @@ class WebApi:
             raise ApiError("msg_too_long")
         return _Content(text, blocks, markdown_text)
 
-    @staticmethod
-    def _chunks(args: Args) -> list[JsonDict]:
-        """Validate streaming ``chunks`` (reference 4.13); anything unrecognised is ``invalid_chunks``."""
+    def _chunks(self, args: Args) -> list[JsonDict]:
+        """Validate streaming ``chunks`` (reference 4.13); anything unrecognised is ``invalid_chunks``,
+        as is a kind this workspace does not know (``chunk_types``)."""
         chunks = args.decoded("chunks", "invalid_chunks")
         if chunks is None:
             return []
@@ -403,9 +406,14 @@ class WebApi:
             raise ApiError("invalid_chunks")
         for chunk in chunks:
             kind = chunk.get("type") if isinstance(chunk, dict) else None
-            valid = (
+            valid = kind in self.chunk_types and (
                 (kind == "markdown_text" and isinstance(chunk.get("text"), str))
-                or (kind == "task_update" and chunk.get("id") and chunk.get("status") in TASK_STATUSES)
+                or (
+                    kind == "task_update"
+                    and chunk.get("id")
+                    and isinstance(chunk.get("title"), str)
+                    and chunk.get("status") in TASK_STATUSES
+                )
                 or (kind == "plan_update" and isinstance(chunk.get("title"), str))
                 or (kind == "blocks" and isinstance(chunk.get("blocks"), list))
             )
@@ -480,6 +488,7 @@ class WebApi:
         message = self._own_message(channel, args.require("ts"), error="cant_update_message")
         content = self._content(args)
         previous = self._ws.message_json(message)
+        message.chunks = []  # a streamed message's tasks and plan are content too: replaced
         if content.markdown_text is not None:
             message.markdown_text, message.text, message.blocks = content.markdown_text, "", []
         else:
@@ -538,6 +547,9 @@ class WebApi:
         if channel.kind != "im" and not (args.get("recipient_user_id") and args.get("recipient_team_id")):
             # Streams into channels are addressed to one recipient (reference 4.13).
             raise ApiError("invalid_arguments", response_metadata={"messages": ["[ERROR] missing recipient"]})
+        mode = args.get("task_display_mode")
+        if mode is not None and mode not in TASK_DISPLAY_MODES:
+            raise _enum_error("task_display_mode")
         chunks = self._chunks(args)
         thread_ts = self._thread_root(channel, args.get("thread_ts"))
         message = SimMessage(

@@ -110,6 +110,54 @@ class Starting:
     workspace: bool
 
 
+def _card_state(phase: ChatPhase, starting: Starting | None) -> tuple[str, str]:
+    """The icon and the words a card gives the turn's state."""
+    if phase.busy and starting is not None:
+        what = "Starting workspace…" if starting.workspace else "Starting…"
+        return "⏳", f"{what} {format_elapsed(starting.seconds)}"
+    if phase.busy:
+        return "⏳", "Working"
+    if phase is ChatPhase.ERROR:
+        return "❌", "Failed"
+    if phase is ChatPhase.NEEDS_USER:
+        return "✋", "Waiting for you"
+    return "✅", "Done"
+
+
+def card_title(phase: ChatPhase, starting: Starting | None = None) -> str:
+    """The turn's state in plain words, as a card says it (``Working``, ``Done``…) without the rest
+    of its first line: the title of a plan that lists the turn's tool calls itself."""
+    return _card_state(phase, starting)[1]
+
+
+def call_state(state: str, phase: ChatPhase) -> str:
+    """A tool call's state as a card shows it: one still running when its turn ended is ``unknown``
+    (no result came)."""
+    return state if phase.busy or state != "running" else "unknown"
+
+
+def render_card_head(
+    calls: int,
+    *,
+    phase: ChatPhase,
+    touched: Sequence[str],
+    reason: str = "",
+    starting: Starting | None = None,
+) -> str:
+    """A card's first line: the turn's state, how many tools it called, why it failed, what it touched."""
+    icon, words = _card_state(phase, starting)
+    head = f"{icon} {words}"
+    if calls:
+        head += f" · {calls} tool{'s' if calls != 1 else ''}"
+    if phase is ChatPhase.ERROR and reason:
+        head += f" · {_one_line(reason)}"
+    if touched:
+        shown = ", ".join(f"`{_code(name)}`" for name in touched[:4])
+        more = f" and {len(touched) - 4} more" if len(touched) > 4 else ""
+        head += f" · touched {shown}{more}"
+    return head
+
+
 def render_card(
     calls: Sequence[ToolLine],
     *,
@@ -123,33 +171,13 @@ def render_card(
     While the turn is still starting (``starting``) it says so, with the time it has taken, so a
     slow workspace start does not look like a stuck agent.
     """
-    count = f"{len(calls)} tool{'s' if len(calls) != 1 else ''}" if calls else ""
-    if phase.busy and starting is not None:
-        what = "Starting workspace…" if starting.workspace else "Starting…"
-        head = f"⏳ {what} {format_elapsed(starting.seconds)}"
-    elif phase.busy:
-        head = "⏳ Working"
-    elif phase is ChatPhase.ERROR:
-        head = "❌ Failed"
-    elif phase is ChatPhase.NEEDS_USER:
-        head = "✋ Waiting for you"
-    else:
-        head = "✅ Done"
-    head += f" · {count}" if count else ""
-    if phase is ChatPhase.ERROR and reason:
-        head += f" · {_one_line(reason)}"
-    if touched:
-        shown = ", ".join(f"`{_code(name)}`" for name in touched[:4])
-        more = f" and {len(touched) - 4} more" if len(touched) > 4 else ""
-        head += f" · touched {shown}{more}"
-    lines = [head]
+    lines = [render_card_head(len(calls), phase=phase, touched=touched, reason=reason, starting=starting)]
     hidden = len(calls) - _SHOWN_CALLS
     if hidden > 0:
         lines.append(f"…{hidden} earlier")
     for call in calls[-_SHOWN_CALLS:]:
         summary = f" `{_code(call.summary)}`" if call.summary else ""
-        state = call.state if phase.busy or call.state != "running" else "unknown"  # no result came
-        lines.append(f"- {_STATE_MARKS.get(state, '•')} {call.name}{summary}")
+        lines.append(f"- {_STATE_MARKS.get(call_state(call.state, phase), '•')} {call.name}{summary}")
     return "\n".join(lines)
 
 

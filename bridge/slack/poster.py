@@ -12,7 +12,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.metrics import Metrics
-from bridge.relay.ports import Button, SlackPermanent, SlackRateLimited, SlackTransient
+from bridge.relay.ports import Button, Plan, SlackPermanent, SlackRateLimited, SlackTransient
 from bridge.slack.mrkdwn import MARKDOWN_LIMIT
 from bridge.slack.tables import message_blocks
 
@@ -86,10 +86,17 @@ class WebPoster:
         self._metrics = metrics
 
     async def post(
-        self, channel: str, thread_ts: str, markdown: str, *, key: str, buttons: Sequence[Button] = ()
+        self,
+        channel: str,
+        thread_ts: str,
+        markdown: str,
+        *,
+        key: str,
+        buttons: Sequence[Button] = (),
+        plan: Plan | None = None,
     ) -> str:
         """Reply in a thread with standard Markdown (Slack renders it, tables as a table block;
-        ≤ 12,000 characters)."""
+        ≤ 12,000 characters). A card's ``plan`` is not needed: its text says all of it."""
         response = await self._call(
             "chat.postMessage",
             lambda: self._client.chat_postMessage(
@@ -106,7 +113,14 @@ class WebPoster:
         return str(response["ts"])
 
     async def update(
-        self, channel: str, ts: str, markdown: str, *, key: str, buttons: Sequence[Button] = ()
+        self,
+        channel: str,
+        ts: str,
+        markdown: str,
+        *,
+        key: str,
+        buttons: Sequence[Button] = (),
+        plan: Plan | None = None,
     ) -> None:
         """Replace a message's text and buttons (and its tag: a slot may have been renamed since)."""
         await self._call(

@@ -1,37 +1,53 @@
 """Native streaming (``BRIDGE_NATIVE_STREAMING``): a ``SlackPoster`` that streams replies as they grow.
 
-It wraps the edit-in-place poster and changes one thing: the outbox's streaming reply (its ``draft``
+It wraps the edit-in-place poster and changes two things: the outbox's streaming reply (its ``draft``
 slot) is sent with ``chat.startStream`` / ``appendStream`` / ``stopStream`` through slack-sdk's
-``AsyncChatStream`` helper instead of ``chat.postMessage`` / ``chat.update``. The outbox stays the one
-scheduler: it still decides when a text goes out (pacing, coalescing, 429 pauses); this class only
-turns "the draft now reads X" into "append what Slack does not show yet".
+``AsyncChatStream`` helper instead of ``chat.postMessage`` / ``chat.update``, and so is a turn's
+status card, as a plan (below). The outbox stays the one scheduler: it still decides when a text
+goes out (pacing, coalescing, 429 pauses); this class only turns "the draft now reads X" into
+"append what Slack does not show yet".
 
-A stream ends when a new message follows it in the thread (the next reply, the turn's outcome, a
+A reply's stream ends when a new message follows it in the thread (the next reply, the turn's outcome, a
 notice). Not sooner: the outbox sends no call for a final text that equals the streamed one, and a
 call under the persisted reply's key may still carry an older text. The turn's status card and
 edits of older messages (the header) go alongside and leave it open. A text
 that is not a continuation of what was streamed (a reconnect that rewrote the draft) ends the
 stream and replaces the message with ``chat.update``, which works on a stopped stream.
 
+Status cards. A card that comes with its ``Plan`` is streamed as one (``task_display_mode`` ``plan``):
+the plan's title is the turn's state in words (``plan_update``), each tool call a ``task_update``
+chunk under Coder's tool call id, updated in place from in progress to complete or error, and the
+stream stops when the turn is over, with the card's first line (``✅ Done · 3 tools · touched …``)
+as its text. The plan *is* the card: no text card is posted beside it, so the tool list is not
+shown twice (and when the plan cannot go on, its message is edited into the text card: one card,
+whatever happens). A card stream stays open across the turn's replies (which are streams of their
+own) and only sends what changed. A card that is over before it was first shown is posted as
+text: streaming it would cost two calls (one of them Tier 2) for a message that never changes.
+
 Fallbacks: a workspace that refuses streaming (an older Slack, the feature not enabled, a missing
-scope) is told once in the log and the poster edits in place from then on. A single stream that
-Slack ended by itself (a user's Stop, a server-side timeout: ``message_not_in_streaming_state``)
-is finished with ``chat.update``.
+scope) is told once in the log and the poster edits in place from then on. One that streams but
+refuses the card's chunks (``invalid_chunks``, ``invalid_arguments``) is told once too, and posts
+cards as text from then on while replies still stream. A single stream that Slack ended by itself
+(a user's Stop, a server-side timeout: ``message_not_in_streaming_state``; card streams, open for
+a whole turn, meet the timeout more often) is finished with ``chat.update``: a card then goes on as
+text. So does a card stream a restart left behind (this process never knew it) and one whose turn
+called more tools than Slack takes chunks for.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from slack_sdk.models.messages.chunk import Chunk, MarkdownTextChunk, PlanUpdateChunk, TaskUpdateChunk
 from slack_sdk.web.async_chat_stream import AsyncChatStream
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.metrics import Metrics
 from bridge.relay.limits import SlackLimits
-from bridge.relay.ports import Button, SlackPermanent
+from bridge.relay.ports import Button, Plan, SlackPermanent, Step
 from bridge.relay.view import CARD, DRAFT
 from bridge.slack.poster import WebPoster, message_tag, slack_call
 
@@ -53,7 +69,13 @@ REFUSALS = frozenset(
     }
 )
 """Answers meaning this workspace (or this app's setup) will not stream: edit in place instead."""
+CHUNK_REFUSALS = frozenset({"invalid_chunks", "invalid_arguments"})
+"""Refusals of a card's stream that may be about its chunks alone: replies may still stream."""
 ENDED = "message_not_in_streaming_state"
+MAX_STEPS = 50
+"""Tool calls a card streams at most: Slack renders up to 50 blocks sent as chunks (reference 4.13)."""
+_TASK_STATUS = {"running": "in_progress", "ok": "complete", "error": "error"}
+"""Slack's task status for a step's state; ``unknown`` (no result came) is ``pending``."""
 
 Recipient = Callable[[str, str], Awaitable[tuple[str, str] | None]]
 """(channel, thread_ts) -> (team id, user id) of the person a stream is addressed to."""
@@ -97,8 +119,43 @@ class _Stream:
         return self.shown + self.held
 
 
+def _task(step: Step) -> tuple[str, str]:
+    """A step as a task shows it: its title (tool name and argument hint) and Slack's status."""
+    title = f"{step.name} {step.summary}" if step.summary else step.name
+    return title, _TASK_STATUS.get(step.state, "pending")
+
+
+@dataclass
+class _PlanStream:
+    """A status card streamed as a plan, and what Slack shows of it, so a call sends only changes."""
+
+    streamer: AsyncChatStream
+    channel: str
+    thread_ts: str
+    title: str = ""
+    tasks: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Step id -> (title, status) as shown."""
+
+    def changes(self, plan: Plan) -> list[Chunk]:
+        """The chunks that make Slack show ``plan``: a new title, new or changed steps."""
+        chunks: list[Chunk] = []
+        if plan.title != self.title:
+            chunks.append(PlanUpdateChunk(title=plan.title))
+        for step in plan.steps:
+            title, status = _task(step)
+            if self.tasks.get(step.id) != (title, status):
+                chunks.append(TaskUpdateChunk(id=step.id, title=title, status=status))
+        return chunks
+
+    def shown(self, plan: Plan) -> None:
+        """Slack took the chunks of ``changes(plan)``."""
+        self.title = plan.title
+        self.tasks.update((step.id, _task(step)) for step in plan.steps)
+
+
 class StreamingPoster:
-    """``SlackPoster`` streaming the draft natively; everything else goes to the wrapped poster."""
+    """``SlackPoster`` streaming the draft and status cards natively; everything else goes to the
+    wrapped poster."""
 
     def __init__(
         self,
@@ -116,16 +173,34 @@ class StreamingPoster:
         self._limits = limits
         self._recipient = recipient
         self._session_status = session_status
-        self._streams: dict[str, _Stream] = {}  # thread (outbox link) -> its open stream
+        self._streams: dict[str, _Stream] = {}  # thread (outbox link) -> its open reply stream
+        self._plans: dict[str, _PlanStream] = {}  # ts -> an open card stream
         self.enabled = True
         """False once Slack refused streaming: the poster edits in place from then on."""
+        self.plans = True
+        """False once Slack refused a card's chunks: cards are posted as text from then on."""
 
     async def post(
-        self, channel: str, thread_ts: str, markdown: str, *, key: str, buttons: Sequence[Button] = ()
+        self,
+        channel: str,
+        thread_ts: str,
+        markdown: str,
+        *,
+        key: str,
+        buttons: Sequence[Button] = (),
+        plan: Plan | None = None,
     ) -> str:
-        """A new draft starts a stream; a new message after the reply ends the thread's open stream."""
+        """A new draft starts a stream, a new card with its plan a card stream; a new message after
+        the reply ends the thread's open reply stream."""
         if not _is_card(key):
             await self._end(_thread(key))
+        if plan is not None and not plan.final and self._streamable(plan):
+            try:
+                return await self._start_plan(channel, thread_ts, plan)
+            except SlackPermanent as exc:
+                if exc.code not in REFUSALS:
+                    raise
+                self._plans_refused(exc)
         if self.enabled and _is_draft(key) and not buttons:
             try:
                 return await self._start(channel, thread_ts, markdown, key)
@@ -136,9 +211,21 @@ class StreamingPoster:
         return await self._inner.post(channel, thread_ts, markdown, key=key, buttons=buttons)
 
     async def update(
-        self, channel: str, ts: str, markdown: str, *, key: str, buttons: Sequence[Button] = ()
+        self,
+        channel: str,
+        ts: str,
+        markdown: str,
+        *,
+        key: str,
+        buttons: Sequence[Button] = (),
+        plan: Plan | None = None,
     ) -> None:
-        """Append to the open stream when ``ts`` is it; otherwise edit in place."""
+        """Append to the open stream when ``ts`` is it (a card's: what changed in its plan, and stop
+        it once the plan is final); otherwise edit in place."""
+        card = self._plans.get(ts)
+        if card is not None:
+            await self._update_plan(card, ts, markdown, key, plan)
+            return
         thread = _thread(key)
         stream = self._streams.get(thread)
         if stream is None or stream.ts != ts or buttons:
@@ -163,16 +250,21 @@ class StreamingPoster:
         """As the wrapped poster: ephemeral messages are never streamed."""
         await self._inner.whisper(channel, user, thread_ts, markdown)
 
-    async def _start(self, channel: str, thread_ts: str, markdown: str, key: str) -> str:
+    async def _open(self, channel: str, thread_ts: str, **options: Any) -> AsyncChatStream:
+        """slack-sdk's helper for a new stream in the thread, addressed to the chat's person."""
         team, user = await self._recipient(channel, thread_ts) or (None, None)
         # buffer_size 1: the outbox already paces and coalesces, so every text it sends goes out.
-        streamer = await self._client.chat_stream(
+        return await self._client.chat_stream(
             channel=channel,
             thread_ts=thread_ts,
             recipient_team_id=team,
             recipient_user_id=user,
             buffer_size=1,
+            **options,
         )
+
+    async def _start(self, channel: str, thread_ts: str, markdown: str, key: str) -> str:
+        streamer = await self._open(channel, thread_ts)
         await self._call("chat.startStream", lambda: streamer.append(markdown_text=markdown))
         assert streamer.ts is not None
         self._streams[_thread(key)] = _Stream(streamer, channel, thread_ts, streamer.ts, key, shown=markdown)
@@ -202,23 +294,76 @@ class StreamingPoster:
             raise
         stream.shown, stream.held = markdown, ""
 
+    def _streamable(self, plan: Plan) -> bool:
+        """Whether a card with this plan may be streamed (or go on streaming)."""
+        return self.enabled and self.plans and len(plan.steps) <= MAX_STEPS
+
+    async def _start_plan(self, channel: str, thread_ts: str, plan: Plan) -> str:
+        """Start a card's stream showing its plan; the chunks go as such, never through the helper's
+        text buffer, so a retried call sends them again rather than twice."""
+        streamer = await self._open(channel, thread_ts, task_display_mode="plan")
+        card = _PlanStream(streamer, channel, thread_ts)
+        chunks = card.changes(plan)
+        await self._call("chat.startStream", lambda: streamer.append(chunks=chunks))
+        card.shown(plan)
+        assert streamer.ts is not None
+        self._plans[streamer.ts] = card
+        return streamer.ts
+
+    async def _update_plan(
+        self, card: _PlanStream, ts: str, markdown: str, key: str, plan: Plan | None
+    ) -> None:
+        """Send what changed in the card's plan; with a final plan, stop the stream with the card's
+        first line. A card that may not stream on is stopped as it stands and edited in place with its
+        text, and so is one that Slack will not stream any more."""
+        streamable = plan is not None and self._streamable(plan)
+        try:
+            if plan is not None and streamable and not plan.final:
+                chunks = card.changes(plan)
+                if chunks:
+                    await self._call("chat.appendStream", lambda: card.streamer.append(chunks=chunks))
+                card.shown(plan)
+                return
+            closing = (
+                [*card.changes(plan), MarkdownTextChunk(text=plan.head)] if plan and streamable else None
+            )
+            await self._stop(card.streamer, card.channel, card.thread_ts, key, chunks=closing)
+            del self._plans[ts]
+            if closing is not None:
+                return
+        except SlackPermanent as exc:
+            self._plan_lost(ts, exc)
+        await self._inner.update(card.channel, ts, markdown, key=key)
+
     async def _end(self, thread: str) -> None:
-        """Stop the thread's open stream, if any, as it stands (tagged with its slot, like a post);
-        the session keeps the status the bridge wants for it (Slack would make it ``active``)."""
+        """Stop the thread's open reply stream, if any, as it stands."""
         stream = self._streams.get(thread)
         if stream is None:
             return
-        await self._limits.acquire("chat.stopStream", stream.channel)
-        status = self._session_status(stream.channel, stream.thread_ts)
         try:
-            await self._call(
-                "chat.stopStream",
-                lambda: stream.streamer.stop(session_status=status, metadata=message_tag(stream.key)),
-            )
+            await self._stop(stream.streamer, stream.channel, stream.thread_ts, stream.key)
         except SlackPermanent as exc:
             self._lost(thread, exc)  # ended by Slack already: the outbox edits it from now on
             return
         del self._streams[thread]
+
+    async def _stop(
+        self,
+        streamer: AsyncChatStream,
+        channel: str,
+        thread_ts: str,
+        key: str,
+        *,
+        chunks: Sequence[Chunk] | None = None,
+    ) -> None:
+        """Stop a stream with its last ``chunks``, tagged with its slot, like a post; the session
+        keeps the status the bridge wants for it (Slack would make it ``active``)."""
+        await self._limits.acquire("chat.stopStream", channel)
+        status = self._session_status(channel, thread_ts)
+        await self._call(
+            "chat.stopStream",
+            lambda: streamer.stop(chunks=chunks, session_status=status, metadata=message_tag(key)),
+        )
 
     def _lost(self, thread: str, exc: SlackPermanent) -> None:
         """Slack will take no more of this stream: forget it (its message is edited in place)."""
@@ -227,6 +372,26 @@ class StreamingPoster:
             log.info("stream in thread %s refused (%s); editing its message in place", thread, exc.code)
         if exc.code in REFUSALS:
             self._refused(exc)
+
+    def _plan_lost(self, ts: str, exc: SlackPermanent) -> None:
+        """Slack will take no more of this card's stream: forget it (the card is edited in place)."""
+        del self._plans[ts]
+        if exc.code != ENDED:
+            log.info("card stream %s refused (%s); editing the card in place", ts, exc.code)
+        if exc.code in REFUSALS:
+            self._plans_refused(exc)
+
+    def _plans_refused(self, exc: SlackPermanent) -> None:
+        """Slack refused a card's stream: its chunks alone (cards become text), or streaming at all."""
+        if exc.code not in CHUNK_REFUSALS:
+            self._refused(exc)
+        elif self.plans:
+            self.plans = False
+            log.warning(
+                "Slack refused the status card's task chunks (%s: %s); posting cards as text instead",
+                exc.method,
+                exc.code,
+            )
 
     def _refused(self, exc: SlackPermanent) -> None:
         if self.enabled:

@@ -10,8 +10,17 @@ import pytest
 
 from bridge.sim.coder import CoderSim
 from bridge.sim.coder_agent import Gate, Text, ToolCall
-from bridge.sim.slack import DEFAULT_SUBSCRIPTIONS, SlackSim
-from tests.integration.conftest import CODER_TOKEN, SIGNING_SECRET, World, assistant_texts, make_settings
+from bridge.sim.slack import DEFAULT_SUBSCRIPTIONS, ApiCall, SlackSim
+from bridge.sim.slack_state import SimMessage
+from bridge.slack.blocks import is_card
+from tests.integration.conftest import (
+    CODER_TOKEN,
+    SIGNING_SECRET,
+    World,
+    assistant_texts,
+    make_settings,
+    message_parts,
+)
 
 LONG = "Here is the plan. " * 40
 
@@ -42,6 +51,40 @@ def _streaming(world: World, root: str) -> bool:
     return any(m.streaming for m in world.bot_messages(root))
 
 
+def _plans(world: World, root: str) -> list[SimMessage]:
+    """The thread's status cards streamed as plans (messages showing task or plan chunks)."""
+    return [m for m in world.bot_messages(root) if m.chunks]
+
+
+def _tasks(message: SimMessage) -> list[tuple[str, str, str]]:
+    """A streamed card's tasks as Slack shows them: (id, title, status), in the order first shown."""
+    return [(c["id"], c["title"], c["status"]) for c in message.chunks if c["type"] == "task_update"]
+
+
+def _plan_title(message: SimMessage) -> str | None:
+    return next((c["title"] for c in message.chunks if c["type"] == "plan_update"), None)
+
+
+def _tool_call_ids(world: World, root: str) -> list[str]:
+    """Coder's ids of the chat's tool calls, in order (a call part, or the AI-SDK API's invocation)."""
+    chat = world.chat_of(root)
+    parts = [p for m in chat.messages for p in message_parts(m)]
+    ids = [p.get("tool_call_id") or (p.get("toolInvocation") or {}).get("toolCallId") for p in parts]
+    return list(dict.fromkeys(i for i in ids if i))
+
+
+def _card_streams(world: World) -> list[ApiCall]:
+    """The calls that started card streams (they set a task display mode), but those answered 429."""
+    calls = world.slack.calls_to("chat.startStream")
+    return [c for c in calls if "task_display_mode" in c.params and c.status != 429]
+
+
+def _reply_streams(world: World) -> int:
+    """How many reply streams Slack started (card streams set a task display mode)."""
+    calls = world.slack.calls_to("chat.startStream")
+    return len([c for c in calls if c.ok and "task_display_mode" not in c.params])
+
+
 async def test_native_streaming_streams_each_reply_and_ends_it(agent_world: World) -> None:
     """Replies go out with startStream/appendStream/stopStream, end as the agent's exact text, unedited."""
     world = agent_world
@@ -58,10 +101,117 @@ async def test_native_streaming_streams_each_reply_and_ends_it(agent_world: Worl
     assert world.replies(root) == assistant_texts(chat)
     replies = [m for m in world.bot_messages(root) if m.visible_text in assistant_texts(chat)]
     assert all(not m.edited for m in replies), "streamed, never replaced with chat.update"
-    assert len(world.slack.calls_to("chat.startStream")) == len(replies)
-    assert len(world.slack.calls_to("chat.stopStream")) == len(replies)
+    assert _reply_streams(world) == len(replies)
+    cards = len(_plans(world, root))  # the card streams too, unless the turn was over before it showed
+    assert len([c for c in world.slack.calls_to("chat.stopStream") if c.ok]) == len(replies) + cards
     assert world.slack.calls_to("chat.appendStream"), "the long reply grew in more than one call"
     assert all(m.metadata for m in replies), "tagged when stopped, so a restart finds them"
+
+
+async def test_tool_calls_stream_as_the_tasks_of_the_turns_plan(agent_world: World) -> None:
+    """Each tool call is a task of the card's plan, by Coder's call id, ending complete or error; the
+    plan ends with the card's first line, no text card is posted beside it, and replies stay exact."""
+    world = agent_world
+    await world.start_bridge(native_streaming=True)
+    gate = asyncio.Event()
+    world.coder.agent = lambda prompt: [
+        Text("Looking into it."),
+        ToolCall("read_file", {"path": "src/auth.ts"}, "export function login() {}"),
+        ToolCall("execute", {"command": "npm test"}, "2 failing", is_error=True),
+        ToolCall("edit_file", {"path": "src/auth.ts", "content": "fixed"}, "ok"),
+        Gate(gate),
+        Text("Fixed the **login**."),
+    ]
+    root = await world.mention("fix the login bug")
+    await world.until(lambda: any(len(_tasks(m)) == 3 for m in _plans(world, root)))
+    gate.set()
+    await world.until_idle_and_shown(root)
+    await world.until(lambda: not _streaming(world, root))
+    [card] = _plans(world, root)
+    ids = _tool_call_ids(world, root)
+    assert _tasks(card) == [
+        (ids[0], "read_file src/auth.ts", "complete"),
+        (ids[1], "execute npm test", "error"),
+        (ids[2], "edit_file src/auth.ts", "complete"),
+    ]
+    assert _plan_title(card) == "Done"
+    assert card.visible_text == "✅ Done · 3 tools · touched `auth.ts`"
+    assert world.cards(root) == [card.visible_text], "the plan is the card: no text card beside it"
+    assert world.replies(root) == assistant_texts(world.chat_of(root))
+    assert [c.params["task_display_mode"] for c in _card_streams(world)] == ["plan"]
+    assert card.metadata is not None, "tagged when stopped, like any post"
+    assert not [c for c in world.slack.calls_to("chat.update") if c.params["ts"] == card.ts], "never edited"
+
+
+async def test_workspace_refusing_task_chunks_posts_cards_as_text_once(
+    agent_world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Slack that streams text but refuses task chunks: one WARNING, cards as text from then on (in
+    every thread), replies still streamed, nothing lost."""
+    world = agent_world
+    world.slack.chunk_types.difference_update({"task_update", "plan_update"})
+    await world.start_bridge(native_streaming=True)
+    gates = {"first": asyncio.Event(), "second": asyncio.Event()}
+    world.coder.agent = lambda prompt: [
+        ToolCall("execute", {"command": f"make {prompt}"}, "ok"),
+        Gate(gates[prompt]),
+        Text(f"{LONG}Made {prompt}."),
+    ]
+    roots: list[str] = []
+    with caplog.at_level(logging.WARNING, logger="bridge.slack.streaming"):
+        for prompt, gate in gates.items():
+            root = await world.mention(prompt)
+            roots.append(root)
+            await world.until(lambda: any(t.startswith("⏳ Working") for t in world.cards(root)))  # noqa: B023
+            gate.set()
+            await world.until_idle_and_shown(root)
+    for root, prompt in zip(roots, gates, strict=True):
+        await world.until(lambda: not _streaming(world, root))  # noqa: B023
+        assert world.cards(root) == [f"✅ Done · 1 tool\n- ✓ execute `make {prompt}`"]
+        assert not _plans(world, root)
+        assert world.replies(root) == [f"{LONG}Made {prompt}."]
+    assert _reply_streams(world) == 2, "replies still stream"
+    assert [c.error for c in _card_streams(world)] == ["invalid_chunks"], "refused once, never tried again"
+    assert len([r for r in caplog.records if "task chunks" in r.message]) == 1
+
+
+async def test_restart_mid_turn_keeps_one_card_and_the_reply(agent_world: World) -> None:
+    """A restart while the card streams: the card goes on in place as text, with every tool once, and
+    the reply is neither lost nor doubled."""
+    world = agent_world
+    await world.start_bridge(native_streaming=True)
+    gate = asyncio.Event()
+    world.coder.agent = lambda prompt: [
+        ToolCall("read_file", {"path": "src/a.py"}, "ok"),
+        Text("Half of the answer, "),
+        Gate(gate),
+        ToolCall("execute", {"command": "make"}, "ok"),
+        Text("and the rest."),
+    ]
+    root = await world.mention("go")
+    await world.until(
+        lambda: (
+            any(_tasks(m) and _tasks(m)[0][2] == "complete" for m in _plans(world, root))
+            and "Half of the answer, " in world.bot_texts(root)
+        )
+    )
+    await world.stop_bridge()
+    gate.set()
+    await world.until(lambda: world.chat_of(root).status == "waiting")
+    await world.start_bridge(native_streaming=True)
+    if not world.capabilities.replies_outlive_connection:
+        # The stop closed the request the reply was the answer to: the thread keeps what came and says so.
+        await world.until(lambda: any("The bridge restarted while" in t for t in world.bot_texts(root)))
+        assert world.replies(root)[0] == "Half of the answer, "
+        return
+    await world.until_idle_and_shown(root)
+    await world.until(lambda: world.cards(root) and world.cards(root)[-1].startswith("✅"))
+    assert world.replies(root) == assistant_texts(world.chat_of(root))
+    assert world.cards(root) == [
+        "✅ Done · 2 tools · touched `a.py`\n- ✓ read_file `src/a.py`\n- ✓ execute `make`"
+    ]
+    assert not _plans(world, root), "the card, edited in place, shows its text alone"
+    assert len([m for m in world.bot_messages(root) if is_card(m.visible_text)]) == 1
 
 
 async def test_workspace_without_streaming_falls_back_once(

@@ -615,6 +615,37 @@ async def test_streaming_messages_grow_until_stopped(sim: SlackSim, client: Asyn
     assert channel_without_recipient.response["error"] == "invalid_arguments"
 
 
+async def test_streamed_tasks_and_plans(sim: SlackSim, client: AsyncWebClient) -> None:
+    """Task and plan chunks replace their earlier state; malformed or unknown ones are invalid_chunks;
+    chat.update replaces them with its text."""
+    root = await sim.user_says(sim.alice, sim.general, "go")
+    recipient = {"recipient_team_id": sim.team_id, "recipient_user_id": sim.alice}
+    bad_mode = await api_error(
+        client.chat_startStream(channel=sim.general, thread_ts=root, task_display_mode="list", **recipient)
+    )
+    assert bad_mode.response["error"] == "invalid_arguments"
+    plan = {"type": "plan_update", "title": "Working"}
+    running = {"type": "task_update", "id": "t1", "title": "Run tests", "status": "in_progress"}
+    started = await client.chat_startStream(
+        channel=sim.general, thread_ts=root, task_display_mode="plan", chunks=[plan, running], **recipient
+    )
+    ts = started["ts"]
+    done = {**running, "status": "complete"}
+    await client.chat_appendStream(channel=sim.general, ts=ts, chunks=[done, {**plan, "title": "Done"}])
+    message = sim.message(sim.general, ts)
+    assert message is not None
+    assert message.chunks == [done, {**plan, "title": "Done"}]
+    untitled = await api_error(
+        client.chat_appendStream(channel=sim.general, ts=ts, chunks=[{**done, "title": None}])
+    )
+    assert untitled.response["error"] == "invalid_chunks"
+    sim.chunk_types.discard("task_update")
+    unknown = await api_error(client.chat_appendStream(channel=sim.general, ts=ts, chunks=[done]))
+    assert unknown.response["error"] == "invalid_chunks"
+    await client.chat_update(channel=sim.general, ts=ts, markdown_text="✅ Done · 1 tool")
+    assert (message.visible_text, message.chunks) == ("✅ Done · 1 tool", [])
+
+
 async def test_agent_sessions(sim: SlackSim, client: AsyncWebClient) -> None:
     """agents.sessions.* accept only the status enum and need an app declared as an agent."""
     root = await sim.user_says(sim.alice, sim.general, "go")

@@ -9,7 +9,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.metrics import Metrics
 from bridge.relay.limits import SlackLimits
-from bridge.relay.ports import SlackRateLimited
+from bridge.relay.ports import Plan, SlackRateLimited, Step
 from bridge.sim.slack import SlackSim
 from bridge.slack.poster import WebPoster
 from bridge.slack.streaming import StreamingPoster
@@ -82,4 +82,105 @@ async def test_a_stream_slack_ended_is_finished_in_place(slack: SlackSim, poster
     later = await poster.post(slack.general, root, "A second reply", key="1:draft")
     assert slack.calls_to("chat.startStream")[-1].params["thread_ts"] == root, "streaming goes on"
     assert poster.enabled
+    assert later != ts
+
+
+def _plan(title: str, *states: str, final: bool = False) -> Plan:
+    """A card's plan with one step per state: ``read_file a.py``, ``execute make``…"""
+    calls = [("read_file", "a.py"), ("execute", "make"), ("edit_file", "b.py")]
+    steps = tuple(Step(f"toolu_{i}", *calls[i], state) for i, state in enumerate(states))
+    icon = {"Done": "✅", "Failed": "❌"}.get(title, "⏳")
+    return Plan(title, steps, f"{icon} {title} · {len(steps)} tools", final=final)
+
+
+def _card(plan: Plan) -> str:
+    """The card's text, as the edit-in-place path shows it."""
+    return "\n".join([plan.head, *(f"- {s.name} `{s.summary}` ({s.state})" for s in plan.steps)])
+
+
+async def test_a_card_streams_as_a_plan_sending_only_changes(
+    slack: SlackSim, poster: StreamingPoster
+) -> None:
+    """A card's plan goes out as plan and task chunks, each call only what changed, alongside the reply
+    streams; a final plan stops it with the card's first line, once, though the first stop got a 429."""
+    root = await slack.user_says(slack.alice, slack.general, "go")
+    reply = await poster.post(slack.general, root, "Looking", key="1:draft")
+    first = _plan("Working", "running")
+    ts = await poster.post(slack.general, root, _card(first), key="1:card:2", plan=first)
+    [start] = [c for c in slack.calls_to("chat.startStream") if c.params.get("task_display_mode") == "plan"]
+    assert start.params["chunks"] == [
+        {"type": "plan_update", "title": "Working"},
+        {"type": "task_update", "id": "toolu_0", "title": "read_file a.py", "status": "in_progress"},
+    ]
+    second = _plan("Working", "ok", "running")
+    await poster.update(slack.general, ts, _card(second), key="1:card:2", plan=second)
+    await poster.update(slack.general, ts, _card(second) + " ", key="1:card:2", plan=second)
+    [append] = slack.calls_to("chat.appendStream")
+    assert append.params["chunks"] == [
+        {"type": "task_update", "id": "toolu_0", "title": "read_file a.py", "status": "complete"},
+        {"type": "task_update", "id": "toolu_1", "title": "execute make", "status": "in_progress"},
+    ]
+    message, card = slack.message(slack.general, reply), slack.message(slack.general, ts)
+    assert message is not None
+    assert card is not None
+    assert message.streaming, "the card's calls leave the reply open"
+    await poster.post(slack.general, root, "Next reply", key="1:draft")
+    assert (message.streaming, card.streaming) == (False, True), "a new reply ends the reply, not the card"
+    done = _plan("Done", "ok", "error", final=True)
+    slack.fail_next("chat.stopStream", error="ratelimited", status=429, retry_after=0.01)
+    with pytest.raises(SlackRateLimited):
+        await poster.update(slack.general, ts, _card(done), key="1:card:2", plan=done)
+    await poster.update(slack.general, ts, _card(done), key="1:card:2", plan=done)
+    assert (card.visible_text, card.streaming, card.edited) == ("✅ Done · 2 tools", False, False)
+    assert card.chunks == [
+        {"type": "task_update", "id": "toolu_0", "title": "read_file a.py", "status": "complete"},
+        {"type": "plan_update", "title": "Done"},
+        {"type": "task_update", "id": "toolu_1", "title": "execute make", "status": "error"},
+    ]
+    assert card.metadata is not None
+    assert card.metadata["event_payload"] == {"key": "1:card:2"}
+
+
+async def test_a_card_stream_slack_ended_goes_on_as_text(slack: SlackSim, poster: StreamingPoster) -> None:
+    """A card stream Slack ended (a timeout) is edited in place with the card's text from then on."""
+    root = await slack.user_says(slack.alice, slack.general, "go")
+    first = _plan("Working", "running")
+    ts = await poster.post(slack.general, root, _card(first), key="1:card:2", plan=first)
+    card = slack.message(slack.general, ts)
+    assert card is not None
+    card.streaming = False  # what Slack does when the stream times out server-side
+    second = _plan("Working", "ok", "running")
+    await poster.update(slack.general, ts, _card(second), key="1:card:2", plan=second)
+    done = _plan("Done", "ok", "ok", final=True)
+    await poster.update(slack.general, ts, _card(done), key="1:card:2", plan=done)
+    assert (card.visible_text, card.chunks, card.edited) == (_card(done), [], True)
+    assert [c.ok for c in slack.calls_to("chat.appendStream")] == [False]
+    assert not slack.calls_to("chat.stopStream")
+    assert poster.plans, "one stream ended: the next card streams again"
+
+
+async def test_refused_chunks_make_cards_text_and_replies_stream_on(
+    slack: SlackSim, poster: StreamingPoster
+) -> None:
+    """invalid_chunks on a card's append: that card and every later one are text; replies still stream.
+    A card that is over before it shows is text too (streaming it would only cost calls)."""
+    slack.rate_limits_enabled = False  # more posts than a channel's burst: pacing is the outbox's job
+    root = await slack.user_says(slack.alice, slack.general, "go")
+    over = _plan("Done", "ok", final=True)
+    ts = await poster.post(slack.general, root, _card(over), key="1:card:1", plan=over)
+    assert not slack.calls_to("chat.startStream")
+    first = _plan("Working", "running")
+    ts = await poster.post(slack.general, root, _card(first), key="1:card:2", plan=first)
+    slack.fail_next("chat.appendStream", error="invalid_chunks")
+    second = _plan("Working", "ok", "running")
+    await poster.update(slack.general, ts, _card(second), key="1:card:2", plan=second)
+    card = slack.message(slack.general, ts)
+    assert card is not None
+    assert (card.visible_text, card.chunks) == (_card(second), [])
+    assert (poster.plans, poster.enabled) == (False, True)
+    later = await poster.post(slack.general, root, _card(first), key="1:card:3", plan=first)
+    assert slack.calls_to("chat.postMessage")[-1].ok
+    assert len(slack.calls_to("chat.startStream")) == 1
+    await poster.post(slack.general, root, "A reply", key="1:draft")
+    assert len(slack.calls_to("chat.startStream")) == 2, "replies still stream"
     assert later != ts

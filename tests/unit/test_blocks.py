@@ -9,6 +9,7 @@ import pytest
 from bridge.coder.types import ChatDiff, ChatDiffStatus, ChatId, ChatPhase, ChatStatus, FileChange
 from bridge.slack.blocks import (
     Starting,
+    card_title,
     format_elapsed,
     is_card,
     is_outcome,
@@ -162,3 +163,13 @@ def test_cards_are_told_from_replies() -> None:
     heads = [starting, "⏳ Working · 2 tools", "✅ Done", "❌ Failed · 1 tool · x", "✋ Waiting for you"]
     assert all(is_card(h) for h in heads)
     assert not any(is_card(t) for t in ("Done.", "✅ Doneness matters", "I'm ⏳ Working"))
+
+
+def test_card_titles_are_the_state_in_words() -> None:
+    """A plan's title is the card's state without icon or counts, the start's clock included."""
+    workspace = Starting(70, workspace=True)
+    assert card_title(ChatPhase.STARTING, workspace) == "Starting workspace… 1m 10s"
+    titles = [
+        card_title(p) for p in (ChatPhase.WORKING, ChatPhase.DONE, ChatPhase.ERROR, ChatPhase.NEEDS_USER)
+    ]
+    assert titles == ["Working", "Done", "Failed", "Waiting for you"]

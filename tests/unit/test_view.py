@@ -247,6 +247,33 @@ def test_one_card_per_turn_with_the_last_calls() -> None:
     assert [b.key for b in view.blocks] == ["card:5"]
 
 
+def test_card_comes_with_its_plan() -> None:
+    """The card's plan has every call (not only the last few) by its id, the state in words, and the
+    card's first line; a call left without a result when the turn ended is unknown."""
+    view = ThreadView()
+    view.apply([message(5, "user", "go"), RUNNING])
+    for n in range(6):
+        view.apply(
+            [tool_call(f"c{n}", "execute", {"command": f"step {n}"}), tool_result(f"c{n}", error=n == 2)]
+        )
+    view.apply([tool_call("c6", "read_file", {"path": "src/a.py"})])
+    plan = view.block("card:5").plan
+    assert plan is not None
+    assert (plan.title, plan.head, plan.final) == ("Working", "⏳ Working · 7 tools · touched `a.py`", False)
+    assert [(s.id, s.summary, s.state) for s in plan.steps][1:4] == [
+        ("c1", "step 1", "ok"),
+        ("c2", "step 2", "error"),
+        ("c3", "step 3", "ok"),
+    ]
+    assert (plan.steps[-1].name, plan.steps[-1].state) == ("read_file", "running")
+    view.apply([WAITING])
+    plan = view.block("card:5").plan
+    assert plan is not None
+    assert (plan.title, plan.head, plan.final) == ("Done", "✅ Done · 7 tools · touched `a.py`", True)
+    assert plan.steps[-1].state == "unknown"
+    assert card(view).startswith(plan.head)
+
+
 def test_card_ends_done_or_failed() -> None:
     """At the end of the turn the card says how it ended, and it then stays as it is."""
     view = ThreadView()
