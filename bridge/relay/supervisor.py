@@ -4,8 +4,9 @@ A chat is followed while it is busy. When its turn ends the task stops; a follow
 restart that finds the chat last seen busy) starts it again, resuming after the stored cursor. The
 final texts of a batch are stored in the outbox in the same transaction that advances the cursor,
 so a crash either replays the batch or finds its texts durable: it can repeat an edit but never
-skip or double a message. Progress (a streaming draft, a running card) stays in memory: the
-replay from the cursor regenerates it.
+skip or double a message. The reactions a batch decides (``Marks.see``) go in the same transaction.
+Progress (a streaming draft, a running card) stays in memory: the replay from the cursor
+regenerates it.
 
 When the stream gives up (Coder unreachable for a while), the thread is told once and the chat is
 tried again after ``retry_interval``, or at once when someone replies in the thread.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,7 +34,7 @@ from bridge.coder.types import Chat, ChatId, ChatStatus, Message
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.models import ThreadLink
-from bridge.db.repo import SlotText
+from bridge.db.repo import Reaction, SlotText
 from bridge.relay.identity import HOW_TO_LINK, Identity
 from bridge.relay.marks import Marks, ReactionNames, header_buttons
 from bridge.relay.outbox import Outbox, ThreadRef, digest, final_text
@@ -274,8 +276,8 @@ class Supervisor:
             async for batch in stream:
                 async with lock:
                     view.apply(batch, now=_now())
-                    await self._publish(ref, chat_id, title, view)
-                    await marks.see(batch, view)
+                    reactions = await marks.see(batch, view)  # stored with the batch's cursor
+                    await self._publish(ref, chat_id, title, view, reactions=reactions)
                     if self._sessions is not None and view.status_changed and view.status is not None:
                         shown = self._titles.get(chat_id, title)
                         self._sessions.show(ref, view.status.phase, title=shown, initiator=requester)
@@ -324,10 +326,12 @@ class Supervisor:
         view: ThreadView,
         *,
         ending: list[SlotText] | None = None,
+        reactions: Sequence[Reaction] = (),
     ) -> None:
-        """Apply the view's renames and changed blocks: progress in memory, final texts stored with
-        the cursor. ``ending`` (the requester's mention) is stored with the idle status that ends the
-        turn, so a crash before it leaves the chat busy and the next start finishes it."""
+        """Apply the view's renames and changed blocks: progress in memory, final texts and the
+        batch's ``reactions`` stored with the cursor. ``ending`` (the requester's mention) is stored
+        with the idle status that ends the turn, so a crash before it leaves the chat busy and the
+        next start finishes it."""
         for old, new in view.renames:
             await self._outbox.rename(ref, old, new)
         finals: list[SlotText] = []
@@ -349,7 +353,7 @@ class Supervisor:
                 self._outbox.set_text(ref, HEADER_SLOT, header, buttons=buttons)
             else:  # an idle status is what people wait for: final texts go first
                 finals.append(final_text(HEADER_SLOT, header, buttons))
-        await self._save(ref, chat_id, view, [*finals, *(ending or ())], ending=ending is not None)
+        await self._save(ref, chat_id, view, [*finals, *(ending or ())], reactions, ending=ending is not None)
 
     def _header(
         self, chat_id: ChatId, title: str, status: ChatStatus, reason: str = "", *, archived: bool
@@ -365,16 +369,22 @@ class Supervisor:
         return render_header(title=title, url=url, status=status, reason=reason), buttons
 
     async def _save(
-        self, ref: ThreadRef, chat_id: ChatId, view: ThreadView, finals: list[SlotText], *, ending: bool
+        self,
+        ref: ThreadRef,
+        chat_id: ChatId,
+        view: ThreadView,
+        finals: list[SlotText],
+        reactions: Sequence[Reaction],
+        *,
+        ending: bool,
     ) -> None:
-        """Store final texts, cursor and status in one transaction when any of them changed (most
-        batches are deltas that change none), then have the texts shown."""
+        """Store final texts, reactions, cursor and status in one transaction when any of them changed
+        (most batches are deltas that change none), then have the texts and reactions shown."""
         moved = view.last_id > view.saved_id
-        if not moved and not view.status_changed and not finals and not ending:
+        if not moved and not view.status_changed and not finals and not reactions and not ending:
             return
-        await self._outbox.put_with(
-            ref, finals, partial(self._save_cursor, chat_id=chat_id, view=view, moved=moved, ending=ending)
-        )
+        write = partial(self._save_cursor, chat_id=chat_id, view=view, moved=moved, ending=ending)
+        await self._outbox.put_with(ref, finals, write, reactions)
         view.saved_id = view.last_id
 
     @staticmethod
