@@ -405,18 +405,17 @@ class Outbox:
         )
 
     async def drain(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` for every slot to be delivered; True when nothing is left."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        for thread in list(self._threads.values()):
-            for slot in list(thread.slots.values()):
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    return self.pending() == 0
-                try:
-                    await asyncio.wait_for(slot.done.wait(), remaining)
-                except TimeoutError:
-                    return False
+        """Wait up to ``timeout`` for every slot and reaction to be delivered (those stored before
+        the start included: a thread is read first); True when nothing is left."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        try:
+            async with asyncio.timeout_at(deadline):
+                for thread in list(self._threads.values()):
+                    await thread.loaded.wait()
+                    for slot in list(thread.slots.values()):
+                        await slot.done.wait()
+        except TimeoutError:
+            return self.pending() == 0
         return await self._reacted(deadline)
 
     async def _reacted(self, deadline: float) -> bool:
