@@ -59,6 +59,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -72,6 +73,7 @@ from bridge.slack.mrkdwn import split_markdown
 from bridge.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _MAX_TRANSIENT_ATTEMPTS = 5
 _MIN_SPLIT = 1000  # Slack never finds a shorter text too long; splitting it further would not help
@@ -343,13 +345,23 @@ class Outbox:
 
     async def whisper(self, channel: str, user: str, thread_ts: str | None, markdown: str) -> None:
         """An ephemeral answer to one person, within the workspace's budget (ahead of progress
-        edits). A 429 is waited out, however often (it is no failure, only "later"); any other
-        Slack error is raised."""
+        edits)."""
         send = partial(self._poster.whisper, channel, user, thread_ts, markdown)
+        await self._patiently("chat.postEphemeral", send, channel)
+
+    async def announce(self, channel: str, markdown: str) -> str:
+        """A new top-level message (the root of a thread ``/coder new`` starts), within the
+        channel's and the workspace's budgets; returns its ``ts``."""
+        return await self._patiently(
+            "chat.postMessage", partial(self._poster.announce, channel, markdown), channel
+        )
+
+    async def _patiently(self, method: str, send: Callable[[], Awaitable[T]], channel: str) -> T:
+        """One call within the budgets. A 429 is waited out, however often (it is no failure, only
+        "later": nothing was posted); any other Slack error is raised."""
         while True:
             try:
-                await self._limits.call("chat.postEphemeral", send, channel=channel)
-                return
+                return await self._limits.call(method, send, channel=channel)
             except SlackRateLimited:  # the method is paused for Retry-After: the next acquire waits
                 continue
 

@@ -4,7 +4,9 @@ It wraps the edit-in-place poster and changes one thing: the outbox's streaming 
 slot) is sent with ``chat.startStream`` / ``appendStream`` / ``stopStream`` through slack-sdk's
 ``AsyncChatStream`` helper instead of ``chat.postMessage`` / ``chat.update``. The outbox stays the one
 scheduler: it still decides when a text goes out (pacing, coalescing, 429 pauses); this class only
-turns "the draft now reads X" into "append what Slack does not show yet".
+turns "the draft now reads X" into "append what Slack does not show yet". The outbox's wait covers
+the method it asked for (``chat.postMessage``, ``chat.update``, with the channel's budget); each
+streaming call draws on its own method's budget as well, so none goes unmetered.
 
 A stream ends when a new message follows it in the thread (the next reply, the turn's outcome, a
 notice). Not sooner: the outbox sends no call for a final text that equals the streamed one, and a
@@ -173,6 +175,7 @@ class StreamingPoster:
             recipient_user_id=user,
             buffer_size=1,
         )
+        await self._limits.acquire("chat.startStream")  # the channel's budget: drawn by the outbox's post
         await self._call("chat.startStream", lambda: streamer.append(markdown_text=markdown))
         assert streamer.ts is not None
         self._streams[_thread(key)] = _Stream(streamer, channel, thread_ts, streamer.ts, key, shown=markdown)
@@ -187,6 +190,7 @@ class StreamingPoster:
         delta = markdown[len(stream.sent) :]
         if not delta and not stream.held:
             return
+        await self._limits.acquire("chat.appendStream")
         try:
             # Empty chunks make the helper send what it still holds from a failed call.
             await self._call(
@@ -195,6 +199,7 @@ class StreamingPoster:
             )
         except SlackPermanent as exc:
             self._lost(thread, exc)
+            await self._limits.acquire("chat.update")  # a second call for the outbox's one token
             await self._inner.update(stream.channel, stream.ts, markdown, key=key)
             return
         except Exception:
