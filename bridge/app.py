@@ -79,10 +79,10 @@ class SlackIdentity:
     """The workspace's address (``https://example.slack.com/``), for permalinks built without a call."""
 
 
-async def slack_identity(client: AsyncWebClient) -> SlackIdentity:
+async def slack_identity(client: AsyncWebClient, limits: SlackLimits) -> SlackIdentity:
     """Call ``auth.test``; a bad token or unreachable Slack becomes a ``StartupError``."""
     try:
-        response = await client.auth_test()
+        response = await limits.call("auth.test", client.auth_test)
     except SlackApiError as exc:
         raise StartupError(f"Slack rejected SLACK_BOT_TOKEN: {exc.response.get('error')}") from None
     except Exception as exc:  # any transport failure: the reason matters, not the type
@@ -156,6 +156,8 @@ class Bridge:
         self.db = Database(settings.database_url)
         self.port: int | None = None
         self.coder_reason = ""
+        self.limits: SlackLimits | None = None
+        """The workspace's Slack budgets, once started (every Slack call draws on them)."""
         self._backend: CoderBackend | None = None
         self._identity: Identity | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -203,12 +205,13 @@ class Bridge:
         client = AsyncWebClient(
             token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url, session=http
         )
-        identity = await slack_identity(client)
+        # The workspace's budgets, one set for every Slack call of the bridge.
+        self.limits = limits = SlackLimits(scale=settings.slack_rate_scale)
+        identity = await slack_identity(client, limits)
         self._slack_ok = True
         log.info("Slack: bot user %s in team %s", identity.bot_user_id, identity.team_id)
 
         web_poster = WebPoster(client, self.metrics)
-        limits = SlackLimits(scale=settings.slack_rate_scale)  # the workspace's budgets, for every call
         self._sessions = sessions = SessionMirror(
             WebSessions(client, self.metrics), limits, enabled=settings.agent_sessions == "auto"
         )
@@ -229,6 +232,7 @@ class Bridge:
             timeout=settings.file_timeout,
             client=client,
             metrics=self.metrics,
+            limits=limits,
         )
         self._outbox = Outbox(
             self.db,
@@ -246,7 +250,7 @@ class Bridge:
             how_to=HowTo(interrupt=settings.reaction_interrupt, archive=settings.reaction_archive),
             debounce=settings.home_debounce,
         )
-        directory = WebDirectory(client, self.metrics, ttl=settings.directory_ttl)
+        directory = WebDirectory(client, self.metrics, limits, ttl=settings.directory_ttl)
         policy = Policy(self._rules(identity.team_id), directory)
         reactions = ReactionNames(
             working=settings.reaction_working,
@@ -312,12 +316,12 @@ class Bridge:
         )
         events.register(bolt, intake, self._inbound, self._controls, self.metrics)
         shortcuts.register(bolt, self._controls)
-        chats = ChatCommands(self.db, accounts, policy, web_poster, self._inbound, self._controls)
+        chats = ChatCommands(self.db, accounts, policy, self._outbox, self._inbound, self._controls)
         home_tab.register(bolt, self._home, self.metrics)
         commands.register(
             bolt,
             commands.Router(),
-            commands.IdentityCommands(accounts, coder_url=settings.coder_url),
+            commands.IdentityCommands(accounts, limits, self.metrics, coder_url=settings.coder_url),
             chats,
         )
         undelivered = await self._outbox.resume()

@@ -15,6 +15,7 @@ from bridge.coder.errors import CoderError, CoderModelUnknown
 from bridge.config import ConfigError, Settings
 from bridge.db.engine import Database
 from bridge.db.migrate import alembic_config
+from bridge.relay.limits import SlackLimits
 from bridge.slack.scopes import REQUIRED_SCOPES
 
 
@@ -99,7 +100,7 @@ async def _slack(settings: Settings, report: Report) -> None:
         token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
     )
     try:
-        identity = await slack_identity(client)
+        identity = await slack_identity(client, SlackLimits())
     except StartupError as exc:
         report.fail(str(exc), "reinstall the app and copy its Bot User OAuth Token; check SLACK_API_URL")
         return

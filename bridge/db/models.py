@@ -175,6 +175,27 @@ class OutboxEntry(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())
 
 
+class OutboxReaction(SQLModel, table=True):
+    """The bridge's reactions of one kind (``role``) wished on a message, kept until Slack shows them.
+
+    Written in the transaction that decides them (a turn's end with the stream's cursor, a follow-up
+    leaving the queue with its row), so a crash right after cannot leave 👀 on a finished turn: the
+    outbox replays the rows left at start. ``names`` and ``among`` are JSON lists of emoji names: the
+    ones wanted on the message, and every one the role may have put there (those not wanted come off).
+    """
+
+    __tablename__ = "outbox_reaction"
+    __table_args__ = (UniqueConstraint("link_id", "ts", "role", name="uq_outbox_reaction"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    link_id: int = Field(foreign_key="thread_link.id", index=True)
+    ts: str = Field(max_length=32)
+    role: str = Field(max_length=16)
+    names: str = Field(sa_column=Column(Text, nullable=False))
+    among: str = Field(sa_column=Column(Text, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())
+
+
 class LegacyFollowUp(SQLModel, table=True):
     """A follow-up held while a reply streams (Coder's 2025 API has no queue); sent in ``id`` order.
 

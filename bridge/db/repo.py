@@ -6,7 +6,8 @@ first, which holds across retries, restarts and replicas.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from bridge.db.models import (
     LegacyChat,
     LegacyFollowUp,
     OutboxEntry,
+    OutboxReaction,
     SeenEvent,
     SlackMessage,
     StreamCursor,
@@ -539,10 +541,11 @@ async def pending_texts(session: AsyncSession, link_id: int) -> list[SlotText]:
     ]
 
 
-async def links_with_pending_texts(session: AsyncSession) -> Sequence[ThreadLink]:
-    """Threads with texts not yet shown in Slack (the outbox resumes them at start)."""
-    pending = select(col(OutboxEntry.link_id)).where(col(OutboxEntry.state) == OUTBOX_PENDING)
-    stmt = select(ThreadLink).where(col(ThreadLink.id).in_(pending))
+async def links_with_pending_output(session: AsyncSession) -> Sequence[ThreadLink]:
+    """Threads with texts or reactions not yet shown in Slack (the outbox resumes them at start)."""
+    texts = select(col(OutboxEntry.link_id)).where(col(OutboxEntry.state) == OUTBOX_PENDING)
+    reactions = select(col(OutboxReaction.link_id))
+    stmt = select(ThreadLink).where(col(ThreadLink.id).in_(texts) | col(ThreadLink.id).in_(reactions))
     return (await session.execute(stmt)).scalars().all()
 
 
@@ -564,6 +567,81 @@ async def fail_texts(session: AsyncSession, link_id: int, error: str) -> None:
         .where(col(OutboxEntry.link_id) == link_id, col(OutboxEntry.state) == OUTBOX_PENDING)
         .values(state=OUTBOX_FAILED, error=error[:64], updated_at=utcnow())
     )
+
+
+@dataclass(frozen=True)
+class Reaction:
+    """The bridge's reactions of one kind (``role``) wished on message ``ts``: ``names`` on it, the
+    rest of ``among`` (every name the role uses) off."""
+
+    ts: str
+    role: str
+    names: frozenset[str]
+    among: frozenset[str]
+
+
+def _names(names: Iterable[str]) -> str:
+    return json.dumps(sorted(names))
+
+
+async def stage_reactions(session: AsyncSession, link_id: int, reactions: Sequence[Reaction]) -> None:
+    """Store wished reactions (latest wins per message and role), in one statement."""
+    if not reactions:
+        return
+    now = utcnow()
+    stmt = _insert(session, OutboxReaction).values(
+        [
+            {
+                "link_id": link_id,
+                "ts": r.ts,
+                "role": r.role,
+                "names": _names(r.names),
+                "among": _names(r.among),
+                "updated_at": now,
+            }
+            for r in reactions
+        ]
+    )
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["link_id", "ts", "role"],
+            set_={
+                "names": stmt.excluded.names,
+                "among": stmt.excluded.among,
+                "updated_at": stmt.excluded.updated_at,
+            },
+        )
+    )
+
+
+async def pending_reactions(session: AsyncSession, link_id: int) -> list[Reaction]:
+    """The wished reactions of a thread that Slack was not seen showing."""
+    stmt = (
+        select(OutboxReaction).where(col(OutboxReaction.link_id) == link_id).order_by(col(OutboxReaction.id))
+    )
+    return [
+        Reaction(row.ts, row.role, frozenset(json.loads(row.names)), frozenset(json.loads(row.among)))
+        for row in (await session.execute(stmt)).scalars()
+    ]
+
+
+async def settle_reaction(
+    session: AsyncSession, *, link_id: int, ts: str, role: str, names: frozenset[str]
+) -> None:
+    """Forget a wished reaction once Slack shows it; a newer wish (other names) stays."""
+    await session.execute(
+        delete(OutboxReaction).where(
+            col(OutboxReaction.link_id) == link_id,
+            col(OutboxReaction.ts) == ts,
+            col(OutboxReaction.role) == role,
+            col(OutboxReaction.names) == _names(names),
+        )
+    )
+
+
+async def drop_reactions(session: AsyncSession, link_id: int) -> None:
+    """Forget every wished reaction of a thread (its channel takes no more calls from the bot)."""
+    await session.execute(delete(OutboxReaction).where(col(OutboxReaction.link_id) == link_id))
 
 
 # Coder's 2025 AI-SDK chat API: what it cannot store, kept by the bridge --------------------------

@@ -25,8 +25,9 @@ from bridge.relay.controls import Controls
 from bridge.relay.identity import HOW_TO_LINK, Identity
 from bridge.relay.inbound import Inbound, IncomingMessage
 from bridge.relay.options import OptionError, resolve, split_options
+from bridge.relay.outbox import Outbox
 from bridge.relay.policy import Policy
-from bridge.relay.ports import SlackError, SlackPoster
+from bridge.relay.ports import SlackError
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +69,14 @@ class ChatCommands:
         db: Database,
         identity: Identity,
         policy: Policy,
-        poster: SlackPoster,
+        outbox: Outbox,
         inbound: Inbound,
         controls: Controls,
     ) -> None:
         self._db = db
         self._identity = identity
         self._policy = policy
-        self._poster = poster
+        self._outbox = outbox
         self._inbound = inbound
         self._controls = controls
 
@@ -99,7 +100,7 @@ class ChatCommands:
         except OptionError as exc:
             return str(exc)
         try:
-            ts = await self._poster.announce(caller.channel_id, f"<@{caller.user_id}> asked: {task}")
+            ts = await self._outbox.announce(caller.channel_id, f"<@{caller.user_id}> asked: {task}")
         except SlackError as exc:
             log.warning("could not start a thread in %s: %s", caller.channel_id, exc)
             return f"I can't post in this channel ({exc.code}); invite me to it first, or mention me there."

@@ -54,7 +54,10 @@ METHOD_BUDGETS: Mapping[str, Budget] = {
     "reactions.remove": TIER_3,
     "conversations.replies": TIER_3,  # finding posts lost in a crash, reading a thread for context
     "conversations.info": TIER_3,
+    "auth.test": TIER_4,
     "users.info": TIER_4,
+    "usergroups.users.list": TIER_2,
+    "files.info": TIER_4,
     "views.open": TIER_4,
     "views.publish": TIER_4,
     "agents.sessions.setStatus": TIER_3,
@@ -190,6 +193,12 @@ class SlackLimits:
             if not await bucket.take(priority, ticket):
                 return False
         return True
+
+    @property
+    def metered(self) -> frozenset[str]:
+        """The methods that drew on a budget so far: with every Slack call made through here, the
+        methods called (what shows a call that bypasses the budgets)."""
+        return frozenset(self._methods)
 
     def rate_limited(self, method: str, channel: str | None, retry_after: float) -> None:
         """Slack answered a call 429: hold every budget the call drew on for ``retry_after``.

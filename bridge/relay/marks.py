@@ -9,14 +9,17 @@ Three kinds of reaction, each a role of the outbox's ``react``:
 - each follow-up waiting in Coder's queue shows ``queued``, and its "Queued" notice shows its place in
   line with Send next / Remove buttons, both cleared when it leaves the queue.
 
-Everything here is recomputed from the stream (and, at a start, from Coder's queue), so a replay after
-a restart ends a turn's reaction as it should: never ``working`` forever.
+Everything here is recomputed from the stream (and, at a start, from Coder's queue). A reaction is
+stored in the transaction that decides it: a turn's and the status's with the batch's cursor (the
+supervisor stores what ``see`` returns), a queued follow-up's with its row leaving the queue. So a
+crash before that transaction replays the batch and decides again, and one after it finds the wish
+stored (the outbox replays it): never ``working`` forever, nor ⏳ on a follow-up that left the queue.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from bridge.coder.backend import CoderBackend
@@ -31,6 +34,7 @@ from bridge.coder.types import (
 )
 from bridge.db import repo
 from bridge.db.engine import Database
+from bridge.db.repo import Reaction
 from bridge.relay.outbox import Outbox, ThreadRef, final_text
 from bridge.relay.ports import Button
 from bridge.relay.view import ThreadView
@@ -126,11 +130,12 @@ class Marks:
         self._backend = backend
         self._turn: int | None = None  # the user message that started the turn shown
         self._turn_ts: str | None = None
-        self._turn_found = False  # whether ``_turn_ts`` was looked up (None: no Slack message started it)
+        self._turn_missed: str | None = None  # the reaction ``_turn_ts`` was last looked up for in vain
         self._queue: list[QueuedMessage] | None = None  # None: not known yet in this run
         self._taken: dict[int, int] = {}  # queued id -> the user message it became
-        self._leaving: dict[int, str] = {}  # queued id -> Slack ts, taken but not cleared yet
+        self._leaving = False  # a follow-up was taken since the queue was last shown
         self._shown: dict[int, str] = {}  # queued id -> Slack ts of each notice showing a place
+        self._wished: dict[tuple[str, str], Reaction] = {}  # (ts, role) -> the reaction last decided
         self._lock = asyncio.Lock()  # the stream task and a newly recorded follow-up both show the queue
 
     @property
@@ -147,79 +152,88 @@ class Marks:
             if waiting:
                 await self.show_queue()
 
-    async def see(self, batch: Sequence[StreamEvent], view: ThreadView) -> None:
-        """After the view applied ``batch``: the turn, status and queue it showed, as reactions."""
+    async def see(self, batch: Sequence[StreamEvent], view: ThreadView) -> list[Reaction]:
+        """After the view applied ``batch``, before its cursor is stored: the queue it showed, and the
+        turn's and status reactions it decided, returned for the caller to store with the cursor."""
+        decided: list[Reaction | None] = []
         queue_changed = False
         for event in batch:
             match event:
                 case MessageEvent(message=message) if message.role == "user" and message.id > (
                     self._turn or 0
                 ):
-                    await self._new_turn(message)
+                    decided.append(await self._new_turn(message))
                 case QueueEvent(queue=queue):
                     self._queue, queue_changed = list(queue), True
-        status = view.status
-        if status is None:
-            return
-        if view.status_changed:
-            names = self._names.of_phase(status.phase)
-            self._outbox.react(self._ref, self._ref.thread_ts, STATUS_ROLE, names, among=self._names.status)
-        outcome = view.outcome()
-        if status.phase.busy:
-            await self._mark_turn(self._names.working)
-        elif status.phase is ChatPhase.NEEDS_USER:  # not over: the answer lets the agent go on
-            await self._mark_turn(self._names.waiting)
-        elif outcome is not None:
-            failed = outcome.stopped or bool(outcome.failure) or outcome.phase is ChatPhase.ERROR
-            await self._mark_turn(self._names.failed if failed else self._names.done)
         # A follow-up seen taken clears its notice at once: no queue_update may follow (a snapshot
-        # after a reconnect shows the taken message, not the queue change that came before it).
+        # after a reconnect shows the taken message, not the queue change that came before it). Its
+        # row then names the message it became, by which the turn's reaction finds it.
         if (queue_changed or self._leaving) and self._has_queue:
             await self.show_queue()
+        status = view.status
+        if status is not None:
+            if view.status_changed:
+                names = self._names.of_phase(status.phase)
+                decided.append(self._wish(self._ref.thread_ts, STATUS_ROLE, names, self._names.status))
+            outcome = view.outcome()
+            if status.phase.busy:
+                decided.append(await self._mark_turn(self._names.working))
+            elif status.phase is ChatPhase.NEEDS_USER:  # not over: the answer lets the agent go on
+                decided.append(await self._mark_turn(self._names.waiting))
+            elif outcome is not None:
+                failed = outcome.stopped or bool(outcome.failure) or outcome.phase is ChatPhase.ERROR
+                decided.append(await self._mark_turn(self._names.failed if failed else self._names.done))
+        return [reaction for reaction in decided if reaction is not None]
 
-    async def _new_turn(self, message: Message) -> None:
+    def _wish(self, ts: str, role: str, names: Iterable[str], among: Iterable[str]) -> Reaction | None:
+        """The reaction of ``role`` on ``ts``, or None when it is the one decided last (nothing to store)."""
+        reaction = Reaction(ts, role, frozenset(names), frozenset(among))
+        if self._wished.get((ts, role)) == reaction:
+            return None
+        self._wished[(ts, role)] = reaction
+        return reaction
+
+    async def _new_turn(self, message: Message) -> Reaction | None:
         """A user message began a turn; the turn before it (if the chat went straight on) is done."""
-        if self._turn is not None:
-            await self._mark_turn(self._names.done)
+        done = await self._mark_turn(self._names.done) if self._turn is not None else None
         taken = next((q.id for q in self._queue or () if q.text == message.text), None)
-        if taken is not None:  # recorded at once: the turn's reaction finds its Slack message by it
+        if taken is not None:  # ``show_queue`` records it taken and clears its notice
             self._taken[taken] = message.id
-            async with self._db.unit() as session:
-                ts = (await repo.queued_inbound(session, self._ref.link_id)).get(taken)
-                await repo.unqueue(
-                    session, link_id=self._ref.link_id, queued_message_id=taken, coder_message_id=message.id
-                )
-            if ts is not None:
-                self._leaving[taken] = ts
-        self._turn, self._turn_ts, self._turn_found = message.id, None, False
+            self._leaving = True
+        self._turn, self._turn_ts, self._turn_missed = message.id, None, None
+        return done
 
-    async def _mark_turn(self, name: str) -> None:
+    async def _mark_turn(self, name: str) -> Reaction | None:
         if self._turn is None:
-            return
-        if not self._turn_found:
-            self._turn_found = True
+            return None
+        # Looked up again whenever the reaction changes: a follow-up's row names its Coder message
+        # once the send returned, and the stream may show that message (and 👀) before.
+        if self._turn_ts is None and self._turn_missed != name:
             async with self._db.unit() as session:
                 self._turn_ts = await repo.turn_message(
                     session, link_id=self._ref.link_id, coder_message_id=self._turn
                 )
-        if self._turn_ts is not None:  # a turn started in Coder's UI has no Slack message
-            self._outbox.react(self._ref, self._turn_ts, TURN_ROLE, {name}, among=self._names.turn)
+            self._turn_missed = None if self._turn_ts is not None else name
+        if self._turn_ts is None:  # a turn started in Coder's UI has no Slack message
+            return None
+        return self._wish(self._turn_ts, TURN_ROLE, {name}, self._names.turn)
 
     async def show_queue(self) -> None:
-        """Every queued follow-up with its place and buttons; those that left the queue cleared."""
+        """Every queued follow-up with its place and buttons; those that left the queue cleared (their
+        rows, notices and ⏳ in one transaction)."""
         async with self._lock:
             if self._queue is None:
                 fetched = list(await self._backend.queued_messages(self._chat_id))
                 if self._queue is None:  # a queue_update that came meanwhile is newer
                     self._queue = fetched
+            queued = {self._names.queued}
             async with self._db.unit() as session:
                 waiting = await repo.queued_inbound(session, self._ref.link_id)
                 # A notice shown in this run counts even when its row no longer says queued: a
                 # button or an edit that took the entry out of the queue forgot the row already.
-                queued_now = {m.id for m in self._queue}
+                queued_now = {m.id for m in self._queue} - self._taken.keys()
                 gone = {q: ts for q, ts in {**self._shown, **waiting}.items() if q not in queued_now}
-                gone.update(self._leaving)
-                self._leaving.clear()
+                self._leaving = False
                 for queued_id in gone:
                     taken = self._taken.get(queued_id)
                     await repo.unqueue(
@@ -233,17 +247,18 @@ class Marks:
                     for q, ts in gone.items()
                 ]
                 stored = await self._outbox.stage(session, self._ref, texts)
+                places = [
+                    (place, entry.id, waiting[entry.id])  # one not recorded yet is shown by its relay
+                    for place, entry in enumerate((e for e in self._queue if e.id in queued_now), 1)
+                    if entry.id in waiting
+                ]
+                wishes = [self._wish(ts, QUEUED_ROLE, (), queued) for ts in gone.values()]
+                wishes += [self._wish(at, QUEUED_ROLE, queued, queued) for _, _, at in places]
+                marked = await self._outbox.stage_reactions(session, self._ref, [w for w in wishes if w])
             self._outbox.show(self._ref, stored)
-            for ts in gone.values():
-                self._outbox.react(self._ref, ts, QUEUED_ROLE, (), among={self._names.queued})
+            self._outbox.show_reactions(self._ref, marked)
             self._shown = {}
-            for place, queued in enumerate(self._queue, 1):
-                at = waiting.get(queued.id)
-                if at is None:  # not recorded yet: its relay shows it when it is
-                    continue
-                self._shown[queued.id] = at
-                buttons = queued_buttons(self._chat_id, queued.id)
+            for place, queued_id, at in places:
+                self._shown[queued_id] = at
+                buttons = queued_buttons(self._chat_id, queued_id)
                 self._outbox.set_text(self._ref, notice_slot(at), render_queued(place), buttons=buttons)
-                self._outbox.react(
-                    self._ref, at, QUEUED_ROLE, {self._names.queued}, among={self._names.queued}
-                )

@@ -39,11 +39,15 @@ tool calls natively). It is set with the text, kept in memory only and handed to
 that text: the text alone decides whether a call is due, and a text stored before a restart goes
 out without one (the poster shows it as text).
 
-Reactions. ``react`` sets the bridge's reactions of one kind (a ``role``: the turn's mark, the chat
-status, "queued") on a message of the thread; the worker adds and removes them with the same budgets
-and 429 handling as texts, latest wish winning. What Slack has is tracked in memory: after a restart
-a message from before it may carry any name of a role's ``among``, so those not wanted are removed
-(Slack answers ``no_reaction`` where there was none), and the stream replay sets the wanted ones.
+Reactions. A ``Reaction`` is the bridge's reactions of one kind (a ``role``: the turn's mark, the
+chat status, "queued") wished on a message of the thread; the worker adds and removes them with the
+same budgets and 429 handling as texts, latest wish winning. They are durable like final texts:
+``stage_reactions`` stores them in the caller's transaction (the one that decides them, e.g. with a
+turn's end and the stream cursor), ``show_reactions`` hands them to the worker once it committed, and
+a wish's row is deleted once Slack shows it. At start the rows left are replayed, so a crash between
+a turn's end and its ✅ cannot leave 👀 for good. What Slack has is tracked in memory: after a restart a
+message from before it may carry any name of a role's ``among``, so those not wanted are removed and
+the wanted ones added (Slack's ``no_reaction`` / ``already_reacted`` count as done).
 """
 
 from __future__ import annotations
@@ -60,19 +64,21 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.models import SlackMessage, utcnow
-from bridge.db.repo import SlotText
+from bridge.db.repo import Reaction, SlotText
 from bridge.relay.limits import Priority, SlackLimits, Ticket
 from bridge.relay.ports import Button, Plan, SlackError, SlackPermanent, SlackPoster, SlackRateLimited
 from bridge.slack.mrkdwn import split_markdown
 from bridge.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _MAX_TRANSIENT_ATTEMPTS = 5
 _MIN_SPLIT = 1000  # Slack never finds a shorter text too long; splitting it further would not help
@@ -140,6 +146,7 @@ class _Marks:
     wanted: dict[str, frozenset[str]] = field(default_factory=dict)  # role -> names
     among: set[str] = field(default_factory=set)  # every name a role may have put here
     known: dict[str, bool] = field(default_factory=dict)  # name -> on the message (absent: unknown)
+    stored: dict[str, frozenset[str]] = field(default_factory=dict)  # role -> names of its stored row
     failures: int = 0
 
     def next(self) -> tuple[str, bool] | None:
@@ -219,22 +226,37 @@ class Outbox:
             return
         self._set(self._thread(ref), key, text, final=final, buttons=buttons, plan=plan)
 
-    def react(
-        self, ref: ThreadRef, ts: str, role: str, names: Iterable[str], *, among: Iterable[str]
-    ) -> None:
-        """Make the bridge's reactions of kind ``role`` on message ``ts`` be ``names``; ``among`` are all
-        the names that role uses, so one it put there before (even before a restart) is taken off."""
+    async def stage_reactions(
+        self, session: AsyncSession, ref: ThreadRef, reactions: Sequence[Reaction]
+    ) -> list[Reaction]:
+        """Store wished reactions in the caller's transaction (the one that decides them); returns the
+        stored ones, for ``show_reactions`` once the caller committed."""
+        if ref.link_id in self._closed or self._unreactive:
+            return []
+        await repo.stage_reactions(session, ref.link_id, reactions)
+        return list(reactions)
+
+    def show_reactions(self, ref: ThreadRef, reactions: Sequence[Reaction], *, stored: bool = True) -> None:
+        """Have wished reactions shown; rows of ``stored`` ones are deleted once Slack shows them."""
         if ref.link_id in self._closed or self._unreactive:
             return
         thread = self._thread(ref)
-        marks = thread.marks.get(ts)
+        for reaction in reactions:
+            self._want(thread, reaction, stored=stored)
+
+    def _want(self, thread: _Thread, reaction: Reaction, *, stored: bool) -> None:
+        """Make the role's reactions on the message be its names; the rest of its ``among`` (even put
+        there before a restart) is taken off."""
+        marks = thread.marks.get(reaction.ts)
         if marks is None:
-            marks = thread.marks[ts] = _Marks()
-            if float(ts) > self._started + _CLOCK_SKEW:  # written during this run: nothing of ours on it
-                marks.known = dict.fromkeys(among, False)
-        marks.wanted[role] = frozenset(names)
-        marks.among.update(among, names)
-        if marks.next() is not None:
+            marks = thread.marks[reaction.ts] = _Marks()
+            if float(reaction.ts) > self._started + _CLOCK_SKEW:  # written in this run: nothing of ours on it
+                marks.known = dict.fromkeys(reaction.among, False)
+        marks.wanted[reaction.role] = reaction.names
+        marks.among.update(reaction.among, reaction.names)
+        if stored:
+            marks.stored[reaction.role] = reaction.names
+        if marks.next() is not None or marks.stored:
             thread.wake.set()
 
     def reserve(self, ref: ThreadRef, key: str) -> None:
@@ -254,20 +276,25 @@ class Outbox:
         ref: ThreadRef,
         texts: Sequence[SlotText],
         write: Callable[[AsyncSession], Awaitable[None]],
+        reactions: Sequence[Reaction] = (),
         *,
         plans: Mapping[str, Plan] | None = None,
     ) -> None:
-        """Store texts in one transaction with the caller's own ``write`` (a cursor, a shown state),
-        then have them shown (with ``plans``: slot -> the plan of its text). Should the transaction
-        fail, they are shown all the same, not durably: slots reserved for them must not wait forever."""
+        """Store texts and reactions in one transaction with the caller's own ``write`` (a cursor, a
+        shown state), then have them shown (with ``plans``: slot -> the plan of its text). Should the
+        transaction fail, they are shown all the same, not durably: slots reserved for them must not
+        wait forever."""
         try:
             async with self._db.unit() as session:
                 stored = await self.stage(session, ref, texts, plans=plans)
+                marked = await self.stage_reactions(session, ref, reactions)
                 await write(session)
         except BaseException:
             self.show(ref, texts, stored=False, plans=plans)
+            self.show_reactions(ref, reactions, stored=False)
             raise
         self.show(ref, stored, plans=plans)
+        self.show_reactions(ref, marked)
 
     async def stage(
         self,
@@ -331,7 +358,7 @@ class Outbox:
     async def resume(self) -> int:
         """Deliver again what was stored but not shown before the last stop; returns how many threads."""
         async with self._db.unit() as session:
-            links = await repo.links_with_pending_texts(session)
+            links = await repo.links_with_pending_output(session)
         for link in links:
             assert link.id is not None
             self._thread(ThreadRef(link.id, link.channel_id, link.thread_ts))
@@ -366,13 +393,23 @@ class Outbox:
 
     async def whisper(self, channel: str, user: str, thread_ts: str | None, markdown: str) -> None:
         """An ephemeral answer to one person, within the workspace's budget (ahead of progress
-        edits). A 429 is waited out, however often (it is no failure, only "later"); any other
-        Slack error is raised."""
+        edits)."""
         send = partial(self._poster.whisper, channel, user, thread_ts, markdown)
+        await self._patiently("chat.postEphemeral", send, channel)
+
+    async def announce(self, channel: str, markdown: str) -> str:
+        """A new top-level message (the root of a thread ``/coder new`` starts), within the
+        channel's and the workspace's budgets; returns its ``ts``."""
+        return await self._patiently(
+            "chat.postMessage", partial(self._poster.announce, channel, markdown), channel
+        )
+
+    async def _patiently(self, method: str, send: Callable[[], Awaitable[T]], channel: str) -> T:
+        """One call within the budgets. A 429 is waited out, however often (it is no failure, only
+        "later": nothing was posted); any other Slack error is raised."""
         while True:
             try:
-                await self._limits.call("chat.postEphemeral", send, channel=channel)
-                return
+                return await self._limits.call(method, send, channel=channel)
             except SlackRateLimited:  # the method is paused for Retry-After: the next acquire waits
                 continue
 
@@ -420,23 +457,25 @@ class Outbox:
         await asyncio.wait_for(shown(), timeout)
 
     def pending(self) -> int:
-        """How many slots and messages' reactions still differ from what Slack shows."""
+        """How many slots and messages' reactions still differ from what Slack shows (or whose rows
+        are still to be deleted: left, they would be replayed at the next start)."""
         slots = sum(1 for t in self._threads.values() for s in t.slots.values() if not s.done.is_set())
-        return slots + sum(1 for t in self._threads.values() for m in t.marks.values() if m.next())
+        return slots + sum(
+            1 for t in self._threads.values() for m in t.marks.values() if m.next() or m.stored
+        )
 
     async def drain(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` for every slot to be delivered; True when nothing is left."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        for thread in list(self._threads.values()):
-            for slot in list(thread.slots.values()):
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    return self.pending() == 0
-                try:
-                    await asyncio.wait_for(slot.done.wait(), remaining)
-                except TimeoutError:
-                    return False
+        """Wait up to ``timeout`` for every slot and reaction to be delivered (those stored before
+        the start included: a thread is read first); True when nothing is left."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        try:
+            async with asyncio.timeout_at(deadline):
+                for thread in list(self._threads.values()):
+                    await thread.loaded.wait()
+                    for slot in list(thread.slots.values()):
+                        await slot.done.wait()
+        except TimeoutError:
+            return self.pending() == 0
         return await self._reacted(deadline)
 
     async def _reacted(self, deadline: float) -> bool:
@@ -467,6 +506,7 @@ class Outbox:
             link = await repo.get_link(session, link_id)
             posted = await repo.slots(session, link_id)
             pending = await repo.pending_texts(session, link_id)
+            reactions = await repo.pending_reactions(session, link_id)
             for text in pending:  # shown before the stop, only the delete was lost
                 row = posted.get(text.slot)
                 if row is not None and row.digest == text.digest:
@@ -487,6 +527,10 @@ class Outbox:
                     stored=text.digest,
                     buttons=_decode(text.buttons),
                 )
+        for reaction in reactions:  # a wish of this run is newer than a stored one
+            marks = thread.marks.get(reaction.ts)
+            if marks is None or reaction.role not in marks.wanted:
+                self._want(thread, reaction, stored=True)
         for slot in thread.slots.values():
             if not slot.dirty:
                 slot.done.set()
@@ -529,6 +573,9 @@ class Outbox:
                 if slot is None and (mark := self._next_mark(thread)) is not None:
                     await self._react(thread, *mark)
                     continue
+                if slot is None and (shown := self._shown_marks(thread)):
+                    await self._settle_marks(thread, shown)
+                    continue
                 if slot is None:
                     thread.wake.clear()
                     idle = wait is None and self._idle(thread)
@@ -554,7 +601,7 @@ class Outbox:
     @staticmethod
     def _idle(thread: _Thread) -> bool:
         return all(not slot.dirty for slot in thread.slots.values()) and not any(
-            m.next() for m in thread.marks.values()
+            m.next() or m.stored for m in thread.marks.values()
         )
 
     @property
@@ -673,6 +720,27 @@ class Outbox:
                 return ts, *step
         return None
 
+    @staticmethod
+    def _shown_marks(thread: _Thread) -> dict[str, dict[str, frozenset[str]]]:
+        """The stored wishes Slack shows now, by message ts (their rows are due for deletion)."""
+        return {ts: dict(m.stored) for ts, m in thread.marks.items() if m.stored and m.next() is None}
+
+    async def _settle_marks(self, thread: _Thread, shown: dict[str, dict[str, frozenset[str]]]) -> None:
+        """Delete the rows of wishes Slack shows; one replaced meanwhile keeps its newer row."""
+        link_id = thread.ref.link_id
+        try:
+            async with self._db.unit() as session:
+                for ts, stored in shown.items():
+                    for role, names in stored.items():
+                        await repo.settle_reaction(session, link_id=link_id, ts=ts, role=role, names=names)
+        finally:
+            self._settled.set()
+        for ts, stored in shown.items():
+            marks = thread.marks.get(ts)
+            for role, names in stored.items():
+                if marks is not None and marks.stored.get(role) == names:
+                    del marks.stored[role]
+
     async def _react(self, thread: _Thread, ts: str, name: str, add: bool) -> None:
         """One reaction call. Errors as for texts; one Slack refuses for good is given up (a deleted
         message, too many emoji), and without ``reactions:write`` the bridge stops reacting at all."""
@@ -703,6 +771,7 @@ class Outbox:
                 log.warning("slack call failed (%s); retrying reaction %s in %.2fs", exc, name, delay)
                 return
             log.error("giving up on reaction %s on %s after %d failures: %s", name, ts, marks.failures, exc)
+            marks.stored.clear()  # its rows stay: the next start tries again
         finally:
             self._settled.set()
         marks.failures = 0
@@ -768,6 +837,7 @@ class Outbox:
         )
         async with self._db.unit() as session:
             await repo.fail_texts(session, ref.link_id, code)
+            await repo.drop_reactions(session, ref.link_id)
         for slot in thread.slots.values():
             slot.sent_digest, slot.stored = slot.text_digest, ""
             slot.done.set()

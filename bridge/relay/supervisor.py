@@ -7,8 +7,9 @@ the latest) is not over: the person is told, and the chat is followed on through
 reply that ends it is seen like any follow-up to a busy chat. The
 final texts of a batch are stored in the outbox in the same transaction that advances the cursor,
 so a crash either replays the batch or finds its texts durable: it can repeat an edit but never
-skip or double a message. Progress (a streaming draft, a running card) stays in memory: the
-replay from the cursor regenerates it.
+skip or double a message. The reactions a batch decides (``Marks.see``) go in the same transaction.
+Progress (a streaming draft, a running card) stays in memory: the replay from the cursor
+regenerates it.
 
 When the stream gives up (Coder unreachable for a while), the thread is told once and the chat is
 tried again after ``retry_interval``, or at once when someone replies in the thread.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -35,7 +37,7 @@ from bridge.coder.types import Chat, ChatId, ChatPhase, ChatStatus, Message
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.models import ThreadLink
-from bridge.db.repo import SlotText
+from bridge.db.repo import Reaction, SlotText
 from bridge.relay.identity import HOW_TO_LINK, Identity
 from bridge.relay.marks import Marks, ReactionNames, header_buttons
 from bridge.relay.outbox import Outbox, ThreadRef, digest, final_text
@@ -279,8 +281,8 @@ class Supervisor:
             async for batch in stream:
                 async with lock:
                     view.apply(batch, now=_now())
-                    await self._publish(ref, chat_id, title, view)
-                    await marks.see(batch, view)
+                    reactions = await marks.see(batch, view)  # stored with the batch's cursor
+                    await self._publish(ref, chat_id, title, view, reactions=reactions)
                     if self._sessions is not None and view.status_changed and view.status is not None:
                         shown = self._titles.get(chat_id, title)
                         self._sessions.show(ref, view.status.phase, title=shown, initiator=requester)
@@ -335,10 +337,12 @@ class Supervisor:
         view: ThreadView,
         *,
         ending: list[SlotText] | None = None,
+        reactions: Sequence[Reaction] = (),
     ) -> None:
-        """Apply the view's renames and changed blocks: progress in memory, final texts stored with
-        the cursor. ``ending`` (the requester's mention) is stored with the idle status that ends the
-        turn, so a crash before it leaves the chat busy and the next start finishes it."""
+        """Apply the view's renames and changed blocks: progress in memory, final texts and the
+        batch's ``reactions`` stored with the cursor. ``ending`` (the requester's mention) is stored
+        with the idle status that ends the turn, so a crash before it leaves the chat busy and the
+        next start finishes it."""
         for old, new in view.renames:
             await self._outbox.rename(ref, old, new)
         finals: list[SlotText] = []
@@ -364,7 +368,9 @@ class Supervisor:
                 self._outbox.set_text(ref, HEADER_SLOT, header, buttons=buttons)
             else:  # an idle status is what people wait for: final texts go first
                 finals.append(final_text(HEADER_SLOT, header, buttons))
-        await self._save(ref, chat_id, view, [*finals, *(ending or ())], plans, ending=ending is not None)
+        await self._save(
+            ref, chat_id, view, [*finals, *(ending or ())], plans, reactions, ending=ending is not None
+        )
 
     def _header(
         self, chat_id: ChatId, title: str, status: ChatStatus, reason: str = "", *, archived: bool
@@ -386,16 +392,18 @@ class Supervisor:
         view: ThreadView,
         finals: list[SlotText],
         plans: dict[str, Plan],
+        reactions: Sequence[Reaction],
         *,
         ending: bool,
     ) -> None:
-        """Store final texts, cursor and status in one transaction when any of them changed (most
-        batches are deltas that change none), then have the texts (a card with its plan) shown."""
+        """Store final texts, reactions, cursor and status in one transaction when any of them changed
+        (most batches are deltas that change none), then have the texts (a card with its plan) and
+        reactions shown."""
         moved = view.last_id > view.saved_id
-        if not moved and not view.status_changed and not finals and not ending:
+        if not moved and not view.status_changed and not finals and not reactions and not ending:
             return
         write = partial(self._save_cursor, chat_id=chat_id, view=view, moved=moved, ending=ending)
-        await self._outbox.put_with(ref, finals, write, plans=plans)
+        await self._outbox.put_with(ref, finals, write, reactions, plans=plans)
         view.saved_id = view.last_id
 
     @staticmethod

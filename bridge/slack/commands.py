@@ -20,12 +20,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.coder.errors import CoderAuthError, CoderError
+from bridge.metrics import Metrics
 from bridge.relay.chat_commands import Caller, ChatCommands
 from bridge.relay.identity import Identity
+from bridge.relay.limits import SlackLimits
+from bridge.relay.ports import SlackError
+from bridge.slack.poster import budgeted_call
 
 log = logging.getLogger(__name__)
 
@@ -156,8 +159,18 @@ def submitted_token(view: Mapping[str, Any]) -> str:
 class IdentityCommands:
     """``link``, ``unlink``: a person's own Coder account in linked identity mode."""
 
-    def __init__(self, identity: Identity, *, coder_url: str, link_timeout: float = 2.5) -> None:
+    def __init__(
+        self,
+        identity: Identity,
+        limits: SlackLimits,
+        metrics: Metrics,
+        *,
+        coder_url: str,
+        link_timeout: float = 2.5,
+    ) -> None:
         self._identity = identity
+        self._limits = limits
+        self._metrics = metrics
         self._coder_url = coder_url
         self._link_timeout = link_timeout
 
@@ -170,12 +183,16 @@ class IdentityCommands:
         """Open the token modal (linked mode only)."""
         if not self._identity.linked:
             return "This bridge runs every chat with its own Coder token, so there is nothing to link."
+        modal = link_modal(call.channel_id, self._coder_url)
         try:
-            await call.client.views_open(
-                trigger_id=call.trigger_id, view=link_modal(call.channel_id, self._coder_url)
+            await budgeted_call(
+                self._limits,
+                self._metrics,
+                "views.open",
+                lambda: call.client.views_open(trigger_id=call.trigger_id, view=modal),
             )
-        except SlackApiError as exc:
-            log.warning("could not open the link modal: %s", exc.response.get("error"))
+        except SlackError as exc:
+            log.warning("could not open the link modal: %s", exc.code)
             return "I couldn't open the link form; please run `/coder link` again."
         return None
 

@@ -1,8 +1,9 @@
 """``SlackDirectory`` over the Web API: ``users.info`` and ``usergroups.users.list``, cached briefly.
 
 People post many messages in a row; asking Slack each time would spend the Tier 4/Tier 2 budgets
-for nothing. Answers are kept ``ttl`` seconds, so a guest promoted to member (or someone removed
-from a user group) is seen within that time.
+for nothing (each call waits for a token of its method's budget, shared with every other caller).
+Answers are kept ``ttl`` seconds, so a guest promoted to member (or someone removed from a user
+group) is seen within that time.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from typing import Any, TypeVar
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.metrics import Metrics
+from bridge.relay.limits import SlackLimits
 from bridge.relay.ports import SlackPermanent, SlackUser
-from bridge.slack.poster import slack_call
+from bridge.slack.poster import budgeted_call
 
 T = TypeVar("T")
 
@@ -30,12 +32,14 @@ class WebDirectory:
         self,
         client: AsyncWebClient,
         metrics: Metrics,
+        limits: SlackLimits,
         *,
         ttl: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
         self._metrics = metrics
+        self._limits = limits
         self._ttl = ttl
         self._clock = clock
         self._cache: dict[tuple[str, str], tuple[float, Any]] = {}
@@ -60,8 +64,8 @@ class WebDirectory:
 
     async def _fetch_user(self, user_id: str) -> SlackUser | None:
         try:
-            response = await slack_call(
-                self._metrics, "users.info", lambda: self._client.users_info(user=user_id)
+            response = await budgeted_call(
+                self._limits, self._metrics, "users.info", lambda: self._client.users_info(user=user_id)
             )
         except SlackPermanent as exc:
             if exc.code in _INVISIBLE:
@@ -78,7 +82,8 @@ class WebDirectory:
 
     async def _fetch_group(self, group_id: str) -> frozenset[str]:
         try:
-            response = await slack_call(
+            response = await budgeted_call(
+                self._limits,
                 self._metrics,
                 "usergroups.users.list",
                 lambda: self._client.usergroups_users_list(usergroup=group_id),

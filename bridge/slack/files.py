@@ -22,8 +22,9 @@ import httpx
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.metrics import Metrics
+from bridge.relay.limits import SlackLimits
 from bridge.relay.ports import FetchedFile, FileRefused, SlackError, SlackFile
-from bridge.slack.poster import slack_call
+from bridge.slack.poster import budgeted_call
 
 log = logging.getLogger(__name__)
 
@@ -125,10 +126,12 @@ class SlackFileSource:
         timeout: float,
         client: AsyncWebClient,
         metrics: Metrics,
+        limits: SlackLimits,
     ) -> None:
         self._token = token
         self._slack = client
         self._metrics = metrics
+        self._limits = limits
         self._hosts = frozenset(h.lower() for h in hosts)
         self._max_bytes = max_bytes
         self._timeout = timeout
@@ -164,8 +167,8 @@ class SlackFileSource:
     async def _described(self, stub: SlackFile) -> SlackFile:
         """The full file object of a stub, from ``files.info``."""
         try:
-            response = await slack_call(
-                self._metrics, "files.info", lambda: self._slack.files_info(file=stub.id)
+            response = await budgeted_call(
+                self._limits, self._metrics, "files.info", lambda: self._slack.files_info(file=stub.id)
             )
         except SlackError as exc:
             raise FileRefused(f"Slack would not describe it ({exc.code})") from None

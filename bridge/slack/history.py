@@ -11,7 +11,7 @@ from bridge.metrics import Metrics
 from bridge.relay.limits import SlackLimits
 from bridge.relay.ports import ThreadMessage
 from bridge.slack.files import parse_files
-from bridge.slack.poster import slack_call
+from bridge.slack.poster import budgeted_call
 
 PAGE = 200
 """One page of replies; a thread longer than this contributes its first page only (bounded work)."""
@@ -42,13 +42,11 @@ class ThreadReader:
 
     async def thread(self, channel: str, thread_ts: str) -> list[ThreadMessage]:
         """The thread's first page of messages, oldest first."""
-        response = await self._limits.call(
+        response = await budgeted_call(
+            self._limits,
+            self._metrics,
             "conversations.replies",
-            lambda: slack_call(
-                self._metrics,
-                "conversations.replies",
-                lambda: self._client.conversations_replies(channel=channel, ts=thread_ts, limit=PAGE),
-            ),
+            lambda: self._client.conversations_replies(channel=channel, ts=thread_ts, limit=PAGE),
         )
         raw = response.get("messages") or []
         return [m for m in (_thread_message(r) for r in raw if isinstance(r, Mapping)) if m is not None]

@@ -12,6 +12,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.metrics import Metrics
+from bridge.relay.limits import SlackLimits
 from bridge.relay.ports import Button, Plan, SlackPermanent, SlackRateLimited, SlackTransient
 from bridge.slack.mrkdwn import MARKDOWN_LIMIT
 from bridge.slack.tables import message_blocks
@@ -175,6 +176,18 @@ class WebPoster:
 
     async def _call(self, method: str, call: Callable[[], Awaitable[Any]]) -> Any:
         return await slack_call(self._metrics, method, call)
+
+
+async def budgeted_call(
+    limits: SlackLimits,
+    metrics: Metrics,
+    method: str,
+    call: Callable[[], Awaitable[Any]],
+    *,
+    channel: str | None = None,
+) -> Any:
+    """``slack_call`` within the workspace's budget of ``method`` (a 429 pauses it for every caller)."""
+    return await limits.call(method, lambda: slack_call(metrics, method, call), channel=channel)
 
 
 async def slack_call(metrics: Metrics, method: str, call: Callable[[], Awaitable[Any]]) -> Any:

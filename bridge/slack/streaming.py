@@ -5,7 +5,9 @@ slot) is sent with ``chat.startStream`` / ``appendStream`` / ``stopStream`` thro
 ``AsyncChatStream`` helper instead of ``chat.postMessage`` / ``chat.update``, and so is a turn's
 status card, as a plan (below). The outbox stays the one scheduler: it still decides when a text
 goes out (pacing, coalescing, 429 pauses); this class only turns "the draft now reads X" into
-"append what Slack does not show yet".
+"append what Slack does not show yet". The outbox's wait covers the method it asked for
+(``chat.postMessage``, ``chat.update``, with the channel's budget); each streaming call draws on its
+own method's budget as well, so none goes unmetered.
 
 A reply's stream ends when a new message follows it in the thread (the next reply, the turn's outcome, a
 notice). Not sooner: the outbox sends no call for a final text that equals the streamed one, and a
@@ -287,6 +289,7 @@ class StreamingPoster:
             )
         except SlackPermanent as exc:
             self._lost(thread, exc)
+            await self._limits.acquire("chat.update")  # a second call for the outbox's one token
             await self._inner.update(stream.channel, stream.ts, markdown, key=key)
             return
         except Exception:
@@ -358,7 +361,6 @@ class StreamingPoster:
     ) -> None:
         """Stop a stream with its last ``chunks``, tagged with its slot, like a post; the session
         keeps the status the bridge wants for it (Slack would make it ``active``)."""
-        await self._limits.acquire("chat.stopStream", channel)
         status = self._session_status(channel, thread_ts)
         await self._call(
             "chat.stopStream",
@@ -404,4 +406,7 @@ class StreamingPoster:
             )
 
     async def _call(self, method: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        """One streaming call, on its own method's budget (the outbox's wait covered the post or edit
+        it asked for, and the channel's budget with it)."""
+        await self._limits.acquire(method)
         return await slack_call(self._metrics, method, call)

@@ -8,6 +8,7 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.metrics import Metrics
+from bridge.relay.limits import SlackLimits
 from bridge.relay.ports import FileRefused, SlackFile
 from bridge.sim.slack import SlackSim
 from bridge.sim.slack_state import DEFAULT_SCOPES
@@ -19,7 +20,13 @@ PNG = b"\x89PNG\r\n\x1a\n" + bytes(32)
 def _source(slack: SlackSim) -> SlackFileSource:
     client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
     return SlackFileSource(
-        slack.bot_token, hosts={"127.0.0.1"}, max_bytes=1024, timeout=5.0, client=client, metrics=Metrics()
+        slack.bot_token,
+        hosts={"127.0.0.1"},
+        max_bytes=1024,
+        timeout=5.0,
+        client=client,
+        metrics=Metrics(),
+        limits=SlackLimits(),
     )
 
 

@@ -14,6 +14,7 @@ from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.migrate import upgrade
 from bridge.db.models import OutboxEntry, SlackMessage
+from bridge.db.repo import Reaction
 from bridge.metrics import Metrics
 from bridge.relay.limits import SlackLimits
 from bridge.relay.outbox import Outbox, ThreadRef, final_text
@@ -224,6 +225,50 @@ async def test_text_shown_before_a_crash_is_not_sent_again(rig: Rig) -> None:
     assert len(rig.slack.calls_to("chat.postMessage")) == 1
     assert rig.slack.calls_to("chat.update") == []
     assert await _stored(rig) == []
+
+
+def _bot_reactions(rig: Rig, ts: str) -> set[str]:
+    message = rig.slack.message(rig.ref.channel, ts)
+    assert message is not None
+    return {name for name, users in message.reactions.items() if rig.slack.bot_user_id in users}
+
+
+async def _stored_reactions(rig: Rig) -> list[Reaction]:
+    async with rig.db.unit() as session:
+        return await repo.pending_reactions(session, rig.ref.link_id)
+
+
+async def _wish(outbox: Outbox, rig: Rig, names: set[str]) -> None:
+    """Store a turn reaction on the thread's root, as the caller's transaction would, then show it."""
+    reaction = Reaction(rig.ref.thread_ts, "turn", frozenset(names), frozenset({"eyes", "white_check_mark"}))
+    async with rig.db.unit() as session:
+        staged = await outbox.stage_reactions(session, rig.ref, [reaction])
+    outbox.show_reactions(rig.ref, staged)
+
+
+async def test_stored_reaction_is_set_after_a_restart_and_forgotten_once_shown(rig: Rig) -> None:
+    """A wished reaction Slack has not taken when the process stops is set by the next outbox, the
+    role's other names come off (the one it replaces included), and its row goes once Slack shows it."""
+    outbox = rig.outbox()
+    try:
+        await _wish(outbox, rig, {"eyes"})
+        assert await outbox.drain(5)
+        assert await _stored_reactions(rig) == [], "a wish Slack shows leaves no row"
+        rig.slack.fail_next("reactions.add", error="ratelimited", status=429, retry_after=60)
+        await _wish(outbox, rig, {"white_check_mark"})
+        await rig.slack.wait_for(lambda: len(rig.slack.calls_to("reactions.add")) == 2)
+    finally:
+        await outbox.close()
+    assert _bot_reactions(rig, rig.ref.thread_ts) == {"eyes"}
+    assert [r.names for r in await _stored_reactions(rig)] == [frozenset({"white_check_mark"})]
+    again = rig.outbox()
+    try:
+        assert await again.resume() == 1
+        assert await again.drain(5)
+    finally:
+        await again.close()
+    assert _bot_reactions(rig, rig.ref.thread_ts) == {"white_check_mark"}
+    assert await _stored_reactions(rig) == []
 
 
 async def test_post_whose_ts_was_lost_in_a_crash_is_edited_not_posted_again(rig: Rig) -> None:

@@ -13,6 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.metrics import Metrics
+from bridge.relay.limits import SlackLimits
 from bridge.sim.coder_agent import Gate, Text
 from bridge.sim.slack import SlackSim
 from bridge.slack.directory import WebDirectory
@@ -153,7 +154,7 @@ async def test_directory_answers_are_cached_for_a_while() -> None:
     async with SlackSim() as slack:
         slack.add_usergroup("S0ENG", "eng", [slack.alice])
         client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
-        directory = WebDirectory(client, Metrics(), ttl=60, clock=lambda: now[0])
+        directory = WebDirectory(client, Metrics(), SlackLimits(), ttl=60, clock=lambda: now[0])
         for _ in range(3):
             user = await directory.user(slack.alice)
             assert user is not None

@@ -1,13 +1,15 @@
-"""Crashes: an event acknowledged just before a SIGKILL is still handled, once, after the restart."""
+"""Crashes: an event acknowledged just before a SIGKILL is still handled, once, after the restart;
+reactions decided just before one are set after it."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from bridge.sim.coder import CoderSim
-from bridge.sim.coder_agent import Text
+from bridge.sim.coder_agent import Gate, Step, Text
 from bridge.sim.coder_state import SimChat
 from bridge.sim.slack import SlackSim
 from tests.integration.conftest import CODER_TOKEN, SIGNING_SECRET
@@ -80,6 +82,96 @@ async def test_follow_up_sent_just_before_a_crash_is_answered_after_the_restart(
     finally:
         await again.stop()
     assert [_user_count(c) for c in coder.chats.values()] == [2]
+
+
+async def test_crash_between_a_turns_end_and_its_reaction_ends_with_done(
+    tmp_path: Path, sims: tuple[SlackSim, CoderSim]
+) -> None:
+    """SIGKILL once the turn's end is stored, while Slack still fails the ✅: after the restart the
+    turn's message shows ✅ alone, not 👀 (the idle chat is not followed again, so only the stored
+    reaction can tell)."""
+    slack, coder = sims
+    gate = asyncio.Event()
+    coder.agent = lambda prompt: [Text("Working, "), Gate(gate), Text("done.")]
+    env = serve_env(slack, coder, tmp_path)
+    bridge = await BridgeProcess.start(env, tmp_path, log=tmp_path / "bridge.log")
+    slack.event_url = bridge.events_url
+    root = await slack.user_says(slack.alice, slack.general, f"<@{slack.bot_user_id}> first")
+    await slack.wait_for(lambda: _reactions(slack, root) == {"eyes"}, timeout=20)
+    slack.fail_next("reactions.add", error="internal_error", status=500, count=1000)
+    gate.set()
+    await slack.wait_for(
+        lambda: (
+            _shown(slack, root, "The agent is done") and _tried(slack, "reactions.add", "white_check_mark")
+        ),
+        timeout=20,
+    )
+    await bridge.kill()
+    slack.clear_faults()
+    assert _reactions(slack, root) == {"eyes"}, "the crash came before the swap"
+    again = await BridgeProcess.start(env, tmp_path, log=tmp_path / "bridge.log")
+    slack.event_url = again.events_url
+    try:
+        await slack.wait_for(lambda: _reactions(slack, root) == {"white_check_mark"}, timeout=20)
+    finally:
+        code, log = await again.stop()
+    assert _reactions(slack, root) == {"white_check_mark"}
+    assert code == 0, log
+
+
+async def test_crash_after_a_follow_up_left_the_queue_clears_its_hourglass(
+    tmp_path: Path, sims: tuple[SlackSim, CoderSim]
+) -> None:
+    """SIGKILL once Coder took a queued follow-up and the bridge stored that, while Slack still fails
+    taking the ⏳ off: after the restart the follow-up shows ✅ for its turn and no ⏳."""
+    slack, coder = sims
+    gate = asyncio.Event()
+
+    def agent(prompt: str) -> list[Step]:
+        return (
+            [Text("Working, "), Gate(gate), Text("done.")] if prompt == "first" else [Text(f"Echo: {prompt}")]
+        )
+
+    coder.agent = agent
+    env = serve_env(slack, coder, tmp_path)
+    bridge = await BridgeProcess.start(env, tmp_path, log=tmp_path / "bridge.log")
+    slack.event_url = bridge.events_url
+    root = await slack.user_says(slack.alice, slack.general, f"<@{slack.bot_user_id}> first")
+    await slack.wait_for(lambda: _shown(slack, root, "Working, "), timeout=20)
+    second = await slack.user_says(slack.alice, slack.general, "second", thread_ts=root)
+    await slack.wait_for(lambda: _reactions(slack, second) == {"hourglass_flowing_sand"}, timeout=20)
+    slack.fail_next("reactions.remove", error="internal_error", status=500, count=1000)
+    gate.set()
+    await slack.wait_for(
+        lambda: (
+            _shown(slack, root, "took this queued message")
+            and _tried(slack, "reactions.remove", "hourglass_flowing_sand")
+        ),
+        timeout=20,
+    )
+    await bridge.kill()
+    slack.clear_faults()
+    assert "hourglass_flowing_sand" in _reactions(slack, second), "the crash came before the clean-up"
+    again = await BridgeProcess.start(env, tmp_path, log=tmp_path / "bridge.log")
+    slack.event_url = again.events_url
+    try:
+        await slack.wait_for(lambda: _reactions(slack, second) == {"white_check_mark"}, timeout=20)
+        await slack.wait_for(lambda: _reactions(slack, root) == {"white_check_mark"}, timeout=20)
+    finally:
+        code, log = await again.stop()
+    assert code == 0, log
+
+
+def _reactions(slack: SlackSim, ts: str) -> set[str]:
+    """The bot's reactions on a message of the general channel."""
+    message = slack.message(slack.general, ts)
+    assert message is not None
+    return {name for name, users in message.reactions.items() if slack.bot_user_id in users}
+
+
+def _tried(slack: SlackSim, method: str, name: str) -> bool:
+    """Whether the bridge called ``method`` (a reaction call) for ``name`` at least once."""
+    return any(c.params.get("name") == name for c in slack.calls_to(method))
 
 
 def _shown(slack: SlackSim, root: str, text: str) -> bool:

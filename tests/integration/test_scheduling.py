@@ -14,12 +14,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
+from cryptography.fernet import Fernet
+from pydantic import SecretStr
 
 from bridge.relay.limits import METHOD_BUDGETS
 from bridge.relay.outbox import Outbox, ThreadRef, final_text
 from bridge.sim.coder_agent import Text, ToolCall
 from bridge.sim.slack_api import Storm
-from tests.integration.conftest import World, assistant_texts
+from tests.integration.conftest import CODER_TOKEN, World, assistant_texts
+from tests.integration.test_files import PNG
 from tests.integration.test_outbox import Rig, rig  # noqa: F401 - the fixture, shared
 
 UPDATES_PER_SECOND = METHOD_BUDGETS["chat.update"].per_minute * 20.0 / 60  # the rig's scale is 20
@@ -198,3 +201,43 @@ async def test_a_reply_made_final_before_the_status_goes_first(rig: Rig) -> None
     edited = [c.params.get("ts") for c in rig.slack.calls_to("chat.update")]
     assert edited == [shown["the answ"], shown["⏳ running"]]
     assert rig.texts() == ["✅ idle", "the answer"]
+
+
+@pytest.mark.parametrize("generation", ["v2"])
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_every_slack_call_draws_on_its_budget(world: World) -> None:
+    """Every Web API method the bridge calls while it uses each of its features (as the Slack
+    simulator saw them) has a budget of its own and drew on the bridge's budgets before the call."""
+    slack = world.slack
+    slack.add_usergroup("S0ENG", "eng", [slack.alice])
+    await world.stop_bridge()
+    since = len(slack.calls)
+    bridge = await world.start_bridge(
+        identity_mode="linked",
+        encryption_key=SecretStr(Fernet.generate_key().decode()),
+        native_streaming=True,
+        allowed_users=("S0ENG",),
+    )
+    world.coder.agent = lambda prompt: [Text("Reading it. " * 30), ToolCall("execute", {}, {}), Text("Done.")]
+    await slack.slash_command(slack.alice, slack.general, "/coder", "link")  # views.open
+    await slack.submit_view(slack.alice, {"token": {"token": CODER_TOKEN}})
+    root = await slack.user_says(slack.bob, slack.general, "login fails on Safari")
+    stub = {"id": slack.add_file(PNG, "safari.png", "image/png")["id"], "mode": "file_access"}
+    await slack.user_says(
+        slack.alice, slack.general, f"<@{slack.bot_user_id}> fix it", thread_ts=root, files=[stub]
+    )  # conversations.replies for context, files.info, users.info, usergroups.users.list
+    await world.until_idle_and_shown(root)
+    await world.reply(root, "and add a test")  # a follow-up
+    await world.until_idle_and_shown(root, turns=2)
+    await world.mention("fix it too", user=slack.bob)  # refused: chat.postEphemeral
+    await world.until(lambda: any(slack.ephemerals(slack.bob)))
+    await slack.slash_command(slack.alice, slack.general, "/coder", "new write the notes")
+    await world.until(lambda: len(world.coder.chats) == 2)
+    await slack.open_home(slack.alice)  # views.publish
+    await world.until(lambda: bool(slack.calls_to("views.publish")))
+    called = {c.method for c in slack.calls[since:]}
+    for method in ("views.open", "files.info", "conversations.replies", "chat.startStream", "users.info"):
+        assert method in called, f"the session exercised {method}"
+    assert bridge.limits is not None
+    assert called - METHOD_BUDGETS.keys() == set(), "every method called has its tier"
+    assert called - bridge.limits.metered == set(), "no call bypassed the budgets"
