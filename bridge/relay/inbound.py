@@ -312,6 +312,7 @@ class Inbound:
                     return None
             if not await _claim_message(session, link, message):
                 return None
+        self._outbox.untouched(message.ts)
         return link
 
     async def _start_chat(
@@ -463,6 +464,8 @@ class Inbound:
                 if claimed
                 else await repo.find_inbound(session, channel_id=message.channel_id, ts=message.ts)
             )
+        if claimed:
+            self._outbox.untouched(message.ts)
         unrecorded = row is not None and row.coder_message_id is None and row.queued_message_id is None
         if unrecorded and await self._never_arrived(backend, ref, chat_id, message, text):
             async with self._db.unit() as session:  # the claim was released: relay it as new

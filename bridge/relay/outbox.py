@@ -85,6 +85,7 @@ _MIN_SPLIT = 1000  # Slack never finds a shorter text too long; splitting it fur
 CHANNEL_CLOSED = frozenset({"channel_not_found", "is_archived", "not_in_channel"})
 """Errors that mean no message can reach the thread's channel any more."""
 _CLOCK_SKEW = 5.0  # seconds a Slack ts may run ahead of this host's clock
+_UNTOUCHED_KEPT = 10_000  # claimed messages remembered until their first reaction
 Buttons = tuple[Button, ...]
 
 
@@ -169,6 +170,7 @@ class _Thread:
         self.stored = asyncio.Lock()  # orders writes of slot rows (a save racing a rename)
         self.paused_until = 0.0
         self.ticket: Ticket | None = None  # the worker's place in a budget's line while it waits
+        self.reacting = False  # the ticket is a reaction's: any text due goes before it
         self.changes = itertools.count(1)
 
 
@@ -206,6 +208,7 @@ class Outbox:
         self._closed: dict[int, str] = {}  # link id -> why its channel takes no messages (this run)
         self._started_at = utcnow()  # threads linked before this may have posts whose ts was lost
         self._started = time.time()  # a message with a later ts has no reaction of an earlier run
+        self._untouched: dict[str, bool] = {}  # messages claimed first in this run, oldest first
         self._unreactive = ""  # why Slack takes no reactions from the bot at all (e.g. missing_scope)
         self._settled = asyncio.Event()  # set whenever a reaction call finished (``drain`` waits on it)
         self._tasks = TaskGroup("outbox")
@@ -250,7 +253,8 @@ class Outbox:
         marks = thread.marks.get(reaction.ts)
         if marks is None:
             marks = thread.marks[reaction.ts] = _Marks()
-            if float(reaction.ts) > self._started + _CLOCK_SKEW:  # written in this run: nothing of ours on it
+            fresh = self._untouched.pop(reaction.ts, False)
+            if fresh or float(reaction.ts) > self._started + _CLOCK_SKEW:  # nothing of ours on it yet
                 marks.known = dict.fromkeys(reaction.among, False)
         marks.wanted[reaction.role] = reaction.names
         marks.among.update(reaction.among, reaction.names)
@@ -258,6 +262,15 @@ class Outbox:
             marks.stored[reaction.role] = reaction.names
         if marks.next() is not None or marks.stored:
             thread.wake.set()
+
+    def untouched(self, ts: str) -> None:
+        """A person's message this run claimed first: no earlier run reacted to it, so its first wish
+        costs no removals. (Otherwise a message written in the first seconds after a start counts as
+        possibly older, and every name its role may use is removed first: at a restart under load that
+        was four needless calls a chat.)"""
+        self._untouched[ts] = True
+        if len(self._untouched) > _UNTOUCHED_KEPT:  # never reacted to: forget the oldest
+            del self._untouched[next(iter(self._untouched))]
 
     def reserve(self, ref: ThreadRef, key: str) -> None:
         """Give slot ``key`` its place in the thread's order now (new slots post in the order they
@@ -387,8 +400,8 @@ class Outbox:
             slot.stored = stored
         if slot.dirty:
             slot.done.clear()
-        if thread.ticket is not None and (slot.final or slot.ts is None) and slot.dirty:
-            thread.ticket.withdraw()  # the worker waits to show progress: this goes first
+        if thread.ticket is not None and (thread.reacting or slot.final or slot.ts is None) and slot.dirty:
+            thread.ticket.withdraw()  # the worker waits to react or show progress: this goes first
         thread.wake.set()
 
     async def whisper(self, channel: str, user: str, thread_ts: str | None, markdown: str) -> None:
@@ -747,7 +760,8 @@ class Outbox:
         ref, marks = thread.ref, thread.marks[ts]
         method = "reactions.add" if add else "reactions.remove"
         try:
-            await self._limits.acquire(method, ref.channel)
+            if not await self._reaction_turn(thread, method):
+                return  # a text of the thread turned up meanwhile: it goes first
             await self._poster.react(ref.channel, ts, name, on=add)
         except SlackRateLimited as exc:  # every thread's next call of the method waits, not only this one
             self._limits.rate_limited(method, ref.channel, exc.retry_after)
@@ -776,6 +790,18 @@ class Outbox:
             self._settled.set()
         marks.failures = 0
         marks.known[name] = add
+
+    async def _reaction_turn(self, thread: _Thread, method: str) -> bool:
+        """Wait for a reaction's budget; False when a text of the thread became due meanwhile.
+
+        Texts go before reactions, and a worker held in the reactions' line holds its thread's texts
+        with it: with 200 chats sharing Tier 3's ~50 reactions a minute, threads waited twice their
+        fair share of ``chat.update`` (``bench/fanout.py``)."""
+        thread.ticket, thread.reacting = Ticket(), True
+        try:
+            return await self._limits.acquire(method, thread.ref.channel, Priority.FINAL, thread.ticket)
+        finally:
+            thread.ticket, thread.reacting = None, False
 
     async def _refused(self, thread: _Thread, slot: _Slot, exc: SlackPermanent, sent: str) -> None:
         """A Slack error no retry fixes: split a too long text once, close a lost channel, else drop."""
