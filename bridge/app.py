@@ -48,6 +48,7 @@ from bridge.relay.marks import ReactionNames
 from bridge.relay.outbox import Outbox
 from bridge.relay.policy import Policy, Rules
 from bridge.relay.ports import SlackPoster
+from bridge.relay.renames import Renames
 from bridge.relay.sessions import SessionMirror
 from bridge.relay.supervisor import Supervisor
 from bridge.relay.watcher import Watcher
@@ -164,6 +165,7 @@ class Bridge:
         self._files: SlackFileSource | None = None
         self._inbound: Inbound | None = None
         self._controls: Controls | None = None
+        self._renames: Renames | None = None
         self._outbox: Outbox | None = None
         self._supervisor: Supervisor | None = None
         self._sessions: SessionMirror | None = None
@@ -304,6 +306,16 @@ class Bridge:
             },
             home=self._home,
         )
+        self._renames = Renames(
+            self.db,
+            accounts,
+            policy,
+            self._supervisor,
+            sessions,
+            intake,
+            bot_user_id=identity.bot_user_id,
+            home=self._home,
+        )
         bolt = AsyncApp(
             client=AsyncWebClient(base_url=settings.slack_api_url, session=http),
             authorize=_fixed_authorization(identity, settings.slack_bot_token.get_secret_value()),
@@ -314,7 +326,7 @@ class Bridge:
             process_before_response=False,
             logger=_bolt_logger(),
         )
-        events.register(bolt, intake, self._inbound, self._controls, self.metrics)
+        events.register(bolt, intake, self._inbound, self._controls, self.metrics, renames=self._renames)
         shortcuts.register(bolt, self._controls)
         chats = ChatCommands(self.db, accounts, policy, self._outbox, self._inbound, self._controls)
         home_tab.register(bolt, self._home, self.metrics)
@@ -330,7 +342,7 @@ class Bridge:
         resumed = await self._supervisor.resume()
         self._watcher.start()
         # Handed over before new events are taken, so a thread's older event keeps its place.
-        replayed = await events.recover(intake, self._inbound, self._controls)
+        replayed = await events.recover(intake, self._inbound, self._controls, renames=self._renames)
         if replayed:
             log.info("handling %d Slack events acknowledged before the last stop", replayed)
         await self._serve_http(bolt)
@@ -480,6 +492,8 @@ class Bridge:
             await self._inbound.close()
         if self._controls is not None and not await self._controls.drain(left(0.5)):
             await self._controls.close()
+        if self._renames is not None and not await self._renames.drain(left(0.5)):
+            await self._renames.close()
         if self._supervisor is not None:
             await self._supervisor.close()
         if self._outbox is not None and not await self._outbox.drain(left()):

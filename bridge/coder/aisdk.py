@@ -237,6 +237,7 @@ class AiSdkBackend:
             watch=False,
             retry_events=False,
             options=frozenset(),
+            rename="bridge",
         )
 
     @property
@@ -587,6 +588,11 @@ class AiSdkBackend:
     async def edit_message(self, chat_id: ChatId, message_id: int, content: Sequence[InputPart]) -> Message:
         """G0a has no message edit: always ``CoderRejected``."""
         raise CoderRejected("This Coder version's chat API cannot edit messages", status=405)
+
+    async def rename(self, chat_id: ChatId, title: str) -> Chat:
+        """G0a has no route that renames a chat (its title comes from the first message): always
+        ``CoderRejected``."""
+        raise CoderRejected("This Coder version's chat API cannot rename chats", status=405)
 
     async def queued_messages(self, chat_id: ChatId) -> list[QueuedMessage]:
         """The follow-ups the bridge holds for the chat (its store), oldest first."""

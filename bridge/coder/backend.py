@@ -132,6 +132,12 @@ class CoderBackend(Protocol):
         """Archive or unarchive a chat (archiving also interrupts it)."""
         ...
 
+    async def rename(self, chat_id: ChatId, title: str) -> Chat:
+        """Ask Coder to give the chat ``title``; the chat as Coder has it afterwards, whose title
+        says whether this build took it (``capabilities.rename``). ``CoderRejected`` where the
+        generation has no way to rename."""
+        ...
+
     async def promote_queued(self, chat_id: ChatId, queued_id: int) -> Message:
         """Make a queued follow-up the next message the agent gets; returns it as persisted."""
         ...

@@ -13,7 +13,7 @@ import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
 from bridge.coder.catalog import list_choices, list_workspaces, parse_mcp_servers, parse_models
@@ -117,6 +117,10 @@ class ExperimentalBackend:
 
     api: ClassVar[ChatsApi] = G1_API
     mcp_servers_path: ClassVar[str] = "/api/experimental/mcp/servers"
+    renames: ClassVar[Literal["coder", "try"]] = "try"
+    """Whether PATCH takes a ``title``: the earliest G1 builds have no PATCH, those up to at least
+    coderd/exp_chats.go at 002434b9 read ``title`` and ignore it, later ones apply it (coder/coder
+    ``applyChatTitleUpdate``); nothing in the API tells them apart, so the bridge reads back."""
 
     def __init__(
         self,
@@ -146,8 +150,9 @@ class ExperimentalBackend:
 
     @property
     def capabilities(self) -> Capabilities:
-        """Coder does it all itself: labels, the queue, archiving, turns that outlive the bridge."""
-        return Capabilities()
+        """Coder does it all itself: labels, the queue, archiving, turns that outlive the bridge;
+        renaming in the builds that can (``renames``)."""
+        return Capabilities(rename=self.renames)
 
     @property
     def base_url(self) -> str:
@@ -377,6 +382,22 @@ class ExperimentalBackend:
         except CoderRejected as exc:
             if not _already_in_state(exc):
                 raise
+
+    async def rename(self, chat_id: ChatId, title: str) -> Chat:
+        """``PATCH /chats/{id}`` with ``title``, then the chat as Coder has it (PATCH answers 204).
+
+        A build that takes titles trims it, refuses an empty one or one over 200 characters (400)
+        and one while a title is being generated (409), and announces it as ``title_change``; a
+        build that ignores it, or has no PATCH at all (404/405), leaves the chat as it was.
+        """
+        try:
+            await self._rest.call(
+                "rename", "PATCH", self.api.path(chat_id), idempotent=True, json_body={"title": title}
+            )
+        except CoderRejected as exc:
+            if exc.status not in (404, 405):
+                raise
+        return await self.get_chat(chat_id)  # a chat that is really gone raises CoderNotFound here
 
     async def _patch_archived(self, chat_id: ChatId, archived: bool) -> None:
         """The PATCH itself; a chat already in that state (Coder's 400) counts as done."""

@@ -199,6 +199,10 @@ class Capabilities(_Model):
     tool's result is due); a reply in the thread ends the wait. G1's ``paused`` is never set."""
     options: frozenset[str] = frozenset({"model", "workspace", "mcp"})
     """The per-chat options a new chat takes (``ChatOption`` names); the others are refused."""
+    rename: Literal["coder", "try", "bridge"] = "coder"
+    """Who keeps a title a person gives the thread in Slack: Coder, which renames the chat; Coder
+    where the build can ("try": some builds of the generation take a title, others read and ignore
+    it, so the bridge asks and reads the chat back); or the bridge, for the thread only."""
 
 
 class CoderUser(_Model):

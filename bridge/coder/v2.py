@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from functools import partial
-from typing import ClassVar
+from typing import ClassVar, Literal
 from urllib.parse import quote
 
 from bridge.coder.backoff import Backoff
@@ -40,6 +40,8 @@ class V2Backend(ExperimentalBackend):
 
     api: ClassVar[ChatsApi] = G2_API
     mcp_servers_path: ClassVar[str] = "/api/v2/ai-gateway/mcp-servers"
+    renames: ClassVar[Literal["coder", "try"]] = "coder"
+    """G2's patchChat applies ``title`` (coderd ``applyChatTitleUpdate``, codersdk UpdateChatRequest)."""
     settle_attempts: ClassVar[int] = 20
     """How often ``set_archived`` re-reads an interrupted chat before giving up on it going idle."""
     settle_delays: ClassVar[Backoff] = Backoff(initial=0.05, cap=1.0)

@@ -42,6 +42,9 @@ class ThreadLink(SQLModel, table=True):
     archived: bool = Field(default=False)
     shown_title: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     """The chat title the watcher last put in the header, so a restart re-renders only renamed chats."""
+    chosen_title: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    """A title a person gave the thread's Agent Session that Coder could not take: the thread shows it
+    instead of the chat's, whatever Coder renames the chat to later."""
     shown_diff: str = Field(default="", sa_column=Column(String(64), nullable=False, server_default=""))
     """Digest of the diff status the thread's PR summary was last rendered from."""
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())

@@ -196,6 +196,11 @@ async def save_shown_title(session: AsyncSession, chat_id: str, title: str) -> N
     )
 
 
+async def choose_title(session: AsyncSession, link_id: int, title: str) -> None:
+    """Remember the title a person chose for a thread where Coder keeps its own ("" forgets it)."""
+    await session.execute(update(ThreadLink).where(col(ThreadLink.id) == link_id).values(chosen_title=title))
+
+
 async def save_shown_diff(session: AsyncSession, chat_id: str, digest: str) -> None:
     """Remember (a digest of) the diff status the thread's PR summary was rendered from."""
     await session.execute(

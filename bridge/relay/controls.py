@@ -30,7 +30,7 @@ from bridge.relay.intake import Intake
 from bridge.relay.outbox import Outbox, digest, final_text
 from bridge.relay.policy import Policy
 from bridge.relay.ports import ButtonAction
-from bridge.relay.supervisor import Supervisor, thread_ref
+from bridge.relay.supervisor import Supervisor, shown, thread_ref
 from bridge.slack.blocks import render_error
 from bridge.tasks import TaskGroup
 
@@ -312,7 +312,8 @@ class Controls:
         async with self._db.unit() as session:
             await repo.set_archived(session, chat_id, archived)
         if backend.capabilities.archive == "archive":  # the header's button turns into its opposite
-            self._supervisor.show_header(thread_ref(link), await backend.get_chat(chat_id), archived=archived)
+            chat = shown(link, await backend.get_chat(chat_id))
+            self._supervisor.show_header(thread_ref(link), chat, archived=archived)
         if backend.capabilities.archive == "delete":
             return (
                 f"🗑️ Deleted the chat in Coder at <@{user}>'s request (this Coder version cannot "

@@ -166,13 +166,11 @@ class Home:
         chat_id = ChatId(link.chat_id)
         coder_url = (backend or self._identity.shared).chat_url(chat_id)
         thread_url = permalink(self._workspace_url, link.channel_id, link.thread_ts)
-        if chat is not None:
-            return HomeChat(
-                chat_id, chat.title, chat.status, link.archived, chat.diff_status, thread_url, coder_url
-            )
-        return HomeChat(
-            chat_id, link.shown_title, _stored_status(link), link.archived, None, thread_url, coder_url
-        )
+        if chat is None:
+            title = link.chosen_title or link.shown_title
+            return HomeChat(chat_id, title, _stored_status(link), link.archived, None, thread_url, coder_url)
+        title = link.chosen_title or chat.title
+        return HomeChat(chat_id, title, chat.status, link.archived, chat.diff_status, thread_url, coder_url)
 
 
 def _stored_status(link: ThreadLink) -> ChatStatus | None:

@@ -66,7 +66,7 @@ class Policy:
         return await self.may_start(link.channel_id, user_id, direct=direct)
 
     async def may_control(self, link: ThreadLink, user_id: str) -> str | None:
-        """Whether this person may interrupt, archive or reorder a chat."""
+        """Whether this person may interrupt, archive, reorder or rename a chat."""
         if user_id == link.requester_user_id or await self._is_admin(user_id):
             return None
         if self.rules.control == "channel":

@@ -2,7 +2,9 @@
 
 Slack shows a session's status where people look for their agents' work, and while it is
 ``processing`` a native Stop button (wired to the interrupt, see ``Controls.stop_session``). Coder's
-phases map onto Slack's four statuses; the session's title follows the chat's.
+phases map onto Slack's four statuses; the session's title follows the chat's, and a person's rename
+in Slack is recorded here (``renamed``) so it is not sent back to Slack, or undone (``restore``) when
+it does not stand (``relay.renames``).
 
 Like the outbox, this keeps what *should* be shown and lets one worker make Slack match within the
 method budgets of ``SlackLimits``: a thread's pending changes coalesce (the latest status wins), so a
@@ -121,6 +123,26 @@ class SessionMirror:
         if self.enabled and session is not None and title.strip():
             session.title = _title(title)
             self._mark((ref.channel, ref.thread_ts))
+
+    def renamed(self, ref: ThreadRef, title: str) -> None:
+        """A person renamed the thread's session in Slack, which shows ``title`` now: the bridge won't
+        send it again (a session the bridge did not make is not its business)."""
+        session = self._sessions.get((ref.channel, ref.thread_ts))
+        if self.enabled and session is not None:
+            session.sent_title = _title(title)
+
+    def restore(self, ref: ThreadRef) -> None:
+        """The title a person gave the session does not stand: the session gets its own back."""
+        key = (ref.channel, ref.thread_ts)
+        session = self._sessions.get(key)
+        if self.enabled and session is not None and session.title != session.sent_title:
+            self._mark(key)
+
+    def title_of(self, channel: str, thread_ts: str) -> str | None:
+        """The title the thread's session has as far as the bridge knows (it gave it, or saw a person
+        give it), if the bridge made that session."""
+        session = self._sessions.get((channel, thread_ts))
+        return session.sent_title if self.enabled and session is not None and session.created else None
 
     def status_of(self, channel: str, thread_ts: str) -> str | None:
         """The status a thread's session should have (for a stopped stream to leave), if it has one."""

@@ -59,6 +59,11 @@ def thread_ref(link: ThreadLink) -> ThreadRef:
     return ThreadRef(link_id=link.id, channel=link.channel_id, thread_ts=link.thread_ts)
 
 
+def shown(link: ThreadLink, chat: Chat) -> Chat:
+    """The chat as its thread shows it: titled as a person chose in Slack where Coder keeps its own."""
+    return chat.model_copy(update={"title": link.chosen_title}) if link.chosen_title else chat
+
+
 class Supervisor:
     """Makes sure exactly one stream task follows each chat that has work to show."""
 
@@ -196,7 +201,7 @@ class Supervisor:
             return False
         try:
             chat = await backend.get_chat(chat_id)
-            self._titles[chat_id] = chat.title
+            self._titles[chat_id] = shown(link, chat).title
             # A turn that ended while nobody followed still needs its card closed and its outcome
             # told: the link, busy until a turn's ending is stored, says so though the chat is idle.
             # A turn that waits for its person is not over either.

@@ -37,7 +37,7 @@ from bridge.db.engine import Database
 from bridge.db.models import ThreadLink
 from bridge.relay.home import Home
 from bridge.relay.outbox import Outbox, digest, final_text
-from bridge.relay.supervisor import Supervisor, thread_ref
+from bridge.relay.supervisor import Supervisor, shown, thread_ref
 from bridge.slack.blocks import render_diff_summary
 from bridge.tasks import TaskGroup
 
@@ -149,7 +149,8 @@ class Watcher:
                 await self._show_diff(link, chat)
 
     async def _retitle(self, link: ThreadLink, chat: Chat) -> None:
-        self._supervisor.show_header(thread_ref(link), chat, archived=link.archived)
+        """Coder renamed the chat: so is the thread, unless a person chose its title in Slack."""
+        self._supervisor.show_header(thread_ref(link), shown(link, chat), archived=link.archived)
         async with self._db.unit() as session:
             await repo.save_shown_title(session, chat.id, chat.title)
 

@@ -572,9 +572,16 @@ class CoderSim:
         return _json(200, self._chat_json(self._chat(request)))
 
     async def _patch_chat(self, request: web.Request) -> web.Response:
-        """Labels, then archive, then pin, as patchChat applies them; ``title`` is read but ignored."""
+        """Title (G2 only), then labels, archive and pin, as patchChat applies them.
+
+        G1 reads ``title`` and ignores it, as coderd/exp_chats.go at 002434b9 does; G2 applies it
+        first (``applyChatTitleUpdate``, which later G1 builds have too).
+        """
         chat = self._chat(request)
         body = parse_body(await request.read())
+        title = optional(body, "title", str)
+        if title is not None and self.dialect.promoted:
+            self._engine.rename(chat, title)
         labels = parse_labels(body.get("labels"))
         if labels is not None:
             self._engine.set_labels(chat, labels)

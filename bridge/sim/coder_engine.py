@@ -45,6 +45,7 @@ from bridge.sim.coder_state import (
 log = logging.getLogger(__name__)
 
 QUEUE_LIMIT: Final = 20  # chatd.MaxQueueSize
+MAX_TITLE: Final = 200  # coderd maxChatTitleRunes
 # "paused" and "completed" are never set: reference 7.3 found no setter for them in G1 chatd; the busy
 # statuses per generation are ``Dialect.busy``.
 # UNCERTAIN: the wording of G2's state-conflict 409s (coder/coder chats tests check only the status).
@@ -385,6 +386,17 @@ class ChatEngine:
         chat.title = derive_title(_latest_prompt(chat))
         chat.updated_at = timestamp()
         self._watch(chat, "title_change")
+
+    def rename(self, chat: SimChat, raw: str) -> None:
+        """G2's ``applyChatTitleUpdate``: trimmed, not empty, at most 200 characters (runes); the same
+        title writes and announces nothing."""
+        title = raw.strip()
+        if not title:
+            raise ApiError(400, "Title cannot be empty.")
+        if len(title) > MAX_TITLE:
+            raise ApiError(400, f"Title must be at most {MAX_TITLE} characters.")
+        if title != chat.title:
+            self.set_title(chat, title)
 
     def set_title(self, chat: SimChat, title: str) -> None:
         """chatd's title generation: UpdateChatTitleByID, then ``title_change`` to watchers."""

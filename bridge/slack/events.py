@@ -19,12 +19,14 @@ from bridge.metrics import Metrics
 from bridge.relay.controls import Click, Controls, Reaction, SessionStop
 from bridge.relay.inbound import Inbound, IncomingMessage, MessageDeletion
 from bridge.relay.intake import Intake
+from bridge.relay.renames import Renames, SessionRename
 from bridge.slack import actions
 from bridge.slack.files import parse_files
 
 log = logging.getLogger(__name__)
 
 _RELAYED_SUBTYPES = {None, "file_share", "thread_broadcast"}
+_MESSAGE_EVENTS = {"message", "app_mention"}
 _FRESH = "bridge_fresh_command"  # context key: the command of an event recorded for the first time
 
 
@@ -69,7 +71,7 @@ def parse_message(body: Mapping[str, Any]) -> IncomingMessage | None:
     edit that leaves the text alone (Slack reports link unfurls as ``message_changed`` too) is none.
     """
     event = body.get("event")
-    if not isinstance(event, Mapping) or event.get("bot_id"):
+    if not isinstance(event, Mapping) or event.get("bot_id") or event.get("type") not in _MESSAGE_EVENTS:
         return None
     subtype = event.get("subtype")
     if subtype in _RELAYED_SUBTYPES:
@@ -153,13 +155,34 @@ def parse_session_stop(body: Mapping[str, Any]) -> SessionStop | None:
     return SessionStop(event_id=event_id, user_id=user, channel_id=channel, thread_ts=thread_ts)
 
 
-Command = IncomingMessage | MessageDeletion | Reaction | Click | SessionStop
+def parse_session_rename(body: Mapping[str, Any]) -> SessionRename | None:
+    """A person's new title for an Agent Session from ``agent_session_title_changed``, or None."""
+    event = body.get("event")
+    if not isinstance(event, Mapping) or event.get("type") != "agent_session_title_changed":
+        return None
+    team_id = event.get("team_id") or body.get("team_id")
+    values = (body.get("event_id"), event.get("user"), team_id, event.get("channel"), event.get("thread_ts"))
+    title = event.get("title")
+    if not all(isinstance(v, str) and v for v in values) or not isinstance(title, str):
+        log.warning(
+            "dropping a malformed agent_session_title_changed event (event_id=%r)", body.get("event_id")
+        )
+        return None
+    event_id, user, team, channel, thread_ts = (str(v) for v in values)
+    return SessionRename(event_id, user, team, channel, thread_ts, title)
+
+
+Command = IncomingMessage | MessageDeletion | Reaction | Click | SessionStop | SessionRename
 
 
 def _command(body: Mapping[str, Any], controls: Controls) -> Command | None:
     """What the bridge will act on in a callback or a click, if anything (nothing else is recorded)."""
     command = (
-        parse_message(body) or parse_deletion(body) or parse_session_stop(body) or actions.parse_click(body)
+        parse_message(body)
+        or parse_deletion(body)
+        or parse_session_stop(body)
+        or parse_session_rename(body)
+        or actions.parse_click(body)
     )
     if command is not None:
         return command
@@ -167,16 +190,20 @@ def _command(body: Mapping[str, Any], controls: Controls) -> Command | None:
     return reaction if reaction is not None and controls.wanted(reaction) else None
 
 
-def _dispatch(command: Command, inbound: Inbound, controls: Controls) -> None:
+def _dispatch(command: Command, inbound: Inbound, controls: Controls, renames: Renames) -> None:
     if isinstance(command, Reaction | Click):
         controls.submit(command)
     elif isinstance(command, SessionStop):
         controls.stop_session(command)
+    elif isinstance(command, SessionRename):
+        renames.submit(command)
     else:
         inbound.submit(command)
 
 
-def register(app: AsyncApp, intake: Intake, inbound: Inbound, controls: Controls, metrics: Metrics) -> None:
+def register(
+    app: AsyncApp, intake: Intake, inbound: Inbound, controls: Controls, metrics: Metrics, *, renames: Renames
+) -> None:
     """Attach the bridge's middleware, event listeners and button listeners to a Bolt app."""
 
     async def record(
@@ -195,20 +222,27 @@ def register(app: AsyncApp, intake: Intake, inbound: Inbound, controls: Controls
         metrics.slack_events.labels(str(event.get("type") or body.get("type") or "unknown")).inc()
         command = context.get(_FRESH)
         if command is not None:
-            _dispatch(command, inbound, controls)
+            _dispatch(command, inbound, controls, renames)
 
-    for name in ("app_mention", "message", "reaction_added", "reaction_removed", "agent_session_stopped"):
+    for name in (
+        "app_mention",
+        "message",
+        "reaction_added",
+        "reaction_removed",
+        "agent_session_stopped",
+        "agent_session_title_changed",
+    ):
         app.event(name)(act)
     actions.register(app, act)
 
 
-async def recover(intake: Intake, inbound: Inbound, controls: Controls) -> int:
+async def recover(intake: Intake, inbound: Inbound, controls: Controls, *, renames: Renames) -> int:
     """Hand over again the events and clicks acknowledged but not handled before the last stop."""
     count = 0
     for body in await intake.unfinished():
         command = _command(body, controls)
         if command is None:
             continue
-        _dispatch(command, inbound, controls)
+        _dispatch(command, inbound, controls, renames)
         count += 1
     return count

@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from bridge.relay.renames import KEPT_IN_SLACK
 from bridge.sim.coder import CoderSim
 from bridge.sim.coder_agent import Gate, Text, ToolCall
 from bridge.sim.slack import DEFAULT_SUBSCRIPTIONS, ApiCall, SlackSim
-from bridge.sim.slack_state import SimMessage
+from bridge.sim.slack_state import AgentSession, SimMessage
 from bridge.slack.blocks import is_card
 from tests.integration.conftest import (
     CODER_TOKEN,
@@ -27,13 +28,13 @@ LONG = "Here is the plan. " * 40
 
 @pytest.fixture
 async def agent_world(database_url: str, generation: str) -> AsyncIterator[World]:
-    """Like ``world``, with the app subscribed to ``agent_session_stopped`` as manifest.yml asks."""
+    """Like ``world``, with the app subscribed to the Agent Session events, as manifest.yml asks."""
     async with (
         CoderSim(tokens={CODER_TOKEN: "alice"}, part_interval=0.002, generation=generation) as coder,  # type: ignore[arg-type]
         SlackSim(
             signing_secret=SIGNING_SECRET,
             time_scale=0.05,
-            subscriptions=DEFAULT_SUBSCRIPTIONS | {"agent_session_stopped"},
+            subscriptions=DEFAULT_SUBSCRIPTIONS | {"agent_session_stopped", "agent_session_title_changed"},
         ) as slack,
     ):
         world = World(slack=slack, coder=coder, settings=make_settings(slack, coder, database_url))
@@ -45,6 +46,26 @@ async def agent_world(database_url: str, generation: str) -> AsyncIterator[World
 
 def _session(world: World, root: str) -> object:
     return world.slack.agent_sessions.get((world.slack.general, root))
+
+
+def _header(world: World, root: str) -> str:
+    """The thread's header: the bot's first message, naming the chat by its title."""
+    return world.bot_texts(root)[0]
+
+
+def _told(world: World, user: str, words: str) -> list[str]:
+    """What ``user`` was told privately that contains ``words``."""
+    texts = [e.markdown_text or e.text for e in world.slack.ephemerals(user)]
+    return [t for t in texts if words in t]
+
+
+async def _idle_session(world: World, task: str) -> tuple[str, AgentSession]:
+    """A thread whose chat finished its first turn, and its Agent Session (active again)."""
+    world.coder.agent = lambda prompt: [Text(f"Echo: {prompt}")]
+    root = await world.mention(task)
+    await world.until_idle_and_shown(root)
+    await world.until(lambda: getattr(_session(world, root), "status", None) == "active")
+    return root, world.slack.agent_sessions[(world.slack.general, root)]
 
 
 def _streaming(world: World, root: str) -> bool:
@@ -309,3 +330,110 @@ async def test_sessions_off_makes_no_session_calls(agent_world: World) -> None:
     await world.until_idle_and_shown(root)
     assert world.replies(root) == ["Echo: first"]
     assert not world.slack.calls_to("agents.sessions.setStatus")
+
+
+async def test_slack_rename_renames_the_chat_in_coder(agent_world: World) -> None:
+    """A person's new session title renames the chat in Coder and the header; nothing is sent back."""
+    world = agent_world
+    await world.start_bridge()
+    world.require("rename", "coder")
+    root, session = await _idle_session(world, "fix the login bug")
+    renames = len(world.slack.calls_to("agents.sessions.rename"))
+    await world.slack.rename_session(world.slack.alice, world.slack.general, root, "Auth test fix")
+    chat = world.chat_of(root)
+    await world.until(lambda: chat.title == "Auth test fix" and "[Auth test fix]" in _header(world, root))
+    await world.reply(root, "and add a test")  # Coder's title_change is handled before this turn's end
+    await world.until_idle_and_shown(root, turns=2)
+    await world.until(lambda: session.status == "active")
+    assert session.title == "Auth test fix"
+    assert "[Auth test fix]" in _header(world, root)
+    assert len(world.slack.calls_to("agents.sessions.rename")) == renames, "Slack has the title already"
+    assert not world.slack.ephemerals(world.slack.alice)
+
+
+async def test_where_coder_keeps_its_title_the_thread_keeps_the_persons(agent_world: World) -> None:
+    """Where Coder can't rename (G0a; G1 builds that ignore a title), header and session keep the
+    person's title, Coder renaming the chat later doesn't change that, and they are told once."""
+    world = agent_world
+    await world.start_bridge()
+    if world.capabilities.rename == "coder":
+        pytest.skip("this Coder generation renames chats")
+    root, session = await _idle_session(world, "fix the login bug")
+    chat = world.chat_of(root)
+    coders = chat.title
+    alice, general = world.slack.alice, world.slack.general
+    await world.slack.rename_session(alice, general, root, "Auth test fix")
+    note = KEPT_IN_SLACK.format(title="Auth test fix")
+    await world.until(lambda: "[Auth test fix]" in _header(world, root) and bool(_told(world, alice, note)))
+    assert chat.title == coders
+    await world.slack.rename_session(alice, general, root, "Auth fix")
+    await world.until(lambda: "[Auth fix]" in _header(world, root))
+    if world.capabilities.watch:
+        world.coder.set_title(chat.id, "Login bug: token expiry")
+    await world.reply(root, "and add a test")  # the watch's title_change is handled before this turn's end
+    await world.until_idle_and_shown(root, turns=2)
+    await world.until(lambda: session.status == "active")
+    assert "[Auth fix]" in _header(world, root)
+    assert session.title == "Auth fix"
+    assert len(_told(world, alice, "Coder keeps its own title")) == 1
+    assert world.chat_of(root).title != "Auth fix"
+
+
+async def test_a_title_kept_in_slack_outlives_a_restart(agent_world: World) -> None:
+    """The person's title is stored with the thread: after a restart, a title Coder gave the chat while
+    the bridge was away does not replace it."""
+    world = agent_world
+    await world.start_bridge()
+    if world.capabilities.rename == "coder":
+        pytest.skip("this Coder generation renames chats")
+    root, session = await _idle_session(world, "fix the login bug")
+    await world.slack.rename_session(world.slack.alice, world.slack.general, root, "Auth test fix")
+    await world.until(lambda: "[Auth test fix]" in _header(world, root))
+    await world.stop_bridge()
+    if world.capabilities.watch:
+        world.coder.set_title(world.chat_of(root).id, "Login bug: token expiry")
+    await world.start_bridge()
+    await world.until_settled()  # the watch's catch-up compares every chat's title with the thread's
+    await world.reply(root, "and add a test")
+    await world.until_idle_and_shown(root, turns=2)
+    await world.until(lambda: session.status == "active")
+    assert "[Auth test fix]" in _header(world, root)
+    assert session.title == "Auth test fix"
+
+
+async def test_the_bridges_own_title_coming_back_changes_nothing(agent_world: World) -> None:
+    """A title change Slack reports for a title the bridge set (from the app, or the same title
+    again) renames nothing in Coder and says nothing; the person's next rename is handled as usual."""
+    world = agent_world
+    await world.start_bridge()
+    root, session = await _idle_session(world, "fix the login bug")
+    if world.capabilities.watch:
+        world.coder.set_title(world.chat_of(root).id, "Login bug: token expiry")
+        await world.until(lambda: session.title == "Login bug: token expiry")
+    renames = len(world.slack.calls_to("agents.sessions.rename"))
+    general = world.slack.general
+    await world.slack.rename_session(world.slack.bot_user_id, general, root, session.title or "")
+    await world.slack.rename_session(world.slack.alice, general, root, session.title or "")
+    await world.slack.rename_session(world.slack.alice, general, root, "Auth test fix")  # handled in order
+    await world.until(lambda: "[Auth test fix]" in _header(world, root))
+    patches = [r.json for r in world.coder.requests if r.method == "PATCH"]
+    assert patches == ([] if world.capabilities.rename == "bridge" else [{"title": "Auth test fix"}])
+    assert len(world.slack.calls_to("agents.sessions.rename")) == renames
+    notes = 0 if world.capabilities.rename == "coder" else 1
+    assert len(world.slack.ephemerals(world.slack.alice)) == notes
+
+
+async def test_someone_the_policy_refuses_cannot_rename(agent_world: World) -> None:
+    """Only the requester and admins rename (as for every control): anyone else is told privately,
+    the chat keeps its title in Coder and the session gets its title back."""
+    world = agent_world
+    await world.start_bridge()
+    root, session = await _idle_session(world, "fix the login bug")
+    chat = world.chat_of(root)
+    before, coders = session.title, chat.title
+    bob = world.slack.bob
+    await world.slack.rename_session(bob, world.slack.general, root, "Bobs title")
+    await world.until(lambda: bool(_told(world, bob, "who started this chat")) and session.title == before)
+    assert not [r for r in world.coder.requests if r.method == "PATCH"]
+    assert chat.title == coders
+    assert "Bobs title" not in _header(world, root)

@@ -189,10 +189,14 @@ async def test_a_failed_reply_is_an_error(sim: CoderSim, backend: AiSdkBackend, 
     assert (await backend.get_chat(chat.id)).status.phase is ChatPhase.ERROR
 
 
-async def test_archive_is_refused(backend: AiSdkBackend) -> None:
-    """G0a cannot archive, and says so."""
+async def test_archive_and_rename_are_refused(backend: AiSdkBackend) -> None:
+    """G0a cannot archive or rename, and says so; a title a person gives stays with the bridge."""
+    chat_id = ChatId("11111111-1111-1111-1111-111111111111")
     with pytest.raises(CoderRejected, match="cannot archive chats"):
-        await backend.set_archived(ChatId("11111111-1111-1111-1111-111111111111"), True)
+        await backend.set_archived(chat_id, True)
+    with pytest.raises(CoderRejected, match="cannot rename chats"):
+        await backend.rename(chat_id, "Login bug")
+    assert backend.capabilities.rename == "bridge"
 
 
 async def test_edit_is_refused_and_a_queued_follow_up_can_be_deleted(

@@ -529,6 +529,15 @@ async def test_archive_is_idempotent(sim: CoderSim, backend: ExperimentalBackend
     ]
 
 
+async def test_rename_returns_the_chat_as_coder_keeps_it(sim: CoderSim, backend: ExperimentalBackend) -> None:
+    """rename PATCHes the title, then reads the chat: G2 takes it, G1 (as the sim plays it) keeps its own."""
+    chat = await new_chat(backend)
+    renamed = await backend.rename(chat.id, "Login bug")
+    assert [r.json for r in sim.requests if r.method == "PATCH"] == [{"title": "Login bug"}]
+    assert renamed.title == ("Login bug" if sim.dialect.promoted else chat.title)
+    assert backend.capabilities.rename == ("coder" if sim.dialect.promoted else "try")
+
+
 async def test_interrupt_stops_the_turn(sim: CoderSim, backend: ExperimentalBackend) -> None:
     """interrupt returns the chat idle (G1) or interrupting (G2, still working), and it ends waiting."""
     sim.agent = gated(asyncio.Event())
@@ -720,6 +729,18 @@ async def test_archive_falls_back_to_the_oldest_route() -> None:
             await client.aclose()
     chat_path = f"/api/experimental/chats/{OldBuild.CHAT}"
     assert server.seen[:3] == [("PATCH", chat_path), ("GET", chat_path), ("POST", chat_path + "/archive")]
+
+
+async def test_rename_without_a_patch_route_leaves_the_chat_as_it_is() -> None:
+    """The earliest G1 builds have no PATCH (405): rename answers the chat unchanged; a gone chat is 404."""
+    async with OldBuild() as server:
+        client = ExperimentalBackend(server.url, TOKEN, retry=FAST_RETRY)
+        try:
+            assert (await client.rename(ChatId(OldBuild.CHAT), "Login bug")).title == "t"
+            with pytest.raises(CoderNotFound):
+                await client.rename(ChatId(str(uuid.uuid4())), "Login bug")
+        finally:
+            await client.aclose()
 
 
 async def test_retry_after_is_honoured() -> None:

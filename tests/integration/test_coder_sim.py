@@ -909,6 +909,30 @@ async def test_v2_interrupt_goes_through_interrupting(make_sim: MakeSim) -> None
         assert (idle.status_code, idle.json()) == (409, {"message": "Chat is not running."})
 
 
+async def test_v2_patch_renames_and_announces_the_title(make_sim: MakeSim) -> None:
+    """G2's PATCH applies ``title`` (trimmed, 1-200 characters) and tells watchers; the same one is quiet."""
+    sim = await make_sim(generation="v2", agent=scenarios.stuck)
+    async with http(sim) as alice:
+        chat = await v2_create(sim, alice)
+        url = f"{V2}/{chat['id']}"
+        async with socket(sim, f"{V2}/watch") as watch:
+            assert (await alice.patch(url, json={"title": "  Login bug  "})).status_code == 204
+            event = json.loads(await watch.recv())
+            assert (event["kind"], event["chat"]["title"]) == ("title_change", "Login bug")
+            assert (await alice.patch(url, json={"title": "Login bug"})).status_code == 204
+            too_long = "x" * 201
+            for title, message in (
+                ("  ", "Title cannot be empty."),
+                (too_long, "Title must be at most 200 characters."),
+            ):
+                refused = await alice.patch(url, json={"title": title})
+                assert (refused.status_code, refused.json()) == (400, {"message": message})
+            assert (await alice.get(url)).json()["title"] == "Login bug"
+            assert (await alice.patch(url, json={"title": "Auth fix"})).status_code == 204
+            event = json.loads(await watch.recv())  # the next event: nothing came in between
+            assert (event["kind"], event["chat"]["title"]) == ("title_change", "Auth fix")
+
+
 async def test_v2_busy_interrupt_send_queues_then_promotes(make_sim: MakeSim) -> None:
     """busy_behavior=interrupt answers queued, interrupts, keeps the partial reply, runs the message."""
     sim = await make_sim(generation="v2", agent=scenarios.stuck)

@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from bridge.relay.controls import Click, SessionStop
 from bridge.relay.inbound import chat_labels, strip_mention
 from bridge.relay.ports import ButtonAction
+from bridge.relay.renames import SessionRename
 from bridge.slack.actions import parse_click
-from bridge.slack.events import parse_deletion, parse_message, parse_session_stop
+from bridge.slack.events import parse_deletion, parse_message, parse_session_rename, parse_session_stop
 
 
 def body(**event: Any) -> dict[str, Any]:
@@ -177,3 +178,26 @@ def test_session_stop_and_malformed_ones() -> None:
     assert stop == SessionStop(event_id="Ev9", user_id="U1", channel_id="C1", thread_ts="1.000001")
     assert parse_session_stop({"event_id": "Ev9", "event": {**event, "thread_ts": None}}) is None
     assert parse_session_stop(body()) is None
+
+
+def test_session_rename_and_malformed_ones() -> None:
+    """agent_session_title_changed names who gave which thread which title (the team from the event or,
+    failing that, the envelope); one without a title or a thread is dropped."""
+    event = {
+        "type": "agent_session_title_changed",
+        "user": "U1",
+        "team_id": "T2",
+        "channel": "C1",
+        "thread_ts": "1.000001",
+        "title": "Auth test fix",
+        "previous_title": "Fix flaky auth test",
+    }
+    rename = parse_session_rename({"team_id": "T1", "event_id": "Ev9", "event": event})
+    assert rename == SessionRename("Ev9", "U1", "T2", "C1", "1.000001", "Auth test fix")
+    without_team = {k: v for k, v in event.items() if k != "team_id"}
+    assert parse_session_rename({"team_id": "T1", "event_id": "Ev9", "event": without_team}) == SessionRename(
+        "Ev9", "U1", "T1", "C1", "1.000001", "Auth test fix"
+    )
+    assert parse_session_rename({"event_id": "Ev9", "event": {**event, "title": None}}) is None
+    assert parse_session_rename({"event_id": "Ev9", "event": {**event, "thread_ts": ""}}) is None
+    assert parse_session_rename(body()) is None

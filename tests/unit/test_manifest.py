@@ -18,7 +18,8 @@ def test_manifest_scopes_are_least_privilege() -> None:
 
 
 def test_manifest_subscribes_to_the_events_the_bridge_handles() -> None:
-    """Mentions, DMs, thread replies in public and private channels, reactions and App Home opens."""
+    """Mentions, DMs, thread replies in public and private channels, reactions, App Home opens, and
+    the Stop button and renames of Agent Sessions."""
     manifest = yaml.safe_load(MANIFEST.read_text())
     events = set(manifest["settings"]["event_subscriptions"]["bot_events"])
     assert events == {
@@ -30,6 +31,7 @@ def test_manifest_subscribes_to_the_events_the_bridge_handles() -> None:
         "reaction_added",
         "reaction_removed",
         "agent_session_stopped",
+        "agent_session_title_changed",
     }
 
 
