@@ -645,8 +645,12 @@ class AiSdkBackend:
                 except CoderError as exc:
                     notices.append(ErrorEvent(message=UNSENT_FOLLOW_UP.format(error=exc)))
             held = await self._store.held(chat_id)
-        batch: Batch = [StatusEvent(status=state.status), *deltas]
-        batch += [MessageEvent(message=m) for m in messages if after_id is None or m.id > after_id]
+        unseen = [MessageEvent(message=m) for m in messages if after_id is None or m.id > after_id]
+        # The running turn's deltas come after the user message that began it (a follow-up's tool
+        # calls seen before its message landed on the previous turn's card), and before its steps'
+        # stored messages, which complete them.
+        begun = max((i + 1 for i, e in enumerate(unseen) if e.message.role == "user"), default=0)
+        batch: Batch = [StatusEvent(status=state.status), *unseen[:begun], *deltas, *unseen[begun:]]
         batch += notices
         if held:
             batch.append(QueueEvent(queue=tuple(h.queued() for h in held)))
