@@ -549,7 +549,8 @@ class Inbound:
         queued_message_id: int | None,
     ) -> None:
         """Store what Coder made of a follow-up, and the "Queued" notice with it (one transaction:
-        a crash leaves neither or both); the chat's queue then shows its place."""
+        a crash leaves neither or both); the chat's queue then shows its place, or the turn it
+        started its reaction (the stream may have shown that turn before Coder's answer came)."""
         notice = (
             [
                 final_text(
@@ -571,6 +572,8 @@ class Inbound:
         self._outbox.show(ref, stored)
         if queued_message_id:
             await self._supervisor.queue_changed(chat_id)
+        elif coder_message_id is not None:
+            await self._supervisor.recorded(chat_id, coder_message_id)
 
     async def _never_arrived(
         self, backend: CoderBackend, ref: ThreadRef, chat_id: ChatId, message: IncomingMessage, text: str

@@ -137,6 +137,7 @@ class Marks:
         self._shown: dict[int, str] = {}  # queued id -> Slack ts of each notice showing a place
         self._wished: dict[tuple[str, str], Reaction] = {}  # (ts, role) -> the reaction last decided
         self._lock = asyncio.Lock()  # the stream task and a newly recorded follow-up both show the queue
+        self._turn_lock = asyncio.Lock()  # the stream task and a newly recorded follow-up both mark the turn
 
     @property
     def _has_queue(self) -> bool:
@@ -152,9 +153,33 @@ class Marks:
             if waiting:
                 await self.show_queue()
 
+    @property
+    def unmarked(self) -> bool:
+        """Whether the turn's reaction was decided while its Slack message was not known (yet)."""
+        return self._turn_ts is None and self._turn_missed is not None
+
+    async def recorded(self, coder_message_id: int) -> None:
+        """A follow-up was just recorded as Coder message ``coder_message_id``. The stream may have
+        shown the turn it started before Coder's answer to the send came (even to its end): that
+        turn's reaction goes on now, stored in a transaction of its own (no 👀 was ever set)."""
+        async with self._turn_lock:
+            if self._turn != coder_message_id or self._turn_missed is None or self._turn_ts is not None:
+                return
+            name, self._turn_missed = self._turn_missed, None  # looked up again
+            reaction = await self._mark_turn(name)
+            if reaction is None:
+                return
+            async with self._db.unit() as session:
+                marked = await self._outbox.stage_reactions(session, self._ref, [reaction])
+            self._outbox.show_reactions(self._ref, marked)
+
     async def see(self, batch: Sequence[StreamEvent], view: ThreadView) -> list[Reaction]:
         """After the view applied ``batch``, before its cursor is stored: the queue it showed, and the
         turn's and status reactions it decided, returned for the caller to store with the cursor."""
+        async with self._turn_lock:
+            return await self._see(batch, view)
+
+    async def _see(self, batch: Sequence[StreamEvent], view: ThreadView) -> list[Reaction]:
         decided: list[Reaction | None] = []
         queue_changed = False
         for event in batch:

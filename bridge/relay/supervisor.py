@@ -88,6 +88,9 @@ class Supervisor:
         self._slow_start = slow_start
         self._reactions = reactions or ReactionNames()
         self._marks: dict[str, Marks] = {}  # the reactions of each chat followed right now
+        # Chats whose last turn ended before its Slack message was recorded (the send's answer came
+        # after the stream's): a follow-up recorded later still gets its reaction. One per chat.
+        self._unmarked: dict[str, Marks] = {}
         self._archived: dict[str, bool] = {}  # whether each chat followed right now is archived
         self._wanted: set[str] = set()
         self._running: set[str] = set()
@@ -150,6 +153,16 @@ class Supervisor:
         marks = self._marks.get(chat_id)
         if marks is not None:
             await marks.show_queue()
+
+    async def recorded(self, chat_id: ChatId, coder_message_id: int) -> None:
+        """A follow-up was recorded as delivered: the turn it started gets its reaction, also when the
+        stream showed that turn before Coder's answer to the send came."""
+        marks = self._marks.get(chat_id) or self._unmarked.get(chat_id)
+        if marks is None:
+            return
+        await marks.recorded(coder_message_id)
+        if not marks.unmarked and self._unmarked.get(chat_id) is marks:
+            del self._unmarked[chat_id]
 
     def stopping(self, chat_id: ChatId) -> None:
         """A person is about to interrupt this chat: the turn under way will be reported as stopped."""
@@ -250,7 +263,9 @@ class Supervisor:
             self._finishing.add(chat_id)
             self._views.pop(chat_id, None)
             self._titles.pop(chat_id, None)
-            self._marks.pop(chat_id, None)
+            ended = self._marks.pop(chat_id, None)
+            if ended is not None and ended.unmarked:
+                self._unmarked[chat_id] = ended
             self._archived.pop(chat_id, None)
         return False
 

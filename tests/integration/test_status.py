@@ -63,9 +63,16 @@ async def test_follow_up_turn_gets_its_own_reactions(world: World) -> None:
     await world.until_idle_and_shown(root, turns=2)
     await world.until(lambda: reactions(world, second) == {"white_check_mark"})
     await world.until(lambda: reactions(world, root) == {"white_check_mark"})
-    removes = [c for c in world.slack.calls_to("reactions.remove") if c.params.get("timestamp") == second]
-    # 👀 may never have been shown (coalesced away by a quick turn); nothing else is ever taken off.
-    assert {c.params["name"] for c in removes} <= {"eyes"}, "a fresh message costs no clean-up calls"
+    removes = [
+        c.params["name"]
+        for c in world.slack.calls_to("reactions.remove")
+        if c.params.get("timestamp") == second
+    ]
+    # 👀 may never have been shown (coalesced away by a quick turn). A message posted within the
+    # outbox's clock-skew margin of the bridge's start may carry reactions of an earlier run as far as
+    # the outbox knows, so the turn's other names may be taken off once (Slack: no_reaction); ✅ never.
+    assert set(removes) <= {"eyes", "x"}, "only the turn's other names are taken off"
+    assert len(removes) == len(set(removes)), "each at most once"
 
 
 async def test_failed_turn_shows_x(world: World) -> None:
