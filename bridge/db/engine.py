@@ -8,9 +8,11 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from bridge.db import inline_sqlite
 
 
 def async_url(url: str) -> str:
@@ -29,15 +31,6 @@ def async_url(url: str) -> str:
             query["ssl"] = sslmode
         return parsed.set(drivername="postgresql+asyncpg", query=query).render_as_string(hide_password=False)
     raise ValueError(f"unsupported database backend {backend!r}; use sqlite:/// or postgresql://")
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """WAL lets readers proceed during a write; the busy timeout makes writers wait, not fail."""
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
 
 
 _turn_holder: ContextVar[asyncio.Task[Any] | None] = ContextVar("sqlite_turn_holder", default=None)
@@ -60,10 +53,8 @@ class Database:
         # A file does not drop idle connections; a PostgreSQL server (or what is between) may.
         kwargs: dict[str, Any] = {"pool_pre_ping": not self.is_sqlite}
         if self.is_sqlite:
-            kwargs["connect_args"] = {"timeout": 30}
+            kwargs["async_creator"] = inline_sqlite.creator(make_url(self.url).database or ":memory:")
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
-        if self.is_sqlite:
-            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._turn = asyncio.Lock() if self.is_sqlite else None
 

@@ -70,6 +70,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.db import repo
 from bridge.db.engine import Database
+from bridge.db.group import GroupWriter
 from bridge.db.models import SlackMessage, utcnow
 from bridge.db.repo import Reaction, SlotText
 from bridge.relay.limits import Priority, SlackLimits, Ticket
@@ -184,6 +185,34 @@ def _tag(ref: ThreadRef, slot: str) -> str:
     return f"{ref.link_id}:{slot}"
 
 
+@dataclass(frozen=True)
+class _SlotRow:
+    """A slot's message as Slack now shows it, and the digest of the stored text that shows (if one)."""
+
+    link_id: int
+    slot: str
+    ts: str
+    digest: str
+    settles: str
+
+
+async def _write_slot(session: AsyncSession, row: _SlotRow) -> None:
+    await repo.save_slot(session, link_id=row.link_id, slot=row.slot, ts=row.ts, digest=row.digest)
+    if row.settles:
+        await repo.settle_text(session, link_id=row.link_id, slot=row.slot, digest=row.settles)
+
+
+_Shown = Mapping[str, Mapping[str, frozenset[str]]]
+"""Reactions Slack shows, by message ts and role."""
+
+
+async def _forget_shown(session: AsyncSession, shown: tuple[int, _Shown]) -> None:
+    link_id, by_message = shown
+    for ts, stored in by_message.items():
+        for role, names in stored.items():
+            await repo.settle_reaction(session, link_id=link_id, ts=ts, role=role, names=names)
+
+
 class Outbox:
     """Keeps each thread's Slack messages equal to the texts the relay sets."""
 
@@ -212,6 +241,11 @@ class Outbox:
         self._unreactive = ""  # why Slack takes no reactions from the bot at all (e.g. missing_scope)
         self._settled = asyncio.Event()  # set whenever a reaction call finished (``drain`` waits on it)
         self._tasks = TaskGroup("outbox")
+        # Every post and every final text stores a row, and every shown reaction deletes one: with a
+        # hundred threads at work, one transaction each kept SQLite's single writer busy, and the
+        # threads waited on it between their edits. Written in groups, they share transactions.
+        self._slot_rows = GroupWriter(db, _write_slot)
+        self._shown_rows = GroupWriter(db, _forget_shown)
 
     def set_text(
         self,
@@ -714,10 +748,8 @@ class Outbox:
         slot.last_sent = self._clock()
         slot.sent_digest = sent
         if posted or slot.final or stored:  # a streaming edit needs no row: a restart redoes that edit
-            async with thread.stored, self._db.unit() as session:
-                await repo.save_slot(session, link_id=ref.link_id, slot=slot.key, ts=slot.ts, digest=sent)
-                if stored:
-                    await repo.settle_text(session, link_id=ref.link_id, slot=slot.key, digest=stored)
+            async with thread.stored:
+                await self._slot_rows(_SlotRow(ref.link_id, slot.key, slot.ts, sent, stored))
             if stored and slot.stored == stored:
                 slot.stored = ""
         if not slot.dirty:
@@ -742,10 +774,7 @@ class Outbox:
         """Delete the rows of wishes Slack shows; one replaced meanwhile keeps its newer row."""
         link_id = thread.ref.link_id
         try:
-            async with self._db.unit() as session:
-                for ts, stored in shown.items():
-                    for role, names in stored.items():
-                        await repo.settle_reaction(session, link_id=link_id, ts=ts, role=role, names=names)
+            await self._shown_rows((link_id, shown))
         finally:
             self._settled.set()
         for ts, stored in shown.items():

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import sys
 from asyncio.subprocess import PIPE
+from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -185,3 +187,32 @@ def test_async_driver_is_chosen_from_plain_urls() -> None:
     assert async_url("sqlite:///bridge.db") == "sqlite+aiosqlite:///bridge.db"
     assert async_url("postgresql://u:p@h:5432/d") == "postgresql+asyncpg://u:p@h:5432/d"
     assert async_url("postgres://u@h/d?sslmode=require") == "postgresql+asyncpg://u@h/d?ssl=require"
+
+
+async def test_sqlite_write_waits_for_another_process_lock_without_stalling_the_loop(tmp_path: Path) -> None:
+    """SQLite calls run in the event loop's thread; one that finds the file locked by another
+    connection (another process) waits on a worker thread, so the loop keeps turning meanwhile,
+    and completes once that lock is gone."""
+    path = tmp_path / "shared.db"
+    db = await _migrated(f"sqlite:///{path}")
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # holds the write lock, as another process's transaction does
+
+        async def write() -> bool:
+            async with db.unit() as session:
+                return await repo.record_event(session, "Ev1", "{}")
+
+        writing = asyncio.create_task(write())
+        turns = 0
+        while turns < 100:  # the loop turns while the write waits; inline, it would be stuck in SQLite
+            await asyncio.sleep(0)
+            turns += 1
+        assert not writing.done()
+        other.execute("COMMIT")
+        assert await asyncio.wait_for(writing, 10)
+        async with db.unit() as session:
+            assert await repo.unfinished_events(session) == ["{}"]
+    finally:
+        other.close()
+        await db.dispose()
