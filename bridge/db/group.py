@@ -32,11 +32,16 @@ class GroupWriter(Generic[T, R]):
         self._writer: asyncio.Task[None] | None = None
 
     async def __call__(self, item: T) -> R:
+        return await self.submit(item)
+
+    def submit(self, item: T) -> asyncio.Future[R]:
+        """Queue ``item`` now (items are written in the order they were queued); the future is done
+        once it is committed. For a caller that must not wait, yet needs its writes in order."""
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_groups())
-        return await future
+        return future
 
     async def _write_groups(self) -> None:
         group: list[tuple[T, asyncio.Future[R]]] = []
