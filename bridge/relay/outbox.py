@@ -172,6 +172,7 @@ class _Thread:
         self.ticket: Ticket | None = None  # the worker's place in a budget's line while it waits
         self.reacting = False  # the ticket is a reaction's: any text due goes before it
         self.changes = itertools.count(1)
+        self.renamed: list[asyncio.Future[None]] = []  # slot renames queued, not yet known stored
 
 
 def _aware(moment: datetime) -> datetime:
@@ -366,6 +367,13 @@ class Outbox:
         writer for 0.35 s (p50), their streams stalled meanwhile. Puts that arrive together now share
         a transaction (group commit); each is still its caller's unit, committed before it returns.
         The caller must not hold a transaction itself: its put would wait for its own."""
+        thread = self._threads.get(ref.link_id)
+        if thread is not None and thread.renamed:
+            # A draft's rename before the text of the message it became: were the text stored first,
+            # a crash in between would leave the draft's message under its old slot and the text
+            # without a message, and the restart would post that text a second time.
+            renamed, thread.renamed = thread.renamed, []
+            await asyncio.wait(renamed)
         try:
             stored, marked = await self._puts(_Put(ref, texts, write, reactions, plans))
         except BaseException:
@@ -526,9 +534,10 @@ class Outbox:
             del thread.slots[old + suffix]
             slot.key = new + suffix
             thread.slots[slot.key] = slot
-            if slot.ts is not None:  # stored behind the slot's earlier rows, not waited for
-                rename = _SlotRename(ref.link_id, old + suffix, slot.key)
-                self._slot_rows.submit(rename).add_done_callback(_log_unstored)
+            if slot.ts is not None:  # stored behind the slot's earlier rows; the next put waits
+                stored = self._slot_rows.submit(_SlotRename(ref.link_id, old + suffix, slot.key))
+                stored.add_done_callback(_log_unstored)
+                thread.renamed.append(stored)
 
     async def delivered(self, ref: ThreadRef, keys: Iterable[str], timeout: float | None = None) -> None:
         """Wait until the given slots show their latest text (or were given up as undeliverable)."""
