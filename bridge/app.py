@@ -54,6 +54,7 @@ from bridge.relay.supervisor import Supervisor
 from bridge.relay.watcher import Watcher
 from bridge.slack import commands, events, home_tab, shortcuts
 from bridge.slack.directory import WebDirectory
+from bridge.slack.echoes import EchoFilter
 from bridge.slack.files import SlackFileSource
 from bridge.slack.history import ThreadReader
 from bridge.slack.home_view import HowTo
@@ -345,7 +346,12 @@ class Bridge:
         replayed = await events.recover(intake, self._inbound, self._controls, renames=self._renames)
         if replayed:
             log.info("handling %d Slack events acknowledged before the last stop", replayed)
-        await self._serve_http(bolt)
+        echoes = EchoFilter(
+            settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "",
+            bot_user_id=identity.bot_user_id,
+            bot_id=identity.bot_id,
+        )
+        await self._serve_http(bolt, echoes)
         if settings.socket_mode:
             assert settings.slack_app_token is not None
             self._socket = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
@@ -424,7 +430,7 @@ class Bridge:
         """The Coder backend, once started (its ``capabilities`` say what this Coder can do)."""
         return self._backend
 
-    async def _serve_http(self, bolt: AsyncApp) -> None:
+    async def _serve_http(self, bolt: AsyncApp, echoes: EchoFilter) -> None:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
@@ -434,6 +440,8 @@ class Bridge:
             async def slack_events(request: web.Request) -> web.Response:
                 if not self._accepting:
                     return web.json_response({"error": "shutting down"}, status=503)
+                if echoes.is_echo(await request.read(), request.headers):
+                    return web.Response()
                 return await to_aiohttp_response(await bolt.async_dispatch(await to_bolt_request(request)))
 
             app.router.add_post("/slack/events", slack_events)
