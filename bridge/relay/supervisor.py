@@ -375,8 +375,7 @@ class Supervisor:
                 slot = key if index == 0 else f"{key}#{index}"
                 plan = block.plan if index == 0 else None
                 if block.final:
-                    # Shown at once, stored after: a crash before the store replays the message.
-                    self._outbox.set_text(ref, slot, part, plan=plan)
+                    self._outbox.reserve(ref, slot)
                     finals.append(final_text(slot, part))
                     if plan is not None:
                         plans[slot] = plan
