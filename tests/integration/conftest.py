@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -270,3 +270,12 @@ async def sims() -> AsyncIterator[tuple[SlackSim, CoderSim]]:
         SlackSim(signing_secret=SIGNING_SECRET, time_scale=0.05) as slack,
     ):
         yield slack, coder
+
+
+@pytest.fixture(autouse=True)
+def _reaped_bridges() -> Iterator[None]:
+    """Every test's leftover ``bridge serve`` processes are killed when it ends (see ``reap_bridges``)."""
+    yield
+    from tests.integration.processes import reap_bridges  # processes imports this module
+
+    reap_bridges()

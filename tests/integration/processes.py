@@ -52,6 +52,19 @@ def serve_env(slack: SlackSim, coder: CoderSim, tmp_path: Path, **extra: str) ->
     return clean_env(**{**values, **extra})
 
 
+_STARTED: list[Process] = []
+"""Bridges started by the running test, for ``reap_bridges``."""
+
+
+def reap_bridges() -> None:
+    """Kill the bridges a test started and left running: one that failed before its own ``kill`` or
+    ``stop`` must not leave a server behind for the rest of the session."""
+    while _STARTED:
+        process = _STARTED.pop()
+        if process.returncode is None:
+            process.kill()
+
+
 @dataclass
 class BridgeProcess:
     """A `python -m bridge serve` child process."""
@@ -91,6 +104,7 @@ class BridgeProcess:
                     raise RuntimeError(f"bridge exited with {process.returncode}: {said}")
                 try:
                     if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
+                        _STARTED.append(process)
                         return cls(process, port)
                 except httpx.TransportError:
                     pass
