@@ -101,6 +101,7 @@ class Ticket:
 @dataclass(order=True)
 class _Waiter:
     priority: int
+    since: float  # when its caller began waiting (a thread: for any update of it)
     arrival: int
     wake: asyncio.Event = field(compare=False, default_factory=asyncio.Event)
 
@@ -108,10 +109,18 @@ class _Waiter:
 class TokenBucket:
     """A bucket refilled continuously; ``take`` waits until a token is there.
 
-    Waiters are served by priority, then in arrival order, so with one waiter per thread each
-    priority level is shared round-robin between threads: that is what makes the budget fair.
+    Waiters are served by priority, then by how long they have waited: ``since`` is when the
+    caller began waiting, which for a thread is since its last update, not since this call joined
+    the line. A thread just served goes to the back, so with one waiter per thread each priority
+    level is shared round-robin between threads, however many final texts a thread has queued (a
+    turn ends with its replies, its card and its status line): that is what makes the budget fair.
     Only the first in line watches the clock; the others sleep until they are first, so two hundred
     threads waiting for ``chat.update`` cost one wake-up per call, not two hundred.
+
+    Priority alone starves: when final texts take most of the budget, a thread with only progress
+    to show waits through every other thread's finals (1.6 times its fair share in
+    ``bench/fanout.py``). So a progress waiter that has waited one round of the line (everyone in
+    it served once at the budget's rate) is overdue and ranks with the final texts by its ``since``.
     """
 
     def __init__(self, budget: Budget, *, scale: float, clock: Callable[[], float]) -> None:
@@ -120,22 +129,29 @@ class TokenBucket:
         self._tokens = self._capacity
         self._clock = clock
         self._updated = clock()  # in the future while paused: no refill until then
-        self._queue: list[_Waiter] = []  # a heap: by priority, then arrival
+        self._queue: list[_Waiter] = []  # a heap: by priority, then since, then arrival
+        self._progress = 0  # waiters in the queue with progress to show
         self._order = itertools.count()
 
-    async def take(self, priority: Priority = Priority.FINAL, ticket: Ticket | None = None) -> bool:
-        """Spend one token once every more urgent or earlier waiter has had theirs; False if
-        ``ticket`` was withdrawn first."""
-        waiter = _Waiter(int(priority), next(self._order))
+    async def take(
+        self, priority: Priority = Priority.FINAL, ticket: Ticket | None = None, since: float | None = None
+    ) -> bool:
+        """Spend one token once every more urgent or longer waiting caller has had theirs; False if
+        ``ticket`` was withdrawn first. ``since``: when the caller began waiting (default: now)."""
+        waiter = _Waiter(int(priority), self._clock() if since is None else since, next(self._order))
         heapq.heappush(self._queue, waiter)
+        self._progress += priority == Priority.PROGRESS
         if ticket is not None:
             ticket._waiter = waiter
         try:
             while ticket is None or not ticket.withdrawn:
-                wait = self._wait() if self._queue[0] is waiter else None
+                head = self._head()
+                wait = self._wait() if head is waiter else None
                 if wait == 0:
                     self._tokens -= 1
                     return True
+                if head is not waiter:
+                    head.wake.set()  # it may have become first by waiting alone: it watches the clock
                 waiter.wake.clear()
                 # asyncio.timeout, not wait_for: 3.11's wait_for loses a cancel that races the event.
                 with contextlib.suppress(TimeoutError):
@@ -147,8 +163,21 @@ class TokenBucket:
                 ticket._waiter = None
             self._queue.remove(waiter)
             heapq.heapify(self._queue)
+            self._progress -= priority == Priority.PROGRESS
             if self._queue:  # the next in line (or one more urgent that came meanwhile) looks again
-                self._queue[0].wake.set()
+                self._head().wake.set()
+
+    def _head(self) -> _Waiter:
+        """Who is served next: the first by priority and wait, unless a progress waiter is overdue
+        and began waiting before that one did."""
+        first = self._queue[0]
+        if not self._progress:
+            return first
+        oldest = min((w for w in self._queue if w.priority == Priority.PROGRESS), key=lambda w: w.since)
+        overdue = self._clock() - oldest.since >= len(self._queue) / self._rate
+        if overdue and (first.priority == Priority.PROGRESS or oldest.since < first.since):
+            return oldest
+        return first
 
     def pause(self, seconds: float) -> None:
         """Slack said 429: no token for ``seconds``, then one, then the usual rate (no saved-up burst)."""
@@ -186,11 +215,14 @@ class SlackLimits:
         channel: str | None = None,
         priority: Priority = Priority.FINAL,
         ticket: Ticket | None = None,
+        since: float | None = None,
     ) -> bool:
         """Wait until a call of ``method`` (into ``channel``, for new messages) fits every budget
-        that applies; more urgent callers go first, equals in turn. False: ``ticket`` was withdrawn."""
+        that applies; more urgent callers go first, equals by how long they have waited (``since``),
+        and progress that has waited a whole round of the line ranks as urgent. False: ``ticket``
+        was withdrawn."""
         for bucket in self._buckets(method, channel):
-            if not await bucket.take(priority, ticket):
+            if not await bucket.take(priority, ticket, since):
                 return False
         return True
 

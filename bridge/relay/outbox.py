@@ -10,11 +10,14 @@ other permanent errors are logged and dropped.
 Scheduling. The workspace's budgets (``SlackLimits``) are shared by every thread, and each worker
 waits in their line with at most one call at a time: new messages and final texts as ``FINAL``,
 progress edits as ``PROGRESS`` (a worker waiting with one steps out of the line when a final text
-or a new message of its thread turns up, and sends that first). Equals are served
-in arrival order, so every thread with progress to show gets its turn once per round: a thread's
-wait is its fair share of the budget, however many threads stream. Within a thread, new messages
-and final texts go first, then the progress edit shown least recently (so a busy status card
-cannot starve the reply streaming below it). A 429 pauses the method for the whole workspace.
+or a new message of its thread turns up, and sends that first). Equals are served by how long
+their thread has waited (since its last text shown, or its first change after that), so every
+thread gets its turn once per round, however many final texts it has queued: a thread's wait is its
+fair share of the budget, however many threads stream. Progress that has waited a whole round goes
+before final texts whose threads began waiting later: finals alone can fill the budget when many
+turns end together. Within a thread, new messages and final texts go first, then the progress edit
+shown least recently (so a busy status card cannot starve the reply streaming below it). A 429
+pauses the method for the whole workspace.
 
 The ``ts`` of every posted slot and a digest of its text are stored, so after a restart a slot is
 edited rather than posted again, and an unchanged text costs no call.
@@ -149,16 +152,23 @@ class _Marks:
     among: set[str] = field(default_factory=set)  # every name a role may have put here
     known: dict[str, bool] = field(default_factory=dict)  # name -> on the message (absent: unknown)
     stored: dict[str, frozenset[str]] = field(default_factory=dict)  # role -> names of its stored row
-    failures: int = 0
+    failures: dict[str, int] = field(default_factory=dict)  # name -> its calls failed in a row
+    retry_at: dict[str, float] = field(default_factory=dict)  # name -> no call for it before then
 
-    def next(self) -> tuple[str, bool] | None:
-        """The next call that brings Slack closer to the wish: (name, add?), adds first."""
+    def steps(self) -> list[tuple[str, bool]]:
+        """The calls that bring Slack closer to the wish, (name, add?): the adds, and only once they
+        are done the removes, so a message never shows neither its old state nor its new one (👀
+        comes off once ✅ is on, however long Slack fails the ✅)."""
         want = frozenset().union(*self.wanted.values())
         adds = sorted(n for n in want if self.known.get(n) is not True)
         if adds:
-            return adds[0], True
-        removes = sorted(n for n in self.among - want if self.known.get(n) is not False)
-        return (removes[0], False) if removes else None
+            return [(n, True) for n in adds]
+        return [(n, False) for n in sorted(n for n in self.among - want if self.known.get(n) is not False)]
+
+    def next(self) -> tuple[str, bool] | None:
+        """The next call that brings Slack closer to the wish."""
+        steps = self.steps()
+        return steps[0] if steps else None
 
 
 class _Thread:
@@ -169,6 +179,7 @@ class _Thread:
         self.wake = asyncio.Event()
         self.loaded = asyncio.Event()
         self.paused_until = 0.0
+        self.waiting_since: float | None = None  # since when a text of the thread waits to be shown
         self.ticket: Ticket | None = None  # the worker's place in a budget's line while it waits
         self.reacting = False  # the ticket is a reaction's: any text due goes before it
         self.changes = itertools.count(1)
@@ -457,8 +468,8 @@ class Outbox:
             self._thread(ThreadRef(link.id, link.channel_id, link.thread_ts))
         return len(links)
 
-    @staticmethod
     def _set(
+        self,
         thread: _Thread,
         key: str,
         text: str,
@@ -480,6 +491,8 @@ class Outbox:
             slot.stored = stored
         if slot.dirty:
             slot.done.clear()
+            if thread.waiting_since is None:
+                thread.waiting_since = self._clock()
         if thread.ticket is not None and (thread.reacting or slot.final or slot.ts is None) and slot.dirty:
             thread.ticket.withdraw()  # the worker waits to react or show progress: this goes first
         thread.wake.set()
@@ -663,13 +676,15 @@ class Outbox:
                 if not thread.loaded.is_set():
                     await self._load(thread)
                 slot, wait = self._next(thread)
-                if slot is None and (mark := self._next_mark(thread)) is not None:
-                    await self._react(thread, *mark)
-                    continue
-                if slot is None and (shown := self._shown_marks(thread)):
-                    await self._settle_marks(thread, shown)
-                    continue
                 if slot is None:
+                    mark, retry = self._next_mark(thread)
+                    if mark is not None:
+                        await self._react(thread, *mark)
+                        continue
+                    if shown := self._shown_marks(thread):
+                        await self._settle_marks(thread, shown)
+                        continue
+                    wait = retry if wait is None else wait if retry is None else min(wait, retry)
                     thread.wake.clear()
                     idle = wait is None and self._idle(thread)
                     try:  # asyncio.timeout, not wait_for: 3.11's wait_for loses a cancel that races a wake
@@ -720,6 +735,7 @@ class Outbox:
         urgent: _Slot | None = None
         posting = False  # a new message is a candidate: later ones wait for it
         reserved = False  # a slot before this one awaits its text: new messages must not overtake it
+        waiting = False
         for slot in thread.slots.values():
             if slot.text is None and slot.ts is None:
                 reserved = True
@@ -727,6 +743,7 @@ class Outbox:
             if not slot.dirty:
                 slot.done.set()
                 continue
+            waiting = True
             if slot.ts is None and (reserved or posting):
                 continue
             if slot.ts is None or slot.final:
@@ -740,6 +757,8 @@ class Outbox:
                     due = slot
             elif soonest is None or wait < soonest:
                 soonest = wait
+        if not waiting:  # settled some other way (given up, its channel closed): no wait goes on
+            thread.waiting_since = None
         if urgent is not None or due is not None:
             return urgent or due, None
         return None, soonest
@@ -748,12 +767,15 @@ class Outbox:
         ref = thread.ref
         method = "chat.postMessage" if slot.ts is None else "chat.update"
         try:
+            since = thread.waiting_since
             if slot.ts is None or slot.final:
-                await self._limits.acquire(method, ref.channel)
+                await self._limits.acquire(method, ref.channel, since=since)
             else:
                 thread.ticket = Ticket()
                 try:
-                    if not await self._limits.acquire(method, ref.channel, Priority.PROGRESS, thread.ticket):
+                    if not await self._limits.acquire(
+                        method, ref.channel, Priority.PROGRESS, thread.ticket, since
+                    ):
                         return  # something more urgent turned up: ``_next`` picks it
                 finally:
                     thread.ticket = None
@@ -793,6 +815,8 @@ class Outbox:
         slot.failures = 0
         slot.last_sent = self._clock()
         slot.sent_digest = sent
+        waiting = any(other.dirty for other in thread.slots.values())
+        thread.waiting_since = slot.last_sent if waiting else None
         if posted or slot.final or stored:  # a streaming edit needs no row: a restart redoes that edit
             await self._slot_rows(_SlotRow(ref.link_id, slot.key, slot.ts, sent, stored))
             if stored and slot.stored == stored:
@@ -800,15 +824,21 @@ class Outbox:
         if not slot.dirty:
             slot.done.set()
 
-    def _next_mark(self, thread: _Thread) -> tuple[str, str, bool] | None:
-        """The reaction call to make now, (ts, name, add?), or None (none due, or the thread paused)."""
-        if self._clock() < thread.paused_until:
-            return None
+    def _next_mark(self, thread: _Thread) -> tuple[tuple[str, str, bool] | None, float | None]:
+        """The reaction call to make now, (ts, name, add?), or else how long until one on a message
+        whose last call failed is due (None: no call is waiting, or the thread is paused)."""
+        now = self._clock()
+        if now < thread.paused_until:
+            return None, None
+        soonest: float | None = None
         for ts, marks in thread.marks.items():
-            step = marks.next()
-            if step is not None:
-                return ts, *step
-        return None
+            for name, add in marks.steps():
+                retry_at = marks.retry_at.get(name, now)
+                if retry_at > now:
+                    soonest = retry_at - now if soonest is None else min(soonest, retry_at - now)
+                    continue
+                return (ts, name, add), None
+        return None, soonest
 
     @staticmethod
     def _shown_marks(thread: _Thread) -> dict[str, dict[str, frozenset[str]]]:
@@ -829,8 +859,9 @@ class Outbox:
                     del marks.stored[role]
 
     async def _react(self, thread: _Thread, ts: str, name: str, add: bool) -> None:
-        """One reaction call. Errors as for texts; one Slack refuses for good is given up (a deleted
-        message, too many emoji), and without ``reactions:write`` the bridge stops reacting at all."""
+        """One reaction call. Errors as for texts, except that a transient one holds back only this
+        reaction; one Slack refuses for good is given up (a deleted message, too many emoji), and
+        without ``reactions:write`` the bridge stops reacting at all."""
         ref, marks = thread.ref, thread.marks[ts]
         method = "reactions.add" if add else "reactions.remove"
         try:
@@ -852,17 +883,20 @@ class Outbox:
                 return
             log.warning("giving up on reaction %s on %s/%s: %s", name, ref.channel, ts, exc)
         except SlackError as exc:
-            marks.failures += 1
-            if marks.failures < _MAX_TRANSIENT_ATTEMPTS:
-                delay = random.uniform(0, min(30.0, 0.5 * 2**marks.failures))
-                thread.paused_until = self._clock() + delay
+            failures = marks.failures[name] = marks.failures.get(name, 0) + 1
+            if failures < _MAX_TRANSIENT_ATTEMPTS:
+                # Only this reaction waits: Slack failing one says nothing about the thread's texts,
+                # nor about its other reactions (the ⏳ to take off a follow-up, the ✅ of a turn).
+                delay = random.uniform(0, min(30.0, 0.5 * 2**failures))
+                marks.retry_at[name] = self._clock() + delay
                 log.warning("slack call failed (%s); retrying reaction %s in %.2fs", exc, name, delay)
                 return
-            log.error("giving up on reaction %s on %s after %d failures: %s", name, ts, marks.failures, exc)
+            log.error("giving up on reaction %s on %s after %d failures: %s", name, ts, failures, exc)
             marks.stored.clear()  # its rows stay: the next start tries again
         finally:
             self._settled.set()
-        marks.failures = 0
+        marks.failures.pop(name, None)
+        marks.retry_at.pop(name, None)
         marks.known[name] = add
 
     async def _reaction_turn(self, thread: _Thread, method: str) -> bool:

@@ -271,6 +271,27 @@ async def test_stored_reaction_is_set_after_a_restart_and_forgotten_once_shown(r
     assert await _stored_reactions(rig) == []
 
 
+async def test_reaction_slack_keeps_failing_holds_back_no_other_message(rig: Rig) -> None:
+    """Slack failing to take a reaction off one message (an outage of reactions.remove) delays that
+    message's reactions only: a reaction wished on another message of the thread goes out at once,
+    not after the failing one's retries are spent."""
+    outbox = rig.outbox()
+    try:
+        await outbox.put(rig.ref, [final_text("a", "the answer")])
+        await outbox.delivered(rig.ref, ["a"], timeout=5)
+        answer = next(m.ts for m in rig.slack.thread(rig.ref.channel, rig.ref.thread_ts) if m.bot_id)
+        await _wish(outbox, rig, {"eyes"})
+        assert await outbox.drain(5)
+        rig.slack.fail_next("reactions.remove", error="internal_error", status=500, count=1000)
+        await _wish(outbox, rig, {"white_check_mark"})  # 👀 comes off the root: Slack fails that
+        outbox.show_reactions(rig.ref, [Reaction(answer, "turn", frozenset({"eyes"}), frozenset({"eyes"}))])
+        await rig.slack.wait_for(lambda: _bot_reactions(rig, answer) == {"eyes"}, timeout=10)
+        failed_before = len(rig.slack.calls_to("reactions.remove"))
+    finally:
+        await outbox.close()
+    assert 1 <= failed_before < 5, "the other message waited for the failing one's retries"
+
+
 async def test_post_whose_ts_was_lost_in_a_crash_is_edited_not_posted_again(rig: Rig) -> None:
     """A message Slack accepted but whose ts was never stored is found by its tag and edited."""
     outbox = rig.outbox()

@@ -143,6 +143,35 @@ async def test_final_texts_overtake_progress_edits(
     assert rig.texts(first) == ["the final answer"]
 
 
+async def test_threads_with_only_progress_get_their_turns_while_others_send_finals(
+    rig: Rig,  # noqa: F811
+    load: Load,
+) -> None:
+    """Final texts go first, but a stream of them (half the threads ending one reply after another)
+    does not starve the threads that only have progress to show: each still gets about its share of
+    the edits, where strict priority would give them none until the finals ran out."""
+    outbox, refs = load.outbox, load.refs
+    await rig.slack.wait_for(lambda: all(len(t) > 1 for t in _shown_at(rig, refs).values()), timeout=30)
+    finishing, streaming = refs[::2], refs[1::2]
+    load.live -= {r.link_id for r in finishing}
+    before = {link: len(times) for link, times in _shown_at(rig, refs).items()}
+
+    async def finals(ref: ThreadRef) -> None:  # a final edit waits in line whenever the last is shown
+        for n in range(8):
+            await outbox.put(ref, [final_text("reply", f"answer {n} of {ref.thread_ts}")])
+            await outbox.delivered(ref, ["reply"], timeout=30)
+
+    await asyncio.gather(*(finals(ref) for ref in finishing))
+    shown = {link: len(times) - before[link] for link, times in _shown_at(rig, refs).items()}
+    edits = sum(shown.values())
+    got = {ref.thread_ts: shown[ref.link_id] for ref in streaming}
+    print(f"\n{edits} edits while {len(finishing)} threads sent 8 finals each; progress threads got {got}")
+    share = edits / len(refs)
+    assert min(got.values()) >= share / 3, got
+    for ref in finishing:
+        assert rig.texts(ref) == [f"answer 7 of {ref.thread_ts}"]
+
+
 async def test_a_429_storm_loses_and_doubles_nothing(rig: Rig) -> None:  # noqa: F811
     """Half of all posts, edits and whispers answered 429: every text and whisper still arrives, once."""
     refs = await _threads(rig, count=6, channels=3)

@@ -29,6 +29,70 @@ async def test_final_texts_go_before_waiting_progress_edits() -> None:
     assert order == ["final", "edit-1", "edit-2"]
 
 
+async def test_progress_waiting_a_whole_round_goes_before_later_final_texts() -> None:
+    """Final texts go first, but not for ever: a progress edit whose thread has waited a round of
+    the line (everyone in it served once) ranks with the finals by when it began to wait."""
+    loop = asyncio.get_running_loop()
+    bucket = TokenBucket(Budget(per_minute=1200, burst=1), scale=1.0, clock=loop.time)
+    await bucket.take()  # the bucket is now empty; one token every 50 ms
+    order: list[str] = []
+
+    async def finals(thread: int) -> None:  # four threads, each with a final text after another
+        for n in range(10):
+            await bucket.take(Priority.FINAL)
+            order.append(f"final-{thread}-{n}")
+
+    async def progress() -> None:
+        await bucket.take(Priority.PROGRESS, since=loop.time())
+        order.append("progress")
+
+    tasks = [asyncio.ensure_future(finals(t)) for t in range(4)]
+    await asyncio.sleep(0)
+    tasks.append(asyncio.ensure_future(progress()))
+    await asyncio.wait_for(asyncio.gather(*tasks), 10)
+    # A round is five waiters at 20 a second, 0.25 s: the edit is served about then, after some five
+    # finals, not after all forty.
+    assert 3 <= order.index("progress") <= 12, order
+
+
+async def test_a_thread_that_waited_long_already_is_overdue_at_once() -> None:
+    """``since`` counts the thread's whole wait, not just its time in this line."""
+    loop = asyncio.get_running_loop()
+    bucket = TokenBucket(Budget(per_minute=1200, burst=1), scale=1.0, clock=loop.time)
+    await bucket.take()
+    order: list[str] = []
+
+    async def wait(name: str, priority: Priority, since: float | None = None) -> None:
+        await bucket.take(priority, since=since)
+        order.append(name)
+
+    tasks = [asyncio.ensure_future(wait("progress", Priority.PROGRESS, since=loop.time() - 60))]
+    await asyncio.sleep(0)
+    tasks.append(asyncio.ensure_future(wait("final", Priority.FINAL)))
+    await asyncio.wait_for(asyncio.gather(*tasks), 5)
+    assert order == ["progress", "final"]
+
+
+async def test_equals_go_by_how_long_their_thread_has_waited() -> None:
+    """Of two final texts, the one whose thread began waiting first goes first, whichever joined the
+    line first: a thread just served, with more finals queued, goes to the back of the round."""
+    loop = asyncio.get_running_loop()
+    bucket = TokenBucket(Budget(per_minute=1200, burst=1), scale=1.0, clock=loop.time)
+    await bucket.take()
+    order: list[str] = []
+
+    async def wait(name: str, since: float) -> None:
+        await bucket.take(Priority.FINAL, since=since)
+        order.append(name)
+
+    now = loop.time()
+    tasks = [asyncio.ensure_future(wait("just served", now))]
+    await asyncio.sleep(0)
+    tasks.append(asyncio.ensure_future(wait("waiting long", now - 1)))
+    await asyncio.wait_for(asyncio.gather(*tasks), 5)
+    assert order == ["waiting long", "just served"]
+
+
 async def test_bucket_keeps_the_rate() -> None:
     """Beyond the burst, tokens come no faster than the budget allows."""
     loop = asyncio.get_running_loop()
