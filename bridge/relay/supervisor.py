@@ -219,7 +219,7 @@ class Supervisor:
             # told: the link, busy until a turn's ending is stored, says so though the chat is idle.
             # A turn that waits for its person is not over either.
             ongoing = chat.status.phase.busy or link.phase in repo.FOLLOWED_PHASES
-            turn = await self._turn(backend, chat_id, cursor) if ongoing else []
+            turn, turn_over = await self._turn(backend, chat_id, cursor) if ongoing else ([], False)
             self._archived[chat_id] = link.archived
             marks = self._marks[chat_id] = Marks(
                 self._db, self._outbox, self._reactions, ref, chat_id, backend
@@ -238,6 +238,7 @@ class Supervisor:
             view = self._views[chat_id] = ThreadView(
                 after_id=cursor,
                 turn=turn,
+                turn_over=turn_over,
                 draft_shown=draft_shown,
                 show_reasoning=self._show_reasoning,
                 slow_start=self._slow_start,
@@ -269,18 +270,22 @@ class Supervisor:
             self._archived.pop(chat_id, None)
         return False
 
-    async def _turn(self, backend: CoderBackend, chat_id: ChatId, cursor: int | None) -> list[Message]:
-        """The running turn's messages persisted up to the cursor, from its user message on."""
+    async def _turn(
+        self, backend: CoderBackend, chat_id: ChatId, cursor: int | None
+    ) -> tuple[list[Message], bool]:
+        """The last turn's messages persisted up to the cursor, from its user message on, and whether
+        that turn is over (a user message after the cursor began a newer one)."""
         if cursor is None:
-            return []
+            return [], False
+        recent = await backend.recent_messages(chat_id)
         turn: list[Message] = []
-        for message in await backend.recent_messages(chat_id):
+        for message in recent:
             if message.id > cursor:
                 break
             if message.role == "user":
                 turn = []
             turn.append(message)
-        return turn
+        return turn, any(m.role == "user" and m.id > cursor for m in recent)
 
     async def _consume(
         self,
@@ -375,7 +380,8 @@ class Supervisor:
                 slot = key if index == 0 else f"{key}#{index}"
                 plan = block.plan if index == 0 else None
                 if block.final:
-                    self._outbox.reserve(ref, slot)
+                    # Shown at once, stored after: a crash before the store replays the message.
+                    self._outbox.set_text(ref, slot, part, plan=plan)
                     finals.append(final_text(slot, part))
                     if plan is not None:
                         plans[slot] = plan

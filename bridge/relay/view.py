@@ -174,6 +174,7 @@ class ThreadView:
         *,
         after_id: int | None = None,
         turn: Sequence[Message] = (),
+        turn_over: bool = False,
         draft_shown: bool = False,
         show_reasoning: bool = False,
         slow_start: float = 10.0,
@@ -182,7 +183,10 @@ class ThreadView:
         """Start after ``after_id``.
 
         ``turn`` holds the current turn's persisted messages up to it (from its user message on), so
-        a restart mid-turn rebuilds the draft and the turn's card; ``draft_shown`` says that a draft
+        a restart mid-turn rebuilds the draft and the turn's card. ``turn_over``: the chat went on to a
+        newer turn since (Coder holds a user message after ``after_id``), so that turn's card is closed
+        at once: a snapshot sends the newer turn's deltas before its user message, and they must not
+        land on the older card. ``draft_shown`` says that a draft
         from before a restart is in the thread, so the next persisted reply takes it over.
         ``show_reasoning`` shows the model's reasoning above each reply (quoted, trimmed);
         ``slow_start`` is how long a turn may stay starting before its card says so.
@@ -221,6 +225,8 @@ class ThreadView:
             # that began the draft's turn: that message, when it comes, does not end the draft.
             self._draft_of_unseen_turn = after_id is None or not turn
         self.changed = []
+        if turn_over:
+            self._close_card()
 
     @property
     def blocks(self) -> list[Block]:
