@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from bridge import __version__
 from bridge.app import Bridge, StartupError
 from bridge.coder.errors import CoderError
+from bridge.collector import CollectorPacing
 from bridge.config import ConfigError, Settings, load_settings
 from bridge.db.engine import Database
 from bridge.db.migrate import upgrade
@@ -98,7 +99,10 @@ async def serve(settings: Settings) -> int:
         print(f"bridge: cannot start: {exc}", file=sys.stderr)
         await bridge.stop()
         return 1
+    pacing = CollectorPacing()  # in serve only: a test process starts many bridges
+    pacing.start()
     await stop.wait()
     log.info("signal received; shutting down")
     await bridge.stop()
+    await pacing.stop()
     return 0
