@@ -12,7 +12,7 @@ It could wait for another process (``bridge migrate`` beside ``bridge serve``, a
 one file, an operator's ``sqlite3`` shell). So the connection's busy timeout is zero: a call that
 finds the database locked fails at once, and only that call is retried on a worker thread with the
 usual busy timeout, so the event loop never sleeps on another process's lock. Commits do not wait
-for the disk (see ``_PRAGMAS``).
+for the disk (see ``_PRAGMAS``), and checkpoints are made on a worker thread (``Checkpoints``).
 
 SQLAlchemy's aiosqlite dialect is kept (its SQL, types and pool are right for SQLite); only the
 connection it drives is this one, given through ``create_async_engine(async_creator=...)``. The
@@ -41,6 +41,33 @@ the bridge's transactions queued for 0.4 s (p50) to take their turn. Foreign key
 unless asked for."""
 
 
+CHECKPOINT_EVERY = 200
+"""Commits between two checkpoints: a few hundred pages of log (SQLite's own default is 1,000)."""
+
+
+class Checkpoints:
+    """When to copy the write-ahead log back into the database file: every ``CHECKPOINT_EVERY``
+    commits of the bridge's connections to one database.
+
+    SQLite's automatic checkpoint runs inside the commit that takes the log past 1,000 pages, and
+    syncs the file: with the bridge's calls in the event loop's thread, that stalled the whole loop
+    for 20-30 ms every few hundred commits (``bench/fanout.py`` saw it in the relay's p99). So the
+    connections have it off, and the commit that makes a checkpoint due runs it on a worker thread,
+    still within its transaction's turn: no write of the bridge comes in between, so the checkpoint
+    copies the whole log and the next write starts the log afresh, as after an automatic one (a
+    checkpoint made by another connection while the bridge writes on never catches up, and the log
+    grows without end).
+    """
+
+    def __init__(self) -> None:
+        self._commits = 0
+
+    def due(self) -> bool:
+        """Count a commit; True when it is the one to make a checkpoint."""
+        self._commits = (self._commits + 1) % CHECKPOINT_EVERY
+        return self._commits == 0
+
+
 def _is_busy(error: sqlite3.OperationalError) -> bool:
     """SQLITE_BUSY or one of its extended codes (the low byte is the primary code)."""
     code = getattr(error, "sqlite_errorcode", None)
@@ -50,8 +77,9 @@ def _is_busy(error: sqlite3.OperationalError) -> bool:
 class InlineConnection:
     """One SQLite connection, its calls run in the calling thread (see the module's docstring)."""
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: sqlite3.Connection, checkpoints: Checkpoints | None = None) -> None:
         self._connection: sqlite3.Connection | None = connection
+        self._checkpoints = checkpoints
 
     @property
     def _conn(self) -> sqlite3.Connection:
@@ -98,6 +126,11 @@ class InlineConnection:
 
     async def commit(self) -> None:
         await self.run(self._conn.commit)
+        if self._checkpoints is not None and self._checkpoints.due():
+            await self._on_thread(self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()  # read out: no statement left open
 
     async def rollback(self) -> None:
         await self.run(self._conn.rollback)
@@ -169,12 +202,17 @@ class InlineCursor:
 
 def creator(database: str) -> Callable[[], Awaitable[InlineConnection]]:
     """The ``async_creator`` for ``create_async_engine``: opens ``database`` (a path, or
-    ``:memory:``) with the bridge's pragmas. ``check_same_thread`` is off only so that a call can
-    be retried on a worker thread; the connection is never used from two threads at once."""
+    ``:memory:``) with the bridge's pragmas, its checkpoints made by one ``Checkpoints``.
+    ``check_same_thread`` is off only so that a call can be retried on a worker thread; the
+    connection is never used from two threads at once."""
+    checkpoints = None if database == ":memory:" else Checkpoints()
+    pragmas = _PRAGMAS if checkpoints is None else (*_PRAGMAS, "PRAGMA wal_autocheckpoint=0")
 
     async def connect() -> InlineConnection:
-        connection = InlineConnection(sqlite3.connect(database, timeout=0, check_same_thread=False))
-        for pragma in _PRAGMAS:
+        connection = InlineConnection(
+            sqlite3.connect(database, timeout=0, check_same_thread=False), checkpoints
+        )
+        for pragma in pragmas:
             await connection.run(partial(connection._conn.execute, pragma))
         return connection
 

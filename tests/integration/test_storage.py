@@ -16,6 +16,7 @@ from sqlmodel import SQLModel
 import bridge.db.models  # noqa: F401 - registers the tables
 from bridge.db import repo
 from bridge.db.engine import Database, async_url
+from bridge.db.inline_sqlite import CHECKPOINT_EVERY
 from bridge.db.migrate import upgrade
 
 
@@ -215,4 +216,36 @@ async def test_sqlite_write_waits_for_another_process_lock_without_stalling_the_
             assert await repo.unfinished_events(session) == ["{}"]
     finally:
         other.close()
+        await db.dispose()
+
+
+def _size(path: str) -> int:
+    return os.path.getsize(path)
+
+
+async def test_sqlite_log_is_checkpointed_and_reused_under_steady_writes(tmp_path: Path) -> None:
+    """SQLite's automatic checkpoint (which would stall the event loop) is off; the bridge's own,
+    made every ``CHECKPOINT_EVERY`` commits off the loop, copies the whole log back, so under a
+    steady stream of writes the log file is reused rather than growing without end."""
+    path = tmp_path / "steady.db"
+    db = await _migrated(f"sqlite:///{path}")
+    wal = f"{path}-wal"
+
+    async def commits(start: int, count: int) -> None:
+        for n in range(start, start + count):
+            async with db.unit() as session:
+                await repo.record_event(session, f"Ev{n}", "{}")
+
+    try:
+        await commits(0, CHECKPOINT_EVERY - 1)
+        before_first = _size(wal)  # the log's size just before the first checkpoint
+        await commits(CHECKPOINT_EVERY, 5 * CHECKPOINT_EVERY)
+        assert _size(wal) < 2 * before_first, "the log was not reused after checkpoints"
+        check = sqlite3.connect(path)
+        try:
+            assert check.execute("PRAGMA wal_autocheckpoint").fetchone() == (1000,), "a new connection's"
+            assert check.execute("SELECT count(*) FROM seen_event").fetchone() == (6 * CHECKPOINT_EVERY - 1,)
+        finally:
+            check.close()
+    finally:
         await db.dispose()
