@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.db import repo
@@ -33,16 +34,25 @@ def _buttons(*elements: tuple[str, str]) -> list[dict[str, Any]]:
 
 
 async def _post_buttons(world: World, root: str, *elements: tuple[str, str]) -> str:
-    """A bot message with these buttons in the thread, as the bridge posts its controls; its ts."""
+    """A bot message with these buttons in the thread, as the bridge posts its controls; its ts.
+    The post shares the channel's budget with the bridge's own, so a 429 is waited out (slack-sdk's
+    retry handler reads Retry-After as whole seconds; the time-scaled simulator's are fractions)."""
     client = AsyncWebClient(token=world.slack.bot_token, base_url=world.slack.api_url)
     try:
-        response = await client.chat_postMessage(
-            channel=world.slack.general, thread_ts=root, text="controls", blocks=_buttons(*elements)
-        )
+        while True:
+            try:
+                response = await client.chat_postMessage(
+                    channel=world.slack.general, thread_ts=root, text="controls", blocks=_buttons(*elements)
+                )
+            except SlackApiError as exc:
+                if exc.response.status_code != 429:
+                    raise
+                await asyncio.sleep(float(exc.response.headers.get("Retry-After", "1")))
+            else:
+                return str(response["ts"])
     finally:
         if client.session is not None:
             await client.session.close()
-    return str(response["ts"])
 
 
 async def _busy_chat(world: World) -> tuple[str, str, asyncio.Event]:
