@@ -447,7 +447,11 @@ class Bridge:
             app.router.add_post("/slack/events", slack_events)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, self.settings.host, self.settings.port).start()
+        try:
+            await web.TCPSite(self._runner, self.settings.host, self.settings.port).start()
+        except OSError as exc:
+            where = f"{self.settings.host}:{self.settings.port}"
+            raise StartupError(f"cannot listen on {where}: {exc.strerror or exc}") from exc
         self.port = int(self._runner.addresses[0][1])  # the real one when PORT is 0
 
     async def _healthz(self, _: web.Request) -> web.Response:

@@ -65,6 +65,19 @@ def reap_bridges() -> None:
             process.kill()
 
 
+class PortTaken(Exception):
+    """The bridge exited because another process took its port first."""
+
+
+def _tail(log: Path | None, since: int) -> str:
+    """What a bridge wrote to ``log`` from byte ``since`` on (its last 4,000 characters)."""
+    if log is None:
+        return ""
+    with log.open("rb") as file:
+        file.seek(since)
+        return file.read().decode(errors="replace")[-4000:]
+
+
 @dataclass
 class BridgeProcess:
     """A `python -m bridge serve` child process."""
@@ -79,11 +92,28 @@ class BridgeProcess:
         """Start it and wait until /readyz answers 200 (polling, as a load balancer does).
 
         With ``log`` its output is appended to that file instead of a pipe, so a long-running
-        process never blocks on a full pipe nobody reads.
+        process never blocks on a full pipe nobody reads. The free port it is given can be taken
+        by another process before the bridge binds it (a loaded machine opens many loopback
+        connections); then it is started again on another port.
         """
+        for _ in range(3):
+            try:
+                return await cls._start_once(env, cwd, timeout, log)
+            except PortTaken:
+                continue
+        raise RuntimeError("bridge could not get a free port in three tries")
+
+    @classmethod
+    async def _start_once(
+        cls, env: dict[str, str], cwd: Path, timeout: float, log: Path | None
+    ) -> BridgeProcess:
         port = free_port()
+        logged = 0
         with contextlib.ExitStack() as files:
-            output: int | TextIO = PIPE if log is None else files.enter_context(log.open("a"))
+            output: int | TextIO = PIPE
+            if log is not None:
+                output = files.enter_context(log.open("a"))
+                logged = output.tell()
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
@@ -100,7 +130,9 @@ class BridgeProcess:
             while loop.time() < deadline:
                 if process.returncode is not None:
                     _, err = await process.communicate()
-                    said = err.decode() if err else f"see {log}"
+                    said = err.decode() if err else _tail(log, logged)
+                    if "cannot listen on" in said:
+                        raise PortTaken(said)
                     raise RuntimeError(f"bridge exited with {process.returncode}: {said}")
                 try:
                     if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:

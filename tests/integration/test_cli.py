@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import sys
 from asyncio.subprocess import PIPE
 from pathlib import Path
@@ -66,6 +67,19 @@ async def test_serve_reports_unreachable_coder(tmp_path: Path, sims: tuple[Slack
     assert code == 1
     assert "cannot start" in err
     assert "Could not reach Coder" in err
+
+
+async def test_serve_reports_a_taken_port(tmp_path: Path, sims: tuple[SlackSim, CoderSim]) -> None:
+    """A PORT another process listens on stops `serve` with one line naming it, exit status 1."""
+    slack, coder = sims
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        code, _, err = await _run("serve", env=serve_env(slack, coder, tmp_path, PORT=port), cwd=tmp_path)
+    assert code == 1
+    assert f"bridge: cannot start: cannot listen on 127.0.0.1:{port}: " in err
+    assert "Traceback" not in err
 
 
 async def test_serve_relays_then_stops_cleanly_on_sigterm(
