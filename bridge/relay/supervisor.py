@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.coder.backend import CoderBackend
 from bridge.coder.errors import CoderAuthError, CoderError, CoderNotFound
-from bridge.coder.types import Chat, ChatId, ChatPhase, ChatStatus, Message
+from bridge.coder.types import Chat, ChatId, ChatPhase, ChatStatus, ErrorEvent, Message
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.models import ThreadLink
@@ -326,6 +326,8 @@ class Supervisor:
                     if newest is None or view.last_id >= newest:
                         newest = await self._newest_id(backend, chat_id)
                     if view.last_id >= newest:
+                        if view.failed_unexplained:
+                            await self._explain_failure(backend, ref, chat_id, title, view)
                         view.finish()
                         ending = self._outcome(requester, view)
                         await self._publish(ref, chat_id, title, view, ending=ending)
@@ -348,6 +350,16 @@ class Supervisor:
                 if view.clock_running:
                     view.tick(_now())
                     await self._publish(ref, chat_id, title, view)
+
+    async def _explain_failure(
+        self, backend: CoderBackend, ref: ThreadRef, chat_id: ChatId, title: str, view: ThreadView
+    ) -> None:
+        """Show why a turn failed before this stream joined (a fast failure, one during a restart):
+        the reason is the chat's ``last_error``, shown as the error event would have shown it."""
+        reason = (await backend.get_chat(chat_id)).last_error
+        if reason:
+            view.apply([ErrorEvent(message=reason)], now=_now())
+            await self._publish(ref, chat_id, title, view)
 
     async def _newest_id(self, backend: CoderBackend, chat_id: ChatId) -> int:
         """The id of the chat's newest persisted message (0 when it has none)."""

@@ -248,6 +248,12 @@ class ThreadView:
         return self._failure
 
     @property
+    def failed_unexplained(self) -> bool:
+        """Whether the chat is in error and no error event said why: the stream joined after it
+        (Coder's snapshot carries the status, never the error event)."""
+        return self.status is not None and self.status.phase is ChatPhase.ERROR and not self._failure
+
+    @property
     def clock_running(self) -> bool:
         """Whether what the thread shows changes with time alone (a starting turn's card), so the
         caller should ``tick`` now and then."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bridge.sim.coder import CoderSim
-from bridge.sim.coder_agent import Gate, Step, Text, ToolCall
+from bridge.sim.coder_agent import Fail, Gate, Step, Text, ToolCall
 from bridge.sim.slack import SlackSim
 from bridge.slack.blocks import is_outcome
 from tests.integration.conftest import (
@@ -174,6 +174,29 @@ async def test_agent_error_is_shown(world: World) -> None:
             for t in world.bot_texts(root)
         )
     )
+
+
+async def test_failure_while_the_bridge_is_down_is_shown_with_its_reason(world: World) -> None:
+    """A turn that fails while no stream follows it (a restart; on a fast failure, the stream opening
+    after it) is reported with Coder's reason: the snapshot says error, not why, so the chat says it."""
+    if not world.capabilities.replies_outlive_connection:
+        pytest.skip("G0a replies end with the bridge that asked for them: nothing fails while it is down")
+    gate = asyncio.Event()
+    world.coder.agent = lambda prompt: [
+        Text("Looking into it."),
+        Gate(gate),
+        Fail("Anthropic API error: overloaded (529)", kind="overloaded"),
+    ]
+    root = await world.mention("go")
+    await world.until(lambda: "Looking into it." in " ".join(world.bot_texts(root)))
+    await world.stop_bridge()
+    gate.set()
+    await world.until(lambda: world.chat_of(root).status == "error")
+    await world.start_bridge()
+    ended = f"<@{world.slack.alice}> ❌ The agent stopped with an error: "
+    await world.until(lambda: any(t.startswith(ended) for t in world.bot_texts(root)))
+    assert any("overloaded (529)" in t for t in world.bot_texts(root) if t.startswith(ended))
+    assert sum("overloaded (529)" in t for t in world.bot_texts(root) if not t.startswith(ended)) == 1
 
 
 async def test_long_reply_is_split_and_complete(world: World) -> None:
