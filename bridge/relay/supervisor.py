@@ -244,6 +244,8 @@ class Supervisor:
                 slow_start=self._slow_start,
                 now=_now(),
             )
+            if view.changed:  # its start closed the card of a turn that ended while nobody followed
+                await self._publish(ref, chat_id, chat.title, view)
             await self._consume(backend, ref, chat_id, chat.title, view, marks, link.requester_user_id)
         except CoderAuthError as exc:
             refused = await self._identity.refused(

@@ -185,9 +185,10 @@ class ThreadView:
         ``turn`` holds the current turn's persisted messages up to it (from its user message on), so
         a restart mid-turn rebuilds the draft and the turn's card. ``turn_over``: the chat went on to a
         newer turn since (Coder holds a user message after ``after_id``), so that turn's card is closed
-        at once: a snapshot sends the newer turn's deltas before its user message, and they must not
-        land on the older card. ``draft_shown`` says that a draft
-        from before a restart is in the thread, so the next persisted reply takes it over.
+        at once (left in ``changed`` for the caller to show before the first batch): a snapshot sends
+        the newer turn's deltas before its user message, and they must not land on the older card.
+        ``draft_shown`` says that a draft from before a restart is in the thread, so the next
+        persisted reply takes it over.
         ``show_reasoning`` shows the model's reasoning above each reply (quoted, trimmed);
         ``slow_start`` is how long a turn may stay starting before its card says so.
         """

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
-from bridge.sim.coder_agent import Step, Text, ToolCall
-from tests.integration.conftest import World
+import pytest
+
+from bridge.sim.coder_agent import Gate, Step, Text, ToolCall
+from tests.integration.conftest import World, user_texts
 
 
 def _agent(prompt: str) -> Sequence[Step]:
@@ -25,3 +28,34 @@ async def test_a_follow_up_turn_gets_a_card_of_its_own(world: World) -> None:
     assert "grep" not in first
     assert "grep" in second
     assert "read_file" not in second
+
+
+async def test_a_turn_that_ended_during_a_restart_has_its_card_closed(world: World) -> None:
+    """The bridge stops mid-turn; while it is down the turn ends and Coder goes on to the queued
+    follow-up. Once back, the first card says done at once, and the follow-up's tools get their own."""
+    if world.capabilities.queue != "coder":
+        pytest.skip("G0a holds follow-ups in the bridge: Coder cannot go on to one while it is down")
+    first, second = asyncio.Event(), asyncio.Event()
+
+    def agent(prompt: str) -> Sequence[Step]:
+        tool, gate = ("grep", second) if "second" in prompt else ("read_file", first)
+        return [ToolCall(tool, {"path": f"{tool}.txt"}, {"ok": True}), Gate(gate), Text(f"did {tool}")]
+
+    world.coder.agent = agent
+    root = await world.mention("first task")
+    await world.until(lambda: any("read_file" in card for card in world.cards(root)))
+    await world.reply(root, "second task")
+    await world.until(lambda: len(world.chat_of(root).queue) == 1)
+    await world.stop_bridge()
+    first.set()
+    await world.until(lambda: len(user_texts(world.chat_of(root))) == 2)
+    await world.start_bridge()
+    await world.until(lambda: world.cards(root)[0].startswith("✅"))
+    second.set()
+    await world.until_idle_and_shown(root, turns=2)
+    await world.until(lambda: len(world.cards(root)) == 2 and world.cards(root)[1].startswith("✅"))
+    done_first, done_second = world.cards(root)
+    assert "read_file" in done_first
+    assert "grep" not in done_first
+    assert "grep" in done_second
+    assert "read_file" not in done_second
