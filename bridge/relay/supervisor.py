@@ -219,7 +219,7 @@ class Supervisor:
             # told: the link, busy until a turn's ending is stored, says so though the chat is idle.
             # A turn that waits for its person is not over either.
             ongoing = chat.status.phase.busy or link.phase in repo.FOLLOWED_PHASES
-            turn, turn_over = await self._turn(backend, chat_id, cursor) if ongoing else ([], False)
+            turn, newer_turn = await self._turn(backend, chat_id, cursor) if ongoing else ([], None)
             self._archived[chat_id] = link.archived
             marks = self._marks[chat_id] = Marks(
                 self._db, self._outbox, self._reactions, ref, chat_id, backend
@@ -238,14 +238,12 @@ class Supervisor:
             view = self._views[chat_id] = ThreadView(
                 after_id=cursor,
                 turn=turn,
-                turn_over=turn_over,
+                newer_turn=newer_turn,
                 draft_shown=draft_shown,
                 show_reasoning=self._show_reasoning,
                 slow_start=self._slow_start,
                 now=_now(),
             )
-            if view.changed:  # its start closed the card of a turn that ended while nobody followed
-                await self._publish(ref, chat_id, chat.title, view)
             await self._consume(backend, ref, chat_id, chat.title, view, marks, link.requester_user_id)
         except CoderAuthError as exc:
             refused = await self._identity.refused(
@@ -274,11 +272,11 @@ class Supervisor:
 
     async def _turn(
         self, backend: CoderBackend, chat_id: ChatId, cursor: int | None
-    ) -> tuple[list[Message], bool]:
-        """The last turn's messages persisted up to the cursor, from its user message on, and whether
-        that turn is over (a user message after the cursor began a newer one)."""
+    ) -> tuple[list[Message], int | None]:
+        """The last turn's messages persisted up to the cursor, from its user message on, and the id of
+        the newest user message after the cursor, if a newer turn began since."""
         if cursor is None:
-            return [], False
+            return [], None
         recent = await backend.recent_messages(chat_id)
         turn: list[Message] = []
         for message in recent:
@@ -287,7 +285,8 @@ class Supervisor:
             if message.role == "user":
                 turn = []
             turn.append(message)
-        return turn, any(m.role == "user" and m.id > cursor for m in recent)
+        newer = [m.id for m in recent if m.role == "user" and m.id > cursor]
+        return turn, max(newer, default=None)
 
     async def _consume(
         self,

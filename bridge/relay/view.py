@@ -174,7 +174,7 @@ class ThreadView:
         *,
         after_id: int | None = None,
         turn: Sequence[Message] = (),
-        turn_over: bool = False,
+        newer_turn: int | None = None,
         draft_shown: bool = False,
         show_reasoning: bool = False,
         slow_start: float = 10.0,
@@ -183,10 +183,10 @@ class ThreadView:
         """Start after ``after_id``.
 
         ``turn`` holds the current turn's persisted messages up to it (from its user message on), so
-        a restart mid-turn rebuilds the draft and the turn's card. ``turn_over``: the chat went on to a
-        newer turn since (Coder holds a user message after ``after_id``), so that turn's card is closed
-        at once (left in ``changed`` for the caller to show before the first batch): a snapshot sends
-        the newer turn's deltas before its user message, and they must not land on the older card.
+        a restart mid-turn rebuilds the draft and the turn's card. ``newer_turn``: the id of the newest
+        user message after ``after_id``, when the chat went on to newer turns meanwhile. A snapshot sends
+        the running turn's deltas before the messages that lead up to it, so they are held until that
+        user message came: they must not land on the card or the draft of a turn before it.
         ``draft_shown`` says that a draft from before a restart is in the thread, so the next
         persisted reply takes it over.
         ``show_reasoning`` shows the model's reasoning above each reply (quoted, trimmed);
@@ -226,8 +226,8 @@ class ThreadView:
             # that began the draft's turn: that message, when it comes, does not end the draft.
             self._draft_of_unseen_turn = after_id is None or not turn
         self.changed = []
-        if turn_over:
-            self._close_card()
+        self._newer_turn = newer_turn
+        self._held: list[PartEvent] = []  # deltas of the newer turn, until its user message comes
 
     @property
     def blocks(self) -> list[Block]:
@@ -283,6 +283,9 @@ class ThreadView:
         match event:
             case ConnectedEvent():
                 self._forget_deltas()
+                self._held = []  # the new snapshot sends them again
+            case PartEvent() if self._newer_turn is not None:
+                self._held.append(event)
             case StatusEvent(status=status):
                 self._on_status(status)
             case PartEvent(role="assistant", part=part) if part.type == "text":
@@ -298,6 +301,10 @@ class ThreadView:
                 if message.role != "user":
                     self._recovered()
                 self._on_message(message)
+                if message.id == self._newer_turn:
+                    held, self._held, self._newer_turn = self._held, [], None
+                    for delta in held:
+                        self._apply(delta)
             case ErrorEvent(message=message):
                 self._failure = message
                 self._end_retry("failed")

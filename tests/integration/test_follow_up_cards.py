@@ -31,15 +31,22 @@ async def test_a_follow_up_turn_gets_a_card_of_its_own(world: World) -> None:
 
 
 async def test_a_turn_that_ended_during_a_restart_has_its_card_closed(world: World) -> None:
-    """The bridge stops mid-turn; while it is down the turn ends and Coder goes on to the queued
-    follow-up. Once back, the first card says done at once, and the follow-up's tools get their own."""
+    """The bridge stops mid-turn; while it is down the turn calls one more tool and ends, and Coder
+    goes on to the queued follow-up. Once back, the first card says done with both tools at once, and
+    the follow-up's tool, whose deltas the snapshot sends first, gets a card of its own."""
     if world.capabilities.queue != "coder":
         pytest.skip("G0a holds follow-ups in the bridge: Coder cannot go on to one while it is down")
     first, second = asyncio.Event(), asyncio.Event()
 
     def agent(prompt: str) -> Sequence[Step]:
-        tool, gate = ("grep", second) if "second" in prompt else ("read_file", first)
-        return [ToolCall(tool, {"path": f"{tool}.txt"}, {"ok": True}), Gate(gate), Text(f"did {tool}")]
+        if "second" in prompt:
+            return [ToolCall("grep", {"path": "grep.txt"}, {"ok": True}), Gate(second), Text("did grep")]
+        return [
+            ToolCall("read_file", {"path": "read_file.txt"}, {"ok": True}),
+            Gate(first),
+            ToolCall("execute", {"command": "make"}, {"ok": True}),
+            Text("did read_file"),
+        ]
 
     world.coder.agent = agent
     root = await world.mention("first task")
@@ -50,12 +57,13 @@ async def test_a_turn_that_ended_during_a_restart_has_its_card_closed(world: Wor
     first.set()
     await world.until(lambda: len(user_texts(world.chat_of(root))) == 2)
     await world.start_bridge()
-    await world.until(lambda: world.cards(root)[0].startswith("✅"))
+    await world.until(lambda: world.cards(root)[0].startswith("✅ Done · 2 tools"))
     second.set()
     await world.until_idle_and_shown(root, turns=2)
     await world.until(lambda: len(world.cards(root)) == 2 and world.cards(root)[1].startswith("✅"))
     done_first, done_second = world.cards(root)
     assert "read_file" in done_first
+    assert "execute" in done_first
     assert "grep" not in done_first
     assert "grep" in done_second
     assert "read_file" not in done_second
