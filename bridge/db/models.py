@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Boolean, Column, DateTime, String, Text, UniqueConstraint, true
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, Integer, String, Text, UniqueConstraint, true
 from sqlmodel import Field, SQLModel
 
 
@@ -47,6 +47,10 @@ class ThreadLink(SQLModel, table=True):
     instead of the chat's, whatever Coder renames the chat to later."""
     shown_diff: str = Field(default="", sa_column=Column(String(64), nullable=False, server_default=""))
     """Digest of the diff status the thread's PR summary was last rendered from."""
+    sends_begun: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    """How many messages the bridge began sending to the chat. A stream stores its turn's ending (the
+    chat idle) only if no send began since the stream did: else a crash right after that ending would
+    leave the sent message's turn unfollowed at the next start."""
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())
 

@@ -170,13 +170,15 @@ async def mark_failed(session: AsyncSession, link_id: int) -> None:
     )
 
 
-async def set_status(session: AsyncSession, chat_id: str, *, status: str, phase: str) -> None:
-    """Remember a chat's last known status (drives which chats are followed after a restart)."""
-    await session.execute(
-        update(ThreadLink)
-        .where(col(ThreadLink.chat_id) == chat_id)
-        .values(status=status, phase=phase, updated_at=utcnow())
-    )
+async def set_status(
+    session: AsyncSession, chat_id: str, *, status: str, phase: str, sends_seen: int | None = None
+) -> None:
+    """Remember a chat's last known status (drives which chats are followed after a restart). With
+    ``sends_seen`` only while no other send began: a newer send's turn keeps the chat followed."""
+    stmt = update(ThreadLink).where(col(ThreadLink.chat_id) == chat_id)
+    if sends_seen is not None:
+        stmt = stmt.where(col(ThreadLink.sends_begun) == sends_seen)
+    await session.execute(stmt.values(status=status, phase=phase, updated_at=utcnow()))
 
 
 async def mark_busy(session: AsyncSession, link_id: int) -> None:
@@ -185,7 +187,7 @@ async def mark_busy(session: AsyncSession, link_id: int) -> None:
     await session.execute(
         update(ThreadLink)
         .where(col(ThreadLink.id) == link_id)
-        .values(phase=STARTING_PHASE, updated_at=utcnow())
+        .values(phase=STARTING_PHASE, sends_begun=col(ThreadLink.sends_begun) + 1, updated_at=utcnow())
     )
 
 

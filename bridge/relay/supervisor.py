@@ -97,6 +97,7 @@ class Supervisor:
         self._woken: dict[str, asyncio.Event] = {}  # chats waiting to retry a lost stream
         self._views: dict[str, ThreadView] = {}  # the view of each chat followed right now
         self._titles: dict[str, str] = {}  # the newest title of each chat followed right now
+        self._sends: dict[str, int] = {}  # sends to each followed chat begun when its stream began
         self._finishing: set[str] = set()  # followed chats whose stream will report no more changes
         self._tasks = TaskGroup("streams")
         self._clocks = TaskGroup("clocks")
@@ -208,6 +209,7 @@ class Supervisor:
             log.warning("not following chat %s: no Slack thread is linked to it", chat_id)
             return False
         ref = thread_ref(link)
+        self._sends[chat_id] = link.sends_begun
         backend = await self._identity.backend_for_link(link)  # the chat owner's
         if backend is None:  # linked mode, and the requester's link is gone: tell them, don't retry
             await self._identity.whisper(link.channel_id, link.requester_user_id, link.thread_ts, HOW_TO_LINK)
@@ -264,6 +266,7 @@ class Supervisor:
             self._finishing.add(chat_id)
             self._views.pop(chat_id, None)
             self._titles.pop(chat_id, None)
+            self._sends.pop(chat_id, None)
             ended = self._marks.pop(chat_id, None)
             if ended is not None and ended.unmarked:
                 self._unmarked[chat_id] = ended
@@ -441,20 +444,40 @@ class Supervisor:
         moved = view.last_id > view.saved_id
         if not moved and not view.status_changed and not finals and not reactions and not ending:
             return
-        write = partial(self._save_cursor, chat_id=chat_id, view=view, moved=moved, ending=ending)
+        write = partial(
+            self._save_cursor,
+            chat_id=chat_id,
+            view=view,
+            moved=moved,
+            ending=ending,
+            sends=self._sends.get(chat_id),
+        )
         await self._outbox.put_with(ref, finals, write, reactions, plans=plans)
         view.saved_id = view.last_id
 
     @staticmethod
     async def _save_cursor(
-        session: AsyncSession, chat_id: ChatId, view: ThreadView, *, moved: bool, ending: bool
+        session: AsyncSession,
+        chat_id: ChatId,
+        view: ThreadView,
+        *,
+        moved: bool,
+        ending: bool,
+        sends: int | None,
     ) -> None:
         """The cursor (when it moved) and the chat's status, which drive the next start: a busy one
-        when it changed, an idle one only with the turn's ending (until then the chat counts busy)."""
+        when it changed, an idle one only with the turn's ending (until then the chat counts busy),
+        and only if no send to the chat began after the stream did (``sends``): that send's turn is
+        this stream's to follow next, or the next start's."""
         if moved:
             await repo.save_cursor(session, chat_id, view.last_id)
-        if view.status is not None and (ending or (view.status_changed and view.busy)):
-            await repo.set_status(session, chat_id, status=view.status.name, phase=view.status.phase.value)
+        if view.status is None:
+            return
+        status, phase = view.status.name, view.status.phase.value
+        if ending:
+            await repo.set_status(session, chat_id, status=status, phase=phase, sends_seen=sends)
+        elif view.status_changed and view.busy:
+            await repo.set_status(session, chat_id, status=status, phase=phase)
 
     @staticmethod
     def _outcome(requester: str, view: ThreadView) -> list[SlotText]:

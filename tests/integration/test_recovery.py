@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from bridge.db import repo
 from bridge.sim.coder import CoderSim
 from bridge.sim.coder_agent import Gate, Step, Text
 from bridge.sim.coder_state import SimChat
 from bridge.sim.slack import SlackSim
-from tests.integration.conftest import CODER_TOKEN, SIGNING_SECRET
+from tests.integration.conftest import CODER_TOKEN, SIGNING_SECRET, World, user_texts
 from tests.integration.processes import BridgeProcess, serve_env
 
 
@@ -213,3 +214,30 @@ async def test_ai_sdk_chat_cut_short_before_its_first_message_is_finished(tmp_pa
         assert len(creations) == 1
         assert len(coder.chats) == 1
         assert code == 0, log
+
+
+async def test_a_send_begun_as_a_turn_ends_keeps_the_chat_followed(world: World) -> None:
+    """A follow-up's send begins (its link marked busy, as the bridge does before sending) while the
+    stream stores the turn's end; the bridge stops before it follows the new turn, which Coder runs
+    meanwhile. The next start follows the chat again and shows that turn's answer."""
+    if not world.capabilities.replies_outlive_connection:
+        pytest.skip("G0a's replies end with the bridge that asked for them: no turn runs while it is down")
+    gate = asyncio.Event()
+    world.coder.agent = lambda prompt: [Text(f"Echo: {prompt}"), *([Gate(gate)] if prompt == "first" else [])]
+    root = await world.mention("first")
+    await world.until(lambda: "Echo: first" in world.replies(root))  # the stream follows the turn
+    chat = world.chat_of(root)
+    assert world.bridge is not None
+    async with world.bridge.db.unit() as session:
+        link = await repo.find_link_by_chat(session, chat.id)
+        assert link is not None
+        assert link.id is not None
+        await repo.mark_busy(session, link.id)
+    gate.set()
+    await world.until(lambda: any(t.endswith("The agent is done.") for t in world.bot_texts(root)))
+    await world.stop_bridge()
+    world.coder.send_from_ui(chat.id, "second")
+    await world.until(lambda: chat.status == "waiting" and len(user_texts(chat)) == 2)
+    await world.start_bridge()
+    await world.until(lambda: "Echo: second" in world.replies(root))
+    await world.until(lambda: sum(t.endswith("The agent is done.") for t in world.bot_texts(root)) == 2)
