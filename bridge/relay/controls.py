@@ -313,7 +313,7 @@ class Controls:
             await repo.set_archived(session, chat_id, archived)
         if backend.capabilities.archive == "archive":  # the header's button turns into its opposite
             chat = shown(link, await backend.get_chat(chat_id))
-            self._supervisor.show_header(thread_ref(link), chat, archived=archived)
+            await self._supervisor.show_header(thread_ref(link), chat, archived=archived)
         if backend.capabilities.archive == "delete":
             return (
                 f"🗑️ Deleted the chat in Coder at <@{user}>'s request (this Coder version cannot "

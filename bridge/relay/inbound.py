@@ -373,7 +373,7 @@ class Inbound:
             await repo.attach_chat(
                 session, link.id, chat_id=chat.id, status=chat.status.name, phase=chat.status.phase.value
             )
-        self._supervisor.show_header(ref, chat, archived=False)
+        await self._supervisor.show_header(ref, chat, archived=False)
         log.info(
             "started chat %s for %s/%s",
             chat.id,

@@ -153,7 +153,7 @@ class Renames:
                 await repo.save_shown_title(session, chat.id, title)
             if link.chosen_title != chosen:
                 await repo.choose_title(session, link.id, chosen)
-        self._supervisor.show_header(  # and the session, which Slack shows with this title already
+        await self._supervisor.show_header(  # and the session, which Slack shows with this title already
             thread_ref(link), chat.model_copy(update={"title": title}), archived=link.archived
         )
         if self._home is not None:

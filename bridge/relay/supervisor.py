@@ -133,9 +133,11 @@ class Supervisor:
             return
         self.follow(chat_id)
 
-    def show_header(self, ref: ThreadRef, chat: Chat, *, archived: bool) -> None:
+    async def show_header(self, ref: ThreadRef, chat: Chat, *, archived: bool) -> None:
         """Show the chat's header anew (a new chat, a new title, archived or not), with the freshest
-        status known."""
+        status known. An idle one is stored first, as the stream stores the header that ends a turn:
+        stored texts are shown in the order they were stored, so a rename seen while that one commits
+        is not overwritten by it, and a crash before Slack shows it does not lose it."""
         if chat.id in self._titles:
             self._titles[chat.id] = chat.title
         if chat.id in self._archived:
@@ -144,9 +146,12 @@ class Supervisor:
         status = view.status if view is not None and view.status is not None else chat.status
         reason = view.failure if view is not None else chat.last_error or ""
         header, buttons = self._header(chat.id, chat.title, status, reason, archived=archived)
-        self._outbox.set_text(ref, HEADER_SLOT, header, final=not status.phase.busy, buttons=buttons)
         if self._sessions is not None:
             self._sessions.retitle(ref, chat.title)
+        if status.phase.busy:
+            self._outbox.set_text(ref, HEADER_SLOT, header, buttons=buttons)
+        else:
+            await self._outbox.put_with(ref, [final_text(HEADER_SLOT, header, buttons)], _write_nothing)
 
     async def queue_changed(self, chat_id: ChatId) -> None:
         """A follow-up was recorded as queued: its notice and reaction show its place, if the chat is
@@ -503,6 +508,10 @@ class Supervisor:
 
     async def _notify(self, ref: ThreadRef, text: str) -> None:
         await self._outbox.put(ref, [final_text(f"notice:{digest(text)[:12]}", render_error(text))])
+
+
+async def _write_nothing(_: AsyncSession) -> None:
+    """A stored text's transaction with nothing else in it."""
 
 
 def _now() -> float:

@@ -150,7 +150,7 @@ class Watcher:
 
     async def _retitle(self, link: ThreadLink, chat: Chat) -> None:
         """Coder renamed the chat: so is the thread, unless a person chose its title in Slack."""
-        self._supervisor.show_header(thread_ref(link), shown(link, chat), archived=link.archived)
+        await self._supervisor.show_header(thread_ref(link), shown(link, chat), archived=link.archived)
         async with self._db.unit() as session:
             await repo.save_shown_title(session, chat.id, chat.title)
 

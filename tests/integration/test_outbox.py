@@ -369,3 +369,31 @@ async def test_stored_text_replaced_by_a_newer_one_is_not_sent_after_a_restart(r
         await outbox.close()
     assert rig.texts() == ["⏳ running"]
     assert await _stored(rig) == []
+
+
+async def test_texts_stored_one_after_another_are_shown_in_that_order(rig: Rig) -> None:
+    """A header stored while an older one's transaction is still open (a rename seen as a turn's end
+    commits) is what the thread shows last, and what stays stored for a restart: never the older."""
+    outbox = rig.outbox()
+    committing = asyncio.Event()
+    release = asyncio.Event()
+
+    async def slow_write(_: object) -> None:
+        committing.set()
+        await release.wait()
+
+    try:
+        older = asyncio.create_task(outbox.put_with(rig.ref, [final_text("header", "old title")], slow_write))
+        await asyncio.wait_for(committing.wait(), 5)
+        newer = asyncio.create_task(outbox.put_with(rig.ref, [final_text("header", "new title")], _no_write))
+        release.set()
+        await asyncio.gather(older, newer)
+        await outbox.delivered(rig.ref, ["header"], timeout=5)
+    finally:
+        await outbox.close()
+    assert rig.texts() == ["new title"]
+    assert await _stored(rig) == []
+
+
+async def _no_write(_: object) -> None:
+    """A stored text's transaction with nothing else in it."""
