@@ -228,6 +228,7 @@ class ThreadView:
         self.changed = []
         self._newer_turn = newer_turn
         self._held: list[PartEvent] = []  # deltas of the newer turn, until its user message comes
+        self._snapshot_next = False  # the next batch is a connect's snapshot
 
     @property
     def blocks(self) -> list[Block]:
@@ -266,10 +267,25 @@ class ThreadView:
         self.renames = []
         self.status_changed = False
         self._now = max(self._now, now)
-        for event in batch:
+        for event in self._in_turn_order(batch):
             self._apply(event)
         self._update_draft()
         self._update_card()
+
+    def _in_turn_order(self, batch: Iterable[StreamEvent]) -> list[StreamEvent]:
+        """A connect's snapshot (the events after a ``ConnectedEvent``, in its batch or the next)
+        sends the running turn's deltas before the messages that lead up to it (the end of an older
+        turn, the running turn's user message): they go after those messages, so they land on the
+        running turn, not on the card or the draft of the one before."""
+        events = list(batch)
+        connects = [i for i, e in enumerate(events) if isinstance(e, ConnectedEvent)]
+        start = connects[-1] + 1 if connects else (0 if self._snapshot_next else len(events))
+        self._snapshot_next = start == len(events) and bool(connects)
+        snapshot = events[start:]
+        deltas = [e for e in snapshot if isinstance(e, PartEvent)]
+        rest = [e for e in snapshot if not isinstance(e, PartEvent)]
+        after = 1 + max((i for i, e in enumerate(rest) if isinstance(e, MessageEvent)), default=-1)
+        return [*events[:start], *rest[:after], *deltas, *rest[after:]]
 
     def tick(self, now: float) -> None:
         """Time passed without events: the card of a starting turn shows how long it has taken."""

@@ -291,6 +291,50 @@ def test_card_ends_done_or_failed() -> None:
     assert "next turn" not in card(view), "a finished card is never rewritten"
 
 
+def _cards(view: ThreadView) -> dict[str, tuple[str, bool]]:
+    return {b.key: (b.text, b.final) for b in view.blocks if b.key.startswith("card:")}
+
+
+def _tool_message(id_: int, call_id: str, name: str, args: object) -> MessageEvent:
+    part = Part(type="tool-call", tool_call_id=call_id, tool_name=name, args=args)
+    return MessageEvent(message=Message(id=id_, role="assistant", content=(part,)))
+
+
+def test_snapshot_after_a_reconnect_puts_a_newer_turns_deltas_on_its_own_card() -> None:
+    """While the socket was down the turn called one more tool and ended, and Coder went on to the next
+    turn. The reconnect's snapshot sends that turn's deltas before the messages that lead up to it;
+    still the older card ends with its own two tools and the newer turn's call is on a card of its own,
+    whether the snapshot comes in the connect's batch or the next."""
+    for together in (True, False):
+        view = ThreadView()
+        view.apply([ConnectedEvent(), message(5, "user", "first"), RUNNING])
+        view.apply([_tool_message(6, "a", "read_file", {"path": "a.py"}), message(7, "tool")])
+        snapshot: list[StreamEvent] = [
+            RUNNING,
+            tool_call("c", "grep", {"pattern": "login"}),
+            delta("Searching "),
+            _tool_message(8, "b", "execute", {"command": "make"}),
+            message(9, "tool"),
+            message(10, "assistant", "did the first"),
+            message(11, "user", "second"),
+        ]
+        if together:
+            view.apply([ConnectedEvent(after_id=7), *snapshot])
+        else:
+            view.apply([ConnectedEvent(after_id=7)])
+            view.apply(snapshot)
+        first, first_final = _cards(view)["card:5"]
+        assert first_final
+        assert first.startswith("✅ Done · 2 tools")
+        assert "grep" not in first
+        second, second_final = _cards(view)["card:11"]
+        assert not second_final
+        assert "grep" in second
+        assert ("draft", "Searching ", False) in shown(view)
+        view.apply([delta("more")])  # a live batch after the snapshot keeps its order
+        assert ("draft", "Searching more", False) in shown(view)
+
+
 def test_card_is_rebuilt_after_a_restart() -> None:
     """Seeded with the turn's persisted messages, a restarted view keeps the same card key and count."""
     turn = [
