@@ -535,7 +535,9 @@ class Outbox:
 
     async def rename(self, ref: ThreadRef, old: str, new: str) -> None:
         """Move slot ``old`` (and its split parts ``old#1``…) to ``new``: the same Slack message now
-        shows what ``new`` should. A target that already has a message keeps it, and ``old`` stays."""
+        shows what ``new`` should. A target that already has a message keeps it, and ``old`` stays.
+        The slot keeps its place in the thread's order: a draft not posted yet (Slack said 429) must
+        not go after the status card that appeared below it meanwhile."""
         thread = self._thread(ref)
         await thread.loaded.wait()
         for suffix in ("", *(f"#{i}" for i in range(1, len(thread.slots) + 1))):
@@ -544,9 +546,8 @@ class Outbox:
                 return
             if new + suffix in thread.slots:
                 continue
-            del thread.slots[old + suffix]
             slot.key = new + suffix
-            thread.slots[slot.key] = slot
+            thread.slots = {slot.key if key == old + suffix else key: s for key, s in thread.slots.items()}
             if slot.ts is not None:  # stored behind the slot's earlier rows; the next put waits
                 stored = self._slot_rows.submit(_SlotRename(ref.link_id, old + suffix, slot.key))
                 stored.add_done_callback(_log_unstored)

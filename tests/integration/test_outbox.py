@@ -144,6 +144,23 @@ async def test_rename_moves_the_message_and_survives_restart(rig: Rig) -> None:
         await again.close()
 
 
+async def test_a_renamed_draft_keeps_its_place_before_later_slots(rig: Rig) -> None:
+    """A draft Slack has not taken yet (429) and renamed once its message persisted still posts
+    before the card that appeared below it meanwhile."""
+    rig.slack.fail_next("chat.postMessage", error="ratelimited", status=429, retry_after=0.2)
+    outbox = rig.outbox()
+    try:
+        outbox.set_text(rig.ref, "draft", "I'll start by finding the bug.")
+        outbox.set_text(rig.ref, "card:3", "⏳ Working · 1 tool")
+        await outbox.rename(rig.ref, "draft", "after:3")
+        outbox.set_text(rig.ref, "after:3", "I'll start by finding the bug.", final=True)
+        await outbox.delivered(rig.ref, ["after:3", "card:3"], timeout=5)
+        assert rig.texts() == ["I'll start by finding the bug.", "⏳ Working · 1 tool"]
+        assert len(rig.slack.calls_to("chat.postMessage")) == 3  # the 429, then one post each
+    finally:
+        await outbox.close()
+
+
 async def test_idle_threads_are_released(rig: Rig) -> None:
     """A thread with nothing left to send frees its worker after the idle timeout."""
     outbox = rig.outbox(idle_timeout=0.05)
