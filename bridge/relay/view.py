@@ -360,6 +360,7 @@ class ThreadView:
         call = self._calls.get(key)
         if call is None:
             call = self._calls[key] = _Call(name=part.tool_name or "tool", started=self._now)
+            self._place_card()
         if part.tool_name:
             call.name = part.tool_name
         if part.type == "tool-call" and part.args is not None:
@@ -453,17 +454,29 @@ class ThreadView:
             self._text.persisted = self._reasoning.persisted = ""
             self._turn_id, self._calls, self._failure = message.id, {}, ""
             self._slow_start_shown = False
-        for part in message.content:
-            self._on_tool_part(part)
+        shown = ""
         if message.role == "assistant":
             self._text.persisted += message.text
             self._reasoning.persisted += message.reasoning
             shown = self._reply(message.reasoning, message.text)
-            if shown.strip():
-                key = f"after:{previous}"
-                if key not in self._blocks:
-                    self._adopt_draft(key)
-                self._set(key, shown, final=True)
+        key = f"after:{previous}"
+        for part in message.content:  # a reply begun before the turn's first call goes above its card
+            if shown.strip() and self._shows(part):
+                self._show_reply(key, shown)
+            self._on_tool_part(part)
+        if shown.strip():
+            self._show_reply(key, shown)
+
+    def _shows(self, part: Part) -> bool:
+        """Whether a part puts text in its message's reply block."""
+        shown = part.type == "text" or (part.type == "reasoning" and self._show_reasoning)
+        return shown and bool(part.text.strip())
+
+    def _show_reply(self, key: str, shown: str) -> None:
+        """A persisted reply's block: the message the draft streamed, now final."""
+        if key not in self._blocks:
+            self._adopt_draft(key)
+        self._set(key, shown, final=True)
 
     def _reply(self, reasoning: str, text: str) -> str:
         """What a reply's block shows: its text, below its reasoning when reasoning is shown."""
@@ -533,6 +546,15 @@ class ThreadView:
         card = self._blocks.get(key)
         if card is not None and card.final:
             self._blocks[key] = Block(key, card.text, final=False, plan=card.plan)
+
+    def _place_card(self) -> None:
+        """Give the turn's card its place in the thread at its first tool call, below the text
+        streamed before it, as a live stream shows them: one batch may hold a whole turn (a
+        reconnect's snapshot), and the card, rendered at the batch's end, would go below all of it."""
+        if self._turn_id is None or f"{CARD}:{self._turn_id}" in self._blocks:
+            return
+        self._update_draft()
+        self._set(f"{CARD}:{self._turn_id}", "", final=False)
 
     def _close_card(self) -> None:
         """A new turn began while the chat stayed busy (Coder went straight on to a queued

@@ -335,6 +335,45 @@ def test_snapshot_after_a_reconnect_puts_a_newer_turns_deltas_on_its_own_card() 
         assert ("draft", "Searching more", False) in shown(view)
 
 
+def test_a_turn_in_one_batch_places_its_card_where_a_live_stream_would() -> None:
+    """A batch may hold a whole turn (a reconnect's snapshot): the card goes below the text written
+    before the turn's first call and above the reply after it, not below everything."""
+    text_first = Message(
+        id=6,
+        role="assistant",
+        content=(
+            Part(type="text", text="Looking."),
+            Part(type="tool-call", tool_call_id="c1", tool_name="execute", args={"command": "ls"}),
+        ),
+    )
+    view = ThreadView()
+    view.apply(
+        [
+            ConnectedEvent(),
+            message(5, "user", "fix it"),
+            RUNNING,
+            MessageEvent(message=text_first),
+            message(7, "tool"),
+            message(8, "assistant", "Fixed it."),
+            WAITING,
+        ]
+    )
+    assert view.changed == ["after:5", "card:5", "after:7"]
+    assert card(view).startswith("✅ Done · 1 tool")
+    call_first = Message(id=10, role="assistant", content=tuple(reversed(text_first.content)))
+    view.apply([message(9, "user", "again"), RUNNING, MessageEvent(message=call_first)])
+    assert view.changed[-2:] == ["card:9", "after:9"]
+
+
+def test_text_streamed_before_a_call_in_the_same_batch_stays_above_the_card() -> None:
+    """Deltas of text and of the first call in one batch: the draft is placed first, as it streamed."""
+    view = ThreadView()
+    view.apply([ConnectedEvent(), message(5, "user", "fix it"), RUNNING])
+    view.apply([delta("Let me look."), tool_call("c1", "execute", {"command": "ls"})])
+    assert view.changed == ["draft", "card:5"]
+    assert ("draft", "Let me look.", False) in shown(view)
+
+
 def test_card_is_rebuilt_after_a_restart() -> None:
     """Seeded with the turn's persisted messages, a restarted view keeps the same card key and count."""
     turn = [
