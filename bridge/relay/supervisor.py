@@ -11,8 +11,10 @@ skip or double a message. The reactions a batch decides (``Marks.see``) go in th
 Progress (a streaming draft, a running card) stays in memory: the replay from the cursor
 regenerates it.
 
-When the stream gives up (Coder unreachable for a while), the thread is told once and the chat is
-tried again after ``retry_interval``, or at once when someone replies in the thread.
+When the stream gives up (Coder unreachable for a while), the chat is tried again at once, unseen:
+a streak of 5xx that a REST call's own retries could not outlast is often over a second later. Only
+when that try gives up too is the thread told (once) and the chat tried again after
+``retry_interval``, or at once when someone replies in the thread.
 
 While a turn is slow to start (Coder waits for a worker, or builds the agent's workspace) no events
 arrive for minutes; a clock task per followed chat then re-renders its card every ``slow_start``
@@ -51,6 +53,8 @@ from bridge.tasks import TaskGroup
 log = logging.getLogger(__name__)
 
 HEADER_SLOT = "header"
+_QUIET_RETRY = 1.0
+"""Seconds before a chat whose stream gave up once is tried again, before the thread is told."""
 
 
 def thread_ref(link: ThreadLink) -> ThreadRef:
@@ -95,6 +99,7 @@ class Supervisor:
         self._wanted: set[str] = set()
         self._running: set[str] = set()
         self._woken: dict[str, asyncio.Event] = {}  # chats waiting to retry a lost stream
+        self._gave_up: dict[str, int] = {}  # how many runs in a row gave up, for each chat followed
         self._views: dict[str, ThreadView] = {}  # the view of each chat followed right now
         self._titles: dict[str, str] = {}  # the newest title of each chat followed right now
         self._sends: dict[str, int] = {}  # sends to each followed chat begun when its stream began
@@ -187,17 +192,22 @@ class Supervisor:
             while chat_id in self._wanted:
                 self._wanted.discard(chat_id)
                 self._finishing.discard(chat_id)
-                if await self._run(chat_id) and chat_id not in self._wanted:
-                    await self._retry_later(chat_id)
+                if not await self._run(chat_id):
+                    self._gave_up.pop(chat_id, None)
+                elif chat_id not in self._wanted:
+                    await self._retry_later(chat_id, quietly=self._gave_up[chat_id] == 1)
         finally:
             self._running.discard(chat_id)
             self._finishing.discard(chat_id)
+            self._gave_up.pop(chat_id, None)
 
-    async def _retry_later(self, chat_id: ChatId) -> None:
-        """Wait ``retry_interval`` (or until a follow-up wakes the chat), then follow it again."""
+    async def _retry_later(self, chat_id: ChatId, *, quietly: bool) -> None:
+        """Wait ``retry_interval`` (or until a follow-up wakes the chat), then follow it again; after
+        a give-up the thread was not told of, try again soon instead."""
         woken = self._woken[chat_id] = asyncio.Event()
+        wait = min(self._retry_interval, _QUIET_RETRY) if quietly else self._retry_interval
         try:  # asyncio.timeout, not wait_for: 3.11's wait_for loses a cancel that races a wake
-            async with asyncio.timeout(self._retry_interval):
+            async with asyncio.timeout(wait):
                 await woken.wait()
         except TimeoutError:
             log.info("following chat %s again after its stream gave up", chat_id, extra={"chat_id": chat_id})
@@ -262,10 +272,12 @@ class Supervisor:
             await self._notify(ref, "This chat no longer exists in Coder (or the bridge may not see it).")
         except CoderError as exc:
             log.warning("stream of chat %s gave up: %s", chat_id, exc, extra={"chat_id": chat_id})
-            await self._notify(
-                ref,
-                f"Lost the connection to Coder ({exc}). I'll keep trying; a reply here retries at once.",
-            )
+            self._gave_up[chat_id] = self._gave_up.get(chat_id, 0) + 1
+            if self._gave_up[chat_id] > 1:
+                await self._notify(
+                    ref,
+                    f"Lost the connection to Coder ({exc}). I'll keep trying; a reply here retries at once.",
+                )
             return True
         finally:
             self._finishing.add(chat_id)

@@ -378,6 +378,23 @@ async def test_lost_stream_is_retried_later_without_a_reply(world: World) -> Non
     assert [m for m in world.slack.thread(world.slack.general, root) if not m.bot_id][1:] == []
 
 
+async def test_a_stream_that_gives_up_once_is_retried_unseen(world: World) -> None:
+    """Coder fails every try of one read (a streak of 5xx as the turn ends): the chat is followed again
+    at once and the thread ends as it would have, with no word of a lost connection."""
+    world.require("replies_outlive_connection")
+    gate = asyncio.Event()
+    world.coder.agent = lambda prompt: [Text("Started, "), Gate(gate), Text("done.")]
+    root = await world.mention("go")
+    await world.until(lambda: "Started, " in world.bot_texts(root))
+    streams_opened = sum(1 for r in world.coder.requests if r.path.endswith("/stream"))
+    world.coder.fail_next("GET", r"/chats/[^/]+/messages$", 500, "Chat processor is unavailable.", count=4)
+    gate.set()
+    await world.until_idle_and_shown(root)
+    await world.until(lambda: sum(1 for r in world.coder.requests if r.path.endswith("/stream")) > streams_opened)
+    assert world.replies(root) == ["Started, done."]
+    assert not any("Lost the connection" in t for t in world.bot_texts(root))
+
+
 async def test_silent_stream_is_dropped_and_the_thread_completes(world: World) -> None:
     """A stream socket on which Coder goes silent is replaced after the silence timeout, unseen in Slack."""
     world.require("replies_outlive_connection")
