@@ -310,16 +310,20 @@ never knew it was queued (no notice), or sees it gone from the queue without kno
 follow-up's ts), so none can be doubled."""
 
 
-def comparable(threads: list[list[str]]) -> list[tuple[list[str], list[str]]]:
-    """Per thread: its texts in order, but the turns' status cards as a sorted list.
+def comparable(
+    threads: list[list[str]], *, cards_in_place: bool = False
+) -> list[tuple[list[str], list[str]]]:
+    """Per thread: its texts in order, the turns' status cards among them with ``cards_in_place``,
+    else apart as a sorted list.
 
-    Where a card lands relative to the reply text that follows its first tool call depends on
-    Slack pacing even in an undisturbed run, so only the cards' final texts are compared.
+    A card lives in memory only (the stream's replay rebuilds it), so after a kill it is posted
+    again when the replay reaches it, which can be after the reply below it that was stored: runs
+    with kills compare only the cards' final texts.
     """
     return [
         (
-            [t for t in texts if not is_card(t) and t not in _LEFT_QUEUE],
-            sorted(t for t in texts if is_card(t)),
+            [t for t in texts if (cards_in_place or not is_card(t)) and t not in _LEFT_QUEUE],
+            [] if cards_in_place else sorted(t for t in texts if is_card(t)),
         )
         for texts in threads
     ]
