@@ -390,7 +390,9 @@ async def test_a_stream_that_gives_up_once_is_retried_unseen(world: World) -> No
     world.coder.fail_next("GET", r"/chats/[^/]+/messages$", 500, "Chat processor is unavailable.", count=4)
     gate.set()
     await world.until_idle_and_shown(root)
-    await world.until(lambda: sum(1 for r in world.coder.requests if r.path.endswith("/stream")) > streams_opened)
+    await world.until(
+        lambda: sum(1 for r in world.coder.requests if r.path.endswith("/stream")) > streams_opened
+    )
     assert world.replies(root) == ["Started, done."]
     assert not any("Lost the connection" in t for t in world.bot_texts(root))
 
