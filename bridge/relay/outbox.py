@@ -137,6 +137,9 @@ class _Slot:
     stored: str = ""  # digest of this slot's row in the outbox table, if it has one
     split: bool = False  # ``text`` is already a smaller part of one Slack found too long
     since: int = 0  # when (in the thread's order of changes) the slot last began to differ from Slack
+    # Its row is from before this start and may record a final text: the next edit must replace it,
+    # or a progress edit shown over that text would, after a crash, pass for the final text.
+    inherited: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -622,7 +625,7 @@ class Outbox:
             await self._adopt_lost_posts(thread.ref, posted)
         for key, row in posted.items():
             slot = thread.slots.setdefault(key, _Slot(key))
-            slot.ts, slot.sent_digest = row.ts, row.digest
+            slot.ts, slot.sent_digest, slot.inherited = row.ts, row.digest, True
         for text in pending:
             slot = thread.slots.setdefault(text.slot, _Slot(text.slot))
             if slot.text is None and slot.sent_digest != text.digest:
@@ -818,7 +821,9 @@ class Outbox:
         slot.sent_digest = sent
         waiting = any(other.dirty for other in thread.slots.values())
         thread.waiting_since = slot.last_sent if waiting else None
-        if posted or slot.final or stored:  # a streaming edit needs no row: a restart redoes that edit
+        # A streaming edit needs no row (a restart redoes it), unless the row is an earlier run's.
+        if posted or slot.final or stored or slot.inherited:
+            slot.inherited = False
             await self._slot_rows(_SlotRow(ref.link_id, slot.key, slot.ts, sent, stored))
             if stored and slot.stored == stored:
                 slot.stored = ""

@@ -222,6 +222,36 @@ async def test_half_streamed_message_is_completed_in_place_after_a_restart(rig: 
     assert await _stored(rig) == []
 
 
+async def test_progress_shown_over_an_earlier_runs_final_text_is_recorded(rig: Rig) -> None:
+    """A card done before a restart, shown as working again by the next run, then done once more but
+    killed before Slack took that: the next start sees the card as working and edits it back."""
+    done = "✅ Done · 3 tools"
+    first = rig.outbox()
+    try:
+        await first.put(rig.ref, [final_text("card:6", done)])
+        await first.delivered(rig.ref, ["card:6"], timeout=5)
+    finally:
+        await first.close()
+    second = rig.outbox()
+    try:
+        second.set_text(rig.ref, "card:6", "⏳ Working · 3 tools")
+        await second.delivered(rig.ref, ["card:6"], timeout=5)
+        rig.slack.fail_next("chat.update", error="ratelimited", status=429, retry_after=60)
+        await second.put(rig.ref, [final_text("card:6", done)])
+        await rig.slack.wait_for(lambda: len(rig.slack.calls_to("chat.update")) == 2)
+    finally:
+        await second.close()
+    assert rig.texts() == ["⏳ Working · 3 tools"]
+    third = rig.outbox()
+    try:
+        assert await third.resume() == 1
+        await third.delivered(rig.ref, ["card:6"], timeout=5)
+    finally:
+        await third.close()
+    assert rig.texts() == [done]
+    assert await _stored(rig) == []
+
+
 async def test_text_shown_before_a_crash_is_not_sent_again(rig: Rig) -> None:
     """A stored text whose delivery was recorded is not re-sent: the restart costs no Slack call."""
     outbox = rig.outbox()
