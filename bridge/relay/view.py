@@ -517,6 +517,8 @@ class ThreadView:
         the turn ended."""
         if self._turn_id is None:
             return
+        if phase is None and self._newer_turn is not None:
+            return  # the turn is over (a newer began): its card is closed when that turn's message comes
         starting = self._starting() if phase is None else None
         if not self._calls and starting is None and not self._slow_start_shown:
             return

@@ -397,6 +397,28 @@ def test_card_is_rebuilt_after_a_restart() -> None:
     assert card(view).startswith("⏳ Working · 2 tools")
 
 
+def test_a_turn_over_before_a_restart_keeps_its_card_done_while_the_next_one_runs() -> None:
+    """Restarted while a newer turn runs: the snapshot's status says running before the newer turn's
+    message comes, and the older turn's card must not be shown as working again on the way."""
+    turn = [
+        message(5, "user", "go").message,
+        _tool_message(6, "c1", "execute", {"command": "ls"}).message,
+        MessageEvent(
+            message=Message(id=7, role="tool", content=(Part(type="tool-result", tool_call_id="c1"),))
+        ).message,
+        message(8, "assistant", "Listed.").message,
+    ]
+    view = ThreadView(after_id=8, turn=turn, newer_turn=9)
+    view.apply([ConnectedEvent(after_id=8), RUNNING, tool_call("c2", "execute", {"command": "make"})])
+    assert "card:5" not in view.changed
+    view.apply([message(9, "user", "and now make")])
+    (older, older_final), (newer, newer_final) = _cards(view)["card:5"], _cards(view)["card:9"]
+    assert older_final
+    assert older.startswith("✅ Done · 1 tool")
+    assert not newer_final
+    assert newer.startswith("⏳ Working · 1 tool")
+
+
 def test_outcome_says_how_the_turn_ended() -> None:
     """Once idle, the view reports the turn: done with the files touched, failed, or stopped by a person."""
     view = ThreadView()
