@@ -14,7 +14,9 @@ regenerates it.
 When the stream gives up (Coder unreachable for a while), the chat is tried again at once, unseen:
 a streak of 5xx that a REST call's own retries could not outlast is often over a second later. Only
 when that try gives up too is the thread told (once) and the chat tried again after
-``retry_interval``, or at once when someone replies in the thread.
+``retry_interval``, or at once when someone replies in the thread. The notice is keyed by the stored
+cursor the next run starts from, so that run (in this process or after a restart) finds it and, once
+Coder's stream answers, turns it into word that the connection is back.
 
 While a turn is slow to start (Coder waits for a worker, or builds the agent's workspace) no events
 arrive for minutes; a clock task per followed chat then re-renders its card every ``slow_start``
@@ -55,6 +57,9 @@ log = logging.getLogger(__name__)
 HEADER_SLOT = "header"
 _QUIET_RETRY = 1.0
 """Seconds before a chat whose stream gave up once is tried again, before the thread is told."""
+LOST = "lost"
+"""Prefix of the slot that tells a thread its chat's connection was lost (``lost:<cursor>``)."""
+RECONNECTED = "✅ Reconnected to Coder: this thread is followed again."
 
 
 def thread_ref(link: ThreadLink) -> ThreadRef:
@@ -100,6 +105,7 @@ class Supervisor:
         self._running: set[str] = set()
         self._woken: dict[str, asyncio.Event] = {}  # chats waiting to retry a lost stream
         self._gave_up: dict[str, int] = {}  # how many runs in a row gave up, for each chat followed
+        self._lost_told: dict[str, str] = {}  # the slot telling each followed chat's thread it was lost
         self._views: dict[str, ThreadView] = {}  # the view of each chat followed right now
         self._titles: dict[str, str] = {}  # the newest title of each chat followed right now
         self._sends: dict[str, int] = {}  # sends to each followed chat begun when its stream began
@@ -243,6 +249,8 @@ class Supervisor:
             )
             await marks.start(turn)
             draft_shown = await self._outbox.has_slot(ref, DRAFT)
+            if await self._outbox.has_slot(ref, f"{LOST}:{cursor or 0}"):  # its stream gave up here
+                self._lost_told[chat_id] = f"{LOST}:{cursor or 0}"
             if (
                 draft_shown
                 and not chat.status.phase.busy
@@ -274,12 +282,17 @@ class Supervisor:
             log.warning("stream of chat %s gave up: %s", chat_id, exc, extra={"chat_id": chat_id})
             self._gave_up[chat_id] = self._gave_up.get(chat_id, 0) + 1
             if self._gave_up[chat_id] > 1:
-                await self._notify(
-                    ref,
-                    f"Lost the connection to Coder ({exc}). I'll keep trying; a reply here retries at once.",
+                # Keyed by the stored cursor, which the next run starts from: that run, once its
+                # stream answers, finds this message and says the connection is back.
+                following = self._views.get(chat_id)
+                at = following.saved_id if following is not None else cursor or 0
+                text = (
+                    f"Lost the connection to Coder ({exc}). I'll keep trying; a reply here retries at once."
                 )
+                await self._outbox.put(ref, [final_text(f"{LOST}:{at}", render_error(text))])
             return True
         finally:
+            self._lost_told.pop(chat_id, None)
             self._finishing.add(chat_id)
             self._views.pop(chat_id, None)
             self._titles.pop(chat_id, None)
@@ -326,6 +339,9 @@ class Supervisor:
             told = False  # whether the person was told that the agent waits for them
             async for batch in stream:
                 async with lock:
+                    self._gave_up.pop(chat_id, None)  # Coder answers: a later give-up starts a new streak
+                    if (lost := self._lost_told.pop(chat_id, None)) is not None:
+                        await self._outbox.put(ref, [final_text(lost, RECONNECTED)])
                     view.apply(batch, now=_now())
                     reactions = await marks.see(batch, view)  # stored with the batch's cursor
                     await self._publish(ref, chat_id, title, view, reactions=reactions)

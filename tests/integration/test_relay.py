@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bridge.relay.supervisor import RECONNECTED
 from bridge.sim.coder import CoderSim
 from bridge.sim.coder_agent import Fail, Gate, Step, Text, ToolCall
 from bridge.sim.slack import SlackSim
@@ -356,7 +357,8 @@ async def test_lost_stream_is_said_and_resumed_by_a_reply(world: World) -> None:
 
 
 async def test_lost_stream_is_retried_later_without_a_reply(world: World) -> None:
-    """A stream that gave up is tried again after the retry interval; the thread completes, told once."""
+    """A stream that gave up is tried again after the retry interval; the thread completes, told once,
+    and the notice says the connection is back once it is."""
     world.require("replies_outlive_connection")
     await world.stop_bridge()
     await world.start_bridge(stream_retry_interval=0.2)
@@ -372,9 +374,9 @@ async def test_lost_stream_is_retried_later_without_a_reply(world: World) -> Non
     world.coder.set_unavailable(False)
     gate.set()
     await world.until_idle_and_shown(root, timeout=20)
-    lost = [t for t in world.replies(root) if "Lost the connection to Coder" in t]
-    assert len(lost) == 1
-    assert [t for t in world.replies(root) if t not in lost] == ["Started, done."]
+    await world.until(lambda: RECONNECTED in world.replies(root))
+    assert not any("Lost the connection to Coder" in t for t in world.bot_texts(root))
+    assert world.replies(root) == ["Started, done.", RECONNECTED]
     assert [m for m in world.slack.thread(world.slack.general, root) if not m.bot_id][1:] == []
 
 
@@ -395,6 +397,28 @@ async def test_a_stream_that_gives_up_once_is_retried_unseen(world: World) -> No
     )
     assert world.replies(root) == ["Started, done."]
     assert not any("Lost the connection" in t for t in world.bot_texts(root))
+
+
+async def test_a_lost_connection_told_before_a_restart_is_said_back_after_it(world: World) -> None:
+    """The thread was told the connection was lost, then the bridge restarted: the run that follows the
+    chat again finds that notice and says the connection is back, in the same message."""
+    world.require("replies_outlive_connection")
+    gate = asyncio.Event()
+    world.coder.agent = lambda prompt: [Text("Started, "), Gate(gate), Text("done.")]
+    root = await world.mention("go")
+    await world.until(lambda: "Started, " in world.bot_texts(root))
+    world.coder.set_unavailable(True)
+    world.coder.drop_streams()
+    await world.until(
+        lambda: any("Lost the connection to Coder" in t for t in world.bot_texts(root)), timeout=20
+    )
+    await world.stop_bridge()
+    world.coder.set_unavailable(False)
+    await world.start_bridge()
+    gate.set()
+    await world.until_idle_and_shown(root, timeout=20)
+    await world.until(lambda: RECONNECTED in world.replies(root))
+    assert world.replies(root) == ["Started, done.", RECONNECTED]
 
 
 async def test_silent_stream_is_dropped_and_the_thread_completes(world: World) -> None:
