@@ -57,9 +57,13 @@ log = logging.getLogger(__name__)
 HEADER_SLOT = "header"
 _QUIET_RETRY = 1.0
 """Seconds before a chat whose stream gave up once is tried again, before the thread is told."""
-LOST = "lost"
-"""Prefix of the slot that tells a thread its chat's connection was lost (``lost:<cursor>``)."""
 RECONNECTED = "✅ Reconnected to Coder: this thread is followed again."
+
+
+def lost_slot(cursor: int | None) -> str:
+    """The slot that tells a thread its chat's connection was lost, keyed by the stored cursor the
+    next run of the chat starts from."""
+    return f"lost:{cursor or 0}"
 
 
 def thread_ref(link: ThreadLink) -> ThreadRef:
@@ -105,7 +109,6 @@ class Supervisor:
         self._running: set[str] = set()
         self._woken: dict[str, asyncio.Event] = {}  # chats waiting to retry a lost stream
         self._gave_up: dict[str, int] = {}  # how many runs in a row gave up, for each chat followed
-        self._lost_told: dict[str, str] = {}  # the slot telling each followed chat's thread it was lost
         self._views: dict[str, ThreadView] = {}  # the view of each chat followed right now
         self._titles: dict[str, str] = {}  # the newest title of each chat followed right now
         self._sends: dict[str, int] = {}  # sends to each followed chat begun when its stream began
@@ -249,8 +252,7 @@ class Supervisor:
             )
             await marks.start(turn)
             draft_shown = await self._outbox.has_slot(ref, DRAFT)
-            if await self._outbox.has_slot(ref, f"{LOST}:{cursor or 0}"):  # its stream gave up here
-                self._lost_told[chat_id] = f"{LOST}:{cursor or 0}"
+            told_lost = await self._outbox.has_slot(ref, lost_slot(cursor))  # its stream gave up here
             if (
                 draft_shown
                 and not chat.status.phase.busy
@@ -269,7 +271,16 @@ class Supervisor:
                 slow_start=self._slow_start,
                 now=_now(),
             )
-            await self._consume(backend, ref, chat_id, chat.title, view, marks, link.requester_user_id)
+            await self._consume(
+                backend,
+                ref,
+                chat_id,
+                chat.title,
+                view,
+                marks,
+                link.requester_user_id,
+                lost=lost_slot(cursor) if told_lost else None,
+            )
         except CoderAuthError as exc:
             refused = await self._identity.refused(
                 link.team_id, link.requester_user_id, link.channel_id, link.thread_ts
@@ -285,14 +296,14 @@ class Supervisor:
                 # Keyed by the stored cursor, which the next run starts from: that run, once its
                 # stream answers, finds this message and says the connection is back.
                 following = self._views.get(chat_id)
-                at = following.saved_id if following is not None else cursor or 0
-                text = (
-                    f"Lost the connection to Coder ({exc}). I'll keep trying; a reply here retries at once."
+                at = following.saved_id if following is not None else cursor
+                await self._notify(
+                    ref,
+                    f"Lost the connection to Coder ({exc}). I'll keep trying; a reply here retries at once.",
+                    slot=lost_slot(at),
                 )
-                await self._outbox.put(ref, [final_text(f"{LOST}:{at}", render_error(text))])
             return True
         finally:
-            self._lost_told.pop(chat_id, None)
             self._finishing.add(chat_id)
             self._views.pop(chat_id, None)
             self._titles.pop(chat_id, None)
@@ -330,18 +341,23 @@ class Supervisor:
         view: ThreadView,
         marks: Marks,
         requester: str,
+        *,
+        lost: str | None,
     ) -> None:
+        """Follow the stream until the turn ends; ``lost``: the slot of a lost-connection notice this
+        run's first batch answers."""
         stream = backend.stream(chat_id, after_id=view.last_id or None)
         newest: int | None = None  # Coder's newest message id, asked once the chat looks idle
         lock = asyncio.Lock()  # the clock and the stream take turns with the view
         clock = self._clocks.spawn(chat_id, self._clock(ref, chat_id, title, view, lock))
         try:
             told = False  # whether the person was told that the agent waits for them
+            answered = False  # whether Coder's stream has sent a batch in this run
             async for batch in stream:
                 async with lock:
-                    self._gave_up.pop(chat_id, None)  # Coder answers: a later give-up starts a new streak
-                    if (lost := self._lost_told.pop(chat_id, None)) is not None:
-                        await self._outbox.put(ref, [final_text(lost, RECONNECTED)])
+                    if not answered:
+                        answered = True
+                        await self._answered(ref, chat_id, lost)
                     view.apply(batch, now=_now())
                     reactions = await marks.see(batch, view)  # stored with the batch's cursor
                     await self._publish(ref, chat_id, title, view, reactions=reactions)
@@ -534,8 +550,18 @@ class Supervisor:
         )
         return [final_text(key, text)]
 
-    async def _notify(self, ref: ThreadRef, text: str) -> None:
-        await self._outbox.put(ref, [final_text(f"notice:{digest(text)[:12]}", render_error(text))])
+    async def _answered(self, ref: ThreadRef, chat_id: ChatId, lost: str | None) -> None:
+        """Coder's stream answers again: a later give-up starts a new streak, and a thread told the
+        connection was lost hears that it is back, in that same message."""
+        self._gave_up.pop(chat_id, None)
+        if lost is not None:
+            await self._outbox.put(ref, [final_text(lost, RECONNECTED)])
+
+    async def _notify(self, ref: ThreadRef, text: str, *, slot: str | None = None) -> None:
+        """An error line in the thread; under ``slot`` when a later run must find it again, else under
+        a key of its text (the same notice twice is one message)."""
+        key = slot or f"notice:{digest(text)[:12]}"
+        await self._outbox.put(ref, [final_text(key, render_error(text))])
 
 
 async def _write_nothing(_: AsyncSession) -> None:

@@ -459,12 +459,12 @@ class ThreadView:
             self._text.persisted += message.text
             self._reasoning.persisted += message.reasoning
             shown = self._reply(message.reasoning, message.text)
-        key = f"after:{previous}"
+        key, replied = f"after:{previous}", bool(shown.strip())
         for part in message.content:  # a reply begun before the turn's first call goes above its card
-            if shown.strip() and self._shows(part):
+            if replied and self._shows(part):
                 self._show_reply(key, shown)
             self._on_tool_part(part)
-        if shown.strip():
+        if replied:
             self._show_reply(key, shown)
 
     def _shows(self, part: Part) -> bool:
