@@ -33,6 +33,17 @@ class Rig:
         poster = WebPoster(self.client, Metrics())
         return Outbox(self.db, poster, limits=SlackLimits(scale=20.0), **kwargs)
 
+    async def deliver_after_restart(self, keys: list[str]) -> int:
+        """A new outbox, as after a restart, resumes the stored texts and shows ``keys``; returns how
+        many threads it resumed."""
+        again = self.outbox()
+        try:
+            resumed = await again.resume()
+            await again.delivered(self.ref, keys, timeout=5)
+        finally:
+            await again.close()
+        return resumed
+
     def texts(self, ref: ThreadRef | None = None) -> list[str]:
         ref = ref or self.ref
         return [m.visible_text for m in self.slack.thread(ref.channel, ref.thread_ts) if m.bot_id]
@@ -190,12 +201,7 @@ async def test_stored_text_is_delivered_after_a_restart(rig: Rig) -> None:
         await outbox.close()
     assert rig.texts() == []
     assert [t.slot for t in await _stored(rig)] == ["notice:1"]
-    again = rig.outbox()
-    try:
-        assert await again.resume() == 1
-        await again.delivered(rig.ref, ["notice:1"], timeout=5)
-    finally:
-        await again.close()
+    assert await rig.deliver_after_restart(["notice:1"]) == 1
     assert rig.texts() == ["Your message did not reach the agent."]
     assert await _stored(rig) == []
 
@@ -211,12 +217,7 @@ async def test_half_streamed_message_is_completed_in_place_after_a_restart(rig: 
         await rig.slack.wait_for(lambda: len(rig.slack.calls_to("chat.update")) == 1)
     finally:
         await outbox.close()
-    again = rig.outbox()
-    try:
-        await again.resume()
-        await again.delivered(rig.ref, ["after:3"], timeout=5)
-    finally:
-        await again.close()
+    await rig.deliver_after_restart(["after:3"])
     assert rig.texts() == ["Half of the answer."]
     assert len(rig.slack.calls_to("chat.postMessage")) == 1
     assert await _stored(rig) == []
@@ -242,12 +243,7 @@ async def test_progress_shown_over_an_earlier_runs_final_text_is_recorded(rig: R
     finally:
         await second.close()
     assert rig.texts() == ["⏳ Working · 3 tools"]
-    third = rig.outbox()
-    try:
-        assert await third.resume() == 1
-        await third.delivered(rig.ref, ["card:6"], timeout=5)
-    finally:
-        await third.close()
+    assert await rig.deliver_after_restart(["card:6"]) == 1
     assert rig.texts() == [done]
     assert await _stored(rig) == []
 
@@ -350,12 +346,7 @@ async def test_post_whose_ts_was_lost_in_a_crash_is_edited_not_posted_again(rig:
     async with rig.db.unit() as session:  # as if the process died between Slack's answer and the store
         await session.execute(delete(SlackMessage))
         await repo.stage_texts(session, rig.ref.link_id, [final_text("a", "the whole answer")])
-    again = rig.outbox()
-    try:
-        assert await again.resume() == 1
-        await again.delivered(rig.ref, ["a"], timeout=5)
-    finally:
-        await again.close()
+    assert await rig.deliver_after_restart(["a"]) == 1
     assert len(rig.slack.calls_to("chat.postMessage")) == 1
     assert len(rig.slack.calls_to("chat.update")) == 1
     shown = [m.visible_text for m in rig.slack.thread(rig.ref.channel, rig.ref.thread_ts) if m.bot_id]

@@ -333,6 +333,21 @@ async def test_follow_up_queued_before_a_restart_is_answered_after_it(world: Wor
     assert await world.queued(root) == 0
 
 
+async def _lose_the_stream(world: World) -> tuple[str, asyncio.Event]:
+    """A thread whose agent waits at ``gate`` after "Started, " while Coder is unreachable, until the
+    thread is told the connection was lost; returns its root and the gate."""
+    gate = asyncio.Event()
+    world.coder.agent = lambda prompt: [Text("Started, "), Gate(gate), Text("done.")]
+    root = await world.mention("go")
+    await world.until(lambda: "Started, " in world.bot_texts(root))
+    world.coder.set_unavailable(True)
+    world.coder.drop_streams()
+    await world.until(
+        lambda: any("Lost the connection to Coder" in t for t in world.bot_texts(root)), timeout=20
+    )
+    return root, gate
+
+
 async def test_lost_stream_is_said_and_resumed_by_a_reply(world: World) -> None:
     """When Coder's stream stays unreachable the thread says so; the next reply picks the chat up again."""
     gate = asyncio.Event()
@@ -362,15 +377,7 @@ async def test_lost_stream_is_retried_later_without_a_reply(world: World) -> Non
     world.require("replies_outlive_connection")
     await world.stop_bridge()
     await world.start_bridge(stream_retry_interval=0.2)
-    gate = asyncio.Event()
-    world.coder.agent = lambda prompt: [Text("Started, "), Gate(gate), Text("done.")]
-    root = await world.mention("go")
-    await world.until(lambda: "Started, " in world.bot_texts(root))
-    world.coder.set_unavailable(True)
-    world.coder.drop_streams()
-    await world.until(
-        lambda: any("Lost the connection to Coder" in t for t in world.bot_texts(root)), timeout=20
-    )
+    root, gate = await _lose_the_stream(world)
     world.coder.set_unavailable(False)
     gate.set()
     await world.until_idle_and_shown(root, timeout=20)
@@ -403,15 +410,7 @@ async def test_a_lost_connection_told_before_a_restart_is_said_back_after_it(wor
     """The thread was told the connection was lost, then the bridge restarted: the run that follows the
     chat again finds that notice and says the connection is back, in the same message."""
     world.require("replies_outlive_connection")
-    gate = asyncio.Event()
-    world.coder.agent = lambda prompt: [Text("Started, "), Gate(gate), Text("done.")]
-    root = await world.mention("go")
-    await world.until(lambda: "Started, " in world.bot_texts(root))
-    world.coder.set_unavailable(True)
-    world.coder.drop_streams()
-    await world.until(
-        lambda: any("Lost the connection to Coder" in t for t in world.bot_texts(root)), timeout=20
-    )
+    root, gate = await _lose_the_stream(world)
     await world.stop_bridge()
     world.coder.set_unavailable(False)
     await world.start_bridge()
