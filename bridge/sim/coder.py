@@ -6,7 +6,8 @@ shapes rather than a mock of our own reading of them.
 
 ``generation`` picks the API: "experimental" (G1, ``/api/experimental/chats``), "v2" (G2, the
 promoted API of Coder 2.38+ under ``/api/v2/chats`` only) or "v2.37" (G2 mounted under both
-prefixes, the one-release compatibility window). G2 always uses bare framing, requires
+prefixes, the one-release compatibility window) or "v2-late" (G2 as the newest source behaves,
+reference section 0a). G2 always uses bare framing, requires
 ``organization_id``, has the statuses running/waiting/error/interrupting/requires_action (no
 pending), lists models at ``/api/v2/organizations/{org}/chats/models`` and widens uploads.
 "ai-sdk" is G0a, the 2025 "AI chat" API under ``/api/v2/chats`` (reference section 6): chats

@@ -16,7 +16,7 @@ from typing import Any, Final, Literal
 
 JsonDict = dict[str, Any]
 Framing = Literal["envelope", "envelope-single", "bare"]
-Generation = Literal["experimental", "v2", "v2.37", "ai-sdk"]
+Generation = Literal["experimental", "v2", "v2.37", "v2-late", "ai-sdk"]
 
 NIL_UUID: Final = "00000000-0000-0000-0000-000000000000"
 G1_BASE: Final = "/api/experimental/chats"
@@ -40,6 +40,10 @@ class Dialect:
     upload_types: tuple[str, ...]
     ai_sdk: bool = False
     experiments: tuple[str, ...] = ("agents",)
+    late: bool = False
+    """The newest source (reference section 0a, "G2-late"): promote answers 202, MCP servers are
+    organization-scoped, the stream is snapshot-versioned (``preview_reset``, ``history_reset``,
+    revisions, part ``seq``), errors carry a ``kind``. Earlier G2 builds keep the older forms."""
 
     @property
     def queued_status(self) -> str:
@@ -78,6 +82,8 @@ DIALECTS: Final[Mapping[Generation, Dialect]] = {
     "experimental": Dialect("experimental", (G1_BASE,), False, "v2.36.0-sim", G1_UPLOAD_TYPES),
     "v2.37": Dialect("v2.37", (G2_BASE, G1_BASE), True, "v2.37.0-sim", G2_UPLOAD_TYPES),
     "v2": Dialect("v2", (G2_BASE,), True, "v2.38.0-sim", G2_UPLOAD_TYPES),
+    # UNCERTAIN (reference 0a): which release first shipped each late delta; the sim names one.
+    "v2-late": Dialect("v2-late", (G2_BASE,), True, "v2.41.0-sim", G2_UPLOAD_TYPES, late=True),
     # G0a: the routes answer only with the "agentic-chat" experiment on (coder/coder coderd/chat_test.go
     # expects 403 without it). UNCERTAIN: the release range; 2025 builds, so a 2.2x version.
     "ai-sdk": Dialect(

@@ -241,7 +241,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
-@pytest.fixture(params=["experimental", "v2", "ai-sdk"])
+@pytest.fixture(params=["experimental", "v2", "v2-late", "ai-sdk"])
 def generation(request: pytest.FixtureRequest) -> str:
     """The Coder Chats API generation the simulator speaks (the bridge detects it)."""
     return str(request.param)
