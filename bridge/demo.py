@@ -3,15 +3,20 @@
 No credentials and no network: both simulators run in this process on free local ports, the bridge
 is configured exactly as an operator would configure it (their URLs, tokens and signing secret), and
 a scripted user mentions the bot, waits for the agent's answer, then sends a follow-up. The Slack
-thread is printed as it changes: new messages appear, streamed replies grow in place.
+thread is printed as it changes: new messages appear, streamed replies grow in place. Only the
+conversation reaches the terminal: the bridge's log goes to a file the demo names, so a warning never
+lands in the middle of a reply. The simulated Slack app subscribes to the events ``manifest.yml``
+asks for, as a correctly installed app does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 from pydantic import SecretStr
 
@@ -21,6 +26,7 @@ from bridge.logs import configure
 from bridge.sim.coder import CoderSim
 from bridge.sim.slack import SlackSim
 from bridge.slack.blocks import is_outcome
+from bridge.slack.scopes import REQUIRED_EVENTS
 
 FOLLOW_UP = "Thanks! Please also add a regression test for it."
 _TOKEN = "sim-demo-token"
@@ -58,11 +64,13 @@ class ThreadPrinter:
 
 async def run_demo(*, prompt: str, speed: float = 1.0) -> int:
     """Play the scripted conversation; 0 when the thread ended with the agent's full answers."""
-    configure("WARNING", "text")
+    log = Path(tempfile.gettempdir()) / f"bridge-demo-{os.getpid()}.log"
+    configure("INFO", "text", file=log)
+    print(f"The bridge's log is in {log}")
     with tempfile.TemporaryDirectory(prefix="bridge-demo-") as workdir:
         async with (
             CoderSim(tokens={_TOKEN: "alice"}, part_interval=0.04 / speed, start_delay=0.3 / speed) as coder,
-            SlackSim() as slack,
+            SlackSim(subscriptions=REQUIRED_EVENTS) as slack,
         ):
             settings = Settings(
                 slack_bot_token=SecretStr(slack.bot_token),
@@ -86,7 +94,7 @@ async def run_demo(*, prompt: str, speed: float = 1.0) -> int:
                 await slack.user_says(slack.alice, slack.general, FOLLOW_UP, thread_ts=root)
                 await _watch_turn(slack, coder, printer, root, turns=2)
             except TimeoutError as exc:
-                print(f"\n\ndemo failed: {exc}", file=sys.stderr)
+                print(f"\n\ndemo failed: {exc} (the bridge's log is in {log})", file=sys.stderr)
                 return 1
             finally:
                 await bridge.stop()

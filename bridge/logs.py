@@ -11,6 +11,7 @@ import logging
 import re
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 
 _FIELDS = ("chat_id", "channel", "thread_ts", "event_id")
 
@@ -61,9 +62,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=False)
 
 
-def configure(level: str, fmt: str, secrets: Iterable[str] = ()) -> None:
-    """Route all logging to stderr in the chosen format, masking ``secrets``."""
-    handler = logging.StreamHandler(sys.stderr)
+def configure(level: str, fmt: str, secrets: Iterable[str] = (), file: Path | None = None) -> None:
+    """Route all logging to stderr, or to ``file``, in the chosen format, masking ``secrets``."""
+    handler: logging.Handler = logging.FileHandler(file) if file else logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:

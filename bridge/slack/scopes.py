@@ -1,4 +1,5 @@
-"""The bot scopes the bridge needs; ``manifest.yml`` requests exactly these (a test keeps them equal)."""
+"""The bot scopes and events the bridge needs; ``manifest.yml`` requests exactly these (a test keeps
+them equal), and the demo installs its simulated app with the same events."""
 
 from __future__ import annotations
 
@@ -16,3 +17,19 @@ REQUIRED_SCOPES: dict[str, str] = {
     "users:read": "tell guests and people from other organizations apart (access policy)",
     "usergroups:read": "allow user groups in BRIDGE_ALLOWED_USERS and BRIDGE_ADMINS",
 }
+
+REQUIRED_EVENTS: frozenset[str] = frozenset(
+    {
+        "app_home_opened",
+        "app_mention",
+        "message.channels",
+        "message.groups",
+        "message.im",
+        "reaction_added",
+        "reaction_removed",
+        "agent_session_stopped",
+        "agent_session_title_changed",
+    }
+)
+"""The bot events the bridge handles: mentions, DMs, thread replies in public and private channels,
+reactions, App Home opens, and the Stop button and renames of Agent Sessions."""

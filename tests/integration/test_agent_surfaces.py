@@ -11,9 +11,10 @@ import pytest
 from bridge.relay.renames import KEPT_IN_SLACK
 from bridge.sim.coder import CoderSim
 from bridge.sim.coder_agent import Gate, Text, ToolCall
-from bridge.sim.slack import DEFAULT_SUBSCRIPTIONS, ApiCall, SlackSim
+from bridge.sim.slack import ApiCall, SlackSim
 from bridge.sim.slack_state import AgentSession, SimMessage
 from bridge.slack.blocks import is_card
+from bridge.slack.scopes import REQUIRED_EVENTS
 from tests.integration.conftest import (
     CODER_TOKEN,
     SIGNING_SECRET,
@@ -34,7 +35,7 @@ async def agent_world(database_url: str, generation: str) -> AsyncIterator[World
         SlackSim(
             signing_secret=SIGNING_SECRET,
             time_scale=0.05,
-            subscriptions=DEFAULT_SUBSCRIPTIONS | {"agent_session_stopped", "agent_session_title_changed"},
+            subscriptions=REQUIRED_EVENTS,
         ) as slack,
     ):
         world = World(slack=slack, coder=coder, settings=make_settings(slack, coder, database_url))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import sys
 from asyncio.subprocess import PIPE
@@ -140,14 +141,26 @@ async def test_doctor_says_how_to_fix_a_bad_token(tmp_path: Path, sims: tuple[Sl
     assert "wrong-token-123" not in out
 
 
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [A-Z]+ ", re.MULTILINE)
+"""A line of the bridge's text log format."""
+
+
 async def test_bare_bridge_without_credentials_plays_the_demo(tmp_path: Path) -> None:
-    """The Quick start command: `bridge` with no credentials runs the demo to the end, exit status 0."""
+    """The Quick start command: `bridge` with no credentials runs the demo to the end, exit status 0,
+    printing the thread and nothing of the bridge's log, which goes to the file it names; its
+    simulated Slack app is installed as manifest.yml asks, so that log holds no warning."""
     code, out, err = await _run(env=clean_env(), cwd=tmp_path, timeout=120)
     assert code == 0, err
     assert "playing the built-in demo" in out
     assert "alice: <@U0BOT> fix the login bug" in out
     assert "Run `pytest tests/test_auth.py` to confirm the fix." in out
     assert "Demo finished" in out
+    assert not LOG_LINE.search(out + err)
+    named = re.search(r"The bridge's log is in (\S+)", out)
+    assert named is not None
+    log = await asyncio.to_thread(Path(named.group(1)).read_text)
+    assert "Running upgrade" in log
+    assert " WARNING " not in log
 
 
 @pytest.mark.parametrize("command", ["serve", "doctor"])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from bridge.slack.scopes import REQUIRED_SCOPES
+from bridge.slack.scopes import REQUIRED_EVENTS, REQUIRED_SCOPES
 
 MANIFEST = Path(__file__).resolve().parents[2] / "manifest.yml"
 
@@ -22,17 +22,7 @@ def test_manifest_subscribes_to_the_events_the_bridge_handles() -> None:
     the Stop button and renames of Agent Sessions."""
     manifest = yaml.safe_load(MANIFEST.read_text())
     events = set(manifest["settings"]["event_subscriptions"]["bot_events"])
-    assert events == {
-        "app_home_opened",
-        "app_mention",
-        "message.channels",
-        "message.groups",
-        "message.im",
-        "reaction_added",
-        "reaction_removed",
-        "agent_session_stopped",
-        "agent_session_title_changed",
-    }
+    assert events == REQUIRED_EVENTS
 
 
 def test_manifest_enables_the_home_tab_and_dms() -> None:
