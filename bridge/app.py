@@ -38,11 +38,12 @@ from bridge.db.migrate import upgrade
 from bridge.metrics import Metrics
 from bridge.relay.aisdk_store import DatabaseAiSdkStore
 from bridge.relay.chat_commands import ChatCommands
+from bridge.relay.cipher import TokenCipher
 from bridge.relay.controls import Control, Controls
 from bridge.relay.home import Home
-from bridge.relay.identity import Identity, TokenCipher
+from bridge.relay.identity import Identity
 from bridge.relay.inbound import ContextLimits, Inbound
-from bridge.relay.intake import Intake
+from bridge.relay.intake import Intake, integrity_key
 from bridge.relay.limits import SlackLimits
 from bridge.relay.marks import ReactionNames
 from bridge.relay.outbox import Outbox
@@ -149,6 +150,18 @@ def _bolt_logger() -> logging.Logger:
     return logger
 
 
+async def open_intake(db: Database, settings: Settings, schema_before: str | None) -> Intake:
+    """The durable intake, its records tagged under a key from the Slack secret; when the migration
+    from ``schema_before`` just added the tags, the unfinished records made before them are tagged."""
+    secret = settings.intake_secret
+    assert secret is not None  # ``require_serve`` and ``bridge migrate`` checked
+    intake = Intake(db, integrity_key(secret.get_secret_value()))
+    adopted = await intake.adopt(schema_before)
+    if adopted:
+        log.info("tagged %d Slack events recorded before this upgrade, to be handled", adopted)
+    return intake
+
+
 class Bridge:
     """A running bridge: Slack intake, Coder streams, HTTP endpoints."""
 
@@ -185,7 +198,7 @@ class Bridge:
         assert settings.coder_session_token is not None
         assert settings.slack_bot_token is not None
         try:
-            await upgrade(self.db)
+            schema_before = await upgrade(self.db)
         except Exception as exc:
             raise StartupError(f"database {self.db.engine.url.render_as_string()} unusable: {exc}") from None
         try:
@@ -279,7 +292,7 @@ class Bridge:
             home=self._home,
             retry_after=settings.watch_retry_after,
         )
-        intake = Intake(self.db)
+        intake = await open_intake(self.db, settings, schema_before)
         self._inbound = Inbound(
             self.db,
             accounts,

@@ -236,6 +236,12 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def intake_secret(self) -> SecretStr | None:
+        """The secret recorded Slack events are tagged under: the one that authenticates Slack's
+        deliveries (the signing secret, else the app-level token of Socket Mode)."""
+        return self.slack_signing_secret or self.slack_app_token
+
+    @property
     def socket_mode(self) -> bool:
         """Socket Mode replaces HTTP event delivery whenever an app-level token is configured."""
         return self.slack_app_token is not None
