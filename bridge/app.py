@@ -170,6 +170,8 @@ class Bridge:
         self.metrics = Metrics()
         self.db = Database(settings.database_url)
         self.port: int | None = None
+        self.metrics_port: int | None = None
+        """Where ``/metrics`` is served when it has its own listener (``BRIDGE_METRICS_PORT``)."""
         self.coder_reason = ""
         self.limits: SlackLimits | None = None
         """The workspace's Slack budgets, once started (every Slack call draws on them)."""
@@ -185,7 +187,7 @@ class Bridge:
         self._sessions: SessionMirror | None = None
         self._watcher: Watcher | None = None
         self._home: Home | None = None
-        self._runner: web.AppRunner | None = None
+        self._runners: list[web.AppRunner] = []
         self._socket: AsyncSocketModeHandler | None = None
         self._accepting = False
         self._slack_ok = False
@@ -447,7 +449,10 @@ class Bridge:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
-        app.router.add_get("/metrics", self._metrics)
+        if self.settings.metrics_port is None:
+            app.router.add_get("/metrics", self._metrics)
+        else:
+            await self._serve_metrics()
         if not self.settings.socket_mode:
 
             async def slack_events(request: web.Request) -> web.Response:
@@ -458,14 +463,25 @@ class Bridge:
                 return await to_aiohttp_response(await bolt.async_dispatch(await to_bolt_request(request)))
 
             app.router.add_post("/slack/events", slack_events)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
+        self.port = await self._listen(app, self.settings.host, self.settings.port)
+
+    async def _serve_metrics(self) -> None:
+        """``/metrics`` on its own listener (``BRIDGE_METRICS_PORT``), kept off the public one."""
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        assert self.settings.metrics_port is not None
+        self.metrics_port = await self._listen(app, self.settings.metrics_host, self.settings.metrics_port)
+
+    async def _listen(self, app: web.Application, host: str, port: int) -> int:
+        """Serve ``app`` on ``host:port``; the port it listens on (the real one for port 0)."""
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        self._runners.append(runner)
         try:
-            await web.TCPSite(self._runner, self.settings.host, self.settings.port).start()
+            await web.TCPSite(runner, host, port).start()
         except OSError as exc:
-            where = f"{self.settings.host}:{self.settings.port}"
-            raise StartupError(f"cannot listen on {where}: {exc.strerror or exc}") from exc
-        self.port = int(self._runner.addresses[0][1])  # the real one when PORT is 0
+            raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+        return int(runner.addresses[0][1])
 
     async def _healthz(self, _: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -533,8 +549,8 @@ class Bridge:
             if not await self._sessions.drain(left()):
                 log.warning("shutdown: some agent session statuses were not sent to Slack")
             await self._sessions.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        for runner in self._runners:
+            await runner.cleanup()
         if self._identity is not None:
             await self._identity.aclose()
         if self._backend is not None:

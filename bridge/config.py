@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     database_url: str = Field(default="sqlite:///bridge.db", validation_alias=_env("DATABASE_URL"))
     host: str = Field(default="0.0.0.0", validation_alias=_env("HOST"))
     port: int = Field(default=3000, ge=0, le=65535, validation_alias=_env("PORT"))
+    metrics_host: str = Field(default="127.0.0.1", validation_alias=_env("BRIDGE_METRICS_HOST"))
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, validation_alias=_env("BRIDGE_METRICS_PORT")
+    )
+    """Where ``/metrics`` is served on its own; unset: on the main listener, beside the Slack endpoint."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", validation_alias=_env("LOG_LEVEL")
     )
@@ -204,6 +209,12 @@ class Settings(BaseSettings):
                     '"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
                 ) from None
         return value
+
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _unset_port(cls, value: object) -> object:
+        """An empty ``BRIDGE_METRICS_PORT=`` leaves ``/metrics`` on the main listener, like unset."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("coder_model")
     @classmethod

@@ -38,6 +38,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
         "BRIDGE_CONTROL",
         "BRIDGE_CODER_MODEL",
         "BRIDGE_LEGACY_ARCHIVE_DELETES",
+        "BRIDGE_METRICS_HOST",
+        "BRIDGE_METRICS_PORT",
     ):
         monkeypatch.delenv(name, raising=False)
 
@@ -188,3 +190,17 @@ def test_coder_model_setting(monkeypatch: pytest.MonkeyPatch, value: str, expect
     settings = load_settings()
     assert settings.coder_model == expected
     assert settings.legacy_archive_deletes is True
+
+
+def test_metrics_listener_is_optional_and_private_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """BRIDGE_METRICS_PORT unset or empty keeps /metrics on the main listener; set, it gets a listener
+    of its own on loopback unless BRIDGE_METRICS_HOST says otherwise."""
+    assert load_settings().metrics_port is None
+    monkeypatch.setenv("BRIDGE_METRICS_PORT", "")
+    assert load_settings().metrics_port is None
+    monkeypatch.setenv("BRIDGE_METRICS_PORT", "9102")
+    settings = load_settings()
+    assert (settings.metrics_host, settings.metrics_port) == ("127.0.0.1", 9102)
+    monkeypatch.setenv("BRIDGE_METRICS_PORT", "nine")
+    with pytest.raises(ConfigError, match="BRIDGE_METRICS_PORT is invalid"):
+        load_settings()
