@@ -38,11 +38,12 @@ from bridge.db.migrate import upgrade
 from bridge.metrics import Metrics
 from bridge.relay.aisdk_store import DatabaseAiSdkStore
 from bridge.relay.chat_commands import ChatCommands
+from bridge.relay.cipher import TokenCipher
 from bridge.relay.controls import Control, Controls
 from bridge.relay.home import Home
-from bridge.relay.identity import Identity, TokenCipher
+from bridge.relay.identity import Identity
 from bridge.relay.inbound import ContextLimits, Inbound
-from bridge.relay.intake import Intake
+from bridge.relay.intake import Intake, integrity_key
 from bridge.relay.limits import SlackLimits
 from bridge.relay.marks import ReactionNames
 from bridge.relay.outbox import Outbox
@@ -149,6 +150,18 @@ def _bolt_logger() -> logging.Logger:
     return logger
 
 
+async def open_intake(db: Database, settings: Settings, schema_before: str | None) -> Intake:
+    """The durable intake, its records tagged under a key from the Slack secret; when the migration
+    from ``schema_before`` just added the tags, the unfinished records made before them are tagged."""
+    secret = settings.intake_secret
+    assert secret is not None  # ``require_serve`` and ``bridge migrate`` checked
+    intake = Intake(db, integrity_key(secret.get_secret_value()))
+    adopted = await intake.adopt(schema_before)
+    if adopted:
+        log.info("tagged %d Slack events recorded before this upgrade, to be handled", adopted)
+    return intake
+
+
 class Bridge:
     """A running bridge: Slack intake, Coder streams, HTTP endpoints."""
 
@@ -157,6 +170,8 @@ class Bridge:
         self.metrics = Metrics()
         self.db = Database(settings.database_url)
         self.port: int | None = None
+        self.metrics_port: int | None = None
+        """Where ``/metrics`` is served when it has its own listener (``BRIDGE_METRICS_PORT``)."""
         self.coder_reason = ""
         self.limits: SlackLimits | None = None
         """The workspace's Slack budgets, once started (every Slack call draws on them)."""
@@ -172,7 +187,7 @@ class Bridge:
         self._sessions: SessionMirror | None = None
         self._watcher: Watcher | None = None
         self._home: Home | None = None
-        self._runner: web.AppRunner | None = None
+        self._runners: list[web.AppRunner] = []
         self._socket: AsyncSocketModeHandler | None = None
         self._accepting = False
         self._slack_ok = False
@@ -185,7 +200,7 @@ class Bridge:
         assert settings.coder_session_token is not None
         assert settings.slack_bot_token is not None
         try:
-            await upgrade(self.db)
+            schema_before = await upgrade(self.db)
         except Exception as exc:
             raise StartupError(f"database {self.db.engine.url.render_as_string()} unusable: {exc}") from None
         try:
@@ -279,7 +294,7 @@ class Bridge:
             home=self._home,
             retry_after=settings.watch_retry_after,
         )
-        intake = Intake(self.db)
+        intake = await open_intake(self.db, settings, schema_before)
         self._inbound = Inbound(
             self.db,
             accounts,
@@ -434,7 +449,10 @@ class Bridge:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
-        app.router.add_get("/metrics", self._metrics)
+        if self.settings.metrics_port is None:
+            app.router.add_get("/metrics", self._metrics)
+        else:
+            await self._serve_metrics()
         if not self.settings.socket_mode:
 
             async def slack_events(request: web.Request) -> web.Response:
@@ -445,14 +463,25 @@ class Bridge:
                 return await to_aiohttp_response(await bolt.async_dispatch(await to_bolt_request(request)))
 
             app.router.add_post("/slack/events", slack_events)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
+        self.port = await self._listen(app, self.settings.host, self.settings.port)
+
+    async def _serve_metrics(self) -> None:
+        """``/metrics`` on its own listener (``BRIDGE_METRICS_PORT``), kept off the public one."""
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        assert self.settings.metrics_port is not None
+        self.metrics_port = await self._listen(app, self.settings.metrics_host, self.settings.metrics_port)
+
+    async def _listen(self, app: web.Application, host: str, port: int) -> int:
+        """Serve ``app`` on ``host:port``; the port it listens on (the real one for port 0)."""
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        self._runners.append(runner)
         try:
-            await web.TCPSite(self._runner, self.settings.host, self.settings.port).start()
+            await web.TCPSite(runner, host, port).start()
         except OSError as exc:
-            where = f"{self.settings.host}:{self.settings.port}"
-            raise StartupError(f"cannot listen on {where}: {exc.strerror or exc}") from exc
-        self.port = int(self._runner.addresses[0][1])  # the real one when PORT is 0
+            raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+        return int(runner.addresses[0][1])
 
     async def _healthz(self, _: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -520,8 +549,8 @@ class Bridge:
             if not await self._sessions.drain(left()):
                 log.warning("shutdown: some agent session statuses were not sent to Slack")
             await self._sessions.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        for runner in self._runners:
+            await runner.cleanup()
         if self._identity is not None:
             await self._identity.aclose()
         if self._backend is not None:

@@ -1,4 +1,4 @@
-"""Command line: ``bridge serve | demo | migrate | doctor`` (see ``interface.md``)."""
+"""Command line: ``bridge serve | demo | migrate | doctor | rotate-keys`` (see ``interface.md``)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,19 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from sqlalchemy.exc import DBAPIError
+
 from bridge import __version__
-from bridge.app import Bridge, StartupError
+from bridge.app import Bridge, StartupError, open_intake
 from bridge.coder.errors import CoderError
 from bridge.collector import CollectorPacing
-from bridge.config import ConfigError, Settings, load_settings
+from bridge.config import ConfigError, Settings, encryption_keys, load_settings
 from bridge.db.engine import Database
 from bridge.db.migrate import upgrade
 from bridge.logs import configure
+from bridge.relay.cipher import TokenCipher
+from bridge.relay.identity import rotate_tokens
+from bridge.relay.intake import tagging_began
 
 log = logging.getLogger("bridge")
 
@@ -34,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--speed", type=float, default=1.0, help="playback speed of the simulated agent")
     commands.add_parser("migrate", help="apply database migrations and exit")
     commands.add_parser("doctor", help="check configuration, Slack and Coder, and say how to fix problems")
+    commands.add_parser(
+        "rotate-keys", help="re-encrypt every stored token with the newest BRIDGE_ENCRYPTION_KEY, then exit"
+    )
     return parser
 
 
@@ -55,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure(settings.log_level, settings.log_format, settings.secrets())
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
+    if args.command == "rotate-keys":
+        return asyncio.run(_rotate_keys(settings))
     if args.command == "doctor":
         from bridge.doctor import run_doctor
 
@@ -76,13 +86,48 @@ def _demo(prompt: str, speed: float) -> int:
 async def _migrate(settings: Settings) -> int:
     db = Database(settings.database_url)
     try:
-        await upgrade(db)
+        before = await upgrade(db)
+        if settings.intake_secret is not None:
+            await open_intake(db, settings, before)
+        elif tagging_began(before):
+            print(
+                "bridge: Slack events recorded before this upgrade and not handled yet cannot be tagged "
+                "here (SLACK_SIGNING_SECRET or SLACK_APP_TOKEN is not set) and will not be replayed",
+                file=sys.stderr,
+            )
     except Exception as exc:
         print(f"bridge: migration failed: {exc}", file=sys.stderr)
         return 1
     finally:
         await db.dispose()
     print("database is up to date")
+    return 0
+
+
+async def _rotate_keys(settings: Settings) -> int:
+    """Store every linked token again under the newest key, and say how many (never a token)."""
+    if settings.encryption_key is None:
+        print("bridge: BRIDGE_ENCRYPTION_KEY is not set: there are no keys to rotate", file=sys.stderr)
+        return 2
+    db = Database(settings.database_url)
+    try:
+        rotation = await rotate_tokens(db, TokenCipher(encryption_keys(settings.encryption_key)))
+    except DBAPIError as exc:
+        print(
+            f"bridge: cannot read the stored tokens ({type(exc.orig).__name__}); "
+            "run `bridge migrate` first if this database is new",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        await db.dispose()
+    print(
+        f"stored tokens: {rotation.resealed} re-encrypted with the newest key, {rotation.current} already "
+        f"current, {rotation.refused} refused (sealed for another person; they must link again), "
+        f"{rotation.unreadable} unreadable (no configured key opens them; their owners must link again)"
+    )
+    if rotation.unreadable == 0:
+        print("no stored token needs an older key any more: it can be removed from BRIDGE_ENCRYPTION_KEY")
     return 0
 
 

@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     database_url: str = Field(default="sqlite:///bridge.db", validation_alias=_env("DATABASE_URL"))
     host: str = Field(default="0.0.0.0", validation_alias=_env("HOST"))
     port: int = Field(default=3000, ge=0, le=65535, validation_alias=_env("PORT"))
+    metrics_host: str = Field(default="127.0.0.1", validation_alias=_env("BRIDGE_METRICS_HOST"))
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, validation_alias=_env("BRIDGE_METRICS_PORT")
+    )
+    """Where ``/metrics`` is served on its own; unset: on the main listener, beside the Slack endpoint."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", validation_alias=_env("LOG_LEVEL")
     )
@@ -205,6 +210,12 @@ class Settings(BaseSettings):
                 ) from None
         return value
 
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _unset_port(cls, value: object) -> object:
+        """An empty ``BRIDGE_METRICS_PORT=`` leaves ``/metrics`` on the main listener, like unset."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("coder_model")
     @classmethod
     def _model(cls, value: str | None) -> str | None:
@@ -234,6 +245,12 @@ class Settings(BaseSettings):
             if getattr(self, name).strip(":") in controls:
                 raise ValueError(f"BRIDGE_{name.upper()} must differ from the control reactions")
         return self
+
+    @property
+    def intake_secret(self) -> SecretStr | None:
+        """The secret recorded Slack events are tagged under: the one that authenticates Slack's
+        deliveries (the signing secret, else the app-level token of Socket Mode)."""
+        return self.slack_signing_secret or self.slack_app_token
 
     @property
     def socket_mode(self) -> bool:

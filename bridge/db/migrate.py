@@ -12,6 +12,7 @@ from importlib.resources import files
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import OperationalError
 
@@ -27,16 +28,19 @@ def alembic_config() -> Config:
     return config
 
 
-def _upgrade(connection: Connection, revision: str) -> None:
+def _upgrade(connection: Connection, revision: str) -> str | None:
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+    before = MigrationContext.configure(connection).get_current_revision()
     config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, revision)
+    return before
 
 
-async def upgrade(db: Database, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` (idempotent).
+async def upgrade(db: Database, revision: str = "head") -> str | None:
+    """Bring the schema to ``revision`` (idempotent); the revision it was at (None: a new database),
+    so the process that applied a migration can finish what only it may (``Intake.adopt``).
 
     SQLite has no advisory locks: two processes starting at once may both try to create a table;
     the loser fails, and simply running again finds the schema current.
@@ -45,9 +49,9 @@ async def upgrade(db: Database, revision: str = "head") -> None:
     for attempt in range(1, attempts + 1):
         try:
             async with db.engine.begin() as conn:
-                await conn.run_sync(_upgrade, revision)
-            return
+                return await conn.run_sync(_upgrade, revision)
         except OperationalError:
             if attempt == attempts:
                 raise
             await asyncio.sleep(0.2 * attempt)
+    raise AssertionError("unreachable: the last attempt returns or raises")

@@ -69,7 +69,9 @@ class SeenEvent(SQLModel, table=True):
     """A Slack event taken in, recorded before Slack gets its ack; Slack's retries of it stop here.
 
     ``payload`` is kept until the event is handled (``done``), so one acknowledged just before a
-    crash is handled after the restart instead of being lost.
+    crash is handled after the restart instead of being lost. ``tag`` authenticates the id and
+    payload (an HMAC under a key the database does not hold), so a row written or changed outside
+    the bridge is never replayed as if Slack had sent it.
     """
 
     __tablename__ = "seen_event"
@@ -77,6 +79,7 @@ class SeenEvent(SQLModel, table=True):
     event_id: str = Field(primary_key=True, max_length=64)
     received_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())
     payload: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    tag: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
     done: bool = Field(default=True, sa_column=Column(Boolean, nullable=False, server_default=true()))
 
 

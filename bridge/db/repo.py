@@ -52,10 +52,12 @@ async def _insert_ignore(session: AsyncSession, model: type[Any], values: Mappin
     return bool(getattr(result, "rowcount", 0) == 1)
 
 
-async def record_event(session: AsyncSession, event_id: str, payload: str) -> bool:
+async def record_event(session: AsyncSession, event_id: str, payload: str, tag: str | None = None) -> bool:
     """Record a Slack event before it is acknowledged; False when it was seen before (a retry)."""
     return await _insert_ignore(
-        session, SeenEvent, {"event_id": event_id, "received_at": utcnow(), "payload": payload, "done": False}
+        session,
+        SeenEvent,
+        {"event_id": event_id, "received_at": utcnow(), "payload": payload, "done": False, "tag": tag},
     )
 
 
@@ -66,14 +68,28 @@ async def finish_event(session: AsyncSession, event_id: str) -> None:
     )
 
 
-async def unfinished_events(session: AsyncSession) -> list[str]:
-    """Payloads of events recorded but not handled (the process stopped in between), oldest first."""
+@dataclass(frozen=True)
+class RecordedEvent:
+    """An event recorded but not handled, as stored: its payload and integrity tag."""
+
+    event_id: str
+    payload: str
+    tag: str | None
+
+
+async def unfinished_events(session: AsyncSession) -> list[RecordedEvent]:
+    """Events recorded but not handled (the process stopped in between), oldest first."""
     stmt = (
-        select(col(SeenEvent.payload))
+        select(col(SeenEvent.event_id), col(SeenEvent.payload), col(SeenEvent.tag))
         .where(col(SeenEvent.done).is_(False), col(SeenEvent.payload).is_not(None))
         .order_by(col(SeenEvent.received_at))
     )
-    return [str(p) for p in (await session.execute(stmt)).scalars()]
+    return [RecordedEvent(str(i), str(p), t) for i, p, t in (await session.execute(stmt)).all()]
+
+
+async def tag_event(session: AsyncSession, event_id: str, tag: str) -> None:
+    """Give a recorded event the integrity tag it was stored without."""
+    await session.execute(update(SeenEvent).where(col(SeenEvent.event_id) == event_id).values(tag=tag))
 
 
 async def claim_thread(
@@ -459,6 +475,28 @@ async def find_user_link(session: AsyncSession, *, team_id: str, slack_user_id: 
         col(UserLink.team_id) == team_id, col(UserLink.slack_user_id) == slack_user_id
     )
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def user_links(session: AsyncSession) -> Sequence[UserLink]:
+    """Every stored Coder link (re-encrypting them all when keys rotate)."""
+    return (await session.execute(select(UserLink).order_by(col(UserLink.id)))).scalars().all()
+
+
+async def replace_user_token(
+    session: AsyncSession, *, team_id: str, slack_user_id: str, old: str, new: str
+) -> bool:
+    """Store ``new`` in place of the ciphertext ``old``; False when the row no longer holds ``old``
+    (a re-link or unlink happened meanwhile, and its token wins)."""
+    result = await session.execute(
+        update(UserLink)
+        .where(
+            col(UserLink.team_id) == team_id,
+            col(UserLink.slack_user_id) == slack_user_id,
+            col(UserLink.token_ciphertext) == old,
+        )
+        .values(token_ciphertext=new)
+    )
+    return bool(getattr(result, "rowcount", 0))
 
 
 async def delete_user_link(session: AsyncSession, *, team_id: str, slack_user_id: str) -> bool:

@@ -2,10 +2,12 @@
 
 In linked mode each Slack user links their own Coder account (``/coder link``), so Coder's
 permissions and audit log apply to what the agent does for them. Their token is checked against
-Coder before it is kept, stored only encrypted (Fernet, keys from ``BRIDGE_ENCRYPTION_KEY``; the
-first key encrypts, every key decrypts, so keys rotate without re-linking), and never logged or
-shown again. A token Coder refuses later (revoked, expired) marks the link broken and its owner is
-told privately how to link again; nothing retries with it.
+Coder before it is kept, stored only encrypted and bound to its row (``cipher``: keys from
+``BRIDGE_ENCRYPTION_KEY``, the first encrypts, every one decrypts, and a token read under an older
+key is stored again under the newest), and never logged or shown again. A stored token sealed for
+someone else (a row tampered with) is refused and the link marked broken: its owner links again.
+A token Coder refuses later (revoked, expired) marks the link broken and its owner is told
+privately how to link again; nothing retries with it.
 
 The relay asks ``backend_for`` / ``backend_for_link`` for the backend to use; ``None`` means the
 person has no working link, and nothing may be sent to Coder on their behalf.
@@ -15,16 +17,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Literal
-
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from bridge.coder.backend import CoderBackend
 from bridge.coder.types import CoderUser
 from bridge.db import repo
 from bridge.db.engine import Database
-from bridge.db.models import ThreadLink
+from bridge.db.models import ThreadLink, UserLink
+from bridge.relay.cipher import Binding, Opened, Refusal, TokenCipher
 from bridge.relay.ports import SlackError, Whisperer
 
 log = logging.getLogger(__name__)
@@ -44,24 +46,70 @@ RELINK = (
 )
 
 
-class TokenCipher:
-    """Encrypts tokens for storage: the first key encrypts, any key decrypts (rotation)."""
+CODER_TOKEN = "coder_token"
+"""The purpose a linked person's Coder token is sealed for."""
 
-    def __init__(self, keys: Sequence[str]) -> None:
-        if not keys:
-            raise ValueError("at least one key is needed")
-        self._fernet = MultiFernet([Fernet(key) for key in keys])
 
-    def seal(self, token: str) -> str:
-        """The token encrypted and authenticated, as text for the database."""
-        return self._fernet.encrypt(token.encode()).decode()
+def token_binding(team_id: str, user_id: str) -> Binding:
+    """The row a person's Coder token belongs to."""
+    return Binding(CODER_TOKEN, team_id, user_id)
 
-    def unseal(self, sealed: str) -> str | None:
-        """The token back, or None when no configured key opens it (a key was dropped)."""
-        try:
-            return self._fernet.decrypt(sealed.encode()).decode()
-        except InvalidToken:
-            return None
+
+@dataclass
+class Rotation:
+    """What ``rotate_tokens`` did, in counts (never a token)."""
+
+    resealed: int = 0
+    current: int = 0
+    refused: int = 0
+    unreadable: int = 0
+
+
+async def rotate_tokens(db: Database, cipher: TokenCipher) -> Rotation:
+    """Store every linked token again under the newest key, bound to its row, so older keys can be
+    retired. A token sealed for another row is refused and its link marked broken, as on read; one
+    no configured key opens is left as it is (its owner must link again)."""
+    rotation = Rotation()
+    async with db.unit() as session:
+        links = await repo.user_links(session)
+    for link in links:
+        opened = await _open(db, cipher, link)
+        if opened is Refusal.NO_KEY:
+            rotation.unreadable += 1
+        elif opened is Refusal.OTHER_ROW:
+            rotation.refused += 1
+        elif isinstance(opened, Opened) and opened.resealed is not None:
+            rotation.resealed += 1
+        else:
+            rotation.current += 1
+    return rotation
+
+
+async def _open(db: Database, cipher: TokenCipher, link: UserLink) -> Opened | Refusal:
+    """A link's token, stored again first when it was sealed under an older key or unbound; a token
+    sealed for another row marks the link broken (logged once: it is refused from then on)."""
+    opened = cipher.unseal(link.token_ciphertext, token_binding(link.team_id, link.slack_user_id))
+    if isinstance(opened, Opened) and opened.resealed is not None:
+        async with db.unit() as session:
+            await repo.replace_user_token(
+                session,
+                team_id=link.team_id,
+                slack_user_id=link.slack_user_id,
+                old=link.token_ciphertext,
+                new=opened.resealed,
+            )
+    elif opened is Refusal.OTHER_ROW:
+        async with db.unit() as session:
+            broke = await repo.mark_user_link_broken(
+                session, team_id=link.team_id, slack_user_id=link.slack_user_id
+            )
+        if broke:
+            log.warning(
+                "the stored Coder token of %s was sealed for another person or purpose (the database was "
+                "changed outside the bridge?); refused, they must link again",
+                link.slack_user_id,
+            )
+    return opened
 
 
 def _fingerprint(token: str) -> str:
@@ -106,13 +154,14 @@ class Identity:
         if link is None or link.broken:
             return None
         assert self._cipher is not None
-        token = self._cipher.unseal(link.token_ciphertext)
-        if token is None:
+        opened = await _open(self._db, self._cipher, link)
+        if opened is Refusal.NO_KEY:
             log.warning(
                 "the stored Coder token of %s opens with no configured key; treated as unlinked", user_id
             )
+        if not isinstance(opened, Opened):
             return None
-        return await self._backend(token)
+        return await self._backend(opened.secret)
 
     async def backend_for_link(self, link: ThreadLink) -> CoderBackend | None:
         """The backend of a thread's chat: its requester's in linked mode (the chat's owner)."""
@@ -146,7 +195,7 @@ class Identity:
                 slack_user_id=user_id,
                 coder_user_id=user.id,
                 coder_username=user.username,
-                token_ciphertext=self._cipher.seal(token),
+                token_ciphertext=self._cipher.seal(token, token_binding(team_id, user_id)),
             )
         log.info("Slack user %s linked Coder user %s", user_id, user.username)
         return user

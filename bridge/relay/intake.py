@@ -5,15 +5,26 @@ Slack's retries of it stop here) and replaying the unfinished ones at start mean
 bridge acknowledged just before a crash is still handled, exactly once. Records and completions
 that arrive together are written in one transaction (``GroupWriter``), so a burst of events is
 acknowledged within Slack's 3 s.
+
+A replayed event is acted on as if Slack had just sent it, so each record carries an integrity
+tag: an HMAC-SHA256 of its id and payload under a key derived from the secret that authenticates
+Slack's deliveries (``integrity_key``), which the database never holds. A record whose tag is
+missing or wrong (written or changed outside the bridge) is refused with one log line and marked
+done, never replayed. Records made before tags existed are tagged by the process that adds the
+column (``adopt``), the one moment an untagged record can only have come from an older bridge.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.db import repo
@@ -22,23 +33,43 @@ from bridge.db.group import GroupWriter
 
 log = logging.getLogger(__name__)
 
+TAGGED_SINCE = "0012"
+"""The migration that gave recorded events their integrity tag."""
 
-async def _record(session: AsyncSession, event: tuple[str, str]) -> bool:
-    event_id, payload = event
-    return await repo.record_event(session, event_id, payload)
+
+def integrity_key(secret: str) -> bytes:
+    """The tagging key, derived from a Slack secret (HKDF), so the secret itself is used for nothing else."""
+    return HKDF(algorithm=SHA256(), length=32, salt=None, info=b"bridge seen_event tag v1").derive(
+        secret.encode()
+    )
+
+
+def tagging_began(before: str | None) -> bool:
+    """Whether a migration from revision ``before`` has just added the tags (None: a new database)."""
+    return before is not None and before < TAGGED_SINCE
+
+
+async def _record(session: AsyncSession, event: tuple[str, str, str]) -> bool:
+    event_id, payload, tag = event
+    return await repo.record_event(session, event_id, payload, tag)
 
 
 class Intake:
     """The durable record of events taken in."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, key: bytes) -> None:
         self._db = db
-        self._records: GroupWriter[tuple[str, str], bool] = GroupWriter(db, _record)
+        self._key = key
+        self._records: GroupWriter[tuple[str, str, str], bool] = GroupWriter(db, _record)
         self._finishes = GroupWriter(db, repo.finish_event)
+
+    def _tag(self, event_id: str, payload: str) -> str:
+        return hmac.new(self._key, f"{event_id}\0{payload}".encode(), hashlib.sha256).hexdigest()
 
     async def record(self, event_id: str, body: Mapping[str, Any]) -> bool:
         """Record an event before it is acknowledged; False for a retry or a duplicate delivery."""
-        return await self._records((event_id, json.dumps(body, separators=(",", ":"))))
+        payload = json.dumps(body, separators=(",", ":"))
+        return await self._records((event_id, payload, self._tag(event_id, payload)))
 
     async def settle(self, event_id: str, handling: Awaitable[None]) -> None:
         """Run an event's handling, then mark it done: also after a failure (logged once), so a
@@ -53,14 +84,34 @@ class Intake:
         """The event has been handled (or answered with a reason); it is not replayed."""
         await self._finishes(event_id)
 
+    async def adopt(self, before: str | None) -> int:
+        """Tag the unfinished records made before tags existed, when this process's migration from
+        ``before`` has just added them; how many. At any other time an untagged record is refused."""
+        if not tagging_began(before):
+            return 0
+        async with self._db.unit() as session:
+            untagged = [r for r in await repo.unfinished_events(session) if r.tag is None]
+            for record in untagged:
+                await repo.tag_event(session, record.event_id, self._tag(record.event_id, record.payload))
+        return len(untagged)
+
     async def unfinished(self) -> list[dict[str, Any]]:
         """Bodies of events acknowledged but not handled before the last stop, oldest first."""
         async with self._db.unit() as session:
-            payloads = await repo.unfinished_events(session)
+            records = await repo.unfinished_events(session)
         bodies = []
-        for payload in payloads:
+        for record in records:
+            if not hmac.compare_digest(record.tag or "", self._tag(record.event_id, record.payload)):
+                log.warning(
+                    "refusing recorded event %s: its integrity tag is %s (written outside the bridge, or "
+                    "under another Slack secret); not replayed",
+                    record.event_id,
+                    "missing" if record.tag is None else "wrong",
+                )
+                await self.finish(record.event_id)
+                continue
             try:
-                body = json.loads(payload)
+                body = json.loads(record.payload)
             except ValueError:
                 log.warning("skipping an unreadable recorded event")
                 continue

@@ -12,6 +12,11 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
+from bridge.db import repo
+from bridge.db.engine import Database
+from bridge.db.migrate import upgrade
+from bridge.relay.cipher import Opened, TokenCipher
+from bridge.relay.identity import token_binding
 from bridge.sim.coder import CoderSim
 from bridge.sim.slack import SlackSim
 from tests.integration.conftest import CODER_TOKEN, SIGNING_SECRET
@@ -183,3 +188,49 @@ async def test_ai_sdk_model_is_checked_and_shown(tmp_path: Path, command: str) -
             assert "Chats API: v2-legacy" in out
             assert "model claude-3-7-sonnet-latest" in out
             assert "queued by the bridge" in out
+
+
+async def test_rotate_keys_reencrypts_every_stored_token_with_the_newest_key(tmp_path: Path) -> None:
+    """`bridge rotate-keys` stores every linked token again under the newest key (also one stored by an
+    earlier version), refuses one sealed for another person, reports counts and never a token."""
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    url = f"sqlite:///{tmp_path}/bridge.db"
+    secrets = {"U0BOB": "tok-bob-0123456789", "U0CAROL": "tok-carol-0123456789", "U0EVE": "tok-admin-0123"}
+    stored = {
+        "U0BOB": TokenCipher([old]).seal(secrets["U0BOB"], token_binding("T1", "U0BOB")),
+        "U0CAROL": Fernet(old).encrypt(secrets["U0CAROL"].encode()).decode(),
+        "U0EVE": TokenCipher([old]).seal(secrets["U0EVE"], token_binding("T1", "U0ADMIN")),
+    }
+    db = Database(url)
+    try:
+        await upgrade(db)
+        async with db.unit() as session:
+            for user, ciphertext in stored.items():
+                await repo.save_user_link(
+                    session,
+                    team_id="T1",
+                    slack_user_id=user,
+                    coder_user_id=f"id-{user}",
+                    coder_username=user.lower(),
+                    token_ciphertext=ciphertext,
+                )
+        code, out, err = await _run("rotate-keys", env=clean_env(DATABASE_URL=url), cwd=tmp_path)
+        assert code == 2
+        assert "BRIDGE_ENCRYPTION_KEY is not set" in err
+        env = clean_env(DATABASE_URL=url, BRIDGE_ENCRYPTION_KEY=f"{new},{old}")
+        code, out, err = await _run("rotate-keys", env=env, cwd=tmp_path)
+        assert code == 0, err
+        assert "2 re-encrypted with the newest key, 0 already current, 1 refused" in out
+        assert "0 unreadable" in out
+        for value in (*secrets.values(), old, new):
+            assert value not in out + err
+        async with db.unit() as session:
+            links = {link.slack_user_id: link for link in await repo.user_links(session)}
+        for user in ("U0BOB", "U0CAROL"):
+            opened = TokenCipher([new]).unseal(links[user].token_ciphertext, token_binding("T1", user))
+            assert opened == Opened(secrets[user])
+        assert links["U0EVE"].broken
+        code, out, err = await _run("rotate-keys", env=env, cwd=tmp_path)
+        assert "0 re-encrypted with the newest key, 2 already current" in out
+    finally:
+        await db.dispose()

@@ -153,6 +153,22 @@ async def test_health_readiness_and_metrics(world: World) -> None:
     assert "bridge_live_streams" in metrics
 
 
+async def test_metrics_can_have_a_listener_of_their_own(world: World) -> None:
+    """With BRIDGE_METRICS_PORT set, /metrics is served on that listener only: the main listener (the
+    one Slack reaches) answers 404 for it, and the metrics listener serves nothing else."""
+    await world.stop_bridge()
+    bridge = await world.start_bridge(metrics_port=0)
+    assert bridge.metrics_port is not None
+    private = f"http://127.0.0.1:{bridge.metrics_port}"
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(_url(world, "/metrics"))).status_code == 404
+        assert (await client.get(_url(world, "/healthz"))).status_code == 200
+        metrics = await client.get(f"{private}/metrics")
+        assert (await client.get(f"{private}/healthz")).status_code == 404
+    assert metrics.status_code == 200
+    assert "bridge_live_streams" in metrics.text
+
+
 async def test_readyz_fails_while_shutting_down(world: World) -> None:
     """During shutdown readiness turns 503 with a reason, so a load balancer stops sending events."""
     assert world.bridge is not None

@@ -10,7 +10,7 @@ from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.group import GroupWriter
 from bridge.db.migrate import upgrade
-from bridge.relay.intake import Intake
+from bridge.relay.intake import Intake, integrity_key
 
 
 async def _migrated(url: str) -> Database:
@@ -24,7 +24,7 @@ async def test_a_burst_of_events_is_recorded_once_each(database_url: str) -> Non
     first delivery is new, every second one a duplicate, and all are stored durably."""
     db = await _migrated(database_url)
     try:
-        intake = Intake(db)
+        intake = Intake(db, integrity_key("signing-secret"))
         ids = [f"Ev{n}" for n in range(200)]
         first = await asyncio.gather(*(intake.record(i, {"event_id": i}) for i in ids))
         again = await asyncio.gather(*(intake.record(i, {"event_id": i}) for i in ids))

@@ -7,7 +7,9 @@ from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
 from bridge.db import repo
-from bridge.relay.identity import TokenCipher
+from bridge.db.models import UserLink
+from bridge.relay.cipher import Opened, TokenCipher
+from bridge.relay.identity import token_binding
 from bridge.sim.slack import AppResponse
 from tests.integration.conftest import World
 
@@ -31,11 +33,20 @@ async def link(world: World, user: str, token: str) -> AppResponse:
     return await world.slack.submit_view(user, {"token": {"token": token}})
 
 
-async def user_link(world: World, user: str) -> object:
+async def user_link(world: World, user: str) -> UserLink | None:
     """The stored link of a Slack user, read from the bridge's database."""
     assert world.bridge is not None
     async with world.bridge.db.unit() as session:
         return await repo.find_user_link(session, team_id=world.slack.team_id, slack_user_id=user)
+
+
+def opened_with(key: str, world: World, link: UserLink | None) -> Opened | None:
+    """A stored link's token as ``key`` alone opens it for its own row (None: it does not)."""
+    assert link is not None
+    opened = TokenCipher([key]).unseal(
+        link.token_ciphertext, token_binding(world.slack.team_id, link.slack_user_id)
+    )
+    return opened if isinstance(opened, Opened) else None
 
 
 def whispered(world: World, user: str, words: str) -> bool:
@@ -52,8 +63,8 @@ async def test_link_keeps_a_checked_token_encrypted(linked: World) -> None:
     assert BOB_TOKEN not in str(modal)
     stored = await user_link(linked, linked.slack.bob)
     assert stored is not None
-    assert BOB_TOKEN not in stored.token_ciphertext  # type: ignore[attr-defined]
-    assert TokenCipher([KEY]).unseal(stored.token_ciphertext) == BOB_TOKEN  # type: ignore[attr-defined]
+    assert BOB_TOKEN not in stored.token_ciphertext
+    assert opened_with(KEY, linked, stored) == Opened(BOB_TOKEN)
 
 
 async def test_link_refuses_a_token_coder_does_not_know(linked: World) -> None:
@@ -106,7 +117,7 @@ async def test_revoked_token_breaks_the_link_and_tells_its_owner(linked: World) 
     await linked.until(lambda: whispered(linked, linked.slack.bob, "Coder refused your linked token"))
     stored = await user_link(linked, linked.slack.bob)
     assert stored is not None
-    assert stored.broken  # type: ignore[attr-defined]
+    assert stored.broken
     refused = sum(1 for r in linked.coder.requests if r.token == BOB_TOKEN)
     await linked.reply(root, "still there?", user=linked.slack.bob)
     await linked.until(lambda: whispered(linked, linked.slack.bob, "isn't linked"))
@@ -125,6 +136,46 @@ async def test_relinking_heals_a_broken_link(linked: World) -> None:
     await link(linked, linked.slack.bob, "tok-bob-second-0123456789")
     again = await linked.mention("fix it again", user=linked.slack.bob)
     await linked.until_idle_and_shown(again)
+
+
+async def test_a_token_read_under_an_old_key_is_stored_again_under_the_newest(linked: World) -> None:
+    """With a new key put first, bob's next chat runs with his token and leaves it stored under the
+    new key, which alone opens it: the old key can be retired."""
+    await link(linked, linked.slack.bob, BOB_TOKEN)
+    new = Fernet.generate_key().decode()
+    await linked.stop_bridge()
+    await linked.start_bridge(identity_mode="linked", encryption_key=SecretStr(f"{new},{KEY}"))
+    root = await linked.mention("fix the login bug", user=linked.slack.bob)
+    await linked.until_idle_and_shown(root)
+    assert linked.chat_of(root).owner_id == linked.coder.users["bob"].id
+    assert opened_with(new, linked, await user_link(linked, linked.slack.bob)) == Opened(BOB_TOKEN)
+
+
+async def test_a_token_moved_to_another_persons_row_is_refused(linked: World) -> None:
+    """Bob's stored token copied into alice's row (by someone with database access) does not let
+    alice act as bob: she is told to link, her row is marked broken, Coder never sees bob's token."""
+    await link(linked, linked.slack.bob, BOB_TOKEN)
+    bobs = await user_link(linked, linked.slack.bob)
+    assert bobs is not None
+    assert linked.bridge is not None
+    async with linked.bridge.db.unit() as session:
+        await repo.save_user_link(
+            session,
+            team_id=linked.slack.team_id,
+            slack_user_id=linked.slack.alice,
+            coder_user_id=bobs.coder_user_id,
+            coder_username=bobs.coder_username,
+            token_ciphertext=bobs.token_ciphertext,
+        )
+    used = sum(1 for r in linked.coder.requests if r.token == BOB_TOKEN)
+    root = await linked.mention("fix it", user=linked.slack.alice)
+    await linked.until(lambda: whispered(linked, linked.slack.alice, "/coder link"))
+    assert linked.chat_of(root) is None
+    assert linked.coder.chats == {}
+    assert sum(1 for r in linked.coder.requests if r.token == BOB_TOKEN) == used
+    alices = await user_link(linked, linked.slack.alice)
+    assert alices is not None
+    assert alices.broken
 
 
 async def test_unlink_forgets_the_token(linked: World) -> None:

@@ -138,10 +138,10 @@ async def test_unfinished_events_are_kept_until_finished(database_url: str) -> N
             await repo.record_event(s, "Ev1", "first")
             await repo.record_event(s, "Ev2", "second")
         async with db.unit() as s:
-            assert await repo.unfinished_events(s) == ["first", "second"]
+            assert [e.payload for e in await repo.unfinished_events(s)] == ["first", "second"]
             await repo.finish_event(s, "Ev1")
         async with db.unit() as s:
-            assert await repo.unfinished_events(s) == ["second"]
+            assert [e.payload for e in await repo.unfinished_events(s)] == ["second"]
             assert not await repo.record_event(s, "Ev1", "first again")
     finally:
         await db.dispose()
@@ -213,7 +213,7 @@ async def test_sqlite_write_waits_for_another_process_lock_without_stalling_the_
         other.execute("COMMIT")
         assert await asyncio.wait_for(writing, 10)
         async with db.unit() as session:
-            assert await repo.unfinished_events(session) == ["{}"]
+            assert [e.payload for e in await repo.unfinished_events(session)] == ["{}"]
     finally:
         other.close()
         await db.dispose()

@@ -7,7 +7,6 @@ from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
 from bridge.config import ConfigError, Settings, load_settings
-from bridge.relay.identity import TokenCipher
 
 
 @pytest.fixture(autouse=True)
@@ -39,6 +38,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
         "BRIDGE_CONTROL",
         "BRIDGE_CODER_MODEL",
         "BRIDGE_LEGACY_ARCHIVE_DELETES",
+        "BRIDGE_METRICS_HOST",
+        "BRIDGE_METRICS_PORT",
     ):
         monkeypatch.delenv(name, raising=False)
 
@@ -169,16 +170,6 @@ def test_linked_mode_needs_a_valid_encryption_key(monkeypatch: pytest.MonkeyPatc
     assert "hunter2" not in str(caught.value)
 
 
-def test_tokens_stay_readable_across_key_rotation() -> None:
-    """A token sealed with the old key opens once a new key is put first; no key opens nothing."""
-    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
-    sealed = TokenCipher([old]).seal("coder-token-1")
-    assert "coder-token-1" not in sealed
-    assert TokenCipher([new, old]).unseal(sealed) == "coder-token-1"
-    assert TokenCipher([new]).unseal(sealed) is None
-    assert TokenCipher([new, old]).seal("x") != TokenCipher([new, old]).seal("x")
-
-
 def test_file_hosts_are_host_names(monkeypatch: pytest.MonkeyPatch) -> None:
     """BRIDGE_SLACK_FILE_HOSTS is a list of host names (Slack's by default); URLs are refused."""
     assert "files.slack.com" in load_settings().file_hosts
@@ -199,3 +190,17 @@ def test_coder_model_setting(monkeypatch: pytest.MonkeyPatch, value: str, expect
     settings = load_settings()
     assert settings.coder_model == expected
     assert settings.legacy_archive_deletes is True
+
+
+def test_metrics_listener_is_optional_and_private_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """BRIDGE_METRICS_PORT unset or empty keeps /metrics on the main listener; set, it gets a listener
+    of its own on loopback unless BRIDGE_METRICS_HOST says otherwise."""
+    assert load_settings().metrics_port is None
+    monkeypatch.setenv("BRIDGE_METRICS_PORT", "")
+    assert load_settings().metrics_port is None
+    monkeypatch.setenv("BRIDGE_METRICS_PORT", "9102")
+    settings = load_settings()
+    assert (settings.metrics_host, settings.metrics_port) == ("127.0.0.1", 9102)
+    monkeypatch.setenv("BRIDGE_METRICS_PORT", "nine")
+    with pytest.raises(ConfigError, match="BRIDGE_METRICS_PORT is invalid"):
+        load_settings()
