@@ -173,6 +173,14 @@ class SimMessage:
         return self.markdown_text if self.markdown_text is not None else self.text
 
     @property
+    def notifies(self) -> frozenset[str]:
+        """Whom Slack notifies for this message: the people (``U…``), broadcasts (``@channel``,
+        ``@here``, ``@everyone``) and user groups (``S…``) its texts name by control sequence."""
+        texts = [self.text, self.markdown_text or ""]
+        texts += [str(b.get("text", "")) for b in self.blocks if b.get("type") == "markdown"]
+        return frozenset(name for text in texts for name in notified(text))
+
+    @property
     def edited(self) -> bool:
         """Whether the message was changed after posting."""
         return self.edited_ts is not None
@@ -531,6 +539,20 @@ class Workspace:
                     subscribed=False,
                 )
         return data
+
+
+_NOTIFYING = re.compile(
+    r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>|<!(channel|here|everyone|group)(?:\|[^>]*)?>|<!subteam\^([A-Z0-9]+)(?:\|[^>]*)?>"
+)
+
+
+def notified(text: str) -> set[str]:
+    """Whom a text notifies as Slack reads it: ``<@U…>`` a person, ``<!channel>``, ``<!here>``,
+    ``<!everyone>`` (``<!group>`` is the old ``<!channel>``) a channel, ``<!subteam^S…>`` a group."""
+    found: set[str] = set()
+    for user, broadcast, group in _NOTIFYING.findall(text):
+        found.add(user or group or "@" + broadcast.replace("group", "channel"))
+    return found
 
 
 _RICH_TOKEN = re.compile(r"<@([UW][A-Z0-9]+)>|<#(C[A-Z0-9]+)(?:\|[^>]*)?>|<(https?://[^|>]+)(?:\|([^>]*))?>")
