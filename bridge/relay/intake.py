@@ -4,7 +4,9 @@ Slack considers an acknowledged event delivered. Recording it first (the event i
 Slack's retries of it stop here) and replaying the unfinished ones at start means an event the
 bridge acknowledged just before a crash is still handled, exactly once. Records and completions
 that arrive together are written in one transaction (``GroupWriter``), so a burst of events is
-acknowledged within Slack's 3 s.
+acknowledged within Slack's 3 s. Slash commands and interactions have no event id and are never
+retried, but a captured signed request can be sent again within Slack's five-minute window: they
+are recorded by a key of their own (``first``), so a replay does nothing.
 """
 
 from __future__ import annotations
@@ -35,10 +37,16 @@ class Intake:
         self._db = db
         self._records: GroupWriter[tuple[str, str], bool] = GroupWriter(db, _record)
         self._finishes = GroupWriter(db, repo.finish_event)
+        self._requests = GroupWriter(db, repo.record_request)
 
     async def record(self, event_id: str, body: Mapping[str, Any]) -> bool:
         """Record an event before it is acknowledged; False for a retry or a duplicate delivery."""
         return await self._records((event_id, json.dumps(body, separators=(",", ":"))))
+
+    async def first(self, key: str) -> bool:
+        """Record a slash command or an interaction by ``key`` before it is acknowledged; False when
+        the same request came before (a replay)."""
+        return await self._requests(key)
 
     async def settle(self, event_id: str, handling: Awaitable[None]) -> None:
         """Run an event's handling, then mark it done: also after a failure (logged once), so a

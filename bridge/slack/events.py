@@ -3,17 +3,21 @@
 Bolt verifies signatures before anything is parsed. A middleware records each event the bridge
 will act on (``Intake``), and each click on a control button (``slack.actions``), before Bolt
 acknowledges it, and a retry finds it recorded; listeners then hand fresh ones over in the
-background, so a slow Coder can never make Slack retry. Malformed payloads are logged and dropped
-here.
+background, so a slow Coder can never make Slack retry. Every other slash command and interaction
+is recorded by its trigger id: a replay of its signed request within Slack's five minutes is
+acknowledged and goes no further (a second ``/coder new`` would start a second chat). Malformed
+payloads are logged and dropped here.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.response import BoltResponse
 
 from bridge.metrics import Metrics
 from bridge.relay.controls import Click, Controls, Reaction, SessionStop
@@ -28,6 +32,7 @@ log = logging.getLogger(__name__)
 _RELAYED_SUBTYPES = {None, "file_share", "thread_broadcast"}
 _MESSAGE_EVENTS = {"message", "app_mention"}
 _FRESH = "bridge_fresh_command"  # context key: the command of an event recorded for the first time
+_INTERACTIONS = frozenset({"block_actions", "view_submission", "message_action", "shortcut"})
 
 
 def _person_message(
@@ -175,6 +180,18 @@ def parse_session_rename(body: Mapping[str, Any]) -> SessionRename | None:
 Command = IncomingMessage | MessageDeletion | Reaction | Click | SessionStop | SessionRename
 
 
+def request_key(body: Mapping[str, Any]) -> str | None:
+    """The durable key of a slash command or an interaction (which carry no event id): its
+    ``trigger_id``, new at every invocation and the same in a replay of its signed request. Hashed,
+    as trigger ids are long and the key shares the event id's column."""
+    if "command" not in body and body.get("type") not in _INTERACTIONS:
+        return None
+    trigger = body.get("trigger_id")
+    if not isinstance(trigger, str) or not trigger:
+        return None
+    return "request:" + hashlib.sha256(trigger.encode()).hexdigest()[:48]
+
+
 def _command(body: Mapping[str, Any], controls: Controls) -> Command | None:
     """What the bridge will act on in a callback or a click, if anything (nothing else is recorded)."""
     command = (
@@ -208,12 +225,17 @@ def register(
 
     async def record(
         body: dict[str, Any], context: dict[str, Any], next: Callable[[], Awaitable[None]]
-    ) -> None:
+    ) -> BoltResponse | None:
         # Runs before Bolt acknowledges: an event Slack considers delivered is already durable.
         command = _command(body, controls)
-        if command is not None and await intake.record(command.event_id, body):
-            context[_FRESH] = command
+        if command is not None:
+            if await intake.record(command.event_id, body):
+                context[_FRESH] = command
+        elif (key := request_key(body)) is not None and not await intake.first(key):
+            log.info("acknowledging a replayed %s and ignoring it", body.get("command") or body.get("type"))
+            return BoltResponse(status=200, body="")
         await next()
+        return None
 
     app.use(record)
 
