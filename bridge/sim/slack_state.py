@@ -191,6 +191,11 @@ class SimMessage:
         return self.thread_ts is not None and self.thread_ts != self.ts
 
 
+Compression = Literal["never", "accepted", "always"]
+"""How a file host sends a file: as stored, gzip when the request accepts it, or gzip whatever the
+request asked (a misbehaving proxy)."""
+
+
 @dataclass
 class SimFile:
     """An uploaded file; ``redirect_to`` makes authorised downloads redirect to another host (a CDN)."""
@@ -202,6 +207,7 @@ class SimFile:
     user: str
     created: int
     redirect_to: str | None = None
+    gzip: Compression = "never"
 
 
 @dataclass
@@ -346,7 +352,14 @@ class Workspace:
         return next((c for c in self.channels.values() if c.kind == "im" and c.im_user == user_id), None)
 
     def add_file(
-        self, content: bytes, name: str, mimetype: str, *, user: str, redirect_to: str | None = None
+        self,
+        content: bytes,
+        name: str,
+        mimetype: str,
+        *,
+        user: str,
+        redirect_to: str | None = None,
+        gzip: Compression = "never",
     ) -> SimFile:
         """Store an uploaded file and return it."""
         self._file_seq += 1
@@ -358,6 +371,7 @@ class Workspace:
             user=user,
             created=int(time.time()),
             redirect_to=redirect_to,
+            gzip=gzip,
         )
         self.files[file.id] = file
         return file
