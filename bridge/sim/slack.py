@@ -666,13 +666,20 @@ class SlackSim:
         await self._run([self._deliver(event, conversation)], wait_ack)
 
     async def delete(self, user: str, channel: str, ts: str, *, wait_ack: bool = True) -> None:
-        """Delete a user's own message; delivers ``message_deleted``."""
+        """Delete a user's own message; delivers ``message_deleted``. A thread's root that has replies
+        stays as a tombstone ("This message was deleted.", by Slackbot) that keeps its thread, and
+        Slack tells apps with a ``message_changed`` carrying it (vercel/chat's Slack adapter tests,
+        packages/adapter-slack/src/index.test.ts, "ignores message_changed tombstone subtypes")."""
         conversation = self._conversation(channel, user)
         message = self._users_message(channel, ts, user)
         previous = self.workspace.message_json(message)
-        message.deleted = True
+        if not message.is_reply and self.workspace.replies(message):
+            self.workspace.tombstone(message)
+            event = self._events.message_changed(message, conversation, previous)
+        else:
+            message.deleted = True
+            event = self._events.message_deleted(message, conversation, previous)
         self._notify()
-        event = self._events.message_deleted(message, conversation, previous)
         await self._run([self._deliver(event, conversation)], wait_ack)
 
     async def react(self, user: str, channel: str, ts: str, name: str, *, wait_ack: bool = True) -> None:

@@ -28,6 +28,7 @@ BOB = "U0BOB"
 GENERAL = "C0GENERAL"
 RANDOM = "C0RANDOM"
 ALICE_DM = "D0ALICE"
+SLACKBOT = "USLACKBOT"
 
 # Scopes of the example manifest in the reference (section 7).
 DEFAULT_SCOPES = (
@@ -394,6 +395,12 @@ class Workspace:
         ]
         return sorted(found, key=lambda m: (m.ts != thread_ts, m.ts))
 
+    def tombstone(self, root: SimMessage) -> None:
+        """What deleting a root that has replies leaves: Slackbot's hidden placeholder, in its place
+        and keeping the thread."""
+        root.subtype, root.user, root.text = "tombstone", SLACKBOT, "This message was deleted."
+        root.blocks, root.files, root.markdown_text, root.thread_ts = [], [], None, root.ts
+
     def replies(self, root: SimMessage) -> list[SimMessage]:
         """Live replies of a root message, oldest first."""
         return [m for m in self.thread(root.channel, root.ts) if m.ts != root.ts]
@@ -515,6 +522,8 @@ class Workspace:
         data: JsonDict = {"type": "message"}
         if message.subtype is not None:
             data["subtype"] = message.subtype
+        if message.subtype == "tombstone":
+            data["hidden"] = True
         data["text"] = message.visible_text
         if message.user is not None:
             data["user"] = message.user

@@ -7,12 +7,20 @@ background, so a slow Coder can never make Slack retry. Every other slash comman
 is recorded by its trigger id: a replay of its signed request within Slack's five minutes is
 acknowledged and goes no further (a second ``/coder new`` would start a second chat). Malformed
 payloads are logged and dropped here.
+
+As Slack sends them: an event names its thread's team by the installation it was delivered to
+(``authorizations[0].team_id``, as Bolt does), since in a Slack Connect channel the outer
+``team_id`` is the team the message or reaction came from; message text arrives with ``&``, ``<``
+and ``>`` escaped, and reaches the agent as the person typed it; a thread's root deleted while it
+has replies arrives as a ``message_changed`` whose message is a ``tombstone`` and is handled as that
+message's deletion (the agent keeps what it got, the thread goes on, and says so).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -33,6 +41,26 @@ _RELAYED_SUBTYPES = {None, "file_share", "thread_broadcast"}
 _MESSAGE_EVENTS = {"message", "app_mention"}
 _FRESH = "bridge_fresh_command"  # context key: the command of an event recorded for the first time
 _INTERACTIONS = frozenset({"block_actions", "view_submission", "message_action", "shortcut"})
+_ENTITY = re.compile(r"&(amp|lt|gt);")
+_ENTITIES = {"amp": "&", "lt": "<", "gt": ">"}
+
+
+def plain_text(text: str) -> str:
+    """Message text as the person typed it: Slack escapes ``&``, ``<`` and ``>`` (its ``<…>`` are
+    control sequences), and nothing else. One pass, so ``&amp;lt;`` stays ``&lt;``."""
+    return _ENTITY.sub(lambda m: _ENTITIES[m.group(1)], text)
+
+
+def installation_team(body: Mapping[str, Any]) -> str | None:
+    """The team of the installation the event was delivered to (``authorizations[0].team_id``, as
+    Bolt reads it: slack_bolt/request/internals.py); the outer ``team_id`` when there is none."""
+    authorizations = body.get("authorizations")
+    if isinstance(authorizations, list) and authorizations and isinstance(authorizations[0], Mapping):
+        team = authorizations[0].get("team_id")
+        if isinstance(team, str) and team:
+            return team
+    team = body.get("team_id")
+    return team if isinstance(team, str) and team else None
 
 
 def _person_message(
@@ -41,7 +69,7 @@ def _person_message(
     """``message`` (the event itself, or the edited message inside a ``message_changed``) as a command."""
     fields = {"channel": event.get("channel"), "user": message.get("user"), "ts": message.get("ts")}
     event_id = body.get("event_id")
-    team_id = body.get("team_id") or message.get("team") or event.get("team")
+    team_id = installation_team(body) or message.get("team") or event.get("team")
     if not all(isinstance(v, str) and v for v in (*fields.values(), event_id, team_id)):
         log.warning("dropping a malformed %s event (event_id=%r)", event.get("type"), event_id)
         return None
@@ -52,7 +80,7 @@ def _person_message(
         team_id=str(team_id),
         channel_id=str(fields["channel"]),
         user_id=str(fields["user"]),
-        text=text if isinstance(text, str) else "",
+        text=plain_text(text) if isinstance(text, str) else "",
         ts=str(fields["ts"]),
         thread_ts=thread_ts if isinstance(thread_ts, str) and thread_ts else None,
         mentioned=event.get("type") == "app_mention",
@@ -66,7 +94,7 @@ def _person_message(
 def _previous_text(event: Mapping[str, Any]) -> str:
     previous = event.get("previous_message")
     text = previous.get("text") if isinstance(previous, Mapping) else None
-    return text if isinstance(text, str) else ""
+    return plain_text(text) if isinstance(text, str) else ""
 
 
 def parse_message(body: Mapping[str, Any]) -> IncomingMessage | None:
@@ -96,16 +124,28 @@ def parse_message(body: Mapping[str, Any]) -> IncomingMessage | None:
 
 
 def parse_deletion(body: Mapping[str, Any]) -> MessageDeletion | None:
-    """A deleted message from a ``message_deleted`` callback, or None."""
+    """A deleted message from a ``message_deleted`` callback, or from the ``message_changed`` that
+    turns a thread's root into a tombstone (deleted while it has replies), or None."""
     event = body.get("event")
-    if not isinstance(event, Mapping) or event.get("subtype") != "message_deleted":
+    if not isinstance(event, Mapping):
+        return None
+    changed = event.get("message")
+    if event.get("subtype") == "message_deleted":
+        deleted_ts = event.get("deleted_ts")
+    elif (
+        event.get("subtype") == "message_changed"
+        and isinstance(changed, Mapping)
+        and changed.get("subtype") == "tombstone"
+    ):
+        deleted_ts = changed.get("ts")
+    else:
         return None
     previous = event.get("previous_message")
     if not isinstance(previous, Mapping) or previous.get("bot_id"):
         return None
-    values = (body.get("event_id"), body.get("team_id"), event.get("channel"), event.get("deleted_ts"))
+    values = (body.get("event_id"), installation_team(body), event.get("channel"), deleted_ts)
     if not all(isinstance(v, str) and v for v in values):
-        log.warning("dropping a malformed message_deleted event (event_id=%r)", body.get("event_id"))
+        log.warning("dropping a malformed %s event (event_id=%r)", event.get("subtype"), body.get("event_id"))
         return None
     event_id, team_id, channel, ts = (str(v) for v in values)
     thread_ts = previous.get("thread_ts")

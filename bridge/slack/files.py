@@ -59,7 +59,9 @@ def parse_files(raw: Any) -> tuple[SlackFile, ...]:
             continue
         url = item.get("url_private_download") or item.get("url_private") or ""
         mode = str(item.get("mode") or "hosted")
-        if item.get("is_external"):
+        if item.get("file_access") == "check_file_info":  # a stub, with or without its mode
+            mode = "file_access"
+        elif item.get("is_external"):
             mode = "external"
         size = item.get("size")
         files.append(
@@ -147,8 +149,8 @@ class SlackFileSource:
     """``FileSource`` over httpx: Slack files, with the bot token, from allowed hosts only.
 
     Plain ``http`` is accepted only for loopback hosts (the simulators); Slack itself is ``https``.
-    A stub file object (``mode: file_access``, as Slack Connect sends) is looked up with
-    ``files.info`` through ``client`` first.
+    A stub file object (``file_access: check_file_info``, with or without ``mode: file_access``, as
+    Slack Connect channels' events carry) is looked up with ``files.info`` through ``client`` first.
     """
 
     def __init__(

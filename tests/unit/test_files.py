@@ -10,6 +10,7 @@ import pytest
 
 from bridge.relay.ports import FileRefused
 from bridge.slack.files import inflated, parse_files, sniff
+from tests.slack_payloads import payload
 
 
 @pytest.mark.parametrize(
@@ -93,3 +94,17 @@ async def test_a_broken_compressed_body_is_refused() -> None:
     """Bytes that claim to be gzip and are not: refused with a reason, not an exception from zlib."""
     with pytest.raises(FileRefused, match="broken"):
         await _pieces(b"\x1f\x8b not gzip at all")
+
+
+@pytest.mark.parametrize("with_mode", [True, False], ids=["mode-file_access", "no-mode"])
+def test_a_slack_connect_stub_is_looked_up_whatever_its_mode(with_mode: bool) -> None:
+    """A file that only ``files.info`` describes (``file_access: check_file_info``) is a stub, with or
+    without ``mode: file_access`` (slack-web's captured payload has it; Slack's docs show none)."""
+    [stub] = payload("file_share_slack_connect")["event"]["files"]
+    if not with_mode:
+        del stub["mode"]
+    [file] = parse_files([stub])
+    assert (file.id, file.mode, file.url) == ("F12345678", "file_access", "")
+    [described] = parse_files([payload("files_info_file")])
+    assert (described.name, described.mode, described.size) == ("namenamename.txt", "snippet", 12)
+    assert described.url.endswith("/download/namenamename.txt")
