@@ -53,7 +53,7 @@ from bridge.relay.renames import Renames
 from bridge.relay.sessions import SessionMirror
 from bridge.relay.supervisor import Supervisor
 from bridge.relay.watcher import Watcher
-from bridge.slack import commands, events, home_tab, shortcuts
+from bridge.slack import commands, events, home_tab, shortcuts, signing
 from bridge.slack.directory import WebDirectory
 from bridge.slack.echoes import EchoFilter
 from bridge.slack.files import SlackFileSource
@@ -458,6 +458,8 @@ class Bridge:
             async def slack_events(request: web.Request) -> web.Response:
                 if not self._accepting:
                     return web.json_response({"error": "shutting down"}, status=503)
+                if not signing.well_formed(request.headers):
+                    return web.json_response(signing.REFUSAL, status=401)
                 if echoes.is_echo(await request.read(), request.headers):
                     return web.Response()
                 return await to_aiohttp_response(await bolt.async_dispatch(await to_bolt_request(request)))

@@ -61,6 +61,14 @@ async def record_event(session: AsyncSession, event_id: str, payload: str, tag: 
     )
 
 
+async def record_request(session: AsyncSession, key: str) -> bool:
+    """Record a slash command or an interaction by its key; False when it was seen before (a replay).
+    Nothing is kept to replay: Slack never retries these, so one cut short by a stop is not resumed."""
+    return await _insert_ignore(
+        session, SeenEvent, {"event_id": key, "received_at": utcnow(), "payload": None, "done": True}
+    )
+
+
 async def finish_event(session: AsyncSession, event_id: str) -> None:
     """Mark an event handled; its payload is no longer needed."""
     await session.execute(

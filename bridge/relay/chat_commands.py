@@ -28,6 +28,7 @@ from bridge.relay.options import OptionError, resolve, split_options
 from bridge.relay.outbox import Outbox
 from bridge.relay.policy import Policy
 from bridge.relay.ports import SlackError
+from bridge.slack.defuse import unmention
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +178,6 @@ class ChatCommands:
 
 
 def _line(backend: CoderBackend, chat: Chat) -> str:
-    title = (chat.title or "Coder chat").replace("]", ")").replace("[", "(")
+    title = unmention((chat.title or "Coder chat").replace("]", ")").replace("[", "("))
     archived = " · archived" if chat.archived else ""
     return f"• [{title}]({backend.chat_url(chat.id)}) · {chat.status.name}{archived}"

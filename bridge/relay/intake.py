@@ -4,7 +4,9 @@ Slack considers an acknowledged event delivered. Recording it first (the event i
 Slack's retries of it stop here) and replaying the unfinished ones at start means an event the
 bridge acknowledged just before a crash is still handled, exactly once. Records and completions
 that arrive together are written in one transaction (``GroupWriter``), so a burst of events is
-acknowledged within Slack's 3 s.
+acknowledged within Slack's 3 s. Slash commands and interactions have no event id and are never
+retried, but a captured signed request can be sent again within Slack's five-minute window: they
+are recorded by a key of their own (``first``), so a replay does nothing.
 
 A replayed event is acted on as if Slack had just sent it, so each record carries an integrity
 tag: an HMAC-SHA256 of its id and payload under a key derived from the secret that authenticates
@@ -62,6 +64,7 @@ class Intake:
         self._key = key
         self._records: GroupWriter[tuple[str, str, str], bool] = GroupWriter(db, _record)
         self._finishes = GroupWriter(db, repo.finish_event)
+        self._requests = GroupWriter(db, repo.record_request)
 
     def _tag(self, event_id: str, payload: str) -> str:
         return hmac.new(self._key, f"{event_id}\0{payload}".encode(), hashlib.sha256).hexdigest()
@@ -70,6 +73,11 @@ class Intake:
         """Record an event before it is acknowledged; False for a retry or a duplicate delivery."""
         payload = json.dumps(body, separators=(",", ":"))
         return await self._records((event_id, payload, self._tag(event_id, payload)))
+
+    async def first(self, key: str) -> bool:
+        """Record a slash command or an interaction by ``key`` before it is acknowledged; False when
+        the same request came before (a replay)."""
+        return await self._requests(key)
 
     async def settle(self, event_id: str, handling: Awaitable[None]) -> None:
         """Run an event's handling, then mark it done: also after a failure (logged once), so a

@@ -18,6 +18,7 @@ Besides replies, the thread shows per turn a status card (tool calls, a slow sta
 edited in place while Coder retries the model, and errors. A turn that stops to wait for its person
 shows the wait on its card, which goes on (or closes) when the wait ends. Statuses this bridge does
 not know are logged once and skipped: the thread keeps showing the last status it understood.
+All of it comes from the agent or Coder, so a person's mention in it is shown, not sent.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from bridge.slack.blocks import (
     render_retry,
     render_retry_end,
 )
+from bridge.slack.defuse import unmention
 
 log = logging.getLogger(__name__)
 
@@ -535,12 +537,13 @@ class ThreadView:
     def _plan(self, phase: ChatPhase, touched: list[str], starting: Starting | None) -> Plan:
         """The card in parts, for a poster that shows the turn's tool calls natively."""
         steps = tuple(
-            Step(key, c.name, c.summary, call_state(c.state, phase)) for key, c in self._calls.items()
+            Step(key, unmention(c.name), unmention(c.summary), call_state(c.state, phase))
+            for key, c in self._calls.items()
         )
         head = render_card_head(
             len(steps), phase=phase, touched=touched, reason=self._failure, starting=starting
         )
-        return Plan(card_title(phase, starting), steps, head, final=not phase.busy)
+        return Plan(card_title(phase, starting), steps, unmention(head), final=not phase.busy)
 
     def _reopen_card(self) -> None:
         """A turn that waited for its person (its card final, showing the wait) is not over yet."""
@@ -569,6 +572,9 @@ class ThreadView:
             self._set(DRAFT, draft, final=False)
 
     def _set(self, key: str, text: str, *, final: bool, plan: Plan | None = None) -> None:
+        """Show ``text`` in block ``key``: everything a view shows comes from the agent or Coder, so
+        a person's mention in it is shown, not sent (``slack.defuse``)."""
+        text = unmention(text)
         existing = self._blocks.get(key)
         if existing is not None and (existing.text, existing.final, existing.plan) == (text, final, plan):
             return

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import json
 import logging
 import time
@@ -47,6 +48,7 @@ from bridge.sim.slack_state import (
     TEAM_ID,
     AgentSession,
     ChannelKind,
+    Compression,
     Ephemeral,
     JsonDict,
     SimChannel,
@@ -69,6 +71,7 @@ __all__ = [
     "AppResponse",
     "Delivery",
     "Ephemeral",
+    "FileRequest",
     "Limit",
     "RateLimits",
     "ResponseUrlPost",
@@ -122,6 +125,15 @@ class ResponseUrlPost:
     time: float
 
 
+@dataclass(frozen=True)
+class FileRequest:
+    """One request for a file's bytes, as the file host received it."""
+
+    path: str
+    accept_encoding: str
+    """The request's ``Accept-Encoding`` ("" when it sent none)."""
+
+
 @dataclass
 class _ResponseTarget:
     """What a ``response_url`` answers for: the clicked message or the command's channel."""
@@ -171,6 +183,7 @@ class SlackSim:
         self.calls: list[ApiCall] = []
         self.ratelimited_count = 0
         self.response_url_posts: list[ResponseUrlPost] = []
+        self.file_requests: list[FileRequest] = []
         self.workspace = Workspace()
         self._changed = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -466,11 +479,14 @@ class SlackSim:
         *,
         user: str = ALICE,
         redirect_to: str | None = None,
+        gzip: Compression = "never",
     ) -> JsonDict:
-        """Upload a file; returns its Slack file object. ``redirect_to`` sends downloads to another host."""
+        """Upload a file; returns its Slack file object. ``redirect_to`` sends downloads to another host;
+        ``gzip`` compresses its downloads (``accepted``: when the request accepts gzip, as a CDN does;
+        ``always``: whatever the request asked)."""
         if not self._port:
             raise RuntimeError("start the simulator first: file URLs point at its address")
-        file = self.workspace.add_file(content, name, mimetype, user=user, redirect_to=redirect_to)
+        file = self.workspace.add_file(content, name, mimetype, user=user, redirect_to=redirect_to, gzip=gzip)
         self._notify()
         return self.workspace.file_json(file)
 
@@ -650,13 +666,20 @@ class SlackSim:
         await self._run([self._deliver(event, conversation)], wait_ack)
 
     async def delete(self, user: str, channel: str, ts: str, *, wait_ack: bool = True) -> None:
-        """Delete a user's own message; delivers ``message_deleted``."""
+        """Delete a user's own message; delivers ``message_deleted``. A thread's root that has replies
+        stays as a tombstone ("This message was deleted.", by Slackbot) that keeps its thread, and
+        Slack tells apps with a ``message_changed`` carrying it (vercel/chat's Slack adapter tests,
+        packages/adapter-slack/src/index.test.ts, "ignores message_changed tombstone subtypes")."""
         conversation = self._conversation(channel, user)
         message = self._users_message(channel, ts, user)
         previous = self.workspace.message_json(message)
-        message.deleted = True
+        if not message.is_reply and self.workspace.replies(message):
+            self.workspace.tombstone(message)
+            event = self._events.message_changed(message, conversation, previous)
+        else:
+            message.deleted = True
+            event = self._events.message_deleted(message, conversation, previous)
         self._notify()
-        event = self._events.message_deleted(message, conversation, previous)
         await self._run([self._deliver(event, conversation)], wait_ack)
 
     async def react(self, user: str, channel: str, ts: str, name: str, *, wait_ack: bool = True) -> None:
@@ -996,6 +1019,8 @@ class SlackSim:
 
     async def _handle_file(self, request: web.Request) -> web.StreamResponse:
         """Serve a file to the bot token with files:read; anyone else is sent to the sign-in page."""
+        accept_encoding = request.headers.get("Accept-Encoding", "")
+        self.file_requests.append(FileRequest(request.path, accept_encoding))
         authorization = request.headers.get("Authorization", "")
         authorised = authorization == f"Bearer {self.bot_token}" and "files:read" in self.scopes
         if not authorised:
@@ -1009,7 +1034,10 @@ class SlackSim:
         headers = {}
         if request.path.startswith(f"/files-pri/{team}-{file_id}/download/"):
             headers["Content-Disposition"] = f'attachment; filename="{file.name}"'
-        return web.Response(body=file.content, content_type=file.mimetype, headers=headers)
+        body = file.content
+        if file.gzip == "always" or (file.gzip == "accepted" and "gzip" in accept_encoding.lower()):
+            body, headers["Content-Encoding"] = gzip.compress(body), "gzip"
+        return web.Response(body=body, content_type=file.mimetype, headers=headers)
 
     async def _handle_sign_in(self, request: web.Request) -> web.Response:
         """Where unauthorised file downloads land: an HTML page, 200, as on slack.com."""

@@ -34,14 +34,20 @@ class EventFactory:
         self._ids = itertools.count(1)
 
     def callback(self, event: JsonDict, *, channel: SimChannel | None) -> JsonDict:
-        """Wrap an inner event in the ``event_callback`` envelope (reference 2.1) with a fresh event_id."""
+        """Wrap an inner event in the ``event_callback`` envelope (reference 2.1) with a fresh event_id.
+
+        In a Slack Connect channel the outer ``team_id`` is the team of whoever acted (the author of
+        a message, its edit or deletion, or of a reaction), not the installation's, which stays in
+        ``authorizations`` (bolt-python's tests/scenario_tests_async/test_events_shared_channels.py
+        payloads, and its slack_bolt/request/internals.py reading ``authorizations[0]`` for them).
+        """
         context = {"et": event.get("type"), "tid": self._ws.team_id, "aid": APP_ID}
         if channel is not None:
             context["cid"] = channel.id
         encoded = base64.urlsafe_b64encode(json.dumps(context, separators=(",", ":")).encode()).decode()
         return {
             "token": self.verification_token,
-            "team_id": self._ws.team_id,
+            "team_id": self._acting_team(event, channel),
             "context_team_id": self._ws.team_id,
             "context_enterprise_id": None,
             "api_app_id": APP_ID,
@@ -64,17 +70,31 @@ class EventFactory:
 
     def message(self, message: SimMessage, channel: SimChannel) -> JsonDict:
         """A ``message`` event (plain, thread reply, file_share or bot post) for a stored message."""
-        event = self._ws.message_json(message)
+        event = self._pushed(message, channel)
         event.update(channel=channel.id, event_ts=message.ts, channel_type=channel.channel_type)
-        self._add_source_team(event, message.user)
         return event
 
     def app_mention(self, message: SimMessage, channel: SimChannel) -> JsonDict:
         """The ``app_mention`` twin of a user message that mentions the bot (reference 2.2)."""
-        event = self._ws.message_json(message)
+        event = self._pushed(message, channel)
         event.update(type="app_mention", channel=channel.id, event_ts=message.ts)
         event.pop("subtype", None)
+        return event
+
+    def _pushed(self, message: SimMessage, channel: SimChannel) -> JsonDict:
+        """A stored message as an event carries it: external users' messages name their team, and in
+        a Slack Connect channel each file is a stub the app must look up with ``files.info`` (Slack's
+        "check_file_info"; the history methods still return whole file objects). The stub has no
+        ``mode``: Slack has sent it with ``mode: file_access`` too (MercuryTechnologies/slack-web's
+        tests/golden/SlackWebhookEvent/message_file_share_slack_connect.json), and ``file_access``
+        is what both carry."""
+        event = self._ws.message_json(message)
         self._add_source_team(event, message.user)
+        if channel.is_ext_shared and message.files:
+            event["files"] = [
+                {"id": f["id"], "file_access": "check_file_info", "created": 0, "timestamp": 0, "user": ""}
+                for f in message.files
+            ]
         return event
 
     def message_changed(self, message: SimMessage, channel: SimChannel, previous: JsonDict) -> JsonDict:
@@ -282,6 +302,16 @@ class EventFactory:
             "name": name,
             "team_id": user.team_id if user else self._ws.team_id,
         }
+
+    def _acting_team(self, event: JsonDict, channel: SimChannel | None) -> str:
+        """The outer ``team_id`` of an event: the installation's, or in a Slack Connect channel the
+        team of whoever acted."""
+        if channel is None or not channel.is_ext_shared:
+            return self._ws.team_id
+        about = event.get("previous_message")
+        author = about.get("user") if isinstance(about, dict) else None
+        user = self._ws.users.get(str(event.get("user") or author or ""))
+        return user.team_id if user is not None else self._ws.team_id
 
     def _add_source_team(self, event: JsonDict, user_id: str | None) -> None:
         """External users' messages say which organisation they come from (reference 10.3)."""

@@ -28,6 +28,7 @@ BOB = "U0BOB"
 GENERAL = "C0GENERAL"
 RANDOM = "C0RANDOM"
 ALICE_DM = "D0ALICE"
+SLACKBOT = "USLACKBOT"
 
 # Scopes of the example manifest in the reference (section 7).
 DEFAULT_SCOPES = (
@@ -173,6 +174,14 @@ class SimMessage:
         return self.markdown_text if self.markdown_text is not None else self.text
 
     @property
+    def notifies(self) -> frozenset[str]:
+        """Whom Slack notifies for this message: the people (``U…``), broadcasts (``@channel``,
+        ``@here``, ``@everyone``) and user groups (``S…``) its texts name by control sequence."""
+        texts = [self.text, self.markdown_text or ""]
+        texts += [str(b.get("text", "")) for b in self.blocks if b.get("type") == "markdown"]
+        return frozenset(name for text in texts for name in notified(text))
+
+    @property
     def edited(self) -> bool:
         """Whether the message was changed after posting."""
         return self.edited_ts is not None
@@ -181,6 +190,11 @@ class SimMessage:
     def is_reply(self) -> bool:
         """A reply carries the ts of its thread's root, which differs from its own."""
         return self.thread_ts is not None and self.thread_ts != self.ts
+
+
+Compression = Literal["never", "accepted", "always"]
+"""How a file host sends a file: as stored, gzip when the request accepts it, or gzip whatever the
+request asked (a misbehaving proxy)."""
 
 
 @dataclass
@@ -194,6 +208,7 @@ class SimFile:
     user: str
     created: int
     redirect_to: str | None = None
+    gzip: Compression = "never"
 
 
 @dataclass
@@ -338,7 +353,14 @@ class Workspace:
         return next((c for c in self.channels.values() if c.kind == "im" and c.im_user == user_id), None)
 
     def add_file(
-        self, content: bytes, name: str, mimetype: str, *, user: str, redirect_to: str | None = None
+        self,
+        content: bytes,
+        name: str,
+        mimetype: str,
+        *,
+        user: str,
+        redirect_to: str | None = None,
+        gzip: Compression = "never",
     ) -> SimFile:
         """Store an uploaded file and return it."""
         self._file_seq += 1
@@ -350,6 +372,7 @@ class Workspace:
             user=user,
             created=int(time.time()),
             redirect_to=redirect_to,
+            gzip=gzip,
         )
         self.files[file.id] = file
         return file
@@ -371,6 +394,12 @@ class Workspace:
             if not m.deleted and (m.ts == thread_ts or m.thread_ts == thread_ts)
         ]
         return sorted(found, key=lambda m: (m.ts != thread_ts, m.ts))
+
+    def tombstone(self, root: SimMessage) -> None:
+        """What deleting a root that has replies leaves: Slackbot's hidden placeholder, in its place
+        and keeping the thread."""
+        root.subtype, root.user, root.text = "tombstone", SLACKBOT, "This message was deleted."
+        root.blocks, root.files, root.markdown_text, root.thread_ts = [], [], None, root.ts
 
     def replies(self, root: SimMessage) -> list[SimMessage]:
         """Live replies of a root message, oldest first."""
@@ -493,6 +522,8 @@ class Workspace:
         data: JsonDict = {"type": "message"}
         if message.subtype is not None:
             data["subtype"] = message.subtype
+        if message.subtype == "tombstone":
+            data["hidden"] = True
         data["text"] = message.visible_text
         if message.user is not None:
             data["user"] = message.user
@@ -531,6 +562,20 @@ class Workspace:
                     subscribed=False,
                 )
         return data
+
+
+_NOTIFYING = re.compile(
+    r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>|<!(channel|here|everyone|group)(?:\|[^>]*)?>|<!subteam\^([A-Z0-9]+)(?:\|[^>]*)?>"
+)
+
+
+def notified(text: str) -> set[str]:
+    """Whom a text notifies as Slack reads it: ``<@U…>`` a person, ``<!channel>``, ``<!here>``,
+    ``<!everyone>`` (``<!group>`` is the old ``<!channel>``) a channel, ``<!subteam^S…>`` a group."""
+    found: set[str] = set()
+    for user, broadcast, group in _NOTIFYING.findall(text):
+        found.add(user or group or "@" + broadcast.replace("group", "channel"))
+    return found
 
 
 _RICH_TOKEN = re.compile(r"<@([UW][A-Z0-9]+)>|<#(C[A-Z0-9]+)(?:\|[^>]*)?>|<(https?://[^|>]+)(?:\|([^>]*))?>")

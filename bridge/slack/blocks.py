@@ -1,4 +1,8 @@
-"""Pure renderers for the bridge's own lines in a thread (the chat header, notices, diff summary)."""
+"""Pure renderers for the bridge's own lines in a thread (the chat header, notices, diff summary).
+
+What they quote from others (a title, a reason, a tool or file name, a pull request's title) is
+``unmention``-ed: a person's mention in it is shown, not sent; the posters defuse the rest.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bridge.coder.types import ChatDiff, ChatDiffStatus, ChatPhase, ChatStatus
+from bridge.slack.defuse import unmention
 
 _PHASE_ICONS = {
     ChatPhase.STARTING: "⏳",
@@ -53,9 +58,10 @@ def render_header(*, title: str, url: str, status: ChatStatus | None, reason: st
 
 
 def _one_line(text: str, limit: int = _REASON_LIMIT) -> str:
-    """``text`` on one line, cut to ``limit`` characters: a reason must not take over the thread."""
+    """Someone else's ``text`` on one line, cut to ``limit`` characters: a reason must not take over
+    the thread."""
     flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return unmention(flat if len(flat) <= limit else flat[: limit - 1] + "…")
 
 
 def render_queued(position: int | None) -> str:
@@ -84,7 +90,8 @@ def render_skipped(skipped: Sequence[tuple[str, str]], *, rest_sent: bool) -> st
 
 
 def _escape_link_text(text: str) -> str:
-    return text.replace("[", "(").replace("]", ")").strip()
+    """Someone else's ``text`` as a link's label (brackets would end it)."""
+    return unmention(text.replace("[", "(").replace("]", ")").strip())
 
 
 _CARD_HEAD = re.compile(r"^(⏳ (Working|Starting)|✅ Done|❌ Failed|✋ Waiting for you)\b")
@@ -232,7 +239,8 @@ def render_reasoning(text: str) -> str:
 
 
 def _code(text: str) -> str:
-    return text.replace("`", "'")
+    """Someone else's ``text`` in a code span (a backtick would end it)."""
+    return unmention(text.replace("`", "'"))
 
 
 _OUTCOME = re.compile(r"^<@[UW][A-Z0-9]+> (✅|❌|🛑|✋) The agent ")
@@ -250,7 +258,7 @@ def render_outcome(
     """The one new message that notifies the requester that the agent is done or needs them (edits
     notify nobody)."""
     if phase is ChatPhase.ERROR:
-        return f"<@{user}> ❌ The agent stopped with an error" + (f": {reason}" if reason else ".")
+        return f"<@{user}> ❌ The agent stopped with an error" + (f": {unmention(reason)}" if reason else ".")
     if phase is ChatPhase.NEEDS_USER:
         tools = ", ".join(f"`{_code(name)}`" for name in waiting_for)
         return f"<@{user}> ✋ The agent is waiting for you" + (f" ({tools})." if tools else ".")

@@ -28,6 +28,7 @@ from bridge.relay.chat_commands import Caller, ChatCommands
 from bridge.relay.identity import Identity
 from bridge.relay.limits import SlackLimits
 from bridge.relay.ports import SlackError
+from bridge.slack.defuse import defuse
 from bridge.slack.poster import budgeted_call
 
 log = logging.getLogger(__name__)
@@ -291,9 +292,9 @@ def register(
             await ack(text="⏳ On it…", response_type="ephemeral")
             answer = await answering
             if answer:
-                await respond(text=answer, response_type="ephemeral", replace_original=False)
+                await respond(text=defuse(answer), response_type="ephemeral", replace_original=False)
             return
-        await ack(text=answer or "", response_type="ephemeral" if answer else None)
+        await ack(text=defuse(answer or ""), response_type="ephemeral" if answer else None)
 
     async def link_submitted(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:
         user = body.get("user") or {}

@@ -60,6 +60,6 @@ class EchoFilter:
                 signature=headers.get("X-Slack-Signature", ""),
             )
             payload = json.loads(body) if signed else None
-        except ValueError:  # a timestamp that is no number, a body that is no JSON: Bolt answers those
+        except ValueError:  # a body that is no JSON (Bolt answers it), a timestamp that is no number
             return False
         return is_echo(payload, bot_user_id=self._bot_user_id, bot_id=self._bot_id)

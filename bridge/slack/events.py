@@ -3,17 +3,29 @@
 Bolt verifies signatures before anything is parsed. A middleware records each event the bridge
 will act on (``Intake``), and each click on a control button (``slack.actions``), before Bolt
 acknowledges it, and a retry finds it recorded; listeners then hand fresh ones over in the
-background, so a slow Coder can never make Slack retry. Malformed payloads are logged and dropped
-here.
+background, so a slow Coder can never make Slack retry. Every other slash command and interaction
+is recorded by its trigger id: a replay of its signed request within Slack's five minutes is
+acknowledged and goes no further (a second ``/coder new`` would start a second chat). Malformed
+payloads are logged and dropped here.
+
+As Slack sends them: an event names its thread's team by the installation it was delivered to
+(``authorizations[0].team_id``, as Bolt does), since in a Slack Connect channel the outer
+``team_id`` is the team the message or reaction came from; message text arrives with ``&``, ``<``
+and ``>`` escaped, and reaches the agent as the person typed it; a thread's root deleted while it
+has replies arrives as a ``message_changed`` whose message is a ``tombstone`` and is handled as that
+message's deletion (the agent keeps what it got, the thread goes on, and says so).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.response import BoltResponse
 
 from bridge.metrics import Metrics
 from bridge.relay.controls import Click, Controls, Reaction, SessionStop
@@ -28,6 +40,27 @@ log = logging.getLogger(__name__)
 _RELAYED_SUBTYPES = {None, "file_share", "thread_broadcast"}
 _MESSAGE_EVENTS = {"message", "app_mention"}
 _FRESH = "bridge_fresh_command"  # context key: the command of an event recorded for the first time
+_INTERACTIONS = frozenset({"block_actions", "view_submission", "message_action", "shortcut"})
+_ENTITY = re.compile(r"&(amp|lt|gt);")
+_ENTITIES = {"amp": "&", "lt": "<", "gt": ">"}
+
+
+def plain_text(text: str) -> str:
+    """Message text as the person typed it: Slack escapes ``&``, ``<`` and ``>`` (its ``<…>`` are
+    control sequences), and nothing else. One pass, so ``&amp;lt;`` stays ``&lt;``."""
+    return _ENTITY.sub(lambda m: _ENTITIES[m.group(1)], text)
+
+
+def installation_team(body: Mapping[str, Any]) -> str | None:
+    """The team of the installation the event was delivered to (``authorizations[0].team_id``, as
+    Bolt reads it: slack_bolt/request/internals.py); the outer ``team_id`` when there is none."""
+    authorizations = body.get("authorizations")
+    if isinstance(authorizations, list) and authorizations and isinstance(authorizations[0], Mapping):
+        team = authorizations[0].get("team_id")
+        if isinstance(team, str) and team:
+            return team
+    team = body.get("team_id")
+    return team if isinstance(team, str) and team else None
 
 
 def _person_message(
@@ -36,7 +69,7 @@ def _person_message(
     """``message`` (the event itself, or the edited message inside a ``message_changed``) as a command."""
     fields = {"channel": event.get("channel"), "user": message.get("user"), "ts": message.get("ts")}
     event_id = body.get("event_id")
-    team_id = body.get("team_id") or message.get("team") or event.get("team")
+    team_id = installation_team(body) or message.get("team") or event.get("team")
     if not all(isinstance(v, str) and v for v in (*fields.values(), event_id, team_id)):
         log.warning("dropping a malformed %s event (event_id=%r)", event.get("type"), event_id)
         return None
@@ -47,7 +80,7 @@ def _person_message(
         team_id=str(team_id),
         channel_id=str(fields["channel"]),
         user_id=str(fields["user"]),
-        text=text if isinstance(text, str) else "",
+        text=plain_text(text) if isinstance(text, str) else "",
         ts=str(fields["ts"]),
         thread_ts=thread_ts if isinstance(thread_ts, str) and thread_ts else None,
         mentioned=event.get("type") == "app_mention",
@@ -61,7 +94,7 @@ def _person_message(
 def _previous_text(event: Mapping[str, Any]) -> str:
     previous = event.get("previous_message")
     text = previous.get("text") if isinstance(previous, Mapping) else None
-    return text if isinstance(text, str) else ""
+    return plain_text(text) if isinstance(text, str) else ""
 
 
 def parse_message(body: Mapping[str, Any]) -> IncomingMessage | None:
@@ -91,16 +124,28 @@ def parse_message(body: Mapping[str, Any]) -> IncomingMessage | None:
 
 
 def parse_deletion(body: Mapping[str, Any]) -> MessageDeletion | None:
-    """A deleted message from a ``message_deleted`` callback, or None."""
+    """A deleted message from a ``message_deleted`` callback, or from the ``message_changed`` that
+    turns a thread's root into a tombstone (deleted while it has replies), or None."""
     event = body.get("event")
-    if not isinstance(event, Mapping) or event.get("subtype") != "message_deleted":
+    if not isinstance(event, Mapping):
+        return None
+    changed = event.get("message")
+    if event.get("subtype") == "message_deleted":
+        deleted_ts = event.get("deleted_ts")
+    elif (
+        event.get("subtype") == "message_changed"
+        and isinstance(changed, Mapping)
+        and changed.get("subtype") == "tombstone"
+    ):
+        deleted_ts = changed.get("ts")
+    else:
         return None
     previous = event.get("previous_message")
     if not isinstance(previous, Mapping) or previous.get("bot_id"):
         return None
-    values = (body.get("event_id"), body.get("team_id"), event.get("channel"), event.get("deleted_ts"))
+    values = (body.get("event_id"), installation_team(body), event.get("channel"), deleted_ts)
     if not all(isinstance(v, str) and v for v in values):
-        log.warning("dropping a malformed message_deleted event (event_id=%r)", body.get("event_id"))
+        log.warning("dropping a malformed %s event (event_id=%r)", event.get("subtype"), body.get("event_id"))
         return None
     event_id, team_id, channel, ts = (str(v) for v in values)
     thread_ts = previous.get("thread_ts")
@@ -175,6 +220,18 @@ def parse_session_rename(body: Mapping[str, Any]) -> SessionRename | None:
 Command = IncomingMessage | MessageDeletion | Reaction | Click | SessionStop | SessionRename
 
 
+def request_key(body: Mapping[str, Any]) -> str | None:
+    """The durable key of a slash command or an interaction (which carry no event id): its
+    ``trigger_id``, new at every invocation and the same in a replay of its signed request. Hashed,
+    as trigger ids are long and the key shares the event id's column."""
+    if "command" not in body and body.get("type") not in _INTERACTIONS:
+        return None
+    trigger = body.get("trigger_id")
+    if not isinstance(trigger, str) or not trigger:
+        return None
+    return "request:" + hashlib.sha256(trigger.encode()).hexdigest()[:48]
+
+
 def _command(body: Mapping[str, Any], controls: Controls) -> Command | None:
     """What the bridge will act on in a callback or a click, if anything (nothing else is recorded)."""
     command = (
@@ -208,12 +265,17 @@ def register(
 
     async def record(
         body: dict[str, Any], context: dict[str, Any], next: Callable[[], Awaitable[None]]
-    ) -> None:
+    ) -> BoltResponse | None:
         # Runs before Bolt acknowledges: an event Slack considers delivered is already durable.
         command = _command(body, controls)
-        if command is not None and await intake.record(command.event_id, body):
-            context[_FRESH] = command
+        if command is not None:
+            if await intake.record(command.event_id, body):
+                context[_FRESH] = command
+        elif (key := request_key(body)) is not None and not await intake.first(key):
+            log.info("acknowledging a replayed %s and ignoring it", body.get("command") or body.get("type"))
+            return BoltResponse(status=200, body="")
         await next()
+        return None
 
     app.use(record)
 

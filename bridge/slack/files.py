@@ -3,9 +3,12 @@
 Files attached to Slack messages are user-supplied URLs, so nothing is fetched from a host outside
 ``BRIDGE_SLACK_FILE_HOSTS``: redirects are followed by hand, one hop at a time, and a hop to any
 other host is refused before a request is made, so the bot token never leaves Slack's hosts. The
-body is streamed and abandoned past ``BRIDGE_MAX_FILE_BYTES``. What a file *is* is decided by its
-bytes (magic numbers for images and PDF, "valid UTF-8 text" and "JSON parses" for the text types),
-never by its name or the type Slack or the user declared.
+body is streamed and abandoned past ``BRIDGE_MAX_FILE_BYTES``. The bridge asks for the bytes as
+they are (``Accept-Encoding: identity``): a compressed body inflates in the client, and 199 KiB of
+gzip made 142 MiB in one piece before any cap could count it. A host that compresses anyway is
+inflated a piece at a time under the same cap; an encoding other than gzip or deflate is refused.
+What a file *is* is decided by its bytes (magic numbers for images and PDF, "valid UTF-8 text" and
+"JSON parses" for the text types), never by its name or the type Slack or the user declared.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import asyncio
 import ipaddress
 import json
 import logging
+import zlib
 from collections.abc import AsyncIterator, Collection, Mapping
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -40,6 +44,9 @@ _MARKDOWN = frozenset({"text/markdown", "text/x-markdown"})
 _CSV = frozenset({"text/csv", "text/comma-separated-values"})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _NO_ACCESS = "Slack did not let the bot read it (does the app have files:read?)"
+_INFLATED = frozenset({"gzip", "x-gzip", "deflate"})
+_PIECE = 64 << 10
+"""Most bytes one step of inflating makes: what a compressed body can add past the cap."""
 
 
 def parse_files(raw: Any) -> tuple[SlackFile, ...]:
@@ -52,7 +59,9 @@ def parse_files(raw: Any) -> tuple[SlackFile, ...]:
             continue
         url = item.get("url_private_download") or item.get("url_private") or ""
         mode = str(item.get("mode") or "hosted")
-        if item.get("is_external"):
+        if item.get("file_access") == "check_file_info":  # a stub, with or without its mode
+            mode = "file_access"
+        elif item.get("is_external"):
             mode = "external"
         size = item.get("size")
         files.append(
@@ -102,6 +111,33 @@ def sniff(data: bytes, name: str) -> str:
     return "text/plain"
 
 
+def _decoded(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The body's bytes as sent, inflated a piece at a time when the host compressed it anyway
+    (httpx would inflate each chunk whole)."""
+    encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return response.aiter_raw()
+    if encoding not in _INFLATED:
+        raise FileRefused(f"Slack sent it encoded as {encoding}, which the bridge does not read")
+    return inflated(response.aiter_raw())
+
+
+async def inflated(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """gzip or zlib ``chunks`` inflated in pieces of at most ``_PIECE`` bytes, so whoever counts
+    them stops a bomb before it is unpacked."""
+    inflater = zlib.decompressobj(zlib.MAX_WBITS | 32)  # either header
+    try:
+        async for chunk in chunks:
+            pending = chunk
+            while pending:
+                yield inflater.decompress(pending, _PIECE)
+                pending = inflater.unconsumed_tail
+        while piece := inflater.decompress(b"", _PIECE):
+            yield piece
+    except zlib.error:
+        raise FileRefused("its compressed body from Slack is broken") from None
+
+
 def _is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -113,8 +149,8 @@ class SlackFileSource:
     """``FileSource`` over httpx: Slack files, with the bot token, from allowed hosts only.
 
     Plain ``http`` is accepted only for loopback hosts (the simulators); Slack itself is ``https``.
-    A stub file object (``mode: file_access``, as Slack Connect sends) is looked up with
-    ``files.info`` through ``client`` first.
+    A stub file object (``file_access: check_file_info``, with or without ``mode: file_access``, as
+    Slack Connect channels' events carry) is looked up with ``files.info`` through ``client`` first.
     """
 
     def __init__(
@@ -181,7 +217,7 @@ class SlackFileSource:
         for _ in range(MAX_REDIRECTS + 1):
             if not self._allowed(url):
                 raise FileRefused("its link leads outside Slack's file hosts")
-            headers = {"Authorization": f"Bearer {self._token}"}
+            headers = {"Authorization": f"Bearer {self._token}", "Accept-Encoding": "identity"}
             async with self._client.stream("GET", url, headers=headers) as response:
                 if response.status_code in _REDIRECTS:
                     location = response.headers.get("Location", "")
@@ -193,7 +229,7 @@ class SlackFileSource:
                     raise FileRefused(f"Slack answered HTTP {response.status_code}")
                 if response.headers.get("Content-Type", "").startswith("text/html"):
                     raise FileRefused(_NO_ACCESS)
-                return await self._capped(response.aiter_bytes())
+                return await self._capped(_decoded(response))
         raise FileRefused("too many redirects")
 
     async def _capped(self, chunks: AsyncIterator[bytes]) -> bytes:

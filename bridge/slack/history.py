@@ -1,4 +1,8 @@
-"""``ThreadHistory`` over ``conversations.replies``: a thread's earlier messages, for context."""
+"""``ThreadHistory`` over ``conversations.replies``: a thread's earlier messages, for context.
+
+Texts are read as people typed them (``plain_text``); a root deleted while it had replies is a
+``tombstone`` ("This message was deleted.", by Slackbot) and no message of the thread.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bridge.metrics import Metrics
 from bridge.relay.limits import SlackLimits
 from bridge.relay.ports import ThreadMessage
+from bridge.slack.events import plain_text
 from bridge.slack.files import parse_files
 from bridge.slack.poster import budgeted_call
 
@@ -19,13 +24,13 @@ PAGE = 200
 
 def _thread_message(raw: Mapping[str, Any]) -> ThreadMessage | None:
     ts, user = raw.get("ts"), raw.get("user") or raw.get("bot_id")
-    if not isinstance(ts, str) or not isinstance(user, str):
+    if not isinstance(ts, str) or not isinstance(user, str) or raw.get("subtype") == "tombstone":
         return None
     text = raw.get("text")
     return ThreadMessage(
         ts=ts,
         user_id=user,
-        text=text if isinstance(text, str) else "",
+        text=plain_text(text) if isinstance(text, str) else "",
         files=parse_files(raw.get("files")),
         from_bot=bool(raw.get("bot_id")),
     )

@@ -80,7 +80,7 @@ def _describe(chat: HomeChat) -> str:
         state = pull_request_state(chat.diff)
         if state:
             pr = f"PR #{chat.diff.pr_number}" if chat.diff.pr_number else "PR"
-            facts.append(f"<{chat.diff.url}|{pr}> {state}" if chat.diff.url else f"{pr} {state}")
+            facts.append(f"<{_target(chat.diff.url)}|{pr}> {state}" if chat.diff.url else f"{pr} {state}")
         elif chat.diff.changed_files:
             diff = chat.diff
             facts.append(f"+{diff.additions} / −{diff.deletions} in {diff.changed_files} file(s)")
@@ -120,6 +120,12 @@ def _button(
 
 def _section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def _target(url: str) -> str:
+    """A link target from Coder with the characters that would end a mrkdwn link (and so let the
+    rest of it become the label of another target) percent-encoded."""
+    return url.replace("|", "%7C").replace("<", "%3C").replace(">", "%3E").replace(" ", "%20")
 
 
 def _escape(text: str) -> str:

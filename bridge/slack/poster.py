@@ -14,6 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bridge.metrics import Metrics
 from bridge.relay.limits import SlackLimits
 from bridge.relay.ports import Button, Plan, SlackPermanent, SlackRateLimited, SlackTransient
+from bridge.slack.defuse import defuse
 from bridge.slack.mrkdwn import MARKDOWN_LIMIT
 from bridge.slack.tables import message_blocks
 
@@ -69,7 +70,9 @@ def _button(button: Button) -> dict[str, Any]:
 def _content(markdown: str, buttons: Sequence[Button]) -> dict[str, Any]:
     """The message body: plain ``markdown_text``, or blocks when it needs them (``markdown_text``
     cannot carry any): a ``table`` block for a GFM table, an ``actions`` block for buttons. Blocks
-    come with the text as notification fallback."""
+    come with the text as notification fallback. The text is defused first, so neither it nor a
+    table cell notifies a group or disguises a link."""
+    markdown = defuse(markdown)
     blocks = message_blocks(markdown, MARKDOWN_LIMIT)
     if blocks is None and not buttons:
         return {"markdown_text": markdown}
@@ -80,7 +83,7 @@ def _content(markdown: str, buttons: Sequence[Button]) -> dict[str, Any]:
 
 
 class WebPoster:
-    """Posts, edits and reacts through the Web API, counting every call."""
+    """Posts, edits and reacts through the Web API, counting every call; every text is ``defuse``-d."""
 
     def __init__(self, client: AsyncWebClient, metrics: Metrics) -> None:
         self._client = client
@@ -109,7 +112,8 @@ class WebPoster:
     async def announce(self, channel: str, markdown: str) -> str:
         """A top-level message in a channel (the root of a thread ``/coder new`` starts)."""
         response = await self._call(
-            "chat.postMessage", lambda: self._client.chat_postMessage(channel=channel, markdown_text=markdown)
+            "chat.postMessage",
+            lambda: self._client.chat_postMessage(channel=channel, markdown_text=defuse(markdown)),
         )
         return str(response["ts"])
 
@@ -170,7 +174,7 @@ class WebPoster:
         await self._call(
             "chat.postEphemeral",
             lambda: self._client.chat_postEphemeral(
-                channel=channel, user=user, thread_ts=thread_ts, markdown_text=markdown
+                channel=channel, user=user, thread_ts=thread_ts, markdown_text=defuse(markdown)
             ),
         )
 

@@ -1,4 +1,8 @@
-"""``AgentSessions`` over slack-sdk: ``agents.sessions.setStatus`` and ``agents.sessions.rename``."""
+"""``AgentSessions`` over slack-sdk: ``agents.sessions.setStatus`` and ``agents.sessions.rename``.
+
+A session's title is the chat's, which the agent or a person wrote: it is sent ``quoted``, so it
+can notify nobody.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import logging
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.metrics import Metrics
+from bridge.slack.defuse import quoted
 from bridge.slack.poster import slack_call
 
 log = logging.getLogger(__name__)
@@ -33,7 +38,7 @@ class WebSessions:
                 channel_id=channel,
                 thread_ts=thread_ts,
                 status=status,
-                title=title,
+                title=quoted(title) if title is not None else None,
                 initiator_user_id=initiator,
             ),
         )
@@ -49,5 +54,7 @@ class WebSessions:
         await slack_call(
             self._metrics,
             "agents.sessions.rename",
-            lambda: self._client.agents_sessions_rename(channel_id=channel, thread_ts=thread_ts, title=title),
+            lambda: self._client.agents_sessions_rename(
+                channel_id=channel, thread_ts=thread_ts, title=quoted(title)
+            ),
         )

@@ -51,6 +51,7 @@ from bridge.metrics import Metrics
 from bridge.relay.limits import SlackLimits
 from bridge.relay.ports import Button, Plan, SlackPermanent, Step
 from bridge.relay.view import CARD, DRAFT
+from bridge.slack.defuse import defuse
 from bridge.slack.poster import WebPoster, message_tag, slack_call
 
 log = logging.getLogger(__name__)
@@ -122,9 +123,9 @@ class _Stream:
 
 
 def _task(step: Step) -> tuple[str, str]:
-    """A step as a task shows it: its title (tool name and argument hint) and Slack's status."""
+    """A step as a task shows it: its title (tool name and argument hint, defused) and Slack's status."""
     title = f"{step.name} {step.summary}" if step.summary else step.name
-    return title, _TASK_STATUS.get(step.state, "pending")
+    return defuse(title), _TASK_STATUS.get(step.state, "pending")
 
 
 @dataclass
@@ -193,7 +194,9 @@ class StreamingPoster:
         plan: Plan | None = None,
     ) -> str:
         """A new draft starts a stream, a new card with its plan a card stream; a new message after
-        the reply ends the thread's open reply stream."""
+        the reply ends the thread's open reply stream. Texts are defused before anything compares
+        them with what a stream shows."""
+        markdown = defuse(markdown)
         if not _is_card(key):
             await self._end(_thread(key))
         if plan is not None and not plan.final and self._streamable(plan):
@@ -224,6 +227,7 @@ class StreamingPoster:
     ) -> None:
         """Append to the open stream when ``ts`` is it (a card's: what changed in its plan, and stop
         it once the plan is final); otherwise edit in place."""
+        markdown = defuse(markdown)
         card = self._plans.get(ts)
         if card is not None:
             await self._update_plan(card, ts, markdown, key, plan)
@@ -327,9 +331,8 @@ class StreamingPoster:
                     await self._call("chat.appendStream", lambda: card.streamer.append(chunks=chunks))
                 card.shown(plan)
                 return
-            closing = (
-                [*card.changes(plan), MarkdownTextChunk(text=plan.head)] if plan and streamable else None
-            )
+            head = MarkdownTextChunk(text=defuse(plan.head)) if plan and streamable else None
+            closing = [*card.changes(plan), head] if plan and head else None
             await self._stop(card.streamer, card.channel, card.thread_ts, key, chunks=closing)
             del self._plans[ts]
             if closing is not None:

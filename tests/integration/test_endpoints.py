@@ -61,6 +61,7 @@ def _request(world: World, kind: str) -> tuple[bytes, str]:
     }
     payload = {
         "type": "view_submission",
+        "trigger_id": "1.2.forged-view",
         "team": {"id": world.slack.team_id},
         "user": {"id": world.slack.alice, "team_id": world.slack.team_id},
         "view": view,
@@ -68,15 +69,25 @@ def _request(world: World, kind: str) -> tuple[bytes, str]:
     return urlencode({"payload": json.dumps(payload)}).encode(), "application/x-www-form-urlencoded"
 
 
-def _headers(body: bytes, content_type: str, fault: str) -> dict[str, str]:
+def _headers(body: bytes, content_type: str, fault: str) -> dict[str, str | bytes]:
     now = int(time.time())
     if fault == "missing":
         return {"Content-Type": content_type}
+    if fault in _MALFORMED:
+        return {**signed_headers(SIGNING_SECRET, body, content_type, timestamp=now), **_MALFORMED[fault]}
     if fault == "wrong":
         return signed_headers("not-the-signing-secret", body, content_type, timestamp=now)
     if fault == "stale":  # a captured request replayed after Slack's five-minute window
         return signed_headers(SIGNING_SECRET, body, content_type, timestamp=now - 6 * 60)
     return signed_headers(SIGNING_SECRET, body, content_type, timestamp=now)
+
+
+_MALFORMED: dict[str, dict[str, str | bytes]] = {
+    "timestamp-not-a-number": {"X-Slack-Request-Timestamp": "soon"},
+    "timestamp-empty": {"X-Slack-Request-Timestamp": ""},
+    "signature-not-ascii": {"X-Slack-Signature": "v0=\xe9t\xe9".encode("latin-1")},
+}
+"""Headers no Slack request has, which made Bolt fail with a 500 and a traceback."""
 
 
 async def _post(world: World, kind: str, fault: str) -> httpx.Response:
@@ -90,7 +101,7 @@ async def _post(world: World, kind: str, fault: str) -> httpx.Response:
 _KINDS = ("events", "interactive", "slash_commands")
 
 
-@pytest.mark.parametrize("fault", ["missing", "wrong", "stale"])
+@pytest.mark.parametrize("fault", ["missing", "wrong", "stale", *_MALFORMED])
 @pytest.mark.parametrize("kind", _KINDS)
 async def test_badly_signed_requests_are_rejected(world: World, kind: str, fault: str) -> None:
     """Events, interactivity and slash commands without a valid, fresh signature get 401 and do nothing."""
@@ -104,6 +115,56 @@ async def test_badly_signed_requests_are_rejected(world: World, kind: str, fault
     assert world.bridge is not None
     async with world.bridge.db.unit() as session:
         assert await repo.record_event(session, "Ev0FORGED", "{}"), "the event was never recorded"
+
+
+@pytest.mark.parametrize("fault", list(_MALFORMED))
+async def test_malformed_signature_headers_leave_no_traceback(
+    world: World, fault: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A request with a timestamp that is no number or a garbled signature is refused like any
+    unsigned one: 401, and nothing logged as an error."""
+    with caplog.at_level(logging.WARNING):
+        response = await _post(world, "events", fault)
+    assert response.status_code == 401
+    assert response.json() == {"error": "invalid request"}
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
+
+
+@pytest.mark.parametrize("kind", ["interactive", "slash_commands"])
+async def test_a_replayed_interaction_or_command_is_acknowledged_and_ignored(world: World, kind: str) -> None:
+    """The same signed request sent again within Slack's five minutes gets an empty 200 and no answer."""
+    body, content_type = _request(world, kind)
+    headers = _headers(body, content_type, "valid")
+    async with httpx.AsyncClient() as client:
+        first = await client.post(_url(world, "/slack/events"), content=body, headers=headers)
+        again = await client.post(_url(world, "/slack/events"), content=body, headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert first.text
+    assert again.text == ""
+
+
+async def test_a_replayed_coder_new_starts_one_chat(world: World) -> None:
+    """A captured, signed `/coder new` replayed within five minutes starts no second chat or thread."""
+    fields = {
+        "command": "/coder",
+        "text": "new fix the flaky test",
+        "team_id": world.slack.team_id,
+        "channel_id": world.slack.general,
+        "user_id": world.slack.alice,
+        "trigger_id": "1700000000000.42.replayed",
+        "response_url": f"{world.slack.base_url}/response_url/replayed",
+    }
+    body = urlencode(fields).encode()
+    headers = _headers(body, "application/x-www-form-urlencoded", "valid")
+    async with httpx.AsyncClient() as client:
+        first = await client.post(_url(world, "/slack/events"), content=body, headers=headers)
+        assert "Starting a Coder chat" in first.json()["text"]
+        await world.until(lambda: len(world.coder.chats) == 1)
+        again = await client.post(_url(world, "/slack/events"), content=body, headers=headers)
+    assert again.status_code == 200
+    roots = [m for m in world.slack.history(world.slack.general) if m.bot_id]
+    assert len(roots) == 1
+    assert len(world.coder.chats) == 1
 
 
 @pytest.mark.parametrize("kind", _KINDS)

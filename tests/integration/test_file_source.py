@@ -11,7 +11,7 @@ from bridge.metrics import Metrics
 from bridge.relay.limits import SlackLimits
 from bridge.relay.ports import FileRefused, SlackFile
 from bridge.sim.slack import SlackSim
-from bridge.sim.slack_state import DEFAULT_SCOPES
+from bridge.sim.slack_state import DEFAULT_SCOPES, Compression
 from bridge.slack.files import SlackFileSource, parse_files
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(32)
@@ -94,3 +94,25 @@ async def test_a_body_past_the_cap_is_abandoned(slack: SlackSim, source: SlackFi
     file = _file(slack, PNG + bytes(4096), "big.png", "image/png")
     with pytest.raises(FileRefused, match="larger than"):
         await source.fetch(SlackFile(file.id, file.name, file.url, size=1))
+
+
+async def test_downloads_ask_for_the_bytes_as_stored(slack: SlackSim, source: SlackFileSource) -> None:
+    """Downloads ask for ``identity``: a host that compresses when allowed sends the file as it is."""
+    file = _file_gzipped(slack, b"hello, agent\n", "accepted")
+    fetched = await source.fetch(file)
+    assert fetched.data == b"hello, agent\n"
+    assert [r.accept_encoding for r in slack.file_requests] == ["identity"]
+
+
+async def test_a_body_compressed_anyway_is_inflated_under_the_cap(
+    slack: SlackSim, source: SlackFileSource
+) -> None:
+    """A host that compresses whatever it was asked: a small text is read, a bomb is cut at the cap."""
+    small = await source.fetch(_file_gzipped(slack, b"still readable\n", "always"))
+    assert small.data == b"still readable\n"
+    with pytest.raises(FileRefused, match="larger than"):
+        await source.fetch(_file_gzipped(slack, bytes(8 << 20), "always"))
+
+
+def _file_gzipped(slack: SlackSim, content: bytes, gzip: Compression) -> SlackFile:
+    return parse_files([slack.add_file(content, "notes.txt", "text/plain", gzip=gzip)])[0]

@@ -486,6 +486,58 @@ async def test_file_share_and_download(sim: SlackSim, receiver: Receiver) -> Non
             assert (response.status, response.headers["Location"]) == (302, "http://cdn.invalid/big.log")
 
 
+async def test_a_root_deleted_under_replies_becomes_a_tombstone(
+    sim: SlackSim, client: AsyncWebClient, receiver: Receiver
+) -> None:
+    """Deleting a root that has replies leaves Slackbot's tombstone, told as message_changed; the thread
+    stays readable and open to replies. A root without replies is deleted as before."""
+    root = await sim.user_says(sim.alice, sim.general, "the build is red")
+    await client.chat_postMessage(channel=sim.general, thread_ts=root, text="looking")
+    await sim.delete(sim.alice, sim.general, root)
+    await sim.wait_for(lambda: any(e["event"].get("subtype") == "message_changed" for e in receiver.events()))
+    [changed] = [e["event"] for e in receiver.events() if e["event"].get("subtype") == "message_changed"]
+    assert changed["message"]["subtype"] == "tombstone"
+    assert changed["message"]["user"] == "USLACKBOT"
+    assert changed["message"]["hidden"] is True
+    assert (changed["message"]["ts"], changed["message"]["thread_ts"]) == (root, root)
+    assert changed["previous_message"]["text"] == "the build is red"
+    replies = await client.conversations_replies(channel=sim.general, ts=root)
+    assert [m["text"] for m in replies["messages"]] == ["This message was deleted.", "looking"]
+    await client.chat_postMessage(channel=sim.general, thread_ts=root, text="still here")
+    lone = await sim.user_says(sim.alice, sim.general, "oops")
+    await sim.delete(sim.alice, sim.general, lone)
+    await sim.wait_for(lambda: any(e["event"].get("deleted_ts") == lone for e in receiver.events()))
+
+
+async def test_slack_connect_events_name_the_acting_team_and_carry_file_stubs(
+    sim: SlackSim, client: AsyncWebClient, receiver: Receiver
+) -> None:
+    """In a shared channel a partner's message and reaction name the partner's team outside (the
+    installation stays in authorizations), and files come as stubs that files.info describes."""
+    sim.add_channel("C0SHARED", "shared", members=(sim.alice, sim.bot_user_id), is_ext_shared=True)
+    sim.add_user("U0CAROL", "carol", team_id="T0PARTNER", channels=("C0SHARED",))
+    file = sim.add_file(b"notes", "notes.txt", "text/plain", user="U0CAROL")
+    ts = await sim.user_says("U0CAROL", "C0SHARED", "see attached", files=[file])
+    await sim.react("U0CAROL", "C0SHARED", ts, "eyes")
+    await sim.user_says(sim.alice, "C0SHARED", "thanks")
+    shared, reaction, own = receiver.events()
+    assert (shared["team_id"], reaction["team_id"], own["team_id"]) == ("T0PARTNER", "T0PARTNER", sim.team_id)
+    assert {b["authorizations"][0]["team_id"] for b in (shared, reaction, own)} == {sim.team_id}
+    assert shared["is_ext_shared_channel"] is True
+    [stub] = shared["event"]["files"]
+    assert stub == {
+        "id": file["id"],
+        "file_access": "check_file_info",
+        "created": 0,
+        "timestamp": 0,
+        "user": "",
+    }
+    described = await client.files_info(file=file["id"])
+    assert described["file"]["url_private_download"] == file["url_private_download"]
+    history = await client.conversations_replies(channel="C0SHARED", ts=ts)
+    assert history["messages"][0]["files"][0]["url_private"] == file["url_private"]
+
+
 async def test_click_and_response_url(sim: SlackSim, client: AsyncWebClient, receiver: Receiver) -> None:
     """A click posts a signed block_actions form; the response_url replaces the original message."""
     ts = (await client.chat_postMessage(channel=sim.general, text="Agent is running", blocks=BUTTONS))["ts"]

@@ -13,7 +13,15 @@ from bridge.relay.inbound import chat_labels, strip_mention
 from bridge.relay.ports import ButtonAction
 from bridge.relay.renames import SessionRename
 from bridge.slack.actions import parse_click
-from bridge.slack.events import parse_deletion, parse_message, parse_session_rename, parse_session_stop
+from bridge.slack.events import (
+    installation_team,
+    parse_deletion,
+    parse_message,
+    parse_session_rename,
+    parse_session_stop,
+    plain_text,
+)
+from tests.slack_payloads import payload
 
 
 def body(**event: Any) -> dict[str, Any]:
@@ -201,3 +209,50 @@ def test_session_rename_and_malformed_ones() -> None:
     assert parse_session_rename({"event_id": "Ev9", "event": {**event, "title": None}}) is None
     assert parse_session_rename({"event_id": "Ev9", "event": {**event, "thread_ts": ""}}) is None
     assert parse_session_rename(body()) is None
+
+
+def test_a_shared_channel_event_names_the_installation_team() -> None:
+    """In a Slack Connect channel the outer team is where the act came from; the thread's team is the
+    installation's, as Bolt reads it (bolt-python's shared-channel payload)."""
+    shared = payload("shared_channel_reaction_added")
+    assert shared["team_id"] == "T_SOURCE"
+    assert installation_team(shared) == "T_INSTALLED"
+    assert installation_team({"team_id": "T1", "authorizations": []}) == "T1"
+
+
+def test_a_partners_message_in_a_shared_channel_is_looked_up_in_the_installation() -> None:
+    """A message from another organisation carries its team outside; the command names the bridge's."""
+    shared = body(team="T_SOURCE", user_team="T_SOURCE", source_team="T_SOURCE")
+    shared["team_id"] = "T_SOURCE"
+    shared["authorizations"] = payload("shared_channel_reaction_added")["authorizations"]
+    message = parse_message(shared)
+    assert message is not None
+    assert message.team_id == "T_INSTALLED"
+
+
+def test_a_tombstoned_root_is_its_deletion() -> None:
+    """A root deleted while it has replies arrives as message_changed with a tombstone (vercel/chat's
+    payload): it is that message's deletion, in its own thread, and no edit."""
+    tombstone = payload("message_changed_tombstone")
+    tombstone["event_id"] = "Ev0TOMB"  # the adapter test leaves the envelope's id out
+    assert parse_message(tombstone) is None
+    deletion = parse_deletion(tombstone)
+    assert deletion is not None
+    root = "1778050260.824689"
+    assert (deletion.ts, deletion.root_ts, deletion.team_id) == (root, root, "T123")
+
+
+@pytest.mark.parametrize(
+    ("escaped", "typed"),
+    [
+        ("if a &lt; b &amp;&amp; c &gt; d", "if a < b && c > d"),
+        ("&amp;lt; is how Slack writes &lt;", "&lt; is how Slack writes <"),
+        ("<@U1> &quot;as is&quot; &#39;too&#39;", "<@U1> &quot;as is&quot; &#39;too&#39;"),
+    ],
+)
+def test_message_text_reaches_the_agent_as_typed(escaped: str, typed: str) -> None:
+    """Slack escapes ``&``, ``<`` and ``>`` in message text, nothing else; the agent gets what was typed."""
+    assert plain_text(escaped) == typed
+    message = parse_message(body(text=escaped))
+    assert message is not None
+    assert message.text == typed

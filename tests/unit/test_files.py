@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import gzip
+import zlib
+from collections.abc import AsyncIterator, Callable
+
 import pytest
 
 from bridge.relay.ports import FileRefused
-from bridge.slack.files import parse_files, sniff
+from bridge.slack.files import inflated, parse_files, sniff
+from tests.slack_payloads import payload
 
 
 @pytest.mark.parametrize(
@@ -64,3 +69,42 @@ def test_slack_file_objects_are_read_tolerantly() -> None:
         ("F3", "F3", "", 0, "file_access"),
     ]
     assert parse_files(None) == ()
+
+
+async def _pieces(*chunks: bytes) -> list[bytes]:
+    async def body() -> AsyncIterator[bytes]:
+        for chunk in chunks:
+            yield chunk
+
+    return [piece async for piece in inflated(body())]
+
+
+@pytest.mark.parametrize("pack", [gzip.compress, zlib.compress], ids=["gzip", "deflate"])
+async def test_a_compressed_bomb_is_unpacked_a_piece_at_a_time(pack: Callable[[bytes], bytes]) -> None:
+    """32 MiB packed into one small chunk comes out in pieces of at most 64 KiB, none lost, so a cap
+    counting them stops it before it is unpacked."""
+    bomb = pack(bytes(32 << 20))
+    assert len(bomb) < 64 << 10
+    pieces = await _pieces(bomb[:100], bomb[100:])
+    assert max(len(p) for p in pieces) <= 64 << 10
+    assert sum(len(p) for p in pieces) == 32 << 20
+
+
+async def test_a_broken_compressed_body_is_refused() -> None:
+    """Bytes that claim to be gzip and are not: refused with a reason, not an exception from zlib."""
+    with pytest.raises(FileRefused, match="broken"):
+        await _pieces(b"\x1f\x8b not gzip at all")
+
+
+@pytest.mark.parametrize("with_mode", [True, False], ids=["mode-file_access", "no-mode"])
+def test_a_slack_connect_stub_is_looked_up_whatever_its_mode(with_mode: bool) -> None:
+    """A file that only ``files.info`` describes (``file_access: check_file_info``) is a stub, with or
+    without ``mode: file_access`` (slack-web's captured payload has it; Slack's docs show none)."""
+    [stub] = payload("file_share_slack_connect")["event"]["files"]
+    if not with_mode:
+        del stub["mode"]
+    [file] = parse_files([stub])
+    assert (file.id, file.mode, file.url) == ("F12345678", "file_access", "")
+    [described] = parse_files([payload("files_info_file")])
+    assert (described.name, described.mode, described.size) == ("namenamename.txt", "snippet", 12)
+    assert described.url.endswith("/download/namenamename.txt")
