@@ -523,7 +523,13 @@ class CoderSim:
     def _content(self, request: web.Request, body: JsonDict) -> tuple[list[JsonDict], str]:
         """The body's input parts as stored parts (plus title text); files resolve per caller."""
         media_type_of = functools.partial(self._engine.media_type_of, _user(request).id)
-        return parse_content(body.get("content"), media_type_of)
+        parts, title = parse_content(body.get("content"), media_type_of)
+        if self.dialect.late:  # codersdk.ChatMessageFile: the file's name, omitempty (not file_name)
+            for stored in parts:
+                name = self.files[stored["file_id"]].name if stored["type"] == "file" else ""
+                if name:
+                    stored["name"] = name
+        return parts, title
 
     # -- deployment endpoints ------------------------------------------------------------------
 

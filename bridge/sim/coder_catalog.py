@@ -192,7 +192,8 @@ class Catalog:
         ]
         if not self.providers:
             return {"models": models}
-        return {"models": models, "providers": [_provider_json(p) for p in self.providers]}
+        providers = [_provider_json(p) for p in self.providers]
+        return {"models": models, "providers": providers, "unsupported_providers": []}
 
     def workspaces_json(self, owner_id: str, organization_id: str, created_at: str) -> JsonDict:
         """``GET /api/v2/workspaces?q=owner:me``: the caller's workspaces (a subset of Workspace)."""
@@ -230,10 +231,35 @@ class Catalog:
         ]
 
     def org_mcp_servers_json(self, organization_id: str, created_at: str) -> list[JsonDict]:
-        """The newest ``MCPServerConfig[]``: the organization, and per-user ``auth_connected``."""
+        """The newest ``MCPServerConfig[]`` as a non-admin reads it (codersdk/mcp.go at 0217d8af):
+        every key without ``omitempty``, the admin-only OAuth2 and API-key fields left out."""
         return [
-            {**server, "organization_id": organization_id, "auth_connected": False}
-            for server in self.mcp_servers_json(created_at)
+            {
+                "id": s.id,
+                "organization_id": organization_id,
+                "display_name": s.display_name,
+                "slug": s.slug,
+                "description": "",
+                "icon_url": "",
+                "transport": "streamable_http",
+                "url": f"https://{s.slug}.mcp.example.com/mcp",
+                "auth_type": "none",
+                "has_oauth2_secret": False,
+                "has_api_key": False,
+                "has_custom_headers": False,
+                "tool_allow_list": [],
+                "tool_deny_list": [],
+                "availability": "default_off",
+                "enabled": s.enabled,
+                "model_intent": False,
+                "allow_in_plan_mode": False,
+                "forward_coder_headers": False,
+                "has_signing_secret": False,
+                "created_at": created_at,
+                "updated_at": created_at,
+                "auth_connected": False,
+            }
+            for s in self.mcp_servers
         ]
 
 
