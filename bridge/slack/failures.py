@@ -46,30 +46,28 @@ def _sentence(text: str) -> str:
 
 
 def _said(message: str, detail: str, kind: ErrorKind) -> str:
-    """Coder's message, its detail in brackets, then the kind's advice; no final full stop, so a
-    caller can end the sentence it is part of."""
+    """Coder's message, its detail in brackets, then the kind's advice."""
     message, detail = message.strip(), detail.strip().rstrip(".")
     text = f"{message.rstrip('.')} ({detail})" if detail else message
     advice = _ADVICE.get(kind)
-    if advice is not None:
-        text = f"{_sentence(text)} {advice}"
-    return text.rstrip(".")
+    return f"{_sentence(text)} {advice}" if advice is not None else text
 
 
 def render_failure(failure: ChatFailure) -> str:
-    """Why a turn failed (a stream ``error`` event, or the chat's ``last_error``)."""
+    """Why a turn failed (a stream ``error`` event, or the chat's ``last_error``), shown on its own."""
     return _said(failure.message, failure.detail, failure.kind)
 
 
 def render_coder_error(exc: CoderError) -> str:
-    """Why a call to Coder failed, for the thread: Coder's words by kind, without a library's text."""
+    """Why a call to Coder failed, for the thread: Coder's words by kind, without a library's text;
+    no final full stop, as the caller ends the sentence it is part of."""
     if isinstance(exc, CoderUnreadable):
         return (
             f"Coder sent an answer I couldn't read (error id `{exc.error_id}`; details in the bridge's log)"
         )
     if isinstance(exc, CoderUnavailable) and exc.status is None:
         return exc.message.rstrip(".")  # the detail is a network library's text
-    text = _said(exc.message, exc.detail, exc.kind)
+    text = _said(exc.message, exc.detail, exc.kind).rstrip(".")
     if exc.validations:
         text += ": " + "; ".join(f"{v.field}: {v.detail}" for v in exc.validations)
     return text
