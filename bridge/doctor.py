@@ -12,6 +12,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bridge.app import StartupError, ai_sdk_options, slack_identity
 from bridge.coder.backend import connect_backend
 from bridge.coder.errors import CoderError, CoderModelUnknown
+from bridge.coder.types import Finding, ServerFacts
 from bridge.config import ConfigError, Settings
 from bridge.db.engine import Database
 from bridge.db.migrate import alembic_config
@@ -116,6 +117,43 @@ async def _slack(settings: Settings, report: Report) -> None:
         report.ok("all required scopes granted")
 
 
+_FOUND: dict[str, dict[Finding, str]] = {
+    "promote": {
+        "yes": "202, accepted (the message comes on the stream)",
+        "no": "200 with the promoted message",
+        "unknown": "unknown (only a promote shows it; both forms are handled)",
+    },
+    "labels": {
+        "yes": "honoured",
+        "no": "ignored (the bridge keeps only chats whose own labels match)",
+        "unknown": "unknown (no chats to tell by)",
+    },
+    "errors": {
+        "yes": "classified (each kind gets its own advice)",
+        "no": "not classified (older build: Coder's message is shown as it is)",
+        "unknown": "unknown (no failed chat to tell by)",
+    },
+    "providers": {
+        "yes": "reported",
+        "no": "not reported by this build",
+        "unknown": "unknown (the model listing did not answer)",
+    },
+}
+
+
+def _behaviours(facts: ServerFacts, report: Report) -> None:
+    """The behaviours that differ between Coder builds, as read-only requests found them."""
+    report.ok(f"server version: {facts.version or 'unknown'}")
+    report.ok(f"MCP servers listed at: {facts.mcp_servers or 'nowhere (mcp= cannot be used)'}")
+    report.ok(f"promote answer: {_FOUND['promote'][facts.promote_accepted]}")
+    report.ok(f"label filters on the chat list: {_FOUND['labels'][facts.label_filters]}")
+    report.ok(f"chat errors: {_FOUND['errors'][facts.classified_errors]}")
+    availability = _FOUND["providers"][facts.provider_availability]
+    if facts.unavailable_providers:
+        availability += "; unavailable: " + ", ".join(facts.unavailable_providers)
+    report.ok(f"model provider availability: {availability}")
+
+
 async def _coder(settings: Settings, report: Report) -> None:
     print("Coder")
     if settings.coder_url is None or settings.coder_session_token is None:
@@ -144,6 +182,7 @@ async def _coder(settings: Settings, report: Report) -> None:
         user = await backend.whoami()
         report.ok(f"authenticated as {user.username}")
         report.ok(f"Chats API: {backend.generation} ({reason})")
+        _behaviours(await backend.facts(), report)
         caps = backend.capabilities
         if caps.queue == "bridge":
             report.ok("follow-ups sent while the agent replies are queued by the bridge (Coder has no queue)")

@@ -55,6 +55,7 @@ from bridge.coder.errors import (
     CoderUnavailable,
 )
 from bridge.coder.experimental_wire import decode
+from bridge.coder.facts import server_version
 from bridge.coder.observe import NOOP_OBSERVER, CoderObserver
 from bridge.coder.rest import (
     DEFAULT_RETRY,
@@ -78,6 +79,7 @@ from bridge.coder.types import (
     Choice,
     CoderUser,
     ConnectedEvent,
+    EditResult,
     ErrorEvent,
     InputPart,
     Message,
@@ -87,6 +89,7 @@ from bridge.coder.types import (
     QueuedMessage,
     QueueEvent,
     SendResult,
+    ServerFacts,
     StatusEvent,
     StreamEvent,
 )
@@ -585,7 +588,9 @@ class AiSdkBackend:
             await self._publish_queue(chat_id, state)
         return message
 
-    async def edit_message(self, chat_id: ChatId, message_id: int, content: Sequence[InputPart]) -> Message:
+    async def edit_message(
+        self, chat_id: ChatId, message_id: int, content: Sequence[InputPart]
+    ) -> EditResult:
         """G0a has no message edit: always ``CoderRejected``."""
         raise CoderRejected("This Coder version's chat API cannot edit messages", status=405)
 
@@ -618,6 +623,11 @@ class AiSdkBackend:
     async def get_diff(self, chat_id: ChatId) -> None:
         """G0a tracks no diffs or pull requests."""
         return None
+
+    async def facts(self) -> ServerFacts:
+        """The version: G0a has none of the behaviours later builds differ in (no MCP servers, no
+        queue to promote from, no labels; its errors are the bridge's own words)."""
+        return ServerFacts(version=await server_version(self._rest))
 
     def stream(self, chat_id: ChatId, *, after_id: int | None = None) -> AiSdkStream:
         """A snapshot (status, stored messages after ``after_id``, queue), then this process's live events."""

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from bridge.coder.types import (
     Chat,
+    ChatFailure,
     ChatId,
     ChatPhase,
     ChatStatus,
@@ -92,7 +93,7 @@ def parse_chat(
         title=str(raw.get("title") or ""),
         status=status,
         labels=labels or {},
-        last_error=last_error,
+        last_error=ChatFailure(message=last_error) if last_error else None,
         created_at=_time(raw.get("created_at")),
         updated_at=_time(raw.get("updated_at")),
     )

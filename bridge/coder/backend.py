@@ -35,10 +35,12 @@ from bridge.coder.types import (
     ChatOptions,
     Choice,
     CoderUser,
+    EditResult,
     InputPart,
     Message,
     QueuedMessage,
     SendResult,
+    ServerFacts,
     StreamEvent,
 )
 from bridge.coder.users import fetch_me
@@ -138,11 +140,14 @@ class CoderBackend(Protocol):
         generation has no way to rename."""
         ...
 
-    async def promote_queued(self, chat_id: ChatId, queued_id: int) -> Message:
-        """Make a queued follow-up the next message the agent gets; returns it as persisted."""
+    async def promote_queued(self, chat_id: ChatId, queued_id: int) -> Message | None:
+        """Make a queued follow-up the next message the agent gets; returns it as persisted, or
+        ``None`` where Coder only accepts the promotion (the message then comes on the stream)."""
         ...
 
-    async def edit_message(self, chat_id: ChatId, message_id: int, content: Sequence[InputPart]) -> Message:
+    async def edit_message(
+        self, chat_id: ChatId, message_id: int, content: Sequence[InputPart]
+    ) -> EditResult:
         """Replace a delivered user message; Coder drops every later message and the queue, and the
         agent re-runs from the new one (which has a new id). ``CoderRejected`` where unsupported."""
         ...
@@ -169,6 +174,10 @@ class CoderBackend(Protocol):
 
     async def get_diff(self, chat_id: ChatId) -> ChatDiff | None:
         """The chat's branch, PR link and changed files; ``None`` where the generation has no diffs."""
+        ...
+
+    async def facts(self) -> ServerFacts:
+        """What the server's build does where builds differ, found by reading only."""
         ...
 
     async def aclose(self) -> None:

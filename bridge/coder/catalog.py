@@ -6,10 +6,13 @@ read here so the backends only say where to look:
 - models: the admin-configured model configs, whose uuid is what ``model_config_id`` takes (the
   ``/chats/models`` catalog's ids are provider strings, not accepted on create). G1 lists them at
   ``GET /api/experimental/chats/model-configs`` (non-admins see the enabled ones in later G1
-  builds; the earliest answer 403), G2 at ``GET /api/v2/organizations/{org}/chats/models``;
+  builds; the earliest answer 403), G2 at ``GET /api/v2/organizations/{org}/chats/models``, whose
+  ``OrganizationChatModelsResponse`` also lists the ``providers``: a model whose provider
+  (``ai_provider_id``) is ``available: false`` cannot be used, for its ``unavailable_reason``
+  (coder/coder codersdk/chats.go at 004053e8, ``ChatModelProviderDescriptor``);
 - workspaces: ``GET /api/v2/workspaces?q=owner:me`` (the token owner's, every generation);
-- MCP servers: ``GET /api/experimental/mcp/servers`` (G1), ``GET /api/v2/ai-gateway/mcp-servers``
-  (G2, newest source; UNCERTAIN for v2.37 builds).
+- MCP servers: ``MCPServerConfig[]``; where they are listed is the backend's business. A disabled
+  server is listed, marked ``disabled``, so a person asking for it is told why it can't be had.
 """
 
 from __future__ import annotations
@@ -32,22 +35,41 @@ def _objects(raw: Any, key: str | None) -> list[dict[str, Any]]:
     return [item for item in items if isinstance(item, dict) and item.get("id")]
 
 
-def _enabled_choices(items: list[dict[str, Any]], names: tuple[str, ...], alias: str) -> list[Choice]:
-    """The enabled items, named by the first of ``names`` they have, with ``alias`` as another name."""
-    return [
-        Choice(
-            id=str(item["id"]),
-            name=str(next((item[k] for k in names if item.get(k)), item["id"])),
-            aliases=(str(item[alias]),) if item.get(alias) else (),
-        )
-        for item in items
-        if item.get("enabled", True)
-    ]
+def _choice(item: dict[str, Any], names: tuple[str, ...], alias: str, unavailable: str = "") -> Choice:
+    """An item named by the first of ``names`` it has, with ``alias`` as another name."""
+    return Choice(
+        id=str(item["id"]),
+        name=str(next((item[k] for k in names if item.get(k)), item["id"])),
+        aliases=(str(item[alias]),) if item.get(alias) else (),
+        unavailable=unavailable,
+    )
+
+
+def _providers(raw: Any) -> list[dict[str, Any]] | None:
+    """A G2 model listing's ``providers``; ``None`` where the listing has none (G1, older G2)."""
+    providers = raw.get("providers") if isinstance(raw, dict) else None
+    return [p for p in providers if isinstance(p, dict)] if isinstance(providers, list) else None
+
+
+def _unavailable(providers: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    return [p for p in providers or () if p.get("available") is False]
+
+
+def _reason(provider: dict[str, Any]) -> str:
+    return str(provider.get("unavailable_reason") or "unavailable")
 
 
 def parse_models(raw: Any, key: str | None = None) -> list[Choice]:
-    """ChatModelConfig / ChatModel lists: the enabled ones, named by display name and model."""
-    return _enabled_choices(_objects(raw, key), ("display_name", "model"), "model")
+    """ChatModelConfig / ChatModel lists: the enabled ones, named by display name and model; those of
+    an unavailable provider carry its reason."""
+    unavailable = {str(p.get("id")): _reason(p) for p in _unavailable(_providers(raw))}
+    return [
+        _choice(
+            item, ("display_name", "model"), "model", unavailable.get(str(item.get("ai_provider_id")), "")
+        )
+        for item in _objects(raw, key)
+        if item.get("enabled", True)
+    ]
 
 
 def parse_workspaces(raw: Any) -> list[Choice]:
@@ -56,8 +78,24 @@ def parse_workspaces(raw: Any) -> list[Choice]:
 
 
 def parse_mcp_servers(raw: Any) -> list[Choice]:
-    """MCPServerConfig[]: the enabled ones, by slug and display name."""
-    return _enabled_choices(_objects(raw, None), ("slug", "display_name"), "display_name")
+    """MCPServerConfig[], by slug and display name; a disabled one is marked ``disabled``."""
+    return [
+        _choice(
+            item, ("slug", "display_name"), "display_name", "" if item.get("enabled", True) else "disabled"
+        )
+        for item in _objects(raw, None)
+    ]
+
+
+def provider_problems(raw: Any) -> tuple[bool, tuple[str, ...]]:
+    """Whether a model listing reports provider availability, and each unavailable provider as
+    ``name (reason)``."""
+    providers = _providers(raw)
+    names = (
+        f"{p.get('display_name') or p.get('type') or p.get('id')} ({_reason(p)})"
+        for p in _unavailable(providers)
+    )
+    return providers is not None, tuple(names)
 
 
 async def list_choices(

@@ -16,14 +16,23 @@ from functools import partial
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
-from bridge.coder.catalog import list_choices, list_workspaces, parse_mcp_servers, parse_models
-from bridge.coder.errors import CoderRejected, CoderUnavailable
+from bridge.coder import facts
+from bridge.coder.catalog import (
+    list_choices,
+    list_workspaces,
+    parse_mcp_servers,
+    parse_models,
+    provider_problems,
+)
+from bridge.coder.errors import CoderError, CoderNotFound, CoderRejected, CoderUnavailable
 from bridge.coder.experimental_wire import (
     decode,
     parse_chat,
     parse_diff,
+    parse_edit_result,
     parse_message,
     parse_message_page,
+    parse_promoted,
     parse_queued,
     parse_send_result,
     parse_stream_event,
@@ -44,10 +53,13 @@ from bridge.coder.types import (
     ChatOptions,
     Choice,
     CoderUser,
+    EditResult,
+    Finding,
     InputPart,
     Message,
     QueuedMessage,
     SendResult,
+    ServerFacts,
     StreamEvent,
     WatchEvent,
 )
@@ -98,11 +110,6 @@ def _content_disposition(filename: str) -> str:
     return value
 
 
-def _edited_message(raw: Any) -> Message:
-    """The edit answer: the new ChatMessage itself (envelope-era G1) or ``{"message", "warnings"?}``."""
-    return parse_message(raw["message"] if isinstance(raw, dict) and "message" in raw else raw)
-
-
 def _already_in_state(exc: CoderRejected) -> bool:
     """Coder's 400 for archiving an archived chat (or the reverse): the goal is already met."""
     return exc.status == 400 and "already" in exc.message.lower()
@@ -116,7 +123,14 @@ class ExperimentalBackend:
     """
 
     api: ClassVar[ChatsApi] = G1_API
-    mcp_servers_path: ClassVar[str] = "/api/experimental/mcp/servers"
+    mcp_servers_paths: ClassVar[tuple[str, ...]] = ("/api/experimental/mcp/servers",)
+    """Where MCP servers are listed, tried in order until one is not 404 (the one that answers is
+    remembered); ``{organization}`` is the chats' organization. G1: codersdk ``MCPServerConfigs``
+    of that era."""
+    models_path: ClassVar[str] = CHATS + "/model-configs"
+    """G1: ``GET /chats/model-configs`` (the uuids ``model_config_id`` takes)."""
+    models_key: ClassVar[str | None] = None
+    """Where the listing keeps the models: the body itself (G1) or one of its keys (G2)."""
     renames: ClassVar[Literal["coder", "try"]] = "try"
     """Whether PATCH takes a ``title``: the earliest G1 builds have no PATCH, those up to at least
     coderd/exp_chats.go at 002434b9 read ``title`` and ignore it, later ones apply it (coder/coder
@@ -142,6 +156,8 @@ class ExperimentalBackend:
         self._ssl_context = ssl_context
         self._reconnect = reconnect
         self._observer = observer
+        self._mcp_path: str | None = None
+        self._promote_accepted: Finding = "unknown"
 
     @property
     def generation(self) -> str:
@@ -202,11 +218,66 @@ class ExperimentalBackend:
             return await self._models()
         if option == "workspace":
             return await list_workspaces(self._rest)
-        return await list_choices(self._rest, self.mcp_servers_path, parse_mcp_servers)
+        return (await self._mcp_listing())[1]
 
     async def _models(self) -> list[Choice]:
-        """G1: ``GET /chats/model-configs`` (the uuids ``model_config_id`` takes)."""
-        return await list_choices(self._rest, f"{self.api.base}/model-configs", parse_models)
+        path = await self._organization_path(self.models_path)
+        return await list_choices(self._rest, path, partial(parse_models, key=self.models_key))
+
+    async def _organization_path(self, template: str) -> str:
+        """``template`` with the chats' organization for ``{organization}``."""
+        if "{organization}" not in template:
+            return template
+        organization = await self._default_organization() or ""
+        return template.format(organization=quote(organization, safe=""))
+
+    async def _mcp_listing(self) -> tuple[str, list[Choice]]:
+        """The MCP servers, and the path of ``mcp_servers_paths`` that listed them."""
+        paths = [self._mcp_path] if self._mcp_path else self.mcp_servers_paths
+        missing: CoderNotFound | None = None
+        for template in paths:
+            path = await self._organization_path(template)
+            try:
+                choices = await list_choices(self._rest, path, parse_mcp_servers)
+            except CoderNotFound as exc:
+                missing = exc
+                continue
+            self._mcp_path = template
+            return path, choices
+        assert missing is not None
+        raise missing
+
+    async def facts(self) -> ServerFacts:
+        """What this server's build does, found by reading only (see ``ServerFacts``)."""
+        mcp = ""
+        try:
+            mcp = (await self._mcp_listing())[0]
+        except CoderRejected as exc:
+            log.info("no MCP server listing answered: %s", exc)
+        response = await self._rest.call(
+            "facts", "GET", self.api.base, idempotent=True, params=facts.probe_filter()
+        )
+        filtered = read_json(response)
+        everything = read_json(await self._rest.call("facts", "GET", self.api.base, idempotent=True))
+        reported: Finding = "unknown"
+        unavailable: tuple[str, ...] = ()
+        try:
+            response = await self._rest.call(
+                "facts", "GET", await self._organization_path(self.models_path), idempotent=True
+            )
+            listed, unavailable = provider_problems(read_json(response))
+            reported = "yes" if listed else "no"
+        except CoderError as exc:
+            log.info("the model listing did not answer: %s", exc)
+        return ServerFacts(
+            version=await facts.server_version(self._rest),
+            mcp_servers=mcp,
+            promote_accepted=self._promote_accepted,
+            label_filters=facts.label_filters(filtered, everything),
+            classified_errors=facts.classified_errors(everything),
+            provider_availability=reported,
+            unavailable_providers=unavailable,
+        )
 
     async def _default_organization(self) -> str | None:
         """The configured organization, else the token owner's first one, looked up once.
@@ -286,12 +357,19 @@ class ExperimentalBackend:
         return decode(read_json(response), self.api.parse_chat, "chat")
 
     async def list_chats(self, *, labels: Mapping[str, str] | None = None) -> list[Chat]:
-        """``GET /chats``, filtered server-side by ``label=key:value`` (all must match)."""
+        """``GET /chats`` filtered by ``label=key:value`` (all must match), server-side and again
+        here: early experimental builds ignore the filter and list every chat of the token owner,
+        and a chat taken for another thread's would attach the wrong thread to it."""
         params = {"label": [f"{key}:{value}" for key, value in labels.items()]} if labels else None
         response = await self._rest.call("list_chats", "GET", self.api.base, idempotent=True, params=params)
-        return decode(
+        chats = decode(
             read_json(response), lambda raw: [self.api.parse_chat(chat) for chat in raw], "chat list"
         )
+        wanted = (labels or {}).items()
+        kept = [chat for chat in chats if wanted <= chat.labels.items()]
+        if len(kept) < len(chats):
+            log.info("Coder listed %d chat(s) without the labels asked for", len(chats) - len(kept))
+        return kept
 
     async def recent_messages(self, chat_id: ChatId, *, limit: int = 50) -> list[Message]:
         """``GET /chats/{id}/messages``, which answers newest first; returned sorted oldest first."""
@@ -315,10 +393,13 @@ class ExperimentalBackend:
         )
         return decode(read_json(response), self.api.parse_chat, "chat")
 
-    async def promote_queued(self, chat_id: ChatId, queued_id: int) -> Message:
+    async def promote_queued(self, chat_id: ChatId, queued_id: int) -> Message | None:
         """``POST /chats/{id}/queue/{queued}/promote``: the queued message becomes the next one.
 
-        Not retried: a repeat after a lost answer would find the message no longer queued.
+        Older builds answer 200 with the promoted message; the newest answer 202 (coderd
+        ``promoteChatQueuedMessage``: "Queued message promotion accepted.") and the message comes
+        on the stream, so this returns ``None``. Not retried: a repeat after a lost answer would
+        find the message no longer queued.
         """
         response = await self._rest.call(
             "promote_queued",
@@ -326,10 +407,15 @@ class ExperimentalBackend:
             self.api.path(chat_id, "queue", str(queued_id), "promote"),
             idempotent=False,
         )
-        return decode(read_json(response), parse_message, "message")
+        promoted = decode(read_json(response), parse_promoted, "promote answer")
+        self._promote_accepted = "no" if promoted is not None else "yes"
+        return promoted
 
-    async def edit_message(self, chat_id: ChatId, message_id: int, content: Sequence[InputPart]) -> Message:
-        """``PATCH /chats/{id}/messages/{message}``; later builds wrap the answer as ``{"message"}``.
+    async def edit_message(
+        self, chat_id: ChatId, message_id: int, content: Sequence[InputPart]
+    ) -> EditResult:
+        """``PATCH /chats/{id}/messages/{message}``; later builds wrap the answer as ``{"message"}``
+        with the removed message ids and warnings.
 
         Not retried: a repeat after a lost answer would find the edited message already replaced.
         """
@@ -340,7 +426,7 @@ class ExperimentalBackend:
             idempotent=False,
             json_body={"content": _content(content)},
         )
-        return decode(read_json(response), _edited_message, "edited message")
+        return decode(read_json(response), parse_edit_result, "edit answer")
 
     async def queued_messages(self, chat_id: ChatId) -> list[QueuedMessage]:
         """The queue, which ``GET /chats/{id}/messages`` returns on its first page."""

@@ -3,8 +3,9 @@
 What this absorbs (reference sections 3 and 4.3): keys that are absent in one build and ``null`` in
 another; the zero-valued keys every message part carries (``"url":""``, ``"start_line":0``, …);
 ``last_error`` as a string, an object or ``null``; status names beyond G1's own six; ``status``
-events whose payload is an object; ``queue_update`` events that omit an empty queue. Unknown part
-types are kept by name; unknown event types are skipped, so a newer Coder degrades gracefully.
+events whose payload is an object; ``queue_update`` events that omit an empty queue; a file part's
+name in ``name`` (newest) or ``file_name``. Unknown part types are kept by name; unknown event types
+are skipped, so a newer Coder degrades gracefully.
 
 The status table is a parameter (``statuses``) of the chat and event parsers, so the G2 backend
 (``v2_wire``) reads its own status names with these same parsers.
@@ -20,8 +21,9 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from bridge.coder.diffstat import changed_files
-from bridge.coder.errors import CoderError
+from bridge.coder.errors import CoderUnreadable
 from bridge.coder.excerpt import excerpt
+from bridge.coder.failures import read_failure
 from bridge.coder.framing import RawEvent
 from bridge.coder.novelty import report_unknown
 from bridge.coder.types import (
@@ -31,6 +33,7 @@ from bridge.coder.types import (
     ChatPhase,
     ChatStatus,
     CoderUser,
+    EditResult,
     ErrorEvent,
     Message,
     MessageEvent,
@@ -81,13 +84,6 @@ def parse_status(name: Any, statuses: Mapping[str, ChatPhase] = STATUS_PHASES) -
     return ChatStatus(phase=statuses.get(text, ChatPhase.UNKNOWN), name=text)
 
 
-def _error_text(raw: Any) -> str | None:
-    """``last_error`` as text: G1 sends a string, G2 an object with ``message``."""
-    if isinstance(raw, dict):
-        raw = raw.get("message")
-    return str(raw) if raw else None
-
-
 def parse_chat(raw: Any, statuses: Mapping[str, ChatPhase] = STATUS_PHASES) -> Chat:
     """A Chat object (full or the partial one in watch events)."""
     data = _fields(raw)
@@ -96,15 +92,21 @@ def parse_chat(raw: Any, statuses: Mapping[str, ChatPhase] = STATUS_PHASES) -> C
         {
             **data,
             "status": parse_status(data.get("status"), statuses),
-            "last_error": _error_text(data.get("last_error")),
+            "last_error": read_failure(data.get("last_error")),
             "diff_status": _fields(diff) if diff else None,
         }
     )
 
 
 def parse_part(raw: Any) -> Part:
-    """A ChatMessagePart; the zero-valued keys of other part types are ignored or harmless."""
-    return Part.model_validate(_fields(raw))
+    """A ChatMessagePart; the zero-valued keys of other part types are ignored or harmless.
+
+    A ``file`` part's name is ``name`` in the newest source and ``file_name`` before it.
+    """
+    data = _fields(raw)
+    if data.get("type") == "file" and data.get("name") and not data.get("file_name"):
+        data["file_name"] = data["name"]
+    return Part.model_validate(data)
 
 
 def _parts(raw: Any) -> tuple[Part, ...]:
@@ -115,6 +117,15 @@ def parse_message(raw: Any) -> Message:
     """A persisted ChatMessage."""
     data = _fields(raw)
     return Message.model_validate({**data, "content": _parts(data.get("content"))})
+
+
+def parse_promoted(raw: Any) -> Message | None:
+    """The promote answer: the promoted ChatMessage (200, older builds), or ``None`` for the newest
+    source's ``202 {"message": "Queued message promotion accepted."}`` (a ``codersdk.Response``:
+    the message then comes on the stream)."""
+    if isinstance(raw, dict) and isinstance(raw.get("message"), str) and "id" not in raw:
+        return None
+    return parse_message(raw)
 
 
 def parse_queued(raw: Any) -> QueuedMessage:
@@ -130,18 +141,39 @@ def parse_message_page(raw: Any) -> tuple[list[Message], list[QueuedMessage]]:
     return messages, [parse_queued(q) for q in data.get("queued_messages") or ()]
 
 
+def _warnings(data: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(str(w) for w in data.get("warnings") or () if w)
+
+
 def parse_send_result(raw: Any) -> SendResult:
     """The POST /messages answer: the delivered message, or the queued one.
 
-    G2 adds ``messages`` (every message the send inserted); without ``message`` its last user
-    message is the one delivered.
+    G2 adds ``messages`` (every message the send inserted: a queued send on a chat in error may
+    promote the queue head) and ``warnings``; without ``message`` the last user message of
+    ``messages`` is the one delivered.
     """
     data = _fields(raw)
+    messages = tuple(parse_message(m) for m in data.get("messages") or ())
+    extra = {"messages": messages, "warnings": _warnings(data)}
     if data.get("queued"):
-        return SendResult(queued=True, queued_message=parse_queued(data["queued_message"]))
-    if "message" not in data:
-        data["message"] = next(m for m in reversed(data["messages"]) if m.get("role") == "user")
-    return SendResult(queued=False, message=parse_message(data["message"]))
+        return SendResult(queued=True, queued_message=parse_queued(data["queued_message"]), **extra)
+    if "message" in data:
+        message = parse_message(data["message"])
+    else:
+        message = next(m for m in reversed(messages) if m.role == "user")
+    return SendResult(queued=False, message=message, **extra)
+
+
+def parse_edit_result(raw: Any) -> EditResult:
+    """The edit answer: the new ChatMessage itself (envelope-era G1), or ``EditChatMessageResponse``
+    (``message``, ``messages``?, ``deleted_message_ids``?, ``warnings``?)."""
+    data = _fields(raw)
+    if not isinstance(data.get("message"), dict):
+        return EditResult(message=parse_message(data))
+    deleted = tuple(int(i) for i in data.get("deleted_message_ids") or ())
+    return EditResult(
+        message=parse_message(data["message"]), deleted_message_ids=deleted, warnings=_warnings(data)
+    )
 
 
 def parse_user(raw: Any) -> CoderUser:
@@ -171,19 +203,20 @@ def _queue_event(data: dict[str, Any]) -> QueueEvent:
 
 
 def _error_event(data: dict[str, Any]) -> ErrorEvent:
-    payload = data.get("error")
-    details = _fields(payload) if isinstance(payload, dict) else {}
-    return ErrorEvent(
-        message=_error_text(payload) or "Coder reported an error",
-        retryable=bool(details.get("retryable", False)),
-        error_kind=str(details.get("kind", "")),
-    )
+    failure = read_failure(data.get("error"))
+    return ErrorEvent.of(failure) if failure is not None else ErrorEvent(message="Coder reported an error")
 
 
 def _retry_event(data: dict[str, Any]) -> RetryEvent:
     payload = _fields(data["retry"])
+    status = payload.get("status_code")
     return RetryEvent(
-        attempt=payload.get("attempt", 0), delay_ms=payload.get("delay_ms", 0), error=payload.get("error", "")
+        attempt=payload.get("attempt", 0),
+        delay_ms=payload.get("delay_ms", 0),
+        error=payload.get("error", ""),
+        error_kind=str(payload.get("kind") or ""),
+        provider=str(payload.get("provider") or ""),
+        status_code=status if isinstance(status, int) and status else None,
     )
 
 
@@ -256,4 +289,6 @@ def decode(raw: Any, parse: Callable[[Any], _T], what: str) -> _T:
     try:
         return parse(raw)
     except UNREADABLE as exc:
-        raise CoderError(f"Coder sent an unreadable {what}", detail=excerpt(str(exc))) from exc
+        raise CoderUnreadable(
+            f"Coder sent a {what} this bridge could not read", detail=excerpt(str(exc))
+        ) from exc

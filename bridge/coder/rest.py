@@ -26,10 +26,13 @@ from bridge.coder.errors import (
     CoderNotFound,
     CoderRejected,
     CoderUnavailable,
+    CoderUnreadable,
     Validation,
 )
 from bridge.coder.excerpt import excerpt
+from bridge.coder.failures import body_kind
 from bridge.coder.observe import NOOP_OBSERVER, CoderObserver
+from bridge.coder.types import ErrorKind
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +58,12 @@ DEFAULT_TIMEOUT = 30.0
 
 
 def error_from_response(status: int, body: bytes, reason: str = "") -> CoderError:
-    """The ``CoderError`` for a non-2xx answer, carrying Coder's message, detail and validations."""
-    message, detail, validations = _parse_error_body(body)
+    """The ``CoderError`` for a non-2xx answer, carrying Coder's message, detail, validations and
+    the kind newer builds (or an older usage-limit body) show."""
+    message, detail, validations, kind = _parse_error_body(status, body)
     if not message:
         message = f"Coder answered HTTP {status} {reason}".strip()
-    return error_class_for(status)(message, detail, status, validations)
+    return error_class_for(status)(message, detail, status, validations, kind)
 
 
 def error_class_for(status: int) -> type[CoderError]:
@@ -73,20 +77,20 @@ def error_class_for(status: int) -> type[CoderError]:
     return CoderRejected
 
 
-def _parse_error_body(body: bytes) -> tuple[str, str, tuple[Validation, ...]]:
+def _parse_error_body(status: int, body: bytes) -> tuple[str, str, tuple[Validation, ...], ErrorKind]:
     try:
         data = json.loads(body)
     except ValueError:
-        return "", excerpt(body.decode("utf-8", "replace")), ()
+        return "", excerpt(body.decode("utf-8", "replace")), (), ErrorKind.GENERIC
     if not isinstance(data, dict) or not isinstance(data.get("message"), str):
-        return "", excerpt(body.decode("utf-8", "replace")), ()
+        return "", excerpt(body.decode("utf-8", "replace")), (), ErrorKind.GENERIC
     detail = data.get("detail")
     validations = tuple(
         Validation(str(v.get("field", "")), str(v.get("detail", "")))
         for v in data.get("validations") or ()
         if isinstance(v, dict)
     )
-    return data["message"], detail if isinstance(detail, str) else "", validations
+    return data["message"], detail if isinstance(detail, str) else "", validations, body_kind(status, data)
 
 
 def read_json(response: httpx.Response) -> Any:
@@ -94,8 +98,8 @@ def read_json(response: httpx.Response) -> Any:
     try:
         return response.json()
     except ValueError as exc:
-        raise CoderError(
-            "Coder sent a response that is not JSON",
+        raise CoderUnreadable(
+            "Coder sent an answer that is not JSON",
             detail=excerpt(response.text),
             status=response.status_code,
         ) from exc

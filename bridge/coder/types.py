@@ -57,7 +57,11 @@ class ChatStatus(_Model):
 
 
 class Part(_Model):
-    """One piece of message content; fields not used by a part's ``type`` stay at their defaults."""
+    """One piece of message content; fields not used by a part's ``type`` stay at their defaults.
+
+    A ``file`` part names its file in ``name`` in the newest source (codersdk ChatMessagePart:
+    ``file_name`` belongs to ``file-reference``); the wire readers put either in ``file_name``.
+    """
 
     type: str
     text: str = ""
@@ -146,6 +150,54 @@ class ChatDiff(_Model):
     files: tuple[FileChange, ...] = ()
 
 
+class ErrorKind(StrEnum):
+    """What kind of failure Coder reports, so the person can be told what to do about it.
+
+    ``codersdk.ChatErrorKind`` in the newest source (coder/coder codersdk/chats.go at 004053e8,
+    ``AllChatErrorKinds``; ``startup_timeout`` from coderd/x/chatd/chaterror/message.go at
+    0033a8d7). A kind this bridge does not know reads as ``GENERIC``.
+    """
+
+    GENERIC = "generic"
+    OVERLOADED = "overloaded"
+    RATE_LIMIT = "rate_limit"
+    TIMEOUT = "timeout"
+    STARTUP_TIMEOUT = "startup_timeout"
+    STREAM_SILENCE_TIMEOUT = "stream_silence_timeout"
+    AUTH = "auth"
+    """The model provider refused the credentials (a wrong key or missing permissions)."""
+    CONFIG = "config"
+    USAGE_LIMIT = "usage_limit"
+    MISSING_KEY = "missing_key"
+    """The provider key the chat was started with is no longer available."""
+    PROVIDER_DISABLED = "provider_disabled"
+    CONTENT_FILTER = "content_filter"
+    HOOK_DISPATCH_FAILED = "hook_dispatch_failed"
+    HOOK_DENIED = "hook_denied"
+
+    @classmethod
+    def read(cls, raw: object) -> ErrorKind:
+        """A kind from the wire; absent or unknown is ``GENERIC``."""
+        try:
+            return cls(str(raw))
+        except ValueError:
+            return cls.GENERIC
+
+
+class ChatFailure(_Model):
+    """Why a turn failed, as Coder classifies it (``codersdk.ChatError``): in a chat's
+    ``last_error`` and a stream ``error`` event. Older builds send only the message."""
+
+    message: str
+    detail: str = ""
+    """Provider-specific context Coder shows next to the message, when it has any."""
+    kind: ErrorKind = ErrorKind.GENERIC
+    provider: str = ""
+    retryable: bool = False
+    status_code: int | None = None
+    """The upstream provider's HTTP status, best effort."""
+
+
 class Chat(_Model):
     """A Coder chat's metadata (no messages)."""
 
@@ -154,18 +206,34 @@ class Chat(_Model):
     status: ChatStatus
     labels: dict[str, str] = Field(default_factory=dict)
     archived: bool = False
-    last_error: str | None = None
+    last_error: ChatFailure | None = None
     diff_status: ChatDiffStatus | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
 
 class SendResult(_Model):
-    """What became of a message sent to a chat: delivered into history, or queued."""
+    """What became of a message sent to a chat: delivered into history, or queued.
+
+    Newer builds add ``messages``, every user-visible message the send inserted (a queued send on a
+    chat in error promotes the queue head, which is then among them), and ``warnings`` for the
+    person (e.g. an MCP server that is unavailable).
+    """
 
     queued: bool
     message: Message | None = None
     queued_message: QueuedMessage | None = None
+    messages: tuple[Message, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+class EditResult(_Model):
+    """What an edit made: the new message (a new id), and in newer builds the ids of the messages it
+    removed and ``warnings`` for the person (codersdk EditChatMessageResponse)."""
+
+    message: Message
+    deleted_message_ids: tuple[int, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 class Capabilities(_Model):
@@ -213,6 +281,29 @@ class CoderUser(_Model):
     organization_ids: tuple[str, ...] = ()
 
 
+Finding = Literal["yes", "no", "unknown"]
+
+
+class ServerFacts(_Model):
+    """What a read-only look at the server tells of the behaviours that differ between builds
+    (reference 0a); ``bridge doctor`` prints it. "unknown" where only a change could tell."""
+
+    version: str = ""
+    """``GET /api/v2/buildinfo``'s version; empty when the server does not say."""
+    mcp_servers: str = ""
+    """The path the MCP server listing answered at; empty when none did (or the API has none)."""
+    promote_accepted: Finding = "unknown"
+    """Promote answers 202 without the message ("yes") or 200 with it ("no"): seen only by a promote."""
+    label_filters: Finding = "unknown"
+    """The chat list honours ``label=`` filters; "no" if a filter matching nothing listed chats."""
+    classified_errors: Finding = "unknown"
+    """A chat's ``last_error`` carries a ``kind``; "unknown" unless some listed chat has an error."""
+    provider_availability: Finding = "unknown"
+    """The model listing says which providers are unavailable, and why."""
+    unavailable_providers: tuple[str, ...] = ()
+    """Providers the model listing reports unavailable, each as ``name (reason)``."""
+
+
 class InputPart(_Model):
     """Content sent to Coder: text, or an uploaded file referenced by id."""
 
@@ -243,6 +334,10 @@ class Choice(_Model):
     """What people are shown (and may type)."""
     aliases: tuple[str, ...] = ()
     """Other names that select it (a model's provider id, an MCP server's slug …)."""
+    unavailable: str = ""
+    """Why it cannot be chosen now, as Coder says it: ``disabled`` for an MCP server an
+    administrator switched off, or the ``unavailable_reason`` of a model's provider
+    (``missing_api_key``, ``fetch_failed``, ``user_api_key_required`` …); empty when usable."""
 
     def matches(self, typed: str) -> bool:
         """Whether ``typed`` names this choice: its id, name or an alias, ignoring case."""
@@ -295,12 +390,39 @@ class QueueEvent(_Model):
 
 
 class ErrorEvent(_Model):
-    """Processing failed, or the stream itself reported an error."""
+    """Processing failed, or the stream itself reported an error (``error_kind`` ``stream``)."""
 
     kind: Literal["error"] = "error"
     message: str
     retryable: bool = False
     error_kind: str = ""
+    detail: str = ""
+    provider: str = ""
+    status_code: int | None = None
+
+    @property
+    def failure(self) -> ChatFailure:
+        """The error as Coder classified it."""
+        return ChatFailure(
+            message=self.message,
+            detail=self.detail,
+            kind=ErrorKind.read(self.error_kind),
+            provider=self.provider,
+            retryable=self.retryable,
+            status_code=self.status_code,
+        )
+
+    @classmethod
+    def of(cls, failure: ChatFailure) -> ErrorEvent:
+        """The event that reports ``failure`` (a chat's ``last_error`` shown as its stream would)."""
+        return cls(
+            message=failure.message,
+            retryable=failure.retryable,
+            error_kind=failure.kind.value,
+            detail=failure.detail,
+            provider=failure.provider,
+            status_code=failure.status_code,
+        )
 
 
 class RetryEvent(_Model):
@@ -310,6 +432,10 @@ class RetryEvent(_Model):
     attempt: int
     delay_ms: int
     error: str
+    error_kind: str = ""
+    """Newer builds classify the failed attempt (``ChatStreamRetry.kind``)."""
+    provider: str = ""
+    status_code: int | None = None
 
 
 class ActionRequiredEvent(_Model):

@@ -9,15 +9,12 @@ one answer 409 instead of succeeding, and there is no ``POST /archive`` route to
 from __future__ import annotations
 
 import asyncio
-from functools import partial
 from typing import ClassVar, Literal
-from urllib.parse import quote
 
 from bridge.coder.backoff import Backoff
-from bridge.coder.catalog import list_choices, parse_models
 from bridge.coder.errors import CoderRejected
 from bridge.coder.experimental import ChatsApi, ExperimentalBackend
-from bridge.coder.types import ATTACHMENT_TYPES, Capabilities, Chat, ChatId, Choice
+from bridge.coder.types import ATTACHMENT_TYPES, Capabilities, Chat, ChatId
 from bridge.coder.v2_wire import parse_chat, parse_stream_event, parse_watch_event
 
 CHATS = "/api/v2/chats"
@@ -39,7 +36,17 @@ class V2Backend(ExperimentalBackend):
     """
 
     api: ClassVar[ChatsApi] = G2_API
-    mcp_servers_path: ClassVar[str] = "/api/v2/ai-gateway/mcp-servers"
+    mcp_servers_paths: ClassVar[tuple[str, ...]] = (
+        "/api/v2/organizations/{organization}/mcp-servers",
+        "/api/experimental/mcp/servers",
+    )
+    """The newest source lists MCP servers per organization (coder/coder coderd/chat_routes.go at
+    004053e8, ``registerOrganizationChatRoutes``; codersdk/mcp.go at 0217d8af ``MCPServerConfigs``),
+    where older G2 builds still had the unpromoted experimental listing G1 used (codersdk/mcp.go of
+    that era); ``/api/v2/ai-gateway/mcp-servers`` was only ever in a design document."""
+    models_path: ClassVar[str] = "/api/v2/organizations/{organization}/chats/models"
+    """PR #28632 moved the organization's model configs out of the chats prefix."""
+    models_key: ClassVar[str | None] = "models"
     renames: ClassVar[Literal["coder", "try"]] = "coder"
     """G2's patchChat applies ``title`` (coderd ``applyChatTitleUpdate``, codersdk UpdateChatRequest)."""
     settle_attempts: ClassVar[int] = 20
@@ -50,12 +57,6 @@ class V2Backend(ExperimentalBackend):
     def capabilities(self) -> Capabilities:
         """G1's, and a chat may wait for its person (``requires_action``)."""
         return Capabilities(waits_for_user=True)
-
-    async def _models(self) -> list[Choice]:
-        """G2: the organization's model configs (PR #28632 moved them out of the chats prefix)."""
-        organization = await self._default_organization() or ""
-        path = f"/api/v2/organizations/{quote(organization, safe='')}/chats/models"
-        return await list_choices(self._rest, path, partial(parse_models, key="models"))
 
     async def interrupt(self, chat_id: ChatId) -> Chat:
         """``POST /chats/{id}/interrupt``; an idle chat (Coder's 409) is returned as it is."""

@@ -15,6 +15,7 @@ from bridge.coder.backend import CoderBackend
 from bridge.coder.errors import CoderError
 from bridge.coder.types import IMAGE_TYPES, InputPart
 from bridge.relay.ports import FileRefused, FileSource, SlackFile
+from bridge.slack.failures import render_coder_error
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class Attachments:
                 skipped.append((file.name, str(exc)))
             except CoderError as exc:
                 log.warning("Coder refused Slack file %s: %s", file.id, exc)
-                skipped.append((file.name, f"Coder refused it: {exc.message}"))
+                skipped.append((file.name, f"Coder refused it: {render_coder_error(exc)}"))
         return Attached(tuple(parts), tuple(skipped))
 
     async def _upload_one(self, backend: CoderBackend, file: SlackFile) -> str:

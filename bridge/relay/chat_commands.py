@@ -29,6 +29,7 @@ from bridge.relay.outbox import Outbox
 from bridge.relay.policy import Policy
 from bridge.relay.ports import SlackError
 from bridge.slack.defuse import unmention
+from bridge.slack.failures import render_coder_error
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +174,7 @@ class ChatCommands:
         except CoderNotFound:
             chats = []
         except CoderError as exc:
-            return f"I couldn't ask Coder for your chats: {exc}"
+            return f"I couldn't ask Coder for your chats: {render_coder_error(exc)}"
         return backend, sorted(chats, key=lambda c: c.updated_at or c.created_at or _NEVER, reverse=True)
 
 

@@ -32,6 +32,7 @@ from bridge.relay.policy import Policy
 from bridge.relay.ports import ButtonAction
 from bridge.relay.supervisor import Supervisor, shown, thread_ref
 from bridge.slack.blocks import render_error
+from bridge.slack.failures import render_coder_error
 from bridge.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
@@ -184,7 +185,7 @@ class Controls:
                 await self._promote(backend, link, chat_id, user_id, inbound.queued_message_id)
         except CoderError as exc:
             log.warning("send-now in chat %s failed: %s", chat_id, exc, extra={"chat_id": chat_id})
-            failure = render_error(f"Couldn't send that message now: {exc}")
+            failure = render_error(f"Couldn't send that message now: {render_coder_error(exc)}")
             await self._outbox.put(ref, [final_text(slot, failure)])
 
     def stop_session(self, stop: SessionStop) -> None:
@@ -254,7 +255,7 @@ class Controls:
                 await self._identity.refused(
                     link.team_id, link.requester_user_id, link.channel_id, link.thread_ts
                 )
-            text = render_error(f"Couldn't {request.verb}: {exc}")
+            text = render_error(f"Couldn't {request.verb}: {render_coder_error(exc)}")
         await self._outbox.put(thread_ref(link), [final_text(f"control:{request.event_id}", text)])
         if request.control is Control.ARCHIVE and self._home is not None:
             self._home.changed(link.requester_user_id)  # Coder's watch may be missing or late
@@ -284,7 +285,10 @@ class Controls:
         self, backend: CoderBackend, link: ThreadLink, chat_id: ChatId, user: str, queued_id: int
     ) -> str:
         message = await backend.promote_queued(chat_id, queued_id)
-        await self._forget_queued(link, queued_id, message.id)
+        if message is not None:
+            await self._forget_queued(link, queued_id, message.id)
+        # else Coder only accepted it (newest builds): the stream shows the message taken from the
+        # queue, which clears the notice and records the message, as for Coder's own promotions
         self._supervisor.follow(chat_id)
         return f"⏫ <@{user}> moved a queued message to the front: the agent gets it next."
 
@@ -301,7 +305,7 @@ class Controls:
             text = await self._archive(backend, link, user_id, archived=True)
         except CoderError as exc:
             log.warning("archive of chat %s failed: %s", link.chat_id, exc, extra={"chat_id": link.chat_id})
-            return f"Couldn't archive the chat: {exc}"
+            return f"Couldn't archive the chat: {render_coder_error(exc)}"
         await self._outbox.put(thread_ref(link), [final_text(f"control:{digest(request_id)}", text)])
         return text
 

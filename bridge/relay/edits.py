@@ -28,6 +28,7 @@ from bridge.relay.identity import HOW_TO_LINK, Identity
 from bridge.relay.outbox import Outbox, final_text
 from bridge.relay.supervisor import Supervisor, thread_ref
 from bridge.slack.blocks import render_error
+from bridge.slack.failures import render_coder_error, render_warnings
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,10 @@ class Revisions:
         except CoderError as exc:
             log.warning("editing in chat %s failed: %s", chat_id, exc, extra={"chat_id": chat_id})
             await self._say(
-                link, row.ts, "edit", render_error(f"Your edit was not sent to the agent: {exc}.")
+                link,
+                row.ts,
+                "edit",
+                render_error(f"Your edit was not sent to the agent: {render_coder_error(exc)}."),
             )
             return
         self._supervisor.follow(chat_id)
@@ -143,10 +147,9 @@ class Revisions:
             except CoderError as exc:
                 lost = len(replacements) - index
                 raise CoderError(
-                    f"{exc.message}; {lost} queued message(s) were taken out and not queued again, "
-                    "please send them again",
-                    exc.detail,
-                    exc.status,
+                    f"{render_coder_error(exc)}; {lost} queued message(s) were taken out and not queued "
+                    "again, please send them again",
+                    status=exc.status,
                 ) from exc
             async with self._db.unit() as session:
                 await repo.replace_queued(
@@ -187,14 +190,20 @@ class Revisions:
                 session,
                 channel_id=row.channel_id,
                 ts=row.ts,
-                coder_message_id=edited.id,
+                coder_message_id=edited.message.id,
                 queued_message_id=None,
             )
         note = "✏️ Edited in Coder: the agent starts over from your edited message."
+        # Newer builds name what the edit removed: the edited message's old row and those after it.
+        removed = len(set(edited.deleted_message_ids) - {message_id})
+        if removed:
+            note += f" Coder removed the {removed} later message(s) of the chat."
         if dropped:
             note += (
                 f" Coder dropped the {len(dropped)} queued follow-up(s); send them again if they still apply."
             )
+        if edited.warnings:
+            note += "\n" + render_warnings(edited.warnings)
         await self._say(link, row.ts, "edit", note)
 
     async def delete(self, link: ThreadLink, row: InboundMessage) -> None:
@@ -216,7 +225,10 @@ class Revisions:
                 "removing a queued message of %s failed: %s", chat_id, exc, extra={"chat_id": chat_id}
             )
             await self._say(
-                link, row.ts, "reply", render_error(f"Couldn't take your message out of the queue: {exc}.")
+                link,
+                row.ts,
+                "reply",
+                render_error(f"Couldn't take your message out of the queue: {render_coder_error(exc)}."),
             )
             return
         if tail is not None:

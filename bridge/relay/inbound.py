@@ -42,6 +42,7 @@ from bridge.relay.policy import Policy
 from bridge.relay.ports import FileSource, SlackError, SlackFile, ThreadHistory
 from bridge.relay.supervisor import HEADER_SLOT, Supervisor, thread_ref
 from bridge.slack.blocks import render_error, render_queued, render_skipped
+from bridge.slack.failures import render_coder_error, render_warnings
 from bridge.tasks import KeyedLocks, TaskGroup
 
 log = logging.getLogger(__name__)
@@ -365,7 +366,9 @@ class Inbound:
             await self._say(
                 ref,
                 HEADER_SLOT,
-                render_error(f"Couldn't start a Coder chat: {exc}. Mention me again to retry."),
+                render_error(
+                    f"Couldn't start a Coder chat: {render_coder_error(exc)}. Mention me again to retry."
+                ),
             )
             await self._fail(link)
             return
@@ -498,7 +501,9 @@ class Inbound:
             await self._say(
                 ref,
                 f"reply:{message.ts}",
-                render_error(f"Your message did not reach the agent: {exc}. Please send it again."),
+                render_error(
+                    f"Your message did not reach the agent: {render_coder_error(exc)}. Please send it again."
+                ),
             )
             return
         await self._record(
@@ -507,6 +512,7 @@ class Inbound:
             message,
             coder_message_id=result.message.id if result.message else None,
             queued_message_id=result.queued_message.id if result.queued_message else None,
+            warnings=result.warnings,
         )
         self._supervisor.follow(chat_id)
 
@@ -530,14 +536,16 @@ class Inbound:
 
     async def _to_front(self, backend: CoderBackend, chat_id: ChatId, sent: SendResult) -> SendResult:
         """A ``!now`` message Coder queued: promoted, unless Coder took it from its queue by itself
-        once the stop landed (then the promote fails, and the message is delivered all the same)."""
+        once the stop landed (then the promote fails, and the message is delivered all the same).
+        Where Coder only accepts the promotion (202) it stays recorded as queued: the stream shows
+        it taken, as for Coder's own promotions."""
         assert sent.queued_message is not None
         try:
             promoted = await backend.promote_queued(chat_id, sent.queued_message.id)
         except CoderError as exc:
             log.info("a !now message left the queue before its promote (%s)", exc, extra={"chat_id": chat_id})
             return sent
-        return SendResult(queued=False, message=promoted)
+        return sent if promoted is None else SendResult(queued=False, message=promoted)
 
     async def _record(
         self,
@@ -547,9 +555,11 @@ class Inbound:
         *,
         coder_message_id: int | None,
         queued_message_id: int | None,
+        warnings: Sequence[str] = (),
     ) -> None:
-        """Store what Coder made of a follow-up, and the "Queued" notice with it (one transaction:
-        a crash leaves neither or both); the chat's queue then shows its place, or the turn it
+        """Store what Coder made of a follow-up, and the "Queued" notice and Coder's warnings with it
+        (one transaction: a crash leaves neither or both, and the warnings' slot is the message's, so
+        a redelivered event shows them once); the chat's queue then shows its place, or the turn it
         started its reaction (the stream may have shown that turn before Coder's answer came)."""
         notice = (
             [
@@ -560,6 +570,8 @@ class Inbound:
             if queued_message_id
             else []
         )
+        if warnings:
+            notice.append(final_text(f"warnings:{message.ts}", render_warnings(warnings)))
         async with self._db.unit() as session:
             await repo.record_inbound(
                 session,

@@ -2,10 +2,11 @@
 
 ``split_options`` takes the leading ``key=value`` words off a prompt (pure); ``resolve`` turns them
 into Coder ids with the generation's listings (``CoderBackend.choices``). Anything wrong, an
-unknown key, an empty or repeated value, a name Coder does not list, or an option this Coder
-generation cannot take, becomes one message for the person that lists the valid values, and no
-chat is created: a task run with a model or workspace other than the one asked for would be worse
-than none.
+unknown key, an empty or repeated value, a name Coder does not list, one Coder lists but cannot
+use now (a disabled MCP server, a model whose provider is unavailable: said with Coder's reason),
+or an option this Coder generation cannot take, becomes one message for the person that lists the
+valid values, and no chat is created: a task run with a model or workspace other than the one
+asked for would be worse than none.
 """
 
 from __future__ import annotations
@@ -17,11 +18,21 @@ from typing import get_args
 from bridge.coder.backend import CoderBackend
 from bridge.coder.errors import CoderError
 from bridge.coder.types import ChatOption, ChatOptions, Choice
+from bridge.slack.failures import render_coder_error
 
 OPTIONS: tuple[ChatOption, ...] = get_args(ChatOption)
 _WORD = re.compile(r"\s*([A-Za-z_][\w-]*)=(\S*)")
 _SHOWN = 15
 """Valid values listed in an answer at most (a deployment can have many workspaces)."""
+_WHY_UNUSABLE = {
+    "disabled": "an administrator disabled it in Coder",
+    "missing_api_key": "its provider has no API key set in Coder",
+    "user_api_key_required": (
+        "its provider needs your own API key: add it in Coder (your account's AI provider keys)"
+    ),
+    "fetch_failed": "Coder could not reach its provider",
+}
+"""``Choice.unavailable`` reasons in words; Coder's ``ChatModelProviderUnavailableReason`` values."""
 
 
 class OptionError(Exception):
@@ -85,13 +96,23 @@ async def resolve(backend: CoderBackend, requested: Requested) -> ChatOptions:
         try:
             choices = await backend.choices(option)
         except CoderError as exc:
-            reason = f"I couldn't read the {key} list from Coder ({exc}), so nothing was started."
+            reason = (
+                f"I couldn't read the {key} list from Coder ({render_coder_error(exc)}), "
+                "so nothing was started."
+            )
             raise OptionError(reason) from exc
+        usable = [c for c in choices if not c.unavailable]
         ids = []
         for name in typed:
             choice = next((c for c in choices if c.matches(name)), None)
             if choice is None:
-                raise OptionError(f"Coder has no {key} `{name}`. Valid: {_listing(choices)}.")
+                raise OptionError(f"Coder has no {key} `{name}`. Valid: {_listing(usable)}.")
+            if choice.unavailable:
+                why = _WHY_UNUSABLE.get(choice.unavailable, f"it is unavailable ({choice.unavailable})")
+                raise OptionError(
+                    f"Coder can't use the {key} `{choice.name}` now: {why}; nothing was started. "
+                    f"Valid: {_listing(usable)}."
+                )
             ids.append(choice.id)
         found[key] = tuple(dict.fromkeys(ids))
     return ChatOptions(

@@ -31,6 +31,7 @@ from bridge.relay.intake import Intake
 from bridge.relay.policy import Policy
 from bridge.relay.sessions import SessionMirror
 from bridge.relay.supervisor import Supervisor, thread_ref
+from bridge.slack.failures import render_coder_error
 from bridge.tasks import KeyedLocks, TaskGroup
 
 log = logging.getLogger(__name__)
@@ -132,7 +133,9 @@ class Renames:
                 link.team_id, link.requester_user_id, link.channel_id, link.thread_ts
             )
             await self._refuse(
-                link, rename, "" if told else f"Couldn't rename the chat in Coder: {exc}. {_UNCHANGED}"
+                link,
+                rename,
+                "" if told else f"Couldn't rename the chat in Coder: {render_coder_error(exc)}. {_UNCHANGED}",
             )
             return
         await self._show(link, rename, chat, title)

@@ -49,6 +49,7 @@ from bridge.relay.ports import Button, Plan
 from bridge.relay.sessions import SessionMirror
 from bridge.relay.view import DRAFT, ThreadView
 from bridge.slack.blocks import render_error, render_header, render_outcome
+from bridge.slack.failures import render_coder_error, render_failure
 from bridge.slack.mrkdwn import split_markdown
 from bridge.tasks import TaskGroup
 
@@ -158,7 +159,8 @@ class Supervisor:
             self._archived[chat.id] = archived
         view = self._views.get(chat.id)
         status = view.status if view is not None and view.status is not None else chat.status
-        reason = view.failure if view is not None else chat.last_error or ""
+        failed = chat.last_error
+        reason = view.failure if view is not None else render_failure(failed) if failed is not None else ""
         header, buttons = self._header(chat.id, chat.title, status, reason, archived=archived)
         if self._sessions is not None:
             self._sessions.retitle(ref, chat.title)
@@ -286,7 +288,10 @@ class Supervisor:
                 link.team_id, link.requester_user_id, link.channel_id, link.thread_ts
             )
             if not refused:
-                await self._notify(ref, f"Coder refused the bridge's token while following this chat: {exc}")
+                await self._notify(
+                    ref,
+                    f"Coder refused the bridge's token while following this chat: {render_coder_error(exc)}",
+                )
         except CoderNotFound:
             await self._notify(ref, "This chat no longer exists in Coder (or the bridge may not see it).")
         except CoderError as exc:
@@ -299,7 +304,8 @@ class Supervisor:
                 at = following.saved_id if following is not None else cursor
                 await self._notify(
                     ref,
-                    f"Lost the connection to Coder ({exc}). I'll keep trying; a reply here retries at once.",
+                    f"Lost the connection to Coder ({render_coder_error(exc)}). I'll keep trying; "
+                    "a reply here retries at once.",
                     slot=lost_slot(at),
                 )
             return True
@@ -409,9 +415,9 @@ class Supervisor:
     ) -> None:
         """Show why a turn failed before this stream joined (a fast failure, one during a restart):
         the reason is the chat's ``last_error``, shown as the error event would have shown it."""
-        reason = (await backend.get_chat(chat_id)).last_error
-        if reason:
-            view.apply([ErrorEvent(message=reason)], now=_now())
+        failure = (await backend.get_chat(chat_id)).last_error
+        if failure is not None:
+            view.apply([ErrorEvent.of(failure)], now=_now())
             await self._publish(ref, chat_id, title, view)
 
     async def _newest_id(self, backend: CoderBackend, chat_id: ChatId) -> int:

@@ -59,6 +59,7 @@ from bridge.slack.blocks import (
     render_retry_end,
 )
 from bridge.slack.defuse import unmention
+from bridge.slack.failures import render_failure
 
 log = logging.getLogger(__name__)
 
@@ -323,10 +324,10 @@ class ThreadView:
                     held, self._held, self._newer_turn = self._held, [], None
                     for delta in held:
                         self._apply(delta)
-            case ErrorEvent(message=message):
-                self._failure = message
+            case ErrorEvent():
+                self._failure = render_failure(event.failure)
                 self._end_retry("failed")
-                self._set(f"error:{self.last_id}", render_error(message), final=True)
+                self._set(f"error:{self.last_id}", render_error(self._failure), final=True)
             case RetryEvent():
                 self._on_retry(event)
             case ActionRequiredEvent(tool_names=names):

@@ -7,7 +7,9 @@ shapes rather than a mock of our own reading of them.
 ``generation`` picks the API: "experimental" (G1, ``/api/experimental/chats``), "v2" (G2, the
 promoted API of Coder 2.38+ under ``/api/v2/chats`` only) or "v2.37" (G2 mounted under both
 prefixes, the one-release compatibility window) or "v2-late" (G2 as the newest source behaves,
-reference section 0a). G2 always uses bare framing, requires
+reference section 0a: promote answers 202, MCP servers are listed per organization and some are
+disabled, a provider without a key makes its models unusable, send and edit answers carry
+``messages``, ``warnings`` and ``deleted_message_ids``). G2 always uses bare framing, requires
 ``organization_id``, has the statuses running/waiting/error/interrupting/requires_action (no
 pending), lists models at ``/api/v2/organizations/{org}/chats/models`` and widens uploads.
 "ai-sdk" is G0a, the 2025 "AI chat" API under ``/api/v2/chats`` (reference section 6): chats
@@ -21,7 +23,9 @@ answers wrapped in ``{"message": ...}``).
 
 Tests and benchmarks observe and steer it through ``chats``, ``requests``, ``frame_log``,
 ``wait_for`` and the fault knobs (``fail_next``, ``latency``, ``set_unavailable``, ``drop_streams``,
-``revoke_token``, and ``flakiness`` for seeded 5xx and slow answers on a fraction of calls).
+``revoke_token``, ``ignore_label_filters`` for the early builds whose chat list ignored them,
+``warnings`` for late builds' send and edit answers, and ``flakiness`` for seeded 5xx and slow
+answers on a fraction of calls).
 Agent turns are scripted: see ``coder_agent`` and ``scenarios``. In G2 a script's ``ClientToolCall``
 parks a turn in ``requires_action`` until ``POST /chats/{id}/tool-results`` answers it or chatd's
 cancellations do (an interrupt, a ``busy_behavior: interrupt`` message, a promoted queued message, or
@@ -88,10 +92,13 @@ from bridge.sim.coder_rules import (
 from bridge.sim.coder_state import (
     DIALECTS,
     G1_BASE,
+    G1_MCP_SERVERS,
+    G2_MCP_SERVERS,
     G2_MODELS,
     MODELS_RESPONSE,
     NIL_UUID,
     PING_FRAME,
+    PROMOTE_ACCEPTED,
     Framing,
     Generation,
     JsonDict,
@@ -139,6 +146,7 @@ class _Fault:
     message: str
     remaining: int
     after: bool = False
+    fields: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -209,12 +217,16 @@ class CoderSim:
         self.framing: Framing = framing or ("bare" if self.dialect.promoted else "envelope")
         self.organization_id = str(uuid.uuid4())
         self.model_config_id = str(uuid.uuid4())
-        self.catalog = Catalog.default(self.model_config_id)
+        self.catalog = (Catalog.late if self.dialect.late else Catalog.default)(self.model_config_id)
         self.users = {name: SimUser(str(uuid.uuid4()), name) for name in dict.fromkeys(tokens.values())}
         self.requests: list[RecordedRequest] = []
         self.frame_log: list[tuple[float, str, list[JsonDict]]] = []
         self.latency = 0.0
         self.flakiness: Flakiness | None = None
+        self.ignore_label_filters = False
+        """Answer the chat list unfiltered, as early experimental builds did with ``label=``."""
+        self.warnings: list[str] = []
+        """What late builds' send and edit answers warn of (e.g. an MCP server that is unavailable)."""
         self._tokens = dict(tokens)
         self._heartbeat = heartbeat
         self._engine = ChatEngine(
@@ -325,13 +337,19 @@ class CoderSim:
         count: int = 1,
         *,
         after: bool = False,
+        fields: Mapping[str, Any] | None = None,
     ) -> None:
         """Answer the next ``count`` requests whose method matches and path matches (re.search).
 
         With ``after`` the request is carried out first and only its answer replaced: a proxy's
-        504 or a lost response, where the client cannot tell whether Coder acted.
+        504 or a lost response, where the client cannot tell whether Coder acted. ``fields`` go into
+        the error body next to ``message`` (``detail``, a newer build's ``kind``, a usage limit's
+        ``resets_at`` …).
         """
-        self._faults.append(_Fault(method.upper(), re.compile(path_regex), status, message, count, after))
+        fault = _Fault(
+            method.upper(), re.compile(path_regex), status, message, count, after, dict(fields or {})
+        )
+        self._faults.append(fault)
 
     def set_unavailable(self, flag: bool) -> None:
         """While set, every endpoint answers 500 "Chat processor is unavailable."."""
@@ -393,14 +411,17 @@ class CoderSim:
         for base in self.dialect.bases:
             routes += self._chat_routes(base)
         routes.append(web.get("/api/v2/workspaces", self._workspaces))
+        if self.dialect.late:
+            # coderd/chat_routes.go at 004053e8: MCP servers are organization-scoped; no user listing.
+            routes.append(web.get(G2_MCP_SERVERS, self._org_mcp_servers))
+        else:
+            routes.append(web.get(G1_MCP_SERVERS, self._mcp_servers))
         if self.dialect.promoted:
             # PR #28632 (v2.37): the catalog moved to the organization and left the chats prefix.
             routes.append(web.get(G2_MODELS, self._org_models))
-            routes.append(web.get("/api/v2/ai-gateway/mcp-servers", self._mcp_servers))
         else:
             routes.append(web.get(G1_BASE + "/models", self._models))
             routes.append(web.get(G1_BASE + "/model-configs", self._model_configs))
-            routes.append(web.get("/api/experimental/mcp/servers", self._mcp_servers))
         return routes
 
     def _chat_routes(self, base: str) -> list[web.RouteDef]:
@@ -477,7 +498,7 @@ class CoderSim:
                 fault.remaining -= 1
                 if not fault.remaining:
                     self._faults.remove(fault)
-                raise ApiError(fault.status, fault.message)
+                raise ApiError(fault.status, fault.message, fields=fault.fields)
 
     def _authenticate(self, request: web.Request) -> SimUser | None:
         if request.path in _PUBLIC_PATHS:
@@ -502,7 +523,13 @@ class CoderSim:
     def _content(self, request: web.Request, body: JsonDict) -> tuple[list[JsonDict], str]:
         """The body's input parts as stored parts (plus title text); files resolve per caller."""
         media_type_of = functools.partial(self._engine.media_type_of, _user(request).id)
-        return parse_content(body.get("content"), media_type_of)
+        parts, title = parse_content(body.get("content"), media_type_of)
+        if self.dialect.late:  # codersdk.ChatMessageFile: the file's name, omitempty (not file_name)
+            for stored in parts:
+                name = self.files[stored["file_id"]].name if stored["type"] == "file" else ""
+                if name:
+                    stored["name"] = name
+        return parts, title
 
     # -- deployment endpoints ------------------------------------------------------------------
 
@@ -522,6 +549,8 @@ class CoderSim:
     async def _list_chats(self, request: web.Request) -> web.Response:
         archived = parse_archived_query(request.query.get("q", ""))
         wanted = parse_label_filter(request.query.getall("label", []))
+        if self.ignore_label_filters:
+            wanted = {}
         limit, offset = parse_list_page(request.query)
         owner_id = _user(request).id
         chats = [
@@ -613,10 +642,13 @@ class CoderSim:
 
     async def _org_models(self, request: web.Request) -> web.Response:
         """G2: the organization's model configs; another organization is as absent as an unknown one."""
-        organization = parse_uuid_param(request.match_info["organization"])
-        if organization != self.organization_id:
-            raise not_found()
+        self._organization(request)
         return _json(200, self.catalog.g2_models_json(self.organization_id, self._started_at))
+
+    def _organization(self, request: web.Request) -> None:
+        """The path's organization must be the deployment's; another one is as absent as an unknown one."""
+        if parse_uuid_param(request.match_info["organization"]) != self.organization_id:
+            raise not_found()
 
     async def _model_configs(self, request: web.Request) -> web.Response:
         """G1: the enabled model configs, as a non-admin sees them (later G1 builds)."""
@@ -633,6 +665,11 @@ class CoderSim:
     async def _mcp_servers(self, request: web.Request) -> web.Response:
         return _json(200, self.catalog.mcp_servers_json(self._started_at))
 
+    async def _org_mcp_servers(self, request: web.Request) -> web.Response:
+        """The newest source's organization-scoped listing (codersdk/mcp.go ``MCPServerConfigs``)."""
+        self._organization(request)
+        return _json(200, self.catalog.org_mcp_servers_json(self.organization_id, self._started_at))
+
     # -- messages and queue --------------------------------------------------------------------
 
     async def _list_messages(self, request: web.Request) -> web.Response:
@@ -646,7 +683,16 @@ class CoderSim:
         content, _ = self._content(request, body)
         self.catalog.check_mcp_servers(parse_mcp_server_ids(body.get("mcp_server_ids")))
         interrupt = self._busy_behavior(body) == "interrupt"
-        return _json(200, self._engine.send(chat, content, interrupt=interrupt))
+        answer = self._engine.send(chat, content, interrupt=interrupt)
+        if self.dialect.late:  # CreateChatMessageResponse: every inserted message, and the warnings
+            if "message" in answer:
+                answer["messages"] = [answer["message"]]
+            answer.update(self._warnings())
+        return _json(200, answer)
+
+    def _warnings(self) -> JsonDict:
+        """``warnings`` is omitempty."""
+        return {"warnings": list(self.warnings)} if self.warnings else {}
 
     def _busy_behavior(self, body: JsonDict) -> str:
         """Envelope-era builds always queue; bare builds take ``busy_behavior``."""
@@ -662,8 +708,16 @@ class CoderSim:
         message_id = parse_message_id(request.match_info["message"])
         body = parse_body(await request.read())
         content, _ = self._content(request, body)
+        removed = [m["id"] for m in chat.messages if m["id"] >= message_id]
         message = self._engine.edit(chat, message_id, content)
-        return _json(200, {"message": message} if self.framing == "bare" else message)
+        if not self.dialect.late:
+            return _json(200, {"message": message} if self.framing == "bare" else message)
+        # EditChatMessageResponse: the ids of the visible messages the edit removed (the edited one
+        # among them: it is replaced under a new id), and the warnings; both omitempty.
+        answer: JsonDict = {"message": message, "messages": [message]}
+        if removed:
+            answer["deleted_message_ids"] = removed
+        return _json(200, {**answer, **self._warnings()})
 
     async def _delete_queued(self, request: web.Request) -> web.Response:
         chat = self._chat(request)
@@ -671,8 +725,13 @@ class CoderSim:
         return web.Response(status=204)
 
     async def _promote(self, request: web.Request) -> web.Response:
+        """Older builds answer the promoted message; the newest source 202 with a ``Response``
+        (coderd ``promoteChatQueuedMessage``), the message coming on the stream."""
         chat = self._chat(request)
-        return _json(200, self._engine.promote(chat, parse_queued_id(request.match_info["queued"])))
+        message = self._engine.promote(chat, parse_queued_id(request.match_info["queued"]))
+        if self.dialect.late:
+            return _json(202, {"message": PROMOTE_ACCEPTED})
+        return _json(200, message)
 
     async def _submit_tool_results(self, request: web.Request) -> web.Response:
         """204 once stored (coder/coder TestSubmitToolResultsRequiresActionSucceeds)."""

@@ -105,6 +105,9 @@ class Fail:
     message: str
     kind: str = "generic"
     retryable: bool = False
+    detail: str = ""
+    """The provider's own words, shown next to the message (``ChatError.detail``)."""
+    provider: str = ""
 
 
 Step = Text | Reasoning | ToolCall | ClientToolCall | Pause | Gate | Retry | Fail

@@ -11,9 +11,13 @@ serves the listings a client picks them from, and checks create requests against
 - Workspaces: ``GET /api/v2/workspaces?q=owner:me`` (``{"workspaces": [...], "count": n}``). A
   workspace the caller does not own is 400 "Workspace not found or you do not have access to this
   resource" (section 2).
-- MCP servers: G1 ``GET /api/experimental/mcp/servers`` (codersdk ``MCPServerConfigs`` of that
-  era); G2 ``GET /api/v2/ai-gateway/mcp-servers`` (newest docs/reference/api/mcpservers.md;
-  UNCERTAIN for the v2.37 builds). Unknown ids are 400 "One or more MCP server IDs are invalid.".
+- MCP servers: ``GET /api/experimental/mcp/servers`` (codersdk ``MCPServerConfigs`` of the G1 and
+  earlier G2 builds, when MCP was not yet promoted); the newest source lists them per organization,
+  ``GET /api/v2/organizations/{org}/mcp-servers`` (coderd/chat_routes.go at 004053e8), some of them
+  disabled by an administrator. Unknown ids are 400 "One or more MCP server IDs are invalid.".
+- Providers (newest source only): the organization's model listing also carries a descriptor per
+  AI provider, ``available: false`` with an ``unavailable_reason`` where none of its models can be
+  used (codersdk ``ChatModelProviderDescriptor``, chats.go at 004053e8).
 """
 
 from __future__ import annotations
@@ -37,6 +41,17 @@ class SimModelConfig:
     provider: str = "anthropic"
     enabled: bool = True
     is_default: bool = False
+
+
+@dataclass(frozen=True)
+class SimProvider:
+    """An AI provider the organization's models run on (newest source)."""
+
+    id: str
+    type: str
+    display_name: str
+    unavailable_reason: str = ""
+    """``missing_api_key``, ``fetch_failed`` or ``user_api_key_required``; empty when available."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +100,8 @@ class Catalog:
     models: list[SimModelConfig] = field(default_factory=list)
     workspaces: list[SimWorkspace] = field(default_factory=list)
     mcp_servers: list[SimMcpServer] = field(default_factory=list)
+    providers: list[SimProvider] = field(default_factory=list)
+    """Listed with the models only where non-empty (the newest source)."""
 
     @classmethod
     def default(cls, default_model_id: str) -> Catalog:
@@ -97,15 +114,31 @@ class Catalog:
             ]
         )
 
+    @classmethod
+    def late(cls, default_model_id: str) -> Catalog:
+        """``default``'s, plus what the newest source shows: a provider with no API key (whose
+        model, Gemini 2.5 Pro, cannot be used) and an MCP server an administrator disabled."""
+        catalog = cls.default(default_model_id)
+        catalog.providers = [
+            SimProvider(_new_id(), "anthropic", "Anthropic"),
+            SimProvider(_new_id(), "openai", "OpenAI"),
+            SimProvider(_new_id(), "google", "Google", unavailable_reason="missing_api_key"),
+        ]
+        catalog.models.append(
+            SimModelConfig(_new_id(), "gemini-2.5-pro", "Gemini 2.5 Pro", provider="google")
+        )
+        catalog.add_mcp_server("jira", "Jira", enabled=False)
+        return catalog
+
     def add_workspace(self, owner_id: str, owner_name: str, name: str) -> str:
         """A workspace of ``owner_name``; returns its id."""
         workspace = SimWorkspace(_new_id(), name, owner_id, owner_name)
         self.workspaces.append(workspace)
         return workspace.id
 
-    def add_mcp_server(self, slug: str, display_name: str = "") -> str:
-        """An enabled MCP server; returns its id."""
-        server = SimMcpServer(_new_id(), slug, display_name or slug)
+    def add_mcp_server(self, slug: str, display_name: str = "", *, enabled: bool = True) -> str:
+        """An MCP server (enabled unless said otherwise); returns its id."""
+        server = SimMcpServer(_new_id(), slug, display_name or slug, enabled)
         self.mcp_servers.append(server)
         return server.id
 
@@ -145,9 +178,22 @@ class Catalog:
         return [{**_model_json(m, created_at), "provider": m.provider} for m in self.models if m.enabled]
 
     def g2_models_json(self, organization_id: str, created_at: str) -> JsonDict:
-        """G2 ``OrganizationChatModelsResponse``: the organization's enabled model configs."""
-        g2 = {"organization_id": organization_id, "ai_provider_id": NIL_UUID}
-        return {"models": [{**_model_json(m, created_at), **g2} for m in self.models if m.enabled]}
+        """G2 ``OrganizationChatModelsResponse``: the organization's enabled model configs, and the
+        provider descriptors where the catalog has providers (the newest source)."""
+        by_type = {p.type: p.id for p in self.providers}
+        models = [
+            {
+                **_model_json(m, created_at),
+                "organization_id": organization_id,
+                "ai_provider_id": by_type.get(m.provider, NIL_UUID),
+            }
+            for m in self.models
+            if m.enabled
+        ]
+        if not self.providers:
+            return {"models": models}
+        providers = [_provider_json(p) for p in self.providers]
+        return {"models": models, "providers": providers, "unsupported_providers": []}
 
     def workspaces_json(self, owner_id: str, organization_id: str, created_at: str) -> JsonDict:
         """``GET /api/v2/workspaces?q=owner:me``: the caller's workspaces (a subset of Workspace)."""
@@ -183,3 +229,54 @@ class Catalog:
             }
             for s in self.mcp_servers
         ]
+
+    def org_mcp_servers_json(self, organization_id: str, created_at: str) -> list[JsonDict]:
+        """The newest ``MCPServerConfig[]`` as a non-admin reads it (codersdk/mcp.go at 0217d8af):
+        every key without ``omitempty``, the admin-only OAuth2 and API-key fields left out."""
+        return [
+            {
+                "id": s.id,
+                "organization_id": organization_id,
+                "display_name": s.display_name,
+                "slug": s.slug,
+                "description": "",
+                "icon_url": "",
+                "transport": "streamable_http",
+                "url": f"https://{s.slug}.mcp.example.com/mcp",
+                "auth_type": "none",
+                "has_oauth2_secret": False,
+                "has_api_key": False,
+                "has_custom_headers": False,
+                "tool_allow_list": [],
+                "tool_deny_list": [],
+                "availability": "default_off",
+                "enabled": s.enabled,
+                "model_intent": False,
+                "allow_in_plan_mode": False,
+                "forward_coder_headers": False,
+                "has_signing_secret": False,
+                "created_at": created_at,
+                "updated_at": created_at,
+                "auth_connected": False,
+            }
+            for s in self.mcp_servers
+        ]
+
+
+def _provider_json(provider: SimProvider) -> JsonDict:
+    """A ``ChatModelProviderDescriptor``: ``unavailable_reason`` omitted when available."""
+    body: JsonDict = {
+        "id": provider.id,
+        "type": provider.type,
+        "display_name": provider.display_name,
+        "icon": "",
+        "enabled": True,
+        "has_api_key": not provider.unavailable_reason,
+        "has_user_api_key": False,
+        "has_effective_api_key": not provider.unavailable_reason,
+        "allow_user_api_key": False,
+        "available": not provider.unavailable_reason,
+    }
+    if provider.unavailable_reason:
+        body["unavailable_reason"] = provider.unavailable_reason
+    return body

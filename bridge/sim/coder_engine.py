@@ -230,6 +230,11 @@ class ChatEngine:
             queued = self._enqueue(chat, content)
             self._request_interrupt(chat)
             return {"queued": True, "queued_message": queued}
+        if self._dialect.late and chat.status == "error" and chat.queue and not interrupt:
+            # codersdk CreateChatMessageResponse.Messages: "A queued send on an errored chat may
+            # promote the previous queue head, so clients must upsert the full batch."
+            queued = self._enqueue(chat, content)
+            return {"queued": True, "queued_message": queued, "messages": [self._promote_head(chat)]}
         if (chat.status in self._busy or chat.queue) and not interrupt:
             return {"queued": True, "queued_message": self._enqueue(chat, content)}
         self._stop_turn(chat, keep_draft=True)
@@ -657,13 +662,25 @@ class ChatEngine:
         if not chat.queue:
             self._set_status(chat, "waiting")
             return
+        self._promote_head(chat)
+
+    def _promote_head(self, chat: SimChat) -> JsonDict:
+        """The oldest queued message becomes the next user message and a turn starts; returns it."""
         queued = chat.queue.pop(0)
-        self.append(chat, "user", queued["content"], created_by=chat.owner_id)
+        message = self.append(chat, "user", queued["content"], created_by=chat.owner_id)
         self.publish(chat, queue_event(chat))
         self._begin(chat)
+        return message
 
     def _fail_turn(self, chat: SimChat, failure: Fail) -> None:
-        error = {"message": failure.message, "kind": failure.kind, "retryable": failure.retryable}
+        # codersdk.ChatError field order; detail, provider and status_code are omitempty.
+        error: JsonDict = {"message": failure.message}
+        if failure.detail:
+            error["detail"] = failure.detail
+        error["kind"] = failure.kind
+        if failure.provider:
+            error["provider"] = failure.provider
+        error["retryable"] = failure.retryable
         self.publish(chat, stream_event("error", chat.id, error=error))
         self._set_status(chat, "error", error=error)
 

@@ -48,11 +48,18 @@ class ApiError(Exception):
     """A Coder error response: raised anywhere in the simulator, written once by the HTTP layer."""
 
     def __init__(
-        self, status: int, message: str, detail: str | None = None, validations: Sequence[JsonDict] = ()
+        self,
+        status: int,
+        message: str,
+        detail: str | None = None,
+        validations: Sequence[JsonDict] = (),
+        *,
+        fields: Mapping[str, Any] | None = None,
     ) -> None:
+        """``fields`` join the body after Coder's own (a ``kind``, a usage limit's ``resets_at`` …)."""
         super().__init__(message)
         self.status = status
-        self.body = error_body(message, detail, validations)
+        self.body = {**error_body(message, detail, validations), **(fields or {})}
 
 
 def not_found() -> ApiError:

@@ -22,6 +22,9 @@ NIL_UUID: Final = "00000000-0000-0000-0000-000000000000"
 G1_BASE: Final = "/api/experimental/chats"
 G2_BASE: Final = "/api/v2/chats"
 G2_MODELS: Final = "/api/v2/organizations/{organization}/chats/models"
+G1_MCP_SERVERS: Final = "/api/experimental/mcp/servers"
+G2_MCP_SERVERS: Final = "/api/v2/organizations/{organization}/mcp-servers"
+PROMOTE_ACCEPTED: Final = "Queued message promotion accepted."
 
 
 @dataclass(frozen=True)

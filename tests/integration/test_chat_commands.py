@@ -67,6 +67,17 @@ async def test_list_shows_the_callers_chats_or_says_there_are_none(world: World)
     assert "no Coder chats" in await _coder(world, "list", user=world.slack.bob), "bob sees only his own"
 
 
+async def test_list_keeps_to_the_callers_chats_when_coder_ignores_label_filters(world: World) -> None:
+    """An early Coder that lists every chat whatever the label filter: `list` still shows only the
+    chats whose own labels name the caller."""
+    world.coder.agent = lambda prompt: [Text("done")]
+    root = await world.mention("tidy the readme")
+    await world.until_idle_and_shown(root)
+    world.coder.ignore_label_filters = True
+    assert world.chat_of(root).id in await _coder(world, "list")
+    assert "no Coder chats" in await _coder(world, "list", user=world.slack.bob)
+
+
 async def test_status_of_one_chat_or_the_latest(world: World) -> None:
     """`status` shows the latest chats; with a link, that chat; a stranger's id is refused."""
     world.coder.agent = lambda prompt: [Text("done")]

@@ -136,6 +136,24 @@ async def test_doctor_checks_everything_against_simulators(
         assert secret not in out + err
 
 
+async def test_doctor_reports_the_server_version_and_its_behaviours(tmp_path: Path) -> None:
+    """`bridge doctor` against the newest Coder prints its version and what read-only requests found:
+    the MCP listing's path, label filters, unavailable providers; the promote form stays unknown."""
+    async with (
+        CoderSim(tokens={CODER_TOKEN: "alice"}, generation="v2-late") as coder,
+        SlackSim(signing_secret=SIGNING_SECRET, time_scale=0.05) as slack,
+    ):
+        code, out, err = await _run("doctor", env=serve_env(slack, coder, tmp_path), cwd=tmp_path)
+        asked = {r.method for r in coder.requests}
+    assert code == 0, out + err
+    assert "server version: v2.41.0-sim" in out
+    assert f"MCP servers listed at: /api/v2/organizations/{coder.organization_id}/mcp-servers" in out
+    assert "promote answer: unknown (only a promote shows it; both forms are handled)" in out
+    assert "label filters on the chat list: unknown (no chats to tell by)" in out
+    assert "model provider availability: reported; unavailable: Google (missing_api_key)" in out
+    assert asked == {"GET"}, "the doctor changes nothing on the server"
+
+
 async def test_doctor_says_how_to_fix_a_bad_token(tmp_path: Path, sims: tuple[SlackSim, CoderSim]) -> None:
     """A rejected Coder token fails the doctor with a fix, exit status 1."""
     slack, coder = sims

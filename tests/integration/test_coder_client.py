@@ -20,9 +20,11 @@ from bridge.coder.backoff import Backoff
 from bridge.coder.errors import (
     CoderApiMissing,
     CoderAuthError,
+    CoderError,
     CoderNotFound,
     CoderRejected,
     CoderUnavailable,
+    CoderUnreadable,
 )
 from bridge.coder.experimental import ExperimentalBackend
 from bridge.coder.rest import RetryPolicy
@@ -32,6 +34,7 @@ from bridge.coder.types import (
     ChatId,
     ChatPhase,
     ConnectedEvent,
+    ErrorKind,
     InputPart,
     MessageEvent,
     PartEvent,
@@ -42,7 +45,7 @@ from bridge.coder.types import (
 )
 from bridge.coder.v2 import V2Backend
 from bridge.sim.coder import CoderSim
-from bridge.sim.coder_agent import Gate, Step, Text, ToolCall
+from bridge.sim.coder_agent import Fail, Gate, Step, Text, ToolCall
 from bridge.sim.coder_state import Framing, Generation
 
 TOKEN = "sim-token"
@@ -71,9 +74,10 @@ class RecordingObserver:
         self.closed += 1
 
 
-@pytest.fixture(params=["experimental", "v2"])
+@pytest.fixture(params=["experimental", "v2", "v2-late"])
 async def sim(request: pytest.FixtureRequest) -> AsyncIterator[CoderSim]:
-    """A simulator of each implemented generation: generic client tests run against both."""
+    """A simulator of each implemented generation (and G2 as the newest source behaves): generic
+    client tests run against each."""
     async with CoderSim(generation=request.param, part_interval=0.001) as sim:
         yield sim
 
@@ -424,6 +428,194 @@ async def test_list_chats_filters_by_labels(sim: CoderSim, backend: Experimental
     found = await backend.list_chats(labels={"team": "T1", "thread": "1"})
     assert [c.id for c in found] == [mine.id]
     assert len(await backend.list_chats()) == 2
+
+
+async def test_list_chats_keeps_only_labelled_chats_when_coder_ignores_the_filter(
+    sim: CoderSim, backend: ExperimentalBackend
+) -> None:
+    """An early build that lists every chat whatever the label filter: only the chats whose own
+    labels match come back, so a lookup by a thread's labels never finds another thread's chat."""
+    mine = await backend.create_chat([InputPart.of_text("a")], labels={"slack_thread": "1"})
+    await backend.create_chat([InputPart.of_text("b")], labels={"slack_thread": "2"})
+    sim.ignore_label_filters = True
+    assert [c.id for c in await backend.list_chats(labels={"slack_thread": "1"})] == [mine.id]
+    assert await backend.list_chats(labels={"slack_thread": "3"}) == []
+
+
+# Builds that differ (reference 0a) ---------------------------------------------------------------
+
+
+async def test_promote_answers_the_message_or_only_accepts_it(
+    sim: CoderSim, backend: ExperimentalBackend
+) -> None:
+    """Older builds answer a promote with the message (200); the newest only accept it (202), and
+    the message comes on the stream: both are a promotion, neither an unreadable answer."""
+    gate = asyncio.Event()
+    sim.agent = gated(gate)
+    chat = await new_chat(backend)
+    queued = await backend.send_message(chat.id, [InputPart.of_text("do this next")])
+    assert queued.queued_message is not None
+    promoted = await backend.promote_queued(chat.id, queued.queued_message.id)
+    if sim.dialect.late:
+        assert promoted is None
+    else:
+        assert promoted is not None
+        assert (promoted.role, promoted.text) == ("user", "do this next")
+    assert [m.text for m in await backend.recent_messages(chat.id) if m.role == "user"][-1] == "do this next"
+    assert (await backend.facts()).promote_accepted == ("yes" if sim.dialect.late else "no")
+
+
+async def test_mcp_servers_are_listed_where_the_build_lists_them(
+    sim: CoderSim, backend: ExperimentalBackend
+) -> None:
+    """The newest build lists MCP servers per organization, older ones at the experimental path
+    (a G2 client tries the organization first, then remembers what answered); a disabled server is
+    listed as such."""
+    sim.catalog.add_mcp_server("github", "GitHub")
+    sim.catalog.add_mcp_server("legacy", enabled=False)
+    for _ in range(2):
+        servers = {c.name: c.unavailable for c in await backend.choices("mcp")}
+        assert (servers["github"], servers["legacy"]) == ("", "disabled")
+    organization = f"/api/v2/organizations/{sim.organization_id}/mcp-servers"
+    asked = [r.path for r in sim.requests if "mcp" in r.path]
+    if sim.dialect.late:
+        assert asked == [organization, organization]
+    elif sim.dialect.promoted:
+        assert asked == [organization, "/api/experimental/mcp/servers", "/api/experimental/mcp/servers"]
+    else:
+        assert asked == ["/api/experimental/mcp/servers"] * 2
+
+
+async def test_models_of_an_unavailable_provider_carry_its_reason() -> None:
+    """The newest model listing names each provider's availability: a model whose provider has no
+    key is listed with the provider's reason, the others are usable."""
+    async with CoderSim(generation="v2-late") as sim:
+        backend = make_backend(sim)
+        try:
+            models = {c.name: c.unavailable for c in await backend.choices("model")}
+        finally:
+            await backend.aclose()
+    assert models == {
+        "Claude Sonnet 4": "",
+        "GPT-5": "",
+        "Gemini 2.5 Pro": "missing_api_key",
+    }
+
+
+async def test_send_and_edit_answers_carry_messages_warnings_and_removed_ids() -> None:
+    """The newest send answer lists the messages it inserted and Coder's warnings; an edit answer
+    names the messages it removed."""
+    async with CoderSim(generation="v2-late", part_interval=0.001) as sim:
+        backend = make_backend(sim)
+        try:
+            chat = await new_chat(backend, "first")
+            await sim.wait_for(lambda: sim.chats[chat.id].status == "waiting")
+            sim.warnings = ['MCP server "jira" is unavailable.']
+            sent = await backend.send_message(chat.id, [InputPart.of_text("second")])
+            await sim.wait_for(lambda: sim.chats[chat.id].status == "waiting")
+            assert sent.message is not None
+            assert [m.id for m in sent.messages] == [sent.message.id]
+            assert sent.warnings == ('MCP server "jira" is unavailable.',)
+            later = [m["id"] for m in sim.chats[chat.id].messages if m["id"] >= sent.message.id]
+            edited = await backend.edit_message(chat.id, sent.message.id, [InputPart.of_text("2nd")])
+        finally:
+            await backend.aclose()
+    assert edited.message.text == "2nd"
+    assert edited.deleted_message_ids == tuple(later)
+    assert edited.warnings == ('MCP server "jira" is unavailable.',)
+
+
+async def test_queued_send_on_a_failed_chat_promotes_the_queue_head() -> None:
+    """The newest build: a chat that failed with a queue takes its head when the next message comes,
+    and the answer lists it (the new message waits behind it)."""
+    async with CoderSim(generation="v2-late", part_interval=0.001) as sim:
+        gate = asyncio.Event()
+        sim.agent = lambda prompt: [Gate(gate), Fail("model exploded")] if prompt == "go" else [Text("ok")]
+        backend = make_backend(sim)
+        try:
+            chat = await new_chat(backend, "go")
+            await backend.send_message(chat.id, [InputPart.of_text("head")])
+            gate.set()
+            await sim.wait_for(lambda: sim.chats[chat.id].status == "error")
+            sent = await backend.send_message(chat.id, [InputPart.of_text("tail")])
+        finally:
+            await backend.aclose()
+    assert sent.queued
+    assert sent.queued_message is not None
+    assert sent.queued_message.text == "tail"
+    assert [m.text for m in sent.messages] == ["head"]
+
+
+@pytest.mark.parametrize(
+    ("status", "fields", "kind"),
+    [
+        (403, {"kind": "hook_denied"}, ErrorKind.HOOK_DENIED),
+        (
+            502,
+            {"detail": "Lifecycle hook dispatch d1 failed (timeout).", "kind": "hook_dispatch_failed"},
+            ErrorKind.HOOK_DISPATCH_FAILED,
+        ),
+        (
+            409,
+            {"spent_micros": 5230000, "limit_micros": 5000000, "resets_at": "2025-08-01T00:00:00Z"},
+            ErrorKind.USAGE_LIMIT,
+        ),
+        (409, {}, ErrorKind.GENERIC),
+        (400, {"kind": "from_the_future"}, ErrorKind.GENERIC),
+    ],
+    ids=["hook-denied", "hook-dispatch", "usage-limit", "plain-conflict", "unknown-kind"],
+)
+async def test_rest_errors_keep_their_kind(
+    sim: CoderSim, backend: ExperimentalBackend, status: int, fields: dict[str, Any], kind: ErrorKind
+) -> None:
+    """An error body's kind (newer builds) or an older usage-limit body is kept on the error; an
+    unknown kind reads as generic."""
+    sim.fail_next("POST", f"^{chats(sim)}$", status, "Refused.", fields=fields)
+    with pytest.raises(CoderError) as raised:
+        await new_chat(backend)
+    assert (raised.value.status, raised.value.kind) == (status, kind)
+
+
+async def test_unreadable_answer_is_logged_with_an_id_and_told_without_internals(
+    sim: CoderSim, backend: ExperimentalBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 2xx answer of the wrong shape is a CoderUnreadable: the parser's text goes to the log under
+    an error id, and the error's text carries the id and nothing of the parser."""
+    chat = await new_chat(backend)
+    sim.fail_next("GET", f"^{chats(sim)}/{chat.id}$", 200, "Surprise.", fields={"id": 7, "status": []})
+    with pytest.raises(CoderUnreadable) as raised:
+        await backend.get_chat(chat.id)
+    error_id = raised.value.error_id
+    assert str(raised.value) == f"Coder sent a chat this bridge could not read (error id {error_id})"
+    logged = [r.getMessage() for r in caplog.records if error_id in r.getMessage()]
+    assert len(logged) == 1
+    assert "validation error" in logged[0]
+
+
+async def test_facts_are_found_by_reading_only(sim: CoderSim, backend: ExperimentalBackend) -> None:
+    """The doctor's look at the server: its version, where MCP servers are listed, whether label
+    filters work and errors are classified; only GETs are made."""
+    sim.agent = lambda prompt: [Fail("model exploded", kind="overloaded")]
+    chat = await new_chat(backend)
+    await sim.wait_for(lambda: sim.chats[chat.id].status == "error")
+    before = len(sim.requests)
+    facts = await backend.facts()
+    assert {r.method for r in sim.requests[before:]} == {"GET"}
+    assert facts.version == sim.dialect.version
+    late = f"/api/v2/organizations/{sim.organization_id}/mcp-servers"
+    assert facts.mcp_servers == (late if sim.dialect.late else "/api/experimental/mcp/servers")
+    assert facts.promote_accepted == "unknown"
+    assert facts.label_filters == "yes"
+    assert facts.classified_errors == ("yes" if sim.dialect.promoted else "no")
+    if sim.dialect.late:
+        assert (facts.provider_availability, facts.unavailable_providers) == (
+            "yes",
+            ("Google (missing_api_key)",),
+        )
+    else:
+        assert facts.provider_availability == "no"
+    sim.ignore_label_filters = True
+    assert (await backend.facts()).label_filters == "no"
 
 
 async def test_bad_token_is_an_auth_error(sim: CoderSim) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from bridge.sim.coder_agent import Gate, Text
 from tests.integration.conftest import World, user_texts
 
@@ -40,6 +42,25 @@ async def test_unknown_model_is_answered_privately_and_starts_nothing(world: Wor
     assert world.chat_of(root) is None
     assert not world.coder.chats
     assert world.bot_texts(root) == []
+
+
+async def test_options_coder_cannot_use_now_are_refused_with_its_reason(world: World) -> None:
+    """The newest Coder lists a disabled MCP server and a model whose provider has no API key: asking
+    for either is answered privately with the reason and the usable ones, and starts nothing."""
+    if not world.coder.dialect.late:
+        pytest.skip("only the newest builds list disabled MCP servers and unavailable providers")
+    world.coder.catalog.add_mcp_server("github", "GitHub")
+    await world.mention("mcp=jira fix the login bug")
+    refused_mcp = "Coder can't use the mcp `jira` now: an administrator disabled it in Coder"
+    await world.until(lambda: _whispered(world, world.slack.alice, refused_mcp))
+    assert "Valid: `github`." in world.slack.ephemerals(world.slack.alice)[-1].markdown_text
+    await world.mention("model=gemini-2.5-pro fix the login bug")
+    refused_model = "Coder can't use the model `Gemini 2.5 Pro` now: its provider has no API key set in Coder"
+    await world.until(lambda: _whispered(world, world.slack.alice, refused_model))
+    answer = world.slack.ephemerals(world.slack.alice)[-1].markdown_text
+    assert "`Claude Sonnet 4`" in answer
+    assert "`Gemini 2.5 Pro`" not in answer.split("Valid:")[1]
+    assert not world.coder.chats
 
 
 async def test_malformed_or_unknown_options_start_nothing(world: World) -> None:

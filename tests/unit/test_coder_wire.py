@@ -20,6 +20,7 @@ from bridge.coder.errors import (
     CoderNotFound,
     CoderRejected,
     CoderUnavailable,
+    CoderUnreadable,
     Validation,
 )
 from bridge.coder.experimental_wire import (
@@ -36,8 +37,10 @@ from bridge.coder.experimental_wire import (
 from bridge.coder.rest import error_from_response
 from bridge.coder.stream import classify_failure, websocket_url
 from bridge.coder.types import (
+    ChatFailure,
     ChatPhase,
     ErrorEvent,
+    ErrorKind,
     MessageEvent,
     Part,
     PartEvent,
@@ -121,16 +124,18 @@ def test_partial_watch_chat_with_null_labels() -> None:
     ("last_error", "expected"),
     [
         (None, None),
-        ("chat processing panicked: boom", "chat processing panicked: boom"),
+        ("chat processing panicked: boom", ChatFailure(message="chat processing panicked: boom")),
         (
             {"message": "Anthropic is overloaded", "retryable": True, "kind": "overloaded"},
-            "Anthropic is overloaded",
+            ChatFailure(message="Anthropic is overloaded", retryable=True, kind=ErrorKind.OVERLOADED),
         ),
+        ({"message": "Who knows", "kind": "solar_flare"}, ChatFailure(message="Who knows")),
         ("", None),
     ],
 )
-def test_last_error_as_string_object_or_null(last_error: Any, expected: str | None) -> None:
-    """last_error is a string in G1 and an object in G2; both read as text, null as None."""
+def test_last_error_as_string_object_or_null(last_error: Any, expected: ChatFailure | None) -> None:
+    """last_error is a string in G1 and an object in G2; both read as a ChatFailure (an unknown kind
+    as generic), null as None."""
     assert parse_chat(wire_chat(status="error", last_error=last_error)).last_error == expected
 
 
@@ -351,7 +356,7 @@ def test_user_organizations() -> None:
 
 def test_decode_reports_wrong_shapes_as_coder_error() -> None:
     """A 2xx body of the wrong shape is a CoderError, not a pydantic error."""
-    with pytest.raises(CoderError, match="unreadable chat"):
+    with pytest.raises(CoderUnreadable, match="chat this bridge could not read"):
         decode({"title": "no id"}, parse_chat, "chat")
     with pytest.raises(CoderError):
         decode([1, 2], parse_chat, "chat")
@@ -430,9 +435,10 @@ def test_queue_update_with_and_without_key() -> None:
 
 
 def test_error_event_with_only_message() -> None:
-    """Early G1 error payloads carry only a message."""
+    """Early G1 error payloads carry only a message: a generic failure."""
     event = parse_stream_event({"type": "error", "chat_id": "c1", "error": {"message": "boom"}})
-    assert event == ErrorEvent(message="boom")
+    assert isinstance(event, ErrorEvent)
+    assert event.failure == ChatFailure(message="boom")
 
 
 def test_error_event_full() -> None:
@@ -443,7 +449,7 @@ def test_error_event_full() -> None:
         "error": {"message": "overloaded", "kind": "overloaded", "provider": "anthropic", "retryable": True},
     }
     assert parse_stream_event(raw) == ErrorEvent(
-        message="overloaded", retryable=True, error_kind="overloaded"
+        message="overloaded", retryable=True, error_kind="overloaded", provider="anthropic"
     )
 
 
@@ -460,7 +466,9 @@ def test_retry_event() -> None:
             "status_code": 529,
         },
     }
-    assert parse_stream_event(raw) == RetryEvent(attempt=2, delay_ms=2000, error="Anthropic is overloaded")
+    assert parse_stream_event(raw) == RetryEvent(
+        attempt=2, delay_ms=2000, error="Anthropic is overloaded", status_code=529
+    )
 
 
 def test_unknown_event_types_are_skipped() -> None:
@@ -624,7 +632,7 @@ def test_g2_chat_parses_with_its_added_keys() -> None:
 
 
 def test_g2_last_error_object() -> None:
-    """G2's last_error object (message, detail?, kind?, provider?, retryable, status_code?) reads as text."""
+    """G2's last_error object (message, detail?, kind?, provider?, retryable, status_code?) is read whole."""
     error = {
         "message": "Overloaded",
         "detail": "529",
@@ -633,7 +641,14 @@ def test_g2_last_error_object() -> None:
         "retryable": True,
         "status_code": 529,
     }
-    assert v2_wire.parse_chat(wire_g2_chat(status="error", last_error=error)).last_error == "Overloaded"
+    assert v2_wire.parse_chat(wire_g2_chat(status="error", last_error=error)).last_error == ChatFailure(
+        message="Overloaded",
+        detail="529",
+        kind=ErrorKind.OVERLOADED,
+        provider="anthropic",
+        retryable=True,
+        status_code=529,
+    )
 
 
 @pytest.mark.parametrize(

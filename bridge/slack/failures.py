@@ -1,0 +1,78 @@
+"""Pure: what a person reads when Coder fails, one plain line that says what to do about it.
+
+Coder classifies failures (``ErrorKind``): a usage limit, a missing or refused provider key, a
+disabled provider and the like each get their own advice after Coder's message (and its
+``detail``, which carries the provider's own words); a kind with nothing for the person to do,
+or one this bridge does not know, shows Coder's message alone. An answer Coder sent that could not
+be read shows only its error id: the parser's text is in the log under that id, never here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from bridge.coder.errors import CoderError, CoderUnavailable, CoderUnreadable
+from bridge.coder.types import ChatFailure, ErrorKind
+
+_ADVICE: Mapping[ErrorKind, str] = {
+    ErrorKind.USAGE_LIMIT: (
+        "A usage limit is used up: wait until it resets, or ask your Coder administrator to raise it."
+    ),
+    ErrorKind.MISSING_KEY: (
+        "The model provider's API key is missing: add your key for it in Coder (your account's AI "
+        "provider keys) or ask your Coder administrator, then send your message again."
+    ),
+    ErrorKind.AUTH: (
+        "The model provider refused its API key: update your key for it in Coder (your account's AI "
+        "provider keys) or ask your Coder administrator to check it."
+    ),
+    ErrorKind.PROVIDER_DISABLED: (
+        "The model's provider is switched off in Coder: start the task with another model "
+        "(`model=NAME`) or ask your Coder administrator to enable it."
+    ),
+    ErrorKind.CONFIG: (
+        "The provider rejected the model's settings: try another model (`model=NAME`) or ask your "
+        "Coder administrator to check this one."
+    ),
+    ErrorKind.CONTENT_FILTER: "The provider's content filter blocked it: rephrase your message, then retry.",
+    ErrorKind.HOOK_DENIED: "A Coder hook refused it: ask your Coder administrator if that seems wrong.",
+    ErrorKind.HOOK_DISPATCH_FAILED: "A Coder hook could not run: try again, or tell your Coder admin.",
+}
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if not text or text[-1] in ".!?" else f"{text}."
+
+
+def _said(message: str, detail: str, kind: ErrorKind) -> str:
+    """Coder's message, its detail in brackets, then the kind's advice."""
+    message, detail = message.strip(), detail.strip().rstrip(".")
+    text = f"{message.rstrip('.')} ({detail})" if detail else message
+    advice = _ADVICE.get(kind)
+    return f"{_sentence(text)} {advice}" if advice is not None else text
+
+
+def render_failure(failure: ChatFailure) -> str:
+    """Why a turn failed (a stream ``error`` event, or the chat's ``last_error``), shown on its own."""
+    return _said(failure.message, failure.detail, failure.kind)
+
+
+def render_coder_error(exc: CoderError) -> str:
+    """Why a call to Coder failed, for the thread: Coder's words by kind, without a library's text;
+    no final full stop, as the caller ends the sentence it is part of."""
+    if isinstance(exc, CoderUnreadable):
+        return (
+            f"Coder sent an answer I couldn't read (error id `{exc.error_id}`; details in the bridge's log)"
+        )
+    if isinstance(exc, CoderUnavailable) and exc.status is None:
+        return exc.message.rstrip(".")  # the detail is a network library's text
+    text = _said(exc.message, exc.detail, exc.kind).rstrip(".")
+    if exc.validations:
+        text += ": " + "; ".join(f"{v.field}: {v.detail}" for v in exc.validations)
+    return text
+
+
+def render_warnings(warnings: Sequence[str]) -> str:
+    """What Coder warned of when it took a message (an MCP server it could not use, say)."""
+    return "⚠️ Coder noted: " + "; ".join(w.strip().rstrip(".") for w in warnings) + "."
