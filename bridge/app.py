@@ -37,6 +37,7 @@ from bridge.db.engine import Database
 from bridge.db.migrate import upgrade
 from bridge.metrics import Metrics
 from bridge.relay.aisdk_store import DatabaseAiSdkStore
+from bridge.relay.attempts import LinkThrottle
 from bridge.relay.chat_commands import ChatCommands
 from bridge.relay.cipher import TokenCipher
 from bridge.relay.controls import Control, Controls
@@ -259,17 +260,18 @@ class Bridge:
             edit_interval=settings.edit_interval,
         )
         self._identity = accounts = self._build_identity(backend, self._outbox)
+        directory = WebDirectory(client, self.metrics, limits, ttl=settings.directory_ttl)
+        policy = Policy(self._rules(identity.team_id), directory)
         self._home = Home(
             self.db,
             accounts,
+            policy,
             home_tab.WebHomeTab(client, self.metrics),
             limits,
             workspace_url=identity.url,
             how_to=HowTo(interrupt=settings.reaction_interrupt, archive=settings.reaction_archive),
             debounce=settings.home_debounce,
         )
-        directory = WebDirectory(client, self.metrics, limits, ttl=settings.directory_ttl)
-        policy = Policy(self._rules(identity.team_id), directory)
         reactions = ReactionNames(
             working=settings.reaction_working,
             done=settings.reaction_done,
@@ -306,7 +308,10 @@ class Bridge:
             history=ThreadReader(client, self.metrics, limits),
             bot_user_id=identity.bot_user_id,
             organization_id=settings.coder_organization_id,
-            context=ContextLimits(settings.thread_context_messages, settings.thread_context_chars),
+            context=ContextLimits(
+                settings.thread_context_messages if settings.thread_context else 0,
+                settings.thread_context_chars,
+            ),
         )
         self._controls = Controls(
             self.db,
@@ -349,7 +354,7 @@ class Bridge:
         commands.register(
             bolt,
             commands.Router(),
-            commands.IdentityCommands(accounts, limits, self.metrics, coder_url=settings.coder_url),
+            commands.IdentityCommands(accounts, policy, limits, self.metrics, coder_url=settings.coder_url),
             chats,
         )
         undelivered = await self._outbox.resume()
@@ -405,7 +410,10 @@ class Bridge:
             return personal
 
         cipher = TokenCipher(encryption_keys(settings.encryption_key))
-        return Identity(self.db, backend, whisperer, mode="linked", cipher=cipher, connect=connect)
+        throttle = LinkThrottle(self.db, attempts=settings.link_attempts, window=settings.link_attempt_window)
+        return Identity(
+            self.db, backend, whisperer, mode="linked", cipher=cipher, connect=connect, throttle=throttle
+        )
 
     def _recipient_of(self, team_id: str) -> Callable[[str, str], Awaitable[tuple[str, str] | None]]:
         """Who a natively streamed reply in a thread is addressed to: the person who started its chat

@@ -102,6 +102,7 @@ class Settings(BaseSettings):
         default=10 << 20, gt=0, le=10 << 20, validation_alias=_env("BRIDGE_MAX_FILE_BYTES")
     )
     file_timeout: float = Field(default=30.0, gt=0, le=600, validation_alias=_env("BRIDGE_FILE_TIMEOUT"))
+    thread_context: bool = Field(default=True, validation_alias=_env("BRIDGE_THREAD_CONTEXT"))
     thread_context_messages: int = Field(
         default=20, ge=0, le=200, validation_alias=_env("BRIDGE_THREAD_CONTEXT_MESSAGES")
     )
@@ -120,6 +121,10 @@ class Settings(BaseSettings):
     admins: IdList = Field(default=(), validation_alias=_env("BRIDGE_ADMINS"))
     control: Literal["requester", "channel"] = Field(
         default="requester", validation_alias=_env("BRIDGE_CONTROL")
+    )
+    link_attempts: int = Field(default=5, ge=1, le=1000, validation_alias=_env("BRIDGE_LINK_ATTEMPTS"))
+    link_attempt_window: float = Field(
+        default=900.0, gt=0, le=86400, validation_alias=_env("BRIDGE_LINK_ATTEMPT_WINDOW")
     )
     directory_ttl: float = Field(default=300.0, ge=0, le=86400, validation_alias=_env("BRIDGE_DIRECTORY_TTL"))
     stream_silence_timeout: float = Field(

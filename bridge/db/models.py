@@ -142,6 +142,22 @@ class UserLink(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())
 
 
+class LinkAttempt(SQLModel, table=True):
+    """A token someone submitted to ``/coder link`` that the bridge checked with Coder.
+
+    Kept for ``BRIDGE_LINK_ATTEMPT_WINDOW`` so the checks per person are counted across restarts and
+    replicas: Coder's answer tells a valid token from an invalid one, and unthrottled it would let
+    anyone guess tokens through the bridge.
+    """
+
+    __tablename__ = "link_attempt"
+
+    id: int | None = Field(default=None, primary_key=True)
+    team_id: str = Field(max_length=32)
+    slack_user_id: str = Field(max_length=32, index=True)
+    attempted_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())
+
+
 class LegacyChat(SQLModel, table=True):
     """A chat of Coder's 2025 AI-SDK API, whose chats carry no labels: the bridge keeps them here.
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -20,6 +21,7 @@ from bridge.db.models import (
     InboundMessage,
     LegacyChat,
     LegacyFollowUp,
+    LinkAttempt,
     OutboxEntry,
     OutboxReaction,
     SeenEvent,
@@ -123,6 +125,23 @@ async def claim_thread(
     if not inserted:
         return None
     return await find_link_by_thread(session, team_id=team_id, channel_id=channel_id, thread_ts=thread_ts)
+
+
+async def reclaim_thread(session: AsyncSession, link_id: int, *, requester_user_id: str) -> ThreadLink | None:
+    """Claim a thread whose chat failed to start for another attempt, whose author becomes its
+    requester; None when another attempt claimed it first."""
+    result = await session.execute(
+        update(ThreadLink)
+        .where(
+            col(ThreadLink.id) == link_id,
+            col(ThreadLink.chat_id).is_(None),
+            col(ThreadLink.phase) == FAILED_PHASE,
+        )
+        .values(requester_user_id=requester_user_id, phase=STARTING_PHASE, updated_at=utcnow())
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        return None
+    return await session.get(ThreadLink, link_id, populate_existing=True)
 
 
 async def find_link_by_thread(
@@ -513,6 +532,26 @@ async def delete_user_link(session: AsyncSession, *, team_id: str, slack_user_id
         delete(UserLink).where(col(UserLink.team_id) == team_id, col(UserLink.slack_user_id) == slack_user_id)
     )
     return bool(getattr(result, "rowcount", 0))
+
+
+async def link_attempts_since(
+    session: AsyncSession, *, team_id: str, slack_user_id: str, since: datetime
+) -> list[datetime]:
+    """When the person's recent ``/coder link`` token checks were, oldest first; anyone's older ones
+    are forgotten."""
+    await session.execute(delete(LinkAttempt).where(col(LinkAttempt.attempted_at) < since))
+    stmt = (
+        select(col(LinkAttempt.attempted_at))
+        .where(col(LinkAttempt.team_id) == team_id, col(LinkAttempt.slack_user_id) == slack_user_id)
+        .order_by(col(LinkAttempt.attempted_at))
+    )
+    # SQLite hands timestamps back without their zone; every stored one is UTC.
+    return [t if t.tzinfo else t.replace(tzinfo=UTC) for t in (await session.execute(stmt)).scalars()]
+
+
+async def add_link_attempt(session: AsyncSession, *, team_id: str, slack_user_id: str, at: datetime) -> None:
+    """Count a token check of the person's."""
+    session.add(LinkAttempt(team_id=team_id, slack_user_id=slack_user_id, attempted_at=at))
 
 
 async def mark_user_link_broken(session: AsyncSession, *, team_id: str, slack_user_id: str) -> bool:

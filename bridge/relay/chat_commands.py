@@ -4,8 +4,9 @@ A slash command carries no thread (Slack sends none), so ``new`` makes one: it c
 mention would (access policy, identity, options) before posting anything, then posts the task as
 a top-level message of the bot in the channel and hands it to the relay as if it were a mention
 there, so everything after (the chat's labels, header, replies, follow-ups) is the same. ``list``
-and ``status`` find the caller's chats by their ``slack_user``/``slack_team`` labels in Coder (the
-bridge's own store where the generation has no labels). ``archive`` acts on a chat the bridge
+and ``status`` find the caller's chats, for someone the access policy lets use the bridge, by their
+``slack_user``/``slack_team`` labels in Coder (the bridge's own store where the generation has no
+labels). ``archive`` acts on a chat the bridge
 started from Slack, by id or link, under the same access policy as the archive reaction.
 """
 
@@ -26,7 +27,7 @@ from bridge.relay.identity import HOW_TO_LINK, Identity
 from bridge.relay.inbound import Inbound, IncomingMessage
 from bridge.relay.options import OptionError, resolve, split_options
 from bridge.relay.outbox import Outbox
-from bridge.relay.policy import Policy
+from bridge.relay.policy import Act, Policy, direct_channel
 from bridge.relay.ports import SlackError
 from bridge.slack.defuse import unmention
 from bridge.slack.failures import render_coder_error
@@ -54,7 +55,7 @@ class Caller:
     @property
     def direct(self) -> bool:
         """Run in a direct message with the bot."""
-        return self.channel_id.startswith("D")
+        return direct_channel(self.channel_id)
 
 
 def chat_id_in(text: str) -> ChatId | None:
@@ -90,7 +91,9 @@ class ChatCommands:
             return str(exc)
         if not prompt:
             return "Tell me what to do, e.g. `/coder new fix the flaky auth test`."
-        refusal = await self._policy.may_start(caller.channel_id, caller.user_id, direct=caller.direct)
+        refusal = await self._policy.refusal(
+            caller.user_id, Act.START, channel_id=caller.channel_id, direct=caller.direct
+        )
         if refusal is not None:
             return refusal
         backend = await self._identity.backend_for(caller.team_id, caller.user_id)
@@ -165,6 +168,9 @@ class ChatCommands:
 
     async def _mine(self, caller: Caller) -> tuple[CoderBackend, list[Chat]] | str:
         """The caller's backend and their Slack-started chats (newest first), or why not."""
+        refusal = await self._policy.refusal(caller.user_id, Act.ACCOUNT)
+        if refusal is not None:
+            return refusal
         backend = await self._identity.backend_for(caller.team_id, caller.user_id)
         if backend is None:
             return HOW_TO_LINK

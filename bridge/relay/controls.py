@@ -28,7 +28,7 @@ from bridge.relay.home import Home
 from bridge.relay.identity import Identity
 from bridge.relay.intake import Intake
 from bridge.relay.outbox import Outbox, digest, final_text
-from bridge.relay.policy import Policy
+from bridge.relay.policy import Act, Policy
 from bridge.relay.ports import ButtonAction
 from bridge.relay.supervisor import Supervisor, shown, thread_ref
 from bridge.slack.blocks import render_error
@@ -167,7 +167,7 @@ class Controls:
         if inbound is None or link is None or link.chat_id is None or inbound.queued_message_id is None:
             await self._identity.whisper(channel_id, user_id, link.thread_ts if link else None, _NOT_QUEUED)
             return
-        refusal = await self._policy.may_control(link, user_id)
+        refusal = await self._policy.refusal(user_id, Act.CONTROL, link=link)
         backend = await self._identity.backend_for_link(link) if refusal is None else None
         if refusal is not None or backend is None:
             await self._identity.whisper(channel_id, user_id, link.thread_ts, refusal or _UNLINKED)
@@ -234,7 +234,7 @@ class Controls:
         """The control, once its chat is found: the policy's check, the call to Coder, the answer."""
         if link is None or link.chat_id is None:
             return
-        refusal = await self._policy.may_control(link, request.user_id)
+        refusal = await self._policy.refusal(request.user_id, Act.CONTROL, link=link)
         if refusal is not None:
             await self._identity.whisper(link.channel_id, request.user_id, link.thread_ts, refusal)
             return
@@ -295,7 +295,7 @@ class Controls:
     async def archive(self, link: ThreadLink, user_id: str, request_id: str) -> str:
         """``/coder archive``: what the archive reaction does, answered to the caller and said in the
         thread; a refusal (policy, unlinked account, Coder) is the answer and nothing changes."""
-        refusal = await self._policy.may_control(link, user_id)
+        refusal = await self._policy.refusal(user_id, Act.CONTROL, link=link)
         if refusal is not None:
             return refusal
         backend = await self._identity.backend_for_link(link)

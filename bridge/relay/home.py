@@ -2,7 +2,8 @@
 
 A person's Home shows the chats they started (the links whose requester they are), read from the
 bridge's table, with each chat's title, status and pull request as Coder reports them now (with
-the person's own token in linked mode; what the table last saw when Coder can't be asked).
+the person's own token in linked mode; what the table last saw when Coder can't be asked). Someone
+the access policy refuses (asked at every publish) sees its reason instead, and Coder is not asked.
 
 It is published when the person opens the tab, and again whenever one of their chats changes
 while they have it (the chat watch and the controls call ``changed``): no polling. Changes are
@@ -26,6 +27,7 @@ from bridge.db.engine import Database
 from bridge.db.models import ThreadLink
 from bridge.relay.identity import Identity
 from bridge.relay.limits import SlackLimits
+from bridge.relay.policy import Act, Policy
 from bridge.relay.ports import HomeTab, SlackError, SlackPermanent, SlackRateLimited
 from bridge.slack.home_view import MAX_CHATS, HomeChat, HowTo, render_home
 from bridge.tasks import TaskGroup
@@ -47,6 +49,7 @@ class Home:
         self,
         db: Database,
         identity: Identity,
+        policy: Policy,
         tab: HomeTab,
         limits: SlackLimits,
         *,
@@ -56,6 +59,7 @@ class Home:
     ) -> None:
         self._db = db
         self._identity = identity
+        self._policy = policy
         self._tab = tab
         self._limits = limits
         self._workspace_url = workspace_url
@@ -106,8 +110,9 @@ class Home:
 
     async def _publish(self, user_id: str) -> None:
         """One publish, within the budget; 429s and outages are tried again a few times, then logged."""
-        chats, older = await self._chats(user_id)
-        view = render_home(chats, self._how_to, older=older)
+        refusal = await self._policy.refusal(user_id, Act.ACCOUNT)
+        chats, older = await self._chats(user_id) if refusal is None else ([], 0)
+        view = render_home(chats, self._how_to, older=older, refusal=refusal or "")
         failure: SlackError | None = None
         for attempt in range(_TRIES):
             if failure is not None:

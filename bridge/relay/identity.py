@@ -6,6 +6,7 @@ Coder before it is kept, stored only encrypted and bound to its row (``cipher``:
 ``BRIDGE_ENCRYPTION_KEY``, the first encrypts, every one decrypts, and a token read under an older
 key is stored again under the newest), and never logged or shown again. A stored token sealed for
 someone else (a row tampered with) is refused and the link marked broken: its owner links again.
+How many tokens one person may have checked in a while is limited (``attempts``).
 A token Coder refuses later (revoked, expired) marks the link broken and its owner is told
 privately how to link again; nothing retries with it.
 
@@ -26,6 +27,7 @@ from bridge.coder.types import CoderUser
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.models import ThreadLink, UserLink
+from bridge.relay.attempts import LinkThrottle
 from bridge.relay.cipher import Binding, Opened, Refusal, TokenCipher
 from bridge.relay.ports import SlackError, Whisperer
 
@@ -129,15 +131,17 @@ class Identity:
         mode: IdentityMode = "shared",
         cipher: TokenCipher | None = None,
         connect: BackendFactory | None = None,
+        throttle: LinkThrottle | None = None,
     ) -> None:
-        if mode == "linked" and (cipher is None or connect is None):
-            raise ValueError("linked mode needs a cipher and a backend factory")
+        if mode == "linked" and (cipher is None or connect is None or throttle is None):
+            raise ValueError("linked mode needs a cipher, a backend factory and a link throttle")
         self._db = db
         self.shared = shared
         self._whisperer = whisperer
         self.mode: IdentityMode = mode
         self._cipher = cipher
         self._connect = connect
+        self._throttle = throttle
         self._backends: dict[str, CoderBackend] = {}
 
     @property
@@ -178,11 +182,14 @@ class Identity:
     async def link(self, team_id: str, user_id: str, token: str) -> CoderUser:
         """Check ``token`` with Coder and, if it is good, keep it (encrypted) for this person.
 
-        Raises ``CoderAuthError`` for a token Coder refuses and ``CoderError`` when Coder can't
+        Raises ``TooManyAttempts`` when the person has had too many tokens checked lately (Coder is
+        not asked), ``CoderAuthError`` for a token Coder refuses and ``CoderError`` when Coder can't
         be asked; nothing is stored then.
         """
         assert self._cipher is not None
         assert self._connect is not None
+        assert self._throttle is not None
+        await self._throttle.take(team_id, user_id)
         backend = await self._connect(token)
         try:
             user = await backend.whoami()

@@ -8,10 +8,14 @@ time, in arrival order, so follow-ups reach Coder in the order people wrote them
 When Coder fails, the claim is released and the person is told in the thread that their message
 was not delivered, so nothing they wrote disappears silently. Before anything is claimed, the
 access policy and the identity mode decide whether the message may reach Coder at all, and with
-whose token; a refusal is explained to the person privately and the event is finished. Attached
-files go with the text in one Coder message (``attachments``); a mention in a thread that has no
-chat yet brings the thread's earlier messages along (``context``); edits and deletions of relayed
-messages go to ``edits``.
+whose token; a refusal is explained to the person privately and the event is finished. The policy
+is asked at every act, also when a creation a stop cut short is resumed (only by the replay of the
+message that claimed the thread: anyone else's mention meanwhile is a follow-up) and before an edit
+or deletion of a relayed message. The requester of a thread is whoever started its chat: a claim
+whose chat failed to start is claimed again by the next attempt's author. Attached files go with the
+text in one Coder message (``attachments``); a mention in a thread that has no chat yet brings the
+thread's earlier messages by people the policy admits along, quoted (``context``); edits and
+deletions of relayed messages go to ``edits``.
 """
 
 from __future__ import annotations
@@ -38,8 +42,8 @@ from bridge.relay.intake import Intake
 from bridge.relay.marks import notice_slot, queued_buttons
 from bridge.relay.options import OptionError, resolve, split_options
 from bridge.relay.outbox import Outbox, ThreadRef, final_text
-from bridge.relay.policy import Policy
-from bridge.relay.ports import FileSource, SlackError, SlackFile, ThreadHistory
+from bridge.relay.policy import Act, Policy
+from bridge.relay.ports import FileSource, SlackError, SlackFile, ThreadHistory, ThreadMessage
 from bridge.relay.supervisor import HEADER_SLOT, Supervisor, thread_ref
 from bridge.slack.blocks import render_error, render_queued, render_skipped
 from bridge.slack.failures import render_coder_error, render_warnings
@@ -211,6 +215,16 @@ class Inbound:
         if row is None or link is None or link.chat_id is None:
             log.debug("ignoring a change to unrelayed message %s/%s", message.channel_id, message.ts)
             return
+        # Slack lets only a message's author edit it, and a deletion names nobody: the author it is.
+        refusal = await self._policy.refusal(row.user_id, Act.FOLLOW_UP, link=link)
+        if refusal is not None:
+            deleted = isinstance(message, MessageDeletion)
+            change = "deletion was not passed on to" if deleted else "edit was not sent to"
+            log.info("refused a change by %s in %s: %s", row.user_id, link.channel_id, refusal)
+            await self._identity.whisper(
+                link.channel_id, row.user_id, link.thread_ts, f"{refusal} Your {change} the agent."
+            )
+            return
         if isinstance(message, MessageDeletion):
             await self._revisions.delete(link, row)
             return
@@ -237,13 +251,28 @@ class Inbound:
         except SlackError as exc:
             log.warning("reading thread %s/%s failed: %s", message.channel_id, message.thread_ts, exc)
             return prompt, message.files
-        before = earlier(thread, before_ts=message.ts, bot_user_id=self._bot_user_id)
+        before = await self._admitted(
+            message, earlier(thread, before_ts=message.ts, bot_user_id=self._bot_user_id)
+        )
         context, files = render_context(
             before, max_messages=self._context.messages, max_chars=self._context.chars
         )
         if not context:
             return prompt, message.files
         return f"{context}{_CONTEXT_SEPARATOR}{prompt}".strip(), (*files, *message.files)
+
+    async def _admitted(
+        self, message: IncomingMessage, thread: Sequence[ThreadMessage]
+    ) -> list[ThreadMessage]:
+        """The thread's messages by people the access policy lets start chats there: nobody else's
+        words reach the agent, not even as context."""
+        admitted: dict[str, bool] = {}
+        for author in dict.fromkeys(m.user_id for m in thread):
+            refusal = await self._policy.refusal(
+                author, Act.START, channel_id=message.channel_id, direct=message.direct
+            )
+            admitted[author] = refusal is None
+        return [m for m in thread if admitted[m.user_id]]
 
     async def _relay(self, message: IncomingMessage) -> None:
         async with self._db.unit() as session:
@@ -252,12 +281,10 @@ class Inbound:
             )
         starts = message.mentioned or message.direct
         if link is not None and link.chat_id is None and starts and link.phase == repo.STARTING_PHASE:
-            backend = await self._identity.backend_for(message.team_id, message.user_id)
-            if backend is None:  # unlinked while a stop cut the creation short
-                await self._fail(link)
-                await self._whisper(message, HOW_TO_LINK)
-                return
-            await self._start_chat(link, message, backend, resumed=True)
+            if await self._started_by(link, message):
+                await self._resume(link, message)
+            else:  # someone else's mention while the chat is set up: their follow-up, as the policy says
+                await self._follow_up(link, message)
         elif link is None or (link.chat_id is None and link.phase == repo.FAILED_PHASE):
             if starts:
                 backend = await self._admit(message)
@@ -275,9 +302,25 @@ class Inbound:
         else:
             await self._follow_up(link, message)
 
+    async def _started_by(self, link: ThreadLink, message: IncomingMessage) -> bool:
+        """Whether ``message`` is the one that claimed the link (its replay after a stop), not another."""
+        async with self._db.unit() as session:
+            row = await repo.find_inbound(session, channel_id=message.channel_id, ts=message.ts)
+        return row is not None and row.link_id == link.id and row.user_id == link.requester_user_id
+
+    async def _resume(self, link: ThreadLink, message: IncomingMessage) -> None:
+        """Continue a creation a stop cut short, if its author may still start chats (and has a link)."""
+        backend = await self._admit(message)
+        if backend is None:
+            await self._fail(link)
+            return
+        await self._start_chat(link, message, backend, resumed=True)
+
     async def _admit(self, message: IncomingMessage) -> CoderBackend | None:
         """The backend to start this person's chat with, or None after telling them privately why not."""
-        refusal = await self._policy.may_start(message.channel_id, message.user_id, direct=message.direct)
+        refusal = await self._policy.refusal(
+            message.user_id, Act.START, channel_id=message.channel_id, direct=message.direct
+        )
         if refusal is not None:
             await self._whisper(message, refusal)
             return None
@@ -299,9 +342,10 @@ class Inbound:
         )
 
     async def _claim_thread(self, link: ThreadLink | None, message: IncomingMessage) -> ThreadLink | None:
-        """The thread's link, newly claimed (or a failed one reused), with this message claimed on it."""
+        """The thread's link, newly claimed (or a failed one claimed again), with this message claimed
+        on it. Its author is the requester: a failed attempt leaves its author nothing in the thread."""
         async with self._db.unit() as session:
-            if link is None:
+            if link is None:  # None again when the same message's twin event got here first
                 link = await repo.claim_thread(
                     session,
                     team_id=message.team_id,
@@ -309,9 +353,13 @@ class Inbound:
                     thread_ts=message.root_ts,
                     requester_user_id=message.user_id,
                 )
-                if link is None:  # the same message's twin event got here first
-                    return None
-            if not await _claim_message(session, link, message):
+                claimed = link is not None and await _claim_message(session, link, message)
+            else:  # the message first, so a link claimed again always has its creation under way
+                assert link.id is not None
+                claimed = await _claim_message(session, link, message)
+                if claimed:  # None when another attempt claimed it again first
+                    link = await repo.reclaim_thread(session, link.id, requester_user_id=message.user_id)
+            if link is None or not claimed:
                 return None
         self._outbox.untouched(message.ts)
         return link
@@ -421,7 +469,7 @@ class Inbound:
     async def _follow_up(self, link: ThreadLink, message: IncomingMessage) -> None:
         if message.ts == link.thread_ts:  # the thread's first message started the chat; not a follow-up
             return
-        refusal = await self._policy.may_follow_up(link, message.user_id, direct=message.direct)
+        refusal = await self._policy.refusal(message.user_id, Act.FOLLOW_UP, link=link)
         if refusal is not None:
             await self._whisper(message, refusal)
             return
@@ -523,7 +571,7 @@ class Inbound:
 
         Stopping is a control, so it needs the access policy's leave; without it the message goes
         as an ordinary follow-up and the person is told why (None)."""
-        refusal = await self._policy.may_control(link, message.user_id)
+        refusal = await self._policy.refusal(message.user_id, Act.CONTROL, link=link)
         if refusal is not None:
             await self._whisper(message, f"{refusal} Your message was sent as a normal reply instead.")
             return None

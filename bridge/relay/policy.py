@@ -1,16 +1,27 @@
-"""Who may use the bridge where: the access policy of ``docs/security.md``, one decision per entry point.
+"""Who may use the bridge where: the access policy of ``docs/security.md``, asked by every path.
 
-Every check answers ``None`` (allowed) or the reason to tell the person privately. Nothing refused
-reaches Coder. The defaults are the safe ones: guests and people from other organisations (Slack
-Connect) are refused, only the requester and admins control a chat, and in linked mode only the
-requester may add to their chat (a colleague's words would otherwise run with the requester's
-Coder identity). When Slack cannot be asked who someone is, the answer is no, with a reason.
+``Policy.refusal`` is the one question every path asks, at the time of the act, naming what the
+person wants to do (``Act``): a mention, a DM or ``/coder new`` starts a chat, a reply (or an edit or
+deletion of one) follows one up, a reaction, a button, ``!now``, a rename or ``/coder archive``
+controls one, and ``/coder link``, ``unlink``, ``list``, ``status`` and the App Home tab concern the
+person's own account. The answer is ``None`` (allowed) or the reason to tell the person privately;
+nothing refused reaches Coder.
+
+Who the person is comes first, for everyone, the requester of a chat included: someone the operator
+no longer allows (moved out of ``BRIDGE_ALLOWED_USERS``, now a guest, from another organisation) loses
+what they started too, and so does everyone in a channel taken off ``BRIDGE_ALLOWED_CHANNELS``. Only
+the bridge's admins control any chat regardless. The defaults are the safe ones: guests and people
+from other organisations (Slack Connect) are refused, only the requester and admins control a chat,
+and in linked mode only the requester may add to their chat (a colleague's words would otherwise run
+with the requester's Coder identity). When Slack cannot be asked who someone is, the answer is no,
+with a reason.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Literal
 
 from bridge.db.models import ThreadLink
@@ -19,6 +30,19 @@ from bridge.relay.ports import SlackDirectory, SlackError
 log = logging.getLogger(__name__)
 
 ControlPolicy = Literal["requester", "channel"]
+
+
+class Act(StrEnum):
+    """What a person asks of the bridge; every entry point names one."""
+
+    START = "start"
+    """A mention, a DM, ``/coder new``, or a creation cut short and resumed."""
+    FOLLOW_UP = "follow up"
+    """A reply in a chat's thread, or an edit or deletion of a relayed one."""
+    CONTROL = "control"
+    """Stop, archive, unarchive, promote, remove, rename, ``!now``, send-now, ``/coder archive``."""
+    ACCOUNT = "account"
+    """``/coder link``, ``unlink``, ``list``, ``status``, the App Home tab: the person's own."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +64,11 @@ class Rules:
     """Linked identity mode: follow-ups come only from the chat's requester."""
 
 
+def direct_channel(channel_id: str) -> bool:
+    """Whether a conversation is a direct message with the bot (Slack's ``D…`` ids)."""
+    return channel_id.startswith("D")
+
+
 class Policy:
     """Applies ``Rules`` with what Slack says about people (``SlackDirectory``)."""
 
@@ -47,31 +76,39 @@ class Policy:
         self.rules = rules
         self._directory = directory
 
-    async def may_start(self, channel_id: str, user_id: str, *, direct: bool) -> str | None:
-        """Whether this person may start a chat here; None, or why not."""
+    async def refusal(
+        self,
+        user_id: str,
+        act: Act,
+        *,
+        link: ThreadLink | None = None,
+        channel_id: str = "",
+        direct: bool = False,
+    ) -> str | None:
+        """None when this person may do ``act`` now, else why not. ``link`` is the chat acted on (its
+        channel is where the act happens); without one, ``channel_id`` is (``direct`` for a DM)."""
+        if act is Act.CONTROL and await self._is_admin(user_id):
+            return None
+        refused = await self._may_use(user_id)
+        if refused is not None or act is Act.ACCOUNT:
+            return refused
+        if link is not None:
+            channel_id, direct = link.channel_id, direct_channel(link.channel_id)
         allowed = self.rules.allowed_channels
         if allowed and not direct and channel_id not in allowed:
             return "I don't take tasks in this channel: the bridge's operator limited it to certain channels."
-        return await self._may_use(user_id)
-
-    async def may_follow_up(self, link: ThreadLink, user_id: str, *, direct: bool) -> str | None:
-        """Whether this person's reply in a chat's thread may reach the agent."""
-        if self.rules.linked:
-            if user_id == link.requester_user_id:
+        if link is None or act is Act.START or user_id == link.requester_user_id:
+            return None
+        requester = link.requester_user_id
+        if act is Act.FOLLOW_UP:
+            if not self.rules.linked:
                 return None
             return (
-                f"Only <@{link.requester_user_id}>, who started this chat, can add to it: it runs with their "
+                f"Only <@{requester}>, who started this chat, can add to it: it runs with their "
                 "own Coder account. Mention me in a new thread to start a chat of your own."
             )
-        return await self.may_start(link.channel_id, user_id, direct=direct)
-
-    async def may_control(self, link: ThreadLink, user_id: str) -> str | None:
-        """Whether this person may interrupt, archive, reorder or rename a chat."""
-        if user_id == link.requester_user_id or await self._is_admin(user_id):
-            return None
         if self.rules.control == "channel":
-            return await self.may_start(link.channel_id, user_id, direct=False)
-        requester = link.requester_user_id
+            return None
         return f"Only <@{requester}>, who started this chat, and the bridge's admins can control it."
 
     async def _may_use(self, user_id: str) -> str | None:

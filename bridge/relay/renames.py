@@ -28,7 +28,7 @@ from bridge.db.models import ThreadLink
 from bridge.relay.home import Home
 from bridge.relay.identity import Identity
 from bridge.relay.intake import Intake
-from bridge.relay.policy import Policy
+from bridge.relay.policy import Act, Policy
 from bridge.relay.sessions import SessionMirror
 from bridge.relay.supervisor import Supervisor, thread_ref
 from bridge.slack.failures import render_coder_error
@@ -117,7 +117,7 @@ class Renames:
         if not title:  # Slack's titles have 1-200 characters: nothing to rename to
             await self._refuse(link, rename, "")
             return
-        refusal = await self._policy.may_control(link, rename.user_id)
+        refusal = await self._policy.refusal(rename.user_id, Act.CONTROL, link=link)
         if refusal is not None:
             await self._refuse(link, rename, f"{refusal} {_UNCHANGED}")
             return

@@ -3,7 +3,10 @@
 ``link`` opens a modal where a person pastes a Coder token; its submission is checked with Coder
 before anything is stored (``relay.identity``), and a refused token is shown as an error on the
 field, so the modal stays open to try again. The token never appears in any answer. ``unlink``
-forgets it. Other subcommands are added with ``Router.add`` (each gets a line in ``help``).
+forgets it. Opening the form and submitting it each ask the access policy first (a guest may not
+link), and each person may have only a few tokens checked in a while (``relay.attempts``);
+``unlink`` asks too, but removes the person's own token whatever the answer, which it adds. Other
+subcommands are added with ``Router.add`` (each gets a line in ``help``).
 
 Slack wants every command acknowledged within 3 seconds. The acknowledgement carries the answer
 when the subcommand has it by ``ACK_WITHIN`` seconds; otherwise it says the bridge is on it, and the
@@ -24,9 +27,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.coder.errors import CoderAuthError, CoderError
 from bridge.metrics import Metrics
+from bridge.relay.attempts import TooManyAttempts
 from bridge.relay.chat_commands import Caller, ChatCommands
 from bridge.relay.identity import Identity
 from bridge.relay.limits import SlackLimits
+from bridge.relay.policy import Act, Policy
 from bridge.relay.ports import SlackError
 from bridge.slack.defuse import defuse
 from bridge.slack.poster import budgeted_call
@@ -163,6 +168,7 @@ class IdentityCommands:
     def __init__(
         self,
         identity: Identity,
+        policy: Policy,
         limits: SlackLimits,
         metrics: Metrics,
         *,
@@ -170,6 +176,7 @@ class IdentityCommands:
         link_timeout: float = 2.5,
     ) -> None:
         self._identity = identity
+        self._policy = policy
         self._limits = limits
         self._metrics = metrics
         self._coder_url = coder_url
@@ -182,6 +189,9 @@ class IdentityCommands:
 
     async def link(self, call: CommandCall) -> str | None:
         """Open the token modal (linked mode only)."""
+        refusal = await self._policy.refusal(call.user_id, Act.ACCOUNT)
+        if refusal is not None:
+            return refusal
         if not self._identity.linked:
             return "This bridge runs every chat with its own Coder token, so there is nothing to link."
         modal = link_modal(call.channel_id, self._coder_url)
@@ -198,18 +208,25 @@ class IdentityCommands:
         return None
 
     async def unlink(self, call: CommandCall) -> str:
-        """Forget the person's token."""
+        """Forget the person's token: also for someone the policy refuses (it is theirs to take back),
+        who is told the refusal too."""
+        refusal = await self._policy.refusal(call.user_id, Act.ACCOUNT)
         if not self._identity.linked:
-            return "This bridge runs every chat with its own Coder token; no account of yours is linked."
-        if await self._identity.unlink(call.team_id, call.user_id):
-            return (
+            answer = "This bridge runs every chat with its own Coder token; no account of yours is linked."
+        elif await self._identity.unlink(call.team_id, call.user_id):
+            answer = (
                 "Your Coder account is unlinked and its token deleted here. "
                 "Chats you already started stay in Coder."
             )
-        return "No Coder account of yours was linked."
+        else:
+            answer = "No Coder account of yours was linked."
+        return f"{answer} {refusal}" if refusal is not None else answer
 
     async def submitted(self, team_id: str, user_id: str, token: str) -> dict[str, Any]:
         """The acknowledgement of a link modal submission: field errors, or the confirmation view."""
+        refusal = await self._policy.refusal(user_id, Act.ACCOUNT)
+        if refusal is not None:
+            return _field_error(refusal)
         if not self._identity.linked:
             return _field_error("This bridge doesn't link personal accounts any more.")
         if not token:
@@ -220,6 +237,8 @@ class IdentityCommands:
             )
         try:
             user = await asyncio.wait_for(self._identity.link(team_id, user_id, token), self._link_timeout)
+        except TooManyAttempts as exc:
+            return _field_error(str(exc))
         except CoderAuthError:
             return _field_error("Coder refused this token (unknown, expired or revoked). Create a new one.")
         except (CoderError, TimeoutError) as exc:

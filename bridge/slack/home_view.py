@@ -44,8 +44,11 @@ class HowTo:
     archive: str
 
 
-def render_home(chats: Sequence[HomeChat], how_to: HowTo, *, older: int = 0) -> dict[str, Any]:
-    """The Home view (``views.publish``'s ``view``): a short how-to, then the chats, newest first."""
+def render_home(
+    chats: Sequence[HomeChat], how_to: HowTo, *, older: int = 0, refusal: str = ""
+) -> dict[str, Any]:
+    """The Home view (``views.publish``'s ``view``): a short how-to, then the chats, newest first;
+    for someone the access policy refuses, its reason in place of the chats."""
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "Your Coder Agents chats"}},
         _section(
@@ -56,7 +59,9 @@ def render_home(chats: Sequence[HomeChat], how_to: HowTo, *, older: int = 0) -> 
         ),
         {"type": "divider"},
     ]
-    if not chats:
+    if refusal:
+        blocks.append(_section(refusal))
+    elif not chats:
         blocks.append(_section("No chats yet. Mention me in a channel to start one."))
     for chat in chats[:MAX_CHATS]:
         blocks.append(_section(_describe(chat)))

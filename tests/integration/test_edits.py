@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from bridge.relay.context import HEADING
 from bridge.sim.coder_agent import Gate, Step, Text
 from tests.integration.conftest import World, user_texts
 from tests.integration.test_files import PNG
@@ -77,9 +78,7 @@ async def test_edit_keeps_the_files_and_the_thread_context(world: World) -> None
     await slack.edit(slack.alice, slack.general, mention, f"<@{slack.bot_user_id}> fix test")
     await world.until(lambda: _user_texts(world, root)[0].endswith("fix test"))
     first = world.chat_of(root).messages[0]
-    assert _user_texts(world, root)[0].startswith(
-        f"Earlier messages in this Slack thread, oldest first:\n{slack.bob}"
-    )
+    assert _user_texts(world, root)[0].startswith(f"{HEADING}\n> {slack.bob}: CI is red\n")
     assert [p["file_id"] for p in first["content"] if p["type"] == "file"] == [file_id]
     assert len(world.coder.files) == 1, "nothing uploaded again"
 

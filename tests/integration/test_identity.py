@@ -11,7 +11,7 @@ from bridge.db.models import UserLink
 from bridge.relay.cipher import Opened, TokenCipher
 from bridge.relay.identity import token_binding
 from bridge.sim.slack import AppResponse
-from tests.integration.conftest import World
+from tests.integration.conftest import CODER_TOKEN, World
 
 KEY = Fernet.generate_key().decode()
 BOB_TOKEN = "tok-bob-0123456789abcdef"
@@ -228,3 +228,43 @@ async def test_link_works_over_socket_mode(linked: World) -> None:
     assert modal is not None
     assert "Linked to Coder user *bob*" in str(modal["blocks"])
     assert {d.transport for d in linked.slack.deliveries} == {"socket_mode"}
+
+
+async def test_link_attempts_are_throttled_per_person_across_restarts(linked: World) -> None:
+    """Past BRIDGE_LINK_ATTEMPTS token checks in the window a person is told when to try again and
+    Coder is not asked, also after a restart; other people are not held up."""
+    settings = {"identity_mode": "linked", "encryption_key": SecretStr(KEY), "link_attempts": 2}
+    await linked.stop_bridge()
+    await linked.start_bridge(**settings)
+    bob = linked.slack.bob
+    for guess in ("tok-guess-one-0123456789", "tok-guess-two-0123456789"):
+        await link(linked, bob, guess)
+        assert "Coder refused this token" in linked.slack.view_errors(bob)["token"]
+    await linked.stop_bridge()
+    await linked.start_bridge(**settings)
+    await link(linked, bob, BOB_TOKEN)
+    assert (
+        linked.slack.view_errors(bob)["token"] == "Too many link attempts: you can try again in 15 minutes."
+    )
+    assert not any(r.token == BOB_TOKEN for r in linked.coder.requests), "the token was not checked"
+    assert await user_link(linked, bob) is None
+    await link(linked, linked.slack.alice, CODER_TOKEN)
+    assert await user_link(linked, linked.slack.alice) is not None
+
+
+async def test_a_failed_claim_does_not_lend_its_authors_token_to_the_chat_started_after_it(
+    linked: World,
+) -> None:
+    """Bob's mention without a task fails; the chat Alice then starts in the thread runs, and is
+    followed, with Alice's token only."""
+    slack = linked.slack
+    await link(linked, slack.bob, BOB_TOKEN)
+    await link(linked, slack.alice, CODER_TOKEN)
+    root = await slack.user_says(slack.alice, slack.general, "the login page is slow")
+    await linked.reply(root, f"<@{slack.bot_user_id}>", user=slack.bob)
+    await linked.until(lambda: any("Tell me what to do" in t for t in linked.bot_texts(root)))
+    await linked.reply(root, f"<@{slack.bot_user_id}> profile it")
+    await linked.until_idle_and_shown(root)
+    chat = linked.chat_of(root)
+    assert chat.owner_id == linked.coder.users["alice"].id
+    assert {r.token for r in linked.coder.requests if chat.id in r.path} == {CODER_TOKEN}

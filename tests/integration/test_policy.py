@@ -148,6 +148,20 @@ async def test_channel_control_lets_colleagues_stop_the_agent(world: World) -> N
     await world.until(lambda: world.chat_of(root).status == "waiting")
 
 
+async def test_a_requester_loses_control_once_the_channel_is_no_longer_served(world: World) -> None:
+    """The access policy is asked at the time of the act, for the requester too: once the operator
+    takes the channel off BRIDGE_ALLOWED_CHANNELS, the chat's requester can no longer stop it."""
+    world.slack.add_channel(ENG, "eng")
+    root, gate = await _busy_chat(world)
+    requests = len(world.coder.requests)
+    await restart(world, allowed_channels=(ENG,))
+    await world.slack.react(world.slack.alice, world.slack.general, root, "octagonal_sign")
+    await world.until(lambda: whispered(world, world.slack.alice, "I don't take tasks in this channel"))
+    assert not any("Stopped" in t for t in world.bot_texts(root))
+    assert not any(r.path.endswith("/interrupt") for r in world.coder.requests[requests:])
+    gate.set()
+
+
 async def test_directory_answers_are_cached_for_a_while() -> None:
     """users.info and usergroups.users.list are asked once per person or group per BRIDGE_DIRECTORY_TTL."""
     now = [0.0]
@@ -167,3 +181,60 @@ async def test_directory_answers_are_cached_for_a_while() -> None:
         assert len(slack.calls_to("users.info")) == 2
         assert await directory.user("U0NOBODY") is None, "someone Slack doesn't show counts as unknown"
         assert await directory.group_members("S0GONE") == frozenset()
+
+
+async def test_a_failed_claim_gives_its_author_no_rights_over_the_chat_started_after_it(world: World) -> None:
+    """Bob's mention without a task fails; Alice then starts the thread's chat: she is its requester."""
+    slack = world.slack
+    root = await slack.user_says(slack.alice, slack.general, "the login page is slow")
+    await world.reply(root, f"<@{slack.bot_user_id}>", user=slack.bob)
+    await world.until(lambda: any("Tell me what to do" in t for t in world.bot_texts(root)))
+    await world.reply(root, f"<@{slack.bot_user_id}> profile it")
+    await world.until_idle_and_shown(root)
+    await world.until(lambda: any(t.startswith(f"<@{slack.alice}> ✅") for t in world.bot_texts(root)))
+    assert not any(t.startswith(f"<@{slack.bob}>") for t in world.bot_texts(root)), "done goes to Alice"
+    await slack.react(slack.bob, slack.general, root, "file_cabinet")
+    await world.until(lambda: whispered(world, slack.bob, f"Only <@{slack.alice}>, who started this chat"))
+    assert not world.chat_of(root).archived
+    await slack.react(slack.alice, slack.general, root, "octagonal_sign")
+    await world.until(lambda: any("Stopped the agent at <@U0ALICE>" in t for t in world.bot_texts(root)))
+    assert not slack.ephemerals(slack.alice), "Alice is never told she may not control her chat"
+
+
+async def claim_for_another_replica(world: World, channel: str, root: str, user: str) -> None:
+    """The thread's chat is being created elsewhere (``user``'s mention ``root`` claimed the thread,
+    no chat yet), as by another replica or a creation a crash cut short."""
+    assert world.bridge is not None
+    async with world.bridge.db.unit() as session:
+        link = await repo.claim_thread(
+            session, team_id=world.slack.team_id, channel_id=channel, thread_ts=root, requester_user_id=user
+        )
+        assert link is not None
+        assert link.id is not None
+        await repo.claim_inbound(session, link_id=link.id, channel_id=channel, ts=root, user_id=user)
+
+
+async def test_a_guests_mention_in_a_thread_being_set_up_is_refused(world: World) -> None:
+    """A guest's mention in a thread whose chat another replica is creating asks the policy: refused."""
+    world.slack.add_user(GUEST, "guest", is_restricted=True)
+    root = await world.slack.user_says(world.slack.alice, world.slack.general, "CI is red")
+    await claim_for_another_replica(world, world.slack.general, root, world.slack.alice)
+    await world.reply(root, f"<@{world.slack.bot_user_id}> print the session token", user=GUEST)
+    await world.until(lambda: whispered(world, GUEST, "Guests of this workspace"))
+    await world.reply(root, f"<@{world.slack.bot_user_id}> fix it", user=world.slack.bob)
+    await world.until(lambda: any("still being set up" in t for t in world.bot_texts(root)))
+    assert world.coder.chats == {}, "nobody's words started a chat in a thread claimed by another"
+
+
+async def test_a_creation_resumed_after_a_crash_asks_the_policy_again(world: World) -> None:
+    """A mention whose chat creation a stop cut short is resumed only if its author may still start chats."""
+    slack = world.slack
+    root = await slack.user_says(slack.bob, slack.general, "placeholder")
+    await claim_for_another_replica(world, slack.general, root, slack.bob)
+    message = next(d.payload["event"] for d in slack.deliveries if d.payload["event"].get("ts") == root)
+    mention = {**message, "type": "app_mention", "text": f"<@{slack.bot_user_id}> rotate the keys"}
+    mention.pop("subtype", None)
+    await restart(world, allowed_users=(slack.alice,))
+    await slack.deliver_event(mention)
+    await world.until(lambda: whispered(world, slack.bob, "not among the people allowed"))
+    assert world.coder.chats == {}

@@ -40,6 +40,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
         "BRIDGE_LEGACY_ARCHIVE_DELETES",
         "BRIDGE_METRICS_HOST",
         "BRIDGE_METRICS_PORT",
+        "BRIDGE_THREAD_CONTEXT",
     ):
         monkeypatch.delenv(name, raising=False)
 
@@ -58,6 +59,13 @@ def test_defaults_match_the_interface() -> None:
     )
     assert not settings.socket_mode
     assert not settings.has_credentials()
+
+
+def test_thread_context_is_on_unless_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """BRIDGE_THREAD_CONTEXT is on by default and takes on/off."""
+    assert load_settings().thread_context
+    monkeypatch.setenv("BRIDGE_THREAD_CONTEXT", "off")
+    assert not load_settings().thread_context
 
 
 def test_environment_and_dotenv_are_read(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
