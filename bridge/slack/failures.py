@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 
 from bridge.coder.errors import CoderError, CoderUnavailable, CoderUnreadable
 from bridge.coder.types import ChatFailure, ErrorKind
+from bridge.slack.defuse import unmention
 
 _ADVICE: Mapping[ErrorKind, str] = {
     ErrorKind.USAGE_LIMIT: (
@@ -46,8 +47,9 @@ def _sentence(text: str) -> str:
 
 
 def _said(message: str, detail: str, kind: ErrorKind) -> str:
-    """Coder's message, its detail in brackets, then the kind's advice."""
-    message, detail = message.strip(), detail.strip().rstrip(".")
+    """Coder's message, its detail in brackets, then the kind's advice. Both carry a provider's or a
+    hook's words, so a mention in them is shown, not sent."""
+    message, detail = unmention(message.strip()), unmention(detail.strip().rstrip("."))
     text = f"{message.rstrip('.')} ({detail})" if detail else message
     advice = _ADVICE.get(kind)
     return f"{_sentence(text)} {advice}" if advice is not None else text
@@ -69,10 +71,10 @@ def render_coder_error(exc: CoderError) -> str:
         return exc.message.rstrip(".")  # the detail is a network library's text
     text = _said(exc.message, exc.detail, exc.kind).rstrip(".")
     if exc.validations:
-        text += ": " + "; ".join(f"{v.field}: {v.detail}" for v in exc.validations)
+        text += ": " + "; ".join(unmention(f"{v.field}: {v.detail}") for v in exc.validations)
     return text
 
 
 def render_warnings(warnings: Sequence[str]) -> str:
     """What Coder warned of when it took a message (an MCP server it could not use, say)."""
-    return "⚠️ Coder noted: " + "; ".join(w.strip().rstrip(".") for w in warnings) + "."
+    return "⚠️ Coder noted: " + "; ".join(unmention(w.strip().rstrip(".")) for w in warnings) + "."

@@ -77,3 +77,11 @@ def test_warnings_read_as_one_line() -> None:
     assert render_warnings(["MCP server jira is unavailable.", "x"]) == (
         "⚠️ Coder noted: MCP server jira is unavailable; x."
     )
+
+
+def test_a_mention_in_coders_words_is_shown_not_sent() -> None:
+    """A provider's or hook's words that name a person (or a warning that does) notify nobody."""
+    failure = ChatFailure(message="Ask <@U0ADMIN>", detail="<@U0BOSS> disabled it", kind=ErrorKind.GENERIC)
+    assert "<@U0" not in render_failure(failure)
+    assert "<@U0" not in render_warnings(["ping <@U0ADMIN>"])
+    assert "<@U0" not in render_coder_error(CoderRejected("Ask <@U0ADMIN>", detail="<@U0BOSS>", status=403))
