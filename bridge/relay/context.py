@@ -12,6 +12,8 @@ caller's choice (the access policy's); bots, the bridge itself included, never d
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Sequence
 
 from bridge.relay.ports import SlackFile, ThreadMessage
@@ -45,15 +47,16 @@ def _ts_key(ts: str) -> tuple[int, int]:
 
 
 def earlier(messages: Sequence[ThreadMessage], *, before_ts: str, bot_user_id: str) -> list[ThreadMessage]:
-    """The thread's people's messages that came before the mention (no bot's, the bridge's included)."""
-    return [
-        m
+    """The thread's people's messages that came before the mention (no bot's, the bridge's included),
+    without their mentions of the bot: those addressed the bridge, not the agent, and a message that
+    was only a mention (a start that failed for want of a task) says nothing to it."""
+    mention = re.compile(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>")
+    people = (
+        dataclasses.replace(m, text=mention.sub("", m.text).strip())
         for m in messages
-        if _ts_key(m.ts) < _ts_key(before_ts)
-        and not m.from_bot
-        and m.user_id != bot_user_id
-        and (m.text.strip() or m.files)
-    ]
+        if _ts_key(m.ts) < _ts_key(before_ts) and not m.from_bot and m.user_id != bot_user_id
+    )
+    return [m for m in people if m.text or m.files]
 
 
 def render_context(

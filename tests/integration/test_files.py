@@ -196,5 +196,5 @@ async def test_file_coder_rejects_is_named_and_the_text_still_goes(world: World)
     image = world.slack.add_file(PNG, "odd.png", "image/png")
     root = await _mention_with(world, "try this", image)
     await world.until_idle_and_shown(root)
-    assert "`odd.png` (Coder refused it: Unsupported file type.)" in _note(world, root)
+    assert "`odd.png` (Coder refused it: Unsupported file type)" in _note(world, root)
     assert [p["text"] for p in _parts(_user_messages(world, root)[0], "text")] == ["try this"]

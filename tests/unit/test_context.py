@@ -26,6 +26,21 @@ def test_earlier_leaves_out_the_mention_later_messages_and_every_bots_posts() ->
     assert [m.ts for m in kept] == ["1.0"]
 
 
+def test_earlier_drops_the_mentions_of_the_bot_and_messages_that_were_only_one() -> None:
+    """A mention of the bot addressed the bridge, not the agent: it is taken out of the context, and
+    a message that held nothing else (a start that failed for want of a task) is left out."""
+    thread = [
+        _message("1.0", "U1", "the login page is slow"),
+        _message("2.0", "U2", "<@UBOT>"),
+        _message("3.0", "U3", "<@UBOT|bot> can you look, <@U1>?"),
+    ]
+    kept = earlier(thread, before_ts="9.0", bot_user_id="UBOT")
+    assert [(m.ts, m.text) for m in kept] == [
+        ("1.0", "the login page is slow"),
+        ("3.0", "can you look, <@U1>?"),
+    ]
+
+
 def test_context_is_quoted_and_attributed_and_keeps_the_files() -> None:
     """Each message is quoted under its author with its attached files, oldest first, between the
     heading and the closing line."""

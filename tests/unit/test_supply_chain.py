@@ -28,6 +28,15 @@ def quick_start_commands() -> list[str]:
     return re.findall(r"```sh\n(.+?)\n```", section)
 
 
+def test_the_readme_runs_the_product_from_the_hashed_runtime_lock() -> None:
+    """The Quick start's first command installs the runtime lock with hashes required, then the bridge
+    itself without resolving anything else, and runs it."""
+    command = quick_start_commands()[0]
+    assert "pip install -q --require-hashes -r requirements/runtime.lock" in command
+    assert "pip install -q --no-deps --no-build-isolation ." in command
+    assert command.endswith("&& .venv/bin/bridge")
+
+
 def test_ci_runs_the_readme_test_command_which_installs_from_the_hashed_lock() -> None:
     """The README's test command is .ci/run's last line, word for word, and both install from the
     lock with hashes required, then the package itself without resolving anything else."""
