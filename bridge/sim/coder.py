@@ -21,8 +21,8 @@ answers wrapped in ``{"message": ...}``).
 
 Tests and benchmarks observe and steer it through ``chats``, ``requests``, ``frame_log``,
 ``wait_for`` and the fault knobs (``fail_next``, ``latency``, ``set_unavailable``, ``drop_streams``,
-``revoke_token``, ``rewrite_message``, ``replay_parts``, and ``flakiness`` for seeded 5xx and slow
-answers on a fraction of calls).
+``revoke_token``, ``rewrite_message``, ``replay_parts``, ``inject``, and ``flakiness`` for seeded 5xx
+and slow answers on a fraction of calls).
 "v2-late" also streams as the newest chatd stream loop does: ``preview_reset`` after every persisted
 message, every new model attempt (a script's ``Retry`` restarts it) and every connect's snapshot;
 numbered parts (``history_version``, ``generation_attempt``, ``seq``); ``history_reset`` with the whole
@@ -386,6 +386,12 @@ class CoderSim:
         """Rewrite a stored message's text in place, as chatd does when it bumps a message's revision:
         the stream sends the message again under its id (v2-late: a revision, with its preview reset)."""
         self._engine.rewrite_message(self.chats[chat_id], message_id, text)
+
+    def inject(self, chat_id: str, events: Sequence[JsonDict]) -> None:
+        """Send raw events to the chat's stream sockets, all in one batch: what a server (or proxy) with
+        a bug, or a newer build, might send; for clients' tolerance of events they cannot read."""
+        for event in events:
+            self._engine.publish(self.chats[chat_id], event)
 
     def replay_parts(self, chat_id: str) -> None:
         """Deliver the current preview's parts once more, as a relay that reselected its episode sends
