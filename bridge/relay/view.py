@@ -355,10 +355,10 @@ class ThreadView:
             case PreviewResetEvent():
                 self._reset_preview(live=not self._joining)
                 self._joining = False
-            case PartEvent() if not self._fresh(event):
-                log.debug("dropping a stale or repeated delta of chat preview %s", self._episode)
             case PartEvent() if self._newer_turn is not None:
                 self._held.append(event)
+            case PartEvent() if not self._fresh(event):
+                log.debug("dropping a stale or repeated delta of chat preview %s", self._episode)
             case StatusEvent(status=status):
                 self._on_status(status)
             case PartEvent(role="assistant", part=part) if part.type == "text":
@@ -408,8 +408,8 @@ class ThreadView:
 
     def _reset_preview(self, *, live: bool) -> None:
         """The reply being streamed is void from the last persisted message on. Live (a retried model
-        call, a persisted step) the deltas shown are gone for good; a connect's snapshot ends with a
-        reset too, before the current step's deltas come again, which voids nothing shown."""
+        call, a persisted step) the deltas shown are gone for good; otherwise (the end of a connect's
+        snapshot, a fresh delta buffer) the deltas to come start from there, and nothing shown is void."""
         self._text.streamed, self._reasoning.streamed = self._text.persisted, self._reasoning.persisted
         if not live:
             return
@@ -514,7 +514,10 @@ class ThreadView:
             and previous is not None
             and previous.phase is not ChatPhase.WORKING
         ):
-            self._forget_deltas()  # Coder starts a fresh delta buffer with every turn
+            if previous.phase is ChatPhase.NEEDS_USER:  # the same turn goes on, after what it persisted
+                self._reset_preview(live=False)
+            else:
+                self._forget_deltas()  # Coder starts a fresh delta buffer with every turn
         elif not status.phase.busy:  # the turn is over: its deltas never come back, even in a snapshot
             self._update_draft()
             self._forget_deltas()

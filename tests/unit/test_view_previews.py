@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from bridge.coder.types import (
+    ChatPhase,
+    ChatStatus,
     ConnectedEvent,
     HistoryResetEvent,
     Part,
     PartEvent,
     PreviewResetEvent,
     RetryEvent,
+    StatusEvent,
     StreamEvent,
 )
 from bridge.relay.view import ThreadView, removed_by
@@ -83,6 +86,26 @@ def test_a_reconnect_mid_turn_keeps_streaming_the_current_step() -> None:
     view.apply([RUNNING, RESET])
     view.apply([part("Fixed ", 1, history=2), part("it.", 2, history=2)])
     assert shown(view) == [("after:5", "Looking.", True), ("draft", "Fixed it.", False)]
+
+
+def test_a_turn_that_waited_streams_on_after_the_wait() -> None:
+    """The agent waited for its person mid-turn; once it runs again its new deltas show at once."""
+    waiting = StatusEvent(status=ChatStatus(phase=ChatPhase.NEEDS_USER, name="requires_action"))
+    view = ThreadView()
+    view.apply([*running_turn(), part("One question.", 1)])
+    view.apply([message(6, "assistant", "One question.", tool=True), RESET, waiting])
+    view.apply([message(7, "tool"), RESET, RUNNING, part("Thanks.", 1, history=3)])
+    assert shown(view) == [("after:5", "One question.", True), ("draft", "Thanks.", False)]
+
+
+def test_a_turn_begun_while_away_streams_after_its_snapshot() -> None:
+    """A turn that began while the bridge was away: the snapshot's messages lead up to it, its
+    current step's deltas follow the closing reset and land on its own draft."""
+    view = ThreadView(after_id=5, newer_turn=7)
+    view.apply([ConnectedEvent(after_id=5)])
+    view.apply([message(6, "assistant", "Done."), message(7, "user", "more"), RUNNING, RESET])
+    view.apply([part("Sure", 1, history=3)])
+    assert shown(view) == [("after:5", "Done.", True), ("draft", "Sure", False)]
 
 
 def test_snapshot_deltas_after_its_reset_stay_after_it() -> None:
