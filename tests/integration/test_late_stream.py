@@ -172,3 +172,29 @@ async def test_an_unreadable_event_loses_only_itself(world: World, caplog: pytes
     await world.until_idle_and_shown(root)
     assert world.replies(root) == ["Working and done."]
     assert not any("junk" in text for _, _, text in _texts_sent(world))
+
+
+async def test_after_a_restart_a_rewritten_history_is_not_posted_again(world: World) -> None:
+    """Once an edit removed messages, every new stream gets the whole history again: after a restart the
+    next turn's stream shows only that turn's reply, and every earlier message stays as it was."""
+    world.coder.agent = lambda prompt: [Text(f"Echo: {prompt}")]
+    root = await world.mention("first")
+    await world.until_idle_and_shown(root)
+    reply = await world.reply(root, "secnd")
+    await world.until_idle_and_shown(root, turns=2)
+    await world.slack.edit(world.slack.alice, world.slack.general, reply, "second")
+    await world.until(lambda: "Echo: second" in world.bot_texts(root))
+    await world.until(lambda: any(is_removed_line(t) for t in world.bot_texts(root)))
+    await world.until_idle_and_shown(root, turns=2)
+    before = world.bot_texts(root)
+    await world.stop_bridge()
+    frames = len(world.coder.frame_log)
+    await world.start_bridge()
+    await world.reply(root, "third")
+    await world.until_idle_and_shown(root, turns=3)
+    resent = [e["type"] for _, _, events in world.coder.frame_log[frames:] for e in events]
+    assert "history_reset" in resent, "the new stream began with the whole history"
+    await world.until(lambda: len(world.bot_texts(root)) > len(before))
+    after = world.bot_texts(root)
+    assert after[1 : len(before)] == before[1:], "what the thread showed stays as it was"
+    assert after.count("Echo: first") == after.count("Echo: second") == after.count("Echo: third") == 1
