@@ -35,10 +35,12 @@ from bridge.coder.types import (
     CoderUser,
     EditResult,
     ErrorEvent,
+    HistoryResetEvent,
     Message,
     MessageEvent,
     Part,
     PartEvent,
+    PreviewResetEvent,
     QueuedMessage,
     QueueEvent,
     RetryEvent,
@@ -190,8 +192,18 @@ def _status_event(data: dict[str, Any], statuses: Mapping[str, ChatPhase]) -> St
 
 def _part_event(data: dict[str, Any]) -> PartEvent:
     payload = _fields(data["message_part"])
-    # ``role`` is omitempty; parts without one belong to the reply being generated.
-    return PartEvent(role=str(payload.get("role") or "assistant"), part=parse_part(payload["part"]))
+    # ``role`` is omitempty; parts without one belong to the reply being generated. The newest
+    # builds number the part (codersdk ChatStreamMessagePart: all three keys omitempty).
+    return PartEvent.model_validate(
+        {
+            **{key: payload[key] for key in _PART_NUMBERS if key in payload},
+            "role": str(payload.get("role") or "assistant"),
+            "part": parse_part(payload["part"]),
+        }
+    )
+
+
+_PART_NUMBERS = ("history_version", "generation_attempt", "seq")
 
 
 def _message_event(data: dict[str, Any]) -> MessageEvent:
@@ -235,6 +247,9 @@ _EVENT_PARSERS: Mapping[str, Callable[[dict[str, Any]], StreamEvent]] = {
     "error": _error_event,
     "retry": _retry_event,
     "action_required": _action_required_event,
+    # The newest builds (reference 0a, item 3): no payload, the type says it all.
+    "preview_reset": lambda _: PreviewResetEvent(),
+    "history_reset": lambda _: HistoryResetEvent(),
 }
 
 

@@ -368,18 +368,44 @@ class StatusEvent(_Model):
 
 
 class PartEvent(_Model):
-    """A transient delta of the message being generated; never persisted, has no id."""
+    """A transient delta of the message being generated; never persisted, has no id.
+
+    The newest Coder numbers deltas (reference 0a, item 3): ``history_version`` and
+    ``generation_attempt`` name the preview they belong to (a newer pair is a newer preview, an older
+    one is stale), ``seq`` counts from 1 within it (a ``seq`` already seen is a replay). Older builds
+    send none of them: 0 means "not numbered".
+    """
 
     kind: Literal["part"] = "part"
     role: str
     part: Part
+    history_version: int = 0
+    generation_attempt: int = 0
+    seq: int = 0
 
 
 class MessageEvent(_Model):
-    """A message was persisted; authoritative over the deltas that preceded it."""
+    """A message was persisted; authoritative over the deltas that preceded it. One for an id already
+    received is a newer revision of that message (Coder rewrote it): it replaces the old one."""
 
     kind: Literal["message"] = "message"
     message: Message
+
+
+class PreviewResetEvent(_Model):
+    """The newest Coder voids the reply being streamed: every delta since the last persisted message
+    is gone (a retried model call, a changed history), and numbering restarts at ``seq`` 1. It also
+    ends every connect's snapshot, before the current step's deltas are sent again."""
+
+    kind: Literal["preview_reset"] = "preview_reset"
+
+
+class HistoryResetEvent(_Model):
+    """The newest Coder rewrote the chat's history (an edit or deletion removed messages): the
+    messages that follow, up to the next ``PreviewResetEvent``, are the whole history; any message
+    known before and not among them is gone."""
+
+    kind: Literal["history_reset"] = "history_reset"
 
 
 class QueueEvent(_Model):
@@ -456,6 +482,8 @@ StreamEvent = (
     StatusEvent
     | PartEvent
     | MessageEvent
+    | PreviewResetEvent
+    | HistoryResetEvent
     | QueueEvent
     | ErrorEvent
     | RetryEvent

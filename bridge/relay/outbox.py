@@ -536,6 +536,12 @@ class Outbox:
         await thread.loaded.wait()
         return key in thread.slots
 
+    async def slot_keys(self, ref: ThreadRef) -> list[str]:
+        """Every slot the thread has (or had, before a restart) a message or a text for, in order."""
+        thread = self._thread(ref)
+        await thread.loaded.wait()
+        return list(thread.slots)
+
     async def rename(self, ref: ThreadRef, old: str, new: str) -> None:
         """Move slot ``old`` (and its split parts ``old#1``…) to ``new``: the same Slack message now
         shows what ``new`` should. A target that already has a message keeps it, and ``old`` stays.

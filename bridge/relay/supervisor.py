@@ -22,6 +22,11 @@ While a turn is slow to start (Coder waits for a worker, or builds the agent's w
 arrive for minutes; a clock task per followed chat then re-renders its card every ``slow_start``
 seconds, so the thread shows the start taking time instead of looking stuck.
 
+When Coder rewrites a chat's history (an edit removed messages; the newest Coder then sends the
+whole history again), every reply and card the thread shows of a removed message is edited into a
+line saying so, stored with the batch like any final text; those of earlier runs too, found by their
+slots.
+
 The thread's header (the bridge's status message) carries the chat's controls as buttons, and
 ``Marks`` keeps the thread's reactions and queue notices in step with the same stream.
 """
@@ -47,8 +52,8 @@ from bridge.relay.marks import Marks, ReactionNames, header_buttons
 from bridge.relay.outbox import Outbox, ThreadRef, digest, final_text
 from bridge.relay.ports import Button, Plan
 from bridge.relay.sessions import SessionMirror
-from bridge.relay.view import DRAFT, ThreadView
-from bridge.slack.blocks import render_error, render_header, render_outcome
+from bridge.relay.view import DRAFT, ThreadView, removed_by
+from bridge.slack.blocks import render_error, render_header, render_outcome, render_removed
 from bridge.slack.failures import render_coder_error, render_failure
 from bridge.slack.mrkdwn import split_markdown
 from bridge.tasks import TaskGroup
@@ -442,6 +447,9 @@ class Supervisor:
         for old, new in view.renames:
             await self._outbox.rename(ref, old, new)
         finals: list[SlotText] = []
+        if view.rewritten is not None:  # what the thread shows of messages the rewrite removed says so
+            slots = await self._outbox.slot_keys(ref)
+            finals += [final_text(s, render_removed()) for s in slots if removed_by(s, view.rewritten)]
         plans: dict[str, Plan] = {}
         for key in view.changed:
             block = view.block(key)

@@ -11,8 +11,19 @@ will become is only known when that message is persisted: then the view records 
 ``draft`` to the message's key (the outbox moves the draft's Slack message there, so streamed text
 and final text share one Slack message) and a new draft starts for what follows.
 
-Coder re-sends the whole turn's deltas after a reconnect, so the draft is the turn's delta text
-minus the text of the turn's already persisted replies (and the same for reasoning, when shown).
+Older Coder re-sends the whole turn's deltas after a reconnect, so the draft is the turn's delta
+text minus the text of the turn's already persisted replies (and the same for reasoning, when shown).
+The newest Coder (reference 0a, item 3) instead says ``preview_reset`` whenever the reply being
+streamed is void: a message was persisted, the model call was retried, or a connect's snapshot ends
+(after which only the current step's deltas come again). From there the draft is the persisted text
+plus what streams next, so a retry shows only the new attempt's text, in the same Slack message (a
+placeholder until the new attempt says something). Its deltas are numbered: one from an older
+preview, or one already seen, is dropped. A ``message`` for an id already seen is a revision: it
+replaces the reply it shows. ``history_reset`` announces the whole history again (an edit removed
+messages): the view keeps what survived, drops what did not and reports the surviving ids
+(``rewritten``), by which the caller marks the removed messages in the thread (``removed_by``).
+Messages from before the view's start that a replay of the whole history sends are skipped: Slack
+shows them already.
 
 Besides replies, the thread shows per turn a status card (tool calls, a slow start), a retry line
 edited in place while Coder retries the model, and errors. A turn that stops to wait for its person
@@ -36,10 +47,12 @@ from bridge.coder.types import (
     ChatStatus,
     ConnectedEvent,
     ErrorEvent,
+    HistoryResetEvent,
     Message,
     MessageEvent,
     Part,
     PartEvent,
+    PreviewResetEvent,
     QueueEvent,
     RetryEvent,
     StatusEvent,
@@ -47,6 +60,7 @@ from bridge.coder.types import (
 )
 from bridge.relay.ports import Plan, Step
 from bridge.slack.blocks import (
+    RESTARTING,
     Starting,
     ToolLine,
     call_state,
@@ -70,6 +84,17 @@ CARD = "card"
 _PATH_KEYS = ("path", "file", "file_path", "filename")
 PROVISIONING_TOOLS = frozenset({"create_workspace", "start_workspace"})
 """chatd's tools that build a workspace (coder/coder coderd/x/chatd/chattool): they run for minutes."""
+_ANCHORED = ("after", "partial", CARD)
+"""Block keys that name a message: ``after:<id>`` and ``partial:<id>`` the one before a reply, a
+card the user message of its turn. Gone from the history, the message takes the block with it."""
+
+
+def removed_by(key: str, surviving: frozenset[int]) -> bool:
+    """Whether a history rewrite that left only ``surviving`` (every visible message id) removed the
+    reply or card a thread shows under slot ``key`` (``after:<id>``, ``partial:<id>``, ``card:<id>``,
+    each also split as ``…#n``): the message it is anchored to is gone."""
+    prefix, _, anchor = key.partition("#")[0].partition(":")
+    return prefix in _ANCHORED and anchor.isdigit() and int(anchor) != 0 and int(anchor) not in surviving
 
 
 @dataclass
@@ -201,11 +226,20 @@ class ThreadView:
         self._show_reasoning = show_reasoning
         self._slow_start = slow_start
         self._now = now
-        self._known_ids: list[int] = []
+        self._known_ids: list[int] = []  # ids of the messages seen, and the cursor: predecessors
+        self._seen: set[int] = set()  # ids of the messages whose content this view processed
         self._text = _Deltas()
         self._reasoning = _Deltas()
+        self._turn_texts: dict[int, tuple[str, str]] = {}  # the turn's replies: id -> (text, reasoning)
         self._turn_id: int | None = None
         self._calls: dict[str, _Call] = {}
+        self._unsaved_calls: set[str] = set()  # calls only streamed so far: a void preview takes them
+        self._episode = (0, 0)  # the newest preview a numbered delta came from: (history, attempt)
+        self._seq = 0  # the newest delta's number within it
+        self._stale_up_to: tuple[int, int] | None = None  # previews a live reset voided
+        self._joining = False  # a connect's snapshot is under way (its reset voids nothing shown)
+        self._rewrite: list[StreamEvent] | None = None  # the history sent again after a history reset
+        self.rewritten: frozenset[int] | None = None
         self._failure = ""
         self._waiting_for: tuple[str, ...] = ()
         self._starting_since: float | None = None
@@ -223,6 +257,7 @@ class ThreadView:
             self.last_id = after_id
             self._known_ids.append(after_id)
         self.saved_id = self.last_id  # the cursor as stored; the supervisor advances it
+        self._horizon = self.last_id  # what earlier runs showed: a replay of it is not shown again
         if draft_shown:
             self._blocks[DRAFT] = Block(DRAFT, "", final=False)
             # The cursor is stored after the draft was shown, so it can lag behind the user message
@@ -265,9 +300,11 @@ class ThreadView:
         return self.busy and (self._starting_since is not None or self._provisioning() is not None)
 
     def apply(self, batch: Iterable[StreamEvent], *, now: float = 0.0) -> None:
-        """Fold one batch; afterwards ``renames`` and ``changed`` say what to do in Slack, in that order."""
+        """Fold one batch; afterwards ``renames`` and ``changed`` say what to do in Slack, in that order,
+        and ``rewritten`` is set when the batch completed a history rewrite."""
         self.changed = []
         self.renames = []
+        self.rewritten = None
         self.status_changed = False
         self._now = max(self._now, now)
         for event in self._in_turn_order(batch):
@@ -285,26 +322,46 @@ class ThreadView:
         start = connects[-1] + 1 if connects else (0 if self._snapshot_next else len(events))
         self._snapshot_next = start == len(events) and bool(connects)
         snapshot = events[start:]
-        deltas = [e for e in snapshot if isinstance(e, PartEvent)]
-        rest = [e for e in snapshot if not isinstance(e, PartEvent)]
-        after = 1 + max((i for i, e in enumerate(rest) if isinstance(e, MessageEvent)), default=-1)
-        return [*events[:start], *rest[:after], *deltas, *rest[after:]]
+        # Only deltas ahead of the last message move: the newest Coder sends the current step's deltas
+        # after the snapshot's ``preview_reset``, already where they belong.
+        last = 1 + max((i for i, e in enumerate(snapshot) if isinstance(e, MessageEvent)), default=-1)
+        deltas = [e for e in snapshot[:last] if isinstance(e, PartEvent)]
+        rest = [e for e in snapshot[:last] if not isinstance(e, PartEvent)]
+        return [*events[:start], *rest, *deltas, *snapshot[last:]]
 
     def tick(self, now: float) -> None:
         """Time passed without events: the card of a starting turn shows how long it has taken."""
         self.changed = []
         self.renames = []
+        self.rewritten = None
         self.status_changed = False
         self._now = max(self._now, now)
         self._update_card()
 
     def _apply(self, event: StreamEvent) -> None:
+        if self._rewrite is not None:
+            if isinstance(event, ConnectedEvent | HistoryResetEvent):
+                self._rewrite = None  # a new snapshot, or a newer rewrite, sends the history again
+            elif isinstance(event, PreviewResetEvent | PartEvent):  # the rewrite's sync is over
+                history, self._rewrite = self._rewrite, None
+                self._rewrite_history(history)
+            else:
+                self._rewrite.append(event)
+                return
         match event:
             case ConnectedEvent():
                 self._forget_deltas()
                 self._held = []  # the new snapshot sends them again
+                self._joining, self._seq = True, 0
+            case HistoryResetEvent():
+                self._rewrite = []
+            case PreviewResetEvent():
+                self._reset_preview(live=not self._joining)
+                self._joining = False
             case PartEvent() if self._newer_turn is not None:
                 self._held.append(event)
+            case PartEvent() if not self._fresh(event):
+                log.debug("dropping a stale or repeated delta of chat preview %s", self._episode)
             case StatusEvent(status=status):
                 self._on_status(status)
             case PartEvent(role="assistant", part=part) if part.type == "text":
@@ -315,7 +372,7 @@ class ThreadView:
                 self._reasoning.streamed += part.text
             case PartEvent(part=part):
                 self._recovered()
-                self._on_tool_part(part)
+                self._on_tool_part(part, streamed=True)
             case MessageEvent(message=message):
                 if message.role != "user":
                     self._recovered()
@@ -334,6 +391,68 @@ class ThreadView:
                 self._waiting_for = names
             case QueueEvent():
                 log.debug("stream event %s not rendered here", event.kind)
+
+    def _fresh(self, event: PartEvent) -> bool:
+        """Whether a numbered delta is new: not from a preview older than the newest (or one a reset
+        voided), not one already seen. A newer preview without its reset voids the one shown."""
+        if not event.seq:
+            return True  # an older Coder: deltas are not numbered
+        episode = (event.history_version, event.generation_attempt)
+        if self._stale_up_to is not None and episode <= self._stale_up_to:
+            return False
+        if episode < self._episode or (episode == self._episode and event.seq <= self._seq):
+            return False
+        if episode > self._episode:
+            if self._seq:
+                self._reset_preview(live=True)
+            self._episode = episode
+        self._seq = event.seq
+        return True
+
+    def _reset_preview(self, *, live: bool) -> None:
+        """The reply being streamed is void from the last persisted message on. Live (a retried model
+        call, a persisted step) the deltas shown are gone for good; otherwise (the end of a connect's
+        snapshot, a fresh delta buffer) the deltas to come start from there, and nothing shown is void."""
+        self._text.streamed, self._reasoning.streamed = self._text.persisted, self._reasoning.persisted
+        if not live:
+            return
+        if self._seq:
+            self._stale_up_to = self._episode
+        self._seq = 0
+        for key in self._unsaved_calls:
+            self._calls.pop(key, None)
+        self._unsaved_calls.clear()
+        draft = self._blocks.get(DRAFT)
+        if (
+            draft is not None
+            and draft.text
+            and not self._reply(self._reasoning.pending(), self._text.pending())
+        ):
+            self._set(DRAFT, RESTARTING, final=False)  # the attempt shown is void; the next one edits this
+
+    def _rewrite_history(self, history: list[StreamEvent]) -> None:
+        """A history reset's sync is complete: ``history`` holds the whole history (and what the sync
+        said after it). Whatever is anchored to a message no longer in it leaves the view, the turn
+        under way too if its user message is gone (its draft kept under a key of its own, which the
+        rewrite removed as well); then the history is applied, where only new or known messages count."""
+        surviving = frozenset(e.message.id for e in history if isinstance(e, MessageEvent))
+        self.rewritten = surviving
+        if self._turn_id is not None and self._turn_id not in surviving:
+            self._end_retry("stopped")
+            self._adopt_draft(f"partial:{self._turn_id}")
+            self._forget_deltas()
+            self._turn_texts.clear()
+            self._text.persisted = self._reasoning.persisted = ""
+            self._turn_id, self._calls, self._failure = None, {}, ""
+            self._unsaved_calls.clear()
+        for key in [key for key in self._blocks if removed_by(key, surviving)]:
+            del self._blocks[key]
+        self.changed = [key for key in self.changed if key in self._blocks]
+        self.last_id = max((i for i in surviving if i <= self.last_id), default=0)
+        self._known_ids = sorted({*(i for i in self._known_ids if i in surviving), self.last_id} - {0})
+        self._seen &= surviving
+        for event in history:
+            self._apply(event)
 
     def _on_retry(self, event: RetryEvent) -> None:
         """Coder retries the model call: one line per series of retries, edited as attempts go by."""
@@ -355,11 +474,15 @@ class ThreadView:
             text = render_retry_end(retry.attempts, outcome=outcome, error=retry.error)
             self._set(retry.key, text, final=True)
 
-    def _on_tool_part(self, part: Part) -> None:
+    def _on_tool_part(self, part: Part, *, streamed: bool = False) -> None:
         """Tool calls and results, streamed or persisted, keyed by call id so replays count once."""
         if part.type not in ("tool-call", "tool-result"):
             return
         key = part.tool_call_id or f"call-{len(self._calls)}"
+        if streamed and key not in self._calls:
+            self._unsaved_calls.add(key)
+        elif not streamed:
+            self._unsaved_calls.discard(key)
         call = self._calls.get(key)
         if call is None:
             call = self._calls[key] = _Call(name=part.tool_name or "tool", started=self._now)
@@ -394,7 +517,10 @@ class ThreadView:
             and previous is not None
             and previous.phase is not ChatPhase.WORKING
         ):
-            self._forget_deltas()  # Coder starts a fresh delta buffer with every turn
+            if previous.phase is ChatPhase.NEEDS_USER:  # the same turn goes on, after what it persisted
+                self._reset_preview(live=False)
+            else:
+                self._forget_deltas()  # Coder starts a fresh delta buffer with every turn
         elif not status.phase.busy:  # the turn is over: its deltas never come back, even in a snapshot
             self._update_draft()
             self._forget_deltas()
@@ -434,39 +560,49 @@ class ThreadView:
 
     def _on_message(self, message: Message) -> None:
         new = message.id > self.last_id
+        if not new and message.id not in self._seen and message.id <= self._horizon:
+            log.debug("skipping message %d: from before this view, shown already", message.id)
+            return
+        self._seen.add(message.id)
         if new:
             previous = self.last_id
             self.last_id = message.id
             self._known_ids.append(message.id)
-        else:  # a replay (Coder's full refresh after an edit): find its predecessor among known ids
+        else:  # a replay or a revision: find its predecessor among known ids
             at = bisect.bisect_left(self._known_ids, message.id)
             previous = self._known_ids[at - 1] if at > 0 else 0
-        if message.role == "user":
+        if message.role == "user" and new:
             if self._draft_of_unseen_turn:
                 self._draft_of_unseen_turn = False
-            elif new and not self.busy:
+            elif not self.busy:
                 # A new turn after one that is over: a draft left from that turn (it failed, or its
                 # connection broke) is never completed, so it keeps its text and the new turn starts afresh.
                 self._adopt_draft(f"partial:{previous}")
-            if new:
-                if self.status is not None and self.status.phase is ChatPhase.NEEDS_USER:
-                    self._reopen_card()  # the message ended the wait: the turn that waited is over
-                self._close_card()
-                self._text.drop_finished()
-                self._reasoning.drop_finished()
+            if self.status is not None and self.status.phase is ChatPhase.NEEDS_USER:
+                self._reopen_card()  # the message ended the wait: the turn that waited is over
+            self._close_card()
+            self._text.drop_finished()
+            self._reasoning.drop_finished()
+            self._turn_texts.clear()
             self._text.persisted = self._reasoning.persisted = ""
             self._turn_id, self._calls, self._failure = message.id, {}, ""
+            self._unsaved_calls.clear()
             self._slow_start_shown = False
+        current = self._turn_id is None or message.id > self._turn_id  # of the turn under way
         shown = ""
         if message.role == "assistant":
-            self._text.persisted += message.text
-            self._reasoning.persisted += message.reasoning
+            if current:  # a revision replaces what the message held, never adds to it
+                self._turn_texts[message.id] = (message.text, message.reasoning)
+                replies = [self._turn_texts[i] for i in sorted(self._turn_texts)]
+                self._text.persisted = "".join(text for text, _ in replies)
+                self._reasoning.persisted = "".join(reasoning for _, reasoning in replies)
             shown = self._reply(message.reasoning, message.text)
         key, replied = f"after:{previous}", bool(shown.strip())
         for part in message.content:  # a reply begun before the turn's first call goes above its card
             if replied and self._shows(part):
                 self._show_reply(key, shown)
-            self._on_tool_part(part)
+            if current:
+                self._on_tool_part(part)
         if replied:
             self._show_reply(key, shown)
 

@@ -23,9 +23,14 @@ answers wrapped in ``{"message": ...}``).
 
 Tests and benchmarks observe and steer it through ``chats``, ``requests``, ``frame_log``,
 ``wait_for`` and the fault knobs (``fail_next``, ``latency``, ``set_unavailable``, ``drop_streams``,
-``revoke_token``, ``ignore_label_filters`` for the early builds whose chat list ignored them,
-``warnings`` for late builds' send and edit answers, and ``flakiness`` for seeded 5xx and slow
-answers on a fraction of calls).
+``revoke_token``, ``rewrite_message``, ``replay_parts``, ``inject``, ``ignore_label_filters`` for the
+early builds whose chat list ignored them, ``warnings`` for late builds' send and edit answers, and
+``flakiness`` for seeded 5xx and slow answers on a fraction of calls).
+"v2-late" also streams as the newest chatd stream loop does: ``preview_reset`` after every persisted
+message, every new model attempt (a script's ``Retry`` restarts it) and every connect's snapshot;
+numbered parts (``history_version``, ``generation_attempt``, ``seq``); ``history_reset`` with the whole
+history once an edit deleted messages (on every connect from then on); revisions; and after a
+reconnect only the current step's parts.
 Agent turns are scripted: see ``coder_agent`` and ``scenarios``. In G2 a script's ``ClientToolCall``
 parks a turn in ``requires_action`` until ``POST /chats/{id}/tool-results`` answers it or chatd's
 cancellations do (an interrupt, a ``busy_behavior: interrupt`` message, a promoted queued message, or
@@ -393,6 +398,22 @@ class CoderSim:
     def send_from_ui(self, chat_id: str, text: str) -> None:
         """A message the chat's owner sends in Coder's web UI: the same path as POST /messages."""
         self._engine.send(self.chats[chat_id], [part("text", text=text)], interrupt=False)
+
+    def rewrite_message(self, chat_id: str, message_id: int, text: str) -> None:
+        """Rewrite a stored message's text in place, as chatd does when it bumps a message's revision:
+        the stream sends the message again under its id (v2-late: a revision, with its preview reset)."""
+        self._engine.rewrite_message(self.chats[chat_id], message_id, text)
+
+    def inject(self, chat_id: str, events: Sequence[JsonDict]) -> None:
+        """Send raw events to the chat's stream sockets, all in one batch: what a server (or proxy) with
+        a bug, or a newer build, might send; for clients' tolerance of events they cannot read."""
+        for event in events:
+            self._engine.publish(self.chats[chat_id], event)
+
+    def replay_parts(self, chat_id: str) -> None:
+        """Deliver the current preview's parts once more, as a relay that reselected its episode sends
+        them (a client must not show them twice)."""
+        self._engine.replay_parts(self.chats[chat_id])
 
     # -- HTTP plumbing -------------------------------------------------------------------------
 

@@ -91,7 +91,11 @@ class Gate:
 
 @dataclass(frozen=True)
 class Retry:
-    """A ``retry`` event of the LLM call; the chat stays ``running`` (add a Pause for the backoff)."""
+    """A ``retry`` event of the LLM call; the chat stays ``running`` (add a Pause for the backoff).
+
+    Where retries restart the attempt (the late dialect, as the newest chatd does), what the step
+    streamed so far and did not persist is void: the steps after the retry are the new attempt.
+    """
 
     attempt: int
     delay_ms: int
@@ -131,12 +135,19 @@ class TurnOutput(Protocol):
 
 
 class Turn:
-    """One play of a script for one chat; it keeps the unsaved draft so an interrupt can persist it."""
+    """One play of a script for one chat; it keeps the unsaved draft so an interrupt can persist it.
 
-    def __init__(self, output: TurnOutput, *, part_interval: float, chunk_words: int) -> None:
+    ``retry_restarts``: a ``Retry`` voids the draft (the model call starts over), as the newest chatd
+    does; otherwise the draft carries on through it, as the simulator's earlier generations always did.
+    """
+
+    def __init__(
+        self, output: TurnOutput, *, part_interval: float, chunk_words: int, retry_restarts: bool = False
+    ) -> None:
         self._output = output
         self._interval = part_interval
         self._chunk_words = chunk_words
+        self._retry_restarts = retry_restarts
         self._draft: list[JsonDict] = []
 
     def draft_content(self) -> list[JsonDict]:
@@ -168,6 +179,8 @@ class Turn:
             case Gate(event=event):
                 await event.wait()
             case Retry():
+                if self._retry_restarts:
+                    self._draft = []
                 self._output.retry(_retry_payload(step))
 
     async def _stream_prose(self, kind: str, text: str) -> None:

@@ -30,10 +30,12 @@ from bridge.sim.coder_state import (
     SimUser,
     action_required_event,
     diff_status_json,
+    history_reset_event,
     message_event,
     message_json,
     part,
     part_event,
+    preview_reset_event,
     queue_event,
     queued_json,
     status_event,
@@ -126,15 +128,13 @@ class _ChatOutput:
         self._chat = chat
 
     def part(self, role: str, body: JsonDict) -> None:
-        event = part_event(self._chat.id, role, body)
-        self._chat.parts.append(event)
-        self._engine.publish(self._chat, event)
+        self._engine.stream_part(self._chat, role, body)
 
     def persist(self, role: str, content: list[JsonDict]) -> None:
         self._engine.append(self._chat, role, content)
 
     def retry(self, payload: JsonDict) -> None:
-        self._engine.publish(self._chat, stream_event("retry", self._chat.id, retry=payload))
+        self._engine.retry(self._chat, payload)
 
     async def await_client(self, call: JsonDict) -> None:
         await self._engine.await_client(self._chat, call)
@@ -253,13 +253,40 @@ class ChatEngine:
         self._stop_turn(chat, keep_draft=False)
         chat.messages = [m for m in chat.messages if m["id"] < message_id]
         message = self._store(chat, "user", content, created_by=chat.owner_id)
+        if self._dialect.late:
+            # stream_loop.go: deleted rows among the changed ones make the sync a ``history_reset``
+            # followed by the whole history; every later connect finds them too (``rewritten``).
+            chat.rewritten = True
+            self.publish(chat, history_reset_event(chat.id))
         # The "full refresh": every socket is re-sent all messages from the start (reference 4.6).
         for stored in chat.messages:
             self.publish(chat, message_event(chat.id, stored))
         chat.queue.clear()
-        self.publish(chat, queue_event(chat))
+        self._queue_changed(chat)
+        if self._dialect.late:
+            self._reset_preview(chat)
         self._begin(chat)
         return message
+
+    def rewrite_message(self, chat: SimChat, message_id: int, text: str) -> None:
+        """A stored message rewritten in place (chatd bumps its revision): its text parts become
+        ``text`` and every socket gets the message again under its id (the late dialect's revision,
+        stream_loop.go ``messageEvents``; earlier ones re-send it like their full refresh)."""
+        message = next(m for m in chat.messages if m["id"] == message_id)
+        others = [p for p in message.get("content", ()) if p["type"] != "text"]
+        message["content"] = [part("text", text=text), *others]
+        if self._dialect.late:
+            chat.history_version += 1
+        self.publish(chat, message_event(chat.id, message))
+        if self._dialect.late:
+            self._reset_preview(chat)
+
+    def replay_parts(self, chat: SimChat) -> None:
+        """The current preview's parts delivered once more, numbers and all: what the worker's relay
+        sends when the stream reselects its episode (it replays from ``seq`` 1), passed on as a loop
+        without ``lastPartSeq`` would. Clients must drop them."""
+        for event in list(chat.parts):
+            self.publish(chat, event)
 
     def interrupt(self, chat: SimChat) -> None:
         """InterruptChat: cancel the turn and go ``waiting``; the queue is left for the user.
@@ -345,7 +372,7 @@ class ChatEngine:
         remaining = [q for q in chat.queue if q["id"] != queued_id]
         if len(remaining) != len(chat.queue):
             chat.queue = remaining
-            self.publish(chat, queue_event(chat))
+            self._queue_changed(chat)
 
     def promote(self, chat: SimChat, queued_id: int) -> JsonDict:
         """PromoteQueued: the item becomes the next user message now.
@@ -361,7 +388,7 @@ class ChatEngine:
         self._stop_turn(chat, keep_draft=True)
         chat.queue.remove(queued)
         message = self.append(chat, "user", queued["content"], created_by=chat.owner_id)
-        self.publish(chat, queue_event(chat))
+        self._queue_changed(chat)
         self._begin(chat)
         return message
 
@@ -492,18 +519,54 @@ class ChatEngine:
     def subscribe_stream(
         self, chat: SimChat, after_id: int, abort: Callable[[], None]
     ) -> tuple[Subscriber, list[JsonDict]]:
-        """chatd.Subscribe: the snapshot and the live subscription are taken in one step (4.5)."""
-        snapshot = [status_event(chat)]
-        if chat.status == _REQUIRES_ACTION:  # the stream loop follows the status with the calls
-            snapshot.append(action_required_event(chat))
-        snapshot += chat.parts
-        snapshot += [message_event(chat.id, m) for m in chat.messages if m["id"] > after_id]
-        if chat.queue:
-            snapshot.append(queue_event(chat))
+        """chatd.Subscribe: the snapshot and the live subscription are taken in one step (4.5).
+
+        The late dialect's snapshot is its stream loop's first sync instead, and the current preview's
+        parts follow it as live events (the relay replays the episode from ``seq`` 1).
+        """
         subscriber = Subscriber(chat.id, abort)
+        if self._dialect.late:
+            snapshot = self._late_snapshot(chat, after_id)
+            for event in chat.parts:
+                subscriber.events.put_nowait(event)
+        else:
+            snapshot = [status_event(chat)]
+            if chat.status == _REQUIRES_ACTION:  # the stream loop follows the status with the calls
+                snapshot.append(action_required_event(chat))
+            snapshot += chat.parts
+            snapshot += [message_event(chat.id, m) for m in chat.messages if m["id"] > after_id]
+            if chat.queue:
+                snapshot.append(queue_event(chat))
         self._streams[chat.id].add(subscriber)
         self._mark_read(chat)
         return subscriber, snapshot
+
+    @staticmethod
+    def _late_snapshot(chat: SimChat, after_id: int) -> list[JsonDict]:
+        """stream_loop.go ``applyDBSnapshot`` on a fresh loop (coder/coder 18e18bf9): the messages
+        (after ``after_id``; the whole history behind a ``history_reset`` once any was deleted, as
+        the loop starts from history version 0), the queue once it ever changed, the status, the
+        error of an errored chat, the calls a ``requires_action`` chat waits on, a running chat's
+        pending retry, and ``preview_reset`` last."""
+        events: list[JsonDict] = []
+        if chat.history_version:
+            if chat.rewritten:
+                events.append(history_reset_event(chat.id))
+            events += [
+                message_event(chat.id, m) for m in chat.messages if chat.rewritten or m["id"] > after_id
+            ]
+        if chat.queue_version:
+            events.append(queue_event(chat))
+        events.append(status_event(chat))
+        if chat.status == "error" and chat.last_error is not None:
+            events.append(stream_event("error", chat.id, error=chat.last_error))
+        if chat.status == _REQUIRES_ACTION:
+            events.append(action_required_event(chat))
+        if chat.retry_state is not None and chat.status == "running":
+            events.append(stream_event("retry", chat.id, retry=chat.retry_state))
+        if chat.history_version or chat.generation_attempt:
+            events.append(preview_reset_event(chat.id))
+        return events
 
     def unsubscribe_stream(self, chat: SimChat, subscriber: Subscriber) -> None:
         self._streams[chat.id].discard(subscriber)
@@ -574,9 +637,11 @@ class ChatEngine:
     def append(
         self, chat: SimChat, role: str, content: list[JsonDict], created_by: str | None = None
     ) -> JsonDict:
-        """Store a message and publish its ``message`` event."""
+        """Store a message and publish its ``message`` event (and, late, the reset of the preview)."""
         message = self._store(chat, role, content, created_by=created_by)
         self.publish(chat, message_event(chat.id, message))
+        if self._dialect.late:
+            self._reset_preview(chat)
         return message
 
     def _store(self, chat: SimChat, role: str, content: list[JsonDict], created_by: str | None) -> JsonDict:
@@ -586,14 +651,56 @@ class ChatEngine:
         )
         chat.messages.append(message)
         chat.updated_at = message["created_at"]
+        chat.history_version += 1
         return message
+
+    def stream_part(self, chat: SimChat, role: str, body: JsonDict) -> None:
+        """Publish (and buffer for snapshots) one ``message_part``; the late dialect numbers it within
+        the current preview, starting the next attempt first when the last one is being retried."""
+        numbers = None
+        if self._dialect.late:
+            if chat.retry_state is not None:
+                self._start_attempt(chat)
+            chat.part_seq += 1
+            numbers = (chat.history_version, chat.generation_attempt, chat.part_seq)
+        event = part_event(chat.id, role, body, numbers)
+        chat.parts.append(event)
+        self.publish(chat, event)
+
+    def retry(self, chat: SimChat, payload: JsonDict) -> None:
+        """The model call failed and is retried after a backoff. Late, the failed attempt's parts are
+        void (the loop drops them once the retry is recorded) and the payload is kept for snapshots
+        until the next attempt starts; a retry with none started since means that one failed too."""
+        if self._dialect.late:
+            if chat.retry_state is not None:
+                self._start_attempt(chat)
+            chat.retry_state = payload
+            chat.parts.clear()
+        self.publish(chat, stream_event("retry", chat.id, retry=payload))
+
+    def _start_attempt(self, chat: SimChat) -> None:
+        """Late: the worker starts a model call (a turn's first, or a retry): a new generation attempt,
+        which the stream loop announces as ``preview_reset``."""
+        chat.generation_attempt += 1
+        chat.retry_state = None
+        self._reset_preview(chat)
+
+    def _reset_preview(self, chat: SimChat) -> None:
+        """Late: the history or the attempt changed, so the preview starts over (stream_loop.go)."""
+        chat.parts.clear()
+        chat.part_seq = 0
+        self.publish(chat, preview_reset_event(chat.id))
+
+    def _queue_changed(self, chat: SimChat) -> None:
+        chat.queue_version += 1
+        self.publish(chat, queue_event(chat))
 
     def _enqueue(self, chat: SimChat, content: list[JsonDict]) -> JsonDict:
         if len(chat.queue) >= QUEUE_LIMIT:
             raise ApiError(429, "Message queue is full.", f"Maximum {QUEUE_LIMIT} messages can be queued.")
         queued = queued_json(next(self._queued_ids), chat.id, content)
         chat.queue.append(queued)
-        self.publish(chat, queue_event(chat))
+        self._queue_changed(chat)
         return queued
 
     def _set_status(
@@ -634,16 +741,22 @@ class ChatEngine:
         await asyncio.sleep(self._start_delay)
         run = self._runs[chat.id]
         run.turn = Turn(
-            _ChatOutput(self, chat), part_interval=self._part_interval, chunk_words=self._chunk_words
+            _ChatOutput(self, chat),
+            part_interval=self._part_interval,
+            chunk_words=self._chunk_words,
+            retry_restarts=self._dialect.late,
         )
         chat.parts.clear()
         if not self._dialect.promoted:  # G2 is already "running": a worker taking it changes no status
             self._set_status(chat, "running")
+        if self._dialect.late:
+            self._start_attempt(chat)
         failure = await self._play(chat, run.turn, _latest_prompt(chat))
         del self._runs[chat.id]
         # UNCERTAIN: the snapshot carries parts of the turn "currently being generated" only, so the
         # buffer is emptied when a turn ends as well as when the next one starts.
         chat.parts.clear()
+        chat.retry_state = None
         if failure is None:
             self._finish_turn(chat)
         else:
@@ -668,11 +781,13 @@ class ChatEngine:
         """The oldest queued message becomes the next user message and a turn starts; returns it."""
         queued = chat.queue.pop(0)
         message = self.append(chat, "user", queued["content"], created_by=chat.owner_id)
-        self.publish(chat, queue_event(chat))
+        self._queue_changed(chat)
         self._begin(chat)
         return message
 
     def _fail_turn(self, chat: SimChat, failure: Fail) -> None:
+        """The error event, then status ``error``; the late stream loop sends them the other way round
+        (``applyDBSnapshot`` appends the status before the error)."""
         # codersdk.ChatError field order; detail, provider and status_code are omitempty.
         error: JsonDict = {"message": failure.message}
         if failure.detail:
@@ -681,6 +796,10 @@ class ChatEngine:
         if failure.provider:
             error["provider"] = failure.provider
         error["retryable"] = failure.retryable
+        if self._dialect.late:
+            self._set_status(chat, "error", error=error)
+            self.publish(chat, stream_event("error", chat.id, error=error))
+            return
         self.publish(chat, stream_event("error", chat.id, error=error))
         self._set_status(chat, "error", error=error)
 
@@ -724,6 +843,7 @@ class ChatEngine:
     def _stop_turn(self, chat: SimChat, *, keep_draft: bool) -> None:
         """Cancel the chat's turn, if any, persisting its streamed-but-unsaved reply when asked."""
         chat.pending_calls = []  # an edit deletes the message that made them
+        chat.retry_state = None
         run = self._runs.pop(chat.id, None)
         if run is None:
             return

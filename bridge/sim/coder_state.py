@@ -184,8 +184,16 @@ class SimChat:
 
     ``messages`` holds the user-visible rows in id order as wire dicts; rows soft-deleted by an edit
     are removed from it (they are invisible to every endpoint), and the hidden system messages are
-    never stored. ``parts`` buffers the ``message_part`` events of the running turn for snapshots.
-    ``pending_calls`` are the client tool calls (``tool-call`` parts) a ``requires_action`` chat waits on.
+    never stored. ``parts`` buffers the ``message_part`` events of the running turn for snapshots
+    (in the late dialect only the current preview's: they restart with every persisted message and
+    every attempt). ``pending_calls`` are the client tool calls (``tool-call`` parts) a
+    ``requires_action`` chat waits on.
+
+    The late dialect's stream loop state (coder/coder coderd/x/chatd/stream_loop.go): the chat's
+    ``history_version`` (bumped by every change to its messages), ``generation_attempt`` (bumped by
+    every model call the worker starts, a retry's too), the number of the last part of the current
+    preview (``part_seq``), a pending retry's payload (``retry_state``, until the next attempt starts),
+    ``queue_version`` and whether messages were ever deleted (``rewritten``).
     """
 
     id: str
@@ -210,6 +218,12 @@ class SimChat:
     diff_status: JsonDict | None = None
     diff: JsonDict = field(default_factory=dict)
     last_read_id: int = 0
+    history_version: int = 0
+    generation_attempt: int = 0
+    part_seq: int = 0
+    retry_state: JsonDict | None = None
+    queue_version: int = 0
+    rewritten: bool = False
     created_at: str = field(default_factory=timestamp)
     updated_at: str = field(default_factory=timestamp)
 
@@ -399,8 +413,26 @@ def message_event(chat_id: str, message: JsonDict) -> JsonDict:
     return stream_event("message", chat_id, message=message)
 
 
-def part_event(chat_id: str, role: str, body: JsonDict) -> JsonDict:
-    return stream_event("message_part", chat_id, message_part={"role": role, "part": body})
+def part_event(
+    chat_id: str, role: str, body: JsonDict, numbers: tuple[int, int, int] | None = None
+) -> JsonDict:
+    """A ``message_part``; the late dialect numbers it (codersdk ChatStreamMessagePart at coder/coder
+    004053e8: ``history_version``, ``generation_attempt``, ``seq`` after ``part``, all omitempty)."""
+    payload: JsonDict = {"role": role, "part": body}
+    if numbers is not None:
+        keys = ("history_version", "generation_attempt", "seq")
+        payload.update((key, value) for key, value in zip(keys, numbers, strict=True) if value)
+    return stream_event("message_part", chat_id, message_part=payload)
+
+
+def preview_reset_event(chat_id: str) -> JsonDict:
+    """The late dialect's ``preview_reset``: no payload key at all (ChatStreamEvent omitempty)."""
+    return stream_event("preview_reset", chat_id)
+
+
+def history_reset_event(chat_id: str) -> JsonDict:
+    """The late dialect's ``history_reset``, followed by the whole history as ``message`` events."""
+    return stream_event("history_reset", chat_id)
 
 
 def queue_event(chat: SimChat) -> JsonDict:

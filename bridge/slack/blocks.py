@@ -230,6 +230,23 @@ def is_retry_line(text: str) -> bool:
     return text.startswith(RETRY_MARKS)
 
 
+RESTARTING = "⟳ _Starting this reply over…_"
+"""What a reply being streamed shows once Coder voided it (its model call is retried), until the new
+attempt's text replaces it in the same message."""
+
+REMOVED_MARK = "🗑️ "
+
+
+def render_removed() -> str:
+    """A reply (or a turn's card) the chat no longer has: an edit in Coder rewrote its history."""
+    return f"{REMOVED_MARK}_Removed in Coder: an edit rewrote the chat's history without this._"
+
+
+def is_removed_line(text: str) -> bool:
+    """Whether a bot message is a reply or card a history rewrite removed."""
+    return text.startswith(REMOVED_MARK)
+
+
 _REASONING_LIMIT = 300
 
 
