@@ -17,7 +17,9 @@ The newest Coder (reference 0a, item 3) instead says ``preview_reset`` whenever 
 streamed is void: a message was persisted, the model call was retried, or a connect's snapshot ends
 (after which only the current step's deltas come again). From there the draft is the persisted text
 plus what streams next, so a retry shows only the new attempt's text, in the same Slack message (a
-placeholder until the new attempt says something). Its deltas are numbered: one from an older
+placeholder until the new attempt says something). A ``retry`` event already voids the numbered
+attempt streamed so far, as Coder's own UI does, so its text is not left standing through the
+backoff before the ``preview_reset``. Its deltas are numbered: one from an older
 preview, or one already seen, is dropped. A ``message`` for an id already seen is a revision: it
 replaces the reply it shows. ``history_reset`` announces the whole history again (an edit removed
 messages): the view keeps what survived, drops what did not and reports the surviving ids
@@ -386,6 +388,8 @@ class ThreadView:
                 self._end_retry("failed")
                 self._set(f"error:{self.last_id}", render_error(self._failure), final=True)
             case RetryEvent():
+                if self._seq and not self._joining:
+                    self._reset_preview(live=True)  # the attempt streamed is void from now, as in Coder's UI
                 self._on_retry(event)
             case ActionRequiredEvent(tool_names=names):
                 self._waiting_for = names

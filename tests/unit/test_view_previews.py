@@ -52,6 +52,19 @@ def test_a_retried_model_call_shows_only_the_new_attempt() -> None:
     assert view.renames == [("draft", "after:5")]
 
 
+def test_the_void_attempt_is_gone_while_coder_waits_to_retry() -> None:
+    """The retry event itself voids the attempt streamed so far: through the backoff before the
+    reset, the draft shows the placeholder, and a late delta of the void attempt is dropped."""
+    view = ThreadView()
+    view.apply([*running_turn(), part("I'll start by rewriting ", 1), part("the auth mod", 2)])
+    view.apply([RetryEvent(attempt=1, delay_ms=30000, error="overloaded")])
+    assert ("draft", RESTARTING, False) in shown(view)
+    view.apply([part("ule", 3)])
+    assert ("draft", RESTARTING, False) in shown(view)
+    view.apply([RESET, part("Rewriting.", 1, attempt=2)])
+    assert ("draft", "Rewriting.", False) in shown(view)
+
+
 def test_a_newer_attempt_replaces_the_draft_without_its_reset() -> None:
     """Deltas of a newer generation attempt replace what the older one streamed, reset or not."""
     view = ThreadView()
