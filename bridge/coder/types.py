@@ -210,6 +210,9 @@ class Chat(_Model):
     diff_status: ChatDiffStatus | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    warnings: tuple[str, ...] = ()
+    """What Coder could not honour when it made the chat (an MCP server it cannot use, say); only the
+    newest builds say, on the chat a create answers with."""
 
 
 class SendResult(_Model):

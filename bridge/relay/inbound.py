@@ -425,6 +425,8 @@ class Inbound:
                 session, link.id, chat_id=chat.id, status=chat.status.name, phase=chat.status.phase.value
             )
         await self._supervisor.show_header(ref, chat, archived=False)
+        if chat.warnings:
+            await self._say(ref, f"warnings:{message.ts}", render_warnings(chat.warnings))
         log.info(
             "started chat %s for %s/%s",
             chat.id,

@@ -24,7 +24,7 @@ answers wrapped in ``{"message": ...}``).
 Tests and benchmarks observe and steer it through ``chats``, ``requests``, ``frame_log``,
 ``wait_for`` and the fault knobs (``fail_next``, ``latency``, ``set_unavailable``, ``drop_streams``,
 ``revoke_token``, ``rewrite_message``, ``replay_parts``, ``inject``, ``ignore_label_filters`` for the
-early builds whose chat list ignored them, ``warnings`` for late builds' send and edit answers, and
+early builds whose chat list ignored them, ``warnings`` for late builds' create, send and edit answers, and
 ``flakiness`` for seeded 5xx and slow answers on a fraction of calls).
 "v2-late" also streams as the newest chatd stream loop does: ``preview_reset`` after every persisted
 message, every new model attempt (a script's ``Retry`` restarts it) and every connect's snapshot;
@@ -607,7 +607,10 @@ class CoderSim:
             # UNCERTAIN: what an omitted client_type defaults to; "api" suits a programmatic create.
             client_type=optional(body, "client_type", str) or "api",
         )
-        return _json(201, self._chat_json(chat))
+        created = self._chat_json(chat)
+        if self.dialect.late:  # codersdk.Chat's warnings (omitempty): what Coder could not honour
+            created.update(self._warnings())
+        return _json(201, created)
 
     def _check_organization(self, body: JsonDict) -> None:
         organization_id = optional_uuid(body, "organization_id")

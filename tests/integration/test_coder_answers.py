@@ -150,6 +150,23 @@ async def test_coder_warnings_on_a_send_are_shown_once(world: World) -> None:
     assert world.bot_texts(root).count(noted) == 2, "one for each message that got the warning"
 
 
+async def test_coder_warnings_on_a_new_chat_are_shown_once(world: World) -> None:
+    """The newest build's warnings on the chat it creates appear once in the thread, under the header."""
+    if not world.coder.dialect.late:
+        pytest.skip("only the newest builds answer a create with warnings")
+    world.coder.warnings = ['MCP server "jira" is unavailable.']
+    root = await world.mention("one")
+    await world.until_idle_and_shown(root)
+    noted = '⚠️ Coder noted: MCP server "jira" is unavailable.'
+    await world.until(lambda: noted in world.bot_texts(root))
+    assert world.bot_texts(root).index(noted) == 1, "right under the header"
+    mention = next(d for d in world.slack.deliveries if d.payload.get("event", {}).get("ts") == root)
+    await world.slack.deliver_event(mention.payload, retry_num=1, wrap=False)
+    await world.reply(root, "two")
+    await world.until_idle_and_shown(root, turns=2)
+    assert world.bot_texts(root).count(noted) == 2, "once for the chat, once for the follow-up"
+
+
 async def test_an_edit_says_how_many_later_messages_coder_removed(world: World) -> None:
     """The newest edit answer names the messages it removed: the thread says how many of the chat's
     later messages went."""
