@@ -52,7 +52,7 @@ def _settings(settings: Settings, report: Report) -> None:
         settings.require_serve()
         report.ok("everything `bridge serve` requires is set")
     except ConfigError as exc:
-        report.fail(str(exc), "set it in the environment or in .env (see the README's configuration table)")
+        report.fail(str(exc), "set it in the environment or in .env (see docs/configuration.md#settings)")
 
 
 def _access(settings: Settings, report: Report) -> None:
