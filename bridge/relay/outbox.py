@@ -30,8 +30,10 @@ thread with stored texts to a worker again: a half-streamed message is completed
 ``set_text`` alone keeps a text in memory: for progress (a streaming draft, a running card, a busy
 status) that the stream replays after a restart anyway, so it costs no database write.
 
-Slack errors that no retry can fix are handled on purpose: ``msg_too_long`` splits the text once
-more and retries smaller; a channel that is gone, archived or closed to the bot stops that thread's
+Slack errors that no retry can fix are handled on purpose: a text Slack finds too big
+(``OVERSIZED``: ``msg_too_long``, and ``msg_blocks_too_long`` or ``invalid_blocks`` for the blocks a
+table or a long Markdown text becomes, which Slack measures otherwise than the splitter) is split
+once more and retried smaller; a channel that is gone, archived or closed to the bot stops that thread's
 deliveries (its stored texts are marked failed, one WARNING says why).
 
 Buttons. A slot's text may carry buttons; they are stored and digested with it, so they are as
@@ -87,6 +89,8 @@ T = TypeVar("T")
 _MAX_TRANSIENT_ATTEMPTS = 5
 _MIN_SPLIT = 1000  # Slack never finds a shorter text too long; splitting it further would not help
 CHANNEL_CLOSED = frozenset({"channel_not_found", "is_archived", "not_in_channel"})
+OVERSIZED = frozenset({"msg_too_long", "msg_blocks_too_long", "invalid_blocks"})
+"""Slack's answers to a text it finds too big as sent: a smaller part may well go through."""
 """Errors that mean no message can reach the thread's channel any more."""
 _CLOCK_SKEW = 5.0  # seconds a Slack ts may run ahead of this host's clock
 _UNTOUCHED_KEPT = 10_000  # claimed messages remembered until their first reaction
@@ -929,7 +933,7 @@ class Outbox:
         if exc.code in CHANNEL_CLOSED:
             await self._close_thread(thread, exc.code)
             return
-        if exc.code == "msg_too_long" and not slot.split and slot.text is not None:
+        if exc.code in OVERSIZED and not slot.split and slot.text is not None:
             parts = split_markdown(slot.text, limit=max(len(slot.text) // 2, _MIN_SPLIT))
             if len(parts) > 1:
                 await self._split(thread, slot, parts)
@@ -943,7 +947,7 @@ class Outbox:
         slot.done.set()
 
     async def _split(self, thread: _Thread, slot: _Slot, parts: list[str]) -> None:
-        """Slack found the text too long (its count differs from ours): show it in smaller parts,
+        """Slack found the text too big (its count differs from ours): show it in smaller parts,
         the first in this slot and the rest in new slots right after it; each part is tried once."""
         assert slot.text is not None
         log.warning(

@@ -379,10 +379,12 @@ async def test_closed_channel_stops_the_threads_deliveries(
     assert [(r.slot, r.state, r.error) for r in rows] == [("a", "failed", error)]
 
 
-async def test_too_long_text_is_split_and_retried_once_smaller(rig: Rig) -> None:
-    """When Slack finds a text too long it is shown in smaller parts, in order, right where it was."""
+@pytest.mark.parametrize("error", ["msg_too_long", "msg_blocks_too_long", "invalid_blocks"])
+async def test_too_long_text_is_split_and_retried_once_smaller(rig: Rig, error: str) -> None:
+    """When Slack finds a text too big (as text, or as the blocks it became) it is shown in smaller
+    parts, in order, right where it was."""
     text = "\n\n".join(f"paragraph {i} " + "x" * 400 for i in range(8))
-    rig.slack.fail_next("chat.postMessage", error="msg_too_long")
+    rig.slack.fail_next("chat.postMessage", error=error)
     outbox = rig.outbox()
     try:
         await outbox.put(rig.ref, [final_text("a", text), final_text("b", "after it")])
