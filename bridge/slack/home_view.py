@@ -18,6 +18,9 @@ from bridge.relay.ports import ButtonAction
 from bridge.slack.blocks import pull_request_state, render_status
 
 MAX_CHATS = 15
+TITLE_LIMIT = 200
+"""Characters of a title shown on the Home tab, once escaped: a title chosen in Slack has no cap of
+its own, and a section's text may not pass 3,000 characters (Slack refuses the whole view)."""
 """Chats shown (2 blocks each, plus a few around them: far under Slack's 100 blocks per view)."""
 
 
@@ -79,7 +82,7 @@ def render_home(
 
 def _describe(chat: HomeChat) -> str:
     """``*<thread|title>*`` then a line of status, pull request and archive state."""
-    title = _escape(chat.title.strip() or "Coder chat")
+    title = _shortened(_escape(chat.title.strip() or "Coder chat"))
     facts = [render_status(chat.status)] if chat.status is not None else []
     if chat.diff is not None:
         state = pull_request_state(chat.diff)
@@ -131,6 +134,17 @@ def _target(url: str) -> str:
     """A link target from Coder with the characters that would end a mrkdwn link (and so let the
     rest of it become the label of another target) percent-encoded."""
     return url.replace("|", "%7C").replace("<", "%3C").replace(">", "%3E").replace(" ", "%20")
+
+
+def _shortened(escaped: str) -> str:
+    """An escaped title cut to ``TITLE_LIMIT`` with an ellipsis, never inside an ``&…;`` entity."""
+    if len(escaped) <= TITLE_LIMIT:
+        return escaped
+    cut = escaped[: TITLE_LIMIT - 1]
+    entity = cut.rfind("&")
+    if entity != -1 and ";" not in cut[entity:]:
+        cut = cut[:entity]
+    return cut + "…"
 
 
 def _escape(text: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bridge.coder.types import ChatDiffStatus, ChatPhase, ChatStatus
-from bridge.slack.home_view import MAX_CHATS, HomeChat, HowTo, render_home
+from bridge.slack.home_view import MAX_CHATS, TITLE_LIMIT, HomeChat, HowTo, render_home
 
 HOW_TO = HowTo(interrupt="octagonal_sign", archive="file_cabinet")
 
@@ -58,6 +58,18 @@ def test_pull_request_state_and_escaped_titles() -> None:
     text = str(render_home([_chat(title="a <b> | c & d", diff=diff)], HOW_TO)["blocks"])
     assert "<https://github.com/o/r/pull/7|PR #7> 🟣 merged" in text
     assert "a &lt;b&gt; ¦ c &amp; d" in text
+
+
+def test_a_long_title_keeps_every_section_within_slacks_limit() -> None:
+    """A title of thousands of characters that grow when escaped is cut with an ellipsis, never in
+    the middle of an entity, so no section passes Slack's 3,000 characters."""
+    view = render_home([_chat(title="<&>" * 2_000)], HOW_TO)
+    texts = [b["text"]["text"] for b in view["blocks"] if b["type"] == "section"]  # type: ignore[index]
+    assert all(len(t) <= 3_000 for t in texts)
+    line = next(t for t in texts if "…" in t)
+    title = line.split("|", 1)[1].split(">*", 1)[0]
+    assert len(title) <= TITLE_LIMIT
+    assert title.endswith(("&lt;…", "&amp;…", "&gt;…"))
 
 
 def test_no_chats_and_too_many_chats() -> None:
