@@ -34,6 +34,10 @@ SCENARIOS = {
         ),
     ),
     "socket-mode": ("v2", Faults(kills=2, ack_loss=0.3, drop_every=(1.0, 2.5), storm=0.2, socket_mode=True)),
+    "newest-coder": (
+        "v2-late",
+        Faults(kills=2, ack_loss=0.3, drop_every=(1.0, 2.5), coder_errors=0.1, coder_slow=0.1, storm=0.2),
+    ),
 }
 """Scenario -> (Coder generation, faults). Every event is retried only where nothing is killed, so
 the retries (0.5 s and 1 s apart) need not outlast a restart."""
