@@ -117,7 +117,9 @@ class _Run:
 
 
 class ChatFollow:
-    """One chat's state and its runs: at most one at a time, run again while wanted."""
+    """One chat's state and its runs: at most one at a time, run again while wanted. ``run`` is the
+    whole of following the chat, ``stop`` (with the run's task cancelled) ends it, and ``_save`` is
+    its one write of the cursor: where a lease's acquisition, heartbeat and fencing plug in."""
 
     def __init__(self, chat_id: ChatId, shared: Shared) -> None:
         self.chat_id = chat_id
