@@ -46,6 +46,7 @@ from bridge.relay.identity import Identity
 from bridge.relay.inbound import ContextLimits, Inbound
 from bridge.relay.intake import Intake, integrity_key
 from bridge.relay.limits import SlackLimits
+from bridge.relay.links import Headers
 from bridge.relay.marks import ReactionNames
 from bridge.relay.outbox import Outbox
 from bridge.relay.policy import Policy, Rules
@@ -278,10 +279,12 @@ class Bridge:
             failed=settings.reaction_failed,
             queued=settings.reaction_queued,
         )
+        headers = Headers(accounts, self._outbox, sessions)
         self._supervisor = Supervisor(
             self.db,
             accounts,
             self._outbox,
+            headers,
             retry_interval=settings.stream_retry_interval,
             show_reasoning=settings.show_reasoning,
             slow_start=settings.slow_start_after,
@@ -293,6 +296,7 @@ class Bridge:
             backend,
             self._outbox,
             self._supervisor,
+            headers,
             home=self._home,
             retry_after=settings.watch_retry_after,
         )
@@ -303,6 +307,7 @@ class Bridge:
             policy,
             self._outbox,
             self._supervisor,
+            headers,
             intake,
             files=files,
             history=ThreadReader(client, self.metrics, limits),
@@ -319,6 +324,7 @@ class Bridge:
             policy,
             self._outbox,
             self._supervisor,
+            headers,
             intake,
             emoji={
                 settings.reaction_interrupt: Control.INTERRUPT,
@@ -331,7 +337,7 @@ class Bridge:
             self.db,
             accounts,
             policy,
-            self._supervisor,
+            headers,
             sessions,
             intake,
             bot_user_id=identity.bot_user_id,

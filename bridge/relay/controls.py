@@ -27,10 +27,10 @@ from bridge.db.models import ThreadLink
 from bridge.relay.home import Home
 from bridge.relay.identity import Identity
 from bridge.relay.intake import Intake
+from bridge.relay.links import Follows, Headers, shown, thread_ref
 from bridge.relay.outbox import Outbox, digest, final_text
 from bridge.relay.policy import Act, Policy
 from bridge.relay.ports import ButtonAction
-from bridge.relay.supervisor import Supervisor, shown, thread_ref
 from bridge.slack.blocks import render_error
 from bridge.slack.failures import render_coder_error
 from bridge.tasks import TaskGroup
@@ -131,7 +131,8 @@ class Controls:
         identity: Identity,
         policy: Policy,
         outbox: Outbox,
-        supervisor: Supervisor,
+        follows: Follows,
+        headers: Headers,
         intake: Intake,
         *,
         emoji: dict[str, Control],
@@ -141,7 +142,8 @@ class Controls:
         self._identity = identity
         self._policy = policy
         self._outbox = outbox
-        self._supervisor = supervisor
+        self._follows = follows
+        self._headers = headers
         self._intake = intake
         self._emoji = emoji
         self._home = home
@@ -276,9 +278,9 @@ class Controls:
         return f"🗑️ <@{user}> removed a queued message: the agent will not get it."
 
     async def _interrupt(self, backend: CoderBackend, chat_id: ChatId, user: str) -> str:
-        self._supervisor.stopping(chat_id)  # before Coder answers: its idle status may come first
+        self._follows.stopping(chat_id)  # before Coder answers: its idle status may come first
         await backend.interrupt(chat_id)
-        self._supervisor.follow(chat_id)
+        self._follows.follow(chat_id)
         return f"🛑 Stopped the agent at <@{user}>'s request."
 
     async def _promote(
@@ -289,7 +291,7 @@ class Controls:
             await self._forget_queued(link, queued_id, message.id)
         # else Coder only accepted it (newest builds): the stream shows the message taken from the
         # queue, which clears the notice and records the message, as for Coder's own promotions
-        self._supervisor.follow(chat_id)
+        self._follows.follow(chat_id)
         return f"⏫ <@{user}> moved a queued message to the front: the agent gets it next."
 
     async def archive(self, link: ThreadLink, user_id: str, request_id: str) -> str:
@@ -317,7 +319,7 @@ class Controls:
             await repo.set_archived(session, chat_id, archived)
         if backend.capabilities.archive == "archive":  # the header's button turns into its opposite
             chat = shown(link, await backend.get_chat(chat_id))
-            await self._supervisor.show_header(thread_ref(link), chat, archived=archived)
+            await self._headers.show(thread_ref(link), chat, archived=archived)
         if backend.capabilities.archive == "delete":
             return (
                 f"🗑️ Deleted the chat in Coder at <@{user}>'s request (this Coder version cannot "

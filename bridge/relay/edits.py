@@ -25,8 +25,8 @@ from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.models import InboundMessage, ThreadLink
 from bridge.relay.identity import HOW_TO_LINK, Identity
+from bridge.relay.links import Follows, thread_ref
 from bridge.relay.outbox import Outbox, final_text
-from bridge.relay.supervisor import Supervisor, thread_ref
 from bridge.slack.blocks import render_error
 from bridge.slack.failures import render_coder_error, render_warnings
 
@@ -67,11 +67,11 @@ def _find(messages: Sequence[Message], message_id: int | None, previous: str) ->
 class Revisions:
     """Applies edits and deletions of relayed messages to the thread's chat."""
 
-    def __init__(self, db: Database, identity: Identity, outbox: Outbox, supervisor: Supervisor) -> None:
+    def __init__(self, db: Database, identity: Identity, outbox: Outbox, follows: Follows) -> None:
         self._db = db
         self._identity = identity
         self._outbox = outbox
-        self._supervisor = supervisor
+        self._follows = follows
 
     async def _say(self, link: ThreadLink, ts: str, slot: str, text: str) -> None:
         """Answer in the thread durably: stored before the edit or deletion counts as handled."""
@@ -125,7 +125,7 @@ class Revisions:
                 render_error(f"Your edit was not sent to the agent: {render_coder_error(exc)}."),
             )
             return
-        self._supervisor.follow(chat_id)
+        self._follows.follow(chat_id)
 
     async def _replace_queued(
         self,

@@ -39,12 +39,12 @@ from bridge.relay.context import earlier, render_context
 from bridge.relay.edits import Revisions
 from bridge.relay.identity import HOW_TO_LINK, Identity
 from bridge.relay.intake import Intake
+from bridge.relay.links import HEADER_SLOT, Follows, Headers, thread_ref
 from bridge.relay.marks import notice_slot, queued_buttons
 from bridge.relay.options import OptionError, resolve, split_options
 from bridge.relay.outbox import Outbox, ThreadRef, final_text
 from bridge.relay.policy import Act, Policy
 from bridge.relay.ports import FileSource, SlackError, SlackFile, ThreadHistory, ThreadMessage
-from bridge.relay.supervisor import HEADER_SLOT, Supervisor, thread_ref
 from bridge.slack.blocks import render_error, render_queued, render_skipped
 from bridge.slack.failures import render_coder_error, render_warnings
 from bridge.tasks import KeyedLocks, TaskGroup
@@ -162,7 +162,8 @@ class Inbound:
         identity: Identity,
         policy: Policy,
         outbox: Outbox,
-        supervisor: Supervisor,
+        follows: Follows,
+        headers: Headers,
         intake: Intake,
         *,
         files: FileSource,
@@ -175,14 +176,15 @@ class Inbound:
         self._identity = identity
         self._policy = policy
         self._outbox = outbox
-        self._supervisor = supervisor
+        self._follows = follows
+        self._headers = headers
         self._intake = intake
         self._bot_user_id = bot_user_id
         self._organization_id = organization_id
         self._history = history
         self._context = context
         self._attachments = Attachments(files, organization_id=organization_id)
-        self._revisions = Revisions(db, identity, outbox, supervisor)
+        self._revisions = Revisions(db, identity, outbox, follows)
         self._locks = KeyedLocks()
         self._tasks = TaskGroup("inbound")
         self._starting = asyncio.Semaphore(_STARTING_AT_ONCE)
@@ -424,7 +426,7 @@ class Inbound:
             await repo.attach_chat(
                 session, link.id, chat_id=chat.id, status=chat.status.name, phase=chat.status.phase.value
             )
-        await self._supervisor.show_header(ref, chat, archived=False)
+        await self._headers.show(ref, chat, archived=False)
         if chat.warnings:
             await self._say(ref, f"warnings:{message.ts}", render_warnings(chat.warnings))
         log.info(
@@ -434,7 +436,7 @@ class Inbound:
             message.root_ts,
             extra={"chat_id": chat.id},
         )
-        self._supervisor.follow(chat.id)
+        self._follows.follow(chat.id)
 
     async def _content(
         self,
@@ -564,7 +566,7 @@ class Inbound:
             queued_message_id=result.queued_message.id if result.queued_message else None,
             warnings=result.warnings,
         )
-        self._supervisor.follow(chat_id)
+        self._follows.follow(chat_id)
 
     async def _stop_for(
         self, backend: CoderBackend, link: ThreadLink, message: IncomingMessage
@@ -580,7 +582,7 @@ class Inbound:
         chat_id = ChatId(str(link.chat_id))
         if not (await backend.get_chat(chat_id)).status.phase.busy:
             return "Nothing was running, so your `!now` message went to the agent as a normal reply."
-        self._supervisor.stopping(chat_id)  # before Coder answers: its idle status may come first
+        self._follows.stopping(chat_id)  # before Coder answers: its idle status may come first
         await backend.interrupt(chat_id)
         return f"⏭️ Stopped the agent at <@{message.user_id}>'s request; it takes this message next."
 
@@ -633,9 +635,9 @@ class Inbound:
             stored = await self._outbox.stage(session, ref, notice)
         self._outbox.show(ref, stored)
         if queued_message_id:
-            await self._supervisor.queue_changed(chat_id)
+            await self._follows.queue_changed(chat_id)
         elif coder_message_id is not None:
-            await self._supervisor.recorded(chat_id, coder_message_id)
+            await self._follows.recorded(chat_id, coder_message_id)
 
     async def _never_arrived(
         self, backend: CoderBackend, ref: ThreadRef, chat_id: ChatId, message: IncomingMessage, text: str
@@ -664,7 +666,7 @@ class Inbound:
                 coder_message_id=recent[-1].id if recent and not queued else None,
                 queued_message_id=queued[-1].id if queued else None,
             )
-            self._supervisor.follow(chat_id)
+            self._follows.follow(chat_id)
             return False
         async with self._db.unit() as session:
             await repo.release_inbound(session, channel_id=message.channel_id, ts=message.ts)

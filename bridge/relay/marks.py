@@ -11,7 +11,7 @@ Three kinds of reaction, each a role of the outbox's ``react``:
 
 Everything here is recomputed from the stream (and, at a start, from Coder's queue). A reaction is
 stored in the transaction that decides it: a turn's and the status's with the batch's cursor (the
-supervisor stores what ``see`` returns), a queued follow-up's with its row leaving the queue. So a
+chat's follow stores what ``see`` returns), a queued follow-up's with its row leaving the queue. So a
 crash before that transaction replays the batch and decides again, and one after it finds the wish
 stored (the outbox replays it): never ``working`` forever, nor ⏳ on a follow-up that left the queue.
 """

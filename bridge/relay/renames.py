@@ -28,9 +28,9 @@ from bridge.db.models import ThreadLink
 from bridge.relay.home import Home
 from bridge.relay.identity import Identity
 from bridge.relay.intake import Intake
+from bridge.relay.links import Headers, thread_ref
 from bridge.relay.policy import Act, Policy
 from bridge.relay.sessions import SessionMirror
-from bridge.relay.supervisor import Supervisor, thread_ref
 from bridge.slack.failures import render_coder_error
 from bridge.tasks import KeyedLocks, TaskGroup
 
@@ -64,7 +64,7 @@ class Renames:
         db: Database,
         identity: Identity,
         policy: Policy,
-        supervisor: Supervisor,
+        headers: Headers,
         sessions: SessionMirror,
         intake: Intake,
         *,
@@ -74,7 +74,7 @@ class Renames:
         self._db = db
         self._identity = identity
         self._policy = policy
-        self._supervisor = supervisor
+        self._headers = headers
         self._sessions = sessions
         self._intake = intake
         self._bot_user_id = bot_user_id
@@ -156,7 +156,7 @@ class Renames:
                 await repo.save_shown_title(session, chat.id, title)
             if link.chosen_title != chosen:
                 await repo.choose_title(session, link.id, chosen)
-        await self._supervisor.show_header(  # and the session, which Slack shows with this title already
+        await self._headers.show(  # and the session, which Slack shows with this title already
             thread_ref(link), chat.model_copy(update={"title": title}), archived=link.archived
         )
         if self._home is not None:

@@ -2,7 +2,7 @@
 
 Chat streams are open only while a chat works (design, section 3). What happens to a chat outside
 of that reaches the bridge through the watch: someone continues the chat in Coder's web UI (its
-status turns busy: the supervisor is woken to follow it; so is a chat that starts to wait for its
+status turns busy: its follow is woken; so is a chat that starts to wait for its
 person, which G2 announces as ``action_required``), Coder renames it (the header shows the new
 title), or its pull request moves (the thread's one diff summary is rewritten in place). A turn's
 end is a status change too, and refreshes the summary. Every change to a linked chat also
@@ -36,8 +36,8 @@ from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.models import ThreadLink
 from bridge.relay.home import Home
+from bridge.relay.links import Follows, Headers, shown, thread_ref
 from bridge.relay.outbox import Outbox, digest, final_text
-from bridge.relay.supervisor import Supervisor, shown, thread_ref
 from bridge.slack.blocks import render_diff_summary
 from bridge.tasks import TaskGroup
 
@@ -54,7 +54,8 @@ class Watcher:
         db: Database,
         backend: CoderBackend,
         outbox: Outbox,
-        supervisor: Supervisor,
+        follows: Follows,
+        headers: Headers,
         *,
         home: Home | None = None,
         retry_after: float = 60.0,
@@ -63,7 +64,8 @@ class Watcher:
         self._home = home
         self._backend = backend
         self._outbox = outbox
-        self._supervisor = supervisor
+        self._follows = follows
+        self._headers = headers
         self._retry_after = retry_after
         self._tasks = TaskGroup("watch")
 
@@ -122,9 +124,9 @@ class Watcher:
             return
         match event.kind:
             case WatchKind.STATUS_CHANGE if chat.status.phase.busy:
-                self._supervisor.wake(chat.id)
+                self._follows.wake(chat.id)
             case WatchKind.ACTION_REQUIRED:  # the agent waits for its person: the thread must say so
-                self._supervisor.wake(chat.id)
+                self._follows.wake(chat.id)
             case WatchKind.STATUS_CHANGE | WatchKind.DIFF_STATUS_CHANGE:  # a turn's end may move the diff
                 await self._show_diff(link, await self._backend.get_chat(chat.id))
             case WatchKind.TITLE_CHANGE:
@@ -142,7 +144,7 @@ class Watcher:
             if self._home is not None:
                 self._home.changed(link.requester_user_id)
             if chat.status.phase.busy:
-                self._supervisor.wake(chat.id)
+                self._follows.wake(chat.id)
             if link.shown_title != chat.title:
                 await self._retitle(link, chat)
             if chat.diff_status is not None and link.shown_diff != _digest(chat.diff_status):
@@ -150,7 +152,7 @@ class Watcher:
 
     async def _retitle(self, link: ThreadLink, chat: Chat) -> None:
         """Coder renamed the chat: so is the thread, unless a person chose its title in Slack."""
-        await self._supervisor.show_header(thread_ref(link), shown(link, chat), archived=link.archived)
+        await self._headers.show(thread_ref(link), shown(link, chat), archived=link.archived)
         async with self._db.unit() as session:
             await repo.save_shown_title(session, chat.id, chat.title)
 

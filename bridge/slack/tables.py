@@ -60,7 +60,7 @@ def most_tables(text: str) -> int:
 def find_tables(text: str) -> list[Table]:
     """The tables at the top level of ``text`` as GFM reads them (markdown-it's table rule); a table
     inside a quote or a list item stays text. Text without a possible delimiter row is not parsed:
-    the supervisor splits a growing reply at every change."""
+    a chat's follow splits a growing reply at every change."""
     if not most_tables(text):
         return []
     starts = [0] + [m.end() for m in _LINE_BREAK.finditer(text)]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.relay.supervisor import RECONNECTED
+from bridge.relay.follow import RECONNECTED
 from bridge.sim.coder import CoderSim
 from bridge.sim.coder_agent import Fail, Gate, Step, Text, ToolCall
 from bridge.sim.slack import SlackSim

@@ -1,0 +1,514 @@
+"""One chat's follow: Coder events -> ThreadView -> outbox, with a durable cursor.
+
+A chat is followed while it is busy. When its turn ends the run stops; a follow-up from Slack (or a
+restart that finds the chat last seen busy) starts it again, resuming after the stored cursor. A turn
+that stops to wait for its person (G2's ``requires_action``, which Coder ends after five minutes at
+the latest) is not over: the person is told, and the chat is followed on through the wait, so the
+reply that ends it is seen like any follow-up to a busy chat. The final texts of a batch are stored
+in the outbox in the same transaction that advances the cursor, so a crash either replays the batch
+or finds its texts durable: it can repeat an edit but never skip or double a message. The reactions
+a batch decides (``Marks.see``) go in the same transaction. Progress (a streaming draft, a running
+card) stays in memory: the replay from the cursor regenerates it.
+
+When the stream gives up (Coder unreachable for a while), the chat is tried again at once, unseen:
+a streak of 5xx that a REST call's own retries could not outlast is often over a second later. Only
+when that try gives up too is the thread told (once) and the chat tried again after
+``retry_interval``, or at once when someone replies in the thread. The notice is keyed by the stored
+cursor the next run starts from, so that run (in this process or after a restart) finds it and, once
+Coder's stream answers, turns it into word that the connection is back.
+
+While a turn is slow to start (Coder waits for a worker, or builds the agent's workspace) no events
+arrive for minutes; a clock task per followed chat then re-renders its card every ``slow_start``
+seconds, so the thread shows the start taking time instead of looking stuck.
+
+When Coder rewrites a chat's history (an edit removed messages; the newest Coder then sends the
+whole history again), every reply and card the thread shows of a removed message is edited into a
+line saying so, stored with the batch like any final text; those of earlier runs too, found by their
+slots.
+
+The thread's header (the bridge's status message, ``links.Headers``) carries the chat's controls as
+buttons, and ``Marks`` keeps the thread's reactions and queue notices in step with the same stream.
+
+Why one object per chat: everything the stream of a chat decides depends on that chat's state alone
+(its view, marks, header, retry streak), so it lives in one place, and the supervisor only decides
+which chats have a follow. That is also the unit several replicas will share the work by (a lease
+per chat, PostgreSQL-held, so that exactly one replica follows it); nothing of it exists yet, and
+it plugs in at three points, all here or in the supervisor:
+
+- acquisition: the supervisor starts a chat's ``run`` only while its replica holds the chat's lease
+  (``Supervisor.follow`` and ``resume`` ask; a replica that does not hold it leaves the chat alone);
+- heartbeat: a task beside the run (like the slow-start clock) renews the lease and, when it is lost,
+  cancels the run's task. That is safe at any await: every batch is stored before the next is read;
+- fencing: ``_save`` is the one place a run writes its cursor, and with it the batch's texts and
+  reactions, in one transaction (its ``write``): a check there that the lease is still this
+  replica's makes a replica that lost it write nothing. A run's other writes are notices keyed by
+  their text or cursor and reactions the outbox sets idempotently, which a second writer repeats
+  without showing anything twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bridge.coder.backend import CoderBackend
+from bridge.coder.errors import CoderAuthError, CoderError, CoderNotFound
+from bridge.coder.types import ChatId, ChatPhase, ErrorEvent, Message
+from bridge.db import repo
+from bridge.db.engine import Database
+from bridge.db.repo import Reaction, SlotText
+from bridge.relay.identity import HOW_TO_LINK, Identity
+from bridge.relay.links import HEADER_SLOT, FollowedHeader, Headers, shown, thread_ref
+from bridge.relay.marks import Marks, ReactionNames
+from bridge.relay.outbox import Outbox, ThreadRef, digest, final_text
+from bridge.relay.ports import Plan
+from bridge.relay.sessions import SessionMirror
+from bridge.relay.view import DRAFT, ThreadView, removed_by
+from bridge.slack.blocks import render_error, render_outcome, render_removed
+from bridge.slack.failures import render_coder_error
+from bridge.slack.mrkdwn import split_markdown
+from bridge.tasks import TaskGroup
+
+log = logging.getLogger(__name__)
+
+_QUIET_RETRY = 1.0
+"""Seconds before a chat whose stream gave up once is tried again, before the thread is told."""
+RECONNECTED = "✅ Reconnected to Coder: this thread is followed again."
+
+
+def lost_slot(cursor: int | None) -> str:
+    """The slot that tells a thread its chat's connection was lost, keyed by the stored cursor the
+    next run of the chat starts from."""
+    return f"lost:{cursor or 0}"
+
+
+@dataclass(frozen=True)
+class Shared:
+    """What every follow shares: the services it writes through and the settings it runs by."""
+
+    db: Database
+    identity: Identity
+    outbox: Outbox
+    headers: Headers
+    clocks: TaskGroup
+    reactions: ReactionNames
+    sessions: SessionMirror | None
+    retry_interval: float
+    show_reasoning: bool
+    slow_start: float
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One run's fixed parts, once its stream is about to open."""
+
+    ref: ThreadRef
+    backend: CoderBackend  # the chat owner's
+    requester: str
+    view: ThreadView
+    marks: Marks
+    header: FollowedHeader
+    sends: int  # sends to the chat begun when the run began
+
+
+class ChatFollow:
+    """One chat's state and its runs: at most one at a time, run again while wanted. ``run`` is the
+    whole of following the chat, ``stop`` (with the run's task cancelled) ends it, and ``_save`` is
+    its one write of the cursor: where a lease's acquisition, heartbeat and fencing plug in."""
+
+    def __init__(self, chat_id: ChatId, shared: Shared) -> None:
+        self.chat_id = chat_id
+        self._shared = shared
+        self.running = False  # a task runs ``run`` (set by ``want``, so a second one never starts)
+        self._wanted = False  # run once more when the run under way ends
+        self._finishing = False  # the stream under way will report no more changes
+        self._gave_up = 0  # how many runs in a row gave up
+        self._woken: asyncio.Event | None = None  # set while waiting to retry a lost stream
+        self._marks: Marks | None = None  # the run's reactions
+        # The marks of a run that ended before its Slack message was recorded (the send's answer came
+        # after the stream's): a follow-up recorded later still gets its reaction.
+        self._unmarked: Marks | None = None
+        self._view: ThreadView | None = None  # the run's view
+
+    @property
+    def reporting(self) -> bool:
+        """Whether a stream that will report the chat's next work is open or opening."""
+        return self.running and not self._finishing
+
+    @property
+    def unmarked(self) -> bool:
+        """Whether a turn of an ended run still waits for its Slack message to be recorded."""
+        return self._unmarked is not None
+
+    def want(self) -> bool:
+        """Have the chat followed: a run under way runs once more (a retry wait ends at once). True
+        when no run is under way, and the caller must start ``run`` in a task of its own."""
+        self._wanted = True
+        if self._woken is not None:
+            self._woken.set()
+        if self.running:
+            return False
+        self.running = True
+        return True
+
+    def stop(self) -> None:
+        """Run no more once the run under way ends; its owner cancels that run's task to end it now
+        (as when the bridge stops, or, with leases, when the chat's lease is lost)."""
+        self._wanted = False
+
+    def stopping(self) -> None:
+        """A person is about to interrupt this chat: the turn under way will be reported as stopped."""
+        if self._view is not None:
+            self._view.mark_stopped()
+
+    async def queue_changed(self) -> None:
+        """A follow-up was recorded as queued: its notice and reaction show its place, if a run is
+        under way (else the next run starts with the queue)."""
+        if self._marks is not None:
+            await self._marks.show_queue()
+
+    async def recorded(self, coder_message_id: int) -> None:
+        """A follow-up was recorded as delivered: the turn it started gets its reaction, also when the
+        stream showed that turn before Coder's answer to the send came."""
+        marks = self._marks or self._unmarked
+        if marks is None:
+            return
+        await marks.recorded(coder_message_id)
+        if not marks.unmarked and self._unmarked is marks:
+            self._unmarked = None
+
+    async def run(self) -> None:
+        """Follow the chat while it is wanted; cancelling the task ends it (every batch is stored)."""
+        try:
+            while self._wanted:
+                self._wanted = False
+                self._finishing = False
+                if not await self._run_once():
+                    self._gave_up = 0
+                elif not self._wanted:
+                    await self._retry_later(quietly=self._gave_up == 1)
+        finally:
+            self.running = False
+            self._finishing = False
+            self._gave_up = 0
+
+    async def _retry_later(self, *, quietly: bool) -> None:
+        """Wait ``retry_interval`` (or until a follow-up wakes the chat), then follow it again; after
+        a give-up the thread was not told of, try again soon instead."""
+        woken = self._woken = asyncio.Event()
+        interval = self._shared.retry_interval
+        wait = min(interval, _QUIET_RETRY) if quietly else interval
+        try:  # asyncio.timeout, not wait_for: 3.11's wait_for loses a cancel that races a wake
+            async with asyncio.timeout(wait):
+                await woken.wait()
+        except TimeoutError:
+            log.info(
+                "following chat %s again after its stream gave up",
+                self.chat_id,
+                extra={"chat_id": self.chat_id},
+            )
+        finally:
+            self._woken = None
+        self._wanted = True
+
+    async def _run_once(self) -> bool:
+        """Follow the chat until its turn ends; True when the stream gave up and should be retried."""
+        chat_id, shared = self.chat_id, self._shared
+        async with shared.db.unit() as session:
+            link = await repo.find_link_by_chat(session, chat_id)
+            cursor = await repo.get_cursor(session, chat_id)
+        if link is None:
+            log.warning("not following chat %s: no Slack thread is linked to it", chat_id)
+            return False
+        ref = thread_ref(link)
+        backend = await shared.identity.backend_for_link(link)  # the chat owner's
+        if backend is None:  # linked mode, and the requester's link is gone: tell them, don't retry
+            await shared.identity.whisper(
+                link.channel_id, link.requester_user_id, link.thread_ts, HOW_TO_LINK
+            )
+            return False
+        try:
+            chat = await backend.get_chat(chat_id)
+            header = shared.headers.follow(chat_id, shown(link, chat).title, archived=link.archived)
+            # A turn that ended while nobody followed still needs its card closed and its outcome
+            # told: the link, busy until a turn's ending is stored, says so though the chat is idle.
+            # A turn that waits for its person is not over either.
+            ongoing = chat.status.phase.busy or link.phase in repo.FOLLOWED_PHASES
+            turn, newer_turn = await self._turn(backend, cursor) if ongoing else ([], None)
+            marks = self._marks = Marks(shared.db, shared.outbox, shared.reactions, ref, chat_id, backend)
+            await marks.start(turn)
+            draft_shown = await shared.outbox.has_slot(ref, DRAFT)
+            told_lost = await shared.outbox.has_slot(ref, lost_slot(cursor))  # its stream gave up here
+            if (
+                draft_shown
+                and not chat.status.phase.busy
+                and not backend.capabilities.replies_outlive_connection
+            ):
+                # Its reply ended with the connection that carried it, so no later message completes
+                # this draft: it keeps its text under a key of its own (as ``ThreadView.finish`` does).
+                await shared.outbox.rename(ref, DRAFT, f"partial:{cursor or 0}")
+                draft_shown = False
+            view = self._view = header.view = ThreadView(
+                after_id=cursor,
+                turn=turn,
+                newer_turn=newer_turn,
+                draft_shown=draft_shown,
+                show_reasoning=shared.show_reasoning,
+                slow_start=shared.slow_start,
+                now=_now(),
+            )
+            run = _Run(ref, backend, link.requester_user_id, view, marks, header, link.sends_begun)
+            await self._consume(run, lost=lost_slot(cursor) if told_lost else None)
+        except CoderAuthError as exc:
+            refused = await shared.identity.refused(
+                link.team_id, link.requester_user_id, link.channel_id, link.thread_ts
+            )
+            if not refused:
+                await self._notify(
+                    ref,
+                    f"Coder refused the bridge's token while following this chat: {render_coder_error(exc)}",
+                )
+        except CoderNotFound:
+            await self._notify(ref, "This chat no longer exists in Coder (or the bridge may not see it).")
+        except CoderError as exc:
+            log.warning("stream of chat %s gave up: %s", chat_id, exc, extra={"chat_id": chat_id})
+            self._gave_up += 1
+            if self._gave_up > 1:
+                # Keyed by the stored cursor, which the next run starts from: that run, once its
+                # stream answers, finds this message and says the connection is back.
+                at = self._view.saved_id if self._view is not None else cursor
+                await self._notify(
+                    ref,
+                    f"Lost the connection to Coder ({render_coder_error(exc)}). I'll keep trying; "
+                    "a reply here retries at once.",
+                    slot=lost_slot(at),
+                )
+            return True
+        finally:
+            self._finishing = True
+            self._view = None
+            shared.headers.unfollow(chat_id)
+            ended, self._marks = self._marks, None
+            if ended is not None and ended.unmarked:
+                self._unmarked = ended
+        return False
+
+    async def _turn(self, backend: CoderBackend, cursor: int | None) -> tuple[list[Message], int | None]:
+        """The last turn's messages persisted up to the cursor, from its user message on, and the id of
+        the newest user message after the cursor, if a newer turn began since."""
+        if cursor is None:
+            return [], None
+        recent = await backend.recent_messages(self.chat_id)
+        turn: list[Message] = []
+        for message in recent:
+            if message.id > cursor:
+                break
+            if message.role == "user":
+                turn = []
+            turn.append(message)
+        newer = [m.id for m in recent if m.role == "user" and m.id > cursor]
+        return turn, max(newer, default=None)
+
+    async def _consume(self, run: _Run, *, lost: str | None) -> None:
+        """Follow the stream until the turn ends; ``lost``: the slot of a lost-connection notice this
+        run's first batch answers."""
+        view, sessions = run.view, self._shared.sessions
+        stream = run.backend.stream(self.chat_id, after_id=view.last_id or None)
+        newest: int | None = None  # Coder's newest message id, asked once the chat looks idle
+        lock = asyncio.Lock()  # the clock and the stream take turns with the view
+        clock = self._shared.clocks.spawn(self.chat_id, self._clock(run, lock))
+        try:
+            told = False  # whether the person was told that the agent waits for them
+            answered = False  # whether Coder's stream has sent a batch in this run
+            async for batch in stream:
+                async with lock:
+                    if not answered:
+                        answered = True
+                        await self._answered(run.ref, lost)
+                    view.apply(batch, now=_now())
+                    reactions = await run.marks.see(batch, view)  # stored with the batch's cursor
+                    await self._publish(run, reactions=reactions)
+                    if sessions is not None and view.status_changed and view.status is not None:
+                        title, phase = run.header.title, view.status.phase
+                        sessions.show(run.ref, phase, title=title, initiator=run.requester)
+                    waiting = view.status is not None and view.status.phase is ChatPhase.NEEDS_USER
+                    told = told and waiting
+                    if view.status is None or view.busy or told:
+                        newest = None
+                        continue
+                    # A snapshot reports the status before its messages, so idle alone does not mean
+                    # the thread is complete; Coder is asked again only once the view reached its last
+                    # answer. From here the loop may end without reading the stream again: work Coder
+                    # reports meanwhile (a message sent in its UI) must wake a new run, not this one.
+                    # A wait is told the same way, but the stream is read on: the wait ends in it.
+                    if not waiting:
+                        self._finishing = True
+                    if newest is None or view.last_id >= newest:
+                        newest = await self._newest_id(run.backend)
+                    if view.last_id >= newest:
+                        if view.failed_unexplained:
+                            await self._explain_failure(run)
+                        view.finish()
+                        await self._publish(run, ending=self._outcome(run.requester, view))
+                        if not waiting:
+                            return
+                        told = True
+                    self._finishing = False
+        finally:
+            clock.cancel()
+            self._finishing = True  # changes from here on reach no stream of this run
+            await stream.aclose()
+
+    async def _clock(self, run: _Run, lock: asyncio.Lock) -> None:
+        """Re-render what changes with time alone (a slow start's card) while no events come."""
+        while True:
+            await asyncio.sleep(self._shared.slow_start)
+            async with lock:
+                if run.view.clock_running:
+                    run.view.tick(_now())
+                    await self._publish(run)
+
+    async def _explain_failure(self, run: _Run) -> None:
+        """Show why a turn failed before this stream joined (a fast failure, one during a restart):
+        the reason is the chat's ``last_error``, shown as the error event would have shown it."""
+        failure = (await run.backend.get_chat(self.chat_id)).last_error
+        if failure is not None:
+            run.view.apply([ErrorEvent.of(failure)], now=_now())
+            await self._publish(run)
+
+    async def _newest_id(self, backend: CoderBackend) -> int:
+        """The id of the chat's newest persisted message (0 when it has none)."""
+        newest = await backend.recent_messages(self.chat_id, limit=1)
+        return newest[-1].id if newest else 0
+
+    async def _publish(
+        self, run: _Run, *, ending: list[SlotText] | None = None, reactions: Sequence[Reaction] = ()
+    ) -> None:
+        """Apply the view's renames and changed blocks: progress in memory, final texts and the
+        batch's ``reactions`` stored with the cursor. ``ending`` (the requester's mention) is stored
+        with the idle status that ends the turn, so a crash before it leaves the chat busy and the
+        next start finishes it."""
+        outbox, ref, view = self._shared.outbox, run.ref, run.view
+        for old, new in view.renames:
+            await outbox.rename(ref, old, new)
+        finals: list[SlotText] = []
+        if view.rewritten is not None:  # what the thread shows of messages the rewrite removed says so
+            slots = await outbox.slot_keys(ref)
+            finals += [final_text(s, render_removed()) for s in slots if removed_by(s, view.rewritten)]
+        plans: dict[str, Plan] = {}
+        for key in view.changed:
+            block = view.block(key)
+            if not block.text:  # a draft shown before a restart, whose text this process never saw
+                continue
+            for index, part in enumerate(split_markdown(block.text)):
+                slot = key if index == 0 else f"{key}#{index}"
+                plan = block.plan if index == 0 else None
+                if block.final:
+                    # Shown at once, stored after: a crash before the store replays the message.
+                    outbox.set_text(ref, slot, part, plan=plan)
+                    finals.append(final_text(slot, part))
+                    if plan is not None:
+                        plans[slot] = plan
+                else:
+                    outbox.set_text(ref, slot, part, plan=plan)
+        if view.status_changed and view.status is not None:
+            header, buttons = self._shared.headers.render(
+                self.chat_id, run.header.title, view.status, view.failure, archived=run.header.archived
+            )
+            if view.busy:
+                outbox.set_text(ref, HEADER_SLOT, header, buttons=buttons)
+            else:  # an idle status is what people wait for: final texts go first
+                finals.append(final_text(HEADER_SLOT, header, buttons))
+        await self._save(run, [*finals, *(ending or ())], plans, reactions, ending=ending is not None)
+
+    async def _save(
+        self,
+        run: _Run,
+        finals: list[SlotText],
+        plans: dict[str, Plan],
+        reactions: Sequence[Reaction],
+        *,
+        ending: bool,
+    ) -> None:
+        """Store final texts, reactions, cursor and status in one transaction when any of them changed
+        (most batches are deltas that change none), then have the texts (a card with its plan) and
+        reactions shown. The one place a run writes its cursor: a lease's fencing check goes in
+        ``write``."""
+        view = run.view
+        moved = view.last_id > view.saved_id
+        if not moved and not view.status_changed and not finals and not reactions and not ending:
+            return
+        write = partial(
+            _save_cursor, chat_id=self.chat_id, view=view, moved=moved, ending=ending, sends=run.sends
+        )
+        await self._shared.outbox.put_with(run.ref, finals, write, reactions, plans=plans)
+        view.saved_id = view.last_id
+
+    @staticmethod
+    def _outcome(requester: str, view: ThreadView) -> list[SlotText]:
+        """The mention of the person who started the chat once the agent is idle or waits for them:
+        one line per finished turn (keyed by its user message, so a replay never mentions twice), and
+        one per wait within it (keyed by the last message before the wait), so the turn's end after
+        a wait is a new message that notifies again."""
+        outcome = view.outcome()
+        if outcome is None:
+            return []
+        key = f"outcome:{outcome.turn_id}"
+        if outcome.phase is ChatPhase.NEEDS_USER:
+            key = f"wait:{outcome.turn_id}:{view.last_id}"
+        text = render_outcome(
+            requester,
+            phase=outcome.phase,
+            touched=outcome.touched,
+            reason=outcome.failure,
+            stopped=outcome.stopped,
+            waiting_for=outcome.waiting_for,
+        )
+        return [final_text(key, text)]
+
+    async def _answered(self, ref: ThreadRef, lost: str | None) -> None:
+        """Coder's stream answers again: a later give-up starts a new streak, and a thread told the
+        connection was lost hears that it is back, in that same message."""
+        self._gave_up = 0
+        if lost is not None:
+            await self._shared.outbox.put(ref, [final_text(lost, RECONNECTED)])
+
+    async def _notify(self, ref: ThreadRef, text: str, *, slot: str | None = None) -> None:
+        """An error line in the thread; under ``slot`` when a later run must find it again, else under
+        a key of its text (the same notice twice is one message)."""
+        key = slot or f"notice:{digest(text)[:12]}"
+        await self._shared.outbox.put(ref, [final_text(key, render_error(text))])
+
+
+async def _save_cursor(
+    session: AsyncSession,
+    chat_id: ChatId,
+    view: ThreadView,
+    *,
+    moved: bool,
+    ending: bool,
+    sends: int,
+) -> None:
+    """The cursor (when it moved) and the chat's status, which drive the next start: a busy one
+    when it changed, an idle one only with the turn's ending (until then the chat counts busy),
+    and only if no send to the chat began after the stream did (``sends``): that send's turn is
+    this stream's to follow next, or the next start's."""
+    if moved:
+        await repo.save_cursor(session, chat_id, view.last_id)
+    if view.status is None:
+        return
+    status, phase = view.status.name, view.status.phase.value
+    if ending:
+        await repo.set_status(session, chat_id, status=status, phase=phase, sends_seen=sends)
+    elif view.status_changed and view.busy:
+        await repo.set_status(session, chat_id, status=status, phase=phase)
+
+
+def _now() -> float:
+    """The clock the views measure durations with (the event loop's monotonic one)."""
+    return asyncio.get_running_loop().time()
