@@ -415,7 +415,7 @@ class Outbox:
         *,
         plans: Mapping[str, Plan] | None = None,
     ) -> list[SlotText]:
-        """Store texts in the caller's transaction (the supervisor's also advances the cursor), all but
+        """Store texts in the caller's transaction (a chat's follow also advances the cursor in it), all but
         those Slack shows already; returns the stored ones, for ``show`` once the caller committed."""
         if ref.link_id in self._closed:
             return []

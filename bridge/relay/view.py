@@ -258,7 +258,7 @@ class ThreadView:
         if after_id is not None and after_id > self.last_id:
             self.last_id = after_id
             self._known_ids.append(after_id)
-        self.saved_id = self.last_id  # the cursor as stored; the supervisor advances it
+        self.saved_id = self.last_id  # the cursor as stored; the chat's follow advances it
         self._horizon = self.last_id  # what earlier runs showed: a replay of it is not shown again
         if draft_shown:
             self._blocks[DRAFT] = Block(DRAFT, "", final=False)
