@@ -46,10 +46,10 @@ from bridge.coder.types import Chat, ChatId, ChatPhase, ChatStatus, ErrorEvent, 
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.models import ThreadLink
-from bridge.db.repo import Reaction, SlotText
 from bridge.relay.identity import HOW_TO_LINK, Identity
 from bridge.relay.marks import Marks, ReactionNames, header_buttons
 from bridge.relay.outbox import Outbox, ThreadRef, digest, final_text
+from bridge.relay.output import ReactionWish, SlotText
 from bridge.relay.ports import Button, Plan
 from bridge.relay.sessions import SessionMirror
 from bridge.relay.view import DRAFT, ThreadView, removed_by
@@ -130,7 +130,7 @@ class Supervisor:
     async def resume(self) -> int:
         """Follow again every chat that was busy when the bridge last stopped; returns how many."""
         async with self._db.unit() as session:
-            links = await repo.busy_links(session)
+            links = await repo.find_links_to_follow(session)
         for link in links:
             assert link.chat_id is not None
             self.follow(ChatId(link.chat_id))
@@ -235,7 +235,7 @@ class Supervisor:
         """Follow the chat until its turn ends; True when the stream gave up and should be retried."""
         async with self._db.unit() as session:
             link = await repo.find_link_by_chat(session, chat_id)
-            cursor = await repo.get_cursor(session, chat_id)
+            cursor = await repo.find_cursor(session, chat_id)
         if link is None:
             log.warning("not following chat %s: no Slack thread is linked to it", chat_id)
             return False
@@ -438,7 +438,7 @@ class Supervisor:
         view: ThreadView,
         *,
         ending: list[SlotText] | None = None,
-        reactions: Sequence[Reaction] = (),
+        reactions: Sequence[ReactionWish] = (),
     ) -> None:
         """Apply the view's renames and changed blocks: progress in memory, final texts and the
         batch's ``reactions`` stored with the cursor. ``ending`` (the requester's mention) is stored
@@ -497,7 +497,7 @@ class Supervisor:
         view: ThreadView,
         finals: list[SlotText],
         plans: dict[str, Plan],
-        reactions: Sequence[Reaction],
+        reactions: Sequence[ReactionWish],
         *,
         ending: bool,
     ) -> None:
