@@ -158,7 +158,7 @@ class LinkAttempt(SQLModel, table=True):
     attempted_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())
 
 
-class LegacyChat(SQLModel, table=True):
+class AisdkChat(SQLModel, table=True):
     """A chat of Coder's 2025 AI-SDK API, whose chats carry no labels: the bridge keeps them here.
 
     Written right after the chat is created and before its first message goes out, so a creation
@@ -166,7 +166,7 @@ class LegacyChat(SQLModel, table=True):
     of repeated. ``replying`` says a reply was streaming to the bridge, which a stop cuts off.
     """
 
-    __tablename__ = "legacy_chat"
+    __tablename__ = "legacy_chat"  # the AI-SDK API was once called "legacy"; existing databases keep the name
 
     chat_id: str = Field(primary_key=True, max_length=64)
     labels: str = Field(default="{}", sa_column=Column(Text, nullable=False))
@@ -222,13 +222,13 @@ class OutboxReaction(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())
 
 
-class LegacyFollowUp(SQLModel, table=True):
+class AisdkFollowUp(SQLModel, table=True):
     """A follow-up held while a reply streams (Coder's 2025 API has no queue); sent in ``id`` order.
 
     ``content`` is the message's input parts as JSON; the row goes once Coder has the message.
     """
 
-    __tablename__ = "legacy_follow_up"
+    __tablename__ = "legacy_follow_up"  # named like ``legacy_chat``
 
     id: int | None = Field(default=None, primary_key=True)
     chat_id: str = Field(max_length=64, index=True)

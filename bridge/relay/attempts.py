@@ -40,7 +40,7 @@ class LinkThrottle:
         """Count one check for this person, or raise ``TooManyAttempts`` (nothing counted then)."""
         now = utcnow()
         async with self._db.unit() as session:
-            recent = await repo.link_attempts_since(
+            recent = await repo.find_link_attempts_since(
                 session, team_id=team_id, slack_user_id=user_id, since=now - self._window
             )
             if len(recent) >= self._attempts:

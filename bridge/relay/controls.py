@@ -165,7 +165,7 @@ class Controls:
     async def _send_now(self, user_id: str, channel_id: str, ts: str, request_id: str) -> None:
         async with self._db.unit() as session:
             inbound = await repo.find_inbound(session, channel_id=channel_id, ts=ts)
-            link = await repo.get_link(session, inbound.link_id) if inbound is not None else None
+            link = await repo.find_link(session, inbound.link_id) if inbound is not None else None
         if inbound is None or link is None or link.chat_id is None or inbound.queued_message_id is None:
             await self._identity.whisper(channel_id, user_id, link.thread_ts if link else None, _NOT_QUEUED)
             return
@@ -217,7 +217,7 @@ class Controls:
                 if inbound is None or inbound.queued_message_id is None:
                     return
                 queued_id = inbound.queued_message_id
-                link = await repo.get_link(session, inbound.link_id)
+                link = await repo.find_link(session, inbound.link_id)
             else:
                 link = await self._find_link(session, reaction)
         request = _Request(reaction.event_id, reaction.user_id, control, reaction.added, queued_id)
@@ -345,5 +345,5 @@ class Controls:
         """The chat of a reacted thread root or bot message (one just posted is found in memory)."""
         just_posted = self._outbox.link_of(reaction.channel_id, reaction.item_ts)
         if just_posted is not None:
-            return await repo.get_link(session, just_posted)
+            return await repo.find_link(session, just_posted)
         return await repo.find_link_by_message(session, channel_id=reaction.channel_id, ts=reaction.item_ts)

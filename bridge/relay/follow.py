@@ -61,11 +61,11 @@ from bridge.coder.errors import CoderAuthError, CoderError, CoderNotFound
 from bridge.coder.types import ChatId, ChatPhase, ErrorEvent, Message
 from bridge.db import repo
 from bridge.db.engine import Database
-from bridge.db.repo import Reaction, SlotText
 from bridge.relay.identity import HOW_TO_LINK, Identity
 from bridge.relay.links import HEADER_SLOT, FollowedHeader, Headers, shown, thread_ref
 from bridge.relay.marks import Marks, ReactionNames
 from bridge.relay.outbox import Outbox, ThreadRef, digest, final_text
+from bridge.relay.output import ReactionWish, SlotText
 from bridge.relay.ports import Plan
 from bridge.relay.sessions import SessionMirror
 from bridge.relay.view import DRAFT, ThreadView, removed_by
@@ -221,7 +221,7 @@ class ChatFollow:
         chat_id, shared = self.chat_id, self._shared
         async with shared.db.unit() as session:
             link = await repo.find_link_by_chat(session, chat_id)
-            cursor = await repo.get_cursor(session, chat_id)
+            cursor = await repo.find_cursor(session, chat_id)
         if link is None:
             log.warning("not following chat %s: no Slack thread is linked to it", chat_id)
             return False
@@ -387,7 +387,7 @@ class ChatFollow:
         return newest[-1].id if newest else 0
 
     async def _publish(
-        self, run: _Run, *, ending: list[SlotText] | None = None, reactions: Sequence[Reaction] = ()
+        self, run: _Run, *, ending: list[SlotText] | None = None, reactions: Sequence[ReactionWish] = ()
     ) -> None:
         """Apply the view's renames and changed blocks: progress in memory, final texts and the
         batch's ``reactions`` stored with the cursor. ``ending`` (the requester's mention) is stored
@@ -431,7 +431,7 @@ class ChatFollow:
         run: _Run,
         finals: list[SlotText],
         plans: dict[str, Plan],
-        reactions: Sequence[Reaction],
+        reactions: Sequence[ReactionWish],
         *,
         ending: bool,
     ) -> None:

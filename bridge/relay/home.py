@@ -142,7 +142,7 @@ class Home:
     async def _chats(self, user_id: str) -> tuple[list[HomeChat], int]:
         """The person's chats as shown, and how many older ones are left out."""
         async with self._db.unit() as session:
-            links = list(await repo.links_of_requester(session, user_id, limit=MAX_CHATS + 1))
+            links = list(await repo.find_links_of_requester(session, user_id, limit=MAX_CHATS + 1))
         older = max(0, len(links) - MAX_CHATS)
         links = links[:MAX_CHATS]
         backend = await self._identity.backend_for_link(links[0]) if links else None

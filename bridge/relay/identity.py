@@ -73,7 +73,7 @@ async def rotate_tokens(db: Database, cipher: TokenCipher) -> Rotation:
     no configured key opens is left as it is (its owner must link again)."""
     rotation = Rotation()
     async with db.unit() as session:
-        links = await repo.user_links(session)
+        links = await repo.find_all_user_links(session)
     for link in links:
         opened = await _open(db, cipher, link)
         if opened is Refusal.NO_KEY:

@@ -213,7 +213,7 @@ class Inbound:
         """An edit or deletion of a message this bridge relayed; any other is not our business."""
         async with self._db.unit() as session:
             row = await repo.find_inbound(session, channel_id=message.channel_id, ts=message.ts)
-            link = await repo.get_link(session, row.link_id) if row is not None else None
+            link = await repo.find_link(session, row.link_id) if row is not None else None
         if row is None or link is None or link.chat_id is None:
             log.debug("ignoring a change to unrelayed message %s/%s", message.channel_id, message.ts)
             return

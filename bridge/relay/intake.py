@@ -53,7 +53,7 @@ def tagging_began(before: str | None) -> bool:
 
 async def _record(session: AsyncSession, event: tuple[str, str, str]) -> bool:
     event_id, payload, tag = event
-    return await repo.record_event(session, event_id, payload, tag)
+    return await repo.claim_event(session, event_id, payload, tag)
 
 
 class Intake:
@@ -64,7 +64,7 @@ class Intake:
         self._key = key
         self._records: GroupWriter[tuple[str, str, str], bool] = GroupWriter(db, _record)
         self._finishes = GroupWriter(db, repo.finish_event)
-        self._requests = GroupWriter(db, repo.record_request)
+        self._requests = GroupWriter(db, repo.claim_request)
 
     def _tag(self, event_id: str, payload: str) -> str:
         return hmac.new(self._key, f"{event_id}\0{payload}".encode(), hashlib.sha256).hexdigest()
@@ -98,7 +98,7 @@ class Intake:
         if not tagging_began(before):
             return 0
         async with self._db.unit() as session:
-            untagged = [r for r in await repo.unfinished_events(session) if r.tag is None]
+            untagged = [r for r in await repo.find_unfinished_events(session) if r.tag is None]
             for record in untagged:
                 await repo.tag_event(session, record.event_id, self._tag(record.event_id, record.payload))
         return len(untagged)
@@ -106,7 +106,7 @@ class Intake:
     async def unfinished(self) -> list[dict[str, Any]]:
         """Bodies of events acknowledged but not handled before the last stop, oldest first."""
         async with self._db.unit() as session:
-            records = await repo.unfinished_events(session)
+            records = await repo.find_unfinished_events(session)
         bodies = []
         for record in records:
             if not hmac.compare_digest(record.tag or "", self._tag(record.event_id, record.payload)):

@@ -34,8 +34,8 @@ from bridge.coder.types import (
 )
 from bridge.db import repo
 from bridge.db.engine import Database
-from bridge.db.repo import Reaction
 from bridge.relay.outbox import Outbox, ThreadRef, final_text
+from bridge.relay.output import ReactionWish
 from bridge.relay.ports import Button
 from bridge.relay.view import ThreadView
 from bridge.slack.blocks import render_queued, render_unqueued
@@ -135,7 +135,7 @@ class Marks:
         self._taken: dict[int, int] = {}  # queued id -> the user message it became
         self._leaving = False  # a follow-up was taken since the queue was last shown
         self._shown: dict[int, str] = {}  # queued id -> Slack ts of each notice showing a place
-        self._wished: dict[tuple[str, str], Reaction] = {}  # (ts, role) -> the reaction last decided
+        self._wished: dict[tuple[str, str], ReactionWish] = {}  # (ts, role) -> the reaction last decided
         self._lock = asyncio.Lock()  # the stream task and a newly recorded follow-up both show the queue
         self._turn_lock = asyncio.Lock()  # the stream task and a newly recorded follow-up both mark the turn
 
@@ -149,7 +149,7 @@ class Marks:
         self._turn = users[-1].id if users else None
         if self._has_queue:
             async with self._db.unit() as session:
-                waiting = await repo.queued_inbound(session, self._ref.link_id)
+                waiting = await repo.find_queued_inbound(session, self._ref.link_id)
             if waiting:
                 await self.show_queue()
 
@@ -173,14 +173,14 @@ class Marks:
                 marked = await self._outbox.stage_reactions(session, self._ref, [reaction])
             self._outbox.show_reactions(self._ref, marked)
 
-    async def see(self, batch: Sequence[StreamEvent], view: ThreadView) -> list[Reaction]:
+    async def see(self, batch: Sequence[StreamEvent], view: ThreadView) -> list[ReactionWish]:
         """After the view applied ``batch``, before its cursor is stored: the queue it showed, and the
         turn's and status reactions it decided, returned for the caller to store with the cursor."""
         async with self._turn_lock:
             return await self._see(batch, view)
 
-    async def _see(self, batch: Sequence[StreamEvent], view: ThreadView) -> list[Reaction]:
-        decided: list[Reaction | None] = []
+    async def _see(self, batch: Sequence[StreamEvent], view: ThreadView) -> list[ReactionWish]:
+        decided: list[ReactionWish | None] = []
         queue_changed = False
         for event in batch:
             match event:
@@ -210,15 +210,15 @@ class Marks:
                 decided.append(await self._mark_turn(self._names.failed if failed else self._names.done))
         return [reaction for reaction in decided if reaction is not None]
 
-    def _wish(self, ts: str, role: str, names: Iterable[str], among: Iterable[str]) -> Reaction | None:
+    def _wish(self, ts: str, role: str, names: Iterable[str], among: Iterable[str]) -> ReactionWish | None:
         """The reaction of ``role`` on ``ts``, or None when it is the one decided last (nothing to store)."""
-        reaction = Reaction(ts, role, frozenset(names), frozenset(among))
+        reaction = ReactionWish(ts, role, frozenset(names), frozenset(among))
         if self._wished.get((ts, role)) == reaction:
             return None
         self._wished[(ts, role)] = reaction
         return reaction
 
-    async def _new_turn(self, message: Message) -> Reaction | None:
+    async def _new_turn(self, message: Message) -> ReactionWish | None:
         """A user message began a turn; the turn before it (if the chat went straight on) is done."""
         done = await self._mark_turn(self._names.done) if self._turn is not None else None
         taken = next((q.id for q in self._queue or () if q.text == message.text), None)
@@ -228,14 +228,14 @@ class Marks:
         self._turn, self._turn_ts, self._turn_missed = message.id, None, None
         return done
 
-    async def _mark_turn(self, name: str) -> Reaction | None:
+    async def _mark_turn(self, name: str) -> ReactionWish | None:
         if self._turn is None:
             return None
         # Looked up again whenever the reaction changes: a follow-up's row names its Coder message
         # once the send returned, and the stream may show that message (and 👀) before.
         if self._turn_ts is None and self._turn_missed != name:
             async with self._db.unit() as session:
-                self._turn_ts = await repo.turn_message(
+                self._turn_ts = await repo.find_turn_message(
                     session, link_id=self._ref.link_id, coder_message_id=self._turn
                 )
             self._turn_missed = None if self._turn_ts is not None else name
@@ -253,7 +253,7 @@ class Marks:
                     self._queue = fetched
             queued = {self._names.queued}
             async with self._db.unit() as session:
-                waiting = await repo.queued_inbound(session, self._ref.link_id)
+                waiting = await repo.find_queued_inbound(session, self._ref.link_id)
                 # A notice shown in this run counts even when its row no longer says queued: a
                 # button or an edit that took the entry out of the queue forgot the row already.
                 queued_now = {m.id for m in self._queue} - self._taken.keys()

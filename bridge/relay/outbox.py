@@ -44,7 +44,7 @@ tool calls natively). It is set with the text, kept in memory only and handed to
 that text: the text alone decides whether a call is due, and a text stored before a restart goes
 out without one (the poster shows it as text).
 
-Reactions. A ``Reaction`` is the bridge's reactions of one kind (a ``role``: the turn's mark, the
+Reactions. A ``ReactionWish`` is the bridge's reactions of one kind (a ``role``: the turn's mark, the
 chat status, "queued") wished on a message of the thread; the worker adds and removes them with the
 same budgets and 429 handling as texts, latest wish winning. They are durable like final texts:
 ``stage_reactions`` stores them in the caller's transaction (the one that decides them, e.g. with a
@@ -77,8 +77,8 @@ from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.group import GroupWriter
 from bridge.db.models import SlackMessage, utcnow
-from bridge.db.repo import Reaction, SlotText
 from bridge.relay.limits import Priority, SlackLimits, Ticket
+from bridge.relay.output import ReactionWish, SlotText
 from bridge.relay.ports import Button, Plan, SlackError, SlackPermanent, SlackPoster, SlackRateLimited
 from bridge.slack.mrkdwn import split_markdown
 from bridge.tasks import TaskGroup
@@ -245,7 +245,7 @@ class _Put:
     ref: ThreadRef
     texts: Sequence[SlotText]
     write: Callable[[AsyncSession], Awaitable[None]]
-    reactions: Sequence[Reaction]
+    reactions: Sequence[ReactionWish]
     plans: Mapping[str, Plan] | None
 
 
@@ -312,8 +312,8 @@ class Outbox:
         self._set(self._thread(ref), key, text, final=final, buttons=buttons, plan=plan)
 
     async def stage_reactions(
-        self, session: AsyncSession, ref: ThreadRef, reactions: Sequence[Reaction]
-    ) -> list[Reaction]:
+        self, session: AsyncSession, ref: ThreadRef, reactions: Sequence[ReactionWish]
+    ) -> list[ReactionWish]:
         """Store wished reactions in the caller's transaction (the one that decides them); returns the
         stored ones, for ``show_reactions`` once the caller committed."""
         if ref.link_id in self._closed or self._unreactive:
@@ -321,7 +321,9 @@ class Outbox:
         await repo.stage_reactions(session, ref.link_id, reactions)
         return list(reactions)
 
-    def show_reactions(self, ref: ThreadRef, reactions: Sequence[Reaction], *, stored: bool = True) -> None:
+    def show_reactions(
+        self, ref: ThreadRef, reactions: Sequence[ReactionWish], *, stored: bool = True
+    ) -> None:
         """Have wished reactions shown; rows of ``stored`` ones are deleted once Slack shows them."""
         if ref.link_id in self._closed or self._unreactive:
             return
@@ -329,7 +331,7 @@ class Outbox:
         for reaction in reactions:
             self._want(thread, reaction, stored=stored)
 
-    def _want(self, thread: _Thread, reaction: Reaction, *, stored: bool) -> None:
+    def _want(self, thread: _Thread, reaction: ReactionWish, *, stored: bool) -> None:
         """Make the role's reactions on the message be its names; the rest of its ``among`` (even put
         there before a restart) is taken off."""
         marks = thread.marks.get(reaction.ts)
@@ -371,7 +373,7 @@ class Outbox:
         ref: ThreadRef,
         texts: Sequence[SlotText],
         write: Callable[[AsyncSession], Awaitable[None]],
-        reactions: Sequence[Reaction] = (),
+        reactions: Sequence[ReactionWish] = (),
         *,
         plans: Mapping[str, Plan] | None = None,
     ) -> None:
@@ -401,7 +403,7 @@ class Outbox:
         self.show(ref, stored, plans=plans)
         self.show_reactions(ref, marked)
 
-    async def _write_put(self, session: AsyncSession, put: _Put) -> tuple[list[SlotText], list[Reaction]]:
+    async def _write_put(self, session: AsyncSession, put: _Put) -> tuple[list[SlotText], list[ReactionWish]]:
         stored = await self.stage(session, put.ref, put.texts, plans=put.plans)
         marked = await self.stage_reactions(session, put.ref, put.reactions)
         await put.write(session)
@@ -469,7 +471,7 @@ class Outbox:
     async def resume(self) -> int:
         """Deliver again what was stored but not shown before the last stop; returns how many threads."""
         async with self._db.unit() as session:
-            links = await repo.links_with_pending_output(session)
+            links = await repo.find_links_with_pending_output(session)
         for link in links:
             assert link.id is not None
             self._thread(ThreadRef(link.id, link.channel_id, link.thread_ts))
@@ -623,10 +625,13 @@ class Outbox:
         """Read the thread's posted messages and stored texts; texts set since the start win."""
         link_id = thread.ref.link_id
         async with self._db.unit() as session:
-            link = await repo.get_link(session, link_id)
-            posted = await repo.slots(session, link_id)
-            pending = await repo.pending_texts(session, link_id)
-            reactions = await repo.pending_reactions(session, link_id)
+            link = await repo.find_link(session, link_id)
+            posted = await repo.find_posted_messages(session, link_id)
+            pending = await repo.find_pending_texts(session, link_id)
+            reactions = [
+                ReactionWish(r.ts, r.role, r.names, r.among)
+                for r in await repo.find_pending_reactions(session, link_id)
+            ]
             for text in pending:  # shown before the stop, only the delete was lost
                 row = posted.get(text.slot)
                 if row is not None and row.digest == text.digest:

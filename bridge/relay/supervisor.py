@@ -67,7 +67,7 @@ class Supervisor:
     async def resume(self) -> int:
         """Follow again every chat that was busy when the bridge last stopped; returns how many."""
         async with self._db.unit() as session:
-            links = await repo.busy_links(session)
+            links = await repo.find_links_to_follow(session)
         for link in links:
             assert link.chat_id is not None
             self.follow(ChatId(link.chat_id))

@@ -136,7 +136,7 @@ class Watcher:
         """After a (re)connect: act on what changed while no watch was open, as the chat list shows it."""
         chats = await self._backend.list_chats()
         async with self._db.unit() as session:
-            links = await repo.links_by_chat(session, [chat.id for chat in chats])
+            links = await repo.find_links_by_chat(session, [chat.id for chat in chats])
         for chat in chats:
             link = links.get(chat.id)
             if link is None:

@@ -118,7 +118,7 @@ class World:
             return dict(chat.labels)
         assert self.bridge is not None
         async with self.bridge.db.unit() as session:
-            stored = await repo.get_legacy_chat(session, chat.id)
+            stored = await repo.find_aisdk_chat(session, chat.id)
         assert stored is not None
         return dict(json.loads(stored.labels))
 
@@ -129,7 +129,7 @@ class World:
             return len(chat.queue)
         assert self.bridge is not None
         async with self.bridge.db.unit() as session:
-            return len(await repo.held_follow_ups(session, ChatId(chat.id)))
+            return len(await repo.find_aisdk_follow_ups(session, ChatId(chat.id)))
 
     def bot_messages(self, root: str, channel: str | None = None) -> list[SimMessage]:
         """What the bot shows in a thread, in order."""

@@ -70,7 +70,7 @@ async def _queued_ids(world: World, root: str) -> list[int]:
         return [int(q["id"]) for q in chat.queue]
     assert world.bridge is not None
     async with world.bridge.db.unit() as session:
-        return [int(h.id) for h in await repo.held_follow_ups(session, chat.id) if h.id is not None]
+        return [int(h.id) for h in await repo.find_aisdk_follow_ups(session, chat.id) if h.id is not None]
 
 
 async def test_stop_button_interrupts_the_agent(world: World) -> None:

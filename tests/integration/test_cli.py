@@ -243,7 +243,7 @@ async def test_rotate_keys_reencrypts_every_stored_token_with_the_newest_key(tmp
         for value in (*secrets.values(), old, new):
             assert value not in out + err
         async with db.unit() as session:
-            links = {link.slack_user_id: link for link in await repo.user_links(session)}
+            links = {link.slack_user_id: link for link in await repo.find_all_user_links(session)}
         for user in ("U0BOB", "U0CAROL"):
             opened = TokenCipher([new]).unseal(links[user].token_ciphertext, token_binding("T1", user))
             assert opened == Opened(secrets[user])

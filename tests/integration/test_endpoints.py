@@ -114,7 +114,7 @@ async def test_badly_signed_requests_are_rejected(world: World, kind: str, fault
     assert world.coder.chats == {}
     assert world.bridge is not None
     async with world.bridge.db.unit() as session:
-        assert await repo.record_event(session, "Ev0FORGED", "{}"), "the event was never recorded"
+        assert await repo.claim_event(session, "Ev0FORGED", "{}"), "the event was never recorded"
 
 
 @pytest.mark.parametrize("fault", list(_MALFORMED))

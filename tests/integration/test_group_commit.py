@@ -44,7 +44,7 @@ async def test_writes_that_arrive_together_share_a_transaction(database_url: str
 
     async def write(session: AsyncSession, event_id: str) -> bool:
         sessions.append(id(session))
-        return await repo.record_event(session, event_id, "{}")
+        return await repo.claim_event(session, event_id, "{}")
 
     try:
         writer = GroupWriter(db, write)
@@ -60,7 +60,7 @@ async def test_a_failed_group_fails_its_callers_and_the_next_group_proceeds(data
     async def write(session: AsyncSession, event_id: str) -> bool:
         if event_id == "poison":
             raise ValueError("refused")
-        return await repo.record_event(session, event_id, "{}")
+        return await repo.claim_event(session, event_id, "{}")
 
     try:
         writer = GroupWriter(db, write)
@@ -76,8 +76,8 @@ async def test_a_unit_nested_in_a_unit_does_not_wait_for_itself(database_url: st
     db = await _migrated(database_url)
     try:
         async with asyncio.timeout(10), db.unit() as outer, db.unit() as inner:
-            assert await repo.unfinished_events(outer) == []
-            assert await repo.record_event(inner, "Ev-inner", "{}")
+            assert await repo.find_unfinished_events(outer) == []
+            assert await repo.claim_event(inner, "Ev-inner", "{}")
     finally:
         await db.dispose()
 
@@ -89,7 +89,7 @@ async def test_concurrent_transactions_all_commit(database_url: str) -> None:
     async def one(n: int) -> bool:
         async with db.unit() as session:
             await asyncio.sleep(0)  # yield inside the transaction, as real work does
-            return await repo.record_event(session, f"Ev{n}", "{}")
+            return await repo.claim_event(session, f"Ev{n}", "{}")
 
     try:
         assert await asyncio.gather(*(one(n) for n in range(20))) == [True] * 20

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import pytest
@@ -14,10 +14,10 @@ from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.migrate import upgrade
 from bridge.db.models import OutboxEntry, SlackMessage
-from bridge.db.repo import Reaction
 from bridge.metrics import Metrics
 from bridge.relay.limits import SlackLimits
 from bridge.relay.outbox import Outbox, ThreadRef, final_text
+from bridge.relay.output import ReactionWish
 from bridge.sim.slack import SlackSim
 from bridge.slack.poster import WebPoster
 
@@ -185,9 +185,9 @@ async def test_idle_threads_are_released(rig: Rig) -> None:
         await outbox.close()
 
 
-async def _stored(rig: Rig) -> list[repo.SlotText]:
+async def _stored(rig: Rig) -> Sequence[OutboxEntry]:
     async with rig.db.unit() as session:
-        return await repo.pending_texts(session, rig.ref.link_id)
+        return await repo.find_pending_texts(session, rig.ref.link_id)
 
 
 async def test_stored_text_is_delivered_after_a_restart(rig: Rig) -> None:
@@ -276,14 +276,16 @@ def _bot_reactions(rig: Rig, ts: str) -> set[str]:
     return {name for name, users in message.reactions.items() if rig.slack.bot_user_id in users}
 
 
-async def _stored_reactions(rig: Rig) -> list[Reaction]:
+async def _stored_reactions(rig: Rig) -> list[repo.StoredWish]:
     async with rig.db.unit() as session:
-        return await repo.pending_reactions(session, rig.ref.link_id)
+        return await repo.find_pending_reactions(session, rig.ref.link_id)
 
 
 async def _wish(outbox: Outbox, rig: Rig, names: set[str]) -> None:
     """Store a turn reaction on the thread's root, as the caller's transaction would, then show it."""
-    reaction = Reaction(rig.ref.thread_ts, "turn", frozenset(names), frozenset({"eyes", "white_check_mark"}))
+    reaction = ReactionWish(
+        rig.ref.thread_ts, "turn", frozenset(names), frozenset({"eyes", "white_check_mark"})
+    )
     async with rig.db.unit() as session:
         staged = await outbox.stage_reactions(session, rig.ref, [reaction])
     outbox.show_reactions(rig.ref, staged)
@@ -327,7 +329,9 @@ async def test_reaction_slack_keeps_failing_holds_back_no_other_message(rig: Rig
         assert await outbox.drain(5)
         rig.slack.fail_next("reactions.remove", error="internal_error", status=500, count=1000)
         await _wish(outbox, rig, {"white_check_mark"})  # 👀 comes off the root: Slack fails that
-        outbox.show_reactions(rig.ref, [Reaction(answer, "turn", frozenset({"eyes"}), frozenset({"eyes"}))])
+        outbox.show_reactions(
+            rig.ref, [ReactionWish(answer, "turn", frozenset({"eyes"}), frozenset({"eyes"}))]
+        )
         await rig.slack.wait_for(lambda: _bot_reactions(rig, answer) == {"eyes"}, timeout=10)
         failed_before = len(rig.slack.calls_to("reactions.remove"))
     finally:

@@ -41,7 +41,7 @@ async def left_to_replay(world: World) -> list[str]:
     db = Database(world.settings.database_url)
     try:
         async with db.unit() as session:
-            return await repo.unfinished_events(session)
+            return await repo.find_unfinished_events(session)
     finally:
         await db.dispose()
 

@@ -59,8 +59,8 @@ async def test_event_and_thread_claims_happen_once(database_url: str) -> None:
     db = await _migrated(database_url)
     try:
         async with db.unit() as s:
-            assert await repo.record_event(s, "Ev1", '{"event_id":"Ev1"}')
-            assert not await repo.record_event(s, "Ev1", '{"event_id":"Ev1"}')
+            assert await repo.claim_event(s, "Ev1", '{"event_id":"Ev1"}')
+            assert not await repo.claim_event(s, "Ev1", '{"event_id":"Ev1"}')
             link = await repo.claim_thread(
                 s, team_id="T1", channel_id="C1", thread_ts="1.000100", requester_user_id="U1"
             )
@@ -79,13 +79,15 @@ async def test_event_and_thread_claims_happen_once(database_url: str) -> None:
             found = await repo.find_link_by_chat(s, "chat-1")
             assert found is not None
             assert found.thread_ts == "1.000100"
-            assert [lk.chat_id for lk in await repo.busy_links(s)] == ["chat-1"]
+            assert [lk.chat_id for lk in await repo.find_links_to_follow(s)] == ["chat-1"]
             await repo.set_status(s, "chat-1", status="requires_action", phase=repo.WAITING_PHASE)
         async with db.unit() as s:
-            assert [lk.chat_id for lk in await repo.busy_links(s)] == ["chat-1"], "a wait is followed"
+            assert [lk.chat_id for lk in await repo.find_links_to_follow(s)] == ["chat-1"], (
+                "a wait is followed"
+            )
             await repo.set_status(s, "chat-1", status="waiting", phase="idle")
         async with db.unit() as s:
-            assert list(await repo.busy_links(s)) == []
+            assert list(await repo.find_links_to_follow(s)) == []
     finally:
         await db.dispose()
 
@@ -125,7 +127,7 @@ async def test_failed_claim_is_kept_and_marked(database_url: str) -> None:
             found = await repo.find_link_by_thread(s, team_id="T", channel_id="C", thread_ts="3.1")
             assert found is not None
             assert found.phase == repo.FAILED_PHASE
-            assert list(await repo.busy_links(s)) == []
+            assert list(await repo.find_links_to_follow(s)) == []
     finally:
         await db.dispose()
 
@@ -135,14 +137,14 @@ async def test_unfinished_events_are_kept_until_finished(database_url: str) -> N
     db = await _migrated(database_url)
     try:
         async with db.unit() as s:
-            await repo.record_event(s, "Ev1", "first")
-            await repo.record_event(s, "Ev2", "second")
+            await repo.claim_event(s, "Ev1", "first")
+            await repo.claim_event(s, "Ev2", "second")
         async with db.unit() as s:
-            assert [e.payload for e in await repo.unfinished_events(s)] == ["first", "second"]
+            assert [e.payload for e in await repo.find_unfinished_events(s)] == ["first", "second"]
             await repo.finish_event(s, "Ev1")
         async with db.unit() as s:
-            assert [e.payload for e in await repo.unfinished_events(s)] == ["second"]
-            assert not await repo.record_event(s, "Ev1", "first again")
+            assert [e.payload for e in await repo.find_unfinished_events(s)] == ["second"]
+            assert not await repo.claim_event(s, "Ev1", "first again")
     finally:
         await db.dispose()
 
@@ -152,13 +154,13 @@ async def test_cursor_only_moves_forward(database_url: str) -> None:
     db = await _migrated(database_url)
     try:
         async with db.unit() as s:
-            assert await repo.get_cursor(s, "c") is None
+            assert await repo.find_cursor(s, "c") is None
             await repo.save_cursor(s, "c", 10)
         async with db.unit() as s:
             await repo.save_cursor(s, "c", 7)
             await repo.save_cursor(s, "c", 2**62)
         async with db.unit() as s:
-            assert await repo.get_cursor(s, "c") == 2**62
+            assert await repo.find_cursor(s, "c") == 2**62
     finally:
         await db.dispose()
 
@@ -177,7 +179,7 @@ async def test_slots_store_ts_and_digest(database_url: str) -> None:
         async with db.unit() as s:
             await repo.save_slot(s, link_id=link.id, slot="after:1", ts="5.1", digest="b")
         async with db.unit() as s:
-            stored = await repo.slots(s, link.id)
+            stored = await repo.find_posted_messages(s, link.id)
         assert {k: (v.ts, v.digest) for k, v in stored.items()} == {"after:1": ("5.1", "b")}
     finally:
         await db.dispose()
@@ -202,7 +204,7 @@ async def test_sqlite_write_waits_for_another_process_lock_without_stalling_the_
 
         async def write() -> bool:
             async with db.unit() as session:
-                return await repo.record_event(session, "Ev1", "{}")
+                return await repo.claim_event(session, "Ev1", "{}")
 
         writing = asyncio.create_task(write())
         turns = 0
@@ -213,7 +215,7 @@ async def test_sqlite_write_waits_for_another_process_lock_without_stalling_the_
         other.execute("COMMIT")
         assert await asyncio.wait_for(writing, 10)
         async with db.unit() as session:
-            assert [e.payload for e in await repo.unfinished_events(session)] == ["{}"]
+            assert [e.payload for e in await repo.find_unfinished_events(session)] == ["{}"]
     finally:
         other.close()
         await db.dispose()
@@ -234,7 +236,7 @@ async def test_sqlite_log_is_checkpointed_and_reused_under_steady_writes(tmp_pat
     async def commits(start: int, count: int) -> None:
         for n in range(start, start + count):
             async with db.unit() as session:
-                await repo.record_event(session, f"Ev{n}", "{}")
+                await repo.claim_event(session, f"Ev{n}", "{}")
 
     try:
         await commits(0, CHECKPOINT_EVERY - 1)

@@ -68,7 +68,7 @@ async def test_forged_and_altered_recorded_events_are_refused_not_replayed(
     await intake.record(genuine["event_id"], genuine)
     await intake.record(altered["event_id"], altered)
     async with db.unit() as session:
-        await repo.record_event(session, forged["event_id"], json.dumps(forged))
+        await repo.claim_event(session, forged["event_id"], json.dumps(forged))
         changed = json.dumps(altered).replace("add a test", "delete the production database")
         await session.execute(
             update(SeenEvent).where(SeenEvent.event_id == altered["event_id"]).values(payload=changed)
@@ -85,7 +85,7 @@ async def test_forged_and_altered_recorded_events_are_refused_not_replayed(
     finally:
         await bridge.stop()
     async with db.unit() as session:
-        assert await repo.unfinished_events(session) == []
+        assert await repo.find_unfinished_events(session) == []
     assert len(coder.chats) == 1
 
 
@@ -117,4 +117,4 @@ async def test_events_recorded_before_the_upgrade_are_handled_after_it(
     finally:
         await bridge.stop()
     async with db.unit() as session:
-        assert await repo.unfinished_events(session) == []
+        assert await repo.find_unfinished_events(session) == []

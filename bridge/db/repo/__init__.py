@@ -1,0 +1,181 @@
+"""Named queries, one module per table. Each takes the unit of work (``AsyncSession``) so callers
+decide the transaction; finders are named ``find_…`` for what they find.
+
+Claims are ``INSERT … ON CONFLICT DO NOTHING``: the database, not process memory, decides who was
+first, which holds across retries, restarts and replicas.
+
+Which module holds which table (``bridge.db.models``):
+
+- ``thread_link``: ``thread_link`` (``ThreadLink``), a Slack thread and its chat; also finds links
+  by a posted message and by pending output.
+- ``inbound_message``: ``inbound_message`` (``InboundMessage``), a person's messages relayed.
+- ``stream_cursor``: ``stream_cursor`` (``StreamCursor``), where a chat's stream resumes.
+- ``seen_event``: ``seen_event`` (``SeenEvent``), Slack events and requests taken in.
+- ``slack_message``: ``slack_message`` (``SlackMessage``), the bridge's posts by slot.
+- ``outbox_text``: ``outbox`` (``OutboxEntry``), texts slots must show.
+- ``outbox_reaction``: ``outbox_reaction`` (``OutboxReaction``), reactions the bridge wishes.
+- ``user_link``: ``user_link`` (``UserLink``), linked Coder accounts.
+- ``link_attempt``: ``link_attempt`` (``LinkAttempt``), ``/coder link`` token checks.
+- ``aisdk_chat``: ``legacy_chat`` (``AisdkChat``), chats of Coder's 2025 AI-SDK API.
+- ``aisdk_follow_up``: ``legacy_follow_up`` (``AisdkFollowUp``), their held follow-ups.
+
+Callers use ``from bridge.db import repo`` and ``repo.<name>``: every public name is here.
+"""
+
+from bridge.db.repo.aisdk_chat import (
+    delete_aisdk_chat,
+    find_aisdk_chat,
+    find_all_aisdk_chats,
+    save_aisdk_chat,
+)
+from bridge.db.repo.aisdk_follow_up import (
+    find_aisdk_follow_ups,
+    hold_aisdk_follow_up,
+    release_aisdk_follow_up,
+)
+from bridge.db.repo.inbound_message import (
+    claim_inbound,
+    find_inbound,
+    find_queued_inbound,
+    find_turn_message,
+    forget_after,
+    record_inbound,
+    release_inbound,
+    replace_queued,
+    unqueue,
+)
+from bridge.db.repo.link_attempt import add_link_attempt, find_link_attempts_since
+from bridge.db.repo.outbox_reaction import (
+    StoredWish,
+    WishToStore,
+    drop_reactions,
+    find_pending_reactions,
+    settle_reaction,
+    stage_reactions,
+)
+from bridge.db.repo.outbox_text import (
+    OUTBOX_FAILED,
+    OUTBOX_PENDING,
+    TextToStore,
+    fail_texts,
+    find_pending_texts,
+    settle_text,
+    stage_texts,
+)
+from bridge.db.repo.seen_event import (
+    RecordedEvent,
+    claim_event,
+    claim_request,
+    find_unfinished_events,
+    finish_event,
+    tag_event,
+)
+from bridge.db.repo.slack_message import find_posted_messages, rename_slot, save_slot
+from bridge.db.repo.stream_cursor import find_cursor, save_cursor
+from bridge.db.repo.thread_link import (
+    BUSY_PHASES,
+    FAILED_PHASE,
+    FOLLOWED_PHASES,
+    STARTING_PHASE,
+    WAITING_PHASE,
+    attach_chat,
+    choose_title,
+    claim_thread,
+    find_link,
+    find_link_by_chat,
+    find_link_by_message,
+    find_link_by_thread,
+    find_links_by_chat,
+    find_links_of_requester,
+    find_links_to_follow,
+    find_links_with_pending_output,
+    mark_busy,
+    mark_failed,
+    reclaim_thread,
+    save_shown_diff,
+    save_shown_title,
+    set_archived,
+    set_status,
+)
+from bridge.db.repo.user_link import (
+    delete_user_link,
+    find_all_user_links,
+    find_user_link,
+    mark_user_link_broken,
+    replace_user_token,
+    save_user_link,
+)
+
+__all__ = [
+    "BUSY_PHASES",
+    "FAILED_PHASE",
+    "FOLLOWED_PHASES",
+    "OUTBOX_FAILED",
+    "OUTBOX_PENDING",
+    "STARTING_PHASE",
+    "WAITING_PHASE",
+    "RecordedEvent",
+    "StoredWish",
+    "TextToStore",
+    "WishToStore",
+    "add_link_attempt",
+    "attach_chat",
+    "choose_title",
+    "claim_event",
+    "claim_inbound",
+    "claim_request",
+    "claim_thread",
+    "delete_aisdk_chat",
+    "delete_user_link",
+    "drop_reactions",
+    "fail_texts",
+    "find_aisdk_chat",
+    "find_aisdk_follow_ups",
+    "find_all_aisdk_chats",
+    "find_all_user_links",
+    "find_cursor",
+    "find_inbound",
+    "find_link",
+    "find_link_attempts_since",
+    "find_link_by_chat",
+    "find_link_by_message",
+    "find_link_by_thread",
+    "find_links_by_chat",
+    "find_links_of_requester",
+    "find_links_to_follow",
+    "find_links_with_pending_output",
+    "find_pending_reactions",
+    "find_pending_texts",
+    "find_posted_messages",
+    "find_queued_inbound",
+    "find_turn_message",
+    "find_unfinished_events",
+    "find_user_link",
+    "finish_event",
+    "forget_after",
+    "hold_aisdk_follow_up",
+    "mark_busy",
+    "mark_failed",
+    "mark_user_link_broken",
+    "reclaim_thread",
+    "record_inbound",
+    "release_aisdk_follow_up",
+    "release_inbound",
+    "rename_slot",
+    "replace_queued",
+    "replace_user_token",
+    "save_aisdk_chat",
+    "save_cursor",
+    "save_shown_diff",
+    "save_shown_title",
+    "save_slot",
+    "save_user_link",
+    "set_archived",
+    "set_status",
+    "settle_reaction",
+    "settle_text",
+    "stage_reactions",
+    "stage_texts",
+    "tag_event",
+    "unqueue",
+]
