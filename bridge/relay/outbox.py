@@ -61,7 +61,6 @@ import hashlib
 import itertools
 import json
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -76,7 +75,7 @@ from bridge.db.engine import Database
 from bridge.db.group import GroupWriter
 from bridge.db.models import SlackMessage, utcnow
 from bridge.db.repo import Reaction, SlotText
-from bridge.relay.limits import Priority, SlackLimits, Ticket
+from bridge.relay.limits import SLACK_RETRY, Priority, SlackLimits, Ticket
 from bridge.relay.ports import Button, Plan, SlackError, SlackPermanent, SlackPoster, SlackRateLimited
 from bridge.slack.mrkdwn import split_markdown
 from bridge.tasks import TaskGroup
@@ -817,7 +816,7 @@ class Outbox:
                 slot.sent_digest = sent
                 slot.done.set()
                 return
-            delay = random.uniform(0, min(30.0, 0.5 * 2**slot.failures))
+            delay = SLACK_RETRY.delay(slot.failures)
             thread.paused_until = self._clock() + delay
             log.warning("slack call failed (%s); retrying slot %s in %.2fs", exc, slot.key, delay)
             return
@@ -899,7 +898,7 @@ class Outbox:
             if failures < _MAX_TRANSIENT_ATTEMPTS:
                 # Only this reaction waits: Slack failing one says nothing about the thread's texts,
                 # nor about its other reactions (the ⏳ to take off a follow-up, the ✅ of a turn).
-                delay = random.uniform(0, min(30.0, 0.5 * 2**failures))
+                delay = SLACK_RETRY.delay(failures)
                 marks.retry_at[name] = self._clock() + delay
                 log.warning("slack call failed (%s); retrying reaction %s in %.2fs", exc, name, delay)
                 return
