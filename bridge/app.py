@@ -63,6 +63,7 @@ from bridge.slack.home_view import HowTo
 from bridge.slack.poster import WebPoster
 from bridge.slack.sessions import WebSessions
 from bridge.slack.streaming import StreamingPoster
+from bridge.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +178,8 @@ class Bridge:
         self.limits: SlackLimits | None = None
         """The workspace's Slack budgets, once started (every Slack call draws on them)."""
         self._backend: CoderBackend | None = None
+        self._coder_tasks = TaskGroup("coder")
+        """Background work of the Coder backends (the 2025 AI-SDK API's reply readers)."""
         self._identity: Identity | None = None
         self._http: aiohttp.ClientSession | None = None
         self._files: SlackFileSource | None = None
@@ -212,6 +215,7 @@ class Bridge:
                 organization_id=settings.coder_organization_id,
                 observer=self.metrics,
                 ai_sdk=ai_sdk_options(settings, DatabaseAiSdkStore(self.db)),
+                spawn=self._coder_tasks.spawn,
                 reconnect=self._reconnect_policy(),
             )
         except CoderModelUnknown as exc:
@@ -404,6 +408,7 @@ class Bridge:
                 organization_id=settings.coder_organization_id,
                 observer=self.metrics,
                 ai_sdk=ai_sdk,
+                spawn=self._coder_tasks.spawn,
                 check_model=False,
                 reconnect=self._reconnect_policy(),
             )

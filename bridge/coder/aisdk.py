@@ -15,8 +15,11 @@ request goes away. This backend presents it through the same ``CoderBackend`` in
 - uploaded files are kept in memory and sent inline as aisdk ``file`` parts.
 
 Each reply is read by a background task that publishes normalized events to ``stream()``
-subscribers. Message ids are positions (1-based) in the chat's message list, so ``after_id`` means
-"how many messages I have seen"; this holds as long as only this bridge posts to its chats.
+subscribers. The Coder client stands alone, so whoever builds the backend hands in how to start
+that task (``spawn``: the bridge passes ``bridge.tasks.TaskGroup.spawn``, which names, keeps and
+watches it); the backend still cancels its replies itself on ``aclose``. Message ids are
+positions (1-based) in the chat's message list, so ``after_id`` means "how many messages I have
+seen"; this holds as long as only this bridge posts to its chats.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import logging
 import ssl
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -131,6 +134,9 @@ class AiSdkOptions:
 
 DEFAULT_OPTIONS = AiSdkOptions()
 
+Spawn = Callable[[str, Coroutine[Any, Any, None]], "asyncio.Task[Any]"]
+"""Starts a named background task (in the bridge: ``bridge.tasks.TaskGroup.spawn``)."""
+
 
 @dataclass
 class _ChatState:
@@ -141,7 +147,7 @@ class _ChatState:
     """
 
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    reply: asyncio.Task[None] | None = None
+    reply: asyncio.Task[Any] | None = None
     subscribers: set[asyncio.Queue[Batch | None]] = field(default_factory=set)
     last_error: str | None = None
     deltas: Batch = field(default_factory=list)
@@ -196,6 +202,7 @@ class AiSdkBackend:
         base_url: str,
         token: str,
         *,
+        spawn: Spawn,
         options: AiSdkOptions = DEFAULT_OPTIONS,
         organization_id: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
@@ -214,6 +221,7 @@ class AiSdkBackend:
             timeout=httpx.Timeout(timeout, read=None),
             verify=ssl_context if ssl_context is not None else True,
         )
+        self._spawn = spawn
         self._model = options.model
         self._store: AiSdkStore = options.store if options.store is not None else MemoryAiSdkStore()
         self._archive_deletes = options.archive_deletes
@@ -411,9 +419,7 @@ class AiSdkBackend:
         """Hand a reply that started streaming to a new background task; returns its user message."""
         state.last_error = None
         await self._store.set_replying(chat_id, True)
-        state.reply = asyncio.create_task(
-            self._reply(chat_id, state, response, message), name=f"aisdk-{chat_id}"
-        )
+        state.reply = self._spawn(f"aisdk-reply:{chat_id}", self._reply(chat_id, state, response, message))
         return message
 
     async def _post(self, chat_id: ChatId, content: Sequence[InputPart]) -> tuple[httpx.Response, Message]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypedDict, Unpack
 from urllib.parse import quote
 
-from bridge.coder.aisdk import DEFAULT_OPTIONS, AiSdkBackend, AiSdkOptions
+from bridge.coder.aisdk import DEFAULT_OPTIONS, AiSdkBackend, AiSdkOptions, Spawn
 from bridge.coder.errors import (
     CoderApiMissing,
     CoderError,
@@ -209,12 +209,13 @@ class _BackendFactory(Protocol):
     ) -> CoderBackend: ...
 
 
-_BACKENDS: Mapping[str, _BackendFactory] = {
+_BACKENDS: Mapping[str, _BackendFactory | None] = {
     "experimental": ExperimentalBackend,
     "v2": V2Backend,
-    "v2-legacy": AiSdkBackend,
+    "v2-legacy": None,
 }
-"""Implemented generations by name: the accepted ``api`` values besides ``auto``."""
+"""Implemented generations by name: the accepted ``api`` values besides ``auto``. The 2025 AI-SDK
+API's backend (``None`` here) is built apart: it needs options and a task spawner."""
 
 _PREFERENCE = ("v2", "experimental", "v2-legacy")
 """When a server answers for several generations (Coder 2.37 mounts G2 under both prefixes), the
@@ -327,6 +328,7 @@ async def connect_backend(
     organization_id: str | None = None,
     observer: CoderObserver = NOOP_OBSERVER,
     ai_sdk: AiSdkOptions = DEFAULT_OPTIONS,
+    spawn: Spawn | None = None,
     check_model: bool = True,
     **tuning: Unpack[BackendTuning],
 ) -> tuple[CoderBackend, str]:
@@ -334,6 +336,8 @@ async def connect_backend(
 
     ``api`` is ``auto`` (probe the server) or a generation name to skip probing. ``ai_sdk`` is used
     only if the server speaks the 2025 AI-SDK API; its model is checked against the server's list.
+    ``spawn`` starts that API's reply readers in the background, so it is required for it (a
+    ``ValueError`` otherwise: a caller's mistake, not the server's).
     Raises ``CoderAuthError`` for a bad token, ``CoderUnavailable`` if the server can't be reached,
     ``CoderApiMissing`` if no supported API answers, with what was probed in its detail, and
     ``CoderModelUnknown`` for a model the server does not offer. ``check_model=False`` skips that
@@ -348,8 +352,16 @@ async def connect_backend(
         supported = ", ".join(("auto", *_BACKENDS))
         raise CoderApiMissing(f"Unknown Coder API {api!r}; supported values: {supported}")
     if api == "v2-legacy":
+        if spawn is None:
+            raise ValueError("the 2025 AI-SDK API reads replies in background tasks: pass spawn=")
         legacy = AiSdkBackend(
-            base_url, token, options=ai_sdk, organization_id=organization_id, observer=observer, **tuning
+            base_url,
+            token,
+            spawn=spawn,
+            options=ai_sdk,
+            organization_id=organization_id,
+            observer=observer,
+            **tuning,
         )
         if not check_model:
             return legacy, f"{reason}; model {legacy.model or 'unchecked'}"
@@ -360,6 +372,7 @@ async def connect_backend(
             raise
         return legacy, f"{reason}; model {model}"
     factory = _BACKENDS[api]
+    assert factory is not None
     return factory(base_url, token, organization_id=organization_id, observer=observer, **tuning), reason
 
 

@@ -286,9 +286,10 @@ class Outbox:
         # Every post and every final text stores a row, and every shown reaction deletes one: with a
         # hundred threads at work, one transaction each kept SQLite's single writer busy, and the
         # threads waited on it between their edits. Written in groups, they share transactions.
-        self._slot_rows = GroupWriter(db, _write_slot)
-        self._puts = GroupWriter(db, self._write_put)
-        self._shown_rows = GroupWriter(db, _forget_shown)
+        self._writers = TaskGroup("outbox-writes")  # not the workers' group: ``released`` waits on that
+        self._slot_rows = GroupWriter(db, _write_slot, self._writers.spawn)
+        self._puts = GroupWriter(db, self._write_put, self._writers.spawn)
+        self._shown_rows = GroupWriter(db, _forget_shown, self._writers.spawn)
 
     def set_text(
         self,
