@@ -107,7 +107,7 @@ async def slack_identity(client: AsyncWebClient, limits: SlackLimits) -> SlackId
 def ai_sdk_options(settings: Settings, store: AiSdkStore | None = None) -> AiSdkOptions:
     """The settings that only Coder's 2025 AI-SDK chat API uses (ignored by the other generations)."""
     return AiSdkOptions(
-        model=settings.coder_model, store=store, archive_deletes=settings.legacy_archive_deletes
+        model=settings.coder_model, store=store, archive_deletes=settings.aisdk_archive_deletes
     )
 
 

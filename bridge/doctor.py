@@ -192,7 +192,7 @@ async def _coder(settings: Settings, report: Report) -> None:
             report.ok(
                 "archive reaction: "
                 + (
-                    "deletes the chat (BRIDGE_LEGACY_ARCHIVE_DELETES)"
+                    "deletes the chat (BRIDGE_AISDK_ARCHIVE_DELETES)"
                     if caps.archive == "delete"
                     else "refused"
                 )

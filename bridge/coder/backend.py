@@ -219,9 +219,9 @@ API's backend (``None`` here) is built apart: it needs options and a task spawne
 
 _PREFERENCE = ("v2", "experimental", "v2-legacy")
 """When a server answers for several generations (Coder 2.37 mounts G2 under both prefixes), the
-first of these it shows wins. G0a comes last: it is recognised only by chat objects with nothing but
-its four keys, or, with no chats yet, by its ``agentic-chat`` experiment on a server without the
-G2 models route (reference 6b), which no other generation shows."""
+first of these it shows wins. The 2025 AI-SDK API comes last: it is recognised only by chat objects
+with nothing but its four keys, or, with no chats yet, by its ``agentic-chat`` experiment on a
+server without the G2 models route (reference 6b), which no other generation shows."""
 
 
 class _Resolve(Protocol):
@@ -282,11 +282,12 @@ async def _org_models_route(rest: RestClient, organization_id: str | None) -> tu
 async def _org_models_or_agentic_chat(
     rest: RestClient, organization_id: str | None
 ) -> tuple[str, str | None]:
-    """An empty ``/api/v2/chats`` list: G2 if the org models route exists, else G0a if enabled.
+    """An empty ``/api/v2/chats`` list: G2 if the org models route exists, else the 2025 AI-SDK API
+    (G0a) if enabled.
 
-    G0a (the 2025 AI-SDK chat API) was gated by the ``agentic-chat`` experiment, so a server whose
-    org models route is 404 but whose ``GET /api/v2/experiments`` lists ``agentic-chat`` serves G0a
-    on ``/api/v2/chats``. The experiments probe is named in the reason only when it finds G0a.
+    The 2025 AI-SDK API was gated by the ``agentic-chat`` experiment, so a server whose
+    org models route is 404 but whose ``GET /api/v2/experiments`` lists ``agentic-chat`` serves it
+    on ``/api/v2/chats``. The experiments probe is named in the reason only when it finds it.
     """
     finding, generation = await _org_models_route(rest, organization_id)
     if generation is not None:
@@ -354,7 +355,7 @@ async def connect_backend(
     if api == "v2-legacy":
         if spawn is None:
             raise ValueError("the 2025 AI-SDK API reads replies in background tasks: pass spawn=")
-        legacy = AiSdkBackend(
+        aisdk = AiSdkBackend(
             base_url,
             token,
             spawn=spawn,
@@ -364,13 +365,13 @@ async def connect_backend(
             **tuning,
         )
         if not check_model:
-            return legacy, f"{reason}; model {legacy.model or 'unchecked'}"
+            return aisdk, f"{reason}; model {aisdk.model or 'unchecked'}"
         try:
-            model = await legacy.prepare()
+            model = await aisdk.prepare()
         except BaseException:
-            await legacy.aclose()
+            await aisdk.aclose()
             raise
-        return legacy, f"{reason}; model {model}"
+        return aisdk, f"{reason}; model {model}"
     factory = _BACKENDS[api]
     assert factory is not None
     return factory(base_url, token, organization_id=organization_id, observer=observer, **tuning), reason

@@ -10,11 +10,12 @@ from typing import Any
 import httpx
 import pytest
 
-from bridge.coder.aisdk import CUT_BY_RESTART, AiSdkBackend, AiSdkOptions
+from bridge.coder.aisdk import AiSdkBackend, AiSdkOptions
 from bridge.coder.aisdk_store import MemoryAiSdkStore
 from bridge.coder.backend import ChatStream, connect_backend
 from bridge.coder.errors import CoderModelUnknown, CoderRejected
 from bridge.coder.types import (
+    BackendNotice,
     Chat,
     ChatId,
     ChatPhase,
@@ -30,6 +31,7 @@ from bridge.coder.types import (
 from bridge.sim import scenarios
 from bridge.sim.coder import CoderSim
 from bridge.sim.coder_agent import Fail, Gate, Step, Text, ToolCall
+from bridge.slack.failures import render_failure
 from bridge.tasks import TaskGroup
 
 TOKEN = "sim-token"
@@ -346,7 +348,7 @@ async def test_held_follow_ups_survive_a_restart_and_go_out_then(sim: CoderSim) 
         await again.aclose()
     finally:
         await second.aclose()
-    assert [e.message for e in events if isinstance(e, ErrorEvent)] == [CUT_BY_RESTART]
+    assert [e.notice for e in events if isinstance(e, ErrorEvent)] == [BackendNotice.REPLY_CUT_BY_RESTART]
     assert [m.text for m in messages(events)] == ["second", "Echo: second"]
     assert not any(isinstance(e, ErrorEvent) for e in replay), "the cut-off reply is told once"
     assert await store.held(chat.id) == []
@@ -434,9 +436,11 @@ async def test_a_held_follow_up_coder_refuses_does_not_block_the_next(sim: Coder
         await stream.aclose()
     finally:
         await client.aclose()
-    refused = [e.message for e in events if isinstance(e, ErrorEvent)]
-    assert len(refused) == 1
-    assert refused[0].startswith("Coder refused a queued follow-up (Failed to decode chat message)")
+    refused = [e for e in events if isinstance(e, ErrorEvent)]
+    assert [e.notice for e in refused] == [BackendNotice.FOLLOW_UP_REFUSED]
+    assert render_failure(refused[0].failure).startswith(
+        "Coder refused a queued follow-up (Failed to decode chat message)"
+    )
     assert [m.text for m in messages(events) if m.role == "user"] == ["which workspaces do I have?", "third"]
 
 
