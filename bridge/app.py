@@ -64,6 +64,7 @@ from bridge.slack.home_view import HowTo
 from bridge.slack.poster import WebPoster
 from bridge.slack.sessions import WebSessions
 from bridge.slack.streaming import StreamingPoster
+from bridge.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ async def slack_identity(client: AsyncWebClient, limits: SlackLimits) -> SlackId
 def ai_sdk_options(settings: Settings, store: AiSdkStore | None = None) -> AiSdkOptions:
     """The settings that only Coder's 2025 AI-SDK chat API uses (ignored by the other generations)."""
     return AiSdkOptions(
-        model=settings.coder_model, store=store, archive_deletes=settings.legacy_archive_deletes
+        model=settings.coder_model, store=store, archive_deletes=settings.aisdk_archive_deletes
     )
 
 
@@ -178,6 +179,8 @@ class Bridge:
         self.limits: SlackLimits | None = None
         """The workspace's Slack budgets, once started (every Slack call draws on them)."""
         self._backend: CoderBackend | None = None
+        self._coder_tasks = TaskGroup("coder")
+        """Background work of the Coder backends (the 2025 AI-SDK API's reply readers)."""
         self._identity: Identity | None = None
         self._http: aiohttp.ClientSession | None = None
         self._files: SlackFileSource | None = None
@@ -213,6 +216,7 @@ class Bridge:
                 organization_id=settings.coder_organization_id,
                 observer=self.metrics,
                 ai_sdk=ai_sdk_options(settings, DatabaseAiSdkStore(self.db)),
+                spawn=self._coder_tasks.spawn,
                 reconnect=self._reconnect_policy(),
             )
         except CoderModelUnknown as exc:
@@ -410,6 +414,7 @@ class Bridge:
                 organization_id=settings.coder_organization_id,
                 observer=self.metrics,
                 ai_sdk=ai_sdk,
+                spawn=self._coder_tasks.spawn,
                 check_model=False,
                 reconnect=self._reconnect_policy(),
             )

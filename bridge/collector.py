@@ -12,9 +12,10 @@ collected at once: one long pause every ten minutes instead of one every few sec
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 from typing import Any
+
+from bridge.tasks import TaskGroup
 
 FULL_EVERY = 600.0
 """Seconds between two collections of everything, frozen objects included."""
@@ -25,22 +26,19 @@ class CollectorPacing:
 
     def __init__(self, full_every: float = FULL_EVERY) -> None:
         self._full_every = full_every
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = TaskGroup("collector")
 
     def start(self) -> None:
         """From now on: what start-up loaded is frozen, and so is what outlives a full collection."""
         gc.freeze()
         gc.callbacks.append(self._after_collection)
-        self._task = asyncio.create_task(self._collect_everything())
+        self._tasks.spawn("collect-everything", self._collect_everything())
 
     async def stop(self) -> None:
         """Back to the collector's defaults (nothing frozen)."""
         if self._after_collection in gc.callbacks:
             gc.callbacks.remove(self._after_collection)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._tasks.cancel()
         gc.unfreeze()
 
     @staticmethod

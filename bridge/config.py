@@ -77,9 +77,14 @@ class Settings(BaseSettings):
         default="auto", validation_alias=_env("BRIDGE_CODER_API")
     )
     coder_model: str | None = Field(default=None, validation_alias=_env("BRIDGE_CODER_MODEL"))
-    legacy_archive_deletes: bool = Field(
-        default=False, validation_alias=_env("BRIDGE_LEGACY_ARCHIVE_DELETES")
+    aisdk_archive_deletes: bool = Field(
+        default=False,
+        validation_alias=AliasChoices(
+            *_env("BRIDGE_AISDK_ARCHIVE_DELETES").choices, *_env("BRIDGE_LEGACY_ARCHIVE_DELETES").choices
+        ),
     )
+    """The 2025 AI-SDK API cannot archive: archiving deletes the chat. ``BRIDGE_LEGACY_ARCHIVE_DELETES``,
+    its first name, is still read."""
     edit_interval: float = Field(default=1.0, ge=0, le=60, validation_alias=_env("BRIDGE_EDIT_INTERVAL"))
     native_streaming: bool = Field(default=False, validation_alias=_env("BRIDGE_NATIVE_STREAMING"))
     agent_sessions: Literal["auto", "off"] = Field(

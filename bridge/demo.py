@@ -27,6 +27,7 @@ from bridge.sim.coder import CoderSim
 from bridge.sim.slack import SlackSim
 from bridge.slack.blocks import is_outcome
 from bridge.slack.scopes import REQUIRED_EVENTS
+from bridge.tasks import scoped_task
 
 FOLLOW_UP = "Thanks! Please also add a regression test for it."
 _TOKEN = "sim-demo-token"
@@ -128,13 +129,13 @@ async def wait_either(
     slack: SlackSim, coder: CoderSim, predicate: Callable[[], bool], timeout: float
 ) -> None:
     """Wait until ``predicate`` holds, re-checking it whenever either simulator's state changes."""
-    waits = [asyncio.ensure_future(sim.wait_for(predicate, timeout)) for sim in (slack, coder)]
-    done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
-    for task in done:
-        task.result()
+    async with (
+        scoped_task("demo:slack-wait", slack.wait_for(predicate, timeout)) as on_slack,
+        scoped_task("demo:coder-wait", coder.wait_for(predicate, timeout)) as on_coder,
+    ):
+        done, _ = await asyncio.wait((on_slack, on_coder), return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
 
 
 def _text(message: dict[str, object]) -> str:

@@ -18,6 +18,7 @@ from bridge.db.engine import Database
 from bridge.db.migrate import alembic_config
 from bridge.relay.limits import SlackLimits
 from bridge.slack.scopes import REQUIRED_SCOPES
+from bridge.tasks import TaskGroup
 
 
 class Report:
@@ -169,6 +170,7 @@ async def _coder(settings: Settings, report: Report) -> None:
             api=settings.coder_api,
             organization_id=settings.coder_organization_id,
             ai_sdk=ai_sdk_options(settings),
+            spawn=TaskGroup("doctor").spawn,
         )
     except CoderModelUnknown as exc:
         report.fail(
@@ -190,7 +192,7 @@ async def _coder(settings: Settings, report: Report) -> None:
             report.ok(
                 "archive reaction: "
                 + (
-                    "deletes the chat (BRIDGE_LEGACY_ARCHIVE_DELETES)"
+                    "deletes the chat (BRIDGE_AISDK_ARCHIVE_DELETES)"
                     if caps.archive == "delete"
                     else "refused"
                 )

@@ -1,7 +1,9 @@
 """Supervised background tasks: named, kept referenced, failures logged, cancelled cleanly.
 
 Every background coroutine of the bridge starts here, never through a bare ``create_task``: an
-unreferenced task can be garbage-collected mid-flight, and an exception in one would vanish.
+unreferenced task can be garbage-collected mid-flight, and an exception in one would vanish. A task
+that only races something else inside one call (``scoped_task``) ends with that call. The Coder
+client and the storage layer stand alone, so they take ``TaskGroup.spawn`` as a callable instead.
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Coroutine, Hashable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class TaskGroup:
@@ -54,6 +58,20 @@ class TaskGroup:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@asynccontextmanager
+async def scoped_task(name: str, coro: Coroutine[Any, Any, T]) -> AsyncIterator[asyncio.Task[T]]:
+    """``coro`` as a task that lives only inside the ``async with`` block, for a caller that races it
+    against something else (a deadline, another wait): it is cancelled and awaited when the block
+    ends, so it never outlives its caller. Its outcome is the caller's to read."""
+    task = asyncio.create_task(coro, name=name)
+    try:
+        yield task
+    finally:
+        if not task.done():
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 class KeyedLocks:

@@ -1,6 +1,6 @@
-"""The G0a backend: Coder's 2025 AI-SDK chat API on ``/api/v2/chats`` (reference section 6).
+"""The backend of Coder's 2025 AI-SDK chat API (G0a) on ``/api/v2/chats`` (reference section 6).
 
-G0a has six routes (list, create, get, delete chats; list and post messages) and nothing else: no
+It has six routes (list, create, get, delete chats; list and post messages) and nothing else: no
 status, labels, queue, interrupt, archive, files or stream socket. ``POST /messages`` answers with
 the reply itself, streamed as a Vercel AI SDK data stream, and coderd ends the reply when that
 request goes away. This backend presents it through the same ``CoderBackend`` interface:
@@ -15,8 +15,11 @@ request goes away. This backend presents it through the same ``CoderBackend`` in
 - uploaded files are kept in memory and sent inline as aisdk ``file`` parts.
 
 Each reply is read by a background task that publishes normalized events to ``stream()``
-subscribers. Message ids are positions (1-based) in the chat's message list, so ``after_id`` means
-"how many messages I have seen"; this holds as long as only this bridge posts to its chats.
+subscribers. The Coder client stands alone, so whoever builds the backend hands in how to start
+that task (``spawn``: the bridge passes ``bridge.tasks.TaskGroup.spawn``, which names, keeps and
+watches it); the backend still cancels its replies itself on ``aclose``. Message ids are
+positions (1-based) in the chat's message list, so ``after_id`` means "how many messages I have
+seen"; this holds as long as only this bridge posts to its chats.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import logging
 import ssl
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -70,6 +73,7 @@ from bridge.coder.stream import DEFAULT_RECONNECT, ReconnectPolicy
 from bridge.coder.types import (
     IMAGE_TYPES,
     NO_OPTIONS,
+    BackendNotice,
     Capabilities,
     Chat,
     ChatId,
@@ -102,16 +106,6 @@ LLMS = "/api/v2/deployment/llms"
 FALLBACK_MODEL = "claude-3-7-sonnet-latest"
 """The model of the reference's examples, used when none is configured and the server lists none."""
 
-CUT_BY_RESTART = (
-    "The bridge restarted while the agent was replying. This Coder version ends a reply when the "
-    "connection that asked for it closes, so the rest of that answer is lost; reply here to continue."
-)
-UNSENT_FOLLOW_UP = (
-    "A queued follow-up could not be sent ({error}); it stays queued and goes with your next message."
-)
-
-REFUSED_FOLLOW_UP = "Coder refused a queued follow-up ({error}), so it was not sent; please send it again."
-
 Batch = list[StreamEvent]
 
 
@@ -121,7 +115,7 @@ class AiSdkOptions:
 
     ``model`` is the ``model`` key sent with every message (``None``: the server's first);
     ``store`` keeps labels and held follow-ups (``None``: this process's memory only);
-    ``archive_deletes`` makes archiving delete the chat, as G0a cannot archive.
+    ``archive_deletes`` makes archiving delete the chat, as that API cannot archive.
     """
 
     model: str | None = None
@@ -130,6 +124,9 @@ class AiSdkOptions:
 
 
 DEFAULT_OPTIONS = AiSdkOptions()
+
+Spawn = Callable[[str, Coroutine[Any, Any, None]], "asyncio.Task[Any]"]
+"""Starts a named background task (in the bridge: ``bridge.tasks.TaskGroup.spawn``)."""
 
 
 @dataclass
@@ -141,7 +138,7 @@ class _ChatState:
     """
 
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    reply: asyncio.Task[None] | None = None
+    reply: asyncio.Task[Any] | None = None
     subscribers: set[asyncio.Queue[Batch | None]] = field(default_factory=set)
     last_error: str | None = None
     deltas: Batch = field(default_factory=list)
@@ -185,9 +182,9 @@ def _model_ids(body: Any) -> list[str]:
 
 
 class AiSdkBackend:
-    """``CoderBackend`` for G0a (``/api/v2/chats`` of 2025); generation name ``v2-legacy``.
+    """``CoderBackend`` for the 2025 AI-SDK API (``/api/v2/chats``); generation name ``v2-legacy``.
 
-    ``organization_id`` and ``reconnect`` are accepted for interface parity and unused: G0a chats
+    ``organization_id`` and ``reconnect`` are accepted for interface parity and unused: its chats
     belong to no organization and there is no socket to reconnect.
     """
 
@@ -196,6 +193,7 @@ class AiSdkBackend:
         base_url: str,
         token: str,
         *,
+        spawn: Spawn,
         options: AiSdkOptions = DEFAULT_OPTIONS,
         organization_id: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
@@ -214,6 +212,7 @@ class AiSdkBackend:
             timeout=httpx.Timeout(timeout, read=None),
             verify=ssl_context if ssl_context is not None else True,
         )
+        self._spawn = spawn
         self._model = options.model
         self._store: AiSdkStore = options.store if options.store is not None else MemoryAiSdkStore()
         self._archive_deletes = options.archive_deletes
@@ -259,7 +258,8 @@ class AiSdkBackend:
 
     @property
     def accepted_media_types(self) -> frozenset[str]:
-        """Images: the only ``file`` parts reference section 6 shows G0a taking (inline, base64)."""
+        """Images: the only ``file`` parts reference section 6 shows the 2025 AI-SDK API taking (inline,
+        base64)."""
         return IMAGE_TYPES
 
     def _path(self, chat_id: str, *rest: str) -> str:
@@ -309,7 +309,7 @@ class AiSdkBackend:
         organization_id: str | None = None,
         options: ChatOptions = NO_OPTIONS,
     ) -> Chat:
-        """``POST /chats`` (no body), then the first message. G0a chats take no options
+        """``POST /chats`` (no body), then the first message. Its chats take no options
         (``capabilities.options`` is empty, so the relay refuses them before asking).
 
         The labels are stored before the first message goes out, so a creation a crash cut short
@@ -332,11 +332,11 @@ class AiSdkBackend:
         return await self._chat(raw)
 
     async def choices(self, option: ChatOption) -> list[Choice]:
-        """None: G0a chats have no per-chat model config, workspace or MCP servers."""
+        """None: the 2025 AI-SDK API's chats have no per-chat model config, workspace or MCP servers."""
         return []
 
     async def _chat(self, raw: Any) -> Chat:
-        """A G0a Chat with the synthesized status and the labels the store remembers."""
+        """A chat of the 2025 AI-SDK API with the synthesized status and the labels the store remembers."""
         chat_id = ChatId(str(raw.get("id") if isinstance(raw, dict) else ""))
         state = self._state(chat_id)
         stored = await self._store.get_chat(chat_id)
@@ -365,7 +365,7 @@ class AiSdkBackend:
                         await self._send_next(chat_id, state)
                     except CoderError as exc:  # this one is held all the same: nothing is lost
                         log.warning("sending a held follow-up to chat %s failed: %s", chat_id, exc)
-                        state.publish([ErrorEvent(message=UNSENT_FOLLOW_UP.format(error=exc))])
+                        state.publish([ErrorEvent(message=str(exc), notice=BackendNotice.FOLLOW_UP_UNSENT)])
                 return SendResult(queued=True, queued_message=held.queued())
             message = await self._start(chat_id, state, content)
         return SendResult(queued=False, message=message)
@@ -382,7 +382,7 @@ class AiSdkBackend:
                 posted: tuple[httpx.Response, Message] | None = await self._post(chat_id, held.content)
             except CoderRejected as exc:
                 posted = None
-                state.publish([ErrorEvent(message=REFUSED_FOLLOW_UP.format(error=exc))])
+                state.publish([ErrorEvent(message=str(exc), notice=BackendNotice.FOLLOW_UP_REFUSED)])
             await self._store.release(chat_id, held.id)
             await self._publish_queue(chat_id, state)
             if posted is not None:
@@ -411,9 +411,7 @@ class AiSdkBackend:
         """Hand a reply that started streaming to a new background task; returns its user message."""
         state.last_error = None
         await self._store.set_replying(chat_id, True)
-        state.reply = asyncio.create_task(
-            self._reply(chat_id, state, response, message), name=f"aisdk-{chat_id}"
-        )
+        state.reply = self._spawn(f"aisdk-reply:{chat_id}", self._reply(chat_id, state, response, message))
         return message
 
     async def _post(self, chat_id: ChatId, content: Sequence[InputPart]) -> tuple[httpx.Response, Message]:
@@ -467,7 +465,7 @@ class AiSdkBackend:
                     posted = await self._post_held(chat_id, state)
                 except CoderError as exc:
                     state.last_error = str(exc)
-                    state.publish([ErrorEvent(message=UNSENT_FOLLOW_UP.format(error=exc))])
+                    state.publish([ErrorEvent(message=str(exc), notice=BackendNotice.FOLLOW_UP_UNSENT)])
                     posted = None
                 if posted is None:
                     state.reply, state.deltas = None, []
@@ -538,7 +536,7 @@ class AiSdkBackend:
         return messages[-max(limit, 1) :]
 
     async def interrupt(self, chat_id: ChatId) -> Chat:
-        """Close the streaming reply (G0a's only way to stop; coderd drops the partial step).
+        """Close the streaming reply (the 2025 AI-SDK API's only way to stop; coderd drops the partial step).
 
         Held follow-ups stay held until the next ``send_message`` or ``promote_queued``, as Coder's
         own queue does after an interrupt.
@@ -558,7 +556,7 @@ class AiSdkBackend:
         state.publish([StatusEvent(status=state.status)])
 
     async def set_archived(self, chat_id: ChatId, archived: bool) -> None:
-        """G0a has no archive: refused, or (opted in) archiving deletes the chat for good."""
+        """The 2025 AI-SDK API has no archive: refused, or (opted in) archiving deletes the chat for good."""
         if not self._archive_deletes:
             raise CoderRejected(
                 "this Coder version's chat API cannot archive chats, so the chat is unchanged", status=405
@@ -591,12 +589,12 @@ class AiSdkBackend:
     async def edit_message(
         self, chat_id: ChatId, message_id: int, content: Sequence[InputPart]
     ) -> EditResult:
-        """G0a has no message edit: always ``CoderRejected``."""
+        """The 2025 AI-SDK API has no message edit: always ``CoderRejected``."""
         raise CoderRejected("This Coder version's chat API cannot edit messages", status=405)
 
     async def rename(self, chat_id: ChatId, title: str) -> Chat:
-        """G0a has no route that renames a chat (its title comes from the first message): always
-        ``CoderRejected``."""
+        """The 2025 AI-SDK API has no route that renames a chat (its title comes from the first
+        message): always ``CoderRejected``."""
         raise CoderRejected("This Coder version's chat API cannot rename chats", status=405)
 
     async def queued_messages(self, chat_id: ChatId) -> list[QueuedMessage]:
@@ -617,16 +615,16 @@ class AiSdkBackend:
         return file_id
 
     def watch(self) -> None:
-        """G0a has no watch socket: chats change only through this process."""
+        """The 2025 AI-SDK API has no watch socket: chats change only through this process."""
         return None
 
     async def get_diff(self, chat_id: ChatId) -> None:
-        """G0a tracks no diffs or pull requests."""
+        """The 2025 AI-SDK API tracks no diffs or pull requests."""
         return None
 
     async def facts(self) -> ServerFacts:
-        """The version: G0a has none of the behaviours later builds differ in (no MCP servers, no
-        queue to promote from, no labels; its errors are the bridge's own words)."""
+        """The version: the 2025 AI-SDK API has none of the behaviours later builds differ in (no MCP
+        servers, no queue to promote from, no labels; its errors are the bridge's own words)."""
         return ServerFacts(version=await server_version(self._rest))
 
     def stream(self, chat_id: ChatId, *, after_id: int | None = None) -> AiSdkStream:
@@ -649,11 +647,11 @@ class AiSdkBackend:
             stored = await self._store.get_chat(chat_id)
             if stored is not None and stored.replying and not state.busy:
                 await self._store.set_replying(chat_id, False)
-                notices.append(ErrorEvent(message=CUT_BY_RESTART))
+                notices.append(ErrorEvent(message="", notice=BackendNotice.REPLY_CUT_BY_RESTART))
                 try:
                     await self._send_next(chat_id, state)
                 except CoderError as exc:
-                    notices.append(ErrorEvent(message=UNSENT_FOLLOW_UP.format(error=exc)))
+                    notices.append(ErrorEvent(message=str(exc), notice=BackendNotice.FOLLOW_UP_UNSENT))
             held = await self._store.held(chat_id)
         unseen = [MessageEvent(message=m) for m in messages if after_id is None or m.id > after_id]
         # The running turn's deltas come after the user message that began it (a follow-up's tool
@@ -681,7 +679,7 @@ class AiSdkBackend:
 
 
 class AiSdkStream:
-    """One subscriber of a chat's events; the ``ChatStream`` of the G0a backend.
+    """One subscriber of a chat's events; the ``ChatStream`` of the 2025 AI-SDK backend.
 
     Live ``MessageEvent``s at or below the highest id already delivered are dropped, so the
     snapshot and the live events never repeat a message.

@@ -1,6 +1,6 @@
 """What the bridge keeps for Coder's 2025 AI-SDK chat API, which stores none of it itself.
 
-G0a chats have no labels, no queue and no status (reference section 6), and a reply lives only as
+Its chats have no labels, no queue and no status (reference section 6), and a reply lives only as
 long as the request that asked for it. So the backend keeps, per chat:
 
 - its labels, saved right after ``POST /chats`` and before the first message is sent, so a creation
@@ -27,7 +27,7 @@ from bridge.coder.types import ChatId, InputPart, Part, QueuedMessage
 
 @dataclass(frozen=True)
 class StoredChat:
-    """The bridge's own record of one G0a chat."""
+    """The bridge's own record of one chat of the 2025 AI-SDK API."""
 
     chat_id: ChatId
     labels: Mapping[str, str]
@@ -66,7 +66,7 @@ def labels_match(stored: Mapping[str, str], wanted: Mapping[str, str]) -> bool:
 
 
 class AiSdkStore(Protocol):
-    """Durable memory for what the G0a API lacks; every method is one small transaction."""
+    """Durable memory for what the 2025 AI-SDK API lacks; every method is one small transaction."""
 
     async def remember_chat(self, chat_id: ChatId, labels: Mapping[str, str]) -> None:
         """Record a chat just created (not yet started) with the labels Coder could not take."""

@@ -1,8 +1,8 @@
-"""Wire shapes of G0a, the 2025 AI-SDK chat API on ``/api/v2/chats`` (reference section 6).
+"""Wire shapes of the 2025 AI-SDK chat API (G0a) on ``/api/v2/chats`` (reference section 6).
 
 Pure functions and small state machines, no I/O: the backend (``aisdk``) feeds them what it reads.
 
-- ``parse_chat`` / ``parse_message``: G0a Chat and aisdk.Message JSON into ``types`` models. G0a
+- ``parse_chat`` / ``parse_message``: its Chat and aisdk.Message JSON into ``types`` models. Its
   message ids are strings; a message's ``Message.id`` is its 1-based position in the chat's list.
 - ``DataStreamDecoder``: the body of ``POST /messages``, either the Vercel AI SDK data stream v1
   (``<TYPE_ID>:<JSON>`` lines) or its SSE form (``data: {json}`` events), into ``WirePart`` values.
@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 IDLE = ChatStatus(phase=ChatPhase.IDLE, name="waiting")
 RUNNING = ChatStatus(phase=ChatPhase.WORKING, name="running")
 FAILED = ChatStatus(phase=ChatPhase.ERROR, name="error")
-"""G0a chats have no status; the backend synthesizes these (named like G1's) from its own replies."""
+"""The 2025 AI-SDK API's chats have no status; the backend synthesizes these (named like G1's) from
+its own replies."""
 
 WireKind = Literal[
     "text",
@@ -87,7 +88,8 @@ def parse_chat(
     labels: dict[str, str] | None = None,
     last_error: str | None = None,
 ) -> Chat:
-    """A G0a Chat (id/created_at/updated_at/title) with the status and labels the backend keeps."""
+    """A chat of the 2025 AI-SDK API (id/created_at/updated_at/title) with the status and labels the
+    backend keeps."""
     return Chat(
         id=ChatId(str(raw["id"])),
         title=str(raw.get("title") or ""),

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypedDict, Unpack
 from urllib.parse import quote
 
-from bridge.coder.aisdk import DEFAULT_OPTIONS, AiSdkBackend, AiSdkOptions
+from bridge.coder.aisdk import DEFAULT_OPTIONS, AiSdkBackend, AiSdkOptions, Spawn
 from bridge.coder.errors import (
     CoderApiMissing,
     CoderError,
@@ -209,18 +209,19 @@ class _BackendFactory(Protocol):
     ) -> CoderBackend: ...
 
 
-_BACKENDS: Mapping[str, _BackendFactory] = {
+_BACKENDS: Mapping[str, _BackendFactory | None] = {
     "experimental": ExperimentalBackend,
     "v2": V2Backend,
-    "v2-legacy": AiSdkBackend,
+    "v2-legacy": None,
 }
-"""Implemented generations by name: the accepted ``api`` values besides ``auto``."""
+"""Implemented generations by name: the accepted ``api`` values besides ``auto``. The 2025 AI-SDK
+API's backend (``None`` here) is built apart: it needs options and a task spawner."""
 
 _PREFERENCE = ("v2", "experimental", "v2-legacy")
 """When a server answers for several generations (Coder 2.37 mounts G2 under both prefixes), the
-first of these it shows wins. G0a comes last: it is recognised only by chat objects with nothing but
-its four keys, or, with no chats yet, by its ``agentic-chat`` experiment on a server without the
-G2 models route (reference 6b), which no other generation shows."""
+first of these it shows wins. The 2025 AI-SDK API comes last: it is recognised only by chat objects
+with nothing but its four keys, or, with no chats yet, by its ``agentic-chat`` experiment on a
+server without the G2 models route (reference 6b), which no other generation shows."""
 
 
 class _Resolve(Protocol):
@@ -281,11 +282,12 @@ async def _org_models_route(rest: RestClient, organization_id: str | None) -> tu
 async def _org_models_or_agentic_chat(
     rest: RestClient, organization_id: str | None
 ) -> tuple[str, str | None]:
-    """An empty ``/api/v2/chats`` list: G2 if the org models route exists, else G0a if enabled.
+    """An empty ``/api/v2/chats`` list: G2 if the org models route exists, else the 2025 AI-SDK API
+    (G0a) if enabled.
 
-    G0a (the 2025 AI-SDK chat API) was gated by the ``agentic-chat`` experiment, so a server whose
-    org models route is 404 but whose ``GET /api/v2/experiments`` lists ``agentic-chat`` serves G0a
-    on ``/api/v2/chats``. The experiments probe is named in the reason only when it finds G0a.
+    The 2025 AI-SDK API was gated by the ``agentic-chat`` experiment, so a server whose
+    org models route is 404 but whose ``GET /api/v2/experiments`` lists ``agentic-chat`` serves it
+    on ``/api/v2/chats``. The experiments probe is named in the reason only when it finds it.
     """
     finding, generation = await _org_models_route(rest, organization_id)
     if generation is not None:
@@ -327,6 +329,7 @@ async def connect_backend(
     organization_id: str | None = None,
     observer: CoderObserver = NOOP_OBSERVER,
     ai_sdk: AiSdkOptions = DEFAULT_OPTIONS,
+    spawn: Spawn | None = None,
     check_model: bool = True,
     **tuning: Unpack[BackendTuning],
 ) -> tuple[CoderBackend, str]:
@@ -334,6 +337,8 @@ async def connect_backend(
 
     ``api`` is ``auto`` (probe the server) or a generation name to skip probing. ``ai_sdk`` is used
     only if the server speaks the 2025 AI-SDK API; its model is checked against the server's list.
+    ``spawn`` starts that API's reply readers in the background, so it is required for it (a
+    ``ValueError`` otherwise: a caller's mistake, not the server's).
     Raises ``CoderAuthError`` for a bad token, ``CoderUnavailable`` if the server can't be reached,
     ``CoderApiMissing`` if no supported API answers, with what was probed in its detail, and
     ``CoderModelUnknown`` for a model the server does not offer. ``check_model=False`` skips that
@@ -348,18 +353,27 @@ async def connect_backend(
         supported = ", ".join(("auto", *_BACKENDS))
         raise CoderApiMissing(f"Unknown Coder API {api!r}; supported values: {supported}")
     if api == "v2-legacy":
-        legacy = AiSdkBackend(
-            base_url, token, options=ai_sdk, organization_id=organization_id, observer=observer, **tuning
+        if spawn is None:
+            raise ValueError("the 2025 AI-SDK API reads replies in background tasks: pass spawn=")
+        aisdk = AiSdkBackend(
+            base_url,
+            token,
+            spawn=spawn,
+            options=ai_sdk,
+            organization_id=organization_id,
+            observer=observer,
+            **tuning,
         )
         if not check_model:
-            return legacy, f"{reason}; model {legacy.model or 'unchecked'}"
+            return aisdk, f"{reason}; model {aisdk.model or 'unchecked'}"
         try:
-            model = await legacy.prepare()
+            model = await aisdk.prepare()
         except BaseException:
-            await legacy.aclose()
+            await aisdk.aclose()
             raise
-        return legacy, f"{reason}; model {model}"
+        return aisdk, f"{reason}; model {model}"
     factory = _BACKENDS[api]
+    assert factory is not None
     return factory(base_url, token, organization_id=organization_id, observer=observer, **tuning), reason
 
 

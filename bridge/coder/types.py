@@ -184,6 +184,20 @@ class ErrorKind(StrEnum):
             return cls.GENERIC
 
 
+class BackendNotice(StrEnum):
+    """A failure the backend itself observed rather than one Coder reported: the 2025 AI-SDK API
+    (G0a) keeps no queue and ends a reply with its request, so its backend reports these. A fact
+    only: the Slack renderers word it (``bridge.slack.failures``)."""
+
+    NONE = ""
+    REPLY_CUT_BY_RESTART = "reply_cut_by_restart"
+    """The bridge restarted while a reply streamed; the rest of that reply is lost."""
+    FOLLOW_UP_UNSENT = "follow_up_unsent"
+    """A held follow-up could not be sent now (the message is the error); it stays held."""
+    FOLLOW_UP_REFUSED = "follow_up_refused"
+    """Coder refused a held follow-up for good (the message is the error); it was dropped."""
+
+
 class ChatFailure(_Model):
     """Why a turn failed, as Coder classifies it (``codersdk.ChatError``): in a chat's
     ``last_error`` and a stream ``error`` event. Older builds send only the message."""
@@ -196,6 +210,7 @@ class ChatFailure(_Model):
     retryable: bool = False
     status_code: int | None = None
     """The upstream provider's HTTP status, best effort."""
+    notice: BackendNotice = BackendNotice.NONE
 
 
 class Chat(_Model):
@@ -428,10 +443,11 @@ class ErrorEvent(_Model):
     detail: str = ""
     provider: str = ""
     status_code: int | None = None
+    notice: BackendNotice = BackendNotice.NONE
 
     @property
     def failure(self) -> ChatFailure:
-        """The error as Coder classified it."""
+        """The error as Coder classified it (or as the backend observed it: ``notice``)."""
         return ChatFailure(
             message=self.message,
             detail=self.detail,
@@ -439,6 +455,7 @@ class ErrorEvent(_Model):
             provider=self.provider,
             retryable=self.retryable,
             status_code=self.status_code,
+            notice=self.notice,
         )
 
     @classmethod

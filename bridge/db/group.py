@@ -5,13 +5,17 @@ A burst of Slack events (a hundred mentions at once, each delivered twice: ``app
 an acknowledgement after 3 s. One transaction each, queued on SQLite's single writer, made the last
 ones miss that deadline, so Slack retried them minutes later. Written in groups, a burst costs a
 few commits: whoever arrives while a group commits joins the next one.
+
+The writer runs as a background task. Storage imports nothing from the bridge, so its owner hands
+in how to start one (``spawn``: the bridge passes ``TaskGroup.spawn``, which names, keeps and
+watches it).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,16 +24,20 @@ from bridge.db.engine import Database
 T = TypeVar("T")
 R = TypeVar("R")
 
+Spawn = Callable[[str, Coroutine[Any, Any, None]], "asyncio.Task[Any]"]
+"""Starts a named background task (``bridge.tasks.TaskGroup.spawn``)."""
+
 
 class GroupWriter(Generic[T, R]):
     """Calls ``write(session, item)`` for each item, many items per transaction; a caller returns
     once its item is committed. A failed transaction fails every caller of its group."""
 
-    def __init__(self, db: Database, write: Callable[[AsyncSession, T], Awaitable[R]]) -> None:
+    def __init__(self, db: Database, write: Callable[[AsyncSession, T], Awaitable[R]], spawn: Spawn) -> None:
         self._db = db
         self._write = write
+        self._spawn = spawn
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._writer: asyncio.Task[Any] | None = None
 
     async def __call__(self, item: T) -> R:
         return await self.submit(item)
@@ -40,7 +48,7 @@ class GroupWriter(Generic[T, R]):
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._waiting.append((item, future))
         if self._writer is None:
-            self._writer = asyncio.create_task(self._write_groups())
+            self._writer = self._spawn("group-writer", self._write_groups())
         return future
 
     async def _write_groups(self) -> None:

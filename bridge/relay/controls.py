@@ -30,8 +30,7 @@ from bridge.relay.intake import Intake
 from bridge.relay.links import Follows, Headers, shown, thread_ref
 from bridge.relay.outbox import Outbox, digest, final_text
 from bridge.relay.policy import Act, Policy
-from bridge.relay.ports import ButtonAction
-from bridge.slack.blocks import render_error
+from bridge.slack.blocks import ButtonAction, render_error
 from bridge.slack.failures import render_coder_error
 from bridge.tasks import TaskGroup
 

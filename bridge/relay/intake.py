@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.group import GroupWriter
+from bridge.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +63,10 @@ class Intake:
     def __init__(self, db: Database, key: bytes) -> None:
         self._db = db
         self._key = key
-        self._records: GroupWriter[tuple[str, str, str], bool] = GroupWriter(db, _record)
-        self._finishes = GroupWriter(db, repo.finish_event)
-        self._requests = GroupWriter(db, repo.claim_request)
+        self._writers = TaskGroup("intake-writes")
+        self._records: GroupWriter[tuple[str, str, str], bool] = GroupWriter(db, _record, self._writers.spawn)
+        self._finishes = GroupWriter(db, repo.finish_event, self._writers.spawn)
+        self._requests = GroupWriter(db, repo.claim_request, self._writers.spawn)
 
     def _tag(self, event_id: str, payload: str) -> str:
         return hmac.new(self._key, f"{event_id}\0{payload}".encode(), hashlib.sha256).hexdigest()

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TypeVar
 
+from bridge.coder.backoff import Backoff
 from bridge.relay.ports import SlackRateLimited
 
 T = TypeVar("T")
@@ -35,6 +36,11 @@ class Budget:
 
     per_minute: float
     burst: int
+
+
+SLACK_RETRY = Backoff(initial=0.5, cap=30.0)
+"""Delays after a failed Slack call (5xx, timeout); drawn with ``delay(failures)``: the first
+failure waits up to 1 s, the fourth up to 8 s."""
 
 
 TIER_2 = Budget(per_minute=19, burst=3)

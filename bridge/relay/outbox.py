@@ -63,7 +63,6 @@ import hashlib
 import itertools
 import json
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -77,7 +76,7 @@ from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.group import GroupWriter
 from bridge.db.models import SlackMessage, utcnow
-from bridge.relay.limits import Priority, SlackLimits, Ticket
+from bridge.relay.limits import SLACK_RETRY, Priority, SlackLimits, Ticket
 from bridge.relay.output import ReactionWish, SlotText
 from bridge.relay.ports import Button, Plan, SlackError, SlackPermanent, SlackPoster, SlackRateLimited
 from bridge.slack.mrkdwn import split_markdown
@@ -291,9 +290,10 @@ class Outbox:
         # Every post and every final text stores a row, and every shown reaction deletes one: with a
         # hundred threads at work, one transaction each kept SQLite's single writer busy, and the
         # threads waited on it between their edits. Written in groups, they share transactions.
-        self._slot_rows = GroupWriter(db, _write_slot)
-        self._puts = GroupWriter(db, self._write_put)
-        self._shown_rows = GroupWriter(db, _forget_shown)
+        self._writers = TaskGroup("outbox-writes")  # not the workers' group: ``released`` waits on that
+        self._slot_rows = GroupWriter(db, _write_slot, self._writers.spawn)
+        self._puts = GroupWriter(db, self._write_put, self._writers.spawn)
+        self._shown_rows = GroupWriter(db, _forget_shown, self._writers.spawn)
 
     def set_text(
         self,
@@ -826,7 +826,7 @@ class Outbox:
                 slot.sent_digest = sent
                 slot.done.set()
                 return
-            delay = random.uniform(0, min(30.0, 0.5 * 2**slot.failures))
+            delay = SLACK_RETRY.delay(slot.failures)
             thread.paused_until = self._clock() + delay
             log.warning("slack call failed (%s); retrying slot %s in %.2fs", exc, slot.key, delay)
             return
@@ -908,7 +908,7 @@ class Outbox:
             if failures < _MAX_TRANSIENT_ATTEMPTS:
                 # Only this reaction waits: Slack failing one says nothing about the thread's texts,
                 # nor about its other reactions (the ⏳ to take off a follow-up, the ✅ of a turn).
-                delay = random.uniform(0, min(30.0, 0.5 * 2**failures))
+                delay = SLACK_RETRY.delay(failures)
                 marks.retry_at[name] = self._clock() + delay
                 log.warning("slack call failed (%s); retrying reaction %s in %.2fs", exc, name, delay)
                 return

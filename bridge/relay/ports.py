@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, Protocol
 
 
@@ -239,24 +238,6 @@ class ThreadHistory(Protocol):
     async def thread(self, channel: str, thread_ts: str) -> list[ThreadMessage]:
         """The thread's messages, oldest first (a very long thread: its first page); raises ``SlackError``."""
         ...
-
-
-class ButtonAction(StrEnum):
-    """The block-action ids of the bridge's buttons (a contract with the Slack app): a click does what
-    the matching reaction does (``relay.controls``)."""
-
-    CHAT_STOP = "chat_stop"
-    CHAT_ARCHIVE = "chat_archive"
-    CHAT_UNARCHIVE = "chat_unarchive"
-    CHAT_OPEN = "chat_open"
-    """A URL button: Slack opens Coder and still sends the click, which is only acknowledged."""
-    QUEUED_SEND_NEXT = "queued_send_next"
-    QUEUED_REMOVE = "queued_remove"
-
-    @property
-    def names_queued(self) -> bool:
-        """Whether the value is ``<chat id>:<queued message id>`` (else it is the chat id alone)."""
-        return self in (ButtonAction.QUEUED_SEND_NEXT, ButtonAction.QUEUED_REMOVE)
 
 
 class HomeTab(Protocol):

@@ -20,12 +20,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from dataclasses import dataclass
 from enum import StrEnum
 
 from bridge.coder.types import ChatPhase
-from bridge.relay.limits import SlackLimits
+from bridge.relay.limits import SLACK_RETRY, SlackLimits
 from bridge.relay.outbox import ThreadRef
 from bridge.relay.ports import AgentSessions, SlackError, SlackPermanent, SlackRateLimited
 from bridge.tasks import TaskGroup
@@ -213,7 +212,7 @@ class SessionMirror:
         except SlackError as exc:
             session.failures += 1
             if session.failures < _MAX_FAILURES:
-                await self._retry(key, random.uniform(0, 0.5 * 2**session.failures))
+                await self._retry(key, SLACK_RETRY.delay(session.failures))
             else:
                 log.warning("giving up on the agent session of thread %s: %s", session.thread_ts, exc)
 

@@ -17,7 +17,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 
 from bridge.relay.controls import Click
-from bridge.relay.ports import ButtonAction
+from bridge.slack.blocks import ButtonAction
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,30 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
 from bridge.coder.types import ChatDiff, ChatDiffStatus, ChatPhase, ChatStatus
 from bridge.slack.defuse import unmention
+
+
+class ButtonAction(StrEnum):
+    """The block-action ids of the bridge's buttons (a contract with the Slack app): a click does what
+    the matching reaction does (``relay.controls``). They live with the renderers that draw the
+    buttons, so the relay and the Slack adapters read them without a relay ⇄ slack cycle."""
+
+    CHAT_STOP = "chat_stop"
+    CHAT_ARCHIVE = "chat_archive"
+    CHAT_UNARCHIVE = "chat_unarchive"
+    CHAT_OPEN = "chat_open"
+    """A URL button: Slack opens Coder and still sends the click, which is only acknowledged."""
+    QUEUED_SEND_NEXT = "queued_send_next"
+    QUEUED_REMOVE = "queued_remove"
+
+    @property
+    def names_queued(self) -> bool:
+        """Whether the value is ``<chat id>:<queued message id>`` (else it is the chat id alone)."""
+        return self in (ButtonAction.QUEUED_SEND_NEXT, ButtonAction.QUEUED_REMOVE)
+
 
 _PHASE_ICONS = {
     ChatPhase.STARTING: "⏳",

@@ -35,6 +35,7 @@ from bridge.relay.policy import Act, Policy
 from bridge.relay.ports import SlackError
 from bridge.slack.defuse import defuse
 from bridge.slack.poster import budgeted_call
+from bridge.tasks import scoped_task
 
 log = logging.getLogger(__name__)
 
@@ -304,15 +305,15 @@ def register(
             trigger_id=str(command.get("trigger_id", "")),
             client=client,
         )
-        answering = asyncio.ensure_future(router.dispatch(call))
-        try:
-            answer = await asyncio.wait_for(asyncio.shield(answering), ACK_WITHIN)
-        except TimeoutError:
-            await ack(text="⏳ On it…", response_type="ephemeral")
-            answer = await answering
-            if answer:
-                await respond(text=defuse(answer), response_type="ephemeral", replace_original=False)
-            return
+        async with scoped_task("coder-command", router.dispatch(call)) as answering:
+            answered, _ = await asyncio.wait((answering,), timeout=ACK_WITHIN)
+            if not answered:
+                await ack(text="⏳ On it…", response_type="ephemeral")
+                answer = await answering
+                if answer:
+                    await respond(text=defuse(answer), response_type="ephemeral", replace_original=False)
+                return
+            answer = answering.result()
         await ack(text=defuse(answer or ""), response_type="ephemeral" if answer else None)
 
     async def link_submitted(ack: Any, body: dict[str, Any], view: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from bridge.coder.errors import CoderError, CoderUnavailable, CoderUnreadable
-from bridge.coder.types import ChatFailure, ErrorKind
+from bridge.coder.types import BackendNotice, ChatFailure, ErrorKind
 from bridge.slack.defuse import unmention
 
 _ADVICE: Mapping[ErrorKind, str] = {
@@ -41,6 +41,21 @@ _ADVICE: Mapping[ErrorKind, str] = {
 }
 
 
+_NOTICES: Mapping[BackendNotice, str] = {
+    BackendNotice.REPLY_CUT_BY_RESTART: (
+        "The bridge restarted while the agent was replying. This Coder version ends a reply when the "
+        "connection that asked for it closes, so the rest of that answer is lost; reply here to continue."
+    ),
+    BackendNotice.FOLLOW_UP_UNSENT: (
+        "A queued follow-up could not be sent ({error}); it stays queued and goes with your next message."
+    ),
+    BackendNotice.FOLLOW_UP_REFUSED: (
+        "Coder refused a queued follow-up ({error}), so it was not sent; please send it again."
+    ),
+}
+"""What the 2025 AI-SDK API's backend observed, worded for the thread (``{error}``: Coder's words)."""
+
+
 def _sentence(text: str) -> str:
     text = text.strip()
     return text if not text or text[-1] in ".!?" else f"{text}."
@@ -57,6 +72,8 @@ def _said(message: str, detail: str, kind: ErrorKind) -> str:
 
 def render_failure(failure: ChatFailure) -> str:
     """Why a turn failed (a stream ``error`` event, or the chat's ``last_error``), shown on its own."""
+    if failure.notice is not BackendNotice.NONE:
+        return unmention(_NOTICES[failure.notice].format(error=failure.message))
     return _said(failure.message, failure.detail, failure.kind)
 
 

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.coder.types import ChatDiffStatus, ChatStatus
-from bridge.relay.ports import ButtonAction
-from bridge.slack.blocks import pull_request_state, render_status
+from bridge.slack.blocks import ButtonAction, pull_request_state, render_status
 
 MAX_CHATS = 15
 TITLE_LIMIT = 200

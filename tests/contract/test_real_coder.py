@@ -15,6 +15,7 @@ import pytest
 
 from bridge.coder.backend import CoderBackend, connect_backend
 from bridge.coder.errors import CoderNotFound, CoderRejected
+from bridge.tasks import TaskGroup
 
 URL = os.environ.get("BRIDGE_CONTRACT_CODER_URL", "")
 TOKEN = os.environ.get("BRIDGE_CONTRACT_CODER_TOKEN", "")
@@ -29,7 +30,7 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture
 async def backend() -> AsyncIterator[CoderBackend]:
     """The backend the bridge would pick for this server (detection reads only)."""
-    found, _ = await connect_backend(URL, TOKEN, check_model=False)
+    found, _ = await connect_backend(URL, TOKEN, spawn=TaskGroup("contract").spawn, check_model=False)
     try:
         yield found
     finally:

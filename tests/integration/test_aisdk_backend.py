@@ -10,11 +10,12 @@ from typing import Any
 import httpx
 import pytest
 
-from bridge.coder.aisdk import CUT_BY_RESTART, AiSdkBackend, AiSdkOptions
+from bridge.coder.aisdk import AiSdkBackend, AiSdkOptions
 from bridge.coder.aisdk_store import MemoryAiSdkStore
 from bridge.coder.backend import ChatStream, connect_backend
 from bridge.coder.errors import CoderModelUnknown, CoderRejected
 from bridge.coder.types import (
+    BackendNotice,
     Chat,
     ChatId,
     ChatPhase,
@@ -30,6 +31,8 @@ from bridge.coder.types import (
 from bridge.sim import scenarios
 from bridge.sim.coder import CoderSim
 from bridge.sim.coder_agent import Fail, Gate, Step, Text, ToolCall
+from bridge.slack.failures import render_failure
+from bridge.tasks import TaskGroup
 
 TOKEN = "sim-token"
 TIMEOUT = 5.0
@@ -53,7 +56,7 @@ async def sim(request: pytest.FixtureRequest) -> AsyncIterator[CoderSim]:
 
 @pytest.fixture
 async def backend(sim: CoderSim) -> AsyncIterator[AiSdkBackend]:
-    client = AiSdkBackend(sim.url, TOKEN)
+    client = AiSdkBackend(sim.url, TOKEN, spawn=TaskGroup("test").spawn)
     yield client
     await client.aclose()
 
@@ -224,7 +227,9 @@ async def test_no_watch_or_diff_in_this_generation(backend: AiSdkBackend) -> Non
 
 async def test_configured_model_is_checked_against_the_servers_list(sim: CoderSim) -> None:
     """prepare() refuses a model the deployment does not list, naming the valid ones."""
-    client = AiSdkBackend(sim.url, TOKEN, options=AiSdkOptions(model="gpt-nope"))
+    client = AiSdkBackend(
+        sim.url, TOKEN, spawn=TaskGroup("test").spawn, options=AiSdkOptions(model="gpt-nope")
+    )
     try:
         with pytest.raises(CoderModelUnknown, match="gpt-nope") as caught:
             await client.prepare()
@@ -237,7 +242,7 @@ async def test_without_a_configured_model_the_servers_first_is_used() -> None:
     """No model configured: the first of GET /api/v2/deployment/llms is sent with every message."""
     async with CoderSim(generation="ai-sdk", models=("m-one", "m-two"), part_interval=0.001) as sim:
         sim.agent = scenarios.echo
-        client = AiSdkBackend(sim.url, TOKEN)
+        client = AiSdkBackend(sim.url, TOKEN, spawn=TaskGroup("test").spawn)
         try:
             assert await client.prepare() == "m-one"
             await client.create_chat(text("hi"), labels={})
@@ -250,7 +255,9 @@ async def test_without_a_configured_model_the_servers_first_is_used() -> None:
 async def test_a_build_without_the_model_list_sends_the_model_unchecked(sim: CoderSim) -> None:
     """Without the llms route the configured model goes unchecked; Coder's 400 then says it is wrong."""
     sim.fail_next("GET", r"/deployment/llms$", 404, "Route not found.")
-    client = AiSdkBackend(sim.url, TOKEN, options=AiSdkOptions(model="gpt-nope"))
+    client = AiSdkBackend(
+        sim.url, TOKEN, spawn=TaskGroup("test").spawn, options=AiSdkOptions(model="gpt-nope")
+    )
     try:
         assert await client.prepare() == "gpt-nope"
         with pytest.raises(CoderRejected, match="Model not found"):
@@ -292,17 +299,17 @@ async def test_uploaded_files_are_sent_inline(sim: CoderSim, backend: AiSdkBacke
 
 async def test_detection_finds_the_ai_sdk_api_with_and_without_chats(sim: CoderSim) -> None:
     """'auto' recognises G0a by its agentic-chat experiment (no chats yet) or its four-key chats."""
-    empty, reason = await connect_backend(sim.url, TOKEN)
+    empty, reason = await connect_backend(sim.url, TOKEN, spawn=TaskGroup("test").spawn)
     await empty.aclose()
     assert empty.generation == "v2-legacy"
     assert reason.endswith("lists agentic-chat, so the 2025 AI-SDK chat API; model claude-3-7-sonnet-latest")
     sim.agent = scenarios.echo
     await empty_backend_chat(sim)
-    listed, reason = await connect_backend(sim.url, TOKEN)
+    listed, reason = await connect_backend(sim.url, TOKEN, spawn=TaskGroup("test").spawn)
     await listed.aclose()
     assert listed.generation == "v2-legacy"
     assert "GET /api/v2/chats answered 200 with a chat list of the 2025 AI-SDK chat API" in reason
-    forced, reason = await connect_backend(sim.url, TOKEN, api="v2-legacy")
+    forced, reason = await connect_backend(sim.url, TOKEN, api="v2-legacy", spawn=TaskGroup("test").spawn)
     await forced.aclose()
     assert (forced.generation, "configuration" in reason) == ("v2-legacy", True)
 
@@ -310,11 +317,13 @@ async def test_detection_finds_the_ai_sdk_api_with_and_without_chats(sim: CoderS
 async def test_an_unknown_model_stops_detection(sim: CoderSim) -> None:
     """connect_backend checks the model at start: CoderModelUnknown, not a failure at the first message."""
     with pytest.raises(CoderModelUnknown, match="valid: claude-3-7-sonnet-latest"):
-        await connect_backend(sim.url, TOKEN, ai_sdk=AiSdkOptions(model="gpt-nope"))
+        await connect_backend(
+            sim.url, TOKEN, ai_sdk=AiSdkOptions(model="gpt-nope"), spawn=TaskGroup("test").spawn
+        )
 
 
 async def empty_backend_chat(sim: CoderSim) -> None:
-    creator = AiSdkBackend(sim.url, TOKEN)
+    creator = AiSdkBackend(sim.url, TOKEN, spawn=TaskGroup("test").spawn)
     await creator.create_chat(text("hi"), labels={})
     await creator.aclose()
 
@@ -322,14 +331,14 @@ async def empty_backend_chat(sim: CoderSim) -> None:
 async def test_held_follow_ups_survive_a_restart_and_go_out_then(sim: CoderSim) -> None:
     """A stop cuts the reply; the next process says so once and sends what was held behind it."""
     store = MemoryAiSdkStore()
-    first = AiSdkBackend(sim.url, TOKEN, options=AiSdkOptions(store=store))
+    first = AiSdkBackend(sim.url, TOKEN, spawn=TaskGroup("test").spawn, options=AiSdkOptions(store=store))
     chat, _gate = await gated_chat(sim, first, lambda prompt: [Text(f"Echo: {prompt}")])
     held = await first.send_message(chat.id, text("second"))
     assert held.queued
     await first.aclose()
     await sim.wait_for(lambda: sim.chats[chat.id].status == "waiting")
     sim.agent = scenarios.echo
-    second = AiSdkBackend(sim.url, TOKEN, options=AiSdkOptions(store=store))
+    second = AiSdkBackend(sim.url, TOKEN, spawn=TaskGroup("test").spawn, options=AiSdkOptions(store=store))
     try:
         stream = second.stream(chat.id, after_id=1)
         events = await collect(stream, lambda events: ended(events) and len(messages(events)) >= 2)
@@ -339,7 +348,7 @@ async def test_held_follow_ups_survive_a_restart_and_go_out_then(sim: CoderSim) 
         await again.aclose()
     finally:
         await second.aclose()
-    assert [e.message for e in events if isinstance(e, ErrorEvent)] == [CUT_BY_RESTART]
+    assert [e.notice for e in events if isinstance(e, ErrorEvent)] == [BackendNotice.REPLY_CUT_BY_RESTART]
     assert [m.text for m in messages(events)] == ["second", "Echo: second"]
     assert not any(isinstance(e, ErrorEvent) for e in replay), "the cut-off reply is told once"
     assert await store.held(chat.id) == []
@@ -349,7 +358,7 @@ async def test_a_creation_cut_short_is_finished_not_repeated(sim: CoderSim) -> N
     """A chat created but not started (crash before its first message) is found by its labels and
     gets the first message; only started chats are listed by label."""
     store = MemoryAiSdkStore()
-    client = AiSdkBackend(sim.url, TOKEN, options=AiSdkOptions(store=store))
+    client = AiSdkBackend(sim.url, TOKEN, spawn=TaskGroup("test").spawn, options=AiSdkOptions(store=store))
     sim.agent = scenarios.echo
     try:
         raw_created = await create_raw_chat(client)
@@ -375,7 +384,9 @@ async def create_raw_chat(client: AiSdkBackend) -> ChatId:
 async def test_archive_deletes_the_chat_only_when_opted_in(sim: CoderSim) -> None:
     """Opted in, archiving deletes the chat and forgets it; unarchiving cannot bring it back."""
     store = MemoryAiSdkStore()
-    client = AiSdkBackend(sim.url, TOKEN, options=AiSdkOptions(store=store, archive_deletes=True))
+    client = AiSdkBackend(
+        sim.url, TOKEN, spawn=TaskGroup("test").spawn, options=AiSdkOptions(store=store, archive_deletes=True)
+    )
     sim.agent = scenarios.echo
     try:
         assert client.capabilities.archive == "delete"
@@ -392,7 +403,7 @@ async def test_archive_deletes_the_chat_only_when_opted_in(sim: CoderSim) -> Non
 async def test_a_follow_up_is_held_even_when_the_oldest_cannot_go_out(sim: CoderSim) -> None:
     """After an interrupt a new follow-up is held and the oldest sent; if Coder refuses, none is lost."""
     store = MemoryAiSdkStore()
-    client = AiSdkBackend(sim.url, TOKEN, options=AiSdkOptions(store=store))
+    client = AiSdkBackend(sim.url, TOKEN, spawn=TaskGroup("test").spawn, options=AiSdkOptions(store=store))
     try:
         chat, _gate = await gated_chat(sim, client, lambda prompt: [Text(f"Echo: {prompt}")])
         assert (await client.send_message(chat.id, text("second"))).queued
@@ -406,7 +417,9 @@ async def test_a_follow_up_is_held_even_when_the_oldest_cannot_go_out(sim: Coder
 
 async def test_a_held_follow_up_coder_refuses_does_not_block_the_next(sim: CoderSim) -> None:
     """A held follow-up Coder refuses for good is dropped with a notice; the next one still goes."""
-    client = AiSdkBackend(sim.url, TOKEN, options=AiSdkOptions(store=MemoryAiSdkStore()))
+    client = AiSdkBackend(
+        sim.url, TOKEN, spawn=TaskGroup("test").spawn, options=AiSdkOptions(store=MemoryAiSdkStore())
+    )
     try:
         chat, gate = await gated_chat(sim, client, lambda prompt: [Text(f"Echo: {prompt}")])
         stream = client.stream(chat.id)
@@ -423,7 +436,23 @@ async def test_a_held_follow_up_coder_refuses_does_not_block_the_next(sim: Coder
         await stream.aclose()
     finally:
         await client.aclose()
-    refused = [e.message for e in events if isinstance(e, ErrorEvent)]
-    assert len(refused) == 1
-    assert refused[0].startswith("Coder refused a queued follow-up (Failed to decode chat message)")
+    refused = [e for e in events if isinstance(e, ErrorEvent)]
+    assert [e.notice for e in refused] == [BackendNotice.FOLLOW_UP_REFUSED]
+    assert render_failure(refused[0].failure).startswith(
+        "Coder refused a queued follow-up (Failed to decode chat message)"
+    )
     assert [m.text for m in messages(events) if m.role == "user"] == ["which workspaces do I have?", "third"]
+
+
+async def test_a_streaming_reply_is_read_by_a_task_of_the_group_handed_in(sim: CoderSim) -> None:
+    """The reply reader starts through the spawner given (named, kept, watched) and ends with the reply."""
+    group = TaskGroup("coder")
+    client = AiSdkBackend(sim.url, TOKEN, spawn=group.spawn)
+    try:
+        chat, gate = await gated_chat(sim, client, lambda prompt: [Text(f"Echo: {prompt}")])
+        assert len(group) == 1
+        gate.set()
+        assert await group.wait(10)
+        assert (await client.get_chat(chat.id)).status.phase is not ChatPhase.WORKING
+    finally:
+        await client.aclose()

@@ -47,6 +47,7 @@ from bridge.coder.v2 import V2Backend
 from bridge.sim.coder import CoderSim
 from bridge.sim.coder_agent import Fail, Gate, Step, Text, ToolCall
 from bridge.sim.coder_state import Framing, Generation
+from bridge.tasks import TaskGroup
 
 TOKEN = "sim-token"
 FAST_RETRY = RetryPolicy(attempts=3, delays=Backoff(initial=0.01, cap=0.02).delays)
@@ -287,10 +288,12 @@ async def test_auto_detects_the_ai_sdk_api(with_chat: bool) -> None:
     server without the G2 models route; the model checked at start ends the reason."""
     async with CoderSim(generation="ai-sdk", part_interval=0.001) as sim:
         if with_chat:
-            creator = AiSdkBackend(sim.url, TOKEN)
+            creator = AiSdkBackend(sim.url, TOKEN, spawn=TaskGroup("test").spawn)
             await creator.create_chat([InputPart.of_text("hi")], labels={})
             await creator.aclose()
-        backend, reason = await connect_backend(sim.url, TOKEN, retry=FAST_RETRY)
+        backend, reason = await connect_backend(
+            sim.url, TOKEN, retry=FAST_RETRY, spawn=TaskGroup("test").spawn
+        )
         await backend.aclose()
         models = f"/api/v2/organizations/{sim.organization_id}/chats/models"
     assert backend.generation == "v2-legacy"

@@ -109,13 +109,13 @@ async def test_promote_reaction_sends_a_queued_follow_up_next(world: World) -> N
 
 
 async def test_archive_deletes_an_ai_sdk_chat_where_the_operator_opted_in(tmp_path: Path) -> None:
-    """With BRIDGE_LEGACY_ARCHIVE_DELETES, 🗄️ deletes a 2025 AI-SDK chat (it cannot archive); the
+    """With BRIDGE_AISDK_ARCHIVE_DELETES, 🗄️ deletes a 2025 AI-SDK chat (it cannot archive); the
     thread says so, and later replies are not sent."""
     async with (
         CoderSim(tokens={CODER_TOKEN: "alice"}, part_interval=0.002, generation="ai-sdk") as coder,
         SlackSim(signing_secret=SIGNING_SECRET, time_scale=0.05) as slack,
     ):
-        settings = make_settings(slack, coder, f"sqlite:///{tmp_path}/b.db", legacy_archive_deletes=True)
+        settings = make_settings(slack, coder, f"sqlite:///{tmp_path}/b.db", aisdk_archive_deletes=True)
         world = World(slack=slack, coder=coder, settings=settings)
         await world.start_bridge()
         try:

@@ -11,6 +11,7 @@ from bridge.db.engine import Database
 from bridge.db.group import GroupWriter
 from bridge.db.migrate import upgrade
 from bridge.relay.intake import Intake, integrity_key
+from bridge.tasks import TaskGroup
 
 
 async def _migrated(url: str) -> Database:
@@ -47,7 +48,7 @@ async def test_writes_that_arrive_together_share_a_transaction(database_url: str
         return await repo.claim_event(session, event_id, "{}")
 
     try:
-        writer = GroupWriter(db, write)
+        writer = GroupWriter(db, write, TaskGroup("test").spawn)
         assert await asyncio.gather(*(writer(f"Ev{n}") for n in range(50))) == [True] * 50
         assert len(set(sessions)) < 50
     finally:
@@ -63,7 +64,7 @@ async def test_a_failed_group_fails_its_callers_and_the_next_group_proceeds(data
         return await repo.claim_event(session, event_id, "{}")
 
     try:
-        writer = GroupWriter(db, write)
+        writer = GroupWriter(db, write, TaskGroup("test").spawn)
         results = await asyncio.gather(writer("a"), writer("poison"), return_exceptions=True)
         assert all(isinstance(r, ValueError) for r in results)  # one transaction: neither is stored
         assert await writer("a") is True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 from datetime import UTC, datetime
 from typing import Any
 
@@ -583,7 +584,7 @@ def test_websocket_url() -> None:
     assert websocket_url("http://127.0.0.1:8080", "/s", {}) == "ws://127.0.0.1:8080/s"
 
 
-# Backoff (shared by REST retries and stream reconnects) ------------------------------------------
+# Backoff (shared by REST retries, stream reconnects and the relay's Slack retries) --------------------------
 
 
 def test_backoff_ceiling_grows_exponentially_up_to_cap() -> None:
@@ -598,6 +599,14 @@ def test_backoff_full_jitter_stays_below_ceiling() -> None:
     for _ in range(20):
         drawn = list(itertools.islice(backoff.delays(), 5))
         assert all(0.0 <= d <= c for d, c in zip(drawn, [0.1, 0.3, 0.9, 1.0, 1.0], strict=True))
+
+
+def test_backoff_delay_for_a_failure_count_draws_as_the_slack_retries_always_did() -> None:
+    """``delay(n)`` draws as ``uniform(0, min(30, 0.5 * 2**n))`` did in the relay, draw for draw."""
+    ours, theirs = random.Random(7), random.Random(7)
+    backoff = Backoff(initial=0.5, cap=30.0, rng=ours.random)
+    for failures in [1, 2, 3, 4, 6, 7, 9]:
+        assert backoff.delay(failures) == theirs.uniform(0, min(30.0, 0.5 * 2**failures))
 
 
 # G2 (promoted /api/v2/chats) ---------------------------------------------------------------------

@@ -37,6 +37,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
         "BRIDGE_ADMINS",
         "BRIDGE_CONTROL",
         "BRIDGE_CODER_MODEL",
+        "BRIDGE_AISDK_ARCHIVE_DELETES",
         "BRIDGE_LEGACY_ARCHIVE_DELETES",
         "BRIDGE_METRICS_HOST",
         "BRIDGE_METRICS_PORT",
@@ -191,13 +192,17 @@ def test_file_hosts_are_host_names(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     ("value", "expected"), [("claude-3-7-sonnet-latest", "claude-3-7-sonnet-latest"), ("", None)]
 )
-def test_coder_model_setting(monkeypatch: pytest.MonkeyPatch, value: str, expected: str | None) -> None:
-    """BRIDGE_CODER_MODEL names the 2025 API's model; set empty, it means the server's first."""
+@pytest.mark.parametrize("deletes", ["BRIDGE_AISDK_ARCHIVE_DELETES", "BRIDGE_LEGACY_ARCHIVE_DELETES"])
+def test_coder_model_setting(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: str | None, deletes: str
+) -> None:
+    """BRIDGE_CODER_MODEL names the 2025 API's model; set empty, it means the server's first. The
+    archive opt-in is read under its name and under its first one."""
     monkeypatch.setenv("BRIDGE_CODER_MODEL", value)
-    monkeypatch.setenv("BRIDGE_LEGACY_ARCHIVE_DELETES", "true")
+    monkeypatch.setenv(deletes, "true")
     settings = load_settings()
     assert settings.coder_model == expected
-    assert settings.legacy_archive_deletes is True
+    assert settings.aisdk_archive_deletes is True
 
 
 def test_metrics_listener_is_optional_and_private_by_default(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from bridge.relay.controls import Click, SessionStop
 from bridge.relay.inbound import chat_labels, strip_mention
-from bridge.relay.ports import ButtonAction
 from bridge.relay.renames import SessionRename
 from bridge.slack.actions import parse_click
+from bridge.slack.blocks import ButtonAction
 from bridge.slack.events import (
     installation_team,
     parse_deletion,

@@ -11,7 +11,7 @@ from bridge.coder.errors import (
     CoderUnreadable,
     Validation,
 )
-from bridge.coder.types import ChatFailure, ErrorKind
+from bridge.coder.types import BackendNotice, ChatFailure, ErrorKind
 from bridge.slack.failures import render_coder_error, render_failure, render_warnings
 
 
@@ -85,3 +85,18 @@ def test_a_mention_in_coders_words_is_shown_not_sent() -> None:
     assert "<@U0" not in render_failure(failure)
     assert "<@U0" not in render_warnings(["ping <@U0ADMIN>"])
     assert "<@U0" not in render_coder_error(CoderRejected("Ask <@U0ADMIN>", detail="<@U0BOSS>", status=403))
+
+
+@pytest.mark.parametrize(
+    ("notice", "expected"),
+    [
+        (BackendNotice.REPLY_CUT_BY_RESTART, "The bridge restarted while the agent was replying. This"),
+        (BackendNotice.FOLLOW_UP_UNSENT, "A queued follow-up could not be sent (ask <\u2060@U1>); it stays"),
+        (BackendNotice.FOLLOW_UP_REFUSED, "Coder refused a queued follow-up (ask <\u2060@U1>), so it was"),
+    ],
+)
+def test_what_the_2025_backend_observed_is_worded_by_the_renderer(
+    notice: BackendNotice, expected: str
+) -> None:
+    """A backend's notice is a fact the Slack renderer words; a mention in Coder's words is shown."""
+    assert render_failure(ChatFailure(message="ask <@U1>", notice=notice)).startswith(expected)

@@ -1,10 +1,10 @@
-"""Keyed locks: in-order service per key, nothing kept once a key is free."""
+"""Keyed locks, and tasks that end with the block that started them."""
 
 from __future__ import annotations
 
 import asyncio
 
-from bridge.tasks import KeyedLocks, TaskGroup
+from bridge.tasks import KeyedLocks, TaskGroup, scoped_task
 
 
 async def test_same_key_runs_in_submission_order_and_is_forgotten() -> None:
@@ -28,3 +28,20 @@ async def test_same_key_runs_in_submission_order_and_is_forgotten() -> None:
     assert await group.wait(5)
     assert order == [0, 1, 2, 3, 4]
     assert len(locks) == 0
+
+
+async def test_a_scoped_task_never_outlives_its_block() -> None:
+    """Leaving the block cancels the task if it still runs, and waits until it has unwound."""
+    unwound = asyncio.Event()
+
+    async def forever() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            unwound.set()
+
+    async with scoped_task("race", forever()) as task:
+        await asyncio.sleep(0)
+        assert not task.done()
+    assert task.cancelled()
+    assert unwound.is_set()

@@ -3,6 +3,7 @@
 Revision ID: 0005
 Revises: 0003
 Create Date: 2026-11-23 15:10:00
+File number 0004 is this revision's place in the chain; its id stays 0005 (deployed databases store it).
 """
 
 from collections.abc import Sequence

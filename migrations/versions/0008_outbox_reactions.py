@@ -3,6 +3,7 @@
 Revision ID: 0009
 Revises: 0008
 Create Date: 2026-11-24 10:00:00
+File number 0008 is this revision's place in the chain; its id stays 0009 (deployed databases store it).
 """
 
 from collections.abc import Sequence

@@ -3,6 +3,7 @@
 Revision ID: 0013
 Revises: 0012
 Create Date: 2026-12-06 09:00:00
+File number 0012 is this revision's place in the chain; its id stays 0013 (deployed databases store it).
 """
 
 from collections.abc import Sequence

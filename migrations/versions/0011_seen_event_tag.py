@@ -6,6 +6,7 @@ ones (see ``bridge.relay.intake``), and any untagged row found later is refused.
 Revision ID: 0012
 Revises: 0011
 Create Date: 2026-12-06 10:00:00
+File number 0011 is this revision's place in the chain; its id stays 0012 (deployed databases store it).
 """
 
 from collections.abc import Sequence

@@ -4,6 +4,7 @@ never marks idle a chat that a send begun meanwhile will make busy.
 Revision ID: 0011
 Revises: 0010
 Create Date: 2026-11-24 07:00:00
+File number 0010 is this revision's place in the chain; its id stays 0011 (deployed databases store it).
 """
 
 from collections.abc import Sequence

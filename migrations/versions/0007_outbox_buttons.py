@@ -3,6 +3,7 @@
 Revision ID: 0008
 Revises: 0006
 Create Date: 2026-11-23 18:30:00
+File number 0007 is this revision's place in the chain; its id stays 0008 (deployed databases store it).
 """
 
 from collections.abc import Sequence

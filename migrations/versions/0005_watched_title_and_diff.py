@@ -3,6 +3,7 @@
 Revision ID: 0007
 Revises: 0005
 Create Date: 2026-11-23 15:05:00
+File number 0005 is this revision's place in the chain; its id stays 0007 (deployed databases store it).
 """
 
 from collections.abc import Sequence
