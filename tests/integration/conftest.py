@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -17,6 +18,7 @@ from bridge.config import Settings
 from bridge.db import repo
 from bridge.demo import wait_either
 from bridge.sim.coder import CoderSim
+from bridge.sim.coder_agent import Gate, Step, Text
 from bridge.sim.slack import SlackSim
 from bridge.sim.slack_state import SimMessage
 from bridge.slack.blocks import is_card, is_diff_summary, is_outcome, is_removed_line, is_retry_line
@@ -88,6 +90,23 @@ class World:
         )
         self.threads.append(ts)
         return ts
+
+    async def busy_on_first(self) -> tuple[str, asyncio.Event]:
+        """A thread whose chat is busy on its first message, "first", until the returned gate opens
+        (any other message is answered "Echo: …" at once); returns the thread's root ts and the gate."""
+        gate = asyncio.Event()
+
+        def script(prompt: str) -> list[Step]:
+            return (
+                [Text("Busy, "), Gate(gate), Text("done.")]
+                if prompt == "first"
+                else [Text(f"Echo: {prompt}")]
+            )
+
+        self.coder.agent = script
+        root = await self.mention("first")
+        await self.until(lambda: "Busy, " in self.bot_texts(root))
+        return root, gate
 
     async def reply(
         self, root: str, text: str, *, user: str | None = None, channel: str | None = None

@@ -14,7 +14,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.db import repo
-from bridge.sim.coder_agent import Gate, Step, Text
+from bridge.sim.coder_agent import Gate, Text
 from tests.integration.conftest import World
 
 
@@ -142,14 +142,7 @@ async def test_send_next_and_remove_buttons_on_queued_follow_ups(world: World) -
     """The Queued notices' buttons: Send next promotes a follow-up ahead of an earlier one, Remove
     takes one out of the queue, and each notice then says its message left the queue."""
     world.require("queue", "coder")
-    gate = asyncio.Event()
-
-    def script(prompt: str) -> list[Step]:
-        return [Text("Busy, "), Gate(gate), Text("done.")] if prompt == "first" else [Text(f"Echo: {prompt}")]
-
-    world.coder.agent = script
-    root = await world.mention("first")
-    await world.until(lambda: "Busy, " in world.bot_texts(root))
+    root, gate = await world.busy_on_first()
     for text in ("second", "third", "fourth"):
         await world.reply(root, text)
     await world.until(lambda: _notice(world, root, 3) is not None)

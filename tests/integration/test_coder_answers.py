@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from bridge.sim.coder_agent import Fail, Gate, Step, Text
+from bridge.sim.coder_agent import Fail, Gate, Text
 from tests.integration.conftest import World
 
 _ERROR_ID = re.compile(r"error id `([0-9a-f]{8})`")
@@ -28,14 +28,7 @@ def _rest_api(world: World) -> None:
 
 async def _queued_behind_a_busy_turn(world: World) -> tuple[str, str, asyncio.Event]:
     """A chat busy on "first" with "second" queued; the root and the queued message's ts."""
-    gate = asyncio.Event()
-
-    def script(prompt: str) -> list[Step]:
-        return [Text("Busy, "), Gate(gate), Text("done.")] if prompt == "first" else [Text(f"Echo: {prompt}")]
-
-    world.coder.agent = script
-    root = await world.mention("first")
-    await world.until(lambda: "Busy, " in world.bot_texts(root))
+    root, gate = await world.busy_on_first()
     queued = await world.reply(root, "second")
     await world.until(lambda: any("Queued" in t for t in world.bot_texts(root)))
     return root, queued, gate

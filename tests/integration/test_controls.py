@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 from bridge.sim.coder import CoderSim
-from bridge.sim.coder_agent import Gate, Step, Text
+from bridge.sim.coder_agent import Gate, Text
 from bridge.sim.slack import SlackSim
 from tests.integration.conftest import CODER_TOKEN, SIGNING_SECRET, World, make_settings
 
@@ -88,14 +88,7 @@ async def test_unrelated_and_unknown_reactions_are_ignored(world: World) -> None
 
 async def test_promote_reaction_sends_a_queued_follow_up_next(world: World) -> None:
     """⏫ on a queued follow-up makes it the agent's next message, ahead of one queued earlier."""
-    gate = asyncio.Event()
-
-    def script(prompt: str) -> list[Step]:
-        return [Text("Busy, "), Gate(gate), Text("done.")] if prompt == "first" else [Text(f"Echo: {prompt}")]
-
-    world.coder.agent = script
-    root = await world.mention("first")
-    await world.until(lambda: "Busy, " in world.bot_texts(root))
+    root, gate = await world.busy_on_first()
     await world.reply(root, "second")
     third = await world.reply(root, "third")
     await world.until(lambda: sum("Queued" in t for t in world.bot_texts(root)) == 2)
