@@ -30,6 +30,7 @@ from bridge.relay.intake import Intake
 from bridge.relay.links import Follows, Headers, shown, thread_ref
 from bridge.relay.outbox import Outbox, digest, final_text
 from bridge.relay.policy import Act, Policy
+from bridge.relay.slots import SlotKey
 from bridge.slack.blocks import ButtonAction, render_error
 from bridge.slack.failures import render_coder_error
 from bridge.tasks import TaskGroup
@@ -174,7 +175,7 @@ class Controls:
             await self._identity.whisper(channel_id, user_id, link.thread_ts, refusal or _UNLINKED)
             return
         chat_id = ChatId(link.chat_id)
-        ref, slot = thread_ref(link), f"control:{digest(request_id)}"
+        ref, slot = thread_ref(link), SlotKey.control(digest(request_id)).encode()
         try:
             if (await backend.get_chat(chat_id)).status.phase.busy:
                 await self._interrupt(backend, chat_id, user_id)
@@ -245,7 +246,9 @@ class Controls:
                 f"Couldn't {request.verb}: <@{link.requester_user_id}>'s Coder account is no longer "
                 "linked (`/coder link` links it again)."
             )
-            await self._outbox.put(thread_ref(link), [final_text(f"control:{request.event_id}", text)])
+            await self._outbox.put(
+                thread_ref(link), [final_text(SlotKey.control(request.event_id).encode(), text)]
+            )
             return
         chat_id = ChatId(link.chat_id)
         try:
@@ -257,7 +260,9 @@ class Controls:
                     link.team_id, link.requester_user_id, link.channel_id, link.thread_ts
                 )
             text = render_error(f"Couldn't {request.verb}: {render_coder_error(exc)}")
-        await self._outbox.put(thread_ref(link), [final_text(f"control:{request.event_id}", text)])
+        await self._outbox.put(
+            thread_ref(link), [final_text(SlotKey.control(request.event_id).encode(), text)]
+        )
         if request.control is Control.ARCHIVE and self._home is not None:
             self._home.changed(link.requester_user_id)  # Coder's watch may be missing or late
 
@@ -307,7 +312,9 @@ class Controls:
         except CoderError as exc:
             log.warning("archive of chat %s failed: %s", link.chat_id, exc, extra={"chat_id": link.chat_id})
             return f"Couldn't archive the chat: {render_coder_error(exc)}"
-        await self._outbox.put(thread_ref(link), [final_text(f"control:{digest(request_id)}", text)])
+        await self._outbox.put(
+            thread_ref(link), [final_text(SlotKey.control(digest(request_id)).encode(), text)]
+        )
         return text
 
     async def _archive(self, backend: CoderBackend, link: ThreadLink, user: str, *, archived: bool) -> str:

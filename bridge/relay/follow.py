@@ -68,6 +68,7 @@ from bridge.relay.outbox import Outbox, ThreadRef, digest, final_text
 from bridge.relay.output import ReactionWish, SlotText
 from bridge.relay.ports import Plan
 from bridge.relay.sessions import SessionMirror
+from bridge.relay.slots import SlotKey
 from bridge.relay.view import DRAFT, ThreadView, removed_by
 from bridge.slack.blocks import render_error, render_outcome, render_removed
 from bridge.slack.failures import render_coder_error
@@ -79,12 +80,6 @@ log = logging.getLogger(__name__)
 _QUIET_RETRY = 1.0
 """Seconds before a chat whose stream gave up once is tried again, before the thread is told."""
 RECONNECTED = "✅ Reconnected to Coder: this thread is followed again."
-
-
-def lost_slot(cursor: int | None) -> str:
-    """The slot that tells a thread its chat's connection was lost, keyed by the stored cursor the
-    next run of the chat starts from."""
-    return f"lost:{cursor or 0}"
 
 
 @dataclass(frozen=True)
@@ -243,7 +238,8 @@ class ChatFollow:
             marks = self._marks = Marks(shared.db, shared.outbox, shared.reactions, ref, chat_id, backend)
             await marks.start(turn)
             draft_shown = await shared.outbox.has_slot(ref, DRAFT)
-            told_lost = await shared.outbox.has_slot(ref, lost_slot(cursor))  # its stream gave up here
+            lost_slot = SlotKey.lost(cursor).encode()
+            told_lost = await shared.outbox.has_slot(ref, lost_slot)  # its stream gave up here
             if (
                 draft_shown
                 and not chat.status.phase.busy
@@ -251,7 +247,7 @@ class ChatFollow:
             ):
                 # Its reply ended with the connection that carried it, so no later message completes
                 # this draft: it keeps its text under a key of its own (as ``ThreadView.finish`` does).
-                await shared.outbox.rename(ref, DRAFT, f"partial:{cursor or 0}")
+                await shared.outbox.rename(ref, DRAFT, SlotKey.partial(cursor or 0).encode())
                 draft_shown = False
             view = self._view = header.view = ThreadView(
                 after_id=cursor,
@@ -263,7 +259,7 @@ class ChatFollow:
                 now=_now(),
             )
             run = _Run(ref, backend, link.requester_user_id, view, marks, header, link.sends_begun)
-            await self._consume(run, lost=lost_slot(cursor) if told_lost else None)
+            await self._consume(run, lost=lost_slot if told_lost else None)
         except CoderAuthError as exc:
             refused = await shared.identity.refused(
                 link.team_id, link.requester_user_id, link.channel_id, link.thread_ts
@@ -286,7 +282,7 @@ class ChatFollow:
                     ref,
                     f"Lost the connection to Coder ({render_coder_error(exc)}). I'll keep trying; "
                     "a reply here retries at once.",
-                    slot=lost_slot(at),
+                    slot=SlotKey.lost(at).encode(),
                 )
             return True
         finally:
@@ -405,8 +401,9 @@ class ChatFollow:
             block = view.block(key)
             if not block.text:  # a draft shown before a restart, whose text this process never saw
                 continue
+            whole = SlotKey.decode(key)
             for index, part in enumerate(split_markdown(block.text)):
-                slot = key if index == 0 else f"{key}#{index}"
+                slot = whole.part(index).encode()
                 plan = block.plan if index == 0 else None
                 if block.final:
                     # Shown at once, stored after: a crash before the store replays the message.
@@ -458,9 +455,9 @@ class ChatFollow:
         outcome = view.outcome()
         if outcome is None:
             return []
-        key = f"outcome:{outcome.turn_id}"
+        key = SlotKey.outcome(outcome.turn_id)
         if outcome.phase is ChatPhase.NEEDS_USER:
-            key = f"wait:{outcome.turn_id}:{view.last_id}"
+            key = SlotKey.wait(outcome.turn_id, view.last_id)
         text = render_outcome(
             requester,
             phase=outcome.phase,
@@ -469,7 +466,7 @@ class ChatFollow:
             stopped=outcome.stopped,
             waiting_for=outcome.waiting_for,
         )
-        return [final_text(key, text)]
+        return [final_text(key.encode(), text)]
 
     async def _answered(self, ref: ThreadRef, lost: str | None) -> None:
         """Coder's stream answers again: a later give-up starts a new streak, and a thread told the
@@ -481,7 +478,7 @@ class ChatFollow:
     async def _notify(self, ref: ThreadRef, text: str, *, slot: str | None = None) -> None:
         """An error line in the thread; under ``slot`` when a later run must find it again, else under
         a key of its text (the same notice twice is one message)."""
-        key = slot or f"notice:{digest(text)[:12]}"
+        key = slot or SlotKey.notice(digest(text)).encode()
         await self._shared.outbox.put(ref, [final_text(key, render_error(text))])
 
 

@@ -40,11 +40,12 @@ from bridge.relay.edits import Revisions
 from bridge.relay.identity import HOW_TO_LINK, Identity
 from bridge.relay.intake import Intake
 from bridge.relay.links import HEADER_SLOT, Follows, Headers, thread_ref
-from bridge.relay.marks import notice_slot, queued_buttons
+from bridge.relay.marks import queued_buttons
 from bridge.relay.options import OptionError, resolve, split_options
 from bridge.relay.outbox import Outbox, ThreadRef, final_text
 from bridge.relay.policy import Act, Policy
 from bridge.relay.ports import FileSource, SlackError, SlackFile, ThreadHistory, ThreadMessage
+from bridge.relay.slots import SlotKey
 from bridge.slack.blocks import render_error, render_queued, render_skipped
 from bridge.slack.failures import render_coder_error, render_warnings
 from bridge.tasks import KeyedLocks, TaskGroup
@@ -242,7 +243,7 @@ class Inbound:
     ) -> None:
         if attached.skipped:
             text = render_skipped(attached.skipped, rest_sent=rest_sent)
-            await self._say(thread_ref(link), f"files:{message.ts}", text)
+            await self._say(thread_ref(link), SlotKey.files(message.ts).encode(), text)
 
     async def _prompt(self, message: IncomingMessage, prompt: str) -> tuple[str, tuple[SlackFile, ...]]:
         """The chat's first text and files: with the thread's earlier messages when it starts late."""
@@ -296,7 +297,7 @@ class Inbound:
             elif link is not None:
                 await self._say(
                     thread_ref(link),
-                    f"reply:{message.ts}",
+                    SlotKey.answer(message.ts).encode(),
                     render_error("This thread has no Coder chat yet: mention me with the task to start one."),
                 )
             else:
@@ -428,7 +429,7 @@ class Inbound:
             )
         await self._headers.show(ref, chat, archived=False)
         if chat.warnings:
-            await self._say(ref, f"warnings:{message.ts}", render_warnings(chat.warnings))
+            await self._say(ref, SlotKey.warnings(message.ts).encode(), render_warnings(chat.warnings))
         log.info(
             "started chat %s for %s/%s",
             chat.id,
@@ -482,7 +483,7 @@ class Inbound:
             deleted = self._identity.shared.capabilities.archive == "delete"
             await self._say(
                 ref,
-                f"reply:{message.ts}",
+                SlotKey.answer(message.ts).encode(),
                 render_error(
                     "This chat was deleted in Coder, so your message was not sent. Mention me in a new "
                     "message to start another chat."
@@ -494,7 +495,7 @@ class Inbound:
         if link.chat_id is None:
             await self._say(
                 ref,
-                f"reply:{message.ts}",
+                SlotKey.answer(message.ts).encode(),
                 render_error(
                     "This thread's chat is still being set up; send your message again in a moment."
                 ),
@@ -540,7 +541,7 @@ class Inbound:
         try:
             stopped = await self._stop_for(backend, link, message) if now else None
             if stopped is not None:  # said before the send, so the thread reads before the agent's answer
-                await self._say(ref, f"stop:{message.ts}", stopped)
+                await self._say(ref, SlotKey.stop(message.ts).encode(), stopped)
             result = await backend.send_message(chat_id, content, resume=waited)
             if stopped is not None and result.queued_message is not None:  # the stop had not landed yet
                 result = await self._to_front(backend, chat_id, result)
@@ -552,7 +553,7 @@ class Inbound:
                 return
             await self._say(
                 ref,
-                f"reply:{message.ts}",
+                SlotKey.answer(message.ts).encode(),
                 render_error(
                     f"Your message did not reach the agent: {render_coder_error(exc)}. Please send it again."
                 ),
@@ -616,14 +617,16 @@ class Inbound:
         notice = (
             [
                 final_text(
-                    notice_slot(message.ts), render_queued(None), queued_buttons(chat_id, queued_message_id)
+                    SlotKey.answer(message.ts).encode(),
+                    render_queued(None),
+                    queued_buttons(chat_id, queued_message_id),
                 )
             ]
             if queued_message_id
             else []
         )
         if warnings:
-            notice.append(final_text(f"warnings:{message.ts}", render_warnings(warnings)))
+            notice.append(final_text(SlotKey.warnings(message.ts).encode(), render_warnings(warnings)))
         async with self._db.unit() as session:
             await repo.record_inbound(
                 session,

@@ -32,11 +32,12 @@ from bridge.relay.marks import header_buttons
 from bridge.relay.outbox import Outbox, ThreadRef, final_text
 from bridge.relay.ports import Button
 from bridge.relay.sessions import SessionMirror
+from bridge.relay.slots import SlotKey
 from bridge.relay.view import ThreadView
 from bridge.slack.blocks import render_header
 from bridge.slack.failures import render_failure
 
-HEADER_SLOT = "header"
+HEADER_SLOT = SlotKey.header().encode()
 
 
 def thread_ref(link: ThreadLink) -> ThreadRef:

@@ -37,6 +37,7 @@ from bridge.db.engine import Database
 from bridge.relay.outbox import Outbox, ThreadRef, final_text
 from bridge.relay.output import ReactionWish
 from bridge.relay.ports import Button
+from bridge.relay.slots import SlotKey
 from bridge.relay.view import ThreadView
 from bridge.slack.blocks import render_queued, render_unqueued
 
@@ -79,11 +80,6 @@ class ReactionNames:
         }
         name = names.get(phase)
         return frozenset({name}) if name else frozenset()
-
-
-def notice_slot(ts: str) -> str:
-    """The slot of the bridge's answer to a person's message (e.g. its "Queued" notice)."""
-    return f"reply:{ts}"
 
 
 def queued_buttons(chat_id: str, queued_id: int) -> tuple[Button, ...]:
@@ -268,7 +264,7 @@ class Marks:
                         coder_message_id=taken,
                     )
                 texts = [
-                    final_text(notice_slot(ts), render_unqueued(taken=q in self._taken))
+                    final_text(SlotKey.answer(ts).encode(), render_unqueued(taken=q in self._taken))
                     for q, ts in gone.items()
                 ]
                 stored = await self._outbox.stage(session, self._ref, texts)
@@ -286,4 +282,6 @@ class Marks:
             for place, queued_id, at in places:
                 self._shown[queued_id] = at
                 buttons = queued_buttons(self._chat_id, queued_id)
-                self._outbox.set_text(self._ref, notice_slot(at), render_queued(place), buttons=buttons)
+                self._outbox.set_text(
+                    self._ref, SlotKey.answer(at).encode(), render_queued(place), buttons=buttons
+                )

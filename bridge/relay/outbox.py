@@ -79,6 +79,7 @@ from bridge.db.models import SlackMessage, utcnow
 from bridge.relay.limits import SLACK_RETRY, Priority, SlackLimits, Ticket
 from bridge.relay.output import ReactionWish, SlotText
 from bridge.relay.ports import Button, Plan, SlackError, SlackPermanent, SlackPoster, SlackRateLimited
+from bridge.relay.slots import PostTag, SlotKey
 from bridge.slack.mrkdwn import split_markdown
 from bridge.tasks import TaskGroup
 
@@ -197,9 +198,9 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _tag(ref: ThreadRef, slot: str) -> str:
+def _tag(ref: ThreadRef, slot: str) -> PostTag:
     """What a posted message is tagged with: its link and slot."""
-    return f"{ref.link_id}:{slot}"
+    return PostTag(ref.link_id, SlotKey.decode(slot))
 
 
 @dataclass(frozen=True)
@@ -555,16 +556,18 @@ class Outbox:
         not go after the status card that appeared below it meanwhile."""
         thread = self._thread(ref)
         await thread.loaded.wait()
-        for suffix in ("", *(f"#{i}" for i in range(1, len(thread.slots) + 1))):
-            slot = thread.slots.get(old + suffix)
+        whole_old, whole_new = SlotKey.decode(old), SlotKey.decode(new)
+        for index in range(len(thread.slots) + 1):
+            was, now = whole_old.part(index).encode(), whole_new.part(index).encode()
+            slot = thread.slots.get(was)
             if slot is None:
                 return
-            if new + suffix in thread.slots:
+            if now in thread.slots:
                 continue
-            slot.key = new + suffix
-            thread.slots = {slot.key if key == old + suffix else key: s for key, s in thread.slots.items()}
+            slot.key = now
+            thread.slots = {now if key == was else key: s for key, s in thread.slots.items()}
             if slot.ts is not None:  # stored behind the slot's earlier rows; the next put waits
-                stored = self._slot_rows.submit(_SlotRename(ref.link_id, old + suffix, slot.key))
+                stored = self._slot_rows.submit(_SlotRename(ref.link_id, was, now))
                 stored.add_done_callback(_log_unstored)
                 thread.renamed.append(stored)
 
@@ -672,13 +675,9 @@ class Outbox:
         except SlackError as exc:
             log.warning("could not read thread %s to find posts lost in a crash: %s", ref.thread_ts, exc)
             return
-        prefix = _tag(ref, "")
         known = {row.ts for row in posted.values()}  # a renamed slot's message keeps its old tag a while
-        lost = {
-            key.removeprefix(prefix): ts
-            for key, ts in tagged.items()
-            if key.startswith(prefix) and key.removeprefix(prefix) not in posted and ts not in known
-        }
+        mine = {tag.slot.encode(): ts for tag, ts in tagged.items() if tag.link_id == ref.link_id}
+        lost = {slot: ts for slot, ts in mine.items() if slot not in posted and ts not in known}
         if not lost:
             return
         async with self._db.unit() as session:
@@ -963,7 +962,11 @@ class Outbox:
         )
         first = digest(parts[0], slot.buttons)
         texts = [SlotText(slot.key, parts[0], slot.final, first, _encode(slot.buttons))]
-        texts += [SlotText(f"{slot.key}+{i}", p, slot.final, digest(p)) for i, p in enumerate(parts[1:], 1)]
+        whole = SlotKey.decode(slot.key)
+        texts += [
+            SlotText(whole.part(i, slack_counted=True).encode(), p, slot.final, digest(p))
+            for i, p in enumerate(parts[1:], 1)
+        ]
         if slot.stored:
             async with self._db.unit() as session:
                 await repo.settle_text(session, link_id=thread.ref.link_id, slot=slot.key, digest=slot.stored)

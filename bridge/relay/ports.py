@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from bridge.relay.slots import PostTag
+
 
 @dataclass
 class SlackError(Exception):
@@ -104,7 +106,7 @@ class SlackPoster(Whisperer, Protocol):
         thread_ts: str,
         markdown: str,
         *,
-        key: str,
+        key: PostTag,
         buttons: Sequence[Button] = (),
         plan: Plan | None = None,
     ) -> str:
@@ -123,7 +125,7 @@ class SlackPoster(Whisperer, Protocol):
         ts: str,
         markdown: str,
         *,
-        key: str,
+        key: PostTag,
         buttons: Sequence[Button] = (),
         plan: Plan | None = None,
     ) -> None:
@@ -135,7 +137,7 @@ class SlackPoster(Whisperer, Protocol):
         """Add (``on``) or remove the bot's reaction ``name`` on a message; already so is success."""
         ...
 
-    async def tagged(self, channel: str, thread_ts: str) -> dict[str, str]:
+    async def tagged(self, channel: str, thread_ts: str) -> dict[PostTag, str]:
         """The bot's tagged messages in a thread: ``key`` -> ``ts``."""
         ...
 

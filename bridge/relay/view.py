@@ -61,6 +61,7 @@ from bridge.coder.types import (
     StreamEvent,
 )
 from bridge.relay.ports import Plan, Step
+from bridge.relay.slots import SlotKey
 from bridge.slack.blocks import (
     RESTARTING,
     Starting,
@@ -80,23 +81,18 @@ from bridge.slack.failures import render_failure
 log = logging.getLogger(__name__)
 
 
-DRAFT = "draft"
-CARD = "card"
-"""Prefix of a turn's status card key (``card:<turn>``)."""
+DRAFT = SlotKey.draft().encode()
 _PATH_KEYS = ("path", "file", "file_path", "filename")
 PROVISIONING_TOOLS = frozenset({"create_workspace", "start_workspace"})
 """chatd's tools that build a workspace (coder/coder coderd/x/chatd/chattool): they run for minutes."""
-_ANCHORED = ("after", "partial", CARD)
-"""Block keys that name a message: ``after:<id>`` and ``partial:<id>`` the one before a reply, a
-card the user message of its turn. Gone from the history, the message takes the block with it."""
 
 
 def removed_by(key: str, surviving: frozenset[int]) -> bool:
     """Whether a history rewrite that left only ``surviving`` (every visible message id) removed the
-    reply or card a thread shows under slot ``key`` (``after:<id>``, ``partial:<id>``, ``card:<id>``,
-    each also split as ``…#n``): the message it is anchored to is gone."""
-    prefix, _, anchor = key.partition("#")[0].partition(":")
-    return prefix in _ANCHORED and anchor.isdigit() and int(anchor) != 0 and int(anchor) not in surviving
+    reply or card a thread shows under slot ``key`` (a reply, a partial one or a card, each also in
+    parts): the message it is anchored to is gone, and takes the block with it."""
+    anchor = SlotKey.decode(key).anchored_to()
+    return anchor is not None and anchor not in surviving
 
 
 @dataclass
@@ -386,7 +382,7 @@ class ThreadView:
             case ErrorEvent():
                 self._failure = render_failure(event.failure)
                 self._end_retry("failed")
-                self._set(f"error:{self.last_id}", render_error(self._failure), final=True)
+                self._set(SlotKey.error(self.last_id).encode(), render_error(self._failure), final=True)
             case RetryEvent():
                 if self._seq and not self._joining:
                     self._reset_preview(live=True)  # the attempt streamed is void from now, as in Coder's UI
@@ -443,7 +439,7 @@ class ThreadView:
         self.rewritten = surviving
         if self._turn_id is not None and self._turn_id not in surviving:
             self._end_retry("stopped")
-            self._adopt_draft(f"partial:{self._turn_id}")
+            self._adopt_draft(SlotKey.partial(self._turn_id).encode())
             self._forget_deltas()
             self._turn_texts.clear()
             self._text.persisted = self._reasoning.persisted = ""
@@ -462,7 +458,9 @@ class ThreadView:
         """Coder retries the model call: one line per series of retries, edited as attempts go by."""
         if self._retry is None:
             self._retry_series += 1
-            self._retry = _Retry(key=f"retry:{self._turn_id or self.last_id}:{self._retry_series}")
+            self._retry = _Retry(
+                key=SlotKey.retry(self._turn_id or self.last_id, self._retry_series).encode()
+            )
         self._retry.attempts = max(self._retry.attempts, event.attempt)
         self._retry.error = event.error
         self._set(self._retry.key, render_retry(event.attempt, event.delay_ms, event.error), final=False)
@@ -555,7 +553,7 @@ class ThreadView:
         self.renames = []
         self.status_changed = False
         self._update_draft()
-        self._adopt_draft(f"partial:{self.last_id}")
+        self._adopt_draft(SlotKey.partial(self.last_id).encode())
         self._forget_deltas()
 
     def _forget_deltas(self) -> None:
@@ -581,7 +579,7 @@ class ThreadView:
             elif not self.busy:
                 # A new turn after one that is over: a draft left from that turn (it failed, or its
                 # connection broke) is never completed, so it keeps its text and the new turn starts afresh.
-                self._adopt_draft(f"partial:{previous}")
+                self._adopt_draft(SlotKey.partial(previous).encode())
             if self.status is not None and self.status.phase is ChatPhase.NEEDS_USER:
                 self._reopen_card()  # the message ended the wait: the turn that waited is over
             self._close_card()
@@ -601,7 +599,7 @@ class ThreadView:
                 self._text.persisted = "".join(text for text, _ in replies)
                 self._reasoning.persisted = "".join(reasoning for _, reasoning in replies)
             shown = self._reply(message.reasoning, message.text)
-        key, replied = f"after:{previous}", bool(shown.strip())
+        key, replied = SlotKey.reply_after(previous).encode(), bool(shown.strip())
         for part in message.content:  # a reply begun before the turn's first call goes above its card
             if replied and self._shows(part):
                 self._show_reply(key, shown)
@@ -665,7 +663,7 @@ class ThreadView:
         starting = self._starting() if phase is None else None
         if not self._calls and starting is None and not self._slow_start_shown:
             return
-        key = f"{CARD}:{self._turn_id}"
+        key = SlotKey.card(self._turn_id).encode()
         if key in self._blocks and self._blocks[key].final:
             return  # its turn is over; snapshot deltas of the next turn must not land on it
         if phase is None:
@@ -688,7 +686,9 @@ class ThreadView:
 
     def _reopen_card(self) -> None:
         """A turn that waited for its person (its card final, showing the wait) is not over yet."""
-        key = f"{CARD}:{self._turn_id}"
+        if self._turn_id is None:
+            return
+        key = SlotKey.card(self._turn_id).encode()
         card = self._blocks.get(key)
         if card is not None and card.final:
             self._blocks[key] = Block(key, card.text, final=False, plan=card.plan)
@@ -697,10 +697,11 @@ class ThreadView:
         """Give the turn's card its place in the thread at its first tool call, below the text
         streamed before it, as a live stream shows them: one batch may hold a whole turn (a
         reconnect's snapshot), and the card, rendered at the batch's end, would go below all of it."""
-        if self._turn_id is None or f"{CARD}:{self._turn_id}" in self._blocks:
+        key = None if self._turn_id is None else SlotKey.card(self._turn_id).encode()
+        if key is None or key in self._blocks:
             return
         self._update_draft()
-        self._set(f"{CARD}:{self._turn_id}", "", final=False)
+        self._set(key, "", final=False)
 
     def _close_card(self) -> None:
         """A new turn began while the chat stayed busy (Coder went straight on to a queued

@@ -14,6 +14,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bridge.metrics import Metrics
 from bridge.relay.limits import SlackLimits
 from bridge.relay.ports import Button, Plan, SlackPermanent, SlackRateLimited, SlackTransient
+from bridge.relay.slots import PostTag
 from bridge.slack.defuse import defuse
 from bridge.slack.mrkdwn import MARKDOWN_LIMIT
 from bridge.slack.tables import message_blocks
@@ -47,9 +48,9 @@ _ALREADY = {True: "already_reacted", False: "no_reaction"}
 """The answer of reactions.add / reactions.remove when the message is already as asked."""
 
 
-def message_tag(key: str) -> dict[str, Any]:
+def message_tag(key: PostTag) -> dict[str, Any]:
     """The metadata naming which slot a bot message shows (what ``WebPoster.tagged`` looks for)."""
-    return {"event_type": TAG_EVENT, "event_payload": {"key": key}}
+    return {"event_type": TAG_EVENT, "event_payload": {"key": key.encode()}}
 
 
 def _button(button: Button) -> dict[str, Any]:
@@ -95,7 +96,7 @@ class WebPoster:
         thread_ts: str,
         markdown: str,
         *,
-        key: str,
+        key: PostTag,
         buttons: Sequence[Button] = (),
         plan: Plan | None = None,
     ) -> str:
@@ -123,7 +124,7 @@ class WebPoster:
         ts: str,
         markdown: str,
         *,
-        key: str,
+        key: PostTag,
         buttons: Sequence[Button] = (),
         plan: Plan | None = None,
     ) -> None:
@@ -145,10 +146,10 @@ class WebPoster:
             if exc.code != _ALREADY[on]:
                 raise
 
-    async def tagged(self, channel: str, thread_ts: str) -> dict[str, str]:
+    async def tagged(self, channel: str, thread_ts: str) -> dict[PostTag, str]:
         """Read the thread (``conversations.replies`` with metadata, a few pages at most) for the
         messages this bridge tagged: a post whose answer was lost in a crash is found this way."""
-        found: dict[str, str] = {}
+        found: dict[PostTag, str] = {}
         cursor: str | None = None
         for _ in range(_TAGGED_PAGES):
             response = await self._call(
@@ -157,8 +158,11 @@ class WebPoster:
             for message in response.get("messages") or []:
                 metadata = message.get("metadata") or {}
                 payload = metadata.get("event_payload") or {}
-                if metadata.get("event_type") == TAG_EVENT and isinstance(payload.get("key"), str):
-                    found[payload["key"]] = str(message.get("ts"))
+                key = payload.get("key")
+                ours = metadata.get("event_type") == TAG_EVENT
+                tag = PostTag.decode(key) if ours and isinstance(key, str) else None
+                if tag is not None:
+                    found[tag] = str(message.get("ts"))
             cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
             if cursor is None:
                 break

@@ -50,7 +50,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bridge.metrics import Metrics
 from bridge.relay.limits import SlackLimits
 from bridge.relay.ports import Button, Plan, SlackPermanent, Step
-from bridge.relay.view import CARD, DRAFT
+from bridge.relay.slots import PostTag
 from bridge.slack.defuse import defuse
 from bridge.slack.poster import WebPoster, message_tag, slack_call
 
@@ -86,33 +86,13 @@ SessionStatus = Callable[[str, str], str | None]
 """(channel, thread_ts) -> the Agent Session status a stopped stream leaves, None to let Slack pick."""
 
 
-def _thread(key: str) -> str:
-    """The thread part of an outbox tag ``<link id>:<slot>``: one writer per thread at a time."""
-    return key.partition(":")[0]
-
-
-def _slot(key: str) -> str:
-    """The slot part of an outbox tag, without a split part's ``#1``."""
-    return key.partition(":")[2].split("#", 1)[0]
-
-
-def _is_draft(key: str) -> bool:
-    """Whether the tag names the streaming reply (``draft``, or a split part ``draft#1``)."""
-    return _slot(key) == DRAFT
-
-
-def _is_card(key: str) -> bool:
-    """Whether the tag names a turn's status card, which accompanies the reply rather than follows it."""
-    return _slot(key).startswith(f"{CARD}:")
-
-
 @dataclass
 class _Stream:
     streamer: AsyncChatStream
     channel: str
     thread_ts: str
     ts: str
-    key: str
+    key: PostTag
     shown: str
     held: str = ""
     """Text the helper still buffers from a call that failed; it goes out with the next one."""
@@ -176,7 +156,7 @@ class StreamingPoster:
         self._limits = limits
         self._recipient = recipient
         self._session_status = session_status
-        self._streams: dict[str, _Stream] = {}  # thread (outbox link) -> its open reply stream
+        self._streams: dict[int, _Stream] = {}  # thread (outbox link) -> its open reply stream
         self._plans: dict[str, _PlanStream] = {}  # ts -> an open card stream
         self.enabled = True
         """False once Slack refused streaming: the poster edits in place from then on."""
@@ -189,7 +169,7 @@ class StreamingPoster:
         thread_ts: str,
         markdown: str,
         *,
-        key: str,
+        key: PostTag,
         buttons: Sequence[Button] = (),
         plan: Plan | None = None,
     ) -> str:
@@ -197,8 +177,8 @@ class StreamingPoster:
         the reply ends the thread's open reply stream. Texts are defused before anything compares
         them with what a stream shows."""
         markdown = defuse(markdown)
-        if not _is_card(key):
-            await self._end(_thread(key))
+        if not key.is_card:
+            await self._end(key.link_id)
         if plan is not None and not plan.final and self._streamable(plan):
             try:
                 return await self._start_plan(channel, thread_ts, plan)
@@ -206,7 +186,7 @@ class StreamingPoster:
                 if exc.code not in REFUSALS:
                     raise
                 self._plans_refused(exc)
-        if self.enabled and _is_draft(key) and not buttons:
+        if self.enabled and key.is_draft and not buttons:
             try:
                 return await self._start(channel, thread_ts, markdown, key)
             except SlackPermanent as exc:
@@ -221,7 +201,7 @@ class StreamingPoster:
         ts: str,
         markdown: str,
         *,
-        key: str,
+        key: PostTag,
         buttons: Sequence[Button] = (),
         plan: Plan | None = None,
     ) -> None:
@@ -232,7 +212,7 @@ class StreamingPoster:
         if card is not None:
             await self._update_plan(card, ts, markdown, key, plan)
             return
-        thread = _thread(key)
+        thread = key.link_id
         stream = self._streams.get(thread)
         if stream is None or stream.ts != ts or buttons:
             await self._inner.update(channel, ts, markdown, key=key, buttons=buttons)
@@ -248,7 +228,7 @@ class StreamingPoster:
         """As the wrapped poster."""
         await self._inner.react(channel, ts, name, on=on)
 
-    async def tagged(self, channel: str, thread_ts: str) -> dict[str, str]:
+    async def tagged(self, channel: str, thread_ts: str) -> dict[PostTag, str]:
         """As the wrapped poster (a stream is tagged when it stops)."""
         return await self._inner.tagged(channel, thread_ts)
 
@@ -269,14 +249,14 @@ class StreamingPoster:
             **options,
         )
 
-    async def _start(self, channel: str, thread_ts: str, markdown: str, key: str) -> str:
+    async def _start(self, channel: str, thread_ts: str, markdown: str, key: PostTag) -> str:
         streamer = await self._open(channel, thread_ts)
         await self._call("chat.startStream", lambda: streamer.append(markdown_text=markdown))
         assert streamer.ts is not None
-        self._streams[_thread(key)] = _Stream(streamer, channel, thread_ts, streamer.ts, key, shown=markdown)
+        self._streams[key.link_id] = _Stream(streamer, channel, thread_ts, streamer.ts, key, shown=markdown)
         return streamer.ts
 
-    async def _append(self, thread: str, stream: _Stream, markdown: str, key: str) -> None:
+    async def _append(self, thread: int, stream: _Stream, markdown: str, key: PostTag) -> None:
         if not markdown.startswith(stream.sent):
             if not stream.sent.startswith(markdown):  # rewritten, not just replayed shorter
                 await self._end(thread)
@@ -318,7 +298,7 @@ class StreamingPoster:
         return streamer.ts
 
     async def _update_plan(
-        self, card: _PlanStream, ts: str, markdown: str, key: str, plan: Plan | None
+        self, card: _PlanStream, ts: str, markdown: str, key: PostTag, plan: Plan | None
     ) -> None:
         """Send what changed in the card's plan; with a final plan, stop the stream with the card's
         first line. A card that may not stream on is stopped as it stands and edited in place with its
@@ -341,7 +321,7 @@ class StreamingPoster:
             self._plan_lost(ts, exc)
         await self._inner.update(card.channel, ts, markdown, key=key)
 
-    async def _end(self, thread: str) -> None:
+    async def _end(self, thread: int) -> None:
         """Stop the thread's open reply stream, if any, as it stands."""
         stream = self._streams.get(thread)
         if stream is None:
@@ -358,7 +338,7 @@ class StreamingPoster:
         streamer: AsyncChatStream,
         channel: str,
         thread_ts: str,
-        key: str,
+        key: PostTag,
         *,
         chunks: Sequence[Chunk] | None = None,
     ) -> None:
@@ -370,7 +350,7 @@ class StreamingPoster:
             lambda: streamer.stop(chunks=chunks, session_status=status, metadata=message_tag(key)),
         )
 
-    def _lost(self, thread: str, exc: SlackPermanent) -> None:
+    def _lost(self, thread: int, exc: SlackPermanent) -> None:
         """Slack will take no more of this stream: forget it (its message is edited in place)."""
         del self._streams[thread]
         if exc.code != ENDED:

@@ -441,3 +441,28 @@ async def test_texts_stored_one_after_another_are_shown_in_that_order(rig: Rig) 
 
 async def _no_write(_: object) -> None:
     """A stored text's transaction with nothing else in it."""
+
+
+async def test_split_and_renamed_slots_are_stored_and_tagged_as_before(rig: Rig) -> None:
+    """Parts keep the stored format older versions wrote and read (``#n`` for the bridge's split,
+    ``+n`` for Slack's), in the database and in each message's ``<link id>:<slot>`` tag."""
+    text = "\n\n".join(f"paragraph {i} " + "x" * 400 for i in range(8))
+    outbox = rig.outbox()
+    try:
+        outbox.set_text(rig.ref, "draft", "first part")
+        outbox.set_text(rig.ref, "draft#1", "second part")
+        await outbox.delivered(rig.ref, ["draft", "draft#1"], timeout=5)
+        await outbox.rename(rig.ref, "draft", "after:7")
+        rig.slack.fail_next("chat.postMessage", error="msg_too_long")
+        await outbox.put(rig.ref, [final_text("card:7", text)])
+        await outbox.delivered(rig.ref, ["card:7"], timeout=5)
+        await outbox.delivered(rig.ref, ["card:7+1", "card:7+2"], timeout=5)  # the parts it became
+    finally:
+        await outbox.close()
+    async with rig.db.unit() as session:
+        stored = set((await session.execute(select(SlackMessage.slot))).scalars())
+    assert stored == {"after:7", "after:7#1", "card:7", "card:7+1", "card:7+2"}
+    messages = [m for m in rig.slack.thread(rig.ref.channel, rig.ref.thread_ts) if m.bot_id]
+    tags = {m.metadata["event_payload"]["key"] for m in messages if m.metadata is not None}
+    posted = ("draft", "draft#1", "card:7", "card:7+1", "card:7+2")  # a rename edits no message
+    assert tags == {f"{rig.ref.link_id}:{slot}" for slot in posted}

@@ -10,9 +10,16 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bridge.metrics import Metrics
 from bridge.relay.limits import SlackLimits
 from bridge.relay.ports import Plan, SlackRateLimited, Step
+from bridge.relay.slots import PostTag, SlotKey
 from bridge.sim.slack import SlackSim
 from bridge.slack.poster import WebPoster
 from bridge.slack.streaming import StreamingPoster
+
+_DRAFT = PostTag(1, SlotKey.draft())
+
+
+def _card_tag(turn_id: int) -> PostTag:
+    return PostTag(1, SlotKey.card(turn_id))
 
 
 @pytest.fixture
@@ -44,13 +51,15 @@ async def poster(slack: SlackSim) -> AsyncIterator[StreamingPoster]:
 async def test_a_failed_append_is_sent_once_with_the_next(slack: SlackSim, poster: StreamingPoster) -> None:
     """A 429 on appendStream loses nothing and doubles nothing: the retry sends the held text once."""
     root = await slack.user_says(slack.alice, slack.general, "go")
-    ts = await poster.post(slack.general, root, "Hello", key="1:draft")
+    ts = await poster.post(slack.general, root, "Hello", key=_DRAFT)
     slack.fail_next("chat.appendStream", error="ratelimited", status=429, retry_after=0.01)
     with pytest.raises(SlackRateLimited):
-        await poster.update(slack.general, ts, "Hello, wor", key="1:draft")
-    await poster.update(slack.general, ts, "Hello, world", key="1:draft")
-    await poster.update(slack.general, ts, "Hello, world", key="1:after:3")  # renamed, nothing new
-    await poster.post(slack.general, root, "Done.", key="1:outcome:2")  # the thread moves on
+        await poster.update(slack.general, ts, "Hello, wor", key=_DRAFT)
+    await poster.update(slack.general, ts, "Hello, world", key=_DRAFT)
+    await poster.update(
+        slack.general, ts, "Hello, world", key=PostTag(1, SlotKey.reply_after(3))
+    )  # renamed, nothing new
+    await poster.post(slack.general, root, "Done.", key=PostTag(1, SlotKey.outcome(2)))  # the thread moves on
     message = slack.message(slack.general, ts)
     assert message is not None
     assert (message.visible_text, message.streaming, message.edited) == ("Hello, world", False, False)
@@ -61,9 +70,9 @@ async def test_a_failed_append_is_sent_once_with_the_next(slack: SlackSim, poste
 async def test_a_rewritten_draft_ends_the_stream_and_edits(slack: SlackSim, poster: StreamingPoster) -> None:
     """A text that does not continue the streamed one replaces it with chat.update."""
     root = await slack.user_says(slack.alice, slack.general, "go")
-    ts = await poster.post(slack.general, root, "Draft one", key="1:draft")
-    await poster.update(slack.general, ts, "Draft", key="1:draft")  # a replay, shorter: nothing to do
-    await poster.update(slack.general, ts, "Another text", key="1:draft")
+    ts = await poster.post(slack.general, root, "Draft one", key=_DRAFT)
+    await poster.update(slack.general, ts, "Draft", key=_DRAFT)  # a replay, shorter: nothing to do
+    await poster.update(slack.general, ts, "Another text", key=_DRAFT)
     message = slack.message(slack.general, ts)
     assert message is not None
     assert (message.visible_text, message.streaming, message.edited) == ("Another text", False, True)
@@ -73,13 +82,13 @@ async def test_a_rewritten_draft_ends_the_stream_and_edits(slack: SlackSim, post
 async def test_a_stream_slack_ended_is_finished_in_place(slack: SlackSim, poster: StreamingPoster) -> None:
     """message_not_in_streaming_state (a user's Stop, a timeout): the full text goes out with chat.update."""
     root = await slack.user_says(slack.alice, slack.general, "go")
-    ts = await poster.post(slack.general, root, "Half", key="1:draft")
+    ts = await poster.post(slack.general, root, "Half", key=_DRAFT)
     message = slack.message(slack.general, ts)
     assert message is not None
     message.streaming = False  # what Slack does when the stream times out server-side
-    await poster.update(slack.general, ts, "Half and the rest", key="1:draft")
+    await poster.update(slack.general, ts, "Half and the rest", key=_DRAFT)
     assert (message.visible_text, message.edited) == ("Half and the rest", True)
-    later = await poster.post(slack.general, root, "A second reply", key="1:draft")
+    later = await poster.post(slack.general, root, "A second reply", key=_DRAFT)
     assert slack.calls_to("chat.startStream")[-1].params["thread_ts"] == root, "streaming goes on"
     assert poster.enabled
     assert later != ts
@@ -104,17 +113,17 @@ async def test_a_card_streams_as_a_plan_sending_only_changes(
     """A card's plan goes out as plan and task chunks, each call only what changed, alongside the reply
     streams; a final plan stops it with the card's first line, once, though the first stop got a 429."""
     root = await slack.user_says(slack.alice, slack.general, "go")
-    reply = await poster.post(slack.general, root, "Looking", key="1:draft")
+    reply = await poster.post(slack.general, root, "Looking", key=_DRAFT)
     first = _plan("Working", "running")
-    ts = await poster.post(slack.general, root, _card(first), key="1:card:2", plan=first)
+    ts = await poster.post(slack.general, root, _card(first), key=_card_tag(2), plan=first)
     [start] = [c for c in slack.calls_to("chat.startStream") if c.params.get("task_display_mode") == "plan"]
     assert start.params["chunks"] == [
         {"type": "plan_update", "title": "Working"},
         {"type": "task_update", "id": "toolu_0", "title": "read_file a.py", "status": "in_progress"},
     ]
     second = _plan("Working", "ok", "running")
-    await poster.update(slack.general, ts, _card(second), key="1:card:2", plan=second)
-    await poster.update(slack.general, ts, _card(second) + " ", key="1:card:2", plan=second)
+    await poster.update(slack.general, ts, _card(second), key=_card_tag(2), plan=second)
+    await poster.update(slack.general, ts, _card(second) + " ", key=_card_tag(2), plan=second)
     [append] = slack.calls_to("chat.appendStream")
     assert append.params["chunks"] == [
         {"type": "task_update", "id": "toolu_0", "title": "read_file a.py", "status": "complete"},
@@ -124,13 +133,13 @@ async def test_a_card_streams_as_a_plan_sending_only_changes(
     assert message is not None
     assert card is not None
     assert message.streaming, "the card's calls leave the reply open"
-    await poster.post(slack.general, root, "Next reply", key="1:draft")
+    await poster.post(slack.general, root, "Next reply", key=_DRAFT)
     assert (message.streaming, card.streaming) == (False, True), "a new reply ends the reply, not the card"
     done = _plan("Done", "ok", "error", final=True)
     slack.fail_next("chat.stopStream", error="ratelimited", status=429, retry_after=0.01)
     with pytest.raises(SlackRateLimited):
-        await poster.update(slack.general, ts, _card(done), key="1:card:2", plan=done)
-    await poster.update(slack.general, ts, _card(done), key="1:card:2", plan=done)
+        await poster.update(slack.general, ts, _card(done), key=_card_tag(2), plan=done)
+    await poster.update(slack.general, ts, _card(done), key=_card_tag(2), plan=done)
     assert (card.visible_text, card.streaming, card.edited) == ("✅ Done · 2 tools", False, False)
     assert card.chunks == [
         {"type": "task_update", "id": "toolu_0", "title": "read_file a.py", "status": "complete"},
@@ -145,14 +154,14 @@ async def test_a_card_stream_slack_ended_goes_on_as_text(slack: SlackSim, poster
     """A card stream Slack ended (a timeout) is edited in place with the card's text from then on."""
     root = await slack.user_says(slack.alice, slack.general, "go")
     first = _plan("Working", "running")
-    ts = await poster.post(slack.general, root, _card(first), key="1:card:2", plan=first)
+    ts = await poster.post(slack.general, root, _card(first), key=_card_tag(2), plan=first)
     card = slack.message(slack.general, ts)
     assert card is not None
     card.streaming = False  # what Slack does when the stream times out server-side
     second = _plan("Working", "ok", "running")
-    await poster.update(slack.general, ts, _card(second), key="1:card:2", plan=second)
+    await poster.update(slack.general, ts, _card(second), key=_card_tag(2), plan=second)
     done = _plan("Done", "ok", "ok", final=True)
-    await poster.update(slack.general, ts, _card(done), key="1:card:2", plan=done)
+    await poster.update(slack.general, ts, _card(done), key=_card_tag(2), plan=done)
     assert (card.visible_text, card.chunks, card.edited) == (_card(done), [], True)
     assert [c.ok for c in slack.calls_to("chat.appendStream")] == [False]
     assert not slack.calls_to("chat.stopStream")
@@ -167,20 +176,20 @@ async def test_refused_chunks_make_cards_text_and_replies_stream_on(
     slack.rate_limits_enabled = False  # more posts than a channel's burst: pacing is the outbox's job
     root = await slack.user_says(slack.alice, slack.general, "go")
     over = _plan("Done", "ok", final=True)
-    ts = await poster.post(slack.general, root, _card(over), key="1:card:1", plan=over)
+    ts = await poster.post(slack.general, root, _card(over), key=_card_tag(1), plan=over)
     assert not slack.calls_to("chat.startStream")
     first = _plan("Working", "running")
-    ts = await poster.post(slack.general, root, _card(first), key="1:card:2", plan=first)
+    ts = await poster.post(slack.general, root, _card(first), key=_card_tag(2), plan=first)
     slack.fail_next("chat.appendStream", error="invalid_chunks")
     second = _plan("Working", "ok", "running")
-    await poster.update(slack.general, ts, _card(second), key="1:card:2", plan=second)
+    await poster.update(slack.general, ts, _card(second), key=_card_tag(2), plan=second)
     card = slack.message(slack.general, ts)
     assert card is not None
     assert (card.visible_text, card.chunks) == (_card(second), [])
     assert (poster.plans, poster.enabled) == (False, True)
-    later = await poster.post(slack.general, root, _card(first), key="1:card:3", plan=first)
+    later = await poster.post(slack.general, root, _card(first), key=_card_tag(3), plan=first)
     assert slack.calls_to("chat.postMessage")[-1].ok
     assert len(slack.calls_to("chat.startStream")) == 1
-    await poster.post(slack.general, root, "A reply", key="1:draft")
+    await poster.post(slack.general, root, "A reply", key=_DRAFT)
     assert len(slack.calls_to("chat.startStream")) == 2, "replies still stream"
     assert later != ts
