@@ -9,9 +9,7 @@ durable and resumes them after a restart. Each module's docstring says how its p
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-
-from sqlalchemy.ext.asyncio import AsyncSession
+from collections.abc import Callable
 
 from bridge.db.engine import Database
 from bridge.relay.limits import SlackLimits
@@ -19,8 +17,7 @@ from bridge.relay.outbox.reactions import Reactions
 from bridge.relay.outbox.store import Store
 from bridge.relay.outbox.texts import CHANNEL_CLOSED, OVERSIZED, Texts
 from bridge.relay.outbox.threads import Buttons, ThreadRef, Threads, digest, final_text
-from bridge.relay.output import ReactionWish, SlotText
-from bridge.relay.ports import Plan, SlackPoster
+from bridge.relay.ports import SlackPoster
 from bridge.tasks import TaskGroup
 
 __all__ = ["CHANNEL_CLOSED", "OVERSIZED", "Buttons", "Outbox", "ThreadRef", "digest", "final_text"]
@@ -29,8 +26,8 @@ __all__ = ["CHANNEL_CLOSED", "OVERSIZED", "Buttons", "Outbox", "ThreadRef", "dig
 class Outbox:
     """Keeps each thread's Slack messages equal to the texts the relay sets.
 
-    Each method is its part's: texts and the worker in ``texts``, durable writes and the start in
-    ``store``, reactions in ``reactions`` (their docstrings say more)."""
+    Its methods are its parts': texts and the worker in ``texts``, durable writes and the start in
+    ``store``, reactions in ``reactions``; each is documented where it is written, once."""
 
     def __init__(
         self,
@@ -58,101 +55,27 @@ class Outbox:
             edit_interval=edit_interval,
             idle_timeout=idle_timeout,
         )
-
-    def set_text(
-        self,
-        ref: ThreadRef,
-        key: str,
-        text: str,
-        *,
-        final: bool = False,
-        buttons: Buttons = (),
-        plan: Plan | None = None,
-    ) -> None:
-        self._texts.set_text(ref, key, text, final=final, buttons=buttons, plan=plan)
-
-    def reserve(self, ref: ThreadRef, key: str) -> None:
-        self._texts.reserve(ref, key)
-
-    async def put(self, ref: ThreadRef, texts: Sequence[SlotText]) -> None:
-        await self._store.put(ref, texts)
-
-    async def put_with(
-        self,
-        ref: ThreadRef,
-        texts: Sequence[SlotText],
-        write: Callable[[AsyncSession], Awaitable[None]],
-        reactions: Sequence[ReactionWish] = (),
-        *,
-        plans: Mapping[str, Plan] | None = None,
-    ) -> None:
-        await self._store.put_with(ref, texts, write, reactions, plans=plans)
-
-    async def stage(
-        self,
-        session: AsyncSession,
-        ref: ThreadRef,
-        texts: Sequence[SlotText],
-        *,
-        plans: Mapping[str, Plan] | None = None,
-    ) -> list[SlotText]:
-        return await self._store.stage(session, ref, texts, plans=plans)
-
-    def show(
-        self,
-        ref: ThreadRef,
-        texts: Sequence[SlotText],
-        *,
-        stored: bool = True,
-        plans: Mapping[str, Plan] | None = None,
-    ) -> None:
-        self._store.show(ref, texts, stored=stored, plans=plans)
-
-    async def stage_reactions(
-        self, session: AsyncSession, ref: ThreadRef, reactions: Sequence[ReactionWish]
-    ) -> list[ReactionWish]:
-        return await self._store.stage_reactions(session, ref, reactions)
-
-    def show_reactions(
-        self, ref: ThreadRef, reactions: Sequence[ReactionWish], *, stored: bool = True
-    ) -> None:
-        self._reactions.show(ref, reactions, stored=stored)
-
-    def untouched(self, ts: str) -> None:
-        self._reactions.untouched(ts)
-
-    async def resume(self) -> int:
-        return await self._store.resume()
-
-    async def whisper(self, channel: str, user: str, thread_ts: str | None, markdown: str) -> None:
-        await self._texts.whisper(channel, user, thread_ts, markdown)
-
-    async def announce(self, channel: str, markdown: str) -> str:
-        return await self._texts.announce(channel, markdown)
-
-    def link_of(self, channel: str, ts: str) -> int | None:
-        return self._texts.link_of(channel, ts)
-
-    async def has_slot(self, ref: ThreadRef, key: str) -> bool:
-        return await self._texts.has_slot(ref, key)
-
-    async def slot_keys(self, ref: ThreadRef) -> list[str]:
-        return await self._texts.slot_keys(ref)
-
-    async def rename(self, ref: ThreadRef, old: str, new: str) -> None:
-        await self._texts.rename(ref, old, new)
-
-    async def delivered(self, ref: ThreadRef, keys: Iterable[str], timeout: float | None = None) -> None:
-        await self._texts.delivered(ref, keys, timeout)
-
-    def closed(self, ref: ThreadRef) -> str | None:
-        return self._texts.closed(ref)
-
-    def pending(self) -> int:
-        return self._threads.pending()
-
-    async def drain(self, timeout: float) -> bool:
-        return await self._texts.drain(timeout)
+        # The API, each method its part's (its docstring there).
+        self.set_text = self._texts.set_text
+        self.reserve = self._texts.reserve
+        self.put = self._store.put
+        self.put_with = self._store.put_with
+        self.stage = self._store.stage
+        self.show = self._store.show
+        self.stage_reactions = self._store.stage_reactions
+        self.show_reactions = self._reactions.show
+        self.untouched = self._reactions.untouched
+        self.resume = self._store.resume
+        self.whisper = self._texts.whisper
+        self.announce = self._texts.announce
+        self.link_of = self._texts.link_of
+        self.has_slot = self._texts.has_slot
+        self.slot_keys = self._texts.slot_keys
+        self.rename = self._texts.rename
+        self.delivered = self._texts.delivered
+        self.closed = self._texts.closed
+        self.pending = self._threads.pending
+        self.drain = self._texts.drain
 
     @property
     def threads_open(self) -> int:
