@@ -294,6 +294,7 @@ class Bridge:
             slow_start=settings.slow_start_after,
             reactions=reactions,
             sessions=sessions,
+            table_blocks=not settings.native_streaming,
         )
         self._watcher = Watcher(
             self.db,

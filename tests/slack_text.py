@@ -2,8 +2,9 @@
 
 The bridge posts agent Markdown as Slack ``markdown_text`` (shown as written) and splits a reply over
 Slack's size limit into several messages; a split inside a code block closes the fence at the end of
-one part and reopens it at the start of the next. Dropping exactly those added lines gives the text
-back. (A cut in the middle of an over-long line cannot be told from a line end: tests avoid those.)
+one part and reopens it at the start of the next, and a split between a table's rows repeats its
+header and delimiter rows at the start of the next part. Dropping exactly those added lines gives the
+text back. (A cut in the middle of an over-long line cannot be told from a line end: tests avoid those.)
 
 A message with a GFM table is posted as blocks instead: ``markdown`` blocks for its prose, one
 ``table`` block, and any other table as a code block opened with `````table``. Reading those back
@@ -48,12 +49,22 @@ def rejoin(parts: list[str]) -> str:
     text = ""
     reopened = False
     for index, part in enumerate(parts):
-        if reopened:  # the next part starts with the fence line the split added
-            part = part.split("\n", 1)[1]
+        # The next part starts with the fence line, or the table's header rows, the split added.
+        part = part.split("\n", 1)[1] if reopened else part.removeprefix(_cut_head(text))
         closing = index < len(parts) - 1 and part.endswith("\n" + _FENCE)
         reopened = closing and _fence_open(text + part[: -len(_FENCE)])
         text += part[: -len(_FENCE)] if reopened else part
     return text
+
+
+def _cut_head(text: str) -> str:
+    """The header and delimiter rows of the table ``text`` ends inside, between two rows, or "" (the
+    next part then starts with them again: a table goes on to the next line, so they are repeated)."""
+    tables = find_tables(text)
+    if not tables or not text.endswith("\n") or tables[-1].end != len(text) - 1:
+        return ""
+    head = text[tables[-1].start :].split("\n", 2)
+    return "\n".join(head[:2]) + "\n" if len(head) == 3 and head[2] else ""
 
 
 def shown(message: SimMessage) -> str:

@@ -96,6 +96,9 @@ class Shared:
     retry_interval: float
     show_reasoning: bool
     slow_start: float
+    table_blocks: bool
+    """Whether replies are posted as blocks, a table in a ``table`` block (not streamed natively as
+    Markdown text): then a table's source does not count against a message's Markdown limit."""
 
 
 @dataclass(frozen=True)
@@ -402,7 +405,7 @@ class ChatFollow:
             if not block.text:  # a draft shown before a restart, whose text this process never saw
                 continue
             whole = SlotKey.decode(key)
-            for index, part in enumerate(split_markdown(block.text)):
+            for index, part in enumerate(split_markdown(block.text, table_blocks=self._shared.table_blocks)):
                 slot = whole.part(index).encode()
                 plan = block.plan if index == 0 else None
                 if block.final:

@@ -41,6 +41,7 @@ class Supervisor:
         slow_start: float = 10.0,
         reactions: ReactionNames | None = None,
         sessions: SessionMirror | None = None,
+        table_blocks: bool = False,
     ) -> None:
         self._db = db
         self._clocks = TaskGroup("clocks")
@@ -55,6 +56,7 @@ class Supervisor:
             retry_interval=retry_interval,
             show_reasoning=show_reasoning,
             slow_start=slow_start,
+            table_blocks=table_blocks,
         )
         self._follows: dict[ChatId, ChatFollow] = {}
         self._tasks = TaskGroup("streams")

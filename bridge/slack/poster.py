@@ -100,8 +100,9 @@ class WebPoster:
         buttons: Sequence[Button] = (),
         plan: Plan | None = None,
     ) -> str:
-        """Reply in a thread with standard Markdown (Slack renders it, tables as a table block;
-        ≤ 12,000 characters). A card's ``plan`` is not needed: its text says all of it."""
+        """Reply in a thread with standard Markdown (Slack renders it, tables as a table block; at
+        most 12,000 characters of Markdown, the table block's cells counted apart). A card's ``plan``
+        is not needed: its text says all of it."""
         response = await self._call(
             "chat.postMessage",
             lambda: self._client.chat_postMessage(

@@ -23,6 +23,7 @@ from tests.integration.conftest import (
     make_settings,
     message_parts,
 )
+from tests.slack_text import rejoin
 
 LONG = "Here is the plan. " * 40
 
@@ -128,6 +129,28 @@ async def test_native_streaming_streams_each_reply_and_ends_it(agent_world: Worl
     assert len([c for c in world.slack.calls_to("chat.stopStream") if c.ok]) == len(replies) + cards
     assert world.slack.calls_to("chat.appendStream"), "the long reply grew in more than one call"
     assert all(m.metadata for m in replies), "tagged when stopped, so a restart finds them"
+
+
+async def test_a_streamed_table_over_the_limit_goes_on_under_its_header(agent_world: World) -> None:
+    """Streamed natively, a table is Markdown text and counts whole: a reply over 12,000 characters
+    is cut between its rows, and the next message starts with its header and delimiter rows."""
+    world = agent_world
+    await world.start_bridge(native_streaming=True)
+    rows = [("service", "status")] + [(f"service-{i:03}", "healthy") for i in range(99)]
+    lines = ["| " + " | ".join(cell.ljust(56) for cell in row) + " |" for row in rows]
+    head = f"{lines[0]}\n|{'-' * 58}|{'-' * 58}|\n"
+    text = "Every service:\n\n" + head + "\n".join(lines[1:])
+    world.coder.agent = lambda prompt: [Text(text)]
+    root = await world.mention("list them")
+
+    def parts() -> list[str]:  # as sent: a table block reads back in normal form
+        texts = [m.visible_text for m in world.bot_messages(root)]
+        return [t for t in texts if t.startswith(("Every service", head))]
+
+    await world.until(lambda: rejoin(parts()) == text and not _streaming(world, root), timeout=30)
+    assert len(parts()) == 2
+    assert all(len(part) <= 12_000 for part in parts())
+    assert parts()[1].startswith(head + "| service-")
 
 
 async def test_tool_calls_stream_as_the_tasks_of_the_turns_plan(agent_world: World) -> None:

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 
 from bridge.sim.coder_agent import Fail, Gate, Pause, Reasoning, Retry, Text, ToolCall
+from bridge.sim.slack_state import SimMessage
 from bridge.slack.blocks import is_retry_line
 from tests.integration.conftest import World, assistant_texts
-from tests.slack_text import rejoin
+from tests.slack_text import as_shown, rejoin
 
 
 def _shown(world: World, method: str, prefix: str) -> list[str]:
@@ -142,9 +143,15 @@ async def test_thread_shows_the_agents_markdown_exactly(world: World) -> None:
     assert assistant_texts(world.chat_of(root)) == [text]
     parts = world.replies(root)
     assert len(parts) >= 2
-    assert all(len(p) <= 12_000 for p in parts)
+    assert all(_markdown_size(m) <= 12_000 for m in world.bot_messages(root))
     assert parts[0].endswith("\n```"), "the split closes the open code block"
     assert parts[1].startswith("```python\n"), "and reopens it with its language"
+
+
+def _markdown_size(message: SimMessage) -> int:
+    """What Slack counts against a message's 12,000 characters of Markdown (a table block is not)."""
+    blocks = sum(len(b["text"]) for b in message.blocks if b["type"] == "markdown")
+    return len(message.markdown_text or "") + blocks
 
 
 def _tables_in(world: World, root: str) -> list[dict[str, Any]]:
@@ -207,8 +214,10 @@ async def test_a_table_too_large_for_a_block_is_a_code_block(world: World) -> No
 
 
 async def test_a_long_reply_is_split_around_a_table(world: World) -> None:
-    """A split that would cut a table in two comes before it: the table is whole in the next part."""
-    prose = "\n\n".join(f"Paragraph {i}: " + "words " * 30 for i in range(60))
+    """A split that would cut a table in two comes before it: the table is whole in the next part
+    (this one a code block where it was cut, its message's table block taken by an earlier one)."""
+    prose = "| a | b |\n|---|---|\n| 1 | 2 |\n\n"
+    prose += "\n\n".join(f"Paragraph {i}: " + "words " * 30 for i in range(60))
     table = "| step | result |\n|---|---|\n" + "\n".join(f"| {i} | ok {'✓' * 10} |" for i in range(40))
     text = f"{prose}\n\n{table}\n\nThe end."
     assert len(prose) < 12_000 < len(prose) + len(table)
@@ -218,5 +227,22 @@ async def test_a_long_reply_is_split_around_a_table(world: World) -> None:
     parts = world.replies(root)
     assert len(parts) == 2
     assert parts[1].startswith(table), "the table opens the second part, whole"
+    assert [len(block["rows"]) for block in _tables_in(world, root)] == [2, 41]
+
+
+async def test_a_table_that_fits_a_table_block_arrives_whole_however_long_its_source(world: World) -> None:
+    """A 100-row table whose cells fit a table block but whose padded source is over 12,000
+    characters arrives in one message, as one table block: Slack counts none of it as Markdown."""
+    rows = [("service", "status")] + [(f"service-{i:03}", "healthy") for i in range(99)]
+    lines = ["| " + " | ".join(cell.ljust(56) for cell in row) + " |" for row in rows]
+    table = "\n".join([lines[0], "|" + "-" * 58 + "|" + "-" * 58 + "|", *lines[1:]])
+    text = f"Every service:\n\n{table}\n\nAll healthy."
+    assert len(text) > 12_000
+    world.coder.agent = lambda prompt: [Text(text)]
+    root = await world.mention("explain")
+    await world.until(lambda: world.replies(root) == [as_shown(text)], timeout=30)
+    (message,) = [m for m in world.bot_messages(root) if any(b["type"] == "table" for b in m.blocks)]
+    assert message.text == text
+    assert [b["type"] for b in message.blocks] == ["markdown", "table", "markdown"]
     (block,) = _tables_in(world, root)
-    assert len(block["rows"]) == 41
+    assert len(block["rows"]) == 100
