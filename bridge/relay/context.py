@@ -46,13 +46,20 @@ def _ts_key(ts: str) -> tuple[int, int]:
         return 0, 0
 
 
+_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
+
+
+def strip_mention(text: str, bot_user_id: str) -> str:
+    """The text without the bot's own mention(s); other people's mentions stay."""
+    return _MENTION.sub(lambda m: "" if m.group(1) == bot_user_id else m.group(0), text).strip()
+
+
 def earlier(messages: Sequence[ThreadMessage], *, before_ts: str, bot_user_id: str) -> list[ThreadMessage]:
     """The thread's people's messages that came before the mention (no bot's, the bridge's included),
     without their mentions of the bot: those addressed the bridge, not the agent, and a message that
     was only a mention (a start that failed for want of a task) says nothing to it."""
-    mention = re.compile(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>")
     people = (
-        dataclasses.replace(m, text=mention.sub("", m.text).strip())
+        dataclasses.replace(m, text=strip_mention(m.text, bot_user_id))
         for m in messages
         if _ts_key(m.ts) < _ts_key(before_ts) and not m.from_bot and m.user_id != bot_user_id
     )

@@ -35,7 +35,7 @@ from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.models import ThreadLink
 from bridge.relay.attachments import Attached, Attachments
-from bridge.relay.context import earlier, render_context
+from bridge.relay.context import earlier, render_context, strip_mention
 from bridge.relay.edits import Revisions
 from bridge.relay.identity import HOW_TO_LINK, Identity
 from bridge.relay.intake import Intake
@@ -55,7 +55,6 @@ log = logging.getLogger(__name__)
 _UNRECORDED_SEARCH = 20
 """Newest chat messages searched for a follow-up whose sending a stop interrupted."""
 
-_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 
 _NOW = re.compile(r"^!now(?:\s+|$)", re.IGNORECASE)
 """A reply that starts with ``!now``: stop the agent and have this message processed next."""
@@ -115,11 +114,6 @@ class ContextLimits:
 
     messages: int = 20
     chars: int = 8000
-
-
-def strip_mention(text: str, bot_user_id: str) -> str:
-    """The prompt without the bot's own mention(s); other people's mentions stay."""
-    return _MENTION.sub(lambda m: "" if m.group(1) == bot_user_id else m.group(0), text).strip()
 
 
 def _relayed_as(stored: str, words: str) -> bool:

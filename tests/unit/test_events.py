@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bridge.relay.context import strip_mention
 from bridge.relay.controls import Click, SessionStop
-from bridge.relay.inbound import chat_labels, strip_mention
+from bridge.relay.inbound import chat_labels
 from bridge.relay.renames import SessionRename
 from bridge.slack.actions import parse_click
 from bridge.slack.blocks import ButtonAction
