@@ -61,18 +61,19 @@ from bridge.coder.errors import CoderAuthError, CoderError, CoderNotFound
 from bridge.coder.types import ChatId, ChatPhase, ErrorEvent, Message
 from bridge.db import repo
 from bridge.db.engine import Database
+from bridge.relay.content import Card, Plan
 from bridge.relay.identity import HOW_TO_LINK, Identity
 from bridge.relay.links import HEADER_SLOT, FollowedHeader, Headers, shown, thread_ref
 from bridge.relay.marks import Marks, ReactionNames
 from bridge.relay.outbox import Outbox, ThreadRef, digest, final_text
 from bridge.relay.output import ReactionWish, SlotText
-from bridge.relay.ports import Plan
 from bridge.relay.sessions import SessionMirror
 from bridge.relay.slots import SlotKey
 from bridge.relay.view import DRAFT, ThreadView, removed_by
 from bridge.slack.blocks import render_error, render_outcome, render_removed
-from bridge.slack.failures import render_coder_error
+from bridge.slack.failures import render_coder_error, render_failure
 from bridge.slack.mrkdwn import split_markdown
+from bridge.slack.thread_text import render_content, render_plan
 from bridge.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
@@ -240,7 +241,7 @@ class ChatFollow:
             turn, newer_turn = await self._turn(backend, cursor) if ongoing else ([], None)
             marks = self._marks = Marks(shared.db, shared.outbox, shared.reactions, ref, chat_id, backend)
             await marks.start(turn)
-            draft_shown = await shared.outbox.has_slot(ref, DRAFT)
+            draft_shown = await shared.outbox.has_slot(ref, DRAFT.encode())
             lost_slot = SlotKey.lost(cursor).encode()
             told_lost = await shared.outbox.has_slot(ref, lost_slot)  # its stream gave up here
             if (
@@ -250,7 +251,7 @@ class ChatFollow:
             ):
                 # Its reply ended with the connection that carried it, so no later message completes
                 # this draft: it keeps its text under a key of its own (as ``ThreadView.finish`` does).
-                await shared.outbox.rename(ref, DRAFT, SlotKey.partial(cursor or 0).encode())
+                await shared.outbox.rename(ref, DRAFT.encode(), SlotKey.partial(cursor or 0).encode())
                 draft_shown = False
             view = self._view = header.view = ThreadView(
                 after_id=cursor,
@@ -394,20 +395,22 @@ class ChatFollow:
         next start finishes it."""
         outbox, ref, view = self._shared.outbox, run.ref, run.view
         for old, new in view.renames:
-            await outbox.rename(ref, old, new)
+            await outbox.rename(ref, old.encode(), new.encode())
         finals: list[SlotText] = []
         if view.rewritten is not None:  # what the thread shows of messages the rewrite removed says so
             slots = await outbox.slot_keys(ref)
-            finals += [final_text(s, render_removed()) for s in slots if removed_by(s, view.rewritten)]
+            removed = [s for s in slots if removed_by(SlotKey.decode(s), view.rewritten)]
+            finals += [final_text(s, render_removed()) for s in removed]
         plans: dict[str, Plan] = {}
         for key in view.changed:
             block = view.block(key)
-            if not block.text:  # a draft shown before a restart, whose text this process never saw
+            if block.content is None:  # it only holds its place so far
                 continue
-            whole = SlotKey.decode(key)
-            for index, part in enumerate(split_markdown(block.text, table_blocks=self._shared.table_blocks)):
-                slot = whole.part(index).encode()
-                plan = block.plan if index == 0 else None
+            text = render_content(block.content)
+            whole = render_plan(block.content) if isinstance(block.content, Card) else None
+            for index, part in enumerate(split_markdown(text, table_blocks=self._shared.table_blocks)):
+                slot = key.part(index).encode()
+                plan = whole if index == 0 else None
                 if block.final:
                     # Shown at once, stored after: a crash before the store replays the message.
                     outbox.set_text(ref, slot, part, plan=plan)
@@ -417,8 +420,9 @@ class ChatFollow:
                 else:
                     outbox.set_text(ref, slot, part, plan=plan)
         if view.status_changed and view.status is not None:
+            reason = render_failure(view.failure) if view.failure is not None else ""
             header, buttons = self._shared.headers.render(
-                self.chat_id, run.header.title, view.status, view.failure, archived=run.header.archived
+                self.chat_id, run.header.title, view.status, reason, archived=run.header.archived
             )
             if view.busy:
                 outbox.set_text(ref, HEADER_SLOT, header, buttons=buttons)
@@ -465,7 +469,7 @@ class ChatFollow:
             requester,
             phase=outcome.phase,
             touched=outcome.touched,
-            reason=outcome.failure,
+            reason=render_failure(outcome.failure) if outcome.failure is not None else "",
             stopped=outcome.stopped,
             waiting_for=outcome.waiting_for,
         )

@@ -109,8 +109,8 @@ class Headers:
         if followed is not None:
             followed.title, followed.archived = chat.title, archived
         status = view.status if view is not None and view.status is not None else chat.status
-        failed = chat.last_error
-        reason = view.failure if view is not None else render_failure(failed) if failed is not None else ""
+        failed = view.failure if view is not None else chat.last_error
+        reason = render_failure(failed) if failed is not None else ""
         header, buttons = self.render(chat.id, chat.title, status, reason, archived=archived)
         if self._sessions is not None:
             self._sessions.retitle(ref, chat.title)

@@ -202,7 +202,7 @@ class Marks:
             elif status.phase is ChatPhase.NEEDS_USER:  # not over: the answer lets the agent go on
                 decided.append(await self._mark_turn(self._names.waiting))
             elif outcome is not None:
-                failed = outcome.stopped or bool(outcome.failure) or outcome.phase is ChatPhase.ERROR
+                failed = outcome.stopped or outcome.failure is not None or outcome.phase is ChatPhase.ERROR
                 decided.append(await self._mark_turn(self._names.failed if failed else self._names.done))
         return [reaction for reaction in decided if reaction is not None]
 

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from bridge.relay.content import Plan
 from bridge.relay.slots import PostTag
 
 
@@ -60,33 +61,6 @@ class Button:
     value: str = ""
     url: str | None = None
     style: str | None = None
-
-
-@dataclass(frozen=True)
-class Step:
-    """One tool call of a turn: ``id`` is Coder's tool call id, so a poster updates the same step as
-    its ``state`` moves on (``running``, then ``ok`` or ``error``; ``unknown`` when the turn ended
-    without its result)."""
-
-    id: str
-    name: str
-    summary: str
-    """A short hint of what the call does (its first string argument), "" when it has none."""
-    state: str
-
-
-@dataclass(frozen=True)
-class Plan:
-    """A turn's status card in parts. The card's text says all of it; a poster that can show steps
-    natively shows these instead, and ``head`` (the card's first line) once the card is ``final``."""
-
-    title: str
-    """The turn's state in a few plain words (``Working``, ``Starting workspace… 40s``, ``Done``)."""
-    steps: tuple[Step, ...]
-    head: str
-    """The card's first line (Markdown): ``✅ Done · 3 tools · touched `a.py` `` and the like."""
-    final: bool
-    """The turn is over: nothing more will change."""
 
 
 class Whisperer(Protocol):

@@ -31,7 +31,9 @@ Besides replies, the thread shows per turn a status card (tool calls, a slow sta
 edited in place while Coder retries the model, and errors. A turn that stops to wait for its person
 shows the wait on its card, which goes on (or closes) when the wait ends. Statuses this bridge does
 not know are logged once and skipped: the thread keeps showing the last status it understood.
-All of it comes from the agent or Coder, so a person's mention in it is shown, not sent.
+
+Blocks hold data (``relay.content``: a reply, a card's calls and state, a retry, a failure), never
+Slack text: how they read is ``slack.thread_text``'s to say, when the chat's follow publishes them.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from typing import Any
 from bridge.coder.novelty import report_unknown
 from bridge.coder.types import (
     ActionRequiredEvent,
+    ChatFailure,
     ChatPhase,
     ChatStatus,
     ConnectedEvent,
@@ -60,38 +63,33 @@ from bridge.coder.types import (
     StatusEvent,
     StreamEvent,
 )
-from bridge.relay.ports import Plan, Step
-from bridge.relay.slots import SlotKey
-from bridge.slack.blocks import (
-    RESTARTING,
+from bridge.relay.content import (
+    Card,
+    Content,
+    Failed,
+    Reply,
+    Restarting,
+    RetriesOver,
+    Retrying,
     Starting,
     ToolLine,
-    call_state,
-    card_title,
-    render_card,
-    render_card_head,
-    render_error,
-    render_reasoning,
-    render_retry,
-    render_retry_end,
 )
-from bridge.slack.defuse import unmention
-from bridge.slack.failures import render_failure
+from bridge.relay.slots import SlotKey
 
 log = logging.getLogger(__name__)
 
 
-DRAFT = SlotKey.draft().encode()
+DRAFT = SlotKey.draft()
 _PATH_KEYS = ("path", "file", "file_path", "filename")
 PROVISIONING_TOOLS = frozenset({"create_workspace", "start_workspace"})
 """chatd's tools that build a workspace (coder/coder coderd/x/chatd/chattool): they run for minutes."""
 
 
-def removed_by(key: str, surviving: frozenset[int]) -> bool:
+def removed_by(slot: SlotKey, surviving: frozenset[int]) -> bool:
     """Whether a history rewrite that left only ``surviving`` (every visible message id) removed the
-    reply or card a thread shows under slot ``key`` (a reply, a partial one or a card, each also in
+    reply or card a thread shows under ``slot`` (a reply, a partial one or a card, each also in
     parts): the message it is anchored to is gone, and takes the block with it."""
-    anchor = SlotKey.decode(key).anchored_to()
+    anchor = slot.anchored_to()
     return anchor is not None and anchor not in surviving
 
 
@@ -128,7 +126,7 @@ class _Deltas:
 class _Retry:
     """A series of retries of the model call, shown as one line edited in place."""
 
-    key: str
+    key: SlotKey
     attempts: int = 0
     error: str = ""
 
@@ -171,20 +169,20 @@ class Outcome:
     turn_id: int
     phase: ChatPhase
     touched: tuple[str, ...]
-    failure: str
+    failure: ChatFailure | None
     stopped: bool
     waiting_for: tuple[str, ...] = ()
 
 
 @dataclass
 class Block:
-    """One logical piece of the thread; ``final`` blocks will not change again in this turn."""
+    """One logical piece of the thread; ``final`` blocks will not change again in this turn.
+    ``content`` is None while the block only holds its place: a card placed at its turn's first tool
+    call, or a draft shown before a restart, whose text this process never saw."""
 
-    key: str
-    text: str
+    key: SlotKey
+    content: Content | None
     final: bool
-    plan: Plan | None = None
-    """A status card's content in parts (``ports.Plan``); None for every other block."""
 
 
 class ThreadView:
@@ -238,16 +236,16 @@ class ThreadView:
         self._joining = False  # a connect's snapshot is under way (its reset voids nothing shown)
         self._rewrite: list[StreamEvent] | None = None  # the history sent again after a history reset
         self.rewritten: frozenset[int] | None = None
-        self._failure = ""
+        self._failure: ChatFailure | None = None
         self._waiting_for: tuple[str, ...] = ()
         self._starting_since: float | None = None
         self._slow_start_shown = False
         self._retry: _Retry | None = None
         self._retry_series = 0
         self._stopped_turn: int | None = None
-        self._blocks: dict[str, Block] = {}
-        self.changed: list[str] = []
-        self.renames: list[tuple[str, str]] = []
+        self._blocks: dict[SlotKey, Block] = {}
+        self.changed: list[SlotKey] = []
+        self.renames: list[tuple[SlotKey, SlotKey]] = []
         self._draft_of_unseen_turn = False
         for message in turn:
             self._on_message(message)
@@ -257,7 +255,7 @@ class ThreadView:
         self.saved_id = self.last_id  # the cursor as stored; the chat's follow advances it
         self._horizon = self.last_id  # what earlier runs showed: a replay of it is not shown again
         if draft_shown:
-            self._blocks[DRAFT] = Block(DRAFT, "", final=False)
+            self._blocks[DRAFT] = Block(DRAFT, None, final=False)
             # The cursor is stored after the draft was shown, so it can lag behind the user message
             # that began the draft's turn: that message, when it comes, does not end the draft.
             self._draft_of_unseen_turn = after_id is None or not turn
@@ -271,7 +269,7 @@ class ThreadView:
         """All blocks in the order they first appeared."""
         return list(self._blocks.values())
 
-    def block(self, key: str) -> Block:
+    def block(self, key: SlotKey) -> Block:
         """One block by key."""
         return self._blocks[key]
 
@@ -281,15 +279,15 @@ class ThreadView:
         return self.status is not None and self.status.phase.busy
 
     @property
-    def failure(self) -> str:
-        """Why the last turn failed, as Coder said it (empty when it did not, or did not say)."""
+    def failure(self) -> ChatFailure | None:
+        """Why the last turn failed, as Coder said it (None when it did not, or did not say)."""
         return self._failure
 
     @property
     def failed_unexplained(self) -> bool:
         """Whether the chat is in error and no error event said why: the stream joined after it
         (Coder's snapshot carries the status, never the error event)."""
-        return self.status is not None and self.status.phase is ChatPhase.ERROR and not self._failure
+        return self.status is not None and self.status.phase is ChatPhase.ERROR and self._failure is None
 
     @property
     def clock_running(self) -> bool:
@@ -380,9 +378,9 @@ class ThreadView:
                     for delta in held:
                         self._apply(delta)
             case ErrorEvent():
-                self._failure = render_failure(event.failure)
+                self._failure = event.failure
                 self._end_retry("failed")
-                self._set(SlotKey.error(self.last_id).encode(), render_error(self._failure), final=True)
+                self._set(SlotKey.error(self.last_id), Failed(event.failure), final=True)
             case RetryEvent():
                 if self._seq and not self._joining:
                     self._reset_preview(live=True)  # the attempt streamed is void from now, as in Coder's UI
@@ -423,12 +421,9 @@ class ThreadView:
             self._calls.pop(key, None)
         self._unsaved_calls.clear()
         draft = self._blocks.get(DRAFT)
-        if (
-            draft is not None
-            and draft.text
-            and not self._reply(self._reasoning.pending(), self._text.pending())
-        ):
-            self._set(DRAFT, RESTARTING, final=False)  # the attempt shown is void; the next one edits this
+        pending = self._reply(self._reasoning.pending(), self._text.pending())
+        if draft is not None and draft.content is not None and not pending.text and pending.blank:
+            self._set(DRAFT, Restarting(), final=False)  # the attempt shown is void; the next one edits this
 
     def _rewrite_history(self, history: list[StreamEvent]) -> None:
         """A history reset's sync is complete: ``history`` holds the whole history (and what the sync
@@ -439,11 +434,11 @@ class ThreadView:
         self.rewritten = surviving
         if self._turn_id is not None and self._turn_id not in surviving:
             self._end_retry("stopped")
-            self._adopt_draft(SlotKey.partial(self._turn_id).encode())
+            self._adopt_draft(SlotKey.partial(self._turn_id))
             self._forget_deltas()
             self._turn_texts.clear()
             self._text.persisted = self._reasoning.persisted = ""
-            self._turn_id, self._calls, self._failure = None, {}, ""
+            self._turn_id, self._calls, self._failure = None, {}, None
             self._unsaved_calls.clear()
         for key in [key for key in self._blocks if removed_by(key, surviving)]:
             del self._blocks[key]
@@ -458,23 +453,20 @@ class ThreadView:
         """Coder retries the model call: one line per series of retries, edited as attempts go by."""
         if self._retry is None:
             self._retry_series += 1
-            self._retry = _Retry(
-                key=SlotKey.retry(self._turn_id or self.last_id, self._retry_series).encode()
-            )
+            self._retry = _Retry(key=SlotKey.retry(self._turn_id or self.last_id, self._retry_series))
         self._retry.attempts = max(self._retry.attempts, event.attempt)
         self._retry.error = event.error
-        self._set(self._retry.key, render_retry(event.attempt, event.delay_ms, event.error), final=False)
+        self._set(self._retry.key, Retrying(event.attempt, event.delay_ms, event.error), final=False)
 
     def _recovered(self) -> None:
         """The model produced output again: the retry line says the retries worked."""
         self._end_retry("recovered")
 
     def _end_retry(self, outcome: str) -> None:
-        """The series of retries is over (``render_retry_end`` names the outcomes): its line is final."""
+        """The series of retries is over (``RetriesOver`` names the outcomes): its line is final."""
         retry, self._retry = self._retry, None
         if retry is not None:
-            text = render_retry_end(retry.attempts, outcome=outcome, error=retry.error)
-            self._set(retry.key, text, final=True)
+            self._set(retry.key, RetriesOver(retry.attempts, outcome, retry.error), final=True)
 
     def _on_tool_part(self, part: Part, *, streamed: bool = False) -> None:
         """Tool calls and results, streamed or persisted, keyed by call id so replays count once."""
@@ -553,7 +545,7 @@ class ThreadView:
         self.renames = []
         self.status_changed = False
         self._update_draft()
-        self._adopt_draft(SlotKey.partial(self.last_id).encode())
+        self._adopt_draft(SlotKey.partial(self.last_id))
         self._forget_deltas()
 
     def _forget_deltas(self) -> None:
@@ -579,7 +571,7 @@ class ThreadView:
             elif not self.busy:
                 # A new turn after one that is over: a draft left from that turn (it failed, or its
                 # connection broke) is never completed, so it keeps its text and the new turn starts afresh.
-                self._adopt_draft(SlotKey.partial(previous).encode())
+                self._adopt_draft(SlotKey.partial(previous))
             if self.status is not None and self.status.phase is ChatPhase.NEEDS_USER:
                 self._reopen_card()  # the message ended the wait: the turn that waited is over
             self._close_card()
@@ -587,11 +579,11 @@ class ThreadView:
             self._reasoning.drop_finished()
             self._turn_texts.clear()
             self._text.persisted = self._reasoning.persisted = ""
-            self._turn_id, self._calls, self._failure = message.id, {}, ""
+            self._turn_id, self._calls, self._failure = message.id, {}, None
             self._unsaved_calls.clear()
             self._slow_start_shown = False
         current = self._turn_id is None or message.id > self._turn_id  # of the turn under way
-        shown = ""
+        shown = Reply("")
         if message.role == "assistant":
             if current:  # a revision replaces what the message held, never adds to it
                 self._turn_texts[message.id] = (message.text, message.reasoning)
@@ -599,7 +591,7 @@ class ThreadView:
                 self._text.persisted = "".join(text for text, _ in replies)
                 self._reasoning.persisted = "".join(reasoning for _, reasoning in replies)
             shown = self._reply(message.reasoning, message.text)
-        key, replied = SlotKey.reply_after(previous).encode(), bool(shown.strip())
+        key, replied = SlotKey.reply_after(previous), not shown.blank
         for part in message.content:  # a reply begun before the turn's first call goes above its card
             if replied and self._shows(part):
                 self._show_reply(key, shown)
@@ -613,25 +605,24 @@ class ThreadView:
         shown = part.type == "text" or (part.type == "reasoning" and self._show_reasoning)
         return shown and bool(part.text.strip())
 
-    def _show_reply(self, key: str, shown: str) -> None:
+    def _show_reply(self, key: SlotKey, shown: Reply) -> None:
         """A persisted reply's block: the message the draft streamed, now final."""
         if key not in self._blocks:
             self._adopt_draft(key)
         self._set(key, shown, final=True)
 
-    def _reply(self, reasoning: str, text: str) -> str:
-        """What a reply's block shows: its text, below its reasoning when reasoning is shown."""
-        quote = render_reasoning(reasoning) if self._show_reasoning else ""
-        return f"{quote}\n\n{text}" if quote and text else quote or text
+    def _reply(self, reasoning: str, text: str) -> Reply:
+        """What a reply's block shows: its text, with its reasoning when reasoning is shown."""
+        return Reply(text, reasoning if self._show_reasoning else "")
 
-    def _adopt_draft(self, key: str) -> None:
+    def _adopt_draft(self, key: SlotKey) -> None:
         """Hand the draft's Slack message to block ``key``; the next deltas start a new draft."""
         draft = self._blocks.pop(DRAFT, None)
         if draft is None:
             return
         self.renames.append((DRAFT, key))
         self.changed = [key if k == DRAFT else k for k in self.changed]
-        self._blocks[key] = Block(key, draft.text, final=True)
+        self._blocks[key] = Block(key, draft.content, final=True)
         if key not in self.changed:
             self.changed.append(key)
 
@@ -646,11 +637,11 @@ class ThreadView:
         """How long the turn has been starting, once that is long enough to say so."""
         workspace = self._provisioning()
         if workspace is not None:
-            return Starting(self._now - workspace.started, workspace=True)
+            return Starting(int(self._now - workspace.started), workspace=True)
         since = self._starting_since
         if since is not None and (self._slow_start_shown or self._now - since >= self._slow_start):
             self._slow_start_shown = True
-            return Starting(self._now - since, workspace=False)
+            return Starting(int(self._now - since), workspace=False)
         return None
 
     def _update_card(self, phase: ChatPhase | None = None) -> None:
@@ -663,45 +654,33 @@ class ThreadView:
         starting = self._starting() if phase is None else None
         if not self._calls and starting is None and not self._slow_start_shown:
             return
-        key = SlotKey.card(self._turn_id).encode()
+        key = SlotKey.card(self._turn_id)
         if key in self._blocks and self._blocks[key].final:
             return  # its turn is over; snapshot deltas of the next turn must not land on it
         if phase is None:
             phase = self.status.phase if self.status is not None else ChatPhase.WORKING
-        lines = [ToolLine(c.name, c.summary, c.state) for c in self._calls.values()]
-        touched = list(self._touched())
-        text = render_card(lines, phase=phase, touched=touched, reason=self._failure, starting=starting)
-        self._set(key, text, final=not phase.busy, plan=self._plan(phase, touched, starting))
-
-    def _plan(self, phase: ChatPhase, touched: list[str], starting: Starting | None) -> Plan:
-        """The card in parts, for a poster that shows the turn's tool calls natively."""
-        steps = tuple(
-            Step(key, unmention(c.name), unmention(c.summary), call_state(c.state, phase))
-            for key, c in self._calls.items()
-        )
-        head = render_card_head(
-            len(steps), phase=phase, touched=touched, reason=self._failure, starting=starting
-        )
-        return Plan(card_title(phase, starting), steps, unmention(head), final=not phase.busy)
+        calls = tuple(ToolLine(c.name, c.summary, c.state, id_) for id_, c in self._calls.items())
+        card = Card(calls, phase, self._touched(), self._failure, starting)
+        self._set(key, card, final=card.final)
 
     def _reopen_card(self) -> None:
         """A turn that waited for its person (its card final, showing the wait) is not over yet."""
         if self._turn_id is None:
             return
-        key = SlotKey.card(self._turn_id).encode()
+        key = SlotKey.card(self._turn_id)
         card = self._blocks.get(key)
         if card is not None and card.final:
-            self._blocks[key] = Block(key, card.text, final=False, plan=card.plan)
+            self._blocks[key] = Block(key, card.content, final=False)
 
     def _place_card(self) -> None:
         """Give the turn's card its place in the thread at its first tool call, below the text
         streamed before it, as a live stream shows them: one batch may hold a whole turn (a
         reconnect's snapshot), and the card, rendered at the batch's end, would go below all of it."""
-        key = None if self._turn_id is None else SlotKey.card(self._turn_id).encode()
+        key = None if self._turn_id is None else SlotKey.card(self._turn_id)
         if key is None or key in self._blocks:
             return
         self._update_draft()
-        self._set(key, "", final=False)
+        self._set(key, None, final=False)
 
     def _close_card(self) -> None:
         """A new turn began while the chat stayed busy (Coder went straight on to a queued
@@ -710,16 +689,14 @@ class ThreadView:
 
     def _update_draft(self) -> None:
         draft = self._reply(self._reasoning.pending(), self._text.pending())
-        if draft.strip():
+        if not draft.blank:
             self._set(DRAFT, draft, final=False)
 
-    def _set(self, key: str, text: str, *, final: bool, plan: Plan | None = None) -> None:
-        """Show ``text`` in block ``key``: everything a view shows comes from the agent or Coder, so
-        a person's mention in it is shown, not sent (``slack.defuse``)."""
-        text = unmention(text)
+    def _set(self, key: SlotKey, content: Content | None, *, final: bool) -> None:
+        """Show ``content`` in block ``key``; an unchanged block is not reported as changed."""
         existing = self._blocks.get(key)
-        if existing is not None and (existing.text, existing.final, existing.plan) == (text, final, plan):
+        if existing is not None and (existing.content, existing.final) == (content, final):
             return
-        self._blocks[key] = Block(key, text, final, plan)
+        self._blocks[key] = Block(key, content, final)
         if key not in self.changed:
             self.changed.append(key)

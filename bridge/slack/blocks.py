@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 
 from bridge.coder.types import ChatDiff, ChatDiffStatus, ChatPhase, ChatStatus
+from bridge.relay.content import Starting, ToolLine
 from bridge.slack.defuse import unmention
 
 
@@ -118,24 +118,6 @@ def _escape_link_text(text: str) -> str:
 _CARD_HEAD = re.compile(r"^(⏳ (Working|Starting)|✅ Done|❌ Failed|✋ Waiting for you)\b")
 _SHOWN_CALLS = 5
 _STATE_MARKS = {"running": "⏳", "ok": "✓", "error": "✗"}
-
-
-@dataclass(frozen=True)
-class ToolLine:
-    """One tool call as the card shows it."""
-
-    name: str
-    summary: str
-    state: str  # running | ok | error
-
-
-@dataclass(frozen=True)
-class Starting:
-    """A turn that has not really begun yet: Coder waits for a worker, or the agent's workspace is
-    being created or started (which takes minutes); ``seconds`` is how long that has lasted."""
-
-    seconds: float
-    workspace: bool
 
 
 def _card_state(phase: ChatPhase, starting: Starting | None) -> tuple[str, str]:

@@ -12,8 +12,9 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.metrics import Metrics
+from bridge.relay.content import Plan
 from bridge.relay.limits import SlackLimits
-from bridge.relay.ports import Button, Plan, SlackPermanent, SlackRateLimited, SlackTransient
+from bridge.relay.ports import Button, SlackPermanent, SlackRateLimited, SlackTransient
 from bridge.relay.slots import PostTag
 from bridge.slack.defuse import defuse
 from bridge.slack.mrkdwn import MARKDOWN_LIMIT

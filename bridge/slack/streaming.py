@@ -48,8 +48,9 @@ from slack_sdk.web.async_chat_stream import AsyncChatStream
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.metrics import Metrics
+from bridge.relay.content import Plan, Step
 from bridge.relay.limits import SlackLimits
-from bridge.relay.ports import Button, Plan, SlackPermanent, Step
+from bridge.relay.ports import Button, SlackPermanent
 from bridge.relay.slots import PostTag
 from bridge.slack.defuse import defuse
 from bridge.slack.poster import WebPoster, message_tag, slack_call

@@ -8,8 +8,9 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.metrics import Metrics
+from bridge.relay.content import Plan, Step
 from bridge.relay.limits import SlackLimits
-from bridge.relay.ports import Plan, SlackRateLimited, Step
+from bridge.relay.ports import SlackRateLimited
 from bridge.relay.slots import PostTag, SlotKey
 from bridge.sim.slack import SlackSim
 from bridge.slack.poster import WebPoster

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from bridge.coder.types import ChatDiff, ChatDiffStatus, ChatId, ChatPhase, ChatStatus, FileChange
+from bridge.relay.content import Starting
 from bridge.slack.blocks import (
-    Starting,
     card_title,
     format_elapsed,
     is_card,

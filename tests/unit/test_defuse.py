@@ -20,6 +20,7 @@ from bridge.coder.types import (
     PartEvent,
     StatusEvent,
 )
+from bridge.relay.content import Card
 from bridge.relay.view import ThreadView
 from bridge.slack.blocks import (
     render_diff_summary,
@@ -30,6 +31,8 @@ from bridge.slack.blocks import (
 from bridge.slack.defuse import JOINER, defuse, quoted, unmention
 from bridge.slack.home_view import HomeChat, HowTo, render_home
 from bridge.slack.poster import _content
+from bridge.slack.thread_text import render_plan
+from tests.unit.view_shown import text
 
 BROADCASTS = ("<!channel>", "<!here>", "<!everyone>", "<!here|here>", "<!subteam^S0DEVS|@devs>")
 EVIL = "https://evil.example/steal"
@@ -118,8 +121,8 @@ def test_agent_replies_cards_and_plans_quote_mentions() -> None:
             ErrorEvent(message="<@U0BOB> broke it"),
         ]
     )
-    texts = [b.text for b in view.blocks]
-    plans = [b.plan for b in view.blocks if b.plan is not None]
+    texts = [text(b) for b in view.blocks]
+    plans = [render_plan(b.content) for b in view.blocks if isinstance(b.content, Card)]
     assert len(texts) >= 3
     assert plans
     assert [seq for text in texts for seq in _live(defuse(text))] == []

@@ -16,7 +16,9 @@ from bridge.coder.types import (
     StatusEvent,
     StreamEvent,
 )
+from bridge.relay.content import Card, Failed, Reply, ToolLine
 from bridge.relay.view import ThreadView
+from tests.unit.view_shown import block, changed, plan_of, renamed, text
 
 RUNNING = StatusEvent(status=ChatStatus(phase=ChatPhase.WORKING, name="running"))
 WAITING = StatusEvent(status=ChatStatus(phase=ChatPhase.IDLE, name="waiting"))
@@ -35,11 +37,11 @@ def message(id_: int, role: str, text: str = "", *, tool: bool = False) -> Messa
 
 def shown(view: ThreadView) -> list[tuple[str, str, bool]]:
     """The reply blocks (the turn's status card has tests of its own)."""
-    return [(b.key, b.text, b.final) for b in view.blocks if not b.key.startswith("card:")]
+    return [(b.key.encode(), text(b), b.final) for b in view.blocks if not b.key.encode().startswith("card:")]
 
 
 def card(view: ThreadView) -> str:
-    cards = [b.text for b in view.blocks if b.key.startswith("card:")]
+    cards = [text(b) for b in view.blocks if b.key.encode().startswith("card:")]
     assert len(cards) == 1
     return cards[0]
 
@@ -66,9 +68,9 @@ def test_persisted_message_takes_over_the_draft() -> None:
     view.apply([ConnectedEvent(), message(5, "user", "fix it"), RUNNING, delta("Look"), delta("ing.")])
     assert shown(view) == [("draft", "Looking.", False)]
     view.apply([message(6, "assistant", "Looking.", tool=True)])
-    assert view.renames == [("draft", "after:5")]
+    assert renamed(view) == [("draft", "after:5")]
     assert shown(view) == [("after:5", "Looking.", True)]
-    assert view.changed == ["after:5", "card:5"]
+    assert changed(view) == ["after:5", "card:5"]
 
 
 def test_each_assistant_message_gets_its_own_block() -> None:
@@ -111,7 +113,7 @@ def test_restart_mid_turn_resumes_from_cursor() -> None:
     view.apply([ConnectedEvent(after_id=7), RUNNING, delta("Looking."), delta("Fixed it.")])
     assert shown(view) == [("after:5", "Looking.", True), ("draft", "Fixed it.", False)]
     view.apply([message(8, "assistant", "Fixed it."), WAITING])
-    assert view.renames == [("draft", "after:7")]
+    assert renamed(view) == [("draft", "after:7")]
     assert shown(view) == [("after:5", "Looking.", True), ("after:7", "Fixed it.", True)]
 
 
@@ -143,7 +145,7 @@ def test_full_refresh_replay_changes_nothing() -> None:
             message(8, "assistant", "Fixed it."),
         ]
     )
-    assert view.changed == []
+    assert changed(view) == []
 
 
 def test_interrupted_draft_is_kept_when_finished() -> None:
@@ -152,7 +154,7 @@ def test_interrupted_draft_is_kept_when_finished() -> None:
     view.apply([message(5, "user", "go"), RUNNING, delta("Half")])
     view.apply([WAITING])
     view.finish()
-    assert view.renames == [("draft", "partial:5")]
+    assert renamed(view) == [("draft", "partial:5")]
     assert shown(view) == [("partial:5", "Half", True)]
 
 
@@ -179,7 +181,7 @@ def test_draft_from_before_a_restart_is_taken_over() -> None:
     view = ThreadView(after_id=5, draft_shown=True)
     view.apply([ConnectedEvent(after_id=5), WAITING])
     view.apply([message(6, "assistant", "All done.")])
-    assert view.renames == [("draft", "after:5")]
+    assert renamed(view) == [("draft", "after:5")]
     assert shown(view) == [("after:5", "All done.", True)]
 
 
@@ -189,7 +191,7 @@ def test_draft_from_before_a_restart_survives_a_cursor_behind_its_turn() -> None
     view = ThreadView(after_id=4, draft_shown=True)
     view.apply([ConnectedEvent(after_id=4), WAITING, message(5, "user", "go")])
     view.apply([message(6, "assistant", "Half, and the rest.")])
-    assert view.renames == [("draft", "after:5")]
+    assert renamed(view) == [("draft", "after:5")]
     assert shown(view) == [("after:5", "Half, and the rest.", True)]
 
 
@@ -200,7 +202,7 @@ def test_a_draft_left_by_a_broken_turn_is_kept_when_the_next_turn_starts() -> No
     view.apply([message(5, "user", "go"), RUNNING, delta("Started, ")])
     view.apply([ErrorEvent(message="broke off"), failed])
     view.apply([message(6, "user", "still there?"), RUNNING, delta("Echo")])
-    assert view.renames == [("draft", "partial:5")]
+    assert renamed(view) == [("draft", "partial:5")]
     assert ("partial:5", "Started, ", True) in shown(view)
     assert ("draft", "Echo", False) in shown(view)
 
@@ -244,7 +246,7 @@ def test_one_card_per_turn_with_the_last_calls() -> None:
     assert "…4 earlier" in text
     assert "- ✓ execute `step 7`" in text
     assert text.endswith("- ⏳ edit_files `src/auth.py`")
-    assert [b.key for b in view.blocks] == ["card:5"]
+    assert [b.key.encode() for b in view.blocks] == ["card:5"]
 
 
 def test_card_comes_with_its_plan() -> None:
@@ -257,7 +259,7 @@ def test_card_comes_with_its_plan() -> None:
             [tool_call(f"c{n}", "execute", {"command": f"step {n}"}), tool_result(f"c{n}", error=n == 2)]
         )
     view.apply([tool_call("c6", "read_file", {"path": "src/a.py"})])
-    plan = view.block("card:5").plan
+    plan = plan_of(view, "card:5")
     assert plan is not None
     assert (plan.title, plan.head, plan.final) == ("Working", "⏳ Working · 7 tools · touched `a.py`", False)
     assert [(s.id, s.summary, s.state) for s in plan.steps][1:4] == [
@@ -267,7 +269,7 @@ def test_card_comes_with_its_plan() -> None:
     ]
     assert (plan.steps[-1].name, plan.steps[-1].state) == ("read_file", "running")
     view.apply([WAITING])
-    plan = view.block("card:5").plan
+    plan = plan_of(view, "card:5")
     assert plan is not None
     assert (plan.title, plan.head, plan.final) == ("Done", "✅ Done · 7 tools · touched `a.py`", True)
     assert plan.steps[-1].state == "unknown"
@@ -286,13 +288,13 @@ def test_card_ends_done_or_failed() -> None:
         ]
     )
     assert card(view).startswith("❌ Failed · 1 tool · model overloaded")
-    assert view.block("card:5").final
+    assert block(view, "card:5").final
     view.apply([ConnectedEvent(), RUNNING, tool_call("c9", "execute", {"command": "next turn"})])
     assert "next turn" not in card(view), "a finished card is never rewritten"
 
 
 def _cards(view: ThreadView) -> dict[str, tuple[str, bool]]:
-    return {b.key: (b.text, b.final) for b in view.blocks if b.key.startswith("card:")}
+    return {b.key.encode(): (text(b), b.final) for b in view.blocks if b.key.encode().startswith("card:")}
 
 
 def _tool_message(id_: int, call_id: str, name: str, args: object) -> MessageEvent:
@@ -358,11 +360,11 @@ def test_a_turn_in_one_batch_places_its_card_where_a_live_stream_would() -> None
             WAITING,
         ]
     )
-    assert view.changed == ["after:5", "card:5", "after:7"]
+    assert changed(view) == ["after:5", "card:5", "after:7"]
     assert card(view).startswith("✅ Done · 1 tool")
     call_first = Message(id=10, role="assistant", content=tuple(reversed(text_first.content)))
     view.apply([message(9, "user", "again"), RUNNING, MessageEvent(message=call_first)])
-    assert view.changed[-2:] == ["card:9", "after:9"]
+    assert changed(view)[-2:] == ["card:9", "after:9"]
 
 
 def test_text_streamed_before_a_call_in_the_same_batch_stays_above_the_card() -> None:
@@ -370,7 +372,7 @@ def test_text_streamed_before_a_call_in_the_same_batch_stays_above_the_card() ->
     view = ThreadView()
     view.apply([ConnectedEvent(), message(5, "user", "fix it"), RUNNING])
     view.apply([delta("Let me look."), tool_call("c1", "execute", {"command": "ls"})])
-    assert view.changed == ["draft", "card:5"]
+    assert changed(view) == ["draft", "card:5"]
     assert ("draft", "Let me look.", False) in shown(view)
 
 
@@ -393,7 +395,7 @@ def test_card_is_rebuilt_after_a_restart() -> None:
     ]
     view = ThreadView(after_id=7, turn=turn)
     view.apply([ConnectedEvent(after_id=7), RUNNING, tool_call("c2", "execute", {"command": "make"})])
-    assert [b.key for b in view.blocks] == ["card:5"]
+    assert [b.key.encode() for b in view.blocks] == ["card:5"]
     assert card(view).startswith("⏳ Working · 2 tools")
 
 
@@ -410,7 +412,7 @@ def test_a_turn_over_before_a_restart_keeps_its_card_done_while_the_next_one_run
     ]
     view = ThreadView(after_id=8, turn=turn, newer_turn=9)
     view.apply([ConnectedEvent(after_id=8), RUNNING, tool_call("c2", "execute", {"command": "make"})])
-    assert "card:5" not in view.changed
+    assert "card:5" not in changed(view)
     view.apply([message(9, "user", "and now make")])
     (older, older_final), (newer, newer_final) = _cards(view)["card:5"], _cards(view)["card:9"]
     assert older_final
@@ -444,7 +446,8 @@ def test_outcome_says_how_the_turn_ended() -> None:
     )
     failed = view.outcome()
     assert failed is not None
-    assert (failed.turn_id, failed.phase, failed.failure, failed.stopped) == (
+    assert failed.failure is not None
+    assert (failed.turn_id, failed.phase, failed.failure.message, failed.stopped) == (
         9,
         ChatPhase.ERROR,
         "boom",
@@ -465,9 +468,9 @@ def test_card_of_a_turn_is_done_when_a_queued_message_starts_the_next_turn() -> 
             message(9, "assistant", "Adding it.", tool=True),
         ]
     )
-    cards = {b.key: b for b in view.blocks if b.key.startswith("card:")}
+    cards = {b.key.encode(): b for b in view.blocks if b.key.encode().startswith("card:")}
     assert cards["card:5"].final
-    assert cards["card:5"].text.startswith("✅ Done · 1 tool")
+    assert text(cards["card:5"]).startswith("✅ Done · 1 tool")
     assert not cards["card:8"].final
 
 
@@ -487,7 +490,7 @@ def retry(attempt: int, delay_ms: int = 8000, error: str = "Anthropic is overloa
 
 
 def lines(view: ThreadView, prefix: str) -> list[tuple[str, str, bool]]:
-    return [(b.key, b.text, b.final) for b in view.blocks if b.key.startswith(prefix)]
+    return [(b.key.encode(), text(b), b.final) for b in view.blocks if b.key.encode().startswith(prefix)]
 
 
 def test_retries_are_one_line_edited_in_place_then_marked_recovered() -> None:
@@ -630,10 +633,12 @@ def test_turn_that_waited_goes_on_in_its_card() -> None:
     view = ThreadView()
     view.apply([message(5, "user", "go"), RUNNING, tool_call("c1", "ask_user_question", {"q": "Which DB?"})])
     view.apply([needs_user])
-    assert [(b.key, b.final) for b in view.blocks if b.key.startswith("card:")] == [("card:5", True)]
+    assert [(b.key.encode(), b.final) for b in view.blocks if b.key.encode().startswith("card:")] == [
+        ("card:5", True)
+    ]
     view.apply([RUNNING])
     assert card(view).startswith("⏳ Working · 1 tool")
-    assert "card:5" in view.changed
+    assert "card:5" in changed(view)
     view.apply([message(7, "assistant", "Thanks."), WAITING])
     assert card(view).startswith("✅ Done · 1 tool")
     assert view.outcome() is not None
@@ -646,4 +651,29 @@ def test_message_that_ends_a_wait_closes_the_card_that_waited() -> None:
     view.apply([message(5, "user", "go"), RUNNING, tool_call("c1", "ask_user_question", {"q": "Which DB?"})])
     view.apply([needs_user])
     view.apply([message(7, "user", "Postgres"), RUNNING])
-    assert [b.text.split(" ·")[0] for b in view.blocks if b.key == "card:5"] == ["✅ Done"]
+    assert [text(b).split(" ·")[0] for b in view.blocks if b.key.encode() == "card:5"] == ["✅ Done"]
+
+
+def test_blocks_hold_data_and_the_renderer_words_it() -> None:
+    """The view says what a block holds (a reply, a card's calls); Slack wording, mentions defused
+    included, is ``slack.thread_text``'s, so the fold's values compare without any markup."""
+    view = ThreadView()
+    view.apply(
+        [
+            message(5, "user", "go"),
+            RUNNING,
+            delta("Reading <@U0BOB>'s file."),
+            tool_call("c1", "read_file", {"path": "src/a.py"}),
+            ErrorEvent(message="model overloaded"),
+        ]
+    )
+    assert block(view, "draft").content == Reply("Reading <@U0BOB>'s file.")
+    failure = view.failure
+    assert failure is not None
+    assert failure.message == "model overloaded"
+    assert block(view, "card:5").content == Card(
+        (ToolLine("read_file", "src/a.py", "running", "c1"),), ChatPhase.WORKING, ("a.py",), failure, None
+    )
+    assert block(view, "error:5").content == Failed(failure)
+    assert "<@U0BOB>" not in text(block(view, "draft")), "the renderer shows a mention, never sends it"
+    assert text(block(view, "error:5")) == "⚠️ model overloaded"

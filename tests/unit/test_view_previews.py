@@ -14,9 +14,11 @@ from bridge.coder.types import (
     StatusEvent,
     StreamEvent,
 )
+from bridge.relay.slots import SlotKey
 from bridge.relay.view import ThreadView, removed_by
 from bridge.slack.blocks import RESTARTING
 from tests.unit.test_view import RUNNING, WAITING, message, shown
+from tests.unit.view_shown import changed, renamed
 
 RESET = PreviewResetEvent()
 
@@ -49,7 +51,7 @@ def test_a_retried_model_call_shows_only_the_new_attempt() -> None:
     assert ("draft", "Rewriting the auth module.", False) in shown(view)
     view.apply([message(6, "assistant", "Rewriting the auth module.")])
     assert ("after:5", "Rewriting the auth module.", True) in shown(view)
-    assert view.renames == [("draft", "after:5")]
+    assert renamed(view) == [("draft", "after:5")]
 
 
 def test_the_void_attempt_is_gone_while_coder_waits_to_retry() -> None:
@@ -156,8 +158,8 @@ def test_a_history_rewrite_keeps_what_survived_and_drops_the_rest() -> None:
     ]
     view.apply(history)
     assert view.rewritten == frozenset({5, 6, 9})
-    assert view.renames == [("draft", "partial:7")]
-    assert view.changed == []
+    assert renamed(view) == [("draft", "partial:7")]
+    assert changed(view) == []
     assert shown(view) == [("after:5", "Done.", True)]
     view.apply([part("Echo", 1, history=6, attempt=2)])
     assert shown(view) == [("after:5", "Done.", True), ("draft", "Echo", False)]
@@ -174,7 +176,7 @@ def test_a_history_rewrite_spread_over_batches_waits_for_its_end() -> None:
     assert view.rewritten is None
     view.apply([message(6, "assistant", "Done."), RESET])
     assert view.rewritten == frozenset({5, 6})
-    assert view.changed == []
+    assert changed(view) == []
 
 
 def test_history_from_before_the_view_is_not_shown_again() -> None:
@@ -193,11 +195,14 @@ def test_removed_by_names_the_slots_anchored_to_removed_messages() -> None:
     assert [
         k
         for k in ("after:6", "after:7", "after:7#1", "partial:8", "card:7", "card:5")
-        if removed_by(k, surviving)
+        if removed_by(SlotKey.decode(k), surviving)
     ] == [
         "after:7",
         "after:7#1",
         "partial:8",
         "card:7",
     ]
-    assert not any(removed_by(k, surviving) for k in ("after:0", "header", "draft", "error:7", "outcome:7"))
+    assert not any(
+        removed_by(SlotKey.decode(k), surviving)
+        for k in ("after:0", "header", "draft", "error:7", "outcome:7")
+    )

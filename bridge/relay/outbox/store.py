@@ -27,11 +27,12 @@ from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.group import GroupWriter
 from bridge.db.models import SlackMessage, utcnow
+from bridge.relay.content import Plan
 from bridge.relay.limits import SlackLimits
 from bridge.relay.outbox.reactions import Reactions
 from bridge.relay.outbox.threads import Slot, Thread, ThreadRef, Threads, decode_buttons
 from bridge.relay.output import ReactionWish, SlotText
-from bridge.relay.ports import Plan, SlackError, SlackPoster
+from bridge.relay.ports import SlackError, SlackPoster
 from bridge.tasks import TaskGroup
 
 log = logging.getLogger(__name__)

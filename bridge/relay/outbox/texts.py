@@ -39,6 +39,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 from typing import TypeVar
 
+from bridge.relay.content import Plan
 from bridge.relay.limits import SLACK_RETRY, Priority, SlackLimits, Ticket
 from bridge.relay.outbox.reactions import Reactions
 from bridge.relay.outbox.store import SlotRename, SlotRow, Store
@@ -54,7 +55,7 @@ from bridge.relay.outbox.threads import (
     tag,
 )
 from bridge.relay.output import SlotText
-from bridge.relay.ports import Plan, SlackError, SlackPermanent, SlackPoster, SlackRateLimited
+from bridge.relay.ports import SlackError, SlackPermanent, SlackPoster, SlackRateLimited
 from bridge.relay.slots import SlotKey
 from bridge.slack.mrkdwn import split_markdown
 

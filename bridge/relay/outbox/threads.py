@@ -18,9 +18,10 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from bridge.relay.content import Plan
 from bridge.relay.limits import Ticket
 from bridge.relay.output import SlotText
-from bridge.relay.ports import Button, Plan
+from bridge.relay.ports import Button
 from bridge.relay.slots import PostTag, SlotKey
 from bridge.tasks import TaskGroup
 

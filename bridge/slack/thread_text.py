@@ -1,0 +1,74 @@
+"""Pure: a thread view's block contents (``relay.content``) as the Slack text and plan that show them.
+
+The view says what a block holds; this is the one place that says how it reads. Everything in a
+view comes from the agent or Coder, so a person's mention in it is shown, not sent: the text is
+``unmention``-ed whole, and each part of a plan on its own.
+"""
+
+from __future__ import annotations
+
+from bridge.relay.content import (
+    Card,
+    Content,
+    Failed,
+    Plan,
+    Reply,
+    Restarting,
+    RetriesOver,
+    Retrying,
+    Step,
+)
+from bridge.slack.blocks import (
+    RESTARTING,
+    call_state,
+    card_title,
+    render_card,
+    render_card_head,
+    render_error,
+    render_reasoning,
+    render_retry,
+    render_retry_end,
+)
+from bridge.slack.defuse import unmention
+from bridge.slack.failures import render_failure
+
+
+def render_content(content: Content) -> str:
+    """What a block shows in Slack (Markdown)."""
+    match content:
+        case Reply(text=text, reasoning=reasoning):
+            quote = render_reasoning(reasoning)
+            shown = f"{quote}\n\n{text}" if quote and text else quote or text
+        case Restarting():
+            shown = RESTARTING
+        case Card():
+            shown = render_card(
+                content.calls,
+                phase=content.phase,
+                touched=content.touched,
+                reason=_reason(content),
+                starting=content.starting,
+            )
+        case Retrying(attempt=attempt, delay_ms=delay_ms, error=error):
+            shown = render_retry(attempt, delay_ms, error)
+        case RetriesOver(attempts=attempts, outcome=outcome, error=error):
+            shown = render_retry_end(attempts, outcome=outcome, error=error)
+        case Failed(failure=failure):
+            shown = render_error(render_failure(failure))
+    return unmention(shown)
+
+
+def render_plan(card: Card) -> Plan:
+    """The card in parts, for a poster that shows the turn's tool calls natively."""
+    steps = tuple(
+        Step(c.id, unmention(c.name), unmention(c.summary), call_state(c.state, card.phase))
+        for c in card.calls
+    )
+    head = render_card_head(
+        len(steps), phase=card.phase, touched=card.touched, reason=_reason(card), starting=card.starting
+    )
+    return Plan(card_title(card.phase, card.starting), steps, unmention(head), final=card.final)
+
+
+def _reason(card: Card) -> str:
+    return render_failure(card.failure) if card.failure is not None else ""
