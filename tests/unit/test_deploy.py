@@ -100,6 +100,11 @@ def bridge_container(objects: list[dict[str, Any]]) -> dict[str, Any]:
     return containers[0]
 
 
+def bridge_secrets(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The Secret the chart made for the bridge, if it made one."""
+    return [o for o in objects if o["kind"] == "Secret" and o["metadata"]["name"] == BRIDGE_SECRET]
+
+
 def env_of(container: dict[str, Any]) -> dict[str, Any]:
     """The container's explicit variables: their value, or their ``valueFrom``."""
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
@@ -179,10 +184,23 @@ def test_every_variable_the_chart_sets_is_a_setting_of_the_bridge() -> None:
     assert set(allowed.replace('"', "").split()) == secret_settings | {"DATABASE_URL"}
 
 
-def test_the_chart_creates_the_secret_only_when_no_existing_one_is_named() -> None:
-    def bridge_secrets(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [o for o in objects if o["kind"] == "Secret" and o["metadata"]["name"] == BRIDGE_SECRET]
+@pytest.mark.parametrize("name", ["bundled postgresql", "external postgresql", "sqlite"])
+def test_the_pod_environment_is_a_configuration_the_bridge_serves_with(name: str) -> None:
+    """What the pod receives (ConfigMap, then Secret, then its own variables) read by ``Settings``."""
+    objects = render(DATABASES[name])
+    environment: dict[str, Any] = {**one(objects, "ConfigMap")["data"]}
+    environment |= bridge_secrets(objects)[0]["stringData"]
+    explicit = env_of(bridge_container(objects))
+    environment |= {key: value for key, value in explicit.items() if isinstance(value, str)}
+    environment["DATABASE_URL"] = environment["DATABASE_URL"].replace("$(DATABASE_PASSWORD)", "generated")
+    settings = Settings.model_validate(environment)
+    settings.require_serve()
+    assert (settings.port, settings.metrics_host, settings.metrics_port) == (3000, "0.0.0.0", 9090)
+    assert settings.shutdown_timeout == 10
+    assert settings.database_url.startswith("sqlite" if name == "sqlite" else "postgresql://")
 
+
+def test_the_chart_creates_the_secret_only_when_no_existing_one_is_named() -> None:
     assert [s["stringData"] for s in bridge_secrets(render(values()))] == [BASE["secret"]["values"]]
     assert bridge_secrets(render(DATABASES["existing secret"])) == []
 
@@ -343,7 +361,14 @@ def image() -> Iterator[str]:
     if reason is not None:
         pytest.skip(f"image build and smoke test skipped: {reason}")
     tag = f"slack-coder-bridge:test-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["docker", "build", "--quiet", "-t", tag, str(ROOT)], check=True, timeout=900)
+    built = subprocess.run(
+        ["docker", "build", "--quiet", "-t", tag, str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr[-2000:]
     try:
         yield tag
     finally:
