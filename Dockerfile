@@ -10,8 +10,10 @@ RUN pip install --no-cache-dir --require-hashes -r requirements/runtime.lock
 COPY pyproject.toml README.md ./
 COPY bridge ./bridge
 COPY migrations ./migrations
-RUN pip install --no-cache-dir --no-deps --no-build-isolation . && useradd --create-home bridge
-USER bridge
+# A fixed numeric user, so Kubernetes can check runAsNonRoot (deploy/helm runs it as 10001).
+RUN pip install --no-cache-dir --no-deps --no-build-isolation . \
+    && groupadd --gid 10001 bridge && useradd --create-home --uid 10001 --gid 10001 bridge
+USER 10001:10001
 WORKDIR /home/bridge
 ENV PORT=3000 DATABASE_URL=sqlite:////home/bridge/bridge.db
 EXPOSE 3000
