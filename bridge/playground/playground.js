@@ -8,6 +8,8 @@ const EMOJI = {
   file_cabinet: "🗄️", arrow_double_up: "⏫", "+1": "👍", tada: "🎉", heart: "❤️", zzz: "💤",
   warning: "⚠️", question: "❓", rocket: "🚀", hourglass: "⌛", speech_balloon: "💬", memo: "📝",
   gear: "⚙️", wrench: "🔧", link: "🔗", arrows_counterclockwise: "🔄", heavy_check_mark: "✔️",
+  raised_hand: "✋", hand: "✋", inbox_tray: "📥", outbox_tray: "📤", pencil2: "✏️", wastebasket: "🗑️",
+  incoming_envelope: "📨", no_entry: "⛔", lock: "🔒", bulb: "💡", thinking_face: "🤔", see_no_evil: "🙈",
 };
 const QUICK_REACTIONS = ["eyes", "white_check_mark", "octagonal_sign", "file_cabinet", "arrow_double_up", "+1"];
 const COLORS = ["#e8912d", "#2bac76", "#1264a3", "#e01e5a", "#36c5f0"];

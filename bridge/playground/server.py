@@ -62,6 +62,7 @@ class Playground:
         self._listener = listener
         self._runner: web.AppRunner | None = None
         self.agent = "answer"
+        sim.coder.agent = AGENTS[self.agent]
         self.visited = asyncio.Event()
         """Set when a page first connected: the scripted demo waits for someone to watch it."""
 
@@ -70,6 +71,7 @@ class Playground:
         app = web.Application(client_max_size=_MAX_UPLOAD)
         app.router.add_get("/", self._page)
         app.router.add_get("/static/{name}", self._static)
+        app.router.add_get("/favicon.ico", self._no_icon)
         app.router.add_get("/files/{file_id}", self._file)
         app.router.add_get("/api/live", self._live)
         app.router.add_post("/api/upload", self._upload)
@@ -95,6 +97,10 @@ class Playground:
     async def _page(self, request: web.Request) -> web.Response:
         return _static_file("index.html")
 
+    async def _no_icon(self, request: web.Request) -> web.Response:
+        """The page has no icon; answering keeps a browser's console free of a 404."""
+        return web.Response(status=204)
+
     async def _static(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         if name not in _STATIC:
@@ -102,11 +108,15 @@ class Playground:
         return _static_file(name)
 
     async def _file(self, request: web.Request) -> web.Response:
-        """An attached file's bytes, as a Slack client shows them to a member of the workspace."""
+        """An attached file's bytes, as a Slack client shows them to a member of the workspace: images
+        inline, anything else as a download, so an uploaded page never runs as the playground's own."""
         file = self._sim.slack.workspace.files.get(request.match_info["file_id"])
         if file is None:
             raise web.HTTPNotFound()
-        return web.Response(body=file.content, content_type=file.mimetype)
+        headers = {"X-Content-Type-Options": "nosniff"}
+        if not file.mimetype.startswith("image/") or file.mimetype == "image/svg+xml":
+            headers["Content-Disposition"] = "attachment"
+        return web.Response(body=file.content, content_type=file.mimetype, headers=headers)
 
     async def _live(self, request: web.Request) -> web.WebSocketResponse:
         """Push the person's view now and after every change, until the page goes away."""
@@ -151,8 +161,8 @@ class Playground:
         upload = form.get("file")
         if not isinstance(upload, web.FileField):
             return _refused("choose a file to attach")
-        content = upload.file.read()
-        file = self._sim.slack.add_file(content, upload.filename, upload.content_type, user=user)
+        media_type = upload.content_type.partition(";")[0].strip() or "application/octet-stream"
+        file = self._sim.slack.add_file(upload.file.read(), upload.filename or "file", media_type, user=user)
         return web.json_response({"id": file["id"], "name": file["name"], "mimetype": file["mimetype"]})
 
     async def _act(self, request: web.Request) -> web.Response:

@@ -17,6 +17,7 @@ from cryptography.fernet import Fernet
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.migrate import upgrade
+from bridge.playground.command import run_playground
 from bridge.relay.cipher import Opened, TokenCipher
 from bridge.relay.identity import token_binding
 from bridge.sim.coder import CoderSim
@@ -290,13 +291,13 @@ async def test_demo_on_the_web_plays_for_the_first_visitor(tmp_path: Path) -> No
     assert not LOG_LINE.search(err.decode())
 
 
-async def test_playground_reports_a_taken_port(tmp_path: Path) -> None:
-    """A port another process listens on stops `bridge playground` with one line naming it."""
+async def test_playground_reports_a_taken_port(capsys: pytest.CaptureFixture[str]) -> None:
+    """A port another process listens on stops `bridge playground` at once, with one line naming it."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        port = str(taken.getsockname()[1])
-        code, _, err = await _run("playground", "--port", port, env=clean_env(), cwd=tmp_path)
-    assert code == 1
-    assert f"bridge: cannot serve the playground on 127.0.0.1:{port}: " in err
-    assert "Traceback" not in err
+        port = taken.getsockname()[1]
+        assert await run_playground(port=port, speed=1.0) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"bridge: cannot serve the playground on 127.0.0.1:{port}: ")
+    assert err.count("\n") == 1

@@ -3,7 +3,8 @@ page served for the real bridge and the simulators, checking only what a person 
 
 One conversation goes through every kind of act the page offers: a mention, a reply queued while
 the agent works, an edit and a deletion of queued replies, a reaction, the Stop button, a reply with
-an image, a pull request, and App Home. The last view of the thread is the README's screenshot.
+an image, a pull request, another person's press of a button the access policy refuses, and
+App Home. The last view of the thread is the README's screenshot.
 """
 
 from __future__ import annotations
@@ -137,6 +138,14 @@ async def test_a_conversation_in_the_browser(page: playwright_api.Page, tmp_path
     await page.mouse.move(0, 0)
     SCREENSHOT.parent.mkdir(exist_ok=True)
     await page.screenshot(path=str(SCREENSHOT))
+
+    await page.locator("#person").select_option("U0BOB")
+    await page.locator("#thread-messages .block-button", has_text="Archive").click()
+    refusal = page.locator("#thread-messages .ephemeral")
+    await expect(refusal).to_contain_text("Only visible to you")
+    await expect(refusal).to_contain_text("Only @alice, who started this chat, and the bridge's admins")
+    await page.locator("#person").select_option("U0ALICE")
+    await expect(refusal).to_have_count(0)
 
     await page.locator("#app-home-link").click()
     await expect(page.locator("#home")).to_contain_text("Your Coder Agents chats")
