@@ -217,7 +217,7 @@ function messageEl(m, inThread) {
       onclick: () => act("react", { channel: page.channel, ts: m.ts, name: r.name }) }, `${EMOJI[r.name] || `:${r.name}:`} ${r.count}`))) : null;
   const replies = !inThread && m.replies ? el("button", { type: "button", class: "replies-link",
     onclick: () => openThread(m.ts) }, `${m.replies} ${m.replies === 1 ? "reply" : "replies"}`) : null;
-  return el("div", { class: `msg${m.subtype === "tombstone" ? " tombstone" : ""}`, "data-ts": m.ts, "data-author": m.author },
+  return el("div", { class: `msg${m.subtype === "tombstone" ? " tombstone" : ""}`, "data-key": m.ts },
     avatar(m),
     el("div", { class: "msg-body" },
       el("div", { class: "msg-head" }, el("span", { class: "author" }, m.author), m.bot ? el("span", { class: "badge" }, "APP") : null,
@@ -229,7 +229,7 @@ function messageEl(m, inThread) {
 }
 
 function ephemeralEl(e) {
-  return el("div", { class: "msg ephemeral" },
+  return el("div", { class: "msg ephemeral", "data-key": `ephemeral:${e.ts}` },
     el("div", { class: "avatar", style: "background:#4a154b" }, "CA"),
     el("div", { class: "msg-body" },
       el("div", { class: "msg-head" }, el("span", { class: "author" }, "Coder Agents"), el("span", { class: "badge" }, "APP"),
@@ -238,9 +238,19 @@ function ephemeralEl(e) {
       el("div", { class: "content" }, e.blocks.length ? blocks(e.blocks, () => {}) : el("div", { html: format(e.text, true) }))));
 }
 
+// Show ``nodes`` in ``list``, keeping every message that did not change as it is, so a push never
+// disturbs what the person points at, selects or hovers; new ones follow if the list was at its end.
 function fill(list, nodes) {
   const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
-  list.replaceChildren(...nodes);
+  const shown = new Map([...list.children].map((node) => [node.dataset.key, node]));
+  const wanted = nodes.map((node) => {
+    const before = shown.get(node.dataset.key);
+    return before && before.outerHTML === node.outerHTML ? before : node;
+  });
+  wanted.forEach((node, i) => {
+    if (list.children[i] !== node) list.insertBefore(node, list.children[i] || null);
+  });
+  while (list.children.length > wanted.length) list.lastElementChild.remove();
   if (atBottom) list.scrollTop = list.scrollHeight;
 }
 
