@@ -282,7 +282,8 @@ function render() {
   const whispers = view.ephemerals.filter((e) => e.channel === page.channel);
   fill($("messages"), [
     ...messages.filter((m) => !m.thread_ts || m.thread_ts === m.ts).map((m) => messageEl(m, false)),
-    ...whispers.filter((e) => !e.thread_ts).map(ephemeralEl),
+    // A private answer in a thread that is not open shows here, so that none goes unseen.
+    ...whispers.filter((e) => !e.thread_ts || e.thread_ts !== shownThread(messages)).map(ephemeralEl),
   ]);
   composers.main.form.querySelector("textarea").placeholder = channel?.kind === "im"
     ? "Message Coder Agents" : `Message #${channel?.name || ""} — mention @coder-agents to start a chat`;
@@ -312,11 +313,17 @@ function renderHome(view) {
     act("click_home", { action_id: element.action_id, block_id: block.block_id || null })) : [el("p", {}, "Loading the Home tab…")]));
 }
 
+// The thread shown in the side pane, if one is open and still there.
+function shownThread(messages) {
+  const shown = !(page.home && page.homeTab === "home") && messages.some((m) => m.ts === page.thread);
+  return shown ? page.thread : null;
+}
+
 function renderThread(view, messages, whispers) {
   const pane = $("thread");
-  const inThread = messages.filter((m) => page.thread && (m.ts === page.thread || m.thread_ts === page.thread));
-  pane.hidden = !page.thread || !inThread.length || (page.home && page.homeTab === "home");
+  pane.hidden = !shownThread(messages);
   if (pane.hidden) return;
+  const inThread = messages.filter((m) => m.ts === page.thread || m.thread_ts === page.thread);
   fill($("thread-messages"), [
     ...inThread.map((m) => messageEl(m, true)),
     ...whispers.filter((e) => e.thread_ts === page.thread).map(ephemeralEl),

@@ -25,6 +25,7 @@ from bridge.demo import Simulation, wait_either
 from bridge.playground.view import JsonDict, snapshot
 from bridge.sim import scenarios
 from bridge.sim.coder_agent import Script
+from bridge.sim.slack import SlackSim
 from bridge.tasks import scoped_task
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class Playground:
         self._runner: web.AppRunner | None = None
         self.agent = "answer"
         sim.coder.agent = AGENTS[self.agent]
+        _invite_strangers(sim.slack)
         self.visited = asyncio.Event()
         """Set when a page first connected: the scripted demo waits for someone to watch it."""
 
@@ -300,6 +302,26 @@ class Playground:
         if file is None:
             raise BadRequest("the attached file is gone; attach it again")
         return self._sim.slack.workspace.file_json(file)
+
+
+GUEST: Final = "U0GUEST"
+PARTNER: Final = "U0PARTNER"
+PARTNER_CHANNEL: Final = "C0PARTNER"
+
+
+def _invite_strangers(slack: SlackSim) -> None:
+    """Besides Alice and Bob, a guest in #general and a partner from another organization in a
+    Slack Connect channel, so that a visitor can see what the access policy tells each of them."""
+    slack.add_user(GUEST, "gina", real_name="Gina (guest)", is_restricted=True)
+    slack.add_channel(
+        PARTNER_CHANNEL,
+        "acme-partners",
+        is_ext_shared=True,
+        members=(slack.alice, slack.bob, slack.bot_user_id),
+    )
+    slack.add_user(
+        PARTNER, "pat", real_name="Pat (Acme, Slack Connect)", team_id="T0ACME", channels=(PARTNER_CHANNEL,)
+    )
 
 
 def listen(port: int) -> socket.socket:

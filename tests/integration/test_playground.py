@@ -3,8 +3,8 @@ page served for the real bridge and the simulators, checking only what a person 
 
 One conversation goes through every kind of act the page offers: a mention, a reply queued while
 the agent works, an edit and a deletion of queued replies, a reaction, the Stop button, a reply with
-an image, a pull request, another person's press of a button the access policy refuses, and
-App Home. The last view of the thread is the README's screenshot.
+an image, a pull request, what the access policy refuses another person, a guest and a partner
+from another organization, and App Home. The last view of the thread is the README's screenshot.
 """
 
 from __future__ import annotations
@@ -148,8 +148,17 @@ async def test_a_conversation_in_the_browser(page: playwright_api.Page, tmp_path
     refusal = page.locator("#thread-messages .ephemeral")
     await expect(refusal).to_contain_text("Only visible to you")
     await expect(refusal).to_contain_text("Only @alice, who started this chat, and the bridge's admins")
+    for person, refused in [
+        ("U0GUEST", "Guests of this workspace can't use Coder Agents here."),
+        ("U0PARTNER", "People from other organizations can't use Coder Agents here."),
+    ]:
+        await page.locator("#person").select_option(person)
+        await send(page, "#composer", "@coder-agents deploy it for me")
+        await expect(page.locator(".ephemeral", has_text=refused)).to_be_visible()
+    await expect(page.locator("#channel-list")).to_have_text("# acme-partners")
     await page.locator("#person").select_option("U0ALICE")
     await expect(refusal).to_have_count(0)
+    await expect(page.locator("#chat-list li")).to_have_count(1)
 
     await page.locator("#app-home-link").click()
     await expect(page.locator("#home")).to_contain_text("Your Coder Agents chats")
