@@ -385,7 +385,6 @@ function decodeMentions(text) {
 }
 
 function startEdit(which, message) {
-  if (which === "thread") page.thread = page.thread || message.thread_ts;
   const composer = composers[which];
   composer.editing = message.ts;
   composer.form.querySelector(".editing").hidden = false;

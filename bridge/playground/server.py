@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 from importlib import resources
@@ -27,8 +26,6 @@ from bridge.sim import scenarios
 from bridge.sim.coder_agent import Script
 from bridge.sim.slack import SlackSim
 from bridge.tasks import scoped_task
-
-log = logging.getLogger(__name__)
 
 AGENTS: Final[Mapping[str, Script]] = MappingProxyType(
     {
