@@ -1,4 +1,4 @@
-"""Command line: ``bridge serve | demo | migrate | doctor | rotate-keys`` (see ``interface.md``)."""
+"""Command line: ``bridge serve | demo | playground | migrate | doctor | rotate-keys`` (``interface.md``)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,29 @@ from bridge.relay.intake import tagging_began
 log = logging.getLogger("bridge")
 
 DEFAULT_PROMPT = "fix the login bug"
+PLAYGROUND_PORT = 8000
+
+
+def _port(text: str) -> int:
+    """A TCP port number, 0 for any free one."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
+    return port
+
+
+def _speed(text: str) -> float:
+    """A playback speed: a positive number, 1 for real time."""
+    try:
+        speed = float(text)
+    except ValueError:
+        speed = 0.0
+    if not 0 < speed <= 100:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a speed (a number above 0, at most 100)")
+    return speed
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,7 +59,14 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("serve", help="run the bridge (HTTP events or Socket Mode)")
     demo = commands.add_parser("demo", help="run the bridge against built-in Slack and Coder simulators")
     demo.add_argument("--prompt", default=DEFAULT_PROMPT, help="what to ask the agent")
-    demo.add_argument("--speed", type=float, default=1.0, help="playback speed of the simulated agent")
+    demo.add_argument("--speed", type=_speed, default=1.0, help="playback speed of the simulated agent")
+    demo.add_argument("--web", action="store_true", help="play it in the browser playground instead")
+    demo.add_argument("--port", type=_port, default=PLAYGROUND_PORT, help="the playground's port, with --web")
+    playground = commands.add_parser(
+        "playground", help="try the bridge in a browser page that plays Slack, against the simulators"
+    )
+    playground.add_argument("--port", type=_port, default=PLAYGROUND_PORT, help="port on 127.0.0.1 (0: any)")
+    playground.add_argument("--speed", type=_speed, default=1.0, help="playback speed of the simulated agent")
     commands.add_parser("migrate", help="apply database migrations and exit")
     commands.add_parser("doctor", help="check configuration, Slack and Coder, and say how to fix problems")
     commands.add_parser(
@@ -48,8 +78,12 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bridge`` console script; returns the exit status."""
     args = _parser().parse_args(argv)
+    if args.command == "demo" and args.web:
+        return _playground(args.port, args.speed, args.prompt)
     if args.command == "demo":
         return _demo(args.prompt, args.speed)
+    if args.command == "playground":
+        return _playground(args.port, args.speed, None)
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -81,6 +115,12 @@ def _demo(prompt: str, speed: float) -> int:
     from bridge.demo import run_demo  # the simulators load only when the demo runs
 
     return asyncio.run(run_demo(prompt=prompt, speed=speed))
+
+
+def _playground(port: int, speed: float, prompt: str | None) -> int:
+    from bridge.playground.command import run_playground  # the simulators load only when it runs
+
+    return asyncio.run(run_playground(port=port, speed=speed, prompt=prompt))
 
 
 async def _migrate(settings: Settings) -> int:

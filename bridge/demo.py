@@ -15,7 +15,9 @@ import asyncio
 import os
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -24,6 +26,7 @@ from bridge.app import Bridge
 from bridge.config import Settings
 from bridge.logs import configure
 from bridge.sim.coder import CoderSim
+from bridge.sim.coder_state import Generation
 from bridge.sim.slack import SlackSim
 from bridge.slack.blocks import is_outcome
 from bridge.slack.scopes import REQUIRED_EVENTS
@@ -63,19 +66,46 @@ class ThreadPrinter:
             self._shown[message.ts] = text
 
 
-async def run_demo(*, prompt: str, speed: float = 1.0) -> int:
-    """Play the scripted conversation; 0 when the thread ended with the agent's full answers."""
-    log = Path(tempfile.gettempdir()) / f"bridge-demo-{os.getpid()}.log"
+@dataclass(frozen=True)
+class Simulation:
+    """The real bridge and the two simulators it is wired to."""
+
+    slack: SlackSim
+    coder: CoderSim
+    bridge: Bridge
+
+
+def log_to_file(name: str) -> Path:
+    """Send the bridge's log to a file named for this process, so only the conversation (or the
+    playground's address) reaches the terminal; returns the file to name to the person."""
+    log = Path(tempfile.gettempdir()) / f"bridge-{name}-{os.getpid()}.log"
     configure("INFO", "text", file=log)
-    print(f"The bridge's log is in {log}")
+    return log
+
+
+@asynccontextmanager
+async def simulation(
+    *, speed: float = 1.0, generation: Generation = "experimental"
+) -> AsyncIterator[Simulation]:
+    """Start both simulators and the bridge configured for them exactly as an operator would
+    configure it for Slack and Coder (their URLs, tokens and signing secret); stop all three after.
+
+    ``speed`` plays the scripted agent faster and scales Slack's rate limits (and the bridge's
+    budget for them) by the same factor, so a faster run is the same run, only shorter.
+    """
     with tempfile.TemporaryDirectory(prefix="bridge-demo-") as workdir:
         async with (
-            CoderSim(tokens={_TOKEN: "alice"}, part_interval=0.04 / speed, start_delay=0.3 / speed) as coder,
-            SlackSim(subscriptions=REQUIRED_EVENTS) as slack,
+            CoderSim(
+                tokens={_TOKEN: "alice"},
+                generation=generation,
+                part_interval=0.04 / speed,
+                start_delay=0.3 / speed,
+            ) as coder,
+            SlackSim(subscriptions=REQUIRED_EVENTS, time_scale=1.0 / speed) as slack,
         ):
             settings = Settings(
                 slack_bot_token=SecretStr(slack.bot_token),
-                slack_signing_secret=SecretStr("sim-signing-secret"),
+                slack_signing_secret=SecretStr(slack.signing_secret),
                 slack_api_url=slack.api_url,
                 coder_url=coder.url,
                 coder_session_token=SecretStr(_TOKEN),
@@ -83,36 +113,57 @@ async def run_demo(*, prompt: str, speed: float = 1.0) -> int:
                 host="127.0.0.1",
                 port=0,
                 edit_interval=1.0 / speed,
+                slack_rate_scale=speed,
+                slack_file_hosts="127.0.0.1",  # where the simulated Slack serves attached files
             )
             bridge = Bridge(settings)
-            await bridge.start()
-            slack.event_url = f"http://127.0.0.1:{bridge.port}/slack/events"
-            print(f"Simulated Slack at {slack.api_url}, Coder at {coder.url}, bridge on port {bridge.port}")
-            printer = ThreadPrinter(slack, slack.general, lambda s: print(s, end="", flush=True))
             try:
-                root = await slack.user_says(slack.alice, slack.general, f"<@{slack.bot_user_id}> {prompt}")
-                await _watch_turn(slack, coder, printer, root, turns=1)
-                await slack.user_says(slack.alice, slack.general, FOLLOW_UP, thread_ts=root)
-                await _watch_turn(slack, coder, printer, root, turns=2)
-            except TimeoutError as exc:
-                print(f"\n\ndemo failed: {exc} (the bridge's log is in {log})", file=sys.stderr)
-                return 1
+                await bridge.start()
+                slack.event_url = f"http://127.0.0.1:{bridge.port}/slack/events"
+                yield Simulation(slack=slack, coder=coder, bridge=bridge)
             finally:
                 await bridge.stop()
-            print("\n\nThe thread as it stands:\n")
-            print(slack.render_thread(slack.general, root))
-            print("\nDemo finished: every reply of the agent is in the thread.")
+
+
+async def run_demo(*, prompt: str, speed: float = 1.0) -> int:
+    """Play the scripted conversation; 0 when the thread ended with the agent's full answers."""
+    log = log_to_file("demo")
+    print(f"The bridge's log is in {log}")
+    async with simulation(speed=speed) as sim:
+        slack, coder = sim.slack, sim.coder
+        print(f"Simulated Slack at {slack.api_url}, Coder at {coder.url}, bridge on port {sim.bridge.port}")
+        printer = ThreadPrinter(slack, slack.general, lambda s: print(s, end="", flush=True))
+        try:
+            root = await play_script(slack, coder, prompt, on_change=printer.refresh)
+        except TimeoutError as exc:
+            print(f"\n\ndemo failed: {exc} (the bridge's log is in {log})", file=sys.stderr)
+            return 1
+        print("\n\nThe thread as it stands:\n")
+        print(slack.render_thread(slack.general, root))
+        print("\nDemo finished: every reply of the agent is in the thread.")
     return 0
 
 
+async def play_script(
+    slack: SlackSim, coder: CoderSim, prompt: str, *, on_change: Callable[[str], None] = lambda _: None
+) -> str:
+    """Alice mentions the bot with ``prompt`` and, once answered, sends ``FOLLOW_UP``; waits for the
+    agent's answer to both and returns the thread's ts. ``on_change`` is shown the thread on every change."""
+    root = await slack.user_says(slack.alice, slack.general, f"<@{slack.bot_user_id}> {prompt}")
+    await _watch_turn(slack, coder, lambda: on_change(root), root, turns=1)
+    await slack.user_says(slack.alice, slack.general, FOLLOW_UP, thread_ts=root)
+    await _watch_turn(slack, coder, lambda: on_change(root), root, turns=2)
+    return root
+
+
 async def _watch_turn(
-    slack: SlackSim, coder: CoderSim, printer: ThreadPrinter, root: str, *, turns: int
+    slack: SlackSim, coder: CoderSim, refresh: Callable[[], None], root: str, *, turns: int
 ) -> None:
     """Print the thread until the agent finished ``turns`` turns, Slack shows its last reply and the
     requester was told."""
 
     def finished() -> bool:
-        printer.refresh(root)
+        refresh()
         chats = [c for c in coder.chats.values() if c.labels.get("slack_thread") == root]
         if len(chats) != 1 or chats[0].status != "waiting":
             return False

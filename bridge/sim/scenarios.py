@@ -130,6 +130,12 @@ def slow(prompt: str) -> list[Step]:
     ]
 
 
+def slow_start(prompt: str) -> list[Step]:
+    """Silent for five seconds before the demo turn, as a model slow to answer: the thread shows that
+    the agent has the message but has said nothing yet."""
+    return [Pause(5.0), *fix_login_bug(prompt)]
+
+
 def stuck(prompt: str) -> list[Step]:
     """Streams one line and then runs for an hour: keeps a chat busy until it is interrupted."""
     return [Text("Working on it"), Pause(3600.0)]

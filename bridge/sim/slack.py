@@ -831,6 +831,20 @@ class SlackSim:
         self._notify()
         return response
 
+    async def close_view(self, user: str) -> AppResponse | None:
+        """Close the user's open modal with its Close button: the whole stack goes, as in Slack, and
+        the app hears ``view_closed`` only when the view asked for it with ``notify_on_close``
+        (the app's answer then; None when nothing was sent)."""
+        view = self.modal(user)
+        if view is None:
+            raise ValueError(f"{user} has no modal open")
+        self.workspace.modals.pop(user, None)
+        self.workspace.view_errors.pop(user, None)
+        self._notify()
+        if not view.get("notify_on_close"):
+            return None
+        return await self._deliverer.deliver_interaction("interactive", self._events.view_closed(user, view))
+
     def _apply_view_response(self, user: str, view: JsonDict, response: AppResponse) -> None:
         stack = self.workspace.modals.setdefault(user, [])
         self.workspace.view_errors.pop(user, None)

@@ -288,6 +288,21 @@ class EventFactory:
             "enterprise": None,
         }
 
+    def view_closed(self, user: str, view: JsonDict) -> JsonDict:
+        """A ``view_closed`` payload: the person closed a modal that asked to hear of it; with the
+        whole stack closed, ``is_cleared`` is true."""
+        return {
+            "type": "view_closed",
+            "team": {"id": self._ws.team_id, "domain": self._ws.domain},
+            "user": self._user_ref(user),
+            "api_app_id": APP_ID,
+            "token": self.verification_token,
+            "view": view,
+            "is_cleared": True,
+            "is_enterprise_install": False,
+            "enterprise": None,
+        }
+
     @staticmethod
     def trigger_id() -> str:
         """A trigger id in Slack's ``<digits>.<digits>.<hex>`` shape."""

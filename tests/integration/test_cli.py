@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
 import socket
 import sys
 from asyncio.subprocess import PIPE
 from pathlib import Path
 
+import aiohttp
 import pytest
 from cryptography.fernet import Fernet
 
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.migrate import upgrade
+from bridge.playground.command import run_playground
 from bridge.relay.cipher import Opened, TokenCipher
 from bridge.relay.identity import token_binding
 from bridge.sim.coder import CoderSim
@@ -252,3 +255,49 @@ async def test_rotate_keys_reencrypts_every_stored_token_with_the_newest_key(tmp
         assert "0 re-encrypted with the newest key, 2 already current" in out
     finally:
         await db.dispose()
+
+
+async def test_demo_on_the_web_plays_for_the_first_visitor(tmp_path: Path) -> None:
+    """`bridge demo --web` prints the playground's address; once a page connects, the demo's
+    conversation plays and the page is shown it as it unfolds; SIGINT ends it with exit status 0."""
+    proc = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "bridge", "demo", "--web", "--port", "0", "--speed", "8"),
+        env=clean_env(),
+        cwd=tmp_path,
+        stdout=PIPE,
+        stderr=PIPE,
+    )
+    assert proc.stdout is not None
+    try:
+        url = ""
+        while not url:
+            line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+            assert line, "the playground ended before printing its address"
+            url = line.split()[1] if line.startswith("Playground: ") else ""
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url) as page:
+                assert page.content_type == "text/html"
+                assert "/static/playground.js" in await page.text()
+            async with http.ws_connect(f"{url}api/live?user=U0ALICE") as live:
+                texts: list[str] = []
+                while not any("You asked: “Thanks! Please also add a regression test" in t for t in texts):
+                    view = await asyncio.wait_for(live.receive_json(), 30)
+                    texts = [m["text"] for m in view["messages"]["C0GENERAL"]]
+        assert "<@U0BOT> fix the login bug" in texts
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    assert not LOG_LINE.search(err.decode())
+
+
+async def test_playground_reports_a_taken_port(capsys: pytest.CaptureFixture[str]) -> None:
+    """A port another process listens on stops `bridge playground` at once, with one line naming it."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert await run_playground(port=port, speed=1.0) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"bridge: cannot serve the playground on 127.0.0.1:{port}: ")
+    assert err.count("\n") == 1

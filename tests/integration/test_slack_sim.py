@@ -930,6 +930,27 @@ async def test_view_submission_errors_update_and_close(
     assert sim.modal(sim.alice) is None
 
 
+async def test_closing_a_modal_tells_the_app_only_when_asked(
+    sim: SlackSim, client: AsyncWebClient, receiver: Receiver
+) -> None:
+    """Close drops the modal; the app hears ``view_closed`` (signed) only for ``notify_on_close``."""
+    for notify in (False, True):
+        await sim.slash_command(sim.alice, sim.general, "/coder", "link")
+        view = dict(_MODAL, notify_on_close=notify)
+        await client.views_open(trigger_id=receiver.requests[-1].form()["trigger_id"], view=view)
+        sent = len(receiver.requests)
+        await sim.close_view(sim.alice)
+        assert sim.modal(sim.alice) is None
+        assert len(receiver.requests) == sent + notify
+    closed = receiver.requests[-1]
+    assert closed.valid
+    payload = json.loads(closed.form()["payload"])
+    assert (payload["type"], payload["is_cleared"], payload["user"]["id"]) == ("view_closed", True, sim.alice)
+    assert payload["view"]["callback_id"] == "coder_link"
+    with pytest.raises(ValueError, match="no modal open"):
+        await sim.close_view(sim.alice)
+
+
 async def test_usergroup_members_and_user_kinds(sim: SlackSim, client: AsyncWebClient) -> None:
     """usergroups.users.list names members; users.info tells guests and external users apart."""
     sim.add_usergroup("S0ENG", "eng", [sim.alice])
