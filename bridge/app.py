@@ -230,7 +230,7 @@ class Bridge:
             token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url, session=http
         )
         # The workspace's budgets, one set for every Slack call of the bridge.
-        self.limits = limits = SlackLimits(scale=settings.slack_rate_scale)
+        self.limits = limits = SlackLimits(scale=settings.slack_rate_scale, observer=self.metrics)
         identity = await slack_identity(client, limits)
         self._slack_ok = True
         log.info("Slack: bot user %s in team %s", identity.bot_user_id, identity.team_id)
@@ -263,6 +263,10 @@ class Bridge:
             poster,
             limits=limits,
             edit_interval=settings.edit_interval,
+            observer=self.metrics,
+        )
+        self.metrics.watch(
+            budgets=limits.budgets, pending=self._outbox.pending, longest_wait=self._outbox.longest_wait
         )
         self._identity = accounts = self._build_identity(backend, self._outbox)
         directory = WebDirectory(client, self.metrics, limits, ttl=settings.directory_ttl)

@@ -40,6 +40,7 @@ from functools import partial
 from typing import TypeVar
 
 from bridge.relay.limits import SLACK_RETRY, Priority, SlackLimits, Ticket
+from bridge.relay.observe import RelayObserver
 from bridge.relay.outbox.reactions import Reactions
 from bridge.relay.outbox.store import SlotRename, SlotRow, Store
 from bridge.relay.outbox.threads import (
@@ -86,6 +87,7 @@ class Texts:
         limits: SlackLimits,
         edit_interval: float,
         idle_timeout: float,
+        observer: RelayObserver,
     ) -> None:
         self._threads = threads
         self._store = store
@@ -94,6 +96,7 @@ class Texts:
         self._limits = limits
         self._edit_interval = edit_interval
         self._idle_timeout = idle_timeout
+        self._observer = observer
 
     def set_text(
         self,
@@ -334,6 +337,7 @@ class Texts:
         posted = slot.sent_digest == ""
         slot.failures = 0
         slot.last_sent = self._threads.clock()
+        self._observer.text_shown(posted or slot.final, slot.last_sent - slot.changed_at)
         slot.sent_digest = sent
         waiting = any(other.dirty for other in thread.slots.values())
         thread.waiting_since = slot.last_sent if waiting else None
