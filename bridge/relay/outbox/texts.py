@@ -39,6 +39,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 from typing import TypeVar
 
+from bridge import tracing
 from bridge.relay.limits import SLACK_RETRY, Priority, SlackLimits, Ticket
 from bridge.relay.observe import RelayObserver
 from bridge.relay.outbox.reactions import Reactions
@@ -214,7 +215,9 @@ class Texts:
 
     async def work(self, thread: Thread) -> None:
         """The thread's worker: its texts first, then its reactions, then the deletion of shown
-        reactions' rows; a thread quiet for ``idle_timeout`` is released."""
+        reactions' rows; a thread quiet for ``idle_timeout`` is released. A text's call goes on in the
+        trace of the change that set the text, not of whatever started the worker."""
+        tracing.detach()
         while True:
             try:
                 if not thread.loaded.is_set():
@@ -308,13 +311,14 @@ class Texts:
             # The stored text this send settles: ``text`` itself, or an older one ``text`` replaced.
             stored = slot.stored
             key = tag(ref, slot.key)
-            if slot.ts is None:
-                slot.ts = await self._poster.post(
-                    ref.channel, ref.thread_ts, text, key=key, buttons=buttons, plan=plan
-                )
-                self._threads.posted[(ref.channel, slot.ts)] = ref.link_id
-            else:
-                await self._poster.update(ref.channel, slot.ts, text, key=key, buttons=buttons, plan=plan)
+            with tracing.resumed(slot.trace):
+                if slot.ts is None:
+                    slot.ts = await self._poster.post(
+                        ref.channel, ref.thread_ts, text, key=key, buttons=buttons, plan=plan
+                    )
+                    self._threads.posted[(ref.channel, slot.ts)] = ref.link_id
+                else:
+                    await self._poster.update(ref.channel, slot.ts, text, key=key, buttons=buttons, plan=plan)
         except SlackRateLimited as exc:  # every thread's next call of the method waits, not only this one
             self._limits.rate_limited(method, ref.channel, exc.retry_after)
             slot.since = next(thread.changes)  # the thread's other final texts get their turn next

@@ -18,6 +18,9 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry.context import Context
+
+from bridge import tracing
 from bridge.relay.limits import Ticket
 from bridge.relay.output import SlotText
 from bridge.relay.ports import Button, Plan
@@ -78,6 +81,7 @@ class Slot:
     split: bool = False  # ``text`` is already a smaller part of one Slack found too long
     since: int = 0  # when (in the thread's order of changes) the slot last began to differ from Slack
     changed_at: float = 0.0  # when (by the outbox's clock) it last began to differ: its lag's start
+    trace: Context | None = None  # the trace of the change that made it differ (tracing.carried)
     # Its row is from before this start and may record a final text: the next edit must replace it,
     # or a progress edit shown over that text would, after a crash, pass for the final text.
     inherited: bool = False
@@ -179,6 +183,7 @@ class Threads:
         if not slot.dirty:
             slot.since = next(thread.changes)
             slot.changed_at = self.clock()
+            slot.trace = tracing.carried()
         slot.text, slot.buttons, slot.plan, slot.final = text, buttons, plan, final or slot.final
         slot.text_digest = digest(text, buttons)
         slot.split = False
