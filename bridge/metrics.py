@@ -74,6 +74,11 @@ class Metrics:
             "Coder sockets currently open: chat streams plus the one chat-list watch",
             registry=self.registry,
         )
+        self.stream_reconnects = Counter(
+            "bridge_coder_stream_reconnects_total",
+            "Coder stream and watch sockets lost (or not opened) and tried again",
+            registry=self.registry,
+        )
         self.slack_event_ack = Histogram(
             "bridge_slack_event_ack_seconds",
             "Time from a Slack event or interaction reaching the bridge to its acknowledgement",
@@ -136,6 +141,10 @@ class Metrics:
     def stream_closed(self) -> None:
         """A chat stream (or the watch) socket closed."""
         self.live_streams.dec()
+
+    def stream_reconnecting(self) -> None:
+        """A chat stream (or the watch) socket is tried again."""
+        self.stream_reconnects.inc()
 
     # RelayObserver protocol (bridge.relay.observe): wired into the Slack budgets and the outbox.
     def budget_waited(self, method: str, seconds: float) -> None:

@@ -143,3 +143,7 @@ class TracedCoderCalls:
     def stream_closed(self) -> None:
         """Report on."""
         self._inner.stream_closed()
+
+    def stream_reconnecting(self) -> None:
+        """Report on."""
+        self._inner.stream_reconnecting()
