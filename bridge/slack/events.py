@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -267,24 +266,16 @@ def register(
     async def record(
         body: dict[str, Any], context: dict[str, Any], next: Callable[[], Awaitable[None]]
     ) -> BoltResponse | None:
-        # Runs before Bolt acknowledges: an event Slack considers delivered is already durable. Bolt
-        # acknowledges within ``next`` (an event at once, a click when its listener acks), so the
-        # time spent here is the time to the acknowledgement.
-        started = time.perf_counter()
-        try:
-            command = _command(body, controls)
-            if command is not None:
-                if await intake.record(command.event_id, body):
-                    context[_FRESH] = command
-            elif (key := request_key(body)) is not None and not await intake.first(key):
-                log.info(
-                    "acknowledging a replayed %s and ignoring it", body.get("command") or body.get("type")
-                )
-                return BoltResponse(status=200, body="")
-            await next()
-            return None
-        finally:
-            metrics.slack_event_ack.observe(time.perf_counter() - started)
+        # Runs before Bolt acknowledges: an event Slack considers delivered is already durable.
+        command = _command(body, controls)
+        if command is not None:
+            if await intake.record(command.event_id, body):
+                context[_FRESH] = command
+        elif (key := request_key(body)) is not None and not await intake.first(key):
+            log.info("acknowledging a replayed %s and ignoring it", body.get("command") or body.get("type"))
+            return BoltResponse(status=200, body="")
+        await next()
+        return None
 
     app.use(record)
 
