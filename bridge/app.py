@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from opentelemetry.sdk.trace import TracerProvider
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
@@ -25,6 +26,7 @@ from slack_bolt.logger.messages import warning_client_prioritized_and_token_skip
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bridge import tracing
 from bridge.coder.aisdk import AiSdkBackend, AiSdkOptions
 from bridge.coder.aisdk_store import AiSdkStore
 from bridge.coder.backend import CoderBackend, connect_backend
@@ -61,10 +63,12 @@ from bridge.slack.echoes import EchoFilter
 from bridge.slack.files import SlackFileSource
 from bridge.slack.history import ThreadReader
 from bridge.slack.home_view import HowTo
+from bridge.slack.observed import ObservedApp
 from bridge.slack.poster import WebPoster
 from bridge.slack.sessions import WebSessions
 from bridge.slack.streaming import StreamingPoster
 from bridge.tasks import TaskGroup
+from bridge.tracing import TracedCoderCalls
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +200,8 @@ class Bridge:
         self._socket: AsyncSocketModeHandler | None = None
         self._accepting = False
         self._slack_ok = False
+        self._traces: TracerProvider | None = None
+        """Where traces go while ``BRIDGE_OTEL_ENABLED`` has them exported."""
 
     async def start(self) -> None:
         """Bring everything up; raises ``StartupError`` with a one-line reason when it cannot."""
@@ -204,6 +210,8 @@ class Bridge:
         assert settings.coder_url is not None
         assert settings.coder_session_token is not None
         assert settings.slack_bot_token is not None
+        if settings.otel_enabled:
+            self._traces = tracing.export_otlp()
         try:
             schema_before = await upgrade(self.db)
         except Exception as exc:
@@ -214,7 +222,7 @@ class Bridge:
                 settings.coder_session_token.get_secret_value(),
                 api=settings.coder_api,
                 organization_id=settings.coder_organization_id,
-                observer=self.metrics,
+                observer=TracedCoderCalls(self.metrics),
                 ai_sdk=ai_sdk_options(settings, DatabaseAiSdkStore(self.db)),
                 spawn=self._coder_tasks.spawn,
                 reconnect=self._reconnect_policy(),
@@ -230,7 +238,7 @@ class Bridge:
             token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url, session=http
         )
         # The workspace's budgets, one set for every Slack call of the bridge.
-        self.limits = limits = SlackLimits(scale=settings.slack_rate_scale)
+        self.limits = limits = SlackLimits(scale=settings.slack_rate_scale, observer=self.metrics)
         identity = await slack_identity(client, limits)
         self._slack_ok = True
         log.info("Slack: bot user %s in team %s", identity.bot_user_id, identity.team_id)
@@ -263,6 +271,10 @@ class Bridge:
             poster,
             limits=limits,
             edit_interval=settings.edit_interval,
+            observer=self.metrics,
+        )
+        self.metrics.watch(
+            budgets=limits.budgets, pending=self._outbox.pending, longest_wait=self._outbox.longest_wait
         )
         self._identity = accounts = self._build_identity(backend, self._outbox)
         directory = WebDirectory(client, self.metrics, limits, ttl=settings.directory_ttl)
@@ -348,7 +360,8 @@ class Bridge:
             bot_user_id=identity.bot_user_id,
             home=self._home,
         )
-        bolt = AsyncApp(
+        bolt = ObservedApp(
+            metrics=self.metrics,
             client=AsyncWebClient(base_url=settings.slack_api_url, session=http),
             authorize=_fixed_authorization(identity, settings.slack_bot_token.get_secret_value()),
             signing_secret=(
@@ -413,7 +426,7 @@ class Bridge:
                 token,
                 api=backend.generation,
                 organization_id=settings.coder_organization_id,
-                observer=self.metrics,
+                observer=TracedCoderCalls(self.metrics),
                 ai_sdk=ai_sdk,
                 spawn=self._coder_tasks.spawn,
                 check_model=False,
@@ -582,4 +595,6 @@ class Bridge:
         if self._http is not None:
             await self._http.close()
         await self.db.dispose()
+        if self._traces is not None:
+            await tracing.disable(self._traces)
         log.info("bridge stopped")

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
         default="INFO", validation_alias=_env("LOG_LEVEL")
     )
     log_format: Literal["text", "json"] = Field(default="text", validation_alias=_env("LOG_FORMAT"))
+    otel_enabled: bool = Field(default=False, validation_alias=_env("BRIDGE_OTEL_ENABLED"))
+    """Export OpenTelemetry traces over OTLP/HTTP, where the standard ``OTEL_EXPORTER_OTLP_*``
+    variables say (read by the exporter itself)."""
 
     reaction_interrupt: str = Field(
         default="octagonal_sign", validation_alias=_env("BRIDGE_REACTION_INTERRUPT")

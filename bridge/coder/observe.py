@@ -28,6 +28,11 @@ class CoderObserver(Protocol):
         """A socket reported by ``stream_opened`` ended, for whatever reason."""
         ...
 
+    def stream_reconnecting(self) -> None:
+        """A stream (or watch) socket was lost, or could not be opened, and is tried again: drops
+        that people never see while reconnects succeed, the first sign of a failing Coder or proxy."""
+        ...
+
 
 class NoopObserver:
     """The default: reports go nowhere."""
@@ -39,6 +44,9 @@ class NoopObserver:
         """Ignore the report."""
 
     def stream_closed(self) -> None:
+        """Ignore the report."""
+
+    def stream_reconnecting(self) -> None:
         """Ignore the report."""
 
 

@@ -221,6 +221,7 @@ class ReconnectingStream(Generic[_E]):
                         detail=str(error),
                     )
             delay = next(delays)
+            self._observer.stream_reconnecting()
             log.info(
                 "Reconnecting the Coder %s in %.2fs (attempt %d): %s",
                 self._name,

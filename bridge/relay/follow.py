@@ -56,6 +56,7 @@ from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bridge import tracing
 from bridge.coder.backend import CoderBackend
 from bridge.coder.errors import CoderAuthError, CoderError, CoderNotFound
 from bridge.coder.types import ChatId, ChatPhase, ErrorEvent, Message
@@ -182,7 +183,9 @@ class ChatFollow:
             self._unmarked = None
 
     async def run(self) -> None:
-        """Follow the chat while it is wanted; cancelling the task ends it (every batch is stored)."""
+        """Follow the chat while it is wanted; cancelling the task ends it (every batch is stored).
+        Its traces start at each stream batch, not in the work that happened to start the follow."""
+        tracing.detach()
         try:
             while self._wanted:
                 self._wanted = False
@@ -330,9 +333,10 @@ class ChatFollow:
                     if not answered:
                         answered = True
                         await self._answered(run.ref, lost)
-                    view.apply(batch, now=_now())
-                    reactions = await run.marks.see(batch, view)  # stored with the batch's cursor
-                    await self._publish(run, reactions=reactions)
+                    with tracing.span("coder.stream.batch", {"coder.events": len(batch)}, root=True):
+                        view.apply(batch, now=_now())
+                        reactions = await run.marks.see(batch, view)  # stored with the batch's cursor
+                        await self._publish(run, reactions=reactions)
                     if sessions is not None and view.status_changed and view.status is not None:
                         title, phase = run.header.title, view.status.phase
                         sessions.show(run.ref, phase, title=title, initiator=run.requester)

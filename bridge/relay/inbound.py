@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bridge import tracing
 from bridge.coder.backend import CoderBackend
 from bridge.coder.errors import CoderAuthError, CoderError
 from bridge.coder.types import NO_OPTIONS, Chat, ChatId, InputPart, SendResult
@@ -198,11 +199,12 @@ class Inbound:
 
     async def _handle(self, message: IncomingMessage | MessageDeletion) -> None:
         # The lock is taken before the first await, so tasks of one thread run in submission order.
-        async with self._locks.hold((message.channel_id, message.root_ts)):
-            if isinstance(message, MessageDeletion) or message.edited:
-                await self._intake.settle(message.event_id, self._revise(message))
-            else:
-                await self._intake.settle(message.event_id, self._relay(message))
+        with tracing.span("relay.inbound"):
+            async with self._locks.hold((message.channel_id, message.root_ts)):
+                if isinstance(message, MessageDeletion) or message.edited:
+                    await self._intake.settle(message.event_id, self._revise(message))
+                else:
+                    await self._intake.settle(message.event_id, self._relay(message))
 
     async def _revise(self, message: IncomingMessage | MessageDeletion) -> None:
         """An edit or deletion of a message this bridge relayed; any other is not our business."""

@@ -25,6 +25,7 @@ from enum import IntEnum
 from typing import TypeVar
 
 from bridge.coder.backoff import Backoff
+from bridge.relay.observe import NOOP_OBSERVER, RelayObserver
 from bridge.relay.ports import SlackRateLimited
 
 T = TypeVar("T")
@@ -185,6 +186,11 @@ class TokenBucket:
             return oldest
         return first
 
+    @property
+    def per_minute(self) -> float:
+        """The calls a minute this bucket allows on average (its budget, scaled)."""
+        return self._rate * 60.0
+
     def pause(self, seconds: float) -> None:
         """Slack said 429: no token for ``seconds``, then one, then the usual rate (no saved-up burst)."""
         self._refill()
@@ -209,9 +215,16 @@ class TokenBucket:
 class SlackLimits:
     """Every bucket of one workspace: per method, and per channel for new messages."""
 
-    def __init__(self, *, scale: float = 1.0, clock: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        scale: float = 1.0,
+        clock: Callable[[], float] | None = None,
+        observer: RelayObserver = NOOP_OBSERVER,
+    ) -> None:
         self._scale = scale
         self._clock = clock or asyncio.get_running_loop().time
+        self._observer = observer
         self._methods: dict[str, TokenBucket] = {}
         self._channels: dict[str, TokenBucket] = {}
 
@@ -227,9 +240,11 @@ class SlackLimits:
         that applies; more urgent callers go first, equals by how long they have waited (``since``),
         and progress that has waited a whole round of the line ranks as urgent. False: ``ticket``
         was withdrawn."""
+        started = self._clock()
         for bucket in self._buckets(method, channel):
             if not await bucket.take(priority, ticket, since):
                 return False
+        self._observer.budget_waited(method, self._clock() - started)
         return True
 
     @property
@@ -237,6 +252,10 @@ class SlackLimits:
         """The methods that drew on a budget so far: with every Slack call made through here, the
         methods called (what shows a call that bypasses the budgets)."""
         return frozenset(self._methods)
+
+    def budgets(self) -> dict[str, float]:
+        """Each metered method's workspace budget in calls a minute, as it stands now."""
+        return {method: bucket.per_minute for method, bucket in self._methods.items()}
 
     def rate_limited(self, method: str, channel: str | None, retry_after: float) -> None:
         """Slack answered a call 429: hold every budget the call drew on for ``retry_after``.

@@ -11,6 +11,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bridge import tracing
 from bridge.metrics import Metrics
 from bridge.relay.content import Plan
 from bridge.relay.limits import SlackLimits
@@ -201,9 +202,10 @@ async def budgeted_call(
 
 
 async def slack_call(metrics: Metrics, method: str, call: Callable[[], Awaitable[Any]]) -> Any:
-    """Run one Web API call, counted, with its failure sorted into the ``SlackError`` tree."""
+    """Run one Web API call, counted and traced, with its failure sorted into the ``SlackError`` tree."""
     try:
-        response = await call()
+        with tracing.span(f"slack.{method}", {"slack.method": method}):
+            response = await call()
     except SlackApiError as exc:
         code = str(exc.response.get("error", "unknown_error"))
         metrics.slack_calls.labels(method, code).inc()

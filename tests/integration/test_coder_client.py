@@ -64,6 +64,7 @@ class RecordingObserver:
         self.calls: list[tuple[str, str]] = []
         self.opened = 0
         self.closed = 0
+        self.reconnects = 0
 
     def call_finished(self, operation: str, outcome: str, seconds: float) -> None:
         self.calls.append((operation, outcome))
@@ -73,6 +74,9 @@ class RecordingObserver:
 
     def stream_closed(self) -> None:
         self.closed += 1
+
+    def stream_reconnecting(self) -> None:
+        self.reconnects += 1
 
 
 @pytest.fixture(params=["experimental", "v2", "v2-late"])
@@ -1033,6 +1037,7 @@ async def test_stream_resumes_after_a_drop_without_repeats(
     stream_path = f"{chats(sim)}/{chat.id}/stream"
     assert paths(sim, "GET", stream_path) == [{}, {"after_id": [str(last_id)]}]
     assert observer.opened == observer.closed == 2
+    assert observer.reconnects == 1
 
 
 async def test_silent_stream_is_dropped_and_resumed_from_the_cursor(
@@ -1066,6 +1071,7 @@ async def test_silent_stream_is_dropped_and_resumed_from_the_cursor(
     assert len(ids) == len(set(ids)) == 4
     assert paths(sim, "GET", f"{chats(sim)}/{chat.id}/stream")[:2] == [{}, {"after_id": [str(last_id)]}]
     assert observer.opened == observer.closed >= 2
+    assert observer.reconnects >= 1
 
 
 async def test_stream_starts_after_a_given_cursor(sim: CoderSim, backend: ExperimentalBackend) -> None:

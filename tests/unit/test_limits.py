@@ -169,3 +169,31 @@ async def test_every_method_has_a_budget() -> None:
     for _ in range(10):
         await limits.acquire("some.newMethod")
     assert loop.time() - start >= 0.09
+
+
+class _Waits:
+    """A ``RelayObserver`` that keeps the budget waits it is told of."""
+
+    def __init__(self) -> None:
+        self.waits: list[tuple[str, float]] = []
+
+    def budget_waited(self, method: str, seconds: float) -> None:
+        self.waits.append((method, seconds))
+
+    def text_shown(self, final: bool, seconds: float) -> None:
+        raise AssertionError("the limits report no texts")
+
+
+async def test_each_call_reports_its_wait_and_the_budgets_are_readable() -> None:
+    """Every acquired call reports how long it waited for its budgets: nothing while the burst
+    lasts, about the paused time after a 429; the budgets in force read back per method, scaled."""
+    loop = asyncio.get_running_loop()
+    waits = _Waits()
+    limits = SlackLimits(scale=60.0, clock=loop.time, observer=waits)
+    await limits.acquire("chat.update")
+    limits.rate_limited("chat.update", None, retry_after=0.2)
+    await limits.acquire("chat.update")
+    assert [method for method, _ in waits.waits] == ["chat.update", "chat.update"]
+    assert waits.waits[0][1] < 0.1
+    assert waits.waits[1][1] >= 0.19
+    assert limits.budgets() == {"chat.update": 48 * 60.0}

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from bridge.db.engine import Database
 from bridge.relay.limits import SlackLimits
+from bridge.relay.observe import NOOP_OBSERVER, RelayObserver
 from bridge.relay.outbox.reactions import Reactions
 from bridge.relay.outbox.store import Store
 from bridge.relay.outbox.texts import CHANNEL_CLOSED, OVERSIZED, Texts
@@ -38,6 +39,7 @@ class Outbox:
         edit_interval: float = 1.0,
         idle_timeout: float = 300.0,
         clock: Callable[[], float] | None = None,
+        observer: RelayObserver = NOOP_OBSERVER,
     ) -> None:
         self._threads = Threads(clock or asyncio.get_running_loop().time, lambda t: self._texts.work(t))
         # Every post and every final text stores a row, and every shown reaction deletes one: with a
@@ -54,6 +56,7 @@ class Outbox:
             limits=limits,
             edit_interval=edit_interval,
             idle_timeout=idle_timeout,
+            observer=observer,
         )
         # The API, each method its part's (its docstring there).
         self.set_text = self._texts.set_text
@@ -75,6 +78,7 @@ class Outbox:
         self.delivered = self._texts.delivered
         self.closed = self._texts.closed
         self.pending = self._threads.pending
+        self.longest_wait = self._threads.longest_wait
         self.drain = self._texts.drain
 
     @property

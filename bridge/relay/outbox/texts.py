@@ -39,8 +39,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from functools import partial
 from typing import TypeVar
 
+from bridge import tracing
 from bridge.relay.content import Plan
 from bridge.relay.limits import SLACK_RETRY, Priority, SlackLimits, Ticket
+from bridge.relay.observe import RelayObserver
 from bridge.relay.outbox.reactions import Reactions
 from bridge.relay.outbox.store import SlotRename, SlotRow, Store
 from bridge.relay.outbox.threads import (
@@ -87,6 +89,7 @@ class Texts:
         limits: SlackLimits,
         edit_interval: float,
         idle_timeout: float,
+        observer: RelayObserver,
     ) -> None:
         self._threads = threads
         self._store = store
@@ -95,6 +98,7 @@ class Texts:
         self._limits = limits
         self._edit_interval = edit_interval
         self._idle_timeout = idle_timeout
+        self._observer = observer
 
     def set_text(
         self,
@@ -212,7 +216,9 @@ class Texts:
 
     async def work(self, thread: Thread) -> None:
         """The thread's worker: its texts first, then its reactions, then the deletion of shown
-        reactions' rows; a thread quiet for ``idle_timeout`` is released."""
+        reactions' rows; a thread quiet for ``idle_timeout`` is released. A text's call goes on in the
+        trace of the change that set the text, not of whatever started the worker."""
+        tracing.detach()
         while True:
             try:
                 if not thread.loaded.is_set():
@@ -306,13 +312,14 @@ class Texts:
             # The stored text this send settles: ``text`` itself, or an older one ``text`` replaced.
             stored = slot.stored
             key = tag(ref, slot.key)
-            if slot.ts is None:
-                slot.ts = await self._poster.post(
-                    ref.channel, ref.thread_ts, text, key=key, buttons=buttons, plan=plan
-                )
-                self._threads.posted[(ref.channel, slot.ts)] = ref.link_id
-            else:
-                await self._poster.update(ref.channel, slot.ts, text, key=key, buttons=buttons, plan=plan)
+            with tracing.resumed(slot.trace):
+                if slot.ts is None:
+                    slot.ts = await self._poster.post(
+                        ref.channel, ref.thread_ts, text, key=key, buttons=buttons, plan=plan
+                    )
+                    self._threads.posted[(ref.channel, slot.ts)] = ref.link_id
+                else:
+                    await self._poster.update(ref.channel, slot.ts, text, key=key, buttons=buttons, plan=plan)
         except SlackRateLimited as exc:  # every thread's next call of the method waits, not only this one
             self._limits.rate_limited(method, ref.channel, exc.retry_after)
             slot.since = next(thread.changes)  # the thread's other final texts get their turn next
@@ -335,6 +342,7 @@ class Texts:
         posted = slot.sent_digest == ""
         slot.failures = 0
         slot.last_sent = self._threads.clock()
+        self._observer.text_shown(posted or slot.final, slot.last_sent - slot.changed_at)
         slot.sent_digest = sent
         waiting = any(other.dirty for other in thread.slots.values())
         thread.waiting_since = slot.last_sent if waiting else None

@@ -18,6 +18,9 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry.context import Context
+
+from bridge import tracing
 from bridge.relay.content import Plan
 from bridge.relay.limits import Ticket
 from bridge.relay.output import SlotText
@@ -78,6 +81,8 @@ class Slot:
     stored: str = ""  # digest of this slot's row in the outbox table, if it has one
     split: bool = False  # ``text`` is already a smaller part of one Slack found too long
     since: int = 0  # when (in the thread's order of changes) the slot last began to differ from Slack
+    changed_at: float = 0.0  # when (by the outbox's clock) it last began to differ: its lag's start
+    trace: Context | None = None  # the trace of the change that made it differ (tracing.carried)
     # Its row is from before this start and may record a final text: the next edit must replace it,
     # or a progress edit shown over that text would, after a crash, pass for the final text.
     inherited: bool = False
@@ -178,6 +183,8 @@ class Threads:
             slot = thread.slots[key] = Slot(key)
         if not slot.dirty:
             slot.since = next(thread.changes)
+            slot.changed_at = self.clock()
+            slot.trace = tracing.carried()
         slot.text, slot.buttons, slot.plan, slot.final = text, buttons, plan, final or slot.final
         slot.text_digest = digest(text, buttons)
         slot.split = False
@@ -196,3 +203,8 @@ class Threads:
         are still to be deleted: left, they would be replayed at the next start)."""
         slots = sum(1 for t in self.live.values() for s in t.slots.values() if not s.done.is_set())
         return slots + sum(1 for t in self.live.values() for m in t.marks.values() if m.next() or m.stored)
+
+    def longest_wait(self) -> float:
+        """How long the thread waiting longest for a text to be shown has waited (0: none waits)."""
+        waits = [t.waiting_since for t in self.live.values() if t.waiting_since is not None]
+        return max(self.clock() - min(waits), 0.0) if waits else 0.0
