@@ -10,14 +10,18 @@ restart or a second event finds the thread made before instead of posting anothe
 link and its chat are written in one transaction; for ``/coder follow`` with a stream cursor at the
 chat's newest message, so the thread shows what happens from then on, not the chat's past (the
 header links to all of it); a labelled chat was made for Slack and is shown from its start.
-What is not covered: a crash between Slack's answer to the new thread's first message and that
-transaction leaves that message without a thread, and the next adoption posts another.
+A new thread's first message is tagged with the chat (message metadata), and an adoption looks for
+it in the channel's recent history before posting one: a crash between Slack's answer and that
+transaction, or an answer lost on its way back, leaves a message the next adoption takes as the
+thread's root instead of posting a second. (Replicas adopting the same chat at the same moment could
+still both post; only one wins the chat's link. Several replicas do not share work yet.)
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 
@@ -65,6 +69,19 @@ class NotAdopted:
 
 
 THREAD_TAKEN = "thread_taken"
+_LOOK_BACK = timedelta(days=1)
+"""How far back a channel's history is searched for a thread root posted before a crash."""
+_CLOCK_SKEW = timedelta(minutes=5)
+"""Coder's and Slack's clocks may differ: a root is looked for from a little before its chat began."""
+
+
+def _since(chat: Chat) -> str:
+    """The Slack ts from which a root of ``chat``'s thread may have been posted."""
+    now, created = datetime.now(UTC), chat.created_at
+    if created is not None and created.tzinfo is None:  # Coder writes UTC (RFC 3339)
+        created = created.replace(tzinfo=UTC)
+    began = created - _CLOCK_SKEW if created is not None else now - _LOOK_BACK
+    return f"{max(began, now - _LOOK_BACK).timestamp():.6f}"
 
 
 class Adoption:
@@ -105,8 +122,11 @@ class Adoption:
                     return NotAdopted(exc.code)
             else:
                 announcement = render_followed(title=chat.title, url=backend.chat_url(chat.id), by=by)
-                try:
-                    thread_ts = await self._outbox.announce(place.channel_id, announcement)
+                try:  # a root posted before a crash (or an answer lost) is found by its tag
+                    found = await self._outbox.announced(place.channel_id, chat.id, oldest=_since(chat))
+                    thread_ts = found or await self._outbox.announce(
+                        place.channel_id, announcement, chat_id=chat.id
+                    )
                 except SlackError as exc:
                     return NotAdopted(exc.code)
             newest = await backend.recent_messages(chat.id, limit=1) if by is not None else []

@@ -120,24 +120,25 @@ async def test_follow_refusals(world: World) -> None:
 
 
 async def test_labelled_chat_is_followed_in_its_channel_exactly_once(world: World) -> None:
-    """A chat made in Coder with a `slack_channel` label gets one thread there while it runs, its
-    output streams in, replies are follow-ups; a reconnect of the watch and a restart find that
-    thread instead of posting another."""
+    """A chat made in Coder with a `slack_channel` label gets one thread there, its output streams
+    in, replies are follow-ups. A thread root whose answer from Slack was lost, a reconnect of the
+    watch and a restart find that thread instead of posting another."""
     world.require("watch")
     gate = _echo(world)
+    world.slack.fail_next("chat.postMessage", error="service_unavailable", status=503, applied=True)
     chat = world.coder.create_elsewhere("alice", "long job", labels={"slack_channel": world.slack.general})
-    await world.until(lambda: _root_of(world, chat.id) is not None)
+    await world.until(lambda: _root_of(world, chat.id) is not None)  # posted, and the bridge not told
+    world.coder.drop_watches()  # the reconnect's catch-up considers the chat again
     root = _root_of(world, chat.id)
     assert root is not None
     assert "🔗 Following, as its labels ask," in root.visible_text
+    await world.until(lambda: "Working, " in world.bot_texts(root.ts))
     gate.set()
     await world.until(lambda: any("done." in t for t in world.bot_texts(root.ts)))
     await world.until(lambda: chat.status not in ("pending", "running"))
     await world.reply(root.ts, "now the tests")
     await world.until(lambda: "Echo: now the tests" in world.bot_texts(root.ts))
 
-    world.coder.drop_watches()  # the reconnect's catch-up considers the chat again
-    await world.until(lambda: world.coder.active_watches() == 1)
     await world.stop_bridge()
     await world.start_bridge()
     # Watch events are handled in order: once a chat labelled after the restart has its thread,
