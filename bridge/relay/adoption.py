@@ -115,11 +115,11 @@ class Adoption:
             if existing is not None:
                 return Adopted(existing, before=True)
             if place.thread_ts is not None:
-                thread_ts = place.thread_ts
                 try:  # the thread exists, and the bot is in its channel
-                    await self._history.thread(place.channel_id, thread_ts)
+                    thread = await self._history.thread(place.channel_id, place.thread_ts)
                 except SlackError as exc:
                     return NotAdopted(exc.code)
+                thread_ts = thread[0].ts if thread else place.thread_ts  # a reply's ts names its root's
             else:
                 announcement = render_followed(title=chat.title, url=backend.chat_url(chat.id), by=by)
                 try:  # a root posted before a crash (or an answer lost) is found by its tag

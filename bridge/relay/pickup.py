@@ -6,7 +6,8 @@ channel on a chat's say-so only when the access policy lets the chat's owner use
 linked mode, a Slack person who linked that Coder account; in shared mode, the bridge's own Coder
 account, where only the channel allow-list applies), and only where the bot is already a member
 (Slack refuses its posts elsewhere).
-A label naming a thread linked to another chat is refused; so is one naming another workspace. Each
+A label naming a thread linked to another chat is refused; so is one naming another workspace, or a
+direct message (a person's conversation with the bot is not a place others may post into). Each
 refusal is logged once per chat and process, never told in Slack (nobody asked there); the chat is
 considered again after the watch reconnects. Chats the bridge started from Slack carry the same
 labels; they are linked already, or being started (the thread is claimed), and are left alone.
@@ -83,6 +84,9 @@ class Pickup:
         if labels.get("slack_team", self._team_id) != self._team_id:
             self._skip(chat, "its slack_team label names another workspace")
             return
+        if direct_channel(place.channel_id):
+            self._skip(chat, "its slack_channel label names a direct message, not a channel")
+            return
         if place.thread_ts is not None and await self._being_started(place):
             return  # the bridge is starting this very chat from that thread
         chosen = await self._requester(chat, place.channel_id)
@@ -105,7 +109,6 @@ class Pickup:
     async def _requester(self, chat: Chat, channel_id: str) -> tuple[str, CoderBackend] | str:
         """Who stands for the thread and the backend that reads the chat, or why nobody may."""
         named = chat.labels.get("slack_user", "")
-        direct = direct_channel(channel_id)
         if self._identity.linked:
             async with self._db.unit() as session:
                 links = await repo.find_user_links_of_coder_user(
@@ -115,7 +118,7 @@ class Pickup:
             if not people:
                 return "its Coder owner has linked no Slack account here"
             person = named if named in people else people[0]
-            refusal = await self._policy.refusal(person, Act.START, channel_id=channel_id, direct=direct)
+            refusal = await self._policy.refusal(person, Act.START, channel_id=channel_id)
             if refusal is not None:
                 return f"its owner <@{person}> may not use that channel: {refusal}"
             backend = await self._identity.backend_for(self._team_id, person)
@@ -127,13 +130,10 @@ class Pickup:
             self._own_user_id = (await shared.whoami()).id
         if chat.owner_id and chat.owner_id != self._own_user_id:
             return "it belongs to another Coder account than the bridge's own"
-        refusal = self._policy.channel_refusal(channel_id, direct=direct)
+        refusal = self._policy.channel_refusal(channel_id)
         if refusal is not None:
             return refusal
-        if (
-            named
-            and await self._policy.refusal(named, Act.START, channel_id=channel_id, direct=direct) is None
-        ):
+        if named and await self._policy.refusal(named, Act.START, channel_id=channel_id) is None:
             return named, shared
         return self._bot_user_id, shared
 

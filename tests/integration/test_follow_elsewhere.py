@@ -155,7 +155,8 @@ async def test_labelled_chat_is_followed_in_its_channel_exactly_once(world: Worl
 
 async def test_labelled_thread_is_followed_unless_it_is_taken(world: World) -> None:
     """A `slack_thread` label puts the chat in that thread; a thread another chat follows, a channel
-    the bot is not in, a channel off the allow-list and another workspace are refused."""
+    the bot is not in, a direct message, a channel off the allow-list and another workspace are
+    refused."""
     world.require("watch")
     _echo(world)
     started = await world.mention("fix the login bug")
@@ -168,6 +169,9 @@ async def test_labelled_thread_is_followed_unless_it_is_taken(world: World) -> N
         ),
         world.coder.create_elsewhere("alice", "not a member", labels={"slack_channel": QUIET}),
         world.coder.create_elsewhere(
+            "alice", "a direct message", labels={"slack_channel": world.slack.alice_dm}
+        ),
+        world.coder.create_elsewhere(
             "alice", "elsewhere", labels={"slack_channel": general, "slack_team": "T0X"}
         ),
     ]
@@ -179,6 +183,7 @@ async def test_labelled_thread_is_followed_unless_it_is_taken(world: World) -> N
     assert all(c.id not in "".join(world.bot_texts(started)) for c in refused)
     assert not _roots(world)
     assert not _roots(world, QUIET)
+    assert not _roots(world, world.slack.alice_dm)
     assert world.chat_of(report) is chat
 
     await world.stop_bridge()
