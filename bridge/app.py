@@ -38,6 +38,7 @@ from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.migrate import upgrade
 from bridge.metrics import Metrics
+from bridge.relay.adoption import Adoption
 from bridge.relay.aisdk_store import DatabaseAiSdkStore
 from bridge.relay.attempts import LinkThrottle
 from bridge.relay.chat_commands import ChatCommands
@@ -51,6 +52,7 @@ from bridge.relay.limits import SlackLimits
 from bridge.relay.links import Headers
 from bridge.relay.marks import ReactionNames
 from bridge.relay.outbox import Outbox
+from bridge.relay.pickup import Pickup
 from bridge.relay.policy import Policy, Rules
 from bridge.relay.ports import SlackPoster
 from bridge.relay.renames import Renames
@@ -308,6 +310,11 @@ class Bridge:
             sessions=sessions,
             table_blocks=not settings.native_streaming,
         )
+        history = ThreadReader(client, self.metrics, limits)
+        adoption = Adoption(self.db, self._outbox, headers, self._supervisor, history)
+        pickup = Pickup(
+            self.db, adoption, accounts, policy, team_id=identity.team_id, bot_user_id=identity.bot_user_id
+        )
         self._watcher = Watcher(
             self.db,
             backend,
@@ -315,6 +322,7 @@ class Bridge:
             self._supervisor,
             headers,
             home=self._home,
+            pickup=pickup,
             retry_after=settings.watch_retry_after,
         )
         intake = await open_intake(self.db, settings, schema_before)
@@ -327,7 +335,7 @@ class Bridge:
             headers,
             intake,
             files=files,
-            history=ThreadReader(client, self.metrics, limits),
+            history=history,
             bot_user_id=identity.bot_user_id,
             organization_id=settings.coder_organization_id,
             context=ContextLimits(
@@ -373,7 +381,16 @@ class Bridge:
         )
         events.register(bolt, intake, self._inbound, self._controls, self.metrics, renames=self._renames)
         shortcuts.register(bolt, self._controls)
-        chats = ChatCommands(self.db, accounts, policy, self._outbox, self._inbound, self._controls)
+        chats = ChatCommands(
+            self.db,
+            accounts,
+            policy,
+            self._outbox,
+            self._inbound,
+            self._controls,
+            adoption,
+            workspace_url=identity.url,
+        )
         home_tab.register(bolt, self._home, self.metrics)
         commands.register(
             bolt,

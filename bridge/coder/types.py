@@ -219,6 +219,8 @@ class Chat(_Model):
     id: ChatId
     title: str = ""
     status: ChatStatus
+    owner_id: str = ""
+    """The Coder user the chat belongs to (the 2025 AI-SDK API does not say)."""
     labels: dict[str, str] = Field(default_factory=dict)
     archived: bool = False
     last_error: ChatFailure | None = None

@@ -7,7 +7,10 @@ there, so everything after (the chat's labels, header, replies, follow-ups) is t
 and ``status`` find the caller's chats, for someone the access policy lets use the bridge, by their
 ``slack_user``/``slack_team`` labels in Coder (the bridge's own store where the generation has no
 labels). ``archive`` acts on a chat the bridge
-started from Slack, by id or link, under the same access policy as the archive reaction.
+started from Slack, by id or link, under the same access policy as the archive reaction. ``follow``
+gives a chat started elsewhere a thread in the caller's channel (``relay.adoption``): it reads the
+chat as the caller (their own Coder account in linked mode), so nobody follows a chat they could
+not open in Coder.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from bridge.coder.errors import CoderError, CoderNotFound
 from bridge.coder.types import Chat, ChatId
 from bridge.db import repo
 from bridge.db.engine import Database
+from bridge.relay.adoption import Adopted, Adoption, Place
 from bridge.relay.controls import Controls
+from bridge.relay.home import permalink
 from bridge.relay.identity import HOW_TO_LINK, Identity
 from bridge.relay.inbound import Inbound, IncomingMessage
 from bridge.relay.options import OptionError, resolve, split_options
@@ -40,6 +45,11 @@ _LISTED = 10
 _STATUS = 3
 _NEVER = datetime.min.replace(tzinfo=UTC)
 """Chats ``status`` without an argument shows: the caller's latest."""
+FOLLOW_UNSUPPORTED = (
+    "This Coder deployment serves the 2025 AI chat API, where an agent's replies reach only the client "
+    "that asked, so I can't follow a chat started elsewhere. Coder's Chats API (the `agents` "
+    "experiment, or Coder 2.37 and later) adds it."
+)
 
 
 @dataclass(frozen=True)
@@ -75,8 +85,13 @@ class ChatCommands:
         outbox: Outbox,
         inbound: Inbound,
         controls: Controls,
+        adoption: Adoption,
+        *,
+        workspace_url: str,
     ) -> None:
         self._db = db
+        self._adoption = adoption
+        self._workspace_url = workspace_url
         self._identity = identity
         self._policy = policy
         self._outbox = outbox
@@ -165,6 +180,44 @@ class ChatCommands:
         if link.archived:
             return "That chat is archived already."
         return await self._controls.archive(link, caller.user_id, caller.request_id)
+
+    async def follow(self, caller: Caller, argument: str) -> str:
+        """Follow an existing chat the caller may read in a new thread of their channel, both ways."""
+        chat_id = chat_id_in(argument)
+        if chat_id is None:
+            return "Which chat? `/coder follow <chat link or id>`, e.g. a link to the chat in Coder."
+        refusal = await self._policy.refusal(
+            caller.user_id, Act.START, channel_id=caller.channel_id, direct=caller.direct
+        )
+        if refusal is not None:
+            return refusal
+        if not self._identity.shared.capabilities.watch:
+            return FOLLOW_UNSUPPORTED
+        backend = await self._identity.backend_for(caller.team_id, caller.user_id)
+        if backend is None:
+            return HOW_TO_LINK
+        account = "your Coder account" if self._identity.linked else "the bridge's Coder account"
+        try:
+            chat = await backend.get_chat(chat_id)
+            if chat.archived:
+                return "That chat is archived in Coder; unarchive it there first."
+            place = Place(caller.team_id, caller.channel_id)
+            result = await self._adoption.adopt(
+                chat, place, requester=caller.user_id, by=caller.user_id, backend=backend
+            )
+        except CoderNotFound:
+            return f"I can't find that chat in Coder, or {account} can't open it."
+        except CoderError as exc:
+            return f"I couldn't ask Coder for that chat: {render_coder_error(exc)}"
+        if not isinstance(result, Adopted):
+            if result.not_member:
+                return f"I can't post in this channel ({result.code}); invite me to it first."
+            return f"I couldn't start a thread here ({result.code})."
+        link = result.link
+        thread = permalink(self._workspace_url, link.channel_id, link.thread_ts)
+        if result.before:
+            return f"That chat is followed in [this thread]({thread}) already; continue it there."
+        return f"Following that chat in [a new thread]({thread}) here; replies there go to the agent."
 
     async def _mine(self, caller: Caller) -> tuple[CoderBackend, list[Chat]] | str:
         """The caller's backend and their Slack-started chats (newest first), or why not."""

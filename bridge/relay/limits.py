@@ -61,6 +61,7 @@ METHOD_BUDGETS: Mapping[str, Budget] = {
     "reactions.remove": TIER_3,
     "conversations.replies": TIER_3,  # finding posts lost in a crash, reading a thread for context
     "conversations.info": TIER_3,
+    "conversations.history": TIER_3,  # finding a thread's root a crash kept from being stored
     "auth.test": TIER_4,
     "users.info": TIER_4,
     "usergroups.users.list": TIER_2,

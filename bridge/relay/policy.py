@@ -94,9 +94,9 @@ class Policy:
             return refused
         if link is not None:
             channel_id, direct = link.channel_id, direct_channel(link.channel_id)
-        allowed = self.rules.allowed_channels
-        if allowed and not direct and channel_id not in allowed:
-            return "I don't take tasks in this channel: the bridge's operator limited it to certain channels."
+        refused = self.channel_refusal(channel_id, direct=direct)
+        if refused is not None:
+            return refused
         if link is None or act is Act.START or user_id == link.requester_user_id:
             return None
         requester = link.requester_user_id
@@ -110,6 +110,14 @@ class Policy:
         if self.rules.control == "channel":
             return None
         return f"Only <@{requester}>, who started this chat, and the bridge's admins can control it."
+
+    def channel_refusal(self, channel_id: str, *, direct: bool = False) -> str | None:
+        """None when the bridge serves this conversation, else why not: the one question for a chat
+        that asks to be followed in a channel on its own say-so, owned by the bridge's own identity."""
+        allowed = self.rules.allowed_channels
+        if allowed and not direct and channel_id not in allowed:
+            return "I don't take tasks in this channel: the bridge's operator limited it to certain channels."
+        return None
 
     async def _may_use(self, user_id: str) -> str | None:
         """The person checks: organisation, guest status, then the allow-list."""

@@ -89,8 +89,14 @@ class SlackPoster(Whisperer, Protocol):
         A status card comes with its ``plan``, which a poster may show instead of the text."""
         ...
 
-    async def announce(self, channel: str, markdown: str) -> str:
-        """Post Markdown text as a new top-level message (a thread's root); returns its ``ts``."""
+    async def announce(self, channel: str, markdown: str, *, chat_id: str | None = None) -> str:
+        """Post Markdown text as a new top-level message (a thread's root); returns its ``ts``. With
+        ``chat_id`` it is tagged as the root of that chat's thread (``announced`` finds it)."""
+        ...
+
+    async def announced(self, channel: str, chat_id: str, *, oldest: str) -> str | None:
+        """The ``ts`` of the bot's root tagged for ``chat_id`` posted in the channel since ``oldest``
+        (a Slack ts), if any: a root whose ``ts`` a crash kept from being stored."""
         ...
 
     async def update(

@@ -6,7 +6,8 @@ status turns busy: its follow is woken; so is a chat that starts to wait for its
 person, which G2 announces as ``action_required``), Coder renames it (the header shows the new
 title), or its pull request moves (the thread's one diff summary is rewritten in place). A turn's
 end is a status change too, and refreshes the summary. Every change to a linked chat also
-refreshes its requester's App Home tab (``relay.home``, debounced there).
+refreshes its requester's App Home tab (``relay.home``, debounced there). A chat created with a
+``slack_channel`` label is handed to ``relay.pickup``, which follows it there if it may.
 
 Coder sends no snapshot on watch and drops what happens while the socket is down, so after every
 (re)connect the chat list is read again and compared with what the thread last showed (stored on
@@ -38,6 +39,7 @@ from bridge.db.models import ThreadLink
 from bridge.relay.home import Home
 from bridge.relay.links import Follows, Headers, shown, thread_ref
 from bridge.relay.outbox import Outbox, digest, final_text
+from bridge.relay.pickup import Pickup, labelled
 from bridge.slack.blocks import render_diff_summary
 from bridge.tasks import TaskGroup
 
@@ -58,10 +60,12 @@ class Watcher:
         headers: Headers,
         *,
         home: Home | None = None,
+        pickup: Pickup | None = None,
         retry_after: float = 60.0,
     ) -> None:
         self._db = db
         self._home = home
+        self._pickup = pickup
         self._backend = backend
         self._outbox = outbox
         self._follows = follows
@@ -120,6 +124,9 @@ class Watcher:
             link = await repo.find_link_by_chat(session, chat.id)
         if link is not None and self._home is not None:
             self._home.changed(link.requester_user_id)  # archiving and unarchiving included
+        if link is None and event.kind is WatchKind.CREATED and self._pickup is not None:
+            # A watch event's chat is partial (its labels null) on most builds: read it whole.
+            await self._pickup.consider(chat if labelled(chat) else await self._backend.get_chat(chat.id))
         if link is None or link.archived:
             return
         match event.kind:
@@ -140,6 +147,8 @@ class Watcher:
         for chat in chats:
             link = links.get(chat.id)
             if link is None:
+                if self._pickup is not None:
+                    await self._pickup.consider(chat)
                 continue
             if self._home is not None:
                 self._home.changed(link.requester_user_id)

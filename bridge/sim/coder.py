@@ -395,6 +395,21 @@ class CoderSim:
         """Rename a chat the way Coder's title generation does, announced as ``title_change``."""
         self._engine.set_title(self.chats[chat_id], title)
 
+    def create_elsewhere(
+        self, username: str, text: str, *, labels: Mapping[str, str] | None = None
+    ) -> SimChat:
+        """A chat ``username`` starts outside Slack (Coder's web UI, its API, CI), with ``labels``: the
+        same path as POST /chats, announced on the owner's watch as ``created``."""
+        return self._engine.create_chat(
+            self.users[username],
+            [part("text", text=text)],
+            title=derive_title(text),
+            labels=dict(labels or {}),
+            model_config_id=self.catalog.model_config(None),
+            organization_id=self.organization_id,
+            client_type="ui",
+        )
+
     def send_from_ui(self, chat_id: str, text: str) -> None:
         """A message the chat's owner sends in Coder's web UI: the same path as POST /messages."""
         self._engine.send(self.chats[chat_id], [part("text", text=text)], interrupt=False)

@@ -398,13 +398,17 @@ class SlackSim:
         status: int = 200,
         retry_after: float | None = None,
         count: int = 1,
+        applied: bool = False,
     ) -> None:
         """Make the next ``count`` calls of ``method`` fail with ``{"ok": false, "error": error}``.
 
         ``status`` 429 or 5xx imitates rate limits and outages; ``retry_after`` adds the header.
-        Injected failures come before rate limiting, so they spend no budget.
+        Injected failures come before rate limiting, so they spend no budget. With ``applied`` the
+        call takes effect all the same and only its answer is the error: an answer lost on the way
+        back (a proxy's 502, a timeout), after which the caller cannot know what happened.
         """
-        self._api.faults.setdefault(method, deque()).append(Fault(error, status, retry_after, count))
+        fault = Fault(error, status, retry_after, count, applied=applied)
+        self._api.faults.setdefault(method, deque()).append(fault)
 
     def clear_faults(self) -> None:
         """Drop every failure ``fail_next`` still has queued: Slack is well again."""

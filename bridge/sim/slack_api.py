@@ -9,6 +9,7 @@ tested against these answers and nothing else.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import random
 import re
@@ -101,6 +102,8 @@ class Fault:
     status: int
     retry_after: float | None
     remaining: int
+    applied: bool = False
+    """The call takes effect all the same: only its answer is the error (lost on the way back)."""
 
 
 @dataclass
@@ -234,6 +237,7 @@ class WebApi:
             "reactions.add": _Method(self._reactions_add, _scope("reactions:write")),
             "reactions.remove": _Method(self._reactions_remove, _scope("reactions:write")),
             "conversations.replies": _Method(self._conversations_replies, self._family_scope("history")),
+            "conversations.history": _Method(self._conversations_history, self._family_scope("history")),
             "conversations.info": _Method(self._conversations_info, self._family_scope("read")),
             "users.info": _Method(self._users_info, _scope("users:read")),
             "files.info": _Method(self._files_info, _scope("files:read")),
@@ -264,6 +268,9 @@ class WebApi:
             # Reference 1.2: a bot token on apps.connections.open is "not_authed".
             return _error("not_authed" if spec.token == "app" else "not_allowed_token_type", headers)
         fault = self._take_fault(method)
+        if fault is not None and fault.applied:
+            with contextlib.suppress(ApiError):  # done, and its answer lost on the way back
+                await spec.handler(Args(params))
         if fault is not None:
             if fault.retry_after is not None:
                 headers["Retry-After"] = format_retry_after(fault.retry_after, time_scale=self._time_scale)
@@ -647,20 +654,30 @@ class WebApi:
         root = self._ws.message(channel.id, (found.thread_ts if found is not None else None) or ts)
         if root is None or root.deleted:
             raise ApiError("thread_not_found")
-        oldest, latest = args.get("oldest"), args.get("latest")
-        inclusive = args.flag("inclusive")
-        messages = [
-            m
-            for m in self._ws.thread(channel.id, root.ts)
-            if m is root
-            or (
-                (oldest is None or m.ts > oldest or (inclusive and m.ts == oldest))
-                and (latest is None or m.ts < latest or (inclusive and m.ts == latest))
-            )
-        ]
+        messages = [m for m in self._ws.thread(channel.id, root.ts) if m is root or _in_range(m, args)]
+        return self._page(messages, args, most=1000)
+
+    async def _conversations_history(self, args: Args) -> JsonDict:
+        """A conversation's top-level messages (a thread shows as its root), newest first."""
+        channel = self._member_channel(args.get("channel"))
+        messages = sorted(
+            (
+                m
+                for m in self._ws.messages.get(channel.id, {}).values()
+                if not m.deleted and not m.is_reply and _in_range(m, args)
+            ),
+            key=lambda m: m.ts,
+            reverse=True,
+        )
+        return {**self._page(messages, args, most=999, default=100), "pin_count": 0}
+
+    def _page(
+        self, messages: list[SimMessage], args: Args, *, most: int, default: int | None = None
+    ) -> JsonDict:
+        """One page of ``messages`` at the request's cursor, as conversations.* answer it."""
         start = _decode_cursor(args.get("cursor"))
         try:
-            limit = max(1, min(int(args.get("limit") or 1000), 1000))
+            limit = max(1, min(int(args.get("limit") or default or most), most))
         except ValueError as exc:
             raise ApiError("invalid_limit") from exc
         page = messages[start : start + limit]
@@ -913,6 +930,14 @@ def _enum_error(name: str) -> ApiError:
 def _set_session_status(session: AgentSession, status: str) -> None:
     session.status = status
     session.history.append(status)
+
+
+def _in_range(message: SimMessage, args: Args) -> bool:
+    """Whether a message is within the request's ``oldest``/``latest`` bounds (``inclusive``)."""
+    oldest, latest, inclusive = args.get("oldest"), args.get("latest"), args.flag("inclusive")
+    return (oldest is None or message.ts > oldest or (inclusive and message.ts == oldest)) and (
+        latest is None or message.ts < latest or (inclusive and message.ts == latest)
+    )
 
 
 def _encode_cursor(offset: int) -> str:

@@ -47,6 +47,7 @@ DEFAULT_METHOD_LIMITS: Mapping[str, Limit] = MappingProxyType(
         "reactions.remove": TIER_3,
         "conversations.info": TIER_3,
         "conversations.replies": TIER_3,
+        "conversations.history": TIER_3,
         "agents.sessions.setStatus": TIER_3,
         "agents.sessions.rename": TIER_3,
         "assistant.threads.setStatus": TIER_3,

@@ -78,6 +78,17 @@ def render_header(*, title: str, url: str, status: ChatStatus | None, reason: st
     return line + "\nReplies in this thread go to the agent."
 
 
+def render_followed(*, title: str, url: str, by: str | None) -> str:
+    """The root of a thread made for a chat started elsewhere: whose wish (a person's ``/coder
+    follow``, or the chat's own labels), which chat, and what the thread does from now on."""
+    name = _escape_link_text(title) or "Coder chat"
+    who = f"<@{by}> follows" if by else "🔗 Following, as its labels ask,"
+    return (
+        f"{who} the Coder chat [{name}]({url}) here: what the agent does from now on appears in this "
+        "thread, and replies in it go to the agent."
+    )
+
+
 def _one_line(text: str, limit: int = _REASON_LIMIT) -> str:
     """Someone else's ``text`` on one line, cut to ``limit`` characters: a reason must not take over
     the thread."""

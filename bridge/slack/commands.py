@@ -11,7 +11,8 @@ subcommands are added with ``Router.add`` (each gets a line in ``help``).
 Slack wants every command acknowledged within 3 seconds. The acknowledgement carries the answer
 when the subcommand has it by ``ACK_WITHIN`` seconds; otherwise it says the bridge is on it, and the
 answer follows privately through the command's ``response_url``. The token check waits at most
-``link_timeout`` seconds. ``new``, ``list``, ``status`` and ``archive`` are ``relay.chat_commands``.
+``link_timeout`` seconds. ``new``, ``list``, ``status``, ``archive`` and ``follow`` are
+``relay.chat_commands``.
 """
 
 from __future__ import annotations
@@ -260,7 +261,7 @@ def _field_error(text: str) -> dict[str, Any]:
 
 
 def register_chat_commands(router: Router, chats: ChatCommands) -> None:
-    """Add ``new``, ``list``, ``status`` and ``archive`` to the ``/coder`` table."""
+    """Add ``new``, ``list``, ``status``, ``archive`` and ``follow`` to the ``/coder`` table."""
 
     def caller(call: CommandCall) -> Caller:
         return Caller(call.team_id, call.channel_id, call.user_id, call.trigger_id)
@@ -285,6 +286,13 @@ def register_chat_commands(router: Router, chats: ChatCommands) -> None:
         "status", "`/coder status [chat id or link]`: your latest chats' status, or one chat's", status
     )
     router.add("archive", "`/coder archive <chat id or link>` archives one of your chats", archive)
+
+    async def follow(call: CommandCall) -> str:
+        return await chats.follow(caller(call), call.args)
+
+    router.add(
+        "follow", "`/coder follow <chat link or id>` follows a chat started in Coder in a thread here", follow
+    )
 
 
 def register(

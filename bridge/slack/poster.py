@@ -43,6 +43,8 @@ def _retry_after(headers: Any) -> float:
 
 TAG_EVENT = "coder_bridge_slot"
 """Message metadata event type naming which thread slot a bot message shows."""
+ROOT_EVENT = "coder_bridge_root"
+"""Message metadata event type naming the chat whose thread a top-level bot message roots."""
 _TAGGED_PAGES = 5
 
 
@@ -113,13 +115,40 @@ class WebPoster:
         )
         return str(response["ts"])
 
-    async def announce(self, channel: str, markdown: str) -> str:
-        """A top-level message in a channel (the root of a thread ``/coder new`` starts)."""
+    async def announce(self, channel: str, markdown: str, *, chat_id: str | None = None) -> str:
+        """A top-level message in a channel (the root of a thread ``/coder new`` or ``follow`` starts),
+        tagged with the chat it roots when there is one already."""
+        metadata = {"event_type": ROOT_EVENT, "event_payload": {"chat_id": chat_id}} if chat_id else None
         response = await self._call(
             "chat.postMessage",
-            lambda: self._client.chat_postMessage(channel=channel, markdown_text=defuse(markdown)),
+            lambda: self._client.chat_postMessage(
+                channel=channel, markdown_text=defuse(markdown), metadata=metadata
+            ),
         )
         return str(response["ts"])
+
+    async def announced(self, channel: str, chat_id: str, *, oldest: str) -> str | None:
+        """Read the channel's messages since ``oldest`` (``conversations.history`` with metadata, a few
+        pages at most, newest first) for the bot's root tagged with ``chat_id``."""
+        cursor: str | None = None
+        for _ in range(_TAGGED_PAGES):
+            response = await self._call(
+                "conversations.history", partial(self._history_page, channel, oldest, cursor)
+            )
+            for message in response.get("messages") or []:
+                metadata = message.get("metadata") or {}
+                payload = metadata.get("event_payload") or {}
+                if metadata.get("event_type") == ROOT_EVENT and payload.get("chat_id") == chat_id:
+                    return str(message.get("ts"))
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if cursor is None:
+                break
+        return None
+
+    async def _history_page(self, channel: str, oldest: str, cursor: str | None) -> Any:
+        return await self._client.conversations_history(
+            channel=channel, oldest=oldest, include_all_metadata=True, limit=200, cursor=cursor
+        )
 
     async def update(
         self,

@@ -6,8 +6,10 @@ from __future__ import annotations
 REQUIRED_SCOPES: dict[str, str] = {
     "app_mentions:read": "receive @mentions (app_mention events)",
     "assistant:write": "declared an agent (agent_view): Agent Sessions with status, title and Stop",
-    "channels:history": "receive thread replies (and read a thread's earlier ones) in public channels",
-    "groups:history": "receive thread replies (and read a thread's earlier ones) in private channels",
+    "channels:history": "receive thread replies (and read a thread's earlier ones, or a channel's recent "
+    "messages for a thread root of the bot's) in public channels",
+    "groups:history": "receive thread replies (and read a thread's earlier ones, or a channel's recent "
+    "messages for a thread root of the bot's) in private channels",
     "im:history": "receive direct messages to the bot (message.im) and read their threads",
     "chat:write": "post and edit the agent's replies in threads",
     "files:read": "download images and files attached to messages for the agent",

@@ -221,9 +221,13 @@ class StreamingPoster:
             stream.key = key  # renamed from the draft: the reply is persisted, its text may still grow
             await self._append(thread, stream, markdown, key)
 
-    async def announce(self, channel: str, markdown: str) -> str:
+    async def announce(self, channel: str, markdown: str, *, chat_id: str | None = None) -> str:
         """As the wrapped poster: a thread's root is never streamed."""
-        return await self._inner.announce(channel, markdown)
+        return await self._inner.announce(channel, markdown, chat_id=chat_id)
+
+    async def announced(self, channel: str, chat_id: str, *, oldest: str) -> str | None:
+        """As the wrapped poster."""
+        return await self._inner.announced(channel, chat_id, oldest=oldest)
 
     async def react(self, channel: str, ts: str, name: str, *, on: bool) -> None:
         """As the wrapped poster."""

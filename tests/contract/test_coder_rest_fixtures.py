@@ -155,6 +155,7 @@ def _chat_with_labels(payload: Any) -> None:
     chat = v2_wire.parse_chat(payload)
     assert (chat.id, chat.status.phase, chat.last_error) == ("chat-1", ChatPhase.IDLE, None)
     assert chat.labels["slack_thread"] == "1700000000.000100"
+    assert chat.owner_id == "8b0f3d2e-1d1e-4c1e-9f1e-1d1e4c1e9f1e", "whose chat it is: the access policy asks"
 
 
 def _chat_failed(payload: Any) -> None:

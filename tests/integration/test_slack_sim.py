@@ -153,6 +153,35 @@ async def test_post_update_react_and_render_thread(sim: SlackSim, client: AsyncW
     )
 
 
+async def test_history_lists_top_level_messages_newest_first(sim: SlackSim, client: AsyncWebClient) -> None:
+    """conversations.history: a channel's top-level messages newest first (a thread as its root),
+    paged, bounded by ``oldest``, metadata only when asked for; a channel the bot is not in is
+    refused. A post whose answer is lost (an applied fault) is there all the same."""
+    sim.rate_limits_enabled = False
+    first = await sim.user_says(sim.alice, sim.general, "first")
+    tag = {"event_type": "coder_bridge_root", "event_payload": {"chat_id": "c1"}}
+    sim.fail_next("chat.postMessage", error="service_unavailable", status=503, applied=True)
+    lost = await api_error(client.chat_postMessage(channel=sim.general, text="root", metadata=tag))
+    assert lost.response.status_code == 503
+    await client.chat_postMessage(channel=sim.general, thread_ts=first, text="a reply")
+    await sim.user_says(sim.alice, sim.general, "last")
+    page = await client.conversations_history(channel=sim.general, limit=2, include_all_metadata=True)
+    assert [m["text"] for m in page["messages"]] == ["last", "root"]
+    assert page["messages"][1]["metadata"] == tag
+    assert page["has_more"] is True
+    rest = await client.conversations_history(
+        channel=sim.general, cursor=page["response_metadata"]["next_cursor"]
+    )
+    assert [m["text"] for m in rest["messages"]] == ["first"]
+    assert rest["messages"][0]["reply_count"] == 1
+    recent = await client.conversations_history(channel=sim.general, oldest=first)  # after it
+    assert [m["text"] for m in recent["messages"]] == ["last", "root"]
+    assert all("metadata" not in m for m in recent["messages"])
+    sim.add_channel("C0QUIET", "quiet", members=(sim.alice,))
+    refused = await api_error(client.conversations_history(channel="C0QUIET"))
+    assert refused.response["error"] == "not_in_channel"
+
+
 async def test_ts_format_is_strictly_increasing(sim: SlackSim, client: AsyncWebClient) -> None:
     """Message ts values are "{unix}.{6 digits}" and strictly increase."""
     sim.rate_limits_enabled = False

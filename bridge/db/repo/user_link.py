@@ -59,6 +59,22 @@ async def find_user_link(session: AsyncSession, *, team_id: str, slack_user_id: 
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+async def find_user_links_of_coder_user(
+    session: AsyncSession, *, team_id: str, coder_user_id: str
+) -> Sequence[UserLink]:
+    """The working links of the Slack users of a team who linked this Coder account, oldest first."""
+    stmt = (
+        select(UserLink)
+        .where(
+            col(UserLink.team_id) == team_id,
+            col(UserLink.coder_user_id) == coder_user_id,
+            col(UserLink.broken).is_(False),
+        )
+        .order_by(col(UserLink.id))
+    )
+    return (await session.execute(stmt)).scalars().all()
+
+
 async def find_all_user_links(session: AsyncSession) -> Sequence[UserLink]:
     """Every stored Coder link (re-encrypting them all when keys rotate)."""
     return (await session.execute(select(UserLink).order_by(col(UserLink.id)))).scalars().all()

@@ -71,6 +71,7 @@ class Outbox:
         self.resume = self._store.resume
         self.whisper = self._texts.whisper
         self.announce = self._texts.announce
+        self.announced = self._texts.announced
         self.link_of = self._texts.link_of
         self.has_slot = self._texts.has_slot
         self.slot_keys = self._texts.slot_keys

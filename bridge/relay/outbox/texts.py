@@ -128,12 +128,17 @@ class Texts:
         send = partial(self._poster.whisper, channel, user, thread_ts, markdown)
         await self._patiently("chat.postEphemeral", send, channel)
 
-    async def announce(self, channel: str, markdown: str) -> str:
-        """A new top-level message (the root of a thread ``/coder new`` starts), within the
-        channel's and the workspace's budgets; returns its ``ts``."""
-        return await self._patiently(
-            "chat.postMessage", partial(self._poster.announce, channel, markdown), channel
-        )
+    async def announce(self, channel: str, markdown: str, *, chat_id: str | None = None) -> str:
+        """A new top-level message (the root of a thread ``/coder new`` or ``follow`` starts; tagged
+        with ``chat_id``), within the channel's and the workspace's budgets; returns its ``ts``."""
+        send = partial(self._poster.announce, channel, markdown, chat_id=chat_id)
+        return await self._patiently("chat.postMessage", send, channel)
+
+    async def announced(self, channel: str, chat_id: str, *, oldest: str) -> str | None:
+        """The root the bot posted for ``chat_id`` in the channel since ``oldest``, if Slack shows
+        one, within the workspace's ``conversations.history`` budget."""
+        find = partial(self._poster.announced, channel, chat_id, oldest=oldest)
+        return await self._patiently("conversations.history", find, channel)
 
     async def _patiently(self, method: str, send: Callable[[], Awaitable[T]], channel: str) -> T:
         """One call within the budgets. A 429 is waited out, however often (it is no failure, only
