@@ -76,9 +76,35 @@ class Fanout:
     longest_gap: float
     fair_share: float
     final_delays: list[float]
+    reply_delays: list[float]
+    """Per turn: from the agent's last chunk of its final text to the first Slack call showing it whole."""
     wall: float
     calls_by_method: dict[str, str]
     """Per method: calls made (of which answered 429)."""
+
+
+def reply_delays(coder: CoderSim, texts: Mapping[Thread, Sequence[Shown]]) -> list[float]:
+    """Per chat, how long its turn's answer (its last assistant text) took to show whole in Slack
+    after the agent streamed its last chunk: what a person waiting for the answer sees."""
+    last_chunk: dict[str, float] = {}
+    answered: dict[str, tuple[float, str]] = {}
+    for sent, chat_id, events in coder.frame_log:
+        for event in events:
+            part = event.get("message_part") or {}
+            if event.get("type") == "message_part" and (part.get("part") or {}).get("type") == "text":
+                last_chunk[chat_id] = sent
+            message = event.get("message") if event.get("type") == "message" else None
+            if message and message.get("role") == "assistant":
+                parts = message.get("content") or []
+                text = "".join(p.get("text", "") for p in parts if p.get("type") == "text")
+                if text.strip():
+                    answered[chat_id] = (last_chunk.get(chat_id, sent), text)
+    delays = []
+    for chat_id, (chunk, text) in answered.items():
+        shown = first_showing(texts.get(thread_of(coder, chat_id), []), float("-inf"), text)
+        if shown is not None:
+            delays.append(max(0.0, shown - chunk))
+    return delays
 
 
 def turn_script(words: int) -> Script:
@@ -157,15 +183,20 @@ def final_delays(coder: CoderSim, texts: Mapping[Thread, Sequence[Shown]]) -> li
 
 
 async def run_fanout(
-    chats: int, channels: int, time_scale: float, words: int, part_interval: float
+    chats: int, channels: int, time_scale: float, words: int, part_interval: float, style: str
 ) -> Fanout:
-    """Fresh simulators, database and bridge; ``chats`` turns at once over ``channels`` channels."""
+    """Fresh simulators, database and bridge; ``chats`` turns at once over ``channels`` channels, the
+    bridge in thread style ``style``."""
     started = time.monotonic()
     scenario = Scenario(
         "fanout",
         "fan-out",
         slack_rate_limits=True,
-        bridge_env={"BRIDGE_EDIT_INTERVAL": f"{time_scale}", "BRIDGE_SLACK_RATE_SCALE": f"{1 / time_scale}"},
+        bridge_env={
+            "BRIDGE_EDIT_INTERVAL": f"{time_scale}",
+            "BRIDGE_SLACK_RATE_SCALE": f"{1 / time_scale}",
+            "BRIDGE_THREAD_STYLE": style,
+        },
     )
     with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp:
         async with simulators(turn_script(words), part_interval, time_scale=time_scale) as (coder, slack):
@@ -181,7 +212,9 @@ async def run_fanout(
                 await asyncio.gather(
                     *(slack.user_says(slack.alice, ids[n % channels], mention) for n in range(chats))
                 )
-                complete = await wait_for_final_texts(slack, coder, chats, timeout=600)
+                complete = await wait_for_final_texts(
+                    slack, coder, chats, timeout=600, steps_shown=style == "full"
+                )
             finally:
                 await bridge.stop()
             return measure(slack, coder, chats, channels, time_scale, complete, time.monotonic() - started)
@@ -211,6 +244,7 @@ def measure(
         longest_gap=max(gaps, default=0.0) / time_scale,
         fair_share=peak_active(list(spans.values())) / update_rate / time_scale,
         final_delays=[d / time_scale for d in final_delays(coder, texts)],
+        reply_delays=[d / time_scale for d in reply_delays(coder, texts)],
         wall=wall,
         calls_by_method={
             method: f"{sum(1 for c in slack.calls if c.method == method)}"
@@ -224,10 +258,9 @@ def seconds(value: float | None) -> str:
     return "–" if value is None else f"{value:.1f} s"
 
 
-def report(fanout: Fanout, overhead: Sequence[Result]) -> str:
-    """The Markdown table: each measure, its goal, and what was measured."""
-    f = fanout
-    rows = [
+def fanout_rows(f: Fanout) -> list[tuple[str, str, str]]:
+    """The fan-out measures of one run: each with its goal and what was measured."""
+    return [
         ("Slack 429s received", "0", f"{f.ratelimited}"),
         ("final texts complete", f"{f.chats}/{f.chats}", f"{f.finals_complete}/{f.chats}"),
         (
@@ -246,20 +279,34 @@ def report(fanout: Fanout, overhead: Sequence[Result]) -> str:
             "–",
             f"{seconds(percentile(f.final_delays, 0.5))} / {seconds(percentile(f.final_delays, 0.99))}",
         ),
+        (
+            "turn's answer shown after its last chunk, p50 / max",
+            "≤ 2 s / ≤ 10 s",
+            f"{seconds(percentile(f.reply_delays, 0.5))} / {seconds(max(f.reply_delays, default=None))}",
+        ),
     ]
+
+
+def report(fanouts: Mapping[str, Fanout], overhead: Sequence[Result]) -> str:
+    """The Markdown tables: each fan-out measure with its goal and what each thread style measured,
+    side by side; then the relay's overhead."""
+    styles = list(fanouts)
+    columns = [fanout_rows(fanouts[style]) for style in styles]
+    lines = ["| measure | goal | " + " | ".join(f"measured, {s} style" for s in styles) + " |"]
+    lines.append("|---|---|" + "---|" * len(styles))
+    for index, (measure, goal, _) in enumerate(columns[0]):
+        lines.append(f"| {measure} | {goal} | " + " | ".join(c[index][2] for c in columns) + " |")
     goals = {100: "≤ 20 ms", 1000: "≤ 100 ms"}
+    if overhead:
+        lines += ["", "| measure | goal | measured |", "|---|---|---|"]
     for result in overhead:
         lat = result.latencies
-        rows.append(
-            (
-                f"relay overhead p50 / p99, {result.chats} chats, no limits",
-                f"p99 {goals.get(result.chats, '–')}",
-                f"{milliseconds(percentile(lat, 0.5))} / {milliseconds(percentile(lat, 0.99))} ms "
-                f"({len(lat)} parts, {result.missing} missing, {result.finals_complete} final)",
-            )
+        lines.append(
+            f"| relay overhead p50 / p99, {result.chats} chats, no limits "
+            f"| p99 {goals.get(result.chats, '–')} | "
+            f"{milliseconds(percentile(lat, 0.5))} / {milliseconds(percentile(lat, 0.99))} ms "
+            f"({len(lat)} parts, {result.missing} missing, {result.finals_complete} final) |"
         )
-    lines = ["| measure | goal | measured |", "|---|---|---|"]
-    lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     return "\n".join(lines)
 
 
@@ -271,6 +318,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--time-scale", type=float, default=0.05, help="real seconds per Slack second (default 0.05)"
     )
     parser.add_argument("--words", type=int, default=20, help="words in each of a turn's two replies")
+    parser.add_argument(
+        "--styles", default="full,compact", help="thread styles to run the fan-out in (default full,compact)"
+    )
     parser.add_argument(
         "--part-interval", type=float, default=0.5, help="real seconds between streamed parts (default 0.5)"
     )
@@ -292,8 +342,13 @@ async def main(argv: Sequence[str] | None = None) -> int:
         f"overhead runs {args.overhead_chats or 'none'}, 10 parts {args.overhead_interval} s apart",
         flush=True,
     )
-    fanout = await run_fanout(args.chats, args.channels, args.time_scale, args.words, args.part_interval)
-    print(f"fan-out done in {fanout.wall:.0f} s; Slack calls (429s) by method: {fanout.calls_by_method}")
+    fanouts: dict[str, Fanout] = {}
+    for style in args.styles.split(","):
+        fanout = await run_fanout(
+            args.chats, args.channels, args.time_scale, args.words, args.part_interval, style
+        )
+        print(f"fan-out ({style}) done in {fanout.wall:.0f} s; Slack calls (429s): {fanout.calls_by_method}")
+        fanouts[style] = fanout
     overhead: list[Any] = []
     for count in (int(n) for n in args.overhead_chats.split(",") if n):
         print(f"running relay overhead with {count} chats …", flush=True)
@@ -303,7 +358,7 @@ async def main(argv: Sequence[str] | None = None) -> int:
         print(f"  done in {result.wall:.0f} s; bridge CPU {result.cpu.bridge:.1f} s", flush=True)
         overhead.append(result)
     print()
-    print(report(fanout, overhead))
+    print(report(fanouts, overhead))
     return 0
 
 

@@ -333,10 +333,11 @@ class FinalTexts:
     already seen finished and stops at the first chat that is not.
     """
 
-    def __init__(self, slack: SlackSim, coder: CoderSim, expected: int) -> None:
+    def __init__(self, slack: SlackSim, coder: CoderSim, expected: int, *, steps_shown: bool) -> None:
         self._slack = slack
         self._coder = coder
         self._expected = expected
+        self._steps_shown = steps_shown
         self._finished: set[str] = set()
 
     def all_shown(self) -> bool:
@@ -358,12 +359,15 @@ class FinalTexts:
             return False
         thread = self._slack.thread(chat.labels["slack_channel"], chat.labels["slack_thread"])
         shown = {m.visible_text for m in thread if m.bot_id}
-        return all(text in shown for text in assistant_texts(chat))
+        return all(text in shown for text in assistant_texts(chat, steps=self._steps_shown))
 
 
-async def wait_for_final_texts(slack: SlackSim, coder: CoderSim, expected: int, timeout: float) -> int:
-    """Wait (up to ``timeout``) until every chat's final replies are in Slack; how many are."""
-    finals = FinalTexts(slack, coder, expected)
+async def wait_for_final_texts(
+    slack: SlackSim, coder: CoderSim, expected: int, timeout: float, *, steps_shown: bool = True
+) -> int:
+    """Wait (up to ``timeout``) until every chat's final replies are in Slack; how many are.
+    ``steps_shown``: the thread shows a turn's intermediate texts as replies (the full thread style)."""
+    finals = FinalTexts(slack, coder, expected, steps_shown=steps_shown)
     with contextlib.suppress(TimeoutError):
         await wait_either(slack, coder, finals.all_shown, timeout)
     return finals.count()
@@ -372,11 +376,13 @@ async def wait_for_final_texts(slack: SlackSim, coder: CoderSim, expected: int, 
 # -- measuring ---------------------------------------------------------------------------------------
 
 
-def assistant_texts(chat: SimChat) -> list[str]:
-    """The texts of a chat's persisted assistant messages (those with any text)."""
+def assistant_texts(chat: SimChat, *, steps: bool = True) -> list[str]:
+    """The texts of a chat's persisted assistant messages (those with any text); without ``steps``,
+    only those that call no tool (a turn's final text, what a compact thread posts)."""
     texts = []
     for message in chat.messages:
-        if message["role"] == "assistant":
+        calls_tools = any(p["type"] == "tool-call" for p in message.get("content") or [])
+        if message["role"] == "assistant" and (steps or not calls_tools):
             text = "".join(p.get("text", "") for p in message.get("content") or [] if p["type"] == "text")
             if text.strip():
                 texts.append(text)

@@ -305,6 +305,7 @@ class Bridge:
             headers,
             retry_interval=settings.stream_retry_interval,
             show_reasoning=settings.show_reasoning,
+            compact=settings.thread_style == "compact",
             slow_start=settings.slow_start_after,
             reactions=reactions,
             sessions=sessions,

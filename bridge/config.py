@@ -145,6 +145,9 @@ class Settings(BaseSettings):
         default=60.0, gt=0, le=3600, validation_alias=_env("BRIDGE_WATCH_RETRY_AFTER")
     )
     show_reasoning: bool = Field(default=False, validation_alias=_env("BRIDGE_SHOW_REASONING"))
+    thread_style: Literal["compact", "full"] = Field(
+        default="compact", validation_alias=_env("BRIDGE_THREAD_STYLE")
+    )
     slow_start_after: float = Field(
         default=10.0, gt=0, le=3600, validation_alias=_env("BRIDGE_SLOW_START_AFTER")
     )

@@ -64,6 +64,9 @@ class Card:
     touched: tuple[str, ...]
     failure: ChatFailure | None
     starting: Starting | None
+    latest: tuple[str, ...] = ()
+    """The compact thread style's view of a turn's progress: the last lines of its intermediate
+    texts (the "Now let me look at …" a full-style thread posts one message each for)."""
 
     @property
     def final(self) -> bool:

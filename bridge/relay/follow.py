@@ -97,6 +97,8 @@ class Shared:
     sessions: SessionMirror | None
     retry_interval: float
     show_reasoning: bool
+    compact: bool
+    """The compact thread style: a turn's steps on its card, one reply per turn (``ThreadView``)."""
     slow_start: float
     table_blocks: bool
     """Whether replies are posted as blocks, a table in a ``table`` block (not streamed natively as
@@ -262,6 +264,7 @@ class ChatFollow:
                 newer_turn=newer_turn,
                 draft_shown=draft_shown,
                 show_reasoning=shared.show_reasoning,
+                compact=shared.compact,
                 slow_start=shared.slow_start,
                 now=_now(),
             )

@@ -38,6 +38,7 @@ class Supervisor:
         *,
         retry_interval: float = 60.0,
         show_reasoning: bool = False,
+        compact: bool = False,
         slow_start: float = 10.0,
         reactions: ReactionNames | None = None,
         sessions: SessionMirror | None = None,
@@ -55,6 +56,7 @@ class Supervisor:
             sessions=sessions,
             retry_interval=retry_interval,
             show_reasoning=show_reasoning,
+            compact=compact,
             slow_start=slow_start,
             table_blocks=table_blocks,
         )

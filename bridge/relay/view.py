@@ -81,6 +81,8 @@ log = logging.getLogger(__name__)
 
 DRAFT = SlotKey.draft()
 _PATH_KEYS = ("path", "file", "file_path", "filename")
+LATEST_LINES = 3
+"""Compact: how many of a turn's latest text lines its card shows."""
 PROVISIONING_TOOLS = frozenset({"create_workspace", "start_workspace"})
 """chatd's tools that build a workspace (coder/coder coderd/x/chatd/chattool): they run for minutes."""
 
@@ -201,6 +203,7 @@ class ThreadView:
         newer_turn: int | None = None,
         draft_shown: bool = False,
         show_reasoning: bool = False,
+        compact: bool = False,
         slow_start: float = 10.0,
         now: float = 0.0,
     ) -> None:
@@ -214,12 +217,15 @@ class ThreadView:
         ``draft_shown`` says that a draft from before a restart is in the thread, so the next
         persisted reply takes it over.
         ``show_reasoning`` shows the model's reasoning above each reply (quoted, trimmed);
+        ``compact`` keeps a turn's intermediate texts on its card (see ``Card.latest``) and shows only
+        its final reply as a message of its own;
         ``slow_start`` is how long a turn may stay starting before its card says so.
         """
         self.last_id = 0
         self.status: ChatStatus | None = None
         self.status_changed = False
         self._show_reasoning = show_reasoning
+        self._compact = compact
         self._slow_start = slow_start
         self._now = now
         self._known_ids: list[int] = []  # ids of the messages seen, and the cursor: predecessors
@@ -227,6 +233,7 @@ class ThreadView:
         self._text = _Deltas()
         self._reasoning = _Deltas()
         self._turn_texts: dict[int, tuple[str, str]] = {}  # the turn's replies: id -> (text, reasoning)
+        self._steps: dict[int, str] = {}  # compact: the turn's intermediate texts (replies that call tools)
         self._turn_id: int | None = None
         self._calls: dict[str, _Call] = {}
         self._unsaved_calls: set[str] = set()  # calls only streamed so far: a void preview takes them
@@ -437,6 +444,7 @@ class ThreadView:
             self._adopt_draft(SlotKey.partial(self._turn_id))
             self._forget_deltas()
             self._turn_texts.clear()
+            self._steps.clear()
             self._text.persisted = self._reasoning.persisted = ""
             self._turn_id, self._calls, self._failure = None, {}, None
             self._unsaved_calls.clear()
@@ -578,6 +586,7 @@ class ThreadView:
             self._text.drop_finished()
             self._reasoning.drop_finished()
             self._turn_texts.clear()
+            self._steps.clear()
             self._text.persisted = self._reasoning.persisted = ""
             self._turn_id, self._calls, self._failure = message.id, {}, None
             self._unsaved_calls.clear()
@@ -590,7 +599,10 @@ class ThreadView:
                 replies = [self._turn_texts[i] for i in sorted(self._turn_texts)]
                 self._text.persisted = "".join(text for text, _ in replies)
                 self._reasoning.persisted = "".join(reasoning for _, reasoning in replies)
-            shown = self._reply(message.reasoning, message.text)
+            if self._compact and any(part.type == "tool-call" for part in message.content):
+                self._steps[message.id] = message.text  # a step on the way: the card shows it
+            else:
+                shown = self._reply(message.reasoning, message.text)
         key, replied = SlotKey.reply_after(previous), not shown.blank
         for part in message.content:  # a reply begun before the turn's first call goes above its card
             if replied and self._shows(part):
@@ -615,14 +627,14 @@ class ThreadView:
         """What a reply's block shows: its text, with its reasoning when reasoning is shown."""
         return Reply(text, reasoning if self._show_reasoning else "")
 
-    def _adopt_draft(self, key: SlotKey) -> None:
+    def _adopt_draft(self, key: SlotKey, *, final: bool = True) -> None:
         """Hand the draft's Slack message to block ``key``; the next deltas start a new draft."""
         draft = self._blocks.pop(DRAFT, None)
         if draft is None:
             return
         self.renames.append((DRAFT, key))
         self.changed = [key if k == DRAFT else k for k in self.changed]
-        self._blocks[key] = Block(key, draft.content, final=True)
+        self._blocks[key] = Block(key, draft.content, final=final)
         if key not in self.changed:
             self.changed.append(key)
 
@@ -660,8 +672,18 @@ class ThreadView:
         if phase is None:
             phase = self.status.phase if self.status is not None else ChatPhase.WORKING
         calls = tuple(ToolLine(c.name, c.summary, c.state, id_) for id_, c in self._calls.items())
-        card = Card(calls, phase, self._touched(), self._failure, starting)
+        card = Card(calls, phase, self._touched(), self._failure, starting, self._latest(phase))
         self._set(key, card, final=card.final)
+
+    def _latest(self, phase: ChatPhase) -> tuple[str, ...]:
+        """Compact: the last lines of the turn's intermediate texts and of what streams now, for its
+        card. A turn that ended well leaves its card without them: its reply says the rest."""
+        stopped = self._stopped_turn is not None and self._stopped_turn == self._turn_id
+        if not self._compact or (phase in (ChatPhase.IDLE, ChatPhase.DONE) and not stopped):
+            return ()
+        texts = [*(self._steps[i] for i in sorted(self._steps)), self._text.pending()]
+        lines = [line.strip() for text in texts for line in text.splitlines() if line.strip()]
+        return tuple(lines[-LATEST_LINES:])
 
     def _reopen_card(self) -> None:
         """A turn that waited for its person (its card final, showing the wait) is not over yet."""
@@ -679,8 +701,16 @@ class ThreadView:
         key = None if self._turn_id is None else SlotKey.card(self._turn_id)
         if key is None or key in self._blocks:
             return
+        if self._compact and DRAFT in self._blocks:
+            self._adopt_draft(key, final=False)  # what streamed so far was a step: the card shows it now
+            return
         self._update_draft()
         self._set(key, None, final=False)
+
+    def _card_open(self) -> bool:
+        """Whether the turn under way has a card that is not final yet."""
+        card = None if self._turn_id is None else self._blocks.get(SlotKey.card(self._turn_id))
+        return card is not None and not card.final
 
     def _close_card(self) -> None:
         """A new turn began while the chat stayed busy (Coder went straight on to a queued
@@ -688,6 +718,10 @@ class ThreadView:
         self._update_card(ChatPhase.IDLE)
 
     def _update_draft(self) -> None:
+        """The reply streaming now, as its own block; compact, while the turn's card is open and the
+        turn runs, it streams on the card instead (it may be a step on the way)."""
+        if self._compact and self.busy and self._card_open():
+            return
         draft = self._reply(self._reasoning.pending(), self._text.pending())
         if not draft.blank:
             self._set(DRAFT, draft, final=False)

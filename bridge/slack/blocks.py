@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from bridge.coder.types import ChatDiff, ChatDiffStatus, ChatPhase, ChatStatus
 from bridge.relay.content import Starting, ToolLine
-from bridge.slack.defuse import unmention
+from bridge.slack.defuse import defuse, unmention
 
 
 class ButtonAction(StrEnum):
@@ -55,6 +55,7 @@ _STATUS_WORDS = {
 }
 _NAMED_WORDS = {"interrupting": "stopping"}  # a working phase that is about to end
 _REASON_LIMIT = 200
+_LATEST_LIMIT = 200
 
 
 def render_status(status: ChatStatus, *, reason: str = "") -> str:
@@ -186,11 +187,13 @@ def render_card(
     touched: Sequence[str],
     reason: str = "",
     starting: Starting | None = None,
+    latest: Sequence[str] = (),
 ) -> str:
     """A turn's status card: one compact message per turn, rewritten as tools run, never one per call.
 
     While the turn is still starting (``starting``) it says so, with the time it has taken, so a
-    slow workspace start does not look like a stuck agent.
+    slow workspace start does not look like a stuck agent. ``latest`` (the compact thread style) are
+    the last lines the agent wrote on the way, quoted below the calls, each on one line.
     """
     lines = [render_card_head(len(calls), phase=phase, touched=touched, reason=reason, starting=starting)]
     hidden = len(calls) - _SHOWN_CALLS
@@ -199,6 +202,8 @@ def render_card(
     for call in calls[-_SHOWN_CALLS:]:
         summary = f" `{_code(call.summary)}`" if call.summary else ""
         lines.append(f"- {_STATE_MARKS.get(call_state(call.state, phase), '•')} {call.name}{summary}")
+    # Defused before they are cut: a link cut in two would escape the posters' check of its target.
+    lines.extend(f"> {_one_line(defuse(line), _LATEST_LIMIT)}" for line in latest)
     return "\n".join(lines)
 
 

@@ -48,6 +48,7 @@ def render_content(content: Content) -> str:
                 touched=content.touched,
                 reason=_reason(content),
                 starting=content.starting,
+                latest=content.latest,
             )
         case Retrying(attempt=attempt, delay_ms=delay_ms, error=error):
             shown = render_retry(attempt, delay_ms, error)

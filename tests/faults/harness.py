@@ -106,6 +106,8 @@ class Run:
     faults: Faults
     rng: random.Random
     gates: dict[tuple[int, int], asyncio.Event]
+    style: str
+    """The bridge's thread style (``BRIDGE_THREAD_STYLE``), which decides what a thread shows."""
     bridge: BridgeProcess | None = None
     roots: list[str] = field(default_factory=list)
     tally: Tally = field(default_factory=Tally)
@@ -169,7 +171,7 @@ class Run:
         if chat is None or chat.status != "waiting" or len(_user_texts(chat)) < turns:
             return False
         shown = "\n".join(self.bot_texts(thread))
-        return all(text[-80:].strip() in shown for text in _assistant_texts(chat))
+        return all(text[-80:].strip() in shown for text in _assistant_texts(chat, self.style))
 
     def settled(self, thread: int) -> bool:
         """The thread is complete: every answer shown, header idle, cards done, and the requester
@@ -344,8 +346,15 @@ def _user_texts(chat: SimChat) -> list[str]:
     return [_texts(m.get("content")) for m in chat.messages if m["role"] == "user"]
 
 
-def _assistant_texts(chat: SimChat) -> list[str]:
-    texts = [_texts(m.get("content")) for m in chat.messages if m["role"] == "assistant"]
+def _assistant_texts(chat: SimChat, style: str) -> list[str]:
+    """The texts a thread shows as replies: every assistant message's (full style), or only a
+    turn's final one (compact: a message that calls a tool is a step, shown on the card)."""
+    replies = [m for m in chat.messages if m["role"] == "assistant"]
+    if style == "compact":
+        replies = [
+            m for m in replies if not any(p.get("type") == "tool-call" for p in m.get("content") or [])
+        ]
+    texts = [_texts(m.get("content")) for m in replies]
     return [t for t in texts if t.strip()]
 
 
@@ -356,6 +365,8 @@ async def run_script(
     faults: Faults,
     rng: random.Random,
     expected: list[list[str]] | None = None,
+    *,
+    style: str,
 ) -> Outcome:
     """Play the script once under ``faults``; returns once every thread is settled and Slack has
     finished every delivery (retries included), with the bridge stopped.
@@ -376,10 +387,15 @@ async def run_script(
         SlackSim(signing_secret=SIGNING_SECRET, time_scale=0.05) as slack,
     ):
         slack.retry_delays = faults.slack_retry_delays
-        extra = {"DATABASE_URL": database_url, "BRIDGE_RECONNECT_MAX_DELAY": "0.5"}
+        extra = {
+            "DATABASE_URL": database_url,
+            "BRIDGE_RECONNECT_MAX_DELAY": "0.5",
+            "BRIDGE_THREAD_STYLE": style,
+        }
         if faults.socket_mode:
             extra["SLACK_APP_TOKEN"] = slack.app_token
-        run = Run(slack, coder, serve_env(slack, coder, workdir, **extra), workdir, faults, rng, gates)
+        env = serve_env(slack, coder, workdir, **extra)
+        run = Run(slack, coder, env, workdir, faults, rng, gates, style)
         run.arm()
         await run.start_bridge()
         calm = asyncio.Event()

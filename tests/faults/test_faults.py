@@ -45,16 +45,20 @@ the retries (0.5 s and 1 s apart) need not outlast a restart."""
 ON_POSTGRES = ("crashes",)
 """The scenarios that also run on PostgreSQL: crashes are where the database's behaviour matters."""
 
-_references: dict[str, Outcome] = {}
+STYLES = ("compact", "full")
+"""Both thread styles keep every guarantee: each scenario runs in each."""
+
+_references: dict[tuple[str, str], Outcome] = {}
 
 
-async def _reference(generation: str, workdir: Path) -> Outcome:
-    """The undisturbed run of the script for a Coder generation (played once per session)."""
-    if generation not in _references:
-        _references[generation] = await run_script(
-            workdir, f"sqlite:///{workdir}/reference.db", generation, Faults(), random.Random(0)
+async def _reference(generation: str, style: str, workdir: Path) -> Outcome:
+    """The undisturbed run of the script for a Coder generation and thread style (played once per
+    session and worker)."""
+    if (generation, style) not in _references:
+        _references[generation, style] = await run_script(
+            workdir, f"sqlite:///{workdir}/reference.db", generation, Faults(), random.Random(0), style=style
         )
-    return _references[generation]
+    return _references[generation, style]
 
 
 def _diff(expected: list[list[str]], got: list[list[str]]) -> str:
@@ -66,17 +70,22 @@ def _diff(expected: list[list[str]], got: list[list[str]]) -> str:
     return "\n".join(line[:300] for line in lines)
 
 
+@pytest.mark.parametrize("style", STYLES)
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
-async def test_threads_end_as_in_an_undisturbed_run(tmp_path: Path, database_url: str, scenario: str) -> None:
+async def test_threads_end_as_in_an_undisturbed_run(
+    tmp_path: Path, database_url: str, scenario: str, style: str
+) -> None:
     """Under faults every thread shows what an undisturbed run shows; Coder got each message once."""
     generation, faults = SCENARIOS[scenario]
     if not database_url.startswith("sqlite") and scenario not in ON_POSTGRES:
         pytest.skip(f"on PostgreSQL only {', '.join(ON_POSTGRES)} runs, to keep the suite short")
     replay = f"seed {SEED}; replay with {SEED_ENV}={SEED}"
-    reference = await _reference(generation, tmp_path)
+    reference = await _reference(generation, style, tmp_path)
     rng = random.Random(f"{SEED}:{scenario}")
     try:
-        outcome = await run_script(tmp_path, database_url, generation, faults, rng, reference.threads)
+        outcome = await run_script(
+            tmp_path, database_url, generation, faults, rng, reference.threads, style=style
+        )
     except TimeoutError as exc:
         pytest.fail(f"{scenario} never settled ({replay}): {exc}")
     in_place = not faults.kills
@@ -84,7 +93,8 @@ async def test_threads_end_as_in_an_undisturbed_run(tmp_path: Path, database_url
         reference.threads, cards_in_place=in_place
     )
     result = "ok" if same else "DIFFERENT"
-    print(f"\nfaults {scenario} [{database_url.split(':')[0]}]: {outcome.tally.line()}; {result} ({replay})")
+    where = f"{database_url.split(':')[0]}, {style}"
+    print(f"\nfaults {scenario} [{where}]: {outcome.tally.line()}; {result} ({replay})")
     assert outcome.user_texts == [[turn.text for turn in plan] for plan in PLANS], replay
     assert outcome.chats_per_thread == [1] * len(PLANS), replay
     assert outcome.chats == len(PLANS), replay

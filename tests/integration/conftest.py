@@ -43,6 +43,8 @@ class World:
     coder: CoderSim
     settings: Settings
     bridge: Bridge | None = None
+    style: str = "full"
+    """The running bridge's thread style (``BRIDGE_THREAD_STYLE``), which decides what a thread shows."""
     threads: list[str] = field(default_factory=list)
     capabilities: Capabilities = field(default_factory=Capabilities)
     """What the Coder generation under test can do, as the bridge found it: the one place where
@@ -70,7 +72,9 @@ class World:
 
     async def start_bridge(self, **overrides: Any) -> Bridge:
         """Start (or restart) the bridge on the same database and point Slack at it."""
-        self.bridge = Bridge(self.settings.model_copy(update=overrides))
+        settings = self.settings.model_copy(update=overrides)
+        self.style = settings.thread_style
+        self.bridge = Bridge(settings)
         await self.bridge.start()
         assert self.bridge.backend is not None
         self.capabilities = self.bridge.backend.capabilities
@@ -168,6 +172,15 @@ class World:
             )
         ]
 
+    def shows(self, root: str, text: str) -> bool:
+        """Whether any bot message of the thread shows ``text`` (a reply, or a card's latest lines
+        in the compact style)."""
+        return any(text in t for t in self.bot_texts(root))
+
+    def shown_replies(self, chat: Any) -> list[str]:
+        """The texts of the chat's assistant messages this bridge's thread style shows as replies."""
+        return assistant_texts(chat, style=self.style)
+
     def diff_summaries(self, root: str, channel: str | None = None) -> list[SimMessage]:
         """The thread's PR / diff summary messages (there should be at most one)."""
         return [m for m in self.bot_messages(root, channel) if is_diff_summary(m.visible_text)]
@@ -190,7 +203,7 @@ class World:
             if len(user_texts(chat)) < turns:
                 return False
             texts = self.bot_texts(root)
-            return all(t in texts for t in assistant_texts(chat))
+            return all(t in texts for t in self.shown_replies(chat))
 
         await self.until(done, timeout)
 
@@ -212,9 +225,14 @@ def user_texts(chat: Any) -> list[str]:
     return [message_text(m) for m in chat.messages if m["role"] == "user"]
 
 
-def assistant_texts(chat: Any) -> list[str]:
-    """The texts of a simulated chat's assistant messages (those with any text)."""
-    texts = [message_text(m) for m in chat.messages if m["role"] == "assistant"]
+def assistant_texts(chat: Any, *, style: str = "full") -> list[str]:
+    """The texts of a simulated chat's assistant messages (those with any text) that a thread in
+    ``style`` shows as replies: all of them (full), or a turn's final one (compact: a message that
+    calls a tool is a step, shown on the turn's card)."""
+    replies = [m for m in chat.messages if m["role"] == "assistant"]
+    if style == "compact":
+        replies = [m for m in replies if not any(p.get("type") == "tool-call" for p in message_parts(m))]
+    texts = [message_text(m) for m in replies]
     return [t for t in texts if t.strip()]
 
 
@@ -262,6 +280,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
+THREAD_STYLES = {"experimental": "full", "v2": "full", "v2-late": "compact", "ai-sdk": "full"}
+"""The thread style each generation's end-to-end tests run in: the default (compact) with the newest
+Coder, the full style with the others, so both styles run every end-to-end test (tests that read a
+turn's intermediate texts as messages of their own ask for ``full``)."""
+
+
 @pytest.fixture(params=["experimental", "v2", "v2-late", "ai-sdk"])
 def generation(request: pytest.FixtureRequest) -> str:
     """The Coder Chats API generation the simulator speaks (the bridge detects it)."""
@@ -275,7 +299,9 @@ async def world(database_url: str, generation: str) -> AsyncIterator[World]:
         CoderSim(tokens={CODER_TOKEN: "alice"}, part_interval=0.002, generation=generation) as coder,  # type: ignore[arg-type]
         SlackSim(signing_secret=SIGNING_SECRET, time_scale=0.05) as slack,
     ):
-        w = World(slack=slack, coder=coder, settings=make_settings(slack, coder, database_url))
+        style = THREAD_STYLES[generation]
+        settings = make_settings(slack, coder, database_url, thread_style=style)
+        w = World(slack=slack, coder=coder, settings=settings)
         await w.start_bridge()
         try:
             yield w

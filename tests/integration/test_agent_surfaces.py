@@ -19,7 +19,6 @@ from tests.integration.conftest import (
     CODER_TOKEN,
     SIGNING_SECRET,
     World,
-    assistant_texts,
     make_settings,
     message_parts,
 )
@@ -121,8 +120,8 @@ async def test_native_streaming_streams_each_reply_and_ends_it(agent_world: Worl
     await world.until_idle_and_shown(root)
     await world.until(lambda: not _streaming(world, root))
     chat = world.chat_of(root)
-    assert world.replies(root) == assistant_texts(chat)
-    replies = [m for m in world.bot_messages(root) if m.visible_text in assistant_texts(chat)]
+    assert world.replies(root) == world.shown_replies(chat)
+    replies = [m for m in world.bot_messages(root) if m.visible_text in world.shown_replies(chat)]
     assert all(not m.edited for m in replies), "streamed, never replaced with chat.update"
     assert _reply_streams(world) == len(replies)
     cards = len(_plans(world, root))  # the card streams too, unless the turn was over before it showed
@@ -182,7 +181,7 @@ async def test_tool_calls_stream_as_the_tasks_of_the_turns_plan(agent_world: Wor
     assert _plan_title(card) == "Done"
     assert card.visible_text == "✅ Done · 3 tools · touched `auth.ts`"
     assert world.cards(root) == [card.visible_text], "the plan is the card: no text card beside it"
-    assert world.replies(root) == assistant_texts(world.chat_of(root))
+    assert world.replies(root) == world.shown_replies(world.chat_of(root))
     assert [c.params["task_display_mode"] for c in _card_streams(world)] == ["plan"]
     assert card.metadata is not None, "tagged when stopped, like any post"
     assert not [c for c in world.slack.calls_to("chat.update") if c.params["ts"] == card.ts], "never edited"
@@ -195,7 +194,8 @@ async def test_workspace_refusing_task_chunks_posts_cards_as_text_once(
     every thread), replies still streamed, nothing lost."""
     world = agent_world
     world.slack.chunk_types.difference_update({"task_update", "plan_update"})
-    await world.start_bridge(native_streaming=True)
+    # Full style: a reply after a tool call streams natively (compact posts a turn's answer whole).
+    await world.start_bridge(native_streaming=True, thread_style="full")
     gates = {"first": asyncio.Event(), "second": asyncio.Event()}
     world.coder.agent = lambda prompt: [
         ToolCall("execute", {"command": f"make {prompt}"}, "ok"),
@@ -224,7 +224,7 @@ async def test_restart_mid_turn_keeps_one_card_and_the_reply(agent_world: World)
     """A restart while the card streams: the card goes on in place as text, with every tool once, and
     the reply is neither lost nor doubled."""
     world = agent_world
-    await world.start_bridge(native_streaming=True)
+    await world.start_bridge(native_streaming=True, thread_style="full")  # the reply streams beside the card
     gate = asyncio.Event()
     world.coder.agent = lambda prompt: [
         ToolCall("read_file", {"path": "src/a.py"}, "ok"),
@@ -252,7 +252,7 @@ async def test_restart_mid_turn_keeps_one_card_and_the_reply(agent_world: World)
         return
     await world.until_idle_and_shown(root)
     await world.until(lambda: world.cards(root) and world.cards(root)[-1].startswith("✅"))
-    assert world.replies(root) == assistant_texts(world.chat_of(root))
+    assert world.replies(root) == world.shown_replies(world.chat_of(root))
     assert world.cards(root) == [
         "✅ Done · 2 tools · touched `a.py`\n- ✓ read_file `src/a.py`\n- ✓ execute `make`"
     ]

@@ -16,7 +16,6 @@ from tests.integration.conftest import (
     CODER_TOKEN,
     SIGNING_SECRET,
     World,
-    assistant_texts,
     make_settings,
     user_texts,
 )
@@ -39,7 +38,7 @@ async def test_mention_creates_chat_and_streams_reply(world: World) -> None:
     assert world.bridge is not None
     assert world.bridge.backend is not None
     assert world.bridge.backend.chat_url(chat.id) in texts[0]
-    assert world.replies(root) == assistant_texts(chat)
+    assert world.replies(root) == world.shown_replies(chat)
     assert len(world.slack.calls_to("chat.update")) > 0, "replies are edited in place while streaming"
     cards = world.cards(root)
     assert len(cards) == 1, "one status card for the turn, not a message per tool call"
@@ -221,18 +220,20 @@ async def test_stream_drop_loses_and_doubles_nothing(world: World) -> None:
         Text("finished."),
     ]
     root = await world.mention("go")
-    await world.until(lambda: "Step two, " in world.bot_texts(root))
+    await world.until(lambda: world.shows(root, "Step two,"))
     world.coder.drop_streams()
     if not world.capabilities.replies_outlive_connection:
         # The reply is the answer to the bridge's own request: the drop ends it, and the thread says so.
         await world.until(lambda: any("The reply from Coder broke off" in t for t in world.bot_texts(root)))
         await world.until(lambda: world.chat_of(root).status == "waiting")
-        assert world.replies(root)[:2] == ["Step one.", "Step two, "]
+        assert world.shows(root, "Step one.")
+        assert world.shows(root, "Step two,")
         return
     await world.until(lambda: world.coder.active_streams() == 1)
     gate.set()
     await world.until_idle_and_shown(root)
-    assert world.replies(root) == ["Step one.", "Step two, finished."]
+    assert world.replies(root) == world.shown_replies(world.chat_of(root))
+    assert world.replies(root)[-1] == "Step two, finished."
 
 
 async def test_restart_resumes_busy_chats(world: World) -> None:
@@ -268,7 +269,7 @@ async def test_turn_ended_while_stopped_gets_its_card_and_outcome(world: World) 
         Gate(gate),
     ]
     root = await world.mention("go")
-    await world.until(lambda: "Tests pass." in world.bot_texts(root))
+    await world.until(lambda: world.shows(root, "Tests pass."))
     await world.stop_bridge()
     gate.set()
     await world.until(lambda: world.chat_of(root).status == "waiting")
@@ -435,12 +436,13 @@ async def test_silent_stream_is_dropped_and_the_thread_completes(world: World) -
         Text("finished."),
     ]
     root = await world.mention("go")
-    await world.until(lambda: "Step two, " in world.bot_texts(root))
+    await world.until(lambda: world.shows(root, "Step two,"))
     streams_opened = sum(1 for r in world.coder.requests if r.path.endswith("/stream"))
     world.coder.silence_streams()
     gate.set()
     await world.until_idle_and_shown(root)
-    assert world.replies(root) == ["Step one.", "Step two, finished."]
+    assert world.replies(root) == world.shown_replies(world.chat_of(root))
+    assert world.replies(root)[-1] == "Step two, finished."
     assert sum(1 for r in world.coder.requests if r.path.endswith("/stream")) > streams_opened
     assert not any("Lost the connection" in t for t in world.bot_texts(root))
 
@@ -461,7 +463,7 @@ async def test_every_stream_framing_relays_the_same_thread(tmp_path: Path, frami
             await w.until_idle_and_shown(root)
             await w.reply(root, "and add a test")
             await w.until_idle_and_shown(root, turns=2)
-            assert w.replies(root) == assistant_texts(w.chat_of(root))
+            assert w.replies(root) == w.shown_replies(w.chat_of(root))
         finally:
             await w.stop_bridge()
 

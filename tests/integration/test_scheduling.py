@@ -21,7 +21,7 @@ from bridge.relay.limits import METHOD_BUDGETS
 from bridge.relay.outbox import Outbox, ThreadRef, final_text
 from bridge.sim.coder_agent import Text, ToolCall
 from bridge.sim.slack_api import Storm
-from tests.integration.conftest import CODER_TOKEN, World, assistant_texts
+from tests.integration.conftest import CODER_TOKEN, World
 from tests.integration.test_files import PNG
 from tests.integration.test_outbox import Rig, rig  # noqa: F401 - the fixture, shared
 
@@ -209,7 +209,7 @@ async def test_flood_of_tool_calls_yields_one_progress_message(world: World) -> 
     await world.until_idle_and_shown(root)
     await world.until(lambda: world.cards(root)[0].startswith("✅ Done · 40 tools"))
     assert len(world.cards(root)) == 1
-    assert world.replies(root) == assistant_texts(world.chat_of(root))
+    assert world.replies(root) == world.shown_replies(world.chat_of(root))
     assert len(world.bot_messages(root)) <= 4, "header, card, reply, outcome: never a message per call"
     assert len(world.slack.calls_to("chat.update")) < len(tools), "card edits coalesced"
     assert [c for c in world.slack.calls if c.status == 429] == []

@@ -677,3 +677,45 @@ def test_blocks_hold_data_and_the_renderer_words_it() -> None:
     assert block(view, "error:5").content == Failed(failure)
     assert "<@U0BOB>" not in text(block(view, "draft")), "the renderer shows a mention, never sends it"
     assert text(block(view, "error:5")) == "⚠️ model overloaded"
+
+
+def test_compact_turn_keeps_its_steps_on_the_card_and_posts_one_reply() -> None:
+    """Compact: text streamed before the first tool call becomes the card (same Slack message), the
+    steps stream onto it as its latest lines, and only the final text is a reply of its own."""
+    view = ThreadView(compact=True)
+    view.apply([ConnectedEvent(), message(5, "user", "fix it"), RUNNING, delta("Looking at the tests.")])
+    assert shown(view) == [("draft", "Looking at the tests.", False)]
+    view.apply([tool_call("c1", "execute", {"command": "pytest"})])
+    assert renamed(view) == [("draft", "card:5")]
+    assert [b.key.encode() for b in view.blocks] == ["card:5"]
+    view.apply([message(6, "assistant", "Looking at the tests.", tool=True), tool_result("c1")])
+    view.apply([delta("Now let me look at\nthe fixture.")])
+    assert card(view).endswith("> Looking at the tests.\n> Now let me look at\n> the fixture.")
+    assert [b.key.encode() for b in view.blocks] == ["card:5"], "no message per step"
+    view.apply([message(7, "tool"), message(8, "assistant", "Fixed it.")])
+    assert shown(view) == [("after:7", "Fixed it.", True)]
+    view.apply([WAITING])
+    assert card(view).startswith("✅ Done · ")
+    assert ">" not in card(view), "a turn that ended well leaves its card without the steps"
+
+
+def test_compact_card_keeps_its_steps_when_the_turn_fails_or_waits() -> None:
+    """A failed turn has no final reply: its card keeps the last lines the agent wrote."""
+    view = ThreadView(compact=True)
+    view.apply([message(5, "user", "go"), RUNNING, message(6, "assistant", "Trying make.", tool=True)])
+    view.apply(
+        [ErrorEvent(message="boom"), StatusEvent(status=ChatStatus(phase=ChatPhase.ERROR, name="error"))]
+    )
+    assert card(view).endswith("> Trying make.")
+    assert not [key for key, _, _ in shown(view) if key.startswith("after:")]
+
+
+def test_compact_turn_cut_short_keeps_what_it_streamed_as_a_reply() -> None:
+    """An interrupted compact turn posts what was streaming when it stopped, as full style does."""
+    view = ThreadView(compact=True)
+    view.apply([message(5, "user", "go"), RUNNING, tool_call("c1", "execute", {"command": "ls"})])
+    view.apply([delta("Half an ans")])
+    assert "> Half an ans" in card(view)
+    view.apply([WAITING])
+    view.finish()
+    assert ("partial:5", "Half an ans", True) in shown(view)
