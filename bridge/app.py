@@ -303,6 +303,7 @@ class Bridge:
             self._supervisor,
             headers,
             home=self._home,
+            summaries=self._supervisor.summaries,
             retry_after=settings.watch_retry_after,
         )
         intake = await open_intake(self.db, settings, schema_before)

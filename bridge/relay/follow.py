@@ -69,6 +69,7 @@ from bridge.relay.output import ReactionWish, SlotText
 from bridge.relay.ports import Plan
 from bridge.relay.sessions import SessionMirror
 from bridge.relay.slots import SlotKey
+from bridge.relay.summaries import TurnSummaries
 from bridge.relay.view import DRAFT, ThreadView, removed_by
 from bridge.slack.blocks import render_error, render_outcome, render_removed
 from bridge.slack.failures import render_coder_error
@@ -99,6 +100,8 @@ class Shared:
     table_blocks: bool
     """Whether replies are posted as blocks, a table in a ``table`` block (not streamed natively as
     Markdown text): then a table's source does not count against a message's Markdown limit."""
+    summaries: TurnSummaries
+    """Coder's summaries of finished turns, met with the turns' completion lines."""
 
 
 @dataclass(frozen=True)
@@ -353,7 +356,7 @@ class ChatFollow:
                         if view.failed_unexplained:
                             await self._explain_failure(run)
                         view.finish()
-                        await self._publish(run, ending=self._outcome(run.requester, view))
+                        await self._end_turn(run)
                         if not waiting:
                             return
                         told = True
@@ -449,27 +452,41 @@ class ChatFollow:
         await self._shared.outbox.put_with(run.ref, finals, write, reactions, plans=plans)
         view.saved_id = view.last_id
 
-    @staticmethod
-    def _outcome(requester: str, view: ThreadView) -> list[SlotText]:
+    async def _end_turn(self, run: _Run) -> None:
         """The mention of the person who started the chat once the agent is idle or waits for them:
         one line per finished turn (keyed by its user message, so a replay never mentions twice), and
         one per wait within it (keyed by the last message before the wait), so the turn's end after
-        a wait is a new message that notifies again."""
-        outcome = view.outcome()
+        a wait is a new message that notifies again. A finished turn's line shows Coder's summary of
+        the turn: now, if it came already, else by an edit when it comes (``relay.summaries``)."""
+        outcome = run.view.outcome()
         if outcome is None:
-            return []
+            await self._publish(run, ending=[])
+            return
         key = SlotKey.outcome(outcome.turn_id)
         if outcome.phase is ChatPhase.NEEDS_USER:
-            key = SlotKey.wait(outcome.turn_id, view.last_id)
-        text = render_outcome(
-            requester,
-            phase=outcome.phase,
-            touched=outcome.touched,
-            reason=outcome.failure,
-            stopped=outcome.stopped,
-            waiting_for=outcome.waiting_for,
-        )
-        return [final_text(key.encode(), text)]
+            key = SlotKey.wait(outcome.turn_id, run.view.last_id)
+
+        def line(summary: str) -> SlotText:
+            text = render_outcome(
+                run.requester,
+                phase=outcome.phase,
+                touched=outcome.touched,
+                reason=outcome.failure,
+                stopped=outcome.stopped,
+                waiting_for=outcome.waiting_for,
+                summary=summary,
+            )
+            return final_text(key.encode(), text)
+
+        if outcome.phase is not ChatPhase.IDLE:
+            await self._publish(run, ending=[line("")])
+            return
+        summaries = self._shared.summaries
+        summary = summaries.summary(self.chat_id, outcome.turn_id)
+        await self._publish(run, ending=[line(summary)])
+        newer = summaries.stored(self.chat_id, outcome.turn_id, run.ref, summary, line)
+        if newer is not None:
+            await self._shared.outbox.put(run.ref, [newer])
 
     async def _answered(self, ref: ThreadRef, lost: str | None) -> None:
         """Coder's stream answers again: a later give-up starts a new streak, and a thread told the

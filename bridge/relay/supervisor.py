@@ -23,6 +23,7 @@ from bridge.relay.links import Headers
 from bridge.relay.marks import ReactionNames
 from bridge.relay.outbox import Outbox
 from bridge.relay.sessions import SessionMirror
+from bridge.relay.summaries import TurnSummaries
 from bridge.tasks import TaskGroup
 
 
@@ -57,9 +58,15 @@ class Supervisor:
             show_reasoning=show_reasoning,
             slow_start=slow_start,
             table_blocks=table_blocks,
+            summaries=TurnSummaries(),
         )
         self._follows: dict[ChatId, ChatFollow] = {}
         self._tasks = TaskGroup("streams")
+
+    @property
+    def summaries(self) -> TurnSummaries:
+        """Coder's turn summaries met with the completion lines of the chats followed here."""
+        return self._shared.summaries
 
     @property
     def live(self) -> int:

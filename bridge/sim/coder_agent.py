@@ -114,7 +114,15 @@ class Fail:
     provider: str = ""
 
 
-Step = Text | Reasoning | ToolCall | ClientToolCall | Pause | Gate | Retry | Fail
+@dataclass(frozen=True)
+class Summary:
+    """What Coder's summary worker writes of the turn once it ended (the newest source only; the
+    simulator derives one from the turn's last reply when a script names none). Streams nothing."""
+
+    text: str
+
+
+Step = Text | Reasoning | ToolCall | ClientToolCall | Pause | Gate | Retry | Fail | Summary
 Script = Callable[[str], Sequence[Step]]
 
 
@@ -149,6 +157,8 @@ class Turn:
         self._chunk_words = chunk_words
         self._retry_restarts = retry_restarts
         self._draft: list[JsonDict] = []
+        self.summary = ""
+        """The summary the script named for the turn (``Summary``), empty when it named none."""
 
     def draft_content(self) -> list[JsonDict]:
         """The streamed but not yet persisted parts that carry content (copies)."""
@@ -178,6 +188,8 @@ class Turn:
                 await asyncio.sleep(seconds)
             case Gate(event=event):
                 await event.wait()
+            case Summary(text=text):
+                self.summary = text
             case Retry():
                 if self._retry_restarts:
                     self._draft = []

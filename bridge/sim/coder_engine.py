@@ -759,6 +759,8 @@ class ChatEngine:
         chat.retry_state = None
         if failure is None:
             self._finish_turn(chat)
+            if self._dialect.late:
+                self._summarize(chat, run.turn.summary)
         else:
             self._fail_turn(chat, failure)
 
@@ -776,6 +778,21 @@ class ChatEngine:
             self._set_status(chat, "waiting")
             return
         self._promote_head(chat)
+
+    def _summarize(self, chat: SimChat, named: str) -> None:
+        """The late dialect's summary worker, once a turn finished: the turn's summary, then the whole
+        chat's, each written and announced on its own (``UpdateChatLastTurnSummary`` and
+        ``summary_change``, ``UpdateChatSummary`` and ``chat_summary_change``); neither moves
+        ``updated_at``. A script's ``Summary`` names the turn's, else its last reply's first line is."""
+        replies = [m for m in chat.messages if m["role"] == "assistant"]
+        said = next((p["text"] for p in replies[-1].get("content", ()) if p["text"]), "") if replies else ""
+        turn = named or (said.strip().splitlines() or [""])[0][:120]
+        if not turn:
+            return
+        chat.last_turn_summary = turn
+        self._watch(chat, "summary_change")
+        chat.summary = f"{chat.title}: {turn}"
+        self._watch(chat, "chat_summary_change")
 
     def _promote_head(self, chat: SimChat) -> JsonDict:
         """The oldest queued message becomes the next user message and a turn starts; returns it."""

@@ -224,6 +224,10 @@ class SimChat:
     retry_state: JsonDict | None = None
     queue_version: int = 0
     rewritten: bool = False
+    last_turn_summary: str | None = None
+    summary: str | None = None
+    """The late dialect's summaries (``last_turn_summary``, the whole chat's ``summary``): null until
+    the summary worker wrote one after a turn."""
     created_at: str = field(default_factory=timestamp)
     updated_at: str = field(default_factory=timestamp)
 
@@ -276,7 +280,7 @@ def chat_json(chat: SimChat, *, promoted: bool = False) -> JsonDict:
     elif chat.last_error:
         body["last_error"] = dict(chat.last_error)
     if promoted:
-        body.update(last_turn_summary=None, summary=None)
+        body.update(last_turn_summary=chat.last_turn_summary, summary=chat.summary)
     if chat.diff_status is not None:
         body["diff_status"] = chat.diff_status
     body.update(created_at=chat.created_at, updated_at=chat.updated_at, archived=chat.archived)
@@ -311,8 +315,14 @@ def watch_event(kind: str, chat: SimChat, *, promoted: bool = False) -> JsonDict
         root_chat_id=chat.id,
         last_model_config_id=NIL_UUID,
     )
-    if promoted:
-        partial.update(last_turn_summary=None, summary=None, shared=False, client_type="", children=None)
+    if promoted:  # the summary writes publish the chat as read, with either summary as it stands
+        partial.update(
+            last_turn_summary=chat.last_turn_summary,
+            summary=chat.summary,
+            shared=False,
+            client_type="",
+            children=None,
+        )
     else:
         partial["last_error"] = None
     partial.update(archived=False, pin_order=0, mcp_server_ids=None, labels=None, has_unread=False)

@@ -292,19 +292,35 @@ def render_outcome(
     reason: str = "",
     stopped: bool = False,
     waiting_for: Sequence[str] = (),
+    summary: str = "",
 ) -> str:
     """The one new message that notifies the requester that the agent is done or needs them (edits
-    notify nobody)."""
+    notify nobody). ``summary`` is Coder's own summary of the turn, when it wrote one: it says what
+    was done better than the files touched, so it comes first."""
     if phase is ChatPhase.ERROR:
         return f"<@{user}> ❌ The agent stopped with an error" + (f": {unmention(reason)}" if reason else ".")
     if phase is ChatPhase.NEEDS_USER:
         tools = ", ".join(f"`{_code(name)}`" for name in waiting_for)
         return f"<@{user}> ✋ The agent is waiting for you" + (f" ({tools})." if tools else ".")
+    said = _summary_line(summary)
     if stopped:
-        return f"<@{user}> 🛑 The agent stopped as asked."
+        return f"<@{user}> 🛑 The agent stopped as asked" + (f": {said}" if said else ".")
     files = ", ".join(f"`{_code(name)}`" for name in touched[:4])
     more = f" and {len(touched) - 4} more" if len(touched) > 4 else ""
-    return f"<@{user}> ✅ The agent is done" + (f" · touched {files}{more}." if files else ".")
+    done = f"<@{user}> ✅ The agent is done" + (f": {said}" if said else "")
+    return done + (f" · touched {files}{more}." if files else "" if said else ".")
+
+
+SUMMARY_LIMIT = 300
+"""Characters of Coder's turn summary the completion line shows (Coder caps nothing for us)."""
+
+
+def _summary_line(summary: str) -> str:
+    """Coder's summary on one line, cut to ``SUMMARY_LIMIT``; a person's mention in it is shown."""
+    line = " ".join(summary.split())
+    if len(line) > SUMMARY_LIMIT:
+        line = line[: SUMMARY_LIMIT - 1].rstrip() + "…"
+    return unmention(line)
 
 
 def is_outcome(text: str) -> bool:

@@ -43,7 +43,7 @@ from bridge.coder.types import (
     SendResult,
 )
 from bridge.sim.coder import CoderSim
-from bridge.sim.coder_agent import Fail, Gate, Text
+from bridge.sim.coder_agent import Fail, Gate, Summary, Text
 from bridge.slack.failures import render_coder_error, render_failure
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "coder"
@@ -157,6 +157,12 @@ def _chat_with_labels(payload: Any) -> None:
     assert chat.labels["slack_thread"] == "1700000000.000100"
 
 
+def _chat_summarized(payload: Any) -> None:
+    chat = v2_wire.parse_chat(payload)
+    assert chat.last_turn_summary == "Fixed the login bug and added a regression test."
+    assert chat.summary.startswith("Fixing the login bug")
+
+
 def _chat_failed(payload: Any) -> None:
     chat = v2_wire.parse_chat(payload)
     assert chat.status.phase is ChatPhase.ERROR
@@ -200,6 +206,7 @@ EXPECTED: dict[str, Callable[[Any], None]] = {
     "models_org_unavailable_provider": _models_org_unavailable_provider,
     "chat_with_labels": _chat_with_labels,
     "chat_failed": _chat_failed,
+    "chat_summarized": _chat_summarized,
     "message_file_part": _message_file_part,
 }
 
@@ -333,8 +340,16 @@ async def _edit(sim: CoderSim, client: httpx.AsyncClient) -> Any:
 
 
 async def _chat_with_labels(sim: CoderSim, client: httpx.AsyncClient) -> Any:
+    sim.agent = lambda prompt: []  # a turn that says nothing leaves nothing to summarize
     chat_id = await _chat(sim, client, "first", labels=fixture("chat_with_labels")["labels"])
     await _idle(sim, chat_id)
+    return (await client.get(f"{V2}/{chat_id}")).json()
+
+
+async def _chat_summarized(sim: CoderSim, client: httpx.AsyncClient) -> Any:
+    sim.agent = lambda prompt: [Text("Done."), Summary("Fixed the login bug.")]
+    chat_id = await _chat(sim, client, "fix the login bug")
+    await sim.wait_for(lambda: sim.chats[chat_id].summary is not None)
     return (await client.get(f"{V2}/{chat_id}")).json()
 
 
@@ -384,6 +399,7 @@ SITUATIONS: dict[str, tuple[str, Scenario, frozenset[str]]] = {
     "send_queued_promoting_head": ("v2-late", _send_queued_promoting_head, _MESSAGE_EXTRAS),
     "edit_answer": ("v2-late", _edit, _MESSAGE_EXTRAS),
     "chat_with_labels": ("v2-late", _chat_with_labels, _CHAT_EXTRAS),
+    "chat_summarized": ("v2-late", _chat_summarized, _CHAT_EXTRAS),
     "chat_failed": ("v2-late", _chat_failed, _CHAT_EXTRAS - {"last_error"} | {"status_code", "detail"}),
     "mcp_servers_org": ("v2-late", _mcp_servers, frozenset({"has_signing_secret"})),
     "models_org_unavailable_provider": ("v2-late", _models, frozenset({"unavailable_reason"})),

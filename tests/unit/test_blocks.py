@@ -141,6 +141,21 @@ def test_outcome_when_the_agent_waits_for_the_requester() -> None:
     assert is_outcome(text)
 
 
+def test_outcome_leads_with_coders_summary_on_one_line() -> None:
+    """Coder's summary of the turn comes first, on one line, cut short, its mentions shown not sent;
+    the files touched follow; a stopped turn says so before it."""
+    done = render_outcome("U1", phase=ChatPhase.IDLE, touched=("a.py",), summary="Fixed\nthe <@U2> bug")
+    assert done == "<@U1> ✅ The agent is done: Fixed the <\u2060@U2> bug · touched `a.py`."
+    assert render_outcome("U1", phase=ChatPhase.IDLE, touched=(), summary="Fixed it") == (
+        "<@U1> ✅ The agent is done: Fixed it"
+    )
+    stopped = render_outcome("U1", phase=ChatPhase.IDLE, touched=(), stopped=True, summary="x" * 900)
+    assert stopped.startswith("<@U1> 🛑 The agent stopped as asked: xxx")
+    assert stopped.endswith("…")
+    assert len(stopped) < 340
+    assert is_outcome(stopped)
+
+
 @pytest.mark.parametrize(("seconds", "text"), [(0, "0s"), (42.9, "42s"), (70, "1m 10s"), (3725, "1h 2m")])
 def test_elapsed_time_reads_naturally(seconds: float, text: str) -> None:
     """Durations on cards read like people write them."""
