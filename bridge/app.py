@@ -295,6 +295,7 @@ class Bridge:
             reactions=reactions,
             sessions=sessions,
             table_blocks=not settings.native_streaming,
+            cost_footer=settings.cost_footer,
         )
         self._watcher = Watcher(
             self.db,

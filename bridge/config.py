@@ -142,6 +142,7 @@ class Settings(BaseSettings):
         default=60.0, gt=0, le=3600, validation_alias=_env("BRIDGE_WATCH_RETRY_AFTER")
     )
     show_reasoning: bool = Field(default=False, validation_alias=_env("BRIDGE_SHOW_REASONING"))
+    cost_footer: bool = Field(default=False, validation_alias=_env("BRIDGE_COST_FOOTER"))
     slow_start_after: float = Field(
         default=10.0, gt=0, le=3600, validation_alias=_env("BRIDGE_SLOW_START_AFTER")
     )

@@ -622,6 +622,10 @@ class AiSdkBackend:
         """The 2025 AI-SDK API tracks no diffs or pull requests."""
         return None
 
+    async def chat_cost(self, chat_id: ChatId) -> None:
+        """The 2025 AI-SDK API reports no cost."""
+        return None
+
     async def facts(self) -> ServerFacts:
         """The version: the 2025 AI-SDK API has none of the behaviours later builds differ in (no MCP
         servers, no queue to promote from, no labels; its errors are the bridge's own words)."""

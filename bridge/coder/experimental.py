@@ -47,6 +47,7 @@ from bridge.coder.types import (
     NO_OPTIONS,
     Capabilities,
     Chat,
+    ChatCost,
     ChatDiff,
     ChatId,
     ChatOption,
@@ -516,6 +517,10 @@ class ExperimentalBackend:
         """``GET /chats/{id}/diff``: the chat's branch, PR link and changed files."""
         response = await self._rest.call("get_diff", "GET", self.api.path(chat_id, "diff"), idempotent=True)
         return decode(read_json(response), parse_diff, "chat diff")
+
+    async def chat_cost(self, chat_id: ChatId) -> ChatCost | None:
+        """G1 has no per-chat cost route (its ``/chats/cost/*`` routes are administrators' reports)."""
+        return None
 
     def watch(self) -> ChatWatch:
         """``GET /chats/watch``: every change to the token owner's chats, across reconnects."""

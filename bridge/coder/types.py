@@ -315,6 +315,17 @@ class Capabilities(_Model):
     it, so the bridge asks and reads the chat back); or the bridge, for the thread only."""
 
 
+class ChatCost(_Model):
+    """What a chat's whole tree (it and its sub-agents) cost through Coder's AI Gateway
+    (``codersdk.ChatCost``, ``GET /chats/{id}/cost``, newest builds)."""
+
+    total_cost_micros: int = 0
+    """US dollars in millionths; requests whose model has no price count nothing."""
+    request_count: int = 0
+    unpriced_request_count: int = 0
+    """Requests with usage whose model had no recorded price: the total leaves them out."""
+
+
 class CoderUser(_Model):
     """The user a session token belongs to."""
 

@@ -58,7 +58,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.coder.backend import CoderBackend
 from bridge.coder.errors import CoderAuthError, CoderError, CoderNotFound
-from bridge.coder.types import ChatId, ChatPhase, ErrorEvent, Message
+from bridge.coder.types import ChatCost, ChatId, ChatPhase, ErrorEvent, Message, Usage
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.relay.identity import HOW_TO_LINK, Identity
@@ -71,7 +71,7 @@ from bridge.relay.sessions import SessionMirror
 from bridge.relay.slots import SlotKey
 from bridge.relay.summaries import TurnSummaries
 from bridge.relay.view import DRAFT, ThreadView, removed_by
-from bridge.slack.blocks import render_error, render_outcome, render_removed
+from bridge.slack.blocks import render_error, render_outcome, render_removed, render_usage
 from bridge.slack.failures import render_coder_error
 from bridge.slack.mrkdwn import split_markdown
 from bridge.tasks import TaskGroup
@@ -102,6 +102,8 @@ class Shared:
     Markdown text): then a table's source does not count against a message's Markdown limit."""
     summaries: TurnSummaries
     """Coder's summaries of finished turns, met with the turns' completion lines."""
+    cost_footer: bool
+    """Whether a finished turn's completion line ends with what it used and what the chat cost."""
 
 
 @dataclass(frozen=True)
@@ -466,6 +468,8 @@ class ChatFollow:
         if outcome.phase is ChatPhase.NEEDS_USER:
             key = SlotKey.wait(outcome.turn_id, run.view.last_id)
 
+        footer = await self._footer(run, outcome.usage) if outcome.phase is ChatPhase.IDLE else ""
+
         def line(summary: str) -> SlotText:
             text = render_outcome(
                 run.requester,
@@ -476,7 +480,7 @@ class ChatFollow:
                 waiting_for=outcome.waiting_for,
                 summary=summary,
             )
-            return final_text(key.encode(), text)
+            return final_text(key.encode(), f"{text}\n{footer}" if footer else text)
 
         if outcome.phase is not ChatPhase.IDLE:
             await self._publish(run, ending=[line("")])
@@ -487,6 +491,20 @@ class ChatFollow:
         newer = summaries.stored(self.chat_id, outcome.turn_id, run.ref, summary, line)
         if newer is not None:
             await self._shared.outbox.put(run.ref, [newer])
+
+    async def _footer(self, run: _Run, usage: Sequence[Usage]) -> str:
+        """What the turn used and the chat cost so far, when the operator asked for it; a cost
+        Coder cannot say now is left out rather than holding up the line."""
+        if not self._shared.cost_footer:
+            return ""
+        cost: ChatCost | None = None
+        try:
+            cost = await run.backend.chat_cost(self.chat_id)
+        except CoderError as exc:
+            log.info(
+                "no cost of chat %s for its footer: %s", self.chat_id, exc, extra={"chat_id": self.chat_id}
+            )
+        return render_usage(usage, cost)
 
     async def _answered(self, ref: ThreadRef, lost: str | None) -> None:
         """Coder's stream answers again: a later give-up starts a new streak, and a thread told the

@@ -43,6 +43,7 @@ class Supervisor:
         reactions: ReactionNames | None = None,
         sessions: SessionMirror | None = None,
         table_blocks: bool = False,
+        cost_footer: bool = False,
     ) -> None:
         self._db = db
         self._clocks = TaskGroup("clocks")
@@ -59,6 +60,7 @@ class Supervisor:
             slow_start=slow_start,
             table_blocks=table_blocks,
             summaries=TurnSummaries(),
+            cost_footer=cost_footer,
         )
         self._follows: dict[ChatId, ChatFollow] = {}
         self._tasks = TaskGroup("streams")

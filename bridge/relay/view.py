@@ -59,6 +59,7 @@ from bridge.coder.types import (
     RetryEvent,
     StatusEvent,
     StreamEvent,
+    Usage,
 )
 from bridge.relay.ports import Plan, Step
 from bridge.relay.slots import SlotKey
@@ -174,6 +175,8 @@ class Outcome:
     failure: str
     stopped: bool
     waiting_for: tuple[str, ...] = ()
+    usage: tuple[Usage, ...] = ()
+    """What each model call of the turn used, as Coder recorded it on the turn's replies."""
 
 
 @dataclass
@@ -229,6 +232,7 @@ class ThreadView:
         self._text = _Deltas()
         self._reasoning = _Deltas()
         self._turn_texts: dict[int, tuple[str, str]] = {}  # the turn's replies: id -> (text, reasoning)
+        self._turn_usage: dict[int, Usage] = {}  # what the turn's replies' model calls used, by id
         self._turn_id: int | None = None
         self._calls: dict[str, _Call] = {}
         self._unsaved_calls: set[str] = set()  # calls only streamed so far: a void preview takes them
@@ -544,7 +548,8 @@ class ThreadView:
         touched = self._touched()
         stopped = self._stopped_turn is not None and self._stopped_turn == self._turn_id
         phase = self.status.phase
-        return Outcome(self._turn_id, phase, touched, self._failure, stopped, self._waiting_for)
+        usage = tuple(self._turn_usage[i] for i in sorted(self._turn_usage))
+        return Outcome(self._turn_id, phase, touched, self._failure, stopped, self._waiting_for, usage)
 
     def finish(self) -> None:
         """The chat is idle and caught up: a draft no message took over was cut short (an interrupt, an
@@ -586,6 +591,7 @@ class ThreadView:
             self._text.drop_finished()
             self._reasoning.drop_finished()
             self._turn_texts.clear()
+            self._turn_usage.clear()
             self._text.persisted = self._reasoning.persisted = ""
             self._turn_id, self._calls, self._failure = message.id, {}, ""
             self._unsaved_calls.clear()
@@ -595,6 +601,8 @@ class ThreadView:
         if message.role == "assistant":
             if current:  # a revision replaces what the message held, never adds to it
                 self._turn_texts[message.id] = (message.text, message.reasoning)
+                if message.usage is not None:
+                    self._turn_usage[message.id] = message.usage
                 replies = [self._turn_texts[i] for i in sorted(self._turn_texts)]
                 self._text.persisted = "".join(text for text, _ in replies)
                 self._reasoning.persisted = "".join(reasoning for _, reasoning in replies)

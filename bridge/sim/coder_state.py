@@ -331,6 +331,26 @@ def watch_event(kind: str, chat: SimChat, *, promoted: bool = False) -> JsonDict
     return {"kind": kind, "chat": partial}
 
 
+# Illustrative AI Gateway prices, in micro-dollars per token ($3 and $15 per million tokens).
+_INPUT_PRICE: Final = 3
+_OUTPUT_PRICE: Final = 15
+
+
+def cost_json(chat: SimChat) -> JsonDict:
+    """A ChatCost (codersdk/chats.go, newest): every model call of the chat, priced by its usage.
+    UNCERTAIN: the gateway's own prices; the simulator's are illustrative."""
+    usages = [m["usage"] for m in chat.messages if m.get("usage")]
+    micros = sum(
+        u.get("input_tokens", 0) * _INPUT_PRICE + u.get("output_tokens", 0) * _OUTPUT_PRICE for u in usages
+    )
+    return {
+        "chat_id": chat.id,
+        "total_cost_micros": micros,
+        "request_count": len(usages),
+        "unpriced_request_count": 0,
+    }
+
+
 def diff_status_json(chat_id: str, fields: Mapping[str, Any]) -> JsonDict:
     """A ChatDiffStatus with its always-present keys filled in (3.7)."""
     return {"chat_id": chat_id, **_DIFF_STATUS_DEFAULTS, **fields}

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bridge.coder.types import ChatDiff, ChatDiffStatus, ChatPhase, ChatStatus
+from bridge.coder.types import ChatCost, ChatDiff, ChatDiffStatus, ChatPhase, ChatStatus, Usage
 from bridge.slack.defuse import unmention
 
 
@@ -309,6 +309,41 @@ def render_outcome(
     more = f" and {len(touched) - 4} more" if len(touched) > 4 else ""
     done = f"<@{user}> ✅ The agent is done" + (f": {said}" if said else "")
     return done + (f" · touched {files}{more}." if files else "" if said else ".")
+
+
+def render_usage(usage: Sequence[Usage], cost: ChatCost | None) -> str:
+    """One line of what model calls used, as Coder recorded it: tokens in (cached ones included)
+    and out over ``usage``, the last call's context against the model's limit, and the chat's
+    cost so far where Coder reports one. Empty when Coder recorded nothing."""
+    facts = []
+    if usage:
+        read = sum(_context(u) for u in usage)
+        written = sum(u.output_tokens or 0 for u in usage)
+        facts.append(f"{_tokens(read)} tokens in · {_tokens(written)} out")
+        last = usage[-1]
+        if last.context_limit:
+            share = round(100 * _context(last) / last.context_limit)
+            facts.append(f"context {_tokens(_context(last))} of {_tokens(last.context_limit)} ({share}%)")
+    if cost is not None and cost.request_count:
+        dollars = cost.total_cost_micros / 1_000_000
+        spent = f"${dollars:,.2f}" if dollars >= 0.01 or not dollars else f"${dollars:.4f}"
+        spent = "<$0.0001" if spent == "$0.0000" else spent
+        unpriced = f", {cost.unpriced_request_count} call(s) unpriced" if cost.unpriced_request_count else ""
+        facts.append(f"{spent} so far{unpriced}")
+    return "🪙 " + " · ".join(facts) if facts else ""
+
+
+def _context(usage: Usage) -> int:
+    """The tokens a call read: its input, cached or not, which is what fills the context window."""
+    return (usage.input_tokens or 0) + (usage.cache_read_tokens or 0) + (usage.cache_creation_tokens or 0)
+
+
+def _tokens(count: int) -> str:
+    """A token count as people read them: 950, 12.3k, 200k, 1.2M."""
+    for size, unit in ((1_000_000, "M"), (1_000, "k")):
+        if count >= size:
+            return f"{count / size:.1f}".removesuffix(".0") + unit
+    return str(count)
 
 
 SUMMARY_LIMIT = 300

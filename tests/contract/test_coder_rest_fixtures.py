@@ -31,6 +31,7 @@ from bridge.coder.experimental_wire import (
 from bridge.coder.failures import read_failure
 from bridge.coder.rest import error_from_response
 from bridge.coder.types import (
+    ChatCost,
     ChatFailure,
     ChatPhase,
     Choice,
@@ -44,6 +45,7 @@ from bridge.coder.types import (
 )
 from bridge.sim.coder import CoderSim
 from bridge.sim.coder_agent import Fail, Gate, Summary, Text
+from bridge.slack.blocks import render_usage
 from bridge.slack.failures import render_coder_error, render_failure
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "coder"
@@ -163,6 +165,12 @@ def _chat_summarized(payload: Any) -> None:
     assert chat.summary.startswith("Fixing the login bug")
 
 
+def _chat_cost(payload: Any) -> None:
+    cost = ChatCost.model_validate(payload)
+    assert cost == ChatCost(total_cost_micros=1_234_567, request_count=3, unpriced_request_count=1)
+    assert render_usage((), cost) == "🪙 $1.23 so far, 1 call(s) unpriced"
+
+
 def _chat_failed(payload: Any) -> None:
     chat = v2_wire.parse_chat(payload)
     assert chat.status.phase is ChatPhase.ERROR
@@ -207,6 +215,7 @@ EXPECTED: dict[str, Callable[[Any], None]] = {
     "chat_with_labels": _chat_with_labels,
     "chat_failed": _chat_failed,
     "chat_summarized": _chat_summarized,
+    "chat_cost": _chat_cost,
     "message_file_part": _message_file_part,
 }
 
@@ -353,6 +362,12 @@ async def _chat_summarized(sim: CoderSim, client: httpx.AsyncClient) -> Any:
     return (await client.get(f"{V2}/{chat_id}")).json()
 
 
+async def _chat_cost(sim: CoderSim, client: httpx.AsyncClient) -> Any:
+    chat_id = await _chat(sim, client, "first")
+    await _idle(sim, chat_id)
+    return (await client.get(f"{V2}/{chat_id}/cost")).json()
+
+
 async def _chat_failed(sim: CoderSim, client: httpx.AsyncClient) -> Any:
     sim.agent = lambda prompt: [
         Fail("Azure OpenAI is rate limiting requests.", kind="rate_limit", provider="azure")
@@ -400,6 +415,7 @@ SITUATIONS: dict[str, tuple[str, Scenario, frozenset[str]]] = {
     "edit_answer": ("v2-late", _edit, _MESSAGE_EXTRAS),
     "chat_with_labels": ("v2-late", _chat_with_labels, _CHAT_EXTRAS),
     "chat_summarized": ("v2-late", _chat_summarized, _CHAT_EXTRAS),
+    "chat_cost": ("v2-late", _chat_cost, frozenset()),
     "chat_failed": ("v2-late", _chat_failed, _CHAT_EXTRAS - {"last_error"} | {"status_code", "detail"}),
     "mcp_servers_org": ("v2-late", _mcp_servers, frozenset({"has_signing_secret"})),
     "models_org_unavailable_provider": ("v2-late", _models, frozenset({"unavailable_reason"})),

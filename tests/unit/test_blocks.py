@@ -6,7 +6,16 @@ from typing import Any
 
 import pytest
 
-from bridge.coder.types import ChatDiff, ChatDiffStatus, ChatId, ChatPhase, ChatStatus, FileChange
+from bridge.coder.types import (
+    ChatCost,
+    ChatDiff,
+    ChatDiffStatus,
+    ChatId,
+    ChatPhase,
+    ChatStatus,
+    FileChange,
+    Usage,
+)
 from bridge.slack.blocks import (
     Starting,
     card_title,
@@ -21,6 +30,7 @@ from bridge.slack.blocks import (
     render_retry,
     render_retry_end,
     render_status,
+    render_usage,
 )
 
 PR = "https://github.com/acme/app/pull/12"
@@ -154,6 +164,23 @@ def test_outcome_leads_with_coders_summary_on_one_line() -> None:
     assert stopped.endswith("…")
     assert len(stopped) < 340
     assert is_outcome(stopped)
+
+
+def test_usage_line_adds_up_calls_and_shows_the_last_context_and_the_cost() -> None:
+    """Tokens in count cached ones; the context is the last call's against its model's limit; the
+    cost shows cents, or four places below a cent, with unpriced calls named; nothing known, no line."""
+    calls = [
+        Usage(input_tokens=900, cache_read_tokens=100, output_tokens=50),
+        Usage(input_tokens=1000, cache_creation_tokens=500, output_tokens=1234, context_limit=200_000),
+    ]
+    cost = ChatCost(total_cost_micros=1_234_567, request_count=3, unpriced_request_count=1)
+    assert render_usage(calls, cost) == (
+        "🪙 2.5k tokens in · 1.3k out · context 1.5k of 200k (1%) · $1.23 so far, 1 call(s) unpriced"
+    )
+    assert render_usage([], ChatCost(total_cost_micros=42, request_count=1)) == "🪙 <$0.0001 so far"
+    assert render_usage([Usage(output_tokens=7)], None) == "🪙 0 tokens in · 7 out"
+    assert render_usage([], None) == ""
+    assert render_usage([], ChatCost()) == ""
 
 
 @pytest.mark.parametrize(("seconds", "text"), [(0, "0s"), (42.9, "42s"), (70, "1m 10s"), (3725, "1h 2m")])
