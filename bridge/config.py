@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     max_file_bytes: int = Field(
         default=10 << 20, gt=0, le=10 << 20, validation_alias=_env("BRIDGE_MAX_FILE_BYTES")
     )
+    agent_file_max_bytes: int = Field(
+        default=10 << 20, ge=0, le=1 << 30, validation_alias=_env("BRIDGE_AGENT_FILE_MAX_BYTES")
+    )
     file_timeout: float = Field(default=30.0, gt=0, le=600, validation_alias=_env("BRIDGE_FILE_TIMEOUT"))
     thread_context: bool = Field(default=True, validation_alias=_env("BRIDGE_THREAD_CONTEXT"))
     thread_context_messages: int = Field(

@@ -58,9 +58,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.coder.backend import CoderBackend
 from bridge.coder.errors import CoderAuthError, CoderError, CoderNotFound
-from bridge.coder.types import ChatCost, ChatId, ChatPhase, ErrorEvent, Message, Usage
+from bridge.coder.types import ChatCost, ChatId, ChatPhase, ErrorEvent, Message, Part, Usage
 from bridge.db import repo
 from bridge.db.engine import Database
+from bridge.relay.agent_files import AgentFiles
 from bridge.relay.identity import HOW_TO_LINK, Identity
 from bridge.relay.links import HEADER_SLOT, FollowedHeader, Headers, shown, thread_ref
 from bridge.relay.marks import Marks, ReactionNames
@@ -104,6 +105,8 @@ class Shared:
     """Coder's summaries of finished turns, met with the turns' completion lines."""
     cost_footer: bool
     """Whether a finished turn's completion line ends with what it used and what the chat cost."""
+    files: AgentFiles | None = None
+    """Posts the files the agent attaches into the thread (none: they are not posted)."""
 
 
 @dataclass(frozen=True)
@@ -448,11 +451,21 @@ class ChatFollow:
         moved = view.last_id > view.saved_id
         if not moved and not view.status_changed and not finals and not reactions and not ending:
             return
+        files = self._shared.files
+        attached = [(run.ref.link_id, part) for part in view.attached] if files is not None else []
         write = partial(
-            _save_cursor, chat_id=self.chat_id, view=view, moved=moved, ending=ending, sends=run.sends
+            _save_cursor,
+            chat_id=self.chat_id,
+            view=view,
+            moved=moved,
+            ending=ending,
+            sends=run.sends,
+            attached=attached,
         )
         await self._shared.outbox.put_with(run.ref, finals, write, reactions, plans=plans)
         view.saved_id = view.last_id
+        if files is not None and attached:
+            files.wake(run.ref)
 
     async def _end_turn(self, run: _Run) -> None:
         """The mention of the person who started the chat once the agent is idle or waits for them:
@@ -528,11 +541,21 @@ async def _save_cursor(
     moved: bool,
     ending: bool,
     sends: int,
+    attached: Sequence[tuple[int, Part]] = (),
 ) -> None:
     """The cursor (when it moved) and the chat's status, which drive the next start: a busy one
     when it changed, an idle one only with the turn's ending (until then the chat counts busy),
     and only if no send to the chat began after the stream did (``sends``): that send's turn is
-    this stream's to follow next, or the next start's."""
+    this stream's to follow next, or the next start's. The files the agent attached in the
+    messages the cursor passes are recorded with it (``attached``: link id and ``file`` part)."""
+    for link_id, part in attached:
+        await repo.add_agent_file(
+            session,
+            link_id=link_id,
+            coder_file_id=part.file_id,
+            name=part.file_name,
+            media_type=part.media_type,
+        )
     if moved:
         await repo.save_cursor(session, chat_id, view.last_id)
     if view.status is None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from bridge.coder.types import ChatId
 from bridge.db import repo
 from bridge.db.engine import Database
+from bridge.relay.agent_files import AgentFiles
 from bridge.relay.follow import ChatFollow, Shared
 from bridge.relay.identity import Identity
 from bridge.relay.links import Headers
@@ -44,6 +45,7 @@ class Supervisor:
         sessions: SessionMirror | None = None,
         table_blocks: bool = False,
         cost_footer: bool = False,
+        files: AgentFiles | None = None,
     ) -> None:
         self._db = db
         self._clocks = TaskGroup("clocks")
@@ -61,6 +63,7 @@ class Supervisor:
             table_blocks=table_blocks,
             summaries=TurnSummaries(),
             cost_footer=cost_footer,
+            files=files,
         )
         self._follows: dict[ChatId, ChatFollow] = {}
         self._tasks = TaskGroup("streams")

@@ -252,6 +252,9 @@ class ThreadView:
         self._blocks: dict[str, Block] = {}
         self.changed: list[str] = []
         self.renames: list[tuple[str, str]] = []
+        self.attached: list[Part] = []
+        """Files the agent attached in the messages of the last batch (``file`` parts naming a
+        Coder file), for the caller to post; a replayed message names its files again."""
         self._draft_of_unseen_turn = False
         for message in turn:
             self._on_message(message)
@@ -265,7 +268,7 @@ class ThreadView:
             # The cursor is stored after the draft was shown, so it can lag behind the user message
             # that began the draft's turn: that message, when it comes, does not end the draft.
             self._draft_of_unseen_turn = after_id is None or not turn
-        self.changed = []
+        self.changed, self.attached = [], []
         self._newer_turn = newer_turn
         self._held: list[PartEvent] = []  # deltas of the newer turn, until its user message comes
         self._snapshot_next = False  # the next batch is a connect's snapshot
@@ -304,7 +307,7 @@ class ThreadView:
     def apply(self, batch: Iterable[StreamEvent], *, now: float = 0.0) -> None:
         """Fold one batch; afterwards ``renames`` and ``changed`` say what to do in Slack, in that order,
         and ``rewritten`` is set when the batch completed a history rewrite."""
-        self.changed = []
+        self.changed, self.attached = [], []
         self.renames = []
         self.rewritten = None
         self.status_changed = False
@@ -333,7 +336,7 @@ class ThreadView:
 
     def tick(self, now: float) -> None:
         """Time passed without events: the card of a starting turn shows how long it has taken."""
-        self.changed = []
+        self.changed, self.attached = [], []
         self.renames = []
         self.rewritten = None
         self.status_changed = False
@@ -554,7 +557,7 @@ class ThreadView:
     def finish(self) -> None:
         """The chat is idle and caught up: a draft no message took over was cut short (an interrupt, an
         error); it keeps the text it showed under a key of its own, so the next turn starts afresh."""
-        self.changed = []
+        self.changed, self.attached = [], []
         self.renames = []
         self.status_changed = False
         self._update_draft()
@@ -597,6 +600,8 @@ class ThreadView:
             self._unsaved_calls.clear()
             self._slow_start_shown = False
         current = self._turn_id is None or message.id > self._turn_id  # of the turn under way
+        if message.role == "assistant":
+            self.attached += [p for p in message.content if p.type == "file" and p.file_id]
         shown = ""
         if message.role == "assistant":
             if current:  # a revision replaces what the message held, never adds to it

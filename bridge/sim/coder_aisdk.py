@@ -215,6 +215,10 @@ class DataStreamOutput:
         """coderd runs every tool of this API itself: no client tool, no waiting for one."""
         raise RuntimeError("the 2025 AI-SDK chat API has no client-executed tools")
 
+    def store_file(self, name: str, media_type: str, data: bytes) -> str:
+        """The 2025 API stores no files: its agent has no ``attach_file``."""
+        raise RuntimeError("the 2025 AI-SDK chat API has no agent-attached files")
+
     # -- parts ---------------------------------------------------------------------------------
 
     def _text(self, delta: str) -> None:

@@ -139,6 +139,13 @@ class _ChatOutput:
     async def await_client(self, call: JsonDict) -> None:
         await self._engine.await_client(self._chat, call)
 
+    def store_file(self, name: str, media_type: str, data: bytes) -> str:
+        """chatd's StoreFileFunc: a chat file of the chat's owner (UNCERTAIN: the newest chatd also
+        links it to the chat, which the simulator does not model)."""
+        file = SimFile(str(uuid.uuid4()), self._chat.owner_id, name, media_type, data)
+        self._engine.files[file.id] = file
+        return file.id
+
 
 class ChatEngine:
     """All chats of the deployment and the turns running on them."""
@@ -779,14 +786,12 @@ class ChatEngine:
             return
         self._promote_head(chat)
 
-    def _summarize(self, chat: SimChat, named: str) -> None:
+    def _summarize(self, chat: SimChat, turn: str) -> None:
         """The late dialect's summary worker, once a turn finished: the turn's summary, then the whole
         chat's, each written and announced on its own (``UpdateChatLastTurnSummary`` and
         ``summary_change``, ``UpdateChatSummary`` and ``chat_summary_change``); neither moves
-        ``updated_at``. A script's ``Summary`` names the turn's, else its last reply's first line is."""
-        replies = [m for m in chat.messages if m["role"] == "assistant"]
-        said = next((p["text"] for p in replies[-1].get("content", ()) if p["text"]), "") if replies else ""
-        turn = named or (said.strip().splitlines() or [""])[0][:120]
+        ``updated_at``. A summary is the model's words, so a script names it (``Summary``); a turn
+        whose script names none is left unsummarized, as when Coder's summary call fails."""
         if not turn:
             return
         chat.last_turn_summary = turn

@@ -346,6 +346,23 @@ def _tokens(count: int) -> str:
     return str(count)
 
 
+def render_file_linked(name: str, reason: str, url: str) -> str:
+    """The line that stands for a file the agent attached that the bridge did not post into the
+    thread: what it is, why not, and where a person signed in to Coder opens it."""
+    line = f"📎 `{_code(name or 'file')}` is not posted here: {unmention(reason)}."
+    return f"{line} [Open it in Coder]({url})" if url else line
+
+
+def format_bytes(size: int) -> str:
+    """A file size as people read it: 900 B, 12.5 KB, 3.2 MB (powers of 1,024)."""
+    value, unit = float(size), "B"
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            break
+        value /= 1024
+    return f"{size} B" if unit == "B" else f"{value:.1f}".removesuffix(".0") + f" {unit}"
+
+
 SUMMARY_LIMIT = 300
 """Characters of Coder's turn summary the completion line shows (Coder caps nothing for us)."""
 

@@ -44,7 +44,7 @@ from bridge.coder.types import (
     SendResult,
 )
 from bridge.sim.coder import CoderSim
-from bridge.sim.coder_agent import Fail, Gate, Summary, Text
+from bridge.sim.coder_agent import Attach, Fail, Gate, Summary, Text
 from bridge.slack.blocks import render_usage
 from bridge.slack.failures import render_coder_error, render_failure
 
@@ -191,6 +191,20 @@ def _message_file_part(payload: Any) -> None:
     assert file.file_id == "9a2f6e0c-7c43-4f1e-8a3d-2b9c6f1d4e57"
 
 
+def _message_attached_file(payload: Any) -> None:
+    message = parse_message(payload)
+    call, file = message.content
+    assert (call.type, call.tool_name, call.args) == (
+        "tool-call",
+        "attach_file",
+        {"path": "/home/coder/build.log"},
+    )
+    assert (file.type, file.file_name, file.media_type) == ("file", "build.log", "text/plain")
+    assert file.file_id == "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+    assert message.usage is not None
+    assert (message.usage.input_tokens, message.usage.context_limit) == (1200, 200000)
+
+
 EXPECTED: dict[str, Callable[[Any], None]] = {
     "promote_accepted": _promote_accepted,
     "promote_message": _promote_message,
@@ -217,6 +231,7 @@ EXPECTED: dict[str, Callable[[Any], None]] = {
     "chat_summarized": _chat_summarized,
     "chat_cost": _chat_cost,
     "message_file_part": _message_file_part,
+    "message_attached_file": _message_attached_file,
 }
 
 
@@ -349,7 +364,6 @@ async def _edit(sim: CoderSim, client: httpx.AsyncClient) -> Any:
 
 
 async def _chat_with_labels(sim: CoderSim, client: httpx.AsyncClient) -> Any:
-    sim.agent = lambda prompt: []  # a turn that says nothing leaves nothing to summarize
     chat_id = await _chat(sim, client, "first", labels=fixture("chat_with_labels")["labels"])
     await _idle(sim, chat_id)
     return (await client.get(f"{V2}/{chat_id}")).json()
@@ -407,6 +421,13 @@ async def _message_with_a_file(sim: CoderSim, client: httpx.AsyncClient) -> Any:
     return sim.chats[chat_id].messages[0]
 
 
+async def _message_attached_file(sim: CoderSim, client: httpx.AsyncClient) -> Any:
+    sim.agent = lambda prompt: [Attach("/home/coder/build.log", b"build succeeded\n", "text/plain")]
+    chat_id = await _chat(sim, client, "attach the log")
+    await _idle(sim, chat_id)
+    return next(m for m in sim.chats[chat_id].messages if m["role"] == "assistant")
+
+
 SITUATIONS: dict[str, tuple[str, Scenario, frozenset[str]]] = {
     "promote_accepted": ("v2-late", _promote, frozenset()),
     "promote_message": ("v2", _promote, _MESSAGE_EXTRAS),
@@ -420,6 +441,7 @@ SITUATIONS: dict[str, tuple[str, Scenario, frozenset[str]]] = {
     "mcp_servers_org": ("v2-late", _mcp_servers, frozenset({"has_signing_secret"})),
     "models_org_unavailable_provider": ("v2-late", _models, frozenset({"unavailable_reason"})),
     "message_file_part": ("v2-late", _message_with_a_file, _MESSAGE_EXTRAS),
+    "message_attached_file": ("v2-late", _message_attached_file, _MESSAGE_EXTRAS),
 }
 """Fixture -> the generation whose simulator meets the same situation, the scenario that brings it
 about, and the keys present only for some values or missing on one side (MockMCPServerConfig predates

@@ -177,6 +177,7 @@ async def test_bare_bridge_without_credentials_plays_the_demo(tmp_path: Path) ->
     assert "playing the built-in demo" in out
     assert "alice: <@U0BOT> fix the login bug" in out
     assert "Run `pytest tests/test_auth.py` to confirm the fix." in out
+    assert "[file test-report.txt]" in out, "the file the agent attached, posted back"
     assert "Demo finished" in out
     assert not LOG_LINE.search(out + err)
     named = re.search(r"The bridge's log is in (\S+)", out)

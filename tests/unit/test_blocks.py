@@ -19,12 +19,14 @@ from bridge.coder.types import (
 from bridge.slack.blocks import (
     Starting,
     card_title,
+    format_bytes,
     format_elapsed,
     is_card,
     is_outcome,
     is_retry_line,
     render_card,
     render_diff_summary,
+    render_file_linked,
     render_header,
     render_outcome,
     render_retry,
@@ -164,6 +166,21 @@ def test_outcome_leads_with_coders_summary_on_one_line() -> None:
     assert stopped.endswith("…")
     assert len(stopped) < 340
     assert is_outcome(stopped)
+
+
+def test_a_file_not_posted_says_why_and_links_to_coder() -> None:
+    """The line names the file (a backtick in its name cannot end the code span), says why, links
+    to Coder when it can; sizes read as people write them."""
+    assert render_file_linked("a`b.png", "too big", "https://c/f/1") == (
+        "📎 `a'b.png` is not posted here: too big. [Open it in Coder](https://c/f/1)"
+    )
+    assert render_file_linked("", "no account", "") == "📎 `file` is not posted here: no account."
+    assert [format_bytes(n) for n in (900, 12_800, 10 << 20, 3 << 30)] == [
+        "900 B",
+        "12.5 KB",
+        "10 MB",
+        "3 GB",
+    ]
 
 
 def test_usage_line_adds_up_calls_and_shows_the_last_context_and_the_cost() -> None:
