@@ -58,7 +58,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.coder.backend import CoderBackend
 from bridge.coder.errors import CoderAuthError, CoderError, CoderNotFound
-from bridge.coder.types import ChatCost, ChatId, ChatPhase, ErrorEvent, Message, Part, Usage
+from bridge.coder.types import ChatCost, ChatId, ChatPhase, ChatStatus, ErrorEvent, Message, Part, Usage
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.relay.agent_files import AgentFiles
@@ -140,6 +140,7 @@ class ChatFollow:
         # after the stream's): a follow-up recorded later still gets its reaction.
         self._unmarked: Marks | None = None
         self._view: ThreadView | None = None  # the run's view
+        self._reading: tuple[_Run, asyncio.Lock] | None = None  # the run reading its stream, and its lock
 
     @property
     def reporting(self) -> bool:
@@ -177,6 +178,17 @@ class ChatFollow:
         under way (else the next run starts with the queue)."""
         if self._marks is not None:
             await self._marks.show_queue()
+
+    async def agent_changed(self, child_id: ChatId, status: ChatStatus) -> None:
+        """The watch says the status of a child chat (a sub-agent): the card of the turn that
+        spawned it shows it, if a run reads the chat's stream now (a later run's card is rendered
+        from the stream alone, so it shows no status the watch told before)."""
+        if self._reading is None:
+            return
+        run, lock = self._reading
+        async with lock:
+            if run.view.agent_changed(child_id, status):
+                await self._publish(run)
 
     async def recorded(self, coder_message_id: int) -> None:
         """A follow-up was recorded as delivered: the turn it started gets its reaction, also when the
@@ -268,6 +280,7 @@ class ChatFollow:
                 show_reasoning=shared.show_reasoning,
                 slow_start=shared.slow_start,
                 now=_now(),
+                chat_url=backend.chat_url,
             )
             run = _Run(ref, backend, link.requester_user_id, view, marks, header, link.sends_begun)
             await self._consume(run, lost=lost_slot if told_lost else None)
@@ -327,8 +340,9 @@ class ChatFollow:
         view, sessions = run.view, self._shared.sessions
         stream = run.backend.stream(self.chat_id, after_id=view.last_id or None)
         newest: int | None = None  # Coder's newest message id, asked once the chat looks idle
-        lock = asyncio.Lock()  # the clock and the stream take turns with the view
+        lock = asyncio.Lock()  # the clock, the watch and the stream take turns with the view
         clock = self._shared.clocks.spawn(self.chat_id, self._clock(run, lock))
+        self._reading = (run, lock)
         try:
             told = False  # whether the person was told that the agent waits for them
             answered = False  # whether Coder's stream has sent a batch in this run
@@ -368,6 +382,7 @@ class ChatFollow:
                     self._finishing = False
         finally:
             clock.cancel()
+            self._reading = None
             self._finishing = True  # changes from here on reach no stream of this run
             await stream.aclose()
 

@@ -14,7 +14,7 @@ its reaction when the send's answer comes after the stream's.
 
 from __future__ import annotations
 
-from bridge.coder.types import ChatId
+from bridge.coder.types import ChatId, ChatStatus
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.relay.agent_files import AgentFiles
@@ -108,6 +108,12 @@ class Supervisor:
         follow = self._follows.get(chat_id)
         if follow is not None:
             follow.stopping()
+
+    async def agent_changed(self, parent_id: ChatId, child_id: ChatId, status: ChatStatus) -> None:
+        """The watch says a sub-agent's status: the card of the chat that spawned it shows it."""
+        follow = self._follows.get(parent_id)
+        if follow is not None:
+            await follow.agent_changed(child_id, status)
 
     async def queue_changed(self, chat_id: ChatId) -> None:
         """A follow-up was recorded as queued: its notice and reaction show its place, if the chat is

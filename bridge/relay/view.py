@@ -38,13 +38,15 @@ from __future__ import annotations
 
 import bisect
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bridge.coder.experimental_wire import parse_status
 from bridge.coder.novelty import report_unknown
 from bridge.coder.types import (
     ActionRequiredEvent,
+    ChatId,
     ChatPhase,
     ChatStatus,
     ConnectedEvent,
@@ -65,6 +67,7 @@ from bridge.relay.ports import Plan, Step
 from bridge.relay.slots import SlotKey
 from bridge.slack.blocks import (
     RESTARTING,
+    AgentLine,
     Starting,
     ToolLine,
     call_state,
@@ -86,6 +89,9 @@ DRAFT = SlotKey.draft().encode()
 _PATH_KEYS = ("path", "file", "file_path", "filename")
 PROVISIONING_TOOLS = frozenset({"create_workspace", "start_workspace"})
 """chatd's tools that build a workspace (coder/coder coderd/x/chatd/chattool): they run for minutes."""
+SPAWN_TOOLS = frozenset({"spawn_agent", "spawn_explore_agent", "spawn_computer_use_agent", "spawn_subagent"})
+"""chatd's tools that delegate to a sub-agent, a child chat whose id their result names
+(coder/coder site/src/pages/AgentsPage/components/ChatElements/tools/subagentDescriptor.ts)."""
 
 
 def removed_by(key: str, surviving: frozenset[int]) -> bool:
@@ -103,6 +109,15 @@ class _Call:
     state: str = "running"
     touched: tuple[str, ...] = ()
     started: float = 0.0
+    title: str = ""  # what a spawn names its sub-agent
+
+
+@dataclass
+class _Agent:
+    """A sub-agent the turn delegated to: a child chat, by the title the spawn gave it."""
+
+    title: str
+    status: ChatStatus | None = None
 
 
 @dataclass
@@ -132,6 +147,13 @@ class _Retry:
     key: str
     attempts: int = 0
     error: str = ""
+
+
+def _agent_state(status: ChatStatus | None) -> str:
+    """A sub-agent as a step's state: running while its chat works or waits, then ok or error."""
+    if status is None or status.phase.busy or status.phase is ChatPhase.NEEDS_USER:
+        return "running"
+    return "error" if status.phase is ChatPhase.ERROR else "ok"
 
 
 def summarize_args(args: Any) -> str:
@@ -208,6 +230,7 @@ class ThreadView:
         show_reasoning: bool = False,
         slow_start: float = 10.0,
         now: float = 0.0,
+        chat_url: Callable[[ChatId], str] = str,
     ) -> None:
         """Start after ``after_id``.
 
@@ -219,7 +242,8 @@ class ThreadView:
         ``draft_shown`` says that a draft from before a restart is in the thread, so the next
         persisted reply takes it over.
         ``show_reasoning`` shows the model's reasoning above each reply (quoted, trimmed);
-        ``slow_start`` is how long a turn may stay starting before its card says so.
+        ``slow_start`` is how long a turn may stay starting before its card says so; ``chat_url``
+        links a sub-agent's chat id to the chat in Coder.
         """
         self.last_id = 0
         self.status: ChatStatus | None = None
@@ -235,6 +259,8 @@ class ThreadView:
         self._turn_usage: dict[int, Usage] = {}  # what the turn's replies' model calls used, by id
         self._turn_id: int | None = None
         self._calls: dict[str, _Call] = {}
+        self._agents: dict[str, _Agent] = {}  # the turn's sub-agents, by child chat id
+        self._chat_url = chat_url
         self._unsaved_calls: set[str] = set()  # calls only streamed so far: a void preview takes them
         self._episode = (0, 0)  # the newest preview a numbered delta came from: (history, attempt)
         self._seq = 0  # the newest delta's number within it
@@ -450,7 +476,7 @@ class ThreadView:
             self._forget_deltas()
             self._turn_texts.clear()
             self._text.persisted = self._reasoning.persisted = ""
-            self._turn_id, self._calls, self._failure = None, {}, ""
+            self._turn_id, self._calls, self._agents, self._failure = None, {}, {}, ""
             self._unsaved_calls.clear()
         for key in [key for key in self._blocks if removed_by(key, surviving)]:
             del self._blocks[key]
@@ -500,8 +526,43 @@ class ThreadView:
             call.name = part.tool_name
         if part.type == "tool-call" and part.args is not None:
             call.summary, call.touched = summarize_args(part.args), touched_files(part.args)
+            if isinstance(part.args, dict) and isinstance(part.args.get("title"), str):
+                call.title = part.args["title"]
         elif part.type == "tool-result":
             call.state = "error" if part.is_error else "ok"
+            if isinstance(part.result, dict) and not part.is_error:
+                if call.name in SPAWN_TOOLS:
+                    self._spawned(call, part.result)
+                elif call.name == "wait_agent":
+                    self._waited(part.result)
+
+    def _spawned(self, call: _Call, result: dict[str, Any]) -> None:
+        """A spawn's result names the child chat it made: the card shows it from now on."""
+        chat_id = result.get("chat_id")
+        if isinstance(chat_id, str) and chat_id and chat_id not in self._agents:
+            title = result.get("title") if isinstance(result.get("title"), str) else ""
+            self._agents[chat_id] = _Agent(title or call.title or call.summary)
+
+    def _waited(self, result: dict[str, Any]) -> None:
+        """``wait_agent`` returned with the sub-agent's status: the card shows it (the watch may say
+        it sooner, or, where the bridge has no watch, never)."""
+        agent = self._agents.get(str(result.get("chat_id", "")))
+        if agent is not None and isinstance(result.get("status"), str):
+            agent.status = parse_status(result["status"])
+
+    def agent_changed(self, chat_id: str, status: ChatStatus) -> bool:
+        """The watch says a child chat's status: the card line of that sub-agent shows it. False
+        (nothing to show) for a chat this turn did not spawn."""
+        self.changed, self.attached = [], []
+        self.renames = []
+        self.rewritten = None
+        self.status_changed = False
+        agent = self._agents.get(chat_id)
+        if agent is None or agent.status == status:
+            return False
+        agent.status = status
+        self._update_card()
+        return True
 
     def _on_status(self, status: ChatStatus) -> None:
         if status.phase is ChatPhase.UNKNOWN:  # a newer Coder's status: keep showing what we know
@@ -596,7 +657,7 @@ class ThreadView:
             self._turn_texts.clear()
             self._turn_usage.clear()
             self._text.persisted = self._reasoning.persisted = ""
-            self._turn_id, self._calls, self._failure = message.id, {}, ""
+            self._turn_id, self._calls, self._agents, self._failure = message.id, {}, {}, ""
             self._unsaved_calls.clear()
             self._slow_start_shown = False
         current = self._turn_id is None or message.id > self._turn_id  # of the turn under way
@@ -682,15 +743,22 @@ class ThreadView:
         if phase is None:
             phase = self.status.phase if self.status is not None else ChatPhase.WORKING
         lines = [ToolLine(c.name, c.summary, c.state) for c in self._calls.values()]
+        agents = [AgentLine(a.title, a.status, self._chat_url(ChatId(i))) for i, a in self._agents.items()]
         touched = list(self._touched())
-        text = render_card(lines, phase=phase, touched=touched, reason=self._failure, starting=starting)
+        text = render_card(
+            lines, phase=phase, touched=touched, reason=self._failure, starting=starting, agents=agents
+        )
         self._set(key, text, final=not phase.busy, plan=self._plan(phase, touched, starting))
 
     def _plan(self, phase: ChatPhase, touched: list[str], starting: Starting | None) -> Plan:
-        """The card in parts, for a poster that shows the turn's tool calls natively."""
+        """The card in parts, for a poster that shows the turn's tool calls natively; a sub-agent is
+        a step of its own, keyed by its chat."""
         steps = tuple(
             Step(key, unmention(c.name), unmention(c.summary), call_state(c.state, phase))
             for key, c in self._calls.items()
+        ) + tuple(
+            Step(chat_id, unmention(a.title or "sub-agent"), "sub-agent", _agent_state(a.status))
+            for chat_id, a in self._agents.items()
         )
         head = render_card_head(
             len(steps), phase=phase, touched=touched, reason=self._failure, starting=starting

@@ -3,7 +3,8 @@
 Chat streams are open only while a chat works (design, section 3). What happens to a chat outside
 of that reaches the bridge through the watch: someone continues the chat in Coder's web UI (its
 status turns busy: its follow is woken; so is a chat that starts to wait for its
-person, which G2 announces as ``action_required``), Coder renames it (the header shows the new
+person, which G2 announces as ``action_required``; so is the card of a turn whose sub-agent, a child
+chat, changed status), Coder renames it (the header shows the new
 title), or its pull request moves (the thread's one diff summary is rewritten in place). A turn's
 end is a status change too, and refreshes the summary. Coder's summary of a finished turn comes
 later, on its own (``summary_change``): it goes into the turn's completion line
@@ -29,6 +30,7 @@ from bridge.coder.types import (
     Chat,
     ChatDiff,
     ChatDiffStatus,
+    ChatId,
     ConnectedEvent,
     ErrorEvent,
     WatchEvent,
@@ -121,6 +123,9 @@ class Watcher:
 
     async def _on_change(self, event: WatchEvent) -> None:
         chat = event.chat
+        if chat.parent_chat_id:  # a sub-agent: its line on the card of the turn that spawned it
+            await self._follows.agent_changed(ChatId(chat.parent_chat_id), chat.id, chat.status)
+            return
         async with self._db.unit() as session:
             link = await repo.find_link_by_chat(session, chat.id)
         if link is not None and self._home is not None:

@@ -130,6 +130,23 @@ class Attach:
 
 
 @dataclass(frozen=True)
+class Delegate:
+    """The agent hands a task to a sub-agent and waits for its report (the newest source only):
+    ``spawn_agent`` with ``title`` and ``prompt`` makes a child chat (``parent_chat_id`` set, the
+    same owner) that plays ``steps`` as its own turn, and the result names it,
+    ``{chat_id, title, status}``; then ``wait_agent`` with its ``chat_id`` returns once the child's
+    turn ended, ``{chat_id, status, report}`` (the report is the child's last reply). Shapes as
+    coder/coder's site stories and chatd tests show them (SubagentTool, subagentDescriptor.ts,
+    TestWaitAgent*); UNCERTAIN: every other field chatd adds."""
+
+    title: str
+    prompt: str
+    steps: Sequence[Step]
+    wait: bool = True
+    """Whether the agent waits for the sub-agent (``wait_agent``); else it goes on meanwhile."""
+
+
+@dataclass(frozen=True)
 class Summary:
     """What Coder's summary worker writes of the turn once it ended (the newest source only; a turn
     whose script names none gets none). Streams nothing."""
@@ -137,7 +154,9 @@ class Summary:
     text: str
 
 
-Step = Text | Reasoning | ToolCall | ClientToolCall | Attach | Pause | Gate | Retry | Fail | Summary
+Step = (
+    Text | Reasoning | ToolCall | ClientToolCall | Attach | Delegate | Pause | Gate | Retry | Fail | Summary
+)
 Script = Callable[[str], Sequence[Step]]
 
 
@@ -158,6 +177,12 @@ class TurnOutput(Protocol):
 
     def store_file(self, name: str, media_type: str, data: bytes) -> str:
         """Store a chat file the chat's owner may download; its id."""
+
+    def spawn(self, title: str, prompt: str, steps: Sequence[Step]) -> str:
+        """Start a child chat playing ``steps``; its id."""
+
+    async def await_child(self, chat_id: str) -> JsonDict:
+        """Wait until the child chat's turn ended; its ``wait_agent`` result."""
 
 
 class Turn:
@@ -204,6 +229,8 @@ class Turn:
                 await self._output.await_client(await self._stream_call(name, args))
             case Attach():
                 await self._attach(step)
+            case Delegate():
+                await self._delegate(step)
             case Pause(seconds=seconds):
                 await asyncio.sleep(seconds)
             case Gate(event=event):
@@ -238,6 +265,23 @@ class Turn:
         result = part("tool-result", **ids, result=outcome)
         self._output.part("tool", result)
         self._output.persist("tool", [result])
+
+    async def _delegate(self, step: Delegate) -> None:
+        """``spawn_agent``, then (unless told not to) ``wait_agent`` until the child chat's turn ended."""
+        spawned = await self._stream_call("spawn_agent", {"title": step.title, "prompt": step.prompt})
+        chat_id = self._output.spawn(step.title, step.prompt, step.steps)
+        self._finish_call(spawned, {"chat_id": chat_id, "title": step.title, "status": "running"})
+        if not step.wait:
+            return
+        waited = await self._stream_call("wait_agent", {"chat_id": chat_id})
+        self._finish_call(waited, await self._output.await_child(chat_id))
+
+    def _finish_call(self, call: JsonDict, result: Any) -> None:
+        """A tool call's result, streamed and persisted as a ``tool`` message."""
+        ids = {"tool_call_id": call["tool_call_id"], "tool_name": call["tool_name"]}
+        done = part("tool-result", **ids, result=result)
+        self._output.part("tool", done)
+        self._output.persist("tool", [done])
 
     async def _stream_call(self, name: str, args: Mapping[str, Any], *, flush: bool = True) -> JsonDict:
         """Stream a tool call and (unless told not to) persist the assistant message it ends; the

@@ -224,6 +224,10 @@ class SimChat:
     retry_state: JsonDict | None = None
     queue_version: int = 0
     rewritten: bool = False
+    parent_id: str | None = None
+    """The chat that spawned this one as a sub-agent (``parent_chat_id``); None for a root chat."""
+    children: list[SimChat] = field(default_factory=list)
+    """A root chat's sub-agent chats, oldest first (the newest source's ``children``)."""
     last_turn_summary: str | None = None
     summary: str | None = None
     """The late dialect's summaries (``last_turn_summary``, the whole chat's ``summary``): null until
@@ -269,8 +273,10 @@ def chat_json(chat: SimChat, *, promoted: bool = False) -> JsonDict:
     body["owner_id"] = chat.owner_id
     if chat.workspace_id is not None:
         body["workspace_id"] = chat.workspace_id
+    if chat.parent_id is not None:
+        body["parent_chat_id"] = chat.parent_id
     body.update(
-        root_chat_id=chat.id,
+        root_chat_id=chat.parent_id or chat.id,
         last_model_config_id=chat.model_config_id,
         title=chat.title,
         status=chat.status,
@@ -292,8 +298,10 @@ def chat_json(chat: SimChat, *, promoted: bool = False) -> JsonDict:
         labels=dict(chat.labels),
         has_unread=chat.has_unread,
     )
-    if promoted:
-        body.update(client_type=chat.client_type, children=[])
+    if promoted:  # one level deep: a child chat's own children are always empty
+        body.update(
+            client_type=chat.client_type, children=[chat_json(c, promoted=True) for c in chat.children]
+        )
     return body
 
 
@@ -312,9 +320,10 @@ def watch_event(kind: str, chat: SimChat, *, promoted: bool = False) -> JsonDict
         status=chat.status,
         created_at=chat.created_at,
         updated_at=chat.updated_at,
-        root_chat_id=chat.id,
-        last_model_config_id=NIL_UUID,
     )
+    if chat.parent_id is not None:
+        partial["parent_chat_id"] = chat.parent_id
+    partial.update(root_chat_id=chat.parent_id or chat.id, last_model_config_id=NIL_UUID)
     if promoted:  # the summary writes publish the chat as read, with either summary as it stands
         partial.update(
             last_turn_summary=chat.last_turn_summary,

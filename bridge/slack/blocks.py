@@ -130,6 +130,34 @@ class ToolLine:
 
 
 @dataclass(frozen=True)
+class AgentLine:
+    """A sub-agent the turn delegated to (a child chat in Coder), as the card shows it."""
+
+    title: str
+    status: ChatStatus | None
+    """The child chat's status as the watch last told it; None until it told any."""
+    url: str
+    """The child chat in Coder's web UI."""
+
+
+_AGENT_WORDS = {
+    ChatPhase.IDLE: "✅ done",
+    ChatPhase.DONE: "✅ done",
+    ChatPhase.ERROR: "❌ failed",
+    ChatPhase.NEEDS_USER: "✋ waiting for you",
+}
+
+
+def render_agent_line(agent: AgentLine) -> str:
+    """``🤖 [title](link) · ⚙️ working``: a sub-agent waiting for nothing is done (its chat idles)."""
+    status = agent.status
+    words = (
+        "⚙️ working" if status is None or status.phase.busy else _AGENT_WORDS.get(status.phase, status.name)
+    )
+    return f"🤖 [{_escape_link_text(agent.title) or 'sub-agent'}]({agent.url}) · {words}"
+
+
+@dataclass(frozen=True)
 class Starting:
     """A turn that has not really begun yet: Coder waits for a worker, or the agent's workspace is
     being created or started (which takes minutes); ``seconds`` is how long that has lasted."""
@@ -193,11 +221,14 @@ def render_card(
     touched: Sequence[str],
     reason: str = "",
     starting: Starting | None = None,
+    agents: Sequence[AgentLine] = (),
 ) -> str:
     """A turn's status card: one compact message per turn, rewritten as tools run, never one per call.
 
     While the turn is still starting (``starting``) it says so, with the time it has taken, so a
-    slow workspace start does not look like a stuck agent.
+    slow workspace start does not look like a stuck agent. The sub-agents the turn delegated to
+    (``agents``) follow its calls, one line each, every one of them (they are few, and each is work
+    going on elsewhere).
     """
     lines = [render_card_head(len(calls), phase=phase, touched=touched, reason=reason, starting=starting)]
     hidden = len(calls) - _SHOWN_CALLS
@@ -206,6 +237,7 @@ def render_card(
     for call in calls[-_SHOWN_CALLS:]:
         summary = f" `{_code(call.summary)}`" if call.summary else ""
         lines.append(f"- {_STATE_MARKS.get(call_state(call.state, phase), '•')} {call.name}{summary}")
+    lines.extend(f"- {render_agent_line(agent)}" for agent in agents)
     return "\n".join(lines)
 
 

@@ -44,7 +44,7 @@ from bridge.coder.types import (
     SendResult,
 )
 from bridge.sim.coder import CoderSim
-from bridge.sim.coder_agent import Attach, Fail, Gate, Summary, Text
+from bridge.sim.coder_agent import Attach, Delegate, Fail, Gate, Summary, Text
 from bridge.slack.blocks import render_usage
 from bridge.slack.failures import render_coder_error, render_failure
 
@@ -165,6 +165,13 @@ def _chat_summarized(payload: Any) -> None:
     assert chat.summary.startswith("Fixing the login bug")
 
 
+def _chat_with_child(payload: Any) -> None:
+    chat = v2_wire.parse_chat(payload)
+    [child] = chat.children
+    assert (child.id, child.parent_chat_id, child.title) == ("chat-2", "chat-1", "Run the tests")
+    assert (chat.parent_chat_id, child.status.phase, child.children) == ("", ChatPhase.IDLE, ())
+
+
 def _chat_cost(payload: Any) -> None:
     cost = ChatCost.model_validate(payload)
     assert cost == ChatCost(total_cost_micros=1_234_567, request_count=3, unpriced_request_count=1)
@@ -230,6 +237,7 @@ EXPECTED: dict[str, Callable[[Any], None]] = {
     "chat_failed": _chat_failed,
     "chat_summarized": _chat_summarized,
     "chat_cost": _chat_cost,
+    "chat_with_child": _chat_with_child,
     "message_file_part": _message_file_part,
     "message_attached_file": _message_attached_file,
 }
@@ -376,6 +384,17 @@ async def _chat_summarized(sim: CoderSim, client: httpx.AsyncClient) -> Any:
     return (await client.get(f"{V2}/{chat_id}")).json()
 
 
+async def _chat_with_child(sim: CoderSim, client: httpx.AsyncClient) -> Any:
+    gate = asyncio.Event()
+    sim.agent = lambda prompt: [Delegate("Run the tests", "Run pytest.", [Text("42 passed.")]), Gate(gate)]
+    chat_id = await _chat(sim, client, "check")
+    await sim.wait_for(lambda: any(c.status == "waiting" for c in sim.chats[chat_id].children))
+    try:
+        return (await client.get(f"{V2}/{chat_id}")).json()
+    finally:
+        gate.set()
+
+
 async def _chat_cost(sim: CoderSim, client: httpx.AsyncClient) -> Any:
     chat_id = await _chat(sim, client, "first")
     await _idle(sim, chat_id)
@@ -437,6 +456,7 @@ SITUATIONS: dict[str, tuple[str, Scenario, frozenset[str]]] = {
     "chat_with_labels": ("v2-late", _chat_with_labels, _CHAT_EXTRAS),
     "chat_summarized": ("v2-late", _chat_summarized, _CHAT_EXTRAS),
     "chat_cost": ("v2-late", _chat_cost, frozenset()),
+    "chat_with_child": ("v2-late", _chat_with_child, _CHAT_EXTRAS - {"root_chat_id"}),
     "chat_failed": ("v2-late", _chat_failed, _CHAT_EXTRAS - {"last_error"} | {"status_code", "detail"}),
     "mcp_servers_org": ("v2-late", _mcp_servers, frozenset({"has_signing_secret"})),
     "models_org_unavailable_provider": ("v2-late", _models, frozenset({"unavailable_reason"})),

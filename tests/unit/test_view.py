@@ -647,3 +647,37 @@ def test_message_that_ends_a_wait_closes_the_card_that_waited() -> None:
     view.apply([needs_user])
     view.apply([message(7, "user", "Postgres"), RUNNING])
     assert [b.text.split(" ·")[0] for b in view.blocks if b.key == "card:5"] == ["✅ Done"]
+
+
+def test_a_spawned_sub_agent_is_a_card_line_its_wait_and_the_watch_keep_current() -> None:
+    """spawn_agent's result names the child chat (titled as the call or its result says); the watch
+    moves its status, wait_agent's result too; a chat the turn did not spawn changes nothing."""
+    view = ThreadView(chat_url=lambda chat_id: f"https://coder/agents/{chat_id}")
+
+    def call(id_: int, name: str, args: object, result: object) -> list[StreamEvent]:
+        ids = {"tool_call_id": f"t{id_}", "tool_name": name}
+        return [
+            MessageEvent(
+                message=Message(id=id_, role="assistant", content=(Part(type="tool-call", args=args, **ids),))
+            ),
+            MessageEvent(
+                message=Message(
+                    id=id_ + 1, role="tool", content=(Part(type="tool-result", result=result, **ids),)
+                )
+            ),
+        ]
+
+    spawn = call(
+        6, "spawn_agent", {"title": "Run tests", "prompt": "go"}, {"chat_id": "c2", "status": "running"}
+    )
+    view.apply([message(5, "user", "check"), RUNNING, *spawn])
+    assert card(view).endswith("- 🤖 [Run tests](https://coder/agents/c2) · ⚙️ working")
+    assert not view.agent_changed("c9", ChatStatus(phase=ChatPhase.IDLE, name="waiting"))
+    assert view.agent_changed("c2", ChatStatus(phase=ChatPhase.ERROR, name="error"))
+    assert view.changed == ["card:5"]
+    assert card(view).endswith("· ❌ failed")
+    view.apply(
+        call(8, "wait_agent", {"chat_id": "c2"}, {"chat_id": "c2", "status": "waiting", "report": "ok"})
+    )
+    assert card(view).endswith("- 🤖 [Run tests](https://coder/agents/c2) · ✅ done")
+    assert [s.state for s in view.block("card:5").plan.steps if s.summary == "sub-agent"] == ["ok"]  # type: ignore[union-attr]
