@@ -64,6 +64,20 @@ async def test_a_file_over_the_limit_is_linked_with_the_reason(world: World) -> 
     assert not world.slack.calls_to("files.getUploadURLExternal")
 
 
+async def test_a_file_slack_refuses_is_linked_with_slacks_reason(world: World) -> None:
+    """An app installed without ``files:write`` cannot upload: the file is linked, the line says what
+    the app lacks, and the thread goes on."""
+    world.require("stored_files")
+    world.slack.fail_next("files.getUploadURLExternal", error="missing_scope")
+    world.coder.agent = screenshot
+    root = await world.mention("take a screenshot")
+    await world.until_idle_and_shown(root)
+    await world.until(lambda: any(t.startswith("📎") for t in world.bot_texts(root)))
+    [line] = [t for t in world.bot_texts(root) if t.startswith("📎")]
+    assert "Slack refused it: the Slack app may not upload files (it needs the files:write scope)" in line
+    assert not posted_files(world, root)
+
+
 async def test_a_file_slack_shared_before_a_restart_is_not_posted_again(world: World) -> None:
     """The bridge stops after Slack shared the file but before it heard so: the next start asks
     Slack (files.info), finds it in the thread and uploads nothing again; a file attached later
