@@ -39,6 +39,7 @@ from bridge.db.engine import Database
 from bridge.db.migrate import upgrade
 from bridge.metrics import Metrics
 from bridge.relay.adoption import Adoption
+from bridge.relay.agent_files import AgentFiles
 from bridge.relay.aisdk_store import DatabaseAiSdkStore
 from bridge.relay.attempts import LinkThrottle
 from bridge.relay.chat_commands import ChatCommands
@@ -69,6 +70,7 @@ from bridge.slack.observed import ObservedApp
 from bridge.slack.poster import WebPoster
 from bridge.slack.sessions import WebSessions
 from bridge.slack.streaming import StreamingPoster
+from bridge.slack.uploads import WebUploads
 from bridge.tasks import TaskGroup
 from bridge.tracing import TracedCoderCalls
 
@@ -195,6 +197,7 @@ class Bridge:
         self._renames: Renames | None = None
         self._outbox: Outbox | None = None
         self._supervisor: Supervisor | None = None
+        self._agent_files: AgentFiles | None = None
         self._sessions: SessionMirror | None = None
         self._watcher: Watcher | None = None
         self._home: Home | None = None
@@ -298,6 +301,13 @@ class Bridge:
             queued=settings.reaction_queued,
         )
         headers = Headers(accounts, self._outbox, sessions)
+        self._agent_files = agent_files = AgentFiles(
+            self.db,
+            accounts,
+            self._outbox,
+            WebUploads(client, http, self.metrics, limits),
+            max_bytes=settings.agent_file_max_bytes,
+        )
         self._supervisor = Supervisor(
             self.db,
             accounts,
@@ -310,6 +320,8 @@ class Bridge:
             reactions=reactions,
             sessions=sessions,
             table_blocks=not settings.native_streaming,
+            cost_footer=settings.cost_footer,
+            files=agent_files,
         )
         history = ThreadReader(client, self.metrics, limits)
         adoption = Adoption(self.db, self._outbox, headers, self._supervisor, history)
@@ -324,6 +336,7 @@ class Bridge:
             headers,
             home=self._home,
             pickup=pickup,
+            summaries=self._supervisor.summaries,
             retry_after=settings.watch_retry_after,
         )
         intake = await open_intake(self.db, settings, schema_before)
@@ -403,6 +416,8 @@ class Bridge:
         if undelivered:
             log.info("delivering texts of %d threads stored before the last stop", undelivered)
         resumed = await self._supervisor.resume()
+        if await agent_files.resume():
+            log.info("posting the agent's files recorded before the last stop")
         self._watcher.start()
         # Handed over before new events are taken, so a thread's older event keeps its place.
         replayed = await events.recover(intake, self._inbound, self._controls, renames=self._renames)
@@ -590,6 +605,8 @@ class Bridge:
             await self._renames.close()
         if self._supervisor is not None:
             await self._supervisor.close()
+        if self._agent_files is not None:
+            await self._agent_files.close()
         if self._outbox is not None and not await self._outbox.drain(left()):
             log.warning(
                 "shutdown: %d Slack updates not sent yet (final texts are stored and go out at the next "

@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     max_file_bytes: int = Field(
         default=10 << 20, gt=0, le=10 << 20, validation_alias=_env("BRIDGE_MAX_FILE_BYTES")
     )
+    agent_file_max_bytes: int = Field(
+        default=10 << 20, ge=0, le=1 << 30, validation_alias=_env("BRIDGE_AGENT_FILE_MAX_BYTES")
+    )
     file_timeout: float = Field(default=30.0, gt=0, le=600, validation_alias=_env("BRIDGE_FILE_TIMEOUT"))
     thread_context: bool = Field(default=True, validation_alias=_env("BRIDGE_THREAD_CONTEXT"))
     thread_context_messages: int = Field(
@@ -148,6 +151,7 @@ class Settings(BaseSettings):
     thread_style: Literal["compact", "full"] = Field(
         default="compact", validation_alias=_env("BRIDGE_THREAD_STYLE")
     )
+    cost_footer: bool = Field(default=False, validation_alias=_env("BRIDGE_COST_FOOTER"))
     slow_start_after: float = Field(
         default=10.0, gt=0, le=3600, validation_alias=_env("BRIDGE_SLOW_START_AFTER")
     )

@@ -2,7 +2,8 @@
 
 No credentials and no network: both simulators run in this process on free local ports, the bridge
 is configured exactly as an operator would configure it (their URLs, tokens and signing secret), and
-a scripted user mentions the bot, waits for the agent's answer, then sends a follow-up. The Slack
+a scripted user mentions the bot, waits for the agent's answer, then sends a follow-up, whose answer
+attaches a test report that the bridge posts back into the thread. The Slack
 thread is printed as it changes: new messages appear, streamed replies grow in place. Only the
 conversation reaches the terminal: the bridge's log goes to a file the demo names, so a warning never
 lands in the middle of a reply. The simulated Slack app subscribes to the events ``manifest.yml``
@@ -27,6 +28,7 @@ from bridge.config import Settings
 from bridge.logs import configure
 from bridge.sim.coder import CoderSim
 from bridge.sim.coder_state import Generation
+from bridge.sim.scenarios import regression_test
 from bridge.sim.slack import SlackSim
 from bridge.slack.blocks import is_outcome
 from bridge.slack.scopes import REQUIRED_EVENTS
@@ -49,7 +51,7 @@ class ThreadPrinter:
     def refresh(self, thread_ts: str) -> None:
         """Print what changed: new messages in full, a growing last message by its new tail only."""
         for message in self._slack.thread(self._channel, thread_ts):
-            text = message.visible_text
+            text = message.visible_text + "".join(f"\n📎 {f.get('name')}" for f in message.files)
             before = self._shown.get(message.ts)
             if before == text:
                 continue
@@ -149,18 +151,19 @@ async def play_script(
 ) -> str:
     """Alice mentions the bot with ``prompt`` and, once answered, sends ``FOLLOW_UP``; waits for the
     agent's answer to both and returns the thread's ts. ``on_change`` is shown the thread on every change."""
+    coder.scripts[FOLLOW_UP] = regression_test  # its answer attaches a file, posted back
     root = await slack.user_says(slack.alice, slack.general, f"<@{slack.bot_user_id}> {prompt}")
     await _watch_turn(slack, coder, lambda: on_change(root), root, turns=1)
     await slack.user_says(slack.alice, slack.general, FOLLOW_UP, thread_ts=root)
-    await _watch_turn(slack, coder, lambda: on_change(root), root, turns=2)
+    await _watch_turn(slack, coder, lambda: on_change(root), root, turns=2, files=1)
     return root
 
 
 async def _watch_turn(
-    slack: SlackSim, coder: CoderSim, refresh: Callable[[], None], root: str, *, turns: int
+    slack: SlackSim, coder: CoderSim, refresh: Callable[[], None], root: str, *, turns: int, files: int = 0
 ) -> None:
-    """Print the thread until the agent finished ``turns`` turns, Slack shows its last reply and the
-    requester was told."""
+    """Print the thread until the agent finished ``turns`` turns, Slack shows its last reply and
+    ``files`` files the agent attached, and the requester was told."""
 
     def finished() -> bool:
         refresh()
@@ -171,7 +174,9 @@ async def _watch_turn(
         texts = [m.visible_text for m in slack.thread(slack.general, root)]
         users = [m for m in chats[0].messages if m["role"] == "user"]
         told = sum(1 for text in texts if is_outcome(text))  # the requester's "done" mention
-        return len(users) >= turns and bool(replies) and _text(replies[-1]) in texts and told >= turns
+        posted = sum(len(m.files) for m in slack.thread(slack.general, root))
+        shown = bool(replies) and _text(replies[-1]) in texts and posted >= files
+        return len(users) >= turns and shown and told >= turns
 
     await wait_either(slack, coder, finished, timeout=60)
 

@@ -622,6 +622,21 @@ class AiSdkBackend:
         """The 2025 AI-SDK API tracks no diffs or pull requests."""
         return None
 
+    async def download_file(self, file_id: str) -> tuple[bytes, str]:
+        """A file this process uploaded (the 2025 API stores none; its agent attaches none)."""
+        if file_id not in self._files:
+            raise CoderNotFound("The 2025 AI-SDK chat API keeps no files.")
+        media_type, data = self._files[file_id]
+        return data, media_type
+
+    def file_url(self, file_id: str) -> str:
+        """The 2025 API has no file route: the chat list is the nearest page."""
+        return self.base_url
+
+    async def chat_cost(self, chat_id: ChatId) -> None:
+        """The 2025 AI-SDK API reports no cost."""
+        return None
+
     async def facts(self) -> ServerFacts:
         """The version: the 2025 AI-SDK API has none of the behaviours later builds differ in (no MCP
         servers, no queue to promote from, no labels; its errors are the bridge's own words)."""

@@ -29,6 +29,7 @@ from bridge.coder.types import (
     NO_OPTIONS,
     Capabilities,
     Chat,
+    ChatCost,
     ChatDiff,
     ChatId,
     ChatOption,
@@ -174,6 +175,19 @@ class CoderBackend(Protocol):
 
     async def get_diff(self, chat_id: ChatId) -> ChatDiff | None:
         """The chat's branch, PR link and changed files; ``None`` where the generation has no diffs."""
+        ...
+
+    async def download_file(self, file_id: str) -> tuple[bytes, str]:
+        """A chat file's bytes and stored media type: one the agent attached, say."""
+        ...
+
+    def file_url(self, file_id: str) -> str:
+        """Where a person signed in to Coder opens a chat file in the browser."""
+        ...
+
+    async def chat_cost(self, chat_id: ChatId) -> ChatCost | None:
+        """What the chat's tree cost, as Coder's AI Gateway counts it; ``None`` where Coder does not
+        say (no cost endpoint in this build or generation)."""
         ...
 
     async def facts(self) -> ServerFacts:

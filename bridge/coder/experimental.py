@@ -47,6 +47,7 @@ from bridge.coder.types import (
     NO_OPTIONS,
     Capabilities,
     Chat,
+    ChatCost,
     ChatDiff,
     ChatId,
     ChatOption,
@@ -516,6 +517,23 @@ class ExperimentalBackend:
         """``GET /chats/{id}/diff``: the chat's branch, PR link and changed files."""
         response = await self._rest.call("get_diff", "GET", self.api.path(chat_id, "diff"), idempotent=True)
         return decode(read_json(response), parse_diff, "chat diff")
+
+    async def download_file(self, file_id: str) -> tuple[bytes, str]:
+        """``GET /chats/files/{id}``: the raw bytes, typed as Coder stored them (at most its 10 MiB
+        chat-file cap: ``codersdk.MaxChatFileSizeBytes``)."""
+        response = await self._rest.call(
+            "download_file", "GET", f"{self.api.base}/files/{quote(file_id, safe='')}", idempotent=True
+        )
+        media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+        return response.content, media_type or "application/octet-stream"
+
+    def file_url(self, file_id: str) -> str:
+        """The download route itself: Coder's session cookie lets a signed-in browser open it."""
+        return f"{self.base_url}{self.api.base}/files/{quote(file_id, safe='')}"
+
+    async def chat_cost(self, chat_id: ChatId) -> ChatCost | None:
+        """G1 has no per-chat cost route (its ``/chats/cost/*`` routes are administrators' reports)."""
+        return None
 
     def watch(self) -> ChatWatch:
         """``GET /chats/watch``: every change to the token owner's chats, across reconnects."""

@@ -96,6 +96,7 @@ def parse_chat(raw: Any, statuses: Mapping[str, ChatPhase] = STATUS_PHASES) -> C
             "status": parse_status(data.get("status"), statuses),
             "last_error": read_failure(data.get("last_error")),
             "diff_status": _fields(diff) if diff else None,
+            "children": tuple(parse_chat(child, statuses) for child in data.get("children") or ()),
         }
     )
 
@@ -278,7 +279,7 @@ def parse_watch_event(raw: RawEvent, read_chat: Callable[[Any], Chat] = parse_ch
     """One ChatWatchEvent, its chat read by ``read_chat`` (the generation's chat parser); ``None``
     (and a log line) for a kind we don't act on or can't read.
 
-    Newer builds add kinds (``summary_change``, ``hard_deleted`` …) that are skipped and logged
+    Newer builds add kinds (``context_dirty``, ``hard_deleted`` …) that are skipped and logged
     once per kind, as unknown stream events are; ``action_required`` is G2's only announcement that
     a chat now waits for its person (no ``status_change`` comes with it), so it is read.
     """

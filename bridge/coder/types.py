@@ -79,6 +79,20 @@ class Part(_Model):
     file_name: str = ""
 
 
+class Usage(_Model):
+    """What one model call cost in tokens (``codersdk.ChatMessageUsage``, on assistant messages);
+    every field is optional on the wire, so an unknown count is ``None``, not 0."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    cache_creation_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    context_limit: int | None = None
+    """The model's context window, in tokens."""
+
+
 class Message(_Model):
     """A persisted chat message. ``id`` increases monotonically and is the stream cursor."""
 
@@ -86,6 +100,7 @@ class Message(_Model):
     role: str
     content: tuple[Part, ...] = ()
     created_at: datetime | None = None
+    usage: Usage | None = None
 
     @property
     def text(self) -> str:
@@ -230,6 +245,15 @@ class Chat(_Model):
     warnings: tuple[str, ...] = ()
     """What Coder could not honour when it made the chat (an MCP server it cannot use, say); only the
     newest builds say, on the chat a create answers with."""
+    last_turn_summary: str = ""
+    """Coder's summary of the chat's last finished turn (newest builds; written by a background
+    worker after the turn ends, announced by the watch kind ``summary_change``); empty until then."""
+    summary: str = ""
+    """Coder's summary of the whole chat (newest builds, ``chat_summary_change``); empty until then."""
+    parent_chat_id: str = ""
+    """The chat that delegated this one to a sub-agent; empty for a root chat."""
+    children: tuple[Chat, ...] = ()
+    """A root chat's sub-agent chats (newest builds; one level deep, as Coder caps it)."""
 
 
 class SendResult(_Model):
@@ -291,6 +315,17 @@ class Capabilities(_Model):
     """Who keeps a title a person gives the thread in Slack: Coder, which renames the chat; Coder
     where the build can ("try": some builds of the generation take a title, others read and ignore
     it, so the bridge asks and reads the chat back); or the bridge, for the thread only."""
+
+
+class ChatCost(_Model):
+    """What a chat's whole tree (it and its sub-agents) cost through Coder's AI Gateway
+    (``codersdk.ChatCost``, ``GET /chats/{id}/cost``, newest builds)."""
+
+    total_cost_micros: int = 0
+    """US dollars in millionths; requests whose model has no price count nothing."""
+    request_count: int = 0
+    unpriced_request_count: int = 0
+    """Requests with usage whose model had no recorded price: the total leaves them out."""
 
 
 class CoderUser(_Model):
@@ -527,6 +562,10 @@ class WatchKind(StrEnum):
     DELETED = "deleted"
     ACTION_REQUIRED = "action_required"
     """G2: the chat now waits for its person (``requires_action``); sent instead of a status change."""
+    SUMMARY_CHANGE = "summary_change"
+    """Newest builds: the chat's ``last_turn_summary`` was written (after the turn ended)."""
+    CHAT_SUMMARY_CHANGE = "chat_summary_change"
+    """Newest builds: the chat's whole-chat ``summary`` was written."""
 
 
 class WatchEvent(_Model):

@@ -12,9 +12,11 @@ import asyncio
 from typing import ClassVar, Literal
 
 from bridge.coder.backoff import Backoff
-from bridge.coder.errors import CoderRejected
+from bridge.coder.errors import CoderNotFound, CoderRejected
 from bridge.coder.experimental import ChatsApi, ExperimentalBackend
-from bridge.coder.types import ATTACHMENT_TYPES, Capabilities, Chat, ChatId
+from bridge.coder.experimental_wire import decode
+from bridge.coder.rest import read_json
+from bridge.coder.types import ATTACHMENT_TYPES, Capabilities, Chat, ChatCost, ChatId
 from bridge.coder.v2_wire import parse_chat, parse_stream_event, parse_watch_event
 
 CHATS = "/api/v2/chats"
@@ -57,6 +59,17 @@ class V2Backend(ExperimentalBackend):
     def capabilities(self) -> Capabilities:
         """G1's, and a chat may wait for its person (``requires_action``)."""
         return Capabilities(waits_for_user=True)
+
+    async def chat_cost(self, chat_id: ChatId) -> ChatCost | None:
+        """``GET /chats/{id}/cost`` (codersdk ``GetChatCost``, newest builds); ``None`` where the
+        build has no such route (404 for a chat this backend follows)."""
+        try:
+            response = await self._rest.call(
+                "chat_cost", "GET", self.api.path(chat_id, "cost"), idempotent=True
+            )
+        except CoderNotFound:
+            return None
+        return decode(read_json(response), ChatCost.model_validate, "chat cost")
 
     async def interrupt(self, chat_id: ChatId) -> Chat:
         """``POST /chats/{id}/interrupt``; an idle chat (Coder's 409) is returned as it is."""

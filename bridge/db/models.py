@@ -158,6 +158,30 @@ class LinkAttempt(SQLModel, table=True):
     attempted_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())
 
 
+class AgentFile(SQLModel, table=True):
+    """A file the agent attached to its chat (a ``file`` part with a Coder file id), to be posted
+    into the chat's thread exactly once.
+
+    Stored with the stream cursor that passes the message naming it, so a crash either replays that
+    message or finds the row. ``state`` is "pending" until an upload begins, "uploading" once Slack
+    gave the upload its ``slack_file_id`` (a restart then asks Slack whether the file reached the
+    thread before it uploads again), and "done" once the file is in the thread or a line there says
+    why it is not.
+    """
+
+    __tablename__ = "agent_file"
+    __table_args__ = (UniqueConstraint("link_id", "coder_file_id", name="uq_agent_file"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    link_id: int = Field(foreign_key="thread_link.id", index=True)
+    coder_file_id: str = Field(max_length=64)
+    name: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    media_type: str = Field(default="", max_length=128)
+    state: str = Field(default="pending", max_length=16, index=True)
+    slack_file_id: str = Field(default="", max_length=32)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())
+
+
 class AisdkChat(SQLModel, table=True):
     """A chat of Coder's 2025 AI-SDK API, whose chats carry no labels: the bridge keeps them here.
 

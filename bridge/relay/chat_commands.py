@@ -34,6 +34,7 @@ from bridge.relay.options import OptionError, resolve, split_options
 from bridge.relay.outbox import Outbox
 from bridge.relay.policy import Act, Policy, direct_channel
 from bridge.relay.ports import SlackError
+from bridge.slack.blocks import render_usage
 from bridge.slack.defuse import unmention
 from bridge.slack.failures import render_coder_error
 
@@ -50,6 +51,8 @@ FOLLOW_UNSUPPORTED = (
     "that asked, so I can't follow a chat started elsewhere. Coder's Chats API (the `agents` "
     "experiment, or Coder 2.37 and later) adds it."
 )
+_TOTALED = 200
+"""Messages ``status`` adds up for one chat: the most one page of Coder's messages holds."""
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,8 @@ class ChatCommands:
                 return "That is not one of your chats started from Slack."
         if not chats:
             return "You have no Coder chats started from Slack yet."
+        if chat_id is not None:
+            return f"{_line(backend, chats[0])}\n{await _totals(backend, chat_id)}"
         return "\n".join(_line(backend, chat) for chat in chats[:_STATUS])
 
     async def archive(self, caller: Caller, argument: str) -> str:
@@ -235,6 +240,20 @@ class ChatCommands:
         except CoderError as exc:
             return f"I couldn't ask Coder for your chats: {render_coder_error(exc)}"
         return backend, sorted(chats, key=lambda c: c.updated_at or c.created_at or _NEVER, reverse=True)
+
+
+async def _totals(backend: CoderBackend, chat_id: ChatId) -> str:
+    """What the chat's model calls used in all (over its last ``_TOTALED`` messages, the most Coder
+    gives at once) and what it cost, where Coder says."""
+    try:
+        messages = await backend.recent_messages(chat_id, limit=_TOTALED)
+        cost = await backend.chat_cost(chat_id)
+    except CoderError as exc:
+        return f"I couldn't ask Coder what it used: {render_coder_error(exc)}"
+    used = render_usage([m.usage for m in messages if m.usage is not None], cost)
+    if not used:
+        return "Coder recorded no token usage for this chat."
+    return "In all: " + used + (f" (its last {_TOTALED} messages)" if len(messages) >= _TOTALED else "")
 
 
 def _line(backend: CoderBackend, chat: Chat) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bridge.coder.types import ChatFailure, ChatPhase
+from bridge.coder.types import ChatFailure, ChatPhase, ChatStatus
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,18 @@ class ToolLine:
     """A short hint of what the call does (its first string argument), "" when it has none."""
     state: str
     id: str = ""
+
+
+@dataclass(frozen=True)
+class AgentLine:
+    """A sub-agent the turn delegated to (a child chat in Coder): ``id`` is its chat's id (a native
+    plan updates its step by it), ``status`` what the watch last told of it (None until it told
+    any), ``url`` the child chat in Coder's web UI."""
+
+    id: str
+    title: str
+    status: ChatStatus | None
+    url: str
 
 
 @dataclass(frozen=True)
@@ -64,6 +76,8 @@ class Card:
     touched: tuple[str, ...]
     failure: ChatFailure | None
     starting: Starting | None
+    agents: tuple[AgentLine, ...] = ()
+    """The sub-agents the turn delegated to, each a child chat working elsewhere."""
     latest: tuple[str, ...] = ()
     """The compact thread style's view of a turn's progress: the last lines of its intermediate
     texts (the "Now let me look at …" a full-style thread posts one message each for)."""

@@ -59,9 +59,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bridge import tracing
 from bridge.coder.backend import CoderBackend
 from bridge.coder.errors import CoderAuthError, CoderError, CoderNotFound
-from bridge.coder.types import ChatId, ChatPhase, ErrorEvent, Message
+from bridge.coder.types import ChatCost, ChatId, ChatPhase, ChatStatus, ErrorEvent, Message, Part, Usage
 from bridge.db import repo
 from bridge.db.engine import Database
+from bridge.relay.agent_files import AgentFiles
 from bridge.relay.content import Card, Plan
 from bridge.relay.identity import HOW_TO_LINK, Identity
 from bridge.relay.links import HEADER_SLOT, FollowedHeader, Headers, shown, thread_ref
@@ -70,8 +71,9 @@ from bridge.relay.outbox import Outbox, ThreadRef, digest, final_text
 from bridge.relay.output import ReactionWish, SlotText
 from bridge.relay.sessions import SessionMirror
 from bridge.relay.slots import SlotKey
+from bridge.relay.summaries import TurnSummaries
 from bridge.relay.view import DRAFT, ThreadView, removed_by
-from bridge.slack.blocks import render_error, render_outcome, render_removed
+from bridge.slack.blocks import render_error, render_outcome, render_removed, render_usage
 from bridge.slack.failures import render_coder_error, render_failure
 from bridge.slack.mrkdwn import split_markdown
 from bridge.slack.thread_text import render_content, render_plan
@@ -103,6 +105,12 @@ class Shared:
     table_blocks: bool
     """Whether replies are posted as blocks, a table in a ``table`` block (not streamed natively as
     Markdown text): then a table's source does not count against a message's Markdown limit."""
+    summaries: TurnSummaries
+    """Coder's summaries of finished turns, met with the turns' completion lines."""
+    cost_footer: bool
+    """Whether a finished turn's completion line ends with what it used and what the chat cost."""
+    files: AgentFiles | None = None
+    """Posts the files the agent attaches into the thread (none: they are not posted)."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +144,7 @@ class ChatFollow:
         # after the stream's): a follow-up recorded later still gets its reaction.
         self._unmarked: Marks | None = None
         self._view: ThreadView | None = None  # the run's view
+        self._reading: tuple[_Run, asyncio.Lock] | None = None  # the run reading its stream, and its lock
 
     @property
     def reporting(self) -> bool:
@@ -173,6 +182,17 @@ class ChatFollow:
         under way (else the next run starts with the queue)."""
         if self._marks is not None:
             await self._marks.show_queue()
+
+    async def agent_changed(self, child_id: ChatId, status: ChatStatus) -> None:
+        """The watch says the status of a child chat (a sub-agent): the card of the turn that
+        spawned it shows it, if a run reads the chat's stream now (a later run's card is rendered
+        from the stream alone, so it shows no status the watch told before)."""
+        if self._reading is None:
+            return
+        run, lock = self._reading
+        async with lock:
+            if run.view.agent_changed(child_id, status):
+                await self._publish(run)
 
     async def recorded(self, coder_message_id: int) -> None:
         """A follow-up was recorded as delivered: the turn it started gets its reaction, also when the
@@ -267,6 +287,7 @@ class ChatFollow:
                 compact=shared.compact,
                 slow_start=shared.slow_start,
                 now=_now(),
+                chat_url=backend.chat_url,
             )
             run = _Run(ref, backend, link.requester_user_id, view, marks, header, link.sends_begun)
             await self._consume(run, lost=lost_slot if told_lost else None)
@@ -326,8 +347,9 @@ class ChatFollow:
         view, sessions = run.view, self._shared.sessions
         stream = run.backend.stream(self.chat_id, after_id=view.last_id or None)
         newest: int | None = None  # Coder's newest message id, asked once the chat looks idle
-        lock = asyncio.Lock()  # the clock and the stream take turns with the view
+        lock = asyncio.Lock()  # the clock, the watch and the stream take turns with the view
         clock = self._shared.clocks.spawn(self.chat_id, self._clock(run, lock))
+        self._reading = (run, lock)
         try:
             told = False  # whether the person was told that the agent waits for them
             answered = False  # whether Coder's stream has sent a batch in this run
@@ -361,13 +383,14 @@ class ChatFollow:
                         if view.failed_unexplained:
                             await self._explain_failure(run)
                         view.finish()
-                        await self._publish(run, ending=self._outcome(run.requester, view))
+                        await self._end_turn(run)
                         if not waiting:
                             return
                         told = True
                     self._finishing = False
         finally:
             clock.cancel()
+            self._reading = None
             self._finishing = True  # changes from here on reach no stream of this run
             await stream.aclose()
 
@@ -454,33 +477,73 @@ class ChatFollow:
         moved = view.last_id > view.saved_id
         if not moved and not view.status_changed and not finals and not reactions and not ending:
             return
+        files = self._shared.files
+        attached = [(run.ref.link_id, part) for part in view.attached] if files is not None else []
         write = partial(
-            _save_cursor, chat_id=self.chat_id, view=view, moved=moved, ending=ending, sends=run.sends
+            _save_cursor,
+            chat_id=self.chat_id,
+            view=view,
+            moved=moved,
+            ending=ending,
+            sends=run.sends,
+            attached=attached,
         )
         await self._shared.outbox.put_with(run.ref, finals, write, reactions, plans=plans)
         view.saved_id = view.last_id
+        if files is not None and attached:
+            files.wake(run.ref)
 
-    @staticmethod
-    def _outcome(requester: str, view: ThreadView) -> list[SlotText]:
+    async def _end_turn(self, run: _Run) -> None:
         """The mention of the person who started the chat once the agent is idle or waits for them:
         one line per finished turn (keyed by its user message, so a replay never mentions twice), and
         one per wait within it (keyed by the last message before the wait), so the turn's end after
-        a wait is a new message that notifies again."""
-        outcome = view.outcome()
+        a wait is a new message that notifies again. A finished turn's line shows Coder's summary of
+        the turn: now, if it came already, else by an edit when it comes (``relay.summaries``)."""
+        outcome = run.view.outcome()
         if outcome is None:
-            return []
+            await self._publish(run, ending=[])
+            return
         key = SlotKey.outcome(outcome.turn_id)
         if outcome.phase is ChatPhase.NEEDS_USER:
-            key = SlotKey.wait(outcome.turn_id, view.last_id)
-        text = render_outcome(
-            requester,
-            phase=outcome.phase,
-            touched=outcome.touched,
-            reason=render_failure(outcome.failure) if outcome.failure is not None else "",
-            stopped=outcome.stopped,
-            waiting_for=outcome.waiting_for,
-        )
-        return [final_text(key.encode(), text)]
+            key = SlotKey.wait(outcome.turn_id, run.view.last_id)
+
+        footer = await self._footer(run, outcome.usage) if outcome.phase is ChatPhase.IDLE else ""
+
+        def line(summary: str) -> SlotText:
+            text = render_outcome(
+                run.requester,
+                phase=outcome.phase,
+                touched=outcome.touched,
+                reason=render_failure(outcome.failure) if outcome.failure is not None else "",
+                stopped=outcome.stopped,
+                waiting_for=outcome.waiting_for,
+                summary=summary,
+            )
+            return final_text(key.encode(), f"{text}\n{footer}" if footer else text)
+
+        if outcome.phase is not ChatPhase.IDLE:
+            await self._publish(run, ending=[line("")])
+            return
+        summaries = self._shared.summaries
+        summary = summaries.summary(self.chat_id, outcome.turn_id)
+        await self._publish(run, ending=[line(summary)])
+        newer = summaries.stored(self.chat_id, outcome.turn_id, run.ref, summary, line)
+        if newer is not None:
+            await self._shared.outbox.put(run.ref, [newer])
+
+    async def _footer(self, run: _Run, usage: Sequence[Usage]) -> str:
+        """What the turn used and the chat cost so far, when the operator asked for it; a cost
+        Coder cannot say now is left out rather than holding up the line."""
+        if not self._shared.cost_footer:
+            return ""
+        cost: ChatCost | None = None
+        try:
+            cost = await run.backend.chat_cost(self.chat_id)
+        except CoderError as exc:
+            log.info(
+                "no cost of chat %s for its footer: %s", self.chat_id, exc, extra={"chat_id": self.chat_id}
+            )
+        return render_usage(usage, cost)
 
     async def _answered(self, ref: ThreadRef, lost: str | None) -> None:
         """Coder's stream answers again: a later give-up starts a new streak, and a thread told the
@@ -504,11 +567,21 @@ async def _save_cursor(
     moved: bool,
     ending: bool,
     sends: int,
+    attached: Sequence[tuple[int, Part]] = (),
 ) -> None:
     """The cursor (when it moved) and the chat's status, which drive the next start: a busy one
     when it changed, an idle one only with the turn's ending (until then the chat counts busy),
     and only if no send to the chat began after the stream did (``sends``): that send's turn is
-    this stream's to follow next, or the next start's."""
+    this stream's to follow next, or the next start's. The files the agent attached in the
+    messages the cursor passes are recorded with it (``attached``: link id and ``file`` part)."""
+    for link_id, part in attached:
+        await repo.add_agent_file(
+            session,
+            link_id=link_id,
+            coder_file_id=part.file_id,
+            name=part.file_name,
+            media_type=part.media_type,
+        )
     if moved:
         await repo.save_cursor(session, chat_id, view.last_id)
     if view.status is None:

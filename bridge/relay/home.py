@@ -175,7 +175,10 @@ class Home:
             title = link.chosen_title or link.shown_title
             return HomeChat(chat_id, title, _stored_status(link), link.archived, None, thread_url, coder_url)
         title = link.chosen_title or chat.title
-        return HomeChat(chat_id, title, chat.status, link.archived, chat.diff_status, thread_url, coder_url)
+        summary = chat.summary or chat.last_turn_summary
+        return HomeChat(
+            chat_id, title, chat.status, link.archived, chat.diff_status, thread_url, coder_url, summary
+        )
 
 
 def _stored_status(link: ThreadLink) -> ChatStatus | None:

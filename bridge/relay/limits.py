@@ -66,6 +66,8 @@ METHOD_BUDGETS: Mapping[str, Budget] = {
     "users.info": TIER_4,
     "usergroups.users.list": TIER_2,
     "files.info": TIER_4,
+    "files.getUploadURLExternal": TIER_4,  # posting a file the agent attached: step one ...
+    "files.completeUploadExternal": TIER_4,  # ... and three (two is a plain POST of the bytes)
     "views.open": TIER_4,
     "views.publish": TIER_4,
     "agents.sessions.setStatus": TIER_3,

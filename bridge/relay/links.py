@@ -63,6 +63,9 @@ class Follows(Protocol):
     def stopping(self, chat_id: ChatId) -> None:
         """A person is about to interrupt the chat: the turn under way will be reported as stopped."""
 
+    async def agent_changed(self, parent_id: ChatId, child_id: ChatId, status: ChatStatus) -> None:
+        """A sub-agent's chat changed status: the card of its parent's turn shows it."""
+
     async def queue_changed(self, chat_id: ChatId) -> None:
         """A follow-up was recorded as queued: its notice and reaction show its place."""
 

@@ -191,6 +191,35 @@ class FetchedFile:
     data: bytes = field(repr=False)
 
 
+@dataclass(frozen=True)
+class Upload:
+    """An upload Slack began (``files.getUploadURLExternal``): the file's id and where its bytes go."""
+
+    file_id: str
+    url: str
+
+
+class FileUploads(Protocol):
+    """How the relay posts a file into a thread: Slack's external upload, one step a call, so a
+    restart between the steps knows which one it reached."""
+
+    async def begin(self, filename: str, length: int) -> Upload:
+        """Step one: an upload of ``length`` bytes."""
+        ...
+
+    async def send(self, upload: Upload, data: bytes) -> None:
+        """Step two: the bytes, to the upload's URL."""
+        ...
+
+    async def share(self, upload: Upload, title: str, channel: str, thread_ts: str) -> None:
+        """Step three: the uploaded file, shared in the thread by one message of the bot."""
+        ...
+
+    async def shared_in(self, file_id: str, channel: str) -> bool:
+        """Whether the file reached ``channel`` (``files.info``'s shares), after a restart."""
+        ...
+
+
 class FileRefused(Exception):
     """A file that is not relayed; the message says why, in words fit for the thread."""
 

@@ -33,6 +33,7 @@ class SlotKind(StrEnum):
     ANSWER = "reply"
     WARNINGS = "warnings"
     FILES = "files"
+    AGENT_FILE = "agentfile"
     STOP = "stop"
     CONTROL = "control"
     OTHER = ""
@@ -126,6 +127,11 @@ class SlotKey:
     def files(cls, ts: str) -> SlotKey:
         """What became of the files attached to the person's message at ``ts``."""
         return cls._of(SlotKind.FILES, ts)
+
+    @classmethod
+    def agent_file(cls, file_id: str) -> SlotKey:
+        """Why a file the agent attached (Coder's file id) is linked instead of posted."""
+        return cls._of(SlotKind.AGENT_FILE, file_id)
 
     @classmethod
     def stop(cls, ts: str) -> SlotKey:

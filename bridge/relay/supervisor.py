@@ -14,15 +14,17 @@ its reaction when the send's answer comes after the stream's.
 
 from __future__ import annotations
 
-from bridge.coder.types import ChatId
+from bridge.coder.types import ChatId, ChatStatus
 from bridge.db import repo
 from bridge.db.engine import Database
+from bridge.relay.agent_files import AgentFiles
 from bridge.relay.follow import ChatFollow, Shared
 from bridge.relay.identity import Identity
 from bridge.relay.links import Headers
 from bridge.relay.marks import ReactionNames
 from bridge.relay.outbox import Outbox
 from bridge.relay.sessions import SessionMirror
+from bridge.relay.summaries import TurnSummaries
 from bridge.tasks import TaskGroup
 
 
@@ -43,6 +45,8 @@ class Supervisor:
         reactions: ReactionNames | None = None,
         sessions: SessionMirror | None = None,
         table_blocks: bool = False,
+        cost_footer: bool = False,
+        files: AgentFiles | None = None,
     ) -> None:
         self._db = db
         self._clocks = TaskGroup("clocks")
@@ -59,9 +63,17 @@ class Supervisor:
             compact=compact,
             slow_start=slow_start,
             table_blocks=table_blocks,
+            summaries=TurnSummaries(),
+            cost_footer=cost_footer,
+            files=files,
         )
         self._follows: dict[ChatId, ChatFollow] = {}
         self._tasks = TaskGroup("streams")
+
+    @property
+    def summaries(self) -> TurnSummaries:
+        """Coder's turn summaries met with the completion lines of the chats followed here."""
+        return self._shared.summaries
 
     @property
     def live(self) -> int:
@@ -98,6 +110,12 @@ class Supervisor:
         follow = self._follows.get(chat_id)
         if follow is not None:
             follow.stopping()
+
+    async def agent_changed(self, parent_id: ChatId, child_id: ChatId, status: ChatStatus) -> None:
+        """The watch says a sub-agent's status: the card of the chat that spawned it shows it."""
+        follow = self._follows.get(parent_id)
+        if follow is not None:
+            await follow.agent_changed(child_id, status)
 
     async def queue_changed(self, chat_id: ChatId) -> None:
         """A follow-up was recorded as queued: its notice and reaction show its place, if the chat is

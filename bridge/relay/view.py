@@ -40,14 +40,16 @@ from __future__ import annotations
 
 import bisect
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bridge.coder.experimental_wire import parse_status
 from bridge.coder.novelty import report_unknown
 from bridge.coder.types import (
     ActionRequiredEvent,
     ChatFailure,
+    ChatId,
     ChatPhase,
     ChatStatus,
     ConnectedEvent,
@@ -62,8 +64,10 @@ from bridge.coder.types import (
     RetryEvent,
     StatusEvent,
     StreamEvent,
+    Usage,
 )
 from bridge.relay.content import (
+    AgentLine,
     Card,
     Content,
     Failed,
@@ -85,6 +89,9 @@ LATEST_LINES = 3
 """Compact: how many of a turn's latest text lines its card shows."""
 PROVISIONING_TOOLS = frozenset({"create_workspace", "start_workspace"})
 """chatd's tools that build a workspace (coder/coder coderd/x/chatd/chattool): they run for minutes."""
+SPAWN_TOOLS = frozenset({"spawn_agent", "spawn_explore_agent", "spawn_computer_use_agent", "spawn_subagent"})
+"""chatd's tools that delegate to a sub-agent, a child chat whose id their result names
+(coder/coder site/src/pages/AgentsPage/components/ChatElements/tools/subagentDescriptor.ts)."""
 
 
 def removed_by(slot: SlotKey, surviving: frozenset[int]) -> bool:
@@ -102,6 +109,15 @@ class _Call:
     state: str = "running"
     touched: tuple[str, ...] = ()
     started: float = 0.0
+    title: str = ""  # what a spawn names its sub-agent
+
+
+@dataclass
+class _Agent:
+    """A sub-agent the turn delegated to: a child chat, by the title the spawn gave it."""
+
+    title: str
+    status: ChatStatus | None = None
 
 
 @dataclass
@@ -174,6 +190,8 @@ class Outcome:
     failure: ChatFailure | None
     stopped: bool
     waiting_for: tuple[str, ...] = ()
+    usage: tuple[Usage, ...] = ()
+    """What each model call of the turn used, as Coder recorded it on the turn's replies."""
 
 
 @dataclass
@@ -206,6 +224,7 @@ class ThreadView:
         compact: bool = False,
         slow_start: float = 10.0,
         now: float = 0.0,
+        chat_url: Callable[[ChatId], str] = str,
     ) -> None:
         """Start after ``after_id``.
 
@@ -219,7 +238,8 @@ class ThreadView:
         ``show_reasoning`` shows the model's reasoning above each reply (quoted, trimmed);
         ``compact`` keeps a turn's intermediate texts on its card (see ``Card.latest``) and shows only
         its final reply as a message of its own;
-        ``slow_start`` is how long a turn may stay starting before its card says so.
+        ``slow_start`` is how long a turn may stay starting before its card says so; ``chat_url``
+        links a sub-agent's chat id to the chat in Coder.
         """
         self.last_id = 0
         self.status: ChatStatus | None = None
@@ -234,8 +254,11 @@ class ThreadView:
         self._reasoning = _Deltas()
         self._turn_texts: dict[int, tuple[str, str]] = {}  # the turn's replies: id -> (text, reasoning)
         self._steps: dict[int, str] = {}  # compact: the turn's intermediate texts (replies that call tools)
+        self._turn_usage: dict[int, Usage] = {}  # what the turn's replies' model calls used, by id
         self._turn_id: int | None = None
         self._calls: dict[str, _Call] = {}
+        self._agents: dict[str, _Agent] = {}  # the turn's sub-agents, by child chat id
+        self._chat_url = chat_url
         self._unsaved_calls: set[str] = set()  # calls only streamed so far: a void preview takes them
         self._episode = (0, 0)  # the newest preview a numbered delta came from: (history, attempt)
         self._seq = 0  # the newest delta's number within it
@@ -253,6 +276,9 @@ class ThreadView:
         self._blocks: dict[SlotKey, Block] = {}
         self.changed: list[SlotKey] = []
         self.renames: list[tuple[SlotKey, SlotKey]] = []
+        self.attached: list[Part] = []
+        """Files the agent attached in the messages of the last batch (``file`` parts naming a
+        Coder file), for the caller to post; a replayed message names its files again."""
         self._draft_of_unseen_turn = False
         for message in turn:
             self._on_message(message)
@@ -266,7 +292,7 @@ class ThreadView:
             # The cursor is stored after the draft was shown, so it can lag behind the user message
             # that began the draft's turn: that message, when it comes, does not end the draft.
             self._draft_of_unseen_turn = after_id is None or not turn
-        self.changed = []
+        self.changed, self.attached = [], []
         self._newer_turn = newer_turn
         self._held: list[PartEvent] = []  # deltas of the newer turn, until its user message comes
         self._snapshot_next = False  # the next batch is a connect's snapshot
@@ -305,7 +331,7 @@ class ThreadView:
     def apply(self, batch: Iterable[StreamEvent], *, now: float = 0.0) -> None:
         """Fold one batch; afterwards ``renames`` and ``changed`` say what to do in Slack, in that order,
         and ``rewritten`` is set when the batch completed a history rewrite."""
-        self.changed = []
+        self.changed, self.attached = [], []
         self.renames = []
         self.rewritten = None
         self.status_changed = False
@@ -334,7 +360,7 @@ class ThreadView:
 
     def tick(self, now: float) -> None:
         """Time passed without events: the card of a starting turn shows how long it has taken."""
-        self.changed = []
+        self.changed, self.attached = [], []
         self.renames = []
         self.rewritten = None
         self.status_changed = False
@@ -446,7 +472,7 @@ class ThreadView:
             self._turn_texts.clear()
             self._steps.clear()
             self._text.persisted = self._reasoning.persisted = ""
-            self._turn_id, self._calls, self._failure = None, {}, None
+            self._turn_id, self._calls, self._agents, self._failure = None, {}, {}, None
             self._unsaved_calls.clear()
         for key in [key for key in self._blocks if removed_by(key, surviving)]:
             del self._blocks[key]
@@ -493,8 +519,43 @@ class ThreadView:
             call.name = part.tool_name
         if part.type == "tool-call" and part.args is not None:
             call.summary, call.touched = summarize_args(part.args), touched_files(part.args)
+            if isinstance(part.args, dict) and isinstance(part.args.get("title"), str):
+                call.title = part.args["title"]
         elif part.type == "tool-result":
             call.state = "error" if part.is_error else "ok"
+            if isinstance(part.result, dict) and not part.is_error:
+                if call.name in SPAWN_TOOLS:
+                    self._spawned(call, part.result)
+                elif call.name == "wait_agent":
+                    self._waited(part.result)
+
+    def _spawned(self, call: _Call, result: dict[str, Any]) -> None:
+        """A spawn's result names the child chat it made: the card shows it from now on."""
+        chat_id = result.get("chat_id")
+        if isinstance(chat_id, str) and chat_id and chat_id not in self._agents:
+            title = result.get("title") if isinstance(result.get("title"), str) else ""
+            self._agents[chat_id] = _Agent(title or call.title or call.summary)
+
+    def _waited(self, result: dict[str, Any]) -> None:
+        """``wait_agent`` returned with the sub-agent's status: the card shows it (the watch may say
+        it sooner, or, where the bridge has no watch, never)."""
+        agent = self._agents.get(str(result.get("chat_id", "")))
+        if agent is not None and isinstance(result.get("status"), str):
+            agent.status = parse_status(result["status"])
+
+    def agent_changed(self, chat_id: str, status: ChatStatus) -> bool:
+        """The watch says a child chat's status: the card line of that sub-agent shows it. False
+        (nothing to show) for a chat this turn did not spawn."""
+        self.changed, self.attached = [], []
+        self.renames = []
+        self.rewritten = None
+        self.status_changed = False
+        agent = self._agents.get(chat_id)
+        if agent is None or agent.status == status:
+            return False
+        agent.status = status
+        self._update_card()
+        return True
 
     def _on_status(self, status: ChatStatus) -> None:
         if status.phase is ChatPhase.UNKNOWN:  # a newer Coder's status: keep showing what we know
@@ -544,12 +605,13 @@ class ThreadView:
         touched = self._touched()
         stopped = self._stopped_turn is not None and self._stopped_turn == self._turn_id
         phase = self.status.phase
-        return Outcome(self._turn_id, phase, touched, self._failure, stopped, self._waiting_for)
+        usage = tuple(self._turn_usage[i] for i in sorted(self._turn_usage))
+        return Outcome(self._turn_id, phase, touched, self._failure, stopped, self._waiting_for, usage)
 
     def finish(self) -> None:
         """The chat is idle and caught up: a draft no message took over was cut short (an interrupt, an
         error); it keeps the text it showed under a key of its own, so the next turn starts afresh."""
-        self.changed = []
+        self.changed, self.attached = [], []
         self.renames = []
         self.status_changed = False
         self._update_draft()
@@ -587,15 +649,20 @@ class ThreadView:
             self._reasoning.drop_finished()
             self._turn_texts.clear()
             self._steps.clear()
+            self._turn_usage.clear()
             self._text.persisted = self._reasoning.persisted = ""
-            self._turn_id, self._calls, self._failure = message.id, {}, None
+            self._turn_id, self._calls, self._agents, self._failure = message.id, {}, {}, None
             self._unsaved_calls.clear()
             self._slow_start_shown = False
         current = self._turn_id is None or message.id > self._turn_id  # of the turn under way
+        if message.role == "assistant":
+            self.attached += [p for p in message.content if p.type == "file" and p.file_id]
         shown = Reply("")
         if message.role == "assistant":
             if current:  # a revision replaces what the message held, never adds to it
                 self._turn_texts[message.id] = (message.text, message.reasoning)
+                if message.usage is not None:
+                    self._turn_usage[message.id] = message.usage
                 replies = [self._turn_texts[i] for i in sorted(self._turn_texts)]
                 self._text.persisted = "".join(text for text, _ in replies)
                 self._reasoning.persisted = "".join(reasoning for _, reasoning in replies)
@@ -672,7 +739,10 @@ class ThreadView:
         if phase is None:
             phase = self.status.phase if self.status is not None else ChatPhase.WORKING
         calls = tuple(ToolLine(c.name, c.summary, c.state, id_) for id_, c in self._calls.items())
-        card = Card(calls, phase, self._touched(), self._failure, starting, self._latest(phase))
+        agents = tuple(
+            AgentLine(i, a.title, a.status, self._chat_url(ChatId(i))) for i, a in self._agents.items()
+        )
+        card = Card(calls, phase, self._touched(), self._failure, starting, agents, self._latest(phase))
         self._set(key, card, final=card.final)
 
     def _latest(self, phase: ChatPhase) -> tuple[str, ...]:

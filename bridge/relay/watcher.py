@@ -3,11 +3,16 @@
 Chat streams are open only while a chat works (design, section 3). What happens to a chat outside
 of that reaches the bridge through the watch: someone continues the chat in Coder's web UI (its
 status turns busy: its follow is woken; so is a chat that starts to wait for its
-person, which G2 announces as ``action_required``), Coder renames it (the header shows the new
+person, which G2 announces as ``action_required``; so is the card of a turn whose sub-agent, a child
+chat, changed status), Coder renames it (the header shows the new
 title), or its pull request moves (the thread's one diff summary is rewritten in place). A turn's
 end is a status change too, and refreshes the summary. Every change to a linked chat also
 refreshes its requester's App Home tab (``relay.home``, debounced there). A chat created with a
 ``slack_channel`` label is handed to ``relay.pickup``, which follows it there if it may.
+end is a status change too, and refreshes the summary. Coder's summary of a finished turn comes
+later, on its own (``summary_change``): it goes into the turn's completion line
+(``relay.summaries``). Every change to a linked chat also refreshes its requester's App Home tab
+(``relay.home``, debounced there), which shows each chat's summary.
 
 Coder sends no snapshot on watch and drops what happens while the socket is down, so after every
 (re)connect the chat list is read again and compared with what the thread last showed (stored on
@@ -28,6 +33,7 @@ from bridge.coder.types import (
     Chat,
     ChatDiff,
     ChatDiffStatus,
+    ChatId,
     ConnectedEvent,
     ErrorEvent,
     WatchEvent,
@@ -40,6 +46,7 @@ from bridge.relay.home import Home
 from bridge.relay.links import Follows, Headers, shown, thread_ref
 from bridge.relay.outbox import Outbox, digest, final_text
 from bridge.relay.pickup import Pickup, labelled
+from bridge.relay.summaries import TurnSummaries
 from bridge.slack.blocks import render_diff_summary
 from bridge.tasks import TaskGroup
 
@@ -61,11 +68,13 @@ class Watcher:
         *,
         home: Home | None = None,
         pickup: Pickup | None = None,
+        summaries: TurnSummaries | None = None,
         retry_after: float = 60.0,
     ) -> None:
         self._db = db
         self._home = home
         self._pickup = pickup
+        self._summaries = summaries
         self._backend = backend
         self._outbox = outbox
         self._follows = follows
@@ -120,6 +129,9 @@ class Watcher:
 
     async def _on_change(self, event: WatchEvent) -> None:
         chat = event.chat
+        if chat.parent_chat_id:  # a sub-agent: its line on the card of the turn that spawned it
+            await self._follows.agent_changed(ChatId(chat.parent_chat_id), chat.id, chat.status)
+            return
         async with self._db.unit() as session:
             link = await repo.find_link_by_chat(session, chat.id)
         if link is not None and self._home is not None:
@@ -138,6 +150,26 @@ class Watcher:
                 await self._show_diff(link, await self._backend.get_chat(chat.id))
             case WatchKind.TITLE_CHANGE:
                 await self._retitle(link, chat)
+            case WatchKind.SUMMARY_CHANGE:
+                await self._summarized(chat)
+
+    async def _summarized(self, hint: Chat) -> None:
+        """Coder summarized the chat's last turn: its completion line shows the summary. The turn is
+        the one of the chat's newest user message, read now; a chat busy again is on a newer turn,
+        whose own summary will come."""
+        if self._summaries is None:
+            return
+        chat = await self._backend.get_chat(hint.id)
+        if chat.status.phase.busy or not chat.last_turn_summary:
+            return
+        recent = await self._backend.recent_messages(chat.id, limit=200)
+        turn_id = max((m.id for m in recent if m.role == "user"), default=None)
+        if turn_id is None:
+            return
+        edit = self._summaries.summarized(chat.id, turn_id, chat.last_turn_summary)
+        if edit is not None:
+            ref, text = edit
+            await self._outbox.put(ref, [text])
 
     async def _catch_up(self) -> None:
         """After a (re)connect: act on what changed while no watch was open, as the chat list shows it."""

@@ -111,6 +111,7 @@ from bridge.sim.coder_state import (
     SimFile,
     SimUser,
     chat_json,
+    cost_json,
     encode,
     messages_page_json,
     part,
@@ -479,6 +480,7 @@ class CoderSim:
             web.post(chat + "/interrupt", self._interrupt),
             web.delete(chat + "/queue/{queued}", self._delete_queued),
             web.post(chat + "/queue/{queued}/promote", self._promote),
+            *([web.get(chat + "/cost", self._cost)] if self.dialect.late else []),
             web.get(chat + "/diff", self._diff),
             web.post(chat + "/title/regenerate", self._regenerate_title),
             web.get(chat + "/stream", self._stream),
@@ -675,6 +677,10 @@ class CoderSim:
     async def _diff(self, request: web.Request) -> web.Response:
         chat = self._chat(request)
         return _json(200, {"chat_id": chat.id, **chat.diff})
+
+    async def _cost(self, request: web.Request) -> web.Response:
+        """The newest source's ``GET /chats/{id}/cost`` (codersdk ``GetChatCost``)."""
+        return _json(200, cost_json(self._chat(request)))
 
     async def _models(self, request: web.Request) -> web.Response:
         return _json(200, MODELS_RESPONSE)

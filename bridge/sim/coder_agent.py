@@ -114,7 +114,49 @@ class Fail:
     provider: str = ""
 
 
-Step = Text | Reasoning | ToolCall | ClientToolCall | Pause | Gate | Retry | Fail
+@dataclass(frozen=True)
+class Attach:
+    """The agent hands the user a workspace file with chatd's ``attach_file`` tool (coder/coder
+    coderd/x/chatd/chattool/attachfile.go at 199bdad2): the call with ``path`` (and ``name`` when
+    given) streams, the file is stored as a chat file, and the persisted assistant message carries
+    the call and, after it, a ``file`` part naming the stored file (chatd's
+    ``buildAssistantPartsForPersist`` promotes a tool result's attachments into the step's assistant
+    message); then the tool's result, ``{ok, path, file_id, name, media_type, size}``."""
+
+    path: str
+    data: bytes
+    media_type: str
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Delegate:
+    """The agent hands a task to a sub-agent and waits for its report (the newest source only):
+    ``spawn_agent`` with ``title`` and ``prompt`` makes a child chat (``parent_chat_id`` set, the
+    same owner) that plays ``steps`` as its own turn, and the result names it,
+    ``{chat_id, title, status}``; then ``wait_agent`` with its ``chat_id`` returns once the child's
+    turn ended, ``{chat_id, status, report}`` (the report is the child's last reply). Shapes as
+    coder/coder's site stories and chatd tests show them (SubagentTool, subagentDescriptor.ts,
+    TestWaitAgent*); UNCERTAIN: every other field chatd adds."""
+
+    title: str
+    prompt: str
+    steps: Sequence[Step]
+    wait: bool = True
+    """Whether the agent waits for the sub-agent (``wait_agent``); else it goes on meanwhile."""
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What Coder's summary worker writes of the turn once it ended (the newest source only; a turn
+    whose script names none gets none). Streams nothing."""
+
+    text: str
+
+
+Step = (
+    Text | Reasoning | ToolCall | ClientToolCall | Attach | Delegate | Pause | Gate | Retry | Fail | Summary
+)
 Script = Callable[[str], Sequence[Step]]
 
 
@@ -133,6 +175,15 @@ class TurnOutput(Protocol):
     async def await_client(self, call: JsonDict) -> None:
         """Wait until a client resolved this persisted ``tool-call`` part (see ``ClientToolCall``)."""
 
+    def store_file(self, name: str, media_type: str, data: bytes) -> str:
+        """Store a chat file the chat's owner may download; its id."""
+
+    def spawn(self, title: str, prompt: str, steps: Sequence[Step]) -> str:
+        """Start a child chat playing ``steps``; its id."""
+
+    async def await_child(self, chat_id: str) -> JsonDict:
+        """Wait until the child chat's turn ended; its ``wait_agent`` result."""
+
 
 class Turn:
     """One play of a script for one chat; it keeps the unsaved draft so an interrupt can persist it.
@@ -149,10 +200,12 @@ class Turn:
         self._chunk_words = chunk_words
         self._retry_restarts = retry_restarts
         self._draft: list[JsonDict] = []
+        self.summary = ""
+        """The summary the script named for the turn (``Summary``), empty when it named none."""
 
     def draft_content(self) -> list[JsonDict]:
         """The streamed but not yet persisted parts that carry content (copies)."""
-        return [dict(p) for p in self._draft if p["type"] == "tool-call" or p["text"]]
+        return [dict(p) for p in self._draft if p["type"] in ("tool-call", "file") or p["text"]]
 
     async def play(self, steps: Sequence[Step]) -> Fail | None:
         """Run the steps; the ``Fail`` that ended the turn, or None after a normal end."""
@@ -174,10 +227,16 @@ class Turn:
                 await self._call_tool(step)
             case ClientToolCall(name=name, args=args):
                 await self._output.await_client(await self._stream_call(name, args))
+            case Attach():
+                await self._attach(step)
+            case Delegate():
+                await self._delegate(step)
             case Pause(seconds=seconds):
                 await asyncio.sleep(seconds)
             case Gate(event=event):
                 await event.wait()
+            case Summary(text=text):
+                self.summary = text
             case Retry():
                 if self._retry_restarts:
                     self._draft = []
@@ -191,8 +250,42 @@ class Turn:
             draft["text"] += chunk
             self._output.part("assistant", part(kind, text=chunk))
 
-    async def _stream_call(self, name: str, args: Mapping[str, Any]) -> JsonDict:
-        """Stream a tool call and persist the assistant message it ends; the call's final part."""
+    async def _attach(self, step: Attach) -> None:
+        """``attach_file``: the call, the stored file promoted into the assistant message, the result."""
+        args = {"path": step.path, **({"name": step.name} if step.name else {})}
+        call = await self._stream_call("attach_file", args, flush=False)
+        name = step.name or step.path.rstrip("/").rsplit("/", 1)[-1]
+        file_id = self._output.store_file(name, step.media_type, step.data)
+        self._draft.append(part("file", media_type=step.media_type, name=name, file_id=file_id))
+        self._flush()
+        await asyncio.sleep(self._interval)
+        ids = {"tool_call_id": call["tool_call_id"], "tool_name": "attach_file"}
+        outcome = {"ok": True, "path": step.path, "file_id": file_id, "name": name}
+        outcome.update(media_type=step.media_type, size=len(step.data))
+        result = part("tool-result", **ids, result=outcome)
+        self._output.part("tool", result)
+        self._output.persist("tool", [result])
+
+    async def _delegate(self, step: Delegate) -> None:
+        """``spawn_agent``, then (unless told not to) ``wait_agent`` until the child chat's turn ended."""
+        spawned = await self._stream_call("spawn_agent", {"title": step.title, "prompt": step.prompt})
+        chat_id = self._output.spawn(step.title, step.prompt, step.steps)
+        self._finish_call(spawned, {"chat_id": chat_id, "title": step.title, "status": "running"})
+        if not step.wait:
+            return
+        waited = await self._stream_call("wait_agent", {"chat_id": chat_id})
+        self._finish_call(waited, await self._output.await_child(chat_id))
+
+    def _finish_call(self, call: JsonDict, result: Any) -> None:
+        """A tool call's result, streamed and persisted as a ``tool`` message."""
+        ids = {"tool_call_id": call["tool_call_id"], "tool_name": call["tool_name"]}
+        done = part("tool-result", **ids, result=result)
+        self._output.part("tool", done)
+        self._output.persist("tool", [done])
+
+    async def _stream_call(self, name: str, args: Mapping[str, Any], *, flush: bool = True) -> JsonDict:
+        """Stream a tool call and (unless told not to) persist the assistant message it ends; the
+        call's final part."""
         # UNCERTAIN (reference 4.4): G1's exact tool-call chunking; deltas first, then full args.
         ids = {"tool_call_id": f"toolu_{uuid.uuid4().hex[:24]}", "tool_name": name}
         for chunk in _even_chunks(encode(dict(args)), _ARGS_DELTA_CHUNKS):
@@ -202,7 +295,8 @@ class Turn:
         call = part("tool-call", **ids, args=dict(args))
         self._output.part("assistant", call)
         self._draft.append(call)
-        self._flush()
+        if flush:
+            self._flush()
         return call
 
     async def _call_tool(self, step: ToolCall) -> None:

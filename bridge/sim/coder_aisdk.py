@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal
 
-from bridge.sim.coder_agent import Fail
+from bridge.sim.coder_agent import Fail, Step
 from bridge.sim.coder_rules import ApiError
 from bridge.sim.coder_state import JsonDict, SimChat, encode
 
@@ -214,6 +214,17 @@ class DataStreamOutput:
     async def await_client(self, call: JsonDict) -> None:
         """coderd runs every tool of this API itself: no client tool, no waiting for one."""
         raise RuntimeError("the 2025 AI-SDK chat API has no client-executed tools")
+
+    def store_file(self, name: str, media_type: str, data: bytes) -> str:
+        """The 2025 API stores no files: its agent has no ``attach_file``."""
+        raise RuntimeError("the 2025 AI-SDK chat API has no agent-attached files")
+
+    def spawn(self, title: str, prompt: str, steps: Sequence[Step]) -> str:
+        """The 2025 API has no sub-agents."""
+        raise RuntimeError("the 2025 AI-SDK chat API has no sub-agents")
+
+    async def await_child(self, chat_id: str) -> JsonDict:
+        raise RuntimeError("the 2025 AI-SDK chat API has no sub-agents")
 
     # -- parts ---------------------------------------------------------------------------------
 

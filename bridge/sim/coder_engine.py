@@ -14,11 +14,11 @@ import itertools
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from bridge.sim.coder_agent import Fail, Script, Turn
+from bridge.sim.coder_agent import Fail, Script, Step, Turn
 from bridge.sim.coder_aisdk import DataStreamOutput
 from bridge.sim.coder_rules import ApiError, ToolResult, check_tool_results, derive_title
 from bridge.sim.coder_state import (
@@ -139,6 +139,19 @@ class _ChatOutput:
     async def await_client(self, call: JsonDict) -> None:
         await self._engine.await_client(self._chat, call)
 
+    def spawn(self, title: str, prompt: str, steps: Sequence[Step]) -> str:
+        return self._engine.spawn_child(self._chat, title, prompt, steps).id
+
+    async def await_child(self, chat_id: str) -> JsonDict:
+        return await self._engine.await_child(chat_id)
+
+    def store_file(self, name: str, media_type: str, data: bytes) -> str:
+        """chatd's StoreFileFunc: a chat file of the chat's owner (UNCERTAIN: the newest chatd also
+        links it to the chat, which the simulator does not model)."""
+        file = SimFile(str(uuid.uuid4()), self._chat.owner_id, name, media_type, data)
+        self._engine.files[file.id] = file
+        return file.id
+
 
 class ChatEngine:
     """All chats of the deployment and the turns running on them."""
@@ -166,6 +179,7 @@ class ChatEngine:
         self._message_ids = itertools.count(1)
         self._queued_ids = itertools.count(1)
         self._runs: dict[str, _Run] = {}
+        self._child_steps: dict[str, list[Step]] = {}  # what each sub-agent's chat plays
         self._replies: set[asyncio.Task[None]] = set()
         self._streams: defaultdict[str, set[Subscriber]] = defaultdict(set)
         self._watchers: defaultdict[str, set[Subscriber]] = defaultdict(set)
@@ -187,8 +201,10 @@ class ChatEngine:
         mcp_server_ids: list[str] | None = None,
         organization_id: str = "",
         client_type: str = "api",
+        parent: SimChat | None = None,
     ) -> SimChat:
-        """CreateChat: born busy (G1 ``pending``, G2 ``running``), prompt stored, a turn scheduled."""
+        """CreateChat: born busy (G1 ``pending``, G2 ``running``), prompt stored, a turn scheduled;
+        a sub-agent's chat names its ``parent``, whose ``children`` it joins."""
         # UNCERTAIN (reference 7.2): the seed doc shows "waiting"; chatd sets pending in the create tx.
         chat = SimChat(
             id=str(uuid.uuid4()),
@@ -202,8 +218,11 @@ class ChatEngine:
             organization_id=organization_id,
             client_type=client_type,
             labels=labels,
+            parent_id=parent.id if parent is not None else None,
         )
         self.chats[chat.id] = chat
+        if parent is not None:
+            parent.children.append(chat)
         for _ in range(_HIDDEN_MESSAGES_PER_CHAT):
             next(self._message_ids)
         self.append(chat, "user", content, created_by=owner.id)
@@ -412,6 +431,36 @@ class ChatEngine:
             )
             self.append(chat, "tool", [answer])
         self._resume(chat)
+
+    def spawn_child(self, parent: SimChat, title: str, prompt: str, steps: Sequence[Step]) -> SimChat:
+        """A sub-agent (the newest source only): a child chat of the parent's owner, announced as
+        ``created`` to watchers, whose turn plays ``steps`` (chatd runs it like any chat)."""
+        if not self._dialect.late:
+            raise RuntimeError(f"Coder {self._dialect.generation} has no sub-agents")
+        owner = SimUser(parent.owner_id, parent.owner)
+        child = self.create_chat(
+            owner,
+            [part("text", text=prompt)],
+            title=title,
+            labels={},
+            model_config_id=parent.model_config_id,
+            organization_id=parent.organization_id,
+            parent=parent,
+        )
+        self._child_steps[child.id] = list(steps)
+        return child
+
+    async def await_child(self, chat_id: str) -> JsonDict:
+        """``wait_agent``: once the child's turn ended, its status and its last reply as the report."""
+        child = self.chats[chat_id]
+        await self.changes.wait_for(lambda: chat_id not in self._runs and child.status != "running", 3600.0)
+        replies = [m for m in child.messages if m["role"] == "assistant"]
+        report = (
+            "".join(p["text"] for p in replies[-1].get("content", ()) if p["type"] == "text")
+            if replies
+            else ""
+        )
+        return {"chat_id": chat_id, "status": child.status, "report": report}
 
     def regenerate_title(self, chat: SimChat) -> None:
         """A "generated" title: the latest prompt's first words, announced as ``title_change``."""
@@ -759,13 +808,17 @@ class ChatEngine:
         chat.retry_state = None
         if failure is None:
             self._finish_turn(chat)
+            if self._dialect.late:
+                self._summarize(chat, run.turn.summary)
         else:
             self._fail_turn(chat, failure)
 
     async def _play(self, chat: SimChat, turn: Turn, prompt: str) -> Fail | None:
-        """Play the script the prompt selects; the Fail that ended it, or None."""
+        """Play the script the prompt selects (a sub-agent's chat: the steps it was spawned with);
+        the Fail that ended it, or None."""
+        steps = self._child_steps.pop(chat.id, None)
         try:
-            return await turn.play(self._script_for(prompt)(prompt))
+            return await turn.play(steps if steps is not None else self._script_for(prompt)(prompt))
         except Exception as exc:  # a broken script must end like chatd's panic recovery, not hang running
             log.exception("coder sim: script failed for chat %s", chat.id)
             return Fail(f"chat processing panicked: {exc}")
@@ -776,6 +829,19 @@ class ChatEngine:
             self._set_status(chat, "waiting")
             return
         self._promote_head(chat)
+
+    def _summarize(self, chat: SimChat, turn: str) -> None:
+        """The late dialect's summary worker, once a turn finished: the turn's summary, then the whole
+        chat's, each written and announced on its own (``UpdateChatLastTurnSummary`` and
+        ``summary_change``, ``UpdateChatSummary`` and ``chat_summary_change``); neither moves
+        ``updated_at``. A summary is the model's words, so a script names it (``Summary``); a turn
+        whose script names none is left unsummarized, as when Coder's summary call fails."""
+        if not turn:
+            return
+        chat.last_turn_summary = turn
+        self._watch(chat, "summary_change")
+        chat.summary = f"{chat.title}: {turn}"
+        self._watch(chat, "chat_summary_change")
 
     def _promote_head(self, chat: SimChat) -> JsonDict:
         """The oldest queued message becomes the next user message and a turn starts; returns it."""

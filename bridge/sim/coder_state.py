@@ -224,6 +224,14 @@ class SimChat:
     retry_state: JsonDict | None = None
     queue_version: int = 0
     rewritten: bool = False
+    parent_id: str | None = None
+    """The chat that spawned this one as a sub-agent (``parent_chat_id``); None for a root chat."""
+    children: list[SimChat] = field(default_factory=list)
+    """A root chat's sub-agent chats, oldest first (the newest source's ``children``)."""
+    last_turn_summary: str | None = None
+    summary: str | None = None
+    """The late dialect's summaries (``last_turn_summary``, the whole chat's ``summary``): null until
+    the summary worker wrote one after a turn."""
     created_at: str = field(default_factory=timestamp)
     updated_at: str = field(default_factory=timestamp)
 
@@ -265,8 +273,10 @@ def chat_json(chat: SimChat, *, promoted: bool = False) -> JsonDict:
     body["owner_id"] = chat.owner_id
     if chat.workspace_id is not None:
         body["workspace_id"] = chat.workspace_id
+    if chat.parent_id is not None:
+        body["parent_chat_id"] = chat.parent_id
     body.update(
-        root_chat_id=chat.id,
+        root_chat_id=chat.parent_id or chat.id,
         last_model_config_id=chat.model_config_id,
         title=chat.title,
         status=chat.status,
@@ -276,7 +286,7 @@ def chat_json(chat: SimChat, *, promoted: bool = False) -> JsonDict:
     elif chat.last_error:
         body["last_error"] = dict(chat.last_error)
     if promoted:
-        body.update(last_turn_summary=None, summary=None)
+        body.update(last_turn_summary=chat.last_turn_summary, summary=chat.summary)
     if chat.diff_status is not None:
         body["diff_status"] = chat.diff_status
     body.update(created_at=chat.created_at, updated_at=chat.updated_at, archived=chat.archived)
@@ -288,8 +298,10 @@ def chat_json(chat: SimChat, *, promoted: bool = False) -> JsonDict:
         labels=dict(chat.labels),
         has_unread=chat.has_unread,
     )
-    if promoted:
-        body.update(client_type=chat.client_type, children=[])
+    if promoted:  # one level deep: a child chat's own children are always empty
+        body.update(
+            client_type=chat.client_type, children=[chat_json(c, promoted=True) for c in chat.children]
+        )
     return body
 
 
@@ -308,17 +320,44 @@ def watch_event(kind: str, chat: SimChat, *, promoted: bool = False) -> JsonDict
         status=chat.status,
         created_at=chat.created_at,
         updated_at=chat.updated_at,
-        root_chat_id=chat.id,
-        last_model_config_id=NIL_UUID,
     )
-    if promoted:
-        partial.update(last_turn_summary=None, summary=None, shared=False, client_type="", children=None)
+    if chat.parent_id is not None:
+        partial["parent_chat_id"] = chat.parent_id
+    partial.update(root_chat_id=chat.parent_id or chat.id, last_model_config_id=NIL_UUID)
+    if promoted:  # the summary writes publish the chat as read, with either summary as it stands
+        partial.update(
+            last_turn_summary=chat.last_turn_summary,
+            summary=chat.summary,
+            shared=False,
+            client_type="",
+            children=None,
+        )
     else:
         partial["last_error"] = None
     partial.update(archived=False, pin_order=0, mcp_server_ids=None, labels=None, has_unread=False)
     if kind == "diff_status_change" and chat.diff_status is not None:
         partial["diff_status"] = chat.diff_status
     return {"kind": kind, "chat": partial}
+
+
+# Illustrative AI Gateway prices, in micro-dollars per token ($3 and $15 per million tokens).
+_INPUT_PRICE: Final = 3
+_OUTPUT_PRICE: Final = 15
+
+
+def cost_json(chat: SimChat) -> JsonDict:
+    """A ChatCost (codersdk/chats.go, newest): every model call of the chat, priced by its usage.
+    UNCERTAIN: the gateway's own prices; the simulator's are illustrative."""
+    usages = [m["usage"] for m in chat.messages if m.get("usage")]
+    micros = sum(
+        u.get("input_tokens", 0) * _INPUT_PRICE + u.get("output_tokens", 0) * _OUTPUT_PRICE for u in usages
+    )
+    return {
+        "chat_id": chat.id,
+        "total_cost_micros": micros,
+        "request_count": len(usages),
+        "unpriced_request_count": 0,
+    }
 
 
 def diff_status_json(chat_id: str, fields: Mapping[str, Any]) -> JsonDict:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Final
 
 from bridge.sim.coder_agent import (
+    Attach,
     ClientToolCall,
     Fail,
     Pause,
@@ -77,6 +78,29 @@ def _fix_summary(prompt: str) -> str:
         f"```python\n{_FIX}\n```\n\n"
         "Run `pytest tests/test_auth.py` to confirm the fix."
     )
+
+
+_REPORT: Final = b"""tests/test_auth.py::test_login_accepts_the_right_password PASSED
+tests/test_auth.py::test_login_rejects_a_wrong_password PASSED
+
+2 passed in 0.04s
+"""
+
+
+def regression_test(prompt: str) -> list[Step]:
+    """The demo's follow-up: writes a test, runs it, and attaches the test report (``attach_file``)."""
+    return [
+        ToolCall(
+            "write_file",
+            {"path": "tests/test_auth.py", "content": "def test_login_accepts_the_right_password(): ..."},
+            {"ok": True},
+        ),
+        ToolCall(
+            "execute", {"command": "pytest tests/test_auth.py"}, {"output": _REPORT.decode(), "exit_code": 0}
+        ),
+        Attach("/home/coder/app/test-report.txt", _REPORT, "text/plain"),
+        Text("Added `tests/test_auth.py` with two tests; both pass. The test report is attached."),
+    ]
 
 
 def echo(prompt: str) -> list[Step]:

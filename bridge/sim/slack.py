@@ -184,6 +184,8 @@ class SlackSim:
         self.ratelimited_count = 0
         self.response_url_posts: list[ResponseUrlPost] = []
         self.file_requests: list[FileRequest] = []
+        self.upload_requests: list[str] = []
+        """The upload URL keys that received bytes, in order (step two of each external upload)."""
         self.workspace = Workspace()
         self._changed = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -223,6 +225,7 @@ class SlackSim:
         app.router.add_route("*", "/api/{method}", self._handle_api)
         app.router.add_get("/files-pri/{key}/download/{name}", self._handle_file)
         app.router.add_get("/files-pri/{key}/{name}", self._handle_file)
+        app.router.add_post("/upload/v1/{key}", self._handle_upload)
         app.router.add_get("/", self._handle_sign_in)
         app.router.add_get("/link/", self._hub.handle)
         app.router.add_get("/link", self._hub.handle)
@@ -409,6 +412,12 @@ class SlackSim:
         """
         fault = Fault(error, status, retry_after, count, applied=applied)
         self._api.faults.setdefault(method, deque()).append(fault)
+
+    def hold_answer(self, method: str) -> asyncio.Event:
+        """Carry out the calls of ``method`` but answer none until the returned event is set: the
+        caller's side sees a call that did its work and never said so (a crash or a lost answer)."""
+        held = self._api.held[method] = asyncio.Event()
+        return held
 
     def clear_faults(self) -> None:
         """Drop every failure ``fail_next`` still has queued: Slack is well again."""
@@ -1056,6 +1065,23 @@ class SlackSim:
         if file.gzip == "always" or (file.gzip == "accepted" and "gzip" in accept_encoding.lower()):
             body, headers["Content-Encoding"] = gzip.compress(body), "gzip"
         return web.Response(body=body, content_type=file.mimetype, headers=headers)
+
+    async def _handle_upload(self, request: web.Request) -> web.Response:
+        """Step two of an external upload: the URL ``files.getUploadURLExternal`` gave takes the bytes
+        as the request's body (raw, or a multipart form's one file, as Slack's own clients send it)
+        and answers 200 ``OK - <size>``; the URL is its own credential, no token is asked."""
+        upload = self.workspace.uploads.get(request.match_info["key"])
+        if upload is None:
+            return web.Response(status=404, text="upload_not_found")
+        if request.content_type.startswith("multipart/"):
+            form = await request.post()
+            field = next((v for v in form.values() if isinstance(v, web.FileField)), None)
+            content = field.file.read() if field is not None else b""
+        else:
+            content = await request.read()
+        upload.content = content
+        self.upload_requests.append(request.match_info["key"])
+        return web.Response(text=f"OK - {len(content)}")
 
     async def _handle_sign_in(self, request: web.Request) -> web.Response:
         """Where unauthorised file downloads land: an HTML page, 200, as on slack.com."""

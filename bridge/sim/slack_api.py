@@ -8,6 +8,7 @@ tested against these answers and nothing else.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -33,6 +34,7 @@ from bridge.sim.slack_state import (
     AgentSession,
     Ephemeral,
     JsonDict,
+    PendingUpload,
     SimChannel,
     SimMessage,
     Workspace,
@@ -222,6 +224,8 @@ class WebApi:
         self._echo = echo
         self._open_socket = open_socket
         self.faults: dict[str, deque[Fault]] = {}
+        self.held: dict[str, asyncio.Event] = {}
+        """Methods whose answers wait for their event (``SlackSim.hold_answer``), once carried out."""
         self.storm: Storm | None = None
         self._methods: dict[str, _Method] = {
             "auth.test": _Method(self._auth_test, _no_scope),
@@ -241,6 +245,8 @@ class WebApi:
             "conversations.info": _Method(self._conversations_info, self._family_scope("read")),
             "users.info": _Method(self._users_info, _scope("users:read")),
             "files.info": _Method(self._files_info, _scope("files:read")),
+            "files.getUploadURLExternal": _Method(self._files_get_upload_url, _scope("files:write")),
+            "files.completeUploadExternal": _Method(self._files_complete_upload, _scope("files:write")),
             "views.publish": _Method(self._views_publish, _no_scope),
             "views.open": _Method(self._views_open, _no_scope),
             "usergroups.users.list": _Method(self._usergroups_users_list, _scope("usergroups:read")),
@@ -293,6 +299,9 @@ class WebApi:
             body = await spec.handler(args)
         except ApiError as exc:
             return _error(exc.error, headers, **exc.extra)
+        held = self.held.get(method)
+        if held is not None:
+            await held.wait()
         return ApiResult(200, {"ok": True, **body}, headers)
 
     def _take_fault(self, method: str) -> Fault | None:
@@ -710,6 +719,58 @@ class WebApi:
             "comments": [],
             "response_metadata": {"next_cursor": ""},
         }
+
+    async def _files_get_upload_url(self, args: Args) -> JsonDict:
+        """Step one of an external upload (reference 3.5): a URL that takes the bytes, and the id the
+        file will have. ``length`` is the size in bytes the upload must have."""
+        filename = args.require("filename")
+        length = args.get("length") or ""
+        if not length.isdigit() or int(length) < 1:
+            raise ApiError("invalid_arguments")
+        file_id = self._ws.next_file_id()
+        key = secrets.token_urlsafe(12)
+        self._ws.uploads[key] = PendingUpload(file_id, filename, int(length), args.get("alt_txt") or "")
+        return {"upload_url": f"{self._ws.base_url}/upload/v1/{key}", "file_id": file_id}
+
+    async def _files_complete_upload(self, args: Args) -> JsonDict:
+        """Step three: the uploaded files become files, shared in ``channel_id`` (a thread's with
+        ``thread_ts``) by one message of the bot; without a channel they stay private to the app.
+        A file whose bytes never came (or not as many as announced) is not found."""
+        listed = args.decoded("files", "invalid_arguments")
+        if not isinstance(listed, list) or not listed or not all(isinstance(f, dict) for f in listed):
+            raise ApiError("invalid_arguments")
+        uploads = {u.file_id: (key, u) for key, u in self._ws.uploads.items()}
+        found = []
+        for item in listed:
+            key, upload = uploads.get(str(item.get("id", "")), ("", None))
+            if upload is None or upload.content is None or len(upload.content) != upload.length:
+                raise ApiError("file_not_found")
+            found.append((key, upload, str(item.get("title") or upload.filename)))
+        channel = self._writable_channel(args, "channel_id") if args.get("channel_id") else None
+        thread_ts = self._thread_root(channel, args.get("thread_ts")) if channel is not None else None
+        files = []
+        for key, upload, title in found:
+            del self._ws.uploads[key]
+            file = self._ws.add_uploaded(upload, title=title, user=BOT_USER_ID)
+            files.append(file)
+        if channel is not None:
+            message = self._ws.store(
+                SimMessage(
+                    channel=channel.id,
+                    ts=self._ws.clock.next(),
+                    text=args.get("initial_comment") or "",
+                    user=BOT_USER_ID,
+                    bot_id=BOT_ID,
+                    thread_ts=thread_ts,
+                    files=[self._ws.file_json(f) for f in files],
+                )
+            )
+            for file in files:
+                share = {"ts": message.ts, **({"thread_ts": thread_ts} if thread_ts else {})}
+                file.shares.setdefault(channel.id, []).append(share)
+            message.files = [self._ws.file_json(f) for f in files]
+            self._echo(self._events.message(message, channel), channel)
+        return {"files": [{"id": f.id, "title": f.title} for f in files]}
 
     async def _views_publish(self, args: Args) -> JsonDict:
         if not self.home_tab_enabled:

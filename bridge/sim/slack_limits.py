@@ -59,6 +59,8 @@ DEFAULT_METHOD_LIMITS: Mapping[str, Limit] = MappingProxyType(
         "views.open": TIER_4,
         "chat.appendStream": TIER_4,
         "files.info": TIER_4,
+        "files.getUploadURLExternal": TIER_4,
+        "files.completeUploadExternal": TIER_4,
     }
 )
 

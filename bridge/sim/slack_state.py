@@ -83,6 +83,31 @@ _FILETYPES: dict[str, tuple[str, str]] = {
 }
 
 
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF8", "image/gif"),
+    (b"%PDF-", "application/pdf"),
+)
+_EXTENSIONS: dict[str, str] = {"md": "text/markdown", "json": "application/json", "webp": "image/webp"}
+
+
+def _sniffed(content: bytes, filename: str) -> str:
+    """The type Slack gives an uploaded file: by its bytes, else by its name, else text or binary.
+    UNCERTAIN: Slack's own detection is unpublished; this reads the common magic numbers."""
+    for magic, mimetype in _MAGIC:
+        if content.startswith(magic):
+            return mimetype
+    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    if extension in _EXTENSIONS:
+        return _EXTENSIONS[extension]
+    try:
+        content.decode("utf-8")
+    except UnicodeDecodeError:
+        return "application/octet-stream"
+    return "text/plain"
+
+
 class TsClock:
     """Hands out message timestamps ``"{unix}.{6-digit seq}"``, strictly increasing.
 
@@ -209,6 +234,20 @@ class SimFile:
     created: int
     redirect_to: str | None = None
     gzip: Compression = "never"
+    title: str = ""
+    shares: dict[str, list[JsonDict]] = field(default_factory=dict)
+    """Where the file was shared (``files.completeUploadExternal``): channel id -> its messages."""
+
+
+@dataclass
+class PendingUpload:
+    """An upload ``files.getUploadURLExternal`` began: the bytes its URL received, once they came."""
+
+    file_id: str
+    filename: str
+    length: int
+    alt_txt: str = ""
+    content: bytes | None = None
 
 
 @dataclass
@@ -268,6 +307,8 @@ class Workspace:
         self.channels: dict[str, SimChannel] = {}
         self.messages: dict[str, dict[str, SimMessage]] = {}
         self.files: dict[str, SimFile] = {}
+        self.uploads: dict[str, PendingUpload] = {}
+        """Uploads begun and not completed, by the secret key of their upload URL."""
         self.ephemerals: list[Ephemeral] = []
         self.home_views: dict[str, JsonDict] = {}
         self.agent_sessions: dict[tuple[str, str | None], AgentSession] = {}
@@ -363,9 +404,8 @@ class Workspace:
         gzip: Compression = "never",
     ) -> SimFile:
         """Store an uploaded file and return it."""
-        self._file_seq += 1
         file = SimFile(
-            id=f"F0SIM{self._file_seq:06d}",
+            id=self.next_file_id(),
             name=name,
             mimetype=mimetype,
             content=content,
@@ -373,6 +413,26 @@ class Workspace:
             created=int(time.time()),
             redirect_to=redirect_to,
             gzip=gzip,
+        )
+        self.files[file.id] = file
+        return file
+
+    def next_file_id(self) -> str:
+        """The id of the next file: every file, however it came, numbered in one sequence."""
+        self._file_seq += 1
+        return f"F0SIM{self._file_seq:06d}"
+
+    def add_uploaded(self, upload: PendingUpload, *, title: str, user: str) -> SimFile:
+        """A completed external upload as a file, under the id its upload was given."""
+        assert upload.content is not None
+        file = SimFile(
+            id=upload.file_id,
+            name=upload.filename,
+            mimetype=_sniffed(upload.content, upload.filename),
+            content=upload.content,
+            user=user,
+            created=int(time.time()),
+            title=title,
         )
         self.files[file.id] = file
         return file
@@ -500,7 +560,7 @@ class Workspace:
             "created": file.created,
             "timestamp": file.created,
             "name": file.name,
-            "title": file.name,
+            "title": file.title or file.name,
             "mimetype": file.mimetype,
             "filetype": filetype,
             "pretty_type": pretty,
@@ -515,7 +575,20 @@ class Workspace:
             "url_private": f"{self.base_url}/files-pri/{key}/{file.name}",
             "url_private_download": f"{self.base_url}/files-pri/{key}/download/{file.name}",
             "permalink": f"https://{self.domain}.slack.com/files/{file.user}/{file.id}/{file.name}",
+            **self._shares_json(file),
         }
+
+    def _shares_json(self, file: SimFile) -> JsonDict:
+        """Where a file is shared (file object ``channels``/``groups``/``ims`` and ``shares``, public or
+        private by the channel's kind); nothing for a file shared nowhere."""
+        if not file.shares:
+            return {}
+        shares: dict[str, JsonDict] = {}
+        for channel_id, posts in file.shares.items():
+            public = channel_id in self.channels and self.channels[channel_id].kind == "public"
+            shares.setdefault("public" if public else "private", {})[channel_id] = list(posts)
+        channels = [c for c in file.shares if c in self.channels and self.channels[c].kind == "public"]
+        return {"channels": channels, "shares": shares}
 
     def message_json(self, message: SimMessage, *, thread_summary: bool = False) -> JsonDict:
         """A message as the Web API and events show it; ``thread_summary`` adds a root's reply stats."""

@@ -10,8 +10,8 @@ import re
 from collections.abc import Sequence
 from enum import StrEnum
 
-from bridge.coder.types import ChatDiff, ChatDiffStatus, ChatPhase, ChatStatus
-from bridge.relay.content import Starting, ToolLine
+from bridge.coder.types import ChatCost, ChatDiff, ChatDiffStatus, ChatPhase, ChatStatus, Usage
+from bridge.relay.content import AgentLine, Starting, ToolLine
 from bridge.slack.defuse import defuse, unmention
 
 
@@ -132,6 +132,23 @@ _SHOWN_CALLS = 5
 _STATE_MARKS = {"running": "⏳", "ok": "✓", "error": "✗"}
 
 
+_AGENT_WORDS = {
+    ChatPhase.IDLE: "✅ done",
+    ChatPhase.DONE: "✅ done",
+    ChatPhase.ERROR: "❌ failed",
+    ChatPhase.NEEDS_USER: "✋ waiting for you",
+}
+
+
+def render_agent_line(agent: AgentLine) -> str:
+    """``🤖 [title](link) · ⚙️ working``: a sub-agent waiting for nothing is done (its chat idles)."""
+    status = agent.status
+    words = (
+        "⚙️ working" if status is None or status.phase.busy else _AGENT_WORDS.get(status.phase, status.name)
+    )
+    return f"🤖 [{_escape_link_text(agent.title) or 'sub-agent'}]({agent.url}) · {words}"
+
+
 def _card_state(phase: ChatPhase, starting: Starting | None) -> tuple[str, str]:
     """The icon and the words a card gives the turn's state."""
     if phase.busy and starting is not None:
@@ -188,12 +205,15 @@ def render_card(
     reason: str = "",
     starting: Starting | None = None,
     latest: Sequence[str] = (),
+    agents: Sequence[AgentLine] = (),
 ) -> str:
     """A turn's status card: one compact message per turn, rewritten as tools run, never one per call.
 
     While the turn is still starting (``starting``) it says so, with the time it has taken, so a
-    slow workspace start does not look like a stuck agent. ``latest`` (the compact thread style) are
-    the last lines the agent wrote on the way, quoted below the calls, each on one line.
+    slow workspace start does not look like a stuck agent. The sub-agents the turn delegated to
+    (``agents``) follow its calls, one line each, every one of them (they are few, and each is work
+    going on elsewhere). ``latest`` (the compact thread style) are the last lines the agent wrote on
+    the way, quoted below them, each on one line.
     """
     lines = [render_card_head(len(calls), phase=phase, touched=touched, reason=reason, starting=starting)]
     hidden = len(calls) - _SHOWN_CALLS
@@ -202,6 +222,7 @@ def render_card(
     for call in calls[-_SHOWN_CALLS:]:
         summary = f" `{_code(call.summary)}`" if call.summary else ""
         lines.append(f"- {_STATE_MARKS.get(call_state(call.state, phase), '•')} {call.name}{summary}")
+    lines.extend(f"- {render_agent_line(agent)}" for agent in agents)
     # Defused before they are cut: a link cut in two would escape the posters' check of its target.
     lines.extend(f"> {_one_line(defuse(line), _LATEST_LIMIT)}" for line in latest)
     return "\n".join(lines)
@@ -290,19 +311,87 @@ def render_outcome(
     reason: str = "",
     stopped: bool = False,
     waiting_for: Sequence[str] = (),
+    summary: str = "",
 ) -> str:
     """The one new message that notifies the requester that the agent is done or needs them (edits
-    notify nobody)."""
+    notify nobody). ``summary`` is Coder's own summary of the turn, when it wrote one: it says what
+    was done better than the files touched, so it comes first."""
     if phase is ChatPhase.ERROR:
         return f"<@{user}> ❌ The agent stopped with an error" + (f": {unmention(reason)}" if reason else ".")
     if phase is ChatPhase.NEEDS_USER:
         tools = ", ".join(f"`{_code(name)}`" for name in waiting_for)
         return f"<@{user}> ✋ The agent is waiting for you" + (f" ({tools})." if tools else ".")
+    said = _summary_line(summary)
     if stopped:
-        return f"<@{user}> 🛑 The agent stopped as asked."
+        return f"<@{user}> 🛑 The agent stopped as asked" + (f": {said}" if said else ".")
     files = ", ".join(f"`{_code(name)}`" for name in touched[:4])
     more = f" and {len(touched) - 4} more" if len(touched) > 4 else ""
-    return f"<@{user}> ✅ The agent is done" + (f" · touched {files}{more}." if files else ".")
+    done = f"<@{user}> ✅ The agent is done" + (f": {said}" if said else "")
+    return done + (f" · touched {files}{more}." if files else "" if said else ".")
+
+
+def render_usage(usage: Sequence[Usage], cost: ChatCost | None) -> str:
+    """One line of what model calls used, as Coder recorded it: tokens in (cached ones included)
+    and out over ``usage``, the last call's context against the model's limit, and the chat's
+    cost so far where Coder reports one. Empty when Coder recorded nothing."""
+    facts = []
+    if usage:
+        read = sum(_context(u) for u in usage)
+        written = sum(u.output_tokens or 0 for u in usage)
+        facts.append(f"{_tokens(read)} tokens in · {_tokens(written)} out")
+        last = usage[-1]
+        if last.context_limit:
+            share = round(100 * _context(last) / last.context_limit)
+            facts.append(f"context {_tokens(_context(last))} of {_tokens(last.context_limit)} ({share}%)")
+    if cost is not None and cost.request_count:
+        dollars = cost.total_cost_micros / 1_000_000
+        spent = f"${dollars:,.2f}" if dollars >= 0.01 or not dollars else f"${dollars:.4f}"
+        spent = "<$0.0001" if spent == "$0.0000" else spent
+        unpriced = f", {cost.unpriced_request_count} call(s) unpriced" if cost.unpriced_request_count else ""
+        facts.append(f"{spent} so far{unpriced}")
+    return "🪙 " + " · ".join(facts) if facts else ""
+
+
+def _context(usage: Usage) -> int:
+    """The tokens a call read: its input, cached or not, which is what fills the context window."""
+    return (usage.input_tokens or 0) + (usage.cache_read_tokens or 0) + (usage.cache_creation_tokens or 0)
+
+
+def _tokens(count: int) -> str:
+    """A token count as people read them: 950, 12.3k, 200k, 1.2M."""
+    for size, unit in ((1_000_000, "M"), (1_000, "k")):
+        if count >= size:
+            return f"{count / size:.1f}".removesuffix(".0") + unit
+    return str(count)
+
+
+def render_file_linked(name: str, reason: str, url: str) -> str:
+    """The line that stands for a file the agent attached that the bridge did not post into the
+    thread: what it is, why not, and where a person signed in to Coder opens it."""
+    line = f"📎 `{_code(name or 'file')}` is not posted here: {unmention(reason)}."
+    return f"{line} [Open it in Coder]({url})" if url else line
+
+
+def format_bytes(size: int) -> str:
+    """A file size as people read it: 900 B, 12.5 KB, 3.2 MB (powers of 1,024)."""
+    value, unit = float(size), "B"
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            break
+        value /= 1024
+    return f"{size} B" if unit == "B" else f"{value:.1f}".removesuffix(".0") + f" {unit}"
+
+
+SUMMARY_LIMIT = 300
+"""Characters of Coder's turn summary the completion line shows (Coder caps nothing for us)."""
+
+
+def _summary_line(summary: str) -> str:
+    """Coder's summary on one line, cut to ``SUMMARY_LIMIT``; a person's mention in it is shown."""
+    line = " ".join(summary.split())
+    if len(line) > SUMMARY_LIMIT:
+        line = line[: SUMMARY_LIMIT - 1].rstrip() + "…"
+    return unmention(line)
 
 
 def is_outcome(text: str) -> bool:

@@ -21,6 +21,8 @@ TITLE_LIMIT = 200
 """Characters of a title shown on the Home tab, once escaped: a title chosen in Slack has no cap of
 its own, and a section's text may not pass 3,000 characters (Slack refuses the whole view)."""
 """Chats shown (2 blocks each, plus a few around them: far under Slack's 100 blocks per view)."""
+SUMMARY_LIMIT = 400
+"""Characters of a chat's summary shown, once escaped: with the title, far under a section's 3,000."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,8 @@ class HomeChat:
     """Permalink of the Slack thread that drives the chat."""
     coder_url: str
     """The chat in Coder's web UI."""
+    summary: str = ""
+    """Coder's summary of the chat (newest builds), empty when it has none."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,8 @@ def _describe(chat: HomeChat) -> str:
             facts.append(f"+{diff.additions} / −{diff.deletions} in {diff.changed_files} file(s)")
     if chat.archived:
         facts.append("🗄️ archived")
-    return f"*<{chat.thread_url}|{title}>*\n" + " · ".join(facts)
+    summary = _shortened(_escape(" ".join(chat.summary.split())), SUMMARY_LIMIT)
+    return f"*<{chat.thread_url}|{title}>*\n" + " · ".join(facts) + (f"\n_{summary}_" if summary else "")
 
 
 def _buttons(chat: HomeChat) -> list[dict[str, Any]]:
@@ -135,11 +140,11 @@ def _target(url: str) -> str:
     return url.replace("|", "%7C").replace("<", "%3C").replace(">", "%3E").replace(" ", "%20")
 
 
-def _shortened(escaped: str) -> str:
-    """An escaped title cut to ``TITLE_LIMIT`` with an ellipsis, never inside an ``&…;`` entity."""
-    if len(escaped) <= TITLE_LIMIT:
+def _shortened(escaped: str, limit: int = TITLE_LIMIT) -> str:
+    """An escaped text cut to ``limit`` with an ellipsis, never inside an ``&…;`` entity."""
+    if len(escaped) <= limit:
         return escaped
-    cut = escaped[: TITLE_LIMIT - 1]
+    cut = escaped[: limit - 1]
     entity = cut.rfind("&")
     if entity != -1 and ";" not in cut[entity:]:
         cut = cut[:entity]

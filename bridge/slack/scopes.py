@@ -13,6 +13,7 @@ REQUIRED_SCOPES: dict[str, str] = {
     "im:history": "receive direct messages to the bot (message.im) and read their threads",
     "chat:write": "post and edit the agent's replies in threads",
     "files:read": "download images and files attached to messages for the agent",
+    "files:write": "post the files the agent attaches (screenshots, reports) into its thread",
     "reactions:read": "receive the reactions that interrupt or archive a chat",
     "reactions:write": "mark what the agent works on, what is done and what is queued",
     "commands": "the /coder slash command (link and unlink a Coder account)",

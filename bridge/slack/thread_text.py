@@ -7,6 +7,7 @@ view comes from the agent or Coder, so a person's mention in it is shown, not se
 
 from __future__ import annotations
 
+from bridge.coder.types import ChatPhase, ChatStatus
 from bridge.relay.content import (
     Card,
     Content,
@@ -48,6 +49,7 @@ def render_content(content: Content) -> str:
                 touched=content.touched,
                 reason=_reason(content),
                 starting=content.starting,
+                agents=content.agents,
                 latest=content.latest,
             )
         case Retrying(attempt=attempt, delay_ms=delay_ms, error=error):
@@ -60,15 +62,26 @@ def render_content(content: Content) -> str:
 
 
 def render_plan(card: Card) -> Plan:
-    """The card in parts, for a poster that shows the turn's tool calls natively."""
+    """The card in parts, for a poster that shows the turn's tool calls natively; a sub-agent is a
+    step of its own, keyed by its chat."""
     steps = tuple(
         Step(c.id, unmention(c.name), unmention(c.summary), call_state(c.state, card.phase))
         for c in card.calls
+    ) + tuple(
+        Step(a.id, unmention(a.title or "sub-agent"), "sub-agent", _agent_state(a.status))
+        for a in card.agents
     )
     head = render_card_head(
         len(steps), phase=card.phase, touched=card.touched, reason=_reason(card), starting=card.starting
     )
     return Plan(card_title(card.phase, card.starting), steps, unmention(head), final=card.final)
+
+
+def _agent_state(status: ChatStatus | None) -> str:
+    """A sub-agent as a step's state: running while its chat works or waits, then ok or error."""
+    if status is None or status.phase.busy or status.phase is ChatPhase.NEEDS_USER:
+        return "running"
+    return "error" if status.phase is ChatPhase.ERROR else "ok"
 
 
 def _reason(card: Card) -> str:

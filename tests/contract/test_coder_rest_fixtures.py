@@ -31,6 +31,7 @@ from bridge.coder.experimental_wire import (
 from bridge.coder.failures import read_failure
 from bridge.coder.rest import error_from_response
 from bridge.coder.types import (
+    ChatCost,
     ChatFailure,
     ChatPhase,
     Choice,
@@ -43,7 +44,8 @@ from bridge.coder.types import (
     SendResult,
 )
 from bridge.sim.coder import CoderSim
-from bridge.sim.coder_agent import Fail, Gate, Text
+from bridge.sim.coder_agent import Attach, Delegate, Fail, Gate, Summary, Text
+from bridge.slack.blocks import render_usage
 from bridge.slack.failures import render_coder_error, render_failure
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "coder"
@@ -158,6 +160,25 @@ def _chat_with_labels(payload: Any) -> None:
     assert chat.owner_id == "8b0f3d2e-1d1e-4c1e-9f1e-1d1e4c1e9f1e", "whose chat it is: the access policy asks"
 
 
+def _chat_summarized(payload: Any) -> None:
+    chat = v2_wire.parse_chat(payload)
+    assert chat.last_turn_summary == "Fixed the login bug and added a regression test."
+    assert chat.summary.startswith("Fixing the login bug")
+
+
+def _chat_with_child(payload: Any) -> None:
+    chat = v2_wire.parse_chat(payload)
+    [child] = chat.children
+    assert (child.id, child.parent_chat_id, child.title) == ("chat-2", "chat-1", "Run the tests")
+    assert (chat.parent_chat_id, child.status.phase, child.children) == ("", ChatPhase.IDLE, ())
+
+
+def _chat_cost(payload: Any) -> None:
+    cost = ChatCost.model_validate(payload)
+    assert cost == ChatCost(total_cost_micros=1_234_567, request_count=3, unpriced_request_count=1)
+    assert render_usage((), cost) == "🪙 $1.23 so far, 1 call(s) unpriced"
+
+
 def _chat_failed(payload: Any) -> None:
     chat = v2_wire.parse_chat(payload)
     assert chat.status.phase is ChatPhase.ERROR
@@ -176,6 +197,20 @@ def _message_file_part(payload: Any) -> None:
     file = message.content[1]
     assert (file.type, file.file_name, file.media_type) == ("file", "report.pdf", "application/pdf")
     assert file.file_id == "9a2f6e0c-7c43-4f1e-8a3d-2b9c6f1d4e57"
+
+
+def _message_attached_file(payload: Any) -> None:
+    message = parse_message(payload)
+    call, file = message.content
+    assert (call.type, call.tool_name, call.args) == (
+        "tool-call",
+        "attach_file",
+        {"path": "/home/coder/build.log"},
+    )
+    assert (file.type, file.file_name, file.media_type) == ("file", "build.log", "text/plain")
+    assert file.file_id == "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+    assert message.usage is not None
+    assert (message.usage.input_tokens, message.usage.context_limit) == (1200, 200000)
 
 
 EXPECTED: dict[str, Callable[[Any], None]] = {
@@ -201,7 +236,11 @@ EXPECTED: dict[str, Callable[[Any], None]] = {
     "models_org_unavailable_provider": _models_org_unavailable_provider,
     "chat_with_labels": _chat_with_labels,
     "chat_failed": _chat_failed,
+    "chat_summarized": _chat_summarized,
+    "chat_cost": _chat_cost,
+    "chat_with_child": _chat_with_child,
     "message_file_part": _message_file_part,
+    "message_attached_file": _message_attached_file,
 }
 
 
@@ -339,6 +378,30 @@ async def _chat_with_labels(sim: CoderSim, client: httpx.AsyncClient) -> Any:
     return (await client.get(f"{V2}/{chat_id}")).json()
 
 
+async def _chat_summarized(sim: CoderSim, client: httpx.AsyncClient) -> Any:
+    sim.agent = lambda prompt: [Text("Done."), Summary("Fixed the login bug.")]
+    chat_id = await _chat(sim, client, "fix the login bug")
+    await sim.wait_for(lambda: sim.chats[chat_id].summary is not None)
+    return (await client.get(f"{V2}/{chat_id}")).json()
+
+
+async def _chat_with_child(sim: CoderSim, client: httpx.AsyncClient) -> Any:
+    gate = asyncio.Event()
+    sim.agent = lambda prompt: [Delegate("Run the tests", "Run pytest.", [Text("42 passed.")]), Gate(gate)]
+    chat_id = await _chat(sim, client, "check")
+    await sim.wait_for(lambda: any(c.status == "waiting" for c in sim.chats[chat_id].children))
+    try:
+        return (await client.get(f"{V2}/{chat_id}")).json()
+    finally:
+        gate.set()
+
+
+async def _chat_cost(sim: CoderSim, client: httpx.AsyncClient) -> Any:
+    chat_id = await _chat(sim, client, "first")
+    await _idle(sim, chat_id)
+    return (await client.get(f"{V2}/{chat_id}/cost")).json()
+
+
 async def _chat_failed(sim: CoderSim, client: httpx.AsyncClient) -> Any:
     sim.agent = lambda prompt: [
         Fail("Azure OpenAI is rate limiting requests.", kind="rate_limit", provider="azure")
@@ -378,6 +441,13 @@ async def _message_with_a_file(sim: CoderSim, client: httpx.AsyncClient) -> Any:
     return sim.chats[chat_id].messages[0]
 
 
+async def _message_attached_file(sim: CoderSim, client: httpx.AsyncClient) -> Any:
+    sim.agent = lambda prompt: [Attach("/home/coder/build.log", b"build succeeded\n", "text/plain")]
+    chat_id = await _chat(sim, client, "attach the log")
+    await _idle(sim, chat_id)
+    return next(m for m in sim.chats[chat_id].messages if m["role"] == "assistant")
+
+
 SITUATIONS: dict[str, tuple[str, Scenario, frozenset[str]]] = {
     "promote_accepted": ("v2-late", _promote, frozenset()),
     "promote_message": ("v2", _promote, _MESSAGE_EXTRAS),
@@ -385,10 +455,14 @@ SITUATIONS: dict[str, tuple[str, Scenario, frozenset[str]]] = {
     "send_queued_promoting_head": ("v2-late", _send_queued_promoting_head, _MESSAGE_EXTRAS),
     "edit_answer": ("v2-late", _edit, _MESSAGE_EXTRAS),
     "chat_with_labels": ("v2-late", _chat_with_labels, _CHAT_EXTRAS),
+    "chat_summarized": ("v2-late", _chat_summarized, _CHAT_EXTRAS),
+    "chat_cost": ("v2-late", _chat_cost, frozenset()),
+    "chat_with_child": ("v2-late", _chat_with_child, _CHAT_EXTRAS - {"root_chat_id"}),
     "chat_failed": ("v2-late", _chat_failed, _CHAT_EXTRAS - {"last_error"} | {"status_code", "detail"}),
     "mcp_servers_org": ("v2-late", _mcp_servers, frozenset({"has_signing_secret"})),
     "models_org_unavailable_provider": ("v2-late", _models, frozenset({"unavailable_reason"})),
     "message_file_part": ("v2-late", _message_with_a_file, _MESSAGE_EXTRAS),
+    "message_attached_file": ("v2-late", _message_attached_file, _MESSAGE_EXTRAS),
 }
 """Fixture -> the generation whose simulator meets the same situation, the scenario that brings it
 about, and the keys present only for some values or missing on one side (MockMCPServerConfig predates

@@ -180,6 +180,7 @@ async def test_bare_bridge_without_credentials_plays_the_demo(tmp_path: Path) ->
     assert "playing the built-in demo" in out
     assert "alice: <@U0BOT> fix the login bug" in out
     assert "Run `pytest tests/test_auth.py` to confirm the fix." in out
+    assert "[file test-report.txt]" in out, "the file the agent attached, posted back"
     assert "Demo finished" in out
     assert not LOG_LINE.search(out + err)
     named = re.search(r"The bridge's log is in (\S+)", out)
@@ -280,7 +281,7 @@ async def test_demo_on_the_web_plays_for_the_first_visitor(tmp_path: Path) -> No
                 assert "/static/playground.js" in await page.text()
             async with http.ws_connect(f"{url}api/live?user=U0ALICE") as live:
                 texts: list[str] = []
-                while not any("You asked: “Thanks! Please also add a regression test" in t for t in texts):
+                while not any("Added `tests/test_auth.py` with two tests" in t for t in texts):
                     view = await asyncio.wait_for(live.receive_json(), 30)
                     texts = [m["text"] for m in view["messages"]["C0GENERAL"]]
         assert "<@U0BOT> fix the login bug" in texts

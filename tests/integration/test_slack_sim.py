@@ -567,6 +567,30 @@ async def test_slack_connect_events_name_the_acting_team_and_carry_file_stubs(
     assert history["messages"][0]["files"][0]["url_private"] == file["url_private"]
 
 
+async def test_files_upload_v2_posts_the_file_into_the_thread(sim: SlackSim, client: AsyncWebClient) -> None:
+    """slack-sdk's three-step external upload works as on Slack: a URL and a file id, the bytes POSTed
+    to that URL, then completion shares the file in the thread by one bot message, which files.info
+    lists among the file's shares; a file whose bytes never came is not found."""
+    root = (await client.chat_postMessage(channel=sim.general, text="Working on it"))["ts"]
+    png = b"\x89PNG\r\n\x1a\n" + bytes(64)
+    done = await client.files_upload_v2(
+        channel=sim.general, thread_ts=root, content=png, filename="shot.png", title="Screenshot"
+    )
+    assert (done["file"]["title"], len(sim.upload_requests)) == ("Screenshot", 1)
+    [reply] = (await client.conversations_replies(channel=sim.general, ts=root))["messages"][1:]
+    assert (reply["bot_id"], reply["files"][0]["id"], reply["files"][0]["mimetype"]) == (
+        sim.bot_id,
+        done["file"]["id"],
+        "image/png",
+    )
+    described = (await client.files_info(file=done["file"]["id"]))["file"]
+    assert described["shares"]["public"][sim.general] == [{"ts": reply["ts"], "thread_ts": root}]
+    started = await client.files_getUploadURLExternal(filename="never.txt", length=5)
+    unsent = json.dumps([{"id": started["file_id"]}])
+    error = await api_error(client.api_call("files.completeUploadExternal", params={"files": unsent}))
+    assert error.response["error"] == "file_not_found"
+
+
 async def test_click_and_response_url(sim: SlackSim, client: AsyncWebClient, receiver: Receiver) -> None:
     """A click posts a signed block_actions form; the response_url replaces the original message."""
     ts = (await client.chat_postMessage(channel=sim.general, text="Agent is running", blocks=BUTTONS))["ts"]

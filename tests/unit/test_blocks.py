@@ -6,21 +6,33 @@ from typing import Any
 
 import pytest
 
-from bridge.coder.types import ChatDiff, ChatDiffStatus, ChatId, ChatPhase, ChatStatus, FileChange
+from bridge.coder.types import (
+    ChatCost,
+    ChatDiff,
+    ChatDiffStatus,
+    ChatId,
+    ChatPhase,
+    ChatStatus,
+    FileChange,
+    Usage,
+)
 from bridge.relay.content import Starting
 from bridge.slack.blocks import (
     card_title,
+    format_bytes,
     format_elapsed,
     is_card,
     is_outcome,
     is_retry_line,
     render_card,
     render_diff_summary,
+    render_file_linked,
     render_header,
     render_outcome,
     render_retry,
     render_retry_end,
     render_status,
+    render_usage,
 )
 
 PR = "https://github.com/acme/app/pull/12"
@@ -139,6 +151,53 @@ def test_outcome_when_the_agent_waits_for_the_requester() -> None:
     text = render_outcome("U1", phase=ChatPhase.NEEDS_USER, touched=(), waiting_for=("ask_user_question",))
     assert text == "<@U1> ✋ The agent is waiting for you (`ask_user_question`)."
     assert is_outcome(text)
+
+
+def test_outcome_leads_with_coders_summary_on_one_line() -> None:
+    """Coder's summary of the turn comes first, on one line, cut short, its mentions shown not sent;
+    the files touched follow; a stopped turn says so before it."""
+    done = render_outcome("U1", phase=ChatPhase.IDLE, touched=("a.py",), summary="Fixed\nthe <@U2> bug")
+    assert done == "<@U1> ✅ The agent is done: Fixed the <\u2060@U2> bug · touched `a.py`."
+    assert render_outcome("U1", phase=ChatPhase.IDLE, touched=(), summary="Fixed it") == (
+        "<@U1> ✅ The agent is done: Fixed it"
+    )
+    stopped = render_outcome("U1", phase=ChatPhase.IDLE, touched=(), stopped=True, summary="x" * 900)
+    assert stopped.startswith("<@U1> 🛑 The agent stopped as asked: xxx")
+    assert stopped.endswith("…")
+    assert len(stopped) < 340
+    assert is_outcome(stopped)
+
+
+def test_a_file_not_posted_says_why_and_links_to_coder() -> None:
+    """The line names the file (a backtick in its name cannot end the code span), says why, links
+    to Coder when it can; sizes read as people write them."""
+    assert render_file_linked("a`b.png", "too big", "https://c/f/1") == (
+        "📎 `a'b.png` is not posted here: too big. [Open it in Coder](https://c/f/1)"
+    )
+    assert render_file_linked("", "no account", "") == "📎 `file` is not posted here: no account."
+    assert [format_bytes(n) for n in (900, 12_800, 10 << 20, 3 << 30)] == [
+        "900 B",
+        "12.5 KB",
+        "10 MB",
+        "3 GB",
+    ]
+
+
+def test_usage_line_adds_up_calls_and_shows_the_last_context_and_the_cost() -> None:
+    """Tokens in count cached ones; the context is the last call's against its model's limit; the
+    cost shows cents, or four places below a cent, with unpriced calls named; nothing known, no line."""
+    calls = [
+        Usage(input_tokens=900, cache_read_tokens=100, output_tokens=50),
+        Usage(input_tokens=1000, cache_creation_tokens=500, output_tokens=1234, context_limit=200_000),
+    ]
+    cost = ChatCost(total_cost_micros=1_234_567, request_count=3, unpriced_request_count=1)
+    assert render_usage(calls, cost) == (
+        "🪙 2.5k tokens in · 1.3k out · context 1.5k of 200k (1%) · $1.23 so far, 1 call(s) unpriced"
+    )
+    assert render_usage([], ChatCost(total_cost_micros=42, request_count=1)) == "🪙 <$0.0001 so far"
+    assert render_usage([Usage(output_tokens=7)], None) == "🪙 0 tokens in · 7 out"
+    assert render_usage([], None) == ""
+    assert render_usage([], ChatCost()) == ""
 
 
 @pytest.mark.parametrize(("seconds", "text"), [(0, "0s"), (42.9, "42s"), (70, "1m 10s"), (3725, "1h 2m")])

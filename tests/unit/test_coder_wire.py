@@ -210,7 +210,7 @@ def test_watch_event_of_a_diff_change_has_its_diff_status() -> None:
     assert event.chat.diff_status.pull_request_state == "open"
 
 
-@pytest.mark.parametrize("raw", [{"kind": "summary_change", "chat": WATCH_CHAT}, {"kind": "created"}, {}])
+@pytest.mark.parametrize("raw", [{"kind": "context_dirty", "chat": WATCH_CHAT}, {"kind": "created"}, {}])
 def test_unknown_or_unreadable_watch_events_are_skipped(raw: dict[str, Any]) -> None:
     """Kinds we don't act on (newer Coder) and events without a chat are skipped, not fatal."""
     assert parse_watch_event(raw) is None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bridge.coder.types import ChatDiffStatus, ChatPhase, ChatStatus
-from bridge.slack.home_view import MAX_CHATS, TITLE_LIMIT, HomeChat, HowTo, render_home
+from bridge.slack.home_view import MAX_CHATS, SUMMARY_LIMIT, TITLE_LIMIT, HomeChat, HowTo, render_home
 
 HOW_TO = HowTo(interrupt="octagonal_sign", archive="file_cabinet")
 
@@ -70,6 +70,16 @@ def test_a_long_title_keeps_every_section_within_slacks_limit() -> None:
     title = line.split("|", 1)[1].split(">*", 1)[0]
     assert len(title) <= TITLE_LIMIT
     assert title.endswith(("&lt;…", "&amp;…", "&gt;…"))
+
+
+def test_coders_summary_of_the_chat_is_its_third_line() -> None:
+    """Coder's summary of the chat follows the status, on one line, escaped and cut short."""
+    view = render_home([_chat(summary="Fixed <the>\nlogin " + "bug " * 500)], HOW_TO)
+    text = view["blocks"][3]["text"]["text"]
+    head = "*<https://example.slack.com/archives/C1/p1|Task 1>*\n💤 waiting\n"
+    assert text.startswith(head + "_Fixed &lt;the&gt; login bug")
+    assert len(text.splitlines()[2]) <= SUMMARY_LIMIT + 2
+    assert text.endswith("…_")
 
 
 def test_no_chats_and_too_many_chats() -> None:

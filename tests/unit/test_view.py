@@ -719,3 +719,39 @@ def test_compact_turn_cut_short_keeps_what_it_streamed_as_a_reply() -> None:
     view.apply([WAITING])
     view.finish()
     assert ("partial:5", "Half an ans", True) in shown(view)
+
+
+def test_a_spawned_sub_agent_is_a_card_line_its_wait_and_the_watch_keep_current() -> None:
+    """spawn_agent's result names the child chat (titled as the call or its result says); the watch
+    moves its status, wait_agent's result too; a chat the turn did not spawn changes nothing."""
+    view = ThreadView(chat_url=lambda chat_id: f"https://coder/agents/{chat_id}")
+
+    def call(id_: int, name: str, args: object, result: object) -> list[StreamEvent]:
+        ids = {"tool_call_id": f"t{id_}", "tool_name": name}
+        return [
+            MessageEvent(
+                message=Message(id=id_, role="assistant", content=(Part(type="tool-call", args=args, **ids),))
+            ),
+            MessageEvent(
+                message=Message(
+                    id=id_ + 1, role="tool", content=(Part(type="tool-result", result=result, **ids),)
+                )
+            ),
+        ]
+
+    spawn = call(
+        6, "spawn_agent", {"title": "Run tests", "prompt": "go"}, {"chat_id": "c2", "status": "running"}
+    )
+    view.apply([message(5, "user", "check"), RUNNING, *spawn])
+    assert card(view).endswith("- 🤖 [Run tests](https://coder/agents/c2) · ⚙️ working")
+    assert not view.agent_changed("c9", ChatStatus(phase=ChatPhase.IDLE, name="waiting"))
+    assert view.agent_changed("c2", ChatStatus(phase=ChatPhase.ERROR, name="error"))
+    assert changed(view) == ["card:5"]
+    assert card(view).endswith("· ❌ failed")
+    view.apply(
+        call(8, "wait_agent", {"chat_id": "c2"}, {"chat_id": "c2", "status": "waiting", "report": "ok"})
+    )
+    assert card(view).endswith("- 🤖 [Run tests](https://coder/agents/c2) · ✅ done")
+    plan = plan_of(view, "card:5")
+    assert plan is not None
+    assert [s.state for s in plan.steps if s.summary == "sub-agent"] == ["ok"]

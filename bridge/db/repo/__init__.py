@@ -16,12 +16,21 @@ Which module holds which table (``bridge.db.models``):
 - ``outbox_reaction``: ``outbox_reaction`` (``OutboxReaction``), reactions the bridge wishes.
 - ``user_link``: ``user_link`` (``UserLink``), linked Coder accounts.
 - ``link_attempt``: ``link_attempt`` (``LinkAttempt``), ``/coder link`` token checks.
+- ``agent_file``: ``agent_file`` (``AgentFile``), files the agent attached, on their way into threads.
 - ``aisdk_chat``: ``legacy_chat`` (``AisdkChat``), chats of Coder's 2025 AI-SDK API.
 - ``aisdk_follow_up``: ``legacy_follow_up`` (``AisdkFollowUp``), their held follow-ups.
 
 Callers use ``from bridge.db import repo`` and ``repo.<name>``: every public name is here.
 """
 
+from bridge.db.repo.agent_file import (
+    AGENT_FILE_DONE,
+    AGENT_FILE_PENDING,
+    AGENT_FILE_UPLOADING,
+    add_agent_file,
+    find_unfinished_agent_files,
+    set_agent_file_state,
+)
 from bridge.db.repo.aisdk_chat import (
     delete_aisdk_chat,
     find_aisdk_chat,
@@ -108,6 +117,9 @@ from bridge.db.repo.user_link import (
 )
 
 __all__ = [
+    "AGENT_FILE_DONE",
+    "AGENT_FILE_PENDING",
+    "AGENT_FILE_UPLOADING",
     "BUSY_PHASES",
     "FAILED_PHASE",
     "FOLLOWED_PHASES",
@@ -119,6 +131,7 @@ __all__ = [
     "StoredWish",
     "TextToStore",
     "WishToStore",
+    "add_agent_file",
     "add_link_attempt",
     "attach_chat",
     "choose_title",
@@ -150,6 +163,7 @@ __all__ = [
     "find_posted_messages",
     "find_queued_inbound",
     "find_turn_message",
+    "find_unfinished_agent_files",
     "find_unfinished_events",
     "find_user_link",
     "find_user_links_of_coder_user",
@@ -172,6 +186,7 @@ __all__ = [
     "save_shown_title",
     "save_slot",
     "save_user_link",
+    "set_agent_file_state",
     "set_archived",
     "set_status",
     "settle_reaction",
