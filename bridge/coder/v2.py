@@ -55,8 +55,10 @@ class V2Backend(ExperimentalBackend):
 
     @property
     def capabilities(self) -> Capabilities:
-        """G1's, and a chat may wait for its person (``requires_action``)."""
-        return Capabilities(waits_for_user=True)
+        """G1's, and a chat may wait for its person (``requires_action``) and start in plan mode."""
+        return Capabilities(
+            waits_for_user=True, plan_mode=True, options=frozenset({"model", "workspace", "mcp", "plan"})
+        )
 
     async def interrupt(self, chat_id: ChatId) -> Chat:
         """``POST /chats/{id}/interrupt``; an idle chat (Coder's 409) is returned as it is."""

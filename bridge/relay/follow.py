@@ -164,6 +164,12 @@ class ChatFollow:
         if self._view is not None:
             self._view.mark_stopped()
 
+    def answering(self, call_id: str, user_id: str) -> None:
+        """A person in Slack is answering the question of tool call ``call_id``: the thread says who,
+        once Coder has the answer (the run under way sees it; a later one says it was answered)."""
+        if self._view is not None:
+            self._view.answered_by(call_id, user_id)
+
     async def queue_changed(self) -> None:
         """A follow-up was recorded as queued: its notice and reaction show its place, if a run is
         under way (else the next run starts with the queue)."""
@@ -260,6 +266,7 @@ class ChatFollow:
                 show_reasoning=shared.show_reasoning,
                 slow_start=shared.slow_start,
                 now=_now(),
+                chat_id=chat_id,
             )
             run = _Run(ref, backend, link.requester_user_id, view, marks, header, link.sends_begun)
             await self._consume(run, lost=lost_slot if told_lost else None)
@@ -408,14 +415,15 @@ class ChatFollow:
             for index, part in enumerate(split_markdown(block.text, table_blocks=self._shared.table_blocks)):
                 slot = whole.part(index).encode()
                 plan = block.plan if index == 0 else None
+                buttons = block.buttons if index == 0 else ()
                 if block.final:
                     # Shown at once, stored after: a crash before the store replays the message.
-                    outbox.set_text(ref, slot, part, plan=plan)
-                    finals.append(final_text(slot, part))
+                    outbox.set_text(ref, slot, part, plan=plan, buttons=buttons)
+                    finals.append(final_text(slot, part, buttons))
                     if plan is not None:
                         plans[slot] = plan
                 else:
-                    outbox.set_text(ref, slot, part, plan=plan)
+                    outbox.set_text(ref, slot, part, plan=plan, buttons=buttons)
         if view.status_changed and view.status is not None:
             header, buttons = self._shared.headers.render(
                 self.chat_id, run.header.title, view.status, view.failure, archived=run.header.archived

@@ -30,10 +30,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.coder.backend import CoderBackend
 from bridge.coder.errors import CoderAuthError, CoderError
+from bridge.coder.questions import answer_in_words
 from bridge.coder.types import NO_OPTIONS, Chat, ChatId, InputPart, SendResult
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.models import ThreadLink
+from bridge.relay.answers import Answers
 from bridge.relay.attachments import Attached, Attachments
 from bridge.relay.context import earlier, render_context, strip_mention
 from bridge.relay.edits import Revisions
@@ -180,6 +182,7 @@ class Inbound:
         self._context = context
         self._attachments = Attachments(files, organization_id=organization_id)
         self._revisions = Revisions(db, identity, outbox, follows)
+        self._answers = Answers(identity, policy, follows)
         self._locks = KeyedLocks()
         self._tasks = TaskGroup("inbound")
         self._starting = asyncio.Semaphore(_STARTING_AT_ONCE)
@@ -536,6 +539,9 @@ class Inbound:
             stopped = await self._stop_for(backend, link, message) if now else None
             if stopped is not None:  # said before the send, so the thread reads before the agent's answer
                 await self._say(ref, SlotKey.stop(message.ts).encode(), stopped)
+            elif waited and text and await self._answers.in_words(backend, chat_id, message.user_id, text):
+                await self._answered(backend, chat_id, message, text)
+                return
             result = await backend.send_message(chat_id, content, resume=waited)
             if stopped is not None and result.queued_message is not None:  # the stop had not landed yet
                 result = await self._to_front(backend, chat_id, result)
@@ -562,6 +568,22 @@ class Inbound:
             warnings=result.warnings,
         )
         self._follows.follow(chat_id)
+
+    async def _answered(
+        self, backend: CoderBackend, chat_id: ChatId, message: IncomingMessage, text: str
+    ) -> None:
+        """A reply that answered the agent's open question is recorded as the message that holds the
+        answer (Coder keeps it as the question's result), so a redelivery of it is not sent again."""
+        answer = answer_in_words(await backend.recent_messages(chat_id, limit=_UNRECORDED_SEARCH), text)
+        if answer is not None:
+            async with self._db.unit() as session:
+                await repo.record_inbound(
+                    session,
+                    channel_id=message.channel_id,
+                    ts=message.ts,
+                    coder_message_id=answer.id,
+                    queued_message_id=None,
+                )
 
     async def _stop_for(
         self, backend: CoderBackend, link: ThreadLink, message: IncomingMessage
@@ -647,11 +669,14 @@ class Inbound:
         the chat's first message, after the thread's context, and it is recorded, not sent again."""
         try:
             queued = [q for q in await backend.queued_messages(chat_id) if q.text == text]
+            messages = await backend.recent_messages(chat_id, limit=_UNRECORDED_SEARCH)
             recent = [
                 m
-                for m in await backend.recent_messages(chat_id, limit=_UNRECORDED_SEARCH)
+                for m in messages
                 if m.role == "user" and (_relayed_as(m.text, text) or _relayed_as(m.text, _words(text)))
             ]
+            answer = answer_in_words(messages, text)  # it answered a question
+            recent += [answer] if answer is not None else []
         except CoderError as exc:
             log.warning("could not check whether follow-up %s reached Coder: %s", message.ts, exc)
             return False

@@ -63,6 +63,10 @@ class Follows(Protocol):
     def stopping(self, chat_id: ChatId) -> None:
         """A person is about to interrupt the chat: the turn under way will be reported as stopped."""
 
+    def answering(self, chat_id: ChatId, call_id: str, user_id: str) -> None:
+        """A person in Slack is answering the chat's question (tool call ``call_id``): the thread says
+        who, once Coder has the answer."""
+
     async def queue_changed(self, chat_id: ChatId) -> None:
         """A follow-up was recorded as queued: its notice and reaction show its place."""
 

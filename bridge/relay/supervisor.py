@@ -97,6 +97,12 @@ class Supervisor:
         if follow is not None:
             follow.stopping()
 
+    def answering(self, chat_id: ChatId, call_id: str, user_id: str) -> None:
+        """A person in Slack is answering the chat's question (tool call ``call_id``)."""
+        follow = self._follows.get(chat_id)
+        if follow is not None:
+            follow.answering(call_id, user_id)
+
     async def queue_changed(self, chat_id: ChatId) -> None:
         """A follow-up was recorded as queued: its notice and reaction show its place, if the chat is
         followed (else following it starts with the queue)."""

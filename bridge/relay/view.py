@@ -43,10 +43,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.coder.novelty import report_unknown
+from bridge.coder.questions import (
+    ANSWER_TIMEOUT_MINUTES,
+    ASK_USER_QUESTION,
+    TIMED_OUT,
+    answers_in,
+    read_questions,
+    result_text,
+)
 from bridge.coder.types import (
     ActionRequiredEvent,
     ChatPhase,
     ChatStatus,
+    ClientCall,
     ConnectedEvent,
     ErrorEvent,
     HistoryResetEvent,
@@ -60,20 +69,25 @@ from bridge.coder.types import (
     StatusEvent,
     StreamEvent,
 )
-from bridge.relay.ports import Plan, Step
+from bridge.relay.ports import Button, Plan, Step
 from bridge.relay.slots import SlotKey
 from bridge.slack.blocks import (
     RESTARTING,
+    ButtonAction,
     Starting,
     ToolLine,
     call_state,
     card_title,
+    render_answered,
     render_card,
     render_card_head,
+    render_client_tool,
     render_error,
+    render_question,
     render_reasoning,
     render_retry,
     render_retry_end,
+    render_unanswered,
 )
 from bridge.slack.defuse import unmention
 from bridge.slack.failures import render_failure
@@ -83,6 +97,8 @@ log = logging.getLogger(__name__)
 
 DRAFT = SlotKey.draft().encode()
 _PATH_KEYS = ("path", "file", "file_path", "filename")
+_BUTTON_TEXT = 75
+"""Slack's limit on a button's text."""
 PROVISIONING_TOOLS = frozenset({"create_workspace", "start_workspace"})
 """chatd's tools that build a workspace (coder/coder coderd/x/chatd/chattool): they run for minutes."""
 
@@ -185,6 +201,8 @@ class Block:
     final: bool
     plan: Plan | None = None
     """A status card's content in parts (``ports.Plan``); None for every other block."""
+    buttons: tuple[Button, ...] = ()
+    """What a person can click under the block (the answers a question offers)."""
 
 
 class ThreadView:
@@ -205,6 +223,7 @@ class ThreadView:
         show_reasoning: bool = False,
         slow_start: float = 10.0,
         now: float = 0.0,
+        chat_id: str = "",
     ) -> None:
         """Start after ``after_id``.
 
@@ -217,6 +236,7 @@ class ThreadView:
         persisted reply takes it over.
         ``show_reasoning`` shows the model's reasoning above each reply (quoted, trimmed);
         ``slow_start`` is how long a turn may stay starting before its card says so.
+        ``chat_id`` is what the buttons under a question name, so a click finds its chat.
         """
         self.last_id = 0
         self.status: ChatStatus | None = None
@@ -240,6 +260,9 @@ class ThreadView:
         self.rewritten: frozenset[int] | None = None
         self._failure = ""
         self._waiting_for: tuple[str, ...] = ()
+        self._chat_id = chat_id
+        self._asking: dict[str, ClientCall] = {}  # client tool calls the chat waits on, by call id
+        self._answerers: dict[str, str] = {}  # who answered a call from Slack, by call id
         self._starting_since: float | None = None
         self._slow_start_shown = False
         self._retry: _Retry | None = None
@@ -387,8 +410,10 @@ class ThreadView:
                 if self._seq and not self._joining:
                     self._reset_preview(live=True)  # the attempt streamed is void from now, as in Coder's UI
                 self._on_retry(event)
-            case ActionRequiredEvent(tool_names=names):
+            case ActionRequiredEvent(tool_names=names, calls=calls):
                 self._waiting_for = names
+                for call in calls:
+                    self._ask(call)
             case QueueEvent():
                 log.debug("stream event %s not rendered here", event.kind)
 
@@ -475,6 +500,53 @@ class ThreadView:
         if retry is not None:
             text = render_retry_end(retry.attempts, outcome=outcome, error=retry.error)
             self._set(retry.key, text, final=True)
+
+    def answered_by(self, call_id: str, user_id: str) -> None:
+        """A person in Slack answers call ``call_id``: the question says who, once Coder has it."""
+        self._answerers[call_id] = user_id
+
+    def _ask(self, call: ClientCall) -> None:
+        """A client tool call the chat waits on: a question with its answers as buttons, or (another
+        client tool) what the person can do instead. Kept until the call's result comes."""
+        if not call.tool_call_id:
+            return
+        self._asking[call.tool_call_id] = call
+        questions = read_questions(call.args) if call.tool_name == ASK_USER_QUESTION else ()
+        key = SlotKey.question(call.tool_call_id).encode()
+        if not questions:
+            self._set(key, render_client_tool(call.tool_name), final=True, defused=False)
+            return
+        buttons: tuple[Button, ...] = ()
+        if len(questions) == 1:
+            buttons = tuple(
+                Button(
+                    f"{ButtonAction.QUESTION_ANSWER}:{n}",
+                    option.label[:_BUTTON_TEXT],
+                    f"{self._chat_id}:{call.tool_call_id}:{n}",
+                )
+                for n, option in enumerate(questions[0].options)
+            )
+        self._set(key, render_question(questions), final=True, buttons=buttons, defused=False)
+
+    def _close_call(self, part: Part) -> None:
+        """A waited-on call got its result: an answer, or Coder's cancellation (it stopped waiting)."""
+        call = self._asking.pop(part.tool_call_id, None)
+        if call is None:
+            return
+        questions = read_questions(call.args) if call.tool_name == ASK_USER_QUESTION else ()
+        if part.is_error:
+            reason = result_text(part.result)
+            closing = render_unanswered(
+                reason, timed_out=TIMED_OUT in reason.lower(), minutes=ANSWER_TIMEOUT_MINUTES
+            )
+        else:
+            closing = render_answered(answers_in(part.result), self._answerers.get(part.tool_call_id, ""))
+        text = (
+            render_question(questions, closing=closing)
+            if questions
+            else render_client_tool(call.tool_name, closing=closing)
+        )
+        self._set(SlotKey.question(call.tool_call_id).encode(), text, final=True, defused=False)
 
     def _on_tool_part(self, part: Part, *, streamed: bool = False) -> None:
         """Tool calls and results, streamed or persisted, keyed by call id so replays count once."""
@@ -605,6 +677,8 @@ class ThreadView:
                 self._show_reply(key, shown)
             if current:
                 self._on_tool_part(part)
+            if part.type == "tool-result":
+                self._close_call(part)
         if replied:
             self._show_reply(key, shown)
 
@@ -713,13 +787,24 @@ class ThreadView:
         if draft.strip():
             self._set(DRAFT, draft, final=False)
 
-    def _set(self, key: str, text: str, *, final: bool, plan: Plan | None = None) -> None:
-        """Show ``text`` in block ``key``: everything a view shows comes from the agent or Coder, so
-        a person's mention in it is shown, not sent (``slack.defuse``)."""
-        text = unmention(text)
+    def _set(
+        self,
+        key: str,
+        text: str,
+        *,
+        final: bool,
+        plan: Plan | None = None,
+        buttons: tuple[Button, ...] = (),
+        defused: bool = True,
+    ) -> None:
+        """Show ``text`` in block ``key``: what a view shows comes from the agent or Coder, so a
+        person's mention in it is shown, not sent (``slack.defuse``); ``defused=False`` for a text
+        whose renderer defused the agent's words and names a person itself (who answered)."""
+        text = unmention(text) if defused else text
         existing = self._blocks.get(key)
-        if existing is not None and (existing.text, existing.final, existing.plan) == (text, final, plan):
+        shown = (text, final, plan, buttons)
+        if existing is not None and (existing.text, existing.final, existing.plan, existing.buttons) == shown:
             return
-        self._blocks[key] = Block(key, text, final, plan)
+        self._blocks[key] = Block(key, text, final, plan, buttons)
         if key not in self.changed:
             self.changed.append(key)

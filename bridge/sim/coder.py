@@ -312,6 +312,16 @@ class CoderSim:
         self._engine.agent = script
 
     @property
+    def action_timeout(self) -> float:
+        """Seconds a ``requires_action`` chat waits for a client's tool result before chatd cancels the
+        call (its five minutes); assignable at any time, counting for waits that begin afterwards."""
+        return self._engine.action_timeout
+
+    @action_timeout.setter
+    def action_timeout(self, seconds: float) -> None:
+        self._engine.action_timeout = seconds
+
+    @property
     def scripts(self) -> dict[str, Script]:
         """Prompt prefix (case-insensitive) -> script; the first matching prefix wins."""
         return self._engine.scripts

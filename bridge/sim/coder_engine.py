@@ -162,7 +162,7 @@ class ChatEngine:
         self._part_interval = part_interval
         self._start_delay = start_delay
         self._chunk_words = chunk_words
-        self._action_timeout = action_timeout
+        self.action_timeout = action_timeout
         self._message_ids = itertools.count(1)
         self._queued_ids = itertools.count(1)
         self._runs: dict[str, _Run] = {}
@@ -819,7 +819,7 @@ class ChatEngine:
         self._set_status(chat, _REQUIRES_ACTION, watch="action_required")
         self.publish(chat, action_required_event(chat))
         try:
-            async with asyncio.timeout(self._action_timeout):
+            async with asyncio.timeout(self.action_timeout):
                 await answered.wait()
         except TimeoutError:
             self._cancel_calls(chat, _TIMED_OUT)
