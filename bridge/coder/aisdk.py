@@ -593,6 +593,10 @@ class AiSdkBackend:
             await self._publish_queue(chat_id, state)
         return message
 
+    async def read_file(self, file_id: str) -> bytes:
+        """The 2025 AI-SDK API keeps no chat files to read back: always ``CoderRejected``."""
+        raise CoderRejected("This Coder version's chat API keeps no chat files", status=405)
+
     async def submit_tool_results(self, chat_id: ChatId, results: Sequence[ToolResult]) -> None:
         """The 2025 AI-SDK API's agent never waits for a client's tool result: always ``CoderRejected``."""
         raise CoderRejected("This Coder version's chat API takes no tool results from clients", status=405)

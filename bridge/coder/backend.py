@@ -171,6 +171,10 @@ class CoderBackend(Protocol):
         """Remove a follow-up from the queue (no error if it is no longer there)."""
         ...
 
+    async def read_file(self, file_id: str) -> bytes:
+        """A chat file's bytes (``capabilities.stored_files``), e.g. the plan an agent proposed."""
+        ...
+
     async def upload_file(self, organization_id: str, data: bytes, media_type: str, filename: str) -> str:
         """Upload a file for use in an ``InputPart.of_file``; returns its id."""
         ...

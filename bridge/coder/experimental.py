@@ -539,6 +539,14 @@ class ExperimentalBackend:
         )
         return decode(read_json(response), lambda raw: str(raw["id"]), "upload response")
 
+    async def read_file(self, file_id: str) -> bytes:
+        """``GET /chats/files/{id}``: a chat file's bytes (one the person uploaded, or one a tool of the
+        agent stored, such as a proposed plan)."""
+        response = await self._rest.call(
+            "read_file", "GET", f"{self.api.base}/files/{file_id}", idempotent=True
+        )
+        return response.content
+
     async def get_diff(self, chat_id: ChatId) -> ChatDiff:
         """``GET /chats/{id}/diff``: the chat's branch, PR link and changed files."""
         response = await self._rest.call("get_diff", "GET", self.api.path(chat_id, "diff"), idempotent=True)

@@ -30,6 +30,7 @@ from bridge.relay.identity import Identity
 from bridge.relay.intake import Intake
 from bridge.relay.links import Follows, Headers, shown, thread_ref
 from bridge.relay.outbox import Outbox, digest, final_text
+from bridge.relay.plans import Plans
 from bridge.relay.policy import Act, Policy
 from bridge.relay.slots import SlotKey
 from bridge.slack.blocks import ButtonAction, render_error
@@ -153,6 +154,7 @@ class Controls:
         self._emoji = emoji
         self._home = home
         self._answers = Answers(identity, policy, follows)
+        self._plans = Plans(db, identity, policy, outbox, follows)
         self._tasks = TaskGroup("controls")
 
     def wanted(self, reaction: Reaction) -> bool:
@@ -238,7 +240,13 @@ class Controls:
             if link is not None:
                 await self._answers.choose(link, click.user_id, click.call_id, click.option)
             return
-        if click.action not in _BUTTONS:
+        if click.action in (ButtonAction.PLAN_APPROVE, ButtonAction.PLAN_REVISE):
+            if link is None:
+                return
+            if click.action is ButtonAction.PLAN_APPROVE:
+                await self._plans.approve(link, click.user_id, click.call_id)
+            else:
+                await self._plans.revise(link, click.user_id, click.event_id)
             return
         control, on = _BUTTONS[click.action]
         request = _Request(click.event_id, click.user_id, control, on, click.queued_id)

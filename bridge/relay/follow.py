@@ -66,6 +66,7 @@ from bridge.relay.links import HEADER_SLOT, FollowedHeader, Headers, shown, thre
 from bridge.relay.marks import Marks, ReactionNames
 from bridge.relay.outbox import Outbox, ThreadRef, digest, final_text
 from bridge.relay.output import ReactionWish, SlotText
+from bridge.relay.plans import plan_message, read_plan
 from bridge.relay.ports import Plan
 from bridge.relay.sessions import SessionMirror
 from bridge.relay.slots import SlotKey
@@ -338,7 +339,8 @@ class ChatFollow:
                         await self._answered(run.ref, lost)
                     view.apply(batch, now=_now())
                     reactions = await run.marks.see(batch, view)  # stored with the batch's cursor
-                    await self._publish(run, reactions=reactions)
+                    plans = await self._plans(run)
+                    await self._publish(run, reactions=reactions, shown=plans)
                     if sessions is not None and view.status_changed and view.status is not None:
                         title, phase = run.header.title, view.status.phase
                         sessions.show(run.ref, phase, title=title, initiator=run.requester)
@@ -379,6 +381,25 @@ class ChatFollow:
                     run.view.tick(_now())
                     await self._publish(run)
 
+    async def _plans(self, run: _Run) -> list[SlotText]:
+        """The plans the agent proposed in the batch, read from Coder, each with its Approve and Revise
+        buttons: stored with the batch, so a replay from the cursor never shows one twice."""
+        texts = []
+        for call_id, file_id in run.view.take_plans().items():
+            try:
+                text, buttons = plan_message(self.chat_id, call_id, await read_plan(run.backend, file_id))
+            except CoderError as exc:
+                log.warning(
+                    "could not read a plan of chat %s: %s", self.chat_id, exc, extra={"chat_id": self.chat_id}
+                )
+                why = render_coder_error(exc)
+                text = render_error(
+                    f"The agent proposed a plan I couldn't read ({why}); open the chat in Coder."
+                )
+                buttons = ()
+            texts.append(final_text(SlotKey.plan(call_id).encode(), text, buttons))
+        return texts
+
     async def _explain_failure(self, run: _Run) -> None:
         """Show why a turn failed before this stream joined (a fast failure, one during a restart):
         the reason is the chat's ``last_error``, shown as the error event would have shown it."""
@@ -393,16 +414,21 @@ class ChatFollow:
         return newest[-1].id if newest else 0
 
     async def _publish(
-        self, run: _Run, *, ending: list[SlotText] | None = None, reactions: Sequence[ReactionWish] = ()
+        self,
+        run: _Run,
+        *,
+        ending: list[SlotText] | None = None,
+        reactions: Sequence[ReactionWish] = (),
+        shown: Sequence[SlotText] = (),
     ) -> None:
         """Apply the view's renames and changed blocks: progress in memory, final texts and the
         batch's ``reactions`` stored with the cursor. ``ending`` (the requester's mention) is stored
         with the idle status that ends the turn, so a crash before it leaves the chat busy and the
-        next start finishes it."""
+        next start finishes it; ``shown``: further final texts of the batch (the plans it proposed)."""
         outbox, ref, view = self._shared.outbox, run.ref, run.view
         for old, new in view.renames:
             await outbox.rename(ref, old, new)
-        finals: list[SlotText] = []
+        finals: list[SlotText] = list(shown)
         if view.rewritten is not None:  # what the thread shows of messages the rewrite removed says so
             slots = await outbox.slot_keys(ref)
             finals += [final_text(s, render_removed()) for s in slots if removed_by(s, view.rewritten)]

@@ -43,12 +43,12 @@ from bridge.relay.identity import HOW_TO_LINK, Identity
 from bridge.relay.intake import Intake
 from bridge.relay.links import HEADER_SLOT, Follows, Headers, thread_ref
 from bridge.relay.marks import queued_buttons
-from bridge.relay.options import OptionError, resolve, split_options
+from bridge.relay.options import PLAN_MODE_VERSION, OptionError, resolve, split_options
 from bridge.relay.outbox import Outbox, ThreadRef, final_text
 from bridge.relay.policy import Act, Policy
 from bridge.relay.ports import FileSource, SlackError, SlackFile, ThreadHistory, ThreadMessage
 from bridge.relay.slots import SlotKey
-from bridge.slack.blocks import render_error, render_queued, render_skipped
+from bridge.slack.blocks import render_error, render_plan_mode, render_queued, render_skipped
 from bridge.slack.failures import render_coder_error, render_warnings
 from bridge.tasks import KeyedLocks, TaskGroup
 
@@ -427,6 +427,10 @@ class Inbound:
         await self._headers.show(ref, chat, archived=False)
         if chat.warnings:
             await self._say(ref, SlotKey.warnings(message.ts).encode(), render_warnings(chat.warnings))
+        if options.plan:
+            await self._say(
+                ref, SlotKey.answer(message.ts).encode(), render_plan_mode(chat.plan_mode, PLAN_MODE_VERSION)
+            )
         log.info(
             "started chat %s for %s/%s",
             chat.id,

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.coder.novelty import report_unknown
+from bridge.coder.plans import PROPOSE_PLAN, plan_file
 from bridge.coder.questions import (
     ANSWER_TIMEOUT_MINUTES,
     ASK_USER_QUESTION,
@@ -263,6 +264,8 @@ class ThreadView:
         self._chat_id = chat_id
         self._asking: dict[str, ClientCall] = {}  # client tool calls the chat waits on, by call id
         self._answerers: dict[str, str] = {}  # who answered a call from Slack, by call id
+        self._proposed: dict[str, str] = {}  # plans proposed (call id -> file id), not yet taken
+        self._plans_seen: set[str] = set()
         self._starting_since: float | None = None
         self._slow_start_shown = False
         self._retry: _Retry | None = None
@@ -274,6 +277,7 @@ class ThreadView:
         self._draft_of_unseen_turn = False
         for message in turn:
             self._on_message(message)
+        self._proposed = {}  # plans of those messages were shown by the run that saw them come
         if after_id is not None and after_id > self.last_id:
             self.last_id = after_id
             self._known_ids.append(after_id)
@@ -528,6 +532,18 @@ class ThreadView:
             )
         self._set(key, render_question(questions), final=True, buttons=buttons, defused=False)
 
+    def take_plans(self) -> dict[str, str]:
+        """The plans the agent proposed since the last call, as tool call id -> the chat file that holds
+        each; the caller reads them (the view does no input) and shows them."""
+        taken, self._proposed = self._proposed, {}
+        return taken
+
+    def _propose(self, part: Part) -> None:
+        file_id = plan_file(part.result) if part.tool_name == PROPOSE_PLAN and not part.is_error else None
+        if file_id is not None and part.tool_call_id not in self._plans_seen:
+            self._plans_seen.add(part.tool_call_id)
+            self._proposed[part.tool_call_id] = file_id
+
     def _close_call(self, part: Part) -> None:
         """A waited-on call got its result: an answer, or Coder's cancellation (it stopped waiting)."""
         call = self._asking.pop(part.tool_call_id, None)
@@ -679,6 +695,7 @@ class ThreadView:
                 self._on_tool_part(part)
             if part.type == "tool-result":
                 self._close_call(part)
+                self._propose(part)
         if replied:
             self._show_reply(key, shown)
 

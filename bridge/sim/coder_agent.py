@@ -76,6 +76,17 @@ class ClientToolCall:
 
 
 @dataclass(frozen=True)
+class ProposePlan:
+    """In plan mode, the model proposes its plan: chatd's ``propose_plan`` tool (chattool
+    proposeplan.go) reads the Markdown plan file the agent wrote, stores it as a chat file and
+    answers ``{"ok": true, "path", "kind": "plan", "file_id", "media_type"}``; Coder's UI shows the
+    file with an Implement button. The turn goes on after it (usually to a closing line)."""
+
+    markdown: str
+    path: str = "/home/coder/.coder/plans/PLAN.md"
+
+
+@dataclass(frozen=True)
 class Pause:
     """The model thinks silently for a while; the chat stays ``running``."""
 
@@ -114,7 +125,7 @@ class Fail:
     provider: str = ""
 
 
-Step = Text | Reasoning | ToolCall | ClientToolCall | Pause | Gate | Retry | Fail
+Step = Text | Reasoning | ToolCall | ClientToolCall | ProposePlan | Pause | Gate | Retry | Fail
 Script = Callable[[str], Sequence[Step]]
 
 
@@ -132,6 +143,9 @@ class TurnOutput(Protocol):
 
     async def await_client(self, call: JsonDict) -> None:
         """Wait until a client resolved this persisted ``tool-call`` part (see ``ClientToolCall``)."""
+
+    def store_file(self, name: str, media_type: str, data: bytes) -> str:
+        """Store a file for the chat's owner, as a tool's ``StoreFileFunc`` does; its id."""
 
 
 class Turn:
@@ -172,6 +186,17 @@ class Turn:
                 await self._stream_prose("reasoning", text)
             case ToolCall():
                 await self._call_tool(step)
+            case ProposePlan(markdown=markdown, path=path):
+                name = path.rsplit("/", 1)[-1]
+                file_id = self._output.store_file(name, "text/markdown", markdown.encode())
+                result = {
+                    "ok": True,
+                    "path": path,
+                    "kind": "plan",
+                    "file_id": file_id,
+                    "media_type": "text/markdown",
+                }
+                await self._call_tool(ToolCall("propose_plan", {"path": path}, result))
             case ClientToolCall(name=name, args=args):
                 await self._output.await_client(await self._stream_call(name, args))
             case Pause(seconds=seconds):

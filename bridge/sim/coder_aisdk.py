@@ -215,6 +215,10 @@ class DataStreamOutput:
         """coderd runs every tool of this API itself: no client tool, no waiting for one."""
         raise RuntimeError("the 2025 AI-SDK chat API has no client-executed tools")
 
+    def store_file(self, name: str, media_type: str, data: bytes) -> str:
+        """This API's tools store no chat files (and it has no plan mode to propose a plan in)."""
+        raise RuntimeError("the 2025 AI-SDK chat API has no chat files for tools to store")
+
     # -- parts ---------------------------------------------------------------------------------
 
     def _text(self, delta: str) -> None:

@@ -139,6 +139,9 @@ class _ChatOutput:
     async def await_client(self, call: JsonDict) -> None:
         await self._engine.await_client(self._chat, call)
 
+    def store_file(self, name: str, media_type: str, data: bytes) -> str:
+        return self._engine.store_file(self._chat, name, media_type, data)
+
 
 class ChatEngine:
     """All chats of the deployment and the turns running on them."""
@@ -210,6 +213,12 @@ class ChatEngine:
         self._watch(chat, "created")
         self._start_turn(chat)
         return chat
+
+    def store_file(self, chat: SimChat, name: str, media_type: str, data: bytes) -> str:
+        """A file the agent's tool stored for the chat's owner (chattool ``StoreFileFunc``); its id."""
+        file = SimFile(str(uuid.uuid4()), chat.owner_id, name, media_type, data)
+        self.files[file.id] = file
+        return file.id
 
     def send(self, chat: SimChat, content: list[JsonDict], *, interrupt: bool) -> JsonDict:
         """SendMessage: queue behind a busy chat (FIFO), else deliver and go busy.

@@ -454,3 +454,53 @@ def render_client_tool(name: str, *, closing: str = "") -> str:
         "or open the chat in Coder to answer it there; 🛑 stops the agent._"
     )
     return f"{head}\n{what}"
+
+
+PLAN_MARK = "📋 "
+"""How a plan the agent proposes begins (tests and tools use it to find it in a thread)."""
+_PLAN_LIMIT = 2800
+_LIST_ITEM = re.compile(r"^(\s*)(?:[-*+]\s+(?:\[[ xX]\]\s+)?|\d+[.)]\s+)(.*)$")
+_HEADING = re.compile(r"^#{1,6}\s+(.*)$")
+
+
+def render_plan_mode(taken: bool, version: str) -> str:
+    """Said under the header of a chat started in plan mode: what it means, or that this Coder did not
+    take it (a build without plan mode reads the request and ignores it) and which Coder has it."""
+    if taken:
+        return (
+            "📝 Plan mode: the agent looks around and proposes a plan, changing nothing; "
+            "approve the plan to have it implemented."
+        )
+    return render_error(
+        f"This Coder did not take plan mode (it comes with {version}): the agent works on the task directly."
+    )
+
+
+def render_plan(markdown: str, *, closing: str = "") -> str:
+    """The agent's plan as a checklist: each list item a box to tick, headings in bold, other lines as
+    written; cut (with word that the rest is in Coder) where it would fill more than a message.
+    ``closing`` replaces the line on what to do once the plan was approved."""
+    lines = [f"{PLAN_MARK}*The agent's plan*"]
+    size = 0
+    for line in markdown.strip().splitlines():
+        item, heading = _LIST_ITEM.match(line), _HEADING.match(line.strip())
+        if item:
+            shown = f"{'    ' * (len(item.group(1)) // 2)}☐ {item.group(2).strip()}"
+        elif heading:
+            shown = f"*{heading.group(1).strip()}*"
+        else:
+            shown = line.rstrip()
+        size += len(shown) + 1
+        if size > _PLAN_LIMIT:
+            lines.append("…_the rest of the plan is in Coder._")
+            break
+        lines.append(unmention(shown))
+    lines.append(
+        closing or "_*Approve* to have the agent implement it, or *Revise* to tell it what to change._"
+    )
+    return "\n".join(lines)
+
+
+def is_plan(text: str) -> bool:
+    """Whether a bot message is a plan the agent proposed."""
+    return text.startswith(PLAN_MARK)

@@ -174,7 +174,9 @@ def test_clicks_on_a_question_or_a_plan_name_the_call() -> None:
     """An answer's button names its chat, the tool call it answers and the answer's place; a plan's
     buttons name the chat and the call; a value that names no call (or no answer) is dropped."""
     answer = parse_click(_click("question_answer:1", "c-1:toolu_9:1"))
-    assert answer == Click("click:U1:1.5", "U1", ButtonAction.QUESTION_ANSWER, "c-1", call_id="toolu_9", option=1)
+    assert answer == Click(
+        "click:U1:1.5", "U1", ButtonAction.QUESTION_ANSWER, "c-1", call_id="toolu_9", option=1
+    )
     approve = parse_click(_click("plan_approve", "c-1:toolu_3"))
     assert approve is not None
     assert (approve.action, approve.call_id) == (ButtonAction.PLAN_APPROVE, "toolu_3")
