@@ -2,7 +2,8 @@
 
 No credentials and no network: both simulators run in this process on free local ports, the bridge
 is configured exactly as an operator would configure it (their URLs, tokens and signing secret), and
-a scripted user mentions the bot, waits for the agent's answer, then sends a follow-up. The Slack
+a scripted user mentions the bot, waits for the agent's answer, then sends a follow-up, to which the
+agent answers with a question that the user answers by clicking one of its buttons. The Slack
 thread is printed as it changes: new messages appear, streamed replies grow in place. Only the
 conversation reaches the terminal: the bridge's log goes to a file the demo names, so a warning never
 lands in the middle of a reply. The simulated Slack app subscribes to the events ``manifest.yml``
@@ -24,8 +25,9 @@ from bridge.app import Bridge
 from bridge.config import Settings
 from bridge.logs import configure
 from bridge.sim.coder import CoderSim
+from bridge.sim.scenarios import CANNED, regression_test
 from bridge.sim.slack import SlackSim
-from bridge.slack.blocks import is_outcome
+from bridge.slack.blocks import QUESTION_MARK, ButtonAction, is_outcome
 from bridge.slack.scopes import REQUIRED_EVENTS
 from bridge.tasks import scoped_task
 
@@ -70,7 +72,13 @@ async def run_demo(*, prompt: str, speed: float = 1.0) -> int:
     print(f"The bridge's log is in {log}")
     with tempfile.TemporaryDirectory(prefix="bridge-demo-") as workdir:
         async with (
-            CoderSim(tokens={_TOKEN: "alice"}, part_interval=0.04 / speed, start_delay=0.3 / speed) as coder,
+            CoderSim(
+                tokens={_TOKEN: "alice"},
+                generation="v2",
+                part_interval=0.04 / speed,
+                start_delay=0.3 / speed,
+                scripts={**CANNED, FOLLOW_UP: regression_test},
+            ) as coder,
             SlackSim(subscriptions=REQUIRED_EVENTS) as slack,
         ):
             settings = Settings(
@@ -93,6 +101,7 @@ async def run_demo(*, prompt: str, speed: float = 1.0) -> int:
                 root = await slack.user_says(slack.alice, slack.general, f"<@{slack.bot_user_id}> {prompt}")
                 await _watch_turn(slack, coder, printer, root, turns=1)
                 await slack.user_says(slack.alice, slack.general, FOLLOW_UP, thread_ts=root)
+                await _answer_the_question(slack, coder, printer, root)
                 await _watch_turn(slack, coder, printer, root, turns=2)
             except TimeoutError as exc:
                 print(f"\n\ndemo failed: {exc} (the bridge's log is in {log})", file=sys.stderr)
@@ -123,6 +132,30 @@ async def _watch_turn(
         return len(users) >= turns and bool(replies) and _text(replies[-1]) in texts and told >= turns
 
     await wait_either(slack, coder, finished, timeout=60)
+
+
+async def _answer_the_question(slack: SlackSim, coder: CoderSim, printer: ThreadPrinter, root: str) -> None:
+    """Wait for the agent's question and click its first answer, as the user would."""
+
+    def asked() -> str | None:
+        printer.refresh(root)
+        return next(
+            (
+                m.ts
+                for m in slack.thread(slack.general, root)
+                if m.bot_id
+                and m.visible_text.startswith(QUESTION_MARK)
+                and m.blocks
+                and m.blocks[-1]["type"] == "actions"
+            ),
+            None,
+        )
+
+    await wait_either(slack, coder, lambda: asked() is not None, timeout=60)
+    ts = asked()
+    assert ts is not None
+    await slack.click(slack.alice, slack.general, ts, f"{ButtonAction.QUESTION_ANSWER}:0")
+    print(f"\n\n{slack.workspace.display_name(slack.alice)} clicked the first answer.", end="", flush=True)
 
 
 async def wait_either(

@@ -160,6 +160,36 @@ def asking(prompt: str) -> list[Step]:
     ]
 
 
+TEST_ARGS: Final = {
+    "questions": [
+        {
+            "header": "Regression test",
+            "question": "Where should the regression test for the login fix go?",
+            "options": [
+                {"label": "Unit test", "description": "A fast test of login() in tests/test_auth.py."},
+                {"label": "End-to-end test", "description": "A browser test of the login page."},
+            ],
+        }
+    ]
+}
+"""The demo's question: where the regression test goes."""
+
+
+def regression_test(prompt: str) -> list[Step]:
+    """The demo's second turn: the agent asks its person where the test goes (a G2 client tool, so the
+    chat waits in ``requires_action``), then adds it."""
+    return [
+        Text("Sure. One question before I write it."),
+        ClientToolCall("ask_user_question", TEST_ARGS),
+        ToolCall(
+            "write_file",
+            {"path": "tests/test_auth.py", "content": "def test_login_checks_the_password_hash(): ..."},
+            {"ok": True},
+        ),
+        Text("Added the regression test where you chose; it fails without the fix and passes with it."),
+    ]
+
+
 CANNED: Final[Mapping[str, Script]] = {
     "/ask": asking,
     "/echo": echo,
