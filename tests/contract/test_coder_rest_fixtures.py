@@ -157,6 +157,12 @@ def _chat_with_labels(payload: Any) -> None:
     assert chat.labels["slack_thread"] == "1700000000.000100"
 
 
+def _chat_plan_mode(payload: Any) -> None:
+    chat = v2_wire.parse_chat(payload)
+    assert (chat.id, chat.status.phase, chat.plan_mode) == ("chat-1", ChatPhase.WORKING, True)
+    assert not v2_wire.parse_chat({**payload, "plan_mode": ""}).plan_mode
+
+
 def _chat_failed(payload: Any) -> None:
     chat = v2_wire.parse_chat(payload)
     assert chat.status.phase is ChatPhase.ERROR
@@ -199,6 +205,7 @@ EXPECTED: dict[str, Callable[[Any], None]] = {
     "mcp_servers_org": _mcp_servers_org,
     "models_org_unavailable_provider": _models_org_unavailable_provider,
     "chat_with_labels": _chat_with_labels,
+    "chat_plan_mode": _chat_plan_mode,
     "chat_failed": _chat_failed,
     "message_file_part": _message_file_part,
 }
@@ -338,6 +345,14 @@ async def _chat_with_labels(sim: CoderSim, client: httpx.AsyncClient) -> Any:
     return (await client.get(f"{V2}/{chat_id}")).json()
 
 
+async def _chat_in_plan_mode(sim: CoderSim, client: httpx.AsyncClient) -> Any:
+    sim.agent = lambda prompt: [Gate(asyncio.Event())]  # still planning when read
+    body = {"content": [{"type": "text", "text": "plan it"}], "organization_id": sim.organization_id}
+    created = await client.post(V2, json={**body, "plan_mode": "plan"})
+    assert created.status_code == 201, created.text
+    return (await client.get(f"{V2}/{created.json()['id']}")).json()
+
+
 async def _chat_failed(sim: CoderSim, client: httpx.AsyncClient) -> Any:
     sim.agent = lambda prompt: [
         Fail("Azure OpenAI is rate limiting requests.", kind="rate_limit", provider="azure")
@@ -384,6 +399,7 @@ SITUATIONS: dict[str, tuple[str, Scenario, frozenset[str]]] = {
     "send_queued_promoting_head": ("v2-late", _send_queued_promoting_head, _MESSAGE_EXTRAS),
     "edit_answer": ("v2-late", _edit, _MESSAGE_EXTRAS),
     "chat_with_labels": ("v2-late", _chat_with_labels, _CHAT_EXTRAS),
+    "chat_plan_mode": ("v2-late", _chat_in_plan_mode, _CHAT_EXTRAS),
     "chat_failed": ("v2-late", _chat_failed, _CHAT_EXTRAS - {"last_error"} | {"status_code", "detail"}),
     "mcp_servers_org": ("v2-late", _mcp_servers, frozenset({"has_signing_secret"})),
     "models_org_unavailable_provider": ("v2-late", _models, frozenset({"unavailable_reason"})),
