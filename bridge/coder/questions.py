@@ -70,6 +70,17 @@ def answer_result(call_id: str, questions: Sequence[Question], answers: Sequence
     return ToolResult(tool_call_id=call_id, output={"answers": entries})
 
 
+def asks(result: Any) -> bool:
+    """Whether a result is chatd's own ``ask_user_question`` answering itself with the questions (in
+    plan mode; its text is the ``{"questions": [...]}`` JSON), rather than a client's answers."""
+    if isinstance(result, str):
+        try:
+            result = json.loads(result)
+        except ValueError:
+            return False
+    return isinstance(result, dict) and isinstance(result.get("questions"), list)
+
+
 def answers_in(result: Any) -> str:
     """What an answered call's result says was answered: its answers joined (any other result shape,
     e.g. from another Coder client, as its text)."""

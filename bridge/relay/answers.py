@@ -16,8 +16,17 @@ import logging
 
 from bridge.coder.backend import CoderBackend
 from bridge.coder.errors import CoderError, CoderRejected
-from bridge.coder.questions import ASK_USER_QUESTION, Answer, answer_result, read_questions, words_for_all
-from bridge.coder.types import ChatId, ChatPhase, Question
+from bridge.coder.questions import (
+    ASK_USER_QUESTION,
+    Answer,
+    answer_result,
+    asks,
+    read_questions,
+    words_for_all,
+)
+from bridge.coder.types import ChatId, ChatPhase, InputPart, Question
+from bridge.db import repo
+from bridge.db.engine import Database
 from bridge.db.models import ThreadLink
 from bridge.relay.identity import HOW_TO_LINK, Identity
 from bridge.relay.links import Follows
@@ -34,7 +43,8 @@ _SEARCHED = 50
 class Answers:
     """Sends people's answers to the agent's questions."""
 
-    def __init__(self, identity: Identity, policy: Policy, follows: Follows) -> None:
+    def __init__(self, db: Database, identity: Identity, policy: Policy, follows: Follows) -> None:
+        self._db = db
         self._identity = identity
         self._policy = policy
         self._follows = follows
@@ -50,12 +60,16 @@ class Answers:
             return
         chat_id = ChatId(link.chat_id)
         try:
-            questions = (await open_questions(backend, chat_id)).get(call_id, ())
+            waited = (await open_questions(backend, chat_id)).get(call_id)
+            questions = waited or await asked_in_turn(backend, chat_id, call_id)
             if len(questions) != 1 or not 0 <= option < len(questions[0].options):
                 await self._tell(link, user_id, NOT_OPEN)
                 return
             chosen = Answer(questions[0].options[option].label, option=True)
-            await self._submit(backend, chat_id, user_id, call_id, questions, [chosen])
+            if waited:
+                await self._submit(backend, chat_id, user_id, call_id, questions, [chosen])
+            else:
+                await self._send(backend, link, user_id, call_id, chosen.text)
         except CoderRejected as exc:
             log.info("an answer to chat %s was refused: %s", chat_id, exc, extra={"chat_id": chat_id})
             await self._tell(link, user_id, NOT_OPEN)
@@ -93,8 +107,39 @@ class Answers:
         await backend.submit_tool_results(chat_id, [answer_result(call_id, questions, answers)])
         self._follows.follow(chat_id)
 
+    async def _send(
+        self, backend: CoderBackend, link: ThreadLink, user_id: str, call_id: str, text: str
+    ) -> None:
+        """The answer to a question chatd's own tool asked: a message, as Coder's UI sends it."""
+        assert link.id is not None
+        assert link.chat_id is not None
+        chat_id = ChatId(link.chat_id)
+        async with self._db.unit() as session:  # a crash after the send still finds the chat busy
+            await repo.mark_busy(session, link.id)
+        self._follows.answering(chat_id, call_id, user_id)
+        await backend.send_message(chat_id, [InputPart.of_text(text)])
+        self._follows.follow(chat_id)
+
     async def _tell(self, link: ThreadLink, user_id: str, text: str) -> None:
         await self._identity.whisper(link.channel_id, user_id, link.thread_ts, text)
+
+
+async def asked_in_turn(backend: CoderBackend, chat_id: ChatId, call_id: str) -> tuple[Question, ...]:
+    """The questions of call ``call_id`` when chatd's own ``ask_user_question`` asked them (plan mode)
+    and no message came since to answer them; none otherwise."""
+    messages = await backend.recent_messages(chat_id, limit=_SEARCHED)
+    asked: tuple[Question, ...] = ()
+    for message in messages:
+        if asked and message.role == "user":
+            return ()  # answered already
+        for part in message.content:
+            if part.tool_call_id != call_id or part.tool_name != ASK_USER_QUESTION:
+                continue
+            if part.type == "tool-call":
+                asked = read_questions(part.args)
+            elif part.is_error or not asks(part.result):
+                return ()
+    return asked
 
 
 async def open_questions(backend: CoderBackend, chat_id: ChatId) -> dict[str, tuple[Question, ...]]:

@@ -153,7 +153,7 @@ class Controls:
         self._intake = intake
         self._emoji = emoji
         self._home = home
-        self._answers = Answers(identity, policy, follows)
+        self._answers = Answers(db, identity, policy, follows)
         self._plans = Plans(db, identity, policy, outbox, follows)
         self._tasks = TaskGroup("controls")
 

@@ -133,6 +133,7 @@ class ChatFollow:
         # after the stream's): a follow-up recorded later still gets its reaction.
         self._unmarked: Marks | None = None
         self._view: ThreadView | None = None  # the run's view
+        self._answerers: dict[str, str] = {}  # who answered which question from Slack (tool call id)
 
     @property
     def reporting(self) -> bool:
@@ -168,6 +169,7 @@ class ChatFollow:
     def answering(self, call_id: str, user_id: str) -> None:
         """A person in Slack is answering the question of tool call ``call_id``: the thread says who,
         once Coder has the answer (the run under way sees it; a later one says it was answered)."""
+        self._answerers[call_id] = user_id
         if self._view is not None:
             self._view.answered_by(call_id, user_id)
 
@@ -269,6 +271,8 @@ class ChatFollow:
                 now=_now(),
                 chat_id=chat_id,
             )
+            for call_id, user_id in self._answerers.items():  # answers given before this run began
+                view.answered_by(call_id, user_id)
             run = _Run(ref, backend, link.requester_user_id, view, marks, header, link.sends_begun)
             await self._consume(run, lost=lost_slot if told_lost else None)
         except CoderAuthError as exc:

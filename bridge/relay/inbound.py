@@ -182,7 +182,7 @@ class Inbound:
         self._context = context
         self._attachments = Attachments(files, organization_id=organization_id)
         self._revisions = Revisions(db, identity, outbox, follows)
-        self._answers = Answers(identity, policy, follows)
+        self._answers = Answers(db, identity, policy, follows)
         self._locks = KeyedLocks()
         self._tasks = TaskGroup("inbound")
         self._starting = asyncio.Semaphore(_STARTING_AT_ONCE)

@@ -49,6 +49,7 @@ from bridge.coder.questions import (
     ASK_USER_QUESTION,
     TIMED_OUT,
     answers_in,
+    asks,
     read_questions,
     result_text,
 )
@@ -65,6 +66,7 @@ from bridge.coder.types import (
     Part,
     PartEvent,
     PreviewResetEvent,
+    Question,
     QueueEvent,
     RetryEvent,
     StatusEvent,
@@ -264,6 +266,8 @@ class ThreadView:
         self._chat_id = chat_id
         self._asking: dict[str, ClientCall] = {}  # client tool calls the chat waits on, by call id
         self._answerers: dict[str, str] = {}  # who answered a call from Slack, by call id
+        self._asked_args: dict[str, Any] = {}  # arguments of the questions asked, by call id
+        self._in_words: dict[str, tuple[Question, ...]] = {}  # asked by chatd's own tool, still open
         self._proposed: dict[str, str] = {}  # plans proposed (call id -> file id), not yet taken
         self._plans_seen: set[str] = set()
         self._starting_since: float | None = None
@@ -520,17 +524,44 @@ class ThreadView:
         if not questions:
             self._set(key, render_client_tool(call.tool_name), final=True, defused=False)
             return
+        self._show_question(call.tool_call_id, questions)
+
+    def _show_question(self, call_id: str, questions: tuple[Question, ...]) -> None:
+        """An open question, with its answers as buttons when it is a single one."""
         buttons: tuple[Button, ...] = ()
         if len(questions) == 1:
             buttons = tuple(
                 Button(
                     f"{ButtonAction.QUESTION_ANSWER}:{n}",
                     option.label[:_BUTTON_TEXT],
-                    f"{self._chat_id}:{call.tool_call_id}:{n}",
+                    f"{self._chat_id}:{call_id}:{n}",
                 )
                 for n, option in enumerate(questions[0].options)
             )
+        key = SlotKey.question(call_id).encode()
         self._set(key, render_question(questions), final=True, buttons=buttons, defused=False)
+
+    def _asked_in_turn(self, part: Part) -> None:
+        """chatd's own ``ask_user_question`` (plan mode) answered itself with the questions: they stay
+        open until the next message, which Coder's UI sends as the answer."""
+        if part.tool_name != ASK_USER_QUESTION or part.is_error or not asks(part.result):
+            return
+        questions = read_questions(self._asked_args.get(part.tool_call_id))
+        if questions and part.tool_call_id not in self._in_words:
+            self._in_words[part.tool_call_id] = questions
+            self._show_question(part.tool_call_id, questions)
+
+    def _answered_in_words(self, message: Message) -> None:
+        """A new message answers the questions chatd's own tool left open."""
+        for call_id, questions in self._in_words.items():
+            closing = render_answered(message.text, self._answerers.get(call_id, ""))
+            self._set(
+                SlotKey.question(call_id).encode(),
+                render_question(questions, closing=closing),
+                final=True,
+                defused=False,
+            )
+        self._in_words = {}
 
     def take_plans(self) -> dict[str, str]:
         """The plans the agent proposed since the last call, as tool call id -> the chat file that holds
@@ -662,6 +693,7 @@ class ThreadView:
             at = bisect.bisect_left(self._known_ids, message.id)
             previous = self._known_ids[at - 1] if at > 0 else 0
         if message.role == "user" and new:
+            self._answered_in_words(message)
             if self._draft_of_unseen_turn:
                 self._draft_of_unseen_turn = False
             elif not self.busy:
@@ -693,9 +725,12 @@ class ThreadView:
                 self._show_reply(key, shown)
             if current:
                 self._on_tool_part(part)
+            if part.type == "tool-call" and part.tool_name == ASK_USER_QUESTION:
+                self._asked_args[part.tool_call_id] = part.args
             if part.type == "tool-result":
                 self._close_call(part)
                 self._propose(part)
+                self._asked_in_turn(part)
         if replied:
             self._show_reply(key, shown)
 
