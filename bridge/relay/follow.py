@@ -344,7 +344,7 @@ class ChatFollow:
                     view.apply(batch, now=_now())
                     reactions = await run.marks.see(batch, view)  # stored with the batch's cursor
                     plans = await self._plans(run)
-                    await self._publish(run, reactions=reactions, shown=plans)
+                    await self._publish(run, reactions=reactions, proposed=plans)
                     if sessions is not None and view.status_changed and view.status is not None:
                         title, phase = run.header.title, view.status.phase
                         sessions.show(run.ref, phase, title=title, initiator=run.requester)
@@ -385,13 +385,15 @@ class ChatFollow:
                     run.view.tick(_now())
                     await self._publish(run)
 
-    async def _plans(self, run: _Run) -> list[SlotText]:
+    async def _plans(self, run: _Run) -> list[tuple[SlotText, Plan | None]]:
         """The plans the agent proposed in the batch, read from Coder, each with its Approve and Revise
-        buttons: stored with the batch, so a replay from the cursor never shows one twice."""
-        texts = []
+        buttons (and its steps, for a poster that shows Slack's own plan): stored with the batch, so a
+        replay from the cursor never shows one twice."""
+        texts: list[tuple[SlotText, Plan | None]] = []
         for call_id, file_id in run.view.take_plans().items():
             try:
-                text, buttons = plan_message(self.chat_id, call_id, await read_plan(run.backend, file_id))
+                markdown = await read_plan(run.backend, file_id)
+                text, buttons, plan = plan_message(self.chat_id, call_id, markdown)
             except CoderError as exc:
                 log.warning(
                     "could not read a plan of chat %s: %s", self.chat_id, exc, extra={"chat_id": self.chat_id}
@@ -400,8 +402,8 @@ class ChatFollow:
                 text = render_error(
                     f"The agent proposed a plan I couldn't read ({why}); open the chat in Coder."
                 )
-                buttons = ()
-            texts.append(final_text(SlotKey.plan(call_id).encode(), text, buttons))
+                buttons, plan = (), None
+            texts.append((final_text(SlotKey.plan(call_id).encode(), text, buttons), plan))
         return texts
 
     async def _explain_failure(self, run: _Run) -> None:
@@ -423,20 +425,20 @@ class ChatFollow:
         *,
         ending: list[SlotText] | None = None,
         reactions: Sequence[ReactionWish] = (),
-        shown: Sequence[SlotText] = (),
+        proposed: Sequence[tuple[SlotText, Plan | None]] = (),
     ) -> None:
         """Apply the view's renames and changed blocks: progress in memory, final texts and the
         batch's ``reactions`` stored with the cursor. ``ending`` (the requester's mention) is stored
         with the idle status that ends the turn, so a crash before it leaves the chat busy and the
-        next start finishes it; ``shown``: further final texts of the batch (the plans it proposed)."""
+        next start finishes it; ``proposed``: the plans the batch proposed, each with its ``Plan``."""
         outbox, ref, view = self._shared.outbox, run.ref, run.view
         for old, new in view.renames:
             await outbox.rename(ref, old, new)
-        finals: list[SlotText] = list(shown)
+        finals: list[SlotText] = [text for text, _ in proposed]
+        plans: dict[str, Plan] = {text.slot: plan for text, plan in proposed if plan is not None}
         if view.rewritten is not None:  # what the thread shows of messages the rewrite removed says so
             slots = await outbox.slot_keys(ref)
             finals += [final_text(s, render_removed()) for s in slots if removed_by(s, view.rewritten)]
-        plans: dict[str, Plan] = {}
         for key in view.changed:
             block = view.block(key)
             if not block.text:  # a draft shown before a restart, whose text this process never saw

@@ -24,9 +24,9 @@ from bridge.relay.identity import HOW_TO_LINK, Identity
 from bridge.relay.links import Follows, thread_ref
 from bridge.relay.outbox import Outbox, final_text
 from bridge.relay.policy import Act, Policy
-from bridge.relay.ports import Button
+from bridge.relay.ports import Button, Plan, Step
 from bridge.relay.slots import SlotKey
-from bridge.slack.blocks import ButtonAction, render_plan
+from bridge.slack.blocks import PLAN_ASK, PLAN_MARK, PLAN_TITLE, ButtonAction, plan_items, render_plan
 from bridge.slack.failures import render_coder_error
 
 log = logging.getLogger(__name__)
@@ -35,14 +35,18 @@ APPROVED_ALREADY = "This chat is no longer in plan mode: its plan was approved a
 _SEARCHED = 50
 
 
-def plan_message(chat_id: str, call_id: str, markdown: str) -> tuple[str, tuple[Button, ...]]:
-    """The thread's message for a proposed plan: the checklist, with its Approve and Revise buttons."""
+def plan_message(chat_id: str, call_id: str, markdown: str) -> tuple[str, tuple[Button, ...], Plan]:
+    """The thread's message for a proposed plan: the checklist, with its Approve and Revise buttons,
+    and the same steps as a ``Plan`` for a poster that shows them as Slack's own plan and tasks."""
     value = f"{chat_id}:{call_id}"
     buttons = (
         Button(ButtonAction.PLAN_APPROVE.value, "Approve", value, style="primary"),
         Button(ButtonAction.PLAN_REVISE.value, "Revise", value),
     )
-    return render_plan(markdown), buttons
+    steps = tuple(
+        Step(f"{call_id}-{n}", item, "", "pending") for n, item in enumerate(plan_items(markdown), 1)
+    )
+    return render_plan(markdown), buttons, Plan(PLAN_TITLE, steps, PLAN_MARK + PLAN_ASK, final=True)
 
 
 async def read_plan(backend: CoderBackend, file_id: str) -> str:

@@ -480,7 +480,7 @@ def render_plan(markdown: str, *, closing: str = "") -> str:
     """The agent's plan as a checklist: each list item a box to tick, headings in bold, other lines as
     written; cut (with word that the rest is in Coder) where it would fill more than a message.
     ``closing`` replaces the line on what to do once the plan was approved."""
-    lines = [f"{PLAN_MARK}*The agent's plan*"]
+    lines = [f"{PLAN_MARK}*{PLAN_TITLE}*"]
     size = 0
     for line in markdown.strip().splitlines():
         item, heading = _LIST_ITEM.match(line), _HEADING.match(line.strip())
@@ -499,6 +499,17 @@ def render_plan(markdown: str, *, closing: str = "") -> str:
         closing or "_*Approve* to have the agent implement it, or *Revise* to tell it what to change._"
     )
     return "\n".join(lines)
+
+
+PLAN_TITLE = "The agent's plan"
+PLAN_ASK = "_*Approve* to have the agent implement it, or *Revise* to tell it what to change._"
+
+
+def plan_items(markdown: str) -> list[str]:
+    """The steps of a plan: its list items, nested ones included, in order (for a poster that shows
+    them as tasks)."""
+    items = (_LIST_ITEM.match(line) for line in markdown.splitlines())
+    return [unmention(item.group(2).strip()) for item in items if item and item.group(2).strip()]
 
 
 def is_plan(text: str) -> bool:

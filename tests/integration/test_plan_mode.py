@@ -80,6 +80,31 @@ async def test_a_plan_is_shown_as_a_checklist_and_approve_implements_it(world: W
     assert "Implemented: the login works again." in world.replies(root)
 
 
+async def test_streamed_natively_the_plan_is_slacks_own_with_its_buttons(world: World) -> None:
+    """With native streaming the plan's steps are Slack's plan and tasks, under the same buttons."""
+    world.require("plan_mode")
+    await world.stop_bridge()
+    await world.start_bridge(native_streaming=True)
+    root = await _planning(world)
+    ts, _, buttons = plan_message(world, root)
+    assert buttons == ["plan_approve", "plan_revise"]
+    plan_update = {"type": "plan_update", "title": "The agent's plan"}
+    [start] = [
+        c for c in world.slack.calls_to("chat.startStream") if plan_update in c.params.get("chunks", [])
+    ]
+    titles = [c["title"] for c in start.params["chunks"] if c["type"] == "task_update"]
+    assert titles == [
+        "Reproduce the failing login in a test",
+        "Fix the session check",
+        "keep the old cookie name",
+        "Run the test suite",
+    ]
+    await world.until_idle_and_shown(root)
+    await world.slack.click(world.slack.alice, world.slack.general, ts, "plan_approve")
+    await world.until_idle_and_shown(root, turns=2)
+    assert world.chat_of(root).plan_mode == ""
+
+
 async def test_revise_asks_for_words_and_the_reply_is_the_revision(world: World) -> None:
     """Revise asks the clicker for what to change; their reply goes to the agent while the chat stays
     in plan mode, and the revised plan comes with buttons of its own. A guest's click is refused."""
