@@ -107,13 +107,23 @@ async def test_streamed_natively_the_plan_is_slacks_own_with_its_buttons(world: 
 
 async def test_revise_asks_for_words_and_the_reply_is_the_revision(world: World) -> None:
     """Revise asks the clicker for what to change; their reply goes to the agent while the chat stays
-    in plan mode, and the revised plan comes with buttons of its own. A guest's click is refused."""
+    in plan mode, and the revised plan comes with buttons of its own. A guest's or an outsider's click
+    is refused privately and changes nothing."""
     root = await _planning(world)
     await world.until_idle_and_shown(root)
     ts, _, _ = plan_message(world, root)
     world.slack.add_user("U0GUEST", "guest", is_restricted=True)
-    await world.slack.click("U0GUEST", world.slack.general, ts, "plan_approve")
-    await world.until(lambda: any("Guests" in e.markdown_text for e in world.slack.ephemerals("U0GUEST")))
+    world.slack.add_user("U0OUTSIDER", "outsider", team_id="T0PARTNER")
+    for user, reason, button in (
+        ("U0GUEST", "Guests", "plan_approve"),
+        ("U0OUTSIDER", "other organizations", "plan_revise"),
+    ):
+        await world.slack.click(user, world.slack.general, ts, button)
+        await world.until(
+            lambda u=user, r=reason: any(r in e.markdown_text for e in world.slack.ephemerals(u))
+        )
+    assert world.chat_of(root).plan_mode == "plan"
+    assert not any(t.startswith("✏️") for t in world.bot_texts(root))
     alice = world.slack.alice
     await world.slack.click(alice, world.slack.general, ts, "plan_revise")
     await world.until(
