@@ -51,7 +51,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -80,6 +80,8 @@ log = logging.getLogger(__name__)
 
 _QUIET_RETRY = 1.0
 """Seconds before a chat whose stream gave up once is tried again, before the thread is told."""
+_ANSWERERS_KEPT = 32
+"""Answerers remembered per chat (the newest): enough for the questions a turn can leave open."""
 RECONNECTED = "✅ Reconnected to Coder: this thread is followed again."
 
 
@@ -100,6 +102,9 @@ class Shared:
     table_blocks: bool
     """Whether replies are posted as blocks, a table in a ``table`` block (not streamed natively as
     Markdown text): then a table's source does not count against a message's Markdown limit."""
+    answerers: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Who answered which of a chat's questions from Slack (by tool call id, or ``reply_key``): kept
+    beside the follows, as the answer may end one run and show in the next."""
 
 
 @dataclass(frozen=True)
@@ -133,7 +138,6 @@ class ChatFollow:
         # after the stream's): a follow-up recorded later still gets its reaction.
         self._unmarked: Marks | None = None
         self._view: ThreadView | None = None  # the run's view
-        self._answerers: dict[str, str] = {}  # who answered which question from Slack (tool call id)
 
     @property
     def reporting(self) -> bool:
@@ -169,7 +173,11 @@ class ChatFollow:
     def answering(self, call_id: str, user_id: str) -> None:
         """A person in Slack is answering the question of tool call ``call_id``: the thread says who,
         once Coder has the answer (the run under way sees it; a later one says it was answered)."""
-        self._answerers[call_id] = user_id
+        answerers = self._shared.answerers.setdefault(self.chat_id, {})
+        answerers.pop(call_id, None)
+        answerers[call_id] = user_id
+        while len(answerers) > _ANSWERERS_KEPT:
+            del answerers[next(iter(answerers))]
         if self._view is not None:
             self._view.answered_by(call_id, user_id)
 
@@ -271,7 +279,7 @@ class ChatFollow:
                 now=_now(),
                 chat_id=chat_id,
             )
-            for call_id, user_id in self._answerers.items():  # answers given before this run began
+            for call_id, user_id in shared.answerers.get(chat_id, {}).items():  # given before this run
                 view.answered_by(call_id, user_id)
             run = _Run(ref, backend, link.requester_user_id, view, marks, header, link.sends_begun)
             await self._consume(run, lost=lost_slot if told_lost else None)

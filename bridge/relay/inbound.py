@@ -48,6 +48,7 @@ from bridge.relay.outbox import Outbox, ThreadRef, final_text
 from bridge.relay.policy import Act, Policy
 from bridge.relay.ports import FileSource, SlackError, SlackFile, ThreadHistory, ThreadMessage
 from bridge.relay.slots import SlotKey
+from bridge.relay.view import reply_key
 from bridge.slack.blocks import render_error, render_plan_mode, render_queued, render_skipped
 from bridge.slack.failures import render_coder_error, render_warnings
 from bridge.tasks import KeyedLocks, TaskGroup
@@ -546,6 +547,7 @@ class Inbound:
             elif waited and text and await self._answers.in_words(backend, chat_id, message.user_id, text):
                 await self._answered(backend, chat_id, message, text)
                 return
+            self._follows.answering(chat_id, reply_key(text), message.user_id)  # it may answer a question
             result = await backend.send_message(chat_id, content, resume=waited)
             if stopped is not None and result.queued_message is not None:  # the stop had not landed yet
                 result = await self._to_front(backend, chat_id, result)

@@ -100,9 +100,7 @@ class Supervisor:
     def answering(self, chat_id: ChatId, call_id: str, user_id: str) -> None:
         """A person in Slack is answering the chat's question (tool call ``call_id``): the follow that
         shows the answer (the one under way, or the one the answer starts) names them."""
-        follow = self._follows.get(chat_id)
-        if follow is None:
-            follow = self._follows[chat_id] = ChatFollow(chat_id, self._shared)
+        follow = self._follows.get(chat_id) or ChatFollow(chat_id, self._shared)  # a new one only records
         follow.answering(call_id, user_id)
 
     async def queue_changed(self, chat_id: ChatId) -> None:

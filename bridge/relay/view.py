@@ -106,6 +106,12 @@ PROVISIONING_TOOLS = frozenset({"create_workspace", "start_workspace"})
 """chatd's tools that build a workspace (coder/coder coderd/x/chatd/chattool): they run for minutes."""
 
 
+def reply_key(text: str) -> str:
+    """What ``ThreadView.answered_by`` takes for the person whose reply says ``text``: the reply that
+    answers a question left open (plan mode's) names them when it arrives."""
+    return f"reply:{text.strip()}"
+
+
 def removed_by(key: str, surviving: frozenset[int]) -> bool:
     """Whether a history rewrite that left only ``surviving`` (every visible message id) removed the
     reply or card a thread shows under slot ``key`` (a reply, a partial one or a card, each also in
@@ -510,7 +516,8 @@ class ThreadView:
             self._set(retry.key, text, final=True)
 
     def answered_by(self, call_id: str, user_id: str) -> None:
-        """A person in Slack answers call ``call_id``: the question says who, once Coder has it."""
+        """A person in Slack answers call ``call_id`` (or replies, ``reply_key``): the question says
+        who, once Coder has the answer."""
         self._answerers[call_id] = user_id
 
     def _ask(self, call: ClientCall) -> None:
@@ -554,7 +561,8 @@ class ThreadView:
     def _answered_in_words(self, message: Message) -> None:
         """A new message answers the questions chatd's own tool left open."""
         for call_id, questions in self._in_words.items():
-            closing = render_answered(message.text, self._answerers.get(call_id, ""))
+            who = self._answerers.get(call_id) or self._answerers.get(reply_key(message.text), "")
+            closing = render_answered(message.text, who)
             self._set(
                 SlotKey.question(call_id).encode(),
                 render_question(questions, closing=closing),

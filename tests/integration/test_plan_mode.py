@@ -3,6 +3,8 @@ checklist with Approve and Revise, and the refusal on a Coder without plan mode.
 
 from __future__ import annotations
 
+import pytest
+
 from bridge.sim import scenarios
 from bridge.sim.coder_agent import ProposePlan, Step, Text, ToolCall
 from bridge.slack.blocks import PLAN_MARK, QUESTION_MARK
@@ -138,10 +140,11 @@ async def test_revise_asks_for_words_and_the_reply_is_the_revision(world: World)
     assert plan_message(world, root)[1].endswith(f"☐ Tell the team\n{ASK_TO_APPROVE}")
 
 
-async def test_a_question_asked_while_planning_is_answered_by_a_button(world: World) -> None:
+@pytest.mark.parametrize("how", ["button", "reply"])
+async def test_a_question_asked_while_planning_is_answered(world: World, how: str) -> None:
     """In plan mode chatd's own ``ask_user_question`` answers itself with the questions and the turn
-    goes on; Slack shows the question with its buttons, and a click sends the answer as Coder's UI
-    does (a message: the option's label), which the question then shows with who answered."""
+    goes on; Slack shows the question with its buttons. A click sends the answer as Coder's UI does
+    (a message: the option's label), as a reply does in words; the question then shows who answered."""
     world.require("plan_mode")
     asked = {"questions": scenarios.ASK_ARGS["questions"]}
 
@@ -154,15 +157,19 @@ async def test_a_question_asked_while_planning_is_answered_by_a_button(world: Wo
     root = await world.mention(f"plan=true {TASK}")
     await world.until_idle_and_shown(root)
     question = next(m for m in world.bot_messages(root) if m.visible_text.startswith(QUESTION_MARK))
-    await world.slack.click(world.slack.alice, world.slack.general, question.ts, "question_answer:0")
+    answer = "Postgres" if how == "button" else "MySQL, the staging one"
+    if how == "button":
+        await world.slack.click(world.slack.alice, world.slack.general, question.ts, "question_answer:0")
+    else:
+        await world.reply(root, answer)
     await world.until(lambda: has_plan(world, root))
     chat = world.chat_of(root)
     await world.until_idle_and_shown(root, turns=2)
-    assert user_texts(chat) == [TASK, "Postgres"]
-    answered = f"✅ <@{world.slack.alice}> answered: *Postgres*"
-    await world.until(
-        lambda: world.slack.message(world.slack.general, question.ts).visible_text.endswith(answered)
-    )
+    assert user_texts(chat) == [TASK, answer]
+    answered = f"✅ <@{world.slack.alice}> answered: *{answer}*"
+    shown = world.slack.message(world.slack.general, question.ts)
+    assert shown is not None
+    await world.until(lambda: shown.visible_text.endswith(answered))
 
 
 async def test_coder_plan_command_starts_in_plan_mode(world: World) -> None:
