@@ -36,6 +36,7 @@ from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.models import ThreadLink
 from bridge.relay.answers import Answers
+from bridge.relay.asked import reply_key
 from bridge.relay.attachments import Attached, Attachments
 from bridge.relay.context import earlier, render_context, strip_mention
 from bridge.relay.edits import Revisions
@@ -48,7 +49,6 @@ from bridge.relay.outbox import Outbox, ThreadRef, final_text
 from bridge.relay.policy import Act, Policy
 from bridge.relay.ports import FileSource, SlackError, SlackFile, ThreadHistory, ThreadMessage
 from bridge.relay.slots import SlotKey
-from bridge.relay.view import reply_key
 from bridge.slack.blocks import render_error, render_plan_mode, render_queued, render_skipped
 from bridge.slack.failures import render_coder_error, render_warnings
 from bridge.tasks import KeyedLocks, TaskGroup

@@ -29,7 +29,8 @@ shows them already.
 
 Besides replies, the thread shows per turn a status card (tool calls, a slow start), a retry line
 edited in place while Coder retries the model, and errors. A turn that stops to wait for its person
-shows the wait on its card, which goes on (or closes) when the wait ends. Statuses this bridge does
+shows the wait on its card, which goes on (or closes) when the wait ends; what it asks (a question, a
+client tool, a plan) is folded by ``relay.asked``. Statuses this bridge does
 not know are logged once and skipped: the thread keeps showing the last status it understood.
 All of it comes from the agent or Coder, so a person's mention in it is shown, not sent.
 """
@@ -43,21 +44,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.coder.novelty import report_unknown
-from bridge.coder.plans import PROPOSE_PLAN, plan_file
-from bridge.coder.questions import (
-    ANSWER_TIMEOUT_MINUTES,
-    ASK_USER_QUESTION,
-    TIMED_OUT,
-    answers_in,
-    asks,
-    read_questions,
-    result_text,
-)
 from bridge.coder.types import (
     ActionRequiredEvent,
     ChatPhase,
     ChatStatus,
-    ClientCall,
     ConnectedEvent,
     ErrorEvent,
     HistoryResetEvent,
@@ -66,31 +56,26 @@ from bridge.coder.types import (
     Part,
     PartEvent,
     PreviewResetEvent,
-    Question,
     QueueEvent,
     RetryEvent,
     StatusEvent,
     StreamEvent,
 )
+from bridge.relay.asked import Asked, Shown
 from bridge.relay.ports import Button, Plan, Step
 from bridge.relay.slots import SlotKey
 from bridge.slack.blocks import (
     RESTARTING,
-    ButtonAction,
     Starting,
     ToolLine,
     call_state,
     card_title,
-    render_answered,
     render_card,
     render_card_head,
-    render_client_tool,
     render_error,
-    render_question,
     render_reasoning,
     render_retry,
     render_retry_end,
-    render_unanswered,
 )
 from bridge.slack.defuse import unmention
 from bridge.slack.failures import render_failure
@@ -100,16 +85,8 @@ log = logging.getLogger(__name__)
 
 DRAFT = SlotKey.draft().encode()
 _PATH_KEYS = ("path", "file", "file_path", "filename")
-_BUTTON_TEXT = 75
-"""Slack's limit on a button's text."""
 PROVISIONING_TOOLS = frozenset({"create_workspace", "start_workspace"})
 """chatd's tools that build a workspace (coder/coder coderd/x/chatd/chattool): they run for minutes."""
-
-
-def reply_key(text: str) -> str:
-    """What ``ThreadView.answered_by`` takes for the person whose reply says ``text``: the reply that
-    answers a question left open (plan mode's) names them when it arrives."""
-    return f"reply:{text.strip()}"
 
 
 def removed_by(key: str, surviving: frozenset[int]) -> bool:
@@ -245,7 +222,7 @@ class ThreadView:
         persisted reply takes it over.
         ``show_reasoning`` shows the model's reasoning above each reply (quoted, trimmed);
         ``slow_start`` is how long a turn may stay starting before its card says so.
-        ``chat_id`` is what the buttons under a question name, so a click finds its chat.
+        ``chat_id`` is what the buttons under a question name, so a click finds its chat (``Asked``).
         """
         self.last_id = 0
         self.status: ChatStatus | None = None
@@ -269,13 +246,7 @@ class ThreadView:
         self.rewritten: frozenset[int] | None = None
         self._failure = ""
         self._waiting_for: tuple[str, ...] = ()
-        self._chat_id = chat_id
-        self._asking: dict[str, ClientCall] = {}  # client tool calls the chat waits on, by call id
-        self._answerers: dict[str, str] = {}  # who answered a call from Slack, by call id
-        self._asked_args: dict[str, Any] = {}  # arguments of the questions asked, by call id
-        self._in_words: dict[str, tuple[Question, ...]] = {}  # asked by chatd's own tool, still open
-        self._proposed: dict[str, str] = {}  # plans proposed (call id -> file id), not yet taken
-        self._plans_seen: set[str] = set()
+        self._asked = Asked(chat_id)  # the agent's questions, waits and plans
         self._starting_since: float | None = None
         self._slow_start_shown = False
         self._retry: _Retry | None = None
@@ -287,7 +258,7 @@ class ThreadView:
         self._draft_of_unseen_turn = False
         for message in turn:
             self._on_message(message)
-        self._proposed = {}  # plans of those messages were shown by the run that saw them come
+        self._asked.take_plans()  # plans of those messages were shown by the run that saw them come
         if after_id is not None and after_id > self.last_id:
             self.last_id = after_id
             self._known_ids.append(after_id)
@@ -426,8 +397,7 @@ class ThreadView:
                 self._on_retry(event)
             case ActionRequiredEvent(tool_names=names, calls=calls):
                 self._waiting_for = names
-                for call in calls:
-                    self._ask(call)
+                self._show(self._asked.waits(calls))
             case QueueEvent():
                 log.debug("stream event %s not rendered here", event.kind)
 
@@ -515,93 +485,20 @@ class ThreadView:
             text = render_retry_end(retry.attempts, outcome=outcome, error=retry.error)
             self._set(retry.key, text, final=True)
 
-    def answered_by(self, call_id: str, user_id: str) -> None:
-        """A person in Slack answers call ``call_id`` (or replies, ``reply_key``): the question says
-        who, once Coder has the answer."""
-        self._answerers[call_id] = user_id
-
-    def _ask(self, call: ClientCall) -> None:
-        """A client tool call the chat waits on: a question with its answers as buttons, or (another
-        client tool) what the person can do instead. Kept until the call's result comes."""
-        if not call.tool_call_id:
-            return
-        self._asking[call.tool_call_id] = call
-        questions = read_questions(call.args) if call.tool_name == ASK_USER_QUESTION else ()
-        key = SlotKey.question(call.tool_call_id).encode()
-        if not questions:
-            self._set(key, render_client_tool(call.tool_name), final=True, defused=False)
-            return
-        self._show_question(call.tool_call_id, questions)
-
-    def _show_question(self, call_id: str, questions: tuple[Question, ...]) -> None:
-        """An open question, with its answers as buttons when it is a single one."""
-        buttons: tuple[Button, ...] = ()
-        if len(questions) == 1:
-            buttons = tuple(
-                Button(
-                    f"{ButtonAction.QUESTION_ANSWER}:{n}",
-                    option.label[:_BUTTON_TEXT],
-                    f"{self._chat_id}:{call_id}:{n}",
-                )
-                for n, option in enumerate(questions[0].options)
-            )
-        key = SlotKey.question(call_id).encode()
-        self._set(key, render_question(questions), final=True, buttons=buttons, defused=False)
-
-    def _asked_in_turn(self, part: Part) -> None:
-        """chatd's own ``ask_user_question`` (plan mode) answered itself with the questions: they stay
-        open until the next message, which Coder's UI sends as the answer."""
-        if part.tool_name != ASK_USER_QUESTION or part.is_error or not asks(part.result):
-            return
-        questions = read_questions(self._asked_args.get(part.tool_call_id))
-        if questions and part.tool_call_id not in self._in_words:
-            self._in_words[part.tool_call_id] = questions
-            self._show_question(part.tool_call_id, questions)
-
-    def _answered_in_words(self, message: Message) -> None:
-        """A new message answers the questions chatd's own tool left open."""
-        for call_id, questions in self._in_words.items():
-            who = self._answerers.get(call_id) or self._answerers.get(reply_key(message.text), "")
-            closing = render_answered(message.text, who)
-            self._set(
-                SlotKey.question(call_id).encode(),
-                render_question(questions, closing=closing),
-                final=True,
-                defused=False,
-            )
-        self._in_words = {}
+    def answered_by(self, key: str, user_id: str) -> None:
+        """A person in Slack answers a question (``Asked.answered_by``): it will say who."""
+        self._asked.answered_by(key, user_id)
 
     def take_plans(self) -> dict[str, str]:
         """The plans the agent proposed since the last call, as tool call id -> the chat file that holds
         each; the caller reads them (the view does no input) and shows them."""
-        taken, self._proposed = self._proposed, {}
-        return taken
+        return self._asked.take_plans()
 
-    def _propose(self, part: Part) -> None:
-        file_id = plan_file(part.result) if part.tool_name == PROPOSE_PLAN and not part.is_error else None
-        if file_id is not None and part.tool_call_id not in self._plans_seen:
-            self._plans_seen.add(part.tool_call_id)
-            self._proposed[part.tool_call_id] = file_id
-
-    def _close_call(self, part: Part) -> None:
-        """A waited-on call got its result: an answer, or Coder's cancellation (it stopped waiting)."""
-        call = self._asking.pop(part.tool_call_id, None)
-        if call is None:
-            return
-        questions = read_questions(call.args) if call.tool_name == ASK_USER_QUESTION else ()
-        if part.is_error:
-            reason = result_text(part.result)
-            closing = render_unanswered(
-                reason, timed_out=TIMED_OUT in reason.lower(), minutes=ANSWER_TIMEOUT_MINUTES
-            )
-        else:
-            closing = render_answered(answers_in(part.result), self._answerers.get(part.tool_call_id, ""))
-        text = (
-            render_question(questions, closing=closing)
-            if questions
-            else render_client_tool(call.tool_name, closing=closing)
-        )
-        self._set(SlotKey.question(call.tool_call_id).encode(), text, final=True, defused=False)
+    def _show(self, shown: list[Shown]) -> None:
+        """Blocks of the agent's questions: their renderers defused the agent's words and may name who
+        answered, a mention that must stay one."""
+        for block in shown:
+            self._set(block.key, block.text, final=True, buttons=block.buttons, defused=False)
 
     def _on_tool_part(self, part: Part, *, streamed: bool = False) -> None:
         """Tool calls and results, streamed or persisted, keyed by call id so replays count once."""
@@ -701,7 +598,7 @@ class ThreadView:
             at = bisect.bisect_left(self._known_ids, message.id)
             previous = self._known_ids[at - 1] if at > 0 else 0
         if message.role == "user" and new:
-            self._answered_in_words(message)
+            self._show(self._asked.message(message))
             if self._draft_of_unseen_turn:
                 self._draft_of_unseen_turn = False
             elif not self.busy:
@@ -733,12 +630,7 @@ class ThreadView:
                 self._show_reply(key, shown)
             if current:
                 self._on_tool_part(part)
-            if part.type == "tool-call" and part.tool_name == ASK_USER_QUESTION:
-                self._asked_args[part.tool_call_id] = part.args
-            if part.type == "tool-result":
-                self._close_call(part)
-                self._propose(part)
-                self._asked_in_turn(part)
+            self._show(self._asked.part(part))
         if replied:
             self._show_reply(key, shown)
 
