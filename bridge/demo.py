@@ -2,8 +2,9 @@
 
 No credentials and no network: both simulators run in this process on free local ports, the bridge
 is configured exactly as an operator would configure it (their URLs, tokens and signing secret), and
-a scripted user mentions the bot, waits for the agent's answer, then sends a follow-up, whose answer
-attaches a test report that the bridge posts back into the thread. The Slack
+a scripted user mentions the bot, waits for the agent's answer, then sends a follow-up, to which the
+agent answers with a question that the user answers by clicking one of its buttons; the agent's last
+answer attaches a test report that the bridge posts back into the thread. The Slack
 thread is printed as it changes: new messages appear, streamed replies grow in place. Only the
 conversation reaches the terminal: the bridge's log goes to a file the demo names, so a warning never
 lands in the middle of a reply. The simulated Slack app subscribes to the events ``manifest.yml``
@@ -28,9 +29,9 @@ from bridge.config import Settings
 from bridge.logs import configure
 from bridge.sim.coder import CoderSim
 from bridge.sim.coder_state import Generation
-from bridge.sim.scenarios import regression_test
+from bridge.sim.scenarios import CANNED, regression_test
 from bridge.sim.slack import SlackSim
-from bridge.slack.blocks import is_outcome
+from bridge.slack.blocks import QUESTION_MARK, ButtonAction, is_outcome
 from bridge.slack.scopes import REQUIRED_EVENTS
 from bridge.tasks import scoped_task
 
@@ -86,9 +87,7 @@ def log_to_file(name: str) -> Path:
 
 
 @asynccontextmanager
-async def simulation(
-    *, speed: float = 1.0, generation: Generation = "experimental"
-) -> AsyncIterator[Simulation]:
+async def simulation(*, speed: float = 1.0, generation: Generation = "v2") -> AsyncIterator[Simulation]:
     """Start both simulators and the bridge configured for them exactly as an operator would
     configure it for Slack and Coder (their URLs, tokens and signing secret); stop all three after.
 
@@ -102,6 +101,7 @@ async def simulation(
                 generation=generation,
                 part_interval=0.04 / speed,
                 start_delay=0.3 / speed,
+                scripts={**CANNED, FOLLOW_UP: regression_test},
             ) as coder,
             SlackSim(subscriptions=REQUIRED_EVENTS, time_scale=1.0 / speed) as slack,
         ):
@@ -151,10 +151,10 @@ async def play_script(
 ) -> str:
     """Alice mentions the bot with ``prompt`` and, once answered, sends ``FOLLOW_UP``; waits for the
     agent's answer to both and returns the thread's ts. ``on_change`` is shown the thread on every change."""
-    coder.scripts[FOLLOW_UP] = regression_test  # its answer attaches a file, posted back
     root = await slack.user_says(slack.alice, slack.general, f"<@{slack.bot_user_id}> {prompt}")
     await _watch_turn(slack, coder, lambda: on_change(root), root, turns=1)
     await slack.user_says(slack.alice, slack.general, FOLLOW_UP, thread_ts=root)
+    await _answer_the_question(slack, coder, lambda: on_change(root), root)
     await _watch_turn(slack, coder, lambda: on_change(root), root, turns=2, files=1)
     return root
 
@@ -179,6 +179,32 @@ async def _watch_turn(
         return len(users) >= turns and shown and told >= turns
 
     await wait_either(slack, coder, finished, timeout=60)
+
+
+async def _answer_the_question(
+    slack: SlackSim, coder: CoderSim, refresh: Callable[[], None], root: str
+) -> None:
+    """Wait for the agent's question and click its first answer, as the user would."""
+
+    def asked() -> str | None:
+        refresh()
+        return next(
+            (
+                m.ts
+                for m in slack.thread(slack.general, root)
+                if m.bot_id
+                and m.visible_text.startswith(QUESTION_MARK)
+                and m.blocks
+                and m.blocks[-1]["type"] == "actions"
+            ),
+            None,
+        )
+
+    await wait_either(slack, coder, lambda: asked() is not None, timeout=60)
+    ts = asked()
+    assert ts is not None
+    await slack.click(slack.alice, slack.general, ts, f"{ButtonAction.QUESTION_ANSWER}:0")
+    print(f"\n\n{slack.workspace.display_name(slack.alice)} clicked the first answer.", end="", flush=True)
 
 
 async def wait_either(

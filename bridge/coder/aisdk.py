@@ -96,6 +96,7 @@ from bridge.coder.types import (
     ServerFacts,
     StatusEvent,
     StreamEvent,
+    ToolResult,
 )
 from bridge.coder.users import fetch_me
 
@@ -348,10 +349,16 @@ class AiSdkBackend:
         )
 
     async def send_message(
-        self, chat_id: ChatId, content: Sequence[InputPart], *, resume: bool = False
+        self,
+        chat_id: ChatId,
+        content: Sequence[InputPart],
+        *,
+        resume: bool = False,
+        leave_plan_mode: bool = False,
     ) -> SendResult:
         """Post now, or hold it behind the reply that is streaming (or the follow-ups already held).
-        ``resume`` changes nothing: this API's agent never waits for its person.
+        ``resume`` and ``leave_plan_mode`` change nothing: this API's agent never waits for its person
+        and has no plan mode.
 
         A 4xx/5xx before the reply starts raises; the reply itself streams in a background task.
         """
@@ -585,6 +592,14 @@ class AiSdkBackend:
             await self._store.release(chat_id, found.id)
             await self._publish_queue(chat_id, state)
         return message
+
+    async def read_file(self, file_id: str) -> bytes:
+        """The 2025 AI-SDK API keeps no chat files to read back: always ``CoderRejected``."""
+        raise CoderRejected("This Coder version's chat API keeps no chat files", status=405)
+
+    async def submit_tool_results(self, chat_id: ChatId, results: Sequence[ToolResult]) -> None:
+        """The 2025 AI-SDK API's agent never waits for a client's tool result: always ``CoderRejected``."""
+        raise CoderRejected("This Coder version's chat API takes no tool results from clients", status=405)
 
     async def edit_message(
         self, chat_id: ChatId, message_id: int, content: Sequence[InputPart]

@@ -43,6 +43,7 @@ from bridge.coder.types import (
     SendResult,
     ServerFacts,
     StreamEvent,
+    ToolResult,
 )
 from bridge.coder.users import fetch_me
 from bridge.coder.v2 import V2Backend
@@ -109,10 +110,20 @@ class CoderBackend(Protocol):
         ...
 
     async def send_message(
-        self, chat_id: ChatId, content: Sequence[InputPart], *, resume: bool = False
+        self,
+        chat_id: ChatId,
+        content: Sequence[InputPart],
+        *,
+        resume: bool = False,
+        leave_plan_mode: bool = False,
     ) -> SendResult:
         """Add a user message; Coder queues it while the agent is busy. ``resume``: the chat waits for
-        its person (``ChatPhase.NEEDS_USER``) and this message is the answer that ends the wait."""
+        its person (``ChatPhase.NEEDS_USER``) and this message is the answer that ends the wait.
+        ``leave_plan_mode``: the message takes the chat out of plan mode (``capabilities.plan_mode``)."""
+        ...
+
+    async def submit_tool_results(self, chat_id: ChatId, results: Sequence[ToolResult]) -> None:
+        """Answer the client tool calls the chat waits on (``capabilities.waits_for_user``)."""
         ...
 
     async def get_chat(self, chat_id: ChatId) -> Chat:
@@ -159,6 +170,10 @@ class CoderBackend(Protocol):
 
     async def delete_queued(self, chat_id: ChatId, queued_id: int) -> None:
         """Remove a follow-up from the queue (no error if it is no longer there)."""
+        ...
+
+    async def read_file(self, file_id: str) -> bytes:
+        """A chat file's bytes (``capabilities.stored_files``), e.g. the plan an agent proposed."""
         ...
 
     async def upload_file(self, organization_id: str, data: bytes, media_type: str, filename: str) -> str:

@@ -26,6 +26,7 @@ from bridge.coder.catalog import (
 )
 from bridge.coder.errors import CoderError, CoderNotFound, CoderRejected, CoderUnavailable
 from bridge.coder.experimental_wire import (
+    PLAN_MODE,
     decode,
     parse_chat,
     parse_diff,
@@ -62,6 +63,7 @@ from bridge.coder.types import (
     SendResult,
     ServerFacts,
     StreamEvent,
+    ToolResult,
     WatchEvent,
 )
 from bridge.coder.users import fetch_me
@@ -205,6 +207,8 @@ class ExperimentalBackend:
             body["workspace_id"] = options.workspace
         if options.mcp:
             body["mcp_server_ids"] = list(options.mcp)
+        if options.plan:
+            body["plan_mode"] = PLAN_MODE
         organization = organization_id or await self._default_organization()
         if organization:
             body["organization_id"] = organization
@@ -291,7 +295,12 @@ class ExperimentalBackend:
         return self._organization_id or None
 
     async def send_message(
-        self, chat_id: ChatId, content: Sequence[InputPart], *, resume: bool = False
+        self,
+        chat_id: ChatId,
+        content: Sequence[InputPart],
+        *,
+        resume: bool = False,
+        leave_plan_mode: bool = False,
     ) -> SendResult:
         """``POST /chats/{id}/messages``, made safe to retry: after a timeout or a 5xx it is sent
         again only if the chat shows it did not arrive (see ``_arrived``).
@@ -301,10 +310,15 @@ class ExperimentalBackend:
         while this cancels that call and lets the agent go on, the message queued next (chatstate
         SendMessage from A0/A1). For an idle chat both behaviours are the same; builds without the
         field ignore it.
+
+        ``leave_plan_mode`` clears the chat's plan mode with the message (``plan_mode: ""``), as Coder's
+        UI implements an approved plan (site AgentChatPage ``handleImplementPlan``).
         """
         body: dict[str, Any] = {"content": _content(content)}
         if resume:
             body["busy_behavior"] = "interrupt"
+        if leave_plan_mode:
+            body["plan_mode"] = ""
         arrived: list[SendResult] = []
 
         async def landed() -> bool:
@@ -351,6 +365,19 @@ class ExperimentalBackend:
         if users and max(users, key=lambda m: m.id).text == text:
             return SendResult(queued=False, message=max(users, key=lambda m: m.id))
         return None
+
+    async def submit_tool_results(self, chat_id: ChatId, results: Sequence[ToolResult]) -> None:
+        """``POST /chats/{id}/tool-results`` (codersdk ``SubmitToolResults``, 204): the results of the
+        client tool calls the chat waits on. Not retried: a second submission after a lost answer is
+        a 409 (the chat no longer waits), which would read as a refusal of the first."""
+        body = {"results": [r.model_dump() for r in results]}
+        await self._rest.call(
+            "submit_tool_results",
+            "POST",
+            self.api.path(chat_id, "tool-results"),
+            idempotent=False,
+            json_body=body,
+        )
 
     async def get_chat(self, chat_id: ChatId) -> Chat:
         """``GET /chats/{id}``."""
@@ -512,6 +539,14 @@ class ExperimentalBackend:
             headers={"Content-Type": media_type, "Content-Disposition": _content_disposition(filename)},
         )
         return decode(read_json(response), lambda raw: str(raw["id"]), "upload response")
+
+    async def read_file(self, file_id: str) -> bytes:
+        """``GET /chats/files/{id}``: a chat file's bytes (one the person uploaded, or one a tool of the
+        agent stored, such as a proposed plan)."""
+        response = await self._rest.call(
+            "read_file", "GET", f"{self.api.base}/files/{file_id}", idempotent=True
+        )
+        return response.content
 
     async def get_diff(self, chat_id: ChatId) -> ChatDiff:
         """``GET /chats/{id}/diff``: the chat's branch, PR link and changed files."""

@@ -13,6 +13,8 @@ The status table is a parameter (``statuses``) of the chat and event parsers, so
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 from collections.abc import Callable, Mapping
 from functools import partial
@@ -32,6 +34,7 @@ from bridge.coder.types import (
     ChatDiff,
     ChatPhase,
     ChatStatus,
+    ClientCall,
     CoderUser,
     EditResult,
     ErrorEvent,
@@ -80,6 +83,10 @@ def _fields(raw: Any) -> dict[str, Any]:
     return {key: value for key, value in raw.items() if value is not None}
 
 
+PLAN_MODE = "plan"
+"""``codersdk.ChatPlanModePlan``; the empty string clears plan mode on a send or a PATCH."""
+
+
 def parse_status(name: Any, statuses: Mapping[str, ChatPhase] = STATUS_PHASES) -> ChatStatus:
     """A status name as a ``ChatStatus``; names we don't know keep their text with phase UNKNOWN."""
     text = str(name) if name is not None else ""
@@ -97,6 +104,7 @@ def parse_chat(raw: Any, statuses: Mapping[str, ChatPhase] = STATUS_PHASES) -> C
             "last_error": read_failure(data.get("last_error")),
             "diff_status": _fields(diff) if diff else None,
             "children": tuple(parse_chat(child, statuses) for child in data.get("children") or ()),
+            "plan_mode": data.get("plan_mode") == PLAN_MODE,
         }
     )
 
@@ -234,11 +242,26 @@ def _retry_event(data: dict[str, Any]) -> RetryEvent:
 
 
 def _action_required_event(data: dict[str, Any]) -> ActionRequiredEvent:
-    """Newest G2 (coder/coder chatd stream loop): ``{"action_required": {"tool_calls": [...]}}``."""
+    """Newest G2 (coder/coder chatd stream loop): ``{"action_required": {"tool_calls": [...]}}``,
+    each call ``{tool_call_id, tool_name, args}``. UNCERTAIN: whether ``args`` is the JSON object or
+    its text (Coder's CLI reads it as text, ``json.RawMessage([]byte(toolCall.Args))``): both are read."""
     payload = data.get("action_required")
     calls = _fields(payload).get("tool_calls", ()) if isinstance(payload, dict) else ()
-    names = (str(_fields(call).get("tool_name", "")) for call in calls if isinstance(call, dict))
-    return ActionRequiredEvent(tool_names=tuple(name for name in names if name))
+    return ActionRequiredEvent(calls=tuple(_client_call(_fields(c)) for c in calls if _named(c)))
+
+
+def _named(call: Any) -> bool:
+    return isinstance(call, dict) and bool(_fields(call).get("tool_name"))
+
+
+def _client_call(fields: dict[str, Any]) -> ClientCall:
+    args = fields.get("args")
+    if isinstance(args, str):
+        with contextlib.suppress(ValueError):  # else kept as the text it is
+            args = json.loads(args)
+    return ClientCall(
+        tool_call_id=str(fields.get("tool_call_id") or ""), tool_name=str(fields["tool_name"]), args=args
+    )
 
 
 _EVENT_PARSERS: Mapping[str, Callable[[dict[str, Any]], StreamEvent]] = {

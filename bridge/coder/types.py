@@ -254,6 +254,9 @@ class Chat(_Model):
     """The chat that delegated this one to a sub-agent; empty for a root chat."""
     children: tuple[Chat, ...] = ()
     """A root chat's sub-agent chats (newest builds; one level deep, as Coder caps it)."""
+    plan_mode: bool = False
+    """The chat is in plan mode (``codersdk.Chat.PlanMode`` is ``"plan"``): the agent plans, and
+    changes nothing, until someone takes it out of plan mode."""
 
 
 class SendResult(_Model):
@@ -309,6 +312,9 @@ class Capabilities(_Model):
     waits_for_user: bool = False
     """The agent can stop a turn to wait for a person (G2's ``requires_action``, while a client-executed
     tool's result is due); a reply in the thread ends the wait. G1's ``paused`` is never set."""
+    plan_mode: bool = False
+    """A chat can start in plan mode and be taken out of it (G2's ``plan_mode``); the agent asks its
+    questions and proposes its plan through tools Coder's clients answer."""
     options: frozenset[str] = frozenset({"model", "workspace", "mcp"})
     """The per-chat options a new chat takes (``ChatOption`` names); the others are refused."""
     rename: Literal["coder", "try", "bridge"] = "coder"
@@ -377,8 +383,9 @@ class InputPart(_Model):
         return cls(type="file", file_id=file_id)
 
 
-ChatOption = Literal["model", "workspace", "mcp"]
-"""What a new chat can be given besides its first message: a model, a workspace, MCP servers."""
+ChatOption = Literal["model", "workspace", "mcp", "plan"]
+"""What a new chat can be given besides its first message: a model, a workspace, MCP servers, and
+whether it starts in plan mode."""
 
 
 class Choice(_Model):
@@ -406,6 +413,7 @@ class ChatOptions(_Model):
     model: str | None = None
     workspace: str | None = None
     mcp: tuple[str, ...] = ()
+    plan: bool = False
 
 
 NO_OPTIONS = ChatOptions()
@@ -521,11 +529,50 @@ class RetryEvent(_Model):
     status_code: int | None = None
 
 
+class ClientCall(_Model):
+    """A call of a client-executed tool that a chat waits on (``codersdk.ChatStreamToolCall``): the
+    id its result must name, the tool, and the arguments the model gave it."""
+
+    tool_call_id: str
+    tool_name: str
+    args: Any = None
+
+
 class ActionRequiredEvent(_Model):
     """The agent stopped for a person: newer Coder names the tool calls that wait for them."""
 
     kind: Literal["action_required"] = "action_required"
-    tool_names: tuple[str, ...] = ()
+    calls: tuple[ClientCall, ...] = ()
+
+    @property
+    def tool_names(self) -> tuple[str, ...]:
+        """The names of the tools waited on, in Coder's order."""
+        return tuple(call.tool_name for call in self.calls)
+
+
+class QuestionOption(_Model):
+    """One answer an agent offers to a question it asks (``ask_user_question``)."""
+
+    label: str
+    description: str = ""
+
+
+class Question(_Model):
+    """One question an agent asks its person (``ask_user_question``): a short header, the question,
+    and the answers it offers (none: any words will do)."""
+
+    header: str = ""
+    text: str
+    options: tuple[QuestionOption, ...] = ()
+
+
+class ToolResult(_Model):
+    """A client's result for a tool call its chat waits on (``codersdk.ToolResult``): ``output`` is
+    any JSON value, sent as it is."""
+
+    tool_call_id: str
+    output: Any
+    is_error: bool = False
 
 
 class ConnectedEvent(_Model):

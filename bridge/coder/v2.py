@@ -57,8 +57,10 @@ class V2Backend(ExperimentalBackend):
 
     @property
     def capabilities(self) -> Capabilities:
-        """G1's, and a chat may wait for its person (``requires_action``)."""
-        return Capabilities(waits_for_user=True)
+        """G1's, and a chat may wait for its person (``requires_action``) and start in plan mode."""
+        return Capabilities(
+            waits_for_user=True, plan_mode=True, options=frozenset({"model", "workspace", "mcp", "plan"})
+        )
 
     async def chat_cost(self, chat_id: ChatId) -> ChatCost | None:
         """``GET /chats/{id}/cost`` (codersdk ``GetChatCost``, newest builds); ``None`` where the

@@ -101,14 +101,18 @@ class ChatCommands:
         self._inbound = inbound
         self._controls = controls
 
-    async def new(self, caller: Caller, task: str) -> str:
-        """Start a chat with ``task`` in a new thread of the caller's channel, as a mention would."""
+    async def new(self, caller: Caller, task: str, *, plan: bool = False) -> str:
+        """Start a chat with ``task`` in a new thread of the caller's channel, as a mention would;
+        ``plan`` (``/coder plan``): in plan mode, as ``plan=true`` before the task asks."""
+        command = "plan" if plan else "new"
+        if plan:
+            task = f"plan=true {task}"
         try:
             requested, prompt = split_options(task)
         except OptionError as exc:
             return str(exc)
         if not prompt:
-            return "Tell me what to do, e.g. `/coder new fix the flaky auth test`."
+            return f"Tell me what to do, e.g. `/coder {command} fix the flaky auth test`."
         refusal = await self._policy.refusal(
             caller.user_id, Act.START, channel_id=caller.channel_id, direct=caller.direct
         )

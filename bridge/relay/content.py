@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bridge.coder.types import ChatFailure, ChatPhase, ChatStatus
+from bridge.coder.types import ChatFailure, ChatPhase, ChatStatus, Question
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,47 @@ class Failed:
     failure: ChatFailure
 
 
-Content = Reply | Restarting | Card | Retrying | RetriesOver | Failed
+@dataclass(frozen=True)
+class Answered:
+    """A question the agent asked was answered: with ``answer``, by ``user`` (a Slack user id; empty
+    when answered elsewhere or before a restart)."""
+
+    answer: str
+    user: str = ""
+
+
+@dataclass(frozen=True)
+class Unanswered:
+    """Coder stopped waiting for an answer: after ``minutes`` (``timed_out``), or cancelled for
+    ``reason`` (a stop)."""
+
+    reason: str
+    timed_out: bool
+    minutes: int
+
+
+Closing = Answered | Unanswered
+"""How a question (or a client tool's wait) ended."""
+
+
+@dataclass(frozen=True)
+class Asking:
+    """Questions the agent asks its person, each with the answers it offers; ``closing`` once over."""
+
+    questions: tuple[Question, ...]
+    closing: Closing | None = None
+
+
+@dataclass(frozen=True)
+class ClientTool:
+    """A client-executed tool other than a question that the chat waits on (Slack cannot carry it
+    out); ``closing`` once over."""
+
+    name: str
+    closing: Closing | None = None
+
+
+Content = Reply | Restarting | Card | Retrying | RetriesOver | Failed | Asking | ClientTool
 """What one block of a thread shows."""
 
 

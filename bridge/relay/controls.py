@@ -24,11 +24,13 @@ from bridge.coder.types import ChatId
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.models import ThreadLink
+from bridge.relay.answers import Answers
 from bridge.relay.home import Home
 from bridge.relay.identity import Identity
 from bridge.relay.intake import Intake
 from bridge.relay.links import Follows, Headers, shown, thread_ref
 from bridge.relay.outbox import Outbox, digest, final_text
+from bridge.relay.plans import Plans
 from bridge.relay.policy import Act, Policy
 from bridge.relay.slots import SlotKey
 from bridge.slack.blocks import ButtonAction, render_error
@@ -89,6 +91,10 @@ class Click:
     action: ButtonAction
     chat_id: str
     queued_id: int | None = None
+    call_id: str = ""
+    """The tool call whose question or plan the button answers (``ButtonAction.names_call``)."""
+    option: int = 0
+    """Which of the question's answers was clicked."""
 
 
 @dataclass(frozen=True)
@@ -147,6 +153,8 @@ class Controls:
         self._intake = intake
         self._emoji = emoji
         self._home = home
+        self._answers = Answers(db, identity, policy, follows)
+        self._plans = Plans(db, identity, policy, outbox, follows)
         self._tasks = TaskGroup("controls")
 
     def wanted(self, reaction: Reaction) -> bool:
@@ -224,11 +232,23 @@ class Controls:
         await self._carry_out(link, request)
 
     async def _click(self, click: Click) -> None:
-        control, on = _BUTTONS[click.action]
         async with self._db.unit() as session:
             link = await repo.find_link_by_chat(session, click.chat_id)
         if link is None:
             log.info("a %s click names chat %s, which no thread is linked to", click.action, click.chat_id)
+        if click.action is ButtonAction.QUESTION_ANSWER:
+            if link is not None:
+                await self._answers.choose(link, click.user_id, click.call_id, click.option)
+            return
+        if click.action in (ButtonAction.PLAN_APPROVE, ButtonAction.PLAN_REVISE):
+            if link is None:
+                return
+            if click.action is ButtonAction.PLAN_APPROVE:
+                await self._plans.approve(link, click.user_id, click.call_id)
+            else:
+                await self._plans.revise(link, click.user_id, click.event_id)
+            return
+        control, on = _BUTTONS[click.action]
         request = _Request(click.event_id, click.user_id, control, on, click.queued_id)
         await self._carry_out(link, request)
 

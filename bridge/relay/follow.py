@@ -51,7 +51,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -69,6 +69,7 @@ from bridge.relay.links import HEADER_SLOT, FollowedHeader, Headers, shown, thre
 from bridge.relay.marks import Marks, ReactionNames
 from bridge.relay.outbox import Outbox, ThreadRef, digest, final_text
 from bridge.relay.output import ReactionWish, SlotText
+from bridge.relay.plans import plan_message, read_plan
 from bridge.relay.sessions import SessionMirror
 from bridge.relay.slots import SlotKey
 from bridge.relay.summaries import TurnSummaries
@@ -83,6 +84,8 @@ log = logging.getLogger(__name__)
 
 _QUIET_RETRY = 1.0
 """Seconds before a chat whose stream gave up once is tried again, before the thread is told."""
+_ANSWERERS_KEPT = 32
+"""Answerers remembered per chat (the newest): enough for the questions a turn can leave open."""
 RECONNECTED = "✅ Reconnected to Coder: this thread is followed again."
 
 
@@ -111,6 +114,9 @@ class Shared:
     """Whether a finished turn's completion line ends with what it used and what the chat cost."""
     files: AgentFiles | None = None
     """Posts the files the agent attaches into the thread (none: they are not posted)."""
+    answerers: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Who answered which of a chat's questions from Slack (by tool call id, or ``reply_key``): kept
+    beside the follows, as the answer may end one run and show in the next."""
 
 
 @dataclass(frozen=True)
@@ -176,6 +182,17 @@ class ChatFollow:
         """A person is about to interrupt this chat: the turn under way will be reported as stopped."""
         if self._view is not None:
             self._view.mark_stopped()
+
+    def answering(self, call_id: str, user_id: str) -> None:
+        """A person in Slack is answering the question of tool call ``call_id``: the thread says who,
+        once Coder has the answer (the run under way sees it; a later one says it was answered)."""
+        answerers = self._shared.answerers.setdefault(self.chat_id, {})
+        answerers.pop(call_id, None)
+        answerers[call_id] = user_id
+        while len(answerers) > _ANSWERERS_KEPT:
+            del answerers[next(iter(answerers))]
+        if self._view is not None:
+            self._view.answered_by(call_id, user_id)
 
     async def queue_changed(self) -> None:
         """A follow-up was recorded as queued: its notice and reaction show its place, if a run is
@@ -288,7 +305,10 @@ class ChatFollow:
                 slow_start=shared.slow_start,
                 now=_now(),
                 chat_url=backend.chat_url,
+                chat_id=chat_id,
             )
+            for call_id, user_id in shared.answerers.get(chat_id, {}).items():  # given before this run
+                view.answered_by(call_id, user_id)
             run = _Run(ref, backend, link.requester_user_id, view, marks, header, link.sends_begun)
             await self._consume(run, lost=lost_slot if told_lost else None)
         except CoderAuthError as exc:
@@ -361,7 +381,8 @@ class ChatFollow:
                     with tracing.span("coder.stream.batch", {"coder.events": len(batch)}, root=True):
                         view.apply(batch, now=_now())
                         reactions = await run.marks.see(batch, view)  # stored with the batch's cursor
-                        await self._publish(run, reactions=reactions)
+                        plans = await self._plans(run)
+                        await self._publish(run, reactions=reactions, proposed=plans)
                     if sessions is not None and view.status_changed and view.status is not None:
                         title, phase = run.header.title, view.status.phase
                         sessions.show(run.ref, phase, title=title, initiator=run.requester)
@@ -403,6 +424,27 @@ class ChatFollow:
                     run.view.tick(_now())
                     await self._publish(run)
 
+    async def _plans(self, run: _Run) -> list[tuple[SlotText, Plan | None]]:
+        """The plans the agent proposed in the batch, read from Coder, each with its Approve and Revise
+        buttons (and its steps, for a poster that shows Slack's own plan): stored with the batch, so a
+        replay from the cursor never shows one twice."""
+        texts: list[tuple[SlotText, Plan | None]] = []
+        for call_id, file_id in run.view.take_plans().items():
+            try:
+                markdown = await read_plan(run.backend, file_id)
+                text, buttons, plan = plan_message(self.chat_id, call_id, markdown)
+            except CoderError as exc:
+                log.warning(
+                    "could not read a plan of chat %s: %s", self.chat_id, exc, extra={"chat_id": self.chat_id}
+                )
+                why = render_coder_error(exc)
+                text = render_error(
+                    f"The agent proposed a plan I couldn't read ({why}); open the chat in Coder."
+                )
+                buttons, plan = (), None
+            texts.append((final_text(SlotKey.plan(call_id).encode(), text, buttons), plan))
+        return texts
+
     async def _explain_failure(self, run: _Run) -> None:
         """Show why a turn failed before this stream joined (a fast failure, one during a restart):
         the reason is the chat's ``last_error``, shown as the error event would have shown it."""
@@ -417,21 +459,26 @@ class ChatFollow:
         return newest[-1].id if newest else 0
 
     async def _publish(
-        self, run: _Run, *, ending: list[SlotText] | None = None, reactions: Sequence[ReactionWish] = ()
+        self,
+        run: _Run,
+        *,
+        ending: list[SlotText] | None = None,
+        reactions: Sequence[ReactionWish] = (),
+        proposed: Sequence[tuple[SlotText, Plan | None]] = (),
     ) -> None:
         """Apply the view's renames and changed blocks: progress in memory, final texts and the
         batch's ``reactions`` stored with the cursor. ``ending`` (the requester's mention) is stored
         with the idle status that ends the turn, so a crash before it leaves the chat busy and the
-        next start finishes it."""
+        next start finishes it; ``proposed``: the plans the batch proposed, each with its ``Plan``."""
         outbox, ref, view = self._shared.outbox, run.ref, run.view
         for old, new in view.renames:
             await outbox.rename(ref, old.encode(), new.encode())
-        finals: list[SlotText] = []
+        finals: list[SlotText] = [text for text, _ in proposed]
+        plans: dict[str, Plan] = {text.slot: plan for text, plan in proposed if plan is not None}
         if view.rewritten is not None:  # what the thread shows of messages the rewrite removed says so
             slots = await outbox.slot_keys(ref)
             removed = [s for s in slots if removed_by(SlotKey.decode(s), view.rewritten)]
             finals += [final_text(s, render_removed()) for s in removed]
-        plans: dict[str, Plan] = {}
         for key in view.changed:
             block = view.block(key)
             if block.content is None:  # it only holds its place so far
@@ -441,14 +488,15 @@ class ChatFollow:
             for index, part in enumerate(split_markdown(text, table_blocks=self._shared.table_blocks)):
                 slot = key.part(index).encode()
                 plan = whole if index == 0 else None
+                buttons = block.buttons if index == 0 else ()
                 if block.final:
                     # Shown at once, stored after: a crash before the store replays the message.
-                    outbox.set_text(ref, slot, part, plan=plan)
-                    finals.append(final_text(slot, part))
+                    outbox.set_text(ref, slot, part, plan=plan, buttons=buttons)
+                    finals.append(final_text(slot, part, buttons))
                     if plan is not None:
                         plans[slot] = plan
                 else:
-                    outbox.set_text(ref, slot, part, plan=plan)
+                    outbox.set_text(ref, slot, part, plan=plan, buttons=buttons)
         if view.status_changed and view.status is not None:
             reason = render_failure(view.failure) if view.failure is not None else ""
             header, buttons = self._shared.headers.render(

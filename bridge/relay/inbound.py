@@ -31,10 +31,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bridge import tracing
 from bridge.coder.backend import CoderBackend
 from bridge.coder.errors import CoderAuthError, CoderError
+from bridge.coder.questions import answer_in_words
 from bridge.coder.types import NO_OPTIONS, Chat, ChatId, InputPart, SendResult
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.models import ThreadLink
+from bridge.relay.answers import Answers
+from bridge.relay.asked import reply_key
 from bridge.relay.attachments import Attached, Attachments
 from bridge.relay.context import earlier, render_context, strip_mention
 from bridge.relay.edits import Revisions
@@ -42,12 +45,12 @@ from bridge.relay.identity import HOW_TO_LINK, Identity
 from bridge.relay.intake import Intake
 from bridge.relay.links import HEADER_SLOT, Follows, Headers, thread_ref
 from bridge.relay.marks import queued_buttons
-from bridge.relay.options import OptionError, resolve, split_options
+from bridge.relay.options import PLAN_MODE_VERSION, OptionError, resolve, split_options
 from bridge.relay.outbox import Outbox, ThreadRef, final_text
 from bridge.relay.policy import Act, Policy
 from bridge.relay.ports import FileSource, SlackError, SlackFile, ThreadHistory, ThreadMessage
 from bridge.relay.slots import SlotKey
-from bridge.slack.blocks import render_error, render_queued, render_skipped
+from bridge.slack.blocks import render_error, render_plan_mode, render_queued, render_skipped
 from bridge.slack.failures import render_coder_error, render_warnings
 from bridge.tasks import KeyedLocks, TaskGroup
 
@@ -181,6 +184,7 @@ class Inbound:
         self._context = context
         self._attachments = Attachments(files, organization_id=organization_id)
         self._revisions = Revisions(db, identity, outbox, follows)
+        self._answers = Answers(db, identity, policy, follows)
         self._locks = KeyedLocks()
         self._tasks = TaskGroup("inbound")
         self._starting = asyncio.Semaphore(_STARTING_AT_ONCE)
@@ -426,6 +430,10 @@ class Inbound:
         await self._headers.show(ref, chat, archived=False)
         if chat.warnings:
             await self._say(ref, SlotKey.warnings(message.ts).encode(), render_warnings(chat.warnings))
+        if options.plan:
+            await self._say(
+                ref, SlotKey.answer(message.ts).encode(), render_plan_mode(chat.plan_mode, PLAN_MODE_VERSION)
+            )
         log.info(
             "started chat %s for %s/%s",
             chat.id,
@@ -538,6 +546,10 @@ class Inbound:
             stopped = await self._stop_for(backend, link, message) if now else None
             if stopped is not None:  # said before the send, so the thread reads before the agent's answer
                 await self._say(ref, SlotKey.stop(message.ts).encode(), stopped)
+            elif waited and text and await self._answers.in_words(backend, chat_id, message.user_id, text):
+                await self._answered(backend, chat_id, message, text)
+                return
+            self._follows.answering(chat_id, reply_key(text), message.user_id)  # it may answer a question
             result = await backend.send_message(chat_id, content, resume=waited)
             if stopped is not None and result.queued_message is not None:  # the stop had not landed yet
                 result = await self._to_front(backend, chat_id, result)
@@ -564,6 +576,22 @@ class Inbound:
             warnings=result.warnings,
         )
         self._follows.follow(chat_id)
+
+    async def _answered(
+        self, backend: CoderBackend, chat_id: ChatId, message: IncomingMessage, text: str
+    ) -> None:
+        """A reply that answered the agent's open question is recorded as the message that holds the
+        answer (Coder keeps it as the question's result), so a redelivery of it is not sent again."""
+        answer = answer_in_words(await backend.recent_messages(chat_id, limit=_UNRECORDED_SEARCH), text)
+        if answer is not None:
+            async with self._db.unit() as session:
+                await repo.record_inbound(
+                    session,
+                    channel_id=message.channel_id,
+                    ts=message.ts,
+                    coder_message_id=answer.id,
+                    queued_message_id=None,
+                )
 
     async def _stop_for(
         self, backend: CoderBackend, link: ThreadLink, message: IncomingMessage
@@ -649,11 +677,14 @@ class Inbound:
         the chat's first message, after the thread's context, and it is recorded, not sent again."""
         try:
             queued = [q for q in await backend.queued_messages(chat_id) if q.text == text]
+            messages = await backend.recent_messages(chat_id, limit=_UNRECORDED_SEARCH)
             recent = [
                 m
-                for m in await backend.recent_messages(chat_id, limit=_UNRECORDED_SEARCH)
+                for m in messages
                 if m.role == "user" and (_relayed_as(m.text, text) or _relayed_as(m.text, _words(text)))
             ]
+            answer = answer_in_words(messages, text)  # it answered a question
+            recent += [answer] if answer is not None else []
         except CoderError as exc:
             log.warning("could not check whether follow-up %s reached Coder: %s", message.ts, exc)
             return False

@@ -66,6 +66,10 @@ class Follows(Protocol):
     async def agent_changed(self, parent_id: ChatId, child_id: ChatId, status: ChatStatus) -> None:
         """A sub-agent's chat changed status: the card of its parent's turn shows it."""
 
+    def answering(self, chat_id: ChatId, call_id: str, user_id: str) -> None:
+        """A person in Slack is answering the chat's question (tool call ``call_id``): the thread says
+        who, once Coder has the answer."""
+
     async def queue_changed(self, chat_id: ChatId) -> None:
         """A follow-up was recorded as queued: its notice and reaction show its place."""
 

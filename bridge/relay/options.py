@@ -1,4 +1,4 @@
-"""Options at the start of a task: ``model=… workspace=… mcp=a,b fix the login bug``.
+"""Options at the start of a task: ``model=… workspace=… mcp=a,b plan=true fix the login bug``.
 
 ``split_options`` takes the leading ``key=value`` words off a prompt (pure); ``resolve`` turns them
 into Coder ids with the generation's listings (``CoderBackend.choices``). Anything wrong, an
@@ -22,6 +22,11 @@ from bridge.slack.failures import render_coder_error
 
 OPTIONS: tuple[ChatOption, ...] = get_args(ChatOption)
 _WORD = re.compile(r"\s*([A-Za-z_][\w-]*)=(\S*)")
+_YES_NO = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+"""What ``plan=`` takes."""
+PLAN_MODE_VERSION = "Coder 2.37 or later, with the promoted Chats API"
+"""Which Coder has plan mode, for a refusal. UNCERTAIN: the first release with ``plan_mode``; it is in
+the promoted API's chat (codersdk ``Chat.PlanMode``), which no experimental build has."""
 _SHOWN = 15
 """Valid values listed in an answer at most (a deployment can have many workspaces)."""
 _WHY_UNUSABLE = {
@@ -62,6 +67,8 @@ def split_options(text: str) -> tuple[Requested, str]:
         items = tuple(value.split(",")) if key == "mcp" else (value,)
         if not value or not all(items):
             raise OptionError(f"`{key}=` needs a value. {usage()}")
+        if key == "plan" and value.lower() not in _YES_NO:
+            raise OptionError(f"`plan=` takes `true` or `false`, not `{value}`. {usage()}")
         values[key] = items
         rest = rest[match.end() :]
     return Requested(values), rest.strip()
@@ -70,8 +77,8 @@ def split_options(text: str) -> tuple[Requested, str]:
 def usage() -> str:
     """How options are written."""
     return (
-        "Options go first, before the task: `model=NAME`, `workspace=NAME`, `mcp=NAME,NAME` "
-        "(e.g. `model=gpt-5 fix the login bug`)."
+        "Options go first, before the task: `model=NAME`, `workspace=NAME`, `mcp=NAME,NAME`, "
+        "`plan=true` (e.g. `model=gpt-5 fix the login bug`)."
     )
 
 
@@ -84,6 +91,11 @@ def _listing(choices: list[Choice]) -> str:
 async def resolve(backend: CoderBackend, requested: Requested) -> ChatOptions:
     """Coder ids for the requested options; ``OptionError`` naming the valid values otherwise."""
     missing = [key for key in requested.values if key not in backend.capabilities.options]
+    if "plan" in missing:
+        raise OptionError(
+            f"This Coder has no plan mode (it comes with {PLAN_MODE_VERSION}), so nothing was started. "
+            "Send the task again without `plan=`."
+        )
     if missing:
         names = ", ".join(f"`{key}=`" for key in missing)
         raise OptionError(
@@ -91,7 +103,10 @@ async def resolve(backend: CoderBackend, requested: Requested) -> ChatOptions:
             "so nothing was started. Send the task again without it."
         )
     found: dict[str, tuple[str, ...]] = {}
+    plan = _YES_NO[requested.values.get("plan", ("false",))[0].lower()]
     for key, typed in requested.values.items():
+        if key == "plan":
+            continue
         option: ChatOption = key  # type: ignore[assignment]  # checked against OPTIONS when split
         try:
             choices = await backend.choices(option)
@@ -119,4 +134,5 @@ async def resolve(backend: CoderBackend, requested: Requested) -> ChatOptions:
         model=found.get("model", (None,))[0],
         workspace=found.get("workspace", (None,))[0],
         mcp=found.get("mcp", ()),
+        plan=plan,
     )

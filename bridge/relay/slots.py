@@ -36,6 +36,8 @@ class SlotKind(StrEnum):
     AGENT_FILE = "agentfile"
     STOP = "stop"
     CONTROL = "control"
+    QUESTION = "question"
+    PLAN = "plan"
     OTHER = ""
     """A name no kind above starts (a row of some other version): kept and shown as it is."""
 
@@ -142,6 +144,17 @@ class SlotKey:
     def control(cls, event: str) -> SlotKey:
         """The answer to a control (a button, a reaction, a command) identified by ``event``."""
         return cls._of(SlotKind.CONTROL, event)
+
+    @classmethod
+    def question(cls, call_id: str) -> SlotKey:
+        """What the agent asks (or the client tool it waits on) in tool call ``call_id``, and later
+        what became of it."""
+        return cls._of(SlotKind.QUESTION, call_id)
+
+    @classmethod
+    def plan(cls, call_id: str) -> SlotKey:
+        """The plan the agent proposed in tool call ``call_id``, with its Approve and Revise buttons."""
+        return cls._of(SlotKind.PLAN, call_id)
 
     @property
     def kind(self) -> SlotKind:

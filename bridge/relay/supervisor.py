@@ -117,6 +117,12 @@ class Supervisor:
         if follow is not None:
             await follow.agent_changed(child_id, status)
 
+    def answering(self, chat_id: ChatId, call_id: str, user_id: str) -> None:
+        """A person in Slack is answering the chat's question (tool call ``call_id``): the follow that
+        shows the answer (the one under way, or the one the answer starts) names them."""
+        follow = self._follows.get(chat_id) or ChatFollow(chat_id, self._shared)  # a new one only records
+        follow.answering(call_id, user_id)
+
     async def queue_changed(self, chat_id: ChatId) -> None:
         """A follow-up was recorded as queued: its notice and reaction show its place, if the chat is
         followed (else following it starts with the queue)."""

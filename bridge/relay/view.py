@@ -29,7 +29,8 @@ shows them already.
 
 Besides replies, the thread shows per turn a status card (tool calls, a slow start), a retry line
 edited in place while Coder retries the model, and errors. A turn that stops to wait for its person
-shows the wait on its card, which goes on (or closes) when the wait ends. Statuses this bridge does
+shows the wait on its card, which goes on (or closes) when the wait ends; what it asks (a question, a
+client tool, a plan) is folded by ``relay.asked``. Statuses this bridge does
 not know are logged once and skipped: the thread keeps showing the last status it understood.
 
 Blocks hold data (``relay.content``: a reply, a card's calls and state, a retry, a failure), never
@@ -66,6 +67,7 @@ from bridge.coder.types import (
     StreamEvent,
     Usage,
 )
+from bridge.relay.asked import Asked, Shown
 from bridge.relay.content import (
     AgentLine,
     Card,
@@ -78,6 +80,7 @@ from bridge.relay.content import (
     Starting,
     ToolLine,
 )
+from bridge.relay.ports import Button
 from bridge.relay.slots import SlotKey
 
 log = logging.getLogger(__name__)
@@ -203,6 +206,8 @@ class Block:
     key: SlotKey
     content: Content | None
     final: bool
+    buttons: tuple[Button, ...] = ()
+    """What a person can click under the block (the answers a question offers)."""
 
 
 class ThreadView:
@@ -225,6 +230,7 @@ class ThreadView:
         slow_start: float = 10.0,
         now: float = 0.0,
         chat_url: Callable[[ChatId], str] = str,
+        chat_id: str = "",
     ) -> None:
         """Start after ``after_id``.
 
@@ -239,7 +245,8 @@ class ThreadView:
         ``compact`` keeps a turn's intermediate texts on its card (see ``Card.latest``) and shows only
         its final reply as a message of its own;
         ``slow_start`` is how long a turn may stay starting before its card says so; ``chat_url``
-        links a sub-agent's chat id to the chat in Coder.
+        links a sub-agent's chat id to the chat in Coder; ``chat_id`` is what the buttons under a
+        question name, so a click finds its chat (``Asked``).
         """
         self.last_id = 0
         self.status: ChatStatus | None = None
@@ -268,6 +275,7 @@ class ThreadView:
         self.rewritten: frozenset[int] | None = None
         self._failure: ChatFailure | None = None
         self._waiting_for: tuple[str, ...] = ()
+        self._asked = Asked(chat_id)  # the agent's questions, waits and plans
         self._starting_since: float | None = None
         self._slow_start_shown = False
         self._retry: _Retry | None = None
@@ -282,6 +290,7 @@ class ThreadView:
         self._draft_of_unseen_turn = False
         for message in turn:
             self._on_message(message)
+        self._asked.take_plans()  # plans of those messages were shown by the run that saw them come
         if after_id is not None and after_id > self.last_id:
             self.last_id = after_id
             self._known_ids.append(after_id)
@@ -418,8 +427,9 @@ class ThreadView:
                 if self._seq and not self._joining:
                     self._reset_preview(live=True)  # the attempt streamed is void from now, as in Coder's UI
                 self._on_retry(event)
-            case ActionRequiredEvent(tool_names=names):
+            case ActionRequiredEvent(tool_names=names, calls=calls):
                 self._waiting_for = names
+                self._show(self._asked.waits(calls))
             case QueueEvent():
                 log.debug("stream event %s not rendered here", event.kind)
 
@@ -501,6 +511,20 @@ class ThreadView:
         retry, self._retry = self._retry, None
         if retry is not None:
             self._set(retry.key, RetriesOver(retry.attempts, outcome, retry.error), final=True)
+
+    def answered_by(self, key: str, user_id: str) -> None:
+        """A person in Slack answers a question (``Asked.answered_by``): it will say who."""
+        self._asked.answered_by(key, user_id)
+
+    def take_plans(self) -> dict[str, str]:
+        """The plans the agent proposed since the last call, as tool call id -> the chat file that holds
+        each; the caller reads them (the view does no input) and shows them."""
+        return self._asked.take_plans()
+
+    def _show(self, shown: list[Shown]) -> None:
+        """Blocks of the agent's questions and waits, with their buttons."""
+        for block in shown:
+            self._set(block.key, block.content, final=True, buttons=block.buttons)
 
     def _on_tool_part(self, part: Part, *, streamed: bool = False) -> None:
         """Tool calls and results, streamed or persisted, keyed by call id so replays count once."""
@@ -636,6 +660,7 @@ class ThreadView:
             at = bisect.bisect_left(self._known_ids, message.id)
             previous = self._known_ids[at - 1] if at > 0 else 0
         if message.role == "user" and new:
+            self._show(self._asked.message(message))
             if self._draft_of_unseen_turn:
                 self._draft_of_unseen_turn = False
             elif not self.busy:
@@ -676,6 +701,7 @@ class ThreadView:
                 self._show_reply(key, shown)
             if current:
                 self._on_tool_part(part)
+            self._show(self._asked.part(part))
         if replied:
             self._show_reply(key, shown)
 
@@ -796,11 +822,17 @@ class ThreadView:
         if not draft.blank:
             self._set(DRAFT, draft, final=False)
 
-    def _set(self, key: SlotKey, content: Content | None, *, final: bool) -> None:
+    def _set(
+        self, key: SlotKey, content: Content | None, *, final: bool, buttons: tuple[Button, ...] = ()
+    ) -> None:
         """Show ``content`` in block ``key``; an unchanged block is not reported as changed."""
         existing = self._blocks.get(key)
-        if existing is not None and (existing.content, existing.final) == (content, final):
+        if existing is not None and (existing.content, existing.final, existing.buttons) == (
+            content,
+            final,
+            buttons,
+        ):
             return
-        self._blocks[key] = Block(key, content, final)
+        self._blocks[key] = Block(key, content, final, buttons)
         if key not in self.changed:
             self.changed.append(key)

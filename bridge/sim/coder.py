@@ -89,6 +89,7 @@ from bridge.sim.coder_rules import (
     parse_mcp_server_ids,
     parse_message_id,
     parse_message_window,
+    parse_plan_mode,
     parse_queued_id,
     parse_tool_results,
     parse_uuid_param,
@@ -311,6 +312,16 @@ class CoderSim:
     @agent.setter
     def agent(self, script: Script) -> None:
         self._engine.agent = script
+
+    @property
+    def action_timeout(self) -> float:
+        """Seconds a ``requires_action`` chat waits for a client's tool result before chatd cancels the
+        call (its five minutes); assignable at any time, counting for waits that begin afterwards."""
+        return self._engine.action_timeout
+
+    @action_timeout.setter
+    def action_timeout(self, seconds: float) -> None:
+        self._engine.action_timeout = seconds
 
     @property
     def scripts(self) -> dict[str, Script]:
@@ -624,6 +635,8 @@ class CoderSim:
             # UNCERTAIN: what an omitted client_type defaults to; "api" suits a programmatic create.
             client_type=optional(body, "client_type", str) or "api",
         )
+        if self.dialect.promoted:  # CreateChatRequest.PlanMode: "plan" starts the chat planning
+            chat.plan_mode = parse_plan_mode(body) or ""
         created = self._chat_json(chat)
         if self.dialect.late:  # codersdk.Chat's warnings (omitempty): what Coder could not honour
             created.update(self._warnings())
@@ -662,6 +675,9 @@ class CoderSim:
         pin_order = optional(body, "pin_order", int)
         if pin_order is not None:
             self._engine.pin(chat, pin_order)
+        plan_mode = parse_plan_mode(body) if self.dialect.promoted else None
+        if plan_mode is not None:  # UpdateChatRequest.PlanMode: "plan" enables, "" clears
+            chat.plan_mode = plan_mode
         return web.Response(status=204)
 
     async def _interrupt(self, request: web.Request) -> web.Response:
@@ -728,6 +744,9 @@ class CoderSim:
         content, _ = self._content(request, body)
         self.catalog.check_mcp_servers(parse_mcp_server_ids(body.get("mcp_server_ids")))
         interrupt = self._busy_behavior(body) == "interrupt"
+        plan_mode = parse_plan_mode(body) if self.dialect.promoted else None
+        if plan_mode is not None:  # CreateChatMessageRequest.PlanMode switches it with the message
+            chat.plan_mode = plan_mode
         answer = self._engine.send(chat, content, interrupt=interrupt)
         if self.dialect.late:  # CreateChatMessageResponse: every inserted message, and the warnings
             if "message" in answer:

@@ -76,6 +76,17 @@ class ClientToolCall:
 
 
 @dataclass(frozen=True)
+class ProposePlan:
+    """In plan mode, the model proposes its plan: chatd's ``propose_plan`` tool (chattool
+    proposeplan.go) reads the Markdown plan file the agent wrote, stores it as a chat file and
+    answers ``{"ok": true, "path", "kind": "plan", "file_id", "media_type"}``; Coder's UI shows the
+    file with an Implement button. The turn goes on after it (usually to a closing line)."""
+
+    markdown: str
+    path: str = "/home/coder/.coder/plans/PLAN.md"
+
+
+@dataclass(frozen=True)
 class Pause:
     """The model thinks silently for a while; the chat stays ``running``."""
 
@@ -155,7 +166,18 @@ class Summary:
 
 
 Step = (
-    Text | Reasoning | ToolCall | ClientToolCall | Attach | Delegate | Pause | Gate | Retry | Fail | Summary
+    Text
+    | Reasoning
+    | ToolCall
+    | ClientToolCall
+    | ProposePlan
+    | Attach
+    | Delegate
+    | Pause
+    | Gate
+    | Retry
+    | Fail
+    | Summary
 )
 Script = Callable[[str], Sequence[Step]]
 
@@ -225,6 +247,17 @@ class Turn:
                 await self._stream_prose("reasoning", text)
             case ToolCall():
                 await self._call_tool(step)
+            case ProposePlan(markdown=markdown, path=path):
+                name = path.rsplit("/", 1)[-1]
+                file_id = self._output.store_file(name, "text/markdown", markdown.encode())
+                result = {
+                    "ok": True,
+                    "path": path,
+                    "kind": "plan",
+                    "file_id": file_id,
+                    "media_type": "text/markdown",
+                }
+                await self._call_tool(ToolCall("propose_plan", {"path": path}, result))
             case ClientToolCall(name=name, args=args):
                 await self._output.await_client(await self._stream_call(name, args))
             case Attach():

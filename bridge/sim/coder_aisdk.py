@@ -216,7 +216,8 @@ class DataStreamOutput:
         raise RuntimeError("the 2025 AI-SDK chat API has no client-executed tools")
 
     def store_file(self, name: str, media_type: str, data: bytes) -> str:
-        """The 2025 API stores no files: its agent has no ``attach_file``."""
+        """The 2025 API stores no files: its agent has no ``attach_file`` (nor plan mode to propose a
+        plan in)."""
         raise RuntimeError("the 2025 AI-SDK chat API has no agent-attached files")
 
     def spawn(self, title: str, prompt: str, steps: Sequence[Step]) -> str:

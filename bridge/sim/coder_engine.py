@@ -148,9 +148,7 @@ class _ChatOutput:
     def store_file(self, name: str, media_type: str, data: bytes) -> str:
         """chatd's StoreFileFunc: a chat file of the chat's owner (UNCERTAIN: the newest chatd also
         links it to the chat, which the simulator does not model)."""
-        file = SimFile(str(uuid.uuid4()), self._chat.owner_id, name, media_type, data)
-        self._engine.files[file.id] = file
-        return file.id
+        return self._engine.store_file(self._chat, name, media_type, data)
 
 
 class ChatEngine:
@@ -175,7 +173,7 @@ class ChatEngine:
         self._part_interval = part_interval
         self._start_delay = start_delay
         self._chunk_words = chunk_words
-        self._action_timeout = action_timeout
+        self.action_timeout = action_timeout
         self._message_ids = itertools.count(1)
         self._queued_ids = itertools.count(1)
         self._runs: dict[str, _Run] = {}
@@ -229,6 +227,12 @@ class ChatEngine:
         self._watch(chat, "created")
         self._start_turn(chat)
         return chat
+
+    def store_file(self, chat: SimChat, name: str, media_type: str, data: bytes) -> str:
+        """A file the agent's tool stored for the chat's owner (chattool ``StoreFileFunc``); its id."""
+        file = SimFile(str(uuid.uuid4()), chat.owner_id, name, media_type, data)
+        self.files[file.id] = file
+        return file.id
 
     def send(self, chat: SimChat, content: list[JsonDict], *, interrupt: bool) -> JsonDict:
         """SendMessage: queue behind a busy chat (FIFO), else deliver and go busy.
@@ -885,7 +889,7 @@ class ChatEngine:
         self._set_status(chat, _REQUIRES_ACTION, watch="action_required")
         self.publish(chat, action_required_event(chat))
         try:
-            async with asyncio.timeout(self._action_timeout):
+            async with asyncio.timeout(self.action_timeout):
                 await answered.wait()
         except TimeoutError:
             self._cancel_calls(chat, _TIMED_OUT)

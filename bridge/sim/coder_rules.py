@@ -281,6 +281,19 @@ def check_tool_results(results: Sequence[ToolResult], pending: Iterable[str]) ->
         raise ApiError(400, "Unexpected tool result.", f"No pending tool call with ID {_go_quote(call_id)}.")
 
 
+PLAN_MODES: Final = ("plan", "")
+"""``codersdk.ChatPlanMode`` values: ``plan``, and the empty string that clears it (on a send or PATCH)."""
+
+
+def parse_plan_mode(body: Mapping[str, Any]) -> str | None:
+    """A request's ``plan_mode``: None when absent (no change). UNCERTAIN: chatd's words for a value
+    it does not know; 400 like the other enum checks."""
+    mode = optional(body, "plan_mode", str)
+    if mode is not None and mode not in PLAN_MODES:
+        raise ApiError(400, "Invalid plan mode.", f'Must be "plan" or "", got "{mode}".')
+    return mode
+
+
 def parse_label_filter(values: Iterable[str]) -> dict[str, str]:
     """``label=key:value`` list filters; every pair must match (AND)."""
     wanted: dict[str, str] = {}

@@ -206,6 +206,8 @@ class SimChat:
     mcp_server_ids: list[str] = field(default_factory=list)
     organization_id: str = ""
     client_type: str = "api"
+    plan_mode: str = ""
+    """G2's ``codersdk.ChatPlanMode``: ``plan`` while the agent only plans, empty otherwise."""
     labels: dict[str, str] = field(default_factory=dict)
     archived: bool = False
     pin_order: int = 0
@@ -281,6 +283,8 @@ def chat_json(chat: SimChat, *, promoted: bool = False) -> JsonDict:
         title=chat.title,
         status=chat.status,
     )
+    if promoted and chat.plan_mode:  # codersdk.Chat: PlanMode (omitempty) after Status and Mode
+        body["plan_mode"] = chat.plan_mode
     if not promoted:
         body["last_error"] = chat.last_error["message"] if chat.last_error else None
     elif chat.last_error:

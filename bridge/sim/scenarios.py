@@ -87,22 +87,6 @@ tests/test_auth.py::test_login_rejects_a_wrong_password PASSED
 """
 
 
-def regression_test(prompt: str) -> list[Step]:
-    """The demo's follow-up: writes a test, runs it, and attaches the test report (``attach_file``)."""
-    return [
-        ToolCall(
-            "write_file",
-            {"path": "tests/test_auth.py", "content": "def test_login_accepts_the_right_password(): ..."},
-            {"ok": True},
-        ),
-        ToolCall(
-            "execute", {"command": "pytest tests/test_auth.py"}, {"output": _REPORT.decode(), "exit_code": 0}
-        ),
-        Attach("/home/coder/app/test-report.txt", _REPORT, "text/plain"),
-        Text("Added `tests/test_auth.py` with two tests; both pass. The test report is attached."),
-    ]
-
-
 def echo(prompt: str) -> list[Step]:
     """Answers with the prompt itself, so a test can tell which message a turn answered."""
     return [Text(f"Echo: {prompt}")]
@@ -187,6 +171,41 @@ def asking(prompt: str) -> list[Step]:
         Text("Before I change anything, I need one answer from you."),
         ClientToolCall("ask_user_question", ASK_ARGS),
         Text("Thanks, I have what I need."),
+    ]
+
+
+TEST_ARGS: Final = {
+    "questions": [
+        {
+            "header": "Regression test",
+            "question": "Where should the regression test for the login fix go?",
+            "options": [
+                {"label": "Unit test", "description": "A fast test of login() in tests/test_auth.py."},
+                {"label": "End-to-end test", "description": "A browser test of the login page."},
+            ],
+        }
+    ]
+}
+"""The demo's question: where the regression test goes."""
+
+
+def regression_test(prompt: str) -> list[Step]:
+    """The demo's second turn: the agent asks its person where the test goes (a G2 client tool, so the
+    chat waits in ``requires_action``), writes it, runs it and attaches the test report
+    (``attach_file``), which the bridge posts into the thread."""
+    return [
+        Text("Sure. One question before I write it."),
+        ClientToolCall("ask_user_question", TEST_ARGS),
+        ToolCall(
+            "write_file",
+            {"path": "tests/test_auth.py", "content": "def test_login_checks_the_password_hash(): ..."},
+            {"ok": True},
+        ),
+        ToolCall(
+            "execute", {"command": "pytest tests/test_auth.py"}, {"output": _REPORT.decode(), "exit_code": 0}
+        ),
+        Attach("/home/coder/app/test-report.txt", _REPORT, "text/plain"),
+        Text("Added the regression test where you chose; it fails without the fix and passes with it."),
     ]
 
 

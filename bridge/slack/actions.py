@@ -21,7 +21,8 @@ from bridge.slack.blocks import ButtonAction
 
 log = logging.getLogger(__name__)
 
-ACTION_IDS = re.compile("^(" + "|".join(re.escape(a.value) for a in ButtonAction) + ")$")
+ACTION_IDS = re.compile("^(" + "|".join(re.escape(a.value) for a in ButtonAction) + r")(:\d+)?$")
+"""A button's action id: a ``ButtonAction``, with ``:<n>`` for the n-th answer of a question."""
 
 
 def parse_click(body: Mapping[str, Any]) -> Click | None:
@@ -32,10 +33,10 @@ def parse_click(body: Mapping[str, Any]) -> Click | None:
     if not isinstance(actions, list) or len(actions) != 1 or not isinstance(actions[0], Mapping):
         return None
     action = actions[0]
-    try:
-        button = ButtonAction(str(action.get("action_id")))
-    except ValueError:
+    matched = ACTION_IDS.match(str(action.get("action_id")))
+    if matched is None:
         return None
+    button = ButtonAction(matched.group(1))
     if button is ButtonAction.CHAT_OPEN:
         return None
     user_id = user.get("id") if isinstance(user, Mapping) else None
@@ -44,6 +45,8 @@ def parse_click(body: Mapping[str, Any]) -> Click | None:
         log.warning("dropping a malformed %s click", button)
         return None
     chat_id, queued_id = str(value), None
+    if button.names_call:
+        return _call_click(button, str(user_id), str(action_ts), chat_id)
     if button.names_queued:
         chat_id, _, queued = chat_id.rpartition(":")
         if not chat_id or not queued.isdigit():
@@ -56,6 +59,30 @@ def parse_click(body: Mapping[str, Any]) -> Click | None:
         action=button,
         chat_id=chat_id,
         queued_id=queued_id,
+    )
+
+
+def _call_click(button: ButtonAction, user_id: str, action_ts: str, value: str) -> Click | None:
+    """A click on a question's answer (value ``<chat id>:<call id>:<n>``) or a plan's button
+    (``<chat id>:<call id>``)."""
+    option = 0
+    if button is ButtonAction.QUESTION_ANSWER:
+        value, _, index = value.rpartition(":")
+        if not index.isdigit():
+            log.warning("dropping a %s click whose value names no answer", button)
+            return None
+        option = int(index)
+    chat_id, _, call_id = value.partition(":")
+    if not chat_id or not call_id:
+        log.warning("dropping a %s click whose value is not <chat id>:<call id>", button)
+        return None
+    return Click(
+        event_id=f"click:{user_id}:{action_ts}",
+        user_id=user_id,
+        action=button,
+        chat_id=chat_id,
+        call_id=call_id,
+        option=option,
     )
 
 

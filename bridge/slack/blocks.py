@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from enum import StrEnum
 
-from bridge.coder.types import ChatCost, ChatDiff, ChatDiffStatus, ChatPhase, ChatStatus, Usage
+from bridge.coder.types import ChatCost, ChatDiff, ChatDiffStatus, ChatPhase, ChatStatus, Question, Usage
 from bridge.relay.content import AgentLine, Starting, ToolLine
 from bridge.slack.defuse import defuse, unmention
 
@@ -27,11 +27,21 @@ class ButtonAction(StrEnum):
     """A URL button: Slack opens Coder and still sends the click, which is only acknowledged."""
     QUEUED_SEND_NEXT = "queued_send_next"
     QUEUED_REMOVE = "queued_remove"
+    QUESTION_ANSWER = "question_answer"
+    """One of the answers the agent offers; its action id ends ``:<n>`` (an answer's place), as the
+    ids of a message's buttons must differ."""
+    PLAN_APPROVE = "plan_approve"
+    PLAN_REVISE = "plan_revise"
 
     @property
     def names_queued(self) -> bool:
         """Whether the value is ``<chat id>:<queued message id>`` (else it is the chat id alone)."""
         return self in (ButtonAction.QUEUED_SEND_NEXT, ButtonAction.QUEUED_REMOVE)
+
+    @property
+    def names_call(self) -> bool:
+        """Whether the value is ``<chat id>:<tool call id>``: the question or plan the button answers."""
+        return self in (ButtonAction.QUESTION_ANSWER, ButtonAction.PLAN_APPROVE, ButtonAction.PLAN_REVISE)
 
 
 _PHASE_ICONS = {
@@ -467,3 +477,128 @@ def _branch_line(status: ChatDiffStatus | None, diff: ChatDiff | None, url: str)
         return None
     name = _escape_link_text(branch) or "the agent's branch"
     return f"{DIFF_MARK}Branch [{name}]({url})" if url else f"{DIFF_MARK}Branch {name}"
+
+
+QUESTION_MARK = "❓ "
+"""How a question the agent asks begins (tests and tools use it to find it in a thread)."""
+
+
+def render_question(questions: Sequence[Question], *, closing: str = "") -> str:
+    """The questions the agent asks, each with the answers it offers, and how to answer: a click on
+    an answer's button (one question with answers offered) or a reply in the thread. ``closing``
+    replaces that line once the question is over (``render_answered``, ``render_unanswered``)."""
+    lines: list[str] = []
+    for question in questions:
+        head = f"*{_one_line(question.header)}* · " if question.header else ""
+        lines.append(f"{QUESTION_MARK}{head}{unmention(question.text)}")
+        for option in question.options:
+            about = f" — {_one_line(option.description)}" if option.description else ""
+            lines.append(f"• *{_one_line(option.label)}*{about}")
+    if closing:
+        lines.append(closing)
+    elif len(questions) == 1 and questions[0].options:
+        lines.append("_Click an answer, or reply in this thread to answer in your own words._")
+    else:
+        lines.append("_Reply in this thread to answer; your reply goes to the agent as the answer._")
+    return "\n".join(lines)
+
+
+def render_answered(answer: str, user: str = "") -> str:
+    """Who answered the agent's question, and what (``user`` unknown: answered elsewhere or before a
+    restart)."""
+    who = f"<@{user}> answered" if user else "Answered"
+    return f"✅ {who}: *{_one_line(answer)}*"
+
+
+def render_unanswered(reason: str, *, timed_out: bool, minutes: int) -> str:
+    """A question (or a client tool's call) Coder stopped waiting on: it gave up after ``minutes``, or
+    something else cancelled it (a stop), with Coder's ``reason``."""
+    if timed_out:
+        return (
+            f"⌛ _Coder stopped waiting for an answer after {minutes} minutes; "
+            "the agent went on without one._"
+        )
+    return f"✖️ _Not answered: {_one_line(reason)}_" if reason.strip() else "✖️ _Not answered._"
+
+
+CLIENT_TOOL_MARK = "✋ The agent waits for `"
+
+
+def is_question(text: str) -> bool:
+    """Whether a bot message is a question the agent asks (or a client tool it waits on)."""
+    return text.startswith((QUESTION_MARK, CLIENT_TOOL_MARK))
+
+
+def render_client_tool(name: str, *, closing: str = "") -> str:
+    """A client-executed tool other than a question that the agent waits on: Slack cannot carry it
+    out, so the person is told what they can do instead."""
+    head = (
+        f"{CLIENT_TOOL_MARK}{_code(name)}`, a tool that a Coder client carries out, which this "
+        "Slack app cannot."
+    )
+    what = closing or (
+        "_Reply in this thread to let the agent go on without it (your reply goes to the agent), "
+        "or open the chat in Coder to answer it there; 🛑 stops the agent._"
+    )
+    return f"{head}\n{what}"
+
+
+PLAN_MARK = "📋 "
+"""How a plan the agent proposes begins (tests and tools use it to find it in a thread)."""
+_PLAN_LIMIT = 2800
+_LIST_ITEM = re.compile(r"^(\s*)(?:[-*+]\s+(?:\[[ xX]\]\s+)?|\d+[.)]\s+)(.*)$")
+_HEADING = re.compile(r"^#{1,6}\s+(.*)$")
+
+
+def render_plan_mode(taken: bool, version: str) -> str:
+    """Said under the header of a chat started in plan mode: what it means, or that this Coder did not
+    take it (a build without plan mode reads the request and ignores it) and which Coder has it."""
+    if taken:
+        return (
+            "📝 Plan mode: the agent looks around and proposes a plan, changing nothing; "
+            "approve the plan to have it implemented."
+        )
+    return render_error(
+        f"This Coder did not take plan mode (it comes with {version}): the agent works on the task directly."
+    )
+
+
+def render_plan(markdown: str, *, closing: str = "") -> str:
+    """The agent's plan as a checklist: each list item a box to tick, headings in bold, other lines as
+    written; cut (with word that the rest is in Coder) where it would fill more than a message.
+    ``closing`` replaces the line on what to do once the plan was approved."""
+    lines = [f"{PLAN_MARK}*{PLAN_TITLE}*"]
+    size = 0
+    for line in markdown.strip().splitlines():
+        item, heading = _LIST_ITEM.match(line), _HEADING.match(line.strip())
+        if item:
+            shown = f"{'    ' * (len(item.group(1)) // 2)}☐ {item.group(2).strip()}"
+        elif heading:
+            shown = f"*{heading.group(1).strip()}*"
+        else:
+            shown = line.rstrip()
+        size += len(shown) + 1
+        if size > _PLAN_LIMIT:
+            lines.append("…_the rest of the plan is in Coder._")
+            break
+        lines.append(unmention(shown))
+    lines.append(
+        closing or "_*Approve* to have the agent implement it, or *Revise* to tell it what to change._"
+    )
+    return "\n".join(lines)
+
+
+PLAN_TITLE = "The agent's plan"
+PLAN_ASK = "_*Approve* to have the agent implement it, or *Revise* to tell it what to change._"
+
+
+def plan_items(markdown: str) -> list[str]:
+    """The steps of a plan: its list items, nested ones included, in order (for a poster that shows
+    them as tasks)."""
+    items = (_LIST_ITEM.match(line) for line in markdown.splitlines())
+    return [unmention(item.group(2).strip()) for item in items if item and item.group(2).strip()]
+
+
+def is_plan(text: str) -> bool:
+    """Whether a bot message is a plan the agent proposed."""
+    return text.startswith(PLAN_MARK)

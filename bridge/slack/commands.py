@@ -12,6 +12,7 @@ Slack wants every command acknowledged within 3 seconds. The acknowledgement car
 when the subcommand has it by ``ACK_WITHIN`` seconds; otherwise it says the bridge is on it, and the
 answer follows privately through the command's ``response_url``. The token check waits at most
 ``link_timeout`` seconds. ``new``, ``list``, ``status``, ``archive`` and ``follow`` are
+``link_timeout`` seconds. ``new``, ``plan``, ``list``, ``status`` and ``archive`` are
 ``relay.chat_commands``.
 """
 
@@ -262,12 +263,16 @@ def _field_error(text: str) -> dict[str, Any]:
 
 def register_chat_commands(router: Router, chats: ChatCommands) -> None:
     """Add ``new``, ``list``, ``status``, ``archive`` and ``follow`` to the ``/coder`` table."""
+    """Add ``new``, ``plan``, ``list``, ``status`` and ``archive`` to the ``/coder`` table."""
 
     def caller(call: CommandCall) -> Caller:
         return Caller(call.team_id, call.channel_id, call.user_id, call.trigger_id)
 
     async def new(call: CommandCall) -> str:
         return await chats.new(caller(call), call.args)
+
+    async def plan(call: CommandCall) -> str:
+        return await chats.new(caller(call), call.args, plan=True)
 
     async def listing(call: CommandCall) -> str:
         return await chats.listing(caller(call))
@@ -280,6 +285,9 @@ def register_chat_commands(router: Router, chats: ChatCommands) -> None:
 
     router.add(
         "new", "`/coder new [model=…] [workspace=…] [mcp=…] <task>` starts a chat in a new thread", new
+    )
+    router.add(
+        "plan", "`/coder plan [model=…] … <task>` starts a chat in plan mode: a plan to approve first", plan
     )
     router.add("list", "your chats started from Slack, with status and links", listing)
     router.add(

@@ -57,7 +57,7 @@ def message_tag(key: PostTag) -> dict[str, Any]:
     return {"event_type": TAG_EVENT, "event_payload": {"key": key.encode()}}
 
 
-def _button(button: Button) -> dict[str, Any]:
+def button_element(button: Button) -> dict[str, Any]:
     element: dict[str, Any] = {
         "type": "button",
         "action_id": button.action_id,
@@ -83,7 +83,7 @@ def _content(markdown: str, buttons: Sequence[Button]) -> dict[str, Any]:
         return {"markdown_text": markdown}
     blocks = blocks or [{"type": "markdown", "text": markdown}]
     if buttons:
-        blocks.append({"type": "actions", "elements": [_button(b) for b in buttons]})
+        blocks.append({"type": "actions", "elements": [button_element(b) for b in buttons]})
     return {"text": markdown, "blocks": blocks}
 
 

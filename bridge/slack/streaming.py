@@ -26,6 +26,11 @@ whatever happens). A card stream stays open across the turn's replies (which are
 own) and only sends what changed. A card that is over before it was first shown is posted as
 text: streaming it would cost two calls (one of them Tier 2) for a message that never changes.
 
+A plan the agent proposes (plan mode) comes final and with its Approve and Revise buttons: its steps
+are streamed as a plan of tasks and the stream is stopped at once with the plan's last line and the
+buttons (a stream's stop is where Slack takes blocks). An edit of it later (who approved it) replaces
+it with its text, as for any stopped stream.
+
 Fallbacks: a workspace that refuses streaming (an older Slack, the feature not enabled, a missing
 scope) is told once in the log and the poster edits in place from then on. One that streams but
 refuses the card's chunks (``invalid_chunks``, ``invalid_arguments``) is told once too, and posts
@@ -53,7 +58,7 @@ from bridge.relay.limits import SlackLimits
 from bridge.relay.ports import Button, SlackPermanent
 from bridge.relay.slots import PostTag
 from bridge.slack.defuse import defuse
-from bridge.slack.poster import WebPoster, message_tag, slack_call
+from bridge.slack.poster import WebPoster, button_element, message_tag, slack_call
 
 log = logging.getLogger(__name__)
 
@@ -180,8 +185,10 @@ class StreamingPoster:
         markdown = defuse(markdown)
         if not key.is_card:
             await self._end(key.link_id)
-        if plan is not None and not plan.final and self._streamable(plan):
+        if plan is not None and (not plan.final or buttons) and self._streamable(plan):
             try:
+                if plan.final:
+                    return await self._proposed_plan(channel, thread_ts, plan, key, buttons)
                 return await self._start_plan(channel, thread_ts, plan)
             except SlackPermanent as exc:
                 if exc.code not in REFUSALS:
@@ -300,6 +307,29 @@ class StreamingPoster:
         card.shown(plan)
         assert streamer.ts is not None
         self._plans[streamer.ts] = card
+        return streamer.ts
+
+    async def _proposed_plan(
+        self, channel: str, thread_ts: str, plan: Plan, key: PostTag, buttons: Sequence[Button]
+    ) -> str:
+        """A plan the agent proposes, final from the start and with buttons: its steps as Slack's plan
+        and tasks, stopped at once with its first line and the buttons (two calls: a stream is the
+        only way Slack shows a plan, and only its stop carries blocks)."""
+        streamer = await self._open(channel, thread_ts, task_display_mode="plan")
+        chunks = _PlanStream(streamer, channel, thread_ts).changes(plan)
+        await self._call("chat.startStream", lambda: streamer.append(chunks=chunks))
+        assert streamer.ts is not None
+        actions = {"type": "actions", "elements": [button_element(b) for b in buttons]}
+        status = self._session_status(channel, thread_ts)
+        await self._call(
+            "chat.stopStream",
+            lambda: streamer.stop(
+                chunks=[MarkdownTextChunk(text=defuse(plan.head))],
+                blocks=[actions],
+                session_status=status,
+                metadata=message_tag(key),
+            ),
+        )
         return streamer.ts
 
     async def _update_plan(

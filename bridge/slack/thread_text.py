@@ -2,14 +2,19 @@
 
 The view says what a block holds; this is the one place that says how it reads. Everything in a
 view comes from the agent or Coder, so a person's mention in it is shown, not sent: the text is
-``unmention``-ed whole, and each part of a plan on its own.
+``unmention``-ed whole, and each part of a plan on its own; a question's renderer unmentions the
+agent's words in it itself, as it may name the person who answered.
 """
 
 from __future__ import annotations
 
 from bridge.coder.types import ChatPhase, ChatStatus
 from bridge.relay.content import (
+    Answered,
+    Asking,
     Card,
+    ClientTool,
+    Closing,
     Content,
     Failed,
     Plan,
@@ -18,17 +23,22 @@ from bridge.relay.content import (
     RetriesOver,
     Retrying,
     Step,
+    Unanswered,
 )
 from bridge.slack.blocks import (
     RESTARTING,
     call_state,
     card_title,
+    render_answered,
     render_card,
     render_card_head,
+    render_client_tool,
     render_error,
+    render_question,
     render_reasoning,
     render_retry,
     render_retry_end,
+    render_unanswered,
 )
 from bridge.slack.defuse import unmention
 from bridge.slack.failures import render_failure
@@ -37,6 +47,10 @@ from bridge.slack.failures import render_failure
 def render_content(content: Content) -> str:
     """What a block shows in Slack (Markdown)."""
     match content:
+        case Asking(questions=questions, closing=closing):
+            return render_question(questions, closing=_closing(closing))  # it may name who answered
+        case ClientTool(name=name, closing=closing):
+            return render_client_tool(name, closing=_closing(closing))
         case Reply(text=text, reasoning=reasoning):
             quote = render_reasoning(reasoning)
             shown = f"{quote}\n\n{text}" if quote and text else quote or text
@@ -82,6 +96,16 @@ def _agent_state(status: ChatStatus | None) -> str:
     if status is None or status.phase.busy or status.phase is ChatPhase.NEEDS_USER:
         return "running"
     return "error" if status.phase is ChatPhase.ERROR else "ok"
+
+
+def _closing(closing: Closing | None) -> str:
+    """How a question ended, in words (the agent's words in it defused by its renderer)."""
+    match closing:
+        case Answered(answer=answer, user=user):
+            return render_answered(answer, user)
+        case Unanswered(reason=reason, timed_out=timed_out, minutes=minutes):
+            return render_unanswered(reason, timed_out=timed_out, minutes=minutes)
+    return ""
 
 
 def _reason(card: Card) -> str:

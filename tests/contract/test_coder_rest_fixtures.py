@@ -179,6 +179,12 @@ def _chat_cost(payload: Any) -> None:
     assert render_usage((), cost) == "🪙 $1.23 so far, 1 call(s) unpriced"
 
 
+def _chat_plan_mode(payload: Any) -> None:
+    chat = v2_wire.parse_chat(payload)
+    assert (chat.id, chat.status.phase, chat.plan_mode) == ("chat-1", ChatPhase.WORKING, True)
+    assert not v2_wire.parse_chat({**payload, "plan_mode": ""}).plan_mode
+
+
 def _chat_failed(payload: Any) -> None:
     chat = v2_wire.parse_chat(payload)
     assert chat.status.phase is ChatPhase.ERROR
@@ -235,6 +241,7 @@ EXPECTED: dict[str, Callable[[Any], None]] = {
     "mcp_servers_org": _mcp_servers_org,
     "models_org_unavailable_provider": _models_org_unavailable_provider,
     "chat_with_labels": _chat_with_labels,
+    "chat_plan_mode": _chat_plan_mode,
     "chat_failed": _chat_failed,
     "chat_summarized": _chat_summarized,
     "chat_cost": _chat_cost,
@@ -402,6 +409,14 @@ async def _chat_cost(sim: CoderSim, client: httpx.AsyncClient) -> Any:
     return (await client.get(f"{V2}/{chat_id}/cost")).json()
 
 
+async def _chat_in_plan_mode(sim: CoderSim, client: httpx.AsyncClient) -> Any:
+    sim.agent = lambda prompt: [Gate(asyncio.Event())]  # still planning when read
+    body = {"content": [{"type": "text", "text": "plan it"}], "organization_id": sim.organization_id}
+    created = await client.post(V2, json={**body, "plan_mode": "plan"})
+    assert created.status_code == 201, created.text
+    return (await client.get(f"{V2}/{created.json()['id']}")).json()
+
+
 async def _chat_failed(sim: CoderSim, client: httpx.AsyncClient) -> Any:
     sim.agent = lambda prompt: [
         Fail("Azure OpenAI is rate limiting requests.", kind="rate_limit", provider="azure")
@@ -458,6 +473,7 @@ SITUATIONS: dict[str, tuple[str, Scenario, frozenset[str]]] = {
     "chat_summarized": ("v2-late", _chat_summarized, _CHAT_EXTRAS),
     "chat_cost": ("v2-late", _chat_cost, frozenset()),
     "chat_with_child": ("v2-late", _chat_with_child, _CHAT_EXTRAS - {"root_chat_id"}),
+    "chat_plan_mode": ("v2-late", _chat_in_plan_mode, _CHAT_EXTRAS),
     "chat_failed": ("v2-late", _chat_failed, _CHAT_EXTRAS - {"last_error"} | {"status_code", "detail"}),
     "mcp_servers_org": ("v2-late", _mcp_servers, frozenset({"has_signing_secret"})),
     "models_org_unavailable_provider": ("v2-late", _models, frozenset({"unavailable_reason"})),

@@ -21,7 +21,14 @@ from bridge.sim.coder import CoderSim
 from bridge.sim.coder_agent import Gate, Step, Text
 from bridge.sim.slack import SlackSim
 from bridge.sim.slack_state import SimMessage
-from bridge.slack.blocks import is_card, is_diff_summary, is_outcome, is_removed_line, is_retry_line
+from bridge.slack.blocks import (
+    is_card,
+    is_diff_summary,
+    is_outcome,
+    is_question,
+    is_removed_line,
+    is_retry_line,
+)
 from tests.slack_text import shown
 
 CODER_TOKEN = "sim-token-alice"
@@ -168,7 +175,12 @@ class World:
             t
             for t in self.bot_texts(root, channel)[1:]
             if not (
-                is_card(t) or is_outcome(t) or is_diff_summary(t) or is_retry_line(t) or is_removed_line(t)
+                is_card(t)
+                or is_outcome(t)
+                or is_diff_summary(t)
+                or is_retry_line(t)
+                or is_removed_line(t)
+                or is_question(t)
             )
         ]
 

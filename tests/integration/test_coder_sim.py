@@ -20,7 +20,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from bridge.sim import scenarios
 from bridge.sim.coder import CoderSim
-from bridge.sim.coder_agent import ClientToolCall, Fail, Gate, Step, Text, ToolCall
+from bridge.sim.coder_agent import ClientToolCall, Fail, Gate, ProposePlan, Step, Text, ToolCall
 from bridge.sim.coder_state import SimChat
 
 ALICE = "sim-token"
@@ -1471,3 +1471,27 @@ async def test_ai_sdk_fault_knobs_and_recording(make_sim: MakeSim) -> None:
         "hi",
     )
     assert [m["content"] for m in sim.chats[chat["id"]].messages] == ["hi", "Echo: hi"]
+
+
+async def test_v2_plan_mode_is_set_on_create_and_cleared_with_a_message(make_sim: MakeSim) -> None:
+    """``plan_mode`` "plan" on create is the chat's until a message (or a PATCH) sends ""; an unknown
+    value is a 400; a plan the agent proposes is a chat file its owner can read."""
+    plan = "# Plan\n\n1. Fix it\n"
+    sim = await make_sim(generation="v2", agent=lambda prompt: [ProposePlan(plan)])
+    async with http(sim) as alice:
+        body = {"content": [{"type": "text", "text": "plan it"}], "organization_id": sim.organization_id}
+        created = (await alice.post(V2, json={**body, "plan_mode": "plan"})).json()
+        assert created["plan_mode"] == "plan"
+        chat = sim.chats[created["id"]]
+        await sim.wait_for(lambda: chat.status == "waiting")
+        result = chat.messages[-1]["content"][0]
+        assert (result["tool_name"], result["result"]["kind"]) == ("propose_plan", "plan")
+        file = await alice.get(f"{V2}/files/{result['result']['file_id']}")
+        assert file.text == plan
+        bad = await alice.post(f"{V2}/{chat.id}/messages", json={**body, "plan_mode": "act"})
+        assert bad.status_code == 400
+        go = {"content": [{"type": "text", "text": "Implement the plan."}], "plan_mode": ""}
+        assert (await alice.post(f"{V2}/{chat.id}/messages", json=go)).status_code == 200
+        assert "plan_mode" not in (await alice.get(f"{V2}/{chat.id}")).json()
+        assert (await alice.patch(f"{V2}/{chat.id}", json={"plan_mode": "plan"})).status_code == 204
+        assert (await alice.get(f"{V2}/{chat.id}")).json()["plan_mode"] == "plan"

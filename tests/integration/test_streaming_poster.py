@@ -10,7 +10,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bridge.metrics import Metrics
 from bridge.relay.content import Plan, Step
 from bridge.relay.limits import SlackLimits
-from bridge.relay.ports import SlackRateLimited
+from bridge.relay.ports import Button, SlackRateLimited
 from bridge.relay.slots import PostTag, SlotKey
 from bridge.sim.slack import SlackSim
 from bridge.slack.poster import WebPoster
@@ -149,6 +149,39 @@ async def test_a_card_streams_as_a_plan_sending_only_changes(
     ]
     assert card.metadata is not None
     assert card.metadata["event_payload"] == {"key": "1:card:2"}
+
+
+async def test_a_proposed_plan_shows_as_slacks_plan_with_its_buttons(
+    slack: SlackSim, poster: StreamingPoster
+) -> None:
+    """A final plan with buttons (a plan the agent proposes) streams its steps as tasks and stops at
+    once with its last line and the buttons; an edit of it later replaces it with its text."""
+    root = await slack.user_says(slack.alice, slack.general, "plan it")
+    steps = (Step("t-1", "Reproduce the bug", "", "pending"), Step("t-2", "Fix it", "", "pending"))
+    plan = Plan("The agent's plan", steps, "Approve or revise.", final=True)
+    buttons = (
+        Button("plan_approve", "Approve", "c:t", style="primary"),
+        Button("plan_revise", "Revise", "c:t"),
+    )
+    key = PostTag(1, SlotKey.plan("t"))
+    ts = await poster.post(slack.general, root, "📋 the plan as text", key=key, buttons=buttons, plan=plan)
+    [start] = slack.calls_to("chat.startStream")
+    assert start.params["task_display_mode"] == "plan"
+    assert start.params["chunks"] == [
+        {"type": "plan_update", "title": "The agent's plan"},
+        {"type": "task_update", "id": "t-1", "title": "Reproduce the bug", "status": "pending"},
+        {"type": "task_update", "id": "t-2", "title": "Fix it", "status": "pending"},
+    ]
+    message = slack.message(slack.general, ts)
+    assert message is not None
+    assert (message.streaming, message.visible_text) == (False, "Approve or revise.")
+    actions = [e["action_id"] for b in message.blocks if b["type"] == "actions" for e in b["elements"]]
+    assert actions == ["plan_approve", "plan_revise"]
+    assert message.metadata is not None
+    assert message.metadata["event_payload"] == {"key": "1:plan:t"}
+    await poster.update(slack.general, ts, "📋 the plan, approved", key=key)
+    assert (message.visible_text, message.edited) == ("📋 the plan, approved", True)
+    assert [b for b in message.blocks if b["type"] == "actions"] == []
 
 
 async def test_a_card_stream_slack_ended_goes_on_as_text(slack: SlackSim, poster: StreamingPoster) -> None:

@@ -17,6 +17,7 @@ from bridge.coder.aisdk_wire import DataStreamDecoder, ReplyAccumulator
 from bridge.coder.framing import FrameDecoder, RawEvent
 from bridge.coder.types import (
     ActionRequiredEvent,
+    ClientCall,
     ErrorEvent,
     MessageEvent,
     PartEvent,
@@ -281,4 +282,13 @@ def test_action_required_names_the_waiting_tools() -> None:
     """The tool calls an action_required event lists become the names the thread shows."""
     calls = [{"tool_call_id": "1", "tool_name": "browser"}, {"tool_call_id": "2"}]
     event = v2_wire.parse_stream_event({"type": "action_required", "action_required": {"tool_calls": calls}})
-    assert event == ActionRequiredEvent(tool_names=("browser",))
+    assert event == ActionRequiredEvent(calls=(ClientCall(tool_call_id="1", tool_name="browser"),))
+    assert event.tool_names == ("browser",)
+
+
+def test_action_required_reads_arguments_given_as_text() -> None:
+    """A call's arguments as JSON text (as Coder's CLI reads them) become the object they spell."""
+    calls = [{"tool_call_id": "1", "tool_name": "ask_user_question", "args": '{"questions": []}'}]
+    event = v2_wire.parse_stream_event({"type": "action_required", "action_required": {"tool_calls": calls}})
+    assert isinstance(event, ActionRequiredEvent)
+    assert event.calls[0].args == {"questions": []}

@@ -170,6 +170,21 @@ def test_clicks_on_control_buttons_are_parsed() -> None:
     assert (promote.chat_id, promote.queued_id) == ("c-1", 42)
 
 
+def test_clicks_on_a_question_or_a_plan_name_the_call() -> None:
+    """An answer's button names its chat, the tool call it answers and the answer's place; a plan's
+    buttons name the chat and the call; a value that names no call (or no answer) is dropped."""
+    answer = parse_click(_click("question_answer:1", "c-1:toolu_9:1"))
+    assert answer == Click(
+        "click:U1:1.5", "U1", ButtonAction.QUESTION_ANSWER, "c-1", call_id="toolu_9", option=1
+    )
+    approve = parse_click(_click("plan_approve", "c-1:toolu_3"))
+    assert approve is not None
+    assert (approve.action, approve.call_id) == (ButtonAction.PLAN_APPROVE, "toolu_3")
+    assert parse_click(_click("question_answer:0", "c-1:toolu_9")) is None
+    assert parse_click(_click("plan_revise", "c-1")) is None
+    assert parse_click(_click("chat_stop:2", "c-1")) is not None, "an index on another button is ignored"
+
+
 def test_other_and_malformed_clicks_are_not_controls() -> None:
     """Open in Coder, foreign buttons, bad queued values and missing fields are no control."""
     assert parse_click(_click("chat_open", "")) is None

@@ -47,7 +47,7 @@ def test_manifest_declares_the_coder_command_and_interactivity() -> None:
     manifest = yaml.safe_load(MANIFEST.read_text())
     commands = manifest["features"]["slash_commands"]
     assert [c["command"] for c in commands] == ["/coder"]
-    assert commands[0]["usage_hint"].startswith("[new <task>|list|status [chat]|archive <chat>")
+    assert commands[0]["usage_hint"].startswith("[new <task>|plan <task>|list|status [chat]|archive <chat>")
     interactivity = manifest["settings"]["interactivity"]
     assert interactivity["is_enabled"] is True
     events_url = manifest["settings"]["event_subscriptions"]["request_url"]

@@ -6,6 +6,7 @@ from bridge.coder.types import (
     ActionRequiredEvent,
     ChatPhase,
     ChatStatus,
+    ClientCall,
     ConnectedEvent,
     ErrorEvent,
     Message,
@@ -620,7 +621,12 @@ def test_waiting_for_the_user_is_an_outcome_naming_the_tools() -> None:
     needs_user = StatusEvent(status=ChatStatus(phase=ChatPhase.NEEDS_USER, name="requires_action"))
     view = ThreadView()
     view.apply([message(5, "user", "go"), RUNNING, tool_call("c1", "ask_user_question", {"q": "Which DB?"})])
-    view.apply([needs_user, ActionRequiredEvent(tool_names=("ask_user_question",))])
+    view.apply(
+        [
+            needs_user,
+            ActionRequiredEvent(calls=(ClientCall(tool_call_id="c1", tool_name="ask_user_question"),)),
+        ]
+    )
     outcome = view.outcome()
     assert outcome is not None
     assert (outcome.phase, outcome.waiting_for) == (ChatPhase.NEEDS_USER, ("ask_user_question",))
