@@ -281,7 +281,7 @@ async def test_demo_on_the_web_plays_for_the_first_visitor(tmp_path: Path) -> No
                 assert "/static/playground.js" in await page.text()
             async with http.ws_connect(f"{url}api/live?user=U0ALICE") as live:
                 texts: list[str] = []
-                while not any("Added `tests/test_auth.py` with two tests" in t for t in texts):
+                while not any("Added the regression test where you chose" in t for t in texts):
                     view = await asyncio.wait_for(live.receive_json(), 30)
                     texts = [m["text"] for m in view["messages"]["C0GENERAL"]]
         assert "<@U0BOT> fix the login bug" in texts
