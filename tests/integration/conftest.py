@@ -243,7 +243,8 @@ def assistant_texts(chat: Any, *, style: str = "full") -> list[str]:
     calls a tool is a step, shown on the turn's card)."""
     replies = [m for m in chat.messages if m["role"] == "assistant"]
     if style == "compact":
-        replies = [m for m in replies if not any(p.get("type") == "tool-call" for p in message_parts(m))]
+        calls = ("tool-call", "tool-invocation")  # the AI-SDK API names a call a tool invocation
+        replies = [m for m in replies if not any(p.get("type") in calls for p in message_parts(m))]
     texts = [message_text(m) for m in replies]
     return [t for t in texts if t.strip()]
 
