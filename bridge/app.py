@@ -1,5 +1,8 @@
 """Composition root: builds every object of a running bridge from ``Settings`` and runs its lifecycle.
 
+Each start is a replica with an id of its own; on PostgreSQL several share the work through leases
+(``relay.leases``), on SQLite the database serves one (``db.sole`` refuses a second).
+
 Start order: database (migrated) -> Coder (generation detected) -> Slack (auth.test) -> relay ->
 stored Slack output and busy chats resumed -> HTTP endpoints -> Socket Mode (if configured). Stop
 order, all within one deadline: stop taking events, let in-flight handlers finish, close streams
@@ -11,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -35,6 +40,7 @@ from bridge.config import Settings, encryption_keys
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.migrate import upgrade
+from bridge.db.sole import AlreadyServed, SoleServer
 from bridge.metrics import Metrics
 from bridge.relay.aisdk_store import DatabaseAiSdkStore
 from bridge.relay.attempts import LinkThrottle
@@ -45,6 +51,7 @@ from bridge.relay.home import Home
 from bridge.relay.identity import Identity
 from bridge.relay.inbound import ContextLimits, Inbound
 from bridge.relay.intake import Intake, integrity_key
+from bridge.relay.leases import REPLICA, Leases
 from bridge.relay.limits import SlackLimits
 from bridge.relay.links import Headers
 from bridge.relay.marks import ReactionNames
@@ -54,6 +61,7 @@ from bridge.relay.ports import SlackPoster
 from bridge.relay.renames import Renames
 from bridge.relay.sessions import SessionMirror
 from bridge.relay.supervisor import Supervisor
+from bridge.relay.takeover import Takeover, prune_events
 from bridge.relay.watcher import Watcher
 from bridge.slack import commands, events, home_tab, shortcuts, signing
 from bridge.slack.directory import WebDirectory
@@ -153,12 +161,14 @@ def _bolt_logger() -> logging.Logger:
     return logger
 
 
-async def open_intake(db: Database, settings: Settings, schema_before: str | None) -> Intake:
+async def open_intake(
+    db: Database, settings: Settings, schema_before: str | None, leases: Leases | None = None
+) -> Intake:
     """The durable intake, its records tagged under a key from the Slack secret; when the migration
     from ``schema_before`` just added the tags, the unfinished records made before them are tagged."""
     secret = settings.intake_secret
     assert secret is not None  # ``require_serve`` and ``bridge migrate`` checked
-    intake = Intake(db, integrity_key(secret.get_secret_value()))
+    intake = Intake(db, integrity_key(secret.get_secret_value()), leases)
     adopted = await intake.adopt(schema_before)
     if adopted:
         log.info("tagged %d Slack events recorded before this upgrade, to be handled", adopted)
@@ -172,6 +182,12 @@ class Bridge:
         self.settings = settings
         self.metrics = Metrics()
         self.db = Database(settings.database_url)
+        self.replica = uuid.uuid4().hex
+        """This process's id among the replicas sharing the database."""
+        self.leases = Leases(
+            self.db, self.replica, duration=settings.lease_duration, heartbeat=settings.lease_heartbeat
+        )
+        self._sole = SoleServer(self.db.url)
         self.port: int | None = None
         self.metrics_port: int | None = None
         """Where ``/metrics`` is served when it has its own listener (``BRIDGE_METRICS_PORT``)."""
@@ -205,9 +221,17 @@ class Bridge:
         assert settings.coder_session_token is not None
         assert settings.slack_bot_token is not None
         try:
+            self._sole.claim()
+        except AlreadyServed as exc:
+            raise StartupError(str(exc)) from None
+        try:
             schema_before = await upgrade(self.db)
+            await prune_events(self.db)
+            held = await self.leases.acquire(f"{REPLICA}{self.replica}")
         except Exception as exc:
             raise StartupError(f"database {self.db.engine.url.render_as_string()} unusable: {exc}") from None
+        assert held is not None  # its id is new: nobody else holds it
+        self.leases.start()
         try:
             backend, self.coder_reason = await connect_backend(
                 settings.coder_url,
@@ -262,6 +286,7 @@ class Bridge:
             self.db,
             poster,
             limits=limits,
+            leases=self.leases,
             edit_interval=settings.edit_interval,
         )
         self._identity = accounts = self._build_identity(backend, self._outbox)
@@ -286,6 +311,7 @@ class Bridge:
         headers = Headers(accounts, self._outbox, sessions)
         self._supervisor = Supervisor(
             self.db,
+            self.leases,
             accounts,
             self._outbox,
             headers,
@@ -302,10 +328,11 @@ class Bridge:
             self._outbox,
             self._supervisor,
             headers,
+            leases=self.leases,
             home=self._home,
             retry_after=settings.watch_retry_after,
         )
-        intake = await open_intake(self.db, settings, schema_before)
+        intake = await open_intake(self.db, settings, schema_before, self.leases)
         self._inbound = Inbound(
             self.db,
             accounts,
@@ -322,6 +349,7 @@ class Bridge:
                 settings.thread_context_messages if settings.thread_context else 0,
                 settings.thread_context_chars,
             ),
+            leases=self.leases,
         )
         self._controls = Controls(
             self.db,
@@ -347,6 +375,7 @@ class Bridge:
             intake,
             bot_user_id=identity.bot_user_id,
             home=self._home,
+            leases=self.leases,
         )
         bolt = AsyncApp(
             client=AsyncWebClient(base_url=settings.slack_api_url, session=http),
@@ -374,9 +403,11 @@ class Bridge:
         resumed = await self._supervisor.resume()
         self._watcher.start()
         # Handed over before new events are taken, so a thread's older event keeps its place.
-        replayed = await events.recover(intake, self._inbound, self._controls, renames=self._renames)
+        replay = partial(events.recover, intake, self._inbound, self._controls, renames=self._renames)
+        replayed = await replay()
         if replayed:
             log.info("handling %d Slack events acknowledged before the last stop", replayed)
+        self.leases.look_for_work(Takeover(self.db, self._supervisor, self._outbox, replay).sweep)
         echoes = EchoFilter(
             settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "",
             bot_user_id=identity.bot_user_id,
@@ -544,6 +575,7 @@ class Bridge:
             return max(0.0, (deadline - loop.time()) * share)
 
         self._accepting = False
+        self.leases.stopping()
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
         if self._watcher is not None:  # Coder's side of intake: nothing new is started after this
@@ -581,5 +613,7 @@ class Bridge:
             await self._files.aclose()
         if self._http is not None:
             await self._http.close()
+        await self.leases.close()  # last: other replicas take over what is left at once
         await self.db.dispose()
+        self._sole.release()
         log.info("bridge stopped")

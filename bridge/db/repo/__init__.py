@@ -16,6 +16,7 @@ Which module holds which table (``bridge.db.models``):
 - ``outbox_reaction``: ``outbox_reaction`` (``OutboxReaction``), reactions the bridge wishes.
 - ``user_link``: ``user_link`` (``UserLink``), linked Coder accounts.
 - ``link_attempt``: ``link_attempt`` (``LinkAttempt``), ``/coder link`` token checks.
+- ``lease``: ``lease`` (``Lease``), work one replica of several does (PostgreSQL only).
 - ``aisdk_chat``: ``legacy_chat`` (``AisdkChat``), chats of Coder's 2025 AI-SDK API.
 - ``aisdk_follow_up``: ``legacy_follow_up`` (``AisdkFollowUp``), their held follow-ups.
 
@@ -44,6 +45,16 @@ from bridge.db.repo.inbound_message import (
     replace_queued,
     unqueue,
 )
+from bridge.db.repo.lease import (
+    Acquired,
+    acquire_lease,
+    expire_leases,
+    find_expired_leases,
+    find_unleased_output,
+    holds_lease,
+    release_lease,
+    renew_leases,
+)
 from bridge.db.repo.link_attempt import add_link_attempt, find_link_attempts_since
 from bridge.db.repo.outbox_reaction import (
     StoredWish,
@@ -65,9 +76,11 @@ from bridge.db.repo.outbox_text import (
 from bridge.db.repo.seen_event import (
     RecordedEvent,
     claim_event,
+    claim_orphaned_events,
     claim_request,
     find_unfinished_events,
     finish_event,
+    prune_events,
     tag_event,
 )
 from bridge.db.repo.slack_message import find_posted_messages, rename_slot, save_slot
@@ -114,26 +127,31 @@ __all__ = [
     "OUTBOX_PENDING",
     "STARTING_PHASE",
     "WAITING_PHASE",
+    "Acquired",
     "RecordedEvent",
     "StoredWish",
     "TextToStore",
     "WishToStore",
+    "acquire_lease",
     "add_link_attempt",
     "attach_chat",
     "choose_title",
     "claim_event",
     "claim_inbound",
+    "claim_orphaned_events",
     "claim_request",
     "claim_thread",
     "delete_aisdk_chat",
     "delete_user_link",
     "drop_reactions",
+    "expire_leases",
     "fail_texts",
     "find_aisdk_chat",
     "find_aisdk_follow_ups",
     "find_all_aisdk_chats",
     "find_all_user_links",
     "find_cursor",
+    "find_expired_leases",
     "find_inbound",
     "find_link",
     "find_link_attempts_since",
@@ -150,18 +168,23 @@ __all__ = [
     "find_queued_inbound",
     "find_turn_message",
     "find_unfinished_events",
+    "find_unleased_output",
     "find_user_link",
     "finish_event",
     "forget_after",
     "hold_aisdk_follow_up",
+    "holds_lease",
     "mark_busy",
     "mark_failed",
     "mark_user_link_broken",
+    "prune_events",
     "reclaim_thread",
     "record_inbound",
     "release_aisdk_follow_up",
     "release_inbound",
+    "release_lease",
     "rename_slot",
+    "renew_leases",
     "replace_queued",
     "replace_user_token",
     "save_aisdk_chat",

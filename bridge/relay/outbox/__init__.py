@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Callable
 
 from bridge.db.engine import Database
+from bridge.relay.leases import Leases
 from bridge.relay.limits import SlackLimits
 from bridge.relay.outbox.reactions import Reactions
 from bridge.relay.outbox.store import Store
@@ -35,6 +36,7 @@ class Outbox:
         poster: SlackPoster,
         *,
         limits: SlackLimits,
+        leases: Leases | None = None,
         edit_interval: float = 1.0,
         idle_timeout: float = 300.0,
         clock: Callable[[], float] | None = None,
@@ -52,6 +54,7 @@ class Outbox:
             self._reactions,
             poster,
             limits=limits,
+            leases=leases or Leases(db, "", shared=False),  # without: this process alone
             edit_interval=edit_interval,
             idle_timeout=idle_timeout,
         )
@@ -66,6 +69,7 @@ class Outbox:
         self.show_reactions = self._reactions.show
         self.untouched = self._reactions.untouched
         self.resume = self._store.resume
+        self.touch = self._store.touch
         self.whisper = self._texts.whisper
         self.announce = self._texts.announce
         self.link_of = self._texts.link_of
