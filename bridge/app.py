@@ -301,6 +301,7 @@ class Bridge:
             workspace_url=identity.url,
             how_to=HowTo(interrupt=settings.reaction_interrupt, archive=settings.reaction_archive),
             debounce=settings.home_debounce,
+            leases=self.leases,
         )
         reactions = ReactionNames(
             working=settings.reaction_working,
@@ -420,9 +421,10 @@ class Bridge:
             await self._socket.connect_async()  # type: ignore[no-untyped-call]
         self._accepting = True
         log.info(
-            "bridge ready on port %s (%s mode); following %d busy chats again",
+            "bridge ready on port %s (%s mode, replica %s); following %d busy chats again",
             self.port,
             "Socket" if settings.socket_mode else "HTTP",
+            self.replica,
             resumed,
         )
 

@@ -250,6 +250,16 @@ class AisdkFollowUp(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())
 
 
+class HomeViewer(SQLModel, table=True):
+    """Someone who opened the App Home tab, on whichever replica: the replica that watches Coder
+    republishes their tab when one of their chats changes (replicas on PostgreSQL only)."""
+
+    __tablename__ = "home_viewer"
+
+    user_id: str = Field(primary_key=True, max_length=32)
+    opened_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())
+
+
 class Lease(SQLModel, table=True):
     """Work that exactly one replica does at a time, and which one does it (PostgreSQL only).
 

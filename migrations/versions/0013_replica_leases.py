@@ -1,4 +1,5 @@
-"""Leases shared by replicas on one PostgreSQL database, and the replica that took each event in.
+"""Leases shared by replicas on one PostgreSQL database, the replica that took each event in, and
+who opened the App Home tab (on any replica).
 
 Revision ID: 0014
 Revises: 0013
@@ -30,9 +31,16 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("seen_event", schema=None) as batch_op:
         batch_op.add_column(sa.Column("replica", sa.String(length=32), nullable=True))
+    op.create_table(
+        "home_viewer",
+        sa.Column("user_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+        sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("user_id"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("home_viewer")
     with op.batch_alter_table("seen_event", schema=None) as batch_op:
         batch_op.drop_column("replica")
     op.drop_table("lease")

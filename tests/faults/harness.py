@@ -25,13 +25,13 @@ from typing import Any
 import pytest
 
 from bridge.demo import wait_either
+from bridge.sim.balancer import Balancer
 from bridge.sim.coder import CoderSim, Flakiness
 from bridge.sim.coder_state import SimChat
 from bridge.sim.sender import AckLoss
 from bridge.sim.slack import SlackSim, Storm
 from bridge.slack.blocks import is_card, is_outcome, render_unqueued
 from tests.faults.conversation import PLANS, gates_for_plans, make_agent
-from tests.integration.balancer import Balancer
 from tests.integration.conftest import CODER_TOKEN, SIGNING_SECRET
 from tests.integration.processes import BridgeProcess, serve_env
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,16 @@ from bridge.sim.coder import CoderSim
 from bridge.sim.slack import SlackSim
 from tests.conftest import postgres_database
 from tests.faults.harness import SEED, SEED_ENV, Faults, assert_as_undisturbed, reference_run, run_script
+from tests.integration.conftest import WAIT
 from tests.integration.processes import BridgeProcess, serve_env
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A new PostgreSQL database for the test (skipped without ``BRIDGE_TEST_POSTGRES_URL``)."""
+    async for url in postgres_database():
+        yield url
+
 
 SCENARIOS = {
     "spread-retried-one-killed": Faults(replicas=3, kills=1, ack_loss=0.3),
@@ -37,19 +47,20 @@ how replicas share the work)."""
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
-async def test_replicas_end_as_one_undisturbed_bridge(tmp_path: Path, scenario: str) -> None:
+async def test_replicas_end_as_one_undisturbed_bridge(
+    tmp_path: Path, postgres_url: str, scenario: str
+) -> None:
     """Deliveries spread and retried over the replicas, one of them killed or each restarted in turn:
     every thread shows what one undisturbed bridge shows, and Coder got each message once."""
-    async for database_url in postgres_database():
-        faults = SCENARIOS[scenario]
-        replay = f"seed {SEED}; replay with {SEED_ENV}={SEED}"
-        reference = await reference_run("v2", tmp_path)
-        rng = random.Random(f"{SEED}:{scenario}")
-        try:
-            outcome = await run_script(tmp_path, database_url, "v2", faults, rng, reference.threads)
-        except TimeoutError as exc:
-            pytest.fail(f"{scenario} never settled ({replay}): {exc}")
-        assert_as_undisturbed(outcome, reference, faults, f"{scenario} [postgresql]", replay)
+    faults = SCENARIOS[scenario]
+    replay = f"seed {SEED}; replay with {SEED_ENV}={SEED}"
+    reference = await reference_run("v2", tmp_path)
+    rng = random.Random(f"{SEED}:{scenario}")
+    try:
+        outcome = await run_script(tmp_path, postgres_url, "v2", faults, rng, reference.threads)
+    except TimeoutError as exc:
+        pytest.fail(f"{scenario} never settled ({replay}): {exc}")
+    assert_as_undisturbed(outcome, reference, faults, f"{scenario} [postgresql]", replay)
 
 
 async def test_a_second_replica_on_sqlite_is_refused_with_one_line(
@@ -74,18 +85,48 @@ async def test_a_second_replica_on_sqlite_is_refused_with_one_line(
     await again.stop()
 
 
-async def test_replicas_migrating_at_once_are_serialised() -> None:
+async def test_replicas_migrating_at_once_are_serialised(postgres_url: str) -> None:
     """Replicas starting together on a new PostgreSQL database all migrate it (one does the work, an
     advisory lock makes the others wait and find nothing to do), and none fails."""
-    async for database_url in postgres_database():
-        databases = [Database(database_url) for _ in range(4)]
-        try:
-            before = await asyncio.gather(*(upgrade(db) for db in databases))
-            head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-            assert (before.count(None), before.count(head)) == (1, 3)  # one migrated a new database
-            async with databases[0].unit() as session:
-                version = (await session.execute(text("SELECT version_num FROM alembic_version"))).scalar()
-            assert version == head
-        finally:
-            for db in databases:
-                await db.dispose()
+    databases = [Database(postgres_url) for _ in range(4)]
+    try:
+        before = await asyncio.gather(*(upgrade(db) for db in databases))
+        head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+        assert (before.count(None), before.count(head)) == (1, 3)  # one migrated a new database
+        async with databases[0].unit() as session:
+            version = (await session.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+        assert version == head
+    finally:
+        for db in databases:
+            await db.dispose()
+
+
+async def test_the_watch_runs_once_and_keeps_a_home_opened_on_another_replica_current(
+    tmp_path: Path, sims: tuple[SlackSim, CoderSim], postgres_url: str
+) -> None:
+    """The chat watch runs on one replica (the first to start holds its lease); a person who opened
+    their Home tab on the other replica still sees a rename in it, published once."""
+    slack, coder = sims
+    env = serve_env(slack, coder, tmp_path, DATABASE_URL=postgres_url)
+    watching = await BridgeProcess.start(env, tmp_path)
+    other = await BridgeProcess.start(env, tmp_path)
+    try:
+        slack.event_url = watching.events_url
+        root = await slack.user_says(slack.alice, slack.general, f"<@{slack.bot_user_id}> tidy the docs")
+        await slack.wait_for(
+            lambda: any(c.labels.get("slack_thread") == root for c in coder.chats.values()), timeout=WAIT
+        )
+        chat = next(c for c in coder.chats.values() if c.labels.get("slack_thread") == root)
+        await coder.wait_for(lambda: chat.status == "waiting", timeout=WAIT)
+        watches = sum(1 for r in coder.requests if r.path.endswith("/chats/watch"))
+        assert watches == 1, "one replica watches Coder's chat list"
+        slack.event_url = other.events_url
+        await slack.open_home(slack.alice)
+        await slack.wait_for(lambda: "tidy the docs" in str(slack.home_view(slack.alice)), timeout=WAIT)
+        published = len(slack.calls_to("views.publish"))
+        coder.set_title(chat.id, "Docs tidied")
+        await slack.wait_for(lambda: "Docs tidied" in str(slack.home_view(slack.alice)), timeout=WAIT)
+        assert len(slack.calls_to("views.publish")) == published + 1
+    finally:
+        await other.stop()
+        await watching.stop()

@@ -16,6 +16,7 @@ Which module holds which table (``bridge.db.models``):
 - ``outbox_reaction``: ``outbox_reaction`` (``OutboxReaction``), reactions the bridge wishes.
 - ``user_link``: ``user_link`` (``UserLink``), linked Coder accounts.
 - ``link_attempt``: ``link_attempt`` (``LinkAttempt``), ``/coder link`` token checks.
+- ``home_viewer``: ``home_viewer`` (``HomeViewer``), who opened the App Home tab (replicas).
 - ``lease``: ``lease`` (``Lease``), work one replica of several does (PostgreSQL only).
 - ``aisdk_chat``: ``legacy_chat`` (``AisdkChat``), chats of Coder's 2025 AI-SDK API.
 - ``aisdk_follow_up``: ``legacy_follow_up`` (``AisdkFollowUp``), their held follow-ups.
@@ -34,6 +35,7 @@ from bridge.db.repo.aisdk_follow_up import (
     hold_aisdk_follow_up,
     release_aisdk_follow_up,
 )
+from bridge.db.repo.home_viewer import is_home_viewer, note_home_viewer
 from bridge.db.repo.inbound_message import (
     claim_inbound,
     find_inbound,
@@ -174,9 +176,11 @@ __all__ = [
     "forget_after",
     "hold_aisdk_follow_up",
     "holds_lease",
+    "is_home_viewer",
     "mark_busy",
     "mark_failed",
     "mark_user_link_broken",
+    "note_home_viewer",
     "prune_events",
     "reclaim_thread",
     "record_inbound",
