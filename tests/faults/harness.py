@@ -74,7 +74,8 @@ class Faults:
     """Bridge processes sharing the database (PostgreSQL) behind a round-robin load balancer; a kill
     hits one of them at random and starts a new one in its place."""
     rolling: bool = False
-    """Restart every replica once, one after the other, with SIGTERM: a rolling deploy."""
+    """Restart every replica once, one after the other, with SIGTERM: a rolling deploy (run to its
+    end, even when the script finishes first)."""
     slack_retry_delays: tuple[float, float, float] = (0.0, 60.0, 300.0)
     """Slack's waits before retries 1..3 in Slack seconds: its real schedule, which x time_scale 0.05
     gives 0 s, 3 s and 15 s, long enough to outlast a restart on a loaded machine (about 10 s)."""
@@ -147,7 +148,7 @@ class Run:
     async def crash(self) -> None:
         """SIGKILL a bridge (one of the replicas, at random) and start one again at once, as a
         supervisor (systemd, k8s) would."""
-        victim = self.rng.choice(self.bridges)
+        victim = self.rng.choice(self.bridges) if len(self.bridges) > 1 else self.bridges[0]
         self._leave(victim)
         await victim.kill()
         self.tally.crashes += 1
@@ -295,9 +296,10 @@ class Run:
         await asyncio.gather(self._kills(calm), self._rolls(calm), self._drops(calm))
 
     async def _rolls(self, calm: asyncio.Event) -> None:
+        """A rolling deploy runs to its end, also past the script's last message: every replica is
+        restarted once, a short random while after the previous one is back."""
         for _ in range(self.faults.replicas if self.faults.rolling else 0):
-            if await _calm_within(calm, self.rng.uniform(0.5, 1.5)):
-                return
+            await _calm_within(calm, self.rng.uniform(0.2, 0.8))
             await self.restart()
 
     async def _kills(self, calm: asyncio.Event) -> None:
