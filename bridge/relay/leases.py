@@ -78,6 +78,7 @@ class Lease:
             self._guarded.discard(task)
 
     def lose(self) -> None:
+        """Another replica has it now: whatever this one does under it stops."""
         self.lost.set()
         for task in self._guarded:
             task.cancel()
