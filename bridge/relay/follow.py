@@ -429,6 +429,8 @@ class ChatFollow:
                 else:
                     outbox.set_text(ref, slot, part, plan=plan)
         if view.status_changed and view.status is not None:
+            if self._shared.leases.shared:
+                await self._retitled(run)
             header, buttons = self._shared.headers.render(
                 self.chat_id, run.header.title, view.status, view.failure, archived=run.header.archived
             )
@@ -461,6 +463,16 @@ class ChatFollow:
         fence = partial(self._shared.leases.fence, lease=self._lease)
         await self._shared.outbox.put_with(run.ref, finals, write, reactions, plans=plans, fence=fence)
         view.saved_id = view.last_id
+
+    async def _retitled(self, run: _Run) -> None:
+        """Take the title the thread should show from the database: with several replicas the chat
+        watch (which renames headers) may run on another, whose rename of a header shown by this
+        one only reaches the database (Slack shows it from this status change on)."""
+        async with self._shared.db.unit() as session:
+            link = await repo.find_link_by_chat(session, self.chat_id)
+        title = link.chosen_title or link.shown_title if link is not None else ""
+        if title:
+            run.header.title = title
 
     @staticmethod
     def _outcome(requester: str, view: ThreadView) -> list[SlotText]:

@@ -24,6 +24,7 @@ from sqlalchemy import text
 from bridge.db.engine import Database
 from bridge.db.migrate import alembic_config, upgrade
 from bridge.sim.coder import CoderSim
+from bridge.sim.coder_agent import Gate, Text
 from bridge.sim.slack import SlackSim
 from tests.conftest import postgres_database
 from tests.faults.harness import SEED, SEED_ENV, Faults, assert_as_undisturbed, reference_run, run_script
@@ -99,32 +100,37 @@ async def test_replicas_migrating_at_once_are_serialised(postgres_url: str) -> N
             await db.dispose()
 
 
-async def test_the_watch_runs_once_and_keeps_a_home_opened_on_another_replica_current(
+async def test_the_watch_runs_once_and_its_renames_reach_the_other_replicas_threads_and_homes(
     tmp_path: Path, sims: tuple[SlackSim, CoderSim], postgres_url: str
 ) -> None:
-    """The chat watch runs on one replica (the first to start holds its lease); a person who opened
-    their Home tab on the other replica still sees a rename in it, published once."""
+    """The chat watch runs on one replica (the first to start holds its lease). A chat followed by
+    the other replica is renamed in Coder while it works: the person's Home tab, opened on that other
+    replica, shows the new title (published once), and so does the thread's header once the turn ends."""
     slack, coder = sims
+    gate = asyncio.Event()
+    coder.agent = lambda prompt: [Text("Working, "), Gate(gate), Text("done.")]
     env = serve_env(slack, coder, tmp_path, DATABASE_URL=postgres_url)
     watching = await BridgeProcess.start(env, tmp_path)
     other = await BridgeProcess.start(env, tmp_path)
     try:
-        slack.event_url = watching.events_url
+        slack.event_url = other.events_url  # the other replica starts the chat, so follows it
         root = await slack.user_says(slack.alice, slack.general, f"<@{slack.bot_user_id}> tidy the docs")
-        await slack.wait_for(
-            lambda: any(c.labels.get("slack_thread") == root for c in coder.chats.values()), timeout=WAIT
-        )
-        chat = next(c for c in coder.chats.values() if c.labels.get("slack_thread") == root)
-        await coder.wait_for(lambda: chat.status == "waiting", timeout=WAIT)
+
+        def texts() -> list[str]:
+            return [m.visible_text for m in slack.thread(slack.general, root) if m.bot_id]
+
+        await slack.wait_for(lambda: "Working, " in texts(), timeout=WAIT)
         watches = sum(1 for r in coder.requests if r.path.endswith("/chats/watch"))
         assert watches == 1, "one replica watches Coder's chat list"
-        slack.event_url = other.events_url
         await slack.open_home(slack.alice)
         await slack.wait_for(lambda: "tidy the docs" in str(slack.home_view(slack.alice)), timeout=WAIT)
         published = len(slack.calls_to("views.publish"))
+        chat = next(c for c in coder.chats.values() if c.labels.get("slack_thread") == root)
         coder.set_title(chat.id, "Docs tidied")
         await slack.wait_for(lambda: "Docs tidied" in str(slack.home_view(slack.alice)), timeout=WAIT)
         assert len(slack.calls_to("views.publish")) == published + 1
+        gate.set()
+        await slack.wait_for(lambda: "[Docs tidied]" in texts()[0] and "waiting" in texts()[0], timeout=WAIT)
     finally:
         await other.stop()
         await watching.stop()
