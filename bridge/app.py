@@ -1,5 +1,8 @@
 """Composition root: builds every object of a running bridge from ``Settings`` and runs its lifecycle.
 
+Each start is a replica with an id of its own; on PostgreSQL several share the work through leases
+(``relay.leases``), on SQLite the database serves one (``db.sole`` refuses a second).
+
 Start order: database (migrated) -> Coder (generation detected) -> Slack (auth.test) -> relay ->
 stored Slack output and busy chats resumed -> HTTP endpoints -> Socket Mode (if configured). Stop
 order, all within one deadline: stop taking events, let in-flight handlers finish, close streams
@@ -11,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -37,6 +42,7 @@ from bridge.config import Settings, encryption_keys
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.migrate import upgrade
+from bridge.db.sole import AlreadyServed, SoleServer
 from bridge.metrics import Metrics
 from bridge.relay.adoption import Adoption
 from bridge.relay.agent_files import AgentFiles
@@ -49,6 +55,7 @@ from bridge.relay.home import Home
 from bridge.relay.identity import Identity
 from bridge.relay.inbound import ContextLimits, Inbound
 from bridge.relay.intake import Intake, integrity_key
+from bridge.relay.leases import REPLICA, Leases
 from bridge.relay.limits import SlackLimits
 from bridge.relay.links import Headers
 from bridge.relay.marks import ReactionNames
@@ -59,6 +66,7 @@ from bridge.relay.ports import SlackPoster
 from bridge.relay.renames import Renames
 from bridge.relay.sessions import SessionMirror
 from bridge.relay.supervisor import Supervisor
+from bridge.relay.takeover import Takeover, prune_events
 from bridge.relay.watcher import Watcher
 from bridge.slack import commands, events, home_tab, shortcuts, signing
 from bridge.slack.directory import WebDirectory
@@ -161,12 +169,14 @@ def _bolt_logger() -> logging.Logger:
     return logger
 
 
-async def open_intake(db: Database, settings: Settings, schema_before: str | None) -> Intake:
+async def open_intake(
+    db: Database, settings: Settings, schema_before: str | None, leases: Leases | None = None
+) -> Intake:
     """The durable intake, its records tagged under a key from the Slack secret; when the migration
     from ``schema_before`` just added the tags, the unfinished records made before them are tagged."""
     secret = settings.intake_secret
     assert secret is not None  # ``require_serve`` and ``bridge migrate`` checked
-    intake = Intake(db, integrity_key(secret.get_secret_value()))
+    intake = Intake(db, integrity_key(secret.get_secret_value()), leases)
     adopted = await intake.adopt(schema_before)
     if adopted:
         log.info("tagged %d Slack events recorded before this upgrade, to be handled", adopted)
@@ -180,6 +190,12 @@ class Bridge:
         self.settings = settings
         self.metrics = Metrics()
         self.db = Database(settings.database_url)
+        self.replica = uuid.uuid4().hex
+        """This process's id among the replicas sharing the database."""
+        self.leases = Leases(
+            self.db, self.replica, duration=settings.lease_duration, heartbeat=settings.lease_heartbeat
+        )
+        self._sole = SoleServer(self.db.url)
         self.port: int | None = None
         self.metrics_port: int | None = None
         """Where ``/metrics`` is served when it has its own listener (``BRIDGE_METRICS_PORT``)."""
@@ -218,9 +234,17 @@ class Bridge:
         if settings.otel_enabled:
             self._traces = tracing.export_otlp()
         try:
+            self._sole.claim()
+        except AlreadyServed as exc:
+            raise StartupError(str(exc)) from None
+        try:
             schema_before = await upgrade(self.db)
+            await prune_events(self.db)
+            held = await self.leases.acquire(f"{REPLICA}{self.replica}")
         except Exception as exc:
             raise StartupError(f"database {self.db.engine.url.render_as_string()} unusable: {exc}") from None
+        assert held is not None  # its id is new: nobody else holds it
+        self.leases.start()
         try:
             backend, self.coder_reason = await connect_backend(
                 settings.coder_url,
@@ -275,6 +299,7 @@ class Bridge:
             self.db,
             poster,
             limits=limits,
+            leases=self.leases,
             edit_interval=settings.edit_interval,
             observer=self.metrics,
         )
@@ -293,6 +318,7 @@ class Bridge:
             workspace_url=identity.url,
             how_to=HowTo(interrupt=settings.reaction_interrupt, archive=settings.reaction_archive),
             debounce=settings.home_debounce,
+            leases=self.leases,
         )
         reactions = ReactionNames(
             working=settings.reaction_working,
@@ -310,6 +336,7 @@ class Bridge:
         )
         self._supervisor = Supervisor(
             self.db,
+            self.leases,
             accounts,
             self._outbox,
             headers,
@@ -334,12 +361,13 @@ class Bridge:
             self._outbox,
             self._supervisor,
             headers,
+            leases=self.leases,
             home=self._home,
             pickup=pickup,
             summaries=self._supervisor.summaries,
             retry_after=settings.watch_retry_after,
         )
-        intake = await open_intake(self.db, settings, schema_before)
+        intake = await open_intake(self.db, settings, schema_before, self.leases)
         self._inbound = Inbound(
             self.db,
             accounts,
@@ -356,6 +384,7 @@ class Bridge:
                 settings.thread_context_messages if settings.thread_context else 0,
                 settings.thread_context_chars,
             ),
+            leases=self.leases,
         )
         self._controls = Controls(
             self.db,
@@ -381,6 +410,7 @@ class Bridge:
             intake,
             bot_user_id=identity.bot_user_id,
             home=self._home,
+            leases=self.leases,
         )
         bolt = ObservedApp(
             metrics=self.metrics,
@@ -420,9 +450,11 @@ class Bridge:
             log.info("posting the agent's files recorded before the last stop")
         self._watcher.start()
         # Handed over before new events are taken, so a thread's older event keeps its place.
-        replayed = await events.recover(intake, self._inbound, self._controls, renames=self._renames)
+        replay = partial(events.recover, intake, self._inbound, self._controls, renames=self._renames)
+        replayed = await replay()
         if replayed:
             log.info("handling %d Slack events acknowledged before the last stop", replayed)
+        self.leases.look_for_work(Takeover(self.db, self._supervisor, self._outbox, replay).sweep)
         echoes = EchoFilter(
             settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "",
             bot_user_id=identity.bot_user_id,
@@ -435,9 +467,10 @@ class Bridge:
             await self._socket.connect_async()  # type: ignore[no-untyped-call]
         self._accepting = True
         log.info(
-            "bridge ready on port %s (%s mode); following %d busy chats again",
+            "bridge ready on port %s (%s mode, replica %s); following %d busy chats again",
             self.port,
             "Socket" if settings.socket_mode else "HTTP",
+            self.replica,
             resumed,
         )
 
@@ -590,6 +623,7 @@ class Bridge:
             return max(0.0, (deadline - loop.time()) * share)
 
         self._accepting = False
+        self.leases.stopping()
         if self._socket is not None:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
         if self._watcher is not None:  # Coder's side of intake: nothing new is started after this
@@ -629,7 +663,9 @@ class Bridge:
             await self._files.aclose()
         if self._http is not None:
             await self._http.close()
+        await self.leases.close()  # last: other replicas take over what is left at once
         await self.db.dispose()
         if self._traces is not None:
             await tracing.disable(self._traces)
+        self._sole.release()
         log.info("bridge stopped")

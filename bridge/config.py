@@ -156,6 +156,11 @@ class Settings(BaseSettings):
         default=10.0, gt=0, le=3600, validation_alias=_env("BRIDGE_SLOW_START_AFTER")
     )
     home_debounce: float = Field(default=2.0, ge=0, le=600, validation_alias=_env("BRIDGE_HOME_DEBOUNCE"))
+    lease_duration: float = Field(default=6.0, gt=0, le=600, validation_alias=_env("BRIDGE_LEASE_DURATION"))
+    """Seconds a replica's leases (PostgreSQL) outlive its last heartbeat: how long a dead replica's
+    chats wait before another takes them over."""
+    lease_heartbeat: float = Field(default=1.5, gt=0, le=300, validation_alias=_env("BRIDGE_LEASE_HEARTBEAT"))
+    """Seconds between a replica's lease renewals, and between its looks for work to take over."""
 
     @field_validator("slack_api_url")
     @classmethod
@@ -264,6 +269,13 @@ class Settings(BaseSettings):
         for name in ("reaction_working", "reaction_done", "reaction_failed", "reaction_queued"):
             if getattr(self, name).strip(":") in controls:
                 raise ValueError(f"BRIDGE_{name.upper()} must differ from the control reactions")
+        return self
+
+    @model_validator(mode="after")
+    def _heartbeat_within_lease(self) -> Settings:
+        """A lease renewed less often than it lasts would lapse between two heartbeats."""
+        if self.lease_heartbeat * 2 > self.lease_duration:
+            raise ValueError("BRIDGE_LEASE_HEARTBEAT must be at most half of BRIDGE_LEASE_DURATION")
         return self
 
     @property

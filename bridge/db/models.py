@@ -7,7 +7,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Boolean, Column, DateTime, Integer, String, Text, UniqueConstraint, true
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    true,
+)
 from sqlmodel import Field, SQLModel
 
 
@@ -81,6 +92,9 @@ class SeenEvent(SQLModel, table=True):
     payload: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     tag: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
     done: bool = Field(default=True, sa_column=Column(Boolean, nullable=False, server_default=true()))
+    replica: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
+    """The replica that took the event in and handles it; another replays it only once that one's
+    lease (``replica:<id>``) has expired (it died or stopped before handling it)."""
 
 
 class InboundMessage(SQLModel, table=True):
@@ -258,3 +272,32 @@ class AisdkFollowUp(SQLModel, table=True):
     chat_id: str = Field(max_length=64, index=True)
     content: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())
+
+
+class HomeViewer(SQLModel, table=True):
+    """Someone who opened the App Home tab, on whichever replica: the replica that watches Coder
+    republishes their tab when one of their chats changes (replicas on PostgreSQL only)."""
+
+    __tablename__ = "home_viewer"
+
+    user_id: str = Field(primary_key=True, max_length=32)
+    opened_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())
+
+
+class Lease(SQLModel, table=True):
+    """Work that exactly one replica does at a time, and which one does it (PostgreSQL only).
+
+    A replica holds a lease while its heartbeat renews ``expires_at``; once that passes, another may
+    take it over, which raises ``epoch``. A write that must come from the holder only (a chat's
+    cursor with its texts) checks holder and epoch in its own transaction, locking the row, so a
+    replica that lost the lease writes nothing. ``wanted`` asks the holder to hand the lease on
+    when it lets go (a replica needed it meanwhile): expired instead of deleted, it is taken over.
+    """
+
+    __tablename__ = "lease"
+
+    name: str = Field(primary_key=True, max_length=128)
+    holder: str = Field(max_length=32)
+    epoch: int = Field(sa_column=Column(BigInteger, nullable=False))
+    wanted: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
+    expires_at: datetime = Field(sa_column=_ts_column())

@@ -31,19 +31,20 @@ buttons, and ``Marks`` keeps the thread's reactions and queue notices in step wi
 
 Why one object per chat: everything the stream of a chat decides depends on that chat's state alone
 (its view, marks, header, retry streak), so it lives in one place, and the supervisor only decides
-which chats have a follow. That is also the unit several replicas will share the work by (a lease
-per chat, PostgreSQL-held, so that exactly one replica follows it); nothing of it exists yet, and
-it plugs in at three points, all here or in the supervisor:
+which chats have a follow. That is also the unit several replicas share the work by: a run holds
+its thread's lease (``relay.leases``, PostgreSQL-held), so exactly one replica follows the chat,
+at three points:
 
-- acquisition: the supervisor starts a chat's ``run`` only while its replica holds the chat's lease
-  (``Supervisor.follow`` and ``resume`` ask; a replica that does not hold it leaves the chat alone);
-- heartbeat: a task beside the run (like the slow-start clock) renews the lease and, when it is lost,
+- acquisition: the supervisor starts a chat's ``run`` only once its replica holds the thread's
+  lease (``Supervisor.follow`` and ``resume`` ask; a replica that does not get it leaves the chat to
+  the holder, which the lease asks to hand it on when it lets go);
+- heartbeat: the replica's one heartbeat renews every lease it holds and, when one is lost,
   cancels the run's task. That is safe at any await: every batch is stored before the next is read;
 - fencing: ``_save`` is the one place a run writes its cursor, and with it the batch's texts and
-  reactions, in one transaction (its ``write``): a check there that the lease is still this
-  replica's makes a replica that lost it write nothing. A run's other writes are notices keyed by
-  their text or cursor and reactions the outbox sets idempotently, which a second writer repeats
-  without showing anything twice.
+  reactions, in one transaction: a check there that the lease is still this replica's, locking its
+  row, makes a replica that lost it write nothing (``LeaseLost`` ends the run). A run's other
+  writes are notices keyed by their text or cursor and reactions the outbox sets idempotently, and
+  only the lease's holder sends a thread's output to Slack.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ from bridge.db.engine import Database
 from bridge.relay.agent_files import AgentFiles
 from bridge.relay.content import Card, Plan
 from bridge.relay.identity import HOW_TO_LINK, Identity
+from bridge.relay.leases import Lease, Leases
 from bridge.relay.links import HEADER_SLOT, FollowedHeader, Headers, shown, thread_ref
 from bridge.relay.marks import Marks, ReactionNames
 from bridge.relay.outbox import Outbox, ThreadRef, digest, final_text
@@ -94,6 +96,7 @@ class Shared:
     """What every follow shares: the services it writes through and the settings it runs by."""
 
     db: Database
+    leases: Leases
     identity: Identity
     outbox: Outbox
     headers: Headers
@@ -151,6 +154,7 @@ class ChatFollow:
         self._unmarked: Marks | None = None
         self._view: ThreadView | None = None  # the run's view
         self._reading: tuple[_Run, asyncio.Lock] | None = None  # the run reading its stream, and its lock
+        self._lease: Lease | None = None  # the thread's lease the run holds
 
     @property
     def reporting(self) -> bool:
@@ -172,6 +176,11 @@ class ChatFollow:
             return False
         self.running = True
         return True
+
+    def elsewhere(self) -> None:
+        """The run ``want`` asked for is not started here: another replica follows the chat."""
+        self._wanted = False
+        self.running = False
 
     def stop(self) -> None:
         """Run no more once the run under way ends; its owner cancels that run's task to end it now
@@ -221,10 +230,12 @@ class ChatFollow:
         if not marks.unmarked and self._unmarked is marks:
             self._unmarked = None
 
-    async def run(self) -> None:
-        """Follow the chat while it is wanted; cancelling the task ends it (every batch is stored).
-        Its traces start at each stream batch, not in the work that happened to start the follow."""
+    async def run(self, lease: Lease) -> None:
+        """Follow the chat while it is wanted, under its thread's ``lease``; cancelling the task ends
+        it (every batch is stored), and so does ``LeaseLost``. Its traces start at each stream batch,
+        not in the work that happened to start the follow."""
         tracing.detach()
+        self._lease = lease
         try:
             while self._wanted:
                 self._wanted = False
@@ -237,6 +248,7 @@ class ChatFollow:
             self.running = False
             self._finishing = False
             self._gave_up = 0
+            self._lease = None
 
     async def _retry_later(self, *, quietly: bool) -> None:
         """Wait ``retry_interval`` (or until a follow-up wakes the chat), then follow it again; after
@@ -498,6 +510,8 @@ class ChatFollow:
                 else:
                     outbox.set_text(ref, slot, part, plan=plan, buttons=buttons)
         if view.status_changed and view.status is not None:
+            if self._shared.leases.shared:
+                await self._retitled(run)
             reason = render_failure(view.failure) if view.failure is not None else ""
             header, buttons = self._shared.headers.render(
                 self.chat_id, run.header.title, view.status, reason, archived=run.header.archived
@@ -519,8 +533,7 @@ class ChatFollow:
     ) -> None:
         """Store final texts, reactions, cursor and status in one transaction when any of them changed
         (most batches are deltas that change none), then have the texts (a card with its plan) and
-        reactions shown. The one place a run writes its cursor: a lease's fencing check goes in
-        ``write``."""
+        reactions shown. The one place a run writes its cursor, fenced by the thread's lease."""
         view = run.view
         moved = view.last_id > view.saved_id
         if not moved and not view.status_changed and not finals and not reactions and not ending:
@@ -536,10 +549,22 @@ class ChatFollow:
             sends=run.sends,
             attached=attached,
         )
-        await self._shared.outbox.put_with(run.ref, finals, write, reactions, plans=plans)
+        assert self._lease is not None
+        fence = partial(self._shared.leases.fence, lease=self._lease)
+        await self._shared.outbox.put_with(run.ref, finals, write, reactions, plans=plans, fence=fence)
         view.saved_id = view.last_id
         if files is not None and attached:
             files.wake(run.ref)
+
+    async def _retitled(self, run: _Run) -> None:
+        """Take the title the thread should show from the database: with several replicas the chat
+        watch (which renames headers) may run on another, whose rename of a header shown by this
+        one only reaches the database (Slack shows it from this status change on)."""
+        async with self._shared.db.unit() as session:
+            link = await repo.find_link_by_chat(session, self.chat_id)
+        title = link.chosen_title or link.shown_title if link is not None else ""
+        if title:
+            run.header.title = title
 
     async def _end_turn(self, run: _Run) -> None:
         """The mention of the person who started the chat once the agent is idle or waits for them:

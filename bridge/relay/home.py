@@ -10,7 +10,9 @@ while they have it (the chat watch and the controls call ``changed``): no pollin
 debounced per person (a turn's statuses and a title change in quick succession cost one publish),
 and every publish waits for a token of the workspace's ``views.publish`` budget. Only people who
 opened the tab since the bridge started are kept current; everyone else gets a fresh view when
-they open it, which is the only time it can be seen.
+they open it, which is the only time it can be seen. Replicas on PostgreSQL record who opened it
+(``home_viewer``), as the chat watch runs on one replica only: that one keeps current the tabs
+opened on any replica within ``VIEWERS_KEPT``.
 """
 
 from __future__ import annotations
@@ -18,14 +20,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from datetime import timedelta
 
 from bridge.coder.backend import CoderBackend
 from bridge.coder.errors import CoderError
 from bridge.coder.types import Chat, ChatId, ChatPhase, ChatStatus
 from bridge.db import repo
 from bridge.db.engine import Database
-from bridge.db.models import ThreadLink
+from bridge.db.models import ThreadLink, utcnow
 from bridge.relay.identity import Identity
+from bridge.relay.leases import Leases
 from bridge.relay.limits import SlackLimits
 from bridge.relay.policy import Act, Policy
 from bridge.relay.ports import HomeTab, SlackError, SlackPermanent, SlackRateLimited
@@ -35,6 +39,8 @@ from bridge.tasks import TaskGroup
 log = logging.getLogger(__name__)
 
 _TRIES = 3
+VIEWERS_KEPT = timedelta(days=1)
+"""How long a tab opened on another replica is kept current."""
 
 
 def permalink(workspace_url: str, channel: str, ts: str) -> str:
@@ -56,6 +62,7 @@ class Home:
         workspace_url: str,
         how_to: HowTo,
         debounce: float = 2.0,
+        leases: Leases | None = None,
     ) -> None:
         self._db = db
         self._identity = identity
@@ -65,6 +72,7 @@ class Home:
         self._workspace_url = workspace_url
         self._how_to = how_to
         self._debounce = debounce
+        self._shared = leases is not None and leases.shared
         self._viewers: set[str] = set()
         self._publishing: set[str] = set()
         self._stale: set[str] = set()
@@ -74,11 +82,27 @@ class Home:
     def opened(self, user_id: str) -> None:
         """The person opened the Home tab: publish it now, and keep it current from here on."""
         self._viewers.add(user_id)
+        if self._shared:  # the replica watching Coder keeps it current too
+            self._tasks.spawn(f"viewer:{user_id}", self._note_viewer(user_id))
         self._schedule(user_id, 0.0)
 
     def changed(self, user_id: str) -> None:
         """One of the person's chats changed: republish their Home, if they have one, after the debounce."""
         if user_id in self._viewers:
+            self._schedule(user_id, self._debounce)
+        elif self._shared:
+            self._tasks.spawn(f"viewer?:{user_id}", self._if_viewer(user_id))
+
+    async def _note_viewer(self, user_id: str) -> None:
+        async with self._db.unit() as session:
+            await repo.note_home_viewer(session, user_id)
+
+    async def _if_viewer(self, user_id: str) -> None:
+        """Republish the person's tab if they opened it on another replica lately."""
+        async with self._db.unit() as session:
+            viewing = await repo.is_home_viewer(session, user_id, utcnow() - VIEWERS_KEPT)
+        if viewing:
+            self._viewers.add(user_id)
             self._schedule(user_id, self._debounce)
 
     async def close(self) -> None:

@@ -43,6 +43,7 @@ from bridge.relay.context import earlier, render_context, strip_mention
 from bridge.relay.edits import Revisions
 from bridge.relay.identity import HOW_TO_LINK, Identity
 from bridge.relay.intake import Intake
+from bridge.relay.leases import Leases, Turns
 from bridge.relay.links import HEADER_SLOT, Follows, Headers, thread_ref
 from bridge.relay.marks import queued_buttons
 from bridge.relay.options import PLAN_MODE_VERSION, OptionError, resolve, split_options
@@ -52,7 +53,7 @@ from bridge.relay.ports import FileSource, SlackError, SlackFile, ThreadHistory,
 from bridge.relay.slots import SlotKey
 from bridge.slack.blocks import render_error, render_plan_mode, render_queued, render_skipped
 from bridge.slack.failures import render_coder_error, render_warnings
-from bridge.tasks import KeyedLocks, TaskGroup
+from bridge.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +171,7 @@ class Inbound:
         bot_user_id: str,
         organization_id: str | None,
         context: ContextLimits = ContextLimits(),
+        leases: Leases | None = None,
     ) -> None:
         self._db = db
         self._identity = identity
@@ -185,7 +187,8 @@ class Inbound:
         self._attachments = Attachments(files, organization_id=organization_id)
         self._revisions = Revisions(db, identity, outbox, follows)
         self._answers = Answers(db, identity, policy, follows)
-        self._locks = KeyedLocks()
+        # A thread's messages one at a time, also across replicas (without ``leases``: this process alone).
+        self._turns = Turns(leases or Leases(db, "", shared=False), "inbound:")
         self._tasks = TaskGroup("inbound")
         self._starting = asyncio.Semaphore(_STARTING_AT_ONCE)
 
@@ -204,7 +207,7 @@ class Inbound:
     async def _handle(self, message: IncomingMessage | MessageDeletion) -> None:
         # The lock is taken before the first await, so tasks of one thread run in submission order.
         with tracing.span("relay.inbound"):
-            async with self._locks.hold((message.channel_id, message.root_ts)):
+            async with self._turns.hold(message.channel_id, message.root_ts):
                 if isinstance(message, MessageDeletion) or message.edited:
                     await self._intake.settle(message.event_id, self._revise(message))
                 else:

@@ -14,6 +14,10 @@ Slack's deliveries (``integrity_key``), which the database never holds. A record
 missing or wrong (written or changed outside the bridge) is refused with one log line and marked
 done, never replayed. Records made before tags existed are tagged by the process that adds the
 column (``adopt``), the one moment an untagged record can only have come from an older bridge.
+
+Replicas sharing a PostgreSQL database each record which of them took an event in; the unfinished
+events of a replica whose lease expired (it died, or stopped before handling them) are claimed by
+one live replica and replayed there (``unfinished``), at its start and after each heartbeat.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.group import GroupWriter
+from bridge.relay.leases import REPLICA, Leases
 from bridge.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
@@ -52,19 +57,22 @@ def tagging_began(before: str | None) -> bool:
     return before is not None and before < TAGGED_SINCE
 
 
-async def _record(session: AsyncSession, event: tuple[str, str, str]) -> bool:
-    event_id, payload, tag = event
-    return await repo.claim_event(session, event_id, payload, tag)
+async def _record(session: AsyncSession, event: tuple[str, str, str, str | None]) -> bool:
+    event_id, payload, tag, replica = event
+    return await repo.claim_event(session, event_id, payload, tag, replica)
 
 
 class Intake:
     """The durable record of events taken in."""
 
-    def __init__(self, db: Database, key: bytes) -> None:
+    def __init__(self, db: Database, key: bytes, leases: Leases | None = None) -> None:
         self._db = db
         self._key = key
+        self._leases = leases or Leases(db, "", shared=False)  # without: this process alone
         self._writers = TaskGroup("intake-writes")
-        self._records: GroupWriter[tuple[str, str, str], bool] = GroupWriter(db, _record, self._writers.spawn)
+        self._records: GroupWriter[tuple[str, str, str, str | None], bool] = GroupWriter(
+            db, _record, self._writers.spawn
+        )
         self._finishes = GroupWriter(db, repo.finish_event, self._writers.spawn)
         self._requests = GroupWriter(db, repo.claim_request, self._writers.spawn)
 
@@ -74,7 +82,8 @@ class Intake:
     async def record(self, event_id: str, body: Mapping[str, Any]) -> bool:
         """Record an event before it is acknowledged; False for a retry or a duplicate delivery."""
         payload = json.dumps(body, separators=(",", ":"))
-        return await self._records((event_id, payload, self._tag(event_id, payload)))
+        tag = self._tag(event_id, payload)
+        return await self._records((event_id, payload, tag, self._leases.replica or None))
 
     async def first(self, key: str) -> bool:
         """Record a slash command or an interaction by ``key`` before it is acknowledged; False when
@@ -106,9 +115,14 @@ class Intake:
         return len(untagged)
 
     async def unfinished(self) -> list[dict[str, Any]]:
-        """Bodies of events acknowledged but not handled before the last stop, oldest first."""
+        """Bodies of events acknowledged but not handled before the last stop, oldest first; when
+        replicas share the database, those of replicas gone since, claimed for this one."""
+        leases = self._leases
         async with self._db.unit() as session:
-            records = await repo.find_unfinished_events(session)
+            if leases.shared:
+                records = await repo.claim_orphaned_events(session, leases.replica, REPLICA)
+            else:
+                records = await repo.find_unfinished_events(session)
         bodies = []
         for record in records:
             if not hmac.compare_digest(record.tag or "", self._tag(record.event_id, record.payload)):

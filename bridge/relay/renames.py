@@ -28,11 +28,12 @@ from bridge.db.models import ThreadLink
 from bridge.relay.home import Home
 from bridge.relay.identity import Identity
 from bridge.relay.intake import Intake
+from bridge.relay.leases import Leases, Turns
 from bridge.relay.links import Headers, thread_ref
 from bridge.relay.policy import Act, Policy
 from bridge.relay.sessions import SessionMirror
 from bridge.slack.failures import render_coder_error
-from bridge.tasks import KeyedLocks, TaskGroup
+from bridge.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ class Renames:
         *,
         bot_user_id: str,
         home: Home | None = None,
+        leases: Leases | None = None,
     ) -> None:
         self._db = db
         self._identity = identity
@@ -79,7 +81,7 @@ class Renames:
         self._intake = intake
         self._bot_user_id = bot_user_id
         self._home = home
-        self._locks = KeyedLocks()
+        self._turns = Turns(leases or Leases(db, "", shared=False), "rename:")  # without: this process alone
         self._tasks = TaskGroup("renames")
 
     def submit(self, rename: SessionRename) -> None:
@@ -88,7 +90,7 @@ class Renames:
 
     async def _handle(self, rename: SessionRename) -> None:
         # Taken before the first await: a thread's renames reach Coder in the order people made them.
-        async with self._locks.hold((rename.channel_id, rename.thread_ts)):
+        async with self._turns.hold(rename.channel_id, rename.thread_ts):
             await self._intake.settle(rename.event_id, self._rename(rename))
 
     async def drain(self, timeout: float) -> bool:

@@ -4,8 +4,9 @@ resumed and stopped here and nowhere else.
 Everything a chat's stream decides lives in its ``ChatFollow`` (``relay.follow``); the supervisor
 only keeps the map from chat to follow and the task groups their runs (and their clocks) belong to,
 so stopping the bridge cancels them all. The inbound side reaches it as ``links.Follows``, handed in
-by ``app``, never by importing this module: how chats come to be followed (a lease per chat across
-replicas, next) can change here without touching it.
+by ``app``, never by importing this module. With several replicas on one database a chat is
+followed where its thread's lease is held (``relay.leases``): a run starts only once this replica
+has it, and is cancelled when the lease is lost.
 
 A follow stays in the map while its run is under way, and after it while a turn it showed still
 waits for its Slack message to be recorded (``ChatFollow.unmarked``), so that message still gets
@@ -14,18 +15,23 @@ its reaction when the send's answer comes after the stream's.
 
 from __future__ import annotations
 
+import logging
+
 from bridge.coder.types import ChatId, ChatStatus
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.relay.agent_files import AgentFiles
 from bridge.relay.follow import ChatFollow, Shared
 from bridge.relay.identity import Identity
+from bridge.relay.leases import Lease, LeaseLost, Leases, thread_lease
 from bridge.relay.links import Headers
 from bridge.relay.marks import ReactionNames
 from bridge.relay.outbox import Outbox
 from bridge.relay.sessions import SessionMirror
 from bridge.relay.summaries import TurnSummaries
 from bridge.tasks import TaskGroup
+
+log = logging.getLogger(__name__)
 
 
 class Supervisor:
@@ -34,6 +40,7 @@ class Supervisor:
     def __init__(
         self,
         db: Database,
+        leases: Leases,
         identity: Identity,
         outbox: Outbox,
         headers: Headers,
@@ -52,6 +59,7 @@ class Supervisor:
         self._clocks = TaskGroup("clocks")
         self._shared = Shared(
             db=db,
+            leases=leases,
             identity=identity,
             outbox=outbox,
             headers=headers,
@@ -147,9 +155,29 @@ class Supervisor:
 
     async def _run(self, follow: ChatFollow) -> None:
         try:
-            await follow.run()
+            lease = await self._lease(follow.chat_id)
+            if lease is None:
+                follow.elsewhere()
+                return
+            try:
+                with lease.guarding():
+                    await follow.run(lease)
+            except LeaseLost:
+                log.info("chat %s is followed by another replica now", follow.chat_id)
+            finally:
+                await self._shared.leases.release(lease)
         finally:
             self._forget(follow)
+
+    async def _lease(self, chat_id: ChatId) -> Lease | None:
+        """The lease of the chat's thread, or None when another replica holds it (or no thread is
+        linked to the chat)."""
+        async with self._db.unit() as session:
+            link = await repo.find_link_by_chat(session, chat_id)
+        if link is None or link.id is None:
+            log.warning("not following chat %s: no Slack thread is linked to it", chat_id)
+            return None
+        return await self._shared.leases.acquire(thread_lease(link.id))
 
     def _forget(self, follow: ChatFollow) -> None:
         """Drop a follow that has nothing left to do: no run, no turn waiting for its message."""

@@ -19,6 +19,9 @@ Coder sends no snapshot on watch and drops what happens while the socket is down
 the link, so a restart re-renders only chats that changed while the bridge was away). When
 the watch gives up, it is opened again after ``retry_after``; nobody is told in a thread, because
 streams, replies and the next turn's end work without it.
+
+Replicas sharing a database watch once for all: the replica holding the ``watch`` lease follows it,
+the others wait to take the lease over should that one die or stop.
 """
 
 from __future__ import annotations
@@ -43,12 +46,13 @@ from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.models import ThreadLink
 from bridge.relay.home import Home
+from bridge.relay.leases import WATCH, Leases
 from bridge.relay.links import Follows, Headers, shown, thread_ref
 from bridge.relay.outbox import Outbox, digest, final_text
 from bridge.relay.pickup import Pickup, labelled
 from bridge.relay.summaries import TurnSummaries
 from bridge.slack.blocks import render_diff_summary
-from bridge.tasks import TaskGroup
+from bridge.tasks import TaskGroup, scoped_task
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +70,14 @@ class Watcher:
         follows: Follows,
         headers: Headers,
         *,
+        leases: Leases | None = None,
         home: Home | None = None,
         pickup: Pickup | None = None,
         summaries: TurnSummaries | None = None,
         retry_after: float = 60.0,
     ) -> None:
         self._db = db
+        self._leases = leases or Leases(db, "", shared=False)  # without: this process alone
         self._home = home
         self._pickup = pickup
         self._summaries = summaries
@@ -83,12 +89,37 @@ class Watcher:
         self._tasks = TaskGroup("watch")
 
     def start(self) -> None:
-        """Start following the watch in the background (a no-op for generations without one)."""
-        self._tasks.spawn("chats", self._run())
+        """Start following the watch in the background (a no-op for generations without one), once
+        this replica holds the watch's lease."""
+        self._tasks.spawn("chats", self._lead())
 
     async def close(self) -> None:
         """Stop following the watch."""
         await self._tasks.cancel()
+
+    async def _lead(self) -> None:
+        """Follow the watch while this replica holds its lease; wait to take it over otherwise."""
+        leases = self._leases
+        while True:
+            try:
+                lease = await leases.acquire(WATCH)
+            except Exception as exc:
+                log.warning("could not claim the chat watch: %s", exc)
+                lease = None
+            if lease is None:
+                await asyncio.sleep(leases.heartbeat)
+                continue
+            try:
+                async with (
+                    scoped_task("watch", self._run()) as watching,
+                    scoped_task("watch-lease", lease.lost.wait()) as lost,
+                ):
+                    await asyncio.wait([watching, lost], return_when=asyncio.FIRST_COMPLETED)
+                    if watching.done():
+                        return watching.result()  # it ended by itself (an error is logged by its group)
+                log.info("the chat watch is another replica's now")
+            finally:
+                await leases.release(lease)
 
     async def _run(self) -> None:
         while True:

@@ -4,13 +4,16 @@ A run plays ``conversation.PLANS`` against a real bridge process while a fault s
 a seeded generator, kills it (SIGKILL, restarted at once on the same database), cuts Coder's stream
 sockets, and lets the simulators lose Slack acks (so Slack retries events), answer Coder calls slowly
 or with 500s, and answer Slack posts and edits with 429s. What each thread finally shows is then
-compared with an undisturbed run of the same script.
+compared with an undisturbed run of the same script. With ``Faults.replicas`` above one, several
+bridge processes share one PostgreSQL database behind a load balancer that spreads Slack's
+deliveries (and their retries) over them; kills and rolling restarts hit one replica at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import os
 import random
 import re
@@ -19,7 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bridge.demo import wait_either
+from bridge.sim.balancer import Balancer
 from bridge.sim.coder import CoderSim, Flakiness
 from bridge.sim.coder_state import SimChat
 from bridge.sim.sender import AckLoss
@@ -41,6 +47,10 @@ def session_seed() -> int:
     return int(value) if value else random.SystemRandom().randrange(2**32)
 
 
+SEED = session_seed()
+"""The session's seed: every fault schedule of the session is drawn from it."""
+
+
 @dataclass(frozen=True)
 class Faults:
     """What a scenario injects; zero everywhere is the undisturbed reference run."""
@@ -60,6 +70,12 @@ class Faults:
     storm: float = 0.0
     """Fraction of chat.postMessage / chat.update calls answered 429 with Retry-After."""
     socket_mode: bool = False
+    replicas: int = 1
+    """Bridge processes sharing the database (PostgreSQL) behind a round-robin load balancer; a kill
+    hits one of them at random and starts a new one in its place."""
+    rolling: bool = False
+    """Restart every replica once, one after the other, with SIGTERM: a rolling deploy (run to its
+    end, even when the script finishes first)."""
     slack_retry_delays: tuple[float, float, float] = (0.0, 60.0, 300.0)
     """Slack's waits before retries 1..3 in Slack seconds: its real schedule, which x time_scale 0.05
     gives 0 s, 3 s and 15 s, long enough to outlast a restart on a loaded machine (about 10 s)."""
@@ -70,6 +86,7 @@ class Tally:
     """What a run survived, for the summary line."""
 
     crashes: int = 0
+    restarts: int = 0
     retries: int = 0
     drops: int = 0
     errors: int = 0
@@ -78,7 +95,8 @@ class Tally:
 
     def line(self) -> str:
         return (
-            f"crash points {self.crashes}, event retries {self.retries}, socket drops {self.drops}, "
+            f"crash points {self.crashes}, rolling restarts {self.restarts}, "
+            f"event retries {self.retries}, socket drops {self.drops}, "
             f"Coder 5xx {self.errors}, slow Coder answers {self.slowed}, Slack 429s {self.rate_limited}"
         )
 
@@ -108,27 +126,52 @@ class Run:
     gates: dict[tuple[int, int], asyncio.Event]
     style: str
     """The bridge's thread style (``BRIDGE_THREAD_STYLE``), which decides what a thread shows."""
-    bridge: BridgeProcess | None = None
+    balancer: Balancer | None = None
+    bridges: list[BridgeProcess] = field(default_factory=list)
     roots: list[str] = field(default_factory=list)
     tally: Tally = field(default_factory=Tally)
 
     async def start_bridge(self) -> None:
-        """Start a bridge process on the run's database and point Slack at it."""
-        self.bridge = await BridgeProcess.start(self.env, self.workdir, log=self.workdir / "bridge.log")
-        if not self.faults.socket_mode:
-            self.slack.event_url = self.bridge.events_url
+        """Start a bridge process on the run's database and point Slack at it (at the balancer,
+        which spreads deliveries over every replica, when there are several)."""
+        bridge = await BridgeProcess.start(self.env, self.workdir, log=self.workdir / "bridge.log")
+        self.bridges.append(bridge)
+        if self.balancer is not None:
+            self.balancer.upstreams = [b.events_url for b in self.bridges]
+            self.slack.event_url = self.balancer.url
+        elif not self.faults.socket_mode:
+            self.slack.event_url = bridge.events_url
+
+    def _leave(self, bridge: BridgeProcess) -> None:
+        self.bridges.remove(bridge)
+        if self.balancer is not None:
+            self.balancer.upstreams = [b.events_url for b in self.bridges]
 
     async def crash(self) -> None:
-        """SIGKILL the bridge and start it again at once, as a supervisor (systemd, k8s) would."""
-        assert self.bridge is not None
-        await self.bridge.kill()
+        """SIGKILL a bridge (one of the replicas, at random) and start one again at once, as a
+        supervisor (systemd, k8s) would."""
+        victim = self.rng.choice(self.bridges) if len(self.bridges) > 1 else self.bridges[0]
+        self._leave(victim)
+        await victim.kill()
         self.tally.crashes += 1
         await self.start_bridge()
 
+    async def restart(self) -> None:
+        """SIGTERM the oldest replica, wait for it to stop, and start it again: one step of a rolling
+        deploy (its work is taken over by the others meanwhile)."""
+        oldest = self.bridges[0]
+        self._leave(oldest)
+        code, _ = await oldest.stop()
+        assert code == 0, f"a replica stopped with status {code}"
+        self.tally.restarts += 1
+        await self.start_bridge()
+
     async def stop_bridge(self) -> None:
-        if self.bridge is not None:
-            await self.bridge.stop()
-            self.bridge = None
+        while self.bridges:
+            bridge = self.bridges[-1]
+            self._leave(bridge)
+            if bridge.process.returncode is None:
+                await bridge.stop()
 
     async def until(self, predicate: Callable[[], bool], timeout: float = WAIT) -> None:
         """Wait for a condition of either simulator; a timeout says where each thread stands."""
@@ -247,12 +290,19 @@ class Run:
     # -- faults --------------------------------------------------------------------------------
 
     async def chaos(self, calm: asyncio.Event) -> None:
-        """The fault schedule: kills and socket drops at random moments until ``calm`` is set.
+        """The fault schedule: kills, restarts and socket drops at random moments until ``calm`` is set.
 
         The random delays are the schedule, not waits for an event; a kill is never cut short, so
         no bridge process is left behind.
         """
-        await asyncio.gather(self._kills(calm), self._drops(calm))
+        await asyncio.gather(self._kills(calm), self._rolls(calm), self._drops(calm))
+
+    async def _rolls(self, calm: asyncio.Event) -> None:
+        """A rolling deploy runs to its end, also past the script's last message: every replica is
+        restarted once, a short random while after the previous one is back."""
+        for _ in range(self.faults.replicas if self.faults.rolling else 0):
+            await _calm_within(calm, self.rng.uniform(0.2, 0.8))
+            await self.restart()
 
     async def _kills(self, calm: asyncio.Event) -> None:
         for _ in range(self.faults.kills):
@@ -366,7 +416,7 @@ async def run_script(
     rng: random.Random,
     expected: list[list[str]] | None = None,
     *,
-    style: str,
+    style: str = "compact",
 ) -> Outcome:
     """Play the script once under ``faults``; returns once every thread is settled and Slack has
     finished every delivery (retries included), with the bridge stopped.
@@ -385,6 +435,7 @@ async def run_script(
             scripts={},
         ) as coder,
         SlackSim(signing_secret=SIGNING_SECRET, time_scale=0.05) as slack,
+        contextlib.AsyncExitStack() as stack,
     ):
         slack.retry_delays = faults.slack_retry_delays
         extra = {
@@ -394,10 +445,15 @@ async def run_script(
         }
         if faults.socket_mode:
             extra["SLACK_APP_TOKEN"] = slack.app_token
+        if faults.replicas > 1:  # takeovers within seconds
+            extra.update({"BRIDGE_LEASE_DURATION": "3", "BRIDGE_LEASE_HEARTBEAT": "0.5"})
         env = serve_env(slack, coder, workdir, **extra)
         run = Run(slack, coder, env, workdir, faults, rng, gates, style)
         run.arm()
-        await run.start_bridge()
+        if faults.replicas > 1:
+            run.balancer = await stack.enter_async_context(Balancer())
+        for _ in range(faults.replicas):
+            await run.start_bridge()
         calm = asyncio.Event()
         chaos = asyncio.create_task(run.chaos(calm))
         try:
@@ -414,7 +470,53 @@ async def run_script(
                 with contextlib.suppress(TimeoutError):
                     await run.until(lambda: run.complete(expected), timeout=NOTICE_WAIT)
         finally:
-            if run.bridge is not None and run.bridge.process.returncode is None:
-                await run.stop_bridge()
+            await run.stop_bridge()
         run.count()
         return run.outcome()
+
+
+_references: dict[tuple[str, str], Outcome] = {}
+
+
+async def reference_run(generation: str, workdir: Path, style: str = "compact") -> Outcome:
+    """The undisturbed run of the script for a Coder generation and thread style (played once per
+    session and worker)."""
+    if (generation, style) not in _references:
+        _references[generation, style] = await run_script(
+            workdir, f"sqlite:///{workdir}/reference.db", generation, Faults(), random.Random(0), style=style
+        )
+    return _references[generation, style]
+
+
+def _diff(expected: list[list[str]], got: list[list[str]]) -> str:
+    lines = []
+    for index, (want, have) in enumerate(zip(expected, got, strict=True)):
+        if want != have:
+            lines.append(f"thread {index}:")
+            lines.extend(difflib.unified_diff(want, have, "undisturbed", "disturbed", lineterm="", n=1))
+    return "\n".join(line[:300] for line in lines)
+
+
+def assert_as_undisturbed(
+    outcome: Outcome, reference: Outcome, faults: Faults, label: str, replay: str
+) -> None:
+    """Every thread shows what the undisturbed run shows, Coder got each message once, no chat twice;
+    prints the run's summary line (``label``: the scenario)."""
+    in_place = not faults.kills
+    same = comparable(outcome.threads, cards_in_place=in_place) == comparable(
+        reference.threads, cards_in_place=in_place
+    )
+    result = "ok" if same else "DIFFERENT"
+    print(f"\nfaults {label}: {outcome.tally.line()}; {result} ({replay})")
+    assert outcome.user_texts == [[turn.text for turn in plan] for plan in PLANS], replay
+    assert outcome.chats_per_thread == [1] * len(PLANS), replay
+    assert outcome.chats == len(PLANS), replay
+    assert outcome.queued_left == 0, replay
+    reordered = [(sorted(texts), cards) for texts, cards in comparable(outcome.threads)] == [
+        (sorted(texts), cards) for texts, cards in comparable(reference.threads)
+    ]
+    if not same and reordered and faults.kills:
+        # Nothing lost or doubled, but a message re-posted after a kill landed out of place: a known
+        # open gap (messages posted after a restart follow slot order, not always the thread's).
+        pytest.xfail(f"known: order after a crash ({replay})\n{_diff(reference.threads, outcome.threads)}")
+    assert same, f"{replay}\n{_diff(reference.threads, outcome.threads)}"

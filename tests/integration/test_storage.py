@@ -7,17 +7,21 @@ import os
 import sqlite3
 import sys
 from asyncio.subprocess import PIPE
+from datetime import timedelta
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlmodel import SQLModel
+from sqlalchemy import update
+from sqlmodel import SQLModel, col
 
 import bridge.db.models  # noqa: F401 - registers the tables
 from bridge.db import repo
 from bridge.db.engine import Database, async_url
 from bridge.db.inline_sqlite import CHECKPOINT_EVERY
 from bridge.db.migrate import upgrade
+from bridge.db.models import SeenEvent, utcnow
+from bridge.relay.takeover import EVENTS_KEPT, prune_events
 
 
 async def _migrated(url: str) -> Database:
@@ -145,6 +149,31 @@ async def test_unfinished_events_are_kept_until_finished(database_url: str) -> N
         async with db.unit() as s:
             assert [e.payload for e in await repo.find_unfinished_events(s)] == ["second"]
             assert not await repo.claim_event(s, "Ev1", "first again")
+    finally:
+        await db.dispose()
+
+
+async def test_handled_events_are_pruned_after_a_day_and_unhandled_ones_kept(database_url: str) -> None:
+    """The event log does not grow forever: handled events a day old go, unhandled ones stay for replay."""
+    db = await _migrated(database_url)
+    try:
+        async with db.unit() as s:
+            for event_id in ("Old", "OldUnhandled", "New"):
+                await repo.claim_event(s, event_id, "{}")
+            await repo.finish_event(s, "Old")
+            await repo.finish_event(s, "New")
+        assert await prune_events(db) == 0  # nothing is a day old yet
+        async with db.unit() as s:
+            await s.execute(
+                update(SeenEvent)
+                .where(col(SeenEvent.event_id).in_(["Old", "OldUnhandled"]))
+                .values(received_at=utcnow() - EVENTS_KEPT - timedelta(minutes=1))
+            )
+        assert await prune_events(db) == 1
+        async with db.unit() as s:
+            assert not await repo.claim_event(s, "New", "{}")  # a retry of a recent one still stops
+            assert await repo.claim_event(s, "Old", "{}")  # forgotten
+            assert [e.event_id for e in await repo.find_unfinished_events(s)] == ["OldUnhandled", "Old"]
     finally:
         await db.dispose()
 

@@ -17,6 +17,8 @@ Which module holds which table (``bridge.db.models``):
 - ``user_link``: ``user_link`` (``UserLink``), linked Coder accounts.
 - ``link_attempt``: ``link_attempt`` (``LinkAttempt``), ``/coder link`` token checks.
 - ``agent_file``: ``agent_file`` (``AgentFile``), files the agent attached, on their way into threads.
+- ``home_viewer``: ``home_viewer`` (``HomeViewer``), who opened the App Home tab (replicas).
+- ``lease``: ``lease`` (``Lease``), work one replica of several does (PostgreSQL only).
 - ``aisdk_chat``: ``legacy_chat`` (``AisdkChat``), chats of Coder's 2025 AI-SDK API.
 - ``aisdk_follow_up``: ``legacy_follow_up`` (``AisdkFollowUp``), their held follow-ups.
 
@@ -42,6 +44,7 @@ from bridge.db.repo.aisdk_follow_up import (
     hold_aisdk_follow_up,
     release_aisdk_follow_up,
 )
+from bridge.db.repo.home_viewer import is_home_viewer, note_home_viewer
 from bridge.db.repo.inbound_message import (
     claim_inbound,
     find_inbound,
@@ -52,6 +55,16 @@ from bridge.db.repo.inbound_message import (
     release_inbound,
     replace_queued,
     unqueue,
+)
+from bridge.db.repo.lease import (
+    Acquired,
+    acquire_lease,
+    expire_leases,
+    find_expired_leases,
+    find_unleased_output,
+    holds_lease,
+    release_lease,
+    renew_leases,
 )
 from bridge.db.repo.link_attempt import add_link_attempt, find_link_attempts_since
 from bridge.db.repo.outbox_reaction import (
@@ -74,9 +87,11 @@ from bridge.db.repo.outbox_text import (
 from bridge.db.repo.seen_event import (
     RecordedEvent,
     claim_event,
+    claim_orphaned_events,
     claim_request,
     find_unfinished_events,
     finish_event,
+    prune_events,
     tag_event,
 )
 from bridge.db.repo.slack_message import find_posted_messages, rename_slot, save_slot
@@ -127,27 +142,32 @@ __all__ = [
     "OUTBOX_PENDING",
     "STARTING_PHASE",
     "WAITING_PHASE",
+    "Acquired",
     "RecordedEvent",
     "StoredWish",
     "TextToStore",
     "WishToStore",
+    "acquire_lease",
     "add_agent_file",
     "add_link_attempt",
     "attach_chat",
     "choose_title",
     "claim_event",
     "claim_inbound",
+    "claim_orphaned_events",
     "claim_request",
     "claim_thread",
     "delete_aisdk_chat",
     "delete_user_link",
     "drop_reactions",
+    "expire_leases",
     "fail_texts",
     "find_aisdk_chat",
     "find_aisdk_follow_ups",
     "find_all_aisdk_chats",
     "find_all_user_links",
     "find_cursor",
+    "find_expired_leases",
     "find_inbound",
     "find_link",
     "find_link_attempts_since",
@@ -165,19 +185,26 @@ __all__ = [
     "find_turn_message",
     "find_unfinished_agent_files",
     "find_unfinished_events",
+    "find_unleased_output",
     "find_user_link",
     "find_user_links_of_coder_user",
     "finish_event",
     "forget_after",
     "hold_aisdk_follow_up",
+    "holds_lease",
+    "is_home_viewer",
     "mark_busy",
     "mark_failed",
     "mark_user_link_broken",
+    "note_home_viewer",
+    "prune_events",
     "reclaim_thread",
     "record_inbound",
     "release_aisdk_follow_up",
     "release_inbound",
+    "release_lease",
     "rename_slot",
+    "renew_leases",
     "replace_queued",
     "replace_user_token",
     "save_aisdk_chat",

@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Callable
 
 from bridge.db.engine import Database
+from bridge.relay.leases import Leases
 from bridge.relay.limits import SlackLimits
 from bridge.relay.observe import NOOP_OBSERVER, RelayObserver
 from bridge.relay.outbox.reactions import Reactions
@@ -36,6 +37,7 @@ class Outbox:
         poster: SlackPoster,
         *,
         limits: SlackLimits,
+        leases: Leases | None = None,
         edit_interval: float = 1.0,
         idle_timeout: float = 300.0,
         clock: Callable[[], float] | None = None,
@@ -54,6 +56,7 @@ class Outbox:
             self._reactions,
             poster,
             limits=limits,
+            leases=leases or Leases(db, "", shared=False),  # without: this process alone
             edit_interval=edit_interval,
             idle_timeout=idle_timeout,
             observer=observer,
@@ -69,6 +72,7 @@ class Outbox:
         self.show_reactions = self._reactions.show
         self.untouched = self._reactions.untouched
         self.resume = self._store.resume
+        self.touch = self._store.touch
         self.whisper = self._texts.whisper
         self.announce = self._texts.announce
         self.announced = self._texts.announced

@@ -28,6 +28,7 @@ from bridge.db.engine import Database
 from bridge.db.group import GroupWriter
 from bridge.db.models import SlackMessage, utcnow
 from bridge.relay.content import Plan
+from bridge.relay.leases import LeaseLost
 from bridge.relay.limits import SlackLimits
 from bridge.relay.outbox.reactions import Reactions
 from bridge.relay.outbox.threads import Slot, Thread, ThreadRef, Threads, decode_buttons
@@ -82,6 +83,7 @@ class _Put:
     write: Callable[[AsyncSession], Awaitable[None]]
     reactions: Sequence[ReactionWish]
     plans: Mapping[str, Plan] | None
+    fence: Callable[[AsyncSession], Awaitable[bool]] | None
 
 
 class Store:
@@ -119,11 +121,13 @@ class Store:
         reactions: Sequence[ReactionWish] = (),
         *,
         plans: Mapping[str, Plan] | None = None,
+        fence: Callable[[AsyncSession], Awaitable[bool]] | None = None,
     ) -> None:
         """Store texts and reactions in one transaction with the caller's own ``write`` (a cursor, a
         shown state), then have them shown (with ``plans``: slot -> the plan of its text). Should the
         transaction fail, they are shown all the same, not durably: slots reserved for them must not
-        wait forever.
+        wait forever. With a ``fence`` (a lease's check) that says no, nothing is written nor shown
+        and ``LeaseLost`` is raised; the puts sharing the transaction are written all the same.
 
         Every chat's stream stores here each message Coder persists, and waits for it before reading
         on: a hundred chats at work made most of the bridge's transactions, queued on SQLite's single
@@ -138,15 +142,22 @@ class Store:
             renamed, thread.renamed = thread.renamed, []
             await asyncio.wait(renamed)
         try:
-            stored, marked = await self._puts(_Put(ref, texts, write, reactions, plans))
+            written = await self._puts(_Put(ref, texts, write, reactions, plans, fence))
         except BaseException:
             self.show(ref, texts, stored=False, plans=plans)
             self._reactions.show(ref, reactions, stored=False)
             raise
+        if written is None:
+            raise LeaseLost(f"thread {ref.thread_ts} is another replica's now")
+        stored, marked = written
         self.show(ref, stored, plans=plans)
         self._reactions.show(ref, marked)
 
-    async def _write_put(self, session: AsyncSession, put: _Put) -> tuple[list[SlotText], list[ReactionWish]]:
+    async def _write_put(
+        self, session: AsyncSession, put: _Put
+    ) -> tuple[list[SlotText], list[ReactionWish]] | None:
+        if put.fence is not None and not await put.fence(session):
+            return None
         stored = await self.stage(session, put.ref, put.texts, plans=put.plans)
         marked = await self.stage_reactions(session, put.ref, put.reactions)
         await put.write(session)
@@ -249,11 +260,17 @@ class Store:
             links = await repo.find_links_with_pending_output(session)
         for link in links:
             assert link.id is not None
-            self._threads.get(ThreadRef(link.id, link.channel_id, link.thread_ts))
+            self.touch(ThreadRef(link.id, link.channel_id, link.thread_ts))
         return len(links)
 
-    async def load(self, thread: Thread) -> None:
-        """Read the thread's posted messages and stored texts; texts set since the start win."""
+    def touch(self, ref: ThreadRef) -> None:
+        """Have the thread's worker deliver what is stored for it (started if it is not running)."""
+        self._threads.get(ref)
+
+    async def load(self, thread: Thread, *, inherited: bool = False) -> None:
+        """Read the thread's posted messages and stored texts; texts set since the start win. An
+        ``inherited`` thread (its lease taken over from a replica that died) may have posts whose
+        ``ts`` that replica never stored, like a thread from before this start."""
         link_id = thread.ref.link_id
         async with self._db.unit() as session:
             link = await repo.find_link(session, link_id)
@@ -267,7 +284,7 @@ class Store:
                 row = posted.get(text.slot)
                 if row is not None and row.digest == text.digest:
                     await repo.settle_text(session, link_id=link_id, slot=text.slot, digest=text.digest)
-        if link is not None and _aware(link.created_at) < self._started_at:  # a thread from before this start
+        if link is not None and (inherited or _aware(link.created_at) < self._started_at):
             await self._adopt_lost_posts(thread.ref, posted)
         for key, row in posted.items():
             slot = thread.slots.setdefault(key, Slot(key))
@@ -291,6 +308,25 @@ class Store:
             if not slot.dirty:
                 slot.done.set()
         thread.loaded.set()
+
+    async def refresh(self, thread: Thread) -> None:
+        """Take in what other replicas stored for the thread while this one holds its lease (a
+        follow-up's notice, a control's answer): those replicas store, only the holder sends."""
+        link_id = thread.ref.link_id
+        async with self._db.unit() as session:
+            pending = await repo.find_pending_texts(session, link_id)
+        for text in pending:
+            slot = thread.slots.get(text.slot)
+            if slot is not None and slot.text is not None:  # set here: as new as any row stored
+                continue
+            self._threads.set(
+                thread,
+                text.slot,
+                text.text,
+                final=text.final,
+                stored=text.digest,
+                buttons=decode_buttons(text.buttons),
+            )
 
     async def _adopt_lost_posts(self, ref: ThreadRef, posted: dict[str, SlackMessage]) -> None:
         """Find the thread's messages Slack accepted but whose ``ts`` a crash kept from being stored

@@ -41,6 +41,7 @@ from typing import TypeVar
 
 from bridge import tracing
 from bridge.relay.content import Plan
+from bridge.relay.leases import Lease, Leases, thread_lease
 from bridge.relay.limits import SLACK_RETRY, Priority, SlackLimits, Ticket
 from bridge.relay.observe import RelayObserver
 from bridge.relay.outbox.reactions import Reactions
@@ -87,6 +88,7 @@ class Texts:
         poster: SlackPoster,
         *,
         limits: SlackLimits,
+        leases: Leases,
         edit_interval: float,
         idle_timeout: float,
         observer: RelayObserver,
@@ -96,6 +98,7 @@ class Texts:
         self._reactions = reactions
         self._poster = poster
         self._limits = limits
+        self._leases = leases
         self._edit_interval = edit_interval
         self._idle_timeout = idle_timeout
         self._observer = observer
@@ -220,14 +223,51 @@ class Texts:
         return self._threads.closed.get(ref.link_id)
 
     async def work(self, thread: Thread) -> None:
-        """The thread's worker: its texts first, then its reactions, then the deletion of shown
-        reactions' rows; a thread quiet for ``idle_timeout`` is released. A text's call goes on in the
-        trace of the change that set the text, not of whatever started the worker."""
+        """The thread's worker, while this replica holds the thread's lease: only one replica talks
+        to Slack about a thread, so no two post the same slot. Without the lease, what this replica
+        stored is the holder's to send (``Store.refresh``), and the worker hands the thread over. A
+        text's call goes on in the trace of the change that set the text, not of whatever started the
+        worker."""
         tracing.detach()
+        lease = None
+        while lease is None:
+            try:
+                lease = await self._leases.acquire(thread_lease(thread.ref.link_id))
+            except Exception:
+                log.exception(
+                    "could not claim thread %s for its Slack output; retrying", thread.ref.thread_ts
+                )
+                await asyncio.sleep(1.0)
+                continue
+            if lease is None:
+                self._hand_over(thread)
+                return
+        try:
+            await self._work(thread, lease)
+        finally:
+            await self._leases.release(lease)
+
+    def _hand_over(self, thread: Thread) -> None:
+        """Forget the thread here (another replica holds it): nothing waits for this worker."""
+        if self._threads.live.get(thread.ref.link_id) is thread:
+            self._threads.release(thread)
+        thread.loaded.set()
+        for slot in thread.slots.values():
+            slot.done.set()
+
+    async def _work(self, thread: Thread, lease: Lease) -> None:
+        """Its texts first, then its reactions, then the deletion of shown reactions' rows; a thread
+        quiet for ``idle_timeout`` is released (when replicas share the work: once quiet for a
+        heartbeat, unless a stream of this replica still follows it, and texts other replicas
+        stored for it are looked for every heartbeat)."""
+        shared = self._leases.shared
         while True:
             try:
+                if not self._leases.valid(lease):
+                    self._hand_over(thread)
+                    return
                 if not thread.loaded.is_set():
-                    await self._store.load(thread)
+                    await self._store.load(thread, inherited=lease.inherited)
                 slot, wait = self._next(thread)
                 if slot is None:
                     mark, retry = self._reactions.next(thread)
@@ -240,15 +280,25 @@ class Texts:
                     wait = retry if wait is None else wait if retry is None else min(wait, retry)
                     thread.wake.clear()
                     idle = wait is None and thread.idle()
+                    timeout = self._idle_timeout if idle else wait
+                    if shared:
+                        timeout = (
+                            self._leases.heartbeat
+                            if timeout is None
+                            else min(timeout, self._leases.heartbeat)
+                        )
                     try:  # asyncio.timeout, not wait_for: 3.11's wait_for loses a cancel that races a wake
-                        async with asyncio.timeout(self._idle_timeout if idle else wait):
+                        async with asyncio.timeout(timeout):
                             await thread.wake.wait()
                     except TimeoutError:
-                        if idle and thread.idle():  # quiet for long: free it; set_text makes a new one
+                        if shared:
+                            await self._store.refresh(thread)
+                        alone = not shared or lease.users == 1
+                        if idle and thread.idle() and alone:  # quiet: free it; set_text makes a new one
                             self._threads.release(thread)
                             return
                     continue
-                await self._send(thread, slot)
+                await self._send(thread, slot, lease)
             except Exception:  # a database hiccup must not end the thread's output for good
                 log.exception("outbox worker of thread %s failed; retrying", thread.ref.thread_ts)
                 await asyncio.sleep(1.0)
@@ -295,7 +345,7 @@ class Texts:
             return urgent or due, None
         return None, soonest
 
-    async def _send(self, thread: Thread, slot: Slot) -> None:
+    async def _send(self, thread: Thread, slot: Slot, lease: Lease) -> None:
         ref = thread.ref
         method = "chat.postMessage" if slot.ts is None else "chat.update"
         try:
@@ -311,6 +361,8 @@ class Texts:
                         return  # something more urgent turned up: ``_next`` picks it
                 finally:
                     thread.ticket = None
+            if not self._leases.valid(lease):  # lost while waiting: the new holder sends it
+                return
             assert slot.text is not None
             # Read after the wait: the newest text goes out.
             text, buttons, plan, sent = slot.text, slot.buttons, slot.plan, slot.text_digest
