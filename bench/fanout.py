@@ -55,6 +55,7 @@ from bridge.relay.limits import METHOD_BUDGETS
 from bridge.sim.coder import CoderSim
 from bridge.sim.coder_agent import Script, Step, Text, ToolCall
 from bridge.sim.slack import SlackSim
+from bridge.slack.blocks import is_card
 
 TOOLS = 6
 """Tool calls per turn, between the turn's two replies."""
@@ -101,9 +102,11 @@ def reply_delays(coder: CoderSim, texts: Mapping[Thread, Sequence[Shown]]) -> li
                     answered[chat_id] = (last_chunk.get(chat_id, sent), text)
     delays = []
     for chat_id, (chunk, text) in answered.items():
-        shown = first_showing(texts.get(thread_of(coder, chat_id), []), float("-inf"), text)
+        # As a message of its own: a compact card's latest line may show a short answer sooner.
+        replies = [s for s in texts.get(thread_of(coder, chat_id), []) if not is_card(s.text)]
+        shown = first_showing(replies, float("-inf"), text)
         if shown is not None:
-            delays.append(max(0.0, shown - chunk))
+            delays.append(shown - chunk)
     return delays
 
 
