@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -38,6 +40,7 @@ from bridge.db.migrate import upgrade
 from bridge.metrics import Metrics
 from bridge.relay.aisdk_store import DatabaseAiSdkStore
 from bridge.relay.attempts import LinkThrottle
+from bridge.relay.budgets import SharedBudgets
 from bridge.relay.chat_commands import ChatCommands
 from bridge.relay.cipher import TokenCipher
 from bridge.relay.controls import Control, Controls
@@ -49,6 +52,7 @@ from bridge.relay.limits import SlackLimits
 from bridge.relay.links import Headers
 from bridge.relay.marks import ReactionNames
 from bridge.relay.outbox import Outbox
+from bridge.relay.pace import Pace
 from bridge.relay.policy import Policy, Rules
 from bridge.relay.ports import SlackPoster
 from bridge.relay.renames import Renames
@@ -136,6 +140,14 @@ def _fixed_authorization(
     return authorize
 
 
+def _learned_pace(pace: Pace) -> float:
+    return pace.per_minute
+
+
+def _refused_pace(pace: Pace) -> float:
+    return pace.learned.ceiling or 0.0
+
+
 class _BoltTokenNotice(logging.Filter):
     """Drops Bolt's start-up notices that SLACK_BOT_TOKEN (which Bolt also reads from the environment)
     goes unused: the bridge hands Bolt its token through ``authorize`` on purpose."""
@@ -176,8 +188,12 @@ class Bridge:
         self.metrics_port: int | None = None
         """Where ``/metrics`` is served when it has its own listener (``BRIDGE_METRICS_PORT``)."""
         self.coder_reason = ""
+        self.replica_id = uuid.uuid4().hex
+        """This process among the replicas sharing the database (drawn anew at every start)."""
         self.limits: SlackLimits | None = None
         """The workspace's Slack budgets, once started (every Slack call draws on them)."""
+        self.budgets: SharedBudgets | None = None
+        """This replica's share of the Slack budgets and the learned paces, synced with the database."""
         self._backend: CoderBackend | None = None
         self._coder_tasks = TaskGroup("coder")
         """Background work of the Coder backends (the 2025 AI-SDK API's reply readers)."""
@@ -230,10 +246,21 @@ class Bridge:
             token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url, session=http
         )
         # The workspace's budgets, one set for every Slack call of the bridge.
-        self.limits = limits = SlackLimits(scale=settings.slack_rate_scale)
+        self.limits = limits = SlackLimits(
+            scale=settings.slack_rate_scale, adaptive_maximum=settings.slack_post_rate_max
+        )
         identity = await slack_identity(client, limits)
         self._slack_ok = True
         log.info("Slack: bot user %s in team %s", identity.bot_user_id, identity.team_id)
+        self.budgets = SharedBudgets(
+            self.db,
+            limits,
+            replica_id=self.replica_id,
+            team_id=identity.team_id,
+            interval=settings.replica_heartbeat,
+        )
+        await self.budgets.start()
+        self._observe_budgets(limits, self.budgets)
 
         web_poster = WebPoster(client, self.metrics)
         self._sessions = sessions = SessionMirror(
@@ -394,6 +421,13 @@ class Bridge:
             "Socket" if settings.socket_mode else "HTTP",
             resumed,
         )
+
+    def _observe_budgets(self, limits: SlackLimits, budgets: SharedBudgets) -> None:
+        """``/metrics`` reads the learned paces and the live replicas when it is scraped."""
+        for method, pace in limits.paces.items():
+            self.metrics.slack_pace.labels(method).set_function(partial(_learned_pace, pace))
+            self.metrics.slack_pace_ceiling.labels(method).set_function(partial(_refused_pace, pace))
+        self.metrics.replicas.set_function(lambda: budgets.replicas)
 
     def _build_identity(self, backend: CoderBackend, whisperer: Outbox) -> Identity:
         """Shared or linked identity; linked users' backends speak the generation detected at start."""
@@ -571,6 +605,8 @@ class Bridge:
             if not await self._sessions.drain(left()):
                 log.warning("shutdown: some agent session statuses were not sent to Slack")
             await self._sessions.close()
+        if self.budgets is not None:  # after the last Slack call: what it taught is stored
+            await self.budgets.close()
         for runner in self._runners:
             await runner.cleanup()
         if self._identity is not None:

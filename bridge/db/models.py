@@ -7,7 +7,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Boolean, Column, DateTime, Integer, String, Text, UniqueConstraint, true
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    true,
+)
 from sqlmodel import Field, SQLModel
 
 
@@ -234,3 +245,34 @@ class AisdkFollowUp(SQLModel, table=True):
     chat_id: str = Field(max_length=64, index=True)
     content: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())
+
+
+class Replica(SQLModel, table=True):
+    """A running bridge process, under the id it drew at start, and its last sign of life.
+
+    Replicas on one database share Slack's per-workspace budgets: each uses its share, one over the
+    replicas of its workspace whose heartbeat is recent. A replica that stops deletes its row; one
+    that dies stops counting once its heartbeat is old.
+    """
+
+    __tablename__ = "replica"
+
+    replica_id: str = Field(primary_key=True, max_length=32)
+    team_id: str = Field(max_length=32, index=True)
+    heartbeat_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())
+
+
+class SlackPace(SQLModel, table=True):
+    """What the bridge learned of a Slack budget Slack publishes no number for, per workspace and
+    method: the pace to use and the pace Slack refused (``ceiling``, none while it refused none).
+
+    Kept so a restart or another replica starts from what was learned, not from the guard again.
+    """
+
+    __tablename__ = "slack_pace"
+
+    team_id: str = Field(primary_key=True, max_length=32)
+    method: str = Field(primary_key=True, max_length=64)
+    per_minute: float = Field(sa_column=Column(Float, nullable=False))
+    ceiling: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())

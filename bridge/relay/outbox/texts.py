@@ -246,7 +246,12 @@ class Texts:
 
         New messages (in order) and final texts first, the one waiting longest first (a reply's final
         text before the idle status set after it); then, of the progress edits due, the one shown
-        least recently."""
+        least recently. In the budgets' line, what a person waits for (``SlotKey.awaited``) goes
+        before the bridge's own status of other threads.
+
+        A new message whose text is still streaming waits until ``edit_interval`` after its first
+        text before it is posted: a short reply is then posted whole, where posted at once it would
+        cost an edit, and ``chat.update`` is the scarcest budget (Tier 3 for the whole workspace)."""
         now = self._threads.clock()
         if now < thread.paused_until:
             return None, thread.paused_until - now
@@ -265,6 +270,11 @@ class Texts:
                 continue
             waiting = True
             if slot.ts is None and (reserved or posting):
+                continue
+            settling = slot.appeared + self._edit_interval - now
+            if slot.ts is None and not slot.final and settling > 0:
+                posting = True  # its text is still coming: it and the new messages after it wait
+                soonest = settling if soonest is None else min(soonest, settling)
                 continue
             if slot.ts is None or slot.final:
                 posting = posting or slot.ts is None
@@ -289,7 +299,8 @@ class Texts:
         try:
             since = thread.waiting_since
             if slot.ts is None or slot.final:
-                await self._limits.acquire(method, ref.channel, since=since)
+                urgency = Priority.AWAITED if slot.awaited else Priority.FINAL
+                await self._limits.acquire(method, ref.channel, urgency, since=since)
             else:
                 thread.ticket = Ticket()
                 try:
