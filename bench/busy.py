@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import sqlalchemy as sa
+import asyncpg
 from latency import (
     BridgeProcess,
     CpuTime,
@@ -47,6 +47,7 @@ from latency import (
     thread_of,
     wait_for_final_texts,
 )
+from sqlalchemy.engine import make_url
 
 from bridge.sim.coder import CoderSim
 from bridge.sim.slack import SlackSim
@@ -88,6 +89,8 @@ class Busy:
     wall: float
     cpu: CpuTime
     transactions: int | None
+    unacknowledged: int
+    """Event deliveries the bridge did not acknowledge within Slack's 3 s (Slack retries them later)."""
     bridge_log: list[str]
 
 
@@ -141,34 +144,34 @@ def answer_latencies(
 
 async def transactions(url: str | None) -> int | None:
     """Transactions committed in the database so far (PostgreSQL's statistics), None on SQLite."""
-    if url is None or not url.startswith("postgresql"):
+    if url is None:
         return None
-    engine = sa.create_engine(url)
+    conn = await asyncpg.connect(url)
     try:
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT pg_stat_clear_snapshot()"))
-            value = conn.execute(
-                sa.text("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
-            ).scalar_one()
+        await conn.execute("SELECT pg_stat_clear_snapshot()")
+        value = await conn.fetchval(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        )
     finally:
-        engine.dispose()
+        await conn.close()
     return int(value)
 
 
-def fresh_postgres(server: str) -> str:
+async def fresh_postgres(server: str) -> str:
     """A new, empty database on the PostgreSQL server ``server`` names; its URL."""
     name = f"bench_busy_{uuid.uuid4().hex[:8]}"
-    engine = sa.create_engine(server, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return sa.make_url(server).set(database=name).render_as_string(hide_password=False)
+    conn = await asyncpg.connect(server)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return str(make_url(server).set(database=name).render_as_string(hide_password=False))
 
 
 async def run(args: argparse.Namespace) -> Busy:
     started, cpu_before = time.monotonic(), CpuTime.now()
     reply = reply_text(args.words, args.seed)
-    database = fresh_postgres(args.database_url) if args.database_url else None
+    database = await fresh_postgres(args.database_url) if args.database_url else None
     with tempfile.TemporaryDirectory(prefix="bench-busy-") as tmp:
         workdir = Path(tmp)
         async with simulators(reply_script(reply), PART_INTERVAL, rate_limits=False) as (coder, slack):
@@ -205,6 +208,7 @@ async def run(args: argparse.Namespace) -> Busy:
                 wall=time.monotonic() - started,
                 cpu=CpuTime.now() - cpu_before,
                 transactions=None if before is None or after is None else after - before,
+                unacknowledged=sum(1 for d in slack.deliveries if d.failure is not None),
                 bridge_log=summarise_log(bridge.log_path.read_text(errors="replace")),
             )
 
@@ -222,6 +226,7 @@ def report(result: Busy) -> None:
             print(f"mention -> {name}: p50 {low:.2f} s, p99 {high:.2f} s")
     rate = result.posts / result.post_span if result.post_span else 0.0
     print(f"posts: {result.posts} in {result.post_span:.0f} s from the first mention ({rate:.1f}/s overall)")
+    print(f"event deliveries not acknowledged within 3 s (retried by Slack later): {result.unacknowledged}")
     print("Slack calls: " + ", ".join(f"{m} {n}" for m, n in sorted(result.calls_by_method.items())))
     if result.transactions is not None:
         print(

@@ -8,16 +8,19 @@ goes out at once. Transient failures back off (after five, a stored text waits f
 other permanent errors are logged and dropped.
 
 Scheduling. The workspace's budgets (``SlackLimits``) are shared by every thread, and each worker
-waits in their line with at most one call at a time: new messages and final texts as ``FINAL``,
-progress edits as ``PROGRESS`` (a worker waiting with one steps out of the line when a final text
-or a new message of its thread turns up, and sends that first). Equals are served by how long
-their thread has waited (since its last text shown, or its first change after that), so every
-thread gets its turn once per round, however many final texts it has queued: a thread's wait is its
-fair share of the budget, however many threads stream. Progress that has waited a whole round goes
-before final texts whose threads began waiting later: finals alone can fill the budget when many
-turns end together. Within a thread, new messages and final texts go first, then the progress edit
-shown least recently (so a busy status card cannot starve the reply streaming below it). A 429
-pauses the method for the whole workspace.
+waits in their line with at most one call at a time: new messages and final texts as ``AWAITED``
+when a person waits for them (the agent's replies, answers to people: ``SlotKey.awaited``) or
+``FINAL`` (the bridge's own status: header, card), progress edits as ``PROGRESS`` (a worker waiting
+with one steps out of the line when a final text or a new message of its thread turns up, and sends
+that first). Equals are served by how long their thread has waited (since its last text shown, or
+its first change after that), so every thread gets its turn once per round, however many final
+texts it has queued: a thread's wait is its fair share of the budget, however many threads stream.
+Progress that has waited a whole round goes before final texts whose threads began waiting later:
+finals alone can fill the budget when many turns end together. Within a thread, new messages and
+final texts go first, then the progress edit shown least recently (so a busy status card cannot
+starve the reply streaming below it); a new message whose text still streams waits
+``edit_interval`` before its first post (posted whole, a short reply costs no edit). A 429 pauses
+the method for the whole workspace.
 
 Slack errors that no retry can fix are handled on purpose: a text Slack finds too big
 (``OVERSIZED``: ``msg_too_long``, and ``msg_blocks_too_long`` or ``invalid_blocks`` for the blocks a
@@ -118,8 +121,8 @@ class Texts:
             self._threads.get(ref).slots.setdefault(key, Slot(key))
 
     async def whisper(self, channel: str, user: str, thread_ts: str | None, markdown: str) -> None:
-        """An ephemeral answer to one person, within the workspace's budget (ahead of progress
-        edits)."""
+        """An ephemeral answer to one person, within the workspace's budget (ahead of the bridge's
+        own status and progress edits)."""
         send = partial(self._poster.whisper, channel, user, thread_ts, markdown)
         await self._patiently("chat.postEphemeral", send, channel)
 
@@ -131,11 +134,12 @@ class Texts:
         )
 
     async def _patiently(self, method: str, send: Callable[[], Awaitable[T]], channel: str) -> T:
-        """One call within the budgets. A 429 is waited out, however often (it is no failure, only
-        "later": nothing was posted); any other Slack error is raised."""
+        """One call within the budgets, ahead of the bridge's own status (a person asked for it). A
+        429 is waited out, however often (it is no failure, only "later": nothing was posted); any
+        other Slack error is raised."""
         while True:
             try:
-                return await self._limits.call(method, send, channel=channel)
+                return await self._limits.call(method, send, channel=channel, priority=Priority.AWAITED)
             except SlackRateLimited:  # the method is paused for Retry-After: the next acquire waits
                 continue
 
