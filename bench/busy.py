@@ -85,6 +85,8 @@ class Busy:
     """Seconds from each mention to the first message the bot posted in its thread."""
     posts: int
     post_span: float
+    peak_posts: int
+    """Posts in the busiest second."""
     calls_by_method: Counter[str]
     wall: float
     cpu: CpuTime
@@ -140,6 +142,17 @@ def answer_latencies(
         if at is not None:
             latencies.append(at - mention.sent)
     return latencies
+
+
+def busiest_second(times: list[float]) -> int:
+    """The most calls within any one second."""
+    ordered = sorted(times)
+    start, most = 0, 0
+    for end, at in enumerate(ordered):
+        while ordered[start] <= at - 1.0:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
 
 
 async def transactions(url: str | None) -> int | None:
@@ -204,6 +217,7 @@ async def run(args: argparse.Namespace) -> Busy:
                 first_post=first_posts(slack, mentions),
                 posts=len(posts),
                 post_span=(max(posts) - min(m.sent for m in mentions)) if posts else 0.0,
+                peak_posts=busiest_second(posts),
                 calls_by_method=Counter(c.method for c in slack.calls),
                 wall=time.monotonic() - started,
                 cpu=CpuTime.now() - cpu_before,
@@ -225,7 +239,10 @@ def report(result: Busy) -> None:
         if low is not None and high is not None:
             print(f"mention -> {name}: p50 {low:.2f} s, p99 {high:.2f} s")
     rate = result.posts / result.post_span if result.post_span else 0.0
-    print(f"posts: {result.posts} in {result.post_span:.0f} s from the first mention ({rate:.1f}/s overall)")
+    print(
+        f"posts: {result.posts} in {result.post_span:.0f} s from the first mention ({rate:.1f}/s overall, "
+        f"{result.peak_posts} in the busiest second)"
+    )
     print(f"event deliveries not acknowledged within 3 s (retried by Slack later): {result.unacknowledged}")
     print("Slack calls: " + ", ".join(f"{m} {n}" for m, n in sorted(result.calls_by_method.items())))
     if result.transactions is not None:

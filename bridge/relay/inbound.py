@@ -231,6 +231,12 @@ class Inbound:
         if len(self._relayed) > _RELAYED_KEPT:
             del self._relayed[next(iter(self._relayed))]
 
+    async def _release(self, message: IncomingMessage) -> None:
+        """Forget the message's claim (its relay failed), so that it can be relayed again."""
+        async with self._db.unit() as session:
+            await repo.release_inbound(session, channel_id=message.channel_id, ts=message.ts)
+        self._relayed.pop((message.channel_id, message.ts), None)
+
     async def _revise(self, message: IncomingMessage | MessageDeletion) -> None:
         """An edit or deletion of a message this bridge relayed; any other is not our business."""
         async with self._db.unit() as session:
@@ -566,8 +572,7 @@ class Inbound:
             return
         content = await self._content(backend, link, message, text, message.files)
         if not content:
-            async with self._db.unit() as session:
-                await repo.release_inbound(session, channel_id=message.channel_id, ts=message.ts)
+            await self._release(message)
             return
         # The turn ended waiting for a person (stored with its ending): this message is the answer.
         waited = link.phase == repo.WAITING_PHASE
@@ -583,8 +588,7 @@ class Inbound:
                 result = await self._to_front(backend, chat_id, result)
         except CoderError as exc:
             log.warning("follow-up to chat %s failed: %s", chat_id, exc, extra={"chat_id": chat_id})
-            async with self._db.unit() as session:
-                await repo.release_inbound(session, channel_id=message.channel_id, ts=message.ts)
+            await self._release(message)
             if isinstance(exc, CoderAuthError) and await self._refused_token(message):
                 return
             await self._say(
@@ -707,6 +711,5 @@ class Inbound:
             )
             self._follows.follow(chat_id)
             return False
-        async with self._db.unit() as session:
-            await repo.release_inbound(session, channel_id=message.channel_id, ts=message.ts)
+        await self._release(message)
         return True

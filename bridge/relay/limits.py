@@ -14,8 +14,9 @@ the same wall.
 
 Two things move budgets while the bridge runs. Replicas on one database share the workspace's
 budgets: each uses ``share`` of them (one over the live replicas, kept current by
-``relay.replicas``). And the methods Slack publishes no workspace number for (``ADAPTIVE_METHODS``)
-start from a guard and learn their pace from Slack's answers (``relay.pace``).
+``relay.budgets``). And new messages (``MESSAGE_METHODS``), for which Slack publishes a pace per
+channel but no workspace number, start from a guard and learn their pace from Slack's answers
+(``relay.pace``).
 """
 
 from __future__ import annotations
@@ -80,9 +81,6 @@ METHOD_BUDGETS: Mapping[str, Budget] = {
 where its learned pace starts. A method missing here gets a Tier 3 budget of its own: nothing the
 bridge calls goes unmetered."""
 
-ADAPTIVE_METHODS = frozenset({"chat.postMessage", "chat.startStream"})
-"""Methods whose workspace budget Slack does not publish: their pace is learned (``relay.pace``)."""
-
 ADAPTIVE_MAXIMUM = 3000.0
 """Calls a minute a learned pace grows to at most, by default (``BRIDGE_SLACK_POST_RATE_MAX``)."""
 
@@ -92,7 +90,8 @@ CHANNEL_POST_BUDGET = Budget(per_minute=55, burst=3)
 """New messages per channel: Slack allows about one a second with short bursts."""
 
 MESSAGE_METHODS = frozenset({"chat.postMessage", "chat.startStream"})
-"""Methods that create a message and so draw on the channel's budget as well."""
+"""Methods that create a message and so draw on the channel's budget as well. Slack publishes no
+workspace budget for them: theirs is learned (``relay.pace``)."""
 
 
 class Priority(IntEnum):
@@ -218,9 +217,8 @@ class TokenBucket:
 
     def _tuned(self) -> tuple[float, float]:
         """Tokens a second and the burst: this replica's share of the workspace's budget."""
-        return self._budget.per_minute * self._share * self._scale / 60.0, max(
-            1.0, self._budget.burst * self._share
-        )
+        rate = self._budget.per_minute * self._share * self._scale / 60.0
+        return rate, max(1.0, self._budget.burst * self._share)
 
     def _spent(self) -> None:
         """A token was spent (an adaptive budget learns from it)."""
@@ -296,7 +294,7 @@ class SlackLimits:
             method: Pace(
                 METHOD_BUDGETS[method].per_minute, maximum=adaptive_maximum, scale=scale, clock=self._clock
             )
-            for method in sorted(ADAPTIVE_METHODS)
+            for method in sorted(MESSAGE_METHODS)
         }
         """The learned pace of each method Slack publishes no workspace budget for."""
 
