@@ -48,6 +48,7 @@ from bridge.relay.adoption import Adoption
 from bridge.relay.agent_files import AgentFiles
 from bridge.relay.aisdk_store import DatabaseAiSdkStore
 from bridge.relay.attempts import LinkThrottle
+from bridge.relay.budgets import SharedBudgets
 from bridge.relay.chat_commands import ChatCommands
 from bridge.relay.cipher import TokenCipher
 from bridge.relay.controls import Control, Controls
@@ -60,6 +61,7 @@ from bridge.relay.limits import SlackLimits
 from bridge.relay.links import Headers
 from bridge.relay.marks import ReactionNames
 from bridge.relay.outbox import Outbox
+from bridge.relay.pace import Pace
 from bridge.relay.pickup import Pickup
 from bridge.relay.policy import Policy, Rules
 from bridge.relay.ports import SlackPoster
@@ -152,6 +154,14 @@ def _fixed_authorization(
     return authorize
 
 
+def _learned_pace(pace: Pace) -> float:
+    return pace.per_minute
+
+
+def _refused_pace(pace: Pace) -> float:
+    return pace.learned.ceiling or 0.0
+
+
 class _BoltTokenNotice(logging.Filter):
     """Drops Bolt's start-up notices that SLACK_BOT_TOKEN (which Bolt also reads from the environment)
     goes unused: the bridge hands Bolt its token through ``authorize`` on purpose."""
@@ -190,10 +200,11 @@ class Bridge:
         self.settings = settings
         self.metrics = Metrics()
         self.db = Database(settings.database_url)
-        self.replica = uuid.uuid4().hex
-        """This process's id among the replicas sharing the database."""
+        self.replica_id = uuid.uuid4().hex
+        """This process's id among the replicas sharing the database (drawn anew at every start): the
+        holder of its leases and the row of its share of the Slack budgets."""
         self.leases = Leases(
-            self.db, self.replica, duration=settings.lease_duration, heartbeat=settings.lease_heartbeat
+            self.db, self.replica_id, duration=settings.lease_duration, heartbeat=settings.lease_heartbeat
         )
         self._sole = SoleServer(self.db.url)
         self.port: int | None = None
@@ -202,6 +213,8 @@ class Bridge:
         self.coder_reason = ""
         self.limits: SlackLimits | None = None
         """The workspace's Slack budgets, once started (every Slack call draws on them)."""
+        self.budgets: SharedBudgets | None = None
+        """This replica's share of the Slack budgets and the learned paces, synced with the database."""
         self._backend: CoderBackend | None = None
         self._coder_tasks = TaskGroup("coder")
         """Background work of the Coder backends (the 2025 AI-SDK API's reply readers)."""
@@ -240,7 +253,7 @@ class Bridge:
         try:
             schema_before = await upgrade(self.db)
             await prune_events(self.db)
-            held = await self.leases.acquire(f"{REPLICA}{self.replica}")
+            held = await self.leases.acquire(f"{REPLICA}{self.replica_id}")
         except Exception as exc:
             raise StartupError(f"database {self.db.engine.url.render_as_string()} unusable: {exc}") from None
         assert held is not None  # its id is new: nobody else holds it
@@ -267,10 +280,23 @@ class Bridge:
             token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url, session=http
         )
         # The workspace's budgets, one set for every Slack call of the bridge.
-        self.limits = limits = SlackLimits(scale=settings.slack_rate_scale, observer=self.metrics)
+        self.limits = limits = SlackLimits(
+            scale=settings.slack_rate_scale,
+            adaptive_maximum=settings.slack_post_rate_max,
+            observer=self.metrics,
+        )
         identity = await slack_identity(client, limits)
         self._slack_ok = True
         log.info("Slack: bot user %s in team %s", identity.bot_user_id, identity.team_id)
+        self.budgets = SharedBudgets(
+            self.db,
+            limits,
+            replica_id=self.replica_id,
+            team_id=identity.team_id,
+            interval=settings.replica_heartbeat,
+        )
+        await self.budgets.start()
+        self._observe_budgets(limits, self.budgets)
 
         web_poster = WebPoster(client, self.metrics)
         self._sessions = sessions = SessionMirror(
@@ -470,9 +496,16 @@ class Bridge:
             "bridge ready on port %s (%s mode, replica %s); following %d busy chats again",
             self.port,
             "Socket" if settings.socket_mode else "HTTP",
-            self.replica,
+            self.replica_id,
             resumed,
         )
+
+    def _observe_budgets(self, limits: SlackLimits, budgets: SharedBudgets) -> None:
+        """``/metrics`` reads the learned paces and the live replicas when it is scraped."""
+        for method, pace in limits.paces.items():
+            self.metrics.slack_pace.labels(method).set_function(partial(_learned_pace, pace))
+            self.metrics.slack_pace_ceiling.labels(method).set_function(partial(_refused_pace, pace))
+        self.metrics.replicas.set_function(lambda: budgets.replicas)
 
     def _build_identity(self, backend: CoderBackend, whisperer: Outbox) -> Identity:
         """Shared or linked identity; linked users' backends speak the generation detected at start."""
@@ -653,6 +686,8 @@ class Bridge:
             if not await self._sessions.drain(left()):
                 log.warning("shutdown: some agent session statuses were not sent to Slack")
             await self._sessions.close()
+        if self.budgets is not None:  # after the last Slack call: what it taught is stored
+            await self.budgets.close()
         for runner in self._runners:
             await runner.cleanup()
         if self._identity is not None:

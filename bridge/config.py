@@ -96,6 +96,15 @@ class Settings(BaseSettings):
     slack_rate_scale: float = Field(
         default=1.0, gt=0, le=1_000_000, validation_alias=_env("BRIDGE_SLACK_RATE_SCALE")
     )
+    slack_post_rate_max: float = Field(
+        default=3000.0, ge=60, le=1_000_000, validation_alias=_env("BRIDGE_SLACK_POST_RATE_MAX")
+    )
+    """New messages a minute (workspace-wide) the learned pace grows to at most; 300, the guard it
+    starts from, keeps it fixed."""
+    replica_heartbeat: float = Field(
+        default=5.0, gt=0, le=60, validation_alias=_env("BRIDGE_REPLICA_HEARTBEAT")
+    )
+    """Seconds between a replica's heartbeats, which also sync the shared Slack budgets."""
     reconnect_max_delay: float = Field(
         default=30.0, gt=0, le=3600, validation_alias=_env("BRIDGE_RECONNECT_MAX_DELAY")
     )

@@ -111,6 +111,23 @@ class Metrics:
             "How long the thread waiting longest for Slack to show its text has waited",
             registry=self.registry,
         )
+        self.slack_pace = Gauge(
+            "bridge_slack_pace_per_minute",
+            "Learned workspace-wide pace of a Slack method with no published budget (calls a minute)",
+            ["method"],
+            registry=self.registry,
+        )
+        self.slack_pace_ceiling = Gauge(
+            "bridge_slack_pace_ceiling_per_minute",
+            "The pace Slack refused for such a method, which growth stays under (0: none refused yet)",
+            ["method"],
+            registry=self.registry,
+        )
+        self.replicas = Gauge(
+            "bridge_replicas_live",
+            "Live bridge replicas of the workspace; each uses one over this of Slack's budgets",
+            registry=self.registry,
+        )
 
     def watch(
         self,

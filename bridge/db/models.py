@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     Integer,
     String,
     Text,
@@ -301,3 +302,34 @@ class Lease(SQLModel, table=True):
     epoch: int = Field(sa_column=Column(BigInteger, nullable=False))
     wanted: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
     expires_at: datetime = Field(sa_column=_ts_column())
+
+
+class Replica(SQLModel, table=True):
+    """A running bridge process, under the id it drew at start, and its last sign of life.
+
+    Replicas on one database share Slack's per-workspace budgets: each uses its share, one over the
+    replicas of its workspace whose heartbeat is recent. A replica that stops deletes its row; one
+    that dies stops counting once its heartbeat is old.
+    """
+
+    __tablename__ = "replica"
+
+    replica_id: str = Field(primary_key=True, max_length=32)
+    team_id: str = Field(max_length=32, index=True)
+    heartbeat_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())
+
+
+class SlackPace(SQLModel, table=True):
+    """What the bridge learned of a Slack budget Slack publishes no number for, per workspace and
+    method: the pace to use and the pace Slack refused (``ceiling``, none while it refused none).
+
+    Kept so a restart or another replica starts from what was learned, not from the guard again.
+    """
+
+    __tablename__ = "slack_pace"
+
+    team_id: str = Field(primary_key=True, max_length=32)
+    method: str = Field(primary_key=True, max_length=64)
+    per_minute: float = Field(sa_column=Column(Float, nullable=False))
+    ceiling: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())

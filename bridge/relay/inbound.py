@@ -35,6 +35,7 @@ from bridge.coder.questions import answer_in_words
 from bridge.coder.types import NO_OPTIONS, Chat, ChatId, InputPart, SendResult
 from bridge.db import repo
 from bridge.db.engine import Database
+from bridge.db.group import GroupWriter
 from bridge.db.models import ThreadLink
 from bridge.relay.answers import Answers
 from bridge.relay.asked import reply_key
@@ -68,6 +69,9 @@ _STARTING_AT_ONCE = 4
 """New chats being started at the same time; more wait their turn. A hundred mentions at once all
 started together shared the event loop so thinly that each chat's stream opened only seconds later,
 and the replies already streaming waited with them; one at a time, each starts in milliseconds."""
+
+_RELAYED_KEPT = 10_000
+"""Messages this process relayed, remembered so the twin event of each costs no transaction."""
 
 _CONTEXT_SEPARATOR = "\n\n"
 """Between a late-started chat's thread context and the words of the mention that started it."""
@@ -145,6 +149,13 @@ def chat_labels(message: IncomingMessage) -> dict[str, str]:
     }
 
 
+async def _attach(session: AsyncSession, created: tuple[int, Chat]) -> None:
+    link_id, chat = created
+    await repo.attach_chat(
+        session, link_id, chat_id=chat.id, status=chat.status.name, phase=chat.status.phase.value
+    )
+
+
 async def _claim_message(session: AsyncSession, link: ThreadLink, message: IncomingMessage) -> bool:
     """Claim a person's message for relaying on ``link``; False when its twin or a retry was first."""
     assert link.id is not None
@@ -191,6 +202,10 @@ class Inbound:
         self._turns = Turns(leases or Leases(db, "", shared=False), "inbound:")
         self._tasks = TaskGroup("inbound")
         self._starting = asyncio.Semaphore(_STARTING_AT_ONCE)
+        self._relayed: dict[tuple[str, str], None] = {}  # (channel, ts), oldest first
+        # Chats created together record their ids in one transaction (group commit).
+        self._writes = TaskGroup("inbound-writes")
+        self._attaches = GroupWriter(db, _attach, self._writes.spawn)
 
     def submit(self, message: IncomingMessage | MessageDeletion) -> None:
         """Queue a message (or an edit or deletion) and return at once (Slack wants its ack within 3 s)."""
@@ -203,6 +218,7 @@ class Inbound:
     async def close(self) -> None:
         """Cancel whatever is still in flight."""
         await self._tasks.cancel()
+        await self._writes.cancel()
 
     async def _handle(self, message: IncomingMessage | MessageDeletion) -> None:
         # The lock is taken before the first await, so tasks of one thread run in submission order.
@@ -210,8 +226,25 @@ class Inbound:
             async with self._turns.hold(message.channel_id, message.root_ts):
                 if isinstance(message, MessageDeletion) or message.edited:
                     await self._intake.settle(message.event_id, self._revise(message))
+                elif (message.channel_id, message.ts) in self._relayed:
+                    await self._intake.finish(message.event_id)  # its twin (or a retry) was relayed here
                 else:
                     await self._intake.settle(message.event_id, self._relay(message))
+
+    def _claimed(self, message: IncomingMessage) -> None:
+        """This process claimed the message for relaying. Slack delivers a mention twice
+        (``app_mention`` and ``message``): the twin, handled after it here, is dropped without a
+        look-up in the database (in another replica, or after a restart, the claim stops it)."""
+        self._outbox.untouched(message.ts)
+        self._relayed[(message.channel_id, message.ts)] = None
+        if len(self._relayed) > _RELAYED_KEPT:
+            del self._relayed[next(iter(self._relayed))]
+
+    async def _release(self, message: IncomingMessage) -> None:
+        """Forget the message's claim (its relay failed), so that it can be relayed again."""
+        async with self._db.unit() as session:
+            await repo.release_inbound(session, channel_id=message.channel_id, ts=message.ts)
+        self._relayed.pop((message.channel_id, message.ts), None)
 
     async def _revise(self, message: IncomingMessage | MessageDeletion) -> None:
         """An edit or deletion of a message this bridge relayed; any other is not our business."""
@@ -281,11 +314,16 @@ class Inbound:
         return [m for m in thread if admitted[m.user_id]]
 
     async def _relay(self, message: IncomingMessage) -> None:
+        starts = message.mentioned or message.direct
+        if message.thread_ts is None and not starts:  # a channel's own message: no thread, no chat
+            log.debug("ignoring message %s/%s outside threads", message.channel_id, message.ts)
+            return
+        if message.thread_ts is None and await self._start_new(message):
+            return
         async with self._db.unit() as session:
             link = await repo.find_link_by_thread(
                 session, team_id=message.team_id, channel_id=message.channel_id, thread_ts=message.root_ts
             )
-        starts = message.mentioned or message.direct
         if link is not None and link.chat_id is None and starts and link.phase == repo.STARTING_PHASE:
             if await self._started_by(link, message):
                 await self._resume(link, message)
@@ -307,6 +345,17 @@ class Inbound:
                 log.debug("ignoring message in unlinked thread %s/%s", message.channel_id, message.root_ts)
         else:
             await self._follow_up(link, message)
+
+    async def _start_new(self, message: IncomingMessage) -> bool:
+        """A mention that begins a thread, so that only it (or its twin) can have linked the thread:
+        claimed at once, without reading the link first (a burst of mentions was a transaction each
+        more). False when the thread was claimed before (a replay after a stop, a retry): the
+        stored link then decides, as for any message."""
+        backend = await self._admit(message)
+        if backend is None:
+            return True
+        async with self._starting:
+            return await self._start_chat(None, message, backend)
 
     async def _started_by(self, link: ThreadLink, message: IncomingMessage) -> bool:
         """Whether ``message`` is the one that claimed the link (its replay after a stop), not another."""
@@ -367,7 +416,7 @@ class Inbound:
                     link = await repo.reclaim_thread(session, link.id, requester_user_id=message.user_id)
             if link is None or not claimed:
                 return None
-        self._outbox.untouched(message.ts)
+        self._claimed(message)
         return link
 
     async def _start_chat(
@@ -377,8 +426,9 @@ class Inbound:
         backend: CoderBackend,
         *,
         resumed: bool = False,
-    ) -> None:
-        """Create the thread's chat; ``resumed`` continues a creation a stop cut short (claims held)."""
+    ) -> bool:
+        """Create the thread's chat; ``resumed`` continues a creation a stop cut short (claims held).
+        False when the thread (with no ``existing`` link known) turned out to be claimed already."""
         try:
             requested, prompt = split_options(strip_mention(message.text, self._bot_user_id))
             options = await resolve(backend, requested) if requested else NO_OPTIONS
@@ -386,10 +436,10 @@ class Inbound:
             await self._whisper(message, str(exc))  # nothing claimed yet: only a private answer
             if resumed and existing is not None:  # the options passed before the stop; not now
                 await self._fail(existing)
-            return
+            return True
         link = existing if resumed else await self._claim_thread(existing, message)
         if link is None:
-            return
+            return existing is not None
         assert link.id is not None
         ref = thread_ref(link)
         if not prompt and not message.files:
@@ -397,7 +447,7 @@ class Inbound:
                 ref, HEADER_SLOT, "Tell me what to do, e.g. `@Coder Agents fix the flaky auth test`."
             )
             await self._fail(link)
-            return
+            return True
         try:
             chat = await self._created_before(backend, message) if resumed else None
             if chat is None:
@@ -405,7 +455,7 @@ class Inbound:
                 if not content:
                     await self._say(ref, HEADER_SLOT, render_error("Nothing in that message could be sent."))
                     await self._fail(link)
-                    return
+                    return True
                 chat = await backend.create_chat(
                     content,
                     labels=chat_labels(message),
@@ -416,7 +466,7 @@ class Inbound:
             log.warning("creating a chat for %s/%s failed: %s", message.channel_id, message.root_ts, exc)
             if isinstance(exc, CoderAuthError) and await self._refused_token(message):
                 await self._fail(link)
-                return
+                return True
             await self._say(
                 ref,
                 HEADER_SLOT,
@@ -425,11 +475,8 @@ class Inbound:
                 ),
             )
             await self._fail(link)
-            return
-        async with self._db.unit() as session:
-            await repo.attach_chat(
-                session, link.id, chat_id=chat.id, status=chat.status.name, phase=chat.status.phase.value
-            )
+            return True
+        await self._attaches((link.id, chat))
         await self._headers.show(ref, chat, archived=False)
         if chat.warnings:
             await self._say(ref, SlotKey.warnings(message.ts).encode(), render_warnings(chat.warnings))
@@ -445,6 +492,7 @@ class Inbound:
             extra={"chat_id": chat.id},
         )
         self._follows.follow(chat.id)
+        return True
 
     async def _content(
         self,
@@ -528,7 +576,7 @@ class Inbound:
                 else await repo.find_inbound(session, channel_id=message.channel_id, ts=message.ts)
             )
         if claimed:
-            self._outbox.untouched(message.ts)
+            self._claimed(message)
         unrecorded = row is not None and row.coder_message_id is None and row.queued_message_id is None
         if unrecorded and await self._never_arrived(backend, ref, chat_id, message, text):
             async with self._db.unit() as session:  # the claim was released: relay it as new
@@ -537,8 +585,7 @@ class Inbound:
             return
         content = await self._content(backend, link, message, text, message.files)
         if not content:
-            async with self._db.unit() as session:
-                await repo.release_inbound(session, channel_id=message.channel_id, ts=message.ts)
+            await self._release(message)
             return
         # The turn ended waiting for a person (stored with its ending): this message is the answer.
         waited = link.phase == repo.WAITING_PHASE
@@ -558,8 +605,7 @@ class Inbound:
                 result = await self._to_front(backend, chat_id, result)
         except CoderError as exc:
             log.warning("follow-up to chat %s failed: %s", chat_id, exc, extra={"chat_id": chat_id})
-            async with self._db.unit() as session:
-                await repo.release_inbound(session, channel_id=message.channel_id, ts=message.ts)
+            await self._release(message)
             if isinstance(exc, CoderAuthError) and await self._refused_token(message):
                 return
             await self._say(
@@ -701,6 +747,5 @@ class Inbound:
             )
             self._follows.follow(chat_id)
             return False
-        async with self._db.unit() as session:
-            await repo.release_inbound(session, channel_id=message.channel_id, ts=message.ts)
+        await self._release(message)
         return True

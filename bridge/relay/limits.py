@@ -11,6 +11,12 @@ the method's name, so a new method only needs its tier in ``METHOD_BUDGETS``. A 
 through anyway (another app on the same token, a workspace under a stricter grant) pauses the
 method for the whole workspace, not just for the caller that met it: every other caller would meet
 the same wall.
+
+Two things move budgets while the bridge runs. Replicas on one database share the workspace's
+budgets: each uses ``share`` of them (one over the live replicas, kept current by
+``relay.budgets``). And new messages (``MESSAGE_METHODS``), for which Slack publishes a pace per
+channel but no workspace number, start from a guard and learn their pace from Slack's answers
+(``relay.pace``).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import TypeVar
 
 from bridge.coder.backoff import Backoff
 from bridge.relay.observe import NOOP_OBSERVER, RelayObserver
+from bridge.relay.pace import Learned, Pace
 from bridge.relay.ports import SlackRateLimited
 
 T = TypeVar("T")
@@ -74,8 +81,12 @@ METHOD_BUDGETS: Mapping[str, Budget] = {
     "agents.sessions.rename": TIER_3,
     "assistant.threads.setStatus": TIER_3,
 }
-"""Per-workspace budgets. chat.postMessage has no published workspace number; this is a guard.
-A method missing here gets a Tier 3 budget of its own: nothing the bridge calls goes unmetered."""
+"""Per-workspace budgets. chat.postMessage has no published workspace number; this is a guard,
+where its learned pace starts. A method missing here gets a Tier 3 budget of its own: nothing the
+bridge calls goes unmetered."""
+
+ADAPTIVE_MAXIMUM = 3000.0
+"""Calls a minute a learned pace grows to at most, by default (``BRIDGE_SLACK_POST_RATE_MAX``)."""
 
 DEFAULT_BUDGET = TIER_3
 
@@ -83,14 +94,17 @@ CHANNEL_POST_BUDGET = Budget(per_minute=55, burst=3)
 """New messages per channel: Slack allows about one a second with short bursts."""
 
 MESSAGE_METHODS = frozenset({"chat.postMessage", "chat.startStream"})
-"""Methods that create a message and so draw on the channel's budget as well."""
+"""Methods that create a message and so draw on the channel's budget as well. Slack publishes no
+workspace budget for them: theirs is learned (``relay.pace``)."""
 
 
 class Priority(IntEnum):
-    """Who goes first when a budget is short: what people wait for before progress edits."""
+    """Who goes first when a budget is short: what people wait for, then the bridge's own status,
+    then progress edits."""
 
-    FINAL = 0  # a reply's final text, a new message, an answer to a person
-    PROGRESS = 1  # an intermediate edit of a streaming reply or of a status line
+    AWAITED = 0  # the agent's reply, an answer to a person: new or in its final text
+    FINAL = 1  # a new message or a final text of the bridge's own status (header, card), a reaction
+    PROGRESS = 2  # an intermediate edit of a streaming reply or of a status line
 
 
 class Ticket:
@@ -133,9 +147,13 @@ class TokenBucket:
     it served once at the budget's rate) is overdue and ranks with the final texts by its ``since``.
     """
 
-    def __init__(self, budget: Budget, *, scale: float, clock: Callable[[], float]) -> None:
-        self._rate = budget.per_minute * scale / 60.0
-        self._capacity = float(budget.burst)
+    def __init__(
+        self, budget: Budget, *, scale: float, clock: Callable[[], float], share: float = 1.0
+    ) -> None:
+        self._scale = scale
+        self._budget = budget
+        self._share = share
+        self._rate, self._capacity = self._tuned()
         self._tokens = self._capacity
         self._clock = clock
         self._updated = clock()  # in the future while paused: no refill until then
@@ -159,7 +177,9 @@ class TokenBucket:
                 wait = self._wait() if head is waiter else None
                 if wait == 0:
                     self._tokens -= 1
+                    self._spent()
                     return True
+                self._holding()
                 if head is not waiter:
                     head.wake.set()  # it may have become first by waiting alone: it watches the clock
                 waiter.wake.clear()
@@ -194,6 +214,27 @@ class TokenBucket:
         """The calls a minute this bucket allows on average (its budget, scaled)."""
         return self._rate * 60.0
 
+    def retune(self, budget: Budget | None = None, share: float | None = None) -> None:
+        """Take a new budget or share from now on; tokens saved up stay, up to the new burst."""
+        self._refill()
+        self._budget = budget or self._budget
+        self._share = self._share if share is None else share
+        self._rate, self._capacity = self._tuned()
+        self._tokens = min(self._tokens, self._capacity)
+        if self._queue:  # the first in line watches the clock at the new rate
+            self._queue[0].wake.set()
+
+    def _tuned(self) -> tuple[float, float]:
+        """Tokens a second and the burst: this replica's share of the workspace's budget."""
+        rate = self._budget.per_minute * self._share * self._scale / 60.0
+        return rate, max(1.0, self._budget.burst * self._share)
+
+    def _spent(self) -> None:
+        """A token was spent (an adaptive budget learns from it)."""
+
+    def _holding(self) -> None:
+        """A caller waits for this budget (an adaptive budget learns from it)."""
+
     def pause(self, seconds: float) -> None:
         """Slack said 429: no token for ``seconds``, then one, then the usual rate (no saved-up burst)."""
         self._refill()
@@ -215,6 +256,33 @@ class TokenBucket:
             self._updated = now
 
 
+class AdaptiveBucket(TokenBucket):
+    """A bucket whose rate is a learned pace: raised while it holds callers back, lowered when
+    Slack refuses it."""
+
+    def __init__(
+        self, pace: Pace, burst: int, *, scale: float, clock: Callable[[], float], share: float
+    ) -> None:
+        super().__init__(Budget(pace.per_minute, burst), scale=scale, clock=clock, share=share)
+        self.pace = pace
+
+    def follow_pace(self) -> None:
+        """Take the pace's rate (it changed: learned here, or read from the database)."""
+        self.retune(Budget(self.pace.per_minute, self._budget.burst))
+
+    def _spent(self) -> None:
+        if self.pace.granted():
+            self.follow_pace()
+
+    def _holding(self) -> None:
+        self.pace.held()
+
+    def pause(self, seconds: float) -> None:
+        if self.pace.refused(seconds):
+            self.follow_pace()
+        super().pause(seconds)
+
+
 class SlackLimits:
     """Every bucket of one workspace: per method, and per channel for new messages."""
 
@@ -224,12 +292,39 @@ class SlackLimits:
         scale: float = 1.0,
         clock: Callable[[], float] | None = None,
         observer: RelayObserver = NOOP_OBSERVER,
+        adaptive_maximum: float = ADAPTIVE_MAXIMUM,
     ) -> None:
         self._scale = scale
         self._clock = clock or asyncio.get_running_loop().time
         self._observer = observer
         self._methods: dict[str, TokenBucket] = {}
         self._channels: dict[str, TokenBucket] = {}
+        self.share = 1.0
+        """This replica's part of the workspace's budgets: one over the live replicas."""
+        self.paces: Mapping[str, Pace] = {
+            method: Pace(
+                METHOD_BUDGETS[method].per_minute, maximum=adaptive_maximum, scale=scale, clock=self._clock
+            )
+            for method in sorted(MESSAGE_METHODS)
+        }
+        """The learned pace of each method Slack publishes no workspace budget for."""
+
+    def set_share(self, share: float) -> None:
+        """Use ``share`` of every workspace budget from now on (replicas came or went)."""
+        if share == self.share:
+            return
+        self.share = share
+        for pace in self.paces.values():
+            pace.share = share
+        for bucket in [*self._methods.values(), *self._channels.values()]:
+            bucket.retune(share=share)
+
+    def adopt(self, method: str, learned: Learned) -> None:
+        """Use the pace the database holds for ``method`` (learned by any replica)."""
+        self.paces[method].adopt(learned)
+        bucket = self._methods.get(method)
+        if isinstance(bucket, AdaptiveBucket):
+            bucket.follow_pace()
 
     async def acquire(
         self,
@@ -294,5 +389,12 @@ class SlackLimits:
     def _bucket(self, buckets: dict[str, TokenBucket], key: str, budget: Budget) -> TokenBucket:
         bucket = buckets.get(key)
         if bucket is None:
-            bucket = buckets[key] = TokenBucket(budget, scale=self._scale, clock=self._clock)
+            pace = self.paces.get(key) if buckets is self._methods else None
+            bucket = buckets[key] = (
+                TokenBucket(budget, scale=self._scale, clock=self._clock, share=self.share)
+                if pace is None
+                else AdaptiveBucket(
+                    pace, budget.burst, scale=self._scale, clock=self._clock, share=self.share
+                )
+            )
         return bucket

@@ -42,6 +42,22 @@ class SlotKind(StrEnum):
     """A name no kind above starts (a row of some other version): kept and shown as it is."""
 
 
+AWAITED_KINDS = frozenset(
+    {
+        SlotKind.DRAFT,
+        SlotKind.REPLY,
+        SlotKind.PARTIAL,
+        SlotKind.ERROR,
+        SlotKind.WAIT,
+        SlotKind.ANSWER,
+        SlotKind.STOP,
+        SlotKind.CONTROL,
+    }
+)
+"""Kinds a person waits to see: the agent's words, how its turn failed or what it waits for, and the
+bridge's answers to what they did. The rest (header, card, outcome, notices) is the bridge's own
+status, which goes after these when Slack's budgets are short."""
+
 _ANCHORED = frozenset({SlotKind.REPLY, SlotKind.PARTIAL, SlotKind.CARD})
 """Kinds whose anchor is a chat message id: the message before a reply, or a card's user message."""
 
@@ -162,6 +178,11 @@ class SlotKey:
             return SlotKind(self.name.partition(":")[0]) if self.name else SlotKind.OTHER
         except ValueError:
             return SlotKind.OTHER
+
+    @property
+    def awaited(self) -> bool:
+        """Whether a person waits to see this slot (``AWAITED_KINDS``)."""
+        return self.kind in AWAITED_KINDS
 
     @property
     def anchor(self) -> str:

@@ -3,11 +3,14 @@
 People post many messages in a row; asking Slack each time would spend the Tier 4/Tier 2 budgets
 for nothing (each call waits for a token of its method's budget, shared with every other caller).
 Answers are kept ``ttl`` seconds, so a guest promoted to member (or someone removed from a user
-group) is seen within that time.
+group) is seen within that time. Callers asking while a look-up is under way share it: when the
+answer about a busy person expired, a wave of fifty of their mentions made fifty ``users.info``
+calls, the last waiting 25 s for a Tier 4 token, and its chat with it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -43,6 +46,7 @@ class WebDirectory:
         self._ttl = ttl
         self._clock = clock
         self._cache: dict[tuple[str, str], tuple[float, Any]] = {}
+        self._asking: dict[tuple[str, str], asyncio.Future[Any]] = {}
 
     async def user(self, user_id: str) -> SlackUser | None:
         """The user as ``users.info`` shows them; None when Slack hides them from the bot."""
@@ -58,7 +62,18 @@ class WebDirectory:
         if hit is not None and now - hit[0] < self._ttl:
             value: T = hit[1]
             return value
-        fresh = await fetch()
+        asking = self._asking.get(key)
+        if asking is None:
+            asking = self._asking[key] = asyncio.ensure_future(self._ask(key, now, fetch))
+        # Shielded: one caller giving up (its handling cancelled) does not end the others' look-up.
+        answer: T = await asyncio.shield(asking)
+        return answer
+
+    async def _ask(self, key: tuple[str, str], now: float, fetch: Callable[[], Awaitable[T]]) -> T:
+        try:
+            fresh = await fetch()
+        finally:
+            del self._asking[key]
         self._cache[key] = (now, fresh)
         return fresh
 

@@ -287,6 +287,8 @@ async def test_session_follows_the_chat_status_and_title(agent_world: World) -> 
     root = await world.mention("fix the login bug")
     await world.until(lambda: getattr(_session(world, root), "status", None) == "processing")
     session = world.slack.agent_sessions[(world.slack.general, root)]
+    # Where chats carry no labels the chat is found by the header's link: posted a moment later.
+    await world.until(lambda: world.chat_of(root) is not None)
     chat = world.chat_of(root)
     assert (session.title, session.initiator_user_id) == (chat.title, world.slack.alice)
     gate.set()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.sim.coder_agent import Fail, Text, ToolCall
+from bridge.sim.coder_agent import Fail, Pause, Text, ToolCall
 from bridge.sim.slack_state import SimMessage
 from tests.integration.conftest import World
 
@@ -55,8 +55,11 @@ async def test_agent_output_notifies_only_the_requester(world: World, streaming:
     if streaming:
         await world.stop_bridge()
         await world.start_bridge(native_streaming=True)
+    # The pause: the reply still streams once its message is posted (natively streamed, when on).
     world.coder.agent = lambda prompt: [
-        Text(HOSTILE),
+        Text(HOSTILE[:4]),
+        Pause(0.2),
+        Text(HOSTILE[4:]),
         ToolCall("execute", {"command": "echo <!channel> <@U0BOB>"}, result="ok"),
         Text(f"| who | where |\n|---|---|\n| <!here> | <{EVIL}|https://github.com> |"),
     ]

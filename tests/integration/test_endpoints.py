@@ -198,7 +198,8 @@ async def test_url_verification_is_answered(world: World) -> None:
 
 
 async def test_health_readiness_and_metrics(world: World) -> None:
-    """healthz is up, readyz reports ready, metrics count events, Slack and Coder calls and streams."""
+    """healthz is up, readyz reports ready, metrics count events, Slack and Coder calls and streams,
+    and show the learned paces of new messages and the replicas sharing the budgets."""
     root = await world.mention("fix it")
     await world.until_idle_and_shown(root)
     async with httpx.AsyncClient() as client:
@@ -212,6 +213,9 @@ async def test_health_readiness_and_metrics(world: World) -> None:
     assert 'bridge_slack_calls_total{method="chat.postMessage",outcome="ok"}' in metrics
     assert 'bridge_coder_calls_total{operation="create_chat",outcome="ok"}' in metrics
     assert "bridge_live_streams" in metrics
+    assert 'bridge_slack_pace_per_minute{method="chat.postMessage"}' in metrics
+    assert 'bridge_slack_pace_ceiling_per_minute{method="chat.startStream"} 0.0' in metrics
+    assert "bridge_replicas_live 1.0" in metrics
 
 
 async def test_metrics_can_have_a_listener_of_their_own(world: World) -> None:

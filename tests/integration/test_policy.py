@@ -183,6 +183,20 @@ async def test_directory_answers_are_cached_for_a_while() -> None:
         assert await directory.group_members("S0GONE") == frozenset()
 
 
+async def test_people_asked_about_together_are_looked_up_once() -> None:
+    """Fifty mentions by one person at once, their answer expired: one users.info call, not fifty
+    calls queued for Tier 4 tokens (the last one waited 25 s in ``bench/busy.py``)."""
+    async with SlackSim() as slack:
+        client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+        directory = WebDirectory(client, Metrics(), SlackLimits(), ttl=60)
+        users = await asyncio.gather(*(directory.user(slack.alice) for _ in range(50)))
+        groups = await asyncio.gather(*(directory.group_members("S0GONE") for _ in range(5)))
+        assert {u.id for u in users if u is not None} == {slack.alice}
+        assert groups == [frozenset()] * 5
+        assert len(slack.calls_to("users.info")) == 1
+        assert len(slack.calls_to("usergroups.users.list")) == 1
+
+
 async def test_a_failed_claim_gives_its_author_no_rights_over_the_chat_started_after_it(world: World) -> None:
     """Bob's mention without a task fails; Alice then starts the thread's chat: she is its requester."""
     slack = world.slack

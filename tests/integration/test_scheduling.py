@@ -270,3 +270,35 @@ async def test_every_slack_call_draws_on_its_budget(world: World) -> None:
     assert bridge.limits is not None
     assert called - METHOD_BUDGETS.keys() == set(), "every method called has its tier"
     assert called - bridge.limits.metered == set(), "no call bypassed the budgets"
+
+
+async def test_a_reply_goes_before_the_status_edits_of_other_threads(rig: Rig) -> None:  # noqa: F811
+    """With the workspace's edit budget short (sixteen headers turning final at once), a reply that
+    turns final later is not held behind them: what a person waits for goes before the bridge's own
+    status, whichever thread it is in."""
+    refs = await _threads(rig, count=17, channels=8)
+    asker, others = refs[0], refs[1:]
+    outbox = rig.outbox(edit_interval=0.05)
+    try:
+        for ref in others:
+            outbox.set_text(ref, "header", "⏳ running")
+        outbox.set_text(asker, "after:1", "the answ")
+        for ref in refs:
+            await outbox.delivered(ref, ["after:1"] if ref is asker else ["header"], timeout=30)
+        for ref in others:
+            outbox.set_text(ref, "header", "✅ idle", final=True)
+        await asyncio.sleep(0)
+        before = len(rig.slack.calls_to("chat.update"))
+        outbox.set_text(asker, "after:1", "the answer", final=True)
+        await outbox.delivered(asker, ["after:1"], timeout=30)
+        overtaken = len(rig.slack.calls_to("chat.update")) - before - 1
+        for ref in others:
+            await outbox.delivered(ref, ["header"], timeout=30)
+    finally:
+        await outbox.close()
+    print(f"\nstatus edits sent between the reply's final text and its delivery: {overtaken}")
+    # Those sent at once from the budget's burst, and perhaps one in flight; not the eleven behind them.
+    burst = METHOD_BUDGETS["chat.update"].burst
+    assert overtaken <= burst + 1, "the reply waited behind the other threads' status edits"
+    assert len(rig.slack.calls_to("chat.update")) - before - 1 == len(others)
+    assert rig.texts(asker) == ["the answer"]

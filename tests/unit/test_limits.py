@@ -197,3 +197,36 @@ async def test_each_call_reports_its_wait_and_the_budgets_are_readable() -> None
     assert waits.waits[0][1] < 0.1
     assert waits.waits[1][1] >= 0.19
     assert limits.budgets() == {"chat.update": 48 * 60.0}
+
+
+async def test_what_people_wait_for_goes_before_the_bridges_own_status() -> None:
+    """A reply (``AWAITED``) overtakes a status text (``FINAL``) and progress that waited longer."""
+    loop = asyncio.get_running_loop()
+    bucket = TokenBucket(Budget(per_minute=1200, burst=1), scale=1.0, clock=loop.time)
+    await bucket.take()  # the bucket is now empty; one token every 50 ms
+    order: list[str] = []
+
+    async def wait(name: str, priority: Priority) -> None:
+        await bucket.take(priority)
+        order.append(name)
+
+    tasks = [asyncio.ensure_future(wait("header", Priority.FINAL))]
+    tasks.append(asyncio.ensure_future(wait("edit", Priority.PROGRESS)))
+    await asyncio.sleep(0)
+    tasks.append(asyncio.ensure_future(wait("reply", Priority.AWAITED)))
+    await asyncio.wait_for(asyncio.gather(*tasks), 5)
+    assert order == ["reply", "header", "edit"]
+
+
+async def test_a_replica_uses_its_share_of_every_budget() -> None:
+    """Two replicas: half the burst each (and half the rate), the learned paces' buckets included."""
+    limits = SlackLimits(clock=lambda: 0.0)  # time stands still: only the burst is there
+    limits.set_share(0.5)
+    assert limits.paces["chat.postMessage"].share == 0.5
+    for method, burst in (("chat.update", 5), ("chat.postMessage", 20)):
+        for _ in range(burst // 2):
+            await asyncio.wait_for(limits.acquire(method), 1)
+        extra = asyncio.ensure_future(limits.acquire(method))
+        await asyncio.sleep(0.01)
+        assert not extra.done(), method
+        extra.cancel()

@@ -21,6 +21,8 @@ Which module holds which table (``bridge.db.models``):
 - ``lease``: ``lease`` (``Lease``), work one replica of several does (PostgreSQL only).
 - ``aisdk_chat``: ``legacy_chat`` (``AisdkChat``), chats of Coder's 2025 AI-SDK API.
 - ``aisdk_follow_up``: ``legacy_follow_up`` (``AisdkFollowUp``), their held follow-ups.
+- ``replica``: ``replica`` (``Replica``), the bridge processes sharing the database.
+- ``slack_pace``: ``slack_pace`` (``SlackPace``), Slack budgets learned from Slack's answers.
 
 Callers use ``from bridge.db import repo`` and ``repo.<name>``: every public name is here.
 """
@@ -84,6 +86,7 @@ from bridge.db.repo.outbox_text import (
     settle_text,
     stage_texts,
 )
+from bridge.db.repo.replica import beat_replica, count_live_replicas, remove_replica
 from bridge.db.repo.seen_event import (
     RecordedEvent,
     claim_event,
@@ -95,6 +98,7 @@ from bridge.db.repo.seen_event import (
     tag_event,
 )
 from bridge.db.repo.slack_message import find_posted_messages, rename_slot, save_slot
+from bridge.db.repo.slack_pace import StoredPace, find_paces, save_pace
 from bridge.db.repo.stream_cursor import find_cursor, save_cursor
 from bridge.db.repo.thread_link import (
     BUSY_PHASES,
@@ -144,6 +148,7 @@ __all__ = [
     "WAITING_PHASE",
     "Acquired",
     "RecordedEvent",
+    "StoredPace",
     "StoredWish",
     "TextToStore",
     "WishToStore",
@@ -151,12 +156,14 @@ __all__ = [
     "add_agent_file",
     "add_link_attempt",
     "attach_chat",
+    "beat_replica",
     "choose_title",
     "claim_event",
     "claim_inbound",
     "claim_orphaned_events",
     "claim_request",
     "claim_thread",
+    "count_live_replicas",
     "delete_aisdk_chat",
     "delete_user_link",
     "drop_reactions",
@@ -178,6 +185,7 @@ __all__ = [
     "find_links_of_requester",
     "find_links_to_follow",
     "find_links_with_pending_output",
+    "find_paces",
     "find_pending_reactions",
     "find_pending_texts",
     "find_posted_messages",
@@ -203,12 +211,14 @@ __all__ = [
     "release_aisdk_follow_up",
     "release_inbound",
     "release_lease",
+    "remove_replica",
     "rename_slot",
     "renew_leases",
     "replace_queued",
     "replace_user_token",
     "save_aisdk_chat",
     "save_cursor",
+    "save_pace",
     "save_shown_diff",
     "save_shown_title",
     "save_slot",

@@ -8,16 +8,19 @@ goes out at once. Transient failures back off (after five, a stored text waits f
 other permanent errors are logged and dropped.
 
 Scheduling. The workspace's budgets (``SlackLimits``) are shared by every thread, and each worker
-waits in their line with at most one call at a time: new messages and final texts as ``FINAL``,
-progress edits as ``PROGRESS`` (a worker waiting with one steps out of the line when a final text
-or a new message of its thread turns up, and sends that first). Equals are served by how long
-their thread has waited (since its last text shown, or its first change after that), so every
-thread gets its turn once per round, however many final texts it has queued: a thread's wait is its
-fair share of the budget, however many threads stream. Progress that has waited a whole round goes
-before final texts whose threads began waiting later: finals alone can fill the budget when many
-turns end together. Within a thread, new messages and final texts go first, then the progress edit
-shown least recently (so a busy status card cannot starve the reply streaming below it). A 429
-pauses the method for the whole workspace.
+waits in their line with at most one call at a time: new messages and final texts as ``AWAITED``
+when a person waits for them (the agent's replies, answers to people: ``SlotKey.awaited``) or
+``FINAL`` (the bridge's own status: header, card), progress edits as ``PROGRESS`` (a worker waiting
+with one steps out of the line when a final text or a new message of its thread turns up, and sends
+that first). Equals are served by how long their thread has waited (since its last text shown, or
+its first change after that), so every thread gets its turn once per round, however many final
+texts it has queued: a thread's wait is its fair share of the budget, however many threads stream.
+Progress that has waited a whole round goes before final texts whose threads began waiting later:
+finals alone can fill the budget when many turns end together. Within a thread, new messages and
+final texts go first, then the progress edit shown least recently (so a busy status card cannot
+starve the reply streaming below it); a new message whose text still streams waits
+``edit_interval`` before its first post (posted whole, a short reply costs no edit). A 429 pauses
+the method for the whole workspace.
 
 Slack errors that no retry can fix are handled on purpose: a text Slack finds too big
 (``OVERSIZED``: ``msg_too_long``, and ``msg_blocks_too_long`` or ``invalid_blocks`` for the blocks a
@@ -126,8 +129,8 @@ class Texts:
             self._threads.get(ref).slots.setdefault(key, Slot(key))
 
     async def whisper(self, channel: str, user: str, thread_ts: str | None, markdown: str) -> None:
-        """An ephemeral answer to one person, within the workspace's budget (ahead of progress
-        edits)."""
+        """An ephemeral answer to one person, within the workspace's budget (ahead of the bridge's
+        own status and progress edits)."""
         send = partial(self._poster.whisper, channel, user, thread_ts, markdown)
         await self._patiently("chat.postEphemeral", send, channel)
 
@@ -144,11 +147,12 @@ class Texts:
         return await self._patiently("conversations.history", find, channel)
 
     async def _patiently(self, method: str, send: Callable[[], Awaitable[T]], channel: str) -> T:
-        """One call within the budgets. A 429 is waited out, however often (it is no failure, only
-        "later": nothing was posted); any other Slack error is raised."""
+        """One call within the budgets, ahead of the bridge's own status (a person asked for it). A
+        429 is waited out, however often (it is no failure, only "later": nothing was posted); any
+        other Slack error is raised."""
         while True:
             try:
-                return await self._limits.call(method, send, channel=channel)
+                return await self._limits.call(method, send, channel=channel, priority=Priority.AWAITED)
             except SlackRateLimited:  # the method is paused for Retry-After: the next acquire waits
                 continue
 
@@ -308,7 +312,12 @@ class Texts:
 
         New messages (in order) and final texts first, the one waiting longest first (a reply's final
         text before the idle status set after it); then, of the progress edits due, the one shown
-        least recently."""
+        least recently. In the budgets' line, what a person waits for (``SlotKey.awaited``) goes
+        before the bridge's own status of other threads.
+
+        A new message whose text is still streaming waits until ``edit_interval`` after its first
+        text before it is posted: a short reply is then posted whole, where posted at once it would
+        cost an edit, and ``chat.update`` is the scarcest budget (Tier 3 for the whole workspace)."""
         now = self._threads.clock()
         if now < thread.paused_until:
             return None, thread.paused_until - now
@@ -327,6 +336,11 @@ class Texts:
                 continue
             waiting = True
             if slot.ts is None and (reserved or posting):
+                continue
+            settling = slot.appeared + self._edit_interval - now
+            if slot.ts is None and not slot.final and settling > 0:
+                posting = True  # its text is still coming: it and the new messages after it wait
+                soonest = settling if soonest is None else min(soonest, settling)
                 continue
             if slot.ts is None or slot.final:
                 posting = posting or slot.ts is None
@@ -351,7 +365,8 @@ class Texts:
         try:
             since = thread.waiting_since
             if slot.ts is None or slot.final:
-                await self._limits.acquire(method, ref.channel, since=since)
+                urgency = Priority.AWAITED if slot.awaited else Priority.FINAL
+                await self._limits.acquire(method, ref.channel, urgency, since=since)
             else:
                 thread.ticket = Ticket()
                 try:

@@ -83,6 +83,8 @@ class Slot:
     since: int = 0  # when (in the thread's order of changes) the slot last began to differ from Slack
     changed_at: float = 0.0  # when (by the outbox's clock) it last began to differ: its lag's start
     trace: Context | None = None  # the trace of the change that made it differ (tracing.carried)
+    appeared: float = 0.0  # when its first text was set (a new message's text settles for a moment)
+    awaited: bool = False  # a person waits to see it (``SlotKey.awaited``): it goes first
     # Its row is from before this start and may record a final text: the next edit must replace it,
     # or a progress edit shown over that text would, after a crash, pass for the final text.
     inherited: bool = False
@@ -181,6 +183,9 @@ class Threads:
         slot = thread.slots.get(key)
         if slot is None:
             slot = thread.slots[key] = Slot(key)
+        if slot.text is None:  # its first text this run
+            slot.appeared = self.clock()
+            slot.awaited = SlotKey.decode(key).awaited
         if not slot.dirty:
             slot.since = next(thread.changes)
             slot.changed_at = self.clock()
