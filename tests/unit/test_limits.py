@@ -10,23 +10,29 @@ from bridge.relay.limits import Budget, Priority, SlackLimits, Ticket, TokenBuck
 from bridge.relay.ports import SlackRateLimited
 
 
-async def test_final_texts_go_before_waiting_progress_edits() -> None:
-    """When the budget is short, a final text overtakes progress edits that were waiting longer."""
+async def _served(waiting: list[tuple[str, Priority]], late: tuple[str, Priority]) -> list[str]:
+    """The order in which an empty bucket (a token every 50 ms) serves ``waiting`` callers and a
+    ``late`` one that comes after them."""
     loop = asyncio.get_running_loop()
     bucket = TokenBucket(Budget(per_minute=1200, burst=1), scale=1.0, clock=loop.time)
-    await bucket.take()  # the bucket is now empty; one token every 50 ms
+    await bucket.take()
     order: list[str] = []
 
     async def wait(name: str, priority: Priority) -> None:
         await bucket.take(priority)
         order.append(name)
 
-    tasks = [asyncio.ensure_future(wait("edit-1", Priority.PROGRESS))]
-    tasks.append(asyncio.ensure_future(wait("edit-2", Priority.PROGRESS)))
+    tasks = [asyncio.ensure_future(wait(name, priority)) for name, priority in waiting]
     await asyncio.sleep(0)
-    tasks.append(asyncio.ensure_future(wait("final", Priority.FINAL)))
+    tasks.append(asyncio.ensure_future(wait(*late)))
     await asyncio.wait_for(asyncio.gather(*tasks), 5)
-    assert order == ["final", "edit-1", "edit-2"]
+    return order
+
+
+async def test_final_texts_go_before_waiting_progress_edits() -> None:
+    """When the budget is short, a final text overtakes progress edits that were waiting longer."""
+    waiting = [("edit-1", Priority.PROGRESS), ("edit-2", Priority.PROGRESS)]
+    assert await _served(waiting, ("final", Priority.FINAL)) == ["final", "edit-1", "edit-2"]
 
 
 async def test_progress_waiting_a_whole_round_goes_before_later_final_texts() -> None:
@@ -201,21 +207,8 @@ async def test_each_call_reports_its_wait_and_the_budgets_are_readable() -> None
 
 async def test_what_people_wait_for_goes_before_the_bridges_own_status() -> None:
     """A reply (``AWAITED``) overtakes a status text (``FINAL``) and progress that waited longer."""
-    loop = asyncio.get_running_loop()
-    bucket = TokenBucket(Budget(per_minute=1200, burst=1), scale=1.0, clock=loop.time)
-    await bucket.take()  # the bucket is now empty; one token every 50 ms
-    order: list[str] = []
-
-    async def wait(name: str, priority: Priority) -> None:
-        await bucket.take(priority)
-        order.append(name)
-
-    tasks = [asyncio.ensure_future(wait("header", Priority.FINAL))]
-    tasks.append(asyncio.ensure_future(wait("edit", Priority.PROGRESS)))
-    await asyncio.sleep(0)
-    tasks.append(asyncio.ensure_future(wait("reply", Priority.AWAITED)))
-    await asyncio.wait_for(asyncio.gather(*tasks), 5)
-    assert order == ["reply", "header", "edit"]
+    waiting = [("header", Priority.FINAL), ("edit", Priority.PROGRESS)]
+    assert await _served(waiting, ("reply", Priority.AWAITED)) == ["reply", "header", "edit"]
 
 
 async def test_a_replica_uses_its_share_of_every_budget() -> None:

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.group import GroupWriter
-from bridge.db.models import SlackMessage, utcnow
+from bridge.db.models import OutboxEntry, SlackMessage, utcnow
 from bridge.relay.content import Plan
 from bridge.relay.leases import LeaseLost
 from bridge.relay.limits import SlackLimits
@@ -292,14 +292,7 @@ class Store:
         for text in pending:
             slot = thread.slots.setdefault(text.slot, Slot(text.slot))
             if slot.text is None and slot.sent_digest != text.digest:
-                self._threads.set(
-                    thread,
-                    text.slot,
-                    text.text,
-                    final=text.final,
-                    stored=text.digest,
-                    buttons=decode_buttons(text.buttons),
-                )
+                self._show_stored(thread, text)
         for reaction in reactions:  # a wish of this run is newer than a stored one
             marks = thread.marks.get(reaction.ts)
             if marks is None or reaction.role not in marks.wanted:
@@ -308,6 +301,17 @@ class Store:
             if not slot.dirty:
                 slot.done.set()
         thread.loaded.set()
+
+    def _show_stored(self, thread: Thread, text: OutboxEntry) -> None:
+        """Have the thread's worker show a stored text (it is marked stored: nothing to store again)."""
+        self._threads.set(
+            thread,
+            text.slot,
+            text.text,
+            final=text.final,
+            stored=text.digest,
+            buttons=decode_buttons(text.buttons),
+        )
 
     async def refresh(self, thread: Thread) -> None:
         """Take in what other replicas stored for the thread while this one holds its lease (a
@@ -319,14 +323,7 @@ class Store:
             slot = thread.slots.get(text.slot)
             if slot is not None and slot.text is not None:  # set here: as new as any row stored
                 continue
-            self._threads.set(
-                thread,
-                text.slot,
-                text.text,
-                final=text.final,
-                stored=text.digest,
-                buttons=decode_buttons(text.buttons),
-            )
+            self._show_stored(thread, text)
 
     async def _adopt_lost_posts(self, ref: ThreadRef, posted: dict[str, SlackMessage]) -> None:
         """Find the thread's messages Slack accepted but whose ``ts`` a crash kept from being stored
