@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -28,7 +29,9 @@ pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install chromium)"
 )
 
-SCREENSHOT = Path(__file__).parents[2] / "docs" / "images" / "playground.png"
+README_SCREENSHOT = Path(__file__).parents[2] / "docs" / "images" / "playground.png"
+"""Where the README's screenshot is saved when ``BRIDGE_UPDATE_SCREENSHOT`` is set (otherwise the
+test's own directory: a run must not change the checkout)."""
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -140,8 +143,9 @@ async def test_a_conversation_in_the_browser(page: playwright_api.Page, tmp_path
     await expect(page.locator(f"#chat-list {pull_request}")).to_have_text("PR")
 
     await page.mouse.move(0, 0)
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOT))
+    screenshot = README_SCREENSHOT if os.environ.get("BRIDGE_UPDATE_SCREENSHOT") else tmp_path / "page.png"
+    await page.screenshot(path=str(screenshot))
+    assert screenshot.stat().st_size > 10_000, "the page was captured"
 
     await page.locator("#person").select_option("U0BOB")
     await page.locator("#thread-messages .block-button", has_text="Archive").click()
