@@ -302,3 +302,22 @@ async def test_a_reply_goes_before_the_status_edits_of_other_threads(rig: Rig) -
     assert overtaken <= burst + 1, "the reply waited behind the other threads' status edits"
     assert len(rig.slack.calls_to("chat.update")) - before - 1 == len(others)
     assert rig.texts(asker) == ["the answer"]
+
+
+async def test_a_turns_answer_is_posted_before_its_cards_last_edit(rig: Rig) -> None:  # noqa: F811
+    """A compact turn ends with its card's last edit and its answer, a new message: the answer goes
+    first (a person waits for it, and a post draws on the channel's budget), then the card's edit,
+    which waits on the workspace's scarcer edit budget."""
+    outbox = rig.outbox()
+    try:
+        outbox.set_text(rig.ref, "card:1", "⏳ Working · 1 tool")
+        await outbox.delivered(rig.ref, ["card:1"], timeout=5)
+        before = len(rig.slack.calls)
+        ending = [final_text("card:1", "✅ Done · 1 tool"), final_text("after:2", "the answer")]
+        await outbox.put(rig.ref, ending)
+        await outbox.delivered(rig.ref, ["card:1", "after:2"], timeout=5)
+    finally:
+        await outbox.close()
+    sent = [c.method for c in rig.slack.calls[before:] if c.method in ("chat.postMessage", "chat.update")]
+    assert sent == ["chat.postMessage", "chat.update"]
+    assert rig.texts() == ["✅ Done · 1 tool", "the answer"]

@@ -310,10 +310,11 @@ class Texts:
     def _next(self, thread: Thread) -> tuple[Slot | None, float | None]:
         """The slot to send now, or how long until one is due (None: until woken).
 
-        New messages (in order) and final texts first, the one waiting longest first (a reply's final
-        text before the idle status set after it); then, of the progress edits due, the one shown
-        least recently. In the budgets' line, what a person waits for (``SlotKey.awaited``) goes
-        before the bridge's own status of other threads.
+        New messages (in order) and final texts first: a new message a person waits for (a compact
+        turn's answer) before final edits (its card's last edit, waiting on the scarcer ``chat.update``
+        budget), else the one waiting longest (a reply's final text before the idle status set after
+        it); then, of the progress edits due, the one shown least recently. In the budgets' line, what
+        a person waits for (``SlotKey.awaited``) goes before the bridge's own status of other threads.
 
         A new message whose text is still streaming waits until ``edit_interval`` after its first
         text before it is posted: a short reply is then posted whole, where posted at once it would
@@ -344,7 +345,7 @@ class Texts:
                 continue
             if slot.ts is None or slot.final:
                 posting = posting or slot.ts is None
-                if urgent is None or slot.since < urgent.since:
+                if urgent is None or _ahead(slot, urgent):
                     urgent = slot
                 continue
             wait = slot.last_sent + self._edit_interval - now
@@ -491,3 +492,13 @@ class Texts:
             slot.sent_digest, slot.stored = slot.text_digest, ""
             slot.done.set()
         thread.marks.clear()
+
+
+def _ahead(slot: Slot, other: Slot) -> bool:
+    """Whether ``slot`` goes before ``other`` among a thread's urgent texts: a new message a person
+    waits for first, then the one waiting longest. Only a new one jumps ahead: an edit of a reply
+    Slack keeps refusing must not keep the thread's other final texts from being tried."""
+    return (not (slot.awaited and slot.ts is None), slot.since) < (
+        not (other.awaited and other.ts is None),
+        other.since,
+    )
