@@ -77,7 +77,7 @@ from bridge.relay.slots import SlotKey
 from bridge.relay.summaries import TurnSummaries
 from bridge.relay.view import DRAFT, ThreadView, removed_by
 from bridge.slack.blocks import render_error, render_outcome, render_removed, render_usage
-from bridge.slack.failures import render_coder_error, render_failure
+from bridge.slack.failures import render_coder_error, render_reason
 from bridge.slack.mrkdwn import split_markdown
 from bridge.slack.thread_text import render_content, render_plan
 from bridge.tasks import TaskGroup
@@ -512,7 +512,7 @@ class ChatFollow:
         if view.status_changed and view.status is not None:
             if self._shared.leases.shared:
                 await self._retitled(run)
-            reason = render_failure(view.failure) if view.failure is not None else ""
+            reason = render_reason(view.failure)
             header, buttons = self._shared.headers.render(
                 self.chat_id, run.header.title, view.status, reason, archived=run.header.archived
             )
@@ -587,7 +587,7 @@ class ChatFollow:
                 run.requester,
                 phase=outcome.phase,
                 touched=outcome.touched,
-                reason=render_failure(outcome.failure) if outcome.failure is not None else "",
+                reason=render_reason(outcome.failure),
                 stopped=outcome.stopped,
                 waiting_for=outcome.waiting_for,
                 summary=summary,

@@ -35,7 +35,7 @@ from bridge.relay.sessions import SessionMirror
 from bridge.relay.slots import SlotKey
 from bridge.relay.view import ThreadView
 from bridge.slack.blocks import render_header
-from bridge.slack.failures import render_failure
+from bridge.slack.failures import render_reason
 
 HEADER_SLOT = SlotKey.header().encode()
 
@@ -117,8 +117,7 @@ class Headers:
             followed.title, followed.archived = chat.title, archived
         status = view.status if view is not None and view.status is not None else chat.status
         failed = view.failure if view is not None else chat.last_error
-        reason = render_failure(failed) if failed is not None else ""
-        header, buttons = self.render(chat.id, chat.title, status, reason, archived=archived)
+        header, buttons = self.render(chat.id, chat.title, status, render_reason(failed), archived=archived)
         if self._sessions is not None:
             self._sessions.retitle(ref, chat.title)
         if status.phase.busy:

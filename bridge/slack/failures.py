@@ -70,6 +70,12 @@ def _said(message: str, detail: str, kind: ErrorKind) -> str:
     return f"{_sentence(text)} {advice}" if advice is not None else text
 
 
+def render_reason(failure: ChatFailure | None) -> str:
+    """Why a turn failed, for a line that says it beside other things (a header, a card, the
+    requester's mention); empty when it did not fail, or did not say why."""
+    return render_failure(failure) if failure is not None else ""
+
+
 def render_failure(failure: ChatFailure) -> str:
     """Why a turn failed (a stream ``error`` event, or the chat's ``last_error``), shown on its own."""
     if failure.notice is not BackendNotice.NONE:

@@ -41,7 +41,7 @@ from bridge.slack.blocks import (
     render_unanswered,
 )
 from bridge.slack.defuse import unmention
-from bridge.slack.failures import render_failure
+from bridge.slack.failures import render_failure, render_reason
 
 
 def render_content(content: Content) -> str:
@@ -61,7 +61,7 @@ def render_content(content: Content) -> str:
                 content.calls,
                 phase=content.phase,
                 touched=content.touched,
-                reason=_reason(content),
+                reason=render_reason(content.failure),
                 starting=content.starting,
                 agents=content.agents,
                 latest=content.latest,
@@ -86,7 +86,11 @@ def render_plan(card: Card) -> Plan:
         for a in card.agents
     )
     head = render_card_head(
-        len(steps), phase=card.phase, touched=card.touched, reason=_reason(card), starting=card.starting
+        len(steps),
+        phase=card.phase,
+        touched=card.touched,
+        reason=render_reason(card.failure),
+        starting=card.starting,
     )
     return Plan(card_title(card.phase, card.starting), steps, unmention(head), final=card.final)
 
@@ -106,7 +110,3 @@ def _closing(closing: Closing | None) -> str:
         case Unanswered(reason=reason, timed_out=timed_out, minutes=minutes):
             return render_unanswered(reason, timed_out=timed_out, minutes=minutes)
     return ""
-
-
-def _reason(card: Card) -> str:
-    return render_failure(card.failure) if card.failure is not None else ""
