@@ -40,6 +40,7 @@ from latency import (
     bridge_environment,
     first_showing,
     free_port,
+    message_text,
     milliseconds,
     percentile,
     print_environment_line,
@@ -96,8 +97,7 @@ def reply_delays(coder: CoderSim, texts: Mapping[Thread, Sequence[Shown]]) -> li
                 last_chunk[chat_id] = sent
             message = event.get("message") if event.get("type") == "message" else None
             if message and message.get("role") == "assistant":
-                parts = message.get("content") or []
-                text = "".join(p.get("text", "") for p in parts if p.get("type") == "text")
+                text = message_text(message)
                 if text.strip():
                     answered[chat_id] = (last_chunk.get(chat_id, sent), text)
     delays = []
@@ -177,7 +177,7 @@ def final_delays(coder: CoderSim, texts: Mapping[Thread, Sequence[Shown]]) -> li
             message = event.get("message") if event.get("type") == "message" else None
             if not message or message.get("role") != "assistant":
                 continue
-            text = "".join(p.get("text", "") for p in message.get("content") or [] if p.get("type") == "text")
+            text = message_text(message)
             if text.strip():
                 shown = first_showing(texts.get(thread_of(coder, chat_id), []), float("-inf"), text)
                 if shown is not None:

@@ -376,6 +376,11 @@ async def wait_for_final_texts(
 # -- measuring ---------------------------------------------------------------------------------------
 
 
+def message_text(message: Mapping[str, Any]) -> str:
+    """A simulated chat message's text parts, joined."""
+    return "".join(p.get("text", "") for p in message.get("content") or [] if p.get("type") == "text")
+
+
 def assistant_texts(chat: SimChat, *, steps: bool = True) -> list[str]:
     """The texts of a chat's persisted assistant messages (those with any text); without ``steps``,
     only those that call no tool (a turn's final text, what a compact thread posts)."""
@@ -383,7 +388,7 @@ def assistant_texts(chat: SimChat, *, steps: bool = True) -> list[str]:
     for message in chat.messages:
         calls_tools = any(p["type"] == "tool-call" for p in message.get("content") or [])
         if message["role"] == "assistant" and (steps or not calls_tools):
-            text = "".join(p.get("text", "") for p in message.get("content") or [] if p["type"] == "text")
+            text = message_text(message)
             if text.strip():
                 texts.append(text)
     return texts

@@ -20,7 +20,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -32,7 +31,13 @@ from bridge.sim.sender import AckLoss
 from bridge.sim.slack import SlackSim, Storm
 from bridge.slack.blocks import is_card, is_outcome, render_unqueued
 from tests.faults.conversation import PLANS, gates_for_plans, make_agent
-from tests.integration.conftest import CODER_TOKEN, SIGNING_SECRET
+from tests.integration.conftest import (
+    CODER_TOKEN,
+    SIGNING_SECRET,
+    assistant_texts,
+    message_text,
+    user_texts,
+)
 from tests.integration.processes import BridgeProcess, serve_env
 
 SEED_ENV = "BRIDGE_FAULT_SEED"
@@ -185,9 +190,7 @@ class Run:
         lines = []
         for thread, root in enumerate(self.roots):
             chat = self.chat_of(thread) if root else None
-            state = (
-                f"{chat.status}, users {_user_texts(chat)}, queue {len(chat.queue)}" if chat else "no chat"
-            )
+            state = f"{chat.status}, users {user_texts(chat)}, queue {len(chat.queue)}" if chat else "no chat"
             lines.append(f"thread {thread} ({state}):")
             lines.extend(f"  | {text[:160]!r}" for text in (self.bot_texts(thread) if root else []))
         return "\n".join(lines)
@@ -211,10 +214,10 @@ class Run:
     def shown(self, thread: int, turns: int) -> bool:
         """Coder finished ``turns`` turns and the thread shows the end of every answer."""
         chat = self.chat_of(thread)
-        if chat is None or chat.status != "waiting" or len(_user_texts(chat)) < turns:
+        if chat is None or chat.status != "waiting" or len(user_texts(chat)) < turns:
             return False
         shown = "\n".join(self.bot_texts(thread))
-        return all(text[-80:].strip() in shown for text in _assistant_texts(chat, self.style))
+        return all(text[-80:].strip() in shown for text in assistant_texts(chat, style=self.style))
 
     def settled(self, thread: int) -> bool:
         """The thread is complete: every answer shown, header idle, cards done, and the requester
@@ -269,7 +272,7 @@ class Run:
 
     def _running(self, thread: int, turns: int) -> bool:
         chat = self.chat_of(thread)
-        return chat is not None and chat.status == "running" and len(_user_texts(chat)) == turns
+        return chat is not None and chat.status == "running" and len(user_texts(chat)) == turns
 
     def _told_done(self, thread: int, index: int) -> bool:
         """The thread mentions the requester once for every turn before ``index`` that ended idle
@@ -285,7 +288,7 @@ class Run:
 
     def _queued(self, thread: int, text: str) -> bool:
         chat = self.chat_of(thread)
-        return chat is not None and any(_texts(q["content"]) == text for q in chat.queue)
+        return chat is not None and any(message_text(q) == text for q in chat.queue)
 
     # -- faults --------------------------------------------------------------------------------
 
@@ -346,7 +349,7 @@ class Run:
         chats = [self.chat_of(i) for i in range(len(PLANS))]
         return Outcome(
             threads=[self.bot_texts(i) for i in range(len(PLANS))],
-            user_texts=[_user_texts(c) if c else [] for c in chats],
+            user_texts=[user_texts(c) if c else [] for c in chats],
             chats_per_thread=[len(self.chats_of(i)) for i in range(len(PLANS))],
             chats=len(self.coder.chats),
             queued_left=sum(len(c.queue) for c in chats if c),
@@ -386,26 +389,6 @@ async def _calm_within(calm: asyncio.Event, seconds: float) -> bool:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(calm.wait(), seconds)
     return calm.is_set()
-
-
-def _texts(content: list[dict[str, Any]] | None) -> str:
-    return "".join(p.get("text", "") for p in content or [] if p.get("type") == "text")
-
-
-def _user_texts(chat: SimChat) -> list[str]:
-    return [_texts(m.get("content")) for m in chat.messages if m["role"] == "user"]
-
-
-def _assistant_texts(chat: SimChat, style: str) -> list[str]:
-    """The texts a thread shows as replies: every assistant message's (full style), or only a
-    turn's final one (compact: a message that calls a tool is a step, shown on the card)."""
-    replies = [m for m in chat.messages if m["role"] == "assistant"]
-    if style == "compact":
-        replies = [
-            m for m in replies if not any(p.get("type") == "tool-call" for p in m.get("content") or [])
-        ]
-    texts = [_texts(m.get("content")) for m in replies]
-    return [t for t in texts if t.strip()]
 
 
 async def run_script(

@@ -50,12 +50,16 @@ class World:
     coder: CoderSim
     settings: Settings
     bridge: Bridge | None = None
-    style: str = "full"
-    """The running bridge's thread style (``BRIDGE_THREAD_STYLE``), which decides what a thread shows."""
     threads: list[str] = field(default_factory=list)
     capabilities: Capabilities = field(default_factory=Capabilities)
     """What the Coder generation under test can do, as the bridge found it: the one place where
     tests branch on the generation (they assert the documented behaviour where a feature is missing)."""
+
+    @property
+    def style(self) -> str:
+        """The thread style (``BRIDGE_THREAD_STYLE``) of the bridge running now, or about to: it
+        decides what a thread shows."""
+        return (self.bridge.settings if self.bridge is not None else self.settings).thread_style
 
     def require(self, feature: str, value: object = True) -> None:
         """Skip a test of a feature the Coder generation under test lacks (a ``Capabilities`` field
@@ -79,9 +83,7 @@ class World:
 
     async def start_bridge(self, **overrides: Any) -> Bridge:
         """Start (or restart) the bridge on the same database and point Slack at it."""
-        settings = self.settings.model_copy(update=overrides)
-        self.style = settings.thread_style
-        self.bridge = Bridge(settings)
+        self.bridge = Bridge(self.settings.model_copy(update=overrides))
         await self.bridge.start()
         assert self.bridge.backend is not None
         self.capabilities = self.bridge.backend.capabilities
