@@ -626,11 +626,14 @@ class ThreadView:
         """How the last turn this view saw ended, once the chat is idle."""
         if self._turn_id is None or self.status is None or self.status.phase.busy:
             return None
-        touched = self._touched()
-        stopped = self._stopped_turn is not None and self._stopped_turn == self._turn_id
-        phase = self.status.phase
+        touched, phase = self._touched(), self.status.phase
         usage = tuple(self._turn_usage[i] for i in sorted(self._turn_usage))
-        return Outcome(self._turn_id, phase, touched, self._failure, stopped, self._waiting_for, usage)
+        return Outcome(self._turn_id, phase, touched, self._failure, self._stopped, self._waiting_for, usage)
+
+    @property
+    def _stopped(self) -> bool:
+        """Whether a person stopped the turn under way (``mark_stopped``)."""
+        return self._stopped_turn is not None and self._stopped_turn == self._turn_id
 
     def finish(self) -> None:
         """The chat is idle and caught up: a draft no message took over was cut short (an interrupt, an
@@ -774,8 +777,7 @@ class ThreadView:
     def _latest(self, phase: ChatPhase) -> tuple[str, ...]:
         """Compact: the last lines of the turn's intermediate texts and of what streams now, for its
         card. A turn that ended well leaves its card without them: its reply says the rest."""
-        stopped = self._stopped_turn is not None and self._stopped_turn == self._turn_id
-        if not self._compact or (phase in (ChatPhase.IDLE, ChatPhase.DONE) and not stopped):
+        if not self._compact or (phase in (ChatPhase.IDLE, ChatPhase.DONE) and not self._stopped):
             return ()
         texts = [*(self._steps[i] for i in sorted(self._steps)), self._text.pending()]
         lines = [line.strip() for text in texts for line in text.splitlines() if line.strip()]
