@@ -115,6 +115,9 @@ class InboundMessage(SQLModel, table=True):
     user_id: str = Field(max_length=32)
     coder_message_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     queued_message_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    queued_digest: str | None = Field(default=None, max_length=64)
+    """A digest of the queue entry's text while it waits: the user message Coder makes of it has that
+    text, which is how a start after a restart tells the agent took it (``find_queued_by_text``)."""
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())
 
 

@@ -158,6 +158,7 @@ class Revisions:
                     old_queued_id=old_id,
                     coder_message_id=result.message.id if result.message else None,
                     queued_message_id=result.queued_message.id if result.queued_message else None,
+                    queued_text=result.queued_message.text if result.queued_message else "",
                 )
 
     async def _edit_delivered(

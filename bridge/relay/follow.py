@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -75,7 +75,7 @@ from bridge.relay.plans import plan_message, read_plan
 from bridge.relay.sessions import SessionMirror
 from bridge.relay.slots import SlotKey
 from bridge.relay.summaries import TurnSummaries
-from bridge.relay.view import DRAFT, ThreadView, removed_by
+from bridge.relay.view import DRAFT, Outcome, ThreadView, removed_by
 from bridge.slack.blocks import render_error, render_outcome, render_removed, render_usage
 from bridge.slack.failures import render_coder_error, render_reason
 from bridge.slack.mrkdwn import split_markdown
@@ -120,6 +120,20 @@ class Shared:
     answerers: dict[str, dict[str, str]] = field(default_factory=dict)
     """Who answered which of a chat's questions from Slack (by tool call id, or ``reply_key``): kept
     beside the follows, as the answer may end one run and show in the next."""
+
+
+@dataclass(frozen=True)
+class _Completion:
+    """A turn's completion line: how it ended, the line rendered with a summary, and the summary
+    it shows now (empty: none yet, or not a finished turn)."""
+
+    outcome: Outcome
+    render: Callable[[str], SlotText]
+    summary: str
+
+    @property
+    def text(self) -> SlotText:
+        return self.render(self.summary)
 
 
 @dataclass(frozen=True)
@@ -394,7 +408,11 @@ class ChatFollow:
                         view.apply(batch, now=_now())
                         reactions = await run.marks.see(batch, view)  # stored with the batch's cursor
                         plans = await self._plans(run)
-                        await self._publish(run, reactions=reactions, proposed=plans)
+                        passed = await self._passed(run)
+                        ends = [(at, completion.text) for at, completion in passed]
+                        await self._publish(run, reactions=reactions, proposed=plans, told=ends)
+                        for _, completion in passed:
+                            await self._summarised(run, completion)
                     if sessions is not None and view.status_changed and view.status is not None:
                         title, phase = run.header.title, view.status.phase
                         sessions.show(run.ref, phase, title=title, initiator=run.requester)
@@ -477,11 +495,14 @@ class ChatFollow:
         ending: list[SlotText] | None = None,
         reactions: Sequence[ReactionWish] = (),
         proposed: Sequence[tuple[SlotText, Plan | None]] = (),
+        told: Sequence[tuple[int, SlotText]] = (),
     ) -> None:
         """Apply the view's renames and changed blocks: progress in memory, final texts and the
         batch's ``reactions`` stored with the cursor. ``ending`` (the requester's mention) is stored
         with the idle status that ends the turn, so a crash before it leaves the chat busy and the
-        next start finishes it; ``proposed``: the plans the batch proposed, each with its ``Plan``."""
+        next start finishes it; ``proposed``: the plans the batch proposed, each with its ``Plan``;
+        ``told``: the completion lines of turns the batch went past, each with how many of the
+        changed blocks go before it (``Passed.at``)."""
         outbox, ref, view = self._shared.outbox, run.ref, run.view
         for old, new in view.renames:
             await outbox.rename(ref, old.encode(), new.encode())
@@ -491,7 +512,16 @@ class ChatFollow:
             slots = await outbox.slot_keys(ref)
             removed = [s for s in slots if removed_by(SlotKey.decode(s), view.rewritten)]
             finals += [final_text(s, render_removed()) for s in removed]
-        for key in view.changed:
+        untold = list(told)
+
+        def tell(before: int) -> None:  # a turn's end goes where the view met it, among the blocks
+            while untold and untold[0][0] <= before:
+                _, line = untold.pop(0)
+                outbox.set_text(ref, line.slot, line.text)
+                finals.append(line)
+
+        for position, key in enumerate(view.changed):
+            tell(position)
             block = view.block(key)
             if block.content is None:  # it only holds its place so far
                 continue
@@ -509,6 +539,7 @@ class ChatFollow:
                         plans[slot] = plan
                 else:
                     outbox.set_text(ref, slot, part, plan=plan, buttons=buttons)
+        tell(len(view.changed))
         if view.status_changed and view.status is not None:
             if self._shared.leases.shared:
                 await self._retitled(run)
@@ -579,7 +610,26 @@ class ChatFollow:
         key = SlotKey.outcome(outcome.turn_id)
         if outcome.phase is ChatPhase.NEEDS_USER:
             key = SlotKey.wait(outcome.turn_id, run.view.last_id)
+        completion = await self._completion(run, outcome, key)
+        await self._publish(run, ending=[completion.text])
+        await self._summarised(run, completion)
 
+    async def _passed(self, run: _Run) -> list[tuple[int, _Completion]]:
+        """The completion lines of turns the stream went past without showing their end
+        (``ThreadView.take_passed``), each with its place, but for one a run before a restart told."""
+        passed = run.view.take_passed()
+        if not passed:
+            return []
+        slots = [SlotKey.decode(slot) for slot in await self._shared.outbox.slot_keys(run.ref)]
+        return [
+            (turn.at, await self._completion(run, turn.outcome, SlotKey.outcome(turn.outcome.turn_id)))
+            for turn in passed
+            if not any(slot.tells_end_of(turn.outcome.turn_id) for slot in slots)
+        ]
+
+    async def _completion(self, run: _Run, outcome: Outcome, key: SlotKey) -> _Completion:
+        """The line under ``key`` telling the requester how a turn ended; a finished turn's shows
+        Coder's summary of the turn, if it came already (``_summarised`` has it edited in later)."""
         footer = await self._footer(run, outcome.usage) if outcome.phase is ChatPhase.IDLE else ""
 
         def line(summary: str) -> SlotText:
@@ -594,13 +644,18 @@ class ChatFollow:
             )
             return final_text(key.encode(), f"{text}\n{footer}" if footer else text)
 
+        finished = outcome.phase is ChatPhase.IDLE
+        summary = self._shared.summaries.summary(self.chat_id, outcome.turn_id) if finished else ""
+        return _Completion(outcome, line, summary)
+
+    async def _summarised(self, run: _Run, completion: _Completion) -> None:
+        """A finished turn's line, once stored, is edited to show Coder's summary when that comes."""
+        outcome = completion.outcome
         if outcome.phase is not ChatPhase.IDLE:
-            await self._publish(run, ending=[line("")])
             return
         summaries = self._shared.summaries
-        summary = summaries.summary(self.chat_id, outcome.turn_id)
-        await self._publish(run, ending=[line(summary)])
-        newer = summaries.stored(self.chat_id, outcome.turn_id, run.ref, summary, line)
+        summary, render = completion.summary, completion.render
+        newer = summaries.stored(self.chat_id, outcome.turn_id, run.ref, summary, render)
         if newer is not None:
             await self._shared.outbox.put(run.ref, [newer])
 

@@ -32,7 +32,7 @@ from bridge import tracing
 from bridge.coder.backend import CoderBackend
 from bridge.coder.errors import CoderAuthError, CoderError
 from bridge.coder.questions import answer_in_words
-from bridge.coder.types import NO_OPTIONS, Chat, ChatId, InputPart, SendResult
+from bridge.coder.types import NO_OPTIONS, Chat, ChatId, InputPart, QueuedMessage, SendResult
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.group import GroupWriter
@@ -621,7 +621,7 @@ class Inbound:
             chat_id,
             message,
             coder_message_id=result.message.id if result.message else None,
-            queued_message_id=result.queued_message.id if result.queued_message else None,
+            queued=result.queued_message,
             warnings=result.warnings,
         )
         self._follows.follow(chat_id)
@@ -680,7 +680,7 @@ class Inbound:
         message: IncomingMessage,
         *,
         coder_message_id: int | None,
-        queued_message_id: int | None,
+        queued: QueuedMessage | None,
         warnings: Sequence[str] = (),
     ) -> None:
         """Store what Coder made of a follow-up, and the "Queued" notice and Coder's warnings with it
@@ -692,10 +692,10 @@ class Inbound:
                 final_text(
                     SlotKey.answer(message.ts).encode(),
                     render_queued(None),
-                    queued_buttons(chat_id, queued_message_id),
+                    queued_buttons(chat_id, queued.id),
                 )
             ]
-            if queued_message_id
+            if queued is not None
             else []
         )
         if warnings:
@@ -706,11 +706,12 @@ class Inbound:
                 channel_id=message.channel_id,
                 ts=message.ts,
                 coder_message_id=coder_message_id,
-                queued_message_id=queued_message_id,
+                queued_message_id=queued.id if queued is not None else None,
+                queued_text=queued.text if queued is not None else "",
             )
             stored = await self._outbox.stage(session, ref, notice)
         self._outbox.show(ref, stored)
-        if queued_message_id:
+        if queued is not None:
             await self._follows.queue_changed(chat_id)
         elif coder_message_id is not None:
             await self._follows.recorded(chat_id, coder_message_id)
@@ -743,7 +744,7 @@ class Inbound:
                 chat_id,
                 message,
                 coder_message_id=recent[-1].id if recent and not queued else None,
-                queued_message_id=queued[-1].id if queued else None,
+                queued=queued[-1] if queued else None,
             )
             self._follows.follow(chat_id)
             return False

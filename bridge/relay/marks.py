@@ -147,7 +147,24 @@ class Marks:
             async with self._db.unit() as session:
                 waiting = await repo.find_queued_inbound(session, self._ref.link_id)
             if waiting:
+                await self._taken_meanwhile(waiting.keys())
                 await self.show_queue()
+
+    async def _taken_meanwhile(self, waiting: Iterable[int]) -> None:
+        """Which of the ``waiting`` follow-ups that left Coder's queue while no bridge followed the chat
+        the agent took: the user messages of the chat since the turn began whose text is one a
+        waiting row stored. The others were removed (in Coder's UI, by an edit)."""
+        self._queue = list(await self._backend.queued_messages(self._chat_id))
+        gone = set(waiting) - {q.id for q in self._queue}
+        if not gone:
+            return
+        recent = await self._backend.recent_messages(self._chat_id)
+        users = [m for m in recent if m.role == "user" and m.id > (self._turn or 0)]
+        async with self._db.unit() as session:
+            for message in users:
+                found = await repo.find_queued_by_text(session, link_id=self._ref.link_id, text=message.text)
+                if found in gone and found not in self._taken:
+                    self._taken[found] = message.id
 
     @property
     def unmarked(self) -> bool:

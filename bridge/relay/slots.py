@@ -189,6 +189,11 @@ class SlotKey:
         """What the name is keyed by (a message id, a turn, a ts), empty for the draft and header."""
         return self.name.partition(":")[2]
 
+    def tells_end_of(self, turn_id: int) -> bool:
+        """Whether this slot told the person that turn ``turn_id`` ended or waits for them."""
+        told = self.kind in (SlotKind.OUTCOME, SlotKind.WAIT)
+        return told and self.anchor.partition(":")[0] == str(turn_id)
+
     def anchored_to(self) -> int | None:
         """The chat message a reply or card is shown for, whose removal takes it along; else None (also
         for a piece Slack's count split off, which has always kept its place)."""

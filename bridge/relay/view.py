@@ -197,6 +197,15 @@ class Outcome:
     """What each model call of the turn used, as Coder recorded it on the turn's replies."""
 
 
+@dataclass(frozen=True)
+class Passed:
+    """A turn whose end the stream went past (``ThreadView.take_passed``), and where its line goes."""
+
+    outcome: Outcome
+    at: int
+    """How many of the batch's ``changed`` blocks come before the line: those of the turn it ended."""
+
+
 @dataclass
 class Block:
     """One logical piece of the thread; ``final`` blocks will not change again in this turn.
@@ -281,6 +290,8 @@ class ThreadView:
         self._retry: _Retry | None = None
         self._retry_series = 0
         self._stopped_turn: int | None = None
+        self._ended_turn: int | None = None  # the turn whose end this view's caller told (``finish``)
+        self._passed: list[Passed] = []  # turns that ended unseen, for ``take_passed``
         self._blocks: dict[SlotKey, Block] = {}
         self.changed: list[SlotKey] = []
         self.renames: list[tuple[SlotKey, SlotKey]] = []
@@ -626,9 +637,21 @@ class ThreadView:
         """How the last turn this view saw ended, once the chat is idle."""
         if self._turn_id is None or self.status is None or self.status.phase.busy:
             return None
-        touched, phase = self._touched(), self.status.phase
+        return self._turn_outcome(self._turn_id, self.status.phase)
+
+    def _turn_outcome(self, turn_id: int, phase: ChatPhase) -> Outcome:
         usage = tuple(self._turn_usage[i] for i in sorted(self._turn_usage))
-        return Outcome(self._turn_id, phase, touched, self._failure, self._stopped, self._waiting_for, usage)
+        touched, waiting_for = self._touched(), self._waiting_for
+        return Outcome(turn_id, phase, touched, self._failure, self._stopped, waiting_for, usage)
+
+    def take_passed(self) -> list[Passed]:
+        """Turns that ended while this view did not see their end: a new turn's user message came
+        while the turn before it still looked under way (Coder took a queued follow-up while no
+        bridge followed the chat, or its idle status and the next turn came in one batch). Each is
+        told like a turn seen to end, in its place among the batch's blocks; the caller leaves out
+        one already told before a restart."""
+        passed, self._passed = self._passed, []
+        return passed
 
     @property
     def _stopped(self) -> bool:
@@ -644,6 +667,7 @@ class ThreadView:
         self._update_draft()
         self._adopt_draft(SlotKey.partial(self.last_id))
         self._forget_deltas()
+        self._ended_turn = self._turn_id
 
     def _forget_deltas(self) -> None:
         """Streamed deltas will be sent again from the start (a new turn, a reconnect) or never."""
@@ -663,6 +687,9 @@ class ThreadView:
             at = bisect.bisect_left(self._known_ids, message.id)
             previous = self._known_ids[at - 1] if at > 0 else 0
         if message.role == "user" and new:
+            if self._turn_id is not None and self._ended_turn != self._turn_id:
+                phase = ChatPhase.ERROR if self._failure is not None else ChatPhase.IDLE
+                self._passed.append(Passed(self._turn_outcome(self._turn_id, phase), len(self.changed)))
             self._show(self._asked.message(message))
             if self._draft_of_unseen_turn:
                 self._draft_of_unseen_turn = False

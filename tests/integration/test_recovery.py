@@ -241,3 +241,27 @@ async def test_a_send_begun_as_a_turn_ends_keeps_the_chat_followed(world: World)
     await world.start_bridge()
     await world.until(lambda: "Echo: second" in world.replies(root))
     await world.until(lambda: sum(t.endswith("The agent is done.") for t in world.bot_texts(root)) == 2)
+
+
+async def test_a_follow_up_taken_from_the_queue_while_the_bridge_was_down(world: World) -> None:
+    """The bridge stops while a follow-up waits in Coder's queue; meanwhile the first turn ends and
+    Coder takes the follow-up. After the restart the follow-up's notice says the agent took it (not
+    that it left the queue), and the first turn, whose end the bridge never saw, still gets its
+    completion line, above the second turn's answer: the thread reads as if nobody had stopped."""
+    world.require("queue", "coder")
+    root, gate = await world.busy_on_first()
+    chat = world.chat_of(root)
+    await world.reply(root, "second")
+    await world.until(lambda: world.shows(root, "📥 Queued"))
+    await world.stop_bridge()
+    gate.set()
+    await world.until(lambda: chat.status == "waiting" and len(user_texts(chat)) == 2)
+    await world.start_bridge()
+    await world.until(lambda: world.shows(root, "Echo: second"))
+    await world.until(lambda: sum(t.endswith("The agent is done.") for t in world.bot_texts(root)) == 2)
+    texts = world.bot_texts(root)
+    assert any("took this queued message" in t for t in texts), texts
+    assert not any("no longer queued" in t for t in texts), texts
+    first_done = next(i for i, t in enumerate(texts) if t.endswith("The agent is done."))
+    second_answer = next(i for i, t in enumerate(texts) if "Echo: second" in t)
+    assert first_done < second_answer, texts

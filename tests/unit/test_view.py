@@ -18,6 +18,7 @@ from bridge.coder.types import (
     StreamEvent,
 )
 from bridge.relay.content import Card, Failed, Reply, ToolLine
+from bridge.relay.slots import SlotKey
 from bridge.relay.view import ThreadView
 from tests.unit.view_shown import block, changed, plan_of, renamed, text
 
@@ -761,3 +762,36 @@ def test_a_spawned_sub_agent_is_a_card_line_its_wait_and_the_watch_keep_current(
     plan = plan_of(view, "card:5")
     assert plan is not None
     assert [s.state for s in plan.steps if s.summary == "sub-agent"] == ["ok"]
+
+
+def test_a_turn_the_stream_went_past_is_reported_once_the_next_turn_begins() -> None:
+    """Coder ended a turn and began the next (a queued follow-up taken) while the view saw no idle
+    status: the next user message reports the turn before it, with what it touched, once."""
+    view = ThreadView()
+    view.apply([ConnectedEvent(), message(5, "user", "fix it"), RUNNING, message(6, "assistant", "Fixed.")])
+    assert view.take_passed() == []
+    view.apply([message(7, "assistant", "Also the docs."), message(8, "user", "and the tests"), RUNNING])
+    passed = view.take_passed()
+    assert [(p.outcome.turn_id, p.outcome.phase) for p in passed] == [(5, ChatPhase.IDLE)]
+    assert view.changed[: passed[0].at] == [SlotKey.reply_after(6)], "its line goes after the turn's reply"
+    assert view.take_passed() == [], "taken once"
+
+
+def test_a_turn_whose_end_was_told_is_not_reported_again() -> None:
+    """A turn the caller finished (its end told, or its wait for the person) is over: the message
+    that begins the next turn reports nothing."""
+    view = ThreadView()
+    view.apply(
+        [ConnectedEvent(), message(5, "user", "fix it"), RUNNING, message(6, "assistant", "Fixed."), WAITING]
+    )
+    view.finish()
+    view.apply([message(7, "user", "and the tests"), RUNNING])
+    assert view.take_passed() == []
+
+
+def test_a_turn_that_failed_unseen_is_reported_as_failed() -> None:
+    """An error event came in the turn the stream went past: the report says it failed."""
+    view = ThreadView()
+    view.apply([ConnectedEvent(), message(5, "user", "fix it"), RUNNING, ErrorEvent(message="overloaded")])
+    view.apply([message(7, "user", "again"), RUNNING])
+    assert [(p.outcome.turn_id, p.outcome.phase) for p in view.take_passed()] == [(5, ChatPhase.ERROR)]

@@ -50,6 +50,7 @@ from bridge.db.repo.home_viewer import is_home_viewer, note_home_viewer
 from bridge.db.repo.inbound_message import (
     claim_inbound,
     find_inbound,
+    find_queued_by_text,
     find_queued_inbound,
     find_turn_message,
     forget_after,
@@ -189,6 +190,7 @@ __all__ = [
     "find_pending_reactions",
     "find_pending_texts",
     "find_posted_messages",
+    "find_queued_by_text",
     "find_queued_inbound",
     "find_turn_message",
     "find_unfinished_agent_files",

@@ -7,6 +7,8 @@ turn's reactions go on.
 
 from __future__ import annotations
 
+import hashlib
+
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -35,6 +37,11 @@ async def release_inbound(session: AsyncSession, *, channel_id: str, ts: str) ->
     )
 
 
+def _text_digest(text: str) -> str:
+    """What a row keeps of a queue entry's text while the entry waits: enough to recognise it."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 async def record_inbound(
     session: AsyncSession,
     *,
@@ -42,12 +49,18 @@ async def record_inbound(
     ts: str,
     coder_message_id: int | None,
     queued_message_id: int | None,
+    queued_text: str = "",
 ) -> None:
-    """Remember what Coder made of a relayed Slack message (needed for edits and deletions)."""
+    """Remember what Coder made of a relayed Slack message (needed for edits and deletions);
+    ``queued_text``: the text of the queue entry it became, when Coder queued it."""
     await session.execute(
         update(InboundMessage)
         .where(col(InboundMessage.channel_id) == channel_id, col(InboundMessage.ts) == ts)
-        .values(coder_message_id=coder_message_id, queued_message_id=queued_message_id)
+        .values(
+            coder_message_id=coder_message_id,
+            queued_message_id=queued_message_id,
+            queued_digest=_text_digest(queued_text) if queued_message_id is not None else None,
+        )
     )
 
 
@@ -66,12 +79,17 @@ async def replace_queued(
     old_queued_id: int,
     coder_message_id: int | None,
     queued_message_id: int | None,
+    queued_text: str = "",
 ) -> None:
     """A queued follow-up was sent again (edited or to keep its place): point its row at the new entry."""
     await session.execute(
         update(InboundMessage)
         .where(col(InboundMessage.link_id) == link_id, col(InboundMessage.queued_message_id) == old_queued_id)
-        .values(coder_message_id=coder_message_id, queued_message_id=queued_message_id)
+        .values(
+            coder_message_id=coder_message_id,
+            queued_message_id=queued_message_id,
+            queued_digest=_text_digest(queued_text) if queued_message_id is not None else None,
+        )
     )
 
 
@@ -84,7 +102,7 @@ async def forget_after(session: AsyncSession, *, link_id: int, coder_message_id:
             (col(InboundMessage.coder_message_id) > coder_message_id)
             | col(InboundMessage.queued_message_id).is_not(None),
         )
-        .values(coder_message_id=None, queued_message_id=None)
+        .values(coder_message_id=None, queued_message_id=None, queued_digest=None)
     )
 
 
@@ -124,6 +142,21 @@ async def find_queued_inbound(session: AsyncSession, link_id: int) -> dict[int, 
     }
 
 
+async def find_queued_by_text(session: AsyncSession, *, link_id: int, text: str) -> int | None:
+    """The queue entry of the link's waiting follow-ups whose text is ``text``, the oldest first: the
+    one a user message with that text was taken from, when the queue itself is no longer known."""
+    stmt = (
+        select(col(InboundMessage.queued_message_id))
+        .where(
+            col(InboundMessage.link_id) == link_id,
+            col(InboundMessage.queued_digest) == _text_digest(text),
+        )
+        .order_by(col(InboundMessage.queued_message_id))
+        .limit(1)
+    )
+    return (await session.execute(stmt)).scalars().first()
+
+
 async def unqueue(
     session: AsyncSession, *, link_id: int, queued_message_id: int, coder_message_id: int | None
 ) -> None:
@@ -133,5 +166,5 @@ async def unqueue(
         .where(
             col(InboundMessage.link_id) == link_id, col(InboundMessage.queued_message_id) == queued_message_id
         )
-        .values(coder_message_id=coder_message_id, queued_message_id=None)
+        .values(coder_message_id=coder_message_id, queued_message_id=None, queued_digest=None)
     )

@@ -1,0 +1,32 @@
+"""Queued follow-ups remember a digest of their text: a follow-up Coder took from its queue while no
+bridge watched becomes a user message with the same text, and the digest is how the next start
+still tells that the agent took it (rather than that it was removed).
+
+Revision ID: 0017
+Revises: 0016
+Create Date: 2026-12-06 15:30:00
+File number 0016 is this revision's place in the chain; its id is 0017, one ahead like the ones before it.
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
+revision: str = "0017"
+down_revision: str | None = "0016"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("inbound_message", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("queued_digest", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True)
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("inbound_message", schema=None) as batch_op:
+        batch_op.drop_column("queued_digest")
