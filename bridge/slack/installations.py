@@ -2,7 +2,7 @@
 each workspace (``BotTokens``), refreshed before its token expires.
 
 Bolt's OAuth flow saves what ``oauth.v2.access`` returned through ``DatabaseInstallationStore``;
-``InstalledBots`` answers Bolt's ``authorize`` (``authorization``) and every other caller that needs
+``InstalledBots`` answers Bolt's ``authorize`` (``InstalledAuthorize``) and every other caller that needs
 a workspace's bot. Tokens rotate here rather than in Bolt: a token found expiring is refreshed
 (``oauth.v2.access`` with ``grant_type=refresh_token``) and the new pair stored, sealed, before it is
 handed out, so every caller gets a working token and not only Bolt's listeners.
@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from logging import Logger
 from typing import Any
 
 from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.authorization.async_authorize import AsyncAuthorize
+from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackTokenRotationError
 from slack_sdk.oauth.installation_store import Bot, Installation
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
@@ -253,14 +254,29 @@ class InstalledBots:
         return refreshed
 
 
-def authorization(bots: InstalledBots) -> Callable[..., Awaitable[AuthorizeResult | None]]:
+class InstalledAuthorize(AsyncAuthorize):
     """Bolt's ``authorize`` over the installations: the bot of the event's workspace (or its org's),
-    from what was stored at install, without an ``auth.test`` per request."""
+    from what was stored at install, without an ``auth.test`` per request.
 
-    async def authorize(
-        *, enterprise_id: str | None = None, team_id: str | None = None, **_: Any
+    An ``AsyncAuthorize`` (rather than a plain function) so Bolt takes it beside the OAuth flow
+    instead of building its own from the environment's ``SLACK_CLIENT_ID``.
+    """
+
+    def __init__(self, bots: InstalledBots) -> None:
+        self._bots = bots
+
+    async def __call__(
+        self,
+        *,
+        context: AsyncBoltContext,
+        enterprise_id: str | None,
+        team_id: str | None,
+        user_id: str | None,
+        actor_enterprise_id: str | None = None,
+        actor_team_id: str | None = None,
+        actor_user_id: str | None = None,
     ) -> AuthorizeResult | None:
-        bot = await bots.bot(enterprise_id, team_id)
+        bot = await self._bots.bot(enterprise_id, team_id)
         if bot is None:
             log.warning(
                 "an event came from workspace %s, where the app is not installed",
@@ -270,10 +286,9 @@ def authorization(bots: InstalledBots) -> Callable[..., Awaitable[AuthorizeResul
         return AuthorizeResult(
             enterprise_id=enterprise_id,
             team_id=team_id,
+            user_id=user_id,
             bot_user_id=bot.bot_user_id,
             bot_id=bot.bot_id,
             bot_token=bot.bot_token,
             bot_scopes=sorted(bot.scopes),
         )
-
-    return authorize
