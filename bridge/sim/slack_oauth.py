@@ -66,6 +66,8 @@ class SlackOAuth:
 
     client_id: str = "1111.2222"
     client_secret: str = "sim-client-secret"
+    redirect_url: str | None = None
+    """The app's Redirect URL (its settings' first), used when the authorize request names none."""
     team: str = TEAM_ID
     team_name: str = "Example"
     enterprise: tuple[str, str] | None = None
@@ -89,7 +91,7 @@ class SlackOAuth:
         self.consents.append(dict(query))
         if query.get("client_id") != self.client_id:
             return 400, "invalid_client_id"
-        redirect_uri = query.get("redirect_uri")
+        redirect_uri = query.get("redirect_uri") or self.redirect_url
         if not redirect_uri:
             return 400, "bad_redirect_uri"
         team = None if self.org_wide else query.get("team") or self.team
