@@ -20,6 +20,7 @@ from bridge.db.migrate import upgrade
 from bridge.playground.command import run_playground
 from bridge.relay.cipher import Opened, TokenCipher
 from bridge.relay.identity import token_binding
+from bridge.relay.installations import Installations, InstalledApp
 from bridge.sim.coder import CoderSim
 from bridge.sim.slack import SlackSim
 from tests.integration.conftest import CODER_TOKEN, SIGNING_SECRET
@@ -136,6 +137,39 @@ async def test_doctor_checks_everything_against_simulators(
     assert "guests: refused; people from other organizations: refused" in out
     assert "admins (U0BOB)" in out
     for secret in (slack.bot_token, CODER_TOKEN, SIGNING_SECRET, key):
+        assert secret not in out + err
+
+
+async def test_doctor_says_the_mode_and_counts_the_installations_in_distribution_mode(
+    tmp_path: Path, sims: tuple[SlackSim, CoderSim]
+) -> None:
+    """Installed through OAuth, `bridge doctor` says so and how many workspaces it serves; no token."""
+    slack, coder = sims
+    key = Fernet.generate_key().decode()
+    env = serve_env(
+        slack,
+        coder,
+        tmp_path,
+        SLACK_CLIENT_ID=slack.oauth.client_id,
+        SLACK_CLIENT_SECRET=slack.oauth.client_secret,
+        BRIDGE_ENCRYPTION_KEY=key,
+    )
+    del env["SLACK_BOT_TOKEN"]
+    db = Database(env["DATABASE_URL"])
+    await upgrade(db)
+    await Installations(db, TokenCipher([key])).save(
+        InstalledApp(
+            enterprise_id=None, team_id="T0001", bot_token="xoxb-installed-secret", bot_user_id="U0BOT"
+        )
+    )
+    await db.dispose()
+
+    code, out, err = await _run("doctor", env=env, cwd=tmp_path)
+
+    assert code == 0, out + err
+    assert "Slack: installed into many workspaces through OAuth" in out
+    assert "installed in 1 workspaces or orgs" in out
+    for secret in ("xoxb-installed-secret", slack.oauth.client_secret, key):
         assert secret not in out + err
 
 
