@@ -20,7 +20,8 @@ from typing import Any
 from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.models import SlackInstallation, utcnow
-from bridge.relay.cipher import Binding, Opened, TokenCipher
+from bridge.relay.cipher import Binding, Opened, Refusal, TokenCipher
+from bridge.relay.identity import Rotation
 
 log = logging.getLogger(__name__)
 
@@ -168,34 +169,53 @@ class Installations:
         async with self._db.unit() as session:
             return await repo.count_slack_bots(session)
 
+    async def rotate(self) -> Rotation:
+        """Store every installation's tokens again under the newest key, so older keys can be retired
+        (``bridge rotate-keys``); counts only, never a token."""
+        rotation = Rotation()
+        async with self._db.unit() as session:
+            rows = await repo.find_all_slack_installations(session)
+        for row in rows:
+            for column in _TOKENS:
+                opened = await self._unseal(row, column)
+                if opened is Refusal.NO_KEY:
+                    rotation.unreadable += 1
+                elif opened is Refusal.OTHER_ROW:
+                    rotation.refused += 1
+                elif opened is not None and opened.resealed is not None:
+                    rotation.resealed += 1
+                elif opened is not None:
+                    rotation.current += 1
+        return rotation
+
+    async def _unseal(self, row: SlackInstallation, column: str) -> Opened | Refusal | None:
+        """One token of a row (None: the row has none there); one sealed under an older key is stored
+        under the newest, one no key opens or sealed for another workspace is logged (no token)."""
+        sealed = getattr(row, column)
+        if not sealed:
+            return None
+        opened = self._cipher.unseal(sealed, _binding(column, row.enterprise_id, row.team_id, row.user_id))
+        if not isinstance(opened, Opened):
+            log.warning(
+                "the stored Slack %s of workspace %s cannot be used: %s",
+                _TOKENS[column].replace("_", " "),
+                workspace_name(row.enterprise_id, row.team_id),
+                opened.value,
+            )
+        elif opened.resealed is not None:
+            assert row.id is not None
+            async with self._db.unit() as session:
+                await repo.replace_slack_ciphertext(
+                    session, row_id=row.id, column=column, old=sealed, new=opened.resealed
+                )
+        return opened
+
     async def _open(self, row: SlackInstallation) -> InstalledApp:
-        """The row's tokens opened; one sealed under an older key is stored under the newest, one that
-        no key opens or that was sealed for another workspace reads as absent (logged, no token)."""
+        """The row with its tokens opened; one that cannot be used reads as absent."""
         tokens: dict[str, Any] = {}
         for column, field in _TOKENS.items():
-            sealed = getattr(row, column)
-            if not sealed:
-                tokens[field] = None
-                continue
-            opened = self._cipher.unseal(
-                sealed, _binding(column, row.enterprise_id, row.team_id, row.user_id)
-            )
-            if not isinstance(opened, Opened):
-                log.warning(
-                    "the stored Slack %s of workspace %s cannot be used: %s",
-                    field.replace("_", " "),
-                    workspace_name(row.enterprise_id, row.team_id),
-                    opened.value,
-                )
-                tokens[field] = None
-                continue
-            tokens[field] = opened.secret
-            if opened.resealed is not None:
-                assert row.id is not None
-                async with self._db.unit() as session:
-                    await repo.replace_slack_ciphertext(
-                        session, row_id=row.id, column=column, old=sealed, new=opened.resealed
-                    )
+            opened = await self._unseal(row, column)
+            tokens[field] = opened.secret if isinstance(opened, Opened) else None
         plain: dict[str, Any] = {name: getattr(row, name) for name in _PLAIN}
         return InstalledApp(
             enterprise_id=row.enterprise_id or None,

@@ -292,6 +292,31 @@ async def test_rotate_keys_reencrypts_every_stored_token_with_the_newest_key(tmp
         await db.dispose()
 
 
+async def test_rotate_keys_reencrypts_the_slack_installations_tokens(tmp_path: Path) -> None:
+    """Installed through OAuth, `bridge rotate-keys` also stores every Slack token of the
+    installations again under the newest key, and says how many, never a token."""
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    url = f"sqlite:///{tmp_path}/bridge.db"
+    db = Database(url)
+    try:
+        await upgrade(db)
+        installed = InstalledApp(
+            enterprise_id=None, team_id="T1", bot_token="xoxb-T1-secret", bot_refresh_token="xoxe-1-T1-secret"
+        )
+        await Installations(db, TokenCipher([old])).save(installed)
+        env = clean_env(DATABASE_URL=url, BRIDGE_ENCRYPTION_KEY=f"{new},{old}")
+        code, out, err = await _run("rotate-keys", env=env, cwd=tmp_path)
+        assert code == 0, err
+        assert "Slack installations' tokens: 2 re-encrypted with the newest key, 0 already current" in out
+        assert "it can be removed from BRIDGE_ENCRYPTION_KEY" in out
+        assert "secret" not in out + err
+        bot = await Installations(db, TokenCipher([new])).find_bot(None, "T1")
+        assert bot is not None
+        assert (bot.bot_token, bot.bot_refresh_token) == ("xoxb-T1-secret", "xoxe-1-T1-secret")
+    finally:
+        await db.dispose()
+
+
 async def test_demo_on_the_web_plays_for_the_first_visitor(tmp_path: Path) -> None:
     """`bridge demo --web` prints the playground's address; once a page connects, the demo's
     conversation plays and the page is shown it as it unfolds; SIGINT ends it with exit status 0."""
