@@ -54,6 +54,14 @@ async def _run(*args: str, env: dict[str, str], cwd: Path, timeout: float = 60) 
             "BRIDGE_ENCRYPTION_KEY is not set",
         ),
         ({"BRIDGE_ENCRYPTION_KEY": "not-a-fernet-key"}, "BRIDGE_ENCRYPTION_KEY is invalid"),
+        (
+            {
+                "SLACK_BOT_TOKEN": "xoxb-1",
+                "SLACK_CLIENT_ID": "1111.2222",
+                "SLACK_CLIENT_SECRET": "s3cret-value",
+            },
+            "is ambiguous",
+        ),
     ],
 )
 async def test_serve_refuses_bad_configuration(tmp_path: Path, values: dict[str, str], expected: str) -> None:
