@@ -3,7 +3,8 @@
 Each start is a replica with an id of its own; on PostgreSQL several share the work through leases
 (``relay.leases``), on SQLite the database serves one (``db.sole`` refuses a second).
 
-Start order: database (migrated) -> Coder (generation detected) -> Slack (auth.test) -> relay ->
+Start order: database (migrated) -> Coder (generation detected) -> Slack (auth.test; installed
+through OAuth, the installations' store and flow instead) -> relay ->
 stored Slack output and busy chats resumed -> HTTP endpoints -> Socket Mode (if configured). Stop
 order, all within one deadline: stop taking events, let in-flight handlers finish, close streams
 (cursor and final texts are stored together after every batch), drain the outbox, release
