@@ -10,6 +10,7 @@ tests stop at what Bolt's ``authorize`` and the inbound side do: whether an even
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from bridge.sim.coder import CoderSim
 from bridge.sim.slack import SlackSim
 from bridge.slack.scopes import REQUIRED_SCOPES
 from tests.integration.conftest import CODER_TOKEN, SIGNING_SECRET, WAIT, make_settings
+from tests.slack_payloads import payload
 
 KEY = Fernet.generate_key().decode()
 NOT_INSTALLED = "no longer available"
@@ -45,6 +47,22 @@ class _Said(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if self.words in record.getMessage():
             self.said.set()
+
+
+@contextlib.asynccontextmanager
+async def _until_logged(words: str) -> AsyncIterator[None]:
+    """Run the block, then wait until ``bridge.slack.oauth`` logs ``words`` (its listeners run after
+    the acknowledgement)."""
+    logger = logging.getLogger("bridge.slack.oauth")
+    said, level = _Said(words), logger.level
+    logger.addHandler(said)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+        await asyncio.wait_for(said.said.wait(), WAIT)
+    finally:
+        logger.removeHandler(said)
+        logger.setLevel(level)
 
 
 @dataclass
@@ -201,15 +219,10 @@ async def test_an_uninstall_deletes_the_installation(
     await installing.install()
     (token,) = slack.oauth.grants
 
-    deleted = _Said("its installation is deleted")
-    logging.getLogger("bridge.slack.oauth").addHandler(deleted)
-    try:
-        with caplog.at_level(logging.INFO):
+    with caplog.at_level(logging.INFO):
+        async with _until_logged("its installation is deleted"):
             delivery = await slack.uninstall_app()
             assert delivery.status == 200
-            await asyncio.wait_for(deleted.said.wait(), WAIT)
-    finally:
-        logging.getLogger("bridge.slack.oauth").removeHandler(deleted)
     assert await installing.installations().count() == 0
     assert await installing.stored() == []
     assert "removed from workspace -/T0001: its installation is deleted" in caplog.text
@@ -233,3 +246,29 @@ async def test_a_forged_reused_or_foreign_state_is_refused_with_a_plain_page(ins
     assert (status, "cancelled in Slack, so nothing was installed" in page) == (200, True)
     assert "Start the installation again" in page
     assert len(await installing.stored()) == 1
+
+
+async def test_a_revoked_bot_token_is_deleted(installing: Installing) -> None:
+    slack = installing.slack
+    await installing.install()
+    async with _until_logged("Slack revoked the bot token of workspace -/T0001: it is deleted"):
+        event = payload("tokens_revoked")["event"]  # wrapped for the simulated workspace
+        delivery = await slack.deliver_event(event)
+        assert delivery.status == 200
+    assert await installing.installations().find_bot(None, slack.team_id) is None
+    assert NOT_INSTALLED in await installing.mention("after")
+
+
+async def test_an_org_wide_install_authorizes_the_events_of_its_teams(installing: Installing) -> None:
+    slack = installing.slack
+    slack.oauth.enterprise = ("E111", "Example Org")
+    slack.oauth.org_wide = True
+    body = payload("app_mention_org_install")
+    refused = await slack.deliver_event(body, wrap=False)
+    assert NOT_INSTALLED in refused.response_body
+
+    await installing.install()
+
+    body["event_id"] = "Ev112"
+    taken = await slack.deliver_event(body, wrap=False)
+    assert (taken.status, taken.response_body) == (200, "")
