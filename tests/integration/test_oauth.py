@@ -212,6 +212,20 @@ async def test_an_expiring_token_is_refreshed_and_the_new_one_stored(
     assert first not in caplog.text
 
 
+async def test_a_token_slack_no_longer_refreshes_leaves_the_workspace_unauthorized(
+    installing: Installing, caplog: pytest.LogCaptureFixture
+) -> None:
+    slack = installing.slack
+    slack.oauth.expires_in = 60
+    await installing.install()
+    slack.oauth.uninstall(slack.team_id)  # removed while the bridge missed app_uninstalled
+
+    assert NOT_INSTALLED in await installing.mention()
+
+    assert "Slack refused to refresh the bot token of workspace -/T0001: invalid_refresh_token" in caplog.text
+    assert "xoxe-" not in caplog.text
+
+
 async def test_an_uninstall_deletes_the_installation(
     installing: Installing, caplog: pytest.LogCaptureFixture
 ) -> None:
