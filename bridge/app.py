@@ -3,7 +3,8 @@
 Each start is a replica with an id of its own; on PostgreSQL several share the work through leases
 (``relay.leases``), on SQLite the database serves one (``db.sole`` refuses a second).
 
-Start order: database (migrated) -> Coder (generation detected) -> Slack (auth.test) -> relay ->
+Start order: database (migrated) -> Coder (generation detected) -> Slack (auth.test; installed
+through OAuth, the installations' store and flow instead) -> relay ->
 stored Slack output and busy chats resumed -> HTTP endpoints -> Socket Mode (if configured). Stop
 order, all within one deadline: stop taking events, let in-flight handlers finish, close streams
 (cursor and final texts are stored together after every batch), drain the outbox, release
@@ -28,7 +29,9 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped, warning_token_skipped
+from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
 from slack_sdk.errors import SlackApiError
+from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge import tracing
@@ -55,6 +58,7 @@ from bridge.relay.controls import Control, Controls
 from bridge.relay.home import Home
 from bridge.relay.identity import Identity
 from bridge.relay.inbound import ContextLimits, Inbound
+from bridge.relay.installations import Installations, OAuthStates
 from bridge.relay.intake import Intake, integrity_key
 from bridge.relay.leases import REPLICA, Leases
 from bridge.relay.limits import SlackLimits
@@ -76,8 +80,16 @@ from bridge.slack.echoes import EchoFilter
 from bridge.slack.files import SlackFileSource
 from bridge.slack.history import ThreadReader
 from bridge.slack.home_view import HowTo
+from bridge.slack.installations import (
+    DatabaseInstallationStore,
+    DatabaseStateStore,
+    InstalledAuthorize,
+    InstalledBots,
+)
+from bridge.slack.oauth import INSTALL_PATH, REDIRECT_PATH, oauth_flow, register_uninstalls
 from bridge.slack.observed import ObservedApp
 from bridge.slack.poster import WebPoster
+from bridge.slack.scopes import REQUIRED_SCOPES
 from bridge.slack.sessions import WebSessions
 from bridge.slack.streaming import StreamingPoster
 from bridge.slack.uploads import WebUploads
@@ -85,6 +97,20 @@ from bridge.tasks import TaskGroup
 from bridge.tracing import TracedCoderCalls
 
 log = logging.getLogger(__name__)
+
+
+OAUTH_STATE_SECONDS = 600
+"""How long an installation started at ``/slack/install`` may take to come back from Slack."""
+
+
+@dataclass(frozen=True)
+class _Distribution:
+    """What installing into many workspaces through OAuth takes."""
+
+    installations: Installations
+    store: DatabaseInstallationStore
+    bots: InstalledBots
+    flow: AsyncOAuthFlow
 
 
 class StartupError(Exception):
@@ -236,6 +262,8 @@ class Bridge:
         self._slack_ok = False
         self._traces: TracerProvider | None = None
         """Where traces go while ``BRIDGE_OTEL_ENABLED`` has them exported."""
+        self._oauth: _Distribution | None = None
+        """The installations and the OAuth flow, when installed into workspaces through OAuth."""
 
     async def start(self) -> None:
         """Bring everything up; raises ``StartupError`` with a one-line reason when it cannot."""
@@ -243,7 +271,7 @@ class Bridge:
         settings.require_serve()
         assert settings.coder_url is not None
         assert settings.coder_session_token is not None
-        assert settings.slack_bot_token is not None
+        bot_token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
         if settings.otel_enabled:
             self._traces = tracing.export_otlp()
         try:
@@ -276,18 +304,26 @@ class Bridge:
         # One connection pool for every Slack call: without it slack-sdk opens (and closes) a new HTTP
         # session, so a new TCP connection, for each call, which cost most of the relay's CPU.
         self._http = http = aiohttp.ClientSession()
-        client = AsyncWebClient(
-            token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url, session=http
-        )
+        client = AsyncWebClient(token=bot_token, base_url=settings.slack_api_url, session=http)
         # The workspace's budgets, one set for every Slack call of the bridge.
         self.limits = limits = SlackLimits(
             scale=settings.slack_rate_scale,
             adaptive_maximum=settings.slack_post_rate_max,
             observer=self.metrics,
         )
-        identity = await slack_identity(client, limits)
+        authorize: Callable[..., Awaitable[AuthorizeResult]] | InstalledAuthorize
+        if bot_token is None:
+            self._oauth = oauth = self._distribution(http)
+            # No workspace of its own: each event's is found by Bolt's ``authorize``.
+            identity = SlackIdentity(team_id="", bot_user_id="", bot_id="", scopes=frozenset())
+            authorize = InstalledAuthorize(oauth.bots)
+            installed = await oauth.installations.count()
+            log.info("Slack: installed through OAuth into %d workspaces", installed)
+        else:
+            identity = await slack_identity(client, limits)
+            authorize = _fixed_authorization(identity, bot_token)
+            log.info("Slack: bot user %s in team %s", identity.bot_user_id, identity.team_id)
         self._slack_ok = True
-        log.info("Slack: bot user %s in team %s", identity.bot_user_id, identity.team_id)
         self.budgets = SharedBudgets(
             self.db,
             limits,
@@ -313,7 +349,7 @@ class Bridge:
                 session_status=sessions.status_of,
             )
         self._files = files = SlackFileSource(
-            settings.slack_bot_token.get_secret_value(),
+            bot_token or "",
             hosts=settings.file_hosts,
             max_bytes=settings.max_file_bytes,
             timeout=settings.file_timeout,
@@ -441,7 +477,8 @@ class Bridge:
         bolt = ObservedApp(
             metrics=self.metrics,
             client=AsyncWebClient(base_url=settings.slack_api_url, session=http),
-            authorize=_fixed_authorization(identity, settings.slack_bot_token.get_secret_value()),
+            authorize=authorize,
+            oauth_flow=self._oauth.flow if self._oauth is not None else None,
             signing_secret=(
                 settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
             ),
@@ -450,6 +487,8 @@ class Bridge:
             logger=_bolt_logger(),
         )
         events.register(bolt, intake, self._inbound, self._controls, self.metrics, renames=self._renames)
+        if self._oauth is not None:
+            register_uninstalls(bolt, self._oauth.store)
         shortcuts.register(bolt, self._controls)
         chats = ChatCommands(
             self.db,
@@ -499,6 +538,29 @@ class Bridge:
             self.replica_id,
             resumed,
         )
+
+    def _distribution(self, http: aiohttp.ClientSession) -> _Distribution:
+        """The installations on the database and the OAuth flow that adds to them (``SLACK_CLIENT_ID``)."""
+        settings = self.settings
+        assert settings.slack_client_id is not None
+        assert settings.slack_client_secret is not None
+        assert settings.encryption_key is not None
+        secret = settings.slack_client_secret.get_secret_value()
+        client = AsyncWebClient(base_url=settings.slack_api_url, session=http)
+        installations = Installations(self.db, TokenCipher(encryption_keys(settings.encryption_key)))
+        store = DatabaseInstallationStore(installations)
+        flow = oauth_flow(
+            client=client,
+            client_id=settings.slack_client_id,
+            client_secret=secret,
+            scopes=settings.slack_scopes or tuple(REQUIRED_SCOPES),
+            redirect_uri=settings.slack_redirect_uri,
+            installations=store,
+            states=DatabaseStateStore(OAuthStates(self.db, expiration_seconds=OAUTH_STATE_SECONDS)),
+            state_expiration_seconds=OAUTH_STATE_SECONDS,
+        )
+        rotator = AsyncTokenRotator(client_id=settings.slack_client_id, client_secret=secret, client=client)
+        return _Distribution(installations, store, InstalledBots(installations, rotator), flow)
 
     def _observe_budgets(self, limits: SlackLimits, budgets: SharedBudgets) -> None:
         """``/metrics`` reads the learned paces and the live replicas when it is scraped."""
@@ -585,6 +647,19 @@ class Bridge:
             app.router.add_get("/metrics", self._metrics)
         else:
             await self._serve_metrics()
+        if self._oauth is not None:
+            flow = self._oauth.flow
+
+            async def install(request: web.Request) -> web.Response:
+                return await to_aiohttp_response(
+                    await flow.handle_installation(await to_bolt_request(request))
+                )
+
+            async def redirected(request: web.Request) -> web.Response:
+                return await to_aiohttp_response(await flow.handle_callback(await to_bolt_request(request)))
+
+            app.router.add_get(INSTALL_PATH, install)
+            app.router.add_get(REDIRECT_PATH, redirected)
         if not self.settings.socket_mode:
 
             async def slack_events(request: web.Request) -> web.Response:

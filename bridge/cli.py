@@ -21,6 +21,7 @@ from bridge.db.migrate import upgrade
 from bridge.logs import configure
 from bridge.relay.cipher import TokenCipher
 from bridge.relay.identity import rotate_tokens
+from bridge.relay.installations import Installations
 from bridge.relay.intake import tagging_began
 
 log = logging.getLogger("bridge")
@@ -150,8 +151,10 @@ async def _rotate_keys(settings: Settings) -> int:
         print("bridge: BRIDGE_ENCRYPTION_KEY is not set: there are no keys to rotate", file=sys.stderr)
         return 2
     db = Database(settings.database_url)
+    cipher = TokenCipher(encryption_keys(settings.encryption_key))
     try:
-        rotation = await rotate_tokens(db, TokenCipher(encryption_keys(settings.encryption_key)))
+        rotation = await rotate_tokens(db, cipher)
+        slack = await Installations(db, cipher).rotate()
     except DBAPIError as exc:
         print(
             f"bridge: cannot read the stored tokens ({type(exc.orig).__name__}); "
@@ -166,7 +169,13 @@ async def _rotate_keys(settings: Settings) -> int:
         f"current, {rotation.refused} refused (sealed for another person; they must link again), "
         f"{rotation.unreadable} unreadable (no configured key opens them; their owners must link again)"
     )
-    if rotation.unreadable == 0:
+    if slack.resealed or slack.current or slack.refused or slack.unreadable:
+        print(
+            f"Slack installations' tokens: {slack.resealed} re-encrypted with the newest key, "
+            f"{slack.current} already current, {slack.refused} refused (sealed for another workspace), "
+            f"{slack.unreadable} unreadable (no configured key opens them; install the app there again)"
+        )
+    if rotation.unreadable == 0 and slack.unreadable == 0:
         print("no stored token needs an older key any more: it can be removed from BRIDGE_ENCRYPTION_KEY")
     return 0
 

@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     )
     slack_app_token: SecretStr | None = Field(default=None, validation_alias=_env("SLACK_APP_TOKEN"))
     slack_api_url: str = Field(default="https://slack.com/api/", validation_alias=_env("SLACK_API_URL"))
+    slack_client_id: str | None = Field(default=None, validation_alias=_env("SLACK_CLIENT_ID"))
+    slack_client_secret: SecretStr | None = Field(default=None, validation_alias=_env("SLACK_CLIENT_SECRET"))
+    slack_redirect_uri: str | None = Field(default=None, validation_alias=_env("BRIDGE_SLACK_REDIRECT_URI"))
+    """The public URL of ``/slack/oauth_redirect``, as listed in the app's redirect URLs; unset, Slack
+    uses the app's only one."""
+    slack_scopes: IdList = Field(default=(), validation_alias=_env("BRIDGE_SLACK_SCOPES"))
+    """The bot scopes an installation asks for; empty: the ones ``manifest.yml`` asks for."""
     coder_url: str | None = Field(default=None, validation_alias=_env("CODER_URL"))
     coder_session_token: SecretStr | None = Field(default=None, validation_alias=_env("CODER_SESSION_TOKEN"))
     coder_organization_id: str | None = Field(default=None, validation_alias=_env("CODER_ORGANIZATION_ID"))
@@ -200,7 +207,22 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL such as https://coder.example.com")
         return value.rstrip("/")
 
-    @field_validator("allowed_channels", "allowed_users", "admins", mode="before")
+    @field_validator("slack_redirect_uri")
+    @classmethod
+    def _redirect_uri(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be the public http(s) URL of /slack/oauth_redirect")
+        return value.strip()
+
+    @field_validator("slack_client_id")
+    @classmethod
+    def _client_id(cls, value: str | None) -> str | None:
+        """An empty ``SLACK_CLIENT_ID=`` means "no distribution", like leaving it unset."""
+        return value.strip() or None if value is not None else None
+
+    @field_validator("allowed_channels", "allowed_users", "admins", "slack_scopes", mode="before")
     @classmethod
     def _id_list(cls, value: object) -> object:
         if isinstance(value, str):
@@ -265,7 +287,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _no_placeholders(self) -> Settings:
-        for name in ("slack_bot_token", "slack_signing_secret", "slack_app_token", "coder_session_token"):
+        for name in (
+            "slack_bot_token",
+            "slack_signing_secret",
+            "slack_app_token",
+            "slack_client_secret",
+            "coder_session_token",
+        ):
             secret: SecretStr | None = getattr(self, name)
             if secret is not None and secret.get_secret_value().strip().lower() in _PLACEHOLDERS:
                 raise ValueError(f"{name.upper()} is a placeholder; set the real value")
@@ -298,6 +326,12 @@ class Settings(BaseSettings):
         """Socket Mode replaces HTTP event delivery whenever an app-level token is configured."""
         return self.slack_app_token is not None
 
+    @property
+    def distribution(self) -> bool:
+        """Installed through Slack's OAuth flow into many workspaces (client id and secret set), rather
+        than run with one workspace's bot token."""
+        return self.slack_client_id is not None or self.slack_client_secret is not None
+
     def has_credentials(self) -> bool:
         """Whether any Slack or Coder credential is configured (otherwise ``bridge`` plays the demo)."""
         return any(
@@ -305,6 +339,7 @@ class Settings(BaseSettings):
             for value in (
                 self.slack_bot_token,
                 self.slack_app_token,
+                self.slack_client_id,
                 self.coder_url,
                 self.coder_session_token,
             )
@@ -316,6 +351,7 @@ class Settings(BaseSettings):
             self.slack_bot_token,
             self.slack_signing_secret,
             self.slack_app_token,
+            self.slack_client_secret,
             self.coder_session_token,
         )
         found = [v.get_secret_value() for v in values if v is not None]
@@ -326,8 +362,8 @@ class Settings(BaseSettings):
 
     def require_serve(self) -> None:
         """Raise ``ConfigError`` naming the first setting ``bridge serve`` cannot run without."""
+        self._require_slack_mode()
         required = {
-            "SLACK_BOT_TOKEN": self.slack_bot_token,
             "CODER_URL": self.coder_url,
             "CODER_SESSION_TOKEN": self.coder_session_token,
         }
@@ -348,6 +384,31 @@ class Settings(BaseSettings):
             raise ConfigError(
                 "BRIDGE_ENCRYPTION_KEY is not set (required with BRIDGE_IDENTITY_MODE=linked, to encrypt "
                 "people's Coder tokens at rest)"
+            )
+
+    def _require_slack_mode(self) -> None:
+        """One way to reach Slack: one workspace's bot token, or installs through OAuth, never both."""
+        if self.slack_bot_token is not None and self.distribution:
+            raise ConfigError(
+                "SLACK_BOT_TOKEN and SLACK_CLIENT_ID/SLACK_CLIENT_SECRET are both set: which one the bridge "
+                "should use is ambiguous; keep the bot token for one workspace, or the client id and secret "
+                "to install into many"
+            )
+        if not self.distribution:
+            if self.slack_bot_token is None:
+                raise ConfigError(
+                    "SLACK_BOT_TOKEN is not set (required for `bridge serve`, unless SLACK_CLIENT_ID and "
+                    "SLACK_CLIENT_SECRET install the bridge into workspaces through OAuth)"
+                )
+            return
+        if self.slack_client_id is None:
+            raise ConfigError("SLACK_CLIENT_ID is not set (required with SLACK_CLIENT_SECRET)")
+        if self.slack_client_secret is None:
+            raise ConfigError("SLACK_CLIENT_SECRET is not set (required with SLACK_CLIENT_ID)")
+        if self.encryption_key is None:
+            raise ConfigError(
+                "BRIDGE_ENCRYPTION_KEY is not set (required with SLACK_CLIENT_ID, to encrypt the "
+                "workspaces' Slack tokens at rest)"
             )
 
 

@@ -14,6 +14,7 @@ from bridge.coder.backend import connect_backend
 from bridge.coder.errors import CoderError, CoderModelUnknown
 from bridge.coder.types import Finding, ServerFacts
 from bridge.config import ConfigError, Settings
+from bridge.db import repo
 from bridge.db.engine import Database
 from bridge.db.migrate import alembic_config
 from bridge.relay.limits import SlackLimits
@@ -41,12 +42,18 @@ def _settings(settings: Settings, report: Report) -> None:
         ("SLACK_BOT_TOKEN", settings.slack_bot_token),
         ("SLACK_SIGNING_SECRET", settings.slack_signing_secret),
         ("SLACK_APP_TOKEN", settings.slack_app_token),
+        ("SLACK_CLIENT_ID", settings.slack_client_id),
+        ("SLACK_CLIENT_SECRET", settings.slack_client_secret),
         ("CODER_SESSION_TOKEN", settings.coder_session_token),
     ):
         report.ok(f"{name}: {'set' if value is not None else 'not set'}")
     report.ok(f"SLACK_API_URL: {settings.slack_api_url}")
     report.ok(f"CODER_URL: {settings.coder_url or 'not set'}")
     report.ok(f"mode: {'Socket Mode' if settings.socket_mode else 'HTTP events at POST /slack/events'}")
+    if settings.distribution:
+        report.ok("Slack: installed into many workspaces through OAuth (GET /slack/install)")
+    else:
+        report.ok("Slack: one workspace, with SLACK_BOT_TOKEN")
     report.ok(f"BRIDGE_ENCRYPTION_KEY: {'set' if settings.encryption_key is not None else 'not set'}")
     _access(settings, report)
     try:
@@ -93,8 +100,31 @@ async def _database(settings: Settings, report: Report) -> None:
         await db.dispose()
 
 
+async def _installations(settings: Settings, report: Report) -> None:
+    """How many workspaces the app is installed in (distribution mode has no token to check)."""
+    db = Database(settings.database_url)
+    try:
+        async with db.unit() as session:
+            installed = await repo.count_slack_bots(session)
+    except Exception as exc:
+        report.fail(
+            f"installations unreadable: {type(exc).__name__}",
+            "run `bridge migrate` (or start `bridge serve` once), then check DATABASE_URL",
+        )
+        return
+    finally:
+        await db.dispose()
+    if installed:
+        report.ok(f"installed in {installed} workspaces or orgs")
+    else:
+        report.ok("installed in no workspace yet: open /slack/install on the bridge's public URL")
+
+
 async def _slack(settings: Settings, report: Report) -> None:
     print("Slack")
+    if settings.distribution:
+        await _installations(settings, report)
+        return
     if settings.slack_bot_token is None:
         report.fail("no bot token, Slack not checked", "set SLACK_BOT_TOKEN to the app's xoxb- token")
         return

@@ -21,6 +21,9 @@ _CREDENTIALS = re.compile(
 )
 """Credentials in headers, cookies and query strings, whoever they belong to: linked users' Coder
 tokens are not configured secrets, yet a library logging a request at DEBUG would show them."""
+_SLACK_TOKENS = re.compile(r"\bxox[a-z]-[\w-]+")
+"""Slack tokens by their shape, wherever they appear: the tokens of OAuth installations are no
+configured secret, yet slack-sdk logs the bodies of ``oauth.v2.access`` (new tokens) at DEBUG."""
 
 
 class SecretFilter(logging.Filter):
@@ -38,8 +41,8 @@ class SecretFilter(logging.Filter):
         for secret in self._secrets:
             message = message.replace(secret, "[redacted]")
             exc_text = exc_text.replace(secret, "[redacted]")
-        message = _CREDENTIALS.sub(r"\1[redacted]", message)
-        exc_text = _CREDENTIALS.sub(r"\1[redacted]", exc_text)
+        message = _SLACK_TOKENS.sub("[redacted]", _CREDENTIALS.sub(r"\1[redacted]", message))
+        exc_text = _SLACK_TOKENS.sub("[redacted]", _CREDENTIALS.sub(r"\1[redacted]", exc_text))
         record.msg, record.args, record.exc_text = message, (), exc_text or None
         return True
 

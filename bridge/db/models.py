@@ -336,3 +336,57 @@ class SlackPace(SQLModel, table=True):
     per_minute: float = Field(sa_column=Column(Float, nullable=False))
     ceiling: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())
+
+
+class SlackInstallation(SQLModel, table=True):
+    """The app installed into a Slack workspace or org (OAuth distribution), one row per installer.
+
+    Keyed like slack-sdk's own stores: ``enterprise_id``, ``team_id`` and the installing ``user_id``,
+    stored as ``""`` when Slack gives none (so the unique constraint holds: NULLs never conflict). An
+    org-wide install has ``team_id`` ``""`` and ``is_enterprise_install``. The workspace's bot is the
+    same on every row of it; ``bot_token_ciphertext`` is empty once the bot's token was revoked.
+    Every token is a ``relay.cipher`` ciphertext bound to its purpose and workspace: no plain token
+    reaches the database.
+    """
+
+    __tablename__ = "slack_installation"
+    __table_args__ = (
+        UniqueConstraint("enterprise_id", "team_id", "user_id", name="uq_slack_installation_installer"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    enterprise_id: str = Field(default="", max_length=32)
+    team_id: str = Field(default="", max_length=32)
+    user_id: str = Field(default="", max_length=32)
+    is_enterprise_install: bool = Field(default=False)
+    app_id: str = Field(default="", max_length=32)
+    enterprise_name: str = Field(default="", max_length=256)
+    enterprise_url: str = Field(default="", max_length=256)
+    team_name: str = Field(default="", max_length=256)
+    token_type: str = Field(default="", max_length=16)
+    bot_id: str = Field(default="", max_length=32)
+    bot_user_id: str = Field(default="", max_length=32)
+    bot_scopes: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    bot_token_ciphertext: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    bot_refresh_ciphertext: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    bot_token_expires_at: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    user_scopes: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    user_token_ciphertext: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    user_refresh_ciphertext: str = Field(
+        default="", sa_column=Column(Text, nullable=False, server_default="")
+    )
+    user_token_expires_at: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    installed_at: datetime = Field(default_factory=utcnow, sa_column=_ts_column())
+
+
+class SlackOAuthState(SQLModel, table=True):
+    """An OAuth ``state`` the bridge handed to a browser at ``/slack/install``, until it comes back.
+
+    Consumed by deleting it (the database says which request was first, across replicas); one past
+    ``expires_at`` no longer counts and is swept with the next issue.
+    """
+
+    __tablename__ = "slack_oauth_state"
+
+    state: str = Field(primary_key=True, max_length=64)
+    expires_at: datetime = Field(sa_column=_ts_column())

@@ -34,6 +34,7 @@ from bridge.sim.sender import AckLoss, AppResponse, Delivery, EventDeliverer, So
 from bridge.sim.slack_api import ApiResult, Fault, Storm, WebApi
 from bridge.sim.slack_events import EventFactory, find_action, is_bot_mention
 from bridge.sim.slack_limits import TIER_1, TIER_2, TIER_3, TIER_4, Limit, RateLimiter, RateLimits
+from bridge.sim.slack_oauth import Grant, SlackOAuth
 from bridge.sim.slack_state import (
     ALICE,
     ALICE_DM,
@@ -72,6 +73,7 @@ __all__ = [
     "Delivery",
     "Ephemeral",
     "FileRequest",
+    "Grant",
     "Limit",
     "RateLimits",
     "ResponseUrlPost",
@@ -79,6 +81,7 @@ __all__ = [
     "SimMessage",
     "SimUser",
     "SimUserGroup",
+    "SlackOAuth",
     "SlackSim",
     "Storm",
 ]
@@ -106,7 +109,7 @@ _SIGN_IN_PAGE = (
 
 @dataclass(frozen=True)
 class ApiCall:
-    """One Web API request as the simulator received and answered it (token not included)."""
+    """One Web API request as the simulator received and answered it."""
 
     method: str
     params: JsonDict
@@ -114,6 +117,8 @@ class ApiCall:
     status: int
     ok: bool
     error: str | None
+    token: str | None = None
+    """The token the call was made with (which workspace's bot, once several are installed)."""
 
 
 @dataclass(frozen=True)
@@ -223,6 +228,7 @@ class SlackSim:
         """Listen on 127.0.0.1, on a free port."""
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._handle_api)
+        app.router.add_get("/oauth/v2/authorize", self._handle_authorize)
         app.router.add_get("/files-pri/{key}/download/{name}", self._handle_file)
         app.router.add_get("/files-pri/{key}/{name}", self._handle_file)
         app.router.add_post("/upload/v1/{key}", self._handle_upload)
@@ -902,6 +908,26 @@ class SlackSim:
             body = event
         return await self._deliverer.deliver_event(body, retry_num=retry_num)
 
+    @property
+    def oauth(self) -> SlackOAuth:
+        """The app's OAuth install flow (``/oauth/v2/authorize``, ``oauth.v2.access``) and its tokens."""
+        return self._api.oauth
+
+    async def uninstall_app(
+        self, team_id: str | None = TEAM_ID, enterprise_id: str | None = None
+    ) -> Delivery:
+        """Remove the app from a team (or, with ``team_id`` None, from an org): its tokens are revoked and
+        ``app_uninstalled`` is delivered, as Slack does."""
+        self.oauth.uninstall(team_id, enterprise_id)
+        body = self._events.callback(
+            {"type": "app_uninstalled", "event_ts": f"{time.time():.6f}"}, channel=None
+        )
+        body.update(team_id=team_id or "", enterprise_id=enterprise_id)
+        body["authorizations"][0].update(
+            team_id=team_id, enterprise_id=enterprise_id, is_enterprise_install=team_id is None
+        )
+        return await self._deliverer.deliver_event(body)
+
     async def disconnect_socket_mode(self, reason: str = "refresh_requested") -> None:
         """Send Socket Mode clients a ``disconnect`` frame, then close their connections."""
         await self._hub.disconnect(reason, grace=self.ack_timeout)
@@ -1036,13 +1062,22 @@ class SlackSim:
             await asyncio.sleep(self.latency)
         if parse_error is not None:
             result = ApiResult(200, {"ok": False, "error": parse_error})
+        elif method == "oauth.v2.access":  # the app's credentials, not a token, authenticate it
+            result = ApiResult(200, self.oauth.access(params, request.headers.get("Authorization", "")))
         else:
             result = await self._api.call(method, params, token)
         if result.status == 429:
             self.ratelimited_count += 1
-        self.calls.append(ApiCall(method, params, received, result.status, result.ok, result.error))
+        self.calls.append(ApiCall(method, params, received, result.status, result.ok, result.error, token))
         self._notify()
         return web.json_response(result.body, status=result.status, headers=result.headers)
+
+    async def _handle_authorize(self, request: web.Request) -> web.Response:
+        """Slack's consent screen, approving at once: back to the app's redirect URL with a code."""
+        status, where = self.oauth.consent(dict(request.query))
+        if status != 302:
+            return web.Response(status=status, text=f"Slack could not install this app: {where}")
+        raise web.HTTPFound(where)
 
     async def _handle_file(self, request: web.Request) -> web.StreamResponse:
         """Serve a file to the bot token with files:read; anyone else is sent to the sign-in page."""

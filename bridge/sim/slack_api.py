@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from bridge.sim.slack_events import EventFactory, is_own_message
 from bridge.sim.slack_limits import RateLimiter, format_retry_after
+from bridge.sim.slack_oauth import Grant, SlackOAuth
 from bridge.sim.slack_state import (
     APP_ID,
     BOT_ID,
@@ -223,6 +224,8 @@ class WebApi:
         self._subscriptions = subscriptions
         self._echo = echo
         self._open_socket = open_socket
+        self.oauth = SlackOAuth()
+        """The install flow; the tokens it issued are bot tokens of their own teams."""
         self.faults: dict[str, deque[Fault]] = {}
         self.held: dict[str, asyncio.Event] = {}
         """Methods whose answers wait for their event (``SlackSim.hold_answer``), once carried out."""
@@ -267,9 +270,14 @@ class WebApi:
         if token is None:
             return _error("not_authed")
         kind = self.token_kind(token)
+        grant: Grant | None = None
         if kind is None:
-            return _error("invalid_auth")
-        headers = {"x-oauth-scopes": ",".join(self.scopes)} if kind == "bot" else {}
+            checked = self.oauth.check(token)
+            if isinstance(checked, str):
+                return _error(checked)
+            grant, kind = checked, "bot"
+        scopes = grant.scopes if grant is not None else self.scopes
+        headers = {"x-oauth-scopes": ",".join(scopes)} if kind == "bot" else {}
         if kind != spec.token:
             # Reference 1.2: a bot token on apps.connections.open is "not_authed".
             return _error("not_authed" if spec.token == "app" else "not_allowed_token_type", headers)
@@ -291,12 +299,15 @@ class WebApi:
                 headers["Retry-After"] = format_retry_after(wait, time_scale=self._time_scale)
                 return ApiResult(429, {"ok": False, "error": "ratelimited"}, headers)
         needed = spec.scope(args)
-        if needed is not None and needed not in self.scopes:
-            return _error("missing_scope", headers, needed=needed, provided=",".join(self.scopes))
+        if needed is not None and needed not in scopes:
+            return _error("missing_scope", headers, needed=needed, provided=",".join(scopes))
         if needed is not None:
             headers["x-accepted-oauth-scopes"] = needed
         try:
-            body = await spec.handler(args)
+            if grant is not None and method == "auth.test":
+                body = grant.auth_test(self._ws.domain)
+            else:
+                body = await spec.handler(args)
         except ApiError as exc:
             return _error(exc.error, headers, **exc.extra)
         held = self.held.get(method)

@@ -20,6 +20,7 @@ from bridge.db.migrate import upgrade
 from bridge.playground.command import run_playground
 from bridge.relay.cipher import Opened, TokenCipher
 from bridge.relay.identity import token_binding
+from bridge.relay.installations import Installations, InstalledApp
 from bridge.sim.coder import CoderSim
 from bridge.sim.slack import SlackSim
 from tests.integration.conftest import CODER_TOKEN, SIGNING_SECRET
@@ -53,6 +54,14 @@ async def _run(*args: str, env: dict[str, str], cwd: Path, timeout: float = 60) 
             "BRIDGE_ENCRYPTION_KEY is not set",
         ),
         ({"BRIDGE_ENCRYPTION_KEY": "not-a-fernet-key"}, "BRIDGE_ENCRYPTION_KEY is invalid"),
+        (
+            {
+                "SLACK_BOT_TOKEN": "xoxb-1",
+                "SLACK_CLIENT_ID": "1111.2222",
+                "SLACK_CLIENT_SECRET": "s3cret-value",
+            },
+            "is ambiguous",
+        ),
     ],
 )
 async def test_serve_refuses_bad_configuration(tmp_path: Path, values: dict[str, str], expected: str) -> None:
@@ -136,6 +145,39 @@ async def test_doctor_checks_everything_against_simulators(
     assert "guests: refused; people from other organizations: refused" in out
     assert "admins (U0BOB)" in out
     for secret in (slack.bot_token, CODER_TOKEN, SIGNING_SECRET, key):
+        assert secret not in out + err
+
+
+async def test_doctor_says_the_mode_and_counts_the_installations_in_distribution_mode(
+    tmp_path: Path, sims: tuple[SlackSim, CoderSim]
+) -> None:
+    """Installed through OAuth, `bridge doctor` says so and how many workspaces it serves; no token."""
+    slack, coder = sims
+    key = Fernet.generate_key().decode()
+    env = serve_env(
+        slack,
+        coder,
+        tmp_path,
+        SLACK_CLIENT_ID=slack.oauth.client_id,
+        SLACK_CLIENT_SECRET=slack.oauth.client_secret,
+        BRIDGE_ENCRYPTION_KEY=key,
+    )
+    del env["SLACK_BOT_TOKEN"]
+    db = Database(env["DATABASE_URL"])
+    await upgrade(db)
+    await Installations(db, TokenCipher([key])).save(
+        InstalledApp(
+            enterprise_id=None, team_id="T0001", bot_token="xoxb-installed-secret", bot_user_id="U0BOT"
+        )
+    )
+    await db.dispose()
+
+    code, out, err = await _run("doctor", env=env, cwd=tmp_path)
+
+    assert code == 0, out + err
+    assert "Slack: installed into many workspaces through OAuth" in out
+    assert "installed in 1 workspaces or orgs" in out
+    for secret in ("xoxb-installed-secret", slack.oauth.client_secret, key):
         assert secret not in out + err
 
 
@@ -254,6 +296,31 @@ async def test_rotate_keys_reencrypts_every_stored_token_with_the_newest_key(tmp
         assert links["U0EVE"].broken
         code, out, err = await _run("rotate-keys", env=env, cwd=tmp_path)
         assert "0 re-encrypted with the newest key, 2 already current" in out
+    finally:
+        await db.dispose()
+
+
+async def test_rotate_keys_reencrypts_the_slack_installations_tokens(tmp_path: Path) -> None:
+    """Installed through OAuth, `bridge rotate-keys` also stores every Slack token of the
+    installations again under the newest key, and says how many, never a token."""
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    url = f"sqlite:///{tmp_path}/bridge.db"
+    db = Database(url)
+    try:
+        await upgrade(db)
+        installed = InstalledApp(
+            enterprise_id=None, team_id="T1", bot_token="xoxb-T1-secret", bot_refresh_token="xoxe-1-T1-secret"
+        )
+        await Installations(db, TokenCipher([old])).save(installed)
+        env = clean_env(DATABASE_URL=url, BRIDGE_ENCRYPTION_KEY=f"{new},{old}")
+        code, out, err = await _run("rotate-keys", env=env, cwd=tmp_path)
+        assert code == 0, err
+        assert "Slack installations' tokens: 2 re-encrypted with the newest key, 0 already current" in out
+        assert "it can be removed from BRIDGE_ENCRYPTION_KEY" in out
+        assert "secret" not in out + err
+        bot = await Installations(db, TokenCipher([new])).find_bot(None, "T1")
+        assert bot is not None
+        assert (bot.bot_token, bot.bot_refresh_token) == ("xoxb-T1-secret", "xoxe-1-T1-secret")
     finally:
         await db.dispose()
 

@@ -18,6 +18,10 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
         "SLACK_SIGNING_SECRET",
         "SLACK_APP_TOKEN",
         "SLACK_API_URL",
+        "SLACK_CLIENT_ID",
+        "SLACK_CLIENT_SECRET",
+        "BRIDGE_SLACK_REDIRECT_URI",
+        "BRIDGE_SLACK_SCOPES",
         "CODER_URL",
         "CODER_SESSION_TOKEN",
         "CODER_ORGANIZATION_ID",
@@ -216,4 +220,46 @@ def test_metrics_listener_is_optional_and_private_by_default(monkeypatch: pytest
     assert (settings.metrics_host, settings.metrics_port) == ("127.0.0.1", 9102)
     monkeypatch.setenv("BRIDGE_METRICS_PORT", "nine")
     with pytest.raises(ConfigError, match="BRIDGE_METRICS_PORT is invalid"):
+        load_settings()
+
+
+def test_serve_takes_a_bot_token_or_oauth_credentials_but_not_both() -> None:
+    """One workspace's bot token, or a client id and secret to install into many: both is ambiguous;
+    installing through OAuth stores tokens, so it needs the encryption key."""
+    base = {
+        "coder_url": "https://c",
+        "coder_session_token": SecretStr("t"),
+        "slack_signing_secret": SecretStr("s3cret-value"),
+    }
+    oauth = {"slack_client_id": "1111.2222", "slack_client_secret": SecretStr("client-s3cret")}
+    key = SecretStr(Fernet.generate_key().decode())
+    with pytest.raises(ConfigError) as caught:
+        Settings(**base, **oauth, slack_bot_token=SecretStr("xoxb-1"), encryption_key=key).require_serve()
+    assert "ambiguous" in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert "client-s3cret" not in str(caught.value)
+    with pytest.raises(ConfigError, match="SLACK_BOT_TOKEN is not set"):
+        Settings(**base).require_serve()
+    with pytest.raises(ConfigError, match="SLACK_CLIENT_SECRET is not set"):
+        Settings(**base, slack_client_id="1111.2222", encryption_key=key).require_serve()
+    with pytest.raises(ConfigError, match="BRIDGE_ENCRYPTION_KEY is not set"):
+        Settings(**base, **oauth).require_serve()
+    distributed = Settings(**base, **oauth, encryption_key=key)
+    distributed.require_serve()
+    assert distributed.distribution
+    assert "client-s3cret" in distributed.secrets()
+    assert not Settings(**base, slack_bot_token=SecretStr("xoxb-1")).distribution
+
+
+def test_oauth_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLACK_CLIENT_ID", "1111.2222")
+    monkeypatch.setenv("SLACK_CLIENT_SECRET", "client-s3cret")
+    monkeypatch.setenv("BRIDGE_SLACK_REDIRECT_URI", "https://bridge.example.com/slack/oauth_redirect")
+    monkeypatch.setenv("BRIDGE_SLACK_SCOPES", "chat:write, commands")
+    settings = load_settings()
+    assert settings.slack_client_id == "1111.2222"
+    assert settings.slack_redirect_uri == "https://bridge.example.com/slack/oauth_redirect"
+    assert settings.slack_scopes == ("chat:write", "commands")
+    monkeypatch.setenv("BRIDGE_SLACK_REDIRECT_URI", "bridge.example.com/slack/oauth_redirect")
+    with pytest.raises(ConfigError, match="BRIDGE_SLACK_REDIRECT_URI is invalid"):
         load_settings()

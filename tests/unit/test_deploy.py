@@ -284,9 +284,17 @@ def test_disruption_budget_and_resources() -> None:
         (values(database__type="mysql"), "database.type must be postgresql, external or sqlite"),
         (values(secret__values={"SLACK_TOKEN": "x"}), "secret.values.SLACK_TOKEN is not a secret setting"),
         (values(secret__values={"SLACK_BOT_TOKEN": "x"}), "secret.values.CODER_SESSION_TOKEN is required"),
+        (values(secret__values={"CODER_SESSION_TOKEN": "x"}), "secret.values.SLACK_BOT_TOKEN is required"),
         (values(database__type="external"), "database.type external needs secret.values.DATABASE_URL"),
     ],
-    ids=["no Coder URL", "unknown database", "misspelt secret", "missing token", "external without URL"],
+    ids=[
+        "no Coder URL",
+        "unknown database",
+        "misspelt secret",
+        "missing token",
+        "no Slack credential",
+        "external without URL",
+    ],
 )
 def test_bad_values_are_refused_with_the_way_out(given: dict[str, Any], message: str) -> None:
     assert message in render_error(given)

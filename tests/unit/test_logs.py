@@ -48,7 +48,8 @@ def test_credentials_of_anyone_are_masked(capsys: pytest.CaptureFixture[str]) ->
     log.debug("> Coder-Session-Token: personal-token-1")
     log.debug("headers {'Authorization': 'Bearer xoxp-personal-2'}")
     log.debug("GET /api/v2/chats?coder_session_token=personal-3&x=1")
+    log.debug("body: {'access_token': 'xoxb-T1-installed-4', 'refresh_token': 'xoxe-1-refresh-5'}")
     err = capsys.readouterr().err
-    for token in ("personal-token-1", "xoxp-personal-2", "personal-3"):
+    for token in ("personal-token-1", "xoxp-personal-2", "personal-3", "installed-4", "refresh-5"):
         assert token not in err
     assert "Coder-Session-Token: [redacted]" in err

@@ -23,6 +23,8 @@ Which module holds which table (``bridge.db.models``):
 - ``aisdk_follow_up``: ``legacy_follow_up`` (``AisdkFollowUp``), their held follow-ups.
 - ``replica``: ``replica`` (``Replica``), the bridge processes sharing the database.
 - ``slack_pace``: ``slack_pace`` (``SlackPace``), Slack budgets learned from Slack's answers.
+- ``slack_installation``: ``slack_installation`` (``SlackInstallation``), the app's installations
+  (OAuth distribution), and ``slack_oauth_state`` (``SlackOAuthState``), OAuth states in flight.
 
 Callers use ``from bridge.db import repo`` and ``repo.<name>``: every public name is here.
 """
@@ -98,6 +100,20 @@ from bridge.db.repo.seen_event import (
     prune_events,
     tag_event,
 )
+from bridge.db.repo.slack_installation import (
+    SLACK_BOT_COLUMNS,
+    add_oauth_state,
+    consume_oauth_state,
+    count_slack_bots,
+    delete_slack_installations,
+    find_all_slack_installations,
+    find_slack_bot,
+    find_slack_installation,
+    forget_slack_bot,
+    replace_slack_ciphertext,
+    save_slack_bot,
+    save_slack_installation,
+)
 from bridge.db.repo.slack_message import find_posted_messages, rename_slot, save_slot
 from bridge.db.repo.slack_pace import StoredPace, find_paces, save_pace
 from bridge.db.repo.stream_cursor import find_cursor, save_cursor
@@ -145,6 +161,7 @@ __all__ = [
     "FOLLOWED_PHASES",
     "OUTBOX_FAILED",
     "OUTBOX_PENDING",
+    "SLACK_BOT_COLUMNS",
     "STARTING_PHASE",
     "WAITING_PHASE",
     "Acquired",
@@ -156,6 +173,7 @@ __all__ = [
     "acquire_lease",
     "add_agent_file",
     "add_link_attempt",
+    "add_oauth_state",
     "attach_chat",
     "beat_replica",
     "choose_title",
@@ -164,8 +182,11 @@ __all__ = [
     "claim_orphaned_events",
     "claim_request",
     "claim_thread",
+    "consume_oauth_state",
     "count_live_replicas",
+    "count_slack_bots",
     "delete_aisdk_chat",
+    "delete_slack_installations",
     "delete_user_link",
     "drop_reactions",
     "expire_leases",
@@ -173,6 +194,7 @@ __all__ = [
     "find_aisdk_chat",
     "find_aisdk_follow_ups",
     "find_all_aisdk_chats",
+    "find_all_slack_installations",
     "find_all_user_links",
     "find_cursor",
     "find_expired_leases",
@@ -192,6 +214,8 @@ __all__ = [
     "find_posted_messages",
     "find_queued_by_text",
     "find_queued_inbound",
+    "find_slack_bot",
+    "find_slack_installation",
     "find_turn_message",
     "find_unfinished_agent_files",
     "find_unfinished_events",
@@ -200,6 +224,7 @@ __all__ = [
     "find_user_links_of_coder_user",
     "finish_event",
     "forget_after",
+    "forget_slack_bot",
     "hold_aisdk_follow_up",
     "holds_lease",
     "is_home_viewer",
@@ -217,12 +242,15 @@ __all__ = [
     "rename_slot",
     "renew_leases",
     "replace_queued",
+    "replace_slack_ciphertext",
     "replace_user_token",
     "save_aisdk_chat",
     "save_cursor",
     "save_pace",
     "save_shown_diff",
     "save_shown_title",
+    "save_slack_bot",
+    "save_slack_installation",
     "save_slot",
     "save_user_link",
     "set_agent_file_state",

@@ -63,16 +63,17 @@ are the bridge's own variable names, so a misspelt one fails here instead of bei
 {{- fail "config.CODER_URL is required: the URL of your Coder deployment, e.g. https://coder.example.com" -}}
 {{- end -}}
 {{- if not .Values.secret.existingSecret -}}
-{{- $known := list "SLACK_BOT_TOKEN" "SLACK_SIGNING_SECRET" "SLACK_APP_TOKEN" "CODER_SESSION_TOKEN" "BRIDGE_ENCRYPTION_KEY" "DATABASE_URL" -}}
+{{- $known := list "SLACK_BOT_TOKEN" "SLACK_SIGNING_SECRET" "SLACK_APP_TOKEN" "SLACK_CLIENT_SECRET" "CODER_SESSION_TOKEN" "BRIDGE_ENCRYPTION_KEY" "DATABASE_URL" -}}
 {{- range $key, $_ := .Values.secret.values -}}
 {{- if not (has $key $known) -}}
 {{- fail (printf "secret.values.%s is not a secret setting of the bridge (known: %s); non-secret settings go in config" $key (join ", " $known)) -}}
 {{- end -}}
 {{- end -}}
-{{- range $key := list "SLACK_BOT_TOKEN" "CODER_SESSION_TOKEN" -}}
-{{- if not (index $.Values.secret.values $key) -}}
-{{- fail (printf "secret.values.%s is required, or name your own Secret in secret.existingSecret" $key) -}}
+{{- if not (or .Values.secret.values.SLACK_BOT_TOKEN .Values.secret.values.SLACK_CLIENT_SECRET) -}}
+{{- fail "secret.values.SLACK_BOT_TOKEN is required (one workspace), or SLACK_CLIENT_SECRET with config.SLACK_CLIENT_ID (installs through OAuth), or name your own Secret in secret.existingSecret" -}}
 {{- end -}}
+{{- if not .Values.secret.values.CODER_SESSION_TOKEN -}}
+{{- fail "secret.values.CODER_SESSION_TOKEN is required, or name your own Secret in secret.existingSecret" -}}
 {{- end -}}
 {{- if not (or .Values.secret.values.SLACK_SIGNING_SECRET .Values.secret.values.SLACK_APP_TOKEN) -}}
 {{- fail "secret.values needs SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)" -}}
