@@ -1,9 +1,9 @@
 """Slack installations (OAuth distribution into many workspaces) and the OAuth states in flight.
 
-Revision ID: 0017
-Revises: 0016
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-12-06 15:30:00
-File number 0016 is this revision's place in the chain; its id is 0017, one ahead like the ones before it.
+File number 0017 is this revision's place in the chain; its id is 0018, one ahead like the ones before it.
 """
 
 from collections.abc import Sequence
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = "0017"
-down_revision: str | None = "0016"
+revision: str = "0018"
+down_revision: str | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
