@@ -20,18 +20,18 @@ _WAIT_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 6
 
 class _Budgets(Collector):
     """``bridge_slack_budget_per_minute``, read at each scrape from the budgets as they stand (they
-    exist once a method is first called, and may change while the bridge runs)."""
+    exist once a method is first called in a workspace, and may change while the bridge runs)."""
 
     def __init__(self) -> None:
-        self.read: Callable[[], Mapping[str, float]] = dict
+        self.read: Callable[[], Mapping[tuple[str, str], float]] = dict
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         yield self._family()
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = self._family()
-        for method, per_minute in sorted(self.read().items()):
-            family.add_metric([method], per_minute)
+        for (team, method), per_minute in sorted(self.read().items()):
+            family.add_metric([team, method], per_minute)
         yield family
 
     @staticmethod
@@ -39,7 +39,7 @@ class _Budgets(Collector):
         return GaugeMetricFamily(
             "bridge_slack_budget_per_minute",
             "Calls a minute the workspace's budget allows a Slack Web API method",
-            labels=["method"],
+            labels=["team", "method"],
         )
 
 
@@ -132,7 +132,7 @@ class Metrics:
     def watch(
         self,
         *,
-        budgets: Callable[[], Mapping[str, float]],
+        budgets: Callable[[], Mapping[tuple[str, str], float]],
         pending: Callable[[], int],
         longest_wait: Callable[[], float],
     ) -> None:

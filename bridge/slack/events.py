@@ -53,14 +53,19 @@ def plain_text(text: str) -> str:
 
 def installation_team(body: Mapping[str, Any]) -> str | None:
     """The team of the installation the event was delivered to (``authorizations[0].team_id``, as
-    Bolt reads it: slack_bolt/request/internals.py); the outer ``team_id`` when there is none."""
+    Bolt reads it: slack_bolt/request/internals.py); for an org-wide install, whose authorization
+    names no team, the workspace it saw the event in (``context_team_id``); the outer ``team_id``
+    when there is neither."""
     authorizations = body.get("authorizations")
     if isinstance(authorizations, list) and authorizations and isinstance(authorizations[0], Mapping):
         team = authorizations[0].get("team_id")
         if isinstance(team, str) and team:
             return team
-    team = body.get("team_id")
-    return team if isinstance(team, str) and team else None
+    for field in ("context_team_id", "team_id"):
+        team = body.get(field)
+        if isinstance(team, str) and team:
+            return team
+    return None
 
 
 def _person_message(
