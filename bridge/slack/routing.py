@@ -20,7 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bridge.relay.ports import SlackPermanent
-from bridge.slack.workspaces import BotInstall, BotTokens, WorkspaceKey, acting, acting_for
+from bridge.slack.workspaces import BotInstall, BotTokens, WorkspaceKey, act_for, acting
 
 TOKEN_TTL = 60.0
 
@@ -115,10 +115,14 @@ def workspace_of(body: Mapping[str, Any]) -> WorkspaceKey | None:
     return WorkspaceKey(str(enterprise) if enterprise else None, str(team) if team else None)
 
 
-async def act_for_request(body: dict[str, Any], next: Callable[[], Awaitable[Any]]) -> Any:
-    """Bolt middleware: the request's handling (and every task it spawns) acts for its workspace."""
-    with acting_for(workspace_of(body)):
-        return await next()
+async def act_for_request(body: dict[str, Any], next: Callable[[], Awaitable[None]]) -> None:
+    """Bolt middleware: the request's handling (and every task it spawns) acts for its workspace.
+
+    Set for the rest of the request's task, not around ``next``: Bolt's ``next`` only marks the
+    middleware passed, and runs the listeners after every middleware has returned. Each request is
+    a task of its own (aiohttp's handler, Socket Mode's per-message task), so none inherits another's."""
+    act_for(workspace_of(body))
+    await next()
 
 
 def authorization(tokens: BotTokens) -> Callable[..., Awaitable[AuthorizeResult | None]]:

@@ -99,6 +99,11 @@ def acting_enterprise() -> str | None:
     return workspace.enterprise_id if workspace is not None else None
 
 
+def act_for(workspace: WorkspaceKey | None) -> None:
+    """Act for ``workspace`` for the rest of the current task (and in every task it spawns)."""
+    _ACTING.set(workspace)
+
+
 @contextmanager
 def acting_for(workspace: WorkspaceKey | None) -> Iterator[None]:
     """Act for ``workspace`` within the block (and in every task spawned from it)."""
