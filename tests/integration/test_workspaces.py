@@ -60,7 +60,8 @@ async def test_mentions_in_both_workspaces_are_answered_in_their_channels(org: W
     first = await org.mention("hello from one")
     second = await org.mention("hello from two", user=CAROL, channel=TWO)
     await org.until(lambda: bool(org.replies(first)) and bool(org.replies(second, TWO)))
-    assert org.replies(second, TWO) and not org.slack.thread(org.slack.general, second)
+    assert org.replies(second, TWO)
+    assert not org.slack.thread(org.slack.general, second)
     posts = org.slack.calls_to("chat.postMessage")
     assert {c.params.get("channel") for c in posts} >= {org.slack.general, TWO}
     assert {c.installation for c in posts} == {ORG}
@@ -68,7 +69,8 @@ async def test_mentions_in_both_workspaces_are_answered_in_their_channels(org: W
     assert org.bridge is not None
     async with org.bridge.db.unit() as session:
         link = await repo.find_link_by_thread(session, team_id=SECOND, channel_id=TWO, thread_ts=second)
-    assert link is not None and link.enterprise_id == ORG
+    assert link is not None
+    assert link.enterprise_id == ORG
 
 
 async def test_a_burst_in_one_workspace_does_not_hold_back_the_other(org: World) -> None:
@@ -83,12 +85,14 @@ async def test_a_burst_in_one_workspace_does_not_hold_back_the_other(org: World)
     await org.until(lambda: bool(org.replies(other, TWO)))
     posts = org.slack.calls_to("chat.postMessage")
     in_two = [c for c in posts if c.params.get("channel") == TWO]
-    assert in_two and all(c.ok for c in in_two), "workspace two never met workspace one's limit"
+    assert in_two
+    assert all(c.ok for c in in_two), "workspace two never met workspace one's limit"
     await org.until(lambda: all(org.replies(root) for root in burst))
     posts = org.slack.calls_to("chat.postMessage")
     last_in_one = max(i for i, c in enumerate(posts) if c.params.get("channel") == org.slack.general)
     assert posts.index(in_two[-1]) < last_in_one, "workspace two waited for workspace one's burst"
-    assert org.bridge is not None and org.bridge.limits is not None
+    assert org.bridge is not None
+    assert org.bridge.limits is not None
     budgets = org.bridge.limits.workspaces
     assert {org.slack.team_id, SECOND} <= set(budgets)
     assert budgets[org.slack.team_id] is not budgets[SECOND]
