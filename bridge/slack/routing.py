@@ -106,9 +106,9 @@ class RoutedClient(AsyncWebClient):
 def workspace_of(body: Mapping[str, Any]) -> WorkspaceKey | None:
     """The workspace a Slack request happened in: for events ``context_team_id`` (Slack's name for
     the workspace the installation saw it in; an org-wide install's ``authorizations[0].team_id`` is
-    null), else where Bolt reads the team of commands and interactions."""
+    null), else where Bolt reads the team of commands and interactions, else the outer ``team_id``."""
     payload = dict(body)
-    team = payload.get("context_team_id") or extract_team_id(payload)
+    team = payload.get("context_team_id") or extract_team_id(payload) or payload.get("team_id")
     enterprise = payload.get("context_enterprise_id") or extract_enterprise_id(payload)
     if not team and not enterprise:
         return None
