@@ -34,6 +34,8 @@ from bridge.relay.intake import Intake
 from bridge.relay.renames import Renames, SessionRename
 from bridge.slack import actions
 from bridge.slack.files import parse_files
+from bridge.slack.routing import workspace_of
+from bridge.slack.workspaces import acting_for
 
 log = logging.getLogger(__name__)
 
@@ -310,6 +312,7 @@ async def recover(intake: Intake, inbound: Inbound, controls: Controls, *, renam
         command = _command(body, controls)
         if command is None:
             continue
-        _dispatch(command, inbound, controls, renames)
+        with acting_for(workspace_of(body)):  # the tasks it starts act for the event's workspace
+            _dispatch(command, inbound, controls, renames)
         count += 1
     return count

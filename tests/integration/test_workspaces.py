@@ -4,12 +4,14 @@ partner stays external."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
 
 from bridge.db import repo
 from bridge.sim.coder import CoderSim
+from bridge.sim.coder_agent import Gate, Step, Text
 from bridge.sim.slack import SlackSim
 from bridge.sim.slack_limits import Limit, RateLimits
 from tests.integration.conftest import CODER_TOKEN, SIGNING_SECRET, World, make_settings
@@ -123,3 +125,22 @@ async def test_allowed_teams_keep_other_workspaces_out(org: World) -> None:
     await org.until(lambda: len(_told(org, CAROL, "limited it to certain workspaces")) == 2)
     whispers = [c for c in org.slack.calls_to("chat.postEphemeral") if c.params.get("user") == CAROL]
     assert {c.params.get("channel") for c in whispers} == {TWO, org.slack.general}
+
+
+async def test_a_chat_in_workspace_two_is_followed_again_after_a_restart(org: World) -> None:
+    """A busy chat of workspace two outlives a restart: followed again from its stored link, not from
+    any Slack request, its thread's calls are still made for workspace two (no call lacks one)."""
+    gate = asyncio.Event()
+
+    def script(prompt: str) -> list[Step]:
+        return [Text("Busy, "), Gate(gate), Text("done.")]
+
+    org.coder.agent = script
+    await org.start_bridge()
+    root = await org.mention("first", user=CAROL, channel=TWO)
+    await org.until(lambda: "Busy, " in org.bot_texts(root, TWO))
+    await org.stop_bridge()
+    await org.start_bridge()
+    gate.set()
+    await org.until(lambda: any("done." in text for text in org.bot_texts(root, TWO)))
+    assert not [c for c in org.slack.calls if not c.ok and c.status != 429]
