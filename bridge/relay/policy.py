@@ -7,6 +7,11 @@ controls one, and ``/coder link``, ``unlink``, ``list``, ``status`` and the App 
 person's own account. The answer is ``None`` (allowed) or the reason to tell the person privately;
 nothing refused reaches Coder.
 
+Who is a member depends on the installation that received the act (``bridge.slack.workspaces``):
+a workspace install's members are its team's people; an Enterprise Grid org-wide install's are the
+people of every workspace of its org. ``BRIDGE_ALLOWED_TEAMS`` limits the workspaces served, both
+the one the act happens in and the person's own.
+
 Who the person is comes first, for everyone, the requester of a chat included: someone the operator
 no longer allows (moved out of ``BRIDGE_ALLOWED_USERS``, now a guest, from another organisation) loses
 what they started too, and so does everyone in a channel taken off ``BRIDGE_ALLOWED_CHANNELS``. Only
