@@ -110,6 +110,11 @@ class SlackIdentity:
         return self.key.budget_team
 
     @property
+    def serves(self) -> str:
+        """Where the bot acts, for the start-up log and ``bridge doctor``."""
+        return f"team {self.team_id}" if self.team_id else f"every workspace of {self.enterprise_id}"
+
+    @property
     def key(self) -> WorkspaceKey:
         return WorkspaceKey(self.enterprise_id, self.team_id)
 
@@ -287,13 +292,7 @@ class Bridge:
         )
         limits.settle(identity.home)
         self._slack_ok = True
-        log.info(
-            "Slack: bot user %s in %s",
-            identity.bot_user_id,
-            f"team {identity.team_id}"
-            if identity.team_id
-            else f"every workspace of {identity.enterprise_id}",
-        )
+        log.info("Slack: bot user %s in %s", identity.bot_user_id, identity.serves)
         install = identity.install(bot_token)
         tokens = SingleInstall(install)
         # An org-wide install serves several workspaces: a call made outside any act is then a bug.
