@@ -88,7 +88,7 @@ class Metrics:
         self.slack_budget_wait = Histogram(
             "bridge_slack_budget_wait_seconds",
             "Time a Slack Web API call waited for its method's (and channel's) budget",
-            ["method"],
+            ["team", "method"],
             buckets=_WAIT_BUCKETS,
             registry=self.registry,
         )
@@ -164,9 +164,9 @@ class Metrics:
         self.stream_reconnects.inc()
 
     # RelayObserver protocol (bridge.relay.observe): wired into the Slack budgets and the outbox.
-    def budget_waited(self, method: str, seconds: float) -> None:
-        """Count one Slack call's wait for its budget."""
-        self.slack_budget_wait.labels(method).observe(seconds)
+    def budget_waited(self, team: str, method: str, seconds: float) -> None:
+        """Count one Slack call's wait for its workspace's budget."""
+        self.slack_budget_wait.labels(team, method).observe(seconds)
 
     def text_shown(self, final: bool, seconds: float) -> None:
         """Count how long Slack lagged behind a thread's text."""

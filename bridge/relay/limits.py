@@ -294,7 +294,10 @@ class SlackLimits:
         clock: Callable[[], float] | None = None,
         observer: RelayObserver = NOOP_OBSERVER,
         adaptive_maximum: float = ADAPTIVE_MAXIMUM,
+        team: str = "",
     ) -> None:
+        self.team = team
+        """The workspace whose budgets these are (its waits are reported under it)."""
         self._scale = scale
         self._clock = clock or asyncio.get_running_loop().time
         self._observer = observer
@@ -343,7 +346,7 @@ class SlackLimits:
         for bucket in self._buckets(method, channel):
             if not await bucket.take(priority, ticket, since):
                 return False
-        self._observer.budget_waited(method, self._clock() - started)
+        self._observer.budget_waited(self.team, method, self._clock() - started)
         return True
 
     @property
@@ -413,7 +416,7 @@ class WorkspaceLimits(SlackLimits):
     def __init__(
         self, *, home: str, created: Callable[[str, SlackLimits], None] | None = None, **options: Any
     ) -> None:
-        super().__init__(**options)
+        super().__init__(team=home, **options)
         self.home = home
         self._options = options
         self._created = created
@@ -423,7 +426,7 @@ class WorkspaceLimits(SlackLimits):
     def settle(self, home: str) -> None:
         """Name the home workspace once ``auth.test`` told it (that call drew on these budgets)."""
         del self.workspaces[self.home]
-        self.home = home
+        self.home = self.team = home
         self.workspaces[home] = self
 
     @property
@@ -436,7 +439,7 @@ class WorkspaceLimits(SlackLimits):
         """The budgets of workspace ``team``, created on first use."""
         limits = self.workspaces.get(team)
         if limits is None:
-            limits = self.workspaces[team] = SlackLimits(**self._options)
+            limits = self.workspaces[team] = SlackLimits(team=team, **self._options)
             if self._created is not None:
                 self._created(team, limits)
         return limits

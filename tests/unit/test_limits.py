@@ -183,7 +183,7 @@ class _Waits:
     def __init__(self) -> None:
         self.waits: list[tuple[str, float]] = []
 
-    def budget_waited(self, method: str, seconds: float) -> None:
+    def budget_waited(self, team: str, method: str, seconds: float) -> None:
         self.waits.append((method, seconds))
 
     def text_shown(self, final: bool, seconds: float) -> None:
