@@ -358,6 +358,7 @@ class Bridge:
             how_to=HowTo(interrupt=settings.reaction_interrupt, archive=settings.reaction_archive),
             debounce=settings.home_debounce,
             leases=self.leases,
+            installation=identity.key,
         )
         reactions = ReactionNames(
             working=settings.reaction_working,

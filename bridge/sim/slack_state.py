@@ -406,8 +406,13 @@ class Workspace:
         existing = self.im_of(user_id)
         if existing is not None:
             return existing
+        user = self.users.get(user_id)
         channel = self.add_channel(
-            channel_id or "D" + user_id[1:], "", kind="im", members=(user_id, BOT_USER_ID)
+            channel_id or "D" + user_id[1:],
+            "",
+            kind="im",
+            members=(user_id, BOT_USER_ID),
+            team=user.team_id if user is not None and self.in_org(user) else None,
         )
         channel.im_user = user_id
         return channel

@@ -144,3 +144,15 @@ async def test_a_chat_in_workspace_two_is_followed_again_after_a_restart(org: Wo
     gate.set()
     await org.until(lambda: any("done." in text for text in org.bot_texts(root, TWO)))
     assert not [c for c in org.slack.calls if not c.ok and c.status != 429]
+
+
+async def test_a_member_of_workspace_two_gets_a_home_tab_with_their_chats(org: World) -> None:
+    """The App Home tab is published for the workspace it was opened in, and kept current there."""
+    await org.start_bridge()
+    root = await org.mention("mine", user=CAROL, channel=TWO)
+    await org.until(lambda: bool(org.replies(root, TWO)))
+    await org.slack.open_home(CAROL)
+    await org.until(lambda: "mine" in str(org.slack.home_view(CAROL)))
+    publishes = org.slack.calls_to("views.publish")
+    assert publishes
+    assert all(c.ok for c in publishes)
