@@ -393,7 +393,7 @@ class Bridge:
         history = ThreadReader(client, self.metrics, limits)
         adoption = Adoption(self.db, self._outbox, headers, self._supervisor, history)
         pickup = Pickup(
-            self.db, adoption, accounts, policy, team_id=identity.home, bot_user_id=identity.bot_user_id
+            self.db, adoption, accounts, policy, installation=identity.key, bot_user_id=identity.bot_user_id
         )
         self._watcher = Watcher(
             self.db,

@@ -156,3 +156,20 @@ async def test_a_member_of_workspace_two_gets_a_home_tab_with_their_chats(org: W
     publishes = org.slack.calls_to("views.publish")
     assert publishes
     assert all(c.ok for c in publishes)
+
+
+async def test_a_chat_labelled_for_workspace_two_is_followed_there(org: World) -> None:
+    """A chat made in Coder for a channel of workspace two (``slack_team``) gets its thread there;
+    under an org-wide install a label naming no workspace, or another org's, is not followed."""
+    await org.start_bridge()
+    await org.until_settled()
+    nowhere = org.coder.create_elsewhere("alice", "no team", labels={"slack_channel": TWO})
+    chat = org.coder.create_elsewhere("alice", "for two", labels={"slack_channel": TWO, "slack_team": SECOND})
+
+    def followed() -> bool:
+        return any(chat.id in m.visible_text for m in org.slack.history(TWO) if m.bot_id)
+
+    await org.until(followed)
+    assert not any(nowhere.id in m.visible_text for m in org.slack.history(TWO) if m.bot_id)
+    posts = [c for c in org.slack.calls_to("chat.postMessage") if c.params.get("channel") == TWO]
+    assert all(c.ok for c in posts)
