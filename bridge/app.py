@@ -19,7 +19,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -27,7 +26,6 @@ from opentelemetry.sdk.trace import TracerProvider
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
-from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped, warning_token_skipped
 from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
 from slack_sdk.errors import SlackApiError
@@ -61,7 +59,7 @@ from bridge.relay.inbound import ContextLimits, Inbound
 from bridge.relay.installations import Installations, OAuthStates
 from bridge.relay.intake import Intake, integrity_key
 from bridge.relay.leases import REPLICA, Leases
-from bridge.relay.limits import SlackLimits
+from bridge.relay.limits import SlackLimits, WorkspaceLimits
 from bridge.relay.links import Headers
 from bridge.relay.marks import ReactionNames
 from bridge.relay.outbox import Outbox
@@ -83,16 +81,17 @@ from bridge.slack.home_view import HowTo
 from bridge.slack.installations import (
     DatabaseInstallationStore,
     DatabaseStateStore,
-    InstalledAuthorize,
     InstalledBots,
 )
 from bridge.slack.oauth import INSTALL_PATH, REDIRECT_PATH, oauth_flow, register_uninstalls
 from bridge.slack.observed import ObservedApp
 from bridge.slack.poster import WebPoster
+from bridge.slack.routing import BotAuthorize, RoutedClient, act_for_request
 from bridge.slack.scopes import REQUIRED_SCOPES
 from bridge.slack.sessions import WebSessions
 from bridge.slack.streaming import StreamingPoster
 from bridge.slack.uploads import WebUploads
+from bridge.slack.workspaces import BotInstall, BotTokens, SingleInstall, WorkspaceKey, acting
 from bridge.tasks import TaskGroup
 from bridge.tracing import TracedCoderCalls
 
@@ -119,14 +118,34 @@ class StartupError(Exception):
 
 @dataclass(frozen=True)
 class SlackIdentity:
-    """Who the bot is in its workspace (from ``auth.test``)."""
+    """Who the bot is in its workspace, or its Enterprise Grid org (from ``auth.test``)."""
 
-    team_id: str
+    team_id: str | None
+    """None for an org-wide install, which serves every workspace of ``enterprise_id``."""
     bot_user_id: str
     bot_id: str
     scopes: frozenset[str]
     url: str = ""
     """The workspace's address (``https://example.slack.com/``), for permalinks built without a call."""
+    enterprise_id: str | None = None
+
+    @property
+    def home(self) -> str:
+        """The workspace whose budgets calls made outside any act draw on (the org's, org-wide)."""
+        return self.key.budget_team
+
+    @property
+    def serves(self) -> str:
+        """Where the bot acts, for the start-up log and ``bridge doctor``."""
+        return f"team {self.team_id}" if self.team_id else f"every workspace of {self.enterprise_id}"
+
+    @property
+    def key(self) -> WorkspaceKey:
+        return WorkspaceKey(self.enterprise_id, self.team_id)
+
+    def install(self, bot_token: str) -> BotInstall:
+        """The installation of ``bot_token`` this identity describes."""
+        return BotInstall(self.key, bot_token, self.bot_user_id, self.bot_id, self.scopes)
 
 
 async def slack_identity(client: AsyncWebClient, limits: SlackLimits) -> SlackIdentity:
@@ -140,8 +159,11 @@ async def slack_identity(client: AsyncWebClient, limits: SlackLimits) -> SlackId
             f"Slack is unreachable at {client.base_url}: {type(exc).__name__}: {exc}"
         ) from None
     scopes = response.headers.get("x-oauth-scopes") or response.headers.get("X-OAuth-Scopes") or ""
+    org_wide = bool(response.get("is_enterprise_install"))
+    enterprise = response.get("enterprise_id")
     return SlackIdentity(
-        team_id=str(response["team_id"]),
+        team_id=None if org_wide else str(response["team_id"]),
+        enterprise_id=str(enterprise) if enterprise else None,
         bot_user_id=str(response["user_id"]),
         bot_id=str(response.get("bot_id") or ""),
         scopes=frozenset(s.strip() for s in scopes.split(",") if s.strip()),
@@ -154,30 +176,6 @@ def ai_sdk_options(settings: Settings, store: AiSdkStore | None = None) -> AiSdk
     return AiSdkOptions(
         model=settings.coder_model, store=store, archive_deletes=settings.aisdk_archive_deletes
     )
-
-
-def _fixed_authorization(
-    identity: SlackIdentity, bot_token: str
-) -> Callable[..., Awaitable[AuthorizeResult]]:
-    """Bolt's authorization from the ``auth.test`` done at start.
-
-    Without it Bolt calls ``auth.test`` on every request until one answer is cached; a burst of
-    events right after a start exceeds that method's rate limit, and Bolt then acknowledges and
-    drops the events whose check was refused (the latency benchmark lost 11 of 20 mentions so).
-    """
-    result = AuthorizeResult(
-        enterprise_id=None,
-        team_id=identity.team_id,
-        bot_user_id=identity.bot_user_id,
-        bot_id=identity.bot_id,
-        bot_token=bot_token,
-        bot_scopes=sorted(identity.scopes),
-    )
-
-    async def authorize(**_: Any) -> AuthorizeResult:
-        return result
-
-    return authorize
 
 
 def _learned_pace(pace: Pace) -> float:
@@ -241,6 +239,9 @@ class Bridge:
         """The workspace's Slack budgets, once started (every Slack call draws on them)."""
         self.budgets: SharedBudgets | None = None
         """This replica's share of the Slack budgets and the learned paces, synced with the database."""
+        self._other_budgets: list[SharedBudgets] = []
+        """The same for each further workspace acted in (an org-wide install's, many installs')."""
+        self._budget_tasks = TaskGroup("budgets")
         self._backend: CoderBackend | None = None
         self._coder_tasks = TaskGroup("coder")
         """Background work of the Coder backends (the 2025 AI-SDK API's reply readers)."""
@@ -304,31 +305,40 @@ class Bridge:
         # One connection pool for every Slack call: without it slack-sdk opens (and closes) a new HTTP
         # session, so a new TCP connection, for each call, which cost most of the relay's CPU.
         self._http = http = aiohttp.ClientSession()
-        client = AsyncWebClient(token=bot_token, base_url=settings.slack_api_url, session=http)
-        # The workspace's budgets, one set for every Slack call of the bridge.
-        self.limits = limits = SlackLimits(
+        # Every workspace's budgets: each Slack call draws on those of the workspace it is made for.
+        self.limits = limits = WorkspaceLimits(
+            home="",
+            created=self._share_budgets,
             scale=settings.slack_rate_scale,
             adaptive_maximum=settings.slack_post_rate_max,
             observer=self.metrics,
         )
-        authorize: Callable[..., Awaitable[AuthorizeResult]] | InstalledAuthorize
+        tokens: BotTokens
+        default: BotInstall | None = None
         if bot_token is None:
             self._oauth = oauth = self._distribution(http)
-            # No workspace of its own: each event's is found by Bolt's ``authorize``.
-            identity = SlackIdentity(team_id="", bot_user_id="", bot_id="", scopes=frozenset())
-            authorize = InstalledAuthorize(oauth.bots)
+            # No workspace of its own: each event's installation is found by Bolt's ``authorize``.
+            identity = SlackIdentity(team_id=None, bot_user_id="", bot_id="", scopes=frozenset())
+            tokens = oauth.bots
             installed = await oauth.installations.count()
             log.info("Slack: installed through OAuth into %d workspaces", installed)
         else:
-            identity = await slack_identity(client, limits)
-            authorize = _fixed_authorization(identity, bot_token)
-            log.info("Slack: bot user %s in team %s", identity.bot_user_id, identity.team_id)
+            identity = await slack_identity(
+                AsyncWebClient(token=bot_token, base_url=settings.slack_api_url, session=http), limits
+            )
+            log.info("Slack: bot user %s in %s", identity.bot_user_id, identity.serves)
+            install = identity.install(bot_token)
+            tokens = SingleInstall(install)
+            # An org-wide install serves several workspaces: a call made outside any act is then a bug.
+            default = install if install.key.team_id else None
+        limits.settle(identity.home)
         self._slack_ok = True
+        client = RoutedClient(tokens, default=default, base_url=settings.slack_api_url, session=http)
         self.budgets = SharedBudgets(
             self.db,
             limits,
             replica_id=self.replica_id,
-            team_id=identity.team_id,
+            team_id=identity.home,
             interval=settings.replica_heartbeat,
         )
         await self.budgets.start()
@@ -345,11 +355,10 @@ class Bridge:
                 client,
                 self.metrics,
                 limits,
-                recipient=self._recipient_of(identity.team_id),
+                recipient=self._recipient_of(identity.home),
                 session_status=sessions.status_of,
             )
         self._files = files = SlackFileSource(
-            bot_token or "",
             hosts=settings.file_hosts,
             max_bytes=settings.max_file_bytes,
             timeout=settings.file_timeout,
@@ -366,11 +375,11 @@ class Bridge:
             observer=self.metrics,
         )
         self.metrics.watch(
-            budgets=limits.budgets, pending=self._outbox.pending, longest_wait=self._outbox.longest_wait
+            budgets=limits.team_budgets, pending=self._outbox.pending, longest_wait=self._outbox.longest_wait
         )
         self._identity = accounts = self._build_identity(backend, self._outbox)
         directory = WebDirectory(client, self.metrics, limits, ttl=settings.directory_ttl)
-        policy = Policy(self._rules(identity.team_id), directory)
+        policy = Policy(self._rules(identity), directory, tokens)
         self._home = Home(
             self.db,
             accounts,
@@ -381,6 +390,7 @@ class Bridge:
             how_to=HowTo(interrupt=settings.reaction_interrupt, archive=settings.reaction_archive),
             debounce=settings.home_debounce,
             leases=self.leases,
+            installation=identity.key,
         )
         reactions = ReactionNames(
             working=settings.reaction_working,
@@ -415,7 +425,7 @@ class Bridge:
         history = ThreadReader(client, self.metrics, limits)
         adoption = Adoption(self.db, self._outbox, headers, self._supervisor, history)
         pickup = Pickup(
-            self.db, adoption, accounts, policy, team_id=identity.team_id, bot_user_id=identity.bot_user_id
+            self.db, adoption, accounts, policy, installation=identity.key, bot_user_id=identity.bot_user_id
         )
         self._watcher = Watcher(
             self.db,
@@ -477,7 +487,7 @@ class Bridge:
         bolt = ObservedApp(
             metrics=self.metrics,
             client=AsyncWebClient(base_url=settings.slack_api_url, session=http),
-            authorize=authorize,
+            authorize=BotAuthorize(tokens),
             oauth_flow=self._oauth.flow if self._oauth is not None else None,
             signing_secret=(
                 settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
@@ -486,6 +496,7 @@ class Bridge:
             process_before_response=False,
             logger=_bolt_logger(),
         )
+        bolt.use(act_for_request)
         events.register(bolt, intake, self._inbound, self._controls, self.metrics, renames=self._renames)
         if self._oauth is not None:
             register_uninstalls(bolt, self._oauth.store)
@@ -562,6 +573,20 @@ class Bridge:
         rotator = AsyncTokenRotator(client_id=settings.slack_client_id, client_secret=secret, client=client)
         return _Distribution(installations, store, InstalledBots(installations, rotator), flow)
 
+    def _share_budgets(self, team: str, limits: SlackLimits) -> None:
+        """A workspace was acted in for the first time: share its budgets with the other replicas."""
+        assert self.budgets is not None
+        budgets = SharedBudgets(
+            self.db,
+            limits,
+            replica_id=self.replica_id,
+            team_id=team,
+            interval=self.settings.replica_heartbeat,
+            home=self.budgets.team_id,
+        )
+        self._other_budgets.append(budgets)
+        self._budget_tasks.spawn(f"budgets:{team}", budgets.start())
+
     def _observe_budgets(self, limits: SlackLimits, budgets: SharedBudgets) -> None:
         """``/metrics`` reads the learned paces and the live replicas when it is scraped."""
         for method, pace in limits.paces.items():
@@ -601,11 +626,14 @@ class Bridge:
             self.db, backend, whisperer, mode="linked", cipher=cipher, connect=connect, throttle=throttle
         )
 
-    def _recipient_of(self, team_id: str) -> Callable[[str, str], Awaitable[tuple[str, str] | None]]:
+    def _recipient_of(self, home: str) -> Callable[[str, str], Awaitable[tuple[str, str] | None]]:
         """Who a natively streamed reply in a thread is addressed to: the person who started its chat
-        (Slack requires one recipient for streams in channels)."""
+        (Slack requires one recipient for streams in channels); the thread is in the workspace acted
+        for."""
 
         async def recipient(channel: str, thread_ts: str) -> tuple[str, str] | None:
+            workspace = acting()
+            team_id = workspace.team_id if workspace is not None and workspace.team_id else home
             async with self.db.unit() as session:
                 link = await repo.find_link_by_thread(
                     session, team_id=team_id, channel_id=channel, thread_ts=thread_ts
@@ -614,10 +642,12 @@ class Bridge:
 
         return recipient
 
-    def _rules(self, team_id: str) -> Rules:
+    def _rules(self, identity: SlackIdentity) -> Rules:
         settings = self.settings
         return Rules(
-            team_id=team_id,
+            team_id=identity.team_id,
+            enterprise_id=identity.enterprise_id,
+            allowed_teams=frozenset(settings.allowed_teams),
             allowed_channels=frozenset(settings.allowed_channels),
             allowed_users=frozenset(settings.allowed_users),
             allow_guests=settings.allow_guests,
@@ -761,7 +791,10 @@ class Bridge:
             if not await self._sessions.drain(left()):
                 log.warning("shutdown: some agent session statuses were not sent to Slack")
             await self._sessions.close()
-        if self.budgets is not None:  # after the last Slack call: what it taught is stored
+        await self._budget_tasks.cancel()
+        for budgets in self._other_budgets:  # after the last Slack call: what it taught is stored
+            await budgets.close()
+        if self.budgets is not None:
             await self.budgets.close()
         for runner in self._runners:
             await runner.cleanup()

@@ -143,6 +143,7 @@ class Settings(BaseSettings):
     encryption_key: SecretStr | None = Field(default=None, validation_alias=_env("BRIDGE_ENCRYPTION_KEY"))
     allowed_channels: IdList = Field(default=(), validation_alias=_env("BRIDGE_ALLOWED_CHANNELS"))
     allowed_users: IdList = Field(default=(), validation_alias=_env("BRIDGE_ALLOWED_USERS"))
+    allowed_teams: IdList = Field(default=(), validation_alias=_env("BRIDGE_ALLOWED_TEAMS"))
     allow_guests: bool = Field(default=False, validation_alias=_env("BRIDGE_ALLOW_GUESTS"))
     allow_external_users: bool = Field(default=False, validation_alias=_env("BRIDGE_ALLOW_EXTERNAL_USERS"))
     admins: IdList = Field(default=(), validation_alias=_env("BRIDGE_ADMINS"))
@@ -222,7 +223,9 @@ class Settings(BaseSettings):
         """An empty ``SLACK_CLIENT_ID=`` means "no distribution", like leaving it unset."""
         return value.strip() or None if value is not None else None
 
-    @field_validator("allowed_channels", "allowed_users", "admins", "slack_scopes", mode="before")
+    @field_validator(
+        "allowed_channels", "allowed_users", "allowed_teams", "admins", "slack_scopes", mode="before"
+    )
     @classmethod
     def _id_list(cls, value: object) -> object:
         if isinstance(value, str):
@@ -237,6 +240,14 @@ class Settings(BaseSettings):
                 raise ValueError(
                     f"{item!r} is not a channel id (C… or G…; copy it from the channel's details)"
                 )
+        return value
+
+    @field_validator("allowed_teams")
+    @classmethod
+    def _team_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            if item[:1] not in ("T", "E") or not item.isalnum():
+                raise ValueError(f"{item!r} is not a workspace id (T…) or Enterprise Grid org id (E…)")
         return value
 
     @field_validator("allowed_users", "admins")

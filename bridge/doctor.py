@@ -139,7 +139,7 @@ async def _slack(settings: Settings, report: Report) -> None:
     finally:
         if client.session is not None:
             await client.session.close()
-    report.ok(f"auth.test: bot user {identity.bot_user_id} in team {identity.team_id}")
+    report.ok(f"auth.test: bot user {identity.bot_user_id} in {identity.serves}")
     missing = sorted(set(REQUIRED_SCOPES) - identity.scopes)
     if missing:
         detail = "; ".join(f"{s} ({REQUIRED_SCOPES[s]})" for s in missing)

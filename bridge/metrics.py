@@ -20,18 +20,18 @@ _WAIT_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 6
 
 class _Budgets(Collector):
     """``bridge_slack_budget_per_minute``, read at each scrape from the budgets as they stand (they
-    exist once a method is first called, and may change while the bridge runs)."""
+    exist once a method is first called in a workspace, and may change while the bridge runs)."""
 
     def __init__(self) -> None:
-        self.read: Callable[[], Mapping[str, float]] = dict
+        self.read: Callable[[], Mapping[tuple[str, str], float]] = dict
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         yield self._family()
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = self._family()
-        for method, per_minute in sorted(self.read().items()):
-            family.add_metric([method], per_minute)
+        for (team, method), per_minute in sorted(self.read().items()):
+            family.add_metric([team, method], per_minute)
         yield family
 
     @staticmethod
@@ -39,7 +39,7 @@ class _Budgets(Collector):
         return GaugeMetricFamily(
             "bridge_slack_budget_per_minute",
             "Calls a minute the workspace's budget allows a Slack Web API method",
-            labels=["method"],
+            labels=["team", "method"],
         )
 
 
@@ -88,7 +88,7 @@ class Metrics:
         self.slack_budget_wait = Histogram(
             "bridge_slack_budget_wait_seconds",
             "Time a Slack Web API call waited for its method's (and channel's) budget",
-            ["method"],
+            ["team", "method"],
             buckets=_WAIT_BUCKETS,
             registry=self.registry,
         )
@@ -132,7 +132,7 @@ class Metrics:
     def watch(
         self,
         *,
-        budgets: Callable[[], Mapping[str, float]],
+        budgets: Callable[[], Mapping[tuple[str, str], float]],
         pending: Callable[[], int],
         longest_wait: Callable[[], float],
     ) -> None:
@@ -164,9 +164,9 @@ class Metrics:
         self.stream_reconnects.inc()
 
     # RelayObserver protocol (bridge.relay.observe): wired into the Slack budgets and the outbox.
-    def budget_waited(self, method: str, seconds: float) -> None:
-        """Count one Slack call's wait for its budget."""
-        self.slack_budget_wait.labels(method).observe(seconds)
+    def budget_waited(self, team: str, method: str, seconds: float) -> None:
+        """Count one Slack call's wait for its workspace's budget."""
+        self.slack_budget_wait.labels(team, method).observe(seconds)
 
     def text_shown(self, final: bool, seconds: float) -> None:
         """Count how long Slack lagged behind a thread's text."""

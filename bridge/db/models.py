@@ -45,6 +45,9 @@ class ThreadLink(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     team_id: str = Field(max_length=32)
+    """The workspace the thread is in."""
+    enterprise_id: str | None = Field(default=None, max_length=32)
+    """Its Enterprise Grid org (None off Grid): with ``team_id``, whose installation acts there."""
     channel_id: str = Field(max_length=32, index=True)
     thread_ts: str = Field(max_length=32)
     requester_user_id: str = Field(max_length=32)

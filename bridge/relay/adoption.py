@@ -34,6 +34,7 @@ from bridge.relay.links import Follows, Headers, thread_ref
 from bridge.relay.outbox import Outbox
 from bridge.relay.ports import SlackError, ThreadHistory
 from bridge.slack.blocks import render_followed
+from bridge.slack.workspaces import acting_enterprise
 from bridge.tasks import KeyedLocks
 
 log = logging.getLogger(__name__)
@@ -154,6 +155,7 @@ class Adoption:
                     channel_id=place.channel_id,
                     thread_ts=thread_ts,
                     requester_user_id=requester,
+                    enterprise_id=acting_enterprise(),
                 )
                 if link is None:
                     return None

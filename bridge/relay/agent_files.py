@@ -37,6 +37,7 @@ from bridge.relay.ports import FileUploads, SlackError, SlackPermanent, SlackRat
 from bridge.relay.slots import SlotKey
 from bridge.slack.blocks import format_bytes, render_file_linked
 from bridge.slack.failures import render_coder_error
+from bridge.slack.workspaces import act_for
 from bridge.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ class AgentFiles:
         await self._tasks.cancel()
 
     async def _run(self, ref: ThreadRef) -> None:
+        act_for(ref.workspace)  # this task posts the thread's files, in its workspace
         try:
             while True:
                 self._again.discard(ref.link_id)

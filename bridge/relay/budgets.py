@@ -55,13 +55,24 @@ class SharedBudgets:
     """The replica's heartbeat and its sync of budgets, every ``interval`` seconds."""
 
     def __init__(
-        self, db: Database, limits: SlackLimits, *, replica_id: str, team_id: str, interval: float
+        self,
+        db: Database,
+        limits: SlackLimits,
+        *,
+        replica_id: str,
+        team_id: str,
+        interval: float,
+        home: str | None = None,
     ) -> None:
         self._db = db
         self._limits = limits
         self._replica_id = replica_id
-        self._team_id = team_id
+        self.team_id = team_id
         self._interval = interval
+        self._home = home
+        """For another workspace than the replica's home one (``home``): its paces are its own, but
+        the replica beats (and counts the live replicas) under its home team only, since every
+        replica may act in every workspace and so shares each of them the same."""
         self._tasks = TaskGroup("budgets")
         self.replicas = 1
         """Live replicas of the workspace at the last beat (this one included)."""
@@ -95,23 +106,27 @@ class SharedBudgets:
         shared = not self._db.is_sqlite
         replicas = 1
         async with self._db.unit() as session:
-            if shared and leaving:
+            beats = self._home is None
+            if shared and leaving and beats:
                 stale = now - timedelta(seconds=self._interval * LIVE_BEATS)
                 await repo.remove_replica(session, replica_id=self._replica_id, stale_before=stale)
-            elif shared:
-                await repo.beat_replica(session, replica_id=self._replica_id, team_id=self._team_id, at=now)
+            elif shared and not leaving:
+                if beats:
+                    await repo.beat_replica(
+                        session, replica_id=self._replica_id, team_id=self.team_id, at=now
+                    )
                 since = now - timedelta(seconds=self._interval * LIVE_BEATS)
-                replicas = await repo.count_live_replicas(session, team_id=self._team_id, since=since)
+                replicas = await repo.count_live_replicas(
+                    session, team_id=self._home or self.team_id, since=since
+                )
             stored = {
                 method: Learned(row.per_minute, row.ceiling)
-                for method, row in (
-                    await repo.find_paces(session, team_id=self._team_id, lock=shared)
-                ).items()
+                for method, row in (await repo.find_paces(session, team_id=self.team_id, lock=shared)).items()
             }
             for method, (learned, refused) in sent.items():
                 stored[method] = merge(stored.get(method), learned, refused=refused)
                 row = repo.StoredPace(stored[method].per_minute, stored[method].ceiling)
-                await repo.save_pace(session, team_id=self._team_id, method=method, pace=row)
+                await repo.save_pace(session, team_id=self.team_id, method=method, pace=row)
         for method, pace in paces.items():
             if method in sent and pace.learned == sent[method][0]:
                 pace.dirty = pace.refused_lately = False

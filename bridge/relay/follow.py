@@ -80,6 +80,7 @@ from bridge.slack.blocks import render_error, render_outcome, render_removed, re
 from bridge.slack.failures import render_coder_error, render_reason
 from bridge.slack.mrkdwn import split_markdown
 from bridge.slack.thread_text import render_content, render_plan
+from bridge.slack.workspaces import act_for
 from bridge.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
@@ -293,6 +294,7 @@ class ChatFollow:
             log.warning("not following chat %s: no Slack thread is linked to it", chat_id)
             return False
         ref = thread_ref(link)
+        act_for(ref.workspace)  # this task follows the chat: every Slack call is for its thread's workspace
         backend = await shared.identity.backend_for_link(link)  # the chat owner's
         if backend is None:  # linked mode, and the requester's link is gone: tell them, don't retry
             await shared.identity.whisper(

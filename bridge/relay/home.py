@@ -34,6 +34,7 @@ from bridge.relay.limits import SlackLimits
 from bridge.relay.policy import Act, Policy
 from bridge.relay.ports import HomeTab, SlackError, SlackPermanent, SlackRateLimited
 from bridge.slack.home_view import MAX_CHATS, HomeChat, HowTo, render_home
+from bridge.slack.workspaces import WorkspaceKey, act_for, acting
 from bridge.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,15 @@ class Home:
         how_to: HowTo,
         debounce: float = 2.0,
         leases: Leases | None = None,
+        installation: WorkspaceKey | None = None,
     ) -> None:
         self._db = db
+        self._installation = installation
+        """Acted for when publishing the tab of someone whose workspace is unknown (the tab was
+        opened on another replica or before a restart): the installation itself, which an org-wide
+        install's token serves as the org."""
+        self._workspaces: dict[str, WorkspaceKey] = {}
+        """Where each person last opened the tab: their tab is published for that workspace."""
         self._identity = identity
         self._policy = policy
         self._tab = tab
@@ -82,6 +90,9 @@ class Home:
     def opened(self, user_id: str) -> None:
         """The person opened the Home tab: publish it now, and keep it current from here on."""
         self._viewers.add(user_id)
+        workspace = acting()
+        if workspace is not None:
+            self._workspaces[user_id] = workspace
         if self._shared:  # the replica watching Coder keeps it current too
             self._tasks.spawn(f"viewer:{user_id}", self._note_viewer(user_id))
         self._schedule(user_id, 0.0)
@@ -120,6 +131,7 @@ class Home:
 
     async def _keep_current(self, user_id: str, delay: float) -> None:
         """Publish after ``delay``; changes meanwhile are folded in, those during a publish cost one more."""
+        act_for(self._workspaces.get(user_id, self._installation))
         try:
             while True:
                 await asyncio.sleep(delay)

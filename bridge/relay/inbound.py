@@ -54,6 +54,7 @@ from bridge.relay.ports import FileSource, SlackError, SlackFile, ThreadHistory,
 from bridge.relay.slots import SlotKey
 from bridge.slack.blocks import render_error, render_plan_mode, render_queued, render_skipped
 from bridge.slack.failures import render_coder_error, render_warnings
+from bridge.slack.workspaces import acting_enterprise
 from bridge.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
@@ -407,6 +408,7 @@ class Inbound:
                     channel_id=message.channel_id,
                     thread_ts=message.root_ts,
                     requester_user_id=message.user_id,
+                    enterprise_id=acting_enterprise(),
                 )
                 claimed = link is not None and await _claim_message(session, link, message)
             else:  # the message first, so a link claimed again always has its creation under way

@@ -28,12 +28,13 @@ import itertools
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from bridge.coder.backoff import Backoff
 from bridge.relay.observe import NOOP_OBSERVER, RelayObserver
 from bridge.relay.pace import Learned, Pace
 from bridge.relay.ports import SlackRateLimited
+from bridge.slack.workspaces import acting
 
 T = TypeVar("T")
 
@@ -293,7 +294,10 @@ class SlackLimits:
         clock: Callable[[], float] | None = None,
         observer: RelayObserver = NOOP_OBSERVER,
         adaptive_maximum: float = ADAPTIVE_MAXIMUM,
+        team: str = "",
     ) -> None:
+        self.team = team
+        """The workspace whose budgets these are (its waits are reported under it)."""
         self._scale = scale
         self._clock = clock or asyncio.get_running_loop().time
         self._observer = observer
@@ -342,7 +346,7 @@ class SlackLimits:
         for bucket in self._buckets(method, channel):
             if not await bucket.take(priority, ticket, since):
                 return False
-        self._observer.budget_waited(method, self._clock() - started)
+        self._observer.budget_waited(self.team, method, self._clock() - started)
         return True
 
     @property
@@ -398,3 +402,77 @@ class SlackLimits:
                 )
             )
         return bucket
+
+
+class WorkspaceLimits(SlackLimits):
+    """The budgets of every workspace the bridge acts in, each its own ``SlackLimits``.
+
+    Slack counts per workspace, so a burst in one workspace must not slow another: a call draws on the
+    budgets of the workspace acted for (``bridge.slack.workspaces.acting``), created on first use
+    (``created`` is told, to share them across replicas). These budgets themselves are the home
+    workspace's, used by calls for it and by calls made outside any act; with one workspace nothing
+    else is ever created and the bridge paces as it always did."""
+
+    def __init__(
+        self, *, home: str, created: Callable[[str, SlackLimits], None] | None = None, **options: Any
+    ) -> None:
+        super().__init__(team=home, **options)
+        self.home = home
+        self._options = options
+        self._created = created
+        self.workspaces: dict[str, SlackLimits] = {home: self}
+        """Each workspace's budgets by its team id (an org's id for calls for the org as a whole)."""
+
+    def settle(self, home: str) -> None:
+        """Name the home workspace once ``auth.test`` told it (that call drew on these budgets)."""
+        del self.workspaces[self.home]
+        self.home = self.team = home
+        self.workspaces[home] = self
+
+    @property
+    def metered(self) -> frozenset[str]:
+        return frozenset(self._methods).union(
+            *(limits.metered for limits in self.workspaces.values() if limits is not self)
+        )
+
+    def of(self, team: str) -> SlackLimits:
+        """The budgets of workspace ``team``, created on first use."""
+        limits = self.workspaces.get(team)
+        if limits is None:
+            limits = self.workspaces[team] = SlackLimits(team=team, **self._options)
+            if self._created is not None:
+                self._created(team, limits)
+        return limits
+
+    def current(self) -> SlackLimits:
+        """The budgets of the workspace acted for (the home workspace's outside any act)."""
+        workspace = acting()
+        return self if workspace is None else self.of(workspace.budget_team)
+
+    async def acquire(
+        self,
+        method: str,
+        channel: str | None = None,
+        priority: Priority = Priority.FINAL,
+        ticket: Ticket | None = None,
+        since: float | None = None,
+    ) -> bool:
+        limits = self.current()
+        if limits is self:
+            return await super().acquire(method, channel, priority, ticket, since)
+        return await limits.acquire(method, channel, priority, ticket, since)
+
+    def rate_limited(self, method: str, channel: str | None, retry_after: float) -> None:
+        limits = self.current()
+        if limits is self:
+            super().rate_limited(method, channel, retry_after)
+        else:
+            limits.rate_limited(method, channel, retry_after)
+
+    def team_budgets(self) -> dict[tuple[str, str], float]:
+        """Each workspace's budget of each metered method, by (team, method), in calls a minute."""
+        return {
+            (team, method): per_minute
+            for team, limits in self.workspaces.items()
+            for method, per_minute in limits.budgets().items()
+        }

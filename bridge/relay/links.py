@@ -30,6 +30,7 @@ from bridge.db.models import ThreadLink
 from bridge.relay.identity import Identity
 from bridge.relay.marks import header_buttons
 from bridge.relay.outbox import Outbox, ThreadRef, final_text
+from bridge.relay.outbox.threads import thread_ref as thread_ref
 from bridge.relay.ports import Button
 from bridge.relay.sessions import SessionMirror
 from bridge.relay.slots import SlotKey
@@ -38,12 +39,6 @@ from bridge.slack.blocks import render_header
 from bridge.slack.failures import render_reason
 
 HEADER_SLOT = SlotKey.header().encode()
-
-
-def thread_ref(link: ThreadLink) -> ThreadRef:
-    """The outbox address of a linked thread."""
-    assert link.id is not None
-    return ThreadRef(link_id=link.id, channel=link.channel_id, thread_ts=link.thread_ts)
 
 
 def shown(link: ThreadLink, chat: Chat) -> Chat:

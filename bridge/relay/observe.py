@@ -13,8 +13,9 @@ from typing import Protocol
 class RelayObserver(Protocol):
     """Receives one report per budgeted Slack call and per text Slack came to show."""
 
-    def budget_waited(self, method: str, seconds: float) -> None:
-        """A call of ``method`` waited ``seconds`` for the workspace's budgets (0: a token was there).
+    def budget_waited(self, team: str, method: str, seconds: float) -> None:
+        """A call of ``method`` waited ``seconds`` for the budgets of workspace ``team`` (0: a token
+        was there).
 
         Long waits mean the budget, not Slack or the bridge, sets the pace of what people see."""
         ...
@@ -28,7 +29,7 @@ class RelayObserver(Protocol):
 class NoopObserver:
     """The default: reports go nowhere."""
 
-    def budget_waited(self, method: str, seconds: float) -> None:
+    def budget_waited(self, team: str, method: str, seconds: float) -> None:
         """Ignore the report."""
 
     def text_shown(self, final: bool, seconds: float) -> None:

@@ -30,6 +30,7 @@ from bridge.db.engine import Database
 from bridge.relay.adoption import THREAD_TAKEN, Adoption, NotAdopted, Place
 from bridge.relay.identity import Identity
 from bridge.relay.policy import Act, Policy, direct_channel
+from bridge.slack.workspaces import WorkspaceKey, acting_for
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +52,16 @@ class Pickup:
         identity: Identity,
         policy: Policy,
         *,
-        team_id: str,
+        installation: WorkspaceKey,
         bot_user_id: str,
     ) -> None:
         self._db = db
         self._adoption = adoption
         self._identity = identity
         self._policy = policy
-        self._team_id = team_id
+        self._installation = installation
+        """The bridge's installation: a chat's ``slack_team`` label must name a workspace it serves
+        (a workspace install's own by default; an org-wide install's label must name one)."""
         self._bot_user_id = bot_user_id
         self._skipped: set[ChatId] = set()
         self._own_user_id: str | None = None
@@ -80,16 +83,21 @@ class Pickup:
         if await self._adoption.tied(chat) is not None:
             return
         labels = chat.labels
-        place = Place(self._team_id, labels[CHANNEL_LABEL], labels.get("slack_thread") or None)
-        if labels.get("slack_team", self._team_id) != self._team_id:
-            self._skip(chat, "its slack_team label names another workspace")
+        team = labels.get("slack_team") or self._installation.team_id
+        workspace = WorkspaceKey(self._installation.enterprise_id, team)
+        if team is None or not self._installation.serves(workspace):
+            self._skip(chat, "its slack_team label names no workspace the bridge serves")
             return
+        with acting_for(workspace):  # the thread's Slack calls are that workspace's
+            await self._follow(chat, Place(team, labels[CHANNEL_LABEL], labels.get("slack_thread") or None))
+
+    async def _follow(self, chat: Chat, place: Place) -> None:
         if direct_channel(place.channel_id):
             self._skip(chat, "its slack_channel label names a direct message, not a channel")
             return
         if place.thread_ts is not None and await self._being_started(place):
             return  # the bridge is starting this very chat from that thread
-        chosen = await self._requester(chat, place.channel_id)
+        chosen = await self._requester(chat, place)
         if isinstance(chosen, str):
             self._skip(chat, chosen)
             return
@@ -106,13 +114,14 @@ class Pickup:
             )
         return link is not None and link.chat_id is None and link.phase == repo.STARTING_PHASE
 
-    async def _requester(self, chat: Chat, channel_id: str) -> tuple[str, CoderBackend] | str:
+    async def _requester(self, chat: Chat, place: Place) -> tuple[str, CoderBackend] | str:
         """Who stands for the thread and the backend that reads the chat, or why nobody may."""
+        channel_id = place.channel_id
         named = chat.labels.get("slack_user", "")
         if self._identity.linked:
             async with self._db.unit() as session:
                 links = await repo.find_user_links_of_coder_user(
-                    session, team_id=self._team_id, coder_user_id=chat.owner_id
+                    session, team_id=place.team_id, coder_user_id=chat.owner_id
                 )
             people = [link.slack_user_id for link in links]
             if not people:
@@ -121,7 +130,7 @@ class Pickup:
             refusal = await self._policy.refusal(person, Act.START, channel_id=channel_id)
             if refusal is not None:
                 return f"its owner <@{person}> may not use that channel: {refusal}"
-            backend = await self._identity.backend_for(self._team_id, person)
+            backend = await self._identity.backend_for(place.team_id, person)
             if backend is None:
                 return f"its owner <@{person}> has no working Coder link"
             return person, backend

@@ -7,6 +7,11 @@ controls one, and ``/coder link``, ``unlink``, ``list``, ``status`` and the App 
 person's own account. The answer is ``None`` (allowed) or the reason to tell the person privately;
 nothing refused reaches Coder.
 
+Who is a member depends on the installation that received the act (``bridge.slack.workspaces``):
+a workspace install's members are its team's people; an Enterprise Grid org-wide install's are the
+people of every workspace of its org. ``BRIDGE_ALLOWED_TEAMS`` limits the workspaces served, both
+the one the act happens in and the person's own.
+
 Who the person is comes first, for everyone, the requester of a chat included: someone the operator
 no longer allows (moved out of ``BRIDGE_ALLOWED_USERS``, now a guest, from another organisation) loses
 what they started too, and so does everyone in a channel taken off ``BRIDGE_ALLOWED_CHANNELS``. Only
@@ -25,7 +30,8 @@ from enum import StrEnum
 from typing import Literal
 
 from bridge.db.models import ThreadLink
-from bridge.relay.ports import SlackDirectory, SlackError
+from bridge.relay.ports import SlackDirectory, SlackError, SlackUser
+from bridge.slack.workspaces import BotTokens, WorkspaceKey, acting
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +55,15 @@ class Act(StrEnum):
 class Rules:
     """The operator's access settings (``BRIDGE_ALLOWED_*``, ``BRIDGE_ALLOW_*``, ``BRIDGE_ADMINS``…)."""
 
-    team_id: str
-    """The bot's own workspace: users of any other team are external."""
+    team_id: str | None
+    """The workspace of the bot's installation (None: an org-wide install): users of any other team
+    are external. With several installations, the one serving the act's workspace counts instead."""
+    enterprise_id: str | None = None
+    """The installation's Enterprise Grid org: under an org-wide install, people of every workspace of
+    the org are members, not external."""
+    allowed_teams: frozenset[str] = frozenset()
+    """Workspace (``T…``) and org (``E…``) ids whose people, in whose channels, may use the bridge;
+    empty: every workspace the app is installed in."""
     allowed_channels: frozenset[str] = frozenset()
     """Channels the bot serves; empty: every channel it is in. Direct messages are not channels."""
     allowed_users: frozenset[str] = frozenset()
@@ -64,6 +77,16 @@ class Rules:
     """Linked identity mode: follow-ups come only from the chat's requester."""
 
 
+def _member(user: SlackUser, installation: WorkspaceKey) -> bool:
+    """Whether the person belongs to the installation's workspace: its team's member, or under an
+    org-wide install a member of any workspace of its org. A Slack Connect partner never does."""
+    if user.is_stranger:
+        return False
+    if installation.team_id is not None:
+        return user.team_id == installation.team_id
+    return installation.enterprise_id is not None and user.enterprise_id == installation.enterprise_id
+
+
 def direct_channel(channel_id: str) -> bool:
     """Whether a conversation is a direct message with the bot (Slack's ``D…`` ids)."""
     return channel_id.startswith("D")
@@ -72,9 +95,10 @@ def direct_channel(channel_id: str) -> bool:
 class Policy:
     """Applies ``Rules`` with what Slack says about people (``SlackDirectory``)."""
 
-    def __init__(self, rules: Rules, directory: SlackDirectory) -> None:
+    def __init__(self, rules: Rules, directory: SlackDirectory, installs: BotTokens | None = None) -> None:
         self.rules = rules
         self._directory = directory
+        self._installs = installs
 
     async def refusal(
         self,
@@ -119,12 +143,39 @@ class Policy:
             return "I don't take tasks in this channel: the bridge's operator limited it to certain channels."
         return None
 
+    async def _installation(self) -> WorkspaceKey:
+        """The installation that received the act: the one serving the workspace acted for."""
+        rules = self.rules
+        workspace = acting()
+        if workspace is not None and self._installs is not None:
+            install = await self._installs.bot(workspace.enterprise_id, workspace.team_id)
+            if install is not None:
+                return install.key
+        return WorkspaceKey(rules.enterprise_id, rules.team_id)
+
+    def _team_refusal(self, user: SlackUser | None) -> str | None:
+        """``BRIDGE_ALLOWED_TEAMS``: both the workspace acted in and the person's own must be listed
+        (by their team or their org)."""
+        allowed = self.rules.allowed_teams
+        if not allowed:
+            return None
+        workspace = acting() or WorkspaceKey(self.rules.enterprise_id, self.rules.team_id)
+        places = [(workspace.team_id, workspace.enterprise_id)]
+        if user is not None:
+            places.append((user.team_id, user.enterprise_id))
+        if all(team in allowed or (org is not None and org in allowed) for team, org in places):
+            return None
+        return "Coder Agents isn't available here: the bridge's operator limited it to certain workspaces."
+
     async def _may_use(self, user_id: str) -> str | None:
-        """The person checks: organisation, guest status, then the allow-list."""
+        """The person checks: workspace, organisation, guest status, then the allow-list."""
         rules = self.rules
         try:
             user = await self._directory.user(user_id)
-            if user is None or user.team_id != rules.team_id or user.is_stranger:
+            refused = self._team_refusal(user)
+            if refused is not None:
+                return refused
+            if user is None or not _member(user, await self._installation()):
                 if not rules.allow_external:
                     return "People from other organizations can't use Coder Agents here."
             elif user.is_guest and not rules.allow_guests:

@@ -150,6 +150,9 @@ class SlackUser:
     """A single-channel guest."""
     is_stranger: bool = False
     """Someone from another organisation met in a Slack Connect channel."""
+    enterprise_id: str | None = None
+    """The Enterprise Grid org of the person's account (``enterprise_user.enterprise_id``): people of
+    every workspace of one org share it."""
 
     @property
     def is_guest(self) -> bool:

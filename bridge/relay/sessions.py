@@ -27,6 +27,7 @@ from bridge.coder.types import ChatPhase
 from bridge.relay.limits import SLACK_RETRY, SlackLimits
 from bridge.relay.outbox import ThreadRef
 from bridge.relay.ports import AgentSessions, SlackError, SlackPermanent, SlackRateLimited
+from bridge.slack.workspaces import WorkspaceKey, acting_for
 from bridge.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ class _Session:
     initiator: str
     status: SessionStatus
     title: str
+    workspace: WorkspaceKey | None = None  # its thread's: its calls are made for it
     created: bool = False
     sent_status: SessionStatus | None = None
     sent_title: str = ""
@@ -111,7 +113,7 @@ class SessionMirror:
         session = self._sessions.get(key)
         if session is None:
             session = self._sessions[key] = _Session(
-                ref.channel, ref.thread_ts, initiator, status, _title(title)
+                ref.channel, ref.thread_ts, initiator, status, _title(title), ref.workspace
             )
         session.status = status
         self._mark(key)
@@ -176,7 +178,9 @@ class SessionMirror:
                 continue
             key = next(iter(self._dirty))
             del self._dirty[key]
-            await self._sync(key, self._sessions[key])
+            session = self._sessions[key]
+            with acting_for(session.workspace):  # one worker for every thread: each for its own
+                await self._sync(key, session)
         self._dirty.clear()
         self._settled.set()
 

@@ -119,6 +119,8 @@ class ApiCall:
     error: str | None
     token: str | None = None
     """The token the call was made with (which workspace's bot, once several are installed)."""
+    installation: str = ""
+    """Whose bot token made the call: its workspace, or its org for an org-wide install."""
 
 
 @dataclass(frozen=True)
@@ -176,9 +178,15 @@ class SlackSim:
         home_tab_enabled: bool = True,
         scopes: Iterable[str] | None = None,
         subscriptions: Iterable[str] | None = None,
+        enterprise_id: str | None = None,
+        org_install: bool = False,
     ) -> None:
+        """``enterprise_id``: the workspace is the first of an Enterprise Grid org (``add_team`` adds
+        others); ``org_install``: ``bot_token`` is then an org-wide install's, acting in every one."""
         if time_scale <= 0:
             raise ValueError("time_scale must be positive")
+        if org_install and enterprise_id is None:
+            raise ValueError("an org-wide install needs an org: pass enterprise_id")
         self.bot_token = bot_token
         self.app_token = app_token
         self.time_scale = time_scale
@@ -192,6 +200,7 @@ class SlackSim:
         self.upload_requests: list[str] = []
         """The upload URL keys that received bytes, in order (step two of each external upload)."""
         self.workspace = Workspace()
+        self.workspace.enterprise_id = enterprise_id
         self._changed = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._response_targets: dict[str, _ResponseTarget] = {}
@@ -221,6 +230,9 @@ class SlackSim:
             open_socket=self._hub.open_url,
         )
         self._api.rate_limits_enabled = rate_limits_enabled
+        if org_install:
+            self._api.grant(bot_token, None)
+            self._events.org_install = True
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -467,13 +479,28 @@ class SlackSim:
         members: Iterable[str] = (ALICE, BOB, BOT_USER_ID),
         is_ext_shared: bool = False,
         is_archived: bool = False,
+        team: str | None = None,
     ) -> SimChannel:
-        """Add a conversation; the bot is in it only if ``BOT_USER_ID`` is among ``members``."""
+        """Add a conversation (to workspace ``team`` of the org, the first by default); the bot is
+        in it only if ``BOT_USER_ID`` is among ``members``."""
         channel = self.workspace.add_channel(
-            channel_id, name, kind=kind, members=members, is_ext_shared=is_ext_shared, is_archived=is_archived
+            channel_id,
+            name,
+            kind=kind,
+            members=members,
+            is_ext_shared=is_ext_shared,
+            is_archived=is_archived,
+            team=team,
         )
         self._notify()
         return channel
+
+    def add_team(self, team_id: str, name: str, *, bot_token: str | None = None) -> None:
+        """Add a workspace to the org; ``bot_token``: the app's own installation in it."""
+        self.workspace.add_team(team_id, name)
+        if bot_token is not None:
+            self._api.grant(bot_token, team_id)
+        self._notify()
 
     def add_usergroup(
         self, group_id: str, handle: str, users: Iterable[str], *, enabled: bool = True
@@ -1068,7 +1095,9 @@ class SlackSim:
             result = await self._api.call(method, params, token)
         if result.status == 429:
             self.ratelimited_count += 1
-        self.calls.append(ApiCall(method, params, received, result.status, result.ok, result.error, token))
+        installation = self._api.installation_of(token)
+        call = ApiCall(method, params, received, result.status, result.ok, result.error, token, installation)
+        self.calls.append(call)
         self._notify()
         return web.json_response(result.body, status=result.status, headers=result.headers)
 

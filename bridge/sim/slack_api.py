@@ -134,10 +134,12 @@ class Storm:
 
 
 class Args:
-    """A call's merged arguments (query string, form body, JSON body) with Slack's loose typing."""
+    """A call's merged arguments (query string, form body, JSON body) with Slack's loose typing, and
+    the installation whose token made the call (``team``: None for an org-wide install)."""
 
-    def __init__(self, values: JsonDict) -> None:
+    def __init__(self, values: JsonDict, team: str | None = None) -> None:
         self.values = values
+        self.team = team
 
     def get(self, name: str) -> str | None:
         """A non-empty string argument (numbers are accepted as form posts send them as text)."""
@@ -213,6 +215,9 @@ class WebApi:
         self._ws = workspace
         self._events = events
         self._tokens: dict[str, TokenKind] = {bot_token: "bot", app_token: "app"}
+        self.grants: dict[str, str | None] = {bot_token: workspace.team_id}
+        """Each bot token's installation: the workspace it acts in, None for an org-wide install
+        (acting in every workspace of the org)."""
         self.scopes = tuple(scopes)
         self.limiter = limiter
         self.rate_limits_enabled = True
@@ -262,6 +267,32 @@ class WebApi:
         """Which of the simulator's tokens this is, if any."""
         return self._tokens.get(token) if token is not None else None
 
+    def grant(self, token: str, team: str | None) -> None:
+        """Make ``token`` a bot token installed in workspace ``team`` (None: org-wide)."""
+        self._tokens[token] = "bot"
+        self.grants[token] = team
+
+    def installation_of(self, token: str | None) -> str:
+        """Whose installation a token is: its workspace, or its org for an org-wide install ("" for
+        any other token)."""
+        if token is None or token not in self.grants:
+            return ""
+        return self.grants[token] or self._ws.enterprise_id or ""
+
+    def _workspace_refusal(self, token: str, args: Args) -> str | None:
+        """Slack's answer when a bot token names a conversation of a workspace it is not installed
+        in: the conversation does not exist for it."""
+        channel = self._ws.channels.get(args.get("channel") or args.get("channel_id") or "")
+        if channel is None or args.team is None or channel.team == args.team:
+            return None
+        return "channel_not_found"
+
+    def _budget_team(self, args: Args) -> str:
+        """The workspace whose rate limits a call counts against: its conversation's, else the
+        token's (Slack counts per workspace, an org-wide token in each workspace it acts in)."""
+        channel = self._ws.channels.get(args.get("channel") or args.get("channel_id") or "")
+        return channel.team if channel is not None else args.team or self._ws.team_id
+
     async def call(self, method: str, params: JsonDict, token: str | None) -> ApiResult:
         """Run one call through Slack's checks in Slack's order and produce its HTTP answer."""
         spec = self._methods.get(method)
@@ -281,10 +312,14 @@ class WebApi:
         if kind != spec.token:
             # Reference 1.2: a bot token on apps.connections.open is "not_authed".
             return _error("not_authed" if spec.token == "app" else "not_allowed_token_type", headers)
+        args = Args(params, self.grants.get(token))
+        refusal = self._workspace_refusal(token, args) if kind == "bot" else None
+        if refusal is not None:
+            return _error(refusal, headers)
         fault = self._take_fault(method)
         if fault is not None and fault.applied:
             with contextlib.suppress(ApiError):  # done, and its answer lost on the way back
-                await spec.handler(Args(params))
+                await spec.handler(args)
         if fault is not None:
             if fault.retry_after is not None:
                 headers["Retry-After"] = format_retry_after(fault.retry_after, time_scale=self._time_scale)
@@ -292,9 +327,10 @@ class WebApi:
         if self.storm is not None and self.storm.strikes(method):
             headers["Retry-After"] = format_retry_after(self.storm.retry_after, time_scale=self._time_scale)
             return ApiResult(429, {"ok": False, "error": "ratelimited"}, headers)
-        args = Args(params)
         if self.rate_limits_enabled:
-            wait = self.limiter.admit(method, args.get("channel") or args.get("channel_id"))
+            wait = self.limiter.admit(
+                method, args.get("channel") or args.get("channel_id"), team=self._budget_team(args)
+            )
             if wait > 0:
                 headers["Retry-After"] = format_retry_after(wait, time_scale=self._time_scale)
                 return ApiResult(429, {"ok": False, "error": "ratelimited"}, headers)
@@ -472,11 +508,23 @@ class WebApi:
     # --- methods ----------------------------------------------------------------------------------
 
     async def _auth_test(self, args: Args) -> JsonDict:
-        return {
+        org = self._ws.enterprise_id
+        grid = {} if org is None else {"enterprise_id": org}
+        if args.team is None:  # an org-wide install: no one workspace (reference 10.2)
+            return grid | {
+                "url": f"https://{self._ws.domain}-org.enterprise.slack.com/",
+                "team": "Example Org",
+                "user": BOT_NAME,
+                "team_id": None,
+                "user_id": BOT_USER_ID,
+                "bot_id": BOT_ID,
+                "is_enterprise_install": True,
+            }
+        return grid | {
             "url": f"https://{self._ws.domain}.slack.com/",
-            "team": self._ws.team_name,
+            "team": self._ws.teams.get(args.team, self._ws.team_name),
             "user": BOT_NAME,
-            "team_id": self._ws.team_id,
+            "team_id": args.team,
             "user_id": BOT_USER_ID,
             "bot_id": BOT_ID,
             "is_enterprise_install": False,

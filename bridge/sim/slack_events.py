@@ -31,6 +31,8 @@ class EventFactory:
     def __init__(self, workspace: Workspace, *, verification_token: str) -> None:
         self._ws = workspace
         self.verification_token = verification_token
+        self.org_install = False
+        """The app is installed org-wide (one token for every workspace of the org)."""
         self._ids = itertools.count(1)
 
     def callback(self, event: JsonDict, *, channel: SimChannel | None) -> JsonDict:
@@ -40,16 +42,23 @@ class EventFactory:
         a message, its edit or deletion, or of a reaction), not the installation's, which stays in
         ``authorizations`` (bolt-python's tests/scenario_tests_async/test_events_shared_channels.py
         payloads, and its slack_bolt/request/internals.py reading ``authorizations[0]`` for them).
+
+        On Grid the envelope names the org (``enterprise_id``, ``context_enterprise_id``) and the
+        workspace the event happened in (``context_team_id``); delivered to an org-wide install, its
+        authorization names no team (bolt-python's org-level app_mention body, transcribed in
+        tests/fixtures/slack/org_app_mention_event.json).
         """
-        context = {"et": event.get("type"), "tid": self._ws.team_id, "aid": APP_ID}
+        team = channel.team if channel is not None else self._ws.team_id
+        org = self._ws.enterprise_id
+        context = {"et": event.get("type"), "tid": team, "aid": APP_ID}
         if channel is not None:
             context["cid"] = channel.id
         encoded = base64.urlsafe_b64encode(json.dumps(context, separators=(",", ":")).encode()).decode()
-        return {
+        envelope: JsonDict = {
             "token": self.verification_token,
             "team_id": self._acting_team(event, channel),
-            "context_team_id": self._ws.team_id,
-            "context_enterprise_id": None,
+            "context_team_id": team,
+            "context_enterprise_id": org,
             "api_app_id": APP_ID,
             "event": event,
             "type": "event_callback",
@@ -57,15 +66,28 @@ class EventFactory:
             "event_time": int(time.time()),
             "authorizations": [
                 {
-                    "enterprise_id": None,
-                    "team_id": self._ws.team_id,
+                    "enterprise_id": org,
+                    "team_id": None if self.org_install else team,
                     "user_id": BOT_USER_ID,
                     "is_bot": True,
-                    "is_enterprise_install": False,
+                    "is_enterprise_install": self.org_install,
                 }
             ],
             "is_ext_shared_channel": bool(channel and channel.is_ext_shared),
             "event_context": "4-" + encoded.rstrip("="),
+        }
+        if org is not None:
+            envelope["enterprise_id"] = org
+        return envelope
+
+    def _installation(self, channel: SimChannel | None) -> JsonDict:
+        """The team and org fields of an interaction payload, as the installation sees them."""
+        org = self._ws.enterprise_id
+        team = channel.team if channel is not None else self._ws.team_id
+        return {
+            "team": {"id": team, "domain": self._ws.domain},
+            "enterprise": None if org is None else {"id": org, "name": "Example Org"},
+            "is_enterprise_install": self.org_install,
         }
 
     def message(self, message: SimMessage, channel: SimChannel) -> JsonDict:
@@ -204,9 +226,7 @@ class EventFactory:
             "token": self.verification_token,
             "container": container,
             "trigger_id": self.trigger_id(),
-            "team": {"id": self._ws.team_id, "domain": self._ws.domain},
-            "enterprise": None,
-            "is_enterprise_install": False,
+            **self._installation(channel),
             "channel": {"id": channel.id, "name": channel.name or "directmessage"},
             "message": self._ws.message_json(message),
             "state": {"values": {}},
@@ -222,11 +242,9 @@ class EventFactory:
             "type": "message_action",
             "token": self.verification_token,
             "action_ts": f"{time.time():.6f}",
-            "team": {"id": self._ws.team_id, "domain": self._ws.domain},
+            **self._installation(channel),
             "user": self._user_ref(user),
             "channel": {"id": channel.id, "name": channel.name or "directmessage"},
-            "is_enterprise_install": False,
-            "enterprise": None,
             "callback_id": callback_id,
             "trigger_id": self.trigger_id(),
             "response_url": response_url,
@@ -255,9 +273,11 @@ class EventFactory:
         self, user: str, channel: SimChannel, command: str, text: str, *, response_url: str
     ) -> dict[str, str]:
         """The fields of a slash-command request (reference 8.2); no thread_ts, as in Slack."""
-        return {
+        org = self._ws.enterprise_id
+        grid = {} if org is None else {"enterprise_id": org, "enterprise_name": "Example Org"}
+        return grid | {
             "token": self.verification_token,
-            "team_id": self._ws.team_id,
+            "team_id": channel.team,
             "team_domain": self._ws.domain,
             "channel_id": channel.id,
             "channel_name": channel.name or "directmessage",
@@ -266,7 +286,7 @@ class EventFactory:
             "command": command,
             "text": text,
             "api_app_id": APP_ID,
-            "is_enterprise_install": "false",
+            "is_enterprise_install": "true" if self.org_install else "false",
             "response_url": response_url,
             "trigger_id": self.trigger_id(),
         }
@@ -319,19 +339,21 @@ class EventFactory:
         }
 
     def _acting_team(self, event: JsonDict, channel: SimChannel | None) -> str:
-        """The outer ``team_id`` of an event: the installation's, or in a Slack Connect channel the
-        team of whoever acted."""
-        if channel is None or not channel.is_ext_shared:
+        """The outer ``team_id`` of an event: the channel's workspace, or in a Slack Connect channel
+        the team of whoever acted."""
+        if channel is None:
             return self._ws.team_id
+        if not channel.is_ext_shared:
+            return channel.team
         about = event.get("previous_message")
         author = about.get("user") if isinstance(about, dict) else None
         user = self._ws.users.get(str(event.get("user") or author or ""))
-        return user.team_id if user is not None else self._ws.team_id
+        return user.team_id if user is not None else channel.team
 
     def _add_source_team(self, event: JsonDict, user_id: str | None) -> None:
         """External users' messages say which organisation they come from (reference 10.3)."""
         user = self._ws.users.get(user_id) if user_id else None
-        if user is not None and user.team_id != self._ws.team_id:
+        if user is not None and not self._ws.in_org(user):
             event.update(team=user.team_id, user_team=user.team_id, source_team=user.team_id)
 
 

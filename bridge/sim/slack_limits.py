@@ -111,15 +111,17 @@ class RateLimiter:
         self.limits = limits
         self._window = 60.0 * time_scale
         self._clock = clock
-        self._buckets: dict[tuple[str, str], _TokenBucket] = {}
+        self._buckets: dict[tuple[str, str, str], _TokenBucket] = {}
 
-    def admit(self, method: str, channel: str | None) -> float:
-        """Charge the call against its budgets; return 0 if admitted, else seconds until it would be.
+    def admit(self, method: str, channel: str | None, *, team: str = "") -> float:
+        """Charge the call against the budgets of workspace ``team``; return 0 if admitted, else
+        seconds until it would be.
 
         A rejected call spends nothing, so a client that waits ``Retry-After`` is admitted next time.
+        Slack counts per workspace, so one workspace's calls never spend another's budget.
         """
         now = self._clock()
-        buckets = [self._bucket(key, limit, now) for key, limit in self._limits_for(method, channel)]
+        buckets = [self._bucket((team, *key), limit, now) for key, limit in self._limits_for(method, channel)]
         wait = max((bucket.wait_time(now) for bucket in buckets), default=0.0)
         if wait > 0:
             return wait
@@ -137,7 +139,7 @@ class RateLimiter:
                 found.append((("post:workspace", ""), self.limits.post_message_workspace))
         return found
 
-    def _bucket(self, key: tuple[str, str], limit: Limit, now: float) -> _TokenBucket:
+    def _bucket(self, key: tuple[str, str, str], limit: Limit, now: float) -> _TokenBucket:
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._buckets[key] = _TokenBucket(limit, self._window, now)

@@ -162,6 +162,8 @@ class SimChannel:
     im_user: str | None = None
     created: int = 1_600_000_000
     creator: str = ALICE
+    team: str = TEAM_ID
+    """The workspace the conversation belongs to (of the org's, when the simulator hosts several)."""
 
     @property
     def channel_type(self) -> str:
@@ -295,12 +297,18 @@ class AgentSession:
 
 
 class Workspace:
-    """The one team the simulator hosts, with the default users and conversations of the brief."""
+    """The team the simulator hosts, with the default users and conversations of the brief; with
+    ``add_team``, the several workspaces of one Enterprise Grid org (``enterprise_id``), ``team_id``
+    the first of them."""
 
     def __init__(self) -> None:
         self.team_id = TEAM_ID
         self.team_name = TEAM_NAME
         self.domain = TEAM_DOMAIN
+        self.enterprise_id: str | None = None
+        """The Enterprise Grid org the workspaces belong to; None: a workspace off Grid."""
+        self.teams: dict[str, str] = {TEAM_ID: TEAM_NAME}
+        """The org's workspaces, by id: their name."""
         self.clock = TsClock()
         self.base_url = ""  # set when the server is listening; file URLs point at it
         self.users: dict[str, SimUser] = {}
@@ -353,6 +361,16 @@ class Workspace:
         self.users[user_id] = user
         return user
 
+    def add_team(self, team_id: str, name: str) -> None:
+        """Add a workspace to the org (which must exist: ``enterprise_id``)."""
+        if self.enterprise_id is None:
+            raise ValueError("only an Enterprise Grid org has several workspaces: set enterprise_id")
+        self.teams[team_id] = name
+
+    def in_org(self, user: SimUser) -> bool:
+        """Whether the user belongs to one of the hosted workspaces (else a Slack Connect partner)."""
+        return user.team_id in self.teams
+
     def add_channel(
         self,
         channel_id: str,
@@ -363,8 +381,12 @@ class Workspace:
         is_ext_shared: bool = False,
         is_archived: bool = False,
         is_general: bool = False,
+        team: str | None = None,
     ) -> SimChannel:
-        """Add a conversation; the bot is a member only when ``BOT_USER_ID`` is in ``members``."""
+        """Add a conversation (to workspace ``team``, the first by default); the bot is a member only
+        when ``BOT_USER_ID`` is in ``members``."""
+        if team is not None and team not in self.teams:
+            raise ValueError(f"no workspace {team} in the org")
         channel = SimChannel(
             id=channel_id,
             name=name,
@@ -373,6 +395,7 @@ class Workspace:
             is_ext_shared=is_ext_shared,
             is_archived=is_archived,
             is_general=is_general,
+            team=team or self.team_id,
         )
         self.channels[channel_id] = channel
         self.messages.setdefault(channel_id, {})
@@ -383,8 +406,13 @@ class Workspace:
         existing = self.im_of(user_id)
         if existing is not None:
             return existing
+        user = self.users.get(user_id)
         channel = self.add_channel(
-            channel_id or "D" + user_id[1:], "", kind="im", members=(user_id, BOT_USER_ID)
+            channel_id or "D" + user_id[1:],
+            "",
+            kind="im",
+            members=(user_id, BOT_USER_ID),
+            team=user.team_id if user is not None and self.in_org(user) else None,
         )
         channel.im_user = user_id
         return channel
@@ -498,7 +526,7 @@ class Workspace:
             "image_48": f"https://avatars.slack-edge.com/sim/{user.id}_48.png",
             "team": user.team_id,
         }
-        if user.email is not None and user.team_id == self.team_id:
+        if user.email is not None and self.in_org(user):
             profile["email"] = user.email
         if user.bot_id is not None:
             profile["bot_id"] = user.bot_id
@@ -516,9 +544,24 @@ class Workspace:
             "is_app_user": False,
             "is_restricted": user.is_restricted,
             "is_ultra_restricted": user.is_ultra_restricted,
-            "is_stranger": user.team_id != self.team_id,
+            "is_stranger": not self.in_org(user),
             "updated": 1_732_000_000,
             "profile": profile,
+        } | self._enterprise_user(user)
+
+    def _enterprise_user(self, user: SimUser) -> JsonDict:
+        """On Grid, an org member's ``enterprise_user`` (its org, and the workspaces it is in)."""
+        if self.enterprise_id is None or not self.in_org(user):
+            return {}
+        return {
+            "enterprise_user": {
+                "id": user.id,
+                "enterprise_id": self.enterprise_id,
+                "enterprise_name": "Example Org",
+                "is_admin": False,
+                "is_owner": False,
+                "teams": [user.team_id],
+            }
         }
 
     def channel_json(self, channel: SimChannel) -> JsonDict:
@@ -537,7 +580,7 @@ class Workspace:
             "is_shared": channel.is_ext_shared,
             "is_ext_shared": channel.is_ext_shared,
             "is_org_shared": False,
-            "context_team_id": self.team_id,
+            "context_team_id": channel.team,
         }
         if channel.kind == "im":
             data["user"] = channel.im_user

@@ -87,12 +87,14 @@ class WebDirectory:
                 return None
             raise
         user = response.get("user") or {}
+        enterprise = (user.get("enterprise_user") or {}).get("enterprise_id")
         return SlackUser(
             id=user_id,
             team_id=str(user.get("team_id") or ""),
             is_restricted=bool(user.get("is_restricted")),
             is_ultra_restricted=bool(user.get("is_ultra_restricted")),
             is_stranger=bool(user.get("is_stranger")),
+            enterprise_id=str(enterprise) if enterprise else None,
         )
 
     async def _fetch_group(self, group_id: str) -> frozenset[str]:

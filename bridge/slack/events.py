@@ -34,6 +34,8 @@ from bridge.relay.intake import Intake
 from bridge.relay.renames import Renames, SessionRename
 from bridge.slack import actions
 from bridge.slack.files import parse_files
+from bridge.slack.routing import workspace_of
+from bridge.slack.workspaces import acting_for
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +55,19 @@ def plain_text(text: str) -> str:
 
 def installation_team(body: Mapping[str, Any]) -> str | None:
     """The team of the installation the event was delivered to (``authorizations[0].team_id``, as
-    Bolt reads it: slack_bolt/request/internals.py); the outer ``team_id`` when there is none."""
+    Bolt reads it: slack_bolt/request/internals.py); for an org-wide install, whose authorization
+    names no team, the workspace it saw the event in (``context_team_id``); the outer ``team_id``
+    when there is neither."""
     authorizations = body.get("authorizations")
     if isinstance(authorizations, list) and authorizations and isinstance(authorizations[0], Mapping):
         team = authorizations[0].get("team_id")
         if isinstance(team, str) and team:
             return team
-    team = body.get("team_id")
-    return team if isinstance(team, str) and team else None
+    for field in ("context_team_id", "team_id"):
+        team = body.get(field)
+        if isinstance(team, str) and team:
+            return team
+    return None
 
 
 def _person_message(
@@ -305,6 +312,7 @@ async def recover(intake: Intake, inbound: Inbound, controls: Controls, *, renam
         command = _command(body, controls)
         if command is None:
             continue
-        _dispatch(command, inbound, controls, renames)
+        with acting_for(workspace_of(body)):  # the tasks it starts act for the event's workspace
+            _dispatch(command, inbound, controls, renames)
         count += 1
     return count

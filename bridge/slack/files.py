@@ -23,12 +23,12 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.metrics import Metrics
 from bridge.relay.limits import SlackLimits
 from bridge.relay.ports import FetchedFile, FileRefused, SlackError, SlackFile
 from bridge.slack.poster import budgeted_call
+from bridge.slack.routing import RoutedClient
 
 log = logging.getLogger(__name__)
 
@@ -155,16 +155,14 @@ class SlackFileSource:
 
     def __init__(
         self,
-        token: str,
         *,
         hosts: Collection[str],
         max_bytes: int,
         timeout: float,
-        client: AsyncWebClient,
+        client: RoutedClient,
         metrics: Metrics,
         limits: SlackLimits,
     ) -> None:
-        self._token = token
         self._slack = client
         self._metrics = metrics
         self._limits = limits
@@ -217,7 +215,8 @@ class SlackFileSource:
         for _ in range(MAX_REDIRECTS + 1):
             if not self._allowed(url):
                 raise FileRefused("its link leads outside Slack's file hosts")
-            headers = {"Authorization": f"Bearer {self._token}", "Accept-Encoding": "identity"}
+            token = await self._slack.bot_token()  # the workspace's whose message carried the file
+            headers = {"Authorization": f"Bearer {token}", "Accept-Encoding": "identity"}
             async with self._client.stream("GET", url, headers=headers) as response:
                 if response.status_code in _REDIRECTS:
                     location = response.headers.get("Location", "")

@@ -2,10 +2,10 @@
 each workspace (``BotTokens``), refreshed before its token expires.
 
 Bolt's OAuth flow saves what ``oauth.v2.access`` returned through ``DatabaseInstallationStore``;
-``InstalledBots`` answers Bolt's ``authorize`` (``InstalledAuthorize``) and every other caller that needs
-a workspace's bot. Tokens rotate here rather than in Bolt: a token found expiring is refreshed
-(``oauth.v2.access`` with ``grant_type=refresh_token``) and the new pair stored, sealed, before it is
-handed out, so every caller gets a working token and not only Bolt's listeners.
+``InstalledBots`` answers Bolt's ``authorize`` (``slack.routing.BotAuthorize``) and every other
+caller that needs a workspace's bot. Tokens rotate here rather than in Bolt: a token found expiring
+is refreshed (``oauth.v2.access`` with ``grant_type=refresh_token``) and the new pair stored, sealed,
+before it is handed out, so every caller gets a working token and not only Bolt's listeners.
 """
 
 from __future__ import annotations
@@ -15,9 +15,6 @@ import logging
 from logging import Logger
 from typing import Any
 
-from slack_bolt.authorization import AuthorizeResult
-from slack_bolt.authorization.async_authorize import AsyncAuthorize
-from slack_bolt.context.async_context import AsyncBoltContext
 from slack_sdk.errors import SlackTokenRotationError
 from slack_sdk.oauth.installation_store import Bot, Installation
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
@@ -252,43 +249,3 @@ class InstalledBots:
         await self._installations.save_bot(refreshed)
         log.info("refreshed the bot token of workspace %s", workspace_name(app.enterprise_id, app.team_id))
         return refreshed
-
-
-class InstalledAuthorize(AsyncAuthorize):
-    """Bolt's ``authorize`` over the installations: the bot of the event's workspace (or its org's),
-    from what was stored at install, without an ``auth.test`` per request.
-
-    An ``AsyncAuthorize`` (rather than a plain function) so Bolt takes it beside the OAuth flow
-    instead of building its own from the environment's ``SLACK_CLIENT_ID``.
-    """
-
-    def __init__(self, bots: InstalledBots) -> None:
-        self._bots = bots
-
-    async def __call__(
-        self,
-        *,
-        context: AsyncBoltContext,
-        enterprise_id: str | None,
-        team_id: str | None,
-        user_id: str | None,
-        actor_enterprise_id: str | None = None,
-        actor_team_id: str | None = None,
-        actor_user_id: str | None = None,
-    ) -> AuthorizeResult | None:
-        bot = await self._bots.bot(enterprise_id, team_id)
-        if bot is None:
-            log.warning(
-                "an event came from workspace %s, where the app is not installed",
-                workspace_name(enterprise_id, team_id),
-            )
-            return None
-        return AuthorizeResult(
-            enterprise_id=enterprise_id,
-            team_id=team_id,
-            user_id=user_id,
-            bot_user_id=bot.bot_user_id,
-            bot_id=bot.bot_id,
-            bot_token=bot.bot_token,
-            bot_scopes=sorted(bot.scopes),
-        )

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from slack_sdk.web.async_client import AsyncWebClient
 
 from bridge.metrics import Metrics
 from bridge.relay.limits import SlackLimits
@@ -13,14 +12,18 @@ from bridge.relay.ports import FileRefused, SlackFile
 from bridge.sim.slack import SlackSim
 from bridge.sim.slack_state import DEFAULT_SCOPES, Compression
 from bridge.slack.files import SlackFileSource, parse_files
+from bridge.slack.routing import RoutedClient
+from bridge.slack.workspaces import BotInstall, SingleInstall, WorkspaceKey
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(32)
 
 
 def _source(slack: SlackSim) -> SlackFileSource:
-    client = AsyncWebClient(token=slack.bot_token, base_url=slack.api_url)
+    install = BotInstall(
+        WorkspaceKey(None, slack.team_id), slack.bot_token, slack.bot_user_id, slack.bot_id, frozenset()
+    )
+    client = RoutedClient(SingleInstall(install), default=install, base_url=slack.api_url)
     return SlackFileSource(
-        slack.bot_token,
         hosts={"127.0.0.1"},
         max_bytes=1024,
         timeout=5.0,

@@ -47,7 +47,7 @@ async def test_a_rate_limited_post_shows_in_backlog_lag_and_429s(world: World) -
     events = sum(v for (name, _), v in after.items() if name == "bridge_slack_events_total")
     assert _value(after, "bridge_slack_event_ack_seconds_count") == events >= 1  # each timed once
     waited = "bridge_slack_budget_wait_seconds_count"
-    assert _value(after, waited, method="chat.postMessage") >= _value(
+    assert _value(after, waited, team=world.slack.team_id, method="chat.postMessage") >= _value(
         after, calls, method="chat.postMessage", outcome="ok"
     )
     lag = "bridge_stream_lag_seconds"
@@ -55,4 +55,5 @@ async def test_a_rate_limited_post_shows_in_backlog_lag_and_429s(world: World) -
     assert shown >= 1
     assert _value(after, f"{lag}_bucket", kind="final", le="1.0") < shown  # one waited out the pause
     budget = METHOD_BUDGETS["chat.postMessage"].per_minute * world.settings.slack_rate_scale
-    assert _value(after, "bridge_slack_budget_per_minute", method="chat.postMessage") == budget
+    per_minute = "bridge_slack_budget_per_minute"
+    assert _value(after, per_minute, team=world.slack.team_id, method="chat.postMessage") == budget

@@ -36,6 +36,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
         "BRIDGE_ENCRYPTION_KEY",
         "BRIDGE_ALLOWED_CHANNELS",
         "BRIDGE_ALLOWED_USERS",
+        "BRIDGE_ALLOWED_TEAMS",
         "BRIDGE_ALLOW_GUESTS",
         "BRIDGE_ALLOW_EXTERNAL_USERS",
         "BRIDGE_ADMINS",
@@ -152,12 +153,18 @@ def test_id_lists_are_comma_separated_and_checked(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("BRIDGE_ALLOWED_CHANNELS", "C0ENG, G0OPS")
     monkeypatch.setenv("BRIDGE_ALLOWED_USERS", "U0ALICE,S0ENG")
     monkeypatch.setenv("BRIDGE_ADMINS", "W0BOSS")
+    monkeypatch.setenv("BRIDGE_ALLOWED_TEAMS", "T0001,E0ORG")
     settings = load_settings()
+    assert settings.allowed_teams == ("T0001", "E0ORG")
     assert settings.allowed_channels == ("C0ENG", "G0OPS")
     assert settings.allowed_users == ("U0ALICE", "S0ENG")
     assert settings.admins == ("W0BOSS",)
     monkeypatch.setenv("BRIDGE_ALLOWED_USERS", "@alice")
     with pytest.raises(ConfigError, match="BRIDGE_ALLOWED_USERS is invalid"):
+        load_settings()
+    monkeypatch.setenv("BRIDGE_ALLOWED_USERS", "U0ALICE")
+    monkeypatch.setenv("BRIDGE_ALLOWED_TEAMS", "C0ENG")
+    with pytest.raises(ConfigError, match="BRIDGE_ALLOWED_TEAMS is invalid"):
         load_settings()
 
 

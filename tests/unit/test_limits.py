@@ -6,8 +6,9 @@ import asyncio
 
 import pytest
 
-from bridge.relay.limits import Budget, Priority, SlackLimits, Ticket, TokenBucket
+from bridge.relay.limits import Budget, Priority, SlackLimits, Ticket, TokenBucket, WorkspaceLimits
 from bridge.relay.ports import SlackRateLimited
+from bridge.slack.workspaces import WorkspaceKey, acting_for
 
 
 async def _served(waiting: list[tuple[str, Priority]], late: tuple[str, Priority]) -> list[str]:
@@ -183,7 +184,7 @@ class _Waits:
     def __init__(self) -> None:
         self.waits: list[tuple[str, float]] = []
 
-    def budget_waited(self, method: str, seconds: float) -> None:
+    def budget_waited(self, team: str, method: str, seconds: float) -> None:
         self.waits.append((method, seconds))
 
     def text_shown(self, final: bool, seconds: float) -> None:
@@ -223,3 +224,21 @@ async def test_a_replica_uses_its_share_of_every_budget() -> None:
         await asyncio.sleep(0.01)
         assert not extra.done(), method
         extra.cancel()
+
+
+async def test_each_workspace_draws_on_budgets_of_its_own() -> None:
+    """A 429 in one workspace pauses that workspace's method only; another workspace's budgets are
+    made on first use (and announced, to be shared across replicas), its calls unaffected."""
+    created: list[str] = []
+    limits = WorkspaceLimits(home="T1", created=lambda team, _: created.append(team))
+    with acting_for(WorkspaceKey("E1", "T1")):
+        limits.rate_limited("chat.update", None, retry_after=60.0)
+    with acting_for(WorkspaceKey("E1", "T2")):
+        assert await asyncio.wait_for(limits.acquire("chat.update"), 1.0)
+    with acting_for(WorkspaceKey("E1", "T1")), pytest.raises(TimeoutError):
+        await asyncio.wait_for(limits.acquire("chat.update"), 0.2)
+    assert created == ["T2"]
+    assert set(limits.workspaces) == {"T1", "T2"}
+    assert limits.current() is limits  # outside any act: the home workspace's
+    assert {team for team, _ in limits.team_budgets()} == {"T1", "T2"}
+    assert limits.metered == {"chat.update"}

@@ -25,7 +25,13 @@ FAILED_PHASE = "failed"
 
 
 async def claim_thread(
-    session: AsyncSession, *, team_id: str, channel_id: str, thread_ts: str, requester_user_id: str
+    session: AsyncSession,
+    *,
+    team_id: str,
+    channel_id: str,
+    thread_ts: str,
+    requester_user_id: str,
+    enterprise_id: str | None = None,
 ) -> ThreadLink | None:
     """Claim a thread for a new chat; None when the thread is already linked (or being linked)."""
     now = utcnow()
@@ -34,6 +40,7 @@ async def claim_thread(
         ThreadLink,
         {
             "team_id": team_id,
+            "enterprise_id": enterprise_id,
             "channel_id": channel_id,
             "thread_ts": thread_ts,
             "requester_user_id": requester_user_id,

@@ -31,7 +31,7 @@ from bridge.relay.content import Plan
 from bridge.relay.leases import LeaseLost
 from bridge.relay.limits import SlackLimits
 from bridge.relay.outbox.reactions import Reactions
-from bridge.relay.outbox.threads import Slot, Thread, ThreadRef, Threads, decode_buttons
+from bridge.relay.outbox.threads import Slot, Thread, ThreadRef, Threads, decode_buttons, thread_ref
 from bridge.relay.output import ReactionWish, SlotText
 from bridge.relay.ports import SlackError, SlackPoster
 from bridge.tasks import TaskGroup
@@ -259,8 +259,7 @@ class Store:
         async with self._db.unit() as session:
             links = await repo.find_links_with_pending_output(session)
         for link in links:
-            assert link.id is not None
-            self.touch(ThreadRef(link.id, link.channel_id, link.thread_ts))
+            self.touch(thread_ref(link))
         return len(links)
 
     def touch(self, ref: ThreadRef) -> None:

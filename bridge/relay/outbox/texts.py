@@ -64,6 +64,7 @@ from bridge.relay.output import SlotText
 from bridge.relay.ports import SlackError, SlackPermanent, SlackPoster, SlackRateLimited
 from bridge.relay.slots import SlotKey
 from bridge.slack.mrkdwn import split_markdown
+from bridge.slack.workspaces import acting_for
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -231,7 +232,11 @@ class Texts:
         to Slack about a thread, so no two post the same slot. Without the lease, what this replica
         stored is the holder's to send (``Store.refresh``), and the worker hands the thread over. A
         text's call goes on in the trace of the change that set the text, not of whatever started the
-        worker."""
+        worker. Every Slack call of the worker is made for the thread's workspace."""
+        with acting_for(thread.ref.workspace):
+            await self._worker(thread)
+
+    async def _worker(self, thread: Thread) -> None:
         tracing.detach()
         lease = None
         while lease is None:

@@ -21,11 +21,13 @@ from typing import Any
 from opentelemetry.context import Context
 
 from bridge import tracing
+from bridge.db.models import ThreadLink
 from bridge.relay.content import Plan
 from bridge.relay.limits import Ticket
 from bridge.relay.output import SlotText
 from bridge.relay.ports import Button
 from bridge.relay.slots import PostTag, SlotKey
+from bridge.slack.workspaces import WorkspaceKey
 from bridge.tasks import TaskGroup
 
 Buttons = tuple[Button, ...]
@@ -59,6 +61,15 @@ class ThreadRef:
     link_id: int
     channel: str
     thread_ts: str
+    workspace: WorkspaceKey | None = None
+    """The workspace the thread is in: every Slack call about it is made for it (None: the bridge's
+    one workspace, for threads addressed before several could be served)."""
+
+
+def thread_ref(link: ThreadLink) -> ThreadRef:
+    """The outbox address of a linked thread."""
+    assert link.id is not None
+    return ThreadRef(link.id, link.channel_id, link.thread_ts, WorkspaceKey(link.enterprise_id, link.team_id))
 
 
 def tag(ref: ThreadRef, slot: str) -> PostTag:
