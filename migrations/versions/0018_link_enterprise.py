@@ -1,10 +1,10 @@
 """A linked thread's Enterprise Grid org: with its team, whose installation acts in the thread once the
 bridge serves several workspaces (an org-wide install, or many installs).
 
-Revision ID: 0017
-Revises: 0016
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-06 15:30:00
-File number 0016 is this revision's place in the chain; its id is 0017, one ahead like the ones before it.
+File number 0018 is this revision's place in the chain; its id is 0019, one ahead like the ones before it.
 """
 
 from collections.abc import Sequence
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = "0017"
-down_revision: str | None = "0016"
+revision: str = "0019"
+down_revision: str | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
