@@ -270,7 +270,10 @@ class Marks:
                 # A notice shown in this run counts even when its row no longer says queued: a
                 # button or an edit that took the entry out of the queue forgot the row already.
                 queued_now = {m.id for m in self._queue} - self._taken.keys()
-                gone = {q: ts for q, ts in {**self._shown, **waiting}.items() if q not in queued_now}
+                # An edited follow-up is queued again under a new entry: its message still waits.
+                waits = {ts for q, ts in waiting.items() if q in queued_now}
+                known = {**self._shown, **waiting}
+                gone = {q: ts for q, ts in known.items() if q not in queued_now and ts not in waits}
                 self._leaving = False
                 for queued_id in gone:
                     taken = self._taken.get(queued_id)
@@ -280,9 +283,10 @@ class Marks:
                         queued_message_id=queued_id,
                         coder_message_id=taken,
                     )
-                texts = [
-                    final_text(SlotKey.answer(ts).encode(), render_unqueued(taken=q in self._taken))
-                    for q, ts in gone.items()
+                took = {ts for q, ts in gone.items() if q in self._taken}
+                texts = [  # one notice per message, which several entries may have held in turn
+                    final_text(SlotKey.answer(ts).encode(), render_unqueued(taken=ts in took))
+                    for ts in dict.fromkeys(gone.values())
                 ]
                 stored = await self._outbox.stage(session, self._ref, texts)
                 places = [

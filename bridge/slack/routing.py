@@ -4,7 +4,7 @@ One ``RoutedClient`` serves the whole bridge over one HTTP session: each call se
 the installation serving the workspace acted for, resolved through ``BotTokens`` and kept a minute
 (a token revoked or reinstalled is picked up within it; asking the installation store for every
 call would cost a query per message edit). Bolt's side sets the workspace of each request
-(``act_for_request``) and finds the installation the same way (``authorization``).
+(``act_for_request``) and finds the installation the same way (``BotAuthorize``).
 """
 
 from __future__ import annotations
