@@ -91,7 +91,7 @@ from bridge.slack.scopes import REQUIRED_SCOPES
 from bridge.slack.sessions import WebSessions
 from bridge.slack.streaming import StreamingPoster
 from bridge.slack.uploads import WebUploads
-from bridge.slack.workspaces import BotInstall, BotTokens, SingleInstall, WorkspaceKey, acting
+from bridge.slack.workspaces import BotInstall, Bots, BotTokens, SingleInstall, WorkspaceKey, acting
 from bridge.tasks import TaskGroup
 from bridge.tracing import TracedCoderCalls
 
@@ -315,9 +315,10 @@ class Bridge:
         )
         tokens: BotTokens
         default: BotInstall | None = None
+        own: BotInstall | None = None
         if bot_token is None:
             self._oauth = oauth = self._distribution(http)
-            # No workspace of its own: each event's installation is found by Bolt's ``authorize``.
+            # No workspace of its own: each act's installation (its token, its bot) is looked up.
             identity = SlackIdentity(team_id=None, bot_user_id="", bot_id="", scopes=frozenset())
             tokens = oauth.bots
             installed = await oauth.installations.count()
@@ -327,13 +328,16 @@ class Bridge:
                 AsyncWebClient(token=bot_token, base_url=settings.slack_api_url, session=http), limits
             )
             log.info("Slack: bot user %s in %s", identity.bot_user_id, identity.serves)
-            install = identity.install(bot_token)
-            tokens = SingleInstall(install)
+            own = identity.install(bot_token)
+            tokens = SingleInstall(own)
             # An org-wide install serves several workspaces: a call made outside any act is then a bug.
-            default = install if install.key.team_id else None
+            default = own if own.key.team_id else None
         limits.settle(identity.home)
         self._slack_ok = True
-        client = RoutedClient(tokens, default=default, base_url=settings.slack_api_url, session=http)
+        # Who the bot is and which token it sends, per workspace: one cache for the Slack calls and
+        # the relay's questions (outside any act: the one installation of SLACK_BOT_TOKEN, if any).
+        bots = Bots(tokens, default=own)
+        client = RoutedClient(bots, default=default, base_url=settings.slack_api_url, session=http)
         self.budgets = SharedBudgets(
             self.db,
             limits,
@@ -379,7 +383,7 @@ class Bridge:
         )
         self._identity = accounts = self._build_identity(backend, self._outbox)
         directory = WebDirectory(client, self.metrics, limits, ttl=settings.directory_ttl)
-        policy = Policy(self._rules(identity), directory, tokens)
+        policy = Policy(self._rules(identity), directory, bots)
         self._home = Home(
             self.db,
             accounts,
@@ -424,9 +428,7 @@ class Bridge:
         )
         history = ThreadReader(client, self.metrics, limits)
         adoption = Adoption(self.db, self._outbox, headers, self._supervisor, history)
-        pickup = Pickup(
-            self.db, adoption, accounts, policy, installation=identity.key, bot_user_id=identity.bot_user_id
-        )
+        pickup = Pickup(self.db, adoption, accounts, policy, installation=identity.key, bots=bots)
         self._watcher = Watcher(
             self.db,
             backend,
@@ -450,7 +452,7 @@ class Bridge:
             intake,
             files=files,
             history=history,
-            bot_user_id=identity.bot_user_id,
+            bots=bots,
             organization_id=settings.coder_organization_id,
             context=ContextLimits(
                 settings.thread_context_messages if settings.thread_context else 0,
@@ -480,14 +482,14 @@ class Bridge:
             headers,
             sessions,
             intake,
-            bot_user_id=identity.bot_user_id,
+            bots=bots,
             home=self._home,
             leases=self.leases,
         )
         bolt = ObservedApp(
             metrics=self.metrics,
             client=AsyncWebClient(base_url=settings.slack_api_url, session=http),
-            authorize=BotAuthorize(tokens),
+            authorize=BotAuthorize(tokens),  # uncached: an uninstalled workspace is refused at once
             oauth_flow=self._oauth.flow if self._oauth is not None else None,
             signing_secret=(
                 settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""

@@ -223,7 +223,7 @@ class ChatCommands:
                 return f"I can't post in this channel ({result.code}); invite me to it first."
             return f"I couldn't start a thread here ({result.code})."
         link = result.link
-        thread = permalink(self._workspace_url, link.channel_id, link.thread_ts)
+        thread = permalink(self._workspace_url, link)
         if result.before:
             return f"That chat is followed in [this thread]({thread}) already; continue it there."
         return f"Following that chat in [a new thread]({thread}) here; replies there go to the agent."

@@ -44,8 +44,13 @@ VIEWERS_KEPT = timedelta(days=1)
 """How long a tab opened on another replica is kept current."""
 
 
-def permalink(workspace_url: str, channel: str, ts: str) -> str:
-    """A message's permalink as Slack builds it (``…/archives/C123/p1732360000000100``): no API call."""
+def permalink(workspace_url: str, link: ThreadLink) -> str:
+    """A thread's permalink as Slack builds it (``…/archives/C123/p1732360000000100``): no API call.
+    Without the workspace's address (installed through OAuth, Slack's answer names none), the web
+    client's address of the thread in its team, which Slack opens in the app as well."""
+    channel, ts = link.channel_id, link.thread_ts
+    if not workspace_url:
+        return f"https://app.slack.com/client/{link.team_id}/{channel}/thread/{channel}-{ts}"
     return f"{workspace_url.rstrip('/')}/archives/{channel}/p{ts.replace('.', '')}"
 
 
@@ -206,7 +211,7 @@ class Home:
         assert link.chat_id is not None
         chat_id = ChatId(link.chat_id)
         coder_url = (backend or self._identity.shared).chat_url(chat_id)
-        thread_url = permalink(self._workspace_url, link.channel_id, link.thread_ts)
+        thread_url = permalink(self._workspace_url, link)
         if chat is None:
             title = link.chosen_title or link.shown_title
             return HomeChat(chat_id, title, _stored_status(link), link.archived, None, thread_url, coder_url)

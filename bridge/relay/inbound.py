@@ -54,7 +54,7 @@ from bridge.relay.ports import FileSource, SlackError, SlackFile, ThreadHistory,
 from bridge.relay.slots import SlotKey
 from bridge.slack.blocks import render_error, render_plan_mode, render_queued, render_skipped
 from bridge.slack.failures import render_coder_error, render_warnings
-from bridge.slack.workspaces import acting_enterprise
+from bridge.slack.workspaces import Bots, acting_enterprise
 from bridge.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
@@ -180,7 +180,7 @@ class Inbound:
         *,
         files: FileSource,
         history: ThreadHistory,
-        bot_user_id: str,
+        bots: Bots,
         organization_id: str | None,
         context: ContextLimits = ContextLimits(),
         leases: Leases | None = None,
@@ -192,7 +192,9 @@ class Inbound:
         self._follows = follows
         self._headers = headers
         self._intake = intake
-        self._bot_user_id = bot_user_id
+        self._bots = bots
+        """Who the bot is in the workspace of each message (every installation has a bot user of its
+        own): its mention is stripped, its messages left out of a thread's context."""
         self._organization_id = organization_id
         self._history = history
         self._context = context
@@ -268,11 +270,9 @@ class Inbound:
         if isinstance(message, MessageDeletion):
             await self._revisions.delete(link, row)
             return
+        bot = await self._bots.user_id()
         await self._revisions.edit(
-            link,
-            row,
-            strip_mention(message.text, self._bot_user_id),
-            strip_mention(message.previous_text, self._bot_user_id),
+            link, row, strip_mention(message.text, bot), strip_mention(message.previous_text, bot)
         )
 
     async def _report_skipped(
@@ -292,7 +292,7 @@ class Inbound:
             log.warning("reading thread %s/%s failed: %s", message.channel_id, message.thread_ts, exc)
             return prompt, message.files
         before = await self._admitted(
-            message, earlier(thread, before_ts=message.ts, bot_user_id=self._bot_user_id)
+            message, earlier(thread, before_ts=message.ts, bot_user_id=await self._bots.user_id())
         )
         context, files = render_context(
             before, max_messages=self._context.messages, max_chars=self._context.chars
@@ -432,7 +432,7 @@ class Inbound:
         """Create the thread's chat; ``resumed`` continues a creation a stop cut short (claims held).
         False when the thread (with no ``existing`` link known) turned out to be claimed already."""
         try:
-            requested, prompt = split_options(strip_mention(message.text, self._bot_user_id))
+            requested, prompt = split_options(strip_mention(message.text, await self._bots.user_id()))
             options = await resolve(backend, requested) if requested else NO_OPTIONS
         except OptionError as exc:
             await self._whisper(message, str(exc))  # nothing claimed yet: only a private answer
@@ -559,7 +559,7 @@ class Inbound:
             )
             return
         chat_id = ChatId(link.chat_id)
-        text = strip_mention(message.text, self._bot_user_id)
+        text = strip_mention(message.text, await self._bots.user_id())
         now = _NOW.match(text)
         text = text[now.end() :] if now else text
         if not text and not message.files:

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.db import repo
 from bridge.db.engine import Database
@@ -127,10 +130,8 @@ class Installations:
 
     async def save_bot(self, app: InstalledApp) -> None:
         """Store a workspace's bot again (its token was refreshed) on every row of the workspace."""
-        row = self._row(app)
-        bot = {name: row[name] for name in repo.SLACK_BOT_COLUMNS}
         async with self._db.unit() as session:
-            await repo.save_slack_bot(session, bot, row)
+            await self._store_bot(session, app)
 
     async def find(
         self, enterprise_id: str | None, team_id: str | None, user_id: str | None = None
@@ -151,6 +152,34 @@ class Installations:
             return None
         app = await self._open(row)
         return app if app.bot_token else None
+
+    async def refresh_bot(
+        self,
+        enterprise_id: str | None,
+        team_id: str | None,
+        refresh: Callable[[InstalledApp], Awaitable[InstalledApp | None]],
+    ) -> InstalledApp | None:
+        """A workspace's bot after ``refresh``, which no other replica runs for it meanwhile.
+
+        Slack rotates the refresh token with every refresh: two replicas refreshing one workspace at
+        once would spend the same refresh token, and the second would be refused and lose the
+        workspace's bot. So the row is locked, read again (another replica may have stored a fresh
+        token while this one waited) and handed to ``refresh``, and what it answers is stored before
+        the lock is let go. ``refresh`` answers the app it was given (nothing to do), a new one (a
+        refreshed token: stored), or None (Slack refused: None, the stored bot left alone)."""
+        async with self._db.unit() as session:
+            row = await repo.find_slack_bot(session, enterprise_id=enterprise_id, team_id=team_id, lock=True)
+            app = await self._open(row, session) if row is not None else None
+            if app is None or not app.bot_token:
+                return None
+            refreshed = await refresh(app)
+            if refreshed is not None and refreshed != app:
+                await self._store_bot(session, refreshed)
+            return refreshed
+
+    async def _store_bot(self, session: AsyncSession, app: InstalledApp) -> None:
+        row = self._row(app)
+        await repo.save_slack_bot(session, {name: row[name] for name in repo.SLACK_BOT_COLUMNS}, row)
 
     async def forget_bot(self, enterprise_id: str | None, team_id: str | None) -> int:
         """Drop a workspace's bot tokens (Slack revoked them); the rows changed."""
@@ -188,9 +217,12 @@ class Installations:
                     rotation.current += 1
         return rotation
 
-    async def _unseal(self, row: SlackInstallation, column: str) -> Opened | Refusal | None:
+    async def _unseal(
+        self, row: SlackInstallation, column: str, session: AsyncSession | None = None
+    ) -> Opened | Refusal | None:
         """One token of a row (None: the row has none there); one sealed under an older key is stored
-        under the newest, one no key opens or sealed for another workspace is logged (no token)."""
+        under the newest (in ``session`` when given: the row may be locked by it), one no key opens
+        or sealed for another workspace is logged (no token)."""
         sealed = getattr(row, column)
         if not sealed:
             return None
@@ -204,17 +236,19 @@ class Installations:
             )
         elif opened.resealed is not None:
             assert row.id is not None
-            async with self._db.unit() as session:
-                await repo.replace_slack_ciphertext(
-                    session, row_id=row.id, column=column, old=sealed, new=opened.resealed
-                )
+            replace = {"row_id": row.id, "column": column, "old": sealed, "new": opened.resealed}
+            if session is not None:
+                await repo.replace_slack_ciphertext(session, **replace)
+            else:
+                async with self._db.unit() as own:
+                    await repo.replace_slack_ciphertext(own, **replace)
         return opened
 
-    async def _open(self, row: SlackInstallation) -> InstalledApp:
+    async def _open(self, row: SlackInstallation, session: AsyncSession | None = None) -> InstalledApp:
         """The row with its tokens opened; one that cannot be used reads as absent."""
         tokens: dict[str, Any] = {}
         for column, field in _TOKENS.items():
-            opened = await self._unseal(row, column)
+            opened = await self._unseal(row, column, session)
             tokens[field] = opened.secret if isinstance(opened, Opened) else None
         plain: dict[str, Any] = {name: getattr(row, name) for name in _PLAIN}
         return InstalledApp(

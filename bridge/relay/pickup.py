@@ -30,7 +30,7 @@ from bridge.db.engine import Database
 from bridge.relay.adoption import THREAD_TAKEN, Adoption, NotAdopted, Place
 from bridge.relay.identity import Identity
 from bridge.relay.policy import Act, Policy, direct_channel
-from bridge.slack.workspaces import WorkspaceKey, acting_for
+from bridge.slack.workspaces import Bots, WorkspaceKey, acting_for
 
 log = logging.getLogger(__name__)
 
@@ -53,16 +53,18 @@ class Pickup:
         policy: Policy,
         *,
         installation: WorkspaceKey,
-        bot_user_id: str,
+        bots: Bots,
     ) -> None:
         self._db = db
         self._adoption = adoption
         self._identity = identity
         self._policy = policy
         self._installation = installation
-        """The bridge's installation: a chat's ``slack_team`` label must name a workspace it serves
-        (a workspace install's own by default; an org-wide install's label must name one)."""
-        self._bot_user_id = bot_user_id
+        """The bridge's own installation (``SLACK_BOT_TOKEN``'s): its workspace is a label's default, its
+        org the one a label's workspace is looked for in; empty when installed through OAuth."""
+        self._bots = bots
+        """Which workspaces the bridge serves, and its bot in each (who stands for a thread nobody
+        in particular asked for)."""
         self._skipped: set[ChatId] = set()
         self._own_user_id: str | None = None
 
@@ -85,7 +87,7 @@ class Pickup:
         labels = chat.labels
         team = labels.get("slack_team") or self._installation.team_id
         workspace = WorkspaceKey(self._installation.enterprise_id, team)
-        if team is None or not self._installation.serves(workspace):
+        if team is None or await self._bots.bot(workspace.enterprise_id, team) is None:
             self._skip(chat, "its slack_team label names no workspace the bridge serves")
             return
         with acting_for(workspace):  # the thread's Slack calls are that workspace's
@@ -144,7 +146,7 @@ class Pickup:
             return refusal
         if named and await self._policy.refusal(named, Act.START, channel_id=channel_id) is None:
             return named, shared
-        return self._bot_user_id, shared
+        return await self._bots.user_id(), shared
 
     def _skip(self, chat: Chat, reason: str) -> None:
         """Log why, the first time only: a chat is considered again at every reconnect of the watch

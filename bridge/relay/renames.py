@@ -33,6 +33,7 @@ from bridge.relay.links import Headers, thread_ref
 from bridge.relay.policy import Act, Policy
 from bridge.relay.sessions import SessionMirror
 from bridge.slack.failures import render_coder_error
+from bridge.slack.workspaces import Bots
 from bridge.tasks import TaskGroup
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class Renames:
         sessions: SessionMirror,
         intake: Intake,
         *,
-        bot_user_id: str,
+        bots: Bots,
         home: Home | None = None,
         leases: Leases | None = None,
     ) -> None:
@@ -79,7 +80,7 @@ class Renames:
         self._headers = headers
         self._sessions = sessions
         self._intake = intake
-        self._bot_user_id = bot_user_id
+        self._bots = bots
         self._home = home
         self._turns = Turns(leases or Leases(db, "", shared=False), "rename:")  # without: this process alone
         self._tasks = TaskGroup("renames")
@@ -104,7 +105,7 @@ class Renames:
     async def _rename(self, rename: SessionRename) -> None:
         title = rename.title.strip()
         known = self._sessions.title_of(rename.channel_id, rename.thread_ts)
-        if rename.user_id == self._bot_user_id or title == known:
+        if title == known or rename.user_id == await self._bots.user_id():
             log.debug("session of %s/%s: no new title", rename.channel_id, rename.thread_ts)
             return
         async with self._db.unit() as session:

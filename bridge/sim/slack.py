@@ -695,7 +695,7 @@ class SlackSim:
         )
         self._notify()
         events = [self._events.message(message, conversation)]
-        if conversation.kind != "im" and is_bot_mention(text):
+        if conversation.kind != "im" and is_bot_mention(text, self.workspace.bot_of(conversation.team)[0]):
             events.append(self._events.app_mention(message, conversation))
         await self._run([self._deliver(event, conversation) for event in events], wait_ack)
         return message.ts

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from bridge.sim.slack_events import EventFactory, is_own_message
+from bridge.sim.slack_events import EventFactory
 from bridge.sim.slack_limits import RateLimiter, format_retry_after
 from bridge.sim.slack_oauth import Grant, SlackOAuth
 from bridge.sim.slack_state import (
@@ -229,7 +229,7 @@ class WebApi:
         self._subscriptions = subscriptions
         self._echo = echo
         self._open_socket = open_socket
-        self.oauth = SlackOAuth()
+        self.oauth = SlackOAuth(workspace=workspace)
         """The install flow; the tokens it issued are bot tokens of their own teams."""
         self.faults: dict[str, deque[Fault]] = {}
         self.held: dict[str, asyncio.Event] = {}
@@ -274,10 +274,13 @@ class WebApi:
 
     def installation_of(self, token: str | None) -> str:
         """Whose installation a token is: its workspace, or its org for an org-wide install ("" for
-        any other token)."""
-        if token is None or token not in self.grants:
+        any other token); a token the OAuth flow issued too, expired or revoked since."""
+        if token is None:
             return ""
-        return self.grants[token] or self._ws.enterprise_id or ""
+        if token in self.grants:
+            return self.grants[token] or self._ws.enterprise_id or ""
+        grant = self.oauth.issued(token)
+        return (grant.team_id or grant.enterprise_id or "") if grant is not None else ""
 
     def _workspace_refusal(self, token: str, args: Args) -> str | None:
         """Slack's answer when a bot token names a conversation of a workspace it is not installed
@@ -312,7 +315,7 @@ class WebApi:
         if kind != spec.token:
             # Reference 1.2: a bot token on apps.connections.open is "not_authed".
             return _error("not_authed" if spec.token == "app" else "not_allowed_token_type", headers)
-        args = Args(params, self.grants.get(token))
+        args = Args(params, grant.team_id if grant is not None else self.grants.get(token))
         refusal = self._workspace_refusal(token, args) if kind == "bot" else None
         if refusal is not None:
             return _error(refusal, headers)
@@ -410,7 +413,7 @@ class WebApi:
         message = self._ws.message(channel.id, ts)
         if message is None or message.deleted:
             raise ApiError("message_not_found")
-        if not is_own_message(message):
+        if not self._ws.is_own(message):
             raise ApiError(error)
         return message
 
@@ -543,8 +546,8 @@ class WebApi:
                 channel=channel.id,
                 ts=self._ws.clock.next(),
                 text=content.text or "",
-                user=BOT_USER_ID,
-                bot_id=BOT_ID,
+                user=self._ws.bot_of(channel.team)[0],
+                bot_id=self._ws.bot_of(channel.team)[1],
                 blocks=content.blocks or [],
                 markdown_text=content.markdown_text,
                 thread_ts=thread_ts,
@@ -572,7 +575,7 @@ class WebApi:
                 message.text = content.text
             if content.blocks is not None:
                 message.blocks = content.blocks
-        message.edited_ts, message.edited_by = self._ws.clock.next(), BOT_USER_ID
+        message.edited_ts, message.edited_by = self._ws.clock.next(), self._ws.bot_of(channel.team)[0]
         self._echo(self._events.message_changed(message, channel, previous), channel)
         return {
             "channel": channel.id,
@@ -630,8 +633,8 @@ class WebApi:
         message = SimMessage(
             channel=channel.id,
             ts=self._ws.clock.next(),
-            user=BOT_USER_ID,
-            bot_id=BOT_ID,
+            user=self._ws.bot_of(channel.team)[0],
+            bot_id=self._ws.bot_of(channel.team)[1],
             markdown_text="",
             thread_ts=thread_ts,
             streaming=True,
@@ -682,22 +685,24 @@ class WebApi:
 
     async def _reactions_add(self, args: Args) -> JsonDict:
         channel, message, name = self._reaction_target(args)
+        bot = self._ws.bot_of(channel.team)[0]
         users = message.reactions.setdefault(name, [])
-        if BOT_USER_ID in users:
+        if bot in users:
             raise ApiError("already_reacted")
-        users.append(BOT_USER_ID)
-        self._echo(self._events.reaction("reaction_added", BOT_USER_ID, message, name), channel)
+        users.append(bot)
+        self._echo(self._events.reaction("reaction_added", bot, message, name), channel)
         return {}
 
     async def _reactions_remove(self, args: Args) -> JsonDict:
         channel, message, name = self._reaction_target(args)
+        bot = self._ws.bot_of(channel.team)[0]
         users = message.reactions.get(name, [])
-        if BOT_USER_ID not in users:
+        if bot not in users:
             raise ApiError("no_reaction")
-        users.remove(BOT_USER_ID)
+        users.remove(bot)
         if not users:
             del message.reactions[name]
-        self._echo(self._events.reaction("reaction_removed", BOT_USER_ID, message, name), channel)
+        self._echo(self._events.reaction("reaction_removed", bot, message, name), channel)
         return {}
 
     def _reaction_target(self, args: Args) -> tuple[SimChannel, SimMessage, str]:
@@ -818,8 +823,8 @@ class WebApi:
                     channel=channel.id,
                     ts=self._ws.clock.next(),
                     text=args.get("initial_comment") or "",
-                    user=BOT_USER_ID,
-                    bot_id=BOT_ID,
+                    user=self._ws.bot_of(channel.team)[0],
+                    bot_id=self._ws.bot_of(channel.team)[1],
                     thread_ts=thread_ts,
                     files=[self._ws.file_json(f) for f in files],
                 )

@@ -16,7 +16,6 @@ from typing import Any
 
 from bridge.sim.slack_state import (
     APP_ID,
-    BOT_ID,
     BOT_USER_ID,
     JsonDict,
     SimChannel,
@@ -68,7 +67,7 @@ class EventFactory:
                 {
                     "enterprise_id": org,
                     "team_id": None if self.org_install else team,
-                    "user_id": BOT_USER_ID,
+                    "user_id": self._ws.bot_of(team)[0],
                     "is_bot": True,
                     "is_enterprise_install": self.org_install,
                 }
@@ -376,11 +375,7 @@ def find_action(blocks: list[JsonDict], action_id: str) -> JsonDict | None:
     return None
 
 
-def is_bot_mention(text: str) -> bool:
-    """Whether the text mentions the app's bot user the way Slack encodes mentions."""
-    return f"<@{BOT_USER_ID}>" in text
-
-
-def is_own_message(message: SimMessage) -> bool:
-    """Whether the app itself posted the message."""
-    return message.bot_id == BOT_ID
+def is_bot_mention(text: str, bot_user_id: str = BOT_USER_ID) -> bool:
+    """Whether the text mentions the app's bot user (of the conversation's workspace) the way Slack
+    encodes mentions."""
+    return f"<@{bot_user_id}>" in text

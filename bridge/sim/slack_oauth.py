@@ -4,11 +4,13 @@ at once), ``oauth.v2.access`` for both grants, and the tokens it issued, one bot
 Shapes follow the payloads kept in ``tests/fixtures/slack/oauth_v2_access*.json`` (bolt-python's mock
 Web API server): a team install has ``team`` and ``bot_user_id``; an org-wide one has ``team`` null,
 ``enterprise`` set and ``is_enterprise_install`` true. With ``expires_in`` set (token rotation on) a
-grant carries a ``refresh_token``; refreshing it answers a new pair and retires the old one.
-Deviations: the consent screen approves without a person; ``oauth.v2.access`` ignores
-``redirect_uri`` (Slack requires it to match the authorize request's); every team shares the one
-simulated workspace's channels and people, so a call made with another team's token acts there
-too (``auth.test`` alone answers for the token's own team or org).
+grant carries a ``refresh_token``; refreshing it answers a new pair and retires the old one, so a
+refresh token is spent once (a second refresh with it is ``invalid_refresh_token``, as in Slack).
+An install into a workspace the simulator hosts (``SlackSim.add_team``) other than the first gives the
+app a bot user of its own there (``team_bot``): the workspace's events name it, and posts made with
+its token are its. Deviations: the consent screen approves without a person; ``oauth.v2.access``
+ignores ``redirect_uri`` (Slack requires it to match the authorize request's); a token of a team the
+simulator does not host acts in the first workspace's channels.
 """
 
 from __future__ import annotations
@@ -19,7 +21,15 @@ import time
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlencode
 
-from bridge.sim.slack_state import APP_ID, BOT_ID, BOT_NAME, BOT_USER_ID, TEAM_ID, JsonDict
+from bridge.sim.slack_state import APP_ID, BOT_ID, BOT_NAME, BOT_USER_ID, TEAM_ID, JsonDict, Workspace
+
+
+def team_bot(team_id: str | None, enterprise_id: str | None = None) -> tuple[str, str]:
+    """The bot user and bot id an install into ``team_id`` (None: org-wide) gives the app."""
+    if team_id == TEAM_ID:
+        return BOT_USER_ID, BOT_ID
+    label = (team_id or enterprise_id or "X").upper()
+    return f"U0BOT{label}", f"B0BOT{label}"
 
 
 @dataclass(frozen=True)
@@ -83,8 +93,11 @@ class SlackOAuth:
     """Tokens of removed installs (they answer ``token_revoked``)."""
     consents: list[JsonDict] = field(default_factory=list)
     """The authorize requests' query parameters, in order."""
+    workspace: Workspace | None = None
+    """The simulated workspaces: an install into one of them other than the first adds its bot."""
     _codes: dict[str, Grant] = field(default_factory=dict)
     _refreshes: dict[str, Grant] = field(default_factory=dict)
+    _revoked: dict[str, Grant] = field(default_factory=dict)
 
     def consent(self, query: dict[str, str]) -> tuple[int, str]:
         """The consent screen approving at once: (302, where to) or (400, why not)."""
@@ -117,7 +130,17 @@ class SlackOAuth:
         pending = self._codes.pop(str(params.get("code") or ""), None)
         if pending is None:
             return {"ok": False, "error": "invalid_code"}
+        hosted = self.workspace.teams if self.workspace is not None else {}
+        if self.workspace is not None and pending.team_id in hosted and pending.team_id != TEAM_ID:
+            self.workspace.add_bot(str(pending.team_id), pending.bot_user_id, pending.bot_id)
         return {**self._answer(self._issue(pending)), "token_type": "bot"}
+
+    def issued(self, token: str) -> Grant | None:
+        """The grant of a token this flow issued, whether it still works or not."""
+        grant = self.grants.get(token)
+        if grant is not None or token not in self.revoked:
+            return grant
+        return self._revoked.get(token)
 
     def check(self, token: str) -> Grant | str:
         """The grant of a token this flow issued, or the error Slack answers for it."""
@@ -134,6 +157,7 @@ class SlackOAuth:
         for token in gone:
             grant = self.grants.pop(token)
             self.revoked.add(token)
+            self._revoked[token] = grant
             if grant.refresh_token is not None:
                 self._refreshes.pop(grant.refresh_token, None)
         return len(gone)
@@ -141,14 +165,14 @@ class SlackOAuth:
     def _grant(self, team: str | None, scopes: tuple[str, ...]) -> Grant:
         enterprise_id, enterprise_name = self.enterprise or (None, "")
         own = team == TEAM_ID
-        label = (team or enterprise_id or "X").upper()
+        bot_user_id, bot_id = team_bot(team, enterprise_id)
         return Grant(
             team_id=team,
             team_name=self.team_name if own else f"Team {team}",
             enterprise_id=enterprise_id,
             enterprise_name=enterprise_name,
-            bot_user_id=BOT_USER_ID if own else f"U0BOT{label}",
-            bot_id=BOT_ID if own else f"B0BOT{label}",
+            bot_user_id=bot_user_id,
+            bot_id=bot_id,
             scopes=scopes,
             access_token="",
         )

@@ -308,7 +308,11 @@ class Workspace:
         self.enterprise_id: str | None = None
         """The Enterprise Grid org the workspaces belong to; None: a workspace off Grid."""
         self.teams: dict[str, str] = {TEAM_ID: TEAM_NAME}
-        """The org's workspaces, by id: their name."""
+        """The org's workspaces (off Grid: separate workspaces, the app installed into each), by id:
+        their name."""
+        self.bots: dict[str, tuple[str, str]] = {}
+        """The app's bot user and bot id in workspaces where it has a bot of its own (installed into
+        them one by one through OAuth), by team; elsewhere ``BOT_USER_ID`` and ``BOT_ID``."""
         self.clock = TsClock()
         self.base_url = ""  # set when the server is listening; file URLs point at it
         self.users: dict[str, SimUser] = {}
@@ -362,10 +366,27 @@ class Workspace:
         return user
 
     def add_team(self, team_id: str, name: str) -> None:
-        """Add a workspace to the org (which must exist: ``enterprise_id``)."""
-        if self.enterprise_id is None:
-            raise ValueError("only an Enterprise Grid org has several workspaces: set enterprise_id")
+        """Add a workspace: to the org on Grid, else a separate workspace beside the first."""
         self.teams[team_id] = name
+
+    def add_bot(self, team_id: str, user_id: str, bot_id: str) -> None:
+        """The app was installed into ``team_id`` with a bot of its own (an OAuth install)."""
+        self.bots[team_id] = (user_id, bot_id)
+        self.add_user(
+            user_id, BOT_NAME, real_name="Coder Agents", team_id=team_id, is_bot=True, bot_id=bot_id
+        )
+
+    def bot_of(self, team_id: str) -> tuple[str, str]:
+        """The app's bot user and bot id in workspace ``team_id``."""
+        return self.bots.get(team_id, (BOT_USER_ID, BOT_ID))
+
+    def is_app_bot(self, user_id: str | None) -> bool:
+        """Whether the user is one of the app's bot users, in any workspace."""
+        return user_id == BOT_USER_ID or any(user_id == user for user, _ in self.bots.values())
+
+    def is_own(self, message: SimMessage) -> bool:
+        """Whether the app itself posted the message, in any workspace."""
+        return message.bot_id == BOT_ID or any(message.bot_id == bot for _, bot in self.bots.values())
 
     def in_org(self, user: SimUser) -> bool:
         """Whether the user belongs to one of the hosted workspaces (else a Slack Connect partner)."""
@@ -407,12 +428,13 @@ class Workspace:
         if existing is not None:
             return existing
         user = self.users.get(user_id)
+        team = user.team_id if user is not None and self.in_org(user) else None
         channel = self.add_channel(
             channel_id or "D" + user_id[1:],
             "",
             kind="im",
-            members=(user_id, BOT_USER_ID),
-            team=user.team_id if user is not None and self.in_org(user) else None,
+            members=(user_id, self.bot_of(team or self.team_id)[0]),
+            team=team,
         )
         channel.im_user = user_id
         return channel
@@ -493,15 +515,15 @@ class Workspace:
         """Live replies of a root message, oldest first."""
         return [m for m in self.thread(root.channel, root.ts) if m.ts != root.ts]
 
-    def is_member(self, channel: SimChannel, user_id: str = BOT_USER_ID) -> bool:
-        """Whether the user (by default the bot) belongs to the conversation."""
-        return user_id in channel.members
+    def is_member(self, channel: SimChannel, user_id: str | None = None) -> bool:
+        """Whether the user (by default the app's bot of the conversation's workspace) belongs to it."""
+        return (user_id or self.bot_of(channel.team)[0]) in channel.members
 
     def display_name(self, user_id: str | None) -> str:
         """How a transcript names an author: "bot" for the app, else the user's handle."""
         if user_id is None:
             return "?"
-        if user_id == BOT_USER_ID:
+        if self.is_app_bot(user_id):
             return "bot"
         user = self.users.get(user_id)
         return user.name if user else user_id

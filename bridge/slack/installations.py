@@ -5,13 +5,16 @@ Bolt's OAuth flow saves what ``oauth.v2.access`` returned through ``DatabaseInst
 ``InstalledBots`` answers Bolt's ``authorize`` (``slack.routing.BotAuthorize``) and every other
 caller that needs a workspace's bot. Tokens rotate here rather than in Bolt: a token found expiring
 is refreshed (``oauth.v2.access`` with ``grant_type=refresh_token``) and the new pair stored, sealed,
-before it is handed out, so every caller gets a working token and not only Bolt's listeners.
+before it is handed out, so every caller gets a working token and not only Bolt's listeners. A
+refresh holds the installation's row locked (``Installations.refresh_bot``): replicas refresh a
+workspace one at a time, and the later ones find the token the first stored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from logging import Logger
 from typing import Any
 
@@ -189,7 +192,9 @@ class InstalledBots:
     """The bot serving each workspace (``BotTokens``), its token refreshed when it is about to expire.
 
     ``minutes_before_expiration``: how long before its expiry a token is refreshed, so a call made
-    with it does not outlive it. Refreshes of one workspace are made one at a time in this process.
+    with it does not outlive it. Refreshes of one workspace are made one at a time: in this process
+    by a lock (so its callers queue here rather than on the database), across replicas by the
+    installation's row lock.
     """
 
     def __init__(
@@ -212,10 +217,10 @@ class InstalledBots:
         if app is None:
             return None
         key = WorkspaceKey(app.enterprise_id, app.team_id)
-        if app.bot_token_expires_at is not None:
+        expires_at = app.bot_token_expires_at
+        if expires_at is not None and expires_at <= time.time() + self._minutes * 60:
             async with self._refreshing.setdefault(key, asyncio.Lock()):
-                fresh = await self._installations.find_bot(key.enterprise_id, key.team_id)
-                app = await self._refreshed(fresh) if fresh is not None else None
+                app = await self._installations.refresh_bot(key.enterprise_id, key.team_id, self._refreshed)
         if app is None or not app.bot_token:
             return None
         return BotInstall(
@@ -227,8 +232,9 @@ class InstalledBots:
         )
 
     async def _refreshed(self, app: InstalledApp) -> InstalledApp | None:
-        """``app`` with a token that outlives the margin: refreshed and stored when it would not; None
-        when Slack refused the refresh (the installation is revoked or its refresh token invalid)."""
+        """``app`` with a token that outlives the margin: refreshed when it would not (the caller
+        stores it); None when Slack refused the refresh (the installation is revoked or its refresh
+        token invalid)."""
         bot = _bot(app)
         assert bot is not None
         try:
@@ -245,7 +251,5 @@ class InstalledBots:
             return None
         if rotated is None:
             return app
-        refreshed = _bot_app(rotated)
-        await self._installations.save_bot(refreshed)
         log.info("refreshed the bot token of workspace %s", workspace_name(app.enterprise_id, app.team_id))
-        return refreshed
+        return _bot_app(rotated)

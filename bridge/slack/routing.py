@@ -2,15 +2,14 @@
 
 One ``RoutedClient`` serves the whole bridge over one HTTP session: each call sends the bot token of
 the installation serving the workspace acted for, resolved through ``BotTokens`` and kept a minute
-(a token revoked or reinstalled is picked up within it; asking the installation store for every
-call would cost a query per message edit). Bolt's side sets the workspace of each request
-(``act_for_request``) and finds the installation the same way (``BotAuthorize``).
+(``workspaces.Bots``: asking the installation store for every call would cost a query per message
+edit). Bolt's side sets the workspace of each request (``act_for_request``) and finds the
+installation the same way (``BotAuthorize``).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -23,11 +22,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bridge.relay.ports import SlackPermanent
-from bridge.slack.workspaces import BotInstall, BotTokens, WorkspaceKey, act_for, acting
+from bridge.slack.workspaces import BotInstall, Bots, BotTokens, WorkspaceKey, act_for, acting
 
 log = logging.getLogger(__name__)
-
-TOKEN_TTL = 60.0
 
 
 class NoWorkspace(RuntimeError):
@@ -40,7 +37,8 @@ class RoutedClient(AsyncWebClient):
 
     ``default``: the installation a call made outside any act uses (the one workspace of a single
     ``SLACK_BOT_TOKEN``); None where there is no such one (an org-wide install, many installs) and
-    such a call raises ``NoWorkspace``."""
+    such a call raises ``NoWorkspace``. Handed ``Bots``, it shares their cache with the relay's
+    questions of who the bot is."""
 
     def __init__(
         self,
@@ -49,15 +47,10 @@ class RoutedClient(AsyncWebClient):
         default: BotInstall | None,
         base_url: str,
         session: aiohttp.ClientSession | None = None,
-        ttl: float = TOKEN_TTL,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(base_url=base_url, session=session)
-        self._tokens = tokens
+        self._bots = tokens if isinstance(tokens, Bots) else Bots(tokens)
         self._default = default
-        self._ttl = ttl
-        self._clock = clock
-        self._known: dict[WorkspaceKey, tuple[float, BotInstall | None]] = {}
 
     async def installation(self) -> BotInstall:
         """The installation acting for the current workspace."""
@@ -66,16 +59,10 @@ class RoutedClient(AsyncWebClient):
             if self._default is None:
                 raise NoWorkspace("a Slack call made outside any workspace's act: whose token is unknown")
             return self._default
-        now = self._clock()
-        known = self._known.get(workspace)
-        if known is None or now - known[0] >= self._ttl:
-            known = self._known[workspace] = (
-                now,
-                await self._tokens.bot(workspace.enterprise_id, workspace.team_id),
-            )
-        if known[1] is None:
+        install = await self._bots.bot(workspace.enterprise_id, workspace.team_id)
+        if install is None:
             raise SlackPermanent("not_installed", f"the app is not installed in workspace {workspace}")
-        return known[1]
+        return install
 
     async def bot_token(self) -> str:
         """The current workspace's bot token, for requests that are not Web API calls (file bytes)."""

@@ -17,7 +17,8 @@ choice.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -60,6 +61,9 @@ class BotInstall:
     bot_user_id: str
     bot_id: str
     scopes: frozenset[str]
+    url: str = ""
+    """The workspace's address (``https://example.slack.com/``) when known, for permalinks built
+    without a call; "" for installations made through OAuth (Slack's answer names no address)."""
 
     def __repr__(self) -> str:  # the token stays out of logs and test reports
         return f"BotInstall(key={self.key}, bot_user_id={self.bot_user_id!r})"
@@ -82,6 +86,59 @@ class SingleInstall:
 
     async def bot(self, enterprise_id: str | None, team_id: str | None) -> BotInstall | None:
         return self.install if self.install.key.serves(WorkspaceKey(enterprise_id, team_id)) else None
+
+
+TOKEN_TTL = 60.0
+"""How long an answer of ``BotTokens`` is kept: a token revoked or reinstalled is picked up within it."""
+
+
+class Bots:
+    """The installation serving each workspace, kept ``ttl`` seconds, and who the bot is in the
+    workspace acted for.
+
+    Each installation has a bot user and a bot id of its own (separate installs in separate
+    workspaces), so "is this the bot?" and "strip the bot's mention" depend on the act's workspace,
+    not on the process. Asking ``BotTokens`` each time would cost a query (and with OAuth an unseal)
+    per Slack call and per message; the answers are kept a minute instead, for a workspace
+    installed, not installed, or uninstalled alike.
+
+    ``default``: the installation outside any act (``SLACK_BOT_TOKEN``'s); None where several serve.
+    """
+
+    def __init__(
+        self,
+        tokens: BotTokens,
+        *,
+        default: BotInstall | None = None,
+        ttl: float = TOKEN_TTL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._tokens = tokens
+        self.default = default
+        self._ttl = ttl
+        self._clock = clock
+        self._known: dict[WorkspaceKey, tuple[float, BotInstall | None]] = {}
+
+    async def bot(self, enterprise_id: str | None, team_id: str | None) -> BotInstall | None:
+        """``BotTokens.bot``, from what was found within the last ``ttl`` seconds."""
+        workspace = WorkspaceKey(enterprise_id, team_id)
+        now = self._clock()
+        known = self._known.get(workspace)
+        if known is None or now - known[0] >= self._ttl:
+            known = self._known[workspace] = (now, await self._tokens.bot(enterprise_id, team_id))
+        return known[1]
+
+    async def here(self) -> BotInstall | None:
+        """The installation acting in the workspace acted for (``default`` outside any act)."""
+        workspace = acting()
+        if workspace is None:
+            return self.default
+        return await self.bot(workspace.enterprise_id, workspace.team_id)
+
+    async def user_id(self) -> str:
+        """The bot's user id in the workspace acted for; "" where the app is not installed."""
+        install = await self.here()
+        return install.bot_user_id if install is not None else ""
 
 
 _ACTING: ContextVar[WorkspaceKey | None] = ContextVar("bridge_acting_for", default=None)

@@ -4,12 +4,16 @@ revoked; OAuth states used once. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 from cryptography.fernet import Fernet
 from slack_sdk.oauth.installation_store import Installation
 from slack_sdk.oauth.token_rotation.async_rotator import AsyncTokenRotator
+from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy import text, update
 from sqlmodel import col
 
@@ -18,8 +22,10 @@ from bridge.db.migrate import upgrade
 from bridge.db.models import SlackInstallation
 from bridge.relay.cipher import TokenCipher
 from bridge.relay.installations import Installations, OAuthStates
+from bridge.sim.slack import SlackSim
 from bridge.slack.installations import DatabaseInstallationStore, DatabaseStateStore, InstalledBots
 from bridge.slack.workspaces import WorkspaceKey
+from tests.conftest import postgres_database
 
 KEY = Fernet.generate_key().decode()
 
@@ -35,7 +41,13 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 
 
 def _installation(
-    team_id: str | None, *, enterprise_id: str | None = None, token: str = "", user_id: str = "U0INSTALLER"
+    team_id: str | None,
+    *,
+    enterprise_id: str | None = None,
+    token: str = "",
+    user_id: str = "U0INSTALLER",
+    refresh_token: str | None = None,
+    expires_at: int | None = None,
 ) -> Installation:
     label = team_id or enterprise_id
     return Installation(
@@ -47,6 +59,8 @@ def _installation(
         bot_id=f"B{label}",
         bot_user_id=f"U{label}",
         bot_scopes="chat:write,commands",
+        bot_refresh_token=refresh_token,
+        bot_token_expires_at=expires_at,
         user_id=user_id,
         user_token=f"xoxp-{label}-installer",
         user_scopes="search:read",
@@ -207,3 +221,61 @@ async def test_an_oauth_state_is_used_once_and_not_after_it_expires(db: Database
     expired = DatabaseStateStore(OAuthStates(db, expiration_seconds=0))
     stale = await expired.async_issue()
     assert not await expired.async_consume(stale)
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A PostgreSQL database only: replicas share one (on SQLite a second ``bridge serve`` is refused)."""
+    async for url in postgres_database():
+        yield url
+
+
+async def test_replicas_refreshing_one_workspace_at_once_spend_its_refresh_token_once(
+    postgres_url: str,
+) -> None:
+    """Two replicas (each its own connections and ``InstalledBots``) find one workspace's token
+    expiring at the same moment: Slack rotates the refresh token, so a second refresh with the same
+    one would be refused and lose the workspace's bot. One refreshes, the other waits on the row and
+    finds the new token stored."""
+    async with SlackSim() as slack:
+        slack.oauth.expires_in = 60  # within the two hours before expiry when tokens are refreshed
+        status, back = slack.oauth.consent({"client_id": slack.oauth.client_id, "redirect_uri": "http://b/"})
+        assert status == 302
+        code = parse_qs(urlparse(back).query)["code"][0]
+        credentials = {"client_id": slack.oauth.client_id, "client_secret": slack.oauth.client_secret}
+        issued = slack.oauth.access({**credentials, "code": code}, "")
+        slack.oauth.expires_in = 12 * 3600  # what a refresh gives lasts
+        slack.latency = 0.3  # a refresh long under way when the other replica finds the token expiring
+        replicas = [Database(postgres_url) for _ in range(2)]
+        try:
+            await upgrade(replicas[0])
+            installations = [Installations(db, TokenCipher([KEY])) for db in replicas]
+            await DatabaseInstallationStore(installations[0]).async_save(
+                _installation(
+                    slack.team_id,
+                    token=issued["access_token"],
+                    refresh_token=issued["refresh_token"],
+                    expires_at=int(time.time()) + 60,
+                )
+            )
+            rotator = AsyncTokenRotator(**credentials, client=AsyncWebClient(base_url=slack.api_url))
+
+            found = await asyncio.gather(
+                *(InstalledBots(i, rotator).bot(None, slack.team_id) for i in installations)
+            )
+
+            refreshes = [
+                c for c in slack.calls_to("oauth.v2.access") if c.params.get("grant_type") == "refresh_token"
+            ]
+            assert [c.ok for c in refreshes] == [True]
+            tokens = {bot.bot_token if bot is not None else None for bot in found}
+            assert len(tokens) == 1
+            (token,) = tokens
+            assert token != issued["access_token"]
+            assert token in slack.oauth.grants
+            stored = await installations[1].find_bot(None, slack.team_id)
+            assert stored is not None
+            assert stored.bot_token == token
+        finally:
+            for db in replicas:
+                await db.dispose()

@@ -3,8 +3,8 @@ through ``/slack/install``, the simulated consent screen and ``/slack/oauth_redi
 installation is stored sealed, Bolt authorizes that workspace's events with its bot, an expiring
 token is refreshed, an uninstall deletes it, and a bad state gets a plain page.
 
-The relay still posts with one client (per-workspace outbound calls are another change), so these
-tests stop at what Bolt's ``authorize`` and the inbound side do: whether an event is taken in.
+These stop at what Bolt's ``authorize`` and the inbound side do (whether an event is taken in);
+test_distribution follows installed workspaces through to the answers.
 """
 
 from __future__ import annotations

@@ -79,6 +79,45 @@ def test_what_the_bridge_must_see_is_not_an_echo(payload: Any) -> None:
     assert not is_echo(payload, **BOT)
 
 
+def delivered_to(bot_user: str, *, is_bot: bool = True, **event: Any) -> dict[str, Any]:
+    """An event as delivered to another workspace's installation, whose bot is ``bot_user``."""
+    return {
+        **callback(**event),
+        "api_app_id": "A1",
+        "authorizations": [{"team_id": "T2", "user_id": bot_user, "is_bot": is_bot}],
+    }
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        delivered_to("UBOT2", type="message", user="UBOT2", bot_id="BBOT2", app_id="A1", text="r", ts="2.0"),
+        delivered_to("UBOT2", type="message", bot_id="BBOT2", app_id="A1", subtype="bot_message", ts="2.0"),
+        delivered_to("UBOT2", type="reaction_added", user="UBOT2", reaction="eyes", item={"ts": "1.0"}),
+    ],
+    ids=["post", "bot-message", "reaction"],
+)
+def test_the_bot_of_the_installation_an_event_reached_is_recognised_without_configuration(
+    payload: dict[str, Any],
+) -> None:
+    """Installed through OAuth, each workspace's bot differs and none is configured: the event names
+    the receiving installation's bot, and the app's messages carry its app id."""
+    assert is_echo(payload)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        delivered_to("UBOT2", type="message", user="U1", text="<@UBOT2> hi", ts="1.0"),
+        delivered_to("UBOT2", type="message", user="U3", bot_id="BOTHER", app_id="A9", text="x", ts="1.2"),
+        delivered_to("U1", is_bot=False, type="reaction_added", user="U1", reaction="x", item={"ts": "1"}),
+    ],
+    ids=["person", "another-app", "user-authorization"],
+)
+def test_people_and_other_apps_in_such_a_workspace_are_no_echoes(payload: dict[str, Any]) -> None:
+    assert not is_echo(payload)
+
+
 def test_an_echo_counts_only_when_signed_with_the_apps_secret() -> None:
     """A forged echo goes on to Bolt, which refuses it, as do form-encoded and broken bodies."""
     echoes = EchoFilter("secret", **BOT)

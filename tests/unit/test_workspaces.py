@@ -8,6 +8,7 @@ from bridge.slack.events import installation_team
 from bridge.slack.routing import workspace_of
 from bridge.slack.workspaces import (
     BotInstall,
+    Bots,
     SingleInstall,
     WorkspaceKey,
     act_for,
@@ -55,6 +56,47 @@ async def test_the_single_install_answers_for_the_workspaces_it_serves() -> None
     team = SingleInstall(_install(WorkspaceKey(None, "T1")))
     assert await team.bot(None, "T1") is team.install
     assert await team.bot(None, "T2") is None
+
+
+class _Separate:
+    """Separate installs, each workspace's bot its own; counts how often it is asked."""
+
+    def __init__(self) -> None:
+        self.installs = {
+            team: BotInstall(
+                WorkspaceKey(None, team), f"xoxb-{team}", f"U0BOT{team}", f"B0BOT{team}", frozenset()
+            )
+            for team in ("T1", "T2")
+        }
+        self.asked = 0
+
+    async def bot(self, enterprise_id: str | None, team_id: str | None) -> BotInstall | None:
+        self.asked += 1
+        return self.installs.get(team_id or "")
+
+
+async def test_who_the_bot_is_follows_the_workspace_acted_for_and_is_kept_a_while() -> None:
+    tokens, now = _Separate(), [0.0]
+    bots = Bots(tokens, ttl=60.0, clock=lambda: now[0])
+    assert await bots.user_id() == ""  # outside any act, with no installation of its own
+    with acting_for(WorkspaceKey(None, "T1")):
+        assert await bots.user_id() == "U0BOTT1"
+        assert await bots.user_id() == "U0BOTT1"
+    with acting_for(WorkspaceKey(None, "T2")):
+        assert await bots.user_id() == "U0BOTT2"
+    with acting_for(WorkspaceKey(None, "T9")):
+        assert await bots.user_id() == ""
+    assert tokens.asked == 3
+    del tokens.installs["T1"]  # uninstalled: noticed once what was found is a minute old
+    with acting_for(WorkspaceKey(None, "T1")):
+        assert await bots.user_id() == "U0BOTT1"
+        now[0] = 60.0
+        assert await bots.user_id() == ""
+
+
+async def test_one_installation_s_bot_answers_outside_any_act() -> None:
+    install = _install(WorkspaceKey(ORG, None))
+    assert await Bots(SingleInstall(install), default=install).user_id() == "U0BOT"
 
 
 def test_an_install_keeps_its_token_out_of_its_repr() -> None:

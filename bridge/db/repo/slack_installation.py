@@ -84,15 +84,18 @@ async def find_slack_installation(
 
 
 async def find_slack_bot(
-    session: AsyncSession, *, enterprise_id: str | None, team_id: str | None
+    session: AsyncSession, *, enterprise_id: str | None, team_id: str | None, lock: bool = False
 ) -> SlackInstallation | None:
-    """The latest installation of a workspace whose bot token still stands."""
+    """The latest installation of a workspace whose bot token still stands. ``lock``: its row is
+    locked until the transaction ends (``FOR UPDATE`` on PostgreSQL; SQLite serves one process), so
+    another replica reading it with ``lock`` waits for this one's refresh of the token."""
     stmt = (
         select(SlackInstallation)
         .where(_workspace(enterprise_id, team_id), col(SlackInstallation.bot_token_ciphertext) != "")
         .order_by(col(SlackInstallation.installed_at).desc(), col(SlackInstallation.id).desc())
     )
-    return (await session.execute(stmt.limit(1))).scalar_one_or_none()
+    stmt = stmt.limit(1)
+    return (await session.execute(stmt.with_for_update() if lock else stmt)).scalar_one_or_none()
 
 
 async def find_all_slack_installations(session: AsyncSession) -> Sequence[SlackInstallation]:
