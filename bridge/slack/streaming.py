@@ -102,6 +102,10 @@ class _Stream:
     shown: str
     held: str = ""
     """Text the helper still buffers from a call that failed; it goes out with the next one."""
+    wanted: str | None = None
+    """The text last asked for when it was shorter than what the stream shows: a draft growing again
+    from less (a reconnect) catches up, but one that stays shorter (a split moved its end to the next
+    message, between table rows the stream had begun to show) is edited to it once stopped."""
 
     @property
     def sent(self) -> str:
@@ -270,9 +274,9 @@ class StreamingPoster:
 
     async def _append(self, thread: int, stream: _Stream, markdown: str, key: PostTag) -> None:
         if not markdown.startswith(stream.sent):
+            stream.wanted = markdown  # shorter may grow again as it was (a reconnect): see ``_end``
             if not stream.sent.startswith(markdown):  # rewritten, not just replayed shorter
                 await self._end(thread)
-                await self._inner.update(stream.channel, stream.ts, markdown, key=key)
             return
         delta = markdown[len(stream.sent) :]
         if not delta and not stream.held:
@@ -291,7 +295,7 @@ class StreamingPoster:
         except Exception:
             stream.held += delta
             raise
-        stream.shown, stream.held = markdown, ""
+        stream.shown, stream.held, stream.wanted = markdown, "", None
 
     def _streamable(self, plan: Plan) -> bool:
         """Whether a card with this plan may be streamed (or go on streaming)."""
@@ -357,7 +361,8 @@ class StreamingPoster:
         await self._inner.update(card.channel, ts, markdown, key=key)
 
     async def _end(self, thread: int) -> None:
-        """Stop the thread's open reply stream, if any, as it stands."""
+        """Stop the thread's open reply stream, if any, as it stands, then edit it to the text last
+        asked for where that differs (``_Stream.wanted``)."""
         stream = self._streams.get(thread)
         if stream is None:
             return
@@ -367,6 +372,9 @@ class StreamingPoster:
             self._lost(thread, exc)  # ended by Slack already: the outbox edits it from now on
             return
         del self._streams[thread]
+        if stream.wanted is not None:
+            await self._limits.acquire("chat.update")  # a second call for the outbox's one token
+            await self._inner.update(stream.channel, stream.ts, stream.wanted, key=stream.key)
 
     async def _stop(
         self,

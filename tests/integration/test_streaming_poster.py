@@ -80,6 +80,34 @@ async def test_a_rewritten_draft_ends_the_stream_and_edits(slack: SlackSim, post
     assert len(slack.calls_to("chat.appendStream")) == 0
 
 
+async def test_a_draft_cut_shorter_is_edited_to_its_cut_once_stopped(
+    slack: SlackSim, poster: StreamingPoster
+) -> None:
+    """A split moved the end of a streamed draft (the start of a table row) into the next message:
+    the stream cannot take text back, so once it stops its message is edited to the shorter text."""
+    root = await slack.user_says(slack.alice, slack.general, "go")
+    ts = await poster.post(slack.general, root, "| a |\n| b |\n| c", key=_DRAFT)
+    await poster.update(slack.general, ts, "| a |\n| b |\n", key=_DRAFT)  # row c went to the next part
+    await poster.post(slack.general, root, "| c |", key=PostTag(1, SlotKey.draft().part(1)))
+    message = slack.message(slack.general, ts)
+    assert message is not None
+    assert (message.visible_text, message.streaming, message.edited) == ("| a |\n| b |\n", False, True)
+
+
+async def test_a_draft_replayed_shorter_that_grows_again_is_not_edited(
+    slack: SlackSim, poster: StreamingPoster
+) -> None:
+    """A reconnect replays a streamed draft from less and it grows again as it was: no edit."""
+    root = await slack.user_says(slack.alice, slack.general, "go")
+    ts = await poster.post(slack.general, root, "Look", key=_DRAFT)
+    await poster.update(slack.general, ts, "Lo", key=_DRAFT)
+    await poster.update(slack.general, ts, "Looking", key=_DRAFT)
+    await poster.post(slack.general, root, "Done.", key=PostTag(1, SlotKey.outcome(2)))
+    message = slack.message(slack.general, ts)
+    assert message is not None
+    assert (message.visible_text, message.edited) == ("Looking", False)
+
+
 async def test_a_stream_slack_ended_is_finished_in_place(slack: SlackSim, poster: StreamingPoster) -> None:
     """message_not_in_streaming_state (a user's Stop, a timeout): the full text goes out with chat.update."""
     root = await slack.user_says(slack.alice, slack.general, "go")
