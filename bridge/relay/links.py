@@ -105,7 +105,9 @@ class Headers:
         """Show the chat's header anew (a new chat, a new title, archived or not), with the freshest
         status known. An idle one is stored first, as the stream stores the header that ends a turn:
         stored texts are shown in the order they were stored, so a rename seen while that one commits
-        is not overwritten by it, and a crash before Slack shows it does not lose it."""
+        is not overwritten by it, and a crash before Slack shows it does not lose it. A thread's
+        first header is stored too, busy or not: after a crash before Slack showed it, the texts
+        stored after it must not go out above it."""
         followed = self._followed.get(chat.id)
         view = followed.view if followed is not None else None
         if followed is not None:
@@ -115,7 +117,7 @@ class Headers:
         header, buttons = self.render(chat.id, chat.title, status, render_reason(failed), archived=archived)
         if self._sessions is not None:
             self._sessions.retitle(ref, chat.title)
-        if status.phase.busy:
+        if status.phase.busy and await self._outbox.has_slot(ref, HEADER_SLOT):
             self._outbox.set_text(ref, HEADER_SLOT, header, buttons=buttons)
         else:
             await self._outbox.put_with(ref, [final_text(HEADER_SLOT, header, buttons)], _write_nothing)

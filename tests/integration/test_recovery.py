@@ -163,6 +163,19 @@ async def test_crash_after_a_follow_up_left_the_queue_clears_its_hourglass(
     assert code == 0, log
 
 
+async def _until_turn_stored(world: World, chat_id: str) -> None:
+    """Wait until the bridge stored the end of the chat's turn (polled: nothing outside the
+    database shows it while Slack refuses every post)."""
+    assert world.bridge is not None
+    for _ in range(1500):
+        async with world.bridge.db.unit() as session:
+            link = await repo.find_link_by_chat(session, chat_id)
+        if link is not None and link.phase not in repo.FOLLOWED_PHASES:
+            return
+        await asyncio.sleep(0.02)
+    raise TimeoutError(f"the end of chat {chat_id}'s turn was never stored")
+
+
 def _reactions(slack: SlackSim, ts: str) -> set[str]:
     """The bot's reactions on a message of the general channel."""
     message = slack.message(slack.general, ts)
@@ -265,3 +278,20 @@ async def test_a_follow_up_taken_from_the_queue_while_the_bridge_was_down(world:
     first_done = next(i for i, t in enumerate(texts) if t.endswith("The agent is done."))
     second_answer = next(i for i, t in enumerate(texts) if "Echo: second" in t)
     assert first_done < second_answer, texts
+
+
+async def test_a_header_slack_never_showed_before_a_stop_stays_on_top(world: World) -> None:
+    """Slack refuses every new message while a chat starts and answers, and the bridge stops: the
+    answer was stored with the stream's cursor, and so was the thread's header, so after the restart
+    the header still comes first, above the answer."""
+    world.require("labels")  # a chat without labels is found by its header's link, shown only later
+    world.slack.fail_next("chat.postMessage", error="internal_error", status=500, count=10_000)
+    root = await world.mention("first")
+    await world.until(lambda: world.chat_of(root) is not None)
+    await _until_turn_stored(world, world.chat_of(root).id)
+    await world.stop_bridge()
+    world.slack.clear_faults()
+    await world.start_bridge()
+    await world.until_idle_and_shown(root)
+    texts = world.bot_texts(root)
+    assert texts[0].startswith("Started a Coder chat"), texts
