@@ -14,12 +14,29 @@ watches it).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Generic, TypeVar
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.db.engine import Database
+
+log = logging.getLogger(__name__)
+
+CONFLICT_ATTEMPTS = 3
+"""Times a group is written before a lock conflict fails its callers."""
+
+_CONFLICTS = frozenset({"40P01", "40001"})
+"""PostgreSQL's deadlock_detected and serialization_failure: the transaction was rolled back whole
+and may simply run again."""
+
+
+def is_conflict(exc: DBAPIError) -> bool:
+    """Whether PostgreSQL rolled the transaction back to resolve a conflict with another one."""
+    return getattr(exc.orig, "sqlstate", None) in _CONFLICTS
+
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -30,7 +47,8 @@ Spawn = Callable[[str, Coroutine[Any, Any, None]], "asyncio.Task[Any]"]
 
 class GroupWriter(Generic[T, R]):
     """Calls ``write(session, item)`` for each item, many items per transaction; a caller returns
-    once its item is committed. A failed transaction fails every caller of its group."""
+    once its item is committed. A failed transaction fails every caller of its group (one PostgreSQL
+    rolled back to break a deadlock is written again first)."""
 
     def __init__(self, db: Database, write: Callable[[AsyncSession, T], Awaitable[R]], spawn: Spawn) -> None:
         self._db = db
@@ -51,14 +69,29 @@ class GroupWriter(Generic[T, R]):
             self._writer = self._spawn("group-writer", self._write_groups())
         return future
 
+    async def _commit(self, group: list[tuple[T, asyncio.Future[R]]]) -> list[R]:
+        """Write ``group`` in one transaction; one PostgreSQL aborted to break a deadlock (or a
+        serialization conflict) rolled back whole, so it is written again, a few times at most."""
+        attempt = 1
+        while True:
+            try:
+                async with self._db.unit() as session:
+                    return [await self._write(session, item) for item, _ in group]
+            except DBAPIError as exc:
+                if attempt == CONFLICT_ATTEMPTS or not is_conflict(exc):
+                    raise
+                log.info(
+                    "%d grouped writes lost a lock conflict (%s); writing them again", len(group), exc.orig
+                )
+                attempt += 1
+
     async def _write_groups(self) -> None:
         group: list[tuple[T, asyncio.Future[R]]] = []
         try:
             while self._waiting:
                 group, self._waiting = self._waiting, []
                 try:
-                    async with self._db.unit() as session:
-                        results = [await self._write(session, item) for item, _ in group]
+                    results = await self._commit(group)
                 except Exception as exc:
                     for _, future in group:
                         if not future.done():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bridge.db import repo
@@ -94,5 +96,49 @@ async def test_concurrent_transactions_all_commit(database_url: str) -> None:
 
     try:
         assert await asyncio.gather(*(one(n) for n in range(20))) == [True] * 20
+    finally:
+        await db.dispose()
+
+
+async def test_a_group_postgresql_picks_to_break_a_deadlock_is_written_again(database_url: str) -> None:
+    """A group and another transaction lock two rows in opposite orders; PostgreSQL aborts the group
+    (its session detects the deadlock first) and rolls it back whole: it is written again and its
+    caller gets its result, not the deadlock."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite has one writer at a time: its transactions cannot deadlock")
+    db = await _migrated(database_url)
+    group_holds_a, other_holds_b = asyncio.Event(), asyncio.Event()
+    attempts: list[int] = []
+
+    async def write(session: AsyncSession, value: int) -> int:
+        attempts.append(value)
+        await session.execute(text("SET LOCAL deadlock_timeout = '50ms'"))  # this one detects it
+        await session.execute(text("UPDATE pair SET n = n + 1 WHERE id = 'a'"))
+        if len(attempts) == 1:
+            group_holds_a.set()
+            await other_holds_b.wait()
+        await session.execute(text("UPDATE pair SET n = n + 1 WHERE id = 'b'"))
+        return value
+
+    async def other() -> None:
+        async with db.unit() as session:
+            await session.execute(text("SET LOCAL deadlock_timeout = '10s'"))
+            await session.execute(text("UPDATE pair SET n = n + 10 WHERE id = 'b'"))
+            await group_holds_a.wait()
+            other_holds_b.set()
+            await session.execute(text("UPDATE pair SET n = n + 10 WHERE id = 'a'"))
+
+    try:
+        async with db.unit() as session:
+            await session.execute(text("CREATE TABLE pair (id TEXT PRIMARY KEY, n INTEGER NOT NULL)"))
+            await session.execute(text("INSERT INTO pair VALUES ('a', 0), ('b', 0)"))
+        writer = GroupWriter(db, write, TaskGroup("test").spawn)
+        async with asyncio.timeout(20):
+            written, _ = await asyncio.gather(writer(7), other())
+        assert written == 7
+        assert len(attempts) == 2, "aborted once, written again"
+        async with db.unit() as session:
+            rows = dict((await session.execute(text("SELECT id, n FROM pair"))).all())
+        assert rows == {"a": 11, "b": 11}, "both transactions committed, the group once"
     finally:
         await db.dispose()
