@@ -66,7 +66,7 @@ from bridge.db.engine import Database
 from bridge.relay.agent_files import AgentFiles
 from bridge.relay.content import Card, Plan
 from bridge.relay.identity import HOW_TO_LINK, Identity
-from bridge.relay.leases import Lease, Leases
+from bridge.relay.leases import Lease, LeaseLost, Leases
 from bridge.relay.links import HEADER_SLOT, FollowedHeader, Headers, shown, thread_ref
 from bridge.relay.marks import Marks, ReactionNames
 from bridge.relay.outbox import Outbox, ThreadRef, digest, final_text
@@ -255,7 +255,7 @@ class ChatFollow:
             while self._wanted:
                 self._wanted = False
                 self._finishing = False
-                if not await self._run_once():
+                if not await self._run_safely():
                     self._gave_up = 0
                 elif not self._wanted:
                     await self._retry_later(quietly=self._gave_up == 1)
@@ -264,6 +264,20 @@ class ChatFollow:
             self._finishing = False
             self._gave_up = 0
             self._lease = None
+
+    async def _run_safely(self) -> bool:
+        """``_run_once``, where a failure nobody foresaw (a database error, a bug) is retried later
+        like a stream that gave up, rather than ending the chat's follow until someone writes in the
+        thread: every batch is stored, so the next run goes on from the stored cursor."""
+        try:
+            return await self._run_once()
+        except LeaseLost:
+            raise
+        except Exception:
+            log.exception(
+                "following chat %s failed; trying again later", self.chat_id, extra={"chat_id": self.chat_id}
+            )
+            return True
 
     async def _retry_later(self, *, quietly: bool) -> None:
         """Wait ``retry_interval`` (or until a follow-up wakes the chat), then follow it again; after

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import re
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -341,3 +343,33 @@ def _reaped_bridges() -> Iterator[None]:
     from tests.integration.processes import reap_bridges  # processes imports this module
 
     reap_bridges()
+
+
+class _Said(logging.Handler):
+    """Tells when a logger logs a line with ``words`` (what a test waits for)."""
+
+    def __init__(self, words: str) -> None:
+        super().__init__(logging.INFO)
+        self.words = words
+        self.said = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.words in record.getMessage():
+            self.said.set()
+
+
+@contextlib.asynccontextmanager
+async def until_logged(logger_name: str, words: str) -> AsyncIterator[None]:
+    """Run the block, then wait until logger ``logger_name`` of the bridge running in this process
+    logs ``words``: for what happens out of the simulators' sight (after an acknowledgement, in the
+    database)."""
+    logger = logging.getLogger(logger_name)
+    said, level = _Said(words), logger.level
+    logger.addHandler(said)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+        await asyncio.wait_for(said.said.wait(), WAIT)
+    finally:
+        logger.removeHandler(said)
+        logger.setLevel(level)

@@ -18,8 +18,15 @@ from bridge.sim.coder_agent import Gate, Step, Text
 from bridge.sim.sender import Delivery
 from bridge.sim.slack import SlackSim
 from bridge.sim.slack_oauth import team_bot
-from tests.integration.conftest import CODER_TOKEN, SIGNING_SECRET, World, make_settings, user_texts
-from tests.integration.test_oauth import KEY, NOT_INSTALLED, Installing, _until_logged
+from tests.integration.conftest import (
+    CODER_TOKEN,
+    SIGNING_SECRET,
+    World,
+    make_settings,
+    until_logged,
+    user_texts,
+)
+from tests.integration.test_oauth import KEY, NOT_INSTALLED, Installing
 
 SECOND = "T0002"
 TWO = "C0TWO"  # a channel of the second workspace
@@ -108,9 +115,10 @@ async def test_a_follow_up_in_workspace_two_is_relayed_and_the_bots_posts_are_no
     two = await installed.mention_two("start")
     await world.until(lambda: bool(world.replies(two, TWO)))
     await world.reply(two, "and more", user=CAROL, channel=TWO)
-    await world.until(lambda: len(world.replies(two, TWO)) >= 2)
-
-    assert user_texts(world.chat_of(two, TWO)) == ["start", "and more"]
+    chat = world.chat_of(two, TWO)
+    # Queued while the first turn still works, it reaches the chat as its next turn.
+    await world.until(lambda: user_texts(chat) == ["start", "and more"])
+    await world.until(lambda: chat.status == "waiting" and len(world.replies(two, TWO)) >= 2)
 
     def echoes() -> list[Delivery]:
         """The deliveries of workspace two's bot's own posts and edits."""
@@ -123,14 +131,18 @@ async def test_a_follow_up_in_workspace_two_is_relayed_and_the_bots_posts_are_no
 
     await world.until(lambda: any(d.done for d in echoes()))
     assert {d.status for d in echoes() if d.done} == {200}  # acknowledged, nothing relayed
-    assert not [c for c in world.slack.calls if not c.ok and c.status != 429]
+    # No call went with a token that may not act there (a reaction swap may meet ``no_reaction``).
+    refused = {"channel_not_found", "not_in_channel", "invalid_auth", "not_authed", "token_revoked"}
+    assert not [c for c in world.slack.calls if c.error in refused]
 
 
 async def test_an_uninstalled_workspace_is_refused_and_the_other_goes_on(installed: Installed) -> None:
     world, slack = installed.world, installed.world.slack
     assert world.bridge is not None
     installations = Installing(slack, world.bridge).installations()
-    async with _until_logged(f"removed from workspace -/{SECOND}: its installation is deleted"):
+    async with until_logged(
+        "bridge.slack.oauth", f"removed from workspace -/{SECOND}: its installation is deleted"
+    ):
         delivery = await slack.uninstall_app(SECOND)
         assert delivery.status == 200
     assert await installations.find_bot(None, SECOND) is None

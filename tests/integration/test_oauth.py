@@ -9,8 +9,6 @@ test_distribution follows installed workspaces through to the answers.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -28,41 +26,12 @@ from bridge.relay.installations import Installations
 from bridge.sim.coder import CoderSim
 from bridge.sim.slack import SlackSim
 from bridge.slack.scopes import REQUIRED_SCOPES
-from tests.integration.conftest import CODER_TOKEN, SIGNING_SECRET, WAIT, make_settings
+from tests.integration.conftest import CODER_TOKEN, SIGNING_SECRET, make_settings, until_logged
 from tests.slack_payloads import payload
 
 KEY = Fernet.generate_key().decode()
 NOT_INSTALLED = "no longer available"
 """Bolt's answer to an event from a workspace it finds no installation for."""
-
-
-class _Said(logging.Handler):
-    """Tells when the bridge logs a line with ``words`` (the event tests wait for)."""
-
-    def __init__(self, words: str) -> None:
-        super().__init__(logging.INFO)
-        self.words = words
-        self.said = asyncio.Event()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if self.words in record.getMessage():
-            self.said.set()
-
-
-@contextlib.asynccontextmanager
-async def _until_logged(words: str) -> AsyncIterator[None]:
-    """Run the block, then wait until ``bridge.slack.oauth`` logs ``words`` (its listeners run after
-    the acknowledgement)."""
-    logger = logging.getLogger("bridge.slack.oauth")
-    said, level = _Said(words), logger.level
-    logger.addHandler(said)
-    logger.setLevel(logging.INFO)
-    try:
-        yield
-        await asyncio.wait_for(said.said.wait(), WAIT)
-    finally:
-        logger.removeHandler(said)
-        logger.setLevel(level)
 
 
 @dataclass
@@ -234,7 +203,7 @@ async def test_an_uninstall_deletes_the_installation(
     (token,) = slack.oauth.grants
 
     with caplog.at_level(logging.INFO):
-        async with _until_logged("its installation is deleted"):
+        async with until_logged("bridge.slack.oauth", "its installation is deleted"):
             delivery = await slack.uninstall_app()
             assert delivery.status == 200
     assert await installing.installations().count() == 0
@@ -265,7 +234,9 @@ async def test_a_forged_reused_or_foreign_state_is_refused_with_a_plain_page(ins
 async def test_a_revoked_bot_token_is_deleted(installing: Installing) -> None:
     slack = installing.slack
     await installing.install()
-    async with _until_logged("Slack revoked the bot token of workspace -/T0001: it is deleted"):
+    async with until_logged(
+        "bridge.slack.oauth", "Slack revoked the bot token of workspace -/T0001: it is deleted"
+    ):
         event = payload("tokens_revoked")["event"]  # wrapped for the simulated workspace
         delivery = await slack.deliver_event(event)
         assert delivery.status == 200

@@ -7,13 +7,15 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
 from bridge.db import repo
+from bridge.db.engine import Database
 from bridge.sim.coder import CoderSim
 from bridge.sim.coder_agent import Gate, Step, Text
 from bridge.sim.coder_state import SimChat
 from bridge.sim.slack import SlackSim
-from tests.integration.conftest import CODER_TOKEN, SIGNING_SECRET, World, user_texts
+from tests.integration.conftest import CODER_TOKEN, SIGNING_SECRET, World, until_logged, user_texts
 from tests.integration.processes import BridgeProcess, serve_env
 
 
@@ -295,3 +297,26 @@ async def test_a_header_slack_never_showed_before_a_stop_stays_on_top(world: Wor
     await world.until_idle_and_shown(root)
     texts = world.bot_texts(root)
     assert texts[0].startswith("Started a Coder chat"), texts
+
+
+async def test_a_follow_that_fails_unforeseen_is_followed_again(world: World, database_url: str) -> None:
+    """A follow fails for a reason nobody foresaw (here PostgreSQL gives up waiting for the table of
+    cursors, which another session holds): it is followed again shortly, from its stored cursor, and
+    the turn's answer is shown with nobody writing in the thread."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("lock_timeout is PostgreSQL's; SQLite's writers take turns in the bridge")
+    await world.stop_bridge()
+    db = Database(database_url)
+    try:
+        async with db.unit() as session:
+            name = (await session.execute(text("SELECT current_database()"))).scalar_one()
+            await session.execute(text(f"ALTER DATABASE \"{name}\" SET lock_timeout = '200ms'"))
+        await world.start_bridge(stream_retry_interval=0.2)
+        root, gate = await world.busy_on_first()
+        async with db.unit() as holding:
+            await holding.execute(text("LOCK TABLE stream_cursor IN EXCLUSIVE MODE"))
+            async with until_logged("bridge.relay.follow", "trying again later"):
+                gate.set()
+        await world.until_idle_and_shown(root)
+    finally:
+        await db.dispose()
