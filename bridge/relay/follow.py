@@ -317,6 +317,10 @@ class ChatFollow:
             return False
         try:
             chat = await backend.get_chat(chat_id)
+            if not await shared.outbox.has_slot(ref, HEADER_SLOT):
+                # A crash between the chat's creation and its header's store: the header goes
+                # first, above everything this run stores.
+                await shared.headers.show(ref, shown(link, chat), archived=link.archived)
             header = shared.headers.follow(chat_id, shown(link, chat).title, archived=link.archived)
             # A turn that ended while nobody followed still needs its card closed and its outcome
             # told: the link, busy until a turn's ending is stored, says so though the chat is idle.
