@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
-from pydantic import SecretStr
 
 from bridge.sim.coder import CoderSim
 from bridge.sim.coder_agent import Gate, Step, Text
@@ -22,11 +21,10 @@ from tests.integration.conftest import (
     CODER_TOKEN,
     SIGNING_SECRET,
     World,
-    make_settings,
     until_logged,
     user_texts,
 )
-from tests.integration.test_oauth import KEY, NOT_INSTALLED, Installing
+from tests.integration.test_oauth import NOT_INSTALLED, Installing, distribution_settings
 
 SECOND = "T0002"
 TWO = "C0TWO"  # a channel of the second workspace
@@ -71,16 +69,7 @@ async def installed(database_url: str) -> AsyncIterator[Installed]:
         slack.add_team(SECOND, "Second")
         slack.add_user(CAROL, "carol", team_id=SECOND, channels=())
         slack.add_channel(TWO, "two", members=(CAROL, SECOND_BOT), team=SECOND)
-        settings = make_settings(
-            slack,
-            coder,
-            database_url,
-            slack_bot_token=None,
-            slack_client_id=slack.oauth.client_id,
-            slack_client_secret=SecretStr(slack.oauth.client_secret),
-            encryption_key=SecretStr(KEY),
-        )
-        world = World(slack=slack, coder=coder, settings=settings)
+        world = World(slack=slack, coder=coder, settings=distribution_settings(slack, coder, database_url))
         bridge = await world.start_bridge()
         slack.oauth.redirect_url = f"http://127.0.0.1:{bridge.port}/slack/oauth_redirect"
         try:

@@ -21,6 +21,7 @@ from pydantic import SecretStr
 from sqlalchemy import text
 
 from bridge.app import Bridge
+from bridge.config import Settings
 from bridge.relay.cipher import TokenCipher
 from bridge.relay.installations import Installations
 from bridge.sim.coder import CoderSim
@@ -83,6 +84,19 @@ class Installing:
         return [" ".join(str(value) for value in row) for row in rows]
 
 
+def distribution_settings(slack: SlackSim, coder: CoderSim, database_url: str) -> Settings:
+    """A bridge installed through OAuth on the simulators: client id and secret, no bot token."""
+    return make_settings(
+        slack,
+        coder,
+        database_url,
+        slack_bot_token=None,
+        slack_client_id=slack.oauth.client_id,
+        slack_client_secret=SecretStr(slack.oauth.client_secret),
+        encryption_key=SecretStr(KEY),
+    )
+
+
 @pytest.fixture
 async def installing(database_url: str) -> AsyncIterator[Installing]:
     """A bridge in distribution mode (client id and secret, no bot token) on the simulators."""
@@ -90,16 +104,7 @@ async def installing(database_url: str) -> AsyncIterator[Installing]:
         CoderSim(tokens={CODER_TOKEN: "alice"}, part_interval=0.002) as coder,
         SlackSim(signing_secret=SIGNING_SECRET, time_scale=0.05) as slack,
     ):
-        settings = make_settings(
-            slack,
-            coder,
-            database_url,
-            slack_bot_token=None,
-            slack_client_id=slack.oauth.client_id,
-            slack_client_secret=SecretStr(slack.oauth.client_secret),
-            encryption_key=SecretStr(KEY),
-        )
-        bridge = Bridge(settings)
+        bridge = Bridge(distribution_settings(slack, coder, database_url))
         await bridge.start()
         slack.event_url = f"http://127.0.0.1:{bridge.port}/slack/events"
         slack.oauth.redirect_url = f"http://127.0.0.1:{bridge.port}/slack/oauth_redirect"
