@@ -90,8 +90,9 @@ async def test_workspace_start_is_shown_while_it_lasts(world: World) -> None:
         pytest.skip("the 2025 AI-SDK API has no create_workspace tool, and shows a tool call with its result")
     await world.stop_bridge()
     await world.start_bridge(slow_start_after=0.05)
+    # Two seconds of workspace start: long enough for a loaded machine's card edit to land within it.
     world.coder.agent = lambda prompt: [
-        ToolCall("create_workspace", {"name": "fix-login"}, {"workspace_name": "fix-login"}, seconds=0.6),
+        ToolCall("create_workspace", {"name": "fix-login"}, {"workspace_name": "fix-login"}, seconds=2.0),
         Text("Workspace ready."),
     ]
     root = await world.mention("go")
