@@ -274,9 +274,12 @@ class StreamingPoster:
 
     async def _append(self, thread: int, stream: _Stream, markdown: str, key: PostTag) -> None:
         if not markdown.startswith(stream.sent):
-            stream.wanted = markdown  # shorter may grow again as it was (a reconnect): see ``_end``
-            if not stream.sent.startswith(markdown):  # rewritten, not just replayed shorter
+            if stream.sent.startswith(markdown):  # shorter: may grow again as it was (see ``_end``)
+                stream.wanted = markdown
+            else:  # rewritten: edited at once, on the token the outbox took for this update
+                stream.wanted = None
                 await self._end(thread)
+                await self._inner.update(stream.channel, stream.ts, markdown, key=key)
             return
         delta = markdown[len(stream.sent) :]
         if not delta and not stream.held:
